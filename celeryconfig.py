@@ -1,0 +1,46 @@
+"""Celery settings for the responder, every one read from the environment.
+
+The invariants that keep at-least-once delivery safe on Redis (see reliability.md §1):
+late acks, re-queue on a lost worker, prefetch 1, and every time limit below the Redis
+visibility timeout so a running task is never handed to a second worker.
+"""
+
+import os
+
+_redis_url = os.environ.get("RESPONDER_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+broker_url = _redis_url
+result_backend = os.environ.get("RESPONDER_RESULT_BACKEND", _redis_url)
+
+visibility_timeout = int(os.environ.get("RESPONDER_VISIBILITY_TIMEOUT", "3600"))
+broker_transport_options = {"visibility_timeout": visibility_timeout}
+result_backend_transport_options = {"visibility_timeout": visibility_timeout}
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = int(os.environ.get("RESPONDER_TASK_TIME_LIMIT", "300"))
+task_soft_time_limit = int(os.environ.get("RESPONDER_TASK_SOFT_TIME_LIMIT", "240"))
+result_expires = int(os.environ.get("RESPONDER_RESULT_EXPIRES", "86400"))
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+broker_connection_retry_on_startup = True
+worker_hijack_root_logger = False
+task_default_queue = os.environ.get("RESPONDER_QUEUE", "responder")
+
+beat_schedule = {
+    "heartbeat": {
+        "task": "tasks.pipeline.heartbeat",
+        "schedule": float(os.environ.get("RESPONDER_HEARTBEAT_SECONDS", "10")),
+    },
+}
+
+if not task_soft_time_limit < task_time_limit < visibility_timeout:
+    raise ValueError(
+        "celeryconfig: need RESPONDER_TASK_SOFT_TIME_LIMIT < RESPONDER_TASK_TIME_LIMIT "
+        "< RESPONDER_VISIBILITY_TIMEOUT, or late-acked tasks run twice"
+    )

@@ -1,0 +1,69 @@
+"""The one contract every collector follows, and the data it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from triage.policy import Service
+
+
+class Status(StrEnum):
+    """How a collector run ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a collector may look at: services from the policy's catalog, never raw labels."""
+
+    services: tuple[Service, ...]
+    alert_name: str = ""
+
+
+@dataclass(frozen=True)
+class CollectorContext:
+    """What a collector may use: endpoints, limits and the redaction function."""
+
+    redis_url: str
+    timeout_seconds: float = 5.0
+    redact: Callable[[str], str] = lambda text: text
+
+
+@dataclass
+class Evidence:
+    """What one collector found; renderers decide how it is shown."""
+
+    collector: str
+    status: Status
+    summary: str
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the evidence as JSON-ready data."""
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
+        """Rebuild evidence from `to_dict` output."""
+        return cls(
+            collector=data["collector"],
+            status=Status(data["status"]),
+            summary=data["summary"],
+            tables=dict(data.get("tables", {})),
+            files=dict(data.get("files", {})),
+            duration_seconds=float(data.get("duration_seconds", 0.0)),
+        )
+
+
+Collect = Callable[[Target, CollectorContext], Evidence]

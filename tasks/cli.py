@@ -1,0 +1,109 @@
+"""The `responder` command: run the service, replay deliveries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from redis import RedisError
+
+from tasks.celery_app import make_celery
+from tasks.pipeline import RESPOND
+from tasks.runtime import Runtime, load_policy
+from tasks.settings import Settings, SettingsError, settings_from_env
+from triage.policy import PolicyError
+
+
+def _settings() -> Settings:
+    try:
+        return settings_from_env(os.environ)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """EAFIX first responder: answers every production alert in its first minutes."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--concurrency", default=4, show_default=True, type=int, help="Worker processes.")
+def run(host: str, port: int, concurrency: int) -> None:
+    """Run receiver, worker and beat together in the foreground (for a laptop)."""
+    settings = _settings()
+    try:
+        policy = load_policy(settings)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+    var = Path("var")
+    var.mkdir(exist_ok=True)
+    mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
+    click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
+    click.echo(f"responder: listening on http://{host}:{port} (Ctrl-C stops everything)")
+    commands = [
+        [
+            sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
+            "--access-logfile", "-", "webhooks:create_app()",
+        ],
+        [
+            sys.executable, "-m", "celery", "-A", "tasks", "worker", "--beat",
+            "--loglevel", "INFO", "--concurrency", str(concurrency),
+            "--schedule", str(var / "celerybeat-schedule"),
+        ],
+    ]  # fmt: skip
+    children = [subprocess.Popen(command) for command in commands]
+    sys.exit(_supervise(children))
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Wait until a child exits or we are told to stop; stop all children; return a code."""
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        exited = [c for c in children if c.poll() is not None]
+        if exited:
+            code = exited[0].returncode or 1
+            click.echo(f"responder: {exited[0].args[3]} exited ({code}); stopping", err=True)
+            break
+        time.sleep(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return code
+
+
+@main.command()
+@click.argument("delivery_id")
+def replay(delivery_id: str) -> None:
+    """Re-enqueue a stored delivery as a new pipeline run."""
+    settings = _settings()
+    runtime = Runtime(settings)
+    try:
+        delivery = runtime.deliveries.get(delivery_id)
+        if delivery is None:
+            raise click.ClickException(f"no delivery {delivery_id!r} (unknown or past retention)")
+        run_number = runtime.deliveries.next_run(delivery_id)
+        make_celery(settings).send_task(RESPOND, args=[delivery_id, run_number])
+    except RedisError as exc:
+        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+    runtime.deliveries.update(delivery_id, pipeline="queued (replay)")
+    click.echo(f"replaying {delivery_id} as run {run_number} (bundle {delivery_id}-r{run_number})")

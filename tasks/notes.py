@@ -1,0 +1,93 @@
+"""Render the PagerDuty notes: short, first line first, never cut mid-line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from collectors.contract import Evidence, Status
+from triage.models import Alert, Classification
+from triage.policy import Policy
+from triage.sla import Deadlines
+
+NOTE_LIMIT = 24_000  # PagerDuty documents no limit; stay well below anything plausible.
+_SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
+_STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.SKIPPED: 2, Status.OK: 3}
+
+
+def first_response_note(
+    alerts: Sequence[tuple[Alert, Classification]],
+    group: Classification,
+    due: Deadlines,
+    policy: Policy,
+    delivery_id: str,
+) -> str:
+    """Render the note posted at once: priority and why, SLA deadlines, the alerts."""
+    lead = alerts[0][0] if alerts else None
+    headline = lead.summary if lead else "(no alert)"
+    lines = [
+        f"[{group.priority}] {lead.name if lead else 'alert'}: {headline}",
+        f"Why {group.priority}: {group.rule} - {group.reason}",
+        "SLA: " + " | ".join(_deadline_parts(due, policy)),
+        "",
+        f"Alerts ({len(alerts)} firing):",
+    ]
+    for alert, classification in alerts:
+        labels = " ".join(f"{k}={alert.labels[k]}" for k in _SHOWN_LABELS if k in alert.labels)
+        lines.append(f"- {alert.name} [{classification.priority}] {labels}".rstrip())
+        if alert.summary != alert.name:
+            lines.append(f"  {alert.summary}")
+    lines.append("")
+    if policy.runbook_url:
+        lines.append(f"Runbook: {policy.runbook_url}")
+    lines.append(f"Collecting evidence now; a second note follows. (delivery {delivery_id})")
+    return clip("\n".join(lines))
+
+
+def evidence_note(
+    group: Classification,
+    title: str,
+    evidence: Sequence[Evidence],
+    bundle_location: str,
+) -> str:
+    """Render the evidence note: what failed first, then what is healthy, then the bundle."""
+    problems = [e for e in evidence if e.status is not Status.OK]
+    verdict = (
+        f"{len(problems)} of {len(evidence)} checks found problems"
+        if problems
+        else f"all {len(evidence)} checks passed"
+    )
+    lines = [f"[{group.priority}] Evidence for {title}: {verdict}", ""]
+    for item in sorted(evidence, key=lambda e: _STATUS_ORDER[e.status]):
+        lines.append(
+            f"- {item.status.value.upper()} {item.collector} ({item.duration_seconds:.1f}s): "
+            f"{item.summary}"
+        )
+    lines += ["", f"Bundle: {bundle_location}"]
+    return clip("\n".join(lines))
+
+
+def clip(text: str, limit: int = NOTE_LIMIT) -> str:
+    """Cut text to at most `limit` characters at a line boundary, saying that it was cut."""
+    if len(text) <= limit:
+        return text
+    marker = "\n[... cut; the full text is in the bundle]"
+    room = limit - len(marker)
+    cut = text.rfind("\n", 0, room + 1)
+    if cut <= 0:
+        cut = room  # one enormous line: cut inside it rather than exceed the limit
+    return text[:cut] + marker
+
+
+def _deadline_parts(due: Deadlines, policy: Policy) -> list[str]:
+    targets = policy.sla[due.priority]
+    return [
+        f"acknowledge by {_clock(due.acknowledge)} ({targets.acknowledge})",
+        f"respond by {_clock(due.respond)} ({targets.respond})",
+        f"resolve by {_clock(due.resolve)} ({targets.resolve})",
+        f"updates every {targets.update_every}",
+    ]
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M %Z}".strip()

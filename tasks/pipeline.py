@@ -1,0 +1,95 @@
+"""The response pipeline as Celery tasks: first note, collectors in parallel, bundle, evidence note.
+
+Each task takes ids, declares its retries and calls plain functions in `tasks.response`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery, chord, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from tasks import response
+from tasks.pagerduty_client import PagerDutyUnavailable
+from tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RESPOND = "tasks.pipeline.respond"
+COLLECT_SOFT_LIMIT = 60
+COLLECT_HARD_LIMIT = 90
+
+
+def runtime_of(app: Celery) -> Runtime:
+    """Return the process's Runtime for `app`, building it on first use."""
+    runtime = getattr(app, "_responder_runtime", None)
+    if runtime is None:
+        runtime = Runtime(app.conf.responder_settings)
+        app._responder_runtime = runtime  # type: ignore[attr-defined]
+    return runtime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@shared_task(bind=True, name=RESPOND, max_retries=None)
+def respond(self: Any, delivery_id: str, run: int) -> str:
+    """Start the response to a delivery: find the incident, post the first note, fan out."""
+    rt = runtime_of(self.app)
+    state = response.prepare_run(rt, delivery_id, run, _now())
+    if state is None:
+        return "nothing to respond to"
+    attempt = self.request.retries + 1
+    try:
+        incident = response.resolve_incident(rt, state)
+        if incident is None and attempt < rt.settings.incident_lookup_attempts:
+            raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds)
+        response.post_first_note(rt, state, incident)
+    except PagerDutyUnavailable as exc:
+        if attempt < rt.settings.incident_lookup_attempts:
+            raise self.retry(countdown=min(2**attempt, 30)) from None
+        response.record_failure(rt, state, "first_note", str(exc))
+    if rt.deliveries.effect_done(state.run_id, "fanout"):
+        return state.run_id
+    header = [collect.s(state.run_id, name) for name in state.collectors]
+    chord(header)(finish.s(state.run_id))
+    rt.deliveries.mark_effect(state.run_id, "fanout")
+    return state.run_id
+
+
+@shared_task(
+    bind=True,
+    name="tasks.pipeline.collect",
+    soft_time_limit=COLLECT_SOFT_LIMIT,
+    time_limit=COLLECT_HARD_LIMIT,
+)
+def collect(self: Any, run_id: str, name: str) -> dict[str, Any]:
+    """Run one collector for a pipeline run and store its files; return its manifest entry."""
+    rt = runtime_of(self.app)
+    return response.collect_evidence(rt, run_id, name, timeouts=(SoftTimeLimitExceeded,))
+
+
+@shared_task(bind=True, name="tasks.pipeline.finish", max_retries=5)
+def finish(self: Any, entries: list[dict[str, Any]], run_id: str) -> str:
+    """Write the bundle's manifest and summary, then post the evidence note."""
+    rt = runtime_of(self.app)
+    try:
+        return response.finish_run(rt, run_id, entries, _now())
+    except PagerDutyUnavailable as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(countdown=min(2 ** (self.request.retries + 1), 30)) from None
+        response.record_failure(rt, response.load_run(rt, run_id), "evidence_note", str(exc))
+        return run_id
+
+
+@shared_task(bind=True, name="tasks.pipeline.heartbeat")
+def heartbeat(self: Any) -> str:
+    """Record that beat and a worker are alive, for /readyz and operators."""
+    rt = runtime_of(self.app)
+    stamp = _now().isoformat()
+    rt.redis.set("responder:heartbeat", stamp, ex=300)
+    return stamp

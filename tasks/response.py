@@ -1,0 +1,254 @@
+"""The work behind the pipeline tasks: plain functions over a Runtime, testable without a broker."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from collectors.contract import CollectorContext, Evidence, Status, Target
+from collectors.registry import run_collector
+from tasks import bundle, notes
+from tasks.deliveries import DEDUP_TTL, PREFIX
+from tasks.pagerduty_client import IncidentRef
+from tasks.runtime import Runtime
+from triage.models import Alert, Classification, parse_alertmanager
+from triage.policy import Policy
+from triage.sla import deadlines
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunState:
+    """One pipeline run of a delivery, shared by its tasks through Redis."""
+
+    run_id: str
+    delivery_id: str
+    run: int
+    incident_key: str
+    title: str
+    classification: dict[str, str]
+    fingerprints: list[str]
+    deadlines: dict[str, str]
+    collectors: list[str]
+    services: list[str]
+    incident_id: str | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def incident(self) -> IncidentRef:
+        """Return the incident reference as far as it is known."""
+        return IncidentRef(self.incident_id, self.incident_key)
+
+
+def run_key(run_id: str) -> str:
+    """Return the Redis key holding a run's state."""
+    return f"{PREFIX}run:{run_id}"
+
+
+def save_run(rt: Runtime, state: RunState) -> None:
+    """Store a run's state."""
+    rt.redis.set(run_key(state.run_id), json.dumps(asdict(state)), ex=DEDUP_TTL)
+
+
+def load_run(rt: Runtime, run_id: str) -> RunState:
+    """Load a run's state; raise KeyError when it is gone."""
+    raw = rt.redis.get(run_key(run_id))
+    if raw is None:
+        raise KeyError(f"pipeline run {run_id} not found")
+    return RunState(**json.loads(raw))
+
+
+def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunState | None:
+    """Return the run's state, creating it from the stored delivery the first time."""
+    run_id = f"{delivery_id}-r{run}"
+    existing = rt.redis.get(run_key(run_id))
+    if existing is not None:
+        return RunState(**json.loads(existing))
+    delivery = rt.deliveries.get(delivery_id)
+    if delivery is None:
+        log.warning("delivery %s not found (expired or never recorded)", delivery_id)
+        return None
+    chosen = _alerts_to_answer(rt, delivery, replay=run > 1)
+    if not chosen:
+        rt.deliveries.update(delivery_id, pipeline="skipped: no new firing alert")
+        return None
+    group = json.loads(delivery["raw_body"])
+    classification = Classification.from_dict(delivery["classification"])
+    lead = chosen[0][0]
+    triggered_at = min(alert.starts_at for alert, _ in chosen)
+    state = RunState(
+        run_id=run_id,
+        delivery_id=delivery_id,
+        run=run,
+        incident_key=parse_alertmanager(group).incident_key,
+        title=f"{lead.name}: {lead.summary}" if lead.summary != lead.name else lead.name,
+        classification=classification.to_dict(),
+        fingerprints=[alert.fingerprint for alert, _ in chosen],
+        deadlines=deadlines(classification.priority, triggered_at, rt.policy).to_dict(),
+        collectors=list(rt.policy.plan[classification.priority]),
+        services=affected_services([a for a, _ in chosen], rt.policy),
+    )
+    save_run(rt, state)
+    rt.deliveries.update(delivery_id, pipeline="running", run_id=run_id)
+    return state
+
+
+def affected_services(alerts: Sequence[Alert], policy: Policy) -> list[str]:
+    """Return catalog service names, those the alerts name first; labels never add new ones."""
+    named = []
+    for alert in alerts:
+        for candidate in (alert.labels.get("service", ""), alert.labels.get("job", "")):
+            name = candidate.removeprefix("eafix-")
+            if name in policy.catalog and name not in named:
+                named.append(name)
+    return named + [name for name in policy.catalog if name not in named]
+
+
+def resolve_incident(rt: Runtime, state: RunState) -> IncidentRef | None:
+    """Find the run's PagerDuty incident by key and remember its id."""
+    if state.incident_id:
+        return state.incident
+    incident = rt.pagerduty.find_incident(state.incident_key)
+    if incident is not None and incident.id:
+        state.incident_id = incident.id
+        save_run(rt, state)
+        rt.deliveries.update(state.delivery_id, incident_id=incident.id)
+    return incident
+
+
+def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:
+    """Post the first-response note once per run."""
+    if incident is None:
+        record_failure(
+            rt,
+            state,
+            "first_note",
+            f"no PagerDuty incident with incident_key={state.incident_key} "
+            f"after {rt.settings.incident_lookup_attempts} lookups",
+        )
+        return
+    if rt.deliveries.effect_done(state.run_id, "first_note"):
+        return
+    alerts = load_alerts(rt, state)
+    due = deadlines(
+        Classification.from_dict(state.classification).priority,
+        datetime.fromisoformat(state.deadlines["triggered_at"]),
+        rt.policy,
+    )
+    content = notes.first_response_note(
+        alerts, Classification.from_dict(state.classification), due, rt.policy, state.delivery_id
+    )
+    note = rt.pagerduty.create_note(incident, rt.redact(content))
+    rt.deliveries.mark_effect(state.run_id, "first_note", str(note.get("id", "")))
+    rt.deliveries.update(state.delivery_id, first_note=note.get("id"))
+
+
+def load_alerts(rt: Runtime, state: RunState) -> list[tuple[Alert, Classification]]:
+    """Return the run's alerts with their classifications, from the stored delivery."""
+    delivery = rt.deliveries.get(state.delivery_id) or {}
+    group = parse_alertmanager(json.loads(delivery["raw_body"]))
+    by_fingerprint = {
+        item["fingerprint"]: Classification.from_dict(item["classification"])
+        for item in delivery.get("alerts", [])
+    }
+    return [
+        (alert, by_fingerprint[alert.fingerprint])
+        for alert in group.alerts
+        if alert.fingerprint in state.fingerprints and alert.fingerprint in by_fingerprint
+    ]
+
+
+def collect_evidence(
+    rt: Runtime, run_id: str, name: str, timeouts: tuple[type[BaseException], ...] = ()
+) -> dict[str, Any]:
+    """Run one collector for the run, store its files in the bundle, return its manifest entry."""
+    state = load_run(rt, run_id)
+    target = Target(
+        services=tuple(rt.policy.catalog[s] for s in state.services if s in rt.policy.catalog),
+        alert_name=state.title,
+    )
+    ctx = CollectorContext(
+        redis_url=rt.settings.eafix_redis_url,
+        timeout_seconds=rt.settings.collector_timeout_seconds,
+        redact=rt.redact,
+    )
+    evidence = run_collector(name, target, ctx, timeouts=timeouts)
+    folder = bundle.bundle_path(rt.settings.bundle_dir, run_id)
+    stored = bundle.store_files(folder, evidence.files, rt.redact)
+    return bundle.manifest_entry(evidence, stored, rt.redact)
+
+
+def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: datetime) -> str:
+    """Write the bundle manifest and summary, then post the evidence note once."""
+    state = load_run(rt, run_id)
+    folder = bundle.bundle_path(rt.settings.bundle_dir, run_id)
+    header = {
+        "bundle_id": run_id,
+        "delivery_id": state.delivery_id,
+        "run": state.run,
+        "title": state.title,
+        "incident": {
+            "id": state.incident_id,
+            "incident_key": state.incident_key,
+            "label": state.incident.label,
+        },
+        "classification": state.classification,
+        "deadlines": state.deadlines,
+        "alerts": state.fingerprints,
+    }
+    bundle.write_manifest(folder, header, entries, now)
+    rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=str(folder.resolve()))
+    evidence = [_evidence_of(entry) for entry in entries]
+    content = notes.evidence_note(
+        Classification.from_dict(state.classification),
+        state.title,
+        evidence,
+        f"{folder.resolve()} on the responder host (bundle {run_id})",
+    )
+    incident = state.incident
+    if incident.id is None and not rt.settings.outbox_mode:
+        record_failure(rt, state, "evidence_note", "no PagerDuty incident to attach to")
+    elif not rt.deliveries.effect_done(run_id, "evidence_note"):
+        note = rt.pagerduty.create_note(incident, rt.redact(content))
+        rt.deliveries.mark_effect(run_id, "evidence_note", str(note.get("id", "")))
+        rt.deliveries.update(state.delivery_id, evidence_note=note.get("id"))
+    rt.deliveries.update(state.delivery_id, pipeline="done")
+    return run_id
+
+
+def record_failure(rt: Runtime, state: RunState, step: str, reason: str) -> None:
+    """Record why a step of the run could not be done, on the run and its delivery."""
+    log.warning("run %s: %s failed: %s", state.run_id, step, reason)
+    state.failures[step] = reason
+    save_run(rt, state)
+    rt.deliveries.update(state.delivery_id, failures=state.failures)
+
+
+def _alerts_to_answer(
+    rt: Runtime, delivery: dict[str, Any], *, replay: bool
+) -> list[tuple[Alert, Classification]]:
+    group = parse_alertmanager(json.loads(delivery["raw_body"]))
+    fresh = set(delivery.get("fresh_keys", []))
+    classified = {
+        item["fingerprint"]: Classification.from_dict(item["classification"])
+        for item in delivery.get("alerts", [])
+    }
+    return [
+        (alert, classified[alert.fingerprint])
+        for alert in group.firing
+        if alert.fingerprint in classified and (replay or alert.dedup_key in fresh)
+    ]
+
+
+def _evidence_of(entry: dict[str, Any]) -> Evidence:
+    return Evidence(
+        collector=entry["name"],
+        status=Status(entry["status"]),
+        summary=entry["summary"],
+        duration_seconds=entry["duration_seconds"],
+    )

@@ -1,0 +1,56 @@
+"""Per-process clients built lazily from settings: Redis, the policy, PagerDuty, redaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import redis
+
+from collectors.redact import make_redactor
+from tasks.deliveries import DeliveryStore
+from tasks.pagerduty_client import PagerDutyGateway, make_gateway
+from tasks.settings import Settings
+from triage import policy as policy_module
+from triage.policy import Policy
+
+
+def load_policy(settings: Settings) -> Policy:
+    """Return the policy file named by settings, or the built-in runbook policy."""
+    if settings.policy_path:
+        return policy_module.load_file(settings.policy_path)
+    return policy_module.builtin()
+
+
+class Runtime:
+    """What tasks and the receiver share in one process; nothing connects until first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """Return the Redis client for state (deliveries, dedup, effects)."""
+        return redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+        )
+
+    @cached_property
+    def deliveries(self) -> DeliveryStore:
+        """Return the delivery log."""
+        return DeliveryStore(self.redis)
+
+    @cached_property
+    def policy(self) -> Policy:
+        """Return the loaded policy."""
+        return load_policy(self.settings)
+
+    @cached_property
+    def redact(self) -> Callable[[str], str]:
+        """Return the redaction function, which knows every configured secret."""
+        return make_redactor(self.settings.secrets())
+
+    @cached_property
+    def pagerduty(self) -> PagerDutyGateway:
+        """Return the PagerDuty gateway (REST or outbox)."""
+        return make_gateway(self.settings, self.redact)

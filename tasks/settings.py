@@ -1,0 +1,143 @@
+"""The one typed settings object, read from `RESPONDER_*` environment variables at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class Secret:
+    """A secret string that never shows itself in repr, str or an f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one call that needs it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value the responder cannot use."""
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the receiver, the workers and the CLI are configured with."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    policy_path: str = ""
+    alertmanager_token: Secret = field(default_factory=lambda: Secret(""))
+    alertmanager_basic_auth: Secret = field(default_factory=lambda: Secret(""))
+    allow_unauthenticated: bool = False
+    pagerduty_token: Secret = field(default_factory=lambda: Secret(""))
+    pagerduty_from: str = "eafix-responder@example.com"
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    target_redis_url: str = ""
+    bundle_dir: Path = Path("var/bundles")
+    outbox_dir: Path = Path("var/outbox")
+    public_url: str = "http://127.0.0.1:8080"
+    collector_timeout_seconds: float = 5.0
+    incident_lookup_attempts: int = 6
+    incident_lookup_delay_seconds: float = 2.0
+
+    @property
+    def outbox_mode(self) -> bool:
+        """Return True when there is no PagerDuty token and calls go to the outbox instead."""
+        return not self.pagerduty_token
+
+    @property
+    def eafix_redis_url(self) -> str:
+        """Return the Redis the `redis` collector inspects (EAFIX's own; default: ours)."""
+        return self.target_redis_url or self.redis_url
+
+    def secrets(self) -> list[str]:
+        """Return every configured secret value, for redaction."""
+        values = [getattr(self, f.name) for f in fields(self)]
+        found = [v.reveal() for v in values if isinstance(v, Secret) and v]
+        for secret in list(found):
+            # A basic-auth pair leaks as much through its password alone.
+            if ":" in secret:
+                found.append(secret.split(":", 1)[1])
+        return found
+
+
+_ENV = {
+    "RESPONDER_REDIS_URL": "redis_url",
+    "RESPONDER_POLICY": "policy_path",
+    "RESPONDER_ALERTMANAGER_TOKEN": "alertmanager_token",
+    "RESPONDER_ALERTMANAGER_BASIC_AUTH": "alertmanager_basic_auth",
+    "RESPONDER_ALLOW_UNAUTHENTICATED": "allow_unauthenticated",
+    "RESPONDER_PAGERDUTY_TOKEN": "pagerduty_token",
+    "RESPONDER_PAGERDUTY_FROM": "pagerduty_from",
+    "RESPONDER_PAGERDUTY_API_URL": "pagerduty_api_url",
+    "RESPONDER_PAGERDUTY_EVENTS_URL": "pagerduty_events_url",
+    "RESPONDER_TARGET_REDIS_URL": "target_redis_url",
+    "RESPONDER_BUNDLE_DIR": "bundle_dir",
+    "RESPONDER_OUTBOX_DIR": "outbox_dir",
+    "RESPONDER_PUBLIC_URL": "public_url",
+    "RESPONDER_COLLECTOR_TIMEOUT": "collector_timeout_seconds",
+    "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "incident_lookup_attempts",
+    "RESPONDER_INCIDENT_LOOKUP_DELAY": "incident_lookup_delay_seconds",
+}
+
+
+def settings_from_env(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from an environment mapping; unset variables keep their defaults."""
+    types = {f.name: f.type for f in fields(Settings)}
+    values: dict[str, object] = {}
+    for variable, name in _ENV.items():
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        kind = types[name]
+        try:
+            values[name] = _convert(raw, kind)
+        except ValueError as exc:
+            raise SettingsError(f"{variable}: {exc}") from None
+    basic = values.get("alertmanager_basic_auth")
+    if isinstance(basic, Secret) and ":" not in basic.reveal():
+        raise SettingsError("RESPONDER_ALERTMANAGER_BASIC_AUTH: expected user:password")
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _convert(raw: str, kind: object) -> object:
+    if kind == "Secret":
+        return Secret(raw)
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected 1 or 0, got {raw!r}")
+    if kind == "Path":
+        return Path(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "int":
+        return int(raw)
+    return raw

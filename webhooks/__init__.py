@@ -1,0 +1,30 @@
+"""The Flask receiver: authenticate, validate, record, classify, enqueue, answer 202."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from tasks.celery_app import make_celery
+from tasks.runtime import Runtime
+from tasks.settings import Settings, settings_from_env
+from webhooks import alertmanager, ops
+from webhooks.errors import register_error_handlers
+from webhooks.receiver import EXTENSION, Receiver
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the receiver app; settings default to the `RESPONDER_*` environment."""
+    settings = settings or settings_from_env(os.environ)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    runtime = Runtime(settings)
+    runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
+    app.extensions[EXTENSION] = Receiver(settings, runtime, make_celery(settings))
+    register_error_handlers(app)
+    app.register_blueprint(alertmanager.blueprint)
+    app.register_blueprint(ops.blueprint)
+    return app

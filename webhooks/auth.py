@@ -1,0 +1,84 @@
+"""Authenticate Alertmanager's posts: bearer token or basic auth, compared in constant time."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+
+from flask import Response, request
+
+from tasks.settings import Settings
+from webhooks.errors import problem
+
+
+def reject_unauthenticated(settings: Settings) -> Response | None:
+    """Return a 401 response when the current request is not authenticated, else None."""
+    why = alertmanager_auth_problem(
+        request.headers.get("Authorization"), request.remote_addr, settings
+    )
+    if why is None:
+        return None
+    response = problem(401, why, "Authorization")
+    response.headers["WWW-Authenticate"] = challenge(settings)
+    return response
+
+
+def alertmanager_auth_problem(
+    authorization: str | None, remote_addr: str | None, settings: Settings
+) -> str | None:
+    """Return why a request is not authenticated, or None when it is."""
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            return _check_bearer(credentials.strip(), settings)
+        if scheme == "basic":
+            return _check_basic(credentials.strip(), settings)
+        return f"unsupported Authorization scheme {scheme!r}; use Bearer or Basic"
+    if settings.allow_unauthenticated and _is_loopback(remote_addr):
+        return None
+    if not settings.alertmanager_token and not settings.alertmanager_basic_auth:
+        return (
+            "authentication required, and no credentials are configured: set "
+            "RESPONDER_ALERTMANAGER_TOKEN (or RESPONDER_ALLOW_UNAUTHENTICATED=1 for a local run)"
+        )
+    return "missing Authorization header"
+
+
+def challenge(settings: Settings) -> str:
+    """Return the WWW-Authenticate value naming the schemes this receiver accepts."""
+    schemes = ['Bearer realm="eafix-responder"']
+    if settings.alertmanager_basic_auth:
+        schemes.append('Basic realm="eafix-responder"')
+    return ", ".join(schemes)
+
+
+def _check_bearer(token: str, settings: Settings) -> str | None:
+    expected = settings.alertmanager_token
+    if not expected:
+        return "bearer tokens are not accepted: RESPONDER_ALERTMANAGER_TOKEN is not set"
+    if hmac.compare_digest(token.encode(), expected.reveal().encode()):
+        return None
+    return "invalid bearer token"
+
+
+def _check_basic(credentials: str, settings: Settings) -> str | None:
+    expected = settings.alertmanager_basic_auth
+    if not expected:
+        return "basic auth is not accepted: RESPONDER_ALERTMANAGER_BASIC_AUTH is not set"
+    try:
+        given = base64.b64decode(credentials, validate=True)
+    except (binascii.Error, ValueError):
+        return "malformed basic credentials"
+    if hmac.compare_digest(given, expected.reveal().encode()):
+        return None
+    return "invalid basic credentials"
+
+
+def _is_loopback(remote_addr: str | None) -> bool:
+    try:
+        return remote_addr is not None and ipaddress.ip_address(remote_addr).is_loopback
+    except ValueError:
+        return False

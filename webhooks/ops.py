@@ -1,0 +1,55 @@
+"""Operational routes: liveness, readiness and the delivery log."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, jsonify
+from redis import RedisError
+
+from webhooks.auth import reject_unauthenticated
+from webhooks.errors import problem
+from webhooks.receiver import current_receiver
+
+blueprint = Blueprint("ops", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    """Answer 200 while the process serves requests."""
+    return jsonify(status="ok")
+
+
+@blueprint.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Answer 200 when Redis answers and the policy is loaded, else 503 saying which failed."""
+    runtime = current_receiver().runtime
+    checks: dict[str, str] = {"policy": runtime.policy.source}
+    ready = True
+    try:
+        runtime.redis.ping()
+        checks["redis"] = "ok"
+        beat = runtime.redis.get("responder:heartbeat")
+        checks["last_heartbeat"] = beat.decode() if beat else "none yet"
+    except RedisError as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        ready = False
+    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+
+
+@blueprint.get("/deliveries/<delivery_id>")
+def get_delivery(delivery_id: str) -> Response | tuple[Response, int]:
+    """Return one delivery: source, time, dedup outcome, classification, pipeline, bundle."""
+    receiver = current_receiver()
+    if rejection := reject_unauthenticated(receiver.settings):
+        return rejection
+    try:
+        delivery = receiver.runtime.deliveries.get(delivery_id)
+    except RedisError:
+        return problem(503, "cannot read the delivery log right now; retry")
+    if delivery is None:
+        return problem(404, f"no delivery {delivery_id!r} (unknown or past retention)", "id")
+    raw = delivery.pop("raw_body", b"")
+    delivery["body_bytes"] = len(raw)
+    delivery["payload"] = json.loads(raw)
+    return jsonify(delivery)

@@ -1,0 +1,27 @@
+"""What the receiver's views share: settings, the runtime and the Celery app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+from flask import current_app
+
+from tasks.runtime import Runtime
+from tasks.settings import Settings
+
+EXTENSION = "eafix_responder"
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """The receiver's wiring, stored in `app.extensions`."""
+
+    settings: Settings
+    runtime: Runtime
+    celery: Celery
+
+
+def current_receiver() -> Receiver:
+    """Return the wiring of the app handling the current request."""
+    return current_app.extensions[EXTENSION]
