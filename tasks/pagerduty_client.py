@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,10 +123,13 @@ def make_gateway(settings: Settings, redact: Callable[[str], str]) -> PagerDutyG
     """Return the REST gateway when a token is set, else the outbox."""
     if settings.outbox_mode:
         return OutboxGateway(settings.outbox_dir, settings.pagerduty_from)
+    # A private CA bundle serves proxies that re-sign TLS, and the tests' fake PagerDuty.
+    verify = ssl.create_default_context(cafile=settings.pagerduty_ca_file or None)
     client = pagerduty.RestApiV2Client(
         settings.pagerduty_token.reveal(),
         default_from=settings.pagerduty_from,
         base_url=settings.pagerduty_api_url,
+        verify=verify,
     )
     client.timeout = 10
     # The pipeline retries through Celery; keep the client's own retries short and bounded.

@@ -57,6 +57,7 @@ class Settings:
     pagerduty_from: str = "eafix-responder@example.com"
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_events_url: str = "https://events.pagerduty.com"
+    pagerduty_ca_file: str = ""
     target_redis_url: str = ""
     bundle_dir: Path = Path("var/bundles")
     outbox_dir: Path = Path("var/outbox")
@@ -96,6 +97,7 @@ _ENV = {
     "RESPONDER_PAGERDUTY_FROM": "pagerduty_from",
     "RESPONDER_PAGERDUTY_API_URL": "pagerduty_api_url",
     "RESPONDER_PAGERDUTY_EVENTS_URL": "pagerduty_events_url",
+    "RESPONDER_PAGERDUTY_CA_FILE": "pagerduty_ca_file",
     "RESPONDER_TARGET_REDIS_URL": "target_redis_url",
     "RESPONDER_BUNDLE_DIR": "bundle_dir",
     "RESPONDER_OUTBOX_DIR": "outbox_dir",

@@ -193,8 +193,8 @@ def _timestamp(value: str, where: str) -> datetime:
         text = value.replace("Z", "+00:00")
         head, sep, tail = text.partition(".")
         if sep:
-            digits = "".join(c for c in tail if c.isdigit())
-            zone = tail[len(digits) :]
+            zone = tail.lstrip("0123456789")
+            digits = tail[: len(tail) - len(zone)]
             text = f"{head}.{digits[:6]}{zone}"
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -1,0 +1,45 @@
+# Everything runs from the project's own .venv; nothing is needed beyond python3 and Debian's apt.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+RESPONDER_REDIS_URL ?= redis://127.0.0.1:6379/0
+RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format test-services clean
+
+$(BIN)/responder: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev-installed: $(BIN)/responder
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+## run: receiver + worker + beat on 127.0.0.1:8080 (outbox mode without a PagerDuty token)
+run: $(BIN)/responder
+	@url=$$(scripts/ensure-redis "$(RESPONDER_REDIS_URL)") && \
+	  RESPONDER_REDIS_URL="$$url" \
+	  RESPONDER_ALLOW_UNAUTHENTICATED="$${RESPONDER_ALLOW_UNAUTHENTICATED:-1}" \
+	  $(BIN)/responder run
+
+test-services:
+	scripts/install-test-services
+
+## test: lint, install the services the tests need, run the whole suite
+test: $(VENV)/.dev-installed test-services lint
+	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
+	  RESPONDER_TEST_REDIS_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var/bundles var/outbox .pytest_cache
