@@ -162,6 +162,10 @@ def worker(
     """Start a real Celery worker process; yield the path of its log."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, **responder_env}
+    # Messages left by receiver tests that ran without a worker would be consumed first.
+    redis.Redis.from_url(responder_env["RESPONDER_REDIS_URL"]).delete(
+        "responder", "unacked", "unacked_index"
+    )
     command = [
         sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
         "--concurrency", "3", "--without-gossip", "--without-mingle", "--hostname", "test@%h",

@@ -1,0 +1,124 @@
+"""One alert travels end to end: receiver -> Redis -> real Celery worker -> fake PagerDuty."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import requests
+
+from tasks.settings import Settings
+from tests.conftest import TOKEN, post_alert, sample_payload, wait_for
+from tests.fakes.pagerduty import FakePagerDuty
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def incident_key(payload: dict) -> str:
+    return hashlib.sha256(payload["groupKey"].encode()).hexdigest()
+
+
+def delivery(receiver: str, delivery_id: str) -> dict:
+    return requests.get(f"{receiver}/deliveries/{delivery_id}", headers=BEARER, timeout=5).json()
+
+
+def test_sample_alert_gets_both_notes_and_a_bundle(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, settings: Settings, redis_client
+) -> None:
+    payload = sample_payload()
+    incident = pagerduty.add_incident(incident_key(payload), "[FIRING:1] SignalLatencyHigh")
+
+    accepted = post_alert(receiver, payload)
+    assert accepted.status_code == 202
+    assert accepted.json()["priority"] == "P1"
+
+    notes = wait_for(
+        lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
+        what="the first-response and evidence notes",
+    )
+    first, evidence = (note["content"] for note in notes)
+    assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
+    assert "Why P1: signal-latency-over-5s" in first
+    assert "acknowledge by" in first and "(15m)" in first
+    assert evidence.startswith("[P1] Evidence for SignalLatencyHigh")
+    assert "OK http" in evidence and "OK redis" in evidence
+
+    record = wait_for(
+        lambda: (
+            (d := delivery(receiver, accepted.json()["delivery_id"]))["pipeline"] == "done" and d
+        ),
+        what="the pipeline to finish",
+    )
+    assert record["incident_id"] == incident
+    manifest = json.loads((settings.bundle_dir / record["bundle_id"] / "manifest.json").read_text())
+    assert manifest["incident"]["id"] == incident
+    by_name = {c["name"]: c for c in manifest["collectors"]}
+    assert set(by_name) == {"http", "redis"}
+    for entry in by_name.values():
+        assert entry["status"] == "ok"
+        assert entry["duration_seconds"] > 0
+        assert entry["files"]
+    # Every call the worker made was valid under PagerDuty's OpenAPI spec (checked by the
+    # `pagerduty` fixture) and carried the From header the notes endpoint requires.
+    note_calls = [c for c in pagerduty.calls if c.path.endswith("/notes")]
+    assert {c.headers.get("From") for c in note_calls} == {"responder@eafix.example"}
+
+
+def test_the_incident_may_appear_after_the_alert(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", late="yes"}')
+    accepted = post_alert(receiver, payload)
+    assert accepted.status_code == 202
+    # PagerDuty creates the incident a moment later (Alertmanager notifies both in parallel).
+    wait_for(
+        lambda: any(c.path == "/incidents" for c in pagerduty.calls),
+        what="the first incident lookup",
+    )
+    incident = pagerduty.add_incident(incident_key(payload))
+    notes = wait_for(lambda: len(pagerduty.notes_for(incident)) >= 2, what="both notes")
+    assert notes
+
+
+def test_a_failed_service_shows_in_the_evidence(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, health_server, redis_client
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", sick="yes"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    health_server.status["risk-manager"] = "degraded"
+    try:
+        post_alert(receiver, payload)
+        notes = wait_for(
+            lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
+            what="both notes",
+        )
+    finally:
+        health_server.status.clear()
+    evidence = notes[1]["content"]
+    assert "5/6 services healthy; risk-manager degraded" in evidence
+
+
+def test_concurrent_duplicates_start_exactly_one_pipeline(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", dup="yes"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    answers: list[dict] = []
+
+    def send() -> None:
+        answers.append(post_alert(receiver, payload).json())
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a["duplicate"] for a in answers) == [False] + [True] * 7
+    original = next(a for a in answers if not a["duplicate"])
+    wait_for(
+        lambda: delivery(receiver, original["delivery_id"])["pipeline"] == "done",
+        what="the one pipeline to finish",
+    )
+    assert len(pagerduty.notes_for(incident)) == 2

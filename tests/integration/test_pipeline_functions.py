@@ -1,0 +1,72 @@
+"""The pipeline's plain functions run in-process, without a broker, in outbox mode."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tasks import response
+from tasks.runtime import Runtime
+from tasks.settings import Secret, Settings
+from tests.conftest import TOKEN, sample_payload
+from webhooks import create_app
+
+
+def test_outbox_mode_writes_both_notes_and_a_bundle(
+    settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    outbox = replace(
+        settings,
+        pagerduty_token=Secret(""),
+        outbox_dir=tmp_path / "outbox",
+        bundle_dir=tmp_path / "bundles",
+    )
+    client = create_app(outbox).test_client()
+    accepted = client.post(
+        "/webhooks/alertmanager",
+        json=sample_payload(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ).get_json()
+    rt = Runtime(outbox)
+
+    state = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    assert state is not None and state.collectors == ["http", "redis"]
+    assert state.services[0] == "signal-generator"  # the alert's own service is checked first
+    incident = response.resolve_incident(rt, state)
+    response.post_first_note(rt, state, incident)
+    response.post_first_note(rt, state, incident)  # a retried task must not post twice
+    entries = [response.collect_evidence(rt, state.run_id, name) for name in state.collectors]
+    response.finish_run(rt, state.run_id, entries, datetime.now(UTC))
+
+    calls = [json.loads(p.read_text()) for p in sorted((tmp_path / "outbox").glob("*.json"))]
+    assert [c["path"] for c in calls] == ["/incidents/{id}/notes"] * 2
+    assert {c["incident_key"] for c in calls} == {state.incident_key}
+    first, evidence = (c["json"]["note"]["content"] for c in calls)
+    assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
+    assert evidence.startswith("[P1] Evidence for SignalLatencyHigh")
+
+    manifest = json.loads((tmp_path / "bundles" / state.run_id / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["collectors"]] == ["http", "redis"]
+    assert {c["status"] for c in manifest["collectors"]} == {"ok"}
+    assert manifest["classification"]["rule"] == "signal-latency-over-5s"
+    assert (tmp_path / "bundles" / state.run_id / "http" / "health.json").is_file()
+    assert (tmp_path / "bundles" / state.run_id / "summary.md").read_text().startswith("# [P1]")
+    delivery = rt.deliveries.get(accepted["delivery_id"])
+    assert delivery["pipeline"] == "done" and delivery["bundle_id"] == state.run_id
+
+
+def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
+    settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    state = response.RunState(
+        run_id="r1", delivery_id="d1", run=1, incident_key="k", title="t",
+        classification={"priority": "P1", "rule": "x", "reason": "y"}, fingerprints=[],
+        deadlines={}, collectors=["nosuch"], services=[],
+    )  # fmt: skip
+    response.save_run(rt, state)
+    entry = response.collect_evidence(rt, "r1", "nosuch")
+    assert entry["status"] == "skipped"
+    assert "no collector named 'nosuch'" in entry["summary"]

@@ -1,0 +1,177 @@
+"""The Alertmanager endpoint against real Redis: auth, validation, recording, dedup, 202."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from flask.testing import FlaskClient
+
+from tasks.settings import Secret, Settings
+from tests.conftest import TOKEN, sample_payload
+from webhooks import create_app
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def client(settings: Settings, redis_client) -> Iterator[FlaskClient]:
+    yield create_app(settings).test_client()
+
+
+def post(client: FlaskClient, payload: object, headers: dict[str, str] | None = None):
+    return client.post(
+        "/webhooks/alertmanager",
+        data=json.dumps(payload),
+        headers={"Content-Type": "application/json", **(BEARER if headers is None else headers)},
+    )
+
+
+def test_an_alert_is_recorded_classified_and_queued(client: FlaskClient, redis_client) -> None:
+    response = post(client, sample_payload())
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["priority"] == "P1" and body["duplicate"] is False
+    stored = client.get(f"/deliveries/{body['delivery_id']}", headers=BEARER).get_json()
+    assert stored["source"] == "alertmanager"
+    assert stored["classification"]["rule"] == "signal-latency-over-5s"
+    assert stored["pipeline"] == "queued"
+    assert stored["payload"] == sample_payload()  # the raw body, byte for byte
+    assert "Authorization" not in json.dumps(stored["headers"])
+
+
+def test_the_same_alert_again_is_a_duplicate_and_starts_nothing(client: FlaskClient) -> None:
+    first = post(client, sample_payload()).get_json()
+    second = post(client, sample_payload()).get_json()
+    assert second["duplicate"] is True
+    assert second["delivery_id"] != first["delivery_id"]  # still recorded, for the log
+    stored = client.get(f"/deliveries/{second['delivery_id']}", headers=BEARER).get_json()
+    assert stored["pipeline"] == "not started: duplicate"
+
+
+def test_a_resolved_only_group_is_recorded_without_a_pipeline(client: FlaskClient) -> None:
+    payload = sample_payload(status="resolved")
+    payload["alerts"][0].update(status="resolved", endsAt="2026-11-27T15:00:00Z")
+    body = post(client, payload).get_json()
+    stored = client.get(f"/deliveries/{body['delivery_id']}", headers=BEARER).get_json()
+    assert stored["pipeline"] == "not started: no new firing alert"
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({}, "missing Authorization header"),
+        ({"Authorization": "Bearer wrong"}, "invalid bearer token"),
+        ({"Authorization": "Digest abc"}, "unsupported Authorization scheme 'digest'"),
+        (
+            {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()},
+            "basic auth is not accepted",
+        ),
+    ],
+)
+def test_unauthenticated_posts_get_401_with_a_challenge(
+    client: FlaskClient, headers: dict[str, str], problem: str
+) -> None:
+    response = post(client, sample_payload(), headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.get_json()["error"].startswith(problem)
+    assert response.get_json()["field"] == "Authorization"
+
+
+def test_basic_auth_is_accepted_when_configured(settings: Settings, redis_client) -> None:
+    app = create_app(replace(settings, alertmanager_basic_auth=Secret("am:pa55")))
+    good = "Basic " + base64.b64encode(b"am:pa55").decode()
+    bad = "Basic " + base64.b64encode(b"am:nope").decode()
+    client = app.test_client()
+    assert post(client, sample_payload(), {"Authorization": good}).status_code == 202
+    assert post(client, sample_payload(), {"Authorization": bad}).status_code == 401
+
+
+def test_unauthenticated_local_posts_need_the_explicit_setting(
+    settings: Settings, redis_client
+) -> None:
+    open_app = create_app(replace(settings, allow_unauthenticated=True)).test_client()
+    assert post(open_app, sample_payload(), headers={}).status_code == 202
+    remote = open_app.post(
+        "/webhooks/alertmanager",
+        json=sample_payload(),
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
+    assert remote.status_code == 401  # the setting covers loopback only
+
+
+def test_no_credentials_configured_means_every_post_is_refused(settings: Settings) -> None:
+    bare = replace(settings, alertmanager_token=Secret(""))
+    response = post(create_app(bare).test_client(), sample_payload(), headers={})
+    assert response.status_code == 401
+    assert "no credentials are configured" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "error"),
+    [
+        ("{not json", 400, "(body)", "body is not valid JSON"),
+        (json.dumps({"version": "4", "alerts": []}), 400, "alerts", "expected a non-empty list"),
+        (json.dumps(sample_payload(version="3")), 400, "version", 'expected "4"'),
+    ],
+)
+def test_bad_bodies_get_400_naming_the_field(
+    client: FlaskClient, body: str, status: int, field: str, error: str
+) -> None:
+    response = client.post(
+        "/webhooks/alertmanager",
+        data=body,
+        headers={"Content-Type": "application/json", **BEARER},
+    )
+    assert response.status_code == status
+    assert response.get_json()["field"] == field
+    assert response.get_json()["error"].startswith(error)
+
+
+def test_non_json_content_type_is_415(client: FlaskClient) -> None:
+    response = client.post(
+        "/webhooks/alertmanager", data="x", headers={"Content-Type": "text/plain", **BEARER}
+    )
+    assert response.status_code == 415
+    assert response.get_json()["field"] == "Content-Type"
+
+
+def test_bodies_over_256_kb_are_413_without_parsing(client: FlaskClient) -> None:
+    response = client.post(
+        "/webhooks/alertmanager",
+        data=b"[" + b" " * (300 * 1024) + b"]",
+        headers={"Content-Type": "application/json", **BEARER},
+    )
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "request body too large", "field": "(body)"}
+
+
+def test_health_and_readiness(client: FlaskClient, settings: Settings) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"]["redis"] == "ok"
+    assert ready.get_json()["checks"]["policy"] == settings.policy_path
+
+
+def test_readiness_is_503_when_redis_is_unreachable(settings: Settings) -> None:
+    app = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0"))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["redis"].startswith("unreachable")
+
+
+def test_a_delivery_is_503_not_2xx_when_redis_is_unreachable(settings: Settings) -> None:
+    app = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0"))
+    response = post(app.test_client(), sample_payload())
+    assert response.status_code == 503  # Alertmanager retries 5xx only
+
+
+def test_unknown_delivery_is_404_naming_it(client: FlaskClient) -> None:
+    response = client.get("/deliveries/nope", headers=BEARER)
+    assert response.status_code == 404
+    assert "nope" in response.get_json()["error"]
