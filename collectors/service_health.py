@@ -84,10 +84,14 @@ def health_of(http_status: int, body: str) -> str:
 
 def summarise(rows: list[dict[str, Any]]) -> str:
     """Say in one line how many services are healthy and what is wrong with the others."""
-    healthy = [r["service"] for r in rows if r["health"] == "ok"]
-    problems = [f"{r['service']} {r['error'] or r['health']}" for r in rows if r["health"] != "ok"]
-    line = f"{len(healthy)}/{len(rows)} services healthy"
-    return f"{line}; {'; '.join(problems)}" if problems else line
+    healthy = sum(1 for r in rows if r["health"] == "ok")
+    by_problem: dict[str, list[str]] = {}
+    for row in rows:
+        if row["health"] != "ok":
+            by_problem.setdefault(row["error"] or row["health"], []).append(row["service"])
+    line = f"{healthy}/{len(rows)} services healthy"
+    problems = [f"{', '.join(names)} {problem}" for problem, names in by_problem.items()]
+    return "; ".join([line, *problems])
 
 
 def _root_cause(exc: BaseException) -> str:

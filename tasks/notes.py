@@ -57,12 +57,10 @@ def evidence_note(
         if problems
         else f"all {len(evidence)} checks passed"
     )
-    lines = [f"[{group.priority}] Evidence for {title}: {verdict}", ""]
+    lines = [f"[{group.priority}] {title} evidence: {verdict}", ""]
     for item in sorted(evidence, key=lambda e: _STATUS_ORDER[e.status]):
-        lines.append(
-            f"- {item.status.value.upper()} {item.collector} ({item.duration_seconds:.1f}s): "
-            f"{item.summary}"
-        )
+        took = _took(item.duration_seconds)
+        lines.append(f"- {item.status.value.upper()} {item.collector} ({took}): {item.summary}")
     lines += ["", f"Bundle: {bundle_location}"]
     return clip("\n".join(lines))
 
@@ -87,6 +85,10 @@ def _deadline_parts(due: Deadlines, policy: Policy) -> list[str]:
         f"resolve by {_clock(due.resolve)} ({targets.resolve})",
         f"updates every {targets.update_every}",
     ]
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def _clock(moment: datetime) -> str:

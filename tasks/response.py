@@ -30,6 +30,7 @@ class RunState:
     delivery_id: str
     run: int
     incident_key: str
+    alert_name: str
     title: str
     classification: dict[str, str]
     fingerprints: list[str]
@@ -86,6 +87,7 @@ def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunSt
         delivery_id=delivery_id,
         run=run,
         incident_key=parse_alertmanager(group).incident_key,
+        alert_name=lead.name,
         title=f"{lead.name}: {lead.summary}" if lead.summary != lead.name else lead.name,
         classification=classification.to_dict(),
         fingerprints=[alert.fingerprint for alert, _ in chosen],
@@ -206,7 +208,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
     evidence = [_evidence_of(entry) for entry in entries]
     content = notes.evidence_note(
         Classification.from_dict(state.classification),
-        state.title,
+        state.alert_name,
         evidence,
         f"{folder.resolve()} on the responder host (bundle {run_id})",
     )

@@ -42,7 +42,7 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
     assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
     assert "Why P1: signal-latency-over-5s" in first
     assert "acknowledge by" in first and "(15m)" in first
-    assert evidence.startswith("[P1] Evidence for SignalLatencyHigh")
+    assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 2 checks passed")
     assert "OK http" in evidence and "OK redis" in evidence
 
     record = wait_for(
@@ -122,3 +122,33 @@ def test_concurrent_duplicates_start_exactly_one_pipeline(
         what="the one pipeline to finish",
     )
     assert len(pagerduty.notes_for(incident)) == 2
+
+
+def test_replay_runs_a_stored_delivery_again(
+    worker: Path,
+    receiver: str,
+    pagerduty: FakePagerDuty,
+    settings: Settings,
+    redis_client,
+    monkeypatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from tasks.cli import main
+
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", replay="yes"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    delivery_id = post_alert(receiver, payload).json()["delivery_id"]
+    wait_for(lambda: len(pagerduty.notes_for(incident)) >= 2, what="the first run's notes")
+
+    monkeypatch.setenv("RESPONDER_REDIS_URL", settings.redis_url)
+    result = CliRunner().invoke(main, ["replay", delivery_id])
+    assert result.exit_code == 0, result.output
+    assert f"replaying {delivery_id} as run 2" in result.output
+    wait_for(lambda: len(pagerduty.notes_for(incident)) >= 4, what="the replay's notes")
+    record = delivery(receiver, delivery_id)
+    assert record["bundle_id"] == f"{delivery_id}-r2"
+
+    unknown = CliRunner().invoke(main, ["replay", "no-such-delivery"])
+    assert unknown.exit_code == 1
+    assert "no delivery 'no-such-delivery'" in unknown.output

@@ -45,7 +45,7 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     assert {c["incident_key"] for c in calls} == {state.incident_key}
     first, evidence = (c["json"]["note"]["content"] for c in calls)
     assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
-    assert evidence.startswith("[P1] Evidence for SignalLatencyHigh")
+    assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 2 checks passed")
 
     manifest = json.loads((tmp_path / "bundles" / state.run_id / "manifest.json").read_text())
     assert [c["name"] for c in manifest["collectors"]] == ["http", "redis"]
@@ -62,7 +62,7 @@ def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
     state = response.RunState(
-        run_id="r1", delivery_id="d1", run=1, incident_key="k", title="t",
+        run_id="r1", delivery_id="d1", run=1, incident_key="k", alert_name="a", title="t",
         classification={"priority": "P1", "rule": "x", "reason": "y"}, fingerprints=[],
         deadlines={}, collectors=["nosuch"], services=[],
     )  # fmt: skip
