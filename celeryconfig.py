@@ -10,7 +10,7 @@ import os
 _redis_url = os.environ.get("RESPONDER_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 broker_url = _redis_url
-result_backend = os.environ.get("RESPONDER_RESULT_BACKEND", _redis_url)
+result_backend = _redis_url
 
 visibility_timeout = int(os.environ.get("RESPONDER_VISIBILITY_TIMEOUT", "3600"))
 broker_transport_options = {"visibility_timeout": visibility_timeout}

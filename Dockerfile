@@ -1,0 +1,15 @@
+# One image for web, worker and beat (compose.yaml picks the command).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md celeryconfig.py ./
+COPY triage triage
+COPY webhooks webhooks
+COPY tasks tasks
+COPY collectors collectors
+RUN pip install --no-cache-dir . && useradd --create-home responder \
+    && mkdir -p /var/lib/responder && chown responder /var/lib/responder
+USER responder
+ENV RESPONDER_BUNDLE_DIR=/var/lib/responder/bundles RESPONDER_OUTBOX_DIR=/var/lib/responder/outbox
+EXPOSE 8080
+CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "webhooks:create_app()"]
