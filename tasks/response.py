@@ -74,7 +74,7 @@ def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunSt
     if delivery is None:
         log.warning("delivery %s not found (expired or never recorded)", delivery_id)
         return None
-    chosen = _alerts_to_answer(rt, delivery, replay=run > 1)
+    chosen = _alerts_to_answer(delivery, replay=run > 1)
     if not chosen:
         rt.deliveries.update(delivery_id, pipeline="skipped: no new firing alert")
         return None
@@ -153,15 +153,20 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
 def load_alerts(rt: Runtime, state: RunState) -> list[tuple[Alert, Classification]]:
     """Return the run's alerts with their classifications, from the stored delivery."""
     delivery = rt.deliveries.get(state.delivery_id) or {}
+    return [
+        pair for pair in classified_alerts(delivery) if pair[0].fingerprint in state.fingerprints
+    ]
+
+
+def classified_alerts(delivery: dict[str, Any]) -> list[tuple[Alert, Classification]]:
+    """Return a stored delivery's alerts with the classification the receiver gave each."""
     group = parse_alertmanager(json.loads(delivery["raw_body"]))
     by_fingerprint = {
         item["fingerprint"]: Classification.from_dict(item["classification"])
         for item in delivery.get("alerts", [])
     }
     return [
-        (alert, by_fingerprint[alert.fingerprint])
-        for alert in group.alerts
-        if alert.fingerprint in state.fingerprints and alert.fingerprint in by_fingerprint
+        (a, by_fingerprint[a.fingerprint]) for a in group.alerts if a.fingerprint in by_fingerprint
     ]
 
 
@@ -232,18 +237,13 @@ def record_failure(rt: Runtime, state: RunState, step: str, reason: str) -> None
 
 
 def _alerts_to_answer(
-    rt: Runtime, delivery: dict[str, Any], *, replay: bool
+    delivery: dict[str, Any], *, replay: bool
 ) -> list[tuple[Alert, Classification]]:
-    group = parse_alertmanager(json.loads(delivery["raw_body"]))
     fresh = set(delivery.get("fresh_keys", []))
-    classified = {
-        item["fingerprint"]: Classification.from_dict(item["classification"])
-        for item in delivery.get("alerts", [])
-    }
     return [
-        (alert, classified[alert.fingerprint])
-        for alert in group.firing
-        if alert.fingerprint in classified and (replay or alert.dedup_key in fresh)
+        (alert, classification)
+        for alert, classification in classified_alerts(delivery)
+        if alert.status == "firing" and (replay or alert.dedup_key in fresh)
     ]
 
 
