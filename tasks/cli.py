@@ -14,6 +14,7 @@ from redis import RedisError
 
 from tasks.celery_app import make_celery
 from tasks.pipeline import RESPOND
+from tasks.policy_commands import classify_command, policy_group
 from tasks.runtime import Runtime, load_policy
 from tasks.settings import Settings, SettingsError, settings_from_env
 from triage.policy import PolicyError
@@ -29,6 +30,10 @@ def _settings() -> Settings:
 @click.group()
 def main() -> None:
     """EAFIX first responder: answers every production alert in its first minutes."""
+
+
+main.add_command(policy_group)
+main.add_command(classify_command)
 
 
 @main.command()

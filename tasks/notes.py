@@ -8,7 +8,7 @@ from datetime import datetime
 from collectors.contract import Evidence, Status
 from triage.models import Alert, Classification
 from triage.policy import Policy
-from triage.sla import Deadlines
+from triage.sla import Deadlines, next_market_change
 
 NOTE_LIMIT = 24_000  # PagerDuty documents no limit; stay well below anything plausible.
 _SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
@@ -21,13 +21,15 @@ def first_response_note(
     due: Deadlines,
     policy: Policy,
     delivery_id: str,
+    now: datetime,
 ) -> str:
-    """Render the note posted at once: priority and why, SLA deadlines, the alerts."""
+    """Render the note posted at once: priority and why, market state, deadlines, the alerts."""
     lead = alerts[0][0] if alerts else None
     headline = lead.summary if lead else "(no alert)"
     lines = [
         f"[{group.priority}] {lead.name if lead else 'alert'}: {headline}",
         f"Why {group.priority}: {group.rule} - {group.reason}",
+        market_line(now, policy),
         "SLA: " + " | ".join(_deadline_parts(due, policy)),
         "",
         f"Alerts ({len(alerts)} firing):",
@@ -75,6 +77,14 @@ def clip(text: str, limit: int = NOTE_LIMIT) -> str:
     if cut <= 0:
         cut = room  # one enormous line: cut inside it rather than exceed the limit
     return text[:cut] + marker
+
+
+def market_line(now: datetime, policy: Policy) -> str:
+    """Say whether the market is trading now and when that changes, in market time."""
+    is_open, change = next_market_change(now, policy.market_hours)
+    local = change.astimezone(policy.timezone)
+    when = f"{local:%a %H:%M} {policy.timezone.key.split('/')[-1].replace('_', ' ')} time"
+    return f"Market: OPEN (closes {when})" if is_open else f"Market: closed (opens {when})"
 
 
 def _deadline_parts(due: Deadlines, policy: Policy) -> list[str]:

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
@@ -143,7 +143,12 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         rt.policy,
     )
     content = notes.first_response_note(
-        alerts, Classification.from_dict(state.classification), due, rt.policy, state.delivery_id
+        alerts,
+        Classification.from_dict(state.classification),
+        due,
+        rt.policy,
+        state.delivery_id,
+        datetime.now(UTC),
     )
     note = rt.pagerduty.create_note(incident, rt.redact(content))
     rt.deliveries.mark_effect(state.run_id, "first_note", str(note.get("id", "")))

@@ -1,25 +1,57 @@
-"""Apply the policy's rules to an alert: the most severe matching rule wins."""
+"""Apply the policy's rules to an alert or a PagerDuty incident: the most severe match wins."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
-from triage.models import Alert, Classification
-from triage.policy import Policy, Rule
+from triage.models import Alert, Classification, Incident
+from triage.policy import Condition, Matcher, Policy
+from triage.sla import is_market_open
 
 
-def classify(alert: Alert, policy: Policy) -> Classification:
-    """Return the priority of `alert` under `policy`, the rule that chose it and why."""
-    best: Rule | None = None
+@dataclass(frozen=True)
+class Facts:
+    """What rules can test, the same shape whatever the source."""
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    incident: Mapping[str, str]
+    service: str
+
+
+def facts_of(subject: Alert | Incident) -> Facts:
+    """Return the testable facts of an Alertmanager alert or a PagerDuty incident."""
+    if isinstance(subject, Incident):
+        fields = {
+            "service": subject.service,
+            "priority": subject.priority,
+            "urgency": subject.urgency,
+            "title": subject.title,
+        }
+        return Facts({}, {}, {k: v for k, v in fields.items() if v}, subject.service)
+    service = subject.labels.get("service") or subject.labels.get("job", "").removeprefix("eafix-")
+    return Facts(subject.labels, subject.annotations, {}, service)
+
+
+def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classification:
+    """Return the priority of `subject` under `policy` at `now`, the rule and the reason."""
+    market_open = is_market_open(now, policy.market_hours)
+    facts = facts_of(subject)
+    best: Classification | None = None
     for rule in policy.rules:
         # Strictly more severe replaces; on a tie the earlier rule in the file stays.
-        if _matches(rule, alert, policy) and (
-            best is None or rule.priority.rank < best.priority.rank
-        ):
-            best = rule
-    if best is None:
-        return Classification(policy.default_priority, "default", "no rule matched")
-    return Classification(best.priority, best.name, _reason(best, alert))
+        if best is not None and rule.priority.rank >= best.priority.rank:
+            continue
+        for condition in rule.when:
+            evidence = _evidence(condition, facts, market_open, policy)
+            if evidence is not None:
+                why = "; ".join(evidence)
+                reason = f"{rule.runbook}: {why}" if rule.runbook else why
+                best = Classification(rule.priority, rule.name, reason)
+                break
+    return best or Classification(policy.default_priority, "default", "no rule matched")
 
 
 def most_severe(classifications: Iterable[Classification]) -> Classification | None:
@@ -31,22 +63,37 @@ def most_severe(classifications: Iterable[Classification]) -> Classification | N
     return result
 
 
-def _matches(rule: Rule, alert: Alert, policy: Policy) -> bool:
-    for label, accepted in rule.labels.items():
-        if alert.labels.get(label) not in accepted:
-            return False
-    if rule.trading_path is not None:
-        service = policy.catalog.get(alert.labels.get("service", ""))
+def _evidence(
+    condition: Condition, facts: Facts, market_open: bool, policy: Policy
+) -> list[str] | None:
+    """Return what made `condition` hold, or None when it does not."""
+    found: list[str] = []
+    for tests, values in (
+        (condition.labels, facts.labels),
+        (condition.annotations, facts.annotations),
+        (condition.incident, facts.incident),
+    ):
+        if not _all_match(tests, values, found):
+            return None
+    if condition.during_market_hours is not None:
+        if condition.during_market_hours != market_open:
+            return None
+        found.append("during market hours" if market_open else "outside market hours")
+    if condition.trading_path is not None:
+        service = policy.catalog.get(facts.service)
         on_path = service is not None and service.trading_path
-        if on_path != rule.trading_path:
+        if on_path != condition.trading_path:
+            return None
+        found.append(f"{facts.service} is {'on' if on_path else 'off'} the trading path")
+    return found
+
+
+def _all_match(
+    tests: tuple[tuple[str, Matcher], ...], values: Mapping[str, str], found: list[str]
+) -> bool:
+    for name, matcher in tests:
+        value = values.get(name)
+        if not matcher.matches(value):
             return False
+        found.append(matcher.describe(name, value))
     return True
-
-
-def _reason(rule: Rule, alert: Alert) -> str:
-    conditions = [f"{k}={alert.labels.get(k)}" for k in rule.labels]
-    if rule.trading_path is not None:
-        where = "on" if rule.trading_path else "off"
-        conditions.append(f"service {alert.labels.get('service', '?')} {where} the trading path")
-    why = ", ".join(conditions)
-    return f"{rule.runbook} ({why})" if rule.runbook else why

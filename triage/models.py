@@ -202,3 +202,72 @@ def _timestamp(value: str, where: str) -> datetime:
     if parsed.tzinfo is None:
         raise PayloadError(where, "timestamp has no time zone")
     return parsed
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A PagerDuty incident as a v3 webhook describes it."""
+
+    id: str
+    title: str
+    status: str
+    urgency: str = ""
+    priority: str = ""
+    service: str = ""
+    incident_key: str = ""
+    html_url: str = ""
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    """One PagerDuty Webhooks v3 event (`incident.*` or `pagey.ping`)."""
+
+    id: str
+    event_type: str
+    occurred_at: datetime | None
+    incident: Incident | None
+    data_type: str = ""
+    agent: Mapping[str, Any] | None = None
+
+
+def parse_pagerduty(payload: Any) -> IncidentEvent:
+    """Parse a PagerDuty v3 webhook body, raising PayloadError on bad fields."""
+    if not isinstance(payload, Mapping):
+        raise PayloadError("(body)", "expected a JSON object")
+    event = payload.get("event")
+    if not isinstance(event, Mapping):
+        raise PayloadError("event", "expected an object")
+    event_id = _string(event, "id", "event.id")
+    event_type = _string(event, "event_type", "event.event_type")
+    occurred_raw = _string(event, "occurred_at", "event.occurred_at", required=False)
+    occurred = _timestamp(occurred_raw, "event.occurred_at") if occurred_raw else None
+    data = event.get("data")
+    if data is not None and not isinstance(data, Mapping):
+        raise PayloadError("event.data", "expected an object")
+    agent = event.get("agent")
+    if agent is not None and not isinstance(agent, Mapping):
+        raise PayloadError("event.agent", "expected an object or null")
+    data_type = str((data or {}).get("type", ""))
+    incident = _parse_incident(data, "event.data") if data_type == "incident" else None
+    return IncidentEvent(event_id, event_type, occurred, incident, data_type, agent)
+
+
+def _parse_incident(data: Mapping[str, Any], where: str) -> Incident:
+    def summary(key: str) -> str:
+        ref = data.get(key)
+        if ref is None:
+            return ""
+        if not isinstance(ref, Mapping):
+            raise PayloadError(f"{where}.{key}", "expected an object or null")
+        return str(ref.get("summary") or ref.get("name") or "")
+
+    return Incident(
+        id=_string(data, "id", f"{where}.id"),
+        title=_string(data, "title", f"{where}.title", required=False),
+        status=_string(data, "status", f"{where}.status", required=False),
+        urgency=_string(data, "urgency", f"{where}.urgency", required=False),
+        priority=summary("priority"),
+        service=summary("service"),
+        incident_key=_string(data, "incident_key", f"{where}.incident_key", required=False),
+        html_url=_string(data, "html_url", f"{where}.html_url", required=False),
+    )

@@ -1,36 +1,72 @@
-"""Load and validate the responder policy: rules, SLA matrix, service catalog and plan."""
+"""Load and validate the responder policy: rules, market hours, SLA matrix, catalog and plan.
+
+`load(text)` is pure and strict: every problem is reported at once, each with the file, the line
+and the field (`policy.yaml:12: rules[3].priority: 'P9' is not one of ...`).
+"""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, time, timedelta
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jsonschema
 import yaml
+from jsonschema.exceptions import ValidationError, best_match
 
 from triage.models import Priority
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a policy file, where it is and what."""
+
+    source: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.field}: {self.message}"
+
 
 class PolicyError(ValueError):
-    """A policy that cannot be used; the message names the source and the field."""
+    """A policy that cannot be used; lists every problem found, each with its line."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = list(problems)
 
 
 @dataclass(frozen=True)
 class Span:
-    """A length of time in the SLA matrix: a plain duration or a number of business days."""
+    """A length of time in the SLA matrix.
+
+    Wall-clock durations, business days (same local time, weekends and holidays skipped), the
+    next business day's start, or a duration counted on the market-hours clock only.
+    """
 
     duration: timedelta = timedelta(0)
     business_days: int = 0
+    next_business_day: bool = False
+    market_clock: bool = False
 
     def __str__(self) -> str:
+        if self.next_business_day:
+            return "next business day"
         if self.business_days:
             return f"{self.business_days} business day{'s' if self.business_days != 1 else ''}"
-        return format_duration(self.duration)
+        text = format_duration(self.duration)
+        return f"{text} of market hours" if self.market_clock else text
 
 
 @dataclass(frozen=True)
@@ -45,6 +81,87 @@ class SlaTargets:
 
 
 @dataclass(frozen=True)
+class WeeklyMoment:
+    """A weekday and a local time, e.g. Sunday 17:00."""
+
+    weekday: int  # Monday is 0, as in datetime.weekday()
+    at: time
+
+
+@dataclass(frozen=True)
+class MarketHours:
+    """When the market trades: a weekly window in one time zone, less holidays."""
+
+    timezone: ZoneInfo
+    opens: WeeklyMoment
+    closes: WeeklyMoment
+    holidays: frozenset[date] = frozenset()
+    business_day_starts: time = time(9, 0)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A test on one text field: equals, in, regex, not_regex, exists, gt, gte, lt or lte."""
+
+    kind: str
+    value: Any
+
+    def matches(self, text: str | None) -> bool:
+        """Return True when `text` (None when the field is absent) passes the test."""
+        if self.kind == "exists":
+            return (text is not None) == self.value
+        if text is None:
+            return False
+        if self.kind == "equals":
+            return text == self.value
+        if self.kind == "in":
+            return text in self.value
+        if self.kind == "regex":
+            return self.value.search(text) is not None
+        if self.kind == "not_regex":
+            return self.value.search(text) is None
+        number = _number(text)
+        if number is None:
+            return False
+        return {
+            "gt": number > self.value,
+            "gte": number >= self.value,
+            "lt": number < self.value,
+            "lte": number <= self.value,
+        }[self.kind]
+
+    def describe(self, name: str, text: str | None) -> str:
+        """Say how `text` met this test, for a classification's reason."""
+        symbols = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+        if self.kind in symbols:
+            return f"{name}={text} {symbols[self.kind]} {self.value:g}"
+        if self.kind == "exists":
+            return f"{name} {'present' if self.value else 'absent'}"
+        return f"{name}={text}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One block of a rule's `when`: every test in it must hold."""
+
+    labels: tuple[tuple[str, Matcher], ...] = ()
+    annotations: tuple[tuple[str, Matcher], ...] = ()
+    incident: tuple[tuple[str, Matcher], ...] = ()
+    during_market_hours: bool | None = None
+    trading_path: bool | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A classification rule: when any of its conditions holds, the alert gets `priority`."""
+
+    name: str
+    priority: Priority
+    runbook: str
+    when: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
 class Service:
     """One service of the catalog: the only targets collectors may touch."""
 
@@ -53,17 +170,8 @@ class Service:
     trading_path: bool = False
     compose_service: str = ""
     owner: str = ""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A classification rule: when every condition holds, the alert gets `priority`."""
-
-    name: str
-    priority: Priority
-    runbook: str
-    labels: Mapping[str, tuple[str, ...]]
-    trading_path: bool | None = None
+    key_metrics: tuple[str, ...] = ()
+    endpoints: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,20 +182,35 @@ class Policy:
     sla: Mapping[Priority, SlaTargets]
     catalog: Mapping[str, Service]
     plan: Mapping[Priority, tuple[str, ...]]
+    market_hours: MarketHours
     default_priority: Priority = Priority.P3
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
     runbook_url: str = ""
     source: str = "<policy>"
 
+    @property
+    def timezone(self) -> ZoneInfo:
+        """Return the time zone business days and market hours are counted in."""
+        return self.market_hours.timezone
+
 
 def load(text: str, source: str = "<policy>") -> Policy:
-    """Parse and validate policy YAML text; raise PolicyError naming the field on bad input."""
+    """Parse and validate policy YAML text; raise PolicyError listing every problem."""
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PolicyError(f"{source}: not valid YAML: {exc}") from None
-    reader = _Reader(source)
-    return reader.policy(raw)
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError([Problem(source, line, "(file)", f"not valid YAML: {problem}")]) from None
+    located = _Located(source, root)
+    found: dict[tuple[str | int, ...], str] = {}
+    for path, message in [*schema_problems(raw), *semantic_problems(raw)]:
+        found.setdefault(tuple(path), message)  # one message per field, the structural first
+    if found:
+        problems = [located.problem(path, message) for path, message in found.items()]
+        raise PolicyError(sorted(problems, key=lambda p: (p.line, p.field)))
+    return _build(raw, source)
 
 
 def load_file(path: str | Path) -> Policy:
@@ -96,7 +219,9 @@ def load_file(path: str | Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy: {exc.strerror}") from None
+        raise PolicyError(
+            [Problem(str(path), 0, "(file)", f"cannot read: {exc.strerror}")]
+        ) from None
     return load(text, source=str(path))
 
 
@@ -110,24 +235,155 @@ def builtin() -> Policy:
     return load(builtin_text(), source="builtin:default_policy.yaml")
 
 
+def line_of(text: str, path: Sequence[str | int]) -> int:
+    """Return the 1-based line of the field at `path` in policy YAML text (nearest parent)."""
+    return _Located("", yaml.compose(text, Loader=yaml.SafeLoader)).line(path)
+
+
+@cache
+def _schema_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(resources.files("triage").joinpath("policy.schema.json").read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def schema_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return (path, message) for every place `raw` breaks the policy schema."""
+    found = []
+    for error in _schema_validator().iter_errors(raw):
+        specific = best_match(error.context) if error.context else error
+        assert isinstance(specific, ValidationError)
+        path = tuple(specific.absolute_path)
+        if specific.validator == "additionalProperties":
+            for extra in _unknown_fields(specific):
+                found.append(((*path, extra), f"unknown field {extra!r}"))
+            continue
+        found.append((path, _schema_message(specific)))
+    return found
+
+
+def _unknown_fields(error: ValidationError) -> list[str]:
+    known = set(error.schema.get("properties", {}))
+    patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+    return sorted(
+        key
+        for key in error.instance
+        if key not in known and not any(p.search(str(key)) for p in patterns)
+    )
+
+
+def _schema_message(error: ValidationError) -> str:
+    if "x-message" in error.schema:
+        return f"{error.schema['x-message']}, got {error.instance!r}"
+    if error.validator == "const":
+        return f"expected {error.validator_value!r}, got {error.instance!r}"
+    return error.message
+
+
+def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return problems no schema can see: time zones, spans, regexes, duplicate names.
+
+    Reads `raw` defensively, so it reports alongside structural errors, not after them.
+    """
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if not isinstance(raw, Mapping):
+        return found
+    hours = raw.get("market_hours")
+    if isinstance(hours, Mapping):
+        zone = hours.get("timezone")
+        if isinstance(zone, str) and zone:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                found.append((("market_hours", "timezone"), f"unknown time zone {zone!r}"))
+        days = [
+            m.get("day")
+            for m in (hours.get("opens"), hours.get("closes"))
+            if isinstance(m, Mapping)
+        ]
+        if len(days) == 2 and days[0] is not None and days[0] == days[1]:
+            found.append(
+                (("market_hours", "closes"), "the market must close on another day than it opens")
+            )
+    sla = raw.get("sla")
+    for priority, row in sla.items() if isinstance(sla, Mapping) else ():
+        for name, value in row.items() if isinstance(row, Mapping) else ():
+            try:
+                parse_span(value)
+            except ValueError as exc:
+                found.append((("sla", priority, name), str(exc)))
+            except (KeyError, TypeError, AttributeError):
+                pass  # a malformed span: the schema names it
+    rules = raw.get("rules")
+    found += _duplicates(rules, "rules", "rule name")
+    for index, rule in enumerate(rules if isinstance(rules, list) else ()):
+        when = rule.get("when") if isinstance(rule, Mapping) else None
+        blocks = when if isinstance(when, list) else [when]
+        for number, block in enumerate(blocks):
+            base: tuple[str | int, ...] = ("rules", index, "when")
+            base += (number,) if isinstance(when, list) else ()
+            found += _regex_problems(block, base)
+    found += _duplicates(raw.get("catalog"), "catalog", "service")
+    return found
+
+
+def _duplicates(items: Any, section: str, what: str) -> list[tuple[tuple[str | int, ...], str]]:
+    seen: set[Any] = set()
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if isinstance(name, str) and name in seen:
+            found.append(((section, index, "name"), f"duplicate {what} {name!r}"))
+        seen.add(name)
+    return found
+
+
+def _regex_problems(
+    block: Any, base: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if not isinstance(block, Mapping):
+        return found
+    for group in ("labels", "annotations", "incident"):
+        tests = block.get(group)
+        for key, test in tests.items() if isinstance(tests, Mapping) else ():
+            for kind in ("regex", "not_regex"):
+                pattern = test.get(kind) if isinstance(test, Mapping) else None
+                if isinstance(pattern, str):
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        found.append(
+                            ((*base, group, key, kind), f"invalid regular expression: {exc}")
+                        )
+    return found
+
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _BUSINESS_DAYS = re.compile(r"^\s*(\d+)\s+business\s+days?\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_span(text: str) -> Span:
-    """Parse `5m`, `2h`, `immediately`, `5 business days` or `next business day`."""
-    text = str(text).strip().lower()
+def parse_span(value: str | Mapping[str, str]) -> Span:
+    """Parse `5m`, `2h`, `immediately`, `5 business days`, `next business day`, or
+    `{within: 2h, clock: market_hours}`."""
+    if isinstance(value, Mapping):
+        inner = parse_span(value["within"])
+        if inner.business_days or inner.next_business_day:
+            raise ValueError("a market-hours clock takes a duration like 2h")
+        return Span(duration=inner.duration, market_clock=value.get("clock") == "market_hours")
+    text = str(value).strip().lower()
     if text == "immediately":
         return Span()
     if text == "next business day":
-        return Span(business_days=1)
+        return Span(next_business_day=True)
     if match := _BUSINESS_DAYS.match(text):
         return Span(business_days=int(match.group(1)))
     if match := _DURATION.match(text):
         return Span(duration=timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}))
     raise ValueError(
-        f"expected a duration like 15m, 2h, 1d, 'N business days' or 'immediately', got {text!r}"
+        "expected a duration like 15m, 2h or 1d, 'N business days', 'next business day' "
+        f"or 'immediately', got {text!r}"
     )
 
 
@@ -137,139 +393,128 @@ def format_duration(delta: timedelta) -> str:
     if seconds == 0:
         return "immediately"
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
 
 
-class _Reader:
-    """Walk raw YAML data, turning each problem into a PolicyError with its path."""
+def _number(text: str) -> float | None:
+    try:
+        return float(text.strip().removesuffix("s"))
+    except ValueError:
+        return None
 
-    def __init__(self, source: str) -> None:
+
+class _Located:
+    """Find the line of a field in the composed YAML node tree."""
+
+    def __init__(self, source: str, root: yaml.Node | None) -> None:
         self.source = source
+        self.root = root
 
-    def fail(self, where: str, problem: str) -> PolicyError:
-        return PolicyError(f"{self.source}: {where}: {problem}")
+    def line(self, path: Sequence[str | int]) -> int:
+        node = self.root
+        if node is None:
+            return 1
+        line = node.start_mark.line + 1
+        for step in path:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                child = next((v for k, v in node.value if k.value == step), None)
+                key = next((k for k, v in node.value if k.value == step), None)
+                if key is not None:
+                    line = key.start_mark.line + 1
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+                child = node.value[step] if step < len(node.value) else None
+                if child is not None:
+                    line = child.start_mark.line + 1
+            if child is None:
+                break
+            node = child
+        return line
 
-    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, "expected a mapping")
-        return value
+    def problem(self, path: Sequence[str | int], message: str) -> Problem:
+        return Problem(self.source, self.line(path), _dotted(path), message)
 
-    def text(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, "expected a non-empty string")
-        return value
 
-    def priority(self, value: Any, where: str) -> Priority:
-        try:
-            return Priority(value)
-        except ValueError:
-            raise self.fail(where, f"expected one of P0, P1, P2, P3, got {value!r}") from None
+def _dotted(path: Iterable[str | int]) -> str:
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text or "(top level)"
 
-    def span(self, value: Any, where: str) -> Span:
-        try:
-            return parse_span(value)
-        except ValueError as exc:
-            raise self.fail(where, str(exc)) from None
 
-    def policy(self, raw: Any) -> Policy:
-        top = self.mapping(raw, "(top level)")
-        if top.get("version") != 1:
-            raise self.fail("version", f"expected 1, got {top.get('version')!r}")
-        try:
-            zone = ZoneInfo(self.text(top.get("timezone", "America/New_York"), "timezone"))
-        except ZoneInfoNotFoundError:
-            raise self.fail("timezone", f"unknown time zone {top.get('timezone')!r}") from None
-        catalog = self.catalog(top.get("catalog"))
-        return Policy(
-            rules=self.rules(top.get("rules")),
-            sla=self.sla(top.get("sla")),
-            catalog=catalog,
-            plan=self.plan(top.get("plan")),
-            default_priority=self.priority(top.get("default_priority", "P3"), "default_priority"),
-            timezone=zone,
-            runbook_url=str(top.get("runbook_url", "")),
-            source=self.source,
-        )
+def _build(raw: Mapping[str, Any], source: str) -> Policy:
+    """Turn validated raw data into the Policy."""
+    hours = raw["market_hours"]
+    return Policy(
+        rules=tuple(_rule(entry) for entry in raw["rules"]),
+        sla={
+            p: SlaTargets(**{k: parse_span(v) for k, v in raw["sla"][p.value].items()})
+            for p in Priority
+        },
+        catalog={entry["name"]: _service(entry) for entry in raw["catalog"]},
+        plan={p: tuple(raw["plan"][p.value]) for p in Priority},
+        market_hours=MarketHours(
+            timezone=ZoneInfo(hours["timezone"]),
+            opens=_moment(hours["opens"]),
+            closes=_moment(hours["closes"]),
+            holidays=frozenset(date.fromisoformat(d) for d in hours.get("holidays", [])),
+            business_day_starts=time.fromisoformat(hours.get("business_day_starts", "09:00")),
+        ),
+        default_priority=Priority(raw["default_priority"]),
+        runbook_url=raw.get("runbook_url", ""),
+        source=source,
+    )
 
-    def sla(self, raw: Any) -> Mapping[Priority, SlaTargets]:
-        table = self.mapping(raw, "sla")
-        result = {}
-        for priority in Priority:
-            row = self.mapping(table.get(priority.value), f"sla.{priority.value}")
-            spans = {}
-            for name in ("acknowledge", "respond", "resolve", "update_every", "notify_management"):
-                if name not in row:
-                    raise self.fail(f"sla.{priority.value}.{name}", "missing")
-                spans[name] = self.span(row[name], f"sla.{priority.value}.{name}")
-            result[priority] = SlaTargets(**spans)
-        return result
 
-    def rules(self, raw: Any) -> tuple[Rule, ...]:
-        if not isinstance(raw, list):
-            raise self.fail("rules", "expected a list")
-        rules, names = [], set()
-        for index, item in enumerate(raw):
-            where = f"rules[{index}]"
-            entry = self.mapping(item, where)
-            name = self.text(entry.get("name"), f"{where}.name")
-            if name in names:
-                raise self.fail(f"{where}.name", f"duplicate rule name {name!r}")
-            names.add(name)
-            match = self.mapping(entry.get("match"), f"{where}.match")
-            labels = {}
-            for key, value in self.mapping(
-                match.get("labels", {}), f"{where}.match.labels"
-            ).items():
-                values = value if isinstance(value, list) else [value]
-                labels[key] = tuple(self.text(v, f"{where}.match.labels.{key}") for v in values)
-            trading_path = match.get("trading_path")
-            if trading_path is not None and not isinstance(trading_path, bool):
-                raise self.fail(f"{where}.match.trading_path", "expected true or false")
-            if not labels and trading_path is None:
-                raise self.fail(f"{where}.match", "a rule needs at least one condition")
-            rules.append(
-                Rule(
-                    name=name,
-                    priority=self.priority(entry.get("priority"), f"{where}.priority"),
-                    runbook=str(entry.get("runbook", "")),
-                    labels=labels,
-                    trading_path=trading_path,
-                )
-            )
-        return tuple(rules)
+def _moment(raw: Mapping[str, str]) -> WeeklyMoment:
+    return WeeklyMoment(WEEKDAYS.index(raw["day"]), time.fromisoformat(raw["time"]))
 
-    def catalog(self, raw: Any) -> Mapping[str, Service]:
-        if not isinstance(raw, list):
-            raise self.fail("catalog", "expected a list of services")
-        services: dict[str, Service] = {}
-        for index, item in enumerate(raw):
-            where = f"catalog[{index}]"
-            entry = self.mapping(item, where)
-            name = self.text(entry.get("name"), f"{where}.name")
-            if name in services:
-                raise self.fail(f"{where}.name", f"duplicate service {name!r}")
-            url = self.text(entry.get("health_url"), f"{where}.health_url")
-            if not url.startswith(("http://", "https://")):
-                raise self.fail(f"{where}.health_url", "expected an http:// or https:// URL")
-            services[name] = Service(
-                name=name,
-                health_url=url,
-                trading_path=bool(entry.get("trading_path", False)),
-                compose_service=str(entry.get("compose_service", name)),
-                owner=str(entry.get("owner", "")),
-            )
-        return services
 
-    def plan(self, raw: Any) -> Mapping[Priority, tuple[str, ...]]:
-        table = self.mapping(raw, "plan")
-        result = {}
-        for priority in Priority:
-            names = table.get(priority.value, [])
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise self.fail(f"plan.{priority.value}", "expected a list of collector names")
-            result[priority] = tuple(names)
-        return result
+def _rule(raw: Mapping[str, Any]) -> Rule:
+    blocks = raw["when"] if isinstance(raw["when"], list) else [raw["when"]]
+    return Rule(
+        raw["name"],
+        Priority(raw["priority"]),
+        raw.get("runbook", ""),
+        tuple(_condition(b) for b in blocks),
+    )
+
+
+def _condition(raw: Mapping[str, Any]) -> Condition:
+    def matchers(group: str) -> tuple[tuple[str, Matcher], ...]:
+        return tuple((k, _matcher(v)) for k, v in raw.get(group, {}).items())
+
+    return Condition(
+        labels=matchers("labels"),
+        annotations=matchers("annotations"),
+        incident=matchers("incident"),
+        during_market_hours=raw.get("during_market_hours"),
+        trading_path=raw.get("trading_path"),
+    )
+
+
+def _matcher(raw: Any) -> Matcher:
+    if isinstance(raw, str):
+        return Matcher("equals", raw)
+    if isinstance(raw, list):
+        return Matcher("in", tuple(raw))
+    [(kind, value)] = raw.items()
+    if kind in ("regex", "not_regex"):
+        return Matcher(kind, re.compile(value))
+    return Matcher(kind, tuple(value) if kind == "in" else value)
+
+
+def _service(raw: Mapping[str, Any]) -> Service:
+    return Service(
+        name=raw["name"],
+        health_url=raw["health_url"],
+        trading_path=raw.get("trading_path", False),
+        compose_service=raw.get("compose_service", raw["name"]),
+        owner=raw.get("owner", ""),
+        key_metrics=tuple(raw.get("key_metrics", ())),
+        endpoints=dict(raw.get("endpoints", {})),
+    )

@@ -41,7 +41,8 @@ def receive_alertmanager() -> Response | tuple[Response, int]:
         return problem(400, f"body is not valid JSON: {exc}", "(body)")
 
     policy = receiver.runtime.policy
-    classified = [(alert, classify(alert, policy)) for alert in group.alerts]
+    now = datetime.now(UTC)
+    classified = [(alert, classify(alert, policy, now)) for alert in group.alerts]
     firing = [c for a, c in classified if a.status == "firing"]
     overall = most_severe(firing) or most_severe(c for _, c in classified)
     assert overall is not None  # parse_alertmanager guarantees at least one alert
@@ -69,7 +70,7 @@ def receive_alertmanager() -> Response | tuple[Response, int]:
                 ],
                 "pipeline": "recorded",
             },
-            now=datetime.now(UTC),
+            now=now,
         )
     except RedisError as exc:
         log.error("cannot record alertmanager delivery: %s", type(exc).__name__)

@@ -1,78 +1,164 @@
-"""The built-in policy's first rules: alert labels of alert-rules.yml -> runbook priority."""
+"""The runbook's Incident Classification, bullet by bullet, inside and outside market hours."""
+
+from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage.classify import classify, most_severe
-from triage.models import Alert, Classification, Priority
+from triage.models import Alert, Classification, Incident, Priority
 from triage.policy import builtin
 
 POLICY = builtin()
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+RULES = {rule.name for rule in POLICY.rules} | {"default"}
+RUNBOOK_TEXT = {rule.name: rule.runbook for rule in POLICY.rules}
+
+# Wednesday 10:00 New York: the market is open. Saturday: closed.
+OPEN = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+CLOSED = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 
 
-def alert(**labels: str) -> Alert:
+def alert(annotations: dict[str, str] | None = None, **labels: str) -> Alert:
     return Alert(
         status="firing",
         labels={"alertname": "Test", **labels},
-        annotations={},
-        starts_at=NOW,
-        starts_at_raw=NOW.isoformat(),
+        annotations=annotations or {},
+        starts_at=OPEN,
+        starts_at_raw=OPEN.isoformat(),
         ends_at=None,
         generator_url="",
         fingerprint="f",
     )
 
 
+# bullet, labels, annotations, (priority, rule) in market hours, (priority, rule) outside
+RUNBOOK = [
+    ("P0 Complete system outage during market hours",
+     {"category": "outage", "scope": "complete", "severity": "critical"}, {},
+     ("P0", "complete-outage"), ("P1", "complete-outage-outside-market-hours")),
+    ("P0 Data corruption affecting positions",
+     {"category": "data-corruption", "service": "risk-manager", "severity": "critical"}, {},
+     ("P0", "data-corruption"), ("P0", "data-corruption")),
+    ("P0 Security breach with active exploitation",
+     {"category": "security", "service": "gui-gateway", "severity": "critical"}, {},
+     ("P0", "security-breach"), ("P0", "security-breach")),
+    ("P0 Risk management system failure",
+     {"category": "risk-management", "service": "risk-manager", "severity": "critical"}, {},
+     ("P0", "risk-management-failure"), ("P0", "risk-management-failure")),
+    ("P1 Partial system outage affecting trading",
+     {"category": "outage", "scope": "partial", "job": "eafix-execution-engine"}, {},
+     ("P1", "partial-outage"), ("P1", "partial-outage")),
+    ("P1 Significant latency increase (>5s for signals)",
+     {"category": "latency", "service": "signal-generator", "severity": "critical"},
+     {"value_seconds": "7.2"},
+     ("P1", "signal-latency-over-5s"), ("P1", "signal-latency-over-5s")),
+    ("P1 Position reconciliation failure",
+     {"category": "reconciliation", "service": "gui-gateway", "severity": "critical"}, {},
+     ("P1", "reconciliation-failure"), ("P1", "reconciliation-failure")),
+    ("P1 Market data feed interruption",
+     {"category": "market-data", "service": "data-ingestor", "severity": "critical"}, {},
+     ("P1", "market-data-interruption"), ("P1", "market-data-interruption")),
+    ("P2 Individual service outage (non-critical path)",
+     {"category": "outage", "scope": "single", "service": "gui-gateway", "severity": "warning"}, {},
+     ("P2", "non-critical-service-outage"), ("P2", "non-critical-service-outage")),
+    ("P2 Performance degradation (<5s latency)",
+     {"category": "latency", "service": "signal-generator", "severity": "warning"},
+     {"value_seconds": "2.5"},
+     ("P2", "performance-degradation"), ("P2", "performance-degradation")),
+    ("P2 Data quality issues",
+     {"category": "data-quality", "service": "indicator-engine", "severity": "warning"}, {},
+     ("P2", "data-quality"), ("P2", "data-quality")),
+    ("P2 Monitoring system issues", {"category": "monitoring", "severity": "warning"}, {},
+     ("P2", "monitoring-issue"), ("P2", "monitoring-issue")),
+    ("P3 Minor feature issues", {"category": "minor", "severity": "info"}, {},
+     ("P3", "minor-feature-issue"), ("P3", "minor-feature-issue")),
+    ("P3 Cosmetic problems", {"category": "cosmetic", "service": "gui-gateway", "severity": "info"},
+     {}, ("P3", "cosmetic-problem"), ("P3", "cosmetic-problem")),
+    ("P3 Documentation issues", {"category": "documentation"}, {},
+     ("P3", "documentation-issue"), ("P3", "documentation-issue")),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("labels", "priority", "rule"),
+    ("bullet", "labels", "annotations", "in_hours", "out_of_hours"),
+    RUNBOOK,
+    ids=[row[0] for row in RUNBOOK],
+)
+def test_each_runbook_bullet(bullet, labels, annotations, in_hours, out_of_hours) -> None:
+    for now, (priority, rule) in ((OPEN, in_hours), (CLOSED, out_of_hours)):
+        result = classify(alert(annotations, **labels), POLICY, now)
+        assert (result.priority.value, result.rule) == (priority, rule), now
+        assert result.reason.startswith(RUNBOOK_TEXT[rule] + ": ")
+    # In market hours the rule's own words are the runbook's bullet.
+    assert RUNBOOK_TEXT[in_hours[1]] == bullet[3:]
+
+
+@pytest.mark.parametrize(
+    ("moment", "priority"),
     [
-        (
-            {"category": "outage", "scope": "complete", "severity": "critical"},
-            "P0",
-            "complete-outage",
-        ),
-        ({"category": "data-corruption", "service": "risk-manager"}, "P0", "data-corruption"),
-        ({"category": "security", "service": "gui-gateway"}, "P0", "security-breach"),
-        (
-            {"category": "risk-management", "service": "risk-manager"},
-            "P0",
-            "risk-management-failure",
-        ),
-        ({"category": "outage", "scope": "partial"}, "P1", "partial-outage"),
-        ({"category": "latency", "severity": "critical"}, "P1", "signal-latency-over-5s"),
-        ({"category": "reconciliation"}, "P1", "reconciliation-failure"),
-        ({"category": "market-data", "service": "data-ingestor"}, "P1", "market-data-interruption"),
-        (
-            {"category": "outage", "scope": "single", "service": "gui-gateway"},
-            "P2",
-            "non-critical-service-outage",
-        ),
-        ({"category": "latency", "severity": "warning"}, "P2", "performance-degradation"),
-        ({"category": "data-quality"}, "P2", "data-quality"),
-        ({"category": "monitoring"}, "P2", "monitoring-issue"),
-        ({"category": "cosmetic", "severity": "info"}, "P3", "minor-issue"),
-        ({"severity": "critical", "service": "execution-engine"}, "P1", "critical-on-trading-path"),
+        (datetime(2026, 11, 27, 21, 59, tzinfo=UTC), "P0"),  # Friday 16:59 New York
+        (datetime(2026, 11, 27, 22, 0, tzinfo=UTC), "P1"),  # Friday 17:00: closed
+        (datetime(2026, 11, 29, 21, 59, tzinfo=UTC), "P1"),  # Sunday 16:59: still closed
+        (datetime(2026, 11, 29, 22, 0, tzinfo=UTC), "P0"),  # Sunday 17:00: open
+        # Daylight saving ends on Sunday 2026-11-01: 17:00 is 22:00 UTC that day (EST),
+        # 21:00 UTC the Sunday before (EDT).
+        (datetime(2026, 10, 25, 21, 30, tzinfo=UTC), "P0"),  # 17:30 EDT: open
+        (datetime(2026, 11, 1, 21, 30, tzinfo=UTC), "P1"),  # 16:30 EST: not yet
+        (datetime(2026, 11, 1, 22, 0, tzinfo=UTC), "P0"),  # 17:00 EST: open
+        (datetime(2026, 12, 24, 15, 0, tzinfo=UTC), "P0"),  # Thursday before Christmas
+        (datetime(2026, 12, 25, 15, 0, tzinfo=UTC), "P1"),  # Christmas: a holiday
     ],
 )
-def test_runbook_bullets(labels: dict[str, str], priority: str, rule: str) -> None:
-    result = classify(alert(**labels), POLICY)
-    assert (result.priority, result.rule) == (Priority(priority), rule)
-    assert result.reason
+def test_complete_outage_follows_market_hours(moment: datetime, priority: str) -> None:
+    outage = alert(category="outage", scope="complete", severity="critical")
+    assert classify(outage, POLICY, moment).priority.value == priority
 
 
-def test_no_match_gives_the_default_and_says_so() -> None:
-    result = classify(alert(severity="critical", service="gui-gateway"), POLICY)
+def test_reason_says_what_matched() -> None:
+    latency = alert({"value_seconds": "7.2"}, category="latency", severity="critical")
+    reason = classify(latency, POLICY, OPEN).reason
+    assert (
+        reason
+        == "Significant latency increase (>5s for signals): category=latency; value_seconds=7.2 > 5"
+    )
+    outage = alert(category="outage", scope="complete")
+    assert classify(outage, POLICY, OPEN).reason.endswith("scope=complete; during market hours")
+
+
+def test_severity_is_an_input_not_the_answer() -> None:
+    # critical, but on a service off the trading path and no bullet: the default.
+    result = classify(alert(severity="critical", service="gui-gateway"), POLICY, OPEN)
     assert result == Classification(Priority.P3, "default", "no rule matched")
+    # critical on the trading path with no bullet: treated as partial outage affecting trading.
+    on_path = classify(alert(severity="critical", service="execution-engine"), POLICY, OPEN)
+    assert (on_path.priority, on_path.rule) == (Priority.P1, "critical-on-trading-path")
 
 
 def test_the_most_severe_rule_wins_over_file_order() -> None:
-    # critical-on-trading-path (P1) is listed before nothing more severe; a P0 bullet wins.
-    result = classify(
-        alert(severity="critical", service="risk-manager", category="risk-management"), POLICY
-    )
-    assert result.priority is Priority.P0
+    both = alert(severity="critical", service="risk-manager", category="risk-management")
+    assert classify(both, POLICY, OPEN).priority is Priority.P0
+
+
+@pytest.mark.parametrize(
+    ("title", "urgency", "now", "priority", "rule"),
+    [
+        ("[FIRING:1] RiskManagerDown (risk-manager critical)", "high", OPEN, "P0",
+         "risk-management-failure"),
+        ("[FIRING:1] EAFIXCompleteOutage", "high", OPEN, "P0", "complete-outage"),
+        ("[FIRING:1] EAFIXCompleteOutage", "high", CLOSED, "P1",
+         "complete-outage-outside-market-hours"),
+        ("[FIRING:1] SignalLatencyDegraded", "low", OPEN, "P2", "performance-degradation"),
+        ("Disk almost full on backup host", "high", OPEN, "P2", "high-urgency-page"),
+        ("Disk almost full on backup host", "low", OPEN, "P3", "default"),
+    ],
+)  # fmt: skip
+def test_pagerduty_incidents_classify_by_title_and_urgency(title, urgency, now, priority, rule):
+    incident = Incident(id="PX", title=title, status="triggered", urgency=urgency)
+    result = classify(incident, POLICY, now)
+    assert (result.priority.value, result.rule) == (priority, rule)
 
 
 def test_most_severe_of_a_group() -> None:
@@ -80,3 +166,41 @@ def test_most_severe_of_a_group() -> None:
     p0 = Classification(Priority.P0, "b", "")
     assert most_severe([p2, p0, p2]) is p0
     assert most_severe([]) is None
+
+
+_words = st.sampled_from(
+    ["outage", "latency", "security", "complete", "partial", "single", "critical", "warning",
+     "risk-manager", "gui-gateway", "market-data", "data-quality", "", "7.2", "NaN", "-1", "1e9"]
+)  # fmt: skip
+_text = st.one_of(_words, st.text(max_size=20))
+_keys = st.one_of(
+    st.sampled_from(["category", "scope", "severity", "service", "job", "value_seconds"]),
+    st.text(max_size=10),
+)
+_moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    labels=st.dictionaries(_keys, _text, max_size=6),
+    annotations=st.dictionaries(_keys, _text, max_size=3),
+    now=_moments,
+)
+def test_classification_is_total_and_deterministic(labels, annotations, now) -> None:
+    subject = alert(annotations, **{k: v for k, v in labels.items() if k != "annotations"})
+    first = classify(subject, POLICY, now)
+    assert first.priority in Priority
+    assert first.rule in RULES
+    assert first.reason
+    assert classify(subject, POLICY, now) == first
+
+
+@settings(max_examples=200, deadline=None)
+@given(title=_text, urgency=_text, priority=_text, service=_text, now=_moments)
+def test_incident_classification_is_total_and_deterministic(title, urgency, priority, service, now):
+    incident = Incident("P1", title, "triggered", urgency, priority, service)
+    first = classify(incident, POLICY, now)
+    assert first.rule in RULES
+    assert classify(incident, POLICY, now) == first

@@ -2,8 +2,10 @@
 
 from datetime import UTC, datetime
 
+import pytest
+
 from collectors.contract import Evidence, Status
-from tasks.notes import clip, evidence_note, first_response_note
+from tasks.notes import clip, evidence_note, first_response_note, market_line
 from tests.unit.test_classify import alert
 from triage.classify import classify
 from triage.policy import builtin
@@ -13,20 +15,54 @@ POLICY = builtin()
 
 
 def test_first_response_note_leads_with_priority_and_reason() -> None:
-    latency = alert(category="latency", severity="critical", service="signal-generator")
-    classification = classify(latency, POLICY)
+    latency = alert(
+        {"value_seconds": "7.2"},
+        category="latency",
+        severity="critical",
+        service="signal-generator",
+    )
+    classification = classify(latency, POLICY, datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
     due = deadlines(classification.priority, datetime(2026, 11, 25, 15, 0, tzinfo=UTC), POLICY)
-    note = first_response_note([(latency, classification)], classification, due, POLICY, "d1")
+    now = datetime(2026, 11, 25, 15, 0, 30, tzinfo=UTC)
+    note = first_response_note([(latency, classification)], classification, due, POLICY, "d1", now)
     lines = note.splitlines()
     assert lines[0] == "[P1] Test: Test"
     assert lines[1].startswith("Why P1: signal-latency-over-5s - Significant latency increase")
-    assert "acknowledge by 2026-11-25 15:15 UTC (15m)" in lines[2]
-    assert "resolve by 2026-11-25 23:00 UTC (8h)" in lines[2]
+    assert lines[2] == "Market: OPEN (closes Fri 17:00 New York time)"
+    assert "acknowledge by 2026-11-25 15:15 UTC (15m)" in lines[3]
+    assert "resolve by 2026-11-25 23:00 UTC (8h of market hours)" in lines[3]
     assert "- Test [P1] service=signal-generator severity=critical category=latency" in note
 
 
+@pytest.mark.parametrize(
+    ("now", "line"),
+    [
+        (
+            datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
+            "Market: closed (opens Sun 17:00 New York time)",
+        ),
+        (
+            datetime(2026, 11, 29, 22, 0, tzinfo=UTC),
+            "Market: OPEN (closes Fri 17:00 New York time)",
+        ),
+        (
+            datetime(2026, 12, 24, 20, 0, tzinfo=UTC),
+            "Market: OPEN (closes Fri 00:00 New York time)",
+        ),
+        (
+            datetime(2026, 12, 25, 20, 0, tzinfo=UTC),
+            "Market: closed (opens Sun 17:00 New York time)",
+        ),
+    ],
+)
+def test_market_line_answers_the_runbook_first_question(now: datetime, line: str) -> None:
+    assert market_line(now, POLICY) == line
+
+
 def test_evidence_note_lists_failures_first() -> None:
-    classification = classify(alert(category="security"), POLICY)
+    classification = classify(
+        alert(category="security"), POLICY, datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    )
     note = evidence_note(
         classification,
         "AuthFailureSpike",

@@ -1,0 +1,196 @@
+"""`responder policy check|show` and `responder classify`: the triage core, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from collectors.registry import BUILTIN
+from tasks.settings import settings_from_env
+from triage.classify import classify
+from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
+from triage.policy import WEEKDAYS, Policy, PolicyError, Problem, builtin_text, line_of, load
+from triage.sla import deadlines, is_market_open
+
+
+def _policy_text(path: str | None) -> tuple[str, str]:
+    """Return (text, source) of the named policy, the configured one, or the built-in one."""
+    path = path or settings_from_env(os.environ).policy_path
+    if not path:
+        return builtin_text(), "builtin:default_policy.yaml"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
+    """Validate policy text, including that every planned collector is installed."""
+    try:
+        policy = load(text, source)
+    except PolicyError as exc:
+        return None, exc.problems
+    problems = [
+        Problem(
+            source,
+            line_of(text, ["plan", priority.value, index]),
+            f"plan.{priority.value}[{index}]",
+            f"no collector named {name!r} (installed: {', '.join(sorted(BUILTIN))})",
+        )
+        for priority, names in policy.plan.items()
+        for index, name in enumerate(names)
+        if name not in BUILTIN
+    ]
+    return (None if problems else policy), problems
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Check or show the classification policy."""
+
+
+@policy_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def policy_check(file: str | None) -> None:
+    """Validate FILE (default: RESPONDER_POLICY or the built-in policy); list every error."""
+    text, source = _policy_text(file)
+    policy, problems = check_policy(text, source)
+    if problems:
+        for problem in problems:
+            click.echo(str(problem))
+        raise SystemExit(1)
+    assert policy is not None
+    click.echo(
+        f"{source}: OK ({len(policy.rules)} rules, {len(policy.catalog)} services, "
+        f"market {_market_summary(policy)})"
+    )
+
+
+@policy_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def policy_show(as_json: bool) -> None:
+    """Show the policy in force: market hours, SLA matrix, rules, catalog, plan."""
+    text, source = _policy_text(None)
+    policy, problems = check_policy(text, source)
+    if policy is None:
+        raise click.ClickException("\n".join(str(p) for p in problems))
+    if as_json:
+        click.echo(json.dumps(_policy_data(policy), indent=2))
+        return
+    click.echo(f"Policy: {source}")
+    click.echo(f"Market hours: {_market_summary(policy)}")
+    holidays = ", ".join(sorted(d.isoformat() for d in policy.market_hours.holidays)) or "none"
+    click.echo(f"Holidays: {holidays}\n")
+    click.echo(f"{'':4}{'acknowledge':<13}{'respond':<10}{'resolve':<22}{'updates':<9}management")
+    for priority, row in policy.sla.items():
+        click.echo(
+            f"{priority.value:<4}{row.acknowledge!s:<13}{row.respond!s:<10}{row.resolve!s:<22}"
+            f"{row.update_every!s:<9}{row.notify_management}"
+        )
+    click.echo(f"\nRules (the most severe match wins; no match gives {policy.default_priority}):")
+    for rule in policy.rules:
+        click.echo(f"  {rule.priority}  {rule.name:<38} {rule.runbook}")
+    click.echo("\nCatalog:")
+    for service in policy.catalog.values():
+        path = "trading path" if service.trading_path else "off the trading path"
+        click.echo(f"  {service.name:<18} {service.health_url:<40} {path}")
+    click.echo("\nPlan:")
+    for priority, names in policy.plan.items():
+        click.echo(f"  {priority}  {', '.join(names) or '(nothing)'}")
+
+
+@click.command("classify")
+@click.argument("payload", type=click.File("r"))
+@click.option("--at", "at", help="Classify as if received at this ISO 8601 time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def classify_command(payload: Any, at: str | None, as_json: bool) -> None:
+    """Classify each alert of an Alertmanager PAYLOAD, or a PagerDuty v3 event, with deadlines."""
+    text, source = _policy_text(None)
+    policy, problems = check_policy(text, source)
+    if policy is None:
+        raise click.ClickException("\n".join(str(p) for p in problems))
+    now = _moment(at) if at else datetime.now(UTC)
+    try:
+        results = classify_payload(json.load(payload), policy, now, anchor_at=at is not None)
+    except ValueError as exc:
+        where = f" ({exc.field})" if isinstance(exc, PayloadError) else ""
+        raise click.ClickException(f"{payload.name}: cannot classify{where}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    market = "open" if is_market_open(now, policy.market_hours) else "closed"
+    click.echo(f"At {now:%Y-%m-%d %H:%M %Z} the market is {market} (policy {source}).")
+    for result in results:
+        click.echo(f"\n{result['subject']}: {result['priority']} by rule {result['rule']}")
+        click.echo(f"  why: {result['reason']}")
+        for name in ("acknowledge", "respond", "resolve", "next_update", "notify_management"):
+            click.echo(f"  {name.replace('_', ' '):<18} {result['deadlines'][name]}")
+
+
+def classify_payload(
+    payload: Any, policy: Policy, now: datetime, *, anchor_at: bool
+) -> list[dict[str, Any]]:
+    """Classify an Alertmanager group or a PagerDuty event; return one result per subject."""
+    if isinstance(payload, dict) and "event" in payload:
+        event = parse_pagerduty(payload)
+        if event.incident is None:
+            raise PayloadError("event.data", f"{event.event_type} carries no incident")
+        start = now if anchor_at or event.occurred_at is None else event.occurred_at
+        subjects = [(f"incident {event.incident.id} {event.incident.title}", event.incident, start)]
+    else:
+        group = parse_alertmanager(payload)
+        subjects = [
+            (f"{a.name} ({a.status})", a, now if anchor_at else a.starts_at) for a in group.alerts
+        ]
+    results = []
+    for label, subject, start in subjects:
+        result = classify(subject, policy, now)
+        due = deadlines(result.priority, start, policy).to_dict()
+        results.append({"subject": label, **result.to_dict(), "deadlines": due})
+    return results
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected an ISO 8601 time, got {text!r}", param_hint="--at"
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-11-27T15:00Z", param_hint="--at")
+    return moment
+
+
+def _market_summary(policy: Policy) -> str:
+    hours = policy.market_hours
+    opens = f"{WEEKDAYS[hours.opens.weekday].title()} {hours.opens.at:%H:%M}"
+    closes = f"{WEEKDAYS[hours.closes.weekday].title()} {hours.closes.at:%H:%M}"
+    return f"{opens} to {closes} {hours.timezone}"
+
+
+def _policy_data(policy: Policy) -> dict[str, Any]:
+    return {
+        "source": policy.source,
+        "market_hours": _market_summary(policy),
+        "holidays": sorted(d.isoformat() for d in policy.market_hours.holidays),
+        "default_priority": policy.default_priority.value,
+        "sla": {
+            p.value: {name: str(getattr(row, name)) for name in row.__dataclass_fields__}
+            for p, row in policy.sla.items()
+        },
+        "rules": [
+            {"name": r.name, "priority": r.priority.value, "runbook": r.runbook}
+            for r in policy.rules
+        ],
+        "catalog": {
+            s.name: {"health_url": s.health_url, "trading_path": s.trading_path}
+            for s in policy.catalog.values()
+        },
+        "plan": {p.value: list(names) for p, names in policy.plan.items()},
+    }
