@@ -1,16 +1,14 @@
 """Celery settings for the responder, every one read from the environment.
 
+Broker, result backend and queue name come from the responder's settings object
+(`RESPONDER_REDIS_URL`, `RESPONDER_QUEUE`), applied by `tasks.celery_app.make_celery`.
+
 The invariants that keep at-least-once delivery safe on Redis (see reliability.md §1):
 late acks, re-queue on a lost worker, prefetch 1, and every time limit below the Redis
 visibility timeout so a running task is never handed to a second worker.
 """
 
 import os
-
-_redis_url = os.environ.get("RESPONDER_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-broker_url = _redis_url
-result_backend = _redis_url
 
 visibility_timeout = int(os.environ.get("RESPONDER_VISIBILITY_TIMEOUT", "3600"))
 broker_transport_options = {"visibility_timeout": visibility_timeout}
@@ -30,7 +28,6 @@ timezone = "UTC"
 enable_utc = True
 broker_connection_retry_on_startup = True
 worker_hijack_root_logger = False
-task_default_queue = os.environ.get("RESPONDER_QUEUE", "responder")
 
 beat_schedule = {
     "heartbeat": {

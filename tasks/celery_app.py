@@ -11,7 +11,11 @@ def make_celery(settings: Settings) -> Celery:
     """Return a Celery app configured from `celeryconfig`, with broker and backend from settings."""
     app = Celery("responder")
     app.config_from_object("celeryconfig")
-    app.conf.update(broker_url=settings.redis_url, result_backend=settings.redis_url)
+    app.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        task_default_queue=settings.queue,
+    )
     app.conf.responder_settings = settings
     # Import for side effect: registers the pipeline's shared tasks with this app.
     app.conf.imports = ("tasks.pipeline",)

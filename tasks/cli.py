@@ -10,12 +10,10 @@ import time
 from pathlib import Path
 
 import click
-from redis import RedisError
 
-from tasks.celery_app import make_celery
-from tasks.pipeline import RESPOND
+from tasks.delivery_commands import deliveries_command, replay_command
 from tasks.policy_commands import classify_command, policy_group
-from tasks.runtime import Runtime, load_policy
+from tasks.runtime import load_policy
 from tasks.settings import Settings, SettingsError, settings_from_env
 from triage.policy import PolicyError
 
@@ -34,6 +32,8 @@ def main() -> None:
 
 main.add_command(policy_group)
 main.add_command(classify_command)
+main.add_command(deliveries_command)
+main.add_command(replay_command)
 
 
 @main.command()
@@ -94,21 +94,3 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
         except subprocess.TimeoutExpired:
             child.kill()
     return code
-
-
-@main.command()
-@click.argument("delivery_id")
-def replay(delivery_id: str) -> None:
-    """Re-enqueue a stored delivery as a new pipeline run."""
-    settings = _settings()
-    runtime = Runtime(settings)
-    try:
-        delivery = runtime.deliveries.get(delivery_id)
-        if delivery is None:
-            raise click.ClickException(f"no delivery {delivery_id!r} (unknown or past retention)")
-        run_number = runtime.deliveries.next_run(delivery_id)
-        make_celery(settings).send_task(RESPOND, args=[delivery_id, run_number])
-    except RedisError as exc:
-        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
-    runtime.deliveries.update(delivery_id, pipeline="queued (replay)")
-    click.echo(f"replaying {delivery_id} as run {run_number} (bundle {delivery_id}-r{run_number})")

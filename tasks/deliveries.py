@@ -4,17 +4,67 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import redis
 
 PREFIX = "responder:"
 INDEX_KEY = PREFIX + "deliveries"
+OWN_NOTES_KEY = PREFIX + "own-notes"
 DEDUP_TTL = timedelta(hours=48)  # PagerDuty retries for up to 48 h; Alertmanager resends sooner.
 DELIVERY_RETENTION = timedelta(days=7)
+
+
+class Claim(StrEnum):
+    """How a delivery that would start a pipeline competes for its incident.
+
+    Alertmanager and PagerDuty both announce the same incident (Alertmanager's own PagerDuty
+    receiver opens it, then PagerDuty's webhook reports it); only the first starts a pipeline.
+    """
+
+    NONE = "none"  # no incident known: no competition
+    ALERTMANAGER = "am"  # yields only to a PagerDuty delivery; new alerts of a group still run
+    PAGERDUTY = "pd"  # yields to anything already running for the incident
+    FORCE = "force"  # takes the incident over (a reopened incident)
+
+
+# One round trip: claim dedup keys, decide whether a pipeline starts, store the delivery.
+_RECORD = """
+local id, n = ARGV[1], tonumber(ARGV[8])
+local fresh, starts = {}, false
+for i = 1, n do
+  if redis.call('SET', KEYS[3 + i], id, 'NX', 'EX', ARGV[3]) then
+    fresh[#fresh + 1] = ARGV[8 + i]
+    if ARGV[8 + n + i] == '1' then starts = true end
+  end
+end
+local pipeline = ARGV[9 + 2 * n]
+if #fresh == 0 then pipeline = 'not started: duplicate' end
+if starts then
+  local mode, holder = ARGV[6], false
+  if mode ~= 'none' then holder = redis.call('GET', KEYS[3]) end
+  if holder and (mode == 'pd' or (mode == 'am' and string.sub(holder, 1, 10) == 'pagerduty:')) then
+    starts = false
+    pipeline = 'not started: incident already handled by ' .. holder
+  else
+    if mode ~= 'none' then redis.call('SET', KEYS[3], ARGV[7] .. ':' .. id, 'EX', ARGV[3]) end
+    pipeline = 'queued'
+  end
+end
+local encoded = '[]'
+if #fresh > 0 then encoded = cjson.encode(fresh) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 10 + 2 * n))
+redis.call('HSET', KEYS[1], 'fresh_keys', encoded, 'pipeline', cjson.encode(pipeline),
+           'runs', starts and 1 or 0)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], id)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return {starts and 1 or 0, encoded, pipeline}
+"""
 
 
 def new_delivery_id(now: datetime) -> str:
@@ -27,12 +77,24 @@ def delivery_key(delivery_id: str) -> str:
     return f"{PREFIX}delivery:{delivery_id}"
 
 
+def dedup_key(source: str, key: str) -> str:
+    """Return the Redis key that remembers dedup key `key` of `source`."""
+    return f"{PREFIX}dedup:{source}:{key}"
+
+
+def claim_key(incident: str) -> str:
+    """Return the Redis key naming the delivery whose pipeline handles an incident."""
+    return f"{PREFIX}incident-claim:{incident}"
+
+
 @dataclass(frozen=True)
 class Recorded:
-    """The outcome of recording a delivery: its id and which dedup keys were new."""
+    """The outcome of recording a delivery."""
 
     delivery_id: str
     fresh_keys: frozenset[str]
+    started: bool
+    pipeline: str
 
     @property
     def duplicate(self) -> bool:
@@ -46,6 +108,7 @@ class DeliveryStore:
     def __init__(self, client: redis.Redis, retention: timedelta = DELIVERY_RETENTION) -> None:
         self.redis = client
         self.retention = retention
+        self._record = client.register_script(_RECORD)
 
     def record(
         self,
@@ -53,40 +116,61 @@ class DeliveryStore:
         source: str,
         raw_body: bytes,
         headers: Mapping[str, str],
-        dedup_keys: Iterable[str],
+        dedup_keys: Sequence[tuple[str, bool]],
         fields: Mapping[str, Any],
         now: datetime,
+        claim: Claim = Claim.NONE,
+        incident: str = "",
+        idle_reason: str = "not started: no new work",
     ) -> Recorded:
-        """Store the raw body and metadata and claim its dedup keys, in one transaction."""
-        delivery_id = new_delivery_id(now)
-        key = delivery_key(delivery_id)
-        keys = list(dict.fromkeys(dedup_keys))
-        record = {
-            name: _encode(value)
-            for name, value in {
-                "id": delivery_id,
-                "source": source,
-                "received_at": now.astimezone(UTC).isoformat(),
-                "raw_body": raw_body,
-                "headers": dict(headers),
-                **fields,
-            }.items()
-        }
-        with self.redis.pipeline(transaction=True) as pipe:
-            for dedup in keys:
-                pipe.set(f"{PREFIX}dedup:{source}:{dedup}", delivery_id, nx=True, ex=DEDUP_TTL)
-            pipe.hset(key, mapping=record)
-            pipe.expire(key, self.retention)
-            pipe.zadd(INDEX_KEY, {delivery_id: now.timestamp()})
-            pipe.zremrangebyscore(INDEX_KEY, "-inf", (now - self.retention).timestamp())
-            results = pipe.execute()
-        fresh = frozenset(k for k, claimed in zip(keys, results, strict=False) if claimed)
-        self.redis.hset(key, mapping={"fresh_keys": json.dumps(sorted(fresh))})
-        return Recorded(delivery_id, fresh)
+        """Store the raw body and metadata, claim dedup keys and, if due, the incident.
 
-    def release_dedup(self, source: str, dedup_keys: Iterable[str]) -> None:
-        """Forget dedup keys claimed by a delivery that could not be enqueued."""
-        keys = [f"{PREFIX}dedup:{source}:{k}" for k in dedup_keys]
+        `dedup_keys` pairs each key with whether it starts a pipeline when new. One Lua script
+        does it all, so the answer is durable and concurrent duplicates start one pipeline.
+        """
+        delivery_id = new_delivery_id(now)
+        keys = list(dict(dedup_keys).items())  # unique, first flag wins
+        record = {
+            "id": delivery_id,
+            "source": source,
+            "received_at": now.astimezone(UTC).isoformat(),
+            "headers": dict(headers),
+            **fields,
+        }
+        pairs: list[str | bytes] = ["raw_body", raw_body]
+        for name, value in record.items():
+            pairs += [name, json.dumps(value)]
+        started, fresh, pipeline = self._record(
+            keys=[
+                delivery_key(delivery_id),
+                INDEX_KEY,
+                claim_key(incident) if incident else claim_key("-"),
+                *(dedup_key(source, k) for k, _ in keys),
+            ],
+            args=[
+                delivery_id,
+                now.timestamp(),
+                int(DEDUP_TTL.total_seconds()),
+                int(self.retention.total_seconds()),
+                (now - self.retention).timestamp(),
+                claim.value if incident else Claim.NONE.value,
+                source,
+                len(keys),
+                *(k for k, _ in keys),
+                *("1" if starts else "0" for _, starts in keys),
+                idle_reason,
+                *pairs,
+            ],
+        )
+        return Recorded(delivery_id, frozenset(json.loads(fresh)), bool(started), pipeline.decode())
+
+    def release(self, recorded: Recorded, source: str, incident: str = "") -> None:
+        """Forget the dedup keys and incident claim of a delivery that could not be enqueued."""
+        keys = [dedup_key(source, k) for k in recorded.fresh_keys]
+        if incident:
+            # Only our own claim: another delivery may hold it by now.
+            if self.redis.get(claim_key(incident)) == f"{source}:{recorded.delivery_id}".encode():
+                keys.append(claim_key(incident))
         if keys:
             self.redis.delete(*keys)
 
@@ -104,11 +188,11 @@ class DeliveryStore:
     def update(self, delivery_id: str, **fields: Any) -> None:
         """Set fields of a stored delivery (pipeline state, incident, bundle)."""
         self.redis.hset(
-            delivery_key(delivery_id), mapping={k: _encode(v) for k, v in fields.items()}
+            delivery_key(delivery_id), mapping={k: json.dumps(v) for k, v in fields.items()}
         )
 
     def next_run(self, delivery_id: str) -> int:
-        """Return a new pipeline run number for the delivery (1 for the first)."""
+        """Return a new pipeline run number for the delivery."""
         return int(self.redis.hincrby(delivery_key(delivery_id), "runs", 1))
 
     def list_ids(self, since: datetime | None = None) -> list[str]:
@@ -124,9 +208,16 @@ class DeliveryStore:
         """Record that side effect `step` of run `run_id` happened, so a retry skips it."""
         self.redis.set(f"{PREFIX}effect:{run_id}:{step}", detail or "done", ex=DEDUP_TTL)
 
+    def remember_own_note(self, note_id: str) -> None:
+        """Remember a note we posted, so its `incident.annotated` webhook is not acted on."""
+        if note_id:
+            now = datetime.now(UTC).timestamp()
+            self.redis.zadd(OWN_NOTES_KEY, {note_id: now})
+            self.redis.zremrangebyscore(OWN_NOTES_KEY, "-inf", now - DEDUP_TTL.total_seconds())
 
-def _encode(value: Any) -> str | bytes:
-    return value if isinstance(value, bytes) else json.dumps(value)
+    def is_own_note(self, note_id: str) -> bool:
+        """Return True if we posted the note `note_id`."""
+        return self.redis.zscore(OWN_NOTES_KEY, note_id) is not None
 
 
 def _decode(text: str) -> Any:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from collectors.contract import Evidence, Status
-from triage.models import Alert, Classification
-from triage.policy import Policy
+from triage.models import Alert, Classification, Incident
+from triage.policy import Policy, format_duration
 from triage.sla import Deadlines, next_market_change
 
 NOTE_LIMIT = 24_000  # PagerDuty documents no limit; stay well below anything plausible.
@@ -16,33 +16,71 @@ _STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.SKIPPED: 2, Status.
 
 
 def first_response_note(
-    alerts: Sequence[tuple[Alert, Classification]],
+    headline: str,
+    subjects: Sequence[str],
     group: Classification,
     due: Deadlines,
     policy: Policy,
     delivery_id: str,
     now: datetime,
 ) -> str:
-    """Render the note posted at once: priority and why, market state, deadlines, the alerts."""
-    lead = alerts[0][0] if alerts else None
-    headline = lead.summary if lead else "(no alert)"
+    """Render the note posted at once: priority and why, market state, deadlines, what fired."""
     lines = [
-        f"[{group.priority}] {lead.name if lead else 'alert'}: {headline}",
+        f"[{group.priority}] {headline}",
         f"Why {group.priority}: {group.rule} - {group.reason}",
         market_line(now, policy),
         "SLA: " + " | ".join(_deadline_parts(due, policy)),
         "",
-        f"Alerts ({len(alerts)} firing):",
+        *subjects,
+        "",
     ]
+    if policy.runbook_url:
+        lines.append(f"Runbook: {policy.runbook_url}")
+    lines.append(f"Collecting evidence now; a second note follows. (delivery {delivery_id})")
+    return clip("\n".join(lines))
+
+
+def alert_headline(alert: Alert) -> str:
+    """Return an alert's name and summary, as a note's first line names it."""
+    return f"{alert.name}: {alert.summary}" if alert.summary != alert.name else alert.name
+
+
+def alert_lines(alerts: Sequence[tuple[Alert, Classification]], truncated: int = 0) -> list[str]:
+    """List firing alerts with their priority, key labels and summary."""
+    lines = [f"Alerts ({len(alerts)} firing):"]
     for alert, classification in alerts:
         labels = " ".join(f"{k}={alert.labels[k]}" for k in _SHOWN_LABELS if k in alert.labels)
         lines.append(f"- {alert.name} [{classification.priority}] {labels}".rstrip())
         if alert.summary != alert.name:
             lines.append(f"  {alert.summary}")
-    lines.append("")
-    if policy.runbook_url:
-        lines.append(f"Runbook: {policy.runbook_url}")
-    lines.append(f"Collecting evidence now; a second note follows. (delivery {delivery_id})")
+    if truncated:
+        lines.append(f"+ {truncated} more alerts not sent: Alertmanager truncated the group")
+    return lines
+
+
+def incident_lines(incident: Incident) -> list[str]:
+    """Describe a PagerDuty incident that started the response."""
+    facts = [f"urgency {incident.urgency}" if incident.urgency else ""]
+    facts += [f"service {incident.service}" if incident.service else ""]
+    facts += [f"PagerDuty priority {incident.priority}" if incident.priority else ""]
+    detail = ", ".join(f for f in facts if f)
+    return [
+        f"PagerDuty incident {incident.id}: {incident.title}" + (f" ({detail})" if detail else "")
+    ]
+
+
+def resolved_note(alerts: Sequence[Alert], delivery_id: str) -> str:
+    """Render the note for alerts Alertmanager reports resolved; nothing is diagnosed."""
+    names = ", ".join(dict.fromkeys(a.name for a in alerts))
+    lines = [f"[RESOLVED] {names}: resolved in Alertmanager", ""]
+    for alert in alerts:
+        ended = alert.ends_at or alert.starts_at
+        lasted = format_duration(ended - alert.starts_at) if ended > alert.starts_at else "?"
+        lines.append(
+            f"- {alert.name}: fired {_clock(alert.starts_at)}, resolved {_clock(ended)} "
+            f"after {lasted}"
+        )
+    lines += ["", f"No diagnostics run for a resolution. (delivery {delivery_id})"]
     return clip("\n".join(lines))
 
 

@@ -19,6 +19,7 @@ from tasks.runtime import Runtime
 log = logging.getLogger(__name__)
 
 RESPOND = "tasks.pipeline.respond"
+NOTE_RESOLVED = "tasks.pipeline.note_resolved"
 COLLECT_SOFT_LIMIT = 60
 COLLECT_HARD_LIMIT = 90
 
@@ -84,6 +85,20 @@ def finish(self: Any, entries: list[dict[str, Any]], run_id: str) -> str:
             raise self.retry(countdown=min(2 ** (self.request.retries + 1), 30)) from None
         response.record_failure(rt, response.load_run(rt, run_id), "evidence_note", str(exc))
         return run_id
+
+
+@shared_task(bind=True, name=NOTE_RESOLVED, max_retries=None)
+def note_resolved(self: Any, delivery_id: str) -> str:
+    """Note alerts Alertmanager reports resolved on their incident; diagnose nothing."""
+    rt = runtime_of(self.app)
+    attempt = self.request.retries + 1
+    try:
+        return response.post_resolved_note(rt, delivery_id)
+    except (response.IncidentNotFound, PagerDutyUnavailable) as exc:
+        if attempt < rt.settings.incident_lookup_attempts:
+            raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds) from None
+        rt.deliveries.update(delivery_id, failures={"resolved_note": str(exc)})
+        return "gave up"
 
 
 @shared_task(bind=True, name="tasks.pipeline.heartbeat")

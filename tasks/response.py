@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ from tasks import bundle, notes
 from tasks.deliveries import DEDUP_TTL, PREFIX
 from tasks.pagerduty_client import IncidentRef
 from tasks.runtime import Runtime
-from triage.models import Alert, Classification, parse_alertmanager
+from triage.classify import classify
+from triage.models import Alert, Classification, parse_alertmanager, parse_pagerduty
 from triage.policy import Policy
 from triage.sla import deadlines
 
@@ -38,6 +40,7 @@ class RunState:
     collectors: list[str]
     services: list[str]
     incident_id: str | None = None
+    subjects: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -74,30 +77,76 @@ def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunSt
     if delivery is None:
         log.warning("delivery %s not found (expired or never recorded)", delivery_id)
         return None
+    if delivery.get("source") == "pagerduty":
+        state = _pagerduty_run(rt, delivery, run_id, run, now)
+    else:
+        state = _alertmanager_run(rt, delivery, run_id, run)
+    if state is None:
+        rt.deliveries.update(delivery_id, pipeline="skipped: nothing to respond to")
+        return None
+    save_run(rt, state)
+    rt.deliveries.update(delivery_id, pipeline="running", run_id=run_id)
+    return state
+
+
+def _alertmanager_run(
+    rt: Runtime, delivery: dict[str, Any], run_id: str, run: int
+) -> RunState | None:
     chosen = _alerts_to_answer(delivery, replay=run > 1)
     if not chosen:
-        rt.deliveries.update(delivery_id, pipeline="skipped: no new firing alert")
         return None
-    group = json.loads(delivery["raw_body"])
     classification = Classification.from_dict(delivery["classification"])
     lead = chosen[0][0]
     triggered_at = min(alert.starts_at for alert, _ in chosen)
-    state = RunState(
+    return RunState(
         run_id=run_id,
-        delivery_id=delivery_id,
+        delivery_id=delivery["id"],
         run=run,
-        incident_key=parse_alertmanager(group).incident_key,
+        incident_key=parse_alertmanager(json.loads(delivery["raw_body"])).incident_key,
         alert_name=lead.name,
-        title=f"{lead.name}: {lead.summary}" if lead.summary != lead.name else lead.name,
+        title=notes.alert_headline(lead),
         classification=classification.to_dict(),
         fingerprints=[alert.fingerprint for alert, _ in chosen],
         deadlines=deadlines(classification.priority, triggered_at, rt.policy).to_dict(),
         collectors=list(rt.policy.plan[classification.priority]),
         services=affected_services([a for a, _ in chosen], rt.policy),
+        subjects=notes.alert_lines(chosen, int(delivery.get("truncated_alerts") or 0)),
     )
-    save_run(rt, state)
-    rt.deliveries.update(delivery_id, pipeline="running", run_id=run_id)
-    return state
+
+
+def _pagerduty_run(
+    rt: Runtime, delivery: dict[str, Any], run_id: str, run: int, now: datetime
+) -> RunState | None:
+    event = parse_pagerduty(json.loads(delivery["raw_body"]))
+    incident = event.incident
+    if incident is None:
+        return None
+    stored = delivery.get("classification")
+    classification = (
+        Classification.from_dict(stored) if stored else classify(incident, rt.policy, now)
+    )
+    triggered_at = event.occurred_at or now
+    return RunState(
+        run_id=run_id,
+        delivery_id=delivery["id"],
+        run=run,
+        incident_key=incident.incident_key,
+        alert_name=incident.title[:80] or incident.id,
+        title=incident.title or incident.id,
+        classification=classification.to_dict(),
+        fingerprints=[],
+        deadlines=deadlines(classification.priority, triggered_at, rt.policy).to_dict(),
+        collectors=list(rt.policy.plan[classification.priority]),
+        services=services_named_in(incident.title, rt.policy),
+        subjects=notes.incident_lines(incident),
+        incident_id=incident.id,
+    )
+
+
+def services_named_in(text: str, policy: Policy) -> list[str]:
+    """Return catalog service names, those named as words in `text` first."""
+    named = [n for n in policy.catalog if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
+    return named + [name for name in policy.catalog if name not in named]
 
 
 def affected_services(alerts: Sequence[Alert], policy: Policy) -> list[str]:
@@ -136,14 +185,14 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         return
     if rt.deliveries.effect_done(state.run_id, "first_note"):
         return
-    alerts = load_alerts(rt, state)
     due = deadlines(
         Classification.from_dict(state.classification).priority,
         datetime.fromisoformat(state.deadlines["triggered_at"]),
         rt.policy,
     )
     content = notes.first_response_note(
-        alerts,
+        state.title,
+        state.subjects,
         Classification.from_dict(state.classification),
         due,
         rt.policy,
@@ -151,16 +200,38 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         datetime.now(UTC),
     )
     note = rt.pagerduty.create_note(incident, rt.redact(content))
-    rt.deliveries.mark_effect(state.run_id, "first_note", str(note.get("id", "")))
+    _remember_note(rt, state.run_id, "first_note", note)
     rt.deliveries.update(state.delivery_id, first_note=note.get("id"))
 
 
-def load_alerts(rt: Runtime, state: RunState) -> list[tuple[Alert, Classification]]:
-    """Return the run's alerts with their classifications, from the stored delivery."""
-    delivery = rt.deliveries.get(state.delivery_id) or {}
-    return [
-        pair for pair in classified_alerts(delivery) if pair[0].fingerprint in state.fingerprints
-    ]
+def _remember_note(rt: Runtime, run_id: str, step: str, note: dict[str, Any]) -> None:
+    note_id = str(note.get("id", ""))
+    rt.deliveries.mark_effect(run_id, step, note_id)
+    rt.deliveries.remember_own_note(note_id)
+
+
+def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
+    """Note the delivery's newly resolved alerts on their incident, once; run nothing."""
+    delivery = rt.deliveries.get(delivery_id)
+    if delivery is None:
+        return "delivery gone"
+    fresh = set(delivery.get("fresh_keys", []))
+    group = parse_alertmanager(json.loads(delivery["raw_body"]))
+    resolved = [a for a in group.alerts if a.status == "resolved" and a.dedup_key in fresh]
+    step = f"{delivery_id}-resolved"
+    if not resolved or rt.deliveries.effect_done(step, "note"):
+        return "nothing to note"
+    incident = rt.pagerduty.find_incident(group.incident_key)
+    if incident is None:
+        raise IncidentNotFound(f"no PagerDuty incident with incident_key={group.incident_key}")
+    note = rt.pagerduty.create_note(incident, rt.redact(notes.resolved_note(resolved, delivery_id)))
+    _remember_note(rt, step, "note", note)
+    rt.deliveries.update(delivery_id, resolved_note=note.get("id"))
+    return str(note.get("id", ""))
+
+
+class IncidentNotFound(LookupError):
+    """No PagerDuty incident has the key (yet)."""
 
 
 def classified_alerts(delivery: dict[str, Any]) -> list[tuple[Alert, Classification]]:
@@ -227,7 +298,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         record_failure(rt, state, "evidence_note", "no PagerDuty incident to attach to")
     elif not rt.deliveries.effect_done(run_id, "evidence_note"):
         note = rt.pagerduty.create_note(incident, rt.redact(content))
-        rt.deliveries.mark_effect(run_id, "evidence_note", str(note.get("id", "")))
+        _remember_note(rt, run_id, "evidence_note", note)
         rt.deliveries.update(state.delivery_id, evidence_note=note.get("id"))
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cached_property
 
 import redis
 
 from collectors.redact import make_redactor
 from tasks.deliveries import DeliveryStore
+from tasks.incidents import IncidentStore
 from tasks.pagerduty_client import PagerDutyGateway, make_gateway
 from tasks.settings import Settings
 from triage import policy as policy_module
@@ -38,7 +40,12 @@ class Runtime:
     @cached_property
     def deliveries(self) -> DeliveryStore:
         """Return the delivery log."""
-        return DeliveryStore(self.redis)
+        return DeliveryStore(self.redis, timedelta(days=self.settings.delivery_retention_days))
+
+    @cached_property
+    def incidents(self) -> IncidentStore:
+        """Return the incident records kept from PagerDuty webhooks."""
+        return IncidentStore(self.redis)
 
     @cached_property
     def policy(self) -> Policy:

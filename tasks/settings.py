@@ -54,6 +54,7 @@ class Settings:
     alertmanager_basic_auth: Secret = field(default_factory=lambda: Secret(""))
     allow_unauthenticated: bool = False
     pagerduty_token: Secret = field(default_factory=lambda: Secret(""))
+    pagerduty_webhook_secrets: tuple[Secret, ...] = ()
     pagerduty_from: str = "eafix-responder@example.com"
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_events_url: str = "https://events.pagerduty.com"
@@ -65,6 +66,8 @@ class Settings:
     collector_timeout_seconds: float = 5.0
     incident_lookup_attempts: int = 6
     incident_lookup_delay_seconds: float = 2.0
+    delivery_retention_days: float = 7.0
+    queue: str = "responder"
 
     @property
     def outbox_mode(self) -> bool:
@@ -79,6 +82,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Return every configured secret value, for redaction."""
         values = [getattr(self, f.name) for f in fields(self)]
+        values += list(self.pagerduty_webhook_secrets)
         found = [v.reveal() for v in values if isinstance(v, Secret) and v]
         for secret in list(found):
             # A basic-auth pair leaks as much through its password alone.
@@ -94,6 +98,7 @@ _ENV = {
     "RESPONDER_ALERTMANAGER_BASIC_AUTH": "alertmanager_basic_auth",
     "RESPONDER_ALLOW_UNAUTHENTICATED": "allow_unauthenticated",
     "RESPONDER_PAGERDUTY_TOKEN": "pagerduty_token",
+    "RESPONDER_PAGERDUTY_WEBHOOK_SECRETS": "pagerduty_webhook_secrets",
     "RESPONDER_PAGERDUTY_FROM": "pagerduty_from",
     "RESPONDER_PAGERDUTY_API_URL": "pagerduty_api_url",
     "RESPONDER_PAGERDUTY_EVENTS_URL": "pagerduty_events_url",
@@ -105,6 +110,8 @@ _ENV = {
     "RESPONDER_COLLECTOR_TIMEOUT": "collector_timeout_seconds",
     "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "incident_lookup_attempts",
     "RESPONDER_INCIDENT_LOOKUP_DELAY": "incident_lookup_delay_seconds",
+    "RESPONDER_DELIVERY_RETENTION_DAYS": "delivery_retention_days",
+    "RESPONDER_QUEUE": "queue",
 }
 
 
@@ -130,6 +137,9 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
 def _convert(raw: str, kind: object) -> object:
     if kind == "Secret":
         return Secret(raw)
+    if kind == "tuple[Secret, ...]":
+        # Comma-separated: two secrets while a PagerDuty subscription's secret rotates.
+        return tuple(Secret(part.strip()) for part in raw.split(",") if part.strip())
     if kind == "bool":
         if raw.lower() in ("1", "true", "yes", "on"):
             return True

@@ -27,6 +27,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE = PROJECT / "examples" / "alertmanager-sample.json"
 TOKEN = "am-test-token-5f1c"
 PD_TOKEN = "pd-test-token-8a2e"
+PD_WEBHOOK_SECRET = "whsec-current-9f2a"
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
@@ -138,6 +139,7 @@ def responder_env(
         "RESPONDER_POLICY": str(test_policy),
         "RESPONDER_ALERTMANAGER_TOKEN": TOKEN,
         "RESPONDER_PAGERDUTY_TOKEN": PD_TOKEN,
+        "RESPONDER_PAGERDUTY_WEBHOOK_SECRETS": PD_WEBHOOK_SECRET,
         "RESPONDER_PAGERDUTY_FROM": "responder@eafix.example",
         "RESPONDER_PAGERDUTY_API_URL": fake_pagerduty.base_url,
         "RESPONDER_PAGERDUTY_CA_FILE": fake_pagerduty.ca_file,

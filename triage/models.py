@@ -228,6 +228,13 @@ class IncidentEvent:
     incident: Incident | None
     data_type: str = ""
     agent: Mapping[str, Any] | None = None
+    note_id: str = ""
+    note_incident_id: str = ""
+
+    @property
+    def agent_name(self) -> str:
+        """Return who or what caused the event, as PagerDuty summarises it."""
+        return str((self.agent or {}).get("summary") or (self.agent or {}).get("id") or "")
 
 
 def parse_pagerduty(payload: Any) -> IncidentEvent:
@@ -249,7 +256,14 @@ def parse_pagerduty(payload: Any) -> IncidentEvent:
         raise PayloadError("event.agent", "expected an object or null")
     data_type = str((data or {}).get("type", ""))
     incident = _parse_incident(data, "event.data") if data_type == "incident" else None
-    return IncidentEvent(event_id, event_type, occurred, incident, data_type, agent)
+    note_id = note_incident = ""
+    if data_type == "incident_note" and data is not None:
+        note_id = str(data.get("id") or "")
+        ref = data.get("incident")
+        note_incident = str(ref.get("id") or "") if isinstance(ref, Mapping) else ""
+    return IncidentEvent(
+        event_id, event_type, occurred, incident, data_type, agent, note_id, note_incident
+    )
 
 
 def _parse_incident(data: Mapping[str, Any], where: str) -> Incident:

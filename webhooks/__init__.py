@@ -9,8 +9,9 @@ from flask import Flask
 from tasks.celery_app import make_celery
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
-from webhooks import alertmanager, ops
+from webhooks import alertmanager, ops, pagerduty
 from webhooks.errors import register_error_handlers
+from webhooks.metrics import ReceiverMetrics
 from webhooks.receiver import EXTENSION, Receiver
 
 MAX_BODY_BYTES = 256 * 1024
@@ -23,8 +24,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     runtime = Runtime(settings)
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
-    app.extensions[EXTENSION] = Receiver(settings, runtime, make_celery(settings))
+    metrics = ReceiverMetrics()
+    app.extensions[EXTENSION] = Receiver(settings, runtime, make_celery(settings), metrics)
     register_error_handlers(app)
+    metrics.install(app)
     app.register_blueprint(alertmanager.blueprint)
+    app.register_blueprint(pagerduty.blueprint)
     app.register_blueprint(ops.blueprint)
     return app

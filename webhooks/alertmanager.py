@@ -7,14 +7,14 @@ import logging
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
-from kombu.exceptions import OperationalError
-from redis import RedisError
 
-from tasks.pipeline import RESPOND
+from tasks.deliveries import Claim
+from tasks.pipeline import NOTE_RESOLVED, RESPOND
 from triage.classify import classify, most_severe
 from triage.models import PayloadError, parse_alertmanager
 from webhooks.auth import reject_unauthenticated
 from webhooks.errors import problem
+from webhooks.intake import enqueue_or_release, record_or_503, require_json
 from webhooks.receiver import current_receiver
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ blueprint = Blueprint("alertmanager", __name__)
 
 # Headers worth keeping with a delivery; credentials are never stored.
 KEPT_HEADERS = ("User-Agent", "Content-Type", "Content-Length")
+SOURCE = "alertmanager"
 
 
 @blueprint.post("/webhooks/alertmanager")
@@ -29,67 +30,58 @@ def receive_alertmanager() -> Response | tuple[Response, int]:
     """Authenticate, validate, record, classify and enqueue one Alertmanager notification."""
     receiver = current_receiver()
     if rejection := reject_unauthenticated(receiver.settings):
-        return rejection
-    if not request.is_json:
-        return problem(415, "expected Content-Type: application/json", "Content-Type")
+        return receiver.metrics.rejected(SOURCE, "unauthenticated", rejection)
+    if rejection := require_json():
+        return receiver.metrics.rejected(SOURCE, "content_type", rejection)
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH, unparsed
     try:
         group = parse_alertmanager(json.loads(raw))
+    except PayloadError as exc:
+        return receiver.metrics.rejected(SOURCE, "invalid", problem(400, exc.problem, exc.field))
     except ValueError as exc:
-        if isinstance(exc, PayloadError):
-            return problem(400, exc.problem, exc.field)
-        return problem(400, f"body is not valid JSON: {exc}", "(body)")
+        bad = problem(400, f"body is not valid JSON: {exc}", "(body)")
+        return receiver.metrics.rejected(SOURCE, "invalid", bad)
 
-    policy = receiver.runtime.policy
     now = datetime.now(UTC)
-    classified = [(alert, classify(alert, policy, now)) for alert in group.alerts]
+    classified = [(alert, classify(alert, receiver.runtime.policy, now)) for alert in group.alerts]
     firing = [c for a, c in classified if a.status == "firing"]
     overall = most_severe(firing) or most_severe(c for _, c in classified)
     assert overall is not None  # parse_alertmanager guarantees at least one alert
-    store = receiver.runtime.deliveries
-    try:
-        recorded = store.record(
-            source="alertmanager",
-            raw_body=raw,
-            headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
-            dedup_keys=[alert.dedup_key for alert in group.alerts],
-            fields={
-                "classification": overall.to_dict(),
-                "incident_key": group.incident_key,
-                "group_key": group.group_key,
-                "truncated_alerts": group.truncated_alerts,
-                "alerts": [
-                    {
-                        "fingerprint": alert.fingerprint,
-                        "name": alert.name,
-                        "status": alert.status,
-                        "dedup_key": alert.dedup_key,
-                        "classification": c.to_dict(),
-                    }
-                    for alert, c in classified
-                ],
-                "pipeline": "recorded",
-            },
-            now=now,
-        )
-    except RedisError as exc:
-        log.error("cannot record alertmanager delivery: %s", type(exc).__name__)
-        return problem(503, "cannot record the delivery right now; retry", None)
-
-    fresh_firing = [a for a in group.firing if a.dedup_key in recorded.fresh_keys]
-    try:
-        if fresh_firing:
-            run = store.next_run(recorded.delivery_id)
-            receiver.celery.send_task(RESPOND, args=[recorded.delivery_id, run])
-            store.update(recorded.delivery_id, pipeline="queued")
-        else:
-            reason = "duplicate" if recorded.duplicate else "no new firing alert"
-            store.update(recorded.delivery_id, pipeline=f"not started: {reason}")
-    except (RedisError, OperationalError) as exc:
-        log.error("cannot enqueue delivery %s: %s", recorded.delivery_id, type(exc).__name__)
-        # Give the dedup keys back, so the sender's retry is treated as new.
-        store.release_dedup("alertmanager", recorded.fresh_keys)
-        return problem(503, "cannot enqueue the delivery right now; retry", None)
+    recorded = record_or_503(
+        receiver,
+        source=SOURCE,
+        raw_body=raw,
+        headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
+        dedup_keys=[(alert.dedup_key, alert.status == "firing") for alert in group.alerts],
+        fields={
+            "classification": overall.to_dict(),
+            "incident_key": group.incident_key,
+            "group_key": group.group_key,
+            "truncated_alerts": group.truncated_alerts,
+            "alerts": [
+                {
+                    "fingerprint": alert.fingerprint,
+                    "name": alert.name,
+                    "status": alert.status,
+                    "dedup_key": alert.dedup_key,
+                    "classification": c.to_dict(),
+                }
+                for alert, c in classified
+            ],
+        },
+        now=now,
+        claim=Claim.ALERTMANAGER,
+        incident=group.incident_key,
+        idle_reason="not started: no new firing alert",
+    )
+    if isinstance(recorded, Response):
+        return recorded
+    tasks = [(RESPOND, [recorded.delivery_id, 1])] if recorded.started else []
+    if any(a.status == "resolved" and a.dedup_key in recorded.fresh_keys for a in group.alerts):
+        tasks.append((NOTE_RESOLVED, [recorded.delivery_id]))
+    if failure := enqueue_or_release(receiver, recorded, SOURCE, tasks, group.incident_key):
+        return failure
+    receiver.metrics.accepted(SOURCE, recorded, [c.priority.value for c in firing])
     return jsonify(
         delivery_id=recorded.delivery_id,
         priority=overall.priority.value,

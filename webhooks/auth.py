@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import ipaddress
+import re
 
 from flask import Response, request
 
@@ -82,3 +84,31 @@ def _is_loopback(remote_addr: str | None) -> bool:
         return remote_addr is not None and ipaddress.ip_address(remote_addr).is_loopback
     except ValueError:
         return False
+
+
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def pagerduty_signature_problem(
+    raw_body: bytes, header: str | None, secrets: list[str]
+) -> tuple[int, str] | None:
+    """Check PagerDuty's v1 signatures of the raw body; return (status, why) or None if valid.
+
+    Any v1 entry matching any configured secret passes, so a rotation with two secrets (and
+    PagerDuty sending two signatures) rejects nothing. 400 for a missing or malformed header,
+    403 for a signature that matches no secret.
+    """
+    if not header or not header.strip():
+        return 400, "missing X-PagerDuty-Signature header"
+    entries = [part.strip() for part in header.split(",")]
+    signatures = [e[3:].lower() for e in entries if e.startswith("v1=")]
+    if not signatures:
+        return 400, "no v1= signature in X-PagerDuty-Signature"
+    well_formed = [s for s in signatures if _HEX_SHA256.fullmatch(s)]
+    if not well_formed:
+        return 400, "malformed v1 signature: expected 64 hex digits"
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+        if any(hmac.compare_digest(expected, candidate) for candidate in well_formed):
+            return None
+    return 403, "signature matches no configured secret"

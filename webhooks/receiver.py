@@ -9,6 +9,7 @@ from flask import current_app
 
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from webhooks.metrics import ReceiverMetrics
 
 EXTENSION = "eafix_responder"
 
@@ -20,6 +21,7 @@ class Receiver:
     settings: Settings
     runtime: Runtime
     celery: Celery
+    metrics: ReceiverMetrics
 
 
 def current_receiver() -> Receiver:

@@ -152,3 +152,67 @@ def test_replay_runs_a_stored_delivery_again(
     unknown = CliRunner().invoke(main, ["replay", "no-such-delivery"])
     assert unknown.exit_code == 1
     assert "no delivery 'no-such-delivery'" in unknown.output
+
+
+def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_acted_on(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    from tests.integration.test_pagerduty_webhook import event, sign
+
+    incident = pagerduty.add_incident(
+        "pd-only-incident", "[FIRING:1] MarketDataStale data-ingestor"
+    )
+    payload = event(
+        id=incident,
+        incident_key="pd-only-incident",
+        title="[FIRING:1] MarketDataStale data-ingestor",
+    )
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-PagerDuty-Signature": sign(body),
+        "X-Webhook-Id": "e2e-1",
+    }
+    answer = requests.post(f"{receiver}/webhooks/pagerduty", data=body, headers=headers, timeout=5)
+    assert answer.status_code == 202 and answer.json()["priority"] == "P1"
+    notes = wait_for(
+        lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
+        what="both notes for the PagerDuty-triggered incident",
+    )
+    assert notes[0]["content"].startswith("[P1] [FIRING:1] MarketDataStale data-ingestor")
+    assert f"PagerDuty incident {incident}: [FIRING:1] MarketDataStale" in notes[0]["content"]
+    assert [c for c in pagerduty.calls if c.path == "/incidents"] == []  # no lookup needed
+    # PagerDuty reports our own note back as incident.annotated: recorded, never acted on.
+    from tests.integration.test_pagerduty_webhook import annotated
+
+    echo = annotated(notes[0]["id"])
+    echo_body = json.dumps(echo).encode()
+    answer = requests.post(
+        f"{receiver}/webhooks/pagerduty",
+        data=echo_body,
+        headers={"Content-Type": "application/json", "X-PagerDuty-Signature": sign(echo_body)},
+        timeout=5,
+    )
+    assert delivery(receiver, answer.json()["delivery_id"])["pipeline"] == "ignored: our own note"
+
+
+def test_a_resolved_alert_is_noted_and_not_diagnosed(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    firing = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", resolves="yes"}')
+    incident = pagerduty.add_incident(incident_key(firing))
+    post_alert(receiver, firing)
+    wait_for(lambda: len(pagerduty.notes_for(incident)) >= 2, what="the firing notes")
+    resolved = json.loads(json.dumps(firing))
+    resolved["status"] = "resolved"
+    resolved["alerts"][0].update(status="resolved", endsAt="2026-11-27T15:02:00Z")
+    answer = post_alert(receiver, resolved).json()
+    notes = wait_for(
+        lambda: len(pagerduty.notes_for(incident)) >= 3 and pagerduty.notes_for(incident),
+        what="the resolved note",
+    )
+    assert notes[2]["content"].startswith("[RESOLVED] SignalLatencyHigh: resolved in Alertmanager")
+    assert "after 32m" in notes[2]["content"]
+    record = delivery(receiver, answer["delivery_id"])
+    assert record["pipeline"] == "not started: no new firing alert"
+    assert "bundle_id" not in record

@@ -1,13 +1,23 @@
 """Note rendering: first line says priority and what is broken; cuts never split a line."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from collectors.contract import Evidence, Status
-from tasks.notes import clip, evidence_note, first_response_note, market_line
+from tasks.notes import (
+    alert_headline,
+    alert_lines,
+    clip,
+    evidence_note,
+    first_response_note,
+    incident_lines,
+    market_line,
+    resolved_note,
+)
 from tests.unit.test_classify import alert
 from triage.classify import classify
+from triage.models import Incident
 from triage.policy import builtin
 from triage.sla import deadlines
 
@@ -24,14 +34,19 @@ def test_first_response_note_leads_with_priority_and_reason() -> None:
     classification = classify(latency, POLICY, datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
     due = deadlines(classification.priority, datetime(2026, 11, 25, 15, 0, tzinfo=UTC), POLICY)
     now = datetime(2026, 11, 25, 15, 0, 30, tzinfo=UTC)
-    note = first_response_note([(latency, classification)], classification, due, POLICY, "d1", now)
+    pairs = [(latency, classification)]
+    subjects = alert_lines(pairs, truncated=3)
+    note = first_response_note(
+        alert_headline(latency), subjects, classification, due, POLICY, "d1", now
+    )
     lines = note.splitlines()
-    assert lines[0] == "[P1] Test: Test"
+    assert lines[0] == "[P1] Test"  # name and summary are the same: said once
     assert lines[1].startswith("Why P1: signal-latency-over-5s - Significant latency increase")
     assert lines[2] == "Market: OPEN (closes Fri 17:00 New York time)"
     assert "acknowledge by 2026-11-25 15:15 UTC (15m)" in lines[3]
     assert "resolve by 2026-11-25 23:00 UTC (8h of market hours)" in lines[3]
     assert "- Test [P1] service=signal-generator severity=critical category=latency" in note
+    assert "+ 3 more alerts not sent: Alertmanager truncated the group" in note
 
 
 @pytest.mark.parametrize(
@@ -91,3 +106,21 @@ def test_clip_cuts_at_a_line_boundary_within_the_limit() -> None:
 def test_clip_leaves_short_text_alone_and_bounds_one_huge_line() -> None:
     assert clip("short", limit=100) == "short"
     assert len(clip("x" * 5000, limit=300)) <= 300
+
+
+def test_incident_lines_name_the_pagerduty_incident() -> None:
+    incident = Incident("PX1", "[FIRING:1] RiskManagerDown", "triggered", "high", "", "EAFIX")
+    assert incident_lines(incident) == [
+        "PagerDuty incident PX1: [FIRING:1] RiskManagerDown (urgency high, service EAFIX)"
+    ]
+
+
+def test_resolved_note_says_how_long_it_lasted() -> None:
+    from dataclasses import replace
+
+    fired = alert(category="latency")
+    ended = replace(fired, status="resolved", ends_at=fired.starts_at + timedelta(minutes=32))
+    note = resolved_note([ended], "d9")
+    assert note.splitlines()[0] == "[RESOLVED] Test: resolved in Alertmanager"
+    assert "after 32m" in note
+    assert note.endswith("No diagnostics run for a resolution. (delivery d9)")

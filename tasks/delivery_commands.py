@@ -1,0 +1,169 @@
+"""`responder deliveries` and `responder replay`: the delivery log from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from redis import RedisError
+
+from tasks.celery_app import make_celery
+from tasks.pipeline import RESPOND
+from tasks.runtime import Runtime
+from tasks.settings import SettingsError, settings_from_env
+from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
+from triage.policy import parse_span
+
+SOURCES = click.Choice(["alertmanager", "pagerduty"])
+
+
+def _runtime() -> Runtime:
+    try:
+        return Runtime(settings_from_env(os.environ))
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        span = parse_span(text)
+    except ValueError:
+        raise click.BadParameter(f"expected a duration like 30m, 1h or 2d, got {text!r}") from None
+    return datetime.now(UTC) - span.duration
+
+
+def _select(
+    runtime: Runtime, delivery_id: str | None, since: datetime | None, source: str | None
+) -> list[dict[str, Any]]:
+    ids = [delivery_id] if delivery_id else runtime.deliveries.list_ids(since)
+    found = []
+    for one in ids:
+        delivery = runtime.deliveries.get(one)
+        if delivery is None:
+            if delivery_id:
+                raise click.ClickException(f"no delivery {one!r} (unknown or past retention)")
+            continue
+        if source is None or delivery.get("source") == source:
+            found.append(delivery)
+    return found
+
+
+def describe(delivery: dict[str, Any]) -> dict[str, Any]:
+    """Return the facts an operator scans a delivery list for."""
+    classification = delivery.get("classification") or {}
+    if delivery.get("source") == "pagerduty":
+        what = f"{delivery.get('event_type')} {delivery.get('incident_id') or ''}".strip()
+    else:
+        what = ", ".join(dict.fromkeys(a["name"] for a in delivery.get("alerts", [])))
+    return {
+        "id": delivery["id"],
+        "source": delivery.get("source"),
+        "received_at": delivery.get("received_at"),
+        "what": what,
+        "priority": classification.get("priority"),
+        "duplicate": not delivery.get("fresh_keys"),
+        "pipeline": delivery.get("pipeline"),
+        "bundle_id": delivery.get("bundle_id"),
+    }
+
+
+@click.command("deliveries")
+@click.option("--since", help="Only deliveries received in this window, e.g. 1h or 2d.")
+@click.option("--source", type=SOURCES, help="Only deliveries from this source.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def deliveries_command(since: str | None, source: str | None, as_json: bool) -> None:
+    """List stored deliveries, oldest first."""
+    runtime = _runtime()
+    try:
+        rows = [describe(d) for d in _select(runtime, None, _since(since), source)]
+    except RedisError as exc:
+        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no deliveries")
+        return
+    for row in rows:
+        flag = "dup" if row["duplicate"] else row["priority"] or "-"
+        click.echo(
+            f"{row['id']}  {row['source']:<12} {flag:<4} {row['what'][:40]:<40} {row['pipeline']}"
+        )
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """What replaying one delivery would do, and why not when it would not."""
+
+    delivery: dict[str, Any]
+    action: str  # "respond", "apply" or "skip"
+    why: str
+
+
+def plan_replay(delivery: dict[str, Any], force: bool) -> ReplayPlan:
+    """Decide what replaying `delivery` does; duplicates are skipped unless forced."""
+    if not delivery.get("fresh_keys") and not force:
+        return ReplayPlan(delivery, "skip", "a duplicate of an earlier delivery (--force runs it)")
+    try:
+        payload = json.loads(delivery["raw_body"])
+        if delivery.get("source") == "pagerduty":
+            event = parse_pagerduty(payload)
+            if event.incident is None:
+                return ReplayPlan(delivery, "skip", f"{event.event_type} has no incident")
+            if event.event_type in ("incident.triggered", "incident.reopened"):
+                return ReplayPlan(delivery, "respond", f"incident {event.incident.id}")
+            return ReplayPlan(delivery, "apply", f"{event.event_type} to the incident record")
+        group = parse_alertmanager(payload)
+    except (PayloadError, ValueError) as exc:
+        return ReplayPlan(delivery, "skip", f"stored body no longer parses: {exc}")
+    if not group.firing:
+        return ReplayPlan(delivery, "skip", "no firing alert (resolved alerts are not diagnosed)")
+    names = ", ".join(dict.fromkeys(a.name for a in group.firing))
+    return ReplayPlan(delivery, "respond", names)
+
+
+@click.command("replay")
+@click.argument("delivery_id", required=False)
+@click.option("--since", help="Replay every delivery received in this window, e.g. 1h.")
+@click.option("--source", type=SOURCES, help="Only deliveries from this source.")
+@click.option("--dry-run", is_flag=True, help="Say what would run; change nothing.")
+@click.option("--force", is_flag=True, help="Replay duplicates too (ignore dedup).")
+def replay_command(
+    delivery_id: str | None, since: str | None, source: str | None, dry_run: bool, force: bool
+) -> None:
+    """Run stored deliveries again: DELIVERY_ID, or all of a window with --since."""
+    if bool(delivery_id) == bool(since):
+        raise click.UsageError("give a DELIVERY_ID or --since, not both and not neither")
+    runtime = _runtime()
+    try:
+        plans = [
+            plan_replay(d, force) for d in _select(runtime, delivery_id, _since(since), source)
+        ]
+        celery = None if dry_run else make_celery(runtime.settings)
+        for plan in plans:
+            click.echo(_replay_one(runtime, celery, plan, dry_run))
+    except RedisError as exc:
+        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+    if delivery_id and plans and plans[0].action == "skip":
+        raise SystemExit(1)
+
+
+def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) -> str:
+    delivery_id = plan.delivery["id"]
+    if plan.action == "skip":
+        return f"skip {delivery_id}: {plan.why}"
+    if dry_run:
+        return f"would {plan.action} {delivery_id}: {plan.why}"
+    if plan.action == "apply":
+        runtime.incidents.apply(parse_pagerduty(json.loads(plan.delivery["raw_body"])))
+        return f"applied {delivery_id}: {plan.why}"
+    run = runtime.deliveries.next_run(delivery_id)
+    celery.send_task(RESPOND, args=[delivery_id, run])
+    runtime.deliveries.update(delivery_id, pipeline="queued (replay)")
+    return f"replaying {delivery_id} as run {run} (bundle {delivery_id}-r{run}): {plan.why}"

@@ -1,0 +1,81 @@
+"""Incident records kept from PagerDuty webhooks: status, who and when, for the SLA clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from tasks.deliveries import DEDUP_TTL, PREFIX
+from triage.models import IncidentEvent
+
+RETENTION_SECONDS = int(DEDUP_TTL.total_seconds()) * 30  # incidents outlive dedup keys: 60 days
+# Which timestamp/agent pair an event type sets, besides the status it reports.
+_MOMENTS = {
+    "incident.triggered": "triggered",
+    "incident.acknowledged": "acknowledged",
+    "incident.unacknowledged": "unacknowledged",
+    "incident.resolved": "resolved",
+    "incident.reopened": "reopened",
+    "incident.escalated": "escalated",
+    "incident.reassigned": "reassigned",
+    "incident.delegated": "delegated",
+    "incident.priority_updated": "priority_updated",
+}
+
+
+def incident_key(incident_id: str) -> str:
+    """Return the Redis key of one incident record."""
+    return f"{PREFIX}incident:{incident_id}"
+
+
+class IncidentStore:
+    """Read and update incident records."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def apply(self, event: IncidentEvent) -> bool:
+        """Apply an incident event; return False when it is older than what is stored."""
+        incident = event.incident
+        if incident is None:
+            return False
+        key = incident_key(incident.id)
+        occurred = (event.occurred_at or datetime.now(UTC)).astimezone(UTC)
+        last = self.redis.hget(key, "last_event_at")
+        moment = _MOMENTS.get(event.event_type)
+        fields: dict[str, Any] = {}
+        if moment:
+            fields[f"{moment}_at"] = occurred.isoformat()
+            fields[f"{moment}_by"] = event.agent_name
+        # PagerDuty orders events per incident, but a retried older one must not win.
+        if last is None or json.loads(last) <= occurred.isoformat():
+            fields.update(
+                id=incident.id,
+                status=incident.status,
+                title=incident.title,
+                urgency=incident.urgency,
+                priority=incident.priority,
+                service=incident.service,
+                incident_key=incident.incident_key,
+                html_url=incident.html_url,
+                last_event=event.event_type,
+                last_event_at=occurred.isoformat(),
+            )
+        elif not moment:
+            return False
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping={k: json.dumps(v) for k, v in fields.items()})
+            pipe.hsetnx(key, "first_seen_at", json.dumps(occurred.isoformat()))
+            pipe.expire(key, RETENTION_SECONDS)
+            pipe.execute()
+        return True
+
+    def get(self, incident_id: str) -> dict[str, Any] | None:
+        """Return one incident record, or None."""
+        raw = self.redis.hgetall(incident_key(incident_id))
+        if not raw:
+            return None
+        return {k.decode(): json.loads(v) for k, v in raw.items()}

@@ -1,0 +1,99 @@
+"""The receiver's own Prometheus metrics, safe under gunicorn's worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from tasks.deliveries import Recorded
+
+
+class ReceiverMetrics:
+    """Counters and a latency histogram; exposition merges all processes when multiprocess."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "responder_deliveries",
+            "Webhook deliveries recorded, by source and outcome (started, duplicate, recorded).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "responder_duplicates",
+            "Deliveries whose every dedup key had been seen before.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "responder_rejections",
+            "Webhook requests refused, by source and reason.",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self.classifications = Counter(
+            "responder_classifications",
+            "Firing alerts and incidents classified, by priority.",
+            ["priority"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "responder_request_seconds",
+            "Time to answer a request, by route.",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+    def rejected(self, source: str, reason: str, response: Response) -> Response:
+        """Count a refused request and return its response unchanged."""
+        self.rejections.labels(source, reason).inc()
+        return response
+
+    def accepted(self, source: str, recorded: Recorded, priorities: Iterable[str]) -> None:
+        """Count a recorded delivery and its classifications."""
+        if recorded.duplicate:
+            outcome = "duplicate"
+            self.duplicates.labels(source).inc()
+        else:
+            outcome = "started" if recorded.started else "recorded"
+        self.deliveries.labels(source, outcome).inc()
+        for priority in priorities:
+            self.classifications.labels(priority).inc()
+
+    def install(self, app: Flask) -> None:
+        """Time every request and serve GET /metrics."""
+
+        @app.before_request
+        def _start_timer() -> None:
+            g.started = time.perf_counter()
+
+        @app.after_request
+        def _observe(response: Response) -> Response:
+            started = g.get("started")
+            if started is not None:
+                route = request.url_rule.rule if request.url_rule else "(unmatched)"
+                self.latency.labels(route, request.method).observe(time.perf_counter() - started)
+            return response
+
+        app.add_url_rule("/metrics", "metrics", self.exposition)
+
+    def exposition(self) -> Response:
+        """Return the metrics in Prometheus text format, from every worker process."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = self.registry
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

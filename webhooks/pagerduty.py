@@ -1,0 +1,138 @@
+"""POST /webhooks/pagerduty: PagerDuty Webhooks v3, signed with X-PagerDuty-Signature."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, request
+from redis import RedisError
+
+from tasks.deliveries import Claim
+from tasks.pipeline import RESPOND
+from triage.classify import classify
+from triage.models import Classification, IncidentEvent, PayloadError, parse_pagerduty
+from webhooks.auth import pagerduty_signature_problem
+from webhooks.errors import problem
+from webhooks.intake import enqueue_or_release, record_or_503, require_json
+from webhooks.receiver import current_receiver
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("pagerduty", __name__)
+
+SOURCE = "pagerduty"
+KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Webhook-Id", "X-Webhook-Subscription")
+STARTS_PIPELINE = {"incident.triggered": Claim.PAGERDUTY, "incident.reopened": Claim.FORCE}
+UPDATES_INCIDENT = {
+    "incident.acknowledged",
+    "incident.unacknowledged",
+    "incident.resolved",
+    "incident.escalated",
+    "incident.reassigned",
+    "incident.delegated",
+    "incident.priority_updated",
+}
+
+
+@blueprint.post("/webhooks/pagerduty")
+def receive_pagerduty() -> Response | tuple[Response, int]:
+    """Verify, record and act on one PagerDuty v3 webhook event."""
+    receiver = current_receiver()
+    metrics = receiver.metrics
+    if rejection := require_json():
+        return metrics.rejected(SOURCE, "content_type", rejection)
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH, unparsed
+    secrets = receiver.settings.pagerduty_webhook_secrets
+    if not secrets:
+        # A configuration gap, not the sender's fault: 503 keeps PagerDuty retrying (48 h).
+        return metrics.rejected(
+            SOURCE,
+            "unconfigured",
+            problem(
+                503,
+                "no PagerDuty webhook secret is configured "
+                "(RESPONDER_PAGERDUTY_WEBHOOK_SECRETS); retry later",
+            ),  # fmt: skip
+        )
+    signature = pagerduty_signature_problem(
+        raw, request.headers.get("X-PagerDuty-Signature"), [s.reveal() for s in secrets]
+    )
+    if signature is not None:
+        status, message = signature
+        reason = "bad_signature" if status == 403 else "invalid"
+        return metrics.rejected(SOURCE, reason, problem(status, message, "X-PagerDuty-Signature"))
+    try:
+        event = parse_pagerduty(json.loads(raw))
+    except PayloadError as exc:
+        return metrics.rejected(SOURCE, "invalid", problem(400, exc.problem, exc.field))
+    except ValueError as exc:
+        bad = problem(400, f"body is not valid JSON: {exc}", "(body)")
+        return metrics.rejected(SOURCE, "invalid", bad)
+
+    now = datetime.now(UTC)
+    incident = event.incident
+    classification = (
+        classify(incident, receiver.runtime.policy, now)
+        if incident is not None and event.event_type in STARTS_PIPELINE
+        else None
+    )
+    claim = STARTS_PIPELINE.get(event.event_type, Claim.NONE)
+    starts = classification is not None
+    recorded = record_or_503(
+        receiver,
+        source=SOURCE,
+        raw_body=raw,
+        headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
+        # Retries repeat X-Webhook-Id; the event id stands in when a proxy drops the header.
+        dedup_keys=[(request.headers.get("X-Webhook-Id") or event.id, starts)],
+        fields={
+            "event_id": event.id,
+            "event_type": event.event_type,
+            "incident_id": incident.id if incident else event.note_incident_id,
+            "incident_key": incident.incident_key if incident else "",
+            "classification": classification.to_dict() if classification else None,
+        },
+        now=now,
+        claim=claim,
+        incident=(incident.incident_key or f"id:{incident.id}") if incident and starts else "",
+        idle_reason=_idle_reason(event),
+    )
+    if isinstance(recorded, Response):
+        return recorded
+    if not recorded.duplicate and incident is not None:
+        try:
+            receiver.runtime.incidents.apply(event)
+        except Exception:  # the delivery is stored; `responder replay` can apply it again
+            log.exception("cannot update incident %s from %s", incident.id, recorded.delivery_id)
+    tasks = [(RESPOND, [recorded.delivery_id, 1])] if recorded.started else []
+    if failure := enqueue_or_release(receiver, recorded, SOURCE, tasks, incident=""):
+        return failure
+    priorities = [classification.priority.value] if classification and recorded.started else []
+    metrics.accepted(SOURCE, recorded, priorities)
+    return jsonify(
+        delivery_id=recorded.delivery_id,
+        priority=_priority(classification),
+        duplicate=recorded.duplicate,
+    ), 202
+
+
+def _priority(classification: Classification | None) -> str | None:
+    return classification.priority.value if classification else None
+
+
+def _idle_reason(event: IncidentEvent) -> str:
+    """Say why an event that starts nothing was only recorded."""
+    if event.event_type == "pagey.ping":
+        return "not started: ping"
+    if event.event_type == "incident.annotated":
+        try:
+            own = current_receiver().runtime.deliveries.is_own_note(event.note_id)
+        except RedisError:
+            own = False  # recording fails next and answers 503
+        return "ignored: our own note" if own else "not started: a note was added"
+    if event.event_type in UPDATES_INCIDENT:
+        return f"not started: incident record updated ({event.event_type})"
+    if event.event_type in STARTS_PIPELINE:
+        return "not started: the event carries no incident"
+    return f"ignored: unknown event type {event.event_type!r}"
