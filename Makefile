@@ -6,7 +6,7 @@ RESPONDER_REDIS_URL ?= redis://127.0.0.1:6379/0
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format test-services clean
+.PHONY: run test lint format test-services bench clean
 
 $(BIN)/responder: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## bench: intake throughput against the bare Flask + Redis floor (needs wrk)
+bench: $(VENV)/.dev-installed
+	@command -v wrk >/dev/null || scripts/install-test-services wrk
+	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/14") && \
+	  BENCH_REDIS_URL="$$url" $(BIN)/python bench/intake.py
 
 clean:
 	rm -rf var/bundles var/outbox .pytest_cache

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -49,13 +51,19 @@ def run(host: str, port: int, concurrency: int) -> None:
         raise click.ClickException(str(exc)) from None
     var = Path("var")
     var.mkdir(exist_ok=True)
+    # gunicorn's workers share metrics through files; stale ones from a last run would add up.
+    metrics_dir = var / "prometheus-metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve())}
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
     click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
     click.echo(f"responder: listening on http://{host}:{port} (Ctrl-C stops everything)")
     commands = [
         [
             sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "--access-logfile", "-", "webhooks:create_app()",
+            "--config", "python:webhooks.gunicorn_config", "--access-logfile", "-",
+            "webhooks:create_app()",
         ],
         [
             sys.executable, "-m", "celery", "-A", "tasks", "worker", "--beat",
@@ -63,22 +71,23 @@ def run(host: str, port: int, concurrency: int) -> None:
             "--schedule", str(var / "celerybeat-schedule"),
         ],
     ]  # fmt: skip
-    children = [subprocess.Popen(command) for command in commands]
-    sys.exit(_supervise(children))
-
-
-def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
-    """Wait until a child exits or we are told to stop; stop all children; return a code."""
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
+    # Handlers first: a Ctrl-C while the children start must still stop them all.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    children = [subprocess.Popen(command, env=environment) for command in commands]
+    sys.exit(_supervise(children, lambda: stopping))
+
+
+def _supervise(children: list[subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> int:
+    """Wait until a child exits or we are told to stop; stop all children; return a code."""
     code = 0
-    while not stopping:
+    while not stopping():
         exited = [c for c in children if c.poll() is not None]
         if exited:
             code = exited[0].returncode or 1

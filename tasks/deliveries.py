@@ -12,6 +12,8 @@ from typing import Any
 
 import redis
 
+from tasks.enqueue import TaskMessage
+
 PREFIX = "responder:"
 INDEX_KEY = PREFIX + "deliveries"
 OWN_NOTES_KEY = PREFIX + "own-notes"
@@ -32,32 +34,41 @@ class Claim(StrEnum):
     FORCE = "force"  # takes the incident over (a reopened incident)
 
 
-# One round trip: claim dedup keys, decide whether a pipeline starts, store the delivery.
+# One round trip: claim dedup keys, decide whether a pipeline starts, store the delivery and
+# push the task messages that are due. Nothing is half done: a 2xx means recorded and enqueued.
 _RECORD = """
-local id, n = ARGV[1], tonumber(ARGV[8])
-local fresh, starts = {}, false
+local id, n, m = ARGV[1], tonumber(ARGV[8]), tonumber(ARGV[9])
+local fresh, tagged, starts = {}, {}, false
 for i = 1, n do
   if redis.call('SET', KEYS[3 + i], id, 'NX', 'EX', ARGV[3]) then
-    fresh[#fresh + 1] = ARGV[8 + i]
-    if ARGV[8 + n + i] == '1' then starts = true end
+    fresh[#fresh + 1] = ARGV[10 + i]
+    tagged[ARGV[10 + n + i]] = true
   end
 end
-local pipeline = ARGV[9 + 2 * n]
+local pipeline = ARGV[10]
 if #fresh == 0 then pipeline = 'not started: duplicate' end
-if starts then
+if tagged['start'] then
   local mode, holder = ARGV[6], false
   if mode ~= 'none' then holder = redis.call('GET', KEYS[3]) end
   if holder and (mode == 'pd' or (mode == 'am' and string.sub(holder, 1, 10) == 'pagerduty:')) then
-    starts = false
     pipeline = 'not started: incident already handled by ' .. holder
   else
     if mode ~= 'none' then redis.call('SET', KEYS[3], ARGV[7] .. ':' .. id, 'EX', ARGV[3]) end
-    pipeline = 'queued'
+    starts, pipeline = true, 'queued'
+  end
+end
+local pushed = {}
+for j = 0, m - 1 do
+  local base = 11 + 2 * n + 3 * j
+  local tag = ARGV[base]
+  if (tag == 'start' and starts) or (tag ~= 'start' and tagged[tag]) then
+    redis.call('LPUSH', ARGV[base + 1], ARGV[base + 2])
+    pushed[#pushed + 1] = tag
   end
 end
 local encoded = '[]'
 if #fresh > 0 then encoded = cjson.encode(fresh) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 10 + 2 * n))
+redis.call('HSET', KEYS[1], unpack(ARGV, 11 + 2 * n + 3 * m))
 redis.call('HSET', KEYS[1], 'fresh_keys', encoded, 'pipeline', cjson.encode(pipeline),
            'runs', starts and 1 or 0)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -113,22 +124,26 @@ class DeliveryStore:
     def record(
         self,
         *,
+        delivery_id: str,
         source: str,
         raw_body: bytes,
         headers: Mapping[str, str],
-        dedup_keys: Sequence[tuple[str, bool]],
+        dedup_keys: Sequence[tuple[str, str]],
         fields: Mapping[str, Any],
         now: datetime,
         claim: Claim = Claim.NONE,
         incident: str = "",
         idle_reason: str = "not started: no new work",
+        messages: Sequence[TaskMessage] = (),
     ) -> Recorded:
-        """Store the raw body and metadata, claim dedup keys and, if due, the incident.
+        """Store the delivery, claim its dedup keys and incident, push the task messages due.
 
-        `dedup_keys` pairs each key with whether it starts a pipeline when new. One Lua script
-        does it all, so the answer is durable and concurrent duplicates start one pipeline.
+        `dedup_keys` pairs each key with a tag: "start" for a key whose newness starts the
+        pipeline, others (e.g. "resolved") for keys that only make tagged messages due. A
+        message tagged "start" is pushed when the pipeline starts; any other when a key with
+        its tag was new. One Lua script does it all, so concurrent duplicates start one
+        pipeline and a 2xx means recorded and enqueued.
         """
-        delivery_id = new_delivery_id(now)
         keys = list(dict(dedup_keys).items())  # unique, first flag wins
         record = {
             "id": delivery_id,
@@ -137,9 +152,8 @@ class DeliveryStore:
             "headers": dict(headers),
             **fields,
         }
-        pairs: list[str | bytes] = ["raw_body", raw_body]
-        for name, value in record.items():
-            pairs += [name, json.dumps(value)]
+        # Two fields, not one per fact: fewer arguments make the hot path measurably cheaper.
+        pairs: list[str | bytes] = ["raw_body", raw_body, "meta", json.dumps(record)]
         started, fresh, pipeline = self._record(
             keys=[
                 delivery_key(delivery_id),
@@ -156,32 +170,25 @@ class DeliveryStore:
                 claim.value if incident else Claim.NONE.value,
                 source,
                 len(keys),
-                *(k for k, _ in keys),
-                *("1" if starts else "0" for _, starts in keys),
+                len(messages),
                 idle_reason,
+                *(k for k, _ in keys),
+                *(tag for _, tag in keys),
+                *(part for m in messages for part in (m.when, m.queue, m.payload)),
                 *pairs,
             ],
         )
         return Recorded(delivery_id, frozenset(json.loads(fresh)), bool(started), pipeline.decode())
-
-    def release(self, recorded: Recorded, source: str, incident: str = "") -> None:
-        """Forget the dedup keys and incident claim of a delivery that could not be enqueued."""
-        keys = [dedup_key(source, k) for k in recorded.fresh_keys]
-        if incident:
-            # Only our own claim: another delivery may hold it by now.
-            if self.redis.get(claim_key(incident)) == f"{source}:{recorded.delivery_id}".encode():
-                keys.append(claim_key(incident))
-        if keys:
-            self.redis.delete(*keys)
 
     def get(self, delivery_id: str) -> dict[str, Any] | None:
         """Return one delivery with JSON fields decoded, or None when unknown or expired."""
         raw = self.redis.hgetall(delivery_key(delivery_id))
         if not raw:
             return None
-        result: dict[str, Any] = {}
+        result: dict[str, Any] = json.loads(raw.pop(b"meta", b"{}"))
         for name, value in raw.items():
             name = name.decode()
+            # Fields set after recording (pipeline state, incident, bundle) override meta.
             result[name] = value if name == "raw_body" else _decode(value.decode())
         return result
 

@@ -7,6 +7,7 @@ import os
 from flask import Flask
 
 from tasks.celery_app import make_celery
+from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
 from webhooks import alertmanager, ops, pagerduty
@@ -25,7 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings)
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
     metrics = ReceiverMetrics()
-    app.extensions[EXTENSION] = Receiver(settings, runtime, make_celery(settings), metrics)
+    celery = make_celery(settings)
+    app.extensions[EXTENSION] = Receiver(settings, runtime, celery, metrics, TaskMessages(celery))
     register_error_handlers(app)
     metrics.install(app)
     app.register_blueprint(alertmanager.blueprint)

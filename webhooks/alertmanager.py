@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
-from tasks.deliveries import Claim
+from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import NOTE_RESOLVED, RESPOND
 from triage.classify import classify, most_severe
 from triage.models import PayloadError, parse_alertmanager
 from webhooks.auth import reject_unauthenticated
 from webhooks.errors import problem
-from webhooks.intake import enqueue_or_release, record_or_503, require_json
+from webhooks.intake import record_or_503, require_json
 from webhooks.receiver import current_receiver
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,22 @@ def receive_alertmanager() -> Response | tuple[Response, int]:
     firing = [c for a, c in classified if a.status == "firing"]
     overall = most_severe(firing) or most_severe(c for _, c in classified)
     assert overall is not None  # parse_alertmanager guarantees at least one alert
+    delivery_id = new_delivery_id(now)
+    messages = []
+    if group.firing:
+        messages.append(receiver.messages.build(RESPOND, [delivery_id, 1], "start"))
+    if len(group.firing) < len(group.alerts):
+        messages.append(receiver.messages.build(NOTE_RESOLVED, [delivery_id], "resolved"))
     recorded = record_or_503(
         receiver,
+        delivery_id=delivery_id,
         source=SOURCE,
         raw_body=raw,
         headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
-        dedup_keys=[(alert.dedup_key, alert.status == "firing") for alert in group.alerts],
+        dedup_keys=[
+            (alert.dedup_key, "start" if alert.status == "firing" else "resolved")
+            for alert in group.alerts
+        ],
         fields={
             "classification": overall.to_dict(),
             "incident_key": group.incident_key,
@@ -73,14 +83,10 @@ def receive_alertmanager() -> Response | tuple[Response, int]:
         claim=Claim.ALERTMANAGER,
         incident=group.incident_key,
         idle_reason="not started: no new firing alert",
+        messages=messages,
     )
     if isinstance(recorded, Response):
         return recorded
-    tasks = [(RESPOND, [recorded.delivery_id, 1])] if recorded.started else []
-    if any(a.status == "resolved" and a.dedup_key in recorded.fresh_keys for a in group.alerts):
-        tasks.append((NOTE_RESOLVED, [recorded.delivery_id]))
-    if failure := enqueue_or_release(receiver, recorded, SOURCE, tasks, group.incident_key):
-        return failure
     receiver.metrics.accepted(SOURCE, recorded, [c.priority.value for c in firing])
     return jsonify(
         delivery_id=recorded.delivery_id,

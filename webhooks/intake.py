@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, request
-from kombu.exceptions import OperationalError
 from redis import RedisError
 
 from tasks.deliveries import Recorded
@@ -25,7 +23,7 @@ def require_json() -> Response | None:
 
 
 def record_or_503(receiver: Receiver, **record: Any) -> Recorded | Response:
-    """Record the delivery; when Redis cannot be reached, answer 503 so the sender retries."""
+    """Record and enqueue the delivery; 503 when Redis cannot be reached (the sender retries)."""
     try:
         return receiver.runtime.deliveries.record(**record)
     except RedisError as exc:
@@ -35,28 +33,3 @@ def record_or_503(receiver: Receiver, **record: Any) -> Recorded | Response:
             "unavailable",
             problem(503, "cannot record the delivery right now; retry"),
         )
-
-
-def enqueue_or_release(
-    receiver: Receiver,
-    recorded: Recorded,
-    source: str,
-    tasks: Sequence[tuple[str, list[Any]]],
-    incident: str = "",
-) -> Response | None:
-    """Send the delivery's tasks; on failure forget its dedup keys and answer 503."""
-    try:
-        for name, args in tasks:
-            receiver.celery.send_task(name, args=args)
-    except (RedisError, OperationalError) as exc:
-        log.error("cannot enqueue delivery %s: %s", recorded.delivery_id, type(exc).__name__)
-        try:
-            # The sender's retry must be treated as new, not as a duplicate of this one.
-            receiver.runtime.deliveries.release(recorded, source, incident)
-            receiver.runtime.deliveries.update(recorded.delivery_id, pipeline="enqueue failed")
-        except RedisError:
-            log.error("cannot release delivery %s either", recorded.delivery_id)
-        return receiver.metrics.rejected(
-            source, "unavailable", problem(503, "cannot enqueue the delivery right now; retry")
-        )
-    return None

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 from redis import RedisError
 
-from tasks.deliveries import Claim
+from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import RESPOND
 from triage.classify import classify
 from triage.models import Classification, IncidentEvent, PayloadError, parse_pagerduty
 from webhooks.auth import pagerduty_signature_problem
 from webhooks.errors import problem
-from webhooks.intake import enqueue_or_release, record_or_503, require_json
+from webhooks.intake import record_or_503, require_json
 from webhooks.receiver import current_receiver
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,16 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     )
     claim = STARTS_PIPELINE.get(event.event_type, Claim.NONE)
     starts = classification is not None
+    delivery_id = new_delivery_id(now)
+    messages = [receiver.messages.build(RESPOND, [delivery_id, 1], "start")] if starts else []
     recorded = record_or_503(
         receiver,
+        delivery_id=delivery_id,
         source=SOURCE,
         raw_body=raw,
         headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
         # Retries repeat X-Webhook-Id; the event id stands in when a proxy drops the header.
-        dedup_keys=[(request.headers.get("X-Webhook-Id") or event.id, starts)],
+        dedup_keys=[(request.headers.get("X-Webhook-Id") or event.id, "start" if starts else "-")],
         fields={
             "event_id": event.id,
             "event_type": event.event_type,
@@ -97,6 +100,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         claim=claim,
         incident=(incident.incident_key or f"id:{incident.id}") if incident and starts else "",
         idle_reason=_idle_reason(event),
+        messages=messages,
     )
     if isinstance(recorded, Response):
         return recorded
@@ -105,9 +109,6 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
             receiver.runtime.incidents.apply(event)
         except Exception:  # the delivery is stored; `responder replay` can apply it again
             log.exception("cannot update incident %s from %s", incident.id, recorded.delivery_id)
-    tasks = [(RESPOND, [recorded.delivery_id, 1])] if recorded.started else []
-    if failure := enqueue_or_release(receiver, recorded, SOURCE, tasks, incident=""):
-        return failure
     priorities = [classification.priority.value] if classification and recorded.started else []
     metrics.accepted(SOURCE, recorded, priorities)
     return jsonify(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import current_app
 
+from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from webhooks.metrics import ReceiverMetrics
@@ -22,6 +23,7 @@ class Receiver:
     runtime: Runtime
     celery: Celery
     metrics: ReceiverMetrics
+    messages: TaskMessages
 
 
 def current_receiver() -> Receiver:

@@ -1,0 +1,163 @@
+"""Intake throughput: the responder's Alertmanager endpoint against the floor, under gunicorn.
+
+Both apps run under the same gunicorn settings on loopback and are driven by wrk with a new
+alert (a new fingerprint) in every request, so the responder does all its work each time:
+authentication, validation, classification, the durable dedup record and enqueueing. The
+floor is a bare Flask handler doing json.loads and one Redis LPUSH. Prints requests/s,
+p50 and p99 latency for each, and their ratio.
+
+    .venv/bin/python bench/intake.py [--duration 10] [--connections 8] [--rounds 2]
+
+Needs wrk (Debian package `wrk`) and Redis (BENCH_REDIS_URL, default db 14, which it clears of
+responder keys). Numbers depend on the machine: compare runs on the same one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+
+import redis
+
+PROJECT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+QUEUE = "responder-bench"
+
+WRK_SCRIPT = """
+local counter = 0
+local template = [[%s]]
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+request = function()
+  counter = counter + 1
+  local id = tostring(math.random(1, 1000000000)) .. "-" .. tostring(counter)
+  return wrk.format(nil, "/webhooks/alertmanager", nil, string.gsub(template, "FINGERPRINT", id))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(app: str, env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--config", "python:webhooks.gunicorn_config", "--log-level", "warning", app,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=PROJECT, env={**os.environ, **env})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"gunicorn for {app} did not start")
+
+
+def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str, float]:
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per app")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    client = redis.Redis.from_url(redis_url)
+
+    payload = json.loads((PROJECT / "examples" / "alertmanager-sample.json").read_text())
+    payload["alerts"][0]["fingerprint"] = "FINGERPRINT"
+    payload["groupKey"] = '{}:{alertname="SignalLatencyHigh", bench="FINGERPRINT"}'
+    body = json.dumps(payload).replace("]]", "] ]")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT % (body, TOKEN))
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir()
+
+    env = {
+        "RESPONDER_REDIS_URL": redis_url,
+        "RESPONDER_ALERTMANAGER_TOKEN": TOKEN,
+        "RESPONDER_QUEUE": QUEUE,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "BENCH_REDIS_URL": redis_url,
+    }
+    apps = {"responder": "webhooks:create_app()", "floor": "bench.floor_app:create_app()"}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
+    for _ in range(args.rounds):
+        for name, app in apps.items():
+            _clean(client)
+            process, url = start_gunicorn(app, env, args.workers)
+            try:
+                run_wrk(url, script, 2, args.connections)  # warm up
+                results[name].append(run_wrk(url, script, args.duration, args.connections))
+            finally:
+                process.terminate()
+                process.wait(timeout=20)
+    _clean(client)
+
+    summary = {
+        name: {key: median(r[key] for r in runs) for key in runs[0]}
+        for name, runs in results.items()
+    }
+    print(
+        f"intake benchmark: gunicorn {args.workers} workers, wrk 1 thread "
+        f"{args.connections} connections, {args.duration}s x {args.rounds} rounds, "
+        f"{os.cpu_count()} cores (medians)"
+    )
+    print(f"{'app':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, row in summary.items():
+        print(
+            f"{name:<10} {row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['non_2xx']:>8.0f}"
+        )
+    ratio = summary["responder"]["rps"] / summary["floor"]["rps"]
+    print(f"ratio responder/floor: {ratio:.2f} (goal >= 0.75)")
+
+
+def _clean(client: redis.Redis) -> None:
+    for key in client.scan_iter("responder:*", count=1000):
+        client.delete(key)
+    client.delete(QUEUE, "bench:floor")
+
+
+if __name__ == "__main__":
+    main()

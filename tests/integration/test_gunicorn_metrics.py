@@ -1,0 +1,64 @@
+"""GET /metrics under gunicorn with several workers counts what every worker saw."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for
+
+
+def test_metrics_merge_all_gunicorn_workers(
+    responder_env: dict[str, str], tmp_path: Path, redis_client
+) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        **responder_env,
+        "RESPONDER_QUEUE": "responder-gunicorn-test",  # no worker: nothing here runs
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}",
+         "--config", "python:webhooks.gunicorn_config", "webhooks:create_app()"],
+        cwd=PROJECT, env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(url), what="gunicorn to serve")
+
+        def send(n: int) -> int:
+            payload = sample_payload(groupKey=f"gunicorn-{n}")
+            payload["alerts"][0]["fingerprint"] = f"gunicorn-{n}"
+            headers = {"Authorization": f"Bearer {TOKEN}", "Connection": "close"}
+            answer = requests.post(f"{url}/webhooks/alertmanager", json=payload, headers=headers)
+            return answer.status_code
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            assert set(pool.map(send, range(30))) == {202}
+        writers = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
+        assert len(writers) >= 2, "the requests should have reached more than one worker"
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        assert 'responder_deliveries_total{outcome="started",source="alertmanager"} 30.0' in text
+        assert 'responder_classifications_total{priority="P1"} 30.0' in text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        redis_client.delete("responder-gunicorn-test")
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
