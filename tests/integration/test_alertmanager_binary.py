@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import socket
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 import requests
 import yaml
 
+from tasks.deliveries import DeliveryStore
 from tests.conftest import TOKEN, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
 
@@ -126,10 +126,10 @@ def test_alertmanager_delivers_and_the_incident_gets_notes(
         what="notes from the Alertmanager delivery",
     )
     assert notes[0]["content"].startswith("[P0] RiskManagerDown: Risk manager is down")
-    ids = [i.decode() for i in redis_client.zrange("responder:deliveries", 0, -1)]
-    [stored] = [redis_client.hgetall(f"responder:delivery:{i}") for i in ids]
-    assert json.loads(stored[b"group_key"]) == group_key
-    assert json.loads(stored[b"headers"])["User-Agent"].startswith("Alertmanager/")
+    store = DeliveryStore(redis_client)
+    [stored] = [store.get(i) for i in store.list_ids()]
+    assert stored["group_key"] == group_key
+    assert stored["headers"]["User-Agent"].startswith("Alertmanager/")
 
 
 def test_alertmanager_with_the_wrong_token_is_refused(
