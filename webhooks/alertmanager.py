@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -11,10 +10,9 @@ from flask import Blueprint, Response, jsonify, request
 from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import NOTE_RESOLVED, RESPOND
 from triage.classify import classify, most_severe
-from triage.models import PayloadError, parse_alertmanager
+from triage.models import parse_alertmanager
 from webhooks.auth import reject_unauthenticated
-from webhooks.errors import problem
-from webhooks.intake import record_or_503, require_json
+from webhooks.intake import kept_headers, parse_or_400, record_or_503, require_json
 from webhooks.receiver import current_receiver
 
 log = logging.getLogger(__name__)
@@ -34,13 +32,9 @@ def receive_alertmanager() -> Response | tuple[Response, int]:
     if rejection := require_json():
         return receiver.metrics.rejected(SOURCE, "content_type", rejection)
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH, unparsed
-    try:
-        group = parse_alertmanager(json.loads(raw))
-    except PayloadError as exc:
-        return receiver.metrics.rejected(SOURCE, "invalid", problem(400, exc.problem, exc.field))
-    except ValueError as exc:
-        bad = problem(400, f"body is not valid JSON: {exc}", "(body)")
-        return receiver.metrics.rejected(SOURCE, "invalid", bad)
+    group = parse_or_400(receiver, SOURCE, raw, parse_alertmanager)
+    if isinstance(group, Response):
+        return group
 
     now = datetime.now(UTC)
     classified = [(alert, classify(alert, receiver.runtime.policy, now)) for alert in group.alerts]
@@ -58,7 +52,7 @@ def receive_alertmanager() -> Response | tuple[Response, int]:
         delivery_id=delivery_id,
         source=SOURCE,
         raw_body=raw,
-        headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
+        headers=kept_headers(KEPT_HEADERS),
         dedup_keys=[
             (alert.dedup_key, "start" if alert.status == "firing" else "resolved")
             for alert in group.alerts

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from flask import Response, request
 from redis import RedisError
 
 from tasks.deliveries import Recorded
+from triage.models import PayloadError
 from webhooks.errors import problem
 from webhooks.receiver import Receiver
 
 log = logging.getLogger(__name__)
+Parsed = TypeVar("Parsed")
 
 
 def require_json() -> Response | None:
@@ -33,3 +37,21 @@ def record_or_503(receiver: Receiver, **record: Any) -> Recorded | Response:
             "unavailable",
             problem(503, "cannot record the delivery right now; retry"),
         )
+
+
+def parse_or_400(
+    receiver: Receiver, source: str, raw: bytes, parse: Callable[[Any], Parsed]
+) -> Parsed | Response:
+    """Parse the body with `parse`; a 400 naming the field when it is not what it should be."""
+    try:
+        return parse(json.loads(raw))
+    except PayloadError as exc:
+        bad = problem(400, exc.problem, exc.field)
+    except ValueError as exc:
+        bad = problem(400, f"body is not valid JSON: {exc}", "(body)")
+    return receiver.metrics.rejected(source, "invalid", bad)
+
+
+def kept_headers(names: Iterable[str]) -> dict[str, str]:
+    """Return the named request headers that are present (never credentials)."""
+    return {name: request.headers[name] for name in names if name in request.headers}

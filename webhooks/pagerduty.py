@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -12,10 +11,10 @@ from redis import RedisError
 from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import RESPOND
 from triage.classify import classify
-from triage.models import Classification, IncidentEvent, PayloadError, parse_pagerduty
+from triage.models import Classification, IncidentEvent, parse_pagerduty
 from webhooks.auth import pagerduty_signature_problem
 from webhooks.errors import problem
-from webhooks.intake import record_or_503, require_json
+from webhooks.intake import kept_headers, parse_or_400, record_or_503, require_json
 from webhooks.receiver import current_receiver
 
 log = logging.getLogger(__name__)
@@ -62,13 +61,9 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         status, message = signature
         reason = "bad_signature" if status == 403 else "invalid"
         return metrics.rejected(SOURCE, reason, problem(status, message, "X-PagerDuty-Signature"))
-    try:
-        event = parse_pagerduty(json.loads(raw))
-    except PayloadError as exc:
-        return metrics.rejected(SOURCE, "invalid", problem(400, exc.problem, exc.field))
-    except ValueError as exc:
-        bad = problem(400, f"body is not valid JSON: {exc}", "(body)")
-        return metrics.rejected(SOURCE, "invalid", bad)
+    event = parse_or_400(receiver, SOURCE, raw, parse_pagerduty)
+    if isinstance(event, Response):
+        return event
 
     now = datetime.now(UTC)
     incident = event.incident
@@ -86,7 +81,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         delivery_id=delivery_id,
         source=SOURCE,
         raw_body=raw,
-        headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
+        headers=kept_headers(KEPT_HEADERS),
         # Retries repeat X-Webhook-Id; the event id stands in when a proxy drops the header.
         dedup_keys=[(request.headers.get("X-Webhook-Id") or event.id, "start" if starts else "-")],
         fields={
