@@ -6,7 +6,7 @@ RESPONDER_REDIS_URL ?= redis://127.0.0.1:6379/0
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format test-services bench clean
+.PHONY: run test lint format test-services bench demo demo-stop clean
 
 $(BIN)/responder: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+SCENARIO ?= signal-latency
+
+## demo: the EAFIX simulator, Prometheus, Alertmanager, a fake PagerDuty and the responder
+demo: $(VENV)/.dev-installed test-services
+	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/11") && \
+	  RESPONDER_DEMO_REDIS_URL="$$url" $(BIN)/python -m demo --scenario $(SCENARIO) $(DEMO_ARGS)
+
+demo-stop:
+	@if [ -f var/demo/demo.pid ]; then kill "$$(cat var/demo/demo.pid)" && echo "demo stopping"; \
+	  else echo "no demo running"; fi
 
 ## bench: intake throughput against the bare Flask + Redis floor (needs wrk)
 bench: $(VENV)/.dev-installed

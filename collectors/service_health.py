@@ -28,10 +28,11 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         return Evidence(NAME, Status.SKIPPED, "no catalog service selected")
     with requests.Session() as session, ThreadPoolExecutor(max_workers=8) as pool:
         rows = list(pool.map(lambda s: check(session, s, ctx), target.services))
-    unreachable = [r for r in rows if r["error"]]
+    # A health check fails when any service is not healthy, reachable or not.
+    unhealthy = [r for r in rows if r["health"] != "ok"]
     return Evidence(
         collector=NAME,
-        status=Status.FAILED if unreachable else Status.OK,
+        status=Status.FAILED if unhealthy else Status.OK,
         summary=summarise(rows),
         tables={"services": rows},
         files={"http/health.json": json.dumps(rows, indent=2)},

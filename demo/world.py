@@ -1,0 +1,269 @@
+"""The whole world on loopback: EAFIX simulator, Prometheus, Alertmanager, the responder and a
+fake PagerDuty. Used by `make demo` and, session-scoped, by the end-to-end tests.
+
+Prometheus scrapes the simulator every second with EAFIX's alert rules (`for` shortened to 0s so
+a scenario fires in seconds); Alertmanager groups by alert name and sends each group both to the
+responder (bearer auth) and to the fake PagerDuty's Events API, which opens the incident the
+way PagerDuty would (dedup key = sha256 of the group key).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from demo.simulator import SERVICES, Simulator
+from tests.fakes.pagerduty import FakePagerDuty
+from triage.policy import builtin_text
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED_RULES = PROJECT.parent / "shared" / "eafix" / "alert-rules.yml"
+OWN_RULES = Path(__file__).resolve().parent / "alert-rules.yml"
+TOKEN = "demo-alertmanager-token"
+PD_TOKEN = "demo-pagerduty-token"
+ROUTING_KEY = "R" * 32
+
+
+class WorldError(RuntimeError):
+    """A part of the world would not start; the message says which and where its log is."""
+
+
+def binary(*names: str) -> str:
+    """Return the first of `names` on PATH, or raise naming the Debian package."""
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    raise WorldError(
+        f"{names[0]} is not installed (Debian package {names[0]}; `make test` installs it)"
+    )
+
+
+def free_port() -> int:
+    """Return a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rules_text() -> str:
+    """Return EAFIX's alert rules with every `for` set to 0s, from shared/ or the demo's own."""
+    source = Path(os.environ.get("RESPONDER_EAFIX_RULES", SHARED_RULES))
+    if not source.is_file():
+        if os.environ.get("CI", "").lower() == "true":
+            raise WorldError(f"EAFIX's alert rules are required in CI and missing: {source}")
+        source = OWN_RULES
+    rules = yaml.safe_load(source.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["for"] = "0s"
+    return yaml.safe_dump(rules, sort_keys=False)
+
+
+@dataclass
+class World:
+    """Start, drive and stop the world; every process logs under `directory`."""
+
+    directory: Path
+    redis_url: str
+    queue: str = "responder-world"
+    simulator: Simulator = field(init=False)
+    pagerduty: FakePagerDuty = field(init=False)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> World:
+        """Start everything, each part only once the one before answers."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.pagerduty = FakePagerDuty(token=PD_TOKEN).start()
+            self.simulator = Simulator().start()
+            self._start_responder()
+            self._start_prometheus()
+            self._start_alertmanager()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every process and server of the world."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for part in ("simulator", "pagerduty"):
+            if hasattr(self, part):
+                getattr(self, part).stop()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Return the responder's environment in this world."""
+        return {
+            "RESPONDER_REDIS_URL": self.redis_url,
+            "RESPONDER_QUEUE": self.queue,
+            "RESPONDER_POLICY": str(self.directory / "policy.yaml"),
+            "RESPONDER_ALERTMANAGER_TOKEN": TOKEN,
+            "RESPONDER_PAGERDUTY_TOKEN": PD_TOKEN,
+            "RESPONDER_PAGERDUTY_FROM": "responder@eafix.example",
+            "RESPONDER_PAGERDUTY_API_URL": self.pagerduty.base_url,
+            "RESPONDER_PAGERDUTY_CA_FILE": self.pagerduty.ca_file,
+            "RESPONDER_BUNDLE_DIR": str(self.directory / "bundles"),
+            "RESPONDER_OUTBOX_DIR": str(self.directory / "outbox"),
+            "RESPONDER_PROMETHEUS_URL": self.urls.get("prometheus", ""),
+            "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "30",
+            "RESPONDER_INCIDENT_LOOKUP_DELAY": "0.5",
+            "RESPONDER_COLLECTOR_TIMEOUT": "3",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.directory / "metrics"),
+        }
+
+    def inject(self, scenario: str) -> str:
+        """Break something in the simulator; return what."""
+        return self.simulator.inject(scenario)
+
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        """Return the alerts Prometheus has firing."""
+        try:
+            answer = requests.get(f"{self.urls['prometheus']}/api/v1/alerts", timeout=2).json()
+        except requests.RequestException:
+            return []
+        return [a for a in answer["data"]["alerts"] if a["state"] == "firing"]
+
+    # --- parts -------------------------------------------------------------------------
+
+    def _start_responder(self) -> None:
+        policy = yaml.safe_load(builtin_text())
+        for service in policy["catalog"]:
+            service["health_url"] = f"{self.simulator.url(service['name'])}/healthz"
+        (self.directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+        shutil.rmtree(self.directory / "metrics", ignore_errors=True)
+        (self.directory / "metrics").mkdir()
+        # Prometheus's port is fixed now, so the workers can be told where it will be.
+        self.urls["prometheus"] = f"http://127.0.0.1:{free_port()}"
+        port = free_port()
+        self.urls["responder"] = f"http://127.0.0.1:{port}"
+        self._spawn(
+            "receiver",
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+             "--config", "python:webhooks.gunicorn_config", "webhooks:create_app()"],
+            f"{self.urls['responder']}/readyz",
+        )  # fmt: skip
+        self._spawn(
+            "worker",
+            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+             "--concurrency", "4", "--without-gossip", "--without-mingle",
+             "--hostname", f"world-{port}@%h"],
+            ready_line=b" ready.",
+        )  # fmt: skip
+
+    def _start_prometheus(self) -> None:
+        (self.directory / "rules.yml").write_text(rules_text())
+        alertmanager_port = free_port()
+        self.urls["alertmanager"] = f"http://127.0.0.1:{alertmanager_port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(self.directory / "rules.yml")],
+            "alerting": {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
+                ]
+            },
+            "scrape_configs": [
+                {
+                    "job_name": f"eafix-{name}",
+                    "static_configs": [
+                        {"targets": [self.simulator.url(name).removeprefix("http://")]}
+                    ],
+                }
+                for name in SERVICES
+            ],
+        }
+        (self.directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+        address = self.urls["prometheus"].removeprefix("http://")
+        self._spawn(
+            "prometheus",
+            [binary("prometheus"), f"--config.file={self.directory / 'prometheus.yml'}",
+             f"--storage.tsdb.path={self.directory / 'prometheus-data'}",
+             f"--web.listen-address={address}"],
+            f"{self.urls['prometheus']}/-/ready",
+        )  # fmt: skip
+
+    def _start_alertmanager(self) -> None:
+        config = {
+            "route": {
+                "receiver": "responder-and-pagerduty",
+                "group_by": ["alertname"],
+                "group_wait": "1s",
+                "group_interval": "5s",
+                "repeat_interval": "4h",
+            },
+            "receivers": [
+                {
+                    "name": "responder-and-pagerduty",
+                    "webhook_configs": [
+                        {
+                            "url": f"{self.urls['responder']}/webhooks/alertmanager",
+                            "send_resolved": True,
+                            "http_config": {"authorization": {"credentials": TOKEN}},
+                        }
+                    ],
+                    "pagerduty_configs": [
+                        {
+                            "routing_key": ROUTING_KEY,
+                            "url": f"{self.pagerduty.base_url}/v2/enqueue",
+                            "http_config": {"tls_config": {"ca_file": self.pagerduty.ca_file}},
+                        }
+                    ],
+                }
+            ],
+        }
+        (self.directory / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        address = self.urls["alertmanager"].removeprefix("http://")
+        self._spawn(
+            "alertmanager",
+            [binary("prometheus-alertmanager", "alertmanager"),
+             f"--config.file={self.directory / 'alertmanager.yml'}",
+             f"--storage.path={self.directory / 'alertmanager-data'}",
+             f"--web.listen-address={address}", "--cluster.listen-address="],
+            f"{self.urls['alertmanager']}/-/ready",
+        )  # fmt: skip
+
+    def _spawn(
+        self, name: str, command: list[str], ready_url: str = "", ready_line: bytes = b""
+    ) -> None:
+        log_path = self.directory / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, cwd=PROJECT, env={**os.environ, **self.env}, stdout=log, stderr=log
+            )
+        self.processes[name] = process
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise WorldError(f"{name} exited at start; see {log_path}")
+            if ready_line and ready_line in log_path.read_bytes():
+                return
+            if ready_url and _answers(ready_url):
+                return
+            time.sleep(0.2)
+        raise WorldError(f"{name} did not become ready in 60 s; see {log_path}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False

@@ -1,0 +1,78 @@
+"""Scenario end to end: inject a failure in the simulator; Prometheus fires, Alertmanager delivers
+to the responder and opens the incident on the fake PagerDuty; both notes arrive with the
+priority the runbook gives."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from demo.world import World
+from tests.conftest import wait_for
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[World]:
+    # A database of its own, so the other tests' cleanup never touches the world's state.
+    url = re.sub(r"/\d+$", "/12", redis_url)
+    started = World(tmp_path_factory.mktemp("world"), url).start()
+    yield started
+    started.stop()
+
+
+def incident_notes(world: World, alert: str) -> list[dict] | None:
+    """Return the notes of the incident Alertmanager opened for `alert`, once there are two."""
+    for incident_id, incident in list(world.pagerduty.incidents.items()):
+        if re.search(rf"\b{alert}\b", incident["title"]):
+            notes = world.pagerduty.notes_for(incident_id)
+            if len(notes) >= 2:
+                return notes
+    return None
+
+
+@pytest.mark.parametrize(
+    ("scenario", "alert", "priority", "unhealthy"),
+    [
+        ("service-down", "TradingServiceDown", "P1", "execution-engine down"),
+        ("signal-latency", "SignalLatencyHigh", "P1", "signal-generator degraded"),
+        ("stale-market-data", "MarketDataStale", "P1", "data-ingestor degraded"),
+        ("checksum-mismatch", "PositionChecksumMismatch", "P0", "risk-manager degraded"),
+        ("auth-spike", "AuthFailureSpike", "P0", "6/6 services healthy"),
+    ],
+    ids=["outage", "latency", "market-data", "data-corruption", "security"],
+)
+def test_scenario_reaches_pagerduty_with_the_runbook_priority(
+    world: World, scenario: str, alert: str, priority: str, unhealthy: str
+) -> None:
+    world.simulator.clear()
+    world.inject(scenario)
+    try:
+        notes = wait_for(
+            lambda: incident_notes(world, alert), timeout=55, what=f"{alert} notes on PagerDuty"
+        )
+    finally:
+        world.simulator.clear()
+    first, evidence = notes[0]["content"], notes[1]["content"]
+    assert first.startswith(f"[{priority}] {alert}"), first
+    assert evidence.startswith(f"[{priority}] {alert} evidence:"), evidence
+    assert unhealthy in evidence
+    assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
+
+
+def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None:
+    # Evidence counts a degraded service as a finding, not as a passed check.
+    world.simulator.clear()
+    world.inject("reconciliation-failure")
+    try:
+        notes = wait_for(
+            lambda: incident_notes(world, "PositionReconciliationFailed"),
+            timeout=55,
+            what="PositionReconciliationFailed notes",
+        )
+    finally:
+        world.simulator.clear()
+    evidence = notes[1]["content"]
+    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 1 of 2 checks found")
+    assert "- FAILED http" in evidence and "gui-gateway degraded" in evidence
