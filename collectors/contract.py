@@ -25,6 +25,8 @@ class Target:
 
     services: tuple[Service, ...]
     alert_name: str = ""
+    affected: tuple[str, ...] = ()  # catalog names the alert itself names
+    expression: str = ""  # the alert's own PromQL, from its generatorURL
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class CollectorContext:
 
     redis_url: str
     timeout_seconds: float = 5.0
+    prometheus_url: str = ""
     redact: Callable[[str], str] = lambda text: text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from collectors import redis_info, service_health
+from collectors import prometheus_metrics, redis_info, service_health, trading_impact
 from collectors.contract import Collect, CollectorContext, Evidence, Status, Target
 
 log = logging.getLogger(__name__)
@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 BUILTIN: dict[str, Collect] = {
     service_health.NAME: service_health.collect,
     redis_info.NAME: redis_info.collect,
+    prometheus_metrics.NAME: prometheus_metrics.collect,
+    trading_impact.NAME: trading_impact.collect,
 }
 
 

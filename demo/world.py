@@ -84,6 +84,9 @@ class World:
     def start(self) -> World:
         """Start everything, each part only once the one before answers."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        # A fresh world each time: series and silences of an earlier run would fire again.
+        for stale in ("prometheus-data", "alertmanager-data", "bundles", "outbox"):
+            shutil.rmtree(self.directory / stale, ignore_errors=True)
         try:
             self.pagerduty = FakePagerDuty(token=PD_TOKEN).start()
             self.simulator = Simulator().start()

@@ -91,12 +91,15 @@ def evidence_note(
     bundle_location: str,
 ) -> str:
     """Render the evidence note: what failed first, then what is healthy, then the bundle."""
-    problems = [e for e in evidence if e.status is not Status.OK]
+    ran = [e for e in evidence if e.status is not Status.SKIPPED]
+    problems = [e for e in ran if e.status is not Status.OK]
     verdict = (
-        f"{len(problems)} of {len(evidence)} checks found problems"
+        f"{len(problems)} of {len(ran)} checks found problems"
         if problems
-        else f"all {len(evidence)} checks passed"
+        else f"all {len(ran)} checks passed"
     )
+    if skipped := len(evidence) - len(ran):
+        verdict += f" ({skipped} skipped)"
     lines = [f"[{group.priority}] {title} evidence: {verdict}", ""]
     for item in sorted(evidence, key=lambda e: _STATUS_ORDER[e.status]):
         took = _took(item.duration_seconds)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
@@ -41,6 +42,8 @@ class RunState:
     services: list[str]
     incident_id: str | None = None
     subjects: list[str] = field(default_factory=list)
+    affected: list[str] = field(default_factory=list)
+    expression: str = ""
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -111,6 +114,8 @@ def _alertmanager_run(
         collectors=list(rt.policy.plan[classification.priority]),
         services=affected_services([a for a, _ in chosen], rt.policy),
         subjects=notes.alert_lines(chosen, int(delivery.get("truncated_alerts") or 0)),
+        affected=named_services([a for a, _ in chosen], rt.policy),
+        expression=alert_expression(lead.generator_url),
     )
 
 
@@ -140,24 +145,41 @@ def _pagerduty_run(
         services=services_named_in(incident.title, rt.policy),
         subjects=notes.incident_lines(incident),
         incident_id=incident.id,
+        affected=[n for n in rt.policy.catalog if _names(n, incident.title)],
     )
 
 
 def services_named_in(text: str, policy: Policy) -> list[str]:
     """Return catalog service names, those named as words in `text` first."""
-    named = [n for n in policy.catalog if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
+    named = [n for n in policy.catalog if _names(n, text)]
     return named + [name for name in policy.catalog if name not in named]
+
+
+def _names(service: str, text: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(service)}(?![\w-])", text) is not None
+
+
+def alert_expression(generator_url: str) -> str:
+    """Return the PromQL of an alert's generatorURL (`g0.expr`), or "" when it has none."""
+    values = parse_qs(urlsplit(generator_url).query).get("g0.expr", [])
+    return values[0] if values else ""
 
 
 def affected_services(alerts: Sequence[Alert], policy: Policy) -> list[str]:
     """Return catalog service names, those the alerts name first; labels never add new ones."""
+    named = named_services(alerts, policy)
+    return named + [name for name in policy.catalog if name not in named]
+
+
+def named_services(alerts: Sequence[Alert], policy: Policy) -> list[str]:
+    """Return the catalog services the alerts' `service` or `job` labels name."""
     named = []
     for alert in alerts:
         for candidate in (alert.labels.get("service", ""), alert.labels.get("job", "")):
             name = candidate.removeprefix("eafix-")
             if name in policy.catalog and name not in named:
                 named.append(name)
-    return named + [name for name in policy.catalog if name not in named]
+    return named
 
 
 def resolve_incident(rt: Runtime, state: RunState) -> IncidentRef | None:
@@ -254,11 +276,14 @@ def collect_evidence(
     target = Target(
         services=tuple(rt.policy.catalog[s] for s in state.services if s in rt.policy.catalog),
         alert_name=state.title,
+        affected=tuple(state.affected),
+        expression=state.expression,
     )
     ctx = CollectorContext(
         redis_url=rt.settings.eafix_redis_url,
         timeout_seconds=rt.settings.collector_timeout_seconds,
         redact=rt.redact,
+        prometheus_url=rt.settings.prometheus_url,
     )
     evidence = run_collector(name, target, ctx, timeouts=timeouts)
     folder = bundle.bundle_path(rt.settings.bundle_dir, run_id)

@@ -60,6 +60,7 @@ class Settings:
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_ca_file: str = ""
     target_redis_url: str = ""
+    prometheus_url: str = ""
     bundle_dir: Path = Path("var/bundles")
     outbox_dir: Path = Path("var/outbox")
     public_url: str = "http://127.0.0.1:8080"
@@ -104,6 +105,7 @@ _ENV = {
     "RESPONDER_PAGERDUTY_EVENTS_URL": "pagerduty_events_url",
     "RESPONDER_PAGERDUTY_CA_FILE": "pagerduty_ca_file",
     "RESPONDER_TARGET_REDIS_URL": "target_redis_url",
+    "RESPONDER_PROMETHEUS_URL": "prometheus_url",
     "RESPONDER_BUNDLE_DIR": "bundle_dir",
     "RESPONDER_OUTBOX_DIR": "outbox_dir",
     "RESPONDER_PUBLIC_URL": "public_url",

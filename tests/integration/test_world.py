@@ -4,6 +4,7 @@ priority the runbook gives."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -20,6 +21,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     started = World(tmp_path_factory.mktemp("world"), url).start()
     yield started
     started.stop()
+
+
+def _bundle_id(evidence: str) -> str:
+    return re.search(r"\(bundle ([^)]+)\)", evidence).group(1)
 
 
 def incident_notes(world: World, alert: str) -> list[dict] | None:
@@ -58,6 +63,15 @@ def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     assert first.startswith(f"[{priority}] {alert}"), first
     assert evidence.startswith(f"[{priority}] {alert} evidence:"), evidence
     assert unhealthy in evidence
+    # The Prometheus series of the failing metric: the alert's own expression, saved and drawn.
+    assert "alert expression now" in evidence
+    bundle = world.directory / "bundles" / _bundle_id(evidence)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    entry = next(c for c in manifest["collectors"] if c["name"] == "prometheus")
+    assert entry["status"] == "ok"
+    assert {"prometheus/q0.json", "prometheus/q0.csv", "prometheus/q0.png"} <= set(entry["files"])
+    assert (bundle / "prometheus" / "q0.png").read_bytes().startswith(b"\x89PNG")
+    assert any(c["name"] == "trading" for c in manifest["collectors"])
     assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
 
 
@@ -74,5 +88,7 @@ def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None
     finally:
         world.simulator.clear()
     evidence = notes[1]["content"]
-    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 1 of 2 checks found")
+    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 2 of 4 checks found")
     assert "- FAILED http" in evidence and "gui-gateway degraded" in evidence
+    assert "- FAILED trading" in evidence and "reconciliation mismatch (POS-2)" in evidence
+    assert "2 open positions" in evidence

@@ -47,7 +47,8 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     result = run("policy", "check", str(policy))
     assert result.exit_code == 1
     assert result.output == (
-        f"{policy}:19: plan.P1[1]: no collector named 'tarot' (installed: http, redis)\n"
+        f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
+        "(installed: http, prometheus, redis, trading)\n"
     )
 
 

@@ -1,0 +1,70 @@
+"""The `trading` collector: the runbook's Trading Impact Assessment through the catalog's
+endpoints (open positions, reconciliation, recent signals and executions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from collectors.contract import CollectorContext, Evidence, Status, Target
+
+NAME = "trading"
+
+
+def collect(target: Target, ctx: CollectorContext) -> Evidence:
+    """GET every trading endpoint the catalog names; say what they show about trading."""
+    calls = [
+        (service, name, path)
+        for service in target.services
+        for name, path in service.endpoints.items()
+    ]
+    if not calls:
+        return Evidence(NAME, Status.SKIPPED, "the catalog names no trading endpoints")
+    rows, files = [], {}
+    with requests.Session() as session:
+        for service, name, path in calls:
+            parts = urlsplit(service.health_url)
+            url = f"{parts.scheme}://{parts.netloc}{path}"  # the catalog's host, the catalog's path
+            row: dict[str, Any] = {"service": service.name, "endpoint": name, "path": path}
+            try:
+                response = session.get(url, timeout=ctx.timeout_seconds, allow_redirects=False)
+                body = response.json() if response.ok else None
+                row["http_status"] = response.status_code
+            except (requests.RequestException, ValueError) as exc:
+                body, row["error"] = None, f"{type(exc).__name__}"
+            row["finding"], row["problem"] = judge(name, body, row)
+            rows.append(row)
+            if body is not None:
+                files[f"trading/{service.name}-{name}.json"] = json.dumps(body, indent=2)
+    problems = [r for r in rows if r["problem"]]
+    return Evidence(
+        collector=NAME,
+        status=Status.FAILED if problems else Status.OK,
+        summary="; ".join(r["finding"] for r in rows),
+        tables={"endpoints": rows},
+        files=files,
+    )
+
+
+def judge(name: str, body: Any, row: dict[str, Any]) -> tuple[str, bool]:
+    """Return a one-phrase finding for an endpoint's answer, and whether it is a problem."""
+    if body is None:
+        why = row.get("error") or f"HTTP {row.get('http_status')}"
+        return f"{name}: unavailable ({why})", True
+    if name == "positions" and isinstance(body, list):
+        open_ = [p for p in body if isinstance(p, dict) and p.get("status") == "open"]
+        return f"{len(open_)} open positions", False
+    if name == "reconcile" and isinstance(body, dict):
+        status = str(body.get("status", "?"))
+        mismatches = body.get("mismatches") or []
+        detail = f" ({', '.join(map(str, mismatches))})" if mismatches else ""
+        return f"reconciliation {status}{detail}", status != "ok"
+    if isinstance(body, list):
+        return f"{len(body)} recent {name}", False
+    return (
+        f"{name}: {str(body.get('status', 'answered')) if isinstance(body, dict) else 'answered'}",
+        False,
+    )
