@@ -36,6 +36,10 @@ class CollectorContext:
     redis_url: str
     timeout_seconds: float = 5.0
     prometheus_url: str = ""
+    postgres_dsn: str = ""
+    git_repo: str = ""
+    docker_url: str = ""
+    compose_project: str = "eafix"
     redact: Callable[[str], str] = lambda text: text
 
 

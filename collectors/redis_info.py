@@ -37,6 +37,7 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         client.ping()
         ping_ms = round((time.monotonic() - started) * 1000, 2)
         info = {section: client.info(section) for section in INFO_SECTIONS}
+        slowlog = client.slowlog_get(10)
     except redis.TimeoutError:
         return Evidence(
             NAME, Status.TIMEOUT, f"Redis gave no answer within {ctx.timeout_seconds:g}s"
@@ -46,13 +47,32 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
     finally:
         client.close()
     facts = key_facts(info)
+    slow = [
+        {"id": e.get("id"), "duration_us": e.get("duration"), "command": _command(e)}
+        for e in slowlog
+    ]
     return Evidence(
         collector=NAME,
         status=Status.OK,
-        summary=summarise(ping_ms, facts),
-        tables={"facts": [{"field": k, "value": v} for k, v in facts.items()]},
-        files={"redis/info.json": ctx.redact(json.dumps(info, indent=2, default=str))},
+        summary=f"{summarise(ping_ms, facts)}; {len(slow)} slow log entries",
+        tables={"facts": [{"field": k, "value": v} for k, v in facts.items()], "slowlog": slow},
+        files={
+            "redis/info.json": json.dumps(info, indent=2, default=str),
+            "redis/slowlog.json": json.dumps(slow, indent=2, default=str),
+        },
     )
+
+
+def _command(entry: dict[str, Any]) -> str:
+    # Only the command name and how many arguments: argument values may be secrets (AUTH).
+    command = entry.get("command", b"")
+    words = command.split() if isinstance(command, bytes) else str(command).split()
+    name = (
+        words[0].decode(errors="replace")
+        if words and isinstance(words[0], bytes)
+        else (words[0] if words else "")
+    )
+    return f"{name} (+{max(len(words) - 1, 0)} args)"
 
 
 def key_facts(info: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -28,11 +28,14 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         return Evidence(NAME, Status.SKIPPED, "no catalog service selected")
     with requests.Session() as session, ThreadPoolExecutor(max_workers=8) as pool:
         rows = list(pool.map(lambda s: check(session, s, ctx), target.services))
-    # A health check fails when any service is not healthy, reachable or not.
+    # A health check fails when any service is not healthy, reachable or not; when the only
+    # trouble is services too slow to answer, it is a timeout.
     unhealthy = [r for r in rows if r["health"] != "ok"]
+    slow = [r for r in unhealthy if r["error"].startswith("no answer within")]
+    status = Status.OK if not unhealthy else Status.TIMEOUT if slow == unhealthy else Status.FAILED
     return Evidence(
         collector=NAME,
-        status=Status.FAILED if unhealthy else Status.OK,
+        status=status,
         summary=summarise(rows),
         tables={"services": rows},
         files={"http/health.json": json.dumps(rows, indent=2)},

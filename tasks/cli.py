@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from tasks.delivery_commands import deliveries_command, replay_command
+from tasks.diagnose_command import diagnose_command
 from tasks.policy_commands import classify_command, policy_group
 from tasks.runtime import load_policy
 from tasks.settings import Settings, SettingsError, settings_from_env
@@ -36,6 +37,7 @@ main.add_command(policy_group)
 main.add_command(classify_command)
 main.add_command(deliveries_command)
 main.add_command(replay_command)
+main.add_command(diagnose_command)
 
 
 @main.command()

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from collectors.registry import BUILTIN
+from collectors.registry import available
 from tasks.settings import settings_from_env
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
@@ -40,11 +40,11 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
             source,
             line_of(text, ["plan", priority.value, index]),
             f"plan.{priority.value}[{index}]",
-            f"no collector named {name!r} (installed: {', '.join(sorted(BUILTIN))})",
+            f"no collector named {name!r} (installed: {', '.join(available())})",
         )
         for priority, names in policy.plan.items()
         for index, name in enumerate(names)
-        if name not in BUILTIN
+        if name not in available()
     ]
     return (None if problems else policy), problems
 

@@ -279,16 +279,35 @@ def collect_evidence(
         affected=tuple(state.affected),
         expression=state.expression,
     )
-    ctx = CollectorContext(
+    return collect_into_bundle(rt, run_id, name, target, timeouts)
+
+
+def collect_into_bundle(
+    rt: Runtime,
+    bundle_id: str,
+    name: str,
+    target: Target,
+    timeouts: tuple[type[BaseException], ...] = (),
+) -> dict[str, Any]:
+    """Run collector `name` on `target`, store its files redacted, return its manifest entry."""
+    evidence = run_collector(name, target, collector_context(rt), timeouts=timeouts)
+    folder = bundle.bundle_path(rt.settings.bundle_dir, bundle_id)
+    stored = bundle.store_files(folder, evidence.files, rt.redact)
+    return bundle.manifest_entry(evidence, stored, rt.redact)
+
+
+def collector_context(rt: Runtime) -> CollectorContext:
+    """Return what collectors may use, from the settings."""
+    return CollectorContext(
         redis_url=rt.settings.eafix_redis_url,
         timeout_seconds=rt.settings.collector_timeout_seconds,
         redact=rt.redact,
         prometheus_url=rt.settings.prometheus_url,
+        postgres_dsn=rt.settings.postgres_dsn.reveal(),
+        git_repo=rt.settings.deploy_repo,
+        docker_url=rt.settings.docker_url,
+        compose_project=rt.settings.compose_project,
     )
-    evidence = run_collector(name, target, ctx, timeouts=timeouts)
-    folder = bundle.bundle_path(rt.settings.bundle_dir, run_id)
-    stored = bundle.store_files(folder, evidence.files, rt.redact)
-    return bundle.manifest_entry(evidence, stored, rt.redact)
 
 
 def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: datetime) -> str:

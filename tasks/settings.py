@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -61,6 +62,10 @@ class Settings:
     pagerduty_ca_file: str = ""
     target_redis_url: str = ""
     prometheus_url: str = ""
+    postgres_dsn: Secret = field(default_factory=lambda: Secret(""))
+    deploy_repo: str = ""
+    docker_url: str = ""
+    compose_project: str = "eafix"
     bundle_dir: Path = Path("var/bundles")
     outbox_dir: Path = Path("var/outbox")
     public_url: str = "http://127.0.0.1:8080"
@@ -86,8 +91,12 @@ class Settings:
         values += list(self.pagerduty_webhook_secrets)
         found = [v.reveal() for v in values if isinstance(v, Secret) and v]
         for secret in list(found):
-            # A basic-auth pair leaks as much through its password alone.
-            if ":" in secret:
+            # A password leaks as much on its own as inside its pair or connection string.
+            if match := re.search(r"://[^:/@\s]*:([^@/\s]+)@", secret):
+                found.append(match.group(1))
+            elif match := re.search(r"password=([^\s]+)", secret):
+                found.append(match.group(1))
+            elif ":" in secret:
                 found.append(secret.split(":", 1)[1])
         return found
 
@@ -106,6 +115,10 @@ _ENV = {
     "RESPONDER_PAGERDUTY_CA_FILE": "pagerduty_ca_file",
     "RESPONDER_TARGET_REDIS_URL": "target_redis_url",
     "RESPONDER_PROMETHEUS_URL": "prometheus_url",
+    "RESPONDER_POSTGRES_DSN": "postgres_dsn",
+    "RESPONDER_DEPLOY_REPO": "deploy_repo",
+    "RESPONDER_DOCKER_URL": "docker_url",
+    "RESPONDER_COMPOSE_PROJECT": "compose_project",
     "RESPONDER_BUNDLE_DIR": "bundle_dir",
     "RESPONDER_OUTBOX_DIR": "outbox_dir",
     "RESPONDER_PUBLIC_URL": "public_url",

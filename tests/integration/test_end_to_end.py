@@ -42,10 +42,11 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
     assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
     assert "Why P1: signal-latency-over-5s" in first
     assert "acknowledge by" in first and "(15m)" in first
-    # No Prometheus in this test's world: that collector says so and the rest pass.
-    assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 3 checks passed (1 skipped)")
+    # Nothing but the services and Redis in this test's world: the rest say why they skipped.
+    assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)")
     assert "OK http" in evidence and "OK redis" in evidence and "OK trading" in evidence
     assert "SKIPPED prometheus (0 ms): no Prometheus configured" in evidence
+    assert "SKIPPED postgres (0 ms): no database configured (RESPONDER_POSTGRES_DSN)" in evidence
 
     record = wait_for(
         lambda: (
@@ -57,8 +58,18 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
     manifest = json.loads((settings.bundle_dir / record["bundle_id"] / "manifest.json").read_text())
     assert manifest["incident"]["id"] == incident
     by_name = {c["name"]: c for c in manifest["collectors"]}
-    assert set(by_name) == {"http", "trading", "prometheus", "redis"}
-    assert by_name.pop("prometheus")["status"] == "skipped"
+    assert set(by_name) == {
+        "http",
+        "trading",
+        "prometheus",
+        "docker",
+        "postgres",
+        "redis",
+        "host",
+        "git",
+    }
+    for unconfigured in ("prometheus", "docker", "postgres", "git"):
+        assert by_name.pop(unconfigured)["status"] == "skipped"
     for entry in by_name.values():
         assert entry["status"] == "ok"
         assert entry["duration_seconds"] > 0

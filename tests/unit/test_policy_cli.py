@@ -48,7 +48,7 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     assert result.exit_code == 1
     assert result.output == (
         f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
-        "(installed: http, prometheus, redis, trading)\n"
+        "(installed: docker, git, host, http, postgres, prometheus, redis, trading)\n"
     )
 
 

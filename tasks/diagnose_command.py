@@ -1,0 +1,72 @@
+"""`responder diagnose SERVICE`: run the plan's collectors in-process, as the pipeline would."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+
+import click
+
+from collectors.contract import Target
+from tasks import bundle
+from tasks.response import collect_into_bundle
+from tasks.runtime import Runtime
+from tasks.settings import SettingsError, settings_from_env
+from triage.models import Priority
+from triage.policy import PolicyError
+
+
+@click.command("diagnose")
+@click.argument("service")
+@click.option(
+    "--priority",
+    type=click.Choice([p.value for p in Priority]),
+    default="P1",
+    show_default=True,
+    help="Whose plan to run.",
+)
+@click.option("--dry-run", is_flag=True, help="Say which collectors would run; run none.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) -> None:
+    """Diagnose SERVICE now with the plan's collectors; print results and where the bundle is."""
+    try:
+        runtime = Runtime(settings_from_env(os.environ))
+        policy = runtime.policy
+    except (SettingsError, PolicyError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if service not in policy.catalog:
+        known = ", ".join(policy.catalog)
+        raise click.BadParameter(
+            f"{service!r} is not in the catalog ({known})", param_hint="SERVICE"
+        )
+    plan = policy.plan[Priority(priority)]
+    if dry_run:
+        click.echo(f"would run for {service} at {priority}: {', '.join(plan) or '(nothing)'}")
+        return
+    services = (policy.catalog[service], *(s for n, s in policy.catalog.items() if n != service))
+    target = Target(services, alert_name=f"diagnose {service}", affected=(service,))
+    now = datetime.now(UTC)
+    bundle_id = f"diagnose-{service}-{now:%Y%m%dT%H%M%SZ}"
+    entries = []
+    for number, name in enumerate(plan, 1):
+        if not as_json:
+            click.echo(f"[{number}/{len(plan)}] {name} ...", nl=False)
+        entry = collect_into_bundle(runtime, bundle_id, name, target)
+        entries.append(entry)
+        if not as_json:
+            click.echo(f" {entry['status']} ({entry['duration_seconds']:.2f} s)")
+    header = {
+        "bundle_id": bundle_id,
+        "title": f"diagnose {service}",
+        "classification": {"priority": priority, "rule": "manual", "reason": "responder diagnose"},
+    }
+    folder = bundle.bundle_path(runtime.settings.bundle_dir, bundle_id)
+    manifest = bundle.write_manifest(folder, header, entries, datetime.now(UTC))
+    if as_json:
+        click.echo(json.dumps({**manifest, "path": str(folder.resolve())}, indent=2))
+        return
+    click.echo("")
+    for entry in sorted(entries, key=lambda e: e["status"] == "ok"):
+        click.echo(f"{entry['status'].upper():<8} {entry['name']:<11} {entry['summary']}")
+    click.echo(f"\nbundle: {folder.resolve()}")

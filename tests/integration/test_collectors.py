@@ -1,0 +1,229 @@
+"""Each collector against the real thing (PostgreSQL, Redis, git, this host) or, for the Docker
+engine that cannot run here, a fake Engine API on a Unix socket; dead and slow targets; secrets
+planted everywhere appear nowhere in the bundle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Response
+
+from collectors import containers, deployments, host, postgres
+from collectors.contract import CollectorContext, Status, Target
+from collectors.redact import make_redactor
+from collectors.registry import run_collector
+from collectors.service_health import collect as check_health
+from tasks import bundle
+from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
+from triage.policy import Service
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+CANARY = "CANARY-9f3e71"
+SERVICES = tuple(
+    Service(n, f"http://{n}/healthz") for n in ("risk-manager", "execution-engine", "gui-gateway")
+)
+
+
+def context(**fields) -> CollectorContext:
+    return CollectorContext(
+        redis_url="", timeout_seconds=3, redact=make_redactor([CANARY]), **fields
+    )
+
+
+def stored(tmp_path: Path, evidence, ctx: CollectorContext) -> str:
+    """Store evidence the way the pipeline does and return everything written, as text."""
+    files = bundle.store_files(tmp_path, evidence.files, ctx.redact)
+    entry = bundle.manifest_entry(evidence, files, ctx.redact)
+    (tmp_path / "entry.json").write_text(json.dumps(entry))
+    return "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+
+
+# --- postgres ----------------------------------------------------------------------------
+
+
+def test_postgres_snapshot_of_the_real_database(tmp_path: Path) -> None:
+    evidence = postgres.collect(Target(SERVICES), context(postgres_dsn=POSTGRES))
+    assert evidence.status is Status.OK, evidence.summary
+    assert evidence.summary.startswith("now() answered;")
+    assert (
+        "pg_stat_statements" in evidence.summary or "top statements collected" in evidence.summary
+    )
+    assert evidence.tables["connections"][0]["connections"] >= 1
+    assert "postgres/snapshot.json" in evidence.files
+
+
+def test_postgres_reports_waiting_locks_and_hides_query_secrets(tmp_path: Path) -> None:
+    with psycopg.connect(POSTGRES, autocommit=True) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS responder_lock_probe (id int)")
+    holder = psycopg.connect(POSTGRES)
+    holder.execute("LOCK TABLE responder_lock_probe IN ACCESS EXCLUSIVE MODE")
+
+    def wait_for_the_lock() -> None:
+        with psycopg.connect(POSTGRES, autocommit=True) as blocked:
+            blocked.execute(f"SELECT * FROM responder_lock_probe /* password={CANARY} */")
+
+    waiter = threading.Thread(target=wait_for_the_lock)
+    waiter.start()
+    try:
+        time.sleep(0.5)
+        ctx = context(postgres_dsn=POSTGRES)
+        evidence = postgres.collect(Target(SERVICES), ctx)
+    finally:
+        holder.rollback()
+        holder.close()
+        waiter.join(timeout=10)
+    assert evidence.status is Status.FAILED
+    assert "1 locks waiting" in evidence.summary
+    assert any("responder_lock_probe" in str(r["query"]) for r in evidence.tables["active"])
+    assert CANARY not in stored(tmp_path, evidence, ctx)
+
+
+def test_postgres_dead_target_fails_with_the_reason_and_no_password(tmp_path: Path) -> None:
+    ctx = context(postgres_dsn=f"postgresql://eafix:{CANARY}@127.0.0.1:1/eafix_prod")
+    started = time.monotonic()
+    evidence = postgres.collect(Target(SERVICES), ctx)
+    assert time.monotonic() - started < 10  # bounded by its own connect timeout
+    assert evidence.status is Status.FAILED
+    assert evidence.summary.startswith("database unreachable:")
+    assert CANARY not in stored(tmp_path, evidence, ctx)
+
+
+# --- git, host, redis --------------------------------------------------------------------
+
+
+def test_git_lists_the_last_day_of_commits(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=Deployer", "-c", "user.email=d@eafix.example"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run(
+        [*git, "commit", "-q", "--allow-empty", "-m", "Deploy risk-manager 2.4.1"], check=True
+    )
+    evidence = deployments.collect(Target(SERVICES), context(git_repo=str(repo)))
+    assert evidence.status is Status.OK
+    assert evidence.summary.startswith("1 commits in the last 24 h; latest ")
+    assert evidence.tables["commits"][0]["subject"] == "Deploy risk-manager 2.4.1"
+    missing = deployments.collect(Target(SERVICES), context(git_repo=str(tmp_path / "nope")))
+    assert missing.status is Status.FAILED and "not a git repository" in missing.summary
+
+
+def test_host_resources_and_processes_without_command_lines() -> None:
+    evidence = host.collect(Target(SERVICES), context())
+    assert evidence.status in (Status.OK, Status.FAILED)
+    assert "cpu" in evidence.summary and "memory" in evidence.summary
+    assert evidence.tables["processes"]
+    assert all(
+        set(p) == {"pid", "name", "user", "cpu_percent", "memory_percent"}
+        for p in evidence.tables["processes"]
+    )
+
+
+def test_redis_ping_info_and_slowlog(redis_url: str) -> None:
+    evidence = run_collector("redis", Target(SERVICES), context().__class__(redis_url=redis_url))
+    assert evidence.status is Status.OK
+    assert evidence.summary.startswith("PONG in ")
+    assert "slowlog" in evidence.tables
+
+
+# --- docker (fake Engine API) ------------------------------------------------------------
+
+
+@pytest.fixture
+def engine() -> FakeDockerEngine:
+    fake = FakeDockerEngine(
+        [
+            FakeContainer(
+                "risk-manager",
+                health="unhealthy",
+                restarts=3,
+                env=[f"DB_PASSWORD={CANARY}", "TZ=UTC"],
+                log_lines=[
+                    "2026-11-27T10:00:00Z INFO started",
+                    f"2026-11-27T10:01:00Z ERROR login failed for eafix password={CANARY}",
+                    "2026-11-27T10:02:00Z CRITICAL positions checksum mismatch POS-2",
+                ],
+            ),
+            FakeContainer("execution-engine", state="exited", health="unhealthy"),
+            FakeContainer("gui-gateway"),
+            FakeContainer("postgres", project="other"),
+        ]
+    ).start()
+    yield fake
+    fake.stop()
+
+
+def test_docker_compose_ps_logs_and_stats(engine: FakeDockerEngine, tmp_path: Path) -> None:
+    ctx = context(docker_url=engine.url)
+    target = Target(SERVICES, affected=("risk-manager",))
+    evidence = containers.collect(target, ctx)
+    assert evidence.status is Status.FAILED
+    assert evidence.summary == (
+        "2/3 containers running; risk-manager unhealthy, 3 restarts, 2 error lines; "
+        "execution-engine exited, unhealthy"
+    )
+    rows = {r["service"]: r for r in evidence.tables["containers"]}
+    assert rows["risk-manager"]["cpu_percent"] == 20.0  # (1e9 / 1e10) * 2 CPUs * 100
+    assert rows["risk-manager"]["memory_mb"] == 256.0
+    assert "docker/risk-manager.errors.log" in evidence.files
+    written = stored(tmp_path, evidence, ctx)
+    assert "CRITICAL positions checksum mismatch" in written
+    assert CANARY not in written  # neither the container's env nor its log line
+
+
+def test_docker_without_an_engine_is_skipped_or_failed_with_the_reason(tmp_path: Path) -> None:
+    skipped = containers.collect(Target(SERVICES), context())
+    assert skipped.status is Status.SKIPPED and "RESPONDER_DOCKER_URL" in skipped.summary
+    dead = containers.collect(Target(SERVICES), context(docker_url=f"unix://{tmp_path}/none.sock"))
+    assert dead.status in (Status.FAILED, Status.SKIPPED)
+    assert dead.summary.startswith(("Docker engine error", "Docker SDK cannot connect"))
+
+
+# --- dead, slow and broken ---------------------------------------------------------------
+
+
+def test_a_slow_service_is_a_timeout_entry_within_its_timeout() -> None:
+    def slow(environ, start_response):
+        time.sleep(3)
+        return Response("{}")(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, slow, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = Target(
+            (Service("risk-manager", f"http://127.0.0.1:{server.server_port}/healthz"),)
+        )
+        started = time.monotonic()
+        evidence = check_health(target, CollectorContext(redis_url="", timeout_seconds=0.5))
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert evidence.status is Status.TIMEOUT
+    assert evidence.summary == "0/1 services healthy; risk-manager no answer within 0.5s"
+    assert elapsed < 3  # it did not wait for the slow answer
+
+
+def test_a_collector_that_cannot_load_is_skipped_and_says_why(monkeypatch) -> None:
+    from collectors import registry
+
+    monkeypatch.setitem(registry.BUILTIN, "broken", "collectors.does_not_exist")
+    evidence = run_collector("broken", Target(SERVICES), context())
+    assert evidence.status is Status.SKIPPED
+    assert evidence.summary.startswith("cannot load: ModuleNotFoundError")
+
+
+def test_a_collector_that_raises_becomes_a_failed_entry(monkeypatch) -> None:
+    from collectors import registry
+
+    monkeypatch.setattr(registry, "load", lambda name: lambda t, c: 1 / 0)
+    evidence = run_collector("http", Target(SERVICES), context())
+    assert (evidence.status, evidence.summary) == (
+        Status.FAILED,
+        "collector error: ZeroDivisionError: division by zero",
+    )
