@@ -17,8 +17,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<keep>\bToken\s+token=)[^\s,;]+", re.I), r"\g<keep>" + MASK),
     (
         re.compile(
-            r"(?P<keep>\b\w*(?:password|passwd|pwd|secret|token|api_?key|auth_key|private_key)"
-            r"\w*\s*[=:]\s*)(?!\[REDACTED\])[^\s,;&\"']+",
+            r"(?P<keep>\b\w*(?:password|passwd|pwd|secret|token|api_?key|auth_key|private_key"
+            r"|routing_key|integration_key|service_key)"
+            # The key may be quoted, as in JSON: "password": "value".
+            r"\w*[\"']?\s*[=:]\s*[\"']?)(?!\[REDACTED\])[^\s,;&\"']+",
             re.I,
         ),
         r"\g<keep>" + MASK,
