@@ -22,7 +22,10 @@ redact = make_redactor(["s3cr3t-configured-value"])
         ('{"routing_key": "e93facc04764012d7bfb002500d5d1a6"}', "e93facc04764012d7bfb002500d5d1a6"),
         ("PAGERDUTY_INTEGRATION_KEY=0123456789abcdef0123456789abcdef", "0123456789abcdef"),
         ("amqp://guest:guestpass@rabbit:5672//", "guestpass"),
-        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----", "b3BlbnNzaA"),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----",
+            "b3BlbnNzaA",
+        ),
     ],
 )
 def test_secret_shapes_are_masked(text: str, secret: str) -> None:
