@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -45,8 +46,12 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
     # Nothing but the services and Redis in this test's world: the rest say why they skipped.
     assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)")
     assert "OK http" in evidence and "OK redis" in evidence and "OK trading" in evidence
-    assert "SKIPPED prometheus (0 ms): no Prometheus configured" in evidence
-    assert "SKIPPED postgres (0 ms): no database configured (RESPONDER_POSTGRES_DSN)" in evidence
+    # (durations vary: the first use of a collector imports its client library)
+    assert re.search(r"- SKIPPED prometheus \(\d+ ms\): no Prometheus configured", evidence)
+    assert re.search(
+        r"- SKIPPED postgres \(\d+ ms\): no database configured \(RESPONDER_POSTGRES_DSN\)",
+        evidence,
+    )
 
     record = wait_for(
         lambda: (
