@@ -207,13 +207,22 @@ class DeliveryStore:
         low = "-inf" if since is None else since.timestamp()
         return [i.decode() for i in self.redis.zrangebyscore(INDEX_KEY, low, "+inf")]
 
+    def effect_state(self, run_id: str, step: str) -> str | None:
+        """Return None (never tried), "pending" (tried, outcome unknown) or "done:<detail>"."""
+        value = self.redis.get(f"{PREFIX}effect:{run_id}:{step}")
+        return value.decode() if value is not None else None
+
     def effect_done(self, run_id: str, step: str) -> bool:
         """Return True if side effect `step` of pipeline run `run_id` already happened."""
-        return bool(self.redis.exists(f"{PREFIX}effect:{run_id}:{step}"))
+        return (self.effect_state(run_id, step) or "").startswith("done")
+
+    def begin_effect(self, run_id: str, step: str) -> None:
+        """Record that side effect `step` is being attempted, before the attempt."""
+        self.redis.set(f"{PREFIX}effect:{run_id}:{step}", "pending", ex=DEDUP_TTL, nx=True)
 
     def mark_effect(self, run_id: str, step: str, detail: str = "") -> None:
         """Record that side effect `step` of run `run_id` happened, so a retry skips it."""
-        self.redis.set(f"{PREFIX}effect:{run_id}:{step}", detail or "done", ex=DEDUP_TTL)
+        self.redis.set(f"{PREFIX}effect:{run_id}:{step}", f"done:{detail}", ex=DEDUP_TTL)
 
     def remember_own_note(self, note_id: str) -> None:
         """Remember a note we posted, so its `incident.annotated` webhook is not acted on."""

@@ -14,13 +14,25 @@ from typing import Any, Protocol
 
 import pagerduty
 
+from tasks.rate_limit import TokenBucket
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class PagerDutyUnavailable(RuntimeError):
-    """A PagerDuty call failed; the message is safe to store (no secrets)."""
+    """A PagerDuty call failed; the message is safe to store (no secrets).
+
+    `status` is the HTTP status (None for a network failure) and `headers` the response's
+    headers, so `tasks.retries.decide` can tell whether and when to try again.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True)
@@ -47,21 +59,34 @@ class PagerDutyGateway(Protocol):
         """Add a note to the incident and return PagerDuty's note object."""
         ...
 
+    def note_contents(self, incident: IncidentRef) -> list[str]:
+        """Return the contents of the incident's notes (to find one a lost attempt posted)."""
+        ...
+
 
 class RestGateway:
-    """PagerDuty REST API v2 through `pagerduty.RestApiV2Client`."""
+    """PagerDuty REST API v2 through `pagerduty.RestApiV2Client`, one attempt per call.
 
-    def __init__(self, client: pagerduty.RestApiV2Client, redact: Callable[[str], str]) -> None:
+    Retries are the pipeline's (Celery, honouring `ratelimit-reset`), so a worker is never held
+    in the client's own sleep loop; a token bucket keeps all workers under the rate limit.
+    """
+
+    def __init__(
+        self,
+        client: pagerduty.RestApiV2Client,
+        redact: Callable[[str], str],
+        bucket: TokenBucket | None = None,
+    ) -> None:
         self.client = client
         self.redact = redact
+        self.bucket = bucket
 
     def find_incident(self, incident_key: str) -> IncidentRef | None:
         """Look the incident up by key over all time (the default window is one month)."""
         params = {"incident_key": incident_key, "date_range": "all"}
-        try:
-            incidents = self.client.list_all("incidents", params=params)
-        except pagerduty.Error as exc:
-            raise PagerDutyUnavailable(self._why("GET /incidents", exc)) from None
+        incidents = self._call(
+            "GET /incidents", lambda: self.client.list_all("incidents", params=params)
+        )
         if not incidents:
             return None
         return IncidentRef(incidents[0]["id"], incident_key)
@@ -69,16 +94,36 @@ class RestGateway:
     def create_note(self, incident: IncidentRef, content: str) -> dict[str, Any]:
         """POST /incidents/{id}/notes with the note content."""
         if incident.id is None:
-            raise PagerDutyUnavailable(f"no incident id for {incident.label}")
-        try:
-            return self.client.rpost(f"/incidents/{incident.id}/notes", json={"content": content})
-        except pagerduty.Error as exc:
-            raise PagerDutyUnavailable(self._why("POST notes", exc)) from None
+            raise PagerDutyUnavailable(f"no incident id for {incident.label}", 404)
+        path = f"/incidents/{incident.id}/notes"
+        return self._call("POST notes", lambda: self.client.rpost(path, json={"content": content}))
 
-    def _why(self, call: str, exc: pagerduty.Error) -> str:
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
-        detail = f"HTTP {status}" if status else type(exc).__name__
+    def note_contents(self, incident: IncidentRef) -> list[str]:
+        """GET /incidents/{id}/notes and return each note's content."""
+        if incident.id is None:
+            return []
+        path = f"/incidents/{incident.id}/notes"
+        notes = self._call("GET notes", lambda: self.client.rget(path))
+        return [str(note.get("content", "")) for note in notes]
+
+    def _call(self, name: str, call: Callable[[], Any]) -> Any:
+        if self.bucket is not None and (wait := self.bucket.take()) > 0:
+            raise PagerDutyUnavailable(
+                f"PagerDuty {name} held back: local rate limit",
+                429,
+                {"ratelimit-reset": f"{wait:.2f}"},
+            )
+        try:
+            return call()
+        except pagerduty.HttpError as exc:
+            response = exc.response
+            status = getattr(response, "status_code", None)
+            headers = dict(getattr(response, "headers", {}) or {})
+            raise PagerDutyUnavailable(self._why(name, f"HTTP {status}"), status, headers) from None
+        except pagerduty.Error as exc:
+            raise PagerDutyUnavailable(self._why(name, type(exc).__name__)) from None
+
+    def _why(self, call: str, detail: str) -> str:
         return self.redact(f"PagerDuty {call} failed: {detail}")
 
 
@@ -106,6 +151,15 @@ class OutboxGateway:
         written = self._write("note", call)
         return {"id": written.stem, "content": content, "outbox_file": str(written)}
 
+    def note_contents(self, incident: IncidentRef) -> list[str]:
+        """Return the contents of the notes written to the outbox for this incident."""
+        contents = []
+        for path in sorted(self.directory.glob("*-note-*.json")):
+            call = json.loads(path.read_text(encoding="utf-8"))
+            if call.get("incident_key") == incident.incident_key:
+                contents.append(call["json"]["note"]["content"])
+        return contents
+
     def _write(self, kind: str, call: dict[str, Any]) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         now = datetime.now(UTC)
@@ -119,7 +173,9 @@ class OutboxGateway:
         return target
 
 
-def make_gateway(settings: Settings, redact: Callable[[str], str]) -> PagerDutyGateway:
+def make_gateway(
+    settings: Settings, redact: Callable[[str], str], bucket: TokenBucket | None = None
+) -> PagerDutyGateway:
     """Return the REST gateway when a token is set, else the outbox."""
     if settings.outbox_mode:
         return OutboxGateway(settings.outbox_dir, settings.pagerduty_from)
@@ -132,8 +188,10 @@ def make_gateway(settings: Settings, redact: Callable[[str], str]) -> PagerDutyG
         verify=verify,
     )
     client.timeout = 10
-    # The pipeline retries through Celery; keep the client's own retries short and bounded.
-    client.max_network_attempts = 1
-    client.sleep_timer = 0.5
-    client.retry = {429: 2, 500: 1, 502: 1, 503: 1, 504: 1}
-    return RestGateway(client, redact)
+    # One attempt per call: with a retry budget of 1 and max_http_attempts below zero, the
+    # client's loop hands the first error response back at once instead of sleeping (its
+    # default retries 429 forever); tests/unit/test_pagerduty_gateway.py pins this down.
+    client.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
+    client.max_http_attempts = -1
+    client.max_network_attempts = 0
+    return RestGateway(client, redact, bucket)

@@ -6,6 +6,7 @@ Each task takes ids, declares its retries and calls plain functions in `tasks.re
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks import response
 from tasks.pagerduty_client import PagerDutyUnavailable
+from tasks.retries import decide
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def retry_or_give_up(
+    task: Any, rt: Runtime, exc: PagerDutyUnavailable, give_up: Callable[[str], None]
+) -> None:
+    """Retry a failed PagerDuty write when `decide` says so and attempts remain; else record why.
+
+    429 waits PagerDuty's `ratelimit-reset`; 5xx and network failures back off; other 4xx are
+    final. Each wait is a Celery countdown, far below the visibility timeout.
+    """
+    attempt = task.request.retries + 1
+    verdict = decide(exc.status, exc.headers, attempt, rt.settings.pagerduty_retry_base_seconds)
+    if verdict.retry and attempt < rt.settings.pagerduty_attempts:
+        log.warning("%s; retrying in %.1f s (attempt %d)", exc, verdict.delay, attempt)
+        raise task.retry(countdown=verdict.delay)
+    suffix = f"gave up after {attempt} attempts" if verdict.retry else "not retried"
+    give_up(f"{exc} ({verdict.reason}; {suffix})")
+
+
 @shared_task(bind=True, name=RESPOND, max_retries=None)
 def respond(self: Any, delivery_id: str, run: int) -> str:
     """Start the response to a delivery: find the incident, post the first note, fan out."""
@@ -51,9 +70,9 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds)
         response.post_first_note(rt, state, incident)
     except PagerDutyUnavailable as exc:
-        if attempt < rt.settings.incident_lookup_attempts:
-            raise self.retry(countdown=min(2**attempt, 30)) from None
-        response.record_failure(rt, state, "first_note", str(exc))
+        retry_or_give_up(
+            self, rt, exc, lambda why: response.record_failure(rt, state, "first_note", why)
+        )
     if rt.deliveries.effect_done(state.run_id, "fanout"):
         return state.run_id
     header = [collect.s(state.run_id, name) for name in state.collectors]
@@ -74,16 +93,18 @@ def collect(self: Any, run_id: str, name: str) -> dict[str, Any]:
     return response.collect_evidence(rt, run_id, name, timeouts=(SoftTimeLimitExceeded,))
 
 
-@shared_task(bind=True, name="tasks.pipeline.finish", max_retries=5)
+@shared_task(bind=True, name="tasks.pipeline.finish", max_retries=None)
 def finish(self: Any, entries: list[dict[str, Any]], run_id: str) -> str:
     """Write the bundle's manifest and summary, then post the evidence note."""
     rt = runtime_of(self.app)
     try:
         return response.finish_run(rt, run_id, entries, _now())
     except PagerDutyUnavailable as exc:
-        if self.request.retries < self.max_retries:
-            raise self.retry(countdown=min(2 ** (self.request.retries + 1), 30)) from None
-        response.record_failure(rt, response.load_run(rt, run_id), "evidence_note", str(exc))
+
+        def give_up(why: str) -> None:
+            response.record_failure(rt, response.load_run(rt, run_id), "evidence_note", why)
+
+        retry_or_give_up(self, rt, exc, give_up)
         return run_id
 
 
@@ -94,10 +115,17 @@ def note_resolved(self: Any, delivery_id: str) -> str:
     attempt = self.request.retries + 1
     try:
         return response.post_resolved_note(rt, delivery_id)
-    except (response.IncidentNotFound, PagerDutyUnavailable) as exc:
+    except response.IncidentNotFound as exc:
         if attempt < rt.settings.incident_lookup_attempts:
             raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds) from None
         rt.deliveries.update(delivery_id, failures={"resolved_note": str(exc)})
+        return "gave up"
+    except PagerDutyUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            rt.deliveries.update(delivery_id, failures={"resolved_note": why})
+
+        retry_or_give_up(self, rt, exc, give_up)
         return "gave up"
 
 

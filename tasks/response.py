@@ -221,15 +221,34 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         state.delivery_id,
         datetime.now(UTC),
     )
-    note = rt.pagerduty.create_note(incident, rt.redact(content))
-    _remember_note(rt, state.run_id, "first_note", note)
-    rt.deliveries.update(state.delivery_id, first_note=note.get("id"))
+    note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
+    if note_id is not None:
+        rt.deliveries.update(state.delivery_id, first_note=note_id)
 
 
-def _remember_note(rt: Runtime, run_id: str, step: str, note: dict[str, Any]) -> None:
+def post_note_once(
+    rt: Runtime, incident: IncidentRef, run_id: str, step: str, content: str
+) -> str | None:
+    """Post a note exactly once in effect; return its id, or None when it was already posted.
+
+    The note ends with a reference to (run, step). An attempt is recorded as pending before
+    the POST; a retry that finds it pending (the worker died, or the answer was lost) first
+    looks for the reference among the incident's notes instead of posting a second one.
+    """
+    ref = f"[ref {run_id}/{step}]"
+    state = rt.deliveries.effect_state(run_id, step)
+    if state is not None and state.startswith("done"):
+        return None
+    if state == "pending" and any(ref in text for text in rt.pagerduty.note_contents(incident)):
+        rt.deliveries.mark_effect(run_id, step, "found after an interrupted attempt")
+        return None
+    rt.deliveries.begin_effect(run_id, step)
+    body = notes.clip(rt.redact(content), notes.NOTE_LIMIT - len(ref) - 1)
+    note = rt.pagerduty.create_note(incident, f"{body}\n{ref}")
     note_id = str(note.get("id", ""))
     rt.deliveries.mark_effect(run_id, step, note_id)
     rt.deliveries.remember_own_note(note_id)
+    return note_id
 
 
 def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
@@ -240,16 +259,16 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     fresh = set(delivery.get("fresh_keys", []))
     group = parse_alertmanager(json.loads(delivery["raw_body"]))
     resolved = [a for a in group.alerts if a.status == "resolved" and a.dedup_key in fresh]
-    step = f"{delivery_id}-resolved"
-    if not resolved or rt.deliveries.effect_done(step, "note"):
+    if not resolved or rt.deliveries.effect_done(delivery_id, "resolved_note"):
         return "nothing to note"
     incident = rt.pagerduty.find_incident(group.incident_key)
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={group.incident_key}")
-    note = rt.pagerduty.create_note(incident, rt.redact(notes.resolved_note(resolved, delivery_id)))
-    _remember_note(rt, step, "note", note)
-    rt.deliveries.update(delivery_id, resolved_note=note.get("id"))
-    return str(note.get("id", ""))
+    content = notes.resolved_note(resolved, delivery_id)
+    note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
+    if note_id is not None:
+        rt.deliveries.update(delivery_id, resolved_note=note_id)
+    return note_id or "already noted"
 
 
 class IncidentNotFound(LookupError):
@@ -340,10 +359,8 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
     incident = state.incident
     if incident.id is None and not rt.settings.outbox_mode:
         record_failure(rt, state, "evidence_note", "no PagerDuty incident to attach to")
-    elif not rt.deliveries.effect_done(run_id, "evidence_note"):
-        note = rt.pagerduty.create_note(incident, rt.redact(content))
-        _remember_note(rt, run_id, "evidence_note", note)
-        rt.deliveries.update(state.delivery_id, evidence_note=note.get("id"))
+    elif (note_id := post_note_once(rt, incident, run_id, "evidence_note", content)) is not None:
+        rt.deliveries.update(state.delivery_id, evidence_note=note_id)
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id
 

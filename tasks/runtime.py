@@ -12,6 +12,7 @@ from collectors.redact import make_redactor
 from tasks.deliveries import DeliveryStore
 from tasks.incidents import IncidentStore
 from tasks.pagerduty_client import PagerDutyGateway, make_gateway
+from tasks.rate_limit import TokenBucket
 from tasks.settings import Settings
 from triage import policy as policy_module
 from triage.policy import Policy
@@ -60,4 +61,4 @@ class Runtime:
     @cached_property
     def pagerduty(self) -> PagerDutyGateway:
         """Return the PagerDuty gateway (REST or outbox)."""
-        return make_gateway(self.settings, self.redact)
+        return make_gateway(self.settings, self.redact, TokenBucket(self.redis, "pagerduty-rest"))

@@ -73,6 +73,8 @@ class Settings:
     incident_lookup_attempts: int = 6
     incident_lookup_delay_seconds: float = 2.0
     delivery_retention_days: float = 7.0
+    pagerduty_attempts: int = 6
+    pagerduty_retry_base_seconds: float = 1.0
     queue: str = "responder"
 
     @property
@@ -126,6 +128,8 @@ _ENV = {
     "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "incident_lookup_attempts",
     "RESPONDER_INCIDENT_LOOKUP_DELAY": "incident_lookup_delay_seconds",
     "RESPONDER_DELIVERY_RETENTION_DAYS": "delivery_retention_days",
+    "RESPONDER_PAGERDUTY_ATTEMPTS": "pagerduty_attempts",
+    "RESPONDER_PAGERDUTY_RETRY_BASE": "pagerduty_retry_base_seconds",
     "RESPONDER_QUEUE": "queue",
 }
 

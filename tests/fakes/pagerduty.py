@@ -16,6 +16,7 @@ import os
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +65,7 @@ class Call:
     body: Any
     status: int = 0
     error: str = ""
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -71,6 +73,11 @@ class _Failure:
     status: int
     remaining: int
     headers: dict[str, str] = field(default_factory=dict)
+    method: str = ""  # only calls with this method, when set
+    path_suffix: str = ""  # only calls whose path ends so, when set
+
+    def applies(self, method: str, path: str) -> bool:
+        return (not self.method or method == self.method) and path.endswith(self.path_suffix)
 
 
 class FakePagerDuty:
@@ -168,10 +175,17 @@ class FakePagerDuty:
             self.calls.clear()
             self._failures.clear()
 
-    def fail_next(self, status: int, count: int = 1, headers: dict[str, str] | None = None) -> None:
-        """Answer the next `count` API calls with `status` (e.g. 429 or 500)."""
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        headers: dict[str, str] | None = None,
+        method: str = "",
+        path_suffix: str = "",
+    ) -> None:
+        """Answer the next `count` calls (of `method`, path ending `path_suffix`) with `status`."""
         with self._lock:
-            self._failures.append(_Failure(status, count, dict(headers or {})))
+            self._failures.append(_Failure(status, count, dict(headers or {}), method, path_suffix))
 
     def add_incident(self, incident_key: str, title: str = "EAFIX alert") -> str:
         """Create a triggered incident with `incident_key` and return its id."""
@@ -226,7 +240,7 @@ class FakePagerDuty:
         if kind == "rest" and request.headers.get("Authorization") != f"Token token={self.token}":
             return self._finish(call, _error(401, "Unauthorized", 2006))
         with self._lock:
-            injected = self._take_failure()
+            injected = self._take_failure(request.method, request.path)
         if injected is not None:
             return self._finish(call, injected)
         openapi_request = WerkzeugOpenAPIRequest(request)
@@ -252,12 +266,11 @@ class FakePagerDuty:
             self.calls.append(call)
         return response
 
-    def _take_failure(self) -> Response | None:
-        while self._failures and self._failures[0].remaining <= 0:
-            self._failures.pop(0)
-        if not self._failures:
+    def _take_failure(self, method: str, path: str) -> Response | None:
+        self._failures = [f for f in self._failures if f.remaining > 0]
+        failure = next((f for f in self._failures if f.applies(method, path)), None)
+        if failure is None:
             return None
-        failure = self._failures[0]
         failure.remaining -= 1
         if failure.status == 429:
             response = _error(429, "Rate Limit Exceeded", 2020)
@@ -443,7 +456,6 @@ def _error(status: int, message: str, code: int, errors: list[str] | None = None
 
 if __name__ == "__main__":
     import argparse
-    import time
 
     parser = argparse.ArgumentParser(description="Run the fake PagerDuty server.")
     parser.add_argument("--port", type=int, default=8099)

@@ -1,0 +1,56 @@
+"""The one PagerDuty module: a single attempt per call, failures carrying what retries need."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable, make_gateway
+from tasks.rate_limit import TokenBucket
+from tasks.settings import Settings
+from tests.fakes.pagerduty import FakePagerDuty
+
+
+@pytest.fixture
+def gateway(settings: Settings, pagerduty: FakePagerDuty):
+    return make_gateway(settings, lambda text: text)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503, 400, 404])
+def test_an_error_comes_back_after_one_request(
+    gateway, pagerduty: FakePagerDuty, status: int
+) -> None:
+    incident = IncidentRef(pagerduty.add_incident("k"), "k")
+    pagerduty.fail_next(status, method="POST", path_suffix="/notes")
+    with pytest.raises(PagerDutyUnavailable) as caught:
+        gateway.create_note(incident, "hello")
+    assert caught.value.status == status
+    assert str(caught.value) == f"PagerDuty POST notes failed: HTTP {status}"
+    assert [c.status for c in pagerduty.calls] == [status]  # the client did not retry by itself
+    if status == 429:
+        assert caught.value.headers["ratelimit-reset"] == "1"
+    gateway.create_note(incident, "hello")
+    assert [n["content"] for n in pagerduty.notes_for(incident.id)] == ["hello"]
+
+
+def test_notes_can_be_read_back_to_find_a_lost_attempt(gateway, pagerduty: FakePagerDuty) -> None:
+    incident = IncidentRef(pagerduty.add_incident("k"), "k")
+    gateway.create_note(incident, "first\n[ref r1/first_note]")
+    assert gateway.note_contents(incident) == ["first\n[ref r1/first_note]"]
+
+
+def test_the_token_bucket_holds_calls_back_across_workers(
+    settings: Settings, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    bucket = TokenBucket(redis_client, "test-bucket", per_minute=60, capacity=2)
+    gateway = make_gateway(settings, lambda text: text, bucket)
+    other_worker = make_gateway(replace(settings), lambda text: text, bucket)
+    incident = IncidentRef(pagerduty.add_incident("k"), "k")
+    gateway.create_note(incident, "one")
+    other_worker.create_note(incident, "two")
+    with pytest.raises(PagerDutyUnavailable) as caught:
+        gateway.create_note(incident, "three")
+    assert caught.value.status == 429 and str(caught.value).endswith("local rate limit")
+    assert 0 < float(caught.value.headers["ratelimit-reset"]) <= 1.0
+    assert len(pagerduty.notes_for(incident.id)) == 2  # the third never left this machine
