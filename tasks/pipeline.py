@@ -52,8 +52,8 @@ def retry_or_give_up(
     if verdict.retry and attempt < rt.settings.pagerduty_attempts:
         log.warning("%s; retrying in %.1f s (attempt %d)", exc, verdict.delay, attempt)
         raise task.retry(countdown=verdict.delay)
-    suffix = f"gave up after {attempt} attempts" if verdict.retry else "not retried"
-    give_up(f"{exc} ({verdict.reason}; {suffix})")
+    suffix = f"; gave up after {attempt} attempts" if verdict.retry else ""
+    give_up(f"{exc} ({verdict.reason}{suffix})")
 
 
 @shared_task(bind=True, name=RESPOND, max_retries=None)

@@ -235,3 +235,58 @@ def test_a_resolved_alert_is_noted_and_not_diagnosed(
     record = delivery(receiver, answer["delivery_id"])
     assert record["pipeline"] == "not started: no new firing alert"
     assert "bundle_id" not in record
+
+
+def note_posts(pagerduty: FakePagerDuty, incident: str) -> list:
+    return [
+        c
+        for c in pagerduty.calls
+        if c.method == "POST" and c.path == f"/incidents/{incident}/notes"
+    ]
+
+
+def test_a_429_is_retried_after_its_reset_and_posts_one_note(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", limited="429"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    pagerduty.fail_next(429, method="POST", path_suffix="/notes")  # answers ratelimit-reset: 1
+    post_alert(receiver, payload)
+    wait_for(lambda: len(pagerduty.notes_for(incident)) >= 2, what="both notes after the 429")
+    posts = note_posts(pagerduty, incident)
+    assert [c.status for c in posts] == [429, 200, 200]
+    assert posts[1].at - posts[0].at >= 1.0  # it waited the reset PagerDuty asked for
+    first = pagerduty.notes_for(incident)[0]["content"]
+    assert first.startswith("[P1] SignalLatencyHigh") and first.endswith("/first_note]")
+
+
+def test_three_500s_then_success_post_one_note(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", flaky="500"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    pagerduty.fail_next(500, count=3, method="POST", path_suffix="/notes")
+    post_alert(receiver, payload)
+    wait_for(lambda: len(pagerduty.notes_for(incident)) >= 2, what="both notes after three 500s")
+    assert [c.status for c in note_posts(pagerduty, incident)] == [500, 500, 500, 200, 200]
+    contents = [n["content"] for n in pagerduty.notes_for(incident)]
+    assert sum(c.startswith("[P1] SignalLatencyHigh: ") for c in contents) == 1
+
+
+def test_a_400_is_not_retried_and_is_recorded_with_the_reason(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", refused="400"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    pagerduty.fail_next(400, method="POST", path_suffix="/notes")
+    delivery_id = post_alert(receiver, payload).json()["delivery_id"]
+    record = wait_for(
+        lambda: (d := delivery(receiver, delivery_id))["pipeline"] == "done" and d,
+        what="the pipeline to finish",
+    )
+    assert record["failures"]["first_note"] == (
+        "PagerDuty POST notes failed: HTTP 400 (HTTP 400: not retried)"
+    )
+    assert [c.status for c in note_posts(pagerduty, incident)] == [400, 200]
+    [evidence] = pagerduty.notes_for(incident)
+    assert " evidence: " in evidence["content"].splitlines()[0]
