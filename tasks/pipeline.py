@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 
 RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
-COLLECT_SOFT_LIMIT = 60
-COLLECT_HARD_LIMIT = 90
 
 
 def runtime_of(app: Celery) -> Runtime:
@@ -81,12 +79,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     return state.run_id
 
 
-@shared_task(
-    bind=True,
-    name="tasks.pipeline.collect",
-    soft_time_limit=COLLECT_SOFT_LIMIT,
-    time_limit=COLLECT_HARD_LIMIT,
-)
+@shared_task(bind=True, name="tasks.pipeline.collect")
 def collect(self: Any, run_id: str, name: str) -> dict[str, Any]:
     """Run one collector for a pipeline run and store its files; return its manifest entry."""
     rt = runtime_of(self.app)

@@ -76,6 +76,7 @@ class HealthServer:
 
     def __init__(self) -> None:
         self.status: dict[str, str] = {}
+        self.delay: dict[str, float] = {}
         self._server = make_server(
             "127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler
         )
@@ -84,6 +85,7 @@ class HealthServer:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         service = Request(environ).path.strip("/").split("/")[0]
+        time.sleep(self.delay.get(service, 0))
         status = self.status.get(service, "ok")
         body = json.dumps({"status": status, "checks": {"self": status}})
         code = 200 if status == "ok" else 503

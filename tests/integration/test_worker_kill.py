@@ -1,0 +1,107 @@
+"""Kill -9 of the worker mid-pipeline, then a fresh worker: exactly one evidence note."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+from werkzeug.serving import make_server
+
+from tasks.settings import Settings
+from tests.conftest import PROJECT, _QuietHandler, post_alert, sample_payload, wait_for
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.integration.test_end_to_end import delivery, incident_key
+from webhooks import create_app
+
+QUEUE = "responder-kill"
+VISIBILITY_TIMEOUT = 6  # short, so the killed worker's unacked messages come back soon
+LIMITS = {"RESPONDER_TASK_SOFT_TIME_LIMIT": "4", "RESPONDER_TASK_TIME_LIMIT": "5"}
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+        "--concurrency", "3", "--without-gossip", "--without-mingle",
+        "--hostname", f"kill-{time.monotonic_ns()}@%h",
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        # Its own session, so one signal reaches the main process and every pool child.
+        process = subprocess.Popen(
+            command, cwd=PROJECT, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    wait_for(lambda: b" ready." in log.read_bytes(), timeout=60, what="the worker to start")
+    return process
+
+
+@pytest.fixture
+def kill_env(responder_env: dict[str, str], redis_url: str) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        **responder_env,
+        **LIMITS,
+        "RESPONDER_QUEUE": QUEUE,
+        "RESPONDER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    }
+    client = redis.Redis.from_url(redis_url)
+    client.delete(QUEUE)
+    yield env
+    client.delete(QUEUE)
+
+
+@pytest.fixture
+def kill_receiver(settings: Settings) -> Iterator[str]:
+    server = make_server(
+        "127.0.0.1", 0, create_app(replace(settings, queue=QUEUE)), threaded=True,
+        request_handler=_QuietHandler,
+    )  # fmt: skip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_kill_9_mid_pipeline_then_a_fresh_worker_posts_one_evidence_note(
+    kill_env: dict[str, str],
+    kill_receiver: str,
+    pagerduty: FakePagerDuty,
+    health_server,
+    redis_client,
+    tmp_path: Path,
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", killed="yes"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    health_server.delay["risk-manager"] = 3  # the http collector waits out its 2 s timeout
+    log = tmp_path / "workers.log"
+    first = start_worker(kill_env, log)
+    second = None
+    try:
+        delivery_id = post_alert(kill_receiver, payload).json()["delivery_id"]
+        wait_for(lambda: len(pagerduty.notes_for(incident)) >= 1, what="the first-response note")
+        os.killpg(first.pid, signal.SIGKILL)  # mid-pipeline: the collectors are running
+        first.wait(timeout=10)
+        assert len(pagerduty.notes_for(incident)) == 1, "evidence came before the kill"
+        # The killed worker's messages stay unacked until the visibility timeout passes.
+        time.sleep(VISIBILITY_TIMEOUT + 1)
+        second = start_worker(kill_env, log)
+        wait_for(
+            lambda: delivery(kill_receiver, delivery_id)["pipeline"] == "done",
+            timeout=90,
+            what="the fresh worker to finish the pipeline",
+        )
+    finally:
+        health_server.delay.clear()
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
+    contents = [n["content"] for n in pagerduty.notes_for(incident)]
+    assert sum(" evidence: " in c.splitlines()[0] for c in contents) == 1
+    assert sum(c.startswith("[P1] SignalLatencyHigh: ") for c in contents) == 1
