@@ -34,6 +34,7 @@ beat_schedule = {
         "task": "tasks.pipeline.heartbeat",
         "schedule": float(os.environ.get("RESPONDER_HEARTBEAT_SECONDS", "10")),
     },
+    "prune-bundles": {"task": "tasks.pipeline.prune_bundles", "schedule": 3600.0},
 }
 
 if not task_soft_time_limit < task_time_limit < visibility_timeout:

@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from tasks import response
+from tasks import bundle, response
 from tasks.pagerduty_client import PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.runtime import Runtime
@@ -120,6 +120,14 @@ def note_resolved(self: Any, delivery_id: str) -> str:
 
         retry_or_give_up(self, rt, exc, give_up)
         return "gave up"
+
+
+@shared_task(bind=True, name="tasks.pipeline.prune_bundles")
+def prune_bundles(self: Any) -> int:
+    """Delete bundles older than the retention; return how many went."""
+    rt = runtime_of(self.app)
+    cutoff = _now().timestamp() - rt.settings.bundle_retention_days * 86400
+    return bundle.prune(rt.settings.bundle_dir, cutoff)
 
 
 @shared_task(bind=True, name="tasks.pipeline.heartbeat")

@@ -7,13 +7,13 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
-from tasks import bundle, notes
+from tasks import bundle, links, notes
 from tasks.deliveries import DEDUP_TTL, PREFIX
 from tasks.pagerduty_client import IncidentRef
 from tasks.runtime import Runtime
@@ -354,7 +354,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         Classification.from_dict(state.classification),
         state.alert_name,
         evidence,
-        f"{folder.resolve()} on the responder host (bundle {run_id})",
+        bundle_location(rt, run_id, now),
     )
     incident = state.incident
     if incident.id is None and not rt.settings.outbox_mode:
@@ -363,6 +363,16 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         rt.deliveries.update(state.delivery_id, evidence_note=note_id)
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id
+
+
+def bundle_location(rt: Runtime, bundle_id: str, now: datetime) -> str:
+    """Return the signed link to a bundle, or its path when links are not configured."""
+    secret = rt.settings.link_secret.reveal()
+    if not secret:
+        folder = bundle.bundle_path(rt.settings.bundle_dir, bundle_id).resolve()
+        return f"{folder} on the responder host (bundle {bundle_id})"
+    expires = int((now + timedelta(days=rt.settings.link_ttl_days)).timestamp())
+    return links.bundle_link(rt.settings.public_url, bundle_id, expires, secret)
 
 
 def record_failure(rt: Runtime, state: RunState, step: str, reason: str) -> None:

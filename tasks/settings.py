@@ -69,6 +69,9 @@ class Settings:
     bundle_dir: Path = Path("var/bundles")
     outbox_dir: Path = Path("var/outbox")
     public_url: str = "http://127.0.0.1:8080"
+    link_secret: Secret = field(default_factory=lambda: Secret(""))
+    link_ttl_days: float = 7.0
+    bundle_retention_days: float = 14.0
     collector_timeout_seconds: float = 5.0
     incident_lookup_attempts: int = 6
     incident_lookup_delay_seconds: float = 2.0
@@ -124,6 +127,9 @@ _ENV = {
     "RESPONDER_BUNDLE_DIR": "bundle_dir",
     "RESPONDER_OUTBOX_DIR": "outbox_dir",
     "RESPONDER_PUBLIC_URL": "public_url",
+    "RESPONDER_LINK_SECRET": "link_secret",
+    "RESPONDER_LINK_TTL_DAYS": "link_ttl_days",
+    "RESPONDER_BUNDLE_RETENTION_DAYS": "bundle_retention_days",
     "RESPONDER_COLLECTOR_TIMEOUT": "collector_timeout_seconds",
     "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "incident_lookup_attempts",
     "RESPONDER_INCIDENT_LOOKUP_DELAY": "incident_lookup_delay_seconds",

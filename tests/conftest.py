@@ -28,6 +28,8 @@ SAMPLE = PROJECT / "examples" / "alertmanager-sample.json"
 TOKEN = "am-test-token-5f1c"
 PD_TOKEN = "pd-test-token-8a2e"
 PD_WEBHOOK_SECRET = "whsec-current-9f2a"
+LINK_SECRET = "link-secret-4b1d"
+PUBLIC_URL = "https://responder.eafix.example"  # links are re-aimed at the test's receiver
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
@@ -151,6 +153,8 @@ def responder_env(
         "RESPONDER_INCIDENT_LOOKUP_DELAY": "0.5",
         "RESPONDER_COLLECTOR_TIMEOUT": "2",
         "RESPONDER_PAGERDUTY_RETRY_BASE": "0.2",
+        "RESPONDER_LINK_SECRET": LINK_SECRET,
+        "RESPONDER_PUBLIC_URL": PUBLIC_URL,
     }
 
 

@@ -10,7 +10,7 @@ from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
-from webhooks import alertmanager, ops, pagerduty
+from webhooks import alertmanager, bundles, ops, pagerduty
 from webhooks.errors import register_error_handlers
 from webhooks.metrics import ReceiverMetrics
 from webhooks.receiver import EXTENSION, Receiver
@@ -32,5 +32,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     metrics.install(app)
     app.register_blueprint(alertmanager.blueprint)
     app.register_blueprint(pagerduty.blueprint)
+    app.register_blueprint(bundles.blueprint)
     app.register_blueprint(ops.blueprint)
     return app

@@ -290,3 +290,28 @@ def test_a_400_is_not_retried_and_is_recorded_with_the_reason(
     assert [c.status for c in note_posts(pagerduty, incident)] == [400, 200]
     [evidence] = pagerduty.notes_for(incident)
     assert " evidence: " in evidence["content"].splitlines()[0]
+
+
+def test_the_evidence_note_links_to_the_bundle_and_the_link_downloads_it(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    from tests.conftest import PUBLIC_URL
+    from tests.integration.test_bundles import validate_manifest
+
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", linked="yes"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    post_alert(receiver, payload)
+    notes = wait_for(
+        lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
+        what="both notes",
+    )
+    [line] = [ln for ln in notes[1]["content"].splitlines() if ln.startswith("Bundle: ")]
+    link = line.removeprefix("Bundle: ")
+    assert link.startswith(f"{PUBLIC_URL}/bundles/") and "sig=" in link
+    local = link.replace(PUBLIC_URL, receiver)
+    page = requests.get(local, timeout=5)
+    assert page.status_code == 200 and "SignalLatencyHigh" in page.text
+    manifest = requests.get(local.replace("/?", "/manifest.json?"), timeout=5).json()
+    validate_manifest(manifest)
+    tampered = requests.get(local.replace("sig=", "sig=f"), timeout=5)
+    assert tampered.status_code == 403

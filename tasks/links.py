@@ -1,0 +1,45 @@
+"""HMAC-signed, expiring links to evidence bundles, checked by the receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from urllib.parse import urlencode
+
+
+def signature(bundle_id: str, expires: int, secret: str) -> str:
+    """Return the hex HMAC-SHA256 that grants access to `bundle_id` until `expires` (Unix time)."""
+    message = f"{bundle_id}:{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signed_query(bundle_id: str, expires: int, secret: str) -> str:
+    """Return the query string a bundle link carries."""
+    return urlencode({"expires": expires, "sig": signature(bundle_id, expires, secret)})
+
+
+def bundle_link(public_url: str, bundle_id: str, expires: int, secret: str) -> str:
+    """Return the signed link to a bundle's HTML view."""
+    return (
+        f"{public_url.rstrip('/')}/bundles/{bundle_id}/?{signed_query(bundle_id, expires, secret)}"
+    )
+
+
+def link_problem(
+    bundle_id: str, expires: str | None, sig: str | None, secret: str, now: datetime
+) -> str | None:
+    """Return why a link does not grant access, or None when it does."""
+    if not secret:
+        return "bundle links are not enabled (RESPONDER_LINK_SECRET is not set)"
+    if not expires or not sig:
+        return "the link carries no signature"
+    try:
+        deadline = int(expires)
+    except ValueError:
+        return "the link's expiry is not a number"
+    if not hmac.compare_digest(signature(bundle_id, deadline, secret), sig.lower()):
+        return "the link's signature does not match"
+    if now.timestamp() > deadline:
+        return "the link has expired"
+    return None
