@@ -52,11 +52,13 @@ demo-stop:
 	@if [ -f var/demo/demo.pid ]; then kill "$$(cat var/demo/demo.pid)" && echo "demo stopping"; \
 	  else echo "no demo running"; fi
 
-## bench: intake throughput against the bare Flask + Redis floor (needs wrk)
-bench: $(VENV)/.dev-installed
+## bench: intake throughput against the floor (needs wrk), then time to evidence over 50 alerts
+bench: $(VENV)/.dev-installed test-services
 	@command -v wrk >/dev/null || scripts/install-test-services wrk
 	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/14") && \
 	  BENCH_REDIS_URL="$$url" $(BIN)/python bench/intake.py
+	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/10") && \
+	  BENCH_REDIS_URL="$$url" $(BIN)/python -m bench.time_to_evidence --alerts 50
 
 clean:
 	rm -rf var/bundles var/outbox .pytest_cache
