@@ -63,6 +63,18 @@ class PagerDutyGateway(Protocol):
         """Return the contents of the incident's notes (to find one a lost attempt posted)."""
         ...
 
+    def trigger(self, event: dict[str, Any]) -> str:
+        """Send an Events API v2 trigger (dedup_key, payload, links); return the dedup key."""
+        ...
+
+    def priorities(self) -> list[dict[str, Any]]:
+        """Return the account's incident priorities, most severe first ([] when it has none)."""
+        ...
+
+    def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
+        """Set the incident's priority."""
+        ...
+
 
 class RestGateway:
     """PagerDuty REST API v2 through `pagerduty.RestApiV2Client`, one attempt per call.
@@ -76,10 +88,12 @@ class RestGateway:
         client: pagerduty.RestApiV2Client,
         redact: Callable[[str], str],
         bucket: TokenBucket | None = None,
+        events: pagerduty.EventsApiV2Client | None = None,
     ) -> None:
         self.client = client
         self.redact = redact
         self.bucket = bucket
+        self.events = events
 
     def find_incident(self, incident_key: str) -> IncidentRef | None:
         """Look the incident up by key over all time (the default window is one month)."""
@@ -105,6 +119,34 @@ class RestGateway:
         path = f"/incidents/{incident.id}/notes"
         notes = self._call("GET notes", lambda: self.client.rget(path))
         return [str(note.get("content", "")) for note in notes]
+
+    def trigger(self, event: dict[str, Any]) -> str:
+        """POST /v2/enqueue through `pagerduty.EventsApiV2Client`."""
+        if self.events is None:
+            raise PagerDutyUnavailable(
+                "no Events API routing key (RESPONDER_PAGERDUTY_ROUTING_KEY)", 400
+            )
+        payload = event["payload"]
+        return self._call(
+            "POST /v2/enqueue",
+            lambda: self.events.trigger(
+                payload["summary"], payload["source"], dedup_key=event["dedup_key"],
+                severity=payload["severity"], custom_details=payload.get("custom_details"),
+                links=event.get("links"),
+            ),
+        )  # fmt: skip
+
+    def priorities(self) -> list[dict[str, Any]]:
+        """GET /priorities (all pages)."""
+        return self._call("GET /priorities", lambda: self.client.list_all("priorities"))
+
+    def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
+        """PUT /incidents/{id} with a priority reference."""
+        body = {
+            "type": "incident_reference",
+            "priority": {"id": priority_id, "type": "priority_reference"},
+        }
+        self._call("PUT incident", lambda: self.client.rput(f"/incidents/{incident.id}", json=body))
 
     def _call(self, name: str, call: Callable[[], Any]) -> Any:
         if self.bucket is not None and (wait := self.bucket.take()) > 0:
@@ -151,6 +193,22 @@ class OutboxGateway:
         written = self._write("note", call)
         return {"id": written.stem, "content": content, "outbox_file": str(written)}
 
+    def trigger(self, event: dict[str, Any]) -> str:
+        """Write the Events API call to the outbox; return its dedup key."""
+        self._write("event", {"method": "POST", "path": "/v2/enqueue", "json": event})
+        return str(event["dedup_key"])
+
+    def priorities(self) -> list[dict[str, Any]]:
+        """Return no priorities: without a token the account cannot be asked."""
+        return []
+
+    def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
+        """Write the update to the outbox."""
+        body = {"incident": {"type": "incident_reference", "priority": {"id": priority_id}}}
+        self._write(
+            "priority", {"method": "PUT", "path": f"/incidents/{incident.id}", "json": body}
+        )
+
     def note_contents(self, incident: IncidentRef) -> list[str]:
         """Return the contents of the notes written to the outbox for this incident."""
         contents = []
@@ -194,4 +252,14 @@ def make_gateway(
     client.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
     client.max_http_attempts = -1
     client.max_network_attempts = 0
-    return RestGateway(client, redact, bucket)
+    events = None
+    if settings.pagerduty_routing_key:
+        events = pagerduty.EventsApiV2Client(
+            settings.pagerduty_routing_key.reveal(),
+            base_url=settings.pagerduty_events_url,
+            verify=verify,
+        )
+        events.retry = dict(client.retry)
+        events.max_http_attempts = -1
+        events.max_network_attempts = 0
+    return RestGateway(client, redact, bucket, events)

@@ -64,9 +64,16 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     attempt = self.request.retries + 1
     try:
         incident = response.resolve_incident(rt, state)
+        if incident is None and response.trigger_incident(rt, state, _now()):
+            raise self.retry(countdown=min(rt.settings.incident_lookup_delay_seconds, 1.0))
         if incident is None and attempt < rt.settings.incident_lookup_attempts:
             raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds)
         response.post_first_note(rt, state, incident)
+        if incident is not None:
+            try:
+                response.set_incident_priority(rt, state, incident)
+            except PagerDutyUnavailable as exc:  # the notes matter more: record and go on
+                response.record_failure(rt, state, "priority", str(exc))
     except PagerDutyUnavailable as exc:
         retry_or_give_up(
             self, rt, exc, lambda why: response.record_failure(rt, state, "first_note", why)

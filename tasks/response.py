@@ -194,6 +194,61 @@ def resolve_incident(rt: Runtime, state: RunState) -> IncidentRef | None:
     return incident
 
 
+SEVERITY = {"P0": "critical", "P1": "error", "P2": "warning", "P3": "info"}
+PRIORITY_CACHE_SECONDS = 3600
+
+
+def trigger_incident(rt: Runtime, state: RunState, now: datetime) -> bool:
+    """Open the run's incident through the Events API once, when the policy says to trigger.
+
+    Return True when an event was sent (the caller then looks the incident up again).
+    """
+    if rt.policy.pagerduty.incident != "trigger" or not state.incident_key:
+        return False
+    if rt.deliveries.effect_done(state.run_id, "trigger"):
+        return False
+    priority = state.classification["priority"]
+    event = {
+        "event_action": "trigger",
+        "dedup_key": state.incident_key,
+        "payload": {
+            "summary": f"[{priority}] {state.title}"[:1024],
+            "source": "eafix-responder",
+            "severity": SEVERITY[priority],
+            "custom_details": {
+                "why": state.classification["reason"],
+                "delivery": state.delivery_id,
+            },
+        },
+        "links": [{"href": bundle_location(rt, state.run_id, now), "text": "Evidence bundle"}],
+    }
+    rt.deliveries.begin_effect(state.run_id, "trigger")
+    rt.pagerduty.trigger(event)
+    rt.deliveries.mark_effect(state.run_id, "trigger", state.incident_key)
+    return True
+
+
+def set_incident_priority(rt: Runtime, state: RunState, incident: IncidentRef) -> None:
+    """Set the incident's PagerDuty priority from ours once, when the account has priorities."""
+    wanted = rt.policy.pagerduty.priorities.get(state.classification["priority"], "")
+    if not rt.policy.pagerduty.set_priority or incident.id is None or not wanted:
+        return
+    if rt.deliveries.effect_done(state.run_id, "priority"):
+        return
+    cached = rt.redis.get(f"{PREFIX}pagerduty-priorities")
+    if cached is None:
+        found = rt.pagerduty.priorities()
+        rt.redis.set(f"{PREFIX}pagerduty-priorities", json.dumps(found), ex=PRIORITY_CACHE_SECONDS)
+    else:
+        found = json.loads(cached)
+    match = next((p for p in found if p.get("name") == wanted), None)
+    if match is None:
+        rt.deliveries.mark_effect(state.run_id, "priority", f"the account has no priority {wanted}")
+        return
+    rt.pagerduty.set_priority(incident, match["id"])
+    rt.deliveries.mark_effect(state.run_id, "priority", match["id"])
+
+
 def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:
     """Post the first-response note once per run."""
     if incident is None:

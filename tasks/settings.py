@@ -60,6 +60,7 @@ class Settings:
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_ca_file: str = ""
+    pagerduty_routing_key: Secret = field(default_factory=lambda: Secret(""))
     target_redis_url: str = ""
     prometheus_url: str = ""
     postgres_dsn: Secret = field(default_factory=lambda: Secret(""))
@@ -118,6 +119,7 @@ _ENV = {
     "RESPONDER_PAGERDUTY_API_URL": "pagerduty_api_url",
     "RESPONDER_PAGERDUTY_EVENTS_URL": "pagerduty_events_url",
     "RESPONDER_PAGERDUTY_CA_FILE": "pagerduty_ca_file",
+    "RESPONDER_PAGERDUTY_ROUTING_KEY": "pagerduty_routing_key",
     "RESPONDER_TARGET_REDIS_URL": "target_redis_url",
     "RESPONDER_PROMETHEUS_URL": "prometheus_url",
     "RESPONDER_POSTGRES_DSN": "postgres_dsn",

@@ -175,6 +175,18 @@ class Service:
 
 
 @dataclass(frozen=True)
+class PagerDutyPolicy:
+    """How the responder finds its incident and whether it sets the incident's priority."""
+
+    incident: str = "attach"  # attach to the incident that exists, or trigger one (Events API)
+    set_priority: bool = True
+    # Our priority -> the account's priority name (PagerDuty's standard scheme is P1..P5).
+    priorities: Mapping[str, str] = field(
+        default_factory=lambda: {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}
+    )
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole policy, as validated data."""
 
@@ -186,6 +198,7 @@ class Policy:
     default_priority: Priority = Priority.P3
     runbook_url: str = ""
     source: str = "<policy>"
+    pagerduty: PagerDutyPolicy = field(default_factory=PagerDutyPolicy)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -467,6 +480,16 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         default_priority=Priority(raw["default_priority"]),
         runbook_url=raw.get("runbook_url", ""),
         source=source,
+        pagerduty=_pagerduty(raw.get("pagerduty", {})),
+    )
+
+
+def _pagerduty(raw: Mapping[str, Any]) -> PagerDutyPolicy:
+    defaults = PagerDutyPolicy()
+    return PagerDutyPolicy(
+        incident=raw.get("incident", defaults.incident),
+        set_priority=raw.get("set_priority", defaults.set_priority),
+        priorities={**defaults.priorities, **raw.get("priorities", {})},
     )
 
 
