@@ -89,8 +89,9 @@ def evidence_note(
     title: str,
     evidence: Sequence[Evidence],
     bundle_location: str,
+    error_lines: Sequence[str] = (),
 ) -> str:
-    """Render the evidence note: what failed first, then what is healthy, then the bundle."""
+    """Render the evidence note: what failed first, what is healthy, top errors, the bundle."""
     ran = [e for e in evidence if e.status is not Status.SKIPPED]
     problems = [e for e in ran if e.status is not Status.OK]
     verdict = (
@@ -104,6 +105,8 @@ def evidence_note(
     for item in sorted(evidence, key=lambda e: _STATUS_ORDER[e.status]):
         took = _took(item.duration_seconds)
         lines.append(f"- {item.status.value.upper()} {item.collector} ({took}): {item.summary}")
+    if error_lines:
+        lines += ["", "Top error lines:", *(f"  {line[:200]}" for line in error_lines)]
     lines += ["", f"Bundle: {bundle_location}"]
     return clip("\n".join(lines))
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -410,6 +411,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         state.alert_name,
         evidence,
         bundle_location(rt, run_id, now),
+        top_error_lines(folder),
     )
     incident = state.incident
     if incident.id is None and not rt.settings.outbox_mode:
@@ -418,6 +420,16 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         rt.deliveries.update(state.delivery_id, evidence_note=note_id)
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id
+
+
+def top_error_lines(folder: Path, count: int = 3) -> list[str]:
+    """Return the latest error lines the collectors saved (already redacted) in a bundle."""
+    lines = []
+    for path in sorted(folder.glob("*/*.errors.log")):
+        service = path.name.removesuffix(".errors.log")
+        lines += [f"{service}: {line}" for line in path.read_text("utf-8").splitlines() if line]
+    # Lines start with their timestamp (docker logs --timestamps): the latest sort last.
+    return sorted(lines, key=lambda line: line.split(": ", 1)[1])[-count:]
 
 
 def bundle_location(rt: Runtime, bundle_id: str, now: datetime) -> str:

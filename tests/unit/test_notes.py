@@ -124,3 +124,36 @@ def test_resolved_note_says_how_long_it_lasted() -> None:
     assert note.splitlines()[0] == "[RESOLVED] Test: resolved in Alertmanager"
     assert "after 32m" in note
     assert note.endswith("No diagnostics run for a resolution. (delivery d9)")
+
+
+def test_evidence_note_shows_the_top_error_lines_before_the_bundle() -> None:
+    classification = classify(
+        alert(category="security"), POLICY, datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    )
+    note = evidence_note(
+        classification,
+        "AuthFailureSpike",
+        [Evidence("docker", Status.FAILED, "gui-gateway 2 error lines")],
+        "/bundles/x",
+        ["gui-gateway: 2026-11-27T10:01:00Z ERROR login storm"],
+    )
+    assert note.splitlines()[-4:] == [
+        "Top error lines:",
+        "  gui-gateway: 2026-11-27T10:01:00Z ERROR login storm",
+        "",
+        "Bundle: /bundles/x",
+    ]
+
+
+def test_top_error_lines_are_the_latest_across_services(tmp_path) -> None:
+    from tasks.response import top_error_lines
+
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "a.errors.log").write_text(
+        "2026-11-27T10:00:00Z ERROR a1\n2026-11-27T10:03:00Z ERROR a2\n"
+    )
+    (tmp_path / "docker" / "b.errors.log").write_text("2026-11-27T10:02:00Z CRITICAL b1\n")
+    assert top_error_lines(tmp_path, count=2) == [
+        "b: 2026-11-27T10:02:00Z CRITICAL b1",
+        "a: 2026-11-27T10:03:00Z ERROR a2",
+    ]
