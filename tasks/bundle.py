@@ -104,7 +104,6 @@ def write_manifest(
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (folder / "summary.md").write_text(render_summary(manifest), encoding="utf-8")
     (folder / "index.html").write_text(render_index(manifest, folder), encoding="utf-8")
-    archive(folder)
     return manifest
 
 

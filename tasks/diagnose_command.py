@@ -63,6 +63,7 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
     }
     folder = bundle.bundle_path(runtime.settings.bundle_dir, bundle_id)
     manifest = bundle.write_manifest(folder, header, entries, datetime.now(UTC))
+    bundle.archive(folder)
     if as_json:
         click.echo(json.dumps({**manifest, "path": str(folder.resolve())}, indent=2))
         return

@@ -418,6 +418,8 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         record_failure(rt, state, "evidence_note", "no PagerDuty incident to attach to")
     elif (note_id := post_note_once(rt, incident, run_id, "evidence_note", content)) is not None:
         rt.deliveries.update(state.delivery_id, evidence_note=note_id)
+    # Packed after the note: the on-call engineer should not wait for gzip.
+    bundle.archive(folder)
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id
 

@@ -50,6 +50,7 @@ def make_bundle(root: Path, bundle_id: str = "b-20261127-r1") -> Path:
         "deadlines": {"acknowledge": "2026-11-27T12:05:00+00:00"},
     }
     validate_manifest(bundle.write_manifest(folder, header, entries, datetime.now(UTC)))
+    bundle.archive(folder)
     return folder
 
 
