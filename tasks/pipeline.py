@@ -69,6 +69,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         if incident is None and attempt < rt.settings.incident_lookup_attempts:
             raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds)
         response.post_first_note(rt, state, incident)
+        response.start_clock(rt, state)
         if incident is not None:
             try:
                 response.set_incident_priority(rt, state, incident)

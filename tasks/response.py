@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
-from tasks import bundle, links, notes
+from tasks import bundle, links, notes, sla_clock
 from tasks.deliveries import DEDUP_TTL, PREFIX
 from tasks.pagerduty_client import IncidentRef
 from tasks.runtime import Runtime
@@ -248,6 +248,13 @@ def set_incident_priority(rt: Runtime, state: RunState, incident: IncidentRef) -
         return
     rt.pagerduty.set_priority(incident, match["id"])
     rt.deliveries.mark_effect(state.run_id, "priority", match["id"])
+
+
+def start_clock(rt: Runtime, state: RunState) -> None:
+    """Register the run's SLA deadlines for its incident (again on a reopen: they move)."""
+    if state.incident_id:
+        due = sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, state.deadlines)
+        rt.clock.register(due)
 
 
 def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:

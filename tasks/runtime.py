@@ -14,6 +14,7 @@ from tasks.incidents import IncidentStore
 from tasks.pagerduty_client import PagerDutyGateway, make_gateway
 from tasks.rate_limit import TokenBucket
 from tasks.settings import Settings
+from tasks.sla_clock import SlaClock
 from triage import policy as policy_module
 from triage.policy import Policy
 
@@ -47,6 +48,11 @@ class Runtime:
     def incidents(self) -> IncidentStore:
         """Return the incident records kept from PagerDuty webhooks."""
         return IncidentStore(self.redis)
+
+    @cached_property
+    def clock(self) -> SlaClock:
+        """Return the SLA deadline index."""
+        return SlaClock(self.redis)
 
     @cached_property
     def policy(self) -> Policy:

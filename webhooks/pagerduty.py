@@ -10,6 +10,7 @@ from redis import RedisError
 
 from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import RESPOND
+from tasks.sla_clock import KINDS
 from triage.classify import classify
 from triage.models import Classification, IncidentEvent, parse_pagerduty
 from webhooks.auth import pagerduty_signature_problem
@@ -23,6 +24,8 @@ blueprint = Blueprint("pagerduty", __name__)
 SOURCE = "pagerduty"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Webhook-Id", "X-Webhook-Subscription")
 STARTS_PIPELINE = {"incident.triggered": Claim.PAGERDUTY, "incident.reopened": Claim.FORCE}
+# Acknowledging stops the acknowledge clock; resolving stops them all.
+STOPS_CLOCKS = {"incident.acknowledged": ("acknowledge",), "incident.resolved": KINDS}
 UPDATES_INCIDENT = {
     "incident.acknowledged",
     "incident.unacknowledged",
@@ -102,6 +105,8 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     if not recorded.duplicate and incident is not None:
         try:
             receiver.runtime.incidents.apply(event)
+            if stopped := STOPS_CLOCKS.get(event.event_type):
+                receiver.runtime.clock.cancel(incident.id, stopped)
         except Exception:  # the delivery is stored; `responder replay` can apply it again
             log.exception("cannot update incident %s from %s", incident.id, recorded.delivery_id)
     priorities = [classification.priority.value] if classification and recorded.started else []

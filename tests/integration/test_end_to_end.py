@@ -79,6 +79,11 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
         assert entry["status"] == "ok"
         assert entry["duration_seconds"] > 0
         assert entry["files"]
+    # The run started the incident's SLA clocks.
+    from tasks.sla_clock import SlaClock
+
+    kinds = {d.kind for d in SlaClock(redis_client).pending() if d.incident_id == incident}
+    assert kinds == {"acknowledge", "respond", "resolve", "next_update", "notify_management"}
     # Every call the worker made was valid under PagerDuty's OpenAPI spec (checked by the
     # `pagerduty` fixture) and carried the From header the notes endpoint requires.
     note_calls = [c for c in pagerduty.calls if c.path.endswith("/notes")]

@@ -1,0 +1,115 @@
+"""The SLA clock's deadlines, in a Redis sorted set: durable, inspectable, cancellable.
+
+Not Celery countdowns: on Redis those are redelivered after the visibility timeout. Each
+deadline is a member `incident|kind` scored by its due time; claiming is atomic, so several
+beat or worker processes still act once per deadline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from tasks.deliveries import PREFIX
+
+INDEX_KEY = f"{PREFIX}deadlines"
+KINDS = ("acknowledge", "respond", "resolve", "next_update", "notify_management")
+
+# Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local claimed = {}
+for _, member in ipairs(due) do
+  if redis.call('ZREM', KEYS[1], member) == 1 then claimed[#claimed + 1] = member end
+end
+return claimed
+"""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One promise of the runbook for one incident."""
+
+    incident_id: str
+    kind: str
+    due: str  # ISO 8601
+    priority: str
+    run_id: str = ""
+    title: str = ""
+
+    @property
+    def member(self) -> str:
+        """Return the deadline's member in the sorted set."""
+        return f"{self.incident_id}|{self.kind}"
+
+
+def _detail_key(member: str) -> str:
+    return f"{PREFIX}deadline:{member}"
+
+
+class SlaClock:
+    """Register, cancel, list and claim deadlines."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._claim = client.register_script(_CLAIM)
+
+    def register(self, deadlines: Iterable[Deadline]) -> None:
+        """Add or move deadlines; registering the same incident and kind again replaces it."""
+        with self.redis.pipeline() as pipe:
+            for deadline in deadlines:
+                due = datetime.fromisoformat(deadline.due).timestamp()
+                pipe.zadd(INDEX_KEY, {deadline.member: due})
+                pipe.set(_detail_key(deadline.member), json.dumps(asdict(deadline)))
+            pipe.execute()
+
+    def cancel(self, incident_id: str, kinds: Iterable[str] = KINDS) -> int:
+        """Stop some or all of an incident's clocks; return how many were running."""
+        members = [f"{incident_id}|{kind}" for kind in kinds]
+        with self.redis.pipeline() as pipe:
+            pipe.zrem(INDEX_KEY, *members)
+            pipe.delete(*(_detail_key(m) for m in members))
+            removed, _ = pipe.execute()
+        return int(removed)
+
+    def claim_due(self, now: datetime, limit: int = 100) -> list[Deadline]:
+        """Take the deadlines due by `now`; each is returned to exactly one caller."""
+        members = self._claim(keys=[INDEX_KEY], args=[now.timestamp(), limit])
+        claimed = []
+        for raw in members:
+            member = raw.decode()
+            detail = self.redis.get(_detail_key(member))
+            if detail is not None:
+                claimed.append(Deadline(**json.loads(detail)))
+        return claimed
+
+    def pending(self) -> list[Deadline]:
+        """Return every running deadline, soonest first."""
+        members = [m.decode() for m in self.redis.zrange(INDEX_KEY, 0, -1)]
+        details = self.redis.mget([_detail_key(m) for m in members]) if members else []
+        return [Deadline(**json.loads(d)) for d in details if d is not None]
+
+
+def deadlines_for(incident_id: str, run_id: str, title: str, due: dict[str, Any]) -> list[Deadline]:
+    """Return the deadlines of a pipeline run, from `triage.sla.Deadlines.to_dict()` output."""
+    return [
+        Deadline(incident_id, kind, due[kind], due["priority"], run_id, title)
+        for kind in KINDS
+        if kind in due
+    ]
+
+
+def left(deadline: Deadline, now: datetime) -> str:
+    """Say how long is left until a deadline, or how long ago it passed."""
+    seconds = int(
+        datetime.fromisoformat(deadline.due).timestamp() - now.astimezone(UTC).timestamp()
+    )
+    minutes, _ = divmod(abs(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    span = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+    return f"in {span}" if seconds >= 0 else f"{span} ago"

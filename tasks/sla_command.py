@@ -1,0 +1,42 @@
+"""`responder sla`: open incidents with their next deadlines and how long is left."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import click
+from redis import RedisError
+
+from tasks.runtime import Runtime
+from tasks.settings import SettingsError, settings_from_env
+from tasks.sla_clock import SlaClock, left
+
+
+@click.command("sla")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def sla_command(as_json: bool) -> None:
+    """List running SLA deadlines by incident, soonest first."""
+    try:
+        settings = settings_from_env(os.environ)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        pending = SlaClock(Runtime(settings).redis).pending()
+    except RedisError as exc:
+        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+    now = datetime.now(UTC)
+    if as_json:
+        click.echo(json.dumps([{**asdict(d), "left": left(d, now)} for d in pending], indent=2))
+        return
+    if not pending:
+        click.echo("no running SLA clocks")
+        return
+    for deadline in pending:
+        due = deadline.due[:16].replace("T", " ")
+        click.echo(
+            f"{deadline.incident_id:<12} {deadline.priority}  {deadline.kind:<18} {due} UTC  "
+            f"{left(deadline, now):<10} {deadline.title[:50]}"
+        )

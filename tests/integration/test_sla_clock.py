@@ -1,0 +1,103 @@
+"""The SLA deadline index in real Redis: register, list, cancel, and claim exactly once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from click.testing import CliRunner
+
+from tasks.cli import main
+from tasks.settings import Settings
+from tasks.sla_clock import Deadline, SlaClock, deadlines_for, left
+from tests.integration.test_pagerduty_webhook import EVENT, event, post
+from triage.models import Priority
+from triage.policy import builtin
+from triage.sla import deadlines
+from webhooks import create_app
+
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def clock_for(redis_client) -> SlaClock:
+    return SlaClock(redis_client)
+
+
+def p1_deadlines(incident: str) -> list[Deadline]:
+    due = deadlines(Priority.P1, T0, builtin()).to_dict()
+    return deadlines_for(incident, "run-1", "SignalLatencyHigh", due)
+
+
+def test_registered_deadlines_list_soonest_first_and_cancel(redis_client) -> None:
+    clock = clock_for(redis_client)
+    clock.register(p1_deadlines("PINC1"))
+    kinds = [d.kind for d in clock.pending()]
+    # P1: acknowledge 15m; respond, first update and management all at 30m; resolve last.
+    assert kinds == ["acknowledge", "next_update", "notify_management", "respond", "resolve"]
+    assert clock.cancel("PINC1", ["acknowledge"]) == 1
+    assert [d.kind for d in clock.pending()][0] == "next_update"
+    assert clock.cancel("PINC1") == 4
+    assert clock.pending() == []
+
+
+def test_each_due_deadline_is_claimed_exactly_once_by_competing_ticks(redis_client) -> None:
+    clock = clock_for(redis_client)
+    for n in range(50):
+        clock.register(p1_deadlines(f"PINC{n}"))
+    claims: list[list[Deadline]] = []
+    now = T0 + timedelta(minutes=31)  # past acknowledge, respond and the first update
+    ticks = [
+        threading.Thread(target=lambda: claims.append(clock.claim_due(now, limit=1000)))
+        for _ in range(4)
+    ]
+    for tick in ticks:
+        tick.start()
+    for tick in ticks:
+        tick.join()
+    claimed = [d.member for batch in claims for d in batch]
+    assert len(claimed) == len(set(claimed)) == 50 * 4  # acknowledge, respond, next_update, mgmt
+    assert {m.split("|")[1] for m in claimed} == {
+        "acknowledge",
+        "respond",
+        "next_update",
+        "notify_management",
+    }
+    assert clock.claim_due(now) == []
+    assert len(clock.pending()) == 50  # the resolve deadlines are still running
+
+
+def test_left_says_how_long_is_left_or_how_long_ago() -> None:
+    deadline = Deadline("P", "acknowledge", (T0 + timedelta(minutes=95)).isoformat(), "P1")
+    assert left(deadline, T0) == "in 1h35m"
+    assert left(deadline, T0 + timedelta(minutes=100)) == "5m ago"
+
+
+def test_pagerduty_acknowledged_stops_the_acknowledge_clock_and_resolved_stops_all(
+    settings: Settings, redis_client
+) -> None:
+    from tasks.settings import Secret
+    from tests.integration.test_pagerduty_webhook import SECRET
+
+    client = create_app(
+        replace(settings, pagerduty_webhook_secrets=(Secret(SECRET),))
+    ).test_client()
+    incident = EVENT["event"]["data"]["id"]
+    clock = clock_for(redis_client)
+    clock.register(p1_deadlines(incident))
+    post(client, event("incident.acknowledged", status="acknowledged"), webhook_id="wh-ack")
+    assert "acknowledge" not in [d.kind for d in clock.pending()]
+    post(client, event("incident.resolved", status="resolved"), webhook_id="wh-res")
+    assert clock.pending() == []
+
+
+def test_responder_sla_lists_running_clocks(settings: Settings, redis_client, monkeypatch) -> None:
+    monkeypatch.setenv("RESPONDER_REDIS_URL", settings.redis_url)
+    assert CliRunner().invoke(main, ["sla"]).output == "no running SLA clocks\n"
+    clock_for(redis_client).register(p1_deadlines("PINC9"))
+    rows = json.loads(CliRunner().invoke(main, ["sla", "--json"]).output)
+    assert [r["kind"] for r in rows][:2] == ["acknowledge", "next_update"]
+    assert rows[0]["left"].endswith("ago")  # T0 is in the past
+    human = CliRunner().invoke(main, ["sla"]).output
+    assert human.startswith("PINC9        P1  acknowledge        2026-11-25 15:15 UTC")
