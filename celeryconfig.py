@@ -35,6 +35,10 @@ beat_schedule = {
         "schedule": float(os.environ.get("RESPONDER_HEARTBEAT_SECONDS", "10")),
     },
     "prune-bundles": {"task": "tasks.pipeline.prune_bundles", "schedule": 3600.0},
+    "sla-tick": {
+        "task": "tasks.pipeline.sla_tick",
+        "schedule": float(os.environ.get("RESPONDER_SLA_TICK_SECONDS", "5")),
+    },
 }
 
 if not task_soft_time_limit < task_time_limit < visibility_timeout:

@@ -75,6 +75,14 @@ class PagerDutyGateway(Protocol):
         """Set the incident's priority."""
         ...
 
+    def escalate(self, incident: IncidentRef, level: int) -> None:
+        """Move the incident to escalation level `level`."""
+        ...
+
+    def status_update(self, incident: IncidentRef, message: str) -> None:
+        """Post a status update to the incident's subscribers."""
+        ...
+
 
 class RestGateway:
     """PagerDuty REST API v2 through `pagerduty.RestApiV2Client`, one attempt per call.
@@ -148,6 +156,16 @@ class RestGateway:
         }
         self._call("PUT incident", lambda: self.client.rput(f"/incidents/{incident.id}", json=body))
 
+    def escalate(self, incident: IncidentRef, level: int) -> None:
+        """PUT /incidents/{id} with an escalation level."""
+        body = {"type": "incident_reference", "escalation_level": level}
+        self._call("PUT incident", lambda: self.client.rput(f"/incidents/{incident.id}", json=body))
+
+    def status_update(self, incident: IncidentRef, message: str) -> None:
+        """POST /incidents/{id}/status_updates (the body is not wrapped)."""
+        path = f"/incidents/{incident.id}/status_updates"
+        self._call("POST status update", lambda: self.client.rpost(path, json={"message": message}))
+
     def _call(self, name: str, call: Callable[[], Any]) -> Any:
         if self.bucket is not None and (wait := self.bucket.take()) > 0:
             raise PagerDutyUnavailable(
@@ -208,6 +226,18 @@ class OutboxGateway:
         self._write(
             "priority", {"method": "PUT", "path": f"/incidents/{incident.id}", "json": body}
         )
+
+    def escalate(self, incident: IncidentRef, level: int) -> None:
+        """Write the escalation to the outbox."""
+        body = {"incident": {"type": "incident_reference", "escalation_level": level}}
+        self._write(
+            "escalate", {"method": "PUT", "path": f"/incidents/{incident.id}", "json": body}
+        )
+
+    def status_update(self, incident: IncidentRef, message: str) -> None:
+        """Write the status update to the outbox."""
+        path = f"/incidents/{incident.id}/status_updates"
+        self._write("status-update", {"method": "POST", "path": path, "json": {"message": message}})
 
     def note_contents(self, incident: IncidentRef) -> list[str]:
         """Return the contents of the notes written to the outbox for this incident."""

@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from tasks import bundle, response
+from tasks import bundle, response, sla_actions
 from tasks.pagerduty_client import PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.runtime import Runtime
+from tasks.sla_clock import Deadline
 
 log = logging.getLogger(__name__)
 
 RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
+SLA_ACTION = "tasks.pipeline.sla_action"
 
 
 def runtime_of(app: Celery) -> Runtime:
@@ -125,6 +128,33 @@ def note_resolved(self: Any, delivery_id: str) -> str:
 
         def give_up(why: str) -> None:
             rt.deliveries.update(delivery_id, failures={"resolved_note": why})
+
+        retry_or_give_up(self, rt, exc, give_up)
+        return "gave up"
+
+
+@shared_task(bind=True, name="tasks.pipeline.sla_tick")
+def sla_tick(self: Any) -> int:
+    """Claim the SLA deadlines that are due (each exactly once) and enqueue their actions."""
+    rt = runtime_of(self.app)
+    due = rt.clock.claim_due(_now())
+    for deadline in due:
+        self.app.send_task(SLA_ACTION, args=[asdict(deadline)])
+    return len(due)
+
+
+@shared_task(bind=True, name=SLA_ACTION, max_retries=None)
+def sla_action(self: Any, deadline: dict[str, Any]) -> str:
+    """Act on one passed deadline: escalate, remind, or post a status update."""
+    rt = runtime_of(self.app)
+    try:
+        return sla_actions.act(rt, Deadline(**deadline), _now())
+    except PagerDutyUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            log.error(
+                "SLA action %s for %s failed: %s", deadline["kind"], deadline["incident_id"], why
+            )
 
         retry_or_give_up(self, rt, exc, give_up)
         return "gave up"

@@ -1,0 +1,100 @@
+"""What the SLA clock does when a deadline passes: escalate, remind, post status updates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from tasks.pagerduty_client import IncidentRef
+from tasks.response import post_note_once
+from tasks.runtime import Runtime
+from tasks.sla_clock import Deadline
+from triage.models import Priority
+from triage.policy import format_duration
+
+STATUS_TEMPLATE = """INCIDENT UPDATE - {incident}
+Status: {status}
+Impact: {impact}
+Actions: {actions}
+ETA: {eta}
+Next Update: {next_update}"""
+
+
+def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
+    """Act on a deadline that has passed; return what was done (for the task's result)."""
+    record = rt.incidents.get(deadline.incident_id) or {}
+    status = record.get("status", "triggered")
+    if status == "resolved":
+        return "resolved: nothing to do"
+    incident = IncidentRef(deadline.incident_id, record.get("incident_key", ""))
+    due = datetime.fromisoformat(deadline.due)
+    overdue = max(now - due, timedelta(0))
+    late = format_duration(overdue) if overdue >= timedelta(minutes=1) else "0m"
+    step = f"{deadline.kind}@{deadline.due}"
+    targets = rt.policy.sla[Priority(deadline.priority)]
+    if deadline.kind == "acknowledge":
+        if status == "acknowledged":
+            return "acknowledged in time"
+        level = escalate(rt, incident, step)
+        note = (
+            f"[{deadline.priority}] SLA missed: not acknowledged within {targets.acknowledge} "
+            f"(due {due:%H:%M} UTC, {late} late). Escalated to level {level}."
+        )
+    elif deadline.kind == "resolve":
+        level = escalate(rt, incident, step)
+        note = (
+            f"[{deadline.priority}] SLA missed: not resolved within {targets.resolve} "
+            f"(due {due:%H:%M} UTC, {late} late). Escalated to level {level}."
+        )
+    elif deadline.kind == "respond":
+        note = (
+            f"[{deadline.priority}] SLA: the respond deadline ({targets.respond}) passed "
+            f"{late} ago (due {due:%H:%M} UTC) with the incident {status}."
+        )
+    elif deadline.kind == "next_update":
+        return status_update(rt, incident, deadline, status, now)
+    else:
+        note = (
+            f"[{deadline.priority}] Management notification due ({targets.notify_management}): "
+            "tell engineering management about this incident now."
+        )
+    post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
+    return note.splitlines()[0]
+
+
+def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
+    """Escalate one level further than the responder has before; once per deadline."""
+    key = f"responder:escalations:{incident.id}"
+    marker = f"responder:escalated:{incident.id}:{step}"
+    if (done := rt.redis.get(marker)) is not None:
+        return int(done)
+    escalated = int(rt.redis.get(key) or 0)
+    level = escalated + 2  # level 1 is where PagerDuty starts
+    rt.pagerduty.escalate(incident, level)
+    # Counted only once PagerDuty took it, so a failed attempt does not skip a level.
+    rt.redis.set(key, escalated + 1, ex=7 * 86400)
+    rt.redis.set(marker, level, ex=7 * 86400)
+    return level
+
+
+def status_update(
+    rt: Runtime, incident: IncidentRef, deadline: Deadline, status: str, now: datetime
+) -> str:
+    """Post the runbook's status update and register the next one on the cadence."""
+    cadence = rt.policy.sla[Priority(deadline.priority)].update_every.duration
+    next_at = now + cadence
+    message = STATUS_TEMPLATE.format(
+        incident=deadline.incident_id,
+        status="Investigating" if status == "triggered" else "Identified",
+        impact=deadline.title or "see the incident's evidence note",
+        actions="automated diagnostics attached; on-call engineer engaged"
+        if status == "acknowledged"
+        else "automated diagnostics attached; waiting for acknowledgement",
+        eta="unknown",
+        next_update=f"{next_at:%Y-%m-%d %H:%M} UTC",
+    )
+    marker = f"responder:status-update:{deadline.incident_id}:{deadline.due}"
+    if not rt.redis.exists(marker):
+        rt.pagerduty.status_update(incident, message)
+        rt.redis.set(marker, "1", ex=7 * 86400)
+    rt.clock.register([Deadline(**{**deadline.__dict__, "due": next_at.isoformat()})])
+    return f"status update posted; next at {next_at:%H:%M} UTC"

@@ -1,0 +1,106 @@
+"""The SLA clock acting, with a controllable clock: escalation, status-update cadence, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tasks import sla_actions
+from tasks.runtime import Runtime
+from tasks.settings import Settings
+from tasks.sla_clock import deadlines_for
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.integration.test_pagerduty_webhook import event
+from triage.models import Priority, parse_pagerduty
+from triage.policy import builtin
+from triage.sla import deadlines
+
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def rt(settings: Settings, redis_client) -> Runtime:
+    return Runtime(settings)
+
+
+def start(rt: Runtime, incident: str, priority: Priority = Priority.P1) -> None:
+    due = deadlines(priority, T0, builtin()).to_dict()
+    rt.clock.register(deadlines_for(incident, "run-1", "SignalLatencyHigh", due))
+
+
+def run_clock(rt: Runtime, until: datetime, step: timedelta = timedelta(minutes=5)) -> list[str]:
+    """Tick the clock from T0 to `until`, acting on each claimed deadline; return the results."""
+    results, now = [], T0
+    while now <= until:
+        for deadline in rt.clock.claim_due(now):
+            results.append(f"{deadline.kind}: {sla_actions.act(rt, deadline, now)}")
+        now += step
+    return results
+
+
+def test_not_acknowledged_in_time_escalates_and_says_which_sla(
+    rt, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("k-esc")
+    start(rt, incident)
+    results = run_clock(rt, T0 + timedelta(minutes=20))
+    assert results[0] == (
+        "acknowledge: [P1] SLA missed: not acknowledged within 15m (due 15:15 UTC, 0m late)."
+        " Escalated to level 2."
+    )
+    assert pagerduty.incidents[incident]["escalation_level"] == 2
+    [note] = pagerduty.notes_for(incident)
+    assert note["content"].startswith("[P1] SLA missed: not acknowledged within 15m")
+
+
+def test_acknowledged_in_time_means_no_escalation(rt, pagerduty: FakePagerDuty) -> None:
+    incident = pagerduty.add_incident("k-ack")
+    start(rt, incident)
+    acked = event("incident.acknowledged", id=incident, status="acknowledged")
+    acked["event"]["occurred_at"] = "2026-11-25T15:10:00Z"
+    rt.incidents.apply(parse_pagerduty(acked))
+    results = run_clock(rt, T0 + timedelta(minutes=16))
+    assert results == ["acknowledge: acknowledged in time"]
+    assert "escalation_level" not in pagerduty.incidents[incident]
+    assert [c for c in pagerduty.calls if c.method == "PUT"] == []
+
+
+def test_status_updates_follow_the_cadence_over_two_hours(rt, pagerduty: FakePagerDuty) -> None:
+    incident = pagerduty.add_incident("k-upd")
+    start(rt, incident)
+    rt.clock.cancel(incident, ["acknowledge", "respond", "notify_management"])
+    run_clock(rt, T0 + timedelta(hours=2))
+    updates = pagerduty.status_updates[incident]
+    assert len(updates) == 4  # at 30, 60, 90 and 120 minutes (P1: every 30m)
+    first = updates[0]["message"].splitlines()
+    assert first[0] == f"INCIDENT UPDATE - {incident}"
+    assert [line.split(":")[0] for line in first[1:]] == [
+        "Status", "Impact", "Actions", "ETA", "Next Update",
+    ]  # fmt: skip
+    assert first[-1] == "Next Update: 2026-11-25 16:00 UTC"
+
+
+def test_a_redelivered_action_escalates_and_notes_once(rt, pagerduty: FakePagerDuty) -> None:
+    incident = pagerduty.add_incident("k-once")
+    start(rt, incident)
+    [deadline] = [
+        d for d in rt.clock.claim_due(T0 + timedelta(minutes=16)) if d.kind == "acknowledge"
+    ]
+    sla_actions.act(rt, deadline, T0 + timedelta(minutes=16))
+    sla_actions.act(rt, deadline, T0 + timedelta(minutes=17))  # the task ran again
+    assert len([c for c in pagerduty.calls if c.method == "PUT"]) == 1
+    assert len(pagerduty.notes_for(incident)) == 1
+
+
+def test_a_resolved_incident_gets_nothing(rt, pagerduty: FakePagerDuty) -> None:
+    incident = pagerduty.add_incident("k-res")
+    start(rt, incident)
+    rt.incidents.apply(parse_pagerduty(event("incident.resolved", id=incident, status="resolved")))
+    assert set(run_clock(rt, T0 + timedelta(hours=1))) <= {
+        "acknowledge: resolved: nothing to do",
+        "respond: resolved: nothing to do",
+        "next_update: resolved: nothing to do",
+        "notify_management: resolved: nothing to do",
+    }
+    assert pagerduty.calls == []
