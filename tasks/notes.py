@@ -12,7 +12,7 @@ from triage.sla import Deadlines, next_market_change
 
 NOTE_LIMIT = 24_000  # PagerDuty documents no limit; stay well below anything plausible.
 _SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
-_STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.SKIPPED: 2, Status.OK: 3}
+_STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.OK: 2, Status.SKIPPED: 3}
 
 
 def first_response_note(
