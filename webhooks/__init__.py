@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
     metrics = ReceiverMetrics()
     celery = make_celery(settings)
-    app.extensions[EXTENSION] = Receiver(settings, runtime, celery, metrics, TaskMessages(celery))
+    app.extensions[EXTENSION] = Receiver(settings, runtime, metrics, TaskMessages(celery))
     register_error_handlers(app)
     metrics.install(app)
     app.register_blueprint(alertmanager.blueprint)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from celery import Celery
 from flask import current_app
 
 from tasks.enqueue import TaskMessages
@@ -21,7 +20,6 @@ class Receiver:
 
     settings: Settings
     runtime: Runtime
-    celery: Celery
     metrics: ReceiverMetrics
     messages: TaskMessages
 
