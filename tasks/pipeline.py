@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from tasks import bundle, response, sla_actions
+from tasks import bundle, closing, response, sla_actions
 from tasks.pagerduty_client import PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.runtime import Runtime
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
 SLA_ACTION = "tasks.pipeline.sla_action"
+CLOSE_INCIDENT = "tasks.pipeline.close_incident"
 
 
 def runtime_of(app: Celery) -> Runtime:
@@ -155,6 +156,21 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
             log.error(
                 "SLA action %s for %s failed: %s", deadline["kind"], deadline["incident_id"], why
             )
+
+        retry_or_give_up(self, rt, exc, give_up)
+        return "gave up"
+
+
+@shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)
+def close_incident(self: Any, incident_id: str) -> str:
+    """On resolve: the incident's timeline into its bundle and the closing note."""
+    rt = runtime_of(self.app)
+    try:
+        return closing.close(rt, incident_id, _now())
+    except PagerDutyUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            log.error("closing note for %s failed: %s", incident_id, why)
 
         retry_or_give_up(self, rt, exc, give_up)
         return "gave up"

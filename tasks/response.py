@@ -255,6 +255,7 @@ def start_clock(rt: Runtime, state: RunState) -> None:
     if state.incident_id:
         due = sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, state.deadlines)
         rt.clock.register(due)
+        rt.redis.set(f"{PREFIX}incident-run:{state.incident_id}", state.run_id, ex=DEDUP_TTL * 30)
 
 
 def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from redis import RedisError
 
 from tasks.deliveries import Claim, new_delivery_id
-from tasks.pipeline import RESPOND
+from tasks.pipeline import CLOSE_INCIDENT, RESPOND
 from tasks.sla_clock import KINDS
 from triage.classify import classify
 from triage.models import Classification, IncidentEvent, parse_pagerduty
@@ -79,6 +79,8 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     starts = classification is not None
     delivery_id = new_delivery_id(now)
     messages = [receiver.messages.build(RESPOND, [delivery_id, 1], "start")] if starts else []
+    if event.event_type == "incident.resolved" and incident is not None:
+        messages.append(receiver.messages.build(CLOSE_INCIDENT, [incident.id], "-"))
     recorded = record_or_503(
         receiver,
         delivery_id=delivery_id,

@@ -218,6 +218,21 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
         timeout=5,
     )
     assert delivery(receiver, answer.json()["delivery_id"])["pipeline"] == "ignored: our own note"
+    # Resolved: the clocks stop, the timeline goes into the bundle, a closing note follows.
+    resolved = event("incident.resolved", id=incident, status="resolved", event_id=2)
+    resolved_body = json.dumps(resolved).encode()
+    requests.post(
+        f"{receiver}/webhooks/pagerduty",
+        data=resolved_body,
+        headers={"Content-Type": "application/json", "X-PagerDuty-Signature": sign(resolved_body)},
+        timeout=5,
+    )
+    notes = wait_for(
+        lambda: len(pagerduty.notes_for(incident)) >= 3 and pagerduty.notes_for(incident),
+        what="the closing note",
+    )
+    assert notes[2]["content"].startswith("[P1] Resolved. Incident metrics against the SLA:")
+    assert "- acknowledged: not recorded" in notes[2]["content"]
 
 
 def test_a_resolved_alert_is_noted_and_not_diagnosed(

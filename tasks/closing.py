@@ -1,0 +1,85 @@
+"""When PagerDuty reports an incident resolved: its timeline into the bundle, and a closing note
+with time to acknowledge and to resolve against the SLA (the runbook's Incident Metrics)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from tasks import bundle
+from tasks.deliveries import PREFIX
+from tasks.pagerduty_client import IncidentRef
+from tasks.response import load_run, post_note_once
+from tasks.runtime import Runtime
+from triage.models import Priority
+from triage.policy import format_duration
+from triage.sla import add_span
+
+MOMENTS = (
+    "triggered",
+    "acknowledged",
+    "escalated",
+    "reassigned",
+    "unacknowledged",
+    "reopened",
+    "resolved",
+)
+
+
+def close(rt: Runtime, incident_id: str, now: datetime) -> str:
+    """Write the timeline and post the closing note for a resolved incident, once."""
+    record = rt.incidents.get(incident_id)
+    raw_run = rt.redis.get(f"{PREFIX}incident-run:{incident_id}")
+    if record is None or raw_run is None:
+        return "no run of ours for this incident"
+    state = load_run(rt, raw_run.decode())
+    events = timeline(record, rt, state.run_id)
+    folder = bundle.bundle_path(rt.settings.bundle_dir, state.run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "timeline.json").write_text(json.dumps(events, indent=2), encoding="utf-8")
+    priority = Priority(state.classification["priority"])
+    content = closing_note(
+        priority, record, rt, datetime.fromisoformat(state.deadlines["triggered_at"])
+    )
+    incident = IncidentRef(incident_id, record.get("incident_key", ""))
+    post_note_once(rt, incident, state.run_id, "closing_note", content)
+    return content.splitlines()[0]
+
+
+def timeline(record: dict[str, Any], rt: Runtime, run_id: str) -> list[dict[str, str]]:
+    """Return what happened, in order: PagerDuty's moments and the responder's notes."""
+    events = [
+        {"at": record[f"{m}_at"], "what": m, "by": record.get(f"{m}_by", "")}
+        for m in MOMENTS
+        if record.get(f"{m}_at")
+    ]
+    for step in ("first_note", "evidence_note"):
+        state = rt.deliveries.effect_state(run_id, step) or ""
+        if state.startswith("done"):
+            events.append(
+                {"at": "", "what": f"responder posted {step.replace('_', ' ')}", "by": "responder"}
+            )
+    return sorted(events, key=lambda e: (e["at"] == "", e["at"]))
+
+
+def closing_note(priority: Priority, record: dict[str, Any], rt: Runtime, started: datetime) -> str:
+    """Say how long acknowledgement and resolution took against the SLA."""
+    targets = rt.policy.sla[priority]
+    lines = [f"[{priority}] Resolved. Incident metrics against the SLA:"]
+    for label, moment, span in (
+        ("acknowledged", "acknowledged", targets.acknowledge),
+        ("resolved", "resolved", targets.resolve),
+    ):
+        at = record.get(f"{moment}_at")
+        if not at:
+            lines.append(f"- {label}: not recorded")
+            continue
+        took = datetime.fromisoformat(at) - started
+        due = add_span(started, span, rt.policy.market_hours)
+        verdict = "met" if datetime.fromisoformat(at) <= due else "MISSED"
+        lines.append(
+            f"- {label} after {format_duration(max(took, timedelta(0)))} (SLA {span}: {verdict})"
+        )
+    lines.append("The timeline is in the bundle (timeline.json).")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""On resolve: the timeline goes into the bundle and a closing note gives TTA and TTR vs the SLA."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tasks import closing, response
+from tasks.runtime import Runtime
+from tasks.settings import Settings
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.integration.test_pagerduty_webhook import event
+from triage.models import Priority, parse_pagerduty
+from triage.policy import builtin
+from triage.sla import deadlines
+
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def happened(rt: Runtime, incident: str, kind: str, at: datetime, by: str = "Dana") -> None:
+    payload = event(
+        f"incident.{kind}", id=incident, status=kind if kind != "triggered" else "triggered"
+    )
+    payload["event"]["occurred_at"] = at.isoformat()
+    payload["event"]["agent"] = {"id": "PU1", "type": "user_reference", "summary": by}
+    rt.incidents.apply(parse_pagerduty(payload))
+
+
+def test_closing_note_and_timeline(
+    settings: Settings, pagerduty: FakePagerDuty, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    incident = pagerduty.add_incident("k-close")
+    state = response.RunState(
+        run_id="run-close-r1", delivery_id="d-close", run=1, incident_key="k-close",
+        alert_name="RiskManagerDown", title="RiskManagerDown",
+        classification={"priority": "P1", "rule": "r", "reason": "x"}, fingerprints=[],
+        deadlines=deadlines(Priority.P1, T0, builtin()).to_dict(), collectors=[], services=[],
+        incident_id=incident,
+    )  # fmt: skip
+    response.save_run(rt, state)
+    response.start_clock(rt, state)
+    happened(rt, incident, "triggered", T0)
+    happened(rt, incident, "acknowledged", T0 + timedelta(minutes=3))
+    happened(rt, incident, "resolved", T0 + timedelta(minutes=52))
+
+    first = closing.close(rt, incident, T0 + timedelta(minutes=53))
+    closing.close(rt, incident, T0 + timedelta(minutes=54))  # redelivered: still one note
+
+    assert first == "[P1] Resolved. Incident metrics against the SLA:"
+    [note] = pagerduty.notes_for(incident)
+    assert "- acknowledged after 3m (SLA 15m: met)" in note["content"]
+    assert "- resolved after 52m (SLA 8h of market hours: met)" in note["content"]
+    events = json.loads((tmp_path / "run-close-r1" / "timeline.json").read_text())
+    assert [e["what"] for e in events] == ["triggered", "acknowledged", "resolved"]
+    assert events[1]["by"] == "Dana"
+
+
+def test_a_late_acknowledgement_is_reported_missed(
+    settings: Settings, pagerduty: FakePagerDuty, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    incident = pagerduty.add_incident("k-late")
+    state = response.RunState(
+        run_id="run-late-r1", delivery_id="d-late", run=1, incident_key="k-late",
+        alert_name="X", title="X", classification={"priority": "P0", "rule": "r", "reason": "x"},
+        fingerprints=[], deadlines=deadlines(Priority.P0, T0, builtin()).to_dict(), collectors=[],
+        services=[], incident_id=incident,
+    )  # fmt: skip
+    response.save_run(rt, state)
+    response.start_clock(rt, state)
+    happened(rt, incident, "acknowledged", T0 + timedelta(minutes=12))
+    happened(rt, incident, "resolved", T0 + timedelta(hours=3))
+    closing.close(rt, incident, T0 + timedelta(hours=3))
+    [note] = pagerduty.notes_for(incident)
+    assert "- acknowledged after 12m (SLA 5m: MISSED)" in note["content"]
+    assert "- resolved after 3h (SLA 2h of market hours: MISSED)" in note["content"]
