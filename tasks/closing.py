@@ -14,7 +14,7 @@ from tasks.response import load_run, post_note_once
 from tasks.runtime import Runtime
 from triage.models import Priority
 from triage.policy import format_duration
-from triage.sla import add_span
+from triage.sla import deadlines
 
 MOMENTS = (
     "triggered",
@@ -66,20 +66,19 @@ def timeline(record: dict[str, Any], rt: Runtime, run_id: str) -> list[dict[str,
 def closing_note(priority: Priority, record: dict[str, Any], rt: Runtime, started: datetime) -> str:
     """Say how long acknowledgement and resolution took against the SLA."""
     targets = rt.policy.sla[priority]
+    due = deadlines(priority, started, rt.policy)
     lines = [f"[{priority}] Resolved. Incident metrics against the SLA:"]
-    for label, moment, span in (
-        ("acknowledged", "acknowledged", targets.acknowledge),
-        ("resolved", "resolved", targets.resolve),
+    for moment, span, deadline in (
+        ("acknowledged", targets.acknowledge, due.acknowledge),
+        ("resolved", targets.resolve, due.resolve),
     ):
         at = record.get(f"{moment}_at")
         if not at:
-            lines.append(f"- {label}: not recorded")
+            lines.append(f"- {moment}: not recorded")
             continue
-        took = datetime.fromisoformat(at) - started
-        due = add_span(started, span, rt.policy.market_hours)
-        verdict = "met" if datetime.fromisoformat(at) <= due else "MISSED"
-        lines.append(
-            f"- {label} after {format_duration(max(took, timedelta(0)))} (SLA {span}: {verdict})"
-        )
+        happened = datetime.fromisoformat(at)
+        took = format_duration(max(happened - started, timedelta(0)))
+        verdict = "met" if happened <= deadline else "MISSED"
+        lines.append(f"- {moment} after {took} (SLA {span}: {verdict})")
     lines.append("The timeline is in the bundle (timeline.json).")
     return "\n".join(lines)

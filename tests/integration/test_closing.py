@@ -28,20 +28,25 @@ def happened(rt: Runtime, incident: str, kind: str, at: datetime, by: str = "Dan
     rt.incidents.apply(parse_pagerduty(payload))
 
 
+def start_run(rt: Runtime, run_id: str, incident: str, priority: Priority) -> None:
+    """Store a pipeline run for `incident` triggered at T0 and start its clocks."""
+    state = response.RunState(
+        run_id=run_id, delivery_id=f"d-{run_id}", run=1, incident_key=f"k-{run_id}",
+        alert_name="RiskManagerDown", title="RiskManagerDown",
+        classification={"priority": priority.value, "rule": "r", "reason": "x"}, fingerprints=[],
+        deadlines=deadlines(priority, T0, builtin()).to_dict(), collectors=[], services=[],
+        incident_id=incident,
+    )  # fmt: skip
+    response.save_run(rt, state)
+    response.start_clock(rt, state)
+
+
 def test_closing_note_and_timeline(
     settings: Settings, pagerduty: FakePagerDuty, redis_client, tmp_path: Path
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
     incident = pagerduty.add_incident("k-close")
-    state = response.RunState(
-        run_id="run-close-r1", delivery_id="d-close", run=1, incident_key="k-close",
-        alert_name="RiskManagerDown", title="RiskManagerDown",
-        classification={"priority": "P1", "rule": "r", "reason": "x"}, fingerprints=[],
-        deadlines=deadlines(Priority.P1, T0, builtin()).to_dict(), collectors=[], services=[],
-        incident_id=incident,
-    )  # fmt: skip
-    response.save_run(rt, state)
-    response.start_clock(rt, state)
+    start_run(rt, "run-close-r1", incident, Priority.P1)
     happened(rt, incident, "triggered", T0)
     happened(rt, incident, "acknowledged", T0 + timedelta(minutes=3))
     happened(rt, incident, "resolved", T0 + timedelta(minutes=52))
@@ -63,14 +68,7 @@ def test_a_late_acknowledgement_is_reported_missed(
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
     incident = pagerduty.add_incident("k-late")
-    state = response.RunState(
-        run_id="run-late-r1", delivery_id="d-late", run=1, incident_key="k-late",
-        alert_name="X", title="X", classification={"priority": "P0", "rule": "r", "reason": "x"},
-        fingerprints=[], deadlines=deadlines(Priority.P0, T0, builtin()).to_dict(), collectors=[],
-        services=[], incident_id=incident,
-    )  # fmt: skip
-    response.save_run(rt, state)
-    response.start_clock(rt, state)
+    start_run(rt, "run-late-r1", incident, Priority.P0)
     happened(rt, incident, "acknowledged", T0 + timedelta(minutes=12))
     happened(rt, incident, "resolved", T0 + timedelta(hours=3))
     closing.close(rt, incident, T0 + timedelta(hours=3))
