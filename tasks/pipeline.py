@@ -136,11 +136,17 @@ def note_resolved(self: Any, delivery_id: str) -> str:
 
 @shared_task(bind=True, name="tasks.pipeline.sla_tick")
 def sla_tick(self: Any) -> int:
-    """Claim the SLA deadlines that are due (each exactly once) and enqueue their actions."""
+    """Claim the SLA deadlines that are due (each exactly once) and enqueue their actions.
+
+    Claims a dead tick left behind are taken back after the lease and enqueued again.
+    """
     rt = runtime_of(self.app)
-    due = rt.clock.claim_due(_now())
+    now = _now()
+    due = rt.clock.reclaim_stale(now, rt.settings.sla_claim_lease_seconds)
+    due += rt.clock.claim_due(now)
     for deadline in due:
         self.app.send_task(SLA_ACTION, args=[asdict(deadline)])
+    rt.clock.release(due)
     return len(due)
 
 

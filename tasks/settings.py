@@ -79,6 +79,7 @@ class Settings:
     delivery_retention_days: float = 7.0
     pagerduty_attempts: int = 6
     pagerduty_retry_base_seconds: float = 1.0
+    sla_claim_lease_seconds: float = 60.0
     queue: str = "responder"
 
     @property
@@ -138,6 +139,7 @@ _ENV = {
     "RESPONDER_DELIVERY_RETENTION_DAYS": "delivery_retention_days",
     "RESPONDER_PAGERDUTY_ATTEMPTS": "pagerduty_attempts",
     "RESPONDER_PAGERDUTY_RETRY_BASE": "pagerduty_retry_base_seconds",
+    "RESPONDER_SLA_CLAIM_LEASE": "sla_claim_lease_seconds",
     "RESPONDER_QUEUE": "queue",
 }
 

@@ -3,6 +3,11 @@
 Not Celery countdowns: on Redis those are redelivered after the visibility timeout. Each
 deadline is a member `incident|kind` scored by its due time; claiming is atomic, so several
 beat or worker processes still act once per deadline.
+
+A claim moves the deadline into a second sorted set until the tick has enqueued its action
+(`release`). A tick that died in between leaves it there; a later tick takes claims older than
+the lease back (`reclaim_stale`), so the action is enqueued at least once, and the actions'
+own markers keep their effect to once.
 """
 
 from __future__ import annotations
@@ -18,16 +23,31 @@ import redis
 from tasks.deliveries import PREFIX
 
 INDEX_KEY = f"{PREFIX}deadlines"
+CLAIMED_KEY = f"{PREFIX}deadlines-claimed"
 KINDS = ("acknowledge", "respond", "resolve", "next_update", "notify_management")
 
-# Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive.
+# Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive. The
+# deadline's detail goes into the claimed set (KEYS[2]) scored by the claim time, ARGV[3].
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local claimed = {}
 for _, member in ipairs(due) do
-  if redis.call('ZREM', KEYS[1], member) == 1 then claimed[#claimed + 1] = member end
+  if redis.call('ZREM', KEYS[1], member) == 1 then
+    local detail = redis.call('GET', ARGV[4] .. member)
+    if detail then
+      redis.call('ZADD', KEYS[2], ARGV[3], detail)
+      claimed[#claimed + 1] = detail
+    end
+  end
 end
 return claimed
+"""
+
+# Take claims made before ARGV[1] back, re-scored at ARGV[2] so competing ticks take each once.
+_RECLAIM = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, detail in ipairs(stale) do redis.call('ZADD', KEYS[1], ARGV[2], detail) end
+return stale
 """
 
 
@@ -58,6 +78,7 @@ class SlaClock:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._claim = client.register_script(_CLAIM)
+        self._reclaim = client.register_script(_RECLAIM)
 
     def register(self, deadlines: Iterable[Deadline]) -> None:
         """Add or move deadlines; registering the same incident and kind again replaces it."""
@@ -79,14 +100,23 @@ class SlaClock:
 
     def claim_due(self, now: datetime, limit: int = 100) -> list[Deadline]:
         """Take the deadlines due by `now`; each is returned to exactly one caller."""
-        members = self._claim(keys=[INDEX_KEY], args=[now.timestamp(), limit])
-        claimed = []
-        for raw in members:
-            member = raw.decode()
-            detail = self.redis.get(_detail_key(member))
-            if detail is not None:
-                claimed.append(Deadline(**json.loads(detail)))
-        return claimed
+        stamp = now.timestamp()
+        details = self._claim(
+            keys=[INDEX_KEY, CLAIMED_KEY], args=[stamp, limit, stamp, _detail_key("")]
+        )
+        return [Deadline(**json.loads(detail)) for detail in details]
+
+    def release(self, deadlines: Iterable[Deadline]) -> None:
+        """Forget claims whose actions are enqueued."""
+        details = [json.dumps(asdict(deadline)) for deadline in deadlines]
+        if details:
+            self.redis.zrem(CLAIMED_KEY, *details)
+
+    def reclaim_stale(self, now: datetime, lease: float, limit: int = 100) -> list[Deadline]:
+        """Take back claims older than `lease` seconds: their tick died before enqueueing."""
+        stamp = now.timestamp()
+        details = self._reclaim(keys=[CLAIMED_KEY], args=[stamp - lease, stamp, limit])
+        return [Deadline(**json.loads(detail)) for detail in details]
 
     def pending(self) -> list[Deadline]:
         """Return every running deadline, soonest first."""

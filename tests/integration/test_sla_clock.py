@@ -68,6 +68,24 @@ def test_each_due_deadline_is_claimed_exactly_once_by_competing_ticks(redis_clie
     assert len(clock.pending()) == 50  # the resolve deadlines are still running
 
 
+def test_a_claim_whose_tick_died_is_taken_back_once_after_the_lease(redis_client) -> None:
+    clock = clock_for(redis_client)
+    clock.register(p1_deadlines("PINC1") + p1_deadlines("PINC2"))
+    now = T0 + timedelta(minutes=16)
+    claimed = clock.claim_due(now)  # both acknowledge deadlines
+    assert [d.incident_id for d in claimed] == ["PINC1", "PINC2"]
+    clock.release([claimed[0]])  # the tick enqueued PINC1's action, then died
+    assert clock.reclaim_stale(now + timedelta(seconds=59), lease=60) == []
+    later = now + timedelta(seconds=61)
+    first = clock.reclaim_stale(later, lease=60)
+    assert [(d.incident_id, d.kind) for d in first] == [("PINC2", "acknowledge")]
+    assert first[0] == claimed[1]
+    # Taken back means claimed afresh: a competing tick in the same lease gets nothing.
+    assert clock.reclaim_stale(later, lease=60) == []
+    clock.release(first)
+    assert clock.reclaim_stale(later + timedelta(minutes=5), lease=60) == []
+
+
 def test_left_says_how_long_is_left_or_how_long_ago() -> None:
     deadline = Deadline("P", "acknowledge", (T0 + timedelta(minutes=95)).isoformat(), "P1")
     assert left(deadline, T0) == "in 1h35m"
