@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tasks.pagerduty_client import IncidentRef
+from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
 from tasks.response import post_note_once
+from tasks.retries import decide
 from tasks.runtime import Runtime
 from tasks.sla_clock import Deadline
 from triage.models import Priority
@@ -53,12 +54,42 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     elif deadline.kind == "next_update":
         return status_update(rt, incident, deadline, status, now)
     else:
-        note = (
-            f"[{deadline.priority}] Management notification due ({targets.notify_management}): "
-            "tell engineering management about this incident now."
-        )
+        note = notify_management(rt, incident, deadline)
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
     return note.splitlines()[0]
+
+
+def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
+    """Call management in with a responder request when the policy names them; return the note.
+
+    PagerDuty refusing the request for good (402 without coordinated responding, 404) leaves a
+    note asking for it by hand; a transient failure is raised, to be retried.
+    """
+    priority = Priority(deadline.priority)
+    span = rt.policy.sla[priority].notify_management
+    management = rt.policy.pagerduty.management
+    head = f"[{priority}] Management notification due ({span})"
+    if management is None or priority not in management.request_for:
+        return f"{head}: tell engineering management about this incident now."
+    marker = f"responder:responders-requested:{incident.id}:{deadline.due}"
+    message = management.message
+    for name, value in (("priority", str(priority)), ("title", deadline.title or str(incident.id))):
+        message = message.replace("{" + name + "}", value)
+    if not rt.redis.exists(marker):
+        try:
+            rt.pagerduty.request_responders(
+                incident, management.requester_id, management.targets, message
+            )
+        except PagerDutyUnavailable as exc:
+            if decide(exc.status, exc.headers, 1).retry:
+                raise
+            return f"{head}: the responder request failed ({exc}); call management in by hand."
+        rt.redis.set(marker, "1", ex=7 * 86400)
+    called = ", ".join(
+        f"{target_id} ({kind.removesuffix('_reference').replace('_', ' ')})"
+        for target_id, kind in management.targets
+    )
+    return f"{head}: responders requested from {called}."
 
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:

@@ -175,6 +175,16 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Management:
+    """Whom a responder request calls in when management must hear of an incident, and when."""
+
+    requester_id: str
+    targets: tuple[tuple[str, str], ...]  # (id, user_reference | escalation_policy_reference)
+    request_for: frozenset[Priority] = frozenset({Priority.P0, Priority.P1})
+    message: str = "EAFIX {priority} incident needs management: {title}"
+
+
+@dataclass(frozen=True)
 class PagerDutyPolicy:
     """How the responder finds its incident and whether it sets the incident's priority."""
 
@@ -184,6 +194,7 @@ class PagerDutyPolicy:
     priorities: Mapping[str, str] = field(
         default_factory=lambda: {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}
     )
+    management: Management | None = None  # None: the management deadline only leaves a note
 
 
 @dataclass(frozen=True)
@@ -490,6 +501,19 @@ def _pagerduty(raw: Mapping[str, Any]) -> PagerDutyPolicy:
         incident=raw.get("incident", defaults.incident),
         set_priority=raw.get("set_priority", defaults.set_priority),
         priorities={**defaults.priorities, **raw.get("priorities", {})},
+        management=_management(raw["management"]) if "management" in raw else None,
+    )
+
+
+def _management(raw: Mapping[str, Any]) -> Management:
+    defaults = Management("", ())
+    return Management(
+        requester_id=raw["requester_id"],
+        targets=tuple((t["id"], t["type"]) for t in raw["targets"]),
+        request_for=frozenset(Priority(p) for p in raw["request_for"])
+        if "request_for" in raw
+        else defaults.request_for,
+        message=raw.get("message", defaults.message),
     )
 
 

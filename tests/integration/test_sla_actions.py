@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tasks import sla_actions
+from tasks.pagerduty_client import IncidentRef, OutboxGateway
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.sla_clock import deadlines_for
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
 from triage.models import Priority, parse_pagerduty
-from triage.policy import builtin
+from triage.policy import Management, builtin
 from triage.sla import deadlines
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -104,3 +107,102 @@ def test_a_resolved_incident_gets_nothing(rt, pagerduty: FakePagerDuty) -> None:
         "notify_management: resolved: nothing to do",
     }
     assert pagerduty.calls == []
+
+
+MANAGEMENT = Management(
+    requester_id="PREQ001",
+    targets=(("PEP0001", "escalation_policy_reference"), ("PUSR001", "user_reference")),
+)
+
+
+@pytest.fixture
+def rt_with_management(rt: Runtime) -> Runtime:
+    policy = rt.policy
+    rt.policy = replace(policy, pagerduty=replace(policy.pagerduty, management=MANAGEMENT))
+    return rt
+
+
+def management_results(rt: Runtime, until: datetime) -> list[str]:
+    return [r for r in run_clock(rt, until, timedelta(minutes=1)) if r.startswith("notify_")]
+
+
+def test_p0_calls_management_in_at_once(rt_with_management, pagerduty: FakePagerDuty) -> None:
+    incident = pagerduty.add_incident("k-p0-mgmt")
+    start(rt_with_management, incident, Priority.P0)
+    assert management_results(rt_with_management, T0) == [
+        "notify_management: [P0] Management notification due (immediately): responders "
+        "requested from PEP0001 (escalation policy), PUSR001 (user)."
+    ]
+    [request] = pagerduty.responder_requests[incident]
+    assert request["requester"]["id"] == "PREQ001"
+    assert request["message"] == "EAFIX P0 incident needs management: SignalLatencyHigh"
+    assert request["responder_request_targets"] == [
+        {"responder_request_target": {"id": "PEP0001", "type": "escalation_policy_reference"}},
+        {"responder_request_target": {"id": "PUSR001", "type": "user_reference"}},
+    ]
+    [note] = pagerduty.notes_for(incident)
+    assert "responders requested from PEP0001" in note["content"]
+
+
+def test_p1_calls_management_in_after_30_minutes_if_still_open(
+    rt_with_management, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("k-p1-mgmt")
+    start(rt_with_management, incident, Priority.P1)
+    assert management_results(rt_with_management, T0 + timedelta(minutes=29)) == []
+    assert incident not in pagerduty.responder_requests
+    assert len(management_results(rt_with_management, T0 + timedelta(minutes=30))) == 1
+    assert len(pagerduty.responder_requests[incident]) == 1
+
+
+def test_p1_resolved_within_30_minutes_calls_no_one(
+    rt_with_management, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("k-p1-done")
+    start(rt_with_management, incident, Priority.P1)
+    resolved = event("incident.resolved", id=incident, status="resolved")
+    rt_with_management.incidents.apply(parse_pagerduty(resolved))
+    assert management_results(rt_with_management, T0 + timedelta(minutes=45)) == [
+        "notify_management: resolved: nothing to do"
+    ]
+    assert pagerduty.responder_requests == {}
+
+
+def test_a_refused_responder_request_asks_for_it_by_hand(
+    rt_with_management, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("k-p0-402")
+    start(rt_with_management, incident, Priority.P0)
+    pagerduty.fail_next(402, path_suffix="/responder_requests")
+    [result] = management_results(rt_with_management, T0)
+    assert "the responder request failed" in result
+    assert "call management in by hand" in result
+    [note] = pagerduty.notes_for(incident)
+    assert "402" in note["content"]
+
+
+def test_without_management_targets_the_deadline_leaves_a_note(
+    rt, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("k-p0-note")
+    start(rt, incident, Priority.P0)
+    assert management_results(rt, T0) == [
+        "notify_management: [P0] Management notification due (immediately): tell engineering "
+        "management about this incident now."
+    ]
+    assert pagerduty.responder_requests == {}
+
+
+def test_the_outbox_writes_the_responder_request_pagerduty_received(
+    rt_with_management, pagerduty: FakePagerDuty, tmp_path
+) -> None:
+    incident = pagerduty.add_incident("k-p0-outbox")
+    start(rt_with_management, incident, Priority.P0)
+    management_results(rt_with_management, T0)
+    [sent] = [c.body for c in pagerduty.calls if c.path.endswith("/responder_requests")]
+    outbox = OutboxGateway(tmp_path, "responder@eafix.example")
+    ref = IncidentRef(incident, "k-p0-outbox")
+    outbox.request_responders(ref, "PREQ001", MANAGEMENT.targets, sent["message"])
+    [written] = [json.loads(p.read_text()) for p in tmp_path.glob("*-responder-request-*.json")]
+    assert written["path"] == f"/incidents/{incident}/responder_requests"
+    assert written["json"] == sent

@@ -49,6 +49,19 @@ def test_bad_policies_give_exactly_the_expected_messages(path: Path) -> None:
     assert str(caught.value) == expected
 
 
+def test_management_targets_load_with_their_priorities() -> None:
+    policy = load_file(POLICIES / "good" / "management.yaml")
+    management = policy.pagerduty.management
+    assert management is not None
+    assert management.requester_id == "PREQ001"
+    assert management.targets == (
+        ("PEP0001", "escalation_policy_reference"),
+        ("PUSR001", "user_reference"),
+    )
+    assert management.request_for == {Priority.P0}
+    assert load_file(POLICIES / "good" / "minimal.yaml").pagerduty.management is None
+
+
 def test_every_bad_fixture_has_its_expected_messages() -> None:
     assert BAD, "no bad policy fixtures"
     assert all(p.with_suffix(".expected").is_file() for p in BAD)
