@@ -18,7 +18,7 @@ from tasks.diagnose_command import diagnose_command
 from tasks.policy_commands import classify_command, policy_group
 from tasks.runtime import load_policy
 from tasks.settings import Settings, SettingsError, settings_from_env
-from tasks.sla_command import sla_command
+from tasks.sla_command import report_command, sla_command
 from triage.policy import PolicyError
 
 
@@ -40,6 +40,7 @@ main.add_command(deliveries_command)
 main.add_command(replay_command)
 main.add_command(diagnose_command)
 main.add_command(sla_command)
+main.add_command(report_command)
 
 
 @main.command()

@@ -28,7 +28,8 @@ def _runtime() -> Runtime:
         raise click.UsageError(str(exc)) from None
 
 
-def _since(text: str | None) -> datetime | None:
+def window_start(text: str | None) -> datetime | None:
+    """Turn a --since value such as 1h or 7d into the moment the window starts."""
     if not text:
         return None
     try:
@@ -81,7 +82,7 @@ def deliveries_command(since: str | None, source: str | None, as_json: bool) -> 
     """List stored deliveries, oldest first."""
     runtime = _runtime()
     try:
-        rows = [describe(d) for d in _select(runtime, None, _since(since), source)]
+        rows = [describe(d) for d in _select(runtime, None, window_start(since), source)]
     except RedisError as exc:
         raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
     if as_json:
@@ -143,7 +144,8 @@ def replay_command(
     runtime = _runtime()
     try:
         plans = [
-            plan_replay(d, force) for d in _select(runtime, delivery_id, _since(since), source)
+            plan_replay(d, force)
+            for d in _select(runtime, delivery_id, window_start(since), source)
         ]
         celery = None if dry_run else make_celery(runtime.settings)
         for plan in plans:

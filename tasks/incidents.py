@@ -26,6 +26,9 @@ _MOMENTS = {
 }
 
 
+STARTED_KEY = f"{PREFIX}incidents-by-start"  # incident ids scored by their SLA clock's start
+
+
 def incident_key(incident_id: str) -> str:
     """Return the Redis key of one incident record."""
     return f"{PREFIX}incident:{incident_id}"
@@ -79,3 +82,31 @@ class IncidentStore:
         if not raw:
             return None
         return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def mark_clock(self, incident_id: str, priority: str, started_at: str, run_id: str) -> None:
+        """Record that our SLA clock runs for an incident: its priority and start, for reports.
+
+        A reopen starts the clock again and moves the start, as the closing note measures.
+        """
+        fields = {
+            "id": incident_id,
+            "sla_priority": priority,
+            "sla_started_at": started_at,
+            "run_id": run_id,
+        }
+        started = datetime.fromisoformat(started_at).timestamp()
+        with self.redis.pipeline() as pipe:
+            pipe.hset(
+                incident_key(incident_id), mapping={k: json.dumps(v) for k, v in fields.items()}
+            )
+            pipe.expire(incident_key(incident_id), RETENTION_SECONDS)
+            pipe.zadd(STARTED_KEY, {incident_id: started})
+            # Ids whose records have expired leave the index too.
+            pipe.zremrangebyscore(STARTED_KEY, "-inf", started - RETENTION_SECONDS)
+            pipe.execute()
+
+    def started_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Return the records of incidents whose SLA clock started at or after `since`."""
+        ids = [i.decode() for i in self.redis.zrangebyscore(STARTED_KEY, since.timestamp(), "+inf")]
+        records = (self.get(incident_id) for incident_id in ids)
+        return [record for record in records if record is not None]

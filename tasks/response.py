@@ -256,6 +256,12 @@ def start_clock(rt: Runtime, state: RunState) -> None:
         due = sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, state.deadlines)
         rt.clock.register(due)
         rt.redis.set(f"{PREFIX}incident-run:{state.incident_id}", state.run_id, ex=DEDUP_TTL * 30)
+        rt.incidents.mark_clock(
+            state.incident_id,
+            state.deadlines["priority"],
+            state.deadlines["triggered_at"],
+            state.run_id,
+        )
 
 
 def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:

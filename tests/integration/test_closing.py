@@ -12,6 +12,7 @@ from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
+from triage import report
 from triage.models import Priority, parse_pagerduty
 from triage.policy import builtin
 from triage.sla import deadlines
@@ -61,6 +62,13 @@ def test_closing_note_and_timeline(
     events = json.loads((tmp_path / "run-close-r1" / "timeline.json").read_text())
     assert [e["what"] for e in events] == ["triggered", "acknowledged", "resolved"]
     assert events[1]["by"] == "Dana"
+    # The record the pipeline marked feeds `responder report` the same figures.
+    times = report.from_record(rt.incidents.get(incident) or {})
+    assert times is not None and times.priority == Priority.P1 and times.started == T0
+    assert (times.acknowledged, times.resolved) == (
+        T0 + timedelta(minutes=3),
+        T0 + timedelta(minutes=52),
+    )
 
 
 def test_a_late_acknowledgement_is_reported_missed(

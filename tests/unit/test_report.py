@@ -1,0 +1,82 @@
+"""Incident Metrics from incident records: MTTA, MTTR and SLA compliance, by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from triage.models import Priority
+from triage.policy import builtin
+from triage.report import Compliance, IncidentTimes, from_record, metrics, render
+
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # Wednesday 10:00 in New York: market open
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def test_a_record_without_our_clock_is_not_counted() -> None:
+    assert from_record({"id": "P1", "status": "resolved", "resolved_at": at(5)}) is None
+
+
+def test_resolved_without_acknowledgement_counts_as_acknowledged_at_resolution() -> None:
+    record = {
+        "id": "PX",
+        "sla_priority": "P2",
+        "sla_started_at": at(0),
+        "status": "resolved",
+        "resolved_at": at(120),
+    }
+    times = from_record(record)
+    assert times == IncidentTimes(
+        "PX", Priority.P2, T0, T0 + timedelta(hours=2), T0 + timedelta(hours=2)
+    )
+
+
+def test_moments_before_a_reopen_belong_to_the_earlier_cycle() -> None:
+    record = {
+        "id": "PR",
+        "sla_priority": "P1",
+        "sla_started_at": at(60),  # reopened at +1h: the clock started again
+        "status": "triggered",
+        "acknowledged_at": at(5),
+        "resolved_at": at(20),
+    }
+    times = from_record(record)
+    assert times is not None and times.acknowledged is None and times.resolved is None
+
+
+def test_figures_per_priority_and_open_incidents_not_yet_due_are_not_judged() -> None:
+    incidents = [
+        # P0: acknowledge 5m; resolve 2h of market hours (the market is open all along).
+        IncidentTimes("A", Priority.P0, T0, T0 + timedelta(minutes=3), T0 + timedelta(minutes=90)),
+        IncidentTimes("B", Priority.P0, T0, T0 + timedelta(minutes=10), T0 + timedelta(hours=3)),
+        # P2: acknowledge 1h; resolve 24h. One acknowledged in time and still open, one not yet due.
+        IncidentTimes("D", Priority.P2, T0, T0 + timedelta(minutes=30)),
+        IncidentTimes("E", Priority.P2, T0 + timedelta(hours=3)),
+    ]
+    now = T0 + timedelta(hours=3, minutes=30)
+    p0, p1, p2, p3 = metrics(incidents, builtin(), now)
+    assert (p0.incidents, p0.acknowledged, p0.resolved) == (2, 2, 2)
+    assert p0.mtta == timedelta(minutes=6, seconds=30)  # (3m + 10m) / 2
+    assert p0.mttr == timedelta(minutes=135)  # (90m + 180m) / 2
+    assert p0.acknowledge_sla == Compliance(1, 2)
+    assert p0.resolve_sla == Compliance(1, 2)
+    assert (p1.incidents, p1.mtta, p1.acknowledge_sla) == (0, None, Compliance(0, 0))
+    assert p2.mtta == timedelta(minutes=30) and p2.mttr is None
+    assert p2.acknowledge_sla == Compliance(1, 1)  # E is 30m old: its hour is not up
+    assert p2.resolve_sla == Compliance(0, 0)  # neither is 24h old
+    assert p3.incidents == 0
+    table = render([p0, p1, p2, p3]).splitlines()
+    assert table[0].split() == [
+        "priority",
+        "incidents",
+        "MTTA",
+        "ack",
+        "SLA",
+        "MTTR",
+        "resolve",
+        "SLA",
+    ]
+    assert table[1].split() == ["P0", "2", "6m30s", "1/2", "(50%)", "2h15m", "1/2", "(50%)"]
+    assert table[2].split() == ["P1", "0", "-", "-", "-", "-"]

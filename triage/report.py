@@ -1,0 +1,165 @@
+"""The runbook's Incident Metrics over a set of incidents: MTTA, MTTR and SLA compliance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from triage.models import Priority
+from triage.policy import Policy, format_duration
+from triage.sla import deadlines
+
+
+@dataclass(frozen=True)
+class IncidentTimes:
+    """When one incident's SLA clock started, and when it was acknowledged and resolved."""
+
+    incident_id: str
+    priority: Priority
+    started: datetime
+    acknowledged: datetime | None = None
+    resolved: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Compliance:
+    """How many judged incidents met one SLA; an open incident not yet due is not judged."""
+
+    met: int = 0
+    judged: int = 0
+
+    @property
+    def percent(self) -> float | None:
+        """Return the share met, in percent, or None when nothing was judged."""
+        return round(100 * self.met / self.judged, 1) if self.judged else None
+
+    def __str__(self) -> str:
+        return f"{self.met}/{self.judged} ({self.percent:g}%)" if self.judged else "-"
+
+
+@dataclass(frozen=True)
+class PriorityMetrics:
+    """The Incident Metrics of one priority."""
+
+    priority: Priority
+    incidents: int
+    acknowledged: int
+    resolved: int
+    mtta: timedelta | None
+    mttr: timedelta | None
+    acknowledge_sla: Compliance
+    resolve_sla: Compliance
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the metrics as JSON-ready data (durations in seconds)."""
+        return {
+            "priority": str(self.priority),
+            "incidents": self.incidents,
+            "acknowledged": self.acknowledged,
+            "resolved": self.resolved,
+            "mtta_seconds": _seconds(self.mtta),
+            "mttr_seconds": _seconds(self.mttr),
+            "acknowledge_sla": _compliance(self.acknowledge_sla),
+            "resolve_sla": _compliance(self.resolve_sla),
+        }
+
+
+def from_record(record: Mapping[str, Any]) -> IncidentTimes | None:
+    """Read an incident record; None when no pipeline of ours started its clock.
+
+    A moment before the clock's start belongs to an earlier cycle (before a reopen) and is
+    ignored. An incident resolved without an acknowledgement counts as acknowledged then:
+    resolving is the strongest acknowledgement there is.
+    """
+    if not record.get("sla_started_at") or not record.get("sla_priority"):
+        return None
+    started = datetime.fromisoformat(record["sla_started_at"])
+
+    def moment(name: str) -> datetime | None:
+        at = record.get(f"{name}_at")
+        when = datetime.fromisoformat(at) if at else None
+        return when if when is not None and when >= started else None
+
+    resolved = moment("resolved") if record.get("status") == "resolved" else None
+    return IncidentTimes(
+        incident_id=record.get("id", ""),
+        priority=Priority(record["sla_priority"]),
+        started=started,
+        acknowledged=moment("acknowledged") or resolved,
+        resolved=resolved,
+    )
+
+
+def metrics(
+    incidents: Iterable[IncidentTimes], policy: Policy, now: datetime
+) -> list[PriorityMetrics]:
+    """Return MTTA, MTTR and SLA compliance for each priority, P0 first."""
+    by_priority: dict[Priority, list[IncidentTimes]] = {p: [] for p in Priority}
+    for incident in incidents:
+        by_priority[incident.priority].append(incident)
+    return [_metrics(p, group, policy, now) for p, group in by_priority.items()]
+
+
+def _metrics(
+    priority: Priority, group: list[IncidentTimes], policy: Policy, now: datetime
+) -> PriorityMetrics:
+    to_ack, to_resolve = [], []
+    ack_met = ack_judged = resolve_met = resolve_judged = 0
+    for incident in group:
+        due = deadlines(priority, incident.started, policy)
+        if incident.acknowledged is not None:
+            to_ack.append(incident.acknowledged - incident.started)
+            ack_met += incident.acknowledged <= due.acknowledge
+            ack_judged += 1
+        elif now > due.acknowledge:
+            ack_judged += 1  # still unacknowledged and past due: missed
+        if incident.resolved is not None:
+            to_resolve.append(incident.resolved - incident.started)
+            resolve_met += incident.resolved <= due.resolve
+            resolve_judged += 1
+        elif now > due.resolve:
+            resolve_judged += 1
+    return PriorityMetrics(
+        priority=priority,
+        incidents=len(group),
+        acknowledged=len(to_ack),
+        resolved=len(to_resolve),
+        mtta=_mean(to_ack),
+        mttr=_mean(to_resolve),
+        acknowledge_sla=Compliance(ack_met, ack_judged),
+        resolve_sla=Compliance(resolve_met, resolve_judged),
+    )
+
+
+def render(rows: list[PriorityMetrics]) -> str:
+    """Return the metrics as a table an engineer reads at a glance."""
+    header = ("priority", "incidents", "MTTA", "ack SLA", "MTTR", "resolve SLA")
+    lines = ["{:<9}{:>10}{:>10}{:>16}{:>10}{:>16}".format(*header)]
+    for row in rows:
+        lines.append(
+            f"{row.priority!s:<9}{row.incidents:>10}{_text(row.mtta):>10}"
+            f"{row.acknowledge_sla!s:>16}{_text(row.mttr):>10}{row.resolve_sla!s:>16}"
+        )
+    return "\n".join(lines)
+
+
+def _mean(spans: list[timedelta]) -> timedelta | None:
+    if not spans:
+        return None
+    return timedelta(seconds=round(sum(s.total_seconds() for s in spans) / len(spans)))
+
+
+def _seconds(span: timedelta | None) -> int | None:
+    return None if span is None else int(span.total_seconds())
+
+
+def _compliance(value: Compliance) -> dict[str, Any]:
+    return {"met": value.met, "judged": value.judged, "percent": value.percent}
+
+
+def _text(span: timedelta | None) -> str:
+    if span is None:
+        return "-"
+    return "0s" if span.total_seconds() < 1 else format_duration(span)
