@@ -16,51 +16,38 @@ from triage.models import Priority
 from triage.policy import format_duration
 from triage.sla import deadlines
 
-MOMENTS = (
-    "triggered",
-    "acknowledged",
-    "escalated",
-    "reassigned",
-    "unacknowledged",
-    "reopened",
-    "resolved",
-)
+
+class NotResolvedYet(RuntimeError):
+    """The incident record does not say resolved (yet, or any more after a reopen)."""
 
 
 def close(rt: Runtime, incident_id: str, now: datetime) -> str:
-    """Write the timeline and post the closing note for a resolved incident, once."""
+    """Post the closing note for a resolved incident (once) and write its timeline."""
     record = rt.incidents.get(incident_id)
     raw_run = rt.redis.get(f"{PREFIX}incident-run:{incident_id}")
     if record is None or raw_run is None:
         return "no run of ours for this incident"
+    if record.get("status") != "resolved":
+        # The receiver queues this task before it applies the resolved event to the record.
+        raise NotResolvedYet(incident_id)
     state = load_run(rt, raw_run.decode())
-    events = timeline(record, rt, state.run_id)
-    folder = bundle.bundle_path(rt.settings.bundle_dir, state.run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "timeline.json").write_text(json.dumps(events, indent=2), encoding="utf-8")
     priority = Priority(state.classification["priority"])
     content = closing_note(
         priority, record, rt, datetime.fromisoformat(state.deadlines["triggered_at"])
     )
     incident = IncidentRef(incident_id, record.get("incident_key", ""))
     post_note_once(rt, incident, state.run_id, "closing_note", content)
+    # After the note, so the timeline ends with it; a retry rewrites the same file.
+    folder = bundle.bundle_path(rt.settings.bundle_dir, state.run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    events = timeline(rt, incident_id)
+    (folder / "timeline.json").write_text(json.dumps(events, indent=2), encoding="utf-8")
     return content.splitlines()[0]
 
 
-def timeline(record: dict[str, Any], rt: Runtime, run_id: str) -> list[dict[str, str]]:
-    """Return what happened, in order: PagerDuty's moments and the responder's notes."""
-    events = [
-        {"at": record[f"{m}_at"], "what": m, "by": record.get(f"{m}_by", "")}
-        for m in MOMENTS
-        if record.get(f"{m}_at")
-    ]
-    for step in ("first_note", "evidence_note"):
-        state = rt.deliveries.effect_state(run_id, step) or ""
-        if state.startswith("done"):
-            events.append(
-                {"at": "", "what": f"responder posted {step.replace('_', ' ')}", "by": "responder"}
-            )
-    return sorted(events, key=lambda e: (e["at"] == "", e["at"]))
+def timeline(rt: Runtime, incident_id: str) -> list[dict[str, str]]:
+    """Return what happened, in order: PagerDuty's moments and what the responder did."""
+    return rt.incidents.history(incident_id)
 
 
 def closing_note(priority: Priority, record: dict[str, Any], rt: Runtime, started: datetime) -> str:

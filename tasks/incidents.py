@@ -34,6 +34,11 @@ def incident_key(incident_id: str) -> str:
     return f"{PREFIX}incident:{incident_id}"
 
 
+def history_key(incident_id: str) -> str:
+    """Return the Redis key of one incident's history (what happened, who, when)."""
+    return f"{PREFIX}incident-history:{incident_id}"
+
+
 class IncidentStore:
     """Read and update incident records."""
 
@@ -74,7 +79,25 @@ class IncidentStore:
             pipe.hsetnx(key, "first_seen_at", json.dumps(occurred.isoformat()))
             pipe.expire(key, RETENTION_SECONDS)
             pipe.execute()
+        if moment:
+            self.log(incident.id, moment, event.agent_name, occurred)
         return True
+
+    def log(self, incident_id: str, what: str, by: str, at: datetime | None = None) -> None:
+        """Add a line to the incident's history, which becomes its timeline when it resolves."""
+        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
+        entry = json.dumps({"at": when, "what": what, "by": by})
+        with self.redis.pipeline() as pipe:
+            pipe.rpush(history_key(incident_id), entry)
+            pipe.expire(history_key(incident_id), RETENTION_SECONDS)
+            pipe.execute()
+
+    def history(self, incident_id: str) -> list[dict[str, str]]:
+        """Return the incident's history in time order (a redelivered event appears once)."""
+        entries = {
+            raw: json.loads(raw) for raw in self.redis.lrange(history_key(incident_id), 0, -1)
+        }
+        return sorted(entries.values(), key=lambda e: e["at"])
 
     def get(self, incident_id: str) -> dict[str, Any] | None:
         """Return one incident record, or None."""

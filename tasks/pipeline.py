@@ -26,6 +26,7 @@ RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
 SLA_ACTION = "tasks.pipeline.sla_action"
 CLOSE_INCIDENT = "tasks.pipeline.close_incident"
+RESOLVED_RECORD_ATTEMPTS = 10  # the record says resolved within moments of the webhook
 
 
 def runtime_of(app: Celery) -> Runtime:
@@ -173,6 +174,10 @@ def close_incident(self: Any, incident_id: str) -> str:
     rt = runtime_of(self.app)
     try:
         return closing.close(rt, incident_id, _now())
+    except closing.NotResolvedYet:
+        if self.request.retries < RESOLVED_RECORD_ATTEMPTS:
+            raise self.retry(countdown=0.5) from None
+        return "not resolved any more (reopened?): no closing note"
     except PagerDutyUnavailable as exc:
 
         def give_up(why: str) -> None:

@@ -318,6 +318,8 @@ def post_note_once(
     note_id = str(note.get("id", ""))
     rt.deliveries.mark_effect(run_id, step, note_id)
     rt.deliveries.remember_own_note(note_id)
+    if incident.id:
+        rt.incidents.log(incident.id, f"note: {body.splitlines()[0]}", "responder")
     return note_id
 
 

@@ -75,6 +75,10 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
     message = management.message
     for name, value in (("priority", str(priority)), ("title", deadline.title or str(incident.id))):
         message = message.replace("{" + name + "}", value)
+    called = ", ".join(
+        f"{target_id} ({kind.removesuffix('_reference').replace('_', ' ')})"
+        for target_id, kind in management.targets
+    )
     if not rt.redis.exists(marker):
         try:
             rt.pagerduty.request_responders(
@@ -85,10 +89,8 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
                 raise
             return f"{head}: the responder request failed ({exc}); call management in by hand."
         rt.redis.set(marker, "1", ex=7 * 86400)
-    called = ", ".join(
-        f"{target_id} ({kind.removesuffix('_reference').replace('_', ' ')})"
-        for target_id, kind in management.targets
-    )
+        if incident.id:
+            rt.incidents.log(incident.id, f"responders requested from {called}", "responder")
     return f"{head}: responders requested from {called}."
 
 
@@ -101,6 +103,8 @@ def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     escalated = int(rt.redis.get(key) or 0)
     level = escalated + 2  # level 1 is where PagerDuty starts
     rt.pagerduty.escalate(incident, level)
+    if incident.id:
+        rt.incidents.log(incident.id, f"escalated to level {level}", "responder")
     # Counted only once PagerDuty took it, so a failed attempt does not skip a level.
     rt.redis.set(key, escalated + 1, ex=7 * 86400)
     rt.redis.set(marker, level, ex=7 * 86400)
@@ -126,6 +130,7 @@ def status_update(
     marker = f"responder:status-update:{deadline.incident_id}:{deadline.due}"
     if not rt.redis.exists(marker):
         rt.pagerduty.status_update(incident, message)
+        rt.incidents.log(deadline.incident_id, "status update posted", "responder")
         rt.redis.set(marker, "1", ex=7 * 86400)
     rt.clock.register([Deadline(**{**deadline.__dict__, "due": next_at.isoformat()})])
     return f"status update posted; next at {next_at:%H:%M} UTC"

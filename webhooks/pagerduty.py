@@ -23,6 +23,7 @@ blueprint = Blueprint("pagerduty", __name__)
 
 SOURCE = "pagerduty"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Webhook-Id", "X-Webhook-Subscription")
+NOTE_ADDED = "not started: a note was added"
 STARTS_PIPELINE = {"incident.triggered": Claim.PAGERDUTY, "incident.reopened": Claim.FORCE}
 # Acknowledging stops the acknowledge clock; resolving stops them all.
 STOPS_CLOCKS = {"incident.acknowledged": ("acknowledge",), "incident.resolved": KINDS}
@@ -81,6 +82,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     messages = [receiver.messages.build(RESPOND, [delivery_id, 1], "start")] if starts else []
     if event.event_type == "incident.resolved" and incident is not None:
         messages.append(receiver.messages.build(CLOSE_INCIDENT, [incident.id], "-"))
+    idle_reason = _idle_reason(event)
     recorded = record_or_503(
         receiver,
         delivery_id=delivery_id,
@@ -99,18 +101,16 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         now=now,
         claim=claim,
         incident=(incident.incident_key or f"id:{incident.id}") if incident and starts else "",
-        idle_reason=_idle_reason(event),
+        idle_reason=idle_reason,
         messages=messages,
     )
     if isinstance(recorded, Response):
         return recorded
-    if not recorded.duplicate and incident is not None:
+    if not recorded.duplicate:
         try:
-            receiver.runtime.incidents.apply(event)
-            if stopped := STOPS_CLOCKS.get(event.event_type):
-                receiver.runtime.clock.cancel(incident.id, stopped)
+            _update_incident(event, idle_reason)
         except Exception:  # the delivery is stored; `responder replay` can apply it again
-            log.exception("cannot update incident %s from %s", incident.id, recorded.delivery_id)
+            log.exception("cannot update the incident from %s", recorded.delivery_id)
     priorities = [classification.priority.value] if classification and recorded.started else []
     metrics.accepted(SOURCE, recorded, priorities)
     return jsonify(
@@ -118,6 +118,19 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         priority=_priority(classification),
         duplicate=recorded.duplicate,
     ), 202
+
+
+def _update_incident(event: IncidentEvent, idle_reason: str) -> None:
+    """Apply an event to its incident record and clocks; a person's note goes in the history."""
+    runtime = current_receiver().runtime
+    if event.incident is not None:
+        runtime.incidents.apply(event)
+        if stopped := STOPS_CLOCKS.get(event.event_type):
+            runtime.clock.cancel(event.incident.id, stopped)
+    elif idle_reason == NOTE_ADDED and event.note_incident_id:
+        runtime.incidents.log(
+            event.note_incident_id, "note added", event.agent_name, event.occurred_at
+        )
 
 
 def _priority(classification: Classification | None) -> str | None:
@@ -133,7 +146,7 @@ def _idle_reason(event: IncidentEvent) -> str:
             own = current_receiver().runtime.deliveries.is_own_note(event.note_id)
         except RedisError:
             own = False  # recording fails next and answers 503
-        return "ignored: our own note" if own else "not started: a note was added"
+        return "ignored: our own note" if own else NOTE_ADDED
     if event.event_type in UPDATES_INCIDENT:
         return f"not started: incident record updated ({event.event_type})"
     if event.event_type in STARTS_PIPELINE:

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks import closing, response
+from tasks import closing, response, sla_actions
+from tasks.pagerduty_client import IncidentRef
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
@@ -50,6 +51,7 @@ def test_closing_note_and_timeline(
     start_run(rt, "run-close-r1", incident, Priority.P1)
     happened(rt, incident, "triggered", T0)
     happened(rt, incident, "acknowledged", T0 + timedelta(minutes=3))
+    sla_actions.escalate(rt, IncidentRef(incident, "k-close"), "resolve@test")
     happened(rt, incident, "resolved", T0 + timedelta(minutes=52))
 
     first = closing.close(rt, incident, T0 + timedelta(minutes=53))
@@ -60,8 +62,15 @@ def test_closing_note_and_timeline(
     assert "- acknowledged after 3m (SLA 15m: met)" in note["content"]
     assert "- resolved after 52m (SLA 8h of market hours: met)" in note["content"]
     events = json.loads((tmp_path / "run-close-r1" / "timeline.json").read_text())
-    assert [e["what"] for e in events] == ["triggered", "acknowledged", "resolved"]
-    assert events[1]["by"] == "Dana"
+    # PagerDuty's moments at their times, then what the responder did (on the real clock).
+    assert [e["what"] for e in events] == [
+        "triggered",
+        "acknowledged",
+        "resolved",
+        "escalated to level 2",
+        "note: [P1] Resolved. Incident metrics against the SLA:",
+    ]
+    assert events[1]["by"] == "Dana" and events[-1]["by"] == "responder"
     # The record the pipeline marked feeds `responder report` the same figures.
     times = report.from_record(rt.incidents.get(incident) or {})
     assert times is not None and times.priority == Priority.P1 and times.started == T0

@@ -23,6 +23,9 @@ OLD_SECRET = "whsec-previous-1c7d"
 EVENT = json.loads((PROJECT / "examples" / "pagerduty-incident-triggered.json").read_text())
 
 
+EVENT_AGENT = EVENT["event"]["agent"]["summary"]
+
+
 def sign(body: bytes, secret: str = SECRET) -> str:
     return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -184,6 +187,9 @@ def test_our_own_notes_coming_back_are_ignored(client: FlaskClient, pd_settings:
     assert delivery(client, ours["delivery_id"])["pipeline"] == "ignored: our own note"
     assert delivery(client, theirs["delivery_id"])["pipeline"] == "not started: a note was added"
     assert delivery(client, ours["delivery_id"])["incident_id"] == "PGR0VU2"
+    # A person's note goes into the incident's history (its timeline); ours is there already.
+    history = Runtime(pd_settings).incidents.history("PGR0VU2")
+    assert [(e["what"], e["by"]) for e in history] == [("note added", EVENT_AGENT)]
 
 
 def test_ping_and_unknown_types_are_recorded_without_work(client: FlaskClient) -> None:
