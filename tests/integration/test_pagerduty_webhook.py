@@ -8,11 +8,13 @@ import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from tasks import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.conftest import PD_WEBHOOK_SECRET, PROJECT, TOKEN, sample_payload
@@ -251,10 +253,24 @@ def test_alertmanager_yields_to_the_pagerduty_delivery_for_the_same_incident(
     )
 
 
-def test_a_reopened_incident_runs_again(client: FlaskClient) -> None:
+def test_a_reopened_incident_runs_again_with_its_clocks_from_the_reopen(
+    client: FlaskClient, pd_settings: Settings
+) -> None:
     post(client, EVENT, webhook_id="wh-first")
-    reopened = post(client, event("incident.reopened", status="triggered"), webhook_id="wh-re")
-    assert delivery(client, reopened.get_json()["delivery_id"])["pipeline"] == "queued"
+    resolved = event("incident.resolved", status="resolved", event_id=2)
+    post(client, resolved, webhook_id="wh-res")
+    rt = Runtime(pd_settings)
+    reopened = event("incident.reopened", status="triggered", event_id=3)
+    reopened["event"]["occurred_at"] = "2026-11-25T16:00:00Z"
+    answer = post(client, reopened, webhook_id="wh-re").get_json()
+    assert delivery(client, answer["delivery_id"])["pipeline"] == "queued"
+    # What the worker does first with that delivery: the run's deadlines count from the reopen.
+    state = response.prepare_run(rt, answer["delivery_id"], 1, datetime.now(UTC))
+    assert state is not None
+    response.start_clock(rt, state)
+    acknowledge = next(d for d in rt.clock.pending() if d.kind == "acknowledge")
+    assert acknowledge.incident_id == "PGR0VU2"
+    assert acknowledge.due.startswith("2026-11-25T16:")
 
 
 def test_metrics_count_deliveries_rejections_and_priorities(client: FlaskClient) -> None:
