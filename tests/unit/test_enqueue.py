@@ -30,3 +30,27 @@ def test_prebuilt_message_equals_what_celery_publishes(settings: Settings, redis
         message["properties"].pop("delivery_tag")
     assert built == expected
     assert ours.queue == QUEUE
+
+
+def test_every_message_from_the_template_equals_celerys(settings: Settings, redis_url: str) -> None:
+    app = make_celery(replace(settings, queue=QUEUE))
+    client = redis.Redis.from_url(redis_url)
+    messages = TaskMessages(app)
+    cases = [
+        ("tasks.pipeline.respond", ["20261127T120000Z-3f9a1c2b", 2]),
+        ("tasks.pipeline.note_resolved", ["20261127T120000Z-00000000"]),
+        ("tasks.pipeline.close_incident", ["P" + "X" * 2000]),  # long: Celery's saferepr cuts it
+        ("tasks.pipeline.respond", ["d-again", 1]),
+    ]
+    for n, (name, args) in enumerate(cases):
+        client.delete(QUEUE)
+        try:
+            app.send_task(name, args=args, task_id=f"id-{n}")
+            [published] = client.lrange(QUEUE, 0, -1)
+        finally:
+            client.delete(QUEUE)
+        expected = json.loads(published)
+        built = json.loads(messages.build(name, args, "start", f"id-{n}").payload)
+        for message in (expected, built):
+            message["properties"].pop("delivery_tag")
+        assert built == expected, name
