@@ -143,29 +143,27 @@ def sla_tick(self: Any) -> int:
     """
     rt = runtime_of(self.app)
     now = _now()
-    due = rt.clock.reclaim_stale(now, rt.settings.sla_claim_lease_seconds)
-    due += rt.clock.claim_due(now)
-    for deadline in due:
-        self.app.send_task(SLA_ACTION, args=[asdict(deadline)])
-    rt.clock.release(due)
-    return len(due)
+    claims = rt.clock.reclaim_stale(now, rt.settings.sla_claim_lease_seconds)
+    claims += rt.clock.claim_due(now)
+    for claim in claims:
+        self.app.send_task(SLA_ACTION, args=[asdict(claim.deadline)])
+        rt.clock.release([claim])  # at once: a failure further on re-sends only the rest
+    return len(claims)
 
 
 @shared_task(bind=True, name=SLA_ACTION, max_retries=None)
 def sla_action(self: Any, deadline: dict[str, Any]) -> str:
-    """Act on one passed deadline: escalate, remind, or post a status update."""
+    """Act on one passed deadline: escalate, remind, call management in, or post an update."""
     rt = runtime_of(self.app)
-    try:
-        return sla_actions.act(rt, Deadline(**deadline), _now())
-    except PagerDutyUnavailable as exc:
-
-        def give_up(why: str) -> None:
-            log.error(
-                "SLA action %s for %s failed: %s", deadline["kind"], deadline["incident_id"], why
-            )
-
-        retry_or_give_up(self, rt, exc, give_up)
-        return "gave up"
+    due = Deadline(**deadline)
+    with sla_actions.acting_alone(rt, due, int(self.app.conf.task_time_limit) + 60) as alone:
+        if not alone:
+            return "another worker is acting on this deadline"
+        try:
+            return sla_actions.act(rt, due, _now())
+        except PagerDutyUnavailable as exc:
+            retry_or_give_up(self, rt, exc, lambda why: sla_actions.gave_up(rt, due, why))
+            return "gave up"
 
 
 @shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)

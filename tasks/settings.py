@@ -108,6 +108,8 @@ class Settings:
         return found
 
 
+MIN_CLAIM_LEASE_SECONDS = 2.0
+
 _ENV = {
     "RESPONDER_REDIS_URL": "redis_url",
     "RESPONDER_POLICY": "policy_path",
@@ -160,6 +162,13 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     basic = values.get("alertmanager_basic_auth")
     if isinstance(basic, Secret) and ":" not in basic.reveal():
         raise SettingsError("RESPONDER_ALERTMANAGER_BASIC_AUTH: expected user:password")
+    lease = values.get("sla_claim_lease_seconds")
+    if isinstance(lease, float) and lease < MIN_CLAIM_LEASE_SECONDS:
+        # A lease shorter than one tick's work would take live claims back and act twice.
+        raise SettingsError(
+            f"RESPONDER_SLA_CLAIM_LEASE: at least {MIN_CLAIM_LEASE_SECONDS:g} seconds, "
+            f"got {lease:g}"
+        )
     return Settings(**values)  # type: ignore[arg-type]
 
 

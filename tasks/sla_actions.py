@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from tasks.deliveries import PREFIX
 from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
 from tasks.response import post_note_once
 from tasks.retries import decide
@@ -11,6 +15,8 @@ from tasks.runtime import Runtime
 from tasks.sla_clock import Deadline
 from triage.models import Priority
 from triage.policy import format_duration
+
+log = logging.getLogger(__name__)
 
 STATUS_TEMPLATE = """INCIDENT UPDATE - {incident}
 Status: {status}
@@ -57,6 +63,52 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         note = notify_management(rt, incident, deadline)
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
     return note.splitlines()[0]
+
+
+BY_HAND = {
+    "acknowledge": "escalate it by hand",
+    "resolve": "escalate it by hand",
+    "next_update": "post the status update by hand",
+    "notify_management": "call management in by hand",
+    "respond": "check on the responder",
+}
+
+
+@contextmanager
+def acting_alone(rt: Runtime, deadline: Deadline, seconds: int) -> Iterator[bool]:
+    """Hold a lock on one deadline while acting; yield False when another worker holds it.
+
+    The once-markers are checked before each effect; the lock keeps two copies of the action
+    (a claim taken back while its first copy still runs) from passing those checks together.
+    """
+    key = f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}"
+    if not rt.redis.set(key, "1", nx=True, ex=seconds):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        rt.redis.delete(key)
+
+
+def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
+    """Say on the incident that an SLA action failed for good, and what to do by hand."""
+    incident = IncidentRef(deadline.incident_id, "")
+    note = (
+        f"[{deadline.priority}] SLA {deadline.kind.replace('_', ' ')} action failed: {why}. "
+        f"Please {BY_HAND.get(deadline.kind, 'act by hand')}."
+    )
+    step = f"{deadline.kind}@{deadline.due}:gave-up"
+    try:
+        post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
+    except PagerDutyUnavailable as exc:
+        log.error(
+            "SLA %s for %s failed (%s); the note saying so failed too: %s",
+            deadline.kind,
+            deadline.incident_id,
+            why,
+            exc,
+        )
 
 
 def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
@@ -116,7 +168,11 @@ def status_update(
 ) -> str:
     """Post the runbook's status update and register the next one on the cadence."""
     cadence = rt.policy.sla[Priority(deadline.priority)].update_every.duration
-    next_at = now + cadence
+    # On the cadence from the due time, so a late or repeated action does not drift it; updates
+    # missed while everything was down are not caught up one after another.
+    next_at = datetime.fromisoformat(deadline.due) + cadence
+    while next_at <= now:
+        next_at += cadence
     message = STATUS_TEMPLATE.format(
         incident=deadline.incident_id,
         status="Investigating" if status == "triggered" else "Identified",

@@ -13,14 +13,17 @@ own markers keep their effect to once.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from tasks.deliveries import PREFIX
+
+log = logging.getLogger(__name__)
 
 INDEX_KEY = f"{PREFIX}deadlines"
 CLAIMED_KEY = f"{PREFIX}deadlines-claimed"
@@ -68,6 +71,13 @@ class Deadline:
         return f"{self.incident_id}|{self.kind}"
 
 
+class Claim(NamedTuple):
+    """A claimed deadline and its stored form, by which the claim is released."""
+
+    deadline: Deadline
+    raw: bytes
+
+
 def _detail_key(member: str) -> str:
     return f"{PREFIX}deadline:{member}"
 
@@ -98,25 +108,36 @@ class SlaClock:
             removed, _ = pipe.execute()
         return int(removed)
 
-    def claim_due(self, now: datetime, limit: int = 100) -> list[Deadline]:
+    def claim_due(self, now: datetime, limit: int = 100) -> list[Claim]:
         """Take the deadlines due by `now`; each is returned to exactly one caller."""
         stamp = now.timestamp()
         details = self._claim(
             keys=[INDEX_KEY, CLAIMED_KEY], args=[stamp, limit, stamp, _detail_key("")]
         )
-        return [Deadline(**json.loads(detail)) for detail in details]
+        return self._parse(details)
 
-    def release(self, deadlines: Iterable[Deadline]) -> None:
+    def release(self, claims: Iterable[Claim]) -> None:
         """Forget claims whose actions are enqueued."""
-        details = [json.dumps(asdict(deadline)) for deadline in deadlines]
-        if details:
-            self.redis.zrem(CLAIMED_KEY, *details)
+        raws = [claim.raw for claim in claims]
+        if raws:
+            self.redis.zrem(CLAIMED_KEY, *raws)
 
-    def reclaim_stale(self, now: datetime, lease: float, limit: int = 100) -> list[Deadline]:
+    def reclaim_stale(self, now: datetime, lease: float, limit: int = 100) -> list[Claim]:
         """Take back claims older than `lease` seconds: their tick died before enqueueing."""
         stamp = now.timestamp()
         details = self._reclaim(keys=[CLAIMED_KEY], args=[stamp - lease, stamp, limit])
-        return [Deadline(**json.loads(detail)) for detail in details]
+        return self._parse(details)
+
+    def _parse(self, details: list[bytes]) -> list[Claim]:
+        claims = []
+        for raw in details:
+            try:
+                claims.append(Claim(Deadline(**json.loads(raw)), raw))
+            except (TypeError, ValueError):
+                # Written by another version: dropped loudly rather than retried forever.
+                log.error("dropping an SLA deadline that cannot be read: %r", raw[:200])
+                self.redis.zrem(CLAIMED_KEY, raw)
+        return claims
 
     def pending(self) -> list[Deadline]:
         """Return every running deadline, soonest first."""

@@ -36,7 +36,7 @@ def run_clock(rt: Runtime, until: datetime, step: timedelta = timedelta(minutes=
     """Tick the clock from T0 to `until`, acting on each claimed deadline; return the results."""
     results, now = [], T0
     while now <= until:
-        for deadline in rt.clock.claim_due(now):
+        for deadline in (claim.deadline for claim in rt.clock.claim_due(now)):
             results.append(f"{deadline.kind}: {sla_actions.act(rt, deadline, now)}")
         now += step
     return results
@@ -88,7 +88,9 @@ def test_a_redelivered_action_escalates_and_notes_once(rt, pagerduty: FakePagerD
     incident = pagerduty.add_incident("k-once")
     start(rt, incident)
     [deadline] = [
-        d for d in rt.clock.claim_due(T0 + timedelta(minutes=16)) if d.kind == "acknowledge"
+        c.deadline
+        for c in rt.clock.claim_due(T0 + timedelta(minutes=16))
+        if c.deadline.kind == "acknowledge"
     ]
     sla_actions.act(rt, deadline, T0 + timedelta(minutes=16))
     sla_actions.act(rt, deadline, T0 + timedelta(minutes=17))  # the task ran again
@@ -206,3 +208,43 @@ def test_the_outbox_writes_the_responder_request_pagerduty_received(
     [written] = [json.loads(p.read_text()) for p in tmp_path.glob("*-responder-request-*.json")]
     assert written["path"] == f"/incidents/{incident}/responder_requests"
     assert written["json"] == sent
+
+
+def test_a_late_status_update_keeps_the_cadence_of_its_due_time(
+    rt, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("k-late-upd")
+    start(rt, incident)
+    [update] = [c.deadline for c in rt.clock.claim_due(T0 + timedelta(minutes=37))
+                if c.deadline.kind == "next_update"]  # fmt: skip
+    sla_actions.act(rt, update, T0 + timedelta(minutes=37))  # due at 15:30, acted on at 15:37
+    [following] = [d for d in rt.clock.pending() if d.kind == "next_update"]
+    assert following.due == (T0 + timedelta(hours=1)).isoformat()  # 16:00, not 16:07
+    # Hours late (everything was down): the next one is the next on the cadence, not a backlog.
+    sla_actions.act(rt, following, T0 + timedelta(hours=3, minutes=10))
+    [after] = [d for d in rt.clock.pending() if d.kind == "next_update"]
+    assert after.due == (T0 + timedelta(hours=3, minutes=30)).isoformat()
+    assert len(pagerduty.status_updates[incident]) == 2
+
+
+def test_only_one_worker_acts_on_a_deadline_at_a_time(rt) -> None:
+    deadline = deadlines_for(
+        "PLOCK", "run-1", "t", deadlines(Priority.P1, T0, builtin()).to_dict()
+    )[0]
+    with sla_actions.acting_alone(rt, deadline, 60) as first:
+        with sla_actions.acting_alone(rt, deadline, 60) as second:
+            assert (first, second) == (True, False)
+    with sla_actions.acting_alone(rt, deadline, 60) as again:
+        assert again  # released when the first finished
+
+
+def test_an_action_that_failed_for_good_asks_for_it_by_hand(rt, pagerduty: FakePagerDuty) -> None:
+    incident = pagerduty.add_incident("k-gave-up")
+    start(rt, incident, Priority.P0)
+    [acknowledge] = [d for d in rt.clock.pending() if d.kind == "acknowledge"]
+    sla_actions.gave_up(rt, acknowledge, "HTTP 503 server error; gave up after 6 attempts")
+    [note] = pagerduty.notes_for(incident)
+    assert note["content"].startswith(
+        "[P0] SLA acknowledge action failed: HTTP 503 server error; gave up after 6 attempts. "
+        "Please escalate it by hand."
+    )

@@ -165,7 +165,7 @@ def test_a_tick_that_died_after_claiming_is_recovered_after_the_lease(
     clock.register([acknowledge_deadline(incident, datetime.now(UTC) - timedelta(seconds=1))])
     # A tick claims the deadline and dies before enqueueing its action.
     [claimed] = clock.claim_due(datetime.now(UTC))
-    assert claimed.incident_id == incident and clock.pending() == []
+    assert claimed.deadline.incident_id == incident and clock.pending() == []
     processes.worker()
     processes.beat("beat-a")
     wait_for(lambda: len(pagerduty.notes_for(incident)) == 1, what="the recovered action")

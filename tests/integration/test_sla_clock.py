@@ -11,7 +11,14 @@ from click.testing import CliRunner
 
 from tasks.cli import main
 from tasks.settings import Settings
-from tasks.sla_clock import Deadline, SlaClock, deadlines_for, left
+from tasks.sla_clock import (
+    CLAIMED_KEY,
+    INDEX_KEY,
+    Deadline,
+    SlaClock,
+    deadlines_for,
+    left,
+)
 from tests.integration.test_pagerduty_webhook import EVENT, event, post
 from triage.models import Priority
 from triage.policy import builtin
@@ -56,7 +63,7 @@ def test_each_due_deadline_is_claimed_exactly_once_by_competing_ticks(redis_clie
         tick.start()
     for tick in ticks:
         tick.join()
-    claimed = [d.member for batch in claims for d in batch]
+    claimed = [c.deadline.member for batch in claims for c in batch]
     assert len(claimed) == len(set(claimed)) == 50 * 4  # acknowledge, respond, next_update, mgmt
     assert {m.split("|")[1] for m in claimed} == {
         "acknowledge",
@@ -73,17 +80,29 @@ def test_a_claim_whose_tick_died_is_taken_back_once_after_the_lease(redis_client
     clock.register(p1_deadlines("PINC1") + p1_deadlines("PINC2"))
     now = T0 + timedelta(minutes=16)
     claimed = clock.claim_due(now)  # both acknowledge deadlines
-    assert [d.incident_id for d in claimed] == ["PINC1", "PINC2"]
+    assert [c.deadline.incident_id for c in claimed] == ["PINC1", "PINC2"]
     clock.release([claimed[0]])  # the tick enqueued PINC1's action, then died
     assert clock.reclaim_stale(now + timedelta(seconds=59), lease=60) == []
     later = now + timedelta(seconds=61)
     first = clock.reclaim_stale(later, lease=60)
-    assert [(d.incident_id, d.kind) for d in first] == [("PINC2", "acknowledge")]
+    assert [(c.deadline.incident_id, c.deadline.kind) for c in first] == [("PINC2", "acknowledge")]
     assert first[0] == claimed[1]
     # Taken back means claimed afresh: a competing tick in the same lease gets nothing.
     assert clock.reclaim_stale(later, lease=60) == []
     clock.release(first)
     assert clock.reclaim_stale(later + timedelta(minutes=5), lease=60) == []
+
+
+def test_a_deadline_another_version_wrote_is_dropped_loudly(redis_client, caplog) -> None:
+    clock = clock_for(redis_client)
+    clock.register(p1_deadlines("PINC1"))
+    redis_client.zadd(INDEX_KEY, {"PODD|acknowledge": T0.timestamp()})
+    redis_client.set("responder:deadline:PODD|acknowledge", '{"incident": "PODD", "new": 1}')
+    claimed = clock.claim_due(T0 + timedelta(minutes=16))
+    assert [c.deadline.incident_id for c in claimed] == ["PINC1"]
+    assert "dropping an SLA deadline that cannot be read" in caplog.text
+    clock.release(claimed)
+    assert redis_client.zcard(CLAIMED_KEY) == 0
 
 
 def test_left_says_how_long_is_left_or_how_long_ago() -> None:

@@ -34,6 +34,7 @@ def test_secrets_list_includes_the_basic_auth_password_alone() -> None:
         ("RESPONDER_ALLOW_UNAUTHENTICATED", "maybe", "RESPONDER_ALLOW_UNAUTHENTICATED: expected 1"),
         ("RESPONDER_COLLECTOR_TIMEOUT", "fast", "RESPONDER_COLLECTOR_TIMEOUT:"),
         ("RESPONDER_ALERTMANAGER_BASIC_AUTH", "nocolon", "expected user:password"),
+        ("RESPONDER_SLA_CLAIM_LEASE", "0", "RESPONDER_SLA_CLAIM_LEASE: at least 2 seconds, got 0"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
