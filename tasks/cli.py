@@ -16,9 +16,10 @@ import click
 from tasks.delivery_commands import deliveries_command, replay_command
 from tasks.diagnose_command import diagnose_command
 from tasks.policy_commands import classify_command, policy_group
+from tasks.report_command import report_command
 from tasks.runtime import load_policy
 from tasks.settings import Settings, SettingsError, settings_from_env
-from tasks.sla_command import report_command, sla_command
+from tasks.sla_command import sla_command
 from triage.policy import PolicyError
 
 

@@ -4,68 +4,53 @@ with time to acknowledge and to resolve against the SLA (the runbook's Incident 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from tasks import bundle
 from tasks.deliveries import PREFIX
 from tasks.pagerduty_client import IncidentRef
 from tasks.response import load_run, post_note_once
 from tasks.runtime import Runtime
-from triage.models import Priority
-from triage.policy import format_duration
-from triage.sla import deadlines
+from triage import report
 
 
 class NotResolvedYet(RuntimeError):
-    """The incident record does not say resolved (yet, or any more after a reopen)."""
+    """The incident record does not say resolved yet."""
 
 
-def close(rt: Runtime, incident_id: str, now: datetime) -> str:
-    """Post the closing note for a resolved incident (once) and write its timeline."""
+def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: datetime) -> str:
+    """Post the closing note for a resolved incident (once) and write its timeline.
+
+    `resolved_at` is when the webhook said it was resolved: a record that does not say so yet
+    is waited for, one reopened since then gets no closing note.
+    """
     record = rt.incidents.get(incident_id)
     raw_run = rt.redis.get(f"{PREFIX}incident-run:{incident_id}")
     if record is None or raw_run is None:
         return "no run of ours for this incident"
     if record.get("status") != "resolved":
+        reopened = record.get("reopened_at")
+        if resolved_at is not None and reopened and datetime.fromisoformat(reopened) > resolved_at:
+            return "reopened since: no closing note"
         # The receiver queues this task before it applies the resolved event to the record.
         raise NotResolvedYet(incident_id)
     state = load_run(rt, raw_run.decode())
-    priority = Priority(state.classification["priority"])
-    content = closing_note(
-        priority, record, rt, datetime.fromisoformat(state.deadlines["triggered_at"])
-    )
+    times = report.from_record(record, rt.incidents.history(incident_id))
+    if times is None:
+        return "no clock of ours for this incident"
+    content = report.closing_note(times, rt.policy)
+    # Before the note, so a note that fails for good still leaves the timeline; after it
+    # again, so the timeline ends with the note.
+    write_timeline(rt, incident_id, state.run_id)
     incident = IncidentRef(incident_id, record.get("incident_key", ""))
     post_note_once(rt, incident, state.run_id, "closing_note", content)
-    # After the note, so the timeline ends with it; a retry rewrites the same file.
-    folder = bundle.bundle_path(rt.settings.bundle_dir, state.run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    events = timeline(rt, incident_id)
-    (folder / "timeline.json").write_text(json.dumps(events, indent=2), encoding="utf-8")
+    write_timeline(rt, incident_id, state.run_id)
     return content.splitlines()[0]
 
 
-def timeline(rt: Runtime, incident_id: str) -> list[dict[str, str]]:
-    """Return what happened, in order: PagerDuty's moments and what the responder did."""
-    return rt.incidents.history(incident_id)
-
-
-def closing_note(priority: Priority, record: dict[str, Any], rt: Runtime, started: datetime) -> str:
-    """Say how long acknowledgement and resolution took against the SLA."""
-    targets = rt.policy.sla[priority]
-    due = deadlines(priority, started, rt.policy)
-    lines = [f"[{priority}] Resolved. Incident metrics against the SLA:"]
-    for moment, span, deadline in (
-        ("acknowledged", targets.acknowledge, due.acknowledge),
-        ("resolved", targets.resolve, due.resolve),
-    ):
-        at = record.get(f"{moment}_at")
-        if not at:
-            lines.append(f"- {moment}: not recorded")
-            continue
-        happened = datetime.fromisoformat(at)
-        took = format_duration(max(happened - started, timedelta(0)))
-        verdict = "met" if happened <= deadline else "MISSED"
-        lines.append(f"- {moment} after {took} (SLA {span}: {verdict})")
-    lines.append("The timeline is in the bundle (timeline.json).")
-    return "\n".join(lines)
+def write_timeline(rt: Runtime, incident_id: str, run_id: str) -> None:
+    """Write the incident's history into the run's bundle as timeline.json."""
+    folder = bundle.bundle_path(rt.settings.bundle_dir, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    events = rt.incidents.history(incident_id)
+    (folder / "timeline.json").write_text(json.dumps(events, indent=2), encoding="utf-8")

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 from redis import RedisError
 
 from tasks.celery_app import make_celery
+from tasks.cli_options import window_start
 from tasks.pipeline import RESPOND
 from tasks.runtime import Runtime
 from tasks.settings import SettingsError, settings_from_env
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
-from triage.policy import parse_span
 
 SOURCES = click.Choice(["alertmanager", "pagerduty"])
 
@@ -26,17 +26,6 @@ def _runtime() -> Runtime:
         return Runtime(settings_from_env(os.environ))
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-
-
-def window_start(text: str | None) -> datetime | None:
-    """Turn a --since value such as 1h or 7d into the moment the window starts."""
-    if not text:
-        return None
-    try:
-        span = parse_span(text)
-    except ValueError:
-        raise click.BadParameter(f"expected a duration like 30m, 1h or 2d, got {text!r}") from None
-    return datetime.now(UTC) - span.duration
 
 
 def _select(

@@ -46,42 +46,50 @@ class IncidentStore:
         self.redis = client
 
     def apply(self, event: IncidentEvent) -> bool:
-        """Apply an incident event; return False when it is older than what is stored."""
+        """Apply an incident event; return False when it is older than what is stored.
+
+        Read and write happen in one optimistic transaction, so an older event retried at the
+        same moment as a newer one never overwrites the newer status.
+        """
         incident = event.incident
         if incident is None:
             return False
         key = incident_key(incident.id)
         occurred = (event.occurred_at or datetime.now(UTC)).astimezone(UTC)
-        last = self.redis.hget(key, "last_event_at")
         moment = _MOMENTS.get(event.event_type)
-        fields: dict[str, Any] = {}
-        if moment:
-            fields[f"{moment}_at"] = occurred.isoformat()
-            fields[f"{moment}_by"] = event.agent_name
-        # PagerDuty orders events per incident, but a retried older one must not win.
-        if last is None or json.loads(last) <= occurred.isoformat():
-            fields.update(
-                id=incident.id,
-                status=incident.status,
-                title=incident.title,
-                urgency=incident.urgency,
-                priority=incident.priority,
-                service=incident.service,
-                incident_key=incident.incident_key,
-                html_url=incident.html_url,
-                last_event=event.event_type,
-                last_event_at=occurred.isoformat(),
-            )
-        elif not moment:
-            return False
-        with self.redis.pipeline() as pipe:
+
+        def update(pipe: redis.client.Pipeline) -> bool:
+            last = pipe.hget(key, "last_event_at")
+            fields: dict[str, Any] = {}
+            if moment:
+                fields[f"{moment}_at"] = occurred.isoformat()
+                fields[f"{moment}_by"] = event.agent_name
+            # PagerDuty orders events per incident, but a retried older one must not win.
+            if last is None or json.loads(last) <= occurred.isoformat():
+                fields.update(
+                    id=incident.id,
+                    status=incident.status,
+                    title=incident.title,
+                    urgency=incident.urgency,
+                    priority=incident.priority,
+                    service=incident.service,
+                    incident_key=incident.incident_key,
+                    html_url=incident.html_url,
+                    last_event=event.event_type,
+                    last_event_at=occurred.isoformat(),
+                )
+            elif not moment:
+                return False
+            pipe.multi()
             pipe.hset(key, mapping={k: json.dumps(v) for k, v in fields.items()})
             pipe.hsetnx(key, "first_seen_at", json.dumps(occurred.isoformat()))
             pipe.expire(key, RETENTION_SECONDS)
-            pipe.execute()
-        if moment:
+            return True
+
+        applied = bool(self.redis.transaction(update, key, value_from_callable=True))
+        if applied and moment:
             self.log(incident.id, moment, event.agent_name, occurred)
-        return True
+        return applied
 
     def log(self, incident_id: str, what: str, by: str, at: datetime | None = None) -> None:
         """Add a line to the incident's history, which becomes its timeline when it resolves."""

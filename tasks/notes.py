@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -11,8 +12,20 @@ from triage.policy import Policy, format_duration
 from triage.sla import Deadlines, next_market_change
 
 NOTE_LIMIT = 24_000  # PagerDuty documents no limit; stay well below anything plausible.
+# Every note we post ends with this reference to (pipeline run, step).
+_REFERENCE = re.compile(r"\[ref [^\]\s/]+/[^\]\s]+\]\s*$")
 _SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
 _STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.OK: 2, Status.SKIPPED: 3}
+
+
+def reference(run_id: str, step: str) -> str:
+    """Return the marker that ends a note we post for (run, step)."""
+    return f"[ref {run_id}/{step}]"
+
+
+def is_ours(content: str) -> bool:
+    """Return True when a note's content ends with our reference marker."""
+    return _REFERENCE.search(content) is not None
 
 
 def first_response_note(

@@ -26,7 +26,7 @@ RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
 SLA_ACTION = "tasks.pipeline.sla_action"
 CLOSE_INCIDENT = "tasks.pipeline.close_incident"
-RESOLVED_RECORD_ATTEMPTS = 10  # the record says resolved within moments of the webhook
+RESOLVED_RECORD_ATTEMPTS = 20  # the record says resolved within moments of the webhook
 
 
 def runtime_of(app: Celery) -> Runtime:
@@ -167,15 +167,17 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
 
 
 @shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)
-def close_incident(self: Any, incident_id: str) -> str:
+def close_incident(self: Any, incident_id: str, resolved_at: str = "") -> str:
     """On resolve: the incident's timeline into its bundle and the closing note."""
     rt = runtime_of(self.app)
+    when = datetime.fromisoformat(resolved_at) if resolved_at else None
     try:
-        return closing.close(rt, incident_id, _now())
+        return closing.close(rt, incident_id, when, _now())
     except closing.NotResolvedYet:
         if self.request.retries < RESOLVED_RECORD_ATTEMPTS:
             raise self.retry(countdown=0.5) from None
-        return "not resolved any more (reopened?): no closing note"
+        log.error("incident %s: its record never said resolved; no closing note", incident_id)
+        return "record never said resolved: no closing note"
     except PagerDutyUnavailable as exc:
 
         def give_up(why: str) -> None:

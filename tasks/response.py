@@ -305,7 +305,7 @@ def post_note_once(
     the POST; a retry that finds it pending (the worker died, or the answer was lost) first
     looks for the reference among the incident's notes instead of posting a second one.
     """
-    ref = f"[ref {run_id}/{step}]"
+    ref = notes.reference(run_id, step)
     state = rt.deliveries.effect_state(run_id, step)
     if state is not None and state.startswith("done"):
         return None

@@ -1,5 +1,4 @@
-"""`responder sla`: open incidents with their next deadlines and how long is left;
-`responder report`: the runbook's Incident Metrics (MTTA, MTTR, SLA compliance) per priority."""
+"""`responder sla`: open incidents with their next deadlines and how long is left."""
 
 from __future__ import annotations
 
@@ -11,12 +10,9 @@ from datetime import UTC, datetime
 import click
 from redis import RedisError
 
-from tasks.delivery_commands import window_start
 from tasks.runtime import Runtime
 from tasks.settings import SettingsError, settings_from_env
 from tasks.sla_clock import SlaClock, left
-from triage import report
-from triage.policy import PolicyError
 
 
 @click.command("sla")
@@ -44,40 +40,3 @@ def sla_command(as_json: bool) -> None:
             f"{deadline.incident_id:<12} {deadline.priority}  {deadline.kind:<18} {due} UTC  "
             f"{left(deadline, now):<10} {deadline.title[:50]}"
         )
-
-
-@click.command("report")
-@click.option(
-    "--since", default="7d", show_default=True, help="Incidents whose clock started in this window."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def report_command(since: str, as_json: bool) -> None:
-    """Print MTTA, MTTR and SLA compliance per priority from the stored incident records."""
-    try:
-        runtime = Runtime(settings_from_env(os.environ))
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-    start = window_start(since)
-    if start is None:
-        raise click.BadParameter("expected a duration like 24h or 7d", param_hint="--since")
-    try:
-        records = runtime.incidents.started_since(start)
-        policy = runtime.policy
-    except RedisError as exc:
-        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
-    except PolicyError as exc:
-        raise click.ClickException(str(exc)) from None
-    now = datetime.now(UTC)
-    times = [t for t in map(report.from_record, records) if t is not None]
-    rows = report.metrics(times, policy, now)
-    if as_json:
-        payload = {
-            "since": start.isoformat(),
-            "until": now.isoformat(),
-            "incidents": len(times),
-            "priorities": [row.to_dict() for row in rows],
-        }
-        click.echo(json.dumps(payload, indent=2))
-        return
-    click.echo(f"{len(times)} incidents since {start:%Y-%m-%d %H:%M} UTC ({since})")
-    click.echo(report.render(rows))

@@ -230,6 +230,7 @@ class IncidentEvent:
     agent: Mapping[str, Any] | None = None
     note_id: str = ""
     note_incident_id: str = ""
+    note_content: str = ""
 
     @property
     def agent_name(self) -> str:
@@ -256,13 +257,22 @@ def parse_pagerduty(payload: Any) -> IncidentEvent:
         raise PayloadError("event.agent", "expected an object or null")
     data_type = str((data or {}).get("type", ""))
     incident = _parse_incident(data, "event.data") if data_type == "incident" else None
-    note_id = note_incident = ""
+    note_id = note_incident = note_content = ""
     if data_type == "incident_note" and data is not None:
         note_id = str(data.get("id") or "")
+        note_content = str(data.get("content") or "")
         ref = data.get("incident")
         note_incident = str(ref.get("id") or "") if isinstance(ref, Mapping) else ""
     return IncidentEvent(
-        event_id, event_type, occurred, incident, data_type, agent, note_id, note_incident
+        event_id,
+        event_type,
+        occurred,
+        incident,
+        data_type,
+        agent,
+        note_id,
+        note_incident,
+        note_content,
     )
 
 

@@ -21,6 +21,7 @@ class IncidentTimes:
     started: datetime
     acknowledged: datetime | None = None
     resolved: datetime | None = None
+    acknowledged_by_resolving: bool = False  # no acknowledgement: resolving counts as one
 
 
 @dataclass(frozen=True)
@@ -66,29 +67,37 @@ class PriorityMetrics:
         }
 
 
-def from_record(record: Mapping[str, Any]) -> IncidentTimes | None:
-    """Read an incident record; None when no pipeline of ours started its clock.
+def from_record(
+    record: Mapping[str, Any], history: Iterable[Mapping[str, str]] = ()
+) -> IncidentTimes | None:
+    """Read an incident record and its history; None when no pipeline of ours started its clock.
 
-    A moment before the clock's start belongs to an earlier cycle (before a reopen) and is
-    ignored. An incident resolved without an acknowledgement counts as acknowledged then:
-    resolving is the strongest acknowledgement there is.
+    Acknowledged is the first acknowledgement of the current cycle (an acknowledgement that
+    timed out and came again does not move it); resolved is the last resolution while the
+    record says resolved. Moments before the clock's start belong to an earlier cycle (before
+    a reopen) and are ignored. An incident resolved without an acknowledgement counts as
+    acknowledged then: resolving is the strongest acknowledgement there is.
     """
     if not record.get("sla_started_at") or not record.get("sla_priority"):
         return None
     started = datetime.fromisoformat(record["sla_started_at"])
-
-    def moment(name: str) -> datetime | None:
-        at = record.get(f"{name}_at")
-        when = datetime.fromisoformat(at) if at else None
-        return when if when is not None and when >= started else None
-
-    resolved = moment("resolved") if record.get("status") == "resolved" else None
+    seen: dict[str, list[datetime]] = {"acknowledged": [], "resolved": []}
+    for entry in history:
+        if entry.get("what") in seen and entry.get("at"):
+            seen[entry["what"]].append(datetime.fromisoformat(entry["at"]))
+    for moment, times in seen.items():
+        if not times and record.get(f"{moment}_at"):  # a record kept before histories were
+            times.append(datetime.fromisoformat(record[f"{moment}_at"]))
+    acknowledgements = sorted(t for t in seen["acknowledged"] if t >= started)
+    resolutions = sorted(t for t in seen["resolved"] if t >= started)
+    resolved = resolutions[-1] if resolutions and record.get("status") == "resolved" else None
     return IncidentTimes(
         incident_id=record.get("id", ""),
         priority=Priority(record["sla_priority"]),
         started=started,
-        acknowledged=moment("acknowledged") or resolved,
+        acknowledged=acknowledgements[0] if acknowledgements else resolved,
         resolved=resolved,
+        acknowledged_by_resolving=not acknowledgements and resolved is not None,
     )
 
 
@@ -131,6 +140,29 @@ def _metrics(
         acknowledge_sla=Compliance(ack_met, ack_judged),
         resolve_sla=Compliance(resolve_met, resolve_judged),
     )
+
+
+def closing_note(times: IncidentTimes, policy: Policy) -> str:
+    """Say how long acknowledgement and resolution took against the SLA, for the closing note."""
+    priority = times.priority
+    targets = policy.sla[priority]
+    due = deadlines(priority, times.started, policy)
+    lines = [f"[{priority}] Resolved. Incident metrics against the SLA:"]
+    for moment, at, span, deadline in (
+        ("acknowledged", times.acknowledged, targets.acknowledge, due.acknowledge),
+        ("resolved", times.resolved, targets.resolve, due.resolve),
+    ):
+        if at is None:
+            lines.append(f"- {moment}: not recorded")
+            continue
+        verdict = "met" if at <= deadline else "MISSED"
+        took = _text(at - times.started)
+        if moment == "acknowledged" and times.acknowledged_by_resolving:
+            lines.append(f"- never acknowledged; resolved after {took} (SLA {span}: {verdict})")
+            continue
+        lines.append(f"- {moment} after {took} (SLA {span}: {verdict})")
+    lines.append("The timeline is in the bundle (timeline.json).")
+    return "\n".join(lines)
 
 
 def render(rows: list[PriorityMetrics]) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 from redis import RedisError
 
+from tasks import notes
 from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import CLOSE_INCIDENT, RESPOND
 from tasks.sla_clock import KINDS
@@ -81,7 +82,8 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     delivery_id = new_delivery_id(now)
     messages = [receiver.messages.build(RESPOND, [delivery_id, 1], "start")] if starts else []
     if event.event_type == "incident.resolved" and incident is not None:
-        messages.append(receiver.messages.build(CLOSE_INCIDENT, [incident.id], "-"))
+        resolved_at = (event.occurred_at or now).isoformat()
+        messages.append(receiver.messages.build(CLOSE_INCIDENT, [incident.id, resolved_at], "-"))
     idle_reason = _idle_reason(event)
     recorded = record_or_503(
         receiver,
@@ -142,10 +144,12 @@ def _idle_reason(event: IncidentEvent) -> str:
     if event.event_type == "pagey.ping":
         return "not started: ping"
     if event.event_type == "incident.annotated":
+        # The marker catches our note when its webhook beats us remembering its id.
+        own = notes.is_ours(event.note_content)
         try:
-            own = current_receiver().runtime.deliveries.is_own_note(event.note_id)
+            own = own or current_receiver().runtime.deliveries.is_own_note(event.note_id)
         except RedisError:
-            own = False  # recording fails next and answers 503
+            pass  # recording fails next and answers 503
         return "ignored: our own note" if own else NOTE_ADDED
     if event.event_type in UPDATES_INCIDENT:
         return f"not started: incident record updated ({event.event_type})"

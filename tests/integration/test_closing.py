@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tasks import closing, response, sla_actions
 from tasks.pagerduty_client import IncidentRef
 from tasks.runtime import Runtime
@@ -54,8 +56,9 @@ def test_closing_note_and_timeline(
     sla_actions.escalate(rt, IncidentRef(incident, "k-close"), "resolve@test")
     happened(rt, incident, "resolved", T0 + timedelta(minutes=52))
 
-    first = closing.close(rt, incident, T0 + timedelta(minutes=53))
-    closing.close(rt, incident, T0 + timedelta(minutes=54))  # redelivered: still one note
+    resolved_at = T0 + timedelta(minutes=52)
+    first = closing.close(rt, incident, resolved_at, T0 + timedelta(minutes=53))
+    closing.close(rt, incident, resolved_at, T0 + timedelta(minutes=54))  # redelivered: one note
 
     assert first == "[P1] Resolved. Incident metrics against the SLA:"
     [note] = pagerduty.notes_for(incident)
@@ -87,8 +90,29 @@ def test_a_late_acknowledgement_is_reported_missed(
     incident = pagerduty.add_incident("k-late")
     start_run(rt, "run-late-r1", incident, Priority.P0)
     happened(rt, incident, "acknowledged", T0 + timedelta(minutes=12))
+    happened(rt, incident, "unacknowledged", T0 + timedelta(minutes=42))  # the ack timed out
+    happened(rt, incident, "acknowledged", T0 + timedelta(minutes=50))
     happened(rt, incident, "resolved", T0 + timedelta(hours=3))
-    closing.close(rt, incident, T0 + timedelta(hours=3))
+    closing.close(rt, incident, T0 + timedelta(hours=3), T0 + timedelta(hours=3))
     [note] = pagerduty.notes_for(incident)
-    assert "- acknowledged after 12m (SLA 5m: MISSED)" in note["content"]
+    assert "- acknowledged after 12m (SLA 5m: MISSED)" in note["content"]  # the first one
     assert "- resolved after 3h (SLA 2h of market hours: MISSED)" in note["content"]
+
+
+def test_the_closing_task_waits_for_the_record_and_skips_a_reopened_incident(
+    settings: Settings, pagerduty: FakePagerDuty, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    incident = pagerduty.add_incident("k-wait")
+    start_run(rt, "run-wait-r1", incident, Priority.P1)
+    happened(rt, incident, "triggered", T0)
+    resolved_at = T0 + timedelta(minutes=30)
+    # The webhook queued the task; the receiver has not applied the resolved event yet.
+    with pytest.raises(closing.NotResolvedYet):
+        closing.close(rt, incident, resolved_at, resolved_at)
+    happened(rt, incident, "resolved", resolved_at)
+    happened(rt, incident, "reopened", T0 + timedelta(minutes=31))
+    assert closing.close(rt, incident, resolved_at, resolved_at) == (
+        "reopened since: no closing note"
+    )
+    assert pagerduty.notes_for(incident) == []

@@ -232,7 +232,7 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
         what="the closing note",
     )
     assert notes[2]["content"].startswith("[P1] Resolved. Incident metrics against the SLA:")
-    assert "- acknowledged: not recorded" in notes[2]["content"]
+    assert "- never acknowledged; resolved after 0s (SLA 15m: met)" in notes[2]["content"]
 
 
 def test_a_resolved_alert_is_noted_and_not_diagnosed(

@@ -106,14 +106,26 @@ def escalations(pagerduty: FakePagerDuty, incident: str) -> int:
     )
 
 
-def wait_for_ticks(processes: Processes, names: list[str], more: int = 4) -> None:
-    """Let every named beat tick `more` times again, so a second action would have happened."""
-    start = {name: processes.ticks(name) for name in names}
-    for name in names:
-        wait_for(
-            lambda name=name: processes.ticks(name) >= start[name] + more,
-            what=f"beat {name} to tick {more} more times",
-        )
+def worker_count(processes: Processes, task: str, outcome: str) -> int:
+    """Return how many `task` runs the workers' log shows `outcome` for (received, succeeded)."""
+    log = processes.folder / "worker.log"
+    text = log.read_text() if log.exists() else ""
+    return sum(1 for line in text.splitlines() if f"{task}[" in line and outcome in line)
+
+
+def wait_for_ticks(processes: Processes, more: int = 4) -> None:
+    """Let the worker run `more` further ticks and every action they enqueued, so a second
+    action for a deadline would have happened by now."""
+    start = worker_count(processes, "tasks.pipeline.sla_tick", "succeeded")
+    client = redis.Redis.from_url(processes.env["RESPONDER_REDIS_URL"])
+
+    def settled() -> bool:
+        ticks = worker_count(processes, "tasks.pipeline.sla_tick", "succeeded")
+        received = worker_count(processes, "tasks.pipeline.sla_action", "received")
+        done = worker_count(processes, "tasks.pipeline.sla_action", "succeeded")
+        return ticks >= start + more and received == done and client.llen(QUEUE) == 0
+
+    wait_for(settled, what=f"{more} more ticks and their actions")
 
 
 def test_two_beats_act_once_per_deadline(
@@ -127,7 +139,7 @@ def test_two_beats_act_once_per_deadline(
     SlaClock(redis_client).register(acknowledge_deadline(i, due) for i in incidents)
     for incident in incidents:
         wait_for(lambda i=incident: len(pagerduty.notes_for(i)) == 1, what=f"{incident} noted")
-    wait_for_ticks(processes, ["beat-a", "beat-b"])
+    wait_for_ticks(processes)
     assert [escalations(pagerduty, i) for i in incidents] == [1] * 10
     assert [len(pagerduty.notes_for(i)) for i in incidents] == [1] * 10
     assert [pagerduty.incidents[i]["escalation_level"] for i in incidents] == [2] * 10
@@ -151,7 +163,7 @@ def test_a_deadline_missed_while_everything_was_down_fires_once_on_restart(
     processes.worker()
     processes.beat("beat-b")
     wait_for(lambda: len(pagerduty.notes_for(incident)) == 1, what="the missed deadline's action")
-    wait_for_ticks(processes, ["beat-b"])
+    wait_for_ticks(processes)
     assert escalations(pagerduty, incident) == 1
     [note] = pagerduty.notes_for(incident)
     assert note["content"].startswith("[P1] SLA missed: not acknowledged within 15m")
@@ -169,6 +181,6 @@ def test_a_tick_that_died_after_claiming_is_recovered_after_the_lease(
     processes.worker()
     processes.beat("beat-a")
     wait_for(lambda: len(pagerduty.notes_for(incident)) == 1, what="the recovered action")
-    wait_for_ticks(processes, ["beat-a"], more=LEASE_SECONDS * 4)
+    wait_for_ticks(processes, more=LEASE_SECONDS * 4)
     assert escalations(pagerduty, incident) == 1
     assert len(pagerduty.notes_for(incident)) == 1

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from triage.models import Priority
 from triage.policy import builtin
-from triage.report import Compliance, IncidentTimes, from_record, metrics, render
+from triage.report import (
+    Compliance,
+    IncidentTimes,
+    closing_note,
+    from_record,
+    metrics,
+    render,
+)
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # Wednesday 10:00 in New York: market open
 
@@ -28,9 +35,12 @@ def test_resolved_without_acknowledgement_counts_as_acknowledged_at_resolution()
         "resolved_at": at(120),
     }
     times = from_record(record)
-    assert times == IncidentTimes(
-        "PX", Priority.P2, T0, T0 + timedelta(hours=2), T0 + timedelta(hours=2)
-    )
+    two_hours = T0 + timedelta(hours=2)
+    assert times == IncidentTimes("PX", Priority.P2, T0, two_hours, two_hours, True)
+    assert closing_note(times, builtin()).splitlines()[1:3] == [
+        "- never acknowledged; resolved after 2h (SLA 1h: MISSED)",
+        "- resolved after 2h (SLA 24h: met)",
+    ]
 
 
 def test_moments_before_a_reopen_belong_to_the_earlier_cycle() -> None:
@@ -80,3 +90,25 @@ def test_figures_per_priority_and_open_incidents_not_yet_due_are_not_judged() ->
     ]
     assert table[1].split() == ["P0", "2", "6m30s", "1/2", "(50%)", "2h15m", "1/2", "(50%)"]
     assert table[2].split() == ["P1", "0", "-", "-", "-", "-"]
+
+
+def test_the_first_acknowledgement_of_the_cycle_counts() -> None:
+    record = {
+        "id": "PA",
+        "sla_priority": "P0",
+        "sla_started_at": at(0),
+        "status": "resolved",
+        "acknowledged_at": at(50),  # the record keeps the latest one
+        "resolved_at": at(90),
+    }
+    history = [
+        {"at": at(12), "what": "acknowledged", "by": "Dana"},
+        {"at": at(42), "what": "unacknowledged", "by": "PagerDuty"},
+        {"at": at(50), "what": "acknowledged", "by": "Dana"},
+        {"at": at(60), "what": "note: [P0] ...", "by": "responder"},
+        {"at": at(90), "what": "resolved", "by": "Dana"},
+    ]
+    times = from_record(record, history)
+    assert times is not None
+    assert times.acknowledged == T0 + timedelta(minutes=12)
+    assert times.resolved == T0 + timedelta(minutes=90)
