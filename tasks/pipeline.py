@@ -86,7 +86,8 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         )
     if rt.deliveries.effect_done(state.run_id, "fanout"):
         return state.run_id
-    header = [collect.s(state.run_id, name) for name in state.collectors]
+    names = response.slowest_first(rt, state.collectors)
+    header = [collect.s(state.run_id, name) for name in names]
     chord(header)(finish.s(state.run_id))
     rt.deliveries.mark_effect(state.run_id, "fanout")
     return state.run_id

@@ -24,6 +24,7 @@ from triage.policy import Policy
 from triage.sla import deadlines
 
 log = logging.getLogger(__name__)
+COLLECTOR_SECONDS_KEY = f"{PREFIX}collector-seconds"  # each collector's last duration
 
 
 @dataclass
@@ -370,7 +371,23 @@ def collect_evidence(
         affected=tuple(state.affected),
         expression=state.expression,
     )
-    return collect_into_bundle(rt, run_id, name, target, timeouts)
+    entry = collect_into_bundle(rt, run_id, name, target, timeouts)
+    # Remembered so the next fan-out starts the slowest first (see `slowest_first`).
+    rt.redis.hset(COLLECTOR_SECONDS_KEY, name, entry["duration_seconds"])
+    return entry
+
+
+def slowest_first(rt: Runtime, names: list[str]) -> list[str]:
+    """Order collectors by how long each took last time, slowest first, unknown ones first.
+
+    With fewer worker processes than collectors, the slowest one queued behind quick ones
+    would add their time to the evidence; started first, it bounds the fan-out on its own.
+    """
+    last = rt.redis.hmget(COLLECTOR_SECONDS_KEY, names) if names else []
+    took = {
+        n: float(v) if v is not None else float("inf") for n, v in zip(names, last, strict=True)
+    }
+    return sorted(names, key=lambda n: -took[n])
 
 
 def collect_into_bundle(

@@ -40,6 +40,8 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     response.post_first_note(rt, state, incident)
     response.post_first_note(rt, state, incident)  # a retried task must not post twice
     entries = [response.collect_evidence(rt, state.run_id, name) for name in state.collectors]
+    remembered = redis_client.hgetall(response.COLLECTOR_SECONDS_KEY)
+    assert {k.decode() for k in remembered} == set(state.collectors)  # for the next fan-out
     response.finish_run(rt, state.run_id, entries, datetime.now(UTC))
 
     calls = [json.loads(p.read_text()) for p in sorted((tmp_path / "outbox").glob("*.json"))]
@@ -75,3 +77,14 @@ def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
     entry = response.collect_evidence(rt, "r1", "nosuch")
     assert entry["status"] == "skipped"
     assert "no collector named 'nosuch'" in entry["summary"]
+
+
+def test_the_fan_out_starts_the_collector_that_was_slowest_last_time(
+    settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    plan = ["http", "trading", "prometheus", "host", "git"]
+    assert response.slowest_first(rt, plan) == plan  # nothing known yet: the plan's order
+    for name, seconds in (("http", 0.02), ("trading", 0.01), ("prometheus", 0.2), ("host", 0.5)):
+        redis_client.hset(response.COLLECTOR_SECONDS_KEY, name, seconds)
+    assert response.slowest_first(rt, plan) == ["git", "host", "prometheus", "http", "trading"]
