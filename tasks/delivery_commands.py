@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 from redis import RedisError
 
+from tasks import incident_updates
 from tasks.celery_app import make_celery
 from tasks.cli_options import window_start
-from tasks.pipeline import RESPOND
+from tasks.pipeline import CLOSE_INCIDENT, RESPOND
 from tasks.runtime import Runtime
 from tasks.settings import SettingsError, settings_from_env
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
@@ -152,7 +153,11 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
     if dry_run:
         return f"would {plan.action} {delivery_id}: {plan.why}"
     if plan.action == "apply":
-        runtime.incidents.apply(parse_pagerduty(json.loads(plan.delivery["raw_body"])))
+        event = parse_pagerduty(json.loads(plan.delivery["raw_body"]))
+        incident_updates.apply_event(runtime, event)
+        if closing := incident_updates.closing_args(event, datetime.now(UTC)):
+            celery.send_task(CLOSE_INCIDENT, args=closing)
+            return f"applied {delivery_id}: {plan.why}; closing note queued"
         return f"applied {delivery_id}: {plan.why}"
     run = runtime.deliveries.next_run(delivery_id)
     celery.send_task(RESPOND, args=[delivery_id, run])

@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 from redis import RedisError
 
-from tasks import notes
+from tasks import incident_updates, notes
 from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import CLOSE_INCIDENT, RESPOND
-from tasks.sla_clock import KINDS
 from triage.classify import classify
 from triage.models import Classification, IncidentEvent, parse_pagerduty
 from webhooks.auth import pagerduty_signature_problem
@@ -26,8 +25,6 @@ SOURCE = "pagerduty"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Webhook-Id", "X-Webhook-Subscription")
 NOTE_ADDED = "not started: a note was added"
 STARTS_PIPELINE = {"incident.triggered": Claim.PAGERDUTY, "incident.reopened": Claim.FORCE}
-# Acknowledging stops the acknowledge clock; resolving stops them all.
-STOPS_CLOCKS = {"incident.acknowledged": ("acknowledge",), "incident.resolved": KINDS}
 UPDATES_INCIDENT = {
     "incident.acknowledged",
     "incident.unacknowledged",
@@ -81,9 +78,8 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     starts = classification is not None
     delivery_id = new_delivery_id(now)
     messages = [receiver.messages.build(RESPOND, [delivery_id, 1], "start")] if starts else []
-    if event.event_type == "incident.resolved" and incident is not None:
-        resolved_at = (event.occurred_at or now).isoformat()
-        messages.append(receiver.messages.build(CLOSE_INCIDENT, [incident.id, resolved_at], "-"))
+    if closing := incident_updates.closing_args(event, now):
+        messages.append(receiver.messages.build(CLOSE_INCIDENT, closing, "-"))
     idle_reason = _idle_reason(event)
     recorded = record_or_503(
         receiver,
@@ -110,7 +106,9 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         return recorded
     if not recorded.duplicate:
         try:
-            _update_incident(event, idle_reason)
+            incident_updates.apply_event(
+                receiver.runtime, event, person_note=idle_reason == NOTE_ADDED
+            )
         except Exception:  # the delivery is stored; `responder replay` can apply it again
             log.exception("cannot update the incident from %s", recorded.delivery_id)
     priorities = [classification.priority.value] if classification and recorded.started else []
@@ -120,19 +118,6 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         priority=_priority(classification),
         duplicate=recorded.duplicate,
     ), 202
-
-
-def _update_incident(event: IncidentEvent, idle_reason: str) -> None:
-    """Apply an event to its incident record and clocks; a person's note goes in the history."""
-    runtime = current_receiver().runtime
-    if event.incident is not None:
-        runtime.incidents.apply(event)
-        if stopped := STOPS_CLOCKS.get(event.event_type):
-            runtime.clock.cancel(event.incident.id, stopped)
-    elif idle_reason == NOTE_ADDED and event.note_incident_id:
-        runtime.incidents.log(
-            event.note_incident_id, "note added", event.agent_name, event.occurred_at
-        )
 
 
 def _priority(classification: Classification | None) -> str | None:

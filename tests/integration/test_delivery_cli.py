@@ -11,8 +11,11 @@ import redis
 from click.testing import CliRunner
 
 from tasks.cli import main
-from tasks.settings import Settings
+from tasks.runtime import Runtime
+from tasks.settings import Secret, Settings
+from tasks.sla_clock import Deadline
 from tests.conftest import TOKEN, sample_payload
+from tests.integration import test_pagerduty_webhook as pd
 from webhooks import create_app
 
 QUEUE = "responder-cli-test"  # no worker listens: replays stay queued for the test to count
@@ -82,3 +85,22 @@ def test_replay_needs_an_id_or_a_window(env) -> None:
     assert run("replay").exit_code == 2
     assert run("replay", "x", "--since", "1h").exit_code == 2
     assert run("replay", "--since", "soon").exit_code == 2
+
+
+def test_replaying_a_resolved_event_applies_it_stops_the_clocks_and_queues_the_closing(
+    env, settings: Settings
+) -> None:
+    app = create_app(replace(settings, queue=QUEUE, pagerduty_webhook_secrets=(Secret(pd.SECRET),)))
+    resolved = pd.event("incident.resolved", status="resolved", event_id=9)
+    answer = pd.post(app.test_client(), resolved, webhook_id="wh-replay-res").get_json()
+    # As if the receiver had recorded the delivery and then failed to apply it.
+    rt = Runtime(settings)
+    env.delete("responder:incident:PGR0VU2", "responder:incident-history:PGR0VU2")
+    rt.clock.register([Deadline("PGR0VU2", "resolve", "2026-11-25T23:00:00+00:00", "P1")])
+    queued = env.llen(QUEUE)
+    result = run("replay", answer["delivery_id"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("closing note queued")
+    assert rt.incidents.get("PGR0VU2")["status"] == "resolved"
+    assert rt.clock.pending() == []
+    assert env.llen(QUEUE) == queued + 1

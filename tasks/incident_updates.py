@@ -1,0 +1,29 @@
+"""What a PagerDuty incident event changes here: the incident record, its history, its clocks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tasks.runtime import Runtime
+from tasks.sla_clock import KINDS
+from triage.models import IncidentEvent
+
+# Acknowledging stops the acknowledge clock; resolving stops them all.
+STOPS_CLOCKS = {"incident.acknowledged": ("acknowledge",), "incident.resolved": KINDS}
+
+
+def apply_event(rt: Runtime, event: IncidentEvent, person_note: bool = False) -> None:
+    """Apply an event to its incident record and clocks; a person's note goes in the history."""
+    if event.incident is not None:
+        rt.incidents.apply(event)
+        if stopped := STOPS_CLOCKS.get(event.event_type):
+            rt.clock.cancel(event.incident.id, stopped)
+    elif person_note and event.note_incident_id:
+        rt.incidents.log(event.note_incident_id, "note added", event.agent_name, event.occurred_at)
+
+
+def closing_args(event: IncidentEvent, now: datetime) -> list[str] | None:
+    """Return the closing task's arguments when the event resolves an incident, else None."""
+    if event.event_type != "incident.resolved" or event.incident is None:
+        return None
+    return [event.incident.id, (event.occurred_at or now).isoformat()]
