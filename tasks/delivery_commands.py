@@ -154,7 +154,9 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
         return f"would {plan.action} {delivery_id}: {plan.why}"
     if plan.action == "apply":
         event = parse_pagerduty(json.loads(plan.delivery["raw_body"]))
-        incident_updates.apply_event(runtime, event)
+        newest = incident_updates.apply_event(runtime, event)
+        if not newest:
+            return f"applied {delivery_id}: {plan.why}; older than the record, clocks untouched"
         if closing := incident_updates.closing_args(event, datetime.now(UTC)):
             celery.send_task(CLOSE_INCIDENT, args=closing)
             return f"applied {delivery_id}: {plan.why}; closing note queued"

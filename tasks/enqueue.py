@@ -9,6 +9,7 @@ atomically. `tests/unit/test_enqueue.py` checks the message against one Celery p
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,9 @@ from celery import Celery
 from celery.utils.saferepr import saferepr
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps
+
+# Strings whose repr Celery's saferepr writes the same way: short, no quotes or escapes.
+_PLAIN = re.compile(r"[\w.:+-]{0,100}")
 
 # The third part of a protocol 2 body: no callbacks, errbacks, chain or chord.
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -77,9 +81,11 @@ class TaskMessages:
         return TaskMessage(self.queue, payload, task_id, when)
 
     def _repr(self, args: list[Any]) -> str:
-        """Return Celery's `argsrepr`: plain repr is the same for short strings and numbers."""
-        if all(isinstance(a, int | str) and len(str(a)) < 100 for a in args):
-            return repr(args)
+        """Return Celery's `argsrepr`: plain repr is the same for ids and numbers."""
+        if all(isinstance(a, int) or (isinstance(a, str) and _PLAIN.fullmatch(a)) for a in args):
+            plain = repr(args)
+            if len(plain) < 1000:  # below saferepr's cut
+                return plain
         return saferepr(
             args, self.app.amqp.argsrepr_maxsize, maxlevels=self.app.conf.task_repr_maxlevels
         )

@@ -12,14 +12,20 @@ from triage.models import IncidentEvent
 STOPS_CLOCKS = {"incident.acknowledged": ("acknowledge",), "incident.resolved": KINDS}
 
 
-def apply_event(rt: Runtime, event: IncidentEvent, person_note: bool = False) -> None:
-    """Apply an event to its incident record and clocks; a person's note goes in the history."""
+def apply_event(rt: Runtime, event: IncidentEvent, person_note: bool = False) -> bool:
+    """Apply an event to its incident record and clocks; a person's note goes in the history.
+
+    Return True when the event is the newest its incident has seen.
+    """
     if event.incident is not None:
-        rt.incidents.apply(event)
-        if stopped := STOPS_CLOCKS.get(event.event_type):
+        newest = rt.incidents.apply(event)
+        # An older event (a retry, a replay) must not stop the clocks of a later cycle.
+        if newest and (stopped := STOPS_CLOCKS.get(event.event_type)):
             rt.clock.cancel(event.incident.id, stopped)
-    elif person_note and event.note_incident_id:
+        return newest
+    if person_note and event.note_incident_id:
         rt.incidents.log(event.note_incident_id, "note added", event.agent_name, event.occurred_at)
+    return False
 
 
 def closing_args(event: IncidentEvent, now: datetime) -> list[str] | None:

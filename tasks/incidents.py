@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,8 @@ import redis
 
 from tasks.deliveries import DEDUP_TTL, PREFIX
 from triage.models import IncidentEvent
+
+log = logging.getLogger(__name__)
 
 RETENTION_SECONDS = int(DEDUP_TTL.total_seconds()) * 30  # incidents outlive dedup keys: 60 days
 # Which timestamp/agent pair an event type sets, besides the status it reports.
@@ -34,6 +37,10 @@ def incident_key(incident_id: str) -> str:
     return f"{PREFIX}incident:{incident_id}"
 
 
+def _entry(at: datetime, what: str, by: str) -> str:
+    return json.dumps({"at": at.astimezone(UTC).isoformat(), "what": what, "by": by})
+
+
 def history_key(incident_id: str) -> str:
     """Return the Redis key of one incident's history (what happened, who, when)."""
     return f"{PREFIX}incident-history:{incident_id}"
@@ -46,10 +53,11 @@ class IncidentStore:
         self.redis = client
 
     def apply(self, event: IncidentEvent) -> bool:
-        """Apply an incident event; return False when it is older than what is stored.
+        """Apply an incident event; return True when it is the newest the record has seen.
 
-        Read and write happen in one optimistic transaction, so an older event retried at the
-        same moment as a newer one never overwrites the newer status.
+        An older one (a retry, a replay) still adds its moment to the record and the history,
+        but not its status. Read and write happen in one optimistic transaction, so an older
+        event retried at the same moment as a newer one never overwrites the newer status.
         """
         incident = event.incident
         if incident is None:
@@ -57,15 +65,16 @@ class IncidentStore:
         key = incident_key(incident.id)
         occurred = (event.occurred_at or datetime.now(UTC)).astimezone(UTC)
         moment = _MOMENTS.get(event.event_type)
+        entry = _entry(occurred, moment or "", event.agent_name)
 
         def update(pipe: redis.client.Pipeline) -> bool:
             last = pipe.hget(key, "last_event_at")
+            newest = last is None or json.loads(last) <= occurred.isoformat()
             fields: dict[str, Any] = {}
             if moment:
                 fields[f"{moment}_at"] = occurred.isoformat()
                 fields[f"{moment}_by"] = event.agent_name
-            # PagerDuty orders events per incident, but a retried older one must not win.
-            if last is None or json.loads(last) <= occurred.isoformat():
+            if newest:
                 fields.update(
                     id=incident.id,
                     status=incident.status,
@@ -78,34 +87,37 @@ class IncidentStore:
                     last_event=event.event_type,
                     last_event_at=occurred.isoformat(),
                 )
-            elif not moment:
-                return False
             pipe.multi()
-            pipe.hset(key, mapping={k: json.dumps(v) for k, v in fields.items()})
-            pipe.hsetnx(key, "first_seen_at", json.dumps(occurred.isoformat()))
-            pipe.expire(key, RETENTION_SECONDS)
-            return True
+            if fields:
+                pipe.hset(key, mapping={k: json.dumps(v) for k, v in fields.items()})
+                pipe.hsetnx(key, "first_seen_at", json.dumps(occurred.isoformat()))
+                pipe.expire(key, RETENTION_SECONDS)
+            if moment:  # in the same transaction: a reader never sees one without the other
+                pipe.rpush(history_key(incident.id), entry)
+                pipe.expire(history_key(incident.id), RETENTION_SECONDS)
+            return newest
 
-        applied = bool(self.redis.transaction(update, key, value_from_callable=True))
-        if applied and moment:
-            self.log(incident.id, moment, event.agent_name, occurred)
-        return applied
+        return bool(self.redis.transaction(update, key, value_from_callable=True))
 
     def log(self, incident_id: str, what: str, by: str, at: datetime | None = None) -> None:
         """Add a line to the incident's history, which becomes its timeline when it resolves."""
-        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
-        entry = json.dumps({"at": when, "what": what, "by": by})
         with self.redis.pipeline() as pipe:
-            pipe.rpush(history_key(incident_id), entry)
+            pipe.rpush(history_key(incident_id), _entry(at or datetime.now(UTC), what, by))
             pipe.expire(history_key(incident_id), RETENTION_SECONDS)
             pipe.execute()
 
     def history(self, incident_id: str) -> list[dict[str, str]]:
         """Return the incident's history in time order (a redelivered event appears once)."""
-        entries = {
-            raw: json.loads(raw) for raw in self.redis.lrange(history_key(incident_id), 0, -1)
-        }
-        return sorted(entries.values(), key=lambda e: e["at"])
+        entries = []
+        for raw in dict.fromkeys(self.redis.lrange(history_key(incident_id), 0, -1)):
+            try:
+                entry = json.loads(raw)
+                datetime.fromisoformat(entry["at"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("incident %s: skipping an unreadable history entry", incident_id)
+                continue
+            entries.append(entry)
+        return sorted(entries, key=lambda e: e["at"])
 
     def get(self, incident_id: str) -> dict[str, Any] | None:
         """Return one incident record, or None."""

@@ -26,6 +26,7 @@ RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
 SLA_ACTION = "tasks.pipeline.sla_action"
 CLOSE_INCIDENT = "tasks.pipeline.close_incident"
+SLA_LOCK_RETRY_SECONDS = 5.0
 RESOLVED_RECORD_ATTEMPTS = 20  # the record says resolved within moments of the webhook
 
 
@@ -156,10 +157,12 @@ def sla_tick(self: Any) -> int:
 def sla_action(self: Any, deadline: dict[str, Any]) -> str:
     """Act on one passed deadline: escalate, remind, call management in, or post an update."""
     rt = runtime_of(self.app)
-    due = Deadline(**deadline)
-    with sla_actions.acting_alone(rt, due, int(self.app.conf.task_time_limit) + 60) as alone:
-        if not alone:
-            return "another worker is acting on this deadline"
+    due = Deadline.from_dict(deadline)
+    owner = self.request.id or "-"
+    seconds = int(self.app.conf.task_time_limit) + 60
+    with sla_actions.acting_alone(rt, due, owner, seconds) as alone:
+        if not alone:  # another copy is acting: look again once it is done
+            raise self.retry(countdown=SLA_LOCK_RETRY_SECONDS)
         try:
             return sla_actions.act(rt, due, _now())
         except PagerDutyUnavailable as exc:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from redis import RedisError
+
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
 from tasks import bundle, links, notes, sla_clock
@@ -372,8 +374,10 @@ def collect_evidence(
         expression=state.expression,
     )
     entry = collect_into_bundle(rt, run_id, name, target, timeouts)
-    # Remembered so the next fan-out starts the slowest first (see `slowest_first`).
-    rt.redis.hset(COLLECTOR_SECONDS_KEY, name, entry["duration_seconds"])
+    try:  # remembered so the next fan-out starts the slowest first (see `slowest_first`)
+        rt.redis.hset(COLLECTOR_SECONDS_KEY, name, entry["duration_seconds"])
+    except RedisError as exc:  # an ordering hint: never worth the evidence
+        log.warning("cannot remember how long %s took: %s", name, type(exc).__name__)
     return entry
 
 

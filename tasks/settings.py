@@ -163,7 +163,7 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     if isinstance(basic, Secret) and ":" not in basic.reveal():
         raise SettingsError("RESPONDER_ALERTMANAGER_BASIC_AUTH: expected user:password")
     lease = values.get("sla_claim_lease_seconds")
-    if isinstance(lease, float) and lease < MIN_CLAIM_LEASE_SECONDS:
+    if isinstance(lease, float) and not lease >= MIN_CLAIM_LEASE_SECONDS:  # NaN too
         # A lease shorter than one tick's work would take live claims back and act twice.
         raise SettingsError(
             f"RESPONDER_SLA_CLAIM_LEASE: at least {MIN_CLAIM_LEASE_SECONDS:g} seconds, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tasks.deliveries import PREFIX
@@ -75,14 +76,16 @@ BY_HAND = {
 
 
 @contextmanager
-def acting_alone(rt: Runtime, deadline: Deadline, seconds: int) -> Iterator[bool]:
-    """Hold a lock on one deadline while acting; yield False when another worker holds it.
+def acting_alone(rt: Runtime, deadline: Deadline, owner: str, seconds: int) -> Iterator[bool]:
+    """Hold a lock on one deadline while acting; yield False when another task holds it.
 
     The once-markers are checked before each effect; the lock keeps two copies of the action
     (a claim taken back while its first copy still runs) from passing those checks together.
+    The same task redelivered after its worker died (`owner` is the task id) takes it again.
     """
     key = f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}"
-    if not rt.redis.set(key, "1", nx=True, ex=seconds):
+    taken = rt.redis.set(key, owner, nx=True, ex=seconds)
+    if not taken and rt.redis.get(key) != owner.encode():
         yield False
         return
     try:
@@ -168,6 +171,8 @@ def status_update(
 ) -> str:
     """Post the runbook's status update and register the next one on the cadence."""
     cadence = rt.policy.sla[Priority(deadline.priority)].update_every.duration
+    if cadence <= timedelta(0):  # the policy check refuses this; never loop on it
+        raise ValueError(f"{deadline.priority} update_every is not a positive duration")
     # On the cadence from the due time, so a late or repeated action does not drift it; updates
     # missed while everything was down are not caught up one after another.
     next_at = datetime.fromisoformat(deadline.due) + cadence
@@ -188,5 +193,5 @@ def status_update(
         rt.pagerduty.status_update(incident, message)
         rt.incidents.log(deadline.incident_id, "status update posted", "responder")
         rt.redis.set(marker, "1", ex=7 * 86400)
-    rt.clock.register([Deadline(**{**deadline.__dict__, "due": next_at.isoformat()})])
+    rt.clock.register([replace(deadline, due=next_at.isoformat())])
     return f"status update posted; next at {next_at:%H:%M} UTC"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -64,6 +64,12 @@ class Deadline:
     priority: str
     run_id: str = ""
     title: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Deadline:
+        """Build a deadline from its stored form; fields a newer version added are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
     def member(self) -> str:
@@ -132,7 +138,7 @@ class SlaClock:
         claims = []
         for raw in details:
             try:
-                claims.append(Claim(Deadline(**json.loads(raw)), raw))
+                claims.append(Claim(Deadline.from_dict(json.loads(raw)), raw))
             except (TypeError, ValueError):
                 # Written by another version: dropped loudly rather than retried forever.
                 log.error("dropping an SLA deadline that cannot be read: %r", raw[:200])
@@ -143,7 +149,7 @@ class SlaClock:
         """Return every running deadline, soonest first."""
         members = [m.decode() for m in self.redis.zrange(INDEX_KEY, 0, -1)]
         details = self.redis.mget([_detail_key(m) for m in members]) if members else []
-        return [Deadline(**json.loads(d)) for d in details if d is not None]
+        return [Deadline.from_dict(json.loads(d)) for d in details if d is not None]
 
 
 def deadlines_for(incident_id: str, run_id: str, title: str, due: dict[str, Any]) -> list[Deadline]:

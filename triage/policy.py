@@ -333,11 +333,16 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
     for priority, row in sla.items() if isinstance(sla, Mapping) else ():
         for name, value in row.items() if isinstance(row, Mapping) else ():
             try:
-                parse_span(value)
+                span = parse_span(value)
             except ValueError as exc:
                 found.append((("sla", priority, name), str(exc)))
+                continue
             except (KeyError, TypeError, AttributeError):
-                pass  # a malformed span: the schema names it
+                continue  # a malformed span: the schema names it
+            if name == "update_every" and not _is_cadence(span):
+                found.append(
+                    (("sla", priority, name), f"expected a duration such as 30m, got {value!r}")
+                )
     rules = raw.get("rules")
     found += _duplicates(rules, "rules", "rule name")
     for index, rule in enumerate(rules if isinstance(rules, list) else ()):
@@ -349,6 +354,12 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             found += _regex_problems(block, base)
     found += _duplicates(raw.get("catalog"), "catalog", "service")
     return found
+
+
+def _is_cadence(span: Span) -> bool:
+    """Return True for a span status updates can repeat on: a positive wall-clock duration."""
+    plain = not (span.business_days or span.next_business_day or span.market_clock)
+    return plain and span.duration > timedelta(0)
 
 
 def _duplicates(items: Any, section: str, what: str) -> list[tuple[tuple[str | int, ...], str]]:

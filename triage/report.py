@@ -78,27 +78,45 @@ def from_record(
     a reopen) and are ignored. An incident resolved without an acknowledgement counts as
     acknowledged then: resolving is the strongest acknowledgement there is.
     """
-    if not record.get("sla_started_at") or not record.get("sla_priority"):
-        return None
-    started = datetime.fromisoformat(record["sla_started_at"])
+    try:
+        started = _aware(record.get("sla_started_at"))
+        priority = Priority(record.get("sla_priority"))
+    except ValueError:
+        return None  # no clock of ours, or one this version cannot read
     seen: dict[str, list[datetime]] = {"acknowledged": [], "resolved": []}
-    for entry in history:
-        if entry.get("what") in seen and entry.get("at"):
-            seen[entry["what"]].append(datetime.fromisoformat(entry["at"]))
-    for moment, times in seen.items():
-        if not times and record.get(f"{moment}_at"):  # a record kept before histories were
-            times.append(datetime.fromisoformat(record[f"{moment}_at"]))
-    acknowledgements = sorted(t for t in seen["acknowledged"] if t >= started)
-    resolutions = sorted(t for t in seen["resolved"] if t >= started)
+    # The history has every moment; the record its latest, which the history may lack when
+    # it was written by an older version.
+    moments = [(e.get("what"), e.get("at")) for e in history]
+    moments += [(m, record.get(f"{m}_at")) for m in seen]
+    for what, at in moments:
+        if what in seen:
+            try:
+                when = _aware(at)
+            except ValueError:
+                continue
+            if when >= started:
+                seen[what].append(when)
+    acknowledgements = sorted(seen["acknowledged"])
+    resolutions = sorted(seen["resolved"])
     resolved = resolutions[-1] if resolutions and record.get("status") == "resolved" else None
     return IncidentTimes(
         incident_id=record.get("id", ""),
-        priority=Priority(record["sla_priority"]),
+        priority=priority,
         started=started,
         acknowledged=acknowledgements[0] if acknowledgements else resolved,
         resolved=resolved,
         acknowledged_by_resolving=not acknowledgements and resolved is not None,
     )
+
+
+def _aware(value: Any) -> datetime:
+    """Parse an ISO 8601 time that carries its zone; ValueError for anything else."""
+    if not isinstance(value, str):
+        raise ValueError(f"not a time: {value!r}")
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ValueError(f"no time zone: {value!r}")
+    return when
 
 
 def metrics(

@@ -50,6 +50,7 @@ def test_report_figures_equal_the_ones_computed_by_hand(
     seed(store, "PE", "P2", 0)
     seed(store, "PG", "P3", -60 * 24 * 30)  # a month earlier: outside the window
     store.apply(parse_pagerduty(event("incident.triggered", id="PNOTOURS", status="triggered")))
+    redis_client.rpush("responder:incident-history:PA", "not json", '{"what": "resolved"}')
 
     days = (datetime.now(UTC) - T0).days + 2  # the window reaches back to T0, not a month more
     result = CliRunner().invoke(main, ["report", "--since", f"{days}d", "--json"])

@@ -227,15 +227,25 @@ def test_a_late_status_update_keeps_the_cadence_of_its_due_time(
     assert len(pagerduty.status_updates[incident]) == 2
 
 
-def test_only_one_worker_acts_on_a_deadline_at_a_time(rt) -> None:
-    deadline = deadlines_for(
-        "PLOCK", "run-1", "t", deadlines(Priority.P1, T0, builtin()).to_dict()
-    )[0]
-    with sla_actions.acting_alone(rt, deadline, 60) as first:
-        with sla_actions.acting_alone(rt, deadline, 60) as second:
+def test_only_one_task_acts_on_a_deadline_at_a_time(rt) -> None:
+    due = deadlines(Priority.P1, T0, builtin()).to_dict()
+    deadline = deadlines_for("PLOCK", "run-1", "t", due)[0]
+    with sla_actions.acting_alone(rt, deadline, "task-1", 60) as first:
+        with sla_actions.acting_alone(rt, deadline, "task-2", 60) as second:
             assert (first, second) == (True, False)
-    with sla_actions.acting_alone(rt, deadline, 60) as again:
+    with sla_actions.acting_alone(rt, deadline, "task-2", 60) as again:
         assert again  # released when the first finished
+
+
+def test_a_task_redelivered_after_its_worker_died_takes_its_lock_again(rt) -> None:
+    due = deadlines(Priority.P1, T0, builtin()).to_dict()
+    deadline = deadlines_for("PLOCK2", "run-1", "t", due)[0]
+    held = sla_actions.acting_alone(rt, deadline, "task-1", 60)
+    assert held.__enter__()  # the worker died holding it: never released
+    with sla_actions.acting_alone(rt, deadline, "task-1", 60) as redelivered:
+        assert redelivered
+    with sla_actions.acting_alone(rt, deadline, "task-2", 60) as other:
+        assert other  # the redelivered copy finished and released it
 
 
 def test_an_action_that_failed_for_good_asks_for_it_by_hand(rt, pagerduty: FakePagerDuty) -> None:

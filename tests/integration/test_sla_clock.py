@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
+from tasks import incident_updates
 from tasks.cli import main
+from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.sla_clock import (
     CLAIMED_KEY,
@@ -20,7 +22,7 @@ from tasks.sla_clock import (
     left,
 )
 from tests.integration.test_pagerduty_webhook import EVENT, event, post
-from triage.models import Priority
+from triage.models import Priority, parse_pagerduty
 from triage.policy import builtin
 from triage.sla import deadlines
 from webhooks import create_app
@@ -98,8 +100,11 @@ def test_a_deadline_another_version_wrote_is_dropped_loudly(redis_client, caplog
     clock.register(p1_deadlines("PINC1"))
     redis_client.zadd(INDEX_KEY, {"PODD|acknowledge": T0.timestamp()})
     redis_client.set("responder:deadline:PODD|acknowledge", '{"incident": "PODD", "new": 1}')
+    newer = {**asdict(p1_deadlines("PNEW")[0]), "escalation_policy": "PEP1"}  # a later field
+    redis_client.zadd(INDEX_KEY, {"PNEW|acknowledge": T0.timestamp()})
+    redis_client.set("responder:deadline:PNEW|acknowledge", json.dumps(newer))
     claimed = clock.claim_due(T0 + timedelta(minutes=16))
-    assert [c.deadline.incident_id for c in claimed] == ["PINC1"]
+    assert sorted(c.deadline.incident_id for c in claimed) == ["PINC1", "PNEW"]
     assert "dropping an SLA deadline that cannot be read" in caplog.text
     clock.release(claimed)
     assert redis_client.zcard(CLAIMED_KEY) == 0
@@ -138,3 +143,20 @@ def test_responder_sla_lists_running_clocks(settings: Settings, redis_client, mo
     assert rows[0]["left"].endswith("ago")  # T0 is in the past
     human = CliRunner().invoke(main, ["sla"]).output
     assert human.startswith("PINC9        P1  acknowledge        2026-11-25 15:15 UTC")
+
+
+def test_an_older_event_arriving_late_does_not_stop_a_later_cycles_clocks(
+    settings: Settings, redis_client
+) -> None:
+    rt = Runtime(settings)
+    resolved = event("incident.resolved", id="PLATE", status="resolved")
+    resolved["event"]["occurred_at"] = "2026-11-25T15:30:00Z"
+    reopened = event("incident.reopened", id="PLATE", status="triggered", event_id=2)
+    reopened["event"]["occurred_at"] = "2026-11-25T16:00:00Z"
+    assert incident_updates.apply_event(rt, parse_pagerduty(resolved))
+    assert incident_updates.apply_event(rt, parse_pagerduty(reopened))
+    rt.clock.register(p1_deadlines("PLATE"))  # the reopened cycle's clocks
+    # PagerDuty retries the old resolved event, or an operator replays it.
+    assert not incident_updates.apply_event(rt, parse_pagerduty(resolved))
+    assert len(rt.clock.pending()) == 5
+    assert rt.incidents.get("PLATE")["status"] == "triggered"

@@ -41,6 +41,8 @@ def test_every_message_from_the_template_equals_celerys(settings: Settings, redi
         ("tasks.pipeline.note_resolved", ["20261127T120000Z-00000000"]),
         ("tasks.pipeline.close_incident", ["P" + "X" * 2000]),  # long: Celery's saferepr cuts it
         ("tasks.pipeline.respond", ["d-again", 1]),
+        ("tasks.pipeline.close_incident", ["it's \\ \n odd", "2026-11-27T12:00:00+00:00"]),
+        ("tasks.pipeline.note_resolved", ["x" * 99] * 11),  # over Celery's 1024 in total
     ]
     for n, (name, args) in enumerate(cases):
         client.delete(QUEUE)

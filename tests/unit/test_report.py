@@ -112,3 +112,18 @@ def test_the_first_acknowledgement_of_the_cycle_counts() -> None:
     assert times is not None
     assert times.acknowledged == T0 + timedelta(minutes=12)
     assert times.resolved == T0 + timedelta(minutes=90)
+
+
+def test_unreadable_or_zoneless_moments_are_skipped_not_fatal() -> None:
+    record = {"id": "PB", "sla_priority": "P2", "sla_started_at": at(0), "status": "resolved"}
+    history = [
+        {"at": "yesterday", "what": "acknowledged"},
+        {"at": "2026-11-25T15:05:00", "what": "acknowledged"},  # no zone
+        {"what": "resolved"},
+        {"at": at(40), "what": "resolved", "by": "Dana"},
+    ]
+    times = from_record(record, history)
+    assert times is not None and times.resolved == T0 + timedelta(minutes=40)
+    assert times.acknowledged_by_resolving
+    assert from_record({**record, "sla_started_at": "2026-11-25T15:00:00"}) is None
+    assert from_record({**record, "sla_priority": "P9"}) is None

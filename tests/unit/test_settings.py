@@ -35,6 +35,7 @@ def test_secrets_list_includes_the_basic_auth_password_alone() -> None:
         ("RESPONDER_COLLECTOR_TIMEOUT", "fast", "RESPONDER_COLLECTOR_TIMEOUT:"),
         ("RESPONDER_ALERTMANAGER_BASIC_AUTH", "nocolon", "expected user:password"),
         ("RESPONDER_SLA_CLAIM_LEASE", "0", "RESPONDER_SLA_CLAIM_LEASE: at least 2 seconds, got 0"),
+        ("RESPONDER_SLA_CLAIM_LEASE", "nan", "RESPONDER_SLA_CLAIM_LEASE: at least 2 seconds"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
