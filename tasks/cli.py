@@ -13,21 +13,14 @@ from pathlib import Path
 
 import click
 
+from tasks.cli_options import settings_or_usage_error
 from tasks.delivery_commands import deliveries_command, replay_command
 from tasks.diagnose_command import diagnose_command
 from tasks.policy_commands import classify_command, policy_group
 from tasks.report_command import report_command
 from tasks.runtime import load_policy
-from tasks.settings import Settings, SettingsError, settings_from_env
 from tasks.sla_command import sla_command
 from triage.policy import PolicyError
-
-
-def _settings() -> Settings:
-    try:
-        return settings_from_env(os.environ)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 @click.group()
@@ -50,7 +43,7 @@ main.add_command(report_command)
 @click.option("--concurrency", default=4, show_default=True, type=int, help="Worker processes.")
 def run(host: str, port: int, concurrency: int) -> None:
     """Run receiver, worker and beat together in the foreground (for a laptop)."""
-    settings = _settings()
+    settings = settings_or_usage_error()
     try:
         policy = load_policy(settings)
     except PolicyError as exc:

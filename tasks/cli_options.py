@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import click
 
+from tasks.runtime import Runtime
+from tasks.settings import Settings, SettingsError, settings_from_env
 from triage.policy import parse_span
+
+
+def settings_or_usage_error() -> Settings:
+    """Read the settings from the environment; a bad one is a usage error naming it."""
+    try:
+        return settings_from_env(os.environ)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def runtime_or_usage_error() -> Runtime:
+    """Return a Runtime on the environment's settings (nothing connects until first use)."""
+    return Runtime(settings_or_usage_error())
 
 
 def window_start(text: str | None) -> datetime | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,20 +12,12 @@ from redis import RedisError
 
 from tasks import incident_updates
 from tasks.celery_app import make_celery
-from tasks.cli_options import window_start
+from tasks.cli_options import runtime_or_usage_error, window_start
 from tasks.pipeline import CLOSE_INCIDENT, RESPOND
 from tasks.runtime import Runtime
-from tasks.settings import SettingsError, settings_from_env
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 
 SOURCES = click.Choice(["alertmanager", "pagerduty"])
-
-
-def _runtime() -> Runtime:
-    try:
-        return Runtime(settings_from_env(os.environ))
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def _select(
@@ -70,7 +61,7 @@ def describe(delivery: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def deliveries_command(since: str | None, source: str | None, as_json: bool) -> None:
     """List stored deliveries, oldest first."""
-    runtime = _runtime()
+    runtime = runtime_or_usage_error()
     try:
         rows = [describe(d) for d in _select(runtime, None, window_start(since), source)]
     except RedisError as exc:
@@ -131,7 +122,7 @@ def replay_command(
     """Run stored deliveries again: DELIVERY_ID, or all of a window with --since."""
     if bool(delivery_id) == bool(since):
         raise click.UsageError("give a DELIVERY_ID or --since, not both and not neither")
-    runtime = _runtime()
+    runtime = runtime_or_usage_error()
     try:
         plans = [
             plan_replay(d, force)

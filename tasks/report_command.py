@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 
 import click
 from redis import RedisError
 
-from tasks.cli_options import window_start
-from tasks.runtime import Runtime
-from tasks.settings import SettingsError, settings_from_env
+from tasks.cli_options import runtime_or_usage_error, window_start
 from triage import report
 from triage.policy import PolicyError
 
@@ -23,10 +20,7 @@ from triage.policy import PolicyError
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def report_command(since: str, as_json: bool) -> None:
     """Print MTTA, MTTR and SLA compliance per priority from the stored incident records."""
-    try:
-        runtime = Runtime(settings_from_env(os.environ))
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+    runtime = runtime_or_usage_error()
     start = window_start(since)
     if start is None:
         raise click.BadParameter("expected a duration like 24h or 7d", param_hint="--since")

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 import click
 from redis import RedisError
 
-from tasks.runtime import Runtime
-from tasks.settings import SettingsError, settings_from_env
-from tasks.sla_clock import SlaClock, left
+from tasks.cli_options import runtime_or_usage_error
+from tasks.sla_clock import left
 
 
 @click.command("sla")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def sla_command(as_json: bool) -> None:
     """List running SLA deadlines by incident, soonest first."""
+    runtime = runtime_or_usage_error()
     try:
-        settings = settings_from_env(os.environ)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        pending = SlaClock(Runtime(settings).redis).pending()
+        pending = runtime.clock.pending()
     except RedisError as exc:
         raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
     now = datetime.now(UTC)
