@@ -126,7 +126,7 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
     head = f"[{priority}] Management notification due ({span})"
     if management is None or priority not in management.request_for:
         return f"{head}: tell engineering management about this incident now."
-    marker = f"responder:responders-requested:{incident.id}:{deadline.due}"
+    effect = f"{deadline.kind}@{deadline.due}:responder-request"
     message = management.message
     for name, value in (("priority", str(priority)), ("title", deadline.title or str(incident.id))):
         message = message.replace("{" + name + "}", value)
@@ -134,7 +134,7 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
         f"{target_id} ({kind.removesuffix('_reference').replace('_', ' ')})"
         for target_id, kind in management.targets
     )
-    if not rt.redis.exists(marker):
+    if not rt.deliveries.effect_done(deadline.incident_id, effect):
         try:
             rt.pagerduty.request_responders(
                 incident, management.requester_id, management.targets, message
@@ -143,7 +143,7 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
             if decide(exc.status, exc.headers, 1).retry:
                 raise
             return f"{head}: the responder request failed ({exc}); call management in by hand."
-        rt.redis.set(marker, "1", ex=7 * 86400)
+        rt.deliveries.mark_effect(deadline.incident_id, effect)
         if incident.id:
             rt.incidents.log(incident.id, f"responders requested from {called}", "responder")
     return f"{head}: responders requested from {called}."
@@ -151,10 +151,11 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     """Escalate one level further than the responder has before; once per deadline."""
-    key = f"responder:escalations:{incident.id}"
-    marker = f"responder:escalated:{incident.id}:{step}"
-    if (done := rt.redis.get(marker)) is not None:
-        return int(done)
+    key = f"{PREFIX}escalations:{incident.id}"
+    effect = f"{step}:escalate"
+    done = rt.deliveries.effect_state(str(incident.id), effect) or ""
+    if done.startswith("done:"):
+        return int(done.removeprefix("done:"))
     escalated = int(rt.redis.get(key) or 0)
     level = escalated + 2  # level 1 is where PagerDuty starts
     rt.pagerduty.escalate(incident, level)
@@ -162,7 +163,7 @@ def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
         rt.incidents.log(incident.id, f"escalated to level {level}", "responder")
     # Counted only once PagerDuty took it, so a failed attempt does not skip a level.
     rt.redis.set(key, escalated + 1, ex=7 * 86400)
-    rt.redis.set(marker, level, ex=7 * 86400)
+    rt.deliveries.mark_effect(str(incident.id), effect, str(level))
     return level
 
 
@@ -188,10 +189,10 @@ def status_update(
         eta="unknown",
         next_update=f"{next_at:%Y-%m-%d %H:%M} UTC",
     )
-    marker = f"responder:status-update:{deadline.incident_id}:{deadline.due}"
-    if not rt.redis.exists(marker):
+    effect = f"{deadline.kind}@{deadline.due}:status-update"
+    if not rt.deliveries.effect_done(deadline.incident_id, effect):
         rt.pagerduty.status_update(incident, message)
         rt.incidents.log(deadline.incident_id, "status update posted", "responder")
-        rt.redis.set(marker, "1", ex=7 * 86400)
+        rt.deliveries.mark_effect(deadline.incident_id, effect)
     rt.clock.register([replace(deadline, due=next_at.isoformat())])
     return f"status update posted; next at {next_at:%H:%M} UTC"
