@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ PD_TOKEN = "pd-test-token-8a2e"
 PD_WEBHOOK_SECRET = "whsec-current-9f2a"
 LINK_SECRET = "link-secret-4b1d"
 PUBLIC_URL = "https://responder.eafix.example"  # links are re-aimed at the test's receiver
+INTAKE_QUEUE = "responder-intake-test"  # no worker reads it: what a receiver test queues stays
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
@@ -162,6 +164,16 @@ def responder_env(
 def settings(responder_env: dict[str, str]) -> Settings:
     """Return the Settings the receiver and worker run with."""
     return settings_from_env(responder_env)
+
+
+@pytest.fixture
+def intake_settings(settings: Settings, redis_client: redis.Redis) -> Iterator[Settings]:
+    """Return Settings for receiver-only tests: their queue is one no worker reads."""
+    # On the worker's queue, the session worker (started by an earlier test) would take the
+    # message, change the delivery under the test and post to the fake PagerDuty mid-test.
+    redis_client.delete(INTAKE_QUEUE)
+    yield replace(settings, queue=INTAKE_QUEUE)
+    redis_client.delete(INTAKE_QUEUE)
 
 
 @pytest.fixture(scope="session")

@@ -41,12 +41,12 @@ def event(event_type: str = "incident.triggered", **data: Any) -> dict[str, Any]
 
 
 @pytest.fixture
-def pd_settings(settings: Settings) -> Settings:
-    return replace(settings, pagerduty_webhook_secrets=(Secret(OLD_SECRET), Secret(SECRET)))
+def pd_settings(intake_settings: Settings) -> Settings:
+    return replace(intake_settings, pagerduty_webhook_secrets=(Secret(OLD_SECRET), Secret(SECRET)))
 
 
 @pytest.fixture
-def client(pd_settings: Settings, redis_client) -> Iterator[FlaskClient]:
+def client(pd_settings: Settings) -> Iterator[FlaskClient]:
     yield create_app(pd_settings).test_client()
 
 

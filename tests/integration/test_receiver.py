@@ -18,8 +18,8 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def client(settings: Settings, redis_client) -> Iterator[FlaskClient]:
-    yield create_app(settings).test_client()
+def client(intake_settings: Settings) -> Iterator[FlaskClient]:
+    yield create_app(intake_settings).test_client()
 
 
 def post(client: FlaskClient, payload: object, headers: dict[str, str] | None = None):
@@ -82,8 +82,8 @@ def test_unauthenticated_posts_get_401_with_a_challenge(
     assert response.get_json()["field"] == "Authorization"
 
 
-def test_basic_auth_is_accepted_when_configured(settings: Settings, redis_client) -> None:
-    app = create_app(replace(settings, alertmanager_basic_auth=Secret("am:pa55")))
+def test_basic_auth_is_accepted_when_configured(intake_settings: Settings) -> None:
+    app = create_app(replace(intake_settings, alertmanager_basic_auth=Secret("am:pa55")))
     good = "Basic " + base64.b64encode(b"am:pa55").decode()
     bad = "Basic " + base64.b64encode(b"am:nope").decode()
     client = app.test_client()
@@ -92,9 +92,9 @@ def test_basic_auth_is_accepted_when_configured(settings: Settings, redis_client
 
 
 def test_unauthenticated_local_posts_need_the_explicit_setting(
-    settings: Settings, redis_client
+    intake_settings: Settings,
 ) -> None:
-    open_app = create_app(replace(settings, allow_unauthenticated=True)).test_client()
+    open_app = create_app(replace(intake_settings, allow_unauthenticated=True)).test_client()
     assert post(open_app, sample_payload(), headers={}).status_code == 202
     remote = open_app.post(
         "/webhooks/alertmanager",

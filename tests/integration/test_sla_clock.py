@@ -117,13 +117,13 @@ def test_left_says_how_long_is_left_or_how_long_ago() -> None:
 
 
 def test_pagerduty_acknowledged_stops_the_acknowledge_clock_and_resolved_stops_all(
-    settings: Settings, redis_client
+    intake_settings: Settings, redis_client
 ) -> None:
     from tasks.settings import Secret
     from tests.integration.test_pagerduty_webhook import SECRET
 
     client = create_app(
-        replace(settings, pagerduty_webhook_secrets=(Secret(SECRET),))
+        replace(intake_settings, pagerduty_webhook_secrets=(Secret(SECRET),))
     ).test_client()
     incident = EVENT["event"]["data"]["id"]
     clock = clock_for(redis_client)
