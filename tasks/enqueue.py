@@ -9,6 +9,7 @@ atomically. `tests/unit/test_enqueue.py` checks the message against one Celery p
 from __future__ import annotations
 
 import base64
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -47,37 +48,24 @@ class TaskMessages:
         self.app = app
         self.queue = app.conf.task_default_queue
         self.serializer = app.conf.task_serializer
-        self._templates: dict[str, dict[str, Any]] = {}
+        self._templates: dict[str, list[str]] = {}
 
     def build(
         self, name: str, args: list[Any], when: str, task_id: str | None = None
     ) -> TaskMessage:
         """Return the message for task `name` with positional `args`."""
         task_id = task_id or str(uuid.uuid4())
-        template = self._templates.get(name) or self._template(name)
+        parts = self._templates.get(name) or self._template(name)
         content_type, encoding, body = serialize((args, {}, EMBED), serializer=self.serializer)
         raw = body.encode(encoding) if isinstance(body, str) else body
-        headers = {
-            **template["headers"],
-            "id": task_id,
-            "root_id": task_id,
-            "argsrepr": self._repr(args),
-        }
-        properties = {
-            **template["properties"],
-            "correlation_id": task_id,
-            "reply_to": self.app.thread_oid,
+        values = {
+            "id": _json_text(task_id),
+            "argsrepr": _json_text(self._repr(args)),
+            "body": base64.b64encode(raw).decode(),
             "delivery_tag": str(uuid.uuid4()),
         }
-        payload = dumps(
-            {
-                "body": base64.b64encode(raw).decode(),
-                "content-encoding": encoding,
-                "content-type": content_type,
-                "headers": headers,
-                "properties": properties,
-            }
-        )
+        # parts alternates literal JSON text and slot names: [text, slot, text, slot, ..., text]
+        payload = "".join(values[part] if i % 2 else part for i, part in enumerate(parts))
         return TaskMessage(self.queue, payload, task_id, when)
 
     def _repr(self, args: list[Any]) -> str:
@@ -90,21 +78,48 @@ class TaskMessages:
             args, self.app.amqp.argsrepr_maxsize, maxlevels=self.app.conf.task_repr_maxlevels
         )
 
-    def _template(self, name: str) -> dict[str, Any]:
+    def _template(self, name: str) -> list[str]:
+        """Return Celery's message for `name` as JSON text split around its per-message slots."""
         message = self.app.amqp.as_task_v2(
             "-", name, args=[], kwargs={}, ignore_result=None, reply_to=self.app.thread_oid
         )
         if message.body != ((), {}, EMBED):
             raise ValueError(f"Celery builds task bodies this module does not know: {message.body}")
-        template = {
-            "headers": message.headers,
+        content_type, encoding, _ = serialize(message.body, serializer=self.serializer)
+        document = {
+            "body": _slot("body"),
+            "content-encoding": encoding,
+            "content-type": content_type,
+            "headers": {
+                **message.headers,
+                "id": _slot("id"),
+                "root_id": _slot("id"),
+                "argsrepr": _slot("argsrepr"),
+            },
             "properties": {
                 **message.properties,
+                "correlation_id": _slot("id"),
+                "reply_to": self.app.thread_oid,
                 "delivery_mode": 2,  # persistent, as kombu's Producer sets by default
                 "delivery_info": {"exchange": "", "routing_key": self.queue},
                 "priority": 0,
                 "body_encoding": "base64",
+                "delivery_tag": _slot("delivery_tag"),
             },
         }
-        self._templates[name] = template
-        return template
+        parts = _SLOT.split(dumps(document))
+        self._templates[name] = parts
+        return parts
+
+
+# A marker no Celery field contains; the template's JSON text is split around these.
+_SLOT = re.compile(r"@@responder-slot:(\w+)@@")
+
+
+def _slot(name: str) -> str:
+    return f"@@responder-slot:{name}@@"
+
+
+def _json_text(text: str) -> str:
+    """Return `text` as it appears inside a JSON string literal."""
+    return json.dumps(text)[1:-1]
