@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache, partial
 
-from triage.models import Alert, Classification, Incident
+from triage.models import Alert, Classification, Incident, Priority
 from triage.policy import Condition, Matcher, Policy
 from triage.sla import is_market_open
 
@@ -37,19 +38,22 @@ def facts_of(subject: Alert | Incident) -> Facts:
 
 def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classification:
     """Return the priority of `subject` under `policy` at `now`, the rule and the reason."""
-    market_open = is_market_open(now, policy.market_hours)
+    # Asked only if a rule tests market hours, then once.
+    market_open = cache(partial(is_market_open, now, policy.market_hours))
     facts = facts_of(subject)
     best: Classification | None = None
+    best_rank = len(_RANKS)
     for rule in policy.rules:
         # Strictly more severe replaces; on a tie the earlier rule in the file stays.
-        if best is not None and rule.priority.rank >= best.priority.rank:
+        rank = _RANKS[rule.priority]
+        if rank >= best_rank:
             continue
         for condition in rule.when:
             evidence = _evidence(condition, facts, market_open, policy)
             if evidence is not None:
                 why = "; ".join(evidence)
                 reason = f"{rule.runbook}: {why}" if rule.runbook else why
-                best = Classification(rule.priority, rule.name, reason)
+                best, best_rank = Classification(rule.priority, rule.name, reason), rank
                 break
     return best or Classification(policy.default_priority, "default", "no rule matched")
 
@@ -63,8 +67,12 @@ def most_severe(classifications: Iterable[Classification]) -> Classification | N
     return result
 
 
+# Priority.rank reads the enum's value each time; classification asks it for every rule.
+_RANKS = {priority: priority.rank for priority in Priority}
+
+
 def _evidence(
-    condition: Condition, facts: Facts, market_open: bool, policy: Policy
+    condition: Condition, facts: Facts, market_open: Callable[[], bool], policy: Policy
 ) -> list[str] | None:
     """Return what made `condition` hold, or None when it does not."""
     found: list[str] = []
@@ -76,9 +84,10 @@ def _evidence(
         if not _all_match(tests, values, found):
             return None
     if condition.during_market_hours is not None:
-        if condition.during_market_hours != market_open:
+        open_now = market_open()
+        if condition.during_market_hours != open_now:
             return None
-        found.append("during market hours" if market_open else "outside market hours")
+        found.append("during market hours" if open_now else "outside market hours")
     if condition.trading_path is not None:
         service = policy.catalog.get(facts.service)
         on_path = service is not None and service.trading_path
