@@ -57,20 +57,17 @@ if tagged['start'] then
     starts, pipeline = true, 'queued'
   end
 end
-local pushed = {}
 for j = 0, m - 1 do
   local base = 11 + 2 * n + 3 * j
   local tag = ARGV[base]
   if (tag == 'start' and starts) or (tag ~= 'start' and tagged[tag]) then
     redis.call('LPUSH', ARGV[base + 1], ARGV[base + 2])
-    pushed[#pushed + 1] = tag
   end
 end
 local encoded = '[]'
 if #fresh > 0 then encoded = cjson.encode(fresh) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 11 + 2 * n + 3 * m))
 redis.call('HSET', KEYS[1], 'fresh_keys', encoded, 'pipeline', cjson.encode(pipeline),
-           'runs', starts and 1 or 0)
+           'runs', starts and 1 or 0, unpack(ARGV, 11 + 2 * n + 3 * m))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
