@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
@@ -30,8 +31,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = Receiver(settings, runtime, metrics, TaskMessages(celery))
     register_error_handlers(app)
     metrics.install(app)
-    app.register_blueprint(alertmanager.blueprint)
     app.register_blueprint(pagerduty.blueprint)
     app.register_blueprint(bundles.blueprint)
     app.register_blueprint(ops.blueprint)
+    # Mounted in front of Flask's routing: see webhooks/alertmanager.py for why.
+    endpoint = alertmanager.AlertmanagerEndpoint(app.extensions[EXTENSION], MAX_BODY_BYTES)
+    app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, {alertmanager.ROUTE: endpoint}
+    )
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+import json
+
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 
@@ -12,9 +14,8 @@ def problem(status: int, error: str, field: str | None = None, **extra: object) 
     if field is not None:
         body["field"] = field
     body.update(extra)
-    response = jsonify(body)
-    response.status_code = status
-    return response
+    # Built without Flask's app context: the Alertmanager endpoint answers outside Flask.
+    return Response(json.dumps(body), status, mimetype="application/json")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from flask import Response, request
+from flask import Response
 from redis import RedisError
+from werkzeug.http import parse_options_header
 
 from tasks.deliveries import Recorded
 from triage.models import PayloadError
@@ -19,9 +20,13 @@ log = logging.getLogger(__name__)
 Parsed = TypeVar("Parsed")
 
 
-def require_json() -> Response | None:
-    """Return a 415 response unless the request declares a JSON body."""
-    if request.is_json:
+def require_json(content_type: str | None) -> Response | None:
+    """Return a 415 response unless `content_type` declares a JSON body."""
+    mimetype = parse_options_header(content_type)[0]
+    # The same test as Flask's request.is_json: application/json or application/*+json.
+    if mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    ):
         return None
     return problem(415, "expected Content-Type: application/json", "Content-Type")
 
@@ -52,6 +57,6 @@ def parse_or_400(
     return receiver.metrics.rejected(source, "invalid", bad)
 
 
-def kept_headers(names: Iterable[str]) -> dict[str, str]:
-    """Return the named request headers that are present (never credentials)."""
-    return {name: request.headers[name] for name in names if name in request.headers}
+def kept_headers(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """Return the named headers that are present (never credentials)."""
+    return {name: value for name in names if (value := headers.get(name)) is not None}

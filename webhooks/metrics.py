@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -17,6 +18,8 @@ from prometheus_client import (
 )
 
 from tasks.deliveries import Recorded
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ReceiverMetrics:
@@ -55,22 +58,38 @@ class ReceiverMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # Labelled children, looked up once: labels() is dear on the hot path.
+        self._children: dict[tuple[object, ...], Any] = {}
 
     def rejected(self, source: str, reason: str, response: Response) -> Response:
         """Count a refused request and return its response unchanged."""
-        self.rejections.labels(source, reason).inc()
+        self._child(self.rejections, source, reason).inc()
         return response
 
     def accepted(self, source: str, recorded: Recorded, priorities: Iterable[str]) -> None:
         """Count a recorded delivery and its classifications."""
         if recorded.duplicate:
             outcome = "duplicate"
-            self.duplicates.labels(source).inc()
+            self._child(self.duplicates, source).inc()
         else:
             outcome = "started" if recorded.started else "recorded"
-        self.deliveries.labels(source, outcome).inc()
+        self._child(self.deliveries, source, outcome).inc()
         for priority in priorities:
-            self.classifications.labels(priority).inc()
+            self._child(self.classifications, priority).inc()
+
+    def observe(self, route: str, method: str, seconds: float) -> None:
+        """Record how long one request to `route` took."""
+        if method not in KNOWN_METHODS:
+            method = "other"  # a client picks the method: keep the label set bounded
+        self._child(self.latency, route, method).observe(seconds)
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """Return `metric` labelled with `values`; every label set here comes from a fixed list."""
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def install(self, app: Flask) -> None:
         """Time every request and serve GET /metrics."""
@@ -84,7 +103,7 @@ class ReceiverMetrics:
             started = g.get("started")
             if started is not None:
                 route = request.url_rule.rule if request.url_rule else "(unmatched)"
-                self.latency.labels(route, request.method).observe(time.perf_counter() - started)
+                self.observe(route, request.method, time.perf_counter() - started)
             return response
 
         app.add_url_rule("/metrics", "metrics", self.exposition)

@@ -41,7 +41,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     """Verify, record and act on one PagerDuty v3 webhook event."""
     receiver = current_receiver()
     metrics = receiver.metrics
-    if rejection := require_json():
+    if rejection := require_json(request.content_type):
         return metrics.rejected(SOURCE, "content_type", rejection)
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH, unparsed
     secrets = receiver.settings.pagerduty_webhook_secrets
@@ -86,7 +86,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         delivery_id=delivery_id,
         source=SOURCE,
         raw_body=raw,
-        headers=kept_headers(KEPT_HEADERS),
+        headers=kept_headers(request.headers, KEPT_HEADERS),
         # Retries repeat X-Webhook-Id; the event id stands in when a proxy drops the header.
         dedup_keys=[(request.headers.get("X-Webhook-Id") or event.id, "start" if starts else "-")],
         fields={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -148,6 +149,30 @@ def test_bodies_over_256_kb_are_413_without_parsing(client: FlaskClient) -> None
     )
     assert response.status_code == 413
     assert response.get_json() == {"error": "request body too large", "field": "(body)"}
+
+
+def test_a_body_streamed_past_256_kb_is_413(client: FlaskClient) -> None:
+    # No Content-Length: what a server that reads chunked bodies itself hands over.
+    response = client.post(
+        "/webhooks/alertmanager",
+        input_stream=io.BytesIO(b"[" + b" " * (300 * 1024) + b"]"),
+        headers={"Content-Type": "application/json", **BEARER},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "request body too large", "field": "(body)"}
+
+
+def test_other_methods_and_paths_under_the_endpoint_are_refused_in_json(
+    client: FlaskClient,
+) -> None:
+    wrong_method = client.get("/webhooks/alertmanager", headers=BEARER)
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.get_json()["field"] == "(method)"
+    below = client.post("/webhooks/alertmanager/extra", json=sample_payload(), headers=BEARER)
+    assert below.status_code == 404 and below.get_json()["error"] == "not found"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'responder_request_seconds_count{method="GET",route="/webhooks/alertmanager"}' in text
 
 
 def test_health_and_readiness(client: FlaskClient, settings: Settings) -> None:
