@@ -66,6 +66,7 @@ for j = 0, m - 1 do
 end
 local encoded = '[]'
 if #fresh > 0 then encoded = cjson.encode(fresh) end
+-- The caller's pairs come last (unpack must); they never name the three fields set here.
 redis.call('HSET', KEYS[1], 'fresh_keys', encoded, 'pipeline', cjson.encode(pipeline),
            'runs', starts and 1 or 0, unpack(ARGV, 11 + 2 * n + 3 * m))
 redis.call('EXPIRE', KEYS[1], ARGV[4])

@@ -63,6 +63,7 @@ class TaskMessages:
             "argsrepr": _json_text(self._repr(args)),
             "body": base64.b64encode(raw).decode(),
             "delivery_tag": str(uuid.uuid4()),
+            "reply_to": self.app.thread_oid,
         }
         # parts alternates literal JSON text and slot names: [text, slot, text, slot, ..., text]
         payload = "".join(values[part] if i % 2 else part for i, part in enumerate(parts))
@@ -99,7 +100,7 @@ class TaskMessages:
             "properties": {
                 **message.properties,
                 "correlation_id": _slot("id"),
-                "reply_to": self.app.thread_oid,
+                "reply_to": _slot("reply_to"),  # Celery's oid is per thread
                 "delivery_mode": 2,  # persistent, as kombu's Producer sets by default
                 "delivery_info": {"exchange": "", "routing_key": self.queue},
                 "priority": 0,
@@ -117,6 +118,7 @@ _SLOT = re.compile(r"@@responder-slot:(\w+)@@")
 
 
 def _slot(name: str) -> str:
+    """Return the marker of slot `name` in a template."""
     return f"@@responder-slot:{name}@@"
 
 

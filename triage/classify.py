@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +43,7 @@ def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classi
     market_open = cache(partial(is_market_open, now, policy.market_hours))
     facts = facts_of(subject)
     best: Classification | None = None
-    best_rank = len(_RANKS)
+    best_rank = math.inf
     for rule in policy.rules:
         # Strictly more severe replaces; on a tie the earlier rule in the file stays.
         rank = _RANKS[rule.priority]

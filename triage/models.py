@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -83,12 +82,12 @@ class AlertGroup:
     truncated_alerts: int = 0
     notification_reason: str | None = None
 
-    @cached_property  # the receiver asks twice per request
+    @property
     def incident_key(self) -> str:
         """Return the PagerDuty incident key Alertmanager's own receiver derives from the group."""
         return hashlib.sha256(self.group_key.encode()).hexdigest()
 
-    @cached_property
+    @property
     def firing(self) -> tuple[Alert, ...]:
         """Return the alerts of the group that are still firing."""
         return tuple(a for a in self.alerts if a.status == "firing")

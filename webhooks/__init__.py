@@ -1,4 +1,5 @@
-"""The Flask receiver: authenticate, validate, record, classify, enqueue, answer 202."""
+"""The receiver (Flask, and the Alertmanager endpoint in front of it): authenticate, validate,
+record, classify, enqueue, answer 202."""
 
 from __future__ import annotations
 

@@ -9,31 +9,32 @@ it answers is the same as a view's: JSON bodies, 4xx naming the problem, the lat
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from flask import Response
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
 from tasks.deliveries import Claim, new_delivery_id
 from tasks.pipeline import NOTE_RESOLVED, RESPOND
 from triage.classify import classify, most_severe
 from triage.models import parse_alertmanager
-from webhooks.auth import alertmanager_auth_problem, challenge
+from webhooks.auth import unauthenticated
 from webhooks.errors import problem
 from webhooks.intake import kept_headers, parse_or_400, record_or_503, require_json
 from webhooks.receiver import Receiver
+
+log = logging.getLogger(__name__)
 
 ROUTE = "/webhooks/alertmanager"
 # Headers worth keeping with a delivery; credentials are never stored.
 KEPT_HEADERS = ("User-Agent", "Content-Type", "Content-Length")
 SOURCE = "alertmanager"
-
-StartResponse = Any  # the WSGI server's start_response callable
 
 
 class AlertmanagerEndpoint:
@@ -43,40 +44,45 @@ class AlertmanagerEndpoint:
         self.receiver = receiver
         self.max_body_bytes = max_body_bytes
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request and record its latency."""
         started = time.perf_counter()
-        answer = self.answer(environ)
+        # Below the mount point is another path, which Flask would not have matched either.
+        route = "(unmatched)" if environ.get("PATH_INFO") else ROUTE
+        try:
+            answer = self.answer(environ)
+        except Exception:  # what Flask's handler did for a view: a JSON 500, logged
+            log.exception("unexpected error answering an Alertmanager delivery")
+            answer = problem(500, "internal error; retry the delivery (duplicates are recognised)")
+        finally:
+            method = environ.get("REQUEST_METHOD", "")
+            self.receiver.metrics.observe(route, method, time.perf_counter() - started)
         if isinstance(answer, Response):
-            body = answer(environ, start_response)
-        else:
-            # The accepted answer skips building a Response object: it is most of the traffic.
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
-            start_response("202 ACCEPTED", headers)
-            body = [answer]
-        method = environ.get("REQUEST_METHOD", "")
-        self.receiver.metrics.observe(ROUTE, method, time.perf_counter() - started)
-        return body
+            return answer(environ, start_response)
+        # The accepted answer skips building a Response object: it is most of the traffic.
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
+        start_response("202 ACCEPTED", headers)
+        return [answer]
 
-    def answer(self, environ: dict[str, Any]) -> Response | bytes:
+    def answer(self, environ: WSGIEnvironment) -> Response | bytes:
         """Return the rejection for one request, or the body of its 202 when recorded."""
-        if environ.get("PATH_INFO"):  # mounted at ROUTE: anything after it is another path
+        if environ.get("PATH_INFO"):
             return problem(404, "not found", "(path)")
-        if environ.get("REQUEST_METHOD") != "POST":
+        method = environ.get("REQUEST_METHOD")
+        if method == "POST":
+            return self.receive(environ)
+        if method == "OPTIONS":
+            response = Response(status=204)
+        else:
             response = problem(405, "method not allowed: use POST", "(method)")
-            response.headers["Allow"] = "POST"
-            return response
-        return self.receive(environ)
+        response.headers["Allow"] = "OPTIONS, POST"
+        return response
 
-    def receive(self, environ: dict[str, Any]) -> Response | bytes:
+    def receive(self, environ: WSGIEnvironment) -> Response | bytes:
         """Authenticate, validate, record, classify and enqueue one Alertmanager notification."""
         receiver = self.receiver
-        settings = receiver.settings
-        if why := alertmanager_auth_problem(
-            environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR"), settings
-        ):
-            rejection = problem(401, why, "Authorization")
-            rejection.headers["WWW-Authenticate"] = challenge(settings)
+        authorization, remote = environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR")
+        if rejection := unauthenticated(authorization, remote, receiver.settings):
             return receiver.metrics.rejected(SOURCE, "unauthenticated", rejection)
         if rejection := require_json(environ.get("CONTENT_TYPE")):
             return receiver.metrics.rejected(SOURCE, "content_type", rejection)
@@ -85,6 +91,10 @@ class AlertmanagerEndpoint:
         except RequestEntityTooLarge:  # from Content-Length alone, or while reading a stream
             too_large = problem(413, "request body too large", "(body)")
             return receiver.metrics.rejected(SOURCE, "too_large", too_large)
+        except HTTPException as exc:  # e.g. ClientDisconnected: a body cut short
+            why = f"cannot read the body ({type(exc).__name__}): it ended early or was invalid"
+            unreadable = problem(exc.code or 400, why, "(body)")
+            return receiver.metrics.rejected(SOURCE, "unreadable", unreadable)
         group = parse_or_400(receiver, SOURCE, raw, parse_alertmanager)
         if isinstance(group, Response):
             return group

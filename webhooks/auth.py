@@ -16,10 +16,15 @@ from webhooks.errors import problem
 
 
 def reject_unauthenticated(settings: Settings) -> Response | None:
-    """Return a 401 response when the current request is not authenticated, else None."""
-    why = alertmanager_auth_problem(
-        request.headers.get("Authorization"), request.remote_addr, settings
-    )
+    """Return a 401 response when the current Flask request is not authenticated, else None."""
+    return unauthenticated(request.headers.get("Authorization"), request.remote_addr, settings)
+
+
+def unauthenticated(
+    authorization: str | None, remote_addr: str | None, settings: Settings
+) -> Response | None:
+    """Return a 401 response with a challenge when the credentials do not pass, else None."""
+    why = alertmanager_auth_problem(authorization, remote_addr, settings)
     if why is None:
         return None
     response = problem(401, why, "Authorization")

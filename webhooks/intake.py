@@ -22,7 +22,7 @@ Parsed = TypeVar("Parsed")
 
 def require_json(content_type: str | None) -> Response | None:
     """Return a 415 response unless `content_type` declares a JSON body."""
-    mimetype = parse_options_header(content_type)[0]
+    mimetype = parse_options_header(content_type)[0].lower()  # media types ignore case
     # The same test as Flask's request.is_json: application/json or application/*+json.
     if mimetype == "application/json" or (
         mimetype.startswith("application/") and mimetype.endswith("+json")
@@ -54,6 +54,8 @@ def parse_or_400(
         bad = problem(400, exc.problem, exc.field)
     except ValueError as exc:
         bad = problem(400, f"body is not valid JSON: {exc}", "(body)")
+    except RecursionError:
+        bad = problem(400, "body is not usable JSON: it nests too deeply", "(body)")
     return receiver.metrics.rejected(source, "invalid", bad)
 
 

@@ -167,12 +167,54 @@ def test_other_methods_and_paths_under_the_endpoint_are_refused_in_json(
     client: FlaskClient,
 ) -> None:
     wrong_method = client.get("/webhooks/alertmanager", headers=BEARER)
-    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "OPTIONS, POST"
     assert wrong_method.get_json()["field"] == "(method)"
+    options = client.options("/webhooks/alertmanager")
+    assert options.status_code == 204 and options.headers["Allow"] == "OPTIONS, POST"
     below = client.post("/webhooks/alertmanager/extra", json=sample_payload(), headers=BEARER)
     assert below.status_code == 404 and below.get_json()["error"] == "not found"
     text = client.get("/metrics").get_data(as_text=True)
     assert 'responder_request_seconds_count{method="GET",route="/webhooks/alertmanager"}' in text
+    assert 'responder_request_seconds_count{method="POST",route="(unmatched)"} 1.0' in text
+
+
+def test_a_body_shorter_than_its_content_length_is_400_not_a_crash(
+    intake_settings: Settings, redis_client
+) -> None:
+    # What gunicorn hands over when the sender goes away mid-body; werkzeug raises
+    # ClientDisconnected when the stream ends early. Called as WSGI: the test client pads.
+    app = create_app(intake_settings)
+    body = json.dumps(sample_payload()).encode()
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/alertmanager", "SERVER_NAME": "t",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body[:100]), "wsgi.errors": io.StringIO(),
+        "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": BEARER["Authorization"], "REMOTE_ADDR": "10.0.0.5",
+    }  # fmt: skip
+    statuses: list[str] = []
+    answer = b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses[0].startswith("400")
+    assert json.loads(answer)["error"].startswith("cannot read the body")
+    assert redis_client.zcard("responder:deliveries") == 0  # nothing half recorded
+
+
+def test_json_nested_too_deeply_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/webhooks/alertmanager",
+        data=b"[" * 100_000 + b"]" * 100_000,
+        headers={"Content-Type": "application/json", **BEARER},
+    )
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "body is not usable JSON: it nests too deeply",
+        "field": "(body)",
+    }
+
+
+def test_the_content_type_is_matched_whatever_its_case(client: FlaskClient) -> None:
+    response = post(client, sample_payload(), {"Content-Type": "Application/JSON", **BEARER})
+    assert response.status_code == 202
 
 
 def test_health_and_readiness(client: FlaskClient, settings: Settings) -> None:

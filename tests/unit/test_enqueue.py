@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 import redis
@@ -56,3 +57,21 @@ def test_every_message_from_the_template_equals_celerys(settings: Settings, redi
         for message in (expected, built):
             message["properties"].pop("delivery_tag")
         assert built == expected, name
+
+
+def test_reply_to_is_the_building_threads_own(settings: Settings) -> None:
+    # Celery's reply_to is per thread; the template must not freeze the first thread's.
+    app = make_celery(replace(settings, queue=QUEUE))
+    messages = TaskMessages(app)
+    here = json.loads(messages.build("tasks.pipeline.respond", ["d-1", 1], "start").payload)
+    seen: dict[str, str] = {}
+
+    def build_elsewhere() -> None:
+        built = messages.build("tasks.pipeline.respond", ["d-2", 1], "start").payload
+        seen["reply_to"], seen["oid"] = json.loads(built)["properties"]["reply_to"], app.thread_oid
+
+    thread = threading.Thread(target=build_elsewhere)
+    thread.start()
+    thread.join()
+    assert here["properties"]["reply_to"] == app.thread_oid
+    assert seen["reply_to"] == seen["oid"] != app.thread_oid
