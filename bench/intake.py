@@ -4,7 +4,8 @@ Both apps run under the same gunicorn settings on loopback and are driven by wrk
 alert (a new fingerprint) in every request, so the responder does all its work each time:
 authentication, validation, classification, the durable dedup record and enqueueing. The
 floor is a bare Flask handler doing json.loads and one Redis LPUSH. Prints requests/s,
-p50 and p99 latency for each, and their ratio.
+p50 and p99 latency for each, their ratio, and the CPU time per request of the gunicorn
+workers and of Redis (a steadier view than requests/s on a machine whose speed drifts).
 
     .venv/bin/python bench/intake.py [--duration 10] [--connections 8] [--rounds 3]
 
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from statistics import median
 
+import psutil
 import redis
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -121,6 +123,7 @@ def main() -> None:
         "BENCH_REDIS_URL": redis_url,
     }
     apps = {"responder": "webhooks:create_app()", "floor": "bench.floor_app:create_app()"}
+    redis_process = _local_redis(client)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
     for round_number in range(args.rounds):
         # The machine's speed drifts over minutes: each round measures both apps back to back,
@@ -131,7 +134,10 @@ def main() -> None:
             process, url = start_gunicorn(app, env, args.workers)
             try:
                 run_wrk(url, script, 2, args.connections)  # warm up
-                results[name].append(run_wrk(url, script, args.duration, args.connections))
+                cpu = CpuMeter(process, redis_process)
+                result = run_wrk(url, script, args.duration, args.connections)
+                result.update(cpu.per_request(result["rps"] * args.duration))
+                results[name].append(result)
             finally:
                 process.terminate()
                 process.wait(timeout=20)
@@ -146,16 +152,52 @@ def main() -> None:
         f"{args.connections} connections, {args.duration}s x {args.rounds} rounds, "
         f"{os.cpu_count()} cores (medians)"
     )
-    print(f"{'app':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(
+        f"{'app':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'CPU us/req: workers':>20} {'redis':>6}"
+    )
     for name, row in summary.items():
         print(
             f"{name:<10} {row['rps']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-            f"{row['non_2xx']:>8.0f}"
+            f"{row['non_2xx']:>8.0f} {row['workers_cpu_us']:>20.0f} {row['redis_cpu_us']:>6.0f}"
         )
     pairs = zip(results["responder"], results["floor"], strict=True)
     ratios = [responder["rps"] / floor["rps"] for responder, floor in pairs]
     each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
     print(f"ratio responder/floor: {median(ratios):.2f} (median of rounds: {each}; goal >= 0.75)")
+
+
+class CpuMeter:
+    """CPU seconds the gunicorn workers and Redis spend during one measurement."""
+
+    def __init__(self, server: subprocess.Popen, redis_process: psutil.Process | None) -> None:
+        self.workers = psutil.Process(server.pid).children()
+        self.redis = redis_process
+        self.start = self._now()
+
+    def per_request(self, requests: float) -> dict[str, float]:
+        """Return microseconds of CPU per request for the workers and for Redis (0 if remote)."""
+        workers, redis_cpu = (b - a for a, b in zip(self.start, self._now(), strict=True))
+        return {
+            "workers_cpu_us": workers / requests * 1e6,
+            "redis_cpu_us": redis_cpu / requests * 1e6,
+        }
+
+    def _now(self) -> tuple[float, float]:
+        def used(process: psutil.Process) -> float:
+            times = process.cpu_times()
+            return times.user + times.system
+
+        redis_cpu = used(self.redis) if self.redis else 0.0
+        return sum(used(worker) for worker in self.workers), redis_cpu
+
+
+def _local_redis(client: redis.Redis) -> psutil.Process | None:
+    """Return the Redis server's process when it runs on this machine, else None."""
+    try:
+        return psutil.Process(int(client.info("server")["process_id"]))
+    except (psutil.Error, KeyError, ValueError):
+        return None
 
 
 def _clean(client: redis.Redis) -> None:
