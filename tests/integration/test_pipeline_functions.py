@@ -15,10 +15,11 @@ from webhooks import create_app
 
 
 def test_outbox_mode_writes_both_notes_and_a_bundle(
-    settings: Settings, redis_client, tmp_path: Path
+    intake_settings: Settings, redis_client, tmp_path: Path
 ) -> None:
+    # The intake queue: the session worker must not run this delivery beside the test.
     outbox = replace(
-        settings,
+        intake_settings,
         pagerduty_token=Secret(""),
         outbox_dir=tmp_path / "outbox",
         bundle_dir=tmp_path / "bundles",
