@@ -222,16 +222,16 @@ class DeliveryStore:
         """Record that side effect `step` of run `run_id` happened, so a retry skips it."""
         self.redis.set(f"{PREFIX}effect:{run_id}:{step}", f"done:{detail}", ex=DEDUP_TTL)
 
-    def remember_own_note(self, note_id: str) -> None:
-        """Remember a note we posted, so its `incident.annotated` webhook is not acted on."""
-        if note_id:
+    def remember_own_note(self, note: str) -> None:
+        """Remember a note we post, by id or `notes.opening`, so its webhook is not acted on."""
+        if note:
             now = datetime.now(UTC).timestamp()
-            self.redis.zadd(OWN_NOTES_KEY, {note_id: now})
+            self.redis.zadd(OWN_NOTES_KEY, {note: now})
             self.redis.zremrangebyscore(OWN_NOTES_KEY, "-inf", now - DEDUP_TTL.total_seconds())
 
-    def is_own_note(self, note_id: str) -> bool:
-        """Return True if we posted the note `note_id`."""
-        return self.redis.zscore(OWN_NOTES_KEY, note_id) is not None
+    def is_own_note(self, note: str) -> bool:
+        """Return True if we posted the note with this id or opening."""
+        return self.redis.zscore(OWN_NOTES_KEY, note) is not None
 
 
 def _decode(text: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,6 +13,8 @@ from triage.policy import Policy, format_duration
 from triage.sla import Deadlines, next_market_change
 
 NOTE_LIMIT = 24_000  # PagerDuty documents no limit; stay well below anything plausible.
+# A trimmed webhook copy keeps at least this much of the note, far below any plausible trim.
+OPENING_CHARS = 80
 # Every note we post ends with this reference to (pipeline run, step).
 _REFERENCE = re.compile(r"\[ref [^\]\s/]+/[^\]\s]+\]\s*$")
 _SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
@@ -26,6 +29,17 @@ def reference(run_id: str, step: str) -> str:
 def is_ours(content: str) -> bool:
     """Return True when a note's content ends with our reference marker."""
     return _REFERENCE.search(content) is not None
+
+
+def opening(content: str) -> str | None:
+    """Return what identifies a note by its start, or None when it is too short to tell.
+
+    PagerDuty trims a long note's content in its webhook, which cuts our marker off the end;
+    the start survives, so we remember it before posting and recognise the trimmed copy by it.
+    """
+    if len(content) < OPENING_CHARS:
+        return None
+    return "opening:" + hashlib.sha256(content[:OPENING_CHARS].encode()).hexdigest()
 
 
 def first_response_note(

@@ -317,6 +317,8 @@ def post_note_once(
         return None
     rt.deliveries.begin_effect(run_id, step)
     body = notes.clip(rt.redact(content), notes.NOTE_LIMIT - len(ref) - 1)
+    if opening := notes.opening(f"{body}\n{ref}"):
+        rt.deliveries.remember_own_note(opening)  # before the POST: its webhook may come first
     note = rt.pagerduty.create_note(incident, f"{body}\n{ref}")
     note_id = str(note.get("id", ""))
     rt.deliveries.mark_effect(run_id, step, note_id)

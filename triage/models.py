@@ -231,6 +231,7 @@ class IncidentEvent:
     note_id: str = ""
     note_incident_id: str = ""
     note_content: str = ""
+    note_trimmed: bool = False  # PagerDuty shortened a long note's content in the webhook
 
     @property
     def agent_name(self) -> str:
@@ -258,9 +259,11 @@ def parse_pagerduty(payload: Any) -> IncidentEvent:
     data_type = str((data or {}).get("type", ""))
     incident = _parse_incident(data, "event.data") if data_type == "incident" else None
     note_id = note_incident = note_content = ""
+    note_trimmed = False
     if data_type == "incident_note" and data is not None:
         note_id = str(data.get("id") or "")
         note_content = str(data.get("content") or "")
+        note_trimmed = data.get("trimmed") is True
         ref = data.get("incident")
         note_incident = str(ref.get("id") or "") if isinstance(ref, Mapping) else ""
     return IncidentEvent(
@@ -273,6 +276,7 @@ def parse_pagerduty(payload: Any) -> IncidentEvent:
         note_id,
         note_incident,
         note_content,
+        note_trimmed,
     )
 
 

@@ -129,10 +129,14 @@ def _idle_reason(event: IncidentEvent) -> str:
     if event.event_type == "pagey.ping":
         return "not started: ping"
     if event.event_type == "incident.annotated":
-        # The marker catches our note when its webhook beats us remembering its id.
+        # The marker catches our note when its webhook beats us remembering its id; a copy
+        # PagerDuty trimmed has lost the marker, and is known by its opening instead.
         own = notes.is_ours(event.note_content)
+        opening = notes.opening(event.note_content) if event.note_trimmed else None
         try:
-            own = own or current_receiver().runtime.deliveries.is_own_note(event.note_id)
+            deliveries = current_receiver().runtime.deliveries
+            own = own or deliveries.is_own_note(event.note_id)
+            own = own or (opening is not None and deliveries.is_own_note(opening))
         except RedisError:
             pass  # recording fails next and answers 503
         return "ignored: our own note" if own else NOTE_ADDED

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tasks import response
+from tasks import notes, response
+from tasks.pagerduty_client import IncidentRef
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.conftest import PD_WEBHOOK_SECRET, PROJECT, TOKEN, sample_payload
 from webhooks import create_app
+from webhooks.pagerduty import NOTE_ADDED
 
 SECRET = PD_WEBHOOK_SECRET
 OLD_SECRET = "whsec-previous-1c7d"
@@ -169,17 +171,35 @@ def test_acknowledged_and_resolved_update_the_incident_record(
     assert record["triggered_at"] == "2026-11-27T14:31:02.169000+00:00"
 
 
-def annotated(note_id: str) -> dict[str, Any]:
+def annotated(note_id: str, content: str = "note text", trimmed: bool = False) -> dict[str, Any]:
     payload = copy.deepcopy(EVENT)
     payload["event"].update(event_type="incident.annotated", id=f"evt-note-{note_id}")
     payload["event"]["data"] = {
         "incident": {"id": "PGR0VU2", "type": "incident_reference", "summary": "x"},
         "id": note_id,
-        "content": "note text",
-        "trimmed": False,
+        "content": content,
+        "trimmed": trimmed,
         "type": "incident_note",
     }
     return payload
+
+
+def test_a_long_note_of_ours_trimmed_in_its_webhook_is_still_ours(
+    client: FlaskClient, pd_settings: Settings, pagerduty
+) -> None:
+    rt = Runtime(pd_settings)
+    incident = IncidentRef(pagerduty.add_incident("trim-key"), "trim-key")
+    content = "[P1] SignalLatencyHigh evidence: 2 of 4 checks found problems\n" + "- line\n" * 60
+    response.post_note_once(rt, incident, "run-trim", "evidence_note", content)
+    [posted] = [note["content"] for note in pagerduty.notes_for(incident.id)]
+    # Its webhook beat us storing the note's id, and PagerDuty cut the marker off the end.
+    trimmed_copy = posted[:200]
+    assert not notes.is_ours(trimmed_copy)
+    ours = post(client, annotated("NOTE-ID-UNKNOWN", trimmed_copy, trimmed=True), webhook_id="t1")
+    assert delivery(client, ours.get_json()["delivery_id"])["pipeline"] == "ignored: our own note"
+    person = "Looked at the risk manager: restarting it. " * 10
+    theirs = post(client, annotated("NOTE-PERSON", person[:200], trimmed=True), webhook_id="t2")
+    assert delivery(client, theirs.get_json()["delivery_id"])["pipeline"] == NOTE_ADDED
 
 
 def test_our_own_notes_coming_back_are_ignored(client: FlaskClient, pd_settings: Settings) -> None:

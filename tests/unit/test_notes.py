@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collectors.contract import Evidence, Status
+from tasks import notes
 from tasks.notes import (
     alert_headline,
     alert_lines,
@@ -157,3 +158,10 @@ def test_top_error_lines_are_the_latest_across_services(tmp_path) -> None:
         "b: 2026-11-27T10:02:00Z CRITICAL b1",
         "a: 2026-11-27T10:03:00Z ERROR a2",
     ]
+
+
+def test_a_note_is_known_by_its_opening_only_when_long_enough_to_tell() -> None:
+    long = "[P1] SignalLatencyHigh evidence: 2 of 4 checks found problems (4 skipped)\n- more"
+    assert notes.opening(long) == notes.opening(long[: notes.OPENING_CHARS] + " trimmed")
+    assert notes.opening(long) != notes.opening("[P0]" + long[4:])
+    assert notes.opening("short note") is None
