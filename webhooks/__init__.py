@@ -40,4 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, {alertmanager.ROUTE: endpoint}
     )
+    # Requests to the route never reach Flask; listing it lets Flask answer a path with a
+    # doubled slash (`/webhooks//alertmanager`) with a 308 to it, as when it was a view.
+    app.add_url_rule(alertmanager.ROUTE, "alertmanager", endpoint.flask_view, methods=["POST"])
     return app

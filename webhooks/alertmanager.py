@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from flask import Response
+from flask import Response, request
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
@@ -64,10 +64,21 @@ class AlertmanagerEndpoint:
         start_response("202 ACCEPTED", headers)
         return [answer]
 
+    def flask_view(self) -> Response:
+        """Answer as a Flask view; Flask's URL map lists ROUTE only to redirect `//` to it."""
+        answer = self.by_method(request.environ)  # Flask matched the path
+        if isinstance(answer, Response):
+            return answer
+        return Response(answer, 202, mimetype="application/json")
+
     def answer(self, environ: WSGIEnvironment) -> Response | bytes:
         """Return the rejection for one request, or the body of its 202 when recorded."""
         if environ.get("PATH_INFO"):
             return problem(404, "not found", "(path)")
+        return self.by_method(environ)
+
+    def by_method(self, environ: WSGIEnvironment) -> Response | bytes:
+        """Receive a POST; answer OPTIONS with what is allowed and anything else with 405."""
         method = environ.get("REQUEST_METHOD")
         if method == "POST":
             return self.receive(environ)

@@ -178,6 +178,26 @@ def test_other_methods_and_paths_under_the_endpoint_are_refused_in_json(
     assert 'responder_request_seconds_count{method="POST",route="(unmatched)"} 1.0' in text
 
 
+def test_a_doubled_slash_is_redirected_to_the_endpoint(client: FlaskClient) -> None:
+    response = client.post("/webhooks//alertmanager", json=sample_payload(), headers=BEARER)
+    assert response.status_code == 308
+    assert response.headers["Location"].endswith("/webhooks/alertmanager")
+    followed = client.post(
+        "/webhooks//alertmanager", json=sample_payload(), headers=BEARER, follow_redirects=True
+    )
+    assert followed.status_code == 202 and followed.get_json()["priority"] == "P1"
+
+
+def test_the_listed_flask_view_answers_like_the_endpoint(intake_settings: Settings) -> None:
+    app = create_app(intake_settings)
+    payload = sample_payload(groupKey="via-flask")
+    with app.test_request_context(
+        "/webhooks/alertmanager", method="POST", json=payload, headers=BEARER
+    ):
+        answer = app.view_functions["alertmanager"]()
+    assert answer.status_code == 202 and answer.get_json()["duplicate"] is False
+
+
 def test_a_body_shorter_than_its_content_length_is_400_not_a_crash(
     intake_settings: Settings, redis_client
 ) -> None:
