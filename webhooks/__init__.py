@@ -1,5 +1,4 @@
-"""The receiver (Flask, and the Alertmanager endpoint in front of it): authenticate, validate,
-record, classify, enqueue, answer 202."""
+"""The receiver app: Flask's routes, with the Alertmanager endpoint mounted in front of them."""
 
 from __future__ import annotations
 
