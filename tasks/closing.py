@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 
 from tasks import bundle
-from tasks.deliveries import PREFIX
 from tasks.pagerduty_client import IncidentRef
 from tasks.response import load_run, post_note_once
 from tasks.runtime import Runtime
@@ -25,8 +24,8 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
     is waited for, one reopened since then gets no closing note.
     """
     record = rt.incidents.get(incident_id)
-    raw_run = rt.redis.get(f"{PREFIX}incident-run:{incident_id}")
-    if record is None or raw_run is None:
+    run_id = (record or {}).get("run_id")  # set when our pipeline started the clock
+    if record is None or not run_id:
         return "no run of ours for this incident"
     if record.get("status") != "resolved":
         reopened = record.get("reopened_at")
@@ -34,7 +33,7 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
             return "reopened since: no closing note"
         # The receiver queues this task before it applies the resolved event to the record.
         raise NotResolvedYet(incident_id)
-    state = load_run(rt, raw_run.decode())
+    state = load_run(rt, run_id)
     times = report.from_record(record, rt.incidents.history(incident_id))
     if times is None:
         return "no clock of ours for this incident"

@@ -258,7 +258,6 @@ def start_clock(rt: Runtime, state: RunState) -> None:
     if state.incident_id:
         due = sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, state.deadlines)
         rt.clock.register(due)
-        rt.redis.set(f"{PREFIX}incident-run:{state.incident_id}", state.run_id, ex=DEDUP_TTL * 30)
         rt.incidents.mark_clock(
             state.incident_id,
             state.deadlines["priority"],
@@ -317,9 +316,10 @@ def post_note_once(
         return None
     rt.deliveries.begin_effect(run_id, step)
     body = notes.clip(rt.redact(content), notes.NOTE_LIMIT - len(ref) - 1)
-    if opening := notes.opening(f"{body}\n{ref}"):
+    text = f"{body}\n{ref}"
+    if opening := notes.opening(text):
         rt.deliveries.remember_own_note(opening)  # before the POST: its webhook may come first
-    note = rt.pagerduty.create_note(incident, f"{body}\n{ref}")
+    note = rt.pagerduty.create_note(incident, text)
     note_id = str(note.get("id", ""))
     rt.deliveries.mark_effect(run_id, step, note_id)
     rt.deliveries.remember_own_note(note_id)
