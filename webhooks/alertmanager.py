@@ -117,10 +117,11 @@ class AlertmanagerEndpoint:
         overall = most_severe(firing) or most_severe(c for _, c in classified)
         assert overall is not None  # parse_alertmanager guarantees at least one alert
         delivery_id = new_delivery_id(now)
+        incident_key = group.incident_key  # a hash, and needed twice below
         messages = []
-        if group.firing:
+        if firing:
             messages.append(receiver.messages.build(RESPOND, [delivery_id, 1], "start"))
-        if len(group.firing) < len(group.alerts):
+        if len(firing) < len(group.alerts):
             messages.append(receiver.messages.build(NOTE_RESOLVED, [delivery_id], "resolved"))
         recorded = record_or_503(
             receiver,
@@ -134,7 +135,7 @@ class AlertmanagerEndpoint:
             ],
             fields={
                 "classification": overall.to_dict(),
-                "incident_key": group.incident_key,
+                "incident_key": incident_key,
                 "group_key": group.group_key,
                 "truncated_alerts": group.truncated_alerts,
                 "alerts": [
@@ -150,7 +151,7 @@ class AlertmanagerEndpoint:
             },
             now=now,
             claim=Claim.ALERTMANAGER,
-            incident=group.incident_key,
+            incident=incident_key,
             idle_reason="not started: no new firing alert",
             messages=messages,
         )
