@@ -14,6 +14,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from tasks.enqueue import TaskMessage
+from tasks.redis_direct import DirectCommands
 
 PREFIX = "responder:"
 INDEX_KEY = PREFIX + "deliveries"
@@ -37,7 +38,11 @@ class Claim(StrEnum):
 
 # One round trip: claim dedup keys, decide whether a pipeline starts, store the delivery and
 # push the task messages that are due. Nothing is half done: a 2xx means recorded and enqueued.
+# A delivery id recorded already (the call was retried after a lost reply) returns what the
+# first call decided and does nothing again.
 _RECORD = """
+local before = redis.call('HMGET', KEYS[1], 'runs', 'fresh_keys', 'pipeline')
+if before[1] then return {before[1] ~= '0' and 1 or 0, before[2], cjson.decode(before[3])} end
 local id, n, m = ARGV[1], tonumber(ARGV[8]), tonumber(ARGV[9])
 local fresh, tagged, starts = {}, {}, false
 for i = 1, n do
@@ -119,6 +124,7 @@ class DeliveryStore:
         self.redis = client
         self.retention = retention
         self._record = client.register_script(_RECORD)
+        self._direct = DirectCommands(client)
         self._dedup_seconds = int(DEDUP_TTL.total_seconds())
         self._retention_seconds = int(retention.total_seconds())
 
@@ -182,14 +188,15 @@ class DeliveryStore:
         return Recorded(delivery_id, frozenset(json.loads(fresh)), bool(started), pipeline.decode())
 
     def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
-        """Run the recording script: redis-py's Script, minus its per-call overhead."""
-        # The receiver's hot path: Script.__call__ copies and re-checks its arguments on
-        # every call, and this runs once per webhook.
+        """Run the recording script on a direct connection (see tasks/redis_direct.py)."""
+        # The receiver's hot path, once per webhook: redis-py's Script would copy and re-check
+        # the arguments on every call too. The script is safe to repeat, as DirectCommands
+        # requires: a delivery id it has recorded returns the first outcome.
         try:
-            return self.redis.execute_command("EVALSHA", self._record.sha, len(keys), *keys, *args)
+            return self._direct.execute("EVALSHA", self._record.sha, len(keys), *keys, *args)
         except NoScriptError:  # Redis restarted or flushed its script cache
             self._record.sha = self.redis.script_load(_RECORD)
-            return self.redis.execute_command("EVALSHA", self._record.sha, len(keys), *keys, *args)
+            return self._direct.execute("EVALSHA", self._record.sha, len(keys), *keys, *args)
 
     def get(self, delivery_id: str) -> dict[str, Any] | None:
         """Return one delivery with JSON fields decoded, or None when unknown or expired."""
