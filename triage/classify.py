@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, partial
 
 from triage.models import Alert, Classification, Incident, Priority
 from triage.policy import Condition, Matcher, Policy
@@ -39,8 +38,14 @@ def facts_of(subject: Alert | Incident) -> Facts:
 
 def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classification:
     """Return the priority of `subject` under `policy` at `now`, the rule and the reason."""
-    # Asked only if a rule tests market hours, then once.
-    market_open = cache(partial(is_market_open, now, policy.market_hours))
+    known: list[bool] = []
+
+    def market_open() -> bool:
+        # Worked out only if a rule tests market hours, then once.
+        if not known:
+            known.append(is_market_open(now, policy.market_hours))
+        return known[0]
+
     facts = facts_of(subject)
     best: Classification | None = None
     best_rank = math.inf

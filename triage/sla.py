@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 
 from triage.models import Priority
 from triage.policy import MarketHours, Policy, Span
@@ -67,10 +68,11 @@ def add_span(start: datetime, span: Span, hours: MarketHours) -> datetime:
     return start + span.duration
 
 
-def market_intervals(day: date, hours: MarketHours) -> list[tuple[datetime, datetime]]:
+@lru_cache(maxsize=64)  # pure, and asked on every classification that tests market hours
+def market_intervals(day: date, hours: MarketHours) -> tuple[tuple[datetime, datetime], ...]:
     """Return the UTC intervals during which the market is open on local date `day`."""
     if day in hours.holidays:
-        return []
+        return ()
     weekday = day.weekday()
     opens, closes = hours.opens, hours.closes
     zone = hours.timezone
@@ -80,12 +82,12 @@ def market_intervals(day: date, hours: MarketHours) -> list[tuple[datetime, date
 
     midnight, next_midnight = at(day, time(0)), at(day + timedelta(days=1), time(0))
     if weekday == opens.weekday:
-        return [(at(day, opens.at), next_midnight)]
+        return ((at(day, opens.at), next_midnight),)
     if weekday == closes.weekday:
-        return [(midnight, at(day, closes.at))]
+        return ((midnight, at(day, closes.at)),)
     if 0 < (weekday - opens.weekday) % 7 < (closes.weekday - opens.weekday) % 7:
-        return [(midnight, next_midnight)]
-    return []
+        return ((midnight, next_midnight),)
+    return ()
 
 
 def is_market_open(moment: datetime, hours: MarketHours) -> bool:
