@@ -20,8 +20,11 @@ from celery.utils.saferepr import saferepr
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps
 
-# Strings whose repr Celery's saferepr writes the same way: short, no quotes or escapes.
-_PLAIN = re.compile(r"[\w.:+-]{0,100}")
+# Strings whose repr Celery's saferepr writes the same way, and whose JSON needs no escapes:
+# short, ASCII, no quotes.
+_PLAIN = re.compile(r"[\w.:+-]{0,100}", re.ASCII)
+# Text that a JSON string literal holds as it is: printable ASCII but `"` and `\`.
+_JSON_LITERAL = re.compile(r"[ !#-\[\]-~]*")
 
 # The third part of a protocol 2 body: no callbacks, errbacks, chain or chord.
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -48,39 +51,49 @@ class TaskMessages:
         self.app = app
         self.queue = app.conf.task_default_queue
         self.serializer = app.conf.task_serializer
-        self._templates: dict[str, list[str]] = {}
+        self._templates: dict[str, str] = {}  # format strings, by task name
+        # The body after the arguments (`, {}, {...}]`), when the serializer is JSON.
+        _, _, empty = serialize(([], {}, EMBED), serializer=self.serializer)
+        self._body_tail = empty.removeprefix("[[]") if self.serializer == "json" else None
 
     def build(
         self, name: str, args: list[Any], when: str, task_id: str | None = None
     ) -> TaskMessage:
         """Return the message for task `name` with positional `args`."""
         task_id = task_id or str(uuid.uuid4())
-        parts = self._templates.get(name) or self._template(name)
-        content_type, encoding, body = serialize((args, {}, EMBED), serializer=self.serializer)
-        raw = body.encode(encoding) if isinstance(body, str) else body
+        template = self._templates.get(name) or self._template(name)
+        plain = _all_plain(args)
         values = {
             "id": _json_text(task_id),
-            "argsrepr": _json_text(self._repr(args)),
-            "body": base64.b64encode(raw).decode(),
+            "argsrepr": _json_text(self._repr(args, plain)),
+            "body": base64.b64encode(self._body(args, plain)).decode(),
             "delivery_tag": str(uuid.uuid4()),
             "reply_to": self.app.thread_oid,
         }
-        # parts alternates literal JSON text and slot names: [text, slot, text, slot, ..., text]
-        payload = "".join(values[part] if i % 2 else part for i, part in enumerate(parts))
+        payload = template.format_map(values)
         return TaskMessage(self.queue, payload, task_id, when)
 
-    def _repr(self, args: list[Any]) -> str:
+    def _body(self, args: list[Any], plain: bool) -> bytes:
+        """Return the serialized body: arguments, no kwargs, no callbacks."""
+        if plain and self._body_tail is not None:
+            # What the JSON serializer writes for ids and numbers, without its encoder.
+            listed = ", ".join(f'"{a}"' if isinstance(a, str) else str(a) for a in args)
+            return f"[[{listed}]{self._body_tail}".encode()
+        _, encoding, body = serialize((args, {}, EMBED), serializer=self.serializer)
+        return body.encode(encoding) if isinstance(body, str) else body
+
+    def _repr(self, args: list[Any], plain: bool) -> str:
         """Return Celery's `argsrepr`: plain repr is the same for ids and numbers."""
-        if all(isinstance(a, int) or (isinstance(a, str) and _PLAIN.fullmatch(a)) for a in args):
-            plain = repr(args)
-            if len(plain) < 1000:  # below saferepr's cut
-                return plain
+        if plain:
+            text = repr(args)
+            if len(text) < 1000:  # below saferepr's cut
+                return text
         return saferepr(
             args, self.app.amqp.argsrepr_maxsize, maxlevels=self.app.conf.task_repr_maxlevels
         )
 
-    def _template(self, name: str) -> list[str]:
-        """Return Celery's message for `name` as JSON text split around its per-message slots."""
+    def _template(self, name: str) -> str:
+        """Return Celery's message for `name` as a format string with a field per slot."""
         message = self.app.amqp.as_task_v2(
             "-", name, args=[], kwargs={}, ignore_result=None, reply_to=self.app.thread_oid
         )
@@ -108,9 +121,10 @@ class TaskMessages:
                 "delivery_tag": _slot("delivery_tag"),
             },
         }
-        parts = _SLOT.split(dumps(document))
-        self._templates[name] = parts
-        return parts
+        # Braces of the JSON text doubled, slot markers turned into format fields.
+        text = dumps(document).replace("{", "{{").replace("}", "}}")
+        template = self._templates[name] = _SLOT.sub(r"{\1}", text)
+        return template
 
 
 # A marker no Celery field contains; the template's JSON text is split around these.
@@ -122,6 +136,15 @@ def _slot(name: str) -> str:
     return f"@@responder-slot:{name}@@"
 
 
+def _all_plain(args: list[Any]) -> bool:
+    """Return True when every argument is an int or a short string needing no escapes."""
+    return all(
+        (isinstance(a, int) and not isinstance(a, bool))
+        or (isinstance(a, str) and _PLAIN.fullmatch(a))
+        for a in args
+    )
+
+
 def _json_text(text: str) -> str:
     """Return `text` as it appears inside a JSON string literal."""
-    return json.dumps(text)[1:-1]
+    return text if _JSON_LITERAL.fullmatch(text) else json.dumps(text)[1:-1]

@@ -44,6 +44,7 @@ def test_every_message_from_the_template_equals_celerys(settings: Settings, redi
         ("tasks.pipeline.respond", ["d-again", 1]),
         ("tasks.pipeline.close_incident", ["it's \\ \n odd", "2026-11-27T12:00:00+00:00"]),
         ("tasks.pipeline.note_resolved", ["x" * 99] * 11),  # over Celery's 1024 in total
+        ("tasks.pipeline.respond", ["d-flags", True, -3]),  # JSON writes true, Python True
     ]
     for n, (name, args) in enumerate(cases):
         client.delete(QUEUE)
