@@ -1,19 +1,14 @@
-"""The recording path's own Redis connection: recovers from a stale socket, never doubles work."""
+"""The recording path's own Redis connection: recovers from a stale socket, survives a fork."""
 
 from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime
 
 import pytest
 import redis
 
-from tasks.deliveries import INDEX_KEY, Claim, DeliveryStore, new_delivery_id
-from tasks.enqueue import TaskMessage
 from tasks.redis_direct import DirectCommands
-
-QUEUE = "responder:test-direct-queue"  # under responder:, so the fixture clears it
 
 
 def test_a_killed_connection_is_replaced_and_the_command_answered(
@@ -53,36 +48,3 @@ def test_a_forked_child_opens_its_own_connection(redis_client: redis.Redis) -> N
 
     assert child_id != parent_id
     assert direct.execute("CLIENT", "ID") == parent_id  # the parent's socket was left alone
-
-
-def test_recording_the_same_delivery_twice_returns_the_first_outcome_and_does_nothing_again(
-    redis_client: redis.Redis,
-) -> None:
-    # What a retried call does when the first reply was lost: the script ran already.
-    store = DeliveryStore(redis_client)
-    now = datetime.now(UTC)
-    delivery_id = new_delivery_id(now)
-    message = TaskMessage(QUEUE, '{"task": "start"}', "task-1", "start")
-
-    def record() -> tuple[bool, frozenset[str], str]:
-        recorded = store.record(
-            delivery_id=delivery_id,
-            source="alertmanager",
-            raw_body=b"{}",
-            headers={},
-            dedup_keys=[("fingerprint:firing:t0", "start")],
-            fields={},
-            now=now,
-            claim=Claim.ALERTMANAGER,
-            incident="incident-direct",
-            messages=[message],
-        )
-        return recorded.started, recorded.fresh_keys, recorded.pipeline
-
-    first = record()
-    again = record()
-
-    assert first == (True, frozenset({"fingerprint:firing:t0"}), "queued")
-    assert again == first
-    assert redis_client.llen(QUEUE) == 1
-    assert redis_client.zcard(INDEX_KEY) == 1

@@ -1,0 +1,107 @@
+"""The recording script against real Redis: incident claims, retries, retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from tasks.deliveries import INDEX_KEY, Claim, DeliveryStore, Recorded, delivery_key
+from tasks.enqueue import TaskMessage
+
+QUEUE = "responder:test-store-queue"  # under responder:, so the fixture clears it
+INCIDENT = "incident-store-test"
+
+
+def record(
+    store: DeliveryStore,
+    delivery_id: str,
+    *,
+    source: str = "alertmanager",
+    key: str | None = None,
+    claim: Claim = Claim.ALERTMANAGER,
+    now: datetime | None = None,
+) -> Recorded:
+    """Record a delivery with one dedup key (`key`, default its id) that would start a run."""
+    return store.record(
+        delivery_id=delivery_id,
+        source=source,
+        raw_body=b"{}",
+        headers={},
+        dedup_keys=[(key or delivery_id, "start")],
+        fields={},
+        now=now or datetime.now(UTC),
+        claim=claim,
+        incident=INCIDENT,
+        messages=[TaskMessage(QUEUE, f'{{"for": "{delivery_id}"}}', "task", "start")],
+    )
+
+
+def test_recording_the_same_delivery_twice_returns_the_first_outcome_and_does_nothing_again(
+    redis_client: redis.Redis,
+) -> None:
+    # What a retried call does when the first reply was lost: the script ran already.
+    store = DeliveryStore(redis_client)
+    first = record(store, "d-retried", key="fingerprint:firing:t0")
+    again = record(store, "d-retried", key="fingerprint:firing:t0")
+
+    assert (first.started, first.fresh_keys, first.pipeline) == (
+        True,
+        frozenset({"fingerprint:firing:t0"}),
+        "queued",
+    )
+    assert again == first
+    assert redis_client.llen(QUEUE) == 1
+    assert redis_client.zcard(INDEX_KEY) == 1
+
+
+def test_a_new_alert_of_a_group_already_running_starts_again(redis_client: redis.Redis) -> None:
+    store = DeliveryStore(redis_client)
+    assert record(store, "d-am-1").started
+    assert record(store, "d-am-2").started  # another alert of the same group
+    assert redis_client.get(f"responder:incident-claim:{INCIDENT}") == b"alertmanager:d-am-2"
+    assert redis_client.llen(QUEUE) == 2
+
+
+def test_alertmanager_yields_to_pagerduty_and_pagerduty_to_anything_running(
+    redis_client: redis.Redis,
+) -> None:
+    store = DeliveryStore(redis_client)
+    assert record(store, "d-pd-1", source="pagerduty", claim=Claim.PAGERDUTY).started
+    after_pd = record(store, "d-am-1")
+    again_pd = record(store, "d-pd-2", source="pagerduty", claim=Claim.PAGERDUTY)
+
+    assert after_pd.pipeline == "not started: incident already handled by pagerduty:d-pd-1"
+    assert again_pd.pipeline == "not started: incident already handled by pagerduty:d-pd-1"
+    assert redis_client.get(f"responder:incident-claim:{INCIDENT}") == b"pagerduty:d-pd-1"
+    assert redis_client.llen(QUEUE) == 1
+
+
+def test_a_forced_claim_takes_the_incident_over(redis_client: redis.Redis) -> None:
+    store = DeliveryStore(redis_client)
+    record(store, "d-pd-1", source="pagerduty", claim=Claim.PAGERDUTY)
+    reopened = record(store, "d-pd-2", source="pagerduty", claim=Claim.FORCE)
+    assert reopened.started
+    assert redis_client.get(f"responder:incident-claim:{INCIDENT}") == b"pagerduty:d-pd-2"
+
+
+def test_deliveries_expire_after_the_retention_and_leave_the_listing(
+    redis_client: redis.Redis,
+) -> None:
+    store = DeliveryStore(redis_client, retention=timedelta(days=2))
+    now = datetime.now(UTC)
+    record(store, "d-old-1", now=now - timedelta(days=3))  # past retention when listed
+    record(store, "d-new-1", now=now - timedelta(hours=1))
+
+    assert store.list_ids() == ["d-new-1"]
+    assert store.list_ids(since=now - timedelta(days=30)) == ["d-new-1"]
+    assert 0 < redis_client.ttl(delivery_key("d-new-1")) <= 2 * 86400
+
+
+def test_the_index_is_trimmed_by_deliveries_whose_id_ends_in_0(redis_client: redis.Redis) -> None:
+    store = DeliveryStore(redis_client, retention=timedelta(days=2))
+    redis_client.zadd(INDEX_KEY, {"d-past": (datetime.now(UTC) - timedelta(days=3)).timestamp()})
+    record(store, "d-keeps-1")
+    assert redis_client.zscore(INDEX_KEY, "d-past") is not None
+    record(store, "d-trims-0")
+    assert redis_client.zscore(INDEX_KEY, "d-past") is None
