@@ -38,17 +38,20 @@ class Claim(StrEnum):
 
 # One round trip: claim dedup keys, decide whether a pipeline starts, store the delivery and
 # push the task messages that are due. Nothing is half done: a 2xx means recorded and enqueued.
-# A delivery id recorded already (the call was retried after a lost reply) returns what the
-# first call decided and does nothing again.
+# A call repeated after a lost reply finds a dedup key holding its own delivery id, and
+# returns what the first call decided without doing anything again. (When the first call found
+# every key taken, the repeat decides the same again and changes nothing.)
 _RECORD = """
-local before = redis.call('HMGET', KEYS[1], 'runs', 'fresh_keys', 'pipeline')
-if before[1] then return {before[1] ~= '0' and 1 or 0, before[2], cjson.decode(before[3])} end
 local id, n, m = ARGV[1], tonumber(ARGV[8]), tonumber(ARGV[9])
 local fresh, tagged, starts = {}, {}, false
 for i = 1, n do
-  if redis.call('SET', KEYS[3 + i], id, 'NX', 'EX', ARGV[3]) then
+  local holder = redis.call('SET', KEYS[3 + i], id, 'NX', 'GET', 'EX', ARGV[3])
+  if not holder then
     fresh[#fresh + 1] = ARGV[10 + i]
     tagged[ARGV[10 + n + i]] = true
+  elseif holder == id then
+    local first = redis.call('HMGET', KEYS[1], 'runs', 'fresh_keys', 'pipeline')
+    return {first[1] ~= '0' and 1 or 0, first[2], cjson.decode(first[3])}
   end
 end
 local pipeline = ARGV[10]

@@ -55,6 +55,19 @@ def test_recording_the_same_delivery_twice_returns_the_first_outcome_and_does_no
     assert redis_client.zcard(INDEX_KEY) == 1
 
 
+def test_repeating_a_duplicate_delivery_decides_the_same_and_queues_nothing(
+    redis_client: redis.Redis,
+) -> None:
+    store = DeliveryStore(redis_client)
+    record(store, "d-first", key="fingerprint:firing:t0")
+    duplicate = record(store, "d-repeat", key="fingerprint:firing:t0")
+    again = record(store, "d-repeat", key="fingerprint:firing:t0")
+
+    assert duplicate == again
+    assert (again.duplicate, again.pipeline) == (True, "not started: duplicate")
+    assert redis_client.llen(QUEUE) == 1
+
+
 def test_a_new_alert_of_a_group_already_running_starts_again(redis_client: redis.Redis) -> None:
     store = DeliveryStore(redis_client)
     assert record(store, "d-am-1").started
