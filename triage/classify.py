@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from triage.models import Alert, Classification, Incident, Priority
-from triage.policy import Condition, Matcher, Policy
+from triage.policy import Condition, Policy
 from triage.sla import is_market_open
 
 
@@ -55,9 +55,9 @@ def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classi
         if rank >= best_rank:
             continue
         for condition in rule.when:
-            evidence = _evidence(condition, facts, market_open, policy)
-            if evidence is not None:
-                why = "; ".join(evidence)
+            # Phrases are written only for the condition that holds: most fail a test early.
+            if _holds(condition, facts, market_open, policy):
+                why = "; ".join(_evidence(condition, facts, market_open, policy))
                 reason = f"{rule.runbook}: {why}" if rule.runbook else why
                 best, best_rank = Classification(rule.priority, rule.name, reason), rank
                 break
@@ -77,38 +77,44 @@ def most_severe(classifications: Iterable[Classification]) -> Classification | N
 _RANKS = {priority: priority.rank for priority in Priority}
 
 
-def _evidence(
+def _holds(
     condition: Condition, facts: Facts, market_open: Callable[[], bool], policy: Policy
-) -> list[str] | None:
-    """Return what made `condition` hold, or None when it does not."""
-    found: list[str] = []
+) -> bool:
+    """Return True when every test of `condition` passes (no evidence written yet)."""
     for tests, values in (
         (condition.labels, facts.labels),
         (condition.annotations, facts.annotations),
         (condition.incident, facts.incident),
     ):
-        if not _all_match(tests, values, found):
-            return None
+        for name, matcher in tests:
+            if not matcher.matches(values.get(name)):
+                return False
+    if condition.during_market_hours is not None and condition.during_market_hours != market_open():
+        return False
+    return condition.trading_path is None or _on_path(facts, policy) == condition.trading_path
+
+
+def _evidence(
+    condition: Condition, facts: Facts, market_open: Callable[[], bool], policy: Policy
+) -> list[str]:
+    """Return what made `condition`, which holds, hold: one phrase per test."""
+    found = [
+        matcher.describe(name, values.get(name))
+        for tests, values in (
+            (condition.labels, facts.labels),
+            (condition.annotations, facts.annotations),
+            (condition.incident, facts.incident),
+        )
+        for name, matcher in tests
+    ]
     if condition.during_market_hours is not None:
-        open_now = market_open()
-        if condition.during_market_hours != open_now:
-            return None
-        found.append("during market hours" if open_now else "outside market hours")
+        found.append("during market hours" if market_open() else "outside market hours")
     if condition.trading_path is not None:
-        service = policy.catalog.get(facts.service)
-        on_path = service is not None and service.trading_path
-        if on_path != condition.trading_path:
-            return None
-        found.append(f"{facts.service} is {'on' if on_path else 'off'} the trading path")
+        where = "on" if _on_path(facts, policy) else "off"
+        found.append(f"{facts.service} is {where} the trading path")
     return found
 
 
-def _all_match(
-    tests: tuple[tuple[str, Matcher], ...], values: Mapping[str, str], found: list[str]
-) -> bool:
-    for name, matcher in tests:
-        value = values.get(name)
-        if not matcher.matches(value):
-            return False
-        found.append(matcher.describe(name, value))
-    return True
+def _on_path(facts: Facts, policy: Policy) -> bool:
+    service = policy.catalog.get(facts.service)
+    return service is not None and service.trading_path
