@@ -39,17 +39,17 @@ class Claim(StrEnum):
 # One round trip: claim dedup keys, decide whether a pipeline starts, store the delivery and
 # push the task messages that are due. Nothing is half done: a 2xx means recorded and enqueued.
 # A call repeated after a lost reply finds a dedup key holding its own delivery id, and
-# returns what the first call decided without doing anything again. (When the first call found
-# every key taken, the repeat decides the same again and changes nothing.)
+# returns the delivery's recorded outcome without doing anything again. (When the first call
+# found every key taken, the repeat decides the same again and changes nothing.) Plain SET NX
+# then GET, not SET NX GET: that needs Redis 7, and the usual case is one command either way.
 _RECORD = """
 local id, n, m = ARGV[1], tonumber(ARGV[8]), tonumber(ARGV[9])
 local fresh, tagged, starts = {}, {}, false
 for i = 1, n do
-  local holder = redis.call('SET', KEYS[3 + i], id, 'NX', 'GET', 'EX', ARGV[3])
-  if not holder then
+  if redis.call('SET', KEYS[3 + i], id, 'NX', 'EX', ARGV[3]) then
     fresh[#fresh + 1] = ARGV[10 + i]
     tagged[ARGV[10 + n + i]] = true
-  elseif holder == id then
+  elseif redis.call('GET', KEYS[3 + i]) == id then
     local first = redis.call('HMGET', KEYS[1], 'runs', 'fresh_keys', 'pipeline')
     return {first[1] ~= '0' and 1 or 0, first[2], cjson.decode(first[3])}
   end
@@ -60,10 +60,10 @@ if tagged['start'] then
   local mode, holder, mine = ARGV[6], false, ARGV[7] .. ':' .. id
   if mode == 'force' then
     redis.call('SET', KEYS[3], mine, 'EX', ARGV[3])
-  elseif mode ~= 'none' then
-    -- One command when the incident is free (the usual case): claimed, and nil comes back.
-    holder = redis.call('SET', KEYS[3], mine, 'NX', 'GET', 'EX', ARGV[3])
-    if holder and mode == 'am' and string.sub(holder, 1, 10) ~= 'pagerduty:' then
+  elseif mode ~= 'none' and not redis.call('SET', KEYS[3], mine, 'NX', 'EX', ARGV[3]) then
+    -- Claimed by someone else (a free incident, the usual case, took one command).
+    holder = redis.call('GET', KEYS[3])
+    if mode == 'am' and string.sub(holder, 1, 10) ~= 'pagerduty:' then
       redis.call('SET', KEYS[3], mine, 'EX', ARGV[3])  -- new alerts of a group run again
       holder = false
     end

@@ -138,11 +138,8 @@ def _slot(name: str) -> str:
 
 def _all_plain(args: list[Any]) -> bool:
     """Return True when every argument is an int or a short string needing no escapes."""
-    return all(
-        (isinstance(a, int) and not isinstance(a, bool))
-        or (isinstance(a, str) and _PLAIN.fullmatch(a))
-        for a in args
-    )
+    # Exact types: subclasses (bool, enums) may print differently from how JSON writes them.
+    return all(type(a) is int or (type(a) is str and _PLAIN.fullmatch(a)) for a in args)
 
 
 def _json_text(text: str) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 import redis
 from redis.connection import AbstractConnection
-from redis.exceptions import ConnectionError, TimeoutError
 
 
 class DirectCommands:
@@ -23,7 +22,8 @@ class DirectCommands:
 
     Only for commands that are safe to repeat: a connection that has served before may have
     gone stale (Redis restarted), so a connection error on it is retried once on a new one,
-    and the first attempt may have reached Redis.
+    and the first attempt may have reached Redis. Threads, not greenlets: under gevent each
+    request would open its own connection.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -42,9 +42,10 @@ class DirectCommands:
         connection = local.connection
         try:
             reply = self._send(connection, args)
-        except (ConnectionError, TimeoutError):
-            # The connection is closed now; a new one tells whether Redis is there. One that
-            # was just opened for this call has told already.
+        except redis.ConnectionError:
+            # A stale socket fails this way (a timeout is not retried: it would only double
+            # the wait). The connection is closed now; a new one tells whether Redis is there,
+            # and one just opened for this call has told already.
             if not local.open:
                 raise
             local.open = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import replace
+from enum import IntEnum, StrEnum
 
 import redis
 
@@ -13,6 +14,14 @@ from tasks.enqueue import TaskMessages
 from tasks.settings import Settings
 
 QUEUE = "responder-enqueue-test"
+
+
+class Kind(StrEnum):
+    ALERT = "alert"
+
+
+class Level(IntEnum):
+    HIGH = 2
 
 
 def test_prebuilt_message_equals_what_celery_publishes(settings: Settings, redis_url: str) -> None:
@@ -45,6 +54,7 @@ def test_every_message_from_the_template_equals_celerys(settings: Settings, redi
         ("tasks.pipeline.close_incident", ["it's \\ \n odd", "2026-11-27T12:00:00+00:00"]),
         ("tasks.pipeline.note_resolved", ["x" * 99] * 11),  # over Celery's 1024 in total
         ("tasks.pipeline.respond", ["d-flags", True, -3]),  # JSON writes true, Python True
+        ("tasks.pipeline.respond", [Kind.ALERT, Level.HIGH]),  # enums print unlike their values
     ]
     for n, (name, args) in enumerate(cases):
         client.delete(QUEUE)
