@@ -22,8 +22,9 @@ class DirectCommands:
 
     Only for commands that are safe to repeat: a connection that has served before may have
     gone stale (Redis restarted), so a connection error on it is retried once on a new one,
-    and the first attempt may have reached Redis. Threads, not greenlets: under gevent each
-    request would open its own connection.
+    and the first attempt may have reached Redis. Made for gunicorn's sync and gthread workers,
+    whose threads last: a server starting a thread (or greenlet) per request opens a connection
+    per request, closed when its thread ends.
     """
 
     def __init__(self, client: redis.Redis) -> None:
