@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pagerduty
+from pagerduty.rest_api_v2_client import canonical_path, entity_wrappers
 
 from tasks.rate_limit import TokenBucket
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)
+API_URL = "https://api.pagerduty.com"  # only to name paths canonically for wire_body
 
 
 class PagerDutyUnavailable(RuntimeError):
@@ -160,21 +162,15 @@ class RestGateway:
 
     def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
         """PUT /incidents/{id} with a priority reference."""
-        body = {
-            "type": "incident_reference",
-            "priority": {"id": priority_id, "type": "priority_reference"},
-        }
-        self._call("PUT incident", lambda: self.client.rput(f"/incidents/{incident.id}", json=body))
+        self._send(priority_write(incident, priority_id))
 
     def escalate(self, incident: IncidentRef, level: int) -> None:
         """PUT /incidents/{id} with an escalation level."""
-        body = {"type": "incident_reference", "escalation_level": level}
-        self._call("PUT incident", lambda: self.client.rput(f"/incidents/{incident.id}", json=body))
+        self._send(escalation_write(incident, level))
 
     def status_update(self, incident: IncidentRef, message: str) -> None:
-        """POST /incidents/{id}/status_updates (the body is not wrapped)."""
-        path = f"/incidents/{incident.id}/status_updates"
-        self._call("POST status update", lambda: self.client.rpost(path, json={"message": message}))
+        """POST /incidents/{id}/status_updates."""
+        self._send(status_update_write(incident, message))
 
     def request_responders(
         self,
@@ -183,10 +179,12 @@ class RestGateway:
         targets: Sequence[tuple[str, str]],
         message: str,
     ) -> None:
-        """POST /incidents/{id}/responder_requests (the body is not wrapped)."""
-        path = f"/incidents/{incident.id}/responder_requests"
-        body = responder_request_body(requester_id, targets, message)
-        self._call("POST responder request", lambda: self.client.rpost(path, json=body))
+        """POST /incidents/{id}/responder_requests."""
+        self._send(responder_request_write(incident, requester_id, targets, message))
+
+    def _send(self, write: IncidentWrite) -> None:
+        send = self.client.rput if write.method == "PUT" else self.client.rpost
+        self._call(write.name, lambda: send(write.path, json=write.body))
 
     def _call(self, name: str, call: Callable[[], Any]) -> Any:
         if self.bucket is not None and (wait := self.bucket.take()) > 0:
@@ -222,13 +220,13 @@ class OutboxGateway:
 
     def create_note(self, incident: IncidentRef, content: str) -> dict[str, Any]:
         """Write the note call to the outbox and return a note-shaped record of it."""
-        path = incident.id or "{id}"
+        path = f"/incidents/{incident.id or '{id}'}/notes"
         call = {
             "method": "POST",
-            "path": f"/incidents/{path}/notes",
+            "path": path,
             "incident_key": incident.incident_key,
             "headers": {"From": self.from_email},
-            "json": {"note": {"content": content}},
+            "json": wire_body("POST", path, {"content": content}),
         }
         written = self._write("note", call)
         return {"id": written.stem, "content": content, "outbox_file": str(written)}
@@ -244,22 +242,15 @@ class OutboxGateway:
 
     def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
         """Write the update to the outbox."""
-        body = {"incident": {"type": "incident_reference", "priority": {"id": priority_id}}}
-        self._write(
-            "priority", {"method": "PUT", "path": f"/incidents/{incident.id}", "json": body}
-        )
+        self._record(priority_write(incident, priority_id))
 
     def escalate(self, incident: IncidentRef, level: int) -> None:
         """Write the escalation to the outbox."""
-        body = {"incident": {"type": "incident_reference", "escalation_level": level}}
-        self._write(
-            "escalate", {"method": "PUT", "path": f"/incidents/{incident.id}", "json": body}
-        )
+        self._record(escalation_write(incident, level))
 
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Write the status update to the outbox."""
-        path = f"/incidents/{incident.id}/status_updates"
-        self._write("status-update", {"method": "POST", "path": path, "json": {"message": message}})
+        self._record(status_update_write(incident, message))
 
     def request_responders(
         self,
@@ -269,9 +260,11 @@ class OutboxGateway:
         message: str,
     ) -> None:
         """Write the responder request to the outbox."""
-        path = f"/incidents/{incident.id}/responder_requests"
-        body = responder_request_body(requester_id, targets, message)
-        self._write("responder-request", {"method": "POST", "path": path, "json": body})
+        self._record(responder_request_write(incident, requester_id, targets, message))
+
+    def _record(self, write: IncidentWrite) -> None:
+        body = wire_body(write.method, write.path, write.body)
+        self._write(write.kind, {"method": write.method, "path": write.path, "json": body})
 
     def note_contents(self, incident: IncidentRef) -> list[str]:
         """Return the contents of the notes written to the outbox for this incident."""
@@ -327,6 +320,54 @@ def make_gateway(
         events.max_http_attempts = -1
         events.max_network_attempts = 0
     return RestGateway(client, redact, bucket, events)
+
+
+@dataclass(frozen=True)
+class IncidentWrite:
+    """A write to an incident, described once: the REST gateway sends it, the outbox records it."""
+
+    name: str  # names the call in errors, e.g. "PUT incident"
+    kind: str  # names the outbox file
+    method: str  # PUT or POST
+    path: str
+    body: dict[str, Any]  # as the client takes it; see wire_body for what it sends
+
+
+def priority_write(incident: IncidentRef, priority_id: str) -> IncidentWrite:
+    """Return the PUT that sets an incident's priority."""
+    body = {
+        "type": "incident_reference",
+        "priority": {"id": priority_id, "type": "priority_reference"},
+    }
+    return IncidentWrite("PUT incident", "priority", "PUT", f"/incidents/{incident.id}", body)
+
+
+def escalation_write(incident: IncidentRef, level: int) -> IncidentWrite:
+    """Return the PUT that escalates an incident to `level`."""
+    body = {"type": "incident_reference", "escalation_level": level}
+    return IncidentWrite("PUT incident", "escalate", "PUT", f"/incidents/{incident.id}", body)
+
+
+def status_update_write(incident: IncidentRef, message: str) -> IncidentWrite:
+    """Return the POST of a status update."""
+    path = f"/incidents/{incident.id}/status_updates"
+    return IncidentWrite("POST status update", "status-update", "POST", path, {"message": message})
+
+
+def responder_request_write(
+    incident: IncidentRef, requester_id: str, targets: Sequence[tuple[str, str]], message: str
+) -> IncidentWrite:
+    """Return the POST of a responder request."""
+    path = f"/incidents/{incident.id}/responder_requests"
+    body = responder_request_body(requester_id, targets, message)
+    return IncidentWrite("POST responder request", "responder-request", "POST", path, body)
+
+
+def wire_body(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Return `body` as the PagerDuty client sends it: wrapped where its rules wrap it."""
+    canonical = canonical_path(API_URL, path)
+    wrapper, _ = entity_wrappers(method, canonical)
+    return {wrapper: body} if wrapper else body
 
 
 def responder_request_body(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable, make_gateway
+from tasks.pagerduty_client import IncidentRef, OutboxGateway, PagerDutyUnavailable, make_gateway
 from tasks.rate_limit import TokenBucket
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
@@ -54,3 +58,31 @@ def test_the_token_bucket_holds_calls_back_across_workers(
     assert caught.value.status == 429 and str(caught.value).endswith("local rate limit")
     assert 0 < float(caught.value.headers["ratelimit-reset"]) <= 1.0
     assert len(pagerduty.notes_for(incident.id)) == 2  # the third never left this machine
+
+
+WRITES: dict[str, Callable[[Any, IncidentRef], None]] = {
+    "priority": lambda gateway, incident: gateway.set_priority(incident, "PRIO0"),
+    "escalate": lambda gateway, incident: gateway.escalate(incident, 2),
+    "status-update": lambda gateway, incident: gateway.status_update(incident, "Still degraded."),
+    "responder-request": lambda gateway, incident: gateway.request_responders(
+        incident, "PREQ001", [("PESC001", "escalation_policy_reference")], "Join, please."
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", WRITES)
+def test_the_outbox_records_each_write_as_pagerduty_receives_it(
+    gateway, pagerduty: FakePagerDuty, tmp_path: Path, kind: str
+) -> None:
+    incident = IncidentRef(pagerduty.add_incident("k"), "k")
+    WRITES[kind](gateway, incident)
+    [sent] = pagerduty.calls
+    assert sent.status < 300, sent.error  # the fake checks each body against PagerDuty's spec
+
+    WRITES[kind](OutboxGateway(tmp_path, "responder@eafix.example"), incident)
+    [written] = [json.loads(p.read_text()) for p in tmp_path.glob(f"*-{kind}-*.json")]
+    assert (written["method"], written["path"], written["json"]) == (
+        sent.method,
+        sent.path,
+        sent.body,
+    )
