@@ -81,6 +81,7 @@ def _holds(
     condition: Condition, facts: Facts, market_open: Callable[[], bool], policy: Policy
 ) -> bool:
     """Return True when every test of `condition` passes (no evidence written yet)."""
+    # The same walk as _evidence's, kept apart: a shared generator made classify 40% slower.
     for tests, values in (
         (condition.labels, facts.labels),
         (condition.annotations, facts.annotations),
