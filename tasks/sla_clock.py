@@ -30,15 +30,16 @@ CLAIMED_KEY = f"{PREFIX}deadlines-claimed"
 KINDS = ("acknowledge", "respond", "resolve", "next_update", "notify_management")
 
 # Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive. The
-# deadline's detail goes into the claimed set (KEYS[2]) scored by the claim time, ARGV[3].
+# deadline's detail (key prefix ARGV[3]) goes into the claimed set, KEYS[2], scored by the
+# claim time: ARGV[1] again, the moment the tick claims at.
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local claimed = {}
 for _, member in ipairs(due) do
   if redis.call('ZREM', KEYS[1], member) == 1 then
-    local detail = redis.call('GET', ARGV[4] .. member)
+    local detail = redis.call('GET', ARGV[3] .. member)
     if detail then
-      redis.call('ZADD', KEYS[2], ARGV[3], detail)
+      redis.call('ZADD', KEYS[2], ARGV[1], detail)
       claimed[#claimed + 1] = detail
     end
   end
@@ -116,9 +117,8 @@ class SlaClock:
 
     def claim_due(self, now: datetime, limit: int = 100) -> list[Claim]:
         """Take the deadlines due by `now`; each is returned to exactly one caller."""
-        stamp = now.timestamp()
         details = self._claim(
-            keys=[INDEX_KEY, CLAIMED_KEY], args=[stamp, limit, stamp, _detail_key("")]
+            keys=[INDEX_KEY, CLAIMED_KEY], args=[now.timestamp(), limit, _detail_key("")]
         )
         return self._parse(details)
 
