@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import pagerduty
 from pagerduty.rest_api_v2_client import canonical_path, entity_wrappers
 
-from tasks.rate_limit import TokenBucket
+from tasks.rate_limit import RequestBudget
+from tasks.retries import decide
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,15 +27,35 @@ class PagerDutyUnavailable(RuntimeError):
     """A PagerDuty call failed; the message is safe to store (no secrets).
 
     `status` is the HTTP status (None for a network failure) and `headers` the response's
-    headers, so `tasks.retries.decide` can tell whether and when to try again.
+    headers, so `tasks.retries.decide` can tell whether and when to try again. `held_back`
+    says the call never left this machine: our own budget had no request to spare.
     """
 
     def __init__(
-        self, message: str, status: int | None = None, headers: dict[str, str] | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        held_back: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
+        self.held_back = held_back
+
+    @property
+    def surely_not_applied(self) -> bool:
+        """Return True when PagerDuty certainly did not carry the write out (held back, 4xx)."""
+        return self.held_back or (self.status is not None and 400 <= self.status < 500)
+
+    @property
+    def wait_seconds(self) -> float:
+        """Return how long a held-back call should wait for the budget."""
+        try:
+            return max(float(self.headers.get("ratelimit-reset", "1")), 0.0)
+        except ValueError:
+            return 1.0
 
 
 @dataclass(frozen=True)
@@ -100,20 +121,23 @@ class RestGateway:
     """PagerDuty REST API v2 through `pagerduty.RestApiV2Client`, one attempt per call.
 
     Retries are the pipeline's (Celery, honouring `ratelimit-reset`), so a worker is never held
-    in the client's own sleep loop; a token bucket keeps all workers under the rate limit.
+    in the client's own sleep loop; a request budget keeps all workers under the rate limit,
+    and a 429 holds every worker back until PagerDuty's reset.
     """
 
     def __init__(
         self,
         client: pagerduty.RestApiV2Client,
         redact: Callable[[str], str],
-        bucket: TokenBucket | None = None,
+        budget: RequestBudget | None = None,
         events: pagerduty.EventsApiV2Client | None = None,
+        events_budget: RequestBudget | None = None,
     ) -> None:
         self.client = client
         self.redact = redact
-        self.bucket = bucket
+        self.budget = budget
         self.events = events
+        self.events_budget = events_budget
 
     def find_incident(self, incident_key: str) -> IncidentRef | None:
         """Look the incident up by key over all time (the default window is one month)."""
@@ -154,6 +178,7 @@ class RestGateway:
                 severity=payload["severity"], custom_details=payload.get("custom_details"),
                 links=event.get("links"),
             ),
+            self.events_budget,
         )  # fmt: skip
 
     def priorities(self) -> list[dict[str, Any]]:
@@ -186,12 +211,14 @@ class RestGateway:
         send = self.client.rput if write.method == "PUT" else self.client.rpost
         self._call(write.name, lambda: send(write.path, json=write.body))
 
-    def _call(self, name: str, call: Callable[[], Any]) -> Any:
-        if self.bucket is not None and (wait := self.bucket.take()) > 0:
+    def _call(self, name: str, call: Callable[[], Any], budget: RequestBudget | None = None) -> Any:
+        budget = budget or self.budget
+        if budget is not None and (wait := budget.take()) > 0:
             raise PagerDutyUnavailable(
                 f"PagerDuty {name} held back: local rate limit",
                 429,
-                {"ratelimit-reset": f"{wait:.2f}"},
+                {"ratelimit-reset": f"{wait:.3f}"},
+                held_back=True,
             )
         try:
             return call()
@@ -199,6 +226,8 @@ class RestGateway:
             response = exc.response
             status = getattr(response, "status_code", None)
             headers = dict(getattr(response, "headers", {}) or {})
+            if status == 429 and budget is not None:  # every worker waits, not just this one
+                budget.block(decide(status, headers, 1).delay)
             raise PagerDutyUnavailable(self._why(name, f"HTTP {status}"), status, headers) from None
         except pagerduty.Error as exc:
             raise PagerDutyUnavailable(self._why(name, type(exc).__name__)) from None
@@ -289,7 +318,10 @@ class OutboxGateway:
 
 
 def make_gateway(
-    settings: Settings, redact: Callable[[str], str], bucket: TokenBucket | None = None
+    settings: Settings,
+    redact: Callable[[str], str],
+    budget: RequestBudget | None = None,
+    events_budget: RequestBudget | None = None,
 ) -> PagerDutyGateway:
     """Return the REST gateway when a token is set, else the outbox."""
     if settings.outbox_mode:
@@ -319,7 +351,7 @@ def make_gateway(
         events.retry = dict(client.retry)
         events.max_http_attempts = -1
         events.max_network_attempts = 0
-    return RestGateway(client, redact, bucket, events)
+    return RestGateway(client, redact, budget, events, events_budget)
 
 
 @dataclass(frozen=True)

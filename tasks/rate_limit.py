@@ -1,38 +1,121 @@
-"""A token bucket in Redis, shared by every worker: PagerDuty allows 960 requests a minute."""
+"""PagerDuty's request budget in Redis, shared by every worker, with a lane for urgent work.
+
+PagerDuty allows 960 REST requests a minute per key (about 120 events a minute per
+integration key on the Events API). The budget is a sliding window: a request is granted only
+while fewer than the limit were granted in the 60 seconds before it, so no 60-second window,
+wherever it starts, ever holds more than the limit (a token bucket that starts full lets
+twice the limit through in its first minute). Routine work (P2/P3) may fill only its share of
+the window; what is left is always there for urgent work (P0/P1). A 429 from PagerDuty blocks
+the budget for every worker until its `ratelimit-reset`.
+"""
 
 from __future__ import annotations
 
-import time
+import contextvars
+import math
+from enum import StrEnum
 
 import redis
 
 from tasks.deliveries import PREFIX
 
-# Refill by elapsed time, take one token if there is one; else say how long until there is.
+
+class Lane(StrEnum):
+    """Which share of the budget a call may use."""
+
+    URGENT = "urgent"  # P0/P1: the whole budget
+    ROUTINE = "routine"  # P2/P3 and housekeeping: up to the policy's share
+
+
+# The lane of the work this thread is doing; workers set it from the queue a task came from.
+# Outside a worker (the CLI, an operator) calls are urgent: a person is waiting on them.
+current_lane: contextvars.ContextVar[Lane] = contextvars.ContextVar(
+    "current_lane", default=Lane.URGENT
+)
+
+# KEYS: the window (a sorted set of grant times), the blocked-until key, a sequence.
+# ARGV: the lane's ceiling, the window in seconds, now (negative: Redis's own clock).
+# Returns "0" when granted, else the seconds until a grant is possible.
 _TAKE = """
-local capacity, rate, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or capacity)
-local stamp = tonumber(redis.call('HGET', KEYS[1], 'stamp') or now)
-tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'stamp', now)
-redis.call('EXPIRE', KEYS[1], 120)
-return tostring(wait)
+local ceiling, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+if blocked > now then return tostring(blocked - now) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < ceiling then
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], 86400)
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. seq)
+  redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
+  return '0'
+end
+-- Granted again once the window holds one fewer than the ceiling: when this grant leaves it.
+local leaving = redis.call('ZRANGE', KEYS[1], count - ceiling, count - ceiling, 'WITHSCORES')
+return tostring(math.max(tonumber(leaving[2]) + window - now, 0.001))
+"""
+
+# Block every worker until `now + seconds`, unless already blocked for longer.
+_BLOCK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ > current then
+  redis.call('SET', KEYS[1], tostring(until_), 'EX', math.ceil(tonumber(ARGV[1])) + 1)
+end
+return tostring(until_)
 """
 
 
-class TokenBucket:
-    """Take a token before each call; all workers draw from the same bucket."""
+class RequestBudget:
+    """A sliding-window request budget in Redis that every worker draws from."""
 
     def __init__(
-        self, client: redis.Redis, name: str, per_minute: int = 960, capacity: int | None = None
+        self,
+        client: redis.Redis,
+        name: str,
+        limit: int = 960,
+        window_seconds: float = 60.0,
+        routine_share: float = 0.6,
     ) -> None:
-        self.key = f"{PREFIX}ratelimit:{name}"
-        self.rate = per_minute / 60.0
-        self.capacity = capacity or per_minute
+        if not 0 < routine_share <= 1:
+            raise ValueError(f"routine_share must be above 0 and at most 1, got {routine_share}")
+        self.redis = client
+        self.name = name
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.ceilings = {
+            Lane.URGENT: limit,
+            Lane.ROUTINE: max(1, math.floor(limit * routine_share)),
+        }
+        self.key = f"{PREFIX}budget:{name}"
+        self._keys = [self.key, f"{self.key}:blocked-until", f"{self.key}:seq"]
         self._take = client.register_script(_TAKE)
+        self._block = client.register_script(_BLOCK)
 
-    def take(self) -> float:
-        """Take one token; return 0, or the seconds to wait before one is available."""
-        return float(self._take(keys=[self.key], args=[self.capacity, self.rate, time.time()]))
+    def take(self, lane: Lane | None = None, now: float | None = None) -> float:
+        """Take one request; return 0, or the seconds to wait before this lane may have one.
+
+        `now` is for tests; by default the time is Redis's own, the same for every worker.
+        """
+        ceiling = self.ceilings[lane or current_lane.get()]
+        args = [ceiling, self.window_seconds, -1 if now is None else now]
+        return float(self._take(keys=self._keys, args=args))
+
+    def block(self, seconds: float) -> None:
+        """Hold every worker's requests back for `seconds` (PagerDuty answered 429)."""
+        self._block(keys=[self._keys[1]], args=[max(seconds, 0.0)])
+
+    def used(self) -> int:
+        """Return how many requests were granted in the last window."""
+        (seconds, micros) = self.redis.time()
+        now = seconds + micros / 1_000_000
+        return int(self.redis.zcount(self.key, f"({now - self.window_seconds}", "+inf"))
+
+    def remaining(self) -> int:
+        """Return how many more requests urgent work could make right now."""
+        return max(self.limit - self.used(), 0)

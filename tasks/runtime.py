@@ -12,7 +12,7 @@ from collectors.redact import make_redactor
 from tasks.deliveries import DeliveryStore
 from tasks.incidents import IncidentStore
 from tasks.pagerduty_client import PagerDutyGateway, make_gateway
-from tasks.rate_limit import TokenBucket
+from tasks.rate_limit import RequestBudget
 from tasks.settings import Settings
 from tasks.sla_clock import SlaClock
 from triage import policy as policy_module
@@ -67,4 +67,16 @@ class Runtime:
     @cached_property
     def pagerduty(self) -> PagerDutyGateway:
         """Return the PagerDuty gateway (REST or outbox)."""
-        return make_gateway(self.settings, self.redact, TokenBucket(self.redis, "pagerduty-rest"))
+        return make_gateway(self.settings, self.redact, self.budget, self.events_budget)
+
+    @cached_property
+    def budget(self) -> RequestBudget:
+        """Return PagerDuty's REST request budget: 960 a minute, P2/P3 up to the policy's share."""
+        share = self.policy.storm.routine_budget_share
+        return RequestBudget(self.redis, "pagerduty-rest", 960, 60.0, share)
+
+    @cached_property
+    def events_budget(self) -> RequestBudget:
+        """Return the Events API v2 budget: about 120 events a minute per integration key."""
+        share = self.policy.storm.routine_budget_share
+        return RequestBudget(self.redis, "pagerduty-events", 120, 60.0, share)

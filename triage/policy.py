@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from functools import cache
 from importlib import resources
@@ -198,6 +198,21 @@ class PagerDutyPolicy:
 
 
 @dataclass(frozen=True)
+class StormPolicy:
+    """How the responder holds up when alerts come in storms."""
+
+    # Of PagerDuty's request budget, the share routine (P2/P3) work may use; the rest is
+    # always left for urgent (P0/P1) work.
+    routine_budget_share: float = 0.6
+    # A busy incident's evidence is collected again at most this often, unless priority rises.
+    evidence_refresh: timedelta = timedelta(minutes=10)
+    # Deliveries that join a run are summed up in one note per incident per this interval.
+    joined_alerts_every: timedelta = timedelta(minutes=5)
+    # A PagerDuty write failing (5xx, network) for this long goes to the dead-letter set.
+    give_up_after: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole policy, as validated data."""
 
@@ -210,6 +225,7 @@ class Policy:
     runbook_url: str = ""
     source: str = "<policy>"
     pagerduty: PagerDutyPolicy = field(default_factory=PagerDutyPolicy)
+    storm: StormPolicy = field(default_factory=StormPolicy)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -503,7 +519,19 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         runbook_url=raw.get("runbook_url", ""),
         source=source,
         pagerduty=_pagerduty(raw.get("pagerduty", {})),
+        storm=_storm(raw.get("storm", {})),
     )
+
+
+def _storm(raw: Mapping[str, Any]) -> StormPolicy:
+    defaults = StormPolicy()
+    spans = {
+        name: parse_span(raw[name]).duration
+        for name in ("evidence_refresh", "joined_alerts_every", "give_up_after")
+        if name in raw
+    }
+    share = float(raw.get("routine_budget_share", defaults.routine_budget_share))
+    return replace(defaults, routine_budget_share=share, **spans)
 
 
 def _pagerduty(raw: Mapping[str, Any]) -> PagerDutyPolicy:

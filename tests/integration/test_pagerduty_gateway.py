@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tasks.pagerduty_client import IncidentRef, OutboxGateway, PagerDutyUnavailable, make_gateway
-from tasks.rate_limit import TokenBucket
+from tasks.rate_limit import RequestBudget
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
 
@@ -44,18 +44,19 @@ def test_notes_can_be_read_back_to_find_a_lost_attempt(gateway, pagerduty: FakeP
     assert gateway.note_contents(incident) == ["first\n[ref r1/first_note]"]
 
 
-def test_the_token_bucket_holds_calls_back_across_workers(
+def test_the_request_budget_holds_calls_back_across_workers(
     settings: Settings, pagerduty: FakePagerDuty, redis_client
 ) -> None:
-    bucket = TokenBucket(redis_client, "test-bucket", per_minute=60, capacity=2)
-    gateway = make_gateway(settings, lambda text: text, bucket)
-    other_worker = make_gateway(replace(settings), lambda text: text, bucket)
+    budget = RequestBudget(redis_client, "test-budget", limit=2, window_seconds=1.0)
+    gateway = make_gateway(settings, lambda text: text, budget)
+    other_worker = make_gateway(replace(settings), lambda text: text, budget)
     incident = IncidentRef(pagerduty.add_incident("k"), "k")
     gateway.create_note(incident, "one")
     other_worker.create_note(incident, "two")
     with pytest.raises(PagerDutyUnavailable) as caught:
         gateway.create_note(incident, "three")
     assert caught.value.status == 429 and str(caught.value).endswith("local rate limit")
+    assert caught.value.held_back and caught.value.surely_not_applied
     assert 0 < float(caught.value.headers["ratelimit-reset"]) <= 1.0
     assert len(pagerduty.notes_for(incident.id)) == 2  # the third never left this machine
 
@@ -86,3 +87,20 @@ def test_the_outbox_records_each_write_as_pagerduty_receives_it(
         sent.path,
         sent.body,
     )
+
+
+def test_a_429_from_pagerduty_holds_every_worker_back_until_its_reset(
+    settings: Settings, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    budget = RequestBudget(redis_client, "test-budget-429", limit=100)
+    gateway = make_gateway(settings, lambda text: text, budget)
+    other_worker = make_gateway(replace(settings), lambda text: text, budget)
+    incident = IncidentRef(pagerduty.add_incident("k"), "k")
+    pagerduty.fail_next(429, 1, headers={"ratelimit-reset": "30"})
+    with pytest.raises(PagerDutyUnavailable) as answered:
+        gateway.create_note(incident, "one")
+    assert not answered.value.held_back and answered.value.status == 429
+    with pytest.raises(PagerDutyUnavailable) as held:
+        other_worker.create_note(incident, "two")
+    assert held.value.held_back  # never sent: PagerDuty said to wait
+    assert [c.status for c in pagerduty.calls] == [429]
