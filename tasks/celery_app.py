@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
+from tasks.lanes import urgent_queue
 from tasks.settings import Settings
 
 
@@ -11,10 +13,22 @@ def make_celery(settings: Settings) -> Celery:
     """Return a Celery app configured from `celeryconfig`, with broker and backend from settings."""
     app = Celery("responder")
     app.config_from_object("celeryconfig")
+    urgent = urgent_queue(settings.queue)
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
         task_default_queue=settings.queue,
+        # A worker started without -Q consumes both lanes, the urgent one first: with the
+        # "priority" order kombu's Redis transport asks BRPOP for the urgent queue before
+        # the routine one every time, instead of taking turns (its default round robin).
+        task_queues=(
+            Queue(urgent, routing_key=urgent),
+            Queue(settings.queue, routing_key=settings.queue),
+        ),
+        broker_transport_options={
+            **app.conf.broker_transport_options,
+            "queue_order_strategy": "priority",
+        },
     )
     app.conf.responder_settings = settings
     # Import for side effect: registers the pipeline's shared tasks with this app.

@@ -16,6 +16,7 @@ import click
 from tasks.cli_options import settings_or_usage_error
 from tasks.delivery_commands import deliveries_command, replay_command
 from tasks.diagnose_command import diagnose_command
+from tasks.lanes import urgent_queue
 from tasks.policy_commands import classify_command, policy_group
 from tasks.report_command import report_command
 from tasks.runtime import load_policy
@@ -58,18 +59,24 @@ def run(host: str, port: int, concurrency: int) -> None:
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
     click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
     click.echo(f"responder: listening on http://{host}:{port} (Ctrl-C stops everything)")
-    commands = [
-        [
+    celery = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO"]
+    parts = {
+        "receiver": [
             sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
             "--config", "python:webhooks.gunicorn_config", "--access-logfile", "-",
             "webhooks:create_app()",
         ],
-        [
-            sys.executable, "-m", "celery", "-A", "tasks", "worker", "--beat",
-            "--loglevel", "INFO", "--concurrency", str(concurrency),
+        # Both lanes, urgent first, and beat inside it.
+        "worker": [
+            *celery, "--beat", "--concurrency", str(concurrency), "--hostname", "worker@%h",
             "--schedule", str(var / "celerybeat-schedule"),
         ],
-    ]  # fmt: skip
+        # Capacity P2/P3 work cannot take: only the urgent queue.
+        "urgent worker": [
+            *celery, "--concurrency", "2", "--queues", urgent_queue(settings.queue),
+            "--hostname", "urgent@%h",
+        ],
+    }  # fmt: skip
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -79,26 +86,70 @@ def run(host: str, port: int, concurrency: int) -> None:
     # Handlers first: a Ctrl-C while the children start must still stop them all.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    children = [subprocess.Popen(command, env=environment) for command in commands]
-    sys.exit(_supervise(children, lambda: stopping))
+    sys.exit(Supervisor(parts, environment).run(lambda: stopping))
 
 
-def _supervise(children: list[subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> int:
-    """Wait until a child exits or we are told to stop; stop all children; return a code."""
-    code = 0
-    while not stopping():
-        exited = [c for c in children if c.poll() is not None]
-        if exited:
-            code = exited[0].returncode or 1
-            click.echo(f"responder: {exited[0].args[3]} exited ({code}); stopping", err=True)
-            break
-        time.sleep(0.5)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    return code
+class Supervisor:
+    """Run named parts; restart one that dies, with a back-off, as compose's restart policy does.
+
+    A worker can die on its own (the OOM killer, a broker restart kombu does not survive);
+    until something starts it again nothing is processed, so this does, and says so.
+    """
+
+    FIRST_BACKOFF = 1.0
+    MAX_BACKOFF = 30.0
+    STEADY_SECONDS = 60.0  # a part that ran this long starts over from the first back-off
+
+    def __init__(self, parts: dict[str, list[str]], environment: dict[str, str]) -> None:
+        self.parts = parts
+        self.environment = environment
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
+        self.backoff = dict.fromkeys(parts, self.FIRST_BACKOFF)
+        self.restart_at: dict[str, float] = {}
+
+    def start(self, name: str) -> None:
+        """Start one part."""
+        self.children[name] = subprocess.Popen(self.parts[name], env=self.environment)
+        self.started[name] = time.monotonic()
+
+    def run(self, stopping: Callable[[], bool]) -> int:
+        """Run until told to stop; return the exit code."""
+        for name in self.parts:
+            self.start(name)
+        while not stopping():
+            self.check(time.monotonic())
+            time.sleep(0.5)
+        self.stop_all()
+        return 0
+
+    def check(self, now: float) -> None:
+        """Schedule a restart for each part that exited; start those whose back-off is over."""
+        for name, child in self.children.items():
+            if child.poll() is None or name in self.restart_at:
+                continue
+            if now - self.started[name] > self.STEADY_SECONDS:
+                self.backoff[name] = self.FIRST_BACKOFF
+            delay = self.backoff[name]
+            self.backoff[name] = min(delay * 2, self.MAX_BACKOFF)
+            self.restart_at[name] = now + delay
+            click.echo(
+                f"responder: the {name} exited ({child.returncode}); restarting it in {delay:g} s",
+                err=True,
+            )
+        for name, when in list(self.restart_at.items()):
+            if now >= when:
+                del self.restart_at[name]
+                self.start(name)
+                click.echo(f"responder: the {name} started again", err=True)
+
+    def stop_all(self) -> None:
+        """Stop every part, killing those that do not stop in time."""
+        for child in self.children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in self.children.values():
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()

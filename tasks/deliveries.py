@@ -253,6 +253,19 @@ class DeliveryStore:
         """Record that side effect `step` is being attempted, before the attempt."""
         self.redis.set(f"{PREFIX}effect:{run_id}:{step}", "pending", ex=DEDUP_TTL, nx=True)
 
+    def clear_pending_effect(self, run_id: str, step: str) -> None:
+        """Forget an attempt at `step` known not to have happened (held back, refused)."""
+        key = f"{PREFIX}effect:{run_id}:{step}"
+        with self.redis.pipeline() as pipe:  # only "pending": a done marker stays
+            try:
+                pipe.watch(key)
+                if pipe.get(key) == b"pending":
+                    pipe.multi()
+                    pipe.delete(key)
+                    pipe.execute()
+            except redis.WatchError:  # it changed meanwhile: a done marker, which stays
+                pass
+
     def mark_effect(self, run_id: str, step: str, detail: str = "") -> None:
         """Record that side effect `step` of run `run_id` happened, so a retry skips it."""
         self.redis.set(f"{PREFIX}effect:{run_id}:{step}", f"done:{detail}", ex=DEDUP_TTL)

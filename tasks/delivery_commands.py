@@ -13,6 +13,8 @@ from redis import RedisError
 from tasks import incident_updates
 from tasks.celery_app import make_celery
 from tasks.cli_options import runtime_or_usage_error, window_start
+from tasks.dead_letters import DeadLetter
+from tasks.lanes import queue_for
 from tasks.pipeline import CLOSE_INCIDENT, RESPOND
 from tasks.runtime import Runtime
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
@@ -55,14 +57,44 @@ def describe(delivery: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def describe_dead_letter(letter: DeadLetter) -> dict[str, Any]:
+    """Return the facts an operator needs about work that failed for good."""
+    return {
+        "id": letter.id,
+        "failed_at": datetime.fromtimestamp(letter.failed_at, UTC).isoformat(),
+        "task": letter.task.rsplit(".", 1)[-1],
+        "step": letter.step,
+        "delivery_id": letter.delivery_id,
+        "incident_id": letter.incident_id,
+        "reason": letter.reason,
+    }
+
+
+def _print_dead_letters(runtime: Runtime, as_json: bool) -> None:
+    rows = [describe_dead_letter(letter) for letter in runtime.dead_letters.list()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("nothing failed for good")
+    for row in [] if as_json else rows:
+        about = row["delivery_id"] or row["incident_id"] or "-"
+        click.echo(
+            f"{row['failed_at'][:19]}  {row['step'] or row['task']:<16} {about}  {row['reason']}"
+        )
+
+
 @click.command("deliveries")
 @click.option("--since", help="Only deliveries received in this window, e.g. 1h or 2d.")
 @click.option("--source", type=SOURCES, help="Only deliveries from this source.")
+@click.option("--failed", is_flag=True, help="List work that failed for good (dead letters).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def deliveries_command(since: str | None, source: str | None, as_json: bool) -> None:
-    """List stored deliveries, oldest first."""
+def deliveries_command(since: str | None, source: str | None, failed: bool, as_json: bool) -> None:
+    """List stored deliveries, oldest first; with --failed, the dead letters."""
     runtime = runtime_or_usage_error()
     try:
+        if failed:
+            _print_dead_letters(runtime, as_json)
+            return
         rows = [describe(d) for d in _select(runtime, None, window_start(since), source)]
     except RedisError as exc:
         raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
@@ -116,13 +148,25 @@ def plan_replay(delivery: dict[str, Any], force: bool) -> ReplayPlan:
 @click.option("--source", type=SOURCES, help="Only deliveries from this source.")
 @click.option("--dry-run", is_flag=True, help="Say what would run; change nothing.")
 @click.option("--force", is_flag=True, help="Replay duplicates too (ignore dedup).")
+@click.option("--failed", is_flag=True, help="Send every dead letter's task again.")
 def replay_command(
-    delivery_id: str | None, since: str | None, source: str | None, dry_run: bool, force: bool
+    delivery_id: str | None,
+    since: str | None,
+    source: str | None,
+    dry_run: bool,
+    force: bool,
+    failed: bool,
 ) -> None:
-    """Run stored deliveries again: DELIVERY_ID, or all of a window with --since."""
-    if bool(delivery_id) == bool(since):
-        raise click.UsageError("give a DELIVERY_ID or --since, not both and not neither")
+    """Run stored deliveries again: DELIVERY_ID, all of a window with --since, or --failed."""
+    if sum(map(bool, (delivery_id, since, failed))) != 1:
+        raise click.UsageError("give one of DELIVERY_ID, --since or --failed")
     runtime = runtime_or_usage_error()
+    if failed:
+        try:
+            _replay_dead_letters(runtime, dry_run)
+        except RedisError as exc:
+            raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+        return
     try:
         plans = [
             plan_replay(d, force)
@@ -135,6 +179,23 @@ def replay_command(
         raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
     if delivery_id and plans and plans[0].action == "skip":
         raise SystemExit(1)
+
+
+def _replay_dead_letters(runtime: Runtime, dry_run: bool) -> None:
+    """Send each dead letter's task again with its arguments; once-markers keep effects single."""
+    letters = runtime.dead_letters.list()
+    if not letters:
+        click.echo("nothing failed for good")
+        return
+    celery = None if dry_run else make_celery(runtime.settings)
+    for letter in letters:
+        about = letter.delivery_id or letter.incident_id or "-"
+        if celery is None:
+            click.echo(f"would send {letter.task} again for {about}: {letter.reason}")
+            continue
+        celery.send_task(letter.task, args=letter.args, queue=letter.queue)
+        runtime.dead_letters.take([letter.id])
+        click.echo(f"sent {letter.task} again for {about} (it failed: {letter.reason})")
 
 
 def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) -> str:
@@ -153,6 +214,9 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
             return f"applied {delivery_id}: {plan.why}; closing note queued"
         return f"applied {delivery_id}: {plan.why}"
     run = runtime.deliveries.next_run(delivery_id)
-    celery.send_task(RESPOND, args=[delivery_id, run])
+    priority = (plan.delivery.get("classification") or {}).get("priority")
+    celery.send_task(
+        RESPOND, args=[delivery_id, run], queue=queue_for(runtime.settings.queue, priority)
+    )
     runtime.deliveries.update(delivery_id, pipeline="queued (replay)")
     return f"replaying {delivery_id} as run {run} (bundle {delivery_id}-r{run}): {plan.why}"

@@ -51,17 +51,23 @@ class TaskMessages:
         self.app = app
         self.queue = app.conf.task_default_queue
         self.serializer = app.conf.task_serializer
-        self._templates: dict[str, str] = {}  # format strings, by task name
+        self._templates: dict[tuple[str, str], str] = {}  # format strings, by (task, queue)
         # The body after the arguments (`, {}, {...}]`), when the serializer is JSON.
         _, _, empty = serialize(([], {}, EMBED), serializer=self.serializer)
         self._body_tail = empty.removeprefix("[[]") if self.serializer == "json" else None
 
     def build(
-        self, name: str, args: list[Any], when: str, task_id: str | None = None
+        self,
+        name: str,
+        args: list[Any],
+        when: str,
+        task_id: str | None = None,
+        queue: str | None = None,
     ) -> TaskMessage:
-        """Return the message for task `name` with positional `args`."""
+        """Return the message for task `name` with positional `args`, for `queue` (default's)."""
         task_id = task_id or str(uuid.uuid4())
-        template = self._templates.get(name) or self._template(name)
+        queue = queue or self.queue
+        template = self._templates.get((name, queue)) or self._template(name, queue)
         plain = _all_plain(args)
         values = {
             "id": _json_text(task_id),
@@ -71,7 +77,7 @@ class TaskMessages:
             "reply_to": self.app.thread_oid,
         }
         payload = template.format_map(values)
-        return TaskMessage(self.queue, payload, task_id, when)
+        return TaskMessage(queue, payload, task_id, when)
 
     def _body(self, args: list[Any], plain: bool) -> bytes:
         """Return the serialized body: arguments, no kwargs, no callbacks."""
@@ -92,8 +98,8 @@ class TaskMessages:
             args, self.app.amqp.argsrepr_maxsize, maxlevels=self.app.conf.task_repr_maxlevels
         )
 
-    def _template(self, name: str) -> str:
-        """Return Celery's message for `name` as a format string with a field per slot."""
+    def _template(self, name: str, queue: str) -> str:
+        """Return Celery's message for `name` on `queue` as a format string with slots."""
         message = self.app.amqp.as_task_v2(
             "-", name, args=[], kwargs={}, ignore_result=None, reply_to=self.app.thread_oid
         )
@@ -115,7 +121,7 @@ class TaskMessages:
                 "correlation_id": _slot("id"),
                 "reply_to": _slot("reply_to"),  # Celery's oid is per thread
                 "delivery_mode": 2,  # persistent, as kombu's Producer sets by default
-                "delivery_info": {"exchange": "", "routing_key": self.queue},
+                "delivery_info": {"exchange": "", "routing_key": queue},
                 "priority": 0,
                 "body_encoding": "base64",
                 "delivery_tag": _slot("delivery_tag"),
@@ -123,7 +129,7 @@ class TaskMessages:
         }
         # Braces of the JSON text doubled, slot markers turned into format fields.
         text = dumps(document).replace("{", "{{").replace("}", "}}")
-        template = self._templates[name] = _SLOT.sub(r"{\1}", text)
+        template = self._templates[name, queue] = _SLOT.sub(r"{\1}", text)
         return template
 
 

@@ -6,6 +6,8 @@ Each task takes ids, declares its retries and calls plain functions in `tasks.re
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -13,10 +15,14 @@ from typing import Any
 
 from celery import Celery, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import task_prerun
 
 from tasks import bundle, closing, response, sla_actions
+from tasks.dead_letters import DeadLetter
+from tasks.deliveries import PREFIX
+from tasks.lanes import current_lane, lane_of_queue, queue_for
 from tasks.pagerduty_client import PagerDutyUnavailable
-from tasks.retries import decide
+from tasks.retries import MAX_DELAY_SECONDS, decide
 from tasks.runtime import Runtime
 from tasks.sla_clock import Deadline
 
@@ -43,21 +49,83 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def retry_or_give_up(
-    task: Any, rt: Runtime, exc: PagerDutyUnavailable, give_up: Callable[[str], None]
-) -> None:
-    """Retry a failed PagerDuty write when `decide` says so and attempts remain; else record why.
+BOTTLENECK_SECONDS = 5.0  # a write waiting longer than this for budget is worth a log line
 
-    429 waits PagerDuty's `ratelimit-reset`; 5xx and network failures back off; other 4xx are
-    final. Each wait is a Celery countdown, far below the visibility timeout.
+
+@task_prerun.connect
+def _enter_lane(task: Any = None, **_: Any) -> None:
+    """Draw on the budget of the lane the task came from (its queue)."""
+    settings = getattr(task.app.conf, "responder_settings", None) if task else None
+    if settings is not None:
+        routing_key = (task.request.delivery_info or {}).get("routing_key")
+        current_lane.set(lane_of_queue(settings.queue, routing_key))
+
+
+def count_attempt(rt: Runtime, task_id: str | None, what: str) -> tuple[int, float]:
+    """Count one attempt at `what` by a task (retries keep its id); return (count, first at).
+
+    Kept in Redis, not in the task's retry count: a retry that only waited for PagerDuty's
+    budget is not an attempt.
     """
-    attempt = task.request.retries + 1
+    key = f"{PREFIX}attempts:{task_id or '-'}"
+    with rt.redis.pipeline() as pipe:
+        pipe.hincrby(key, what, 1)
+        pipe.hsetnx(key, f"{what}:first", time.time())
+        pipe.hget(key, f"{what}:first")
+        pipe.expire(key, 2 * 86400)
+        count, _, first, _ = pipe.execute()
+    return int(count), float(first)
+
+
+def retry_or_give_up(
+    task: Any,
+    rt: Runtime,
+    exc: PagerDutyUnavailable,
+    give_up: Callable[[str], None],
+    **about: str,
+) -> None:
+    """Retry a failed PagerDuty write, wait for budget, or give up: record why, dead-letter it.
+
+    A write our own budget held back waits for it (a countdown of the budget's wait), as long
+    as it takes: that is not a failure. 429 waits PagerDuty's `ratelimit-reset`; 5xx and
+    network failures back off until the policy's `storm.give_up_after` has passed since the
+    first failure (or `RESPONDER_PAGERDUTY_ATTEMPTS`, when set, is spent); other 4xx are final.
+    Each wait is a Celery countdown, far below the visibility timeout. `about` names the
+    delivery, incident and step for the dead-letter entry.
+    """
+    if exc.held_back:
+        wait = min(exc.wait_seconds, MAX_DELAY_SECONDS) + random.uniform(0, 0.5)  # spread out
+        if wait > BOTTLENECK_SECONDS:
+            log.warning(
+                "the responder is the bottleneck: PagerDuty's budget is spent for the %s lane; "
+                "%s waits %.1f s",
+                current_lane.get(),
+                task.name,
+                wait,
+            )
+        raise task.retry(countdown=wait)
+    attempt, first_failed = count_attempt(rt, task.request.id, "failure")
     verdict = decide(exc.status, exc.headers, attempt, rt.settings.pagerduty_retry_base_seconds)
-    if verdict.retry and attempt < rt.settings.pagerduty_attempts:
+    failing_for = time.time() - first_failed
+    cap = rt.settings.pagerduty_attempts
+    in_time = failing_for + verdict.delay < rt.policy.storm.give_up_after.total_seconds()
+    if verdict.retry and in_time and (cap <= 0 or attempt < cap):
         log.warning("%s; retrying in %.1f s (attempt %d)", exc, verdict.delay, attempt)
         raise task.retry(countdown=verdict.delay)
-    suffix = f"; gave up after {attempt} attempts" if verdict.retry else ""
-    give_up(f"{exc} ({verdict.reason}{suffix})")
+    suffix = f"; gave up after {attempt} attempts in {failing_for:.0f} s" if verdict.retry else ""
+    why = f"{exc} ({verdict.reason}{suffix})"
+    give_up(why)
+    rt.dead_letters.add(
+        DeadLetter(
+            id=task.request.id or f"{task.name}:{time.time()}",
+            task=task.name,
+            args=list(task.request.args or []),
+            queue=(task.request.delivery_info or {}).get("routing_key") or rt.settings.queue,
+            reason=why,
+            failed_at=time.time(),
+            **about,
+        )
+    )
 
 
 @shared_task(bind=True, name=RESPOND, max_retries=None)
@@ -67,12 +135,12 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     state = response.prepare_run(rt, delivery_id, run, _now())
     if state is None:
         return "nothing to respond to"
-    attempt = self.request.retries + 1
     try:
         incident = response.resolve_incident(rt, state)
         if incident is None and response.trigger_incident(rt, state, _now()):
             raise self.retry(countdown=min(rt.settings.incident_lookup_delay_seconds, 1.0))
-        if incident is None and attempt < rt.settings.incident_lookup_attempts:
+        lookups = count_attempt(rt, self.request.id, "lookup")[0] if incident is None else 0
+        if incident is None and lookups < rt.settings.incident_lookup_attempts:
             raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds)
         response.post_first_note(rt, state, incident)
         response.start_clock(rt, state)
@@ -83,13 +151,20 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
                 response.record_failure(rt, state, "priority", str(exc))
     except PagerDutyUnavailable as exc:
         retry_or_give_up(
-            self, rt, exc, lambda why: response.record_failure(rt, state, "first_note", why)
+            self,
+            rt,
+            exc,
+            lambda why: response.record_failure(rt, state, "first_note", why),
+            delivery_id=state.delivery_id,
+            incident_id=state.incident_id or "",
+            step="first note",
         )
     if rt.deliveries.effect_done(state.run_id, "fanout"):
         return state.run_id
     names = response.slowest_first(rt, state.collectors)
-    header = [collect.s(state.run_id, name) for name in names]
-    chord(header)(finish.s(state.run_id))
+    queue = queue_for(rt.settings.queue, state.classification["priority"])  # the run's lane
+    header = [collect.s(state.run_id, name).set(queue=queue) for name in names]
+    chord(header)(finish.s(state.run_id).set(queue=queue))
     rt.deliveries.mark_effect(state.run_id, "fanout")
     return state.run_id
 
@@ -108,11 +183,20 @@ def finish(self: Any, entries: list[dict[str, Any]], run_id: str) -> str:
     try:
         return response.finish_run(rt, run_id, entries, _now())
     except PagerDutyUnavailable as exc:
+        state = response.load_run(rt, run_id)
 
         def give_up(why: str) -> None:
-            response.record_failure(rt, response.load_run(rt, run_id), "evidence_note", why)
+            response.record_failure(rt, state, "evidence_note", why)
 
-        retry_or_give_up(self, rt, exc, give_up)
+        retry_or_give_up(
+            self,
+            rt,
+            exc,
+            give_up,
+            delivery_id=state.delivery_id,
+            incident_id=state.incident_id or "",
+            step="evidence note",
+        )
         return run_id
 
 
@@ -120,11 +204,10 @@ def finish(self: Any, entries: list[dict[str, Any]], run_id: str) -> str:
 def note_resolved(self: Any, delivery_id: str) -> str:
     """Note alerts Alertmanager reports resolved on their incident; diagnose nothing."""
     rt = runtime_of(self.app)
-    attempt = self.request.retries + 1
     try:
         return response.post_resolved_note(rt, delivery_id)
     except response.IncidentNotFound as exc:
-        if attempt < rt.settings.incident_lookup_attempts:
+        if count_attempt(rt, self.request.id, "lookup")[0] < rt.settings.incident_lookup_attempts:
             raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds) from None
         rt.deliveries.update(delivery_id, failures={"resolved_note": str(exc)})
         return "gave up"
@@ -133,7 +216,7 @@ def note_resolved(self: Any, delivery_id: str) -> str:
         def give_up(why: str) -> None:
             rt.deliveries.update(delivery_id, failures={"resolved_note": why})
 
-        retry_or_give_up(self, rt, exc, give_up)
+        retry_or_give_up(self, rt, exc, give_up, delivery_id=delivery_id, step="resolved note")
         return "gave up"
 
 
@@ -148,7 +231,8 @@ def sla_tick(self: Any) -> int:
     claims = rt.clock.reclaim_stale(now, rt.settings.sla_claim_lease_seconds)
     claims += rt.clock.claim_due(now)
     for claim in claims:
-        self.app.send_task(SLA_ACTION, args=[asdict(claim.deadline)])
+        queue = queue_for(rt.settings.queue, claim.deadline.priority)  # P0/P1: urgent lane
+        self.app.send_task(SLA_ACTION, args=[asdict(claim.deadline)], queue=queue)
         rt.clock.release([claim])  # at once: a failure further on re-sends only the rest
     return len(claims)
 
@@ -166,7 +250,14 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
         try:
             return sla_actions.act(rt, due, _now())
         except PagerDutyUnavailable as exc:
-            retry_or_give_up(self, rt, exc, lambda why: sla_actions.gave_up(rt, due, why))
+            retry_or_give_up(
+                self,
+                rt,
+                exc,
+                lambda why: sla_actions.gave_up(rt, due, why),
+                incident_id=due.incident_id,
+                step=f"SLA {due.kind}",
+            )
             return "gave up"
 
 
@@ -187,7 +278,7 @@ def close_incident(self: Any, incident_id: str, resolved_at: str = "") -> str:
         def give_up(why: str) -> None:
             log.error("closing note for %s failed: %s", incident_id, why)
 
-        retry_or_give_up(self, rt, exc, give_up)
+        retry_or_give_up(self, rt, exc, give_up, incident_id=incident_id, step="closing note")
         return "gave up"
 
 

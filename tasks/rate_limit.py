@@ -11,27 +11,12 @@ the budget for every worker until its `ratelimit-reset`.
 
 from __future__ import annotations
 
-import contextvars
 import math
-from enum import StrEnum
 
 import redis
 
 from tasks.deliveries import PREFIX
-
-
-class Lane(StrEnum):
-    """Which share of the budget a call may use."""
-
-    URGENT = "urgent"  # P0/P1: the whole budget
-    ROUTINE = "routine"  # P2/P3 and housekeeping: up to the policy's share
-
-
-# The lane of the work this thread is doing; workers set it from the queue a task came from.
-# Outside a worker (the CLI, an operator) calls are urgent: a person is waiting on them.
-current_lane: contextvars.ContextVar[Lane] = contextvars.ContextVar(
-    "current_lane", default=Lane.URGENT
-)
+from tasks.lanes import Lane, current_lane
 
 # KEYS: the window (a sorted set of grant times), the blocked-until key, a sequence.
 # ARGV: the lane's ceiling, the window in seconds, now (negative: Redis's own clock).

@@ -18,7 +18,7 @@ from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
 from tasks import bundle, links, notes, sla_clock
 from tasks.deliveries import DEDUP_TTL, PREFIX
-from tasks.pagerduty_client import IncidentRef
+from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
 from tasks.runtime import Runtime
 from triage.classify import classify
 from triage.models import Alert, Classification, parse_alertmanager, parse_pagerduty
@@ -319,7 +319,12 @@ def post_note_once(
     text = f"{body}\n{ref}"
     if opening := notes.opening(text):
         rt.deliveries.remember_own_note(opening)  # before the POST: its webhook may come first
-    note = rt.pagerduty.create_note(incident, text)
+    try:
+        note = rt.pagerduty.create_note(incident, text)
+    except PagerDutyUnavailable as exc:
+        if exc.surely_not_applied:  # the retry posts without first reading the notes back
+            rt.deliveries.clear_pending_effect(run_id, step)
+        raise
     note_id = str(note.get("id", ""))
     rt.deliveries.mark_effect(run_id, step, note_id)
     rt.deliveries.remember_own_note(note_id)

@@ -9,6 +9,7 @@ from functools import cached_property
 import redis
 
 from collectors.redact import make_redactor
+from tasks.dead_letters import DeadLetters
 from tasks.deliveries import DeliveryStore
 from tasks.incidents import IncidentStore
 from tasks.pagerduty_client import PagerDutyGateway, make_gateway
@@ -43,6 +44,11 @@ class Runtime:
     def deliveries(self) -> DeliveryStore:
         """Return the delivery log."""
         return DeliveryStore(self.redis, timedelta(days=self.settings.delivery_retention_days))
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        """Return the dead-letter set of work that failed for good."""
+        return DeadLetters(self.redis)
 
     @cached_property
     def incidents(self) -> IncidentStore:

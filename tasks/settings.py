@@ -77,7 +77,7 @@ class Settings:
     incident_lookup_attempts: int = 6
     incident_lookup_delay_seconds: float = 2.0
     delivery_retention_days: float = 7.0
-    pagerduty_attempts: int = 6
+    pagerduty_attempts: int = 0  # 0: no cap; the policy's storm.give_up_after decides
     pagerduty_retry_base_seconds: float = 1.0
     sla_claim_lease_seconds: float = 60.0
     queue: str = "responder"

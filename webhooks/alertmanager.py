@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
 from tasks.deliveries import Claim, new_delivery_id
+from tasks.lanes import queue_for
 from tasks.pipeline import NOTE_RESOLVED, RESPOND
 from triage.classify import classify, most_severe
 from triage.models import parse_alertmanager
@@ -119,10 +120,16 @@ class AlertmanagerEndpoint:
         delivery_id = new_delivery_id(now)
         incident_key = group.incident_key  # a hash, and needed twice below
         messages = []
+        queue = queue_for(receiver.settings.queue, overall.priority.value)  # P0/P1: urgent lane
         if firing:
-            messages.append(receiver.messages.build(RESPOND, [delivery_id, 1], "start"))
+            messages.append(
+                receiver.messages.build(RESPOND, [delivery_id, 1], "start", None, queue)
+            )
         if len(firing) < len(group.alerts):
-            messages.append(receiver.messages.build(NOTE_RESOLVED, [delivery_id], "resolved"))
+            resolved = receiver.messages.build(
+                NOTE_RESOLVED, [delivery_id], "resolved", None, queue
+            )
+            messages.append(resolved)
         recorded = record_or_503(
             receiver,
             delivery_id=delivery_id,

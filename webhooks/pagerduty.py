@@ -10,6 +10,7 @@ from redis import RedisError
 
 from tasks import incident_updates, notes
 from tasks.deliveries import Claim, new_delivery_id
+from tasks.lanes import queue_for
 from tasks.pipeline import CLOSE_INCIDENT, RESPOND
 from triage.classify import classify
 from triage.models import Classification, IncidentEvent, parse_pagerduty
@@ -77,7 +78,10 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     claim = STARTS_PIPELINE.get(event.event_type, Claim.NONE)
     starts = classification is not None
     delivery_id = new_delivery_id(now)
-    messages = [receiver.messages.build(RESPOND, [delivery_id, 1], "start")] if starts else []
+    messages = []
+    if starts:  # P0/P1 on the urgent lane
+        queue = queue_for(receiver.settings.queue, _priority(classification))
+        messages.append(receiver.messages.build(RESPOND, [delivery_id, 1], "start", None, queue))
     if closing := incident_updates.closing_args(event, now):
         messages.append(receiver.messages.build(CLOSE_INCIDENT, closing, "-"))
     idle_reason = _idle_reason(event)

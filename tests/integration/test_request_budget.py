@@ -10,7 +10,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.rate_limit import Lane, RequestBudget
+from tasks.lanes import Lane
+from tasks.rate_limit import RequestBudget
 
 LIMIT, WINDOW, SHARE = 12, 60.0, 0.5
 

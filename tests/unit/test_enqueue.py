@@ -11,6 +11,7 @@ import redis
 
 from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
+from tasks.lanes import urgent_queue
 from tasks.settings import Settings
 
 QUEUE = "responder-enqueue-test"
@@ -40,6 +41,27 @@ def test_prebuilt_message_equals_what_celery_publishes(settings: Settings, redis
         message["properties"].pop("delivery_tag")
     assert built == expected
     assert ours.queue == QUEUE
+
+
+def test_a_message_for_the_urgent_lane_equals_what_celery_publishes_there(
+    settings: Settings, redis_url: str
+) -> None:
+    app = make_celery(replace(settings, queue=QUEUE))
+    urgent = urgent_queue(QUEUE)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(QUEUE, urgent)
+    try:
+        app.send_task("tasks.pipeline.respond", args=["d-1", 1], task_id="fixed", queue=urgent)
+        [published] = client.lrange(urgent, 0, -1)
+        assert client.llen(QUEUE) == 0
+    finally:
+        client.delete(QUEUE, urgent)
+    ours = TaskMessages(app).build("tasks.pipeline.respond", ["d-1", 1], "start", "fixed", urgent)
+    expected, built = json.loads(published), json.loads(ours.payload)
+    for message in (expected, built):
+        message["properties"].pop("delivery_tag")
+    assert built == expected
+    assert ours.queue == urgent
 
 
 def test_every_message_from_the_template_equals_celerys(settings: Settings, redis_url: str) -> None:

@@ -1,0 +1,46 @@
+"""Two lanes of work: urgent (P0/P1) and routine (P2/P3), each with its own Celery queue.
+
+Urgent work is consumed before routine work, has worker capacity of its own, and may use all
+of PagerDuty's request budget; routine work only the policy's share of it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from enum import StrEnum
+
+URGENT_PRIORITIES = frozenset({"P0", "P1"})
+
+
+class Lane(StrEnum):
+    """Which queue a piece of work waits on, and which share of the budget it may use."""
+
+    URGENT = "urgent"  # P0/P1: its own queue and workers, the whole budget
+    ROUTINE = "routine"  # P2/P3 and housekeeping: up to the policy's share
+
+
+# The lane of the work this thread is doing; workers set it from the queue a task came from.
+# Outside a worker (the CLI, an operator) calls are urgent: a person is waiting on them.
+current_lane: contextvars.ContextVar[Lane] = contextvars.ContextVar(
+    "current_lane", default=Lane.URGENT
+)
+
+
+def lane_for(priority: str | None) -> Lane:
+    """Return the lane of work for an incident of `priority` (P0..P3)."""
+    return Lane.URGENT if priority in URGENT_PRIORITIES else Lane.ROUTINE
+
+
+def urgent_queue(queue: str) -> str:
+    """Return the name of the urgent queue that goes with routine queue `queue`."""
+    return f"{queue}-urgent"
+
+
+def queue_for(queue: str, priority: str | None) -> str:
+    """Return the Celery queue for work of `priority`, given the routine queue's name."""
+    return urgent_queue(queue) if lane_for(priority) is Lane.URGENT else queue
+
+
+def lane_of_queue(queue: str, routing_key: str | None) -> Lane:
+    """Return the lane of a task that came from queue `routing_key`."""
+    return Lane.URGENT if routing_key == urgent_queue(queue) else Lane.ROUTINE
