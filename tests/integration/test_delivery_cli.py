@@ -11,6 +11,8 @@ import redis
 from click.testing import CliRunner
 
 from tasks.cli import main
+from tasks.dead_letters import DeadLetter
+from tasks.lanes import urgent_queue
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.sla_clock import Deadline
@@ -19,15 +21,16 @@ from tests.integration import test_pagerduty_webhook as pd
 from webhooks import create_app
 
 QUEUE = "responder-cli-test"  # no worker listens: replays stay queued for the test to count
+URGENT = urgent_queue(QUEUE)  # the sample is P1: its replays go to the urgent lane
 
 
 @pytest.fixture
 def env(settings: Settings, redis_client, monkeypatch) -> Iterator[redis.Redis]:
     monkeypatch.setenv("RESPONDER_REDIS_URL", settings.redis_url)
     monkeypatch.setenv("RESPONDER_QUEUE", QUEUE)
-    redis_client.delete(QUEUE)
+    redis_client.delete(QUEUE, URGENT)
     yield redis_client
-    redis_client.delete(QUEUE)
+    redis_client.delete(QUEUE, URGENT)
 
 
 def post(settings: Settings, payload: dict) -> str:
@@ -59,26 +62,26 @@ def test_deliveries_lists_what_came_in(env, settings: Settings) -> None:
 def test_replay_dry_run_changes_nothing_and_skips_duplicates(env, settings: Settings) -> None:
     first = post(settings, sample_payload())
     duplicate = post(settings, sample_payload())
-    queued = env.llen(QUEUE)
+    queued = env.llen(URGENT)
     result = run("replay", "--since", "1h", "--dry-run")
     assert result.exit_code == 0, result.output
     assert f"would respond {first}: SignalLatencyHigh" in result.output
     assert (
         f"skip {duplicate}: a duplicate of an earlier delivery (--force runs it)" in result.output
     )
-    assert env.llen(QUEUE) == queued
+    assert env.llen(URGENT) == queued
 
 
 def test_replay_force_runs_duplicates_too(env, settings: Settings) -> None:
     post(settings, sample_payload())
     duplicate = post(settings, sample_payload())
-    queued = env.llen(QUEUE)
+    queued = env.llen(URGENT)
     refused = run("replay", duplicate)
     assert refused.exit_code == 1
     forced = run("replay", duplicate, "--force")
     assert forced.exit_code == 0, forced.output
     assert f"replaying {duplicate} as run 1 (bundle {duplicate}-r1)" in forced.output
-    assert env.llen(QUEUE) == queued + 1
+    assert env.llen(URGENT) == queued + 1
 
 
 def test_replay_needs_an_id_or_a_window(env) -> None:
@@ -104,3 +107,38 @@ def test_replaying_a_resolved_event_applies_it_stops_the_clocks_and_queues_the_c
     assert rt.incidents.get("PGR0VU2")["status"] == "resolved"
     assert rt.clock.pending() == []
     assert env.llen(QUEUE) == queued + 1
+
+
+def test_work_that_failed_for_good_is_listed_and_replayed(env, settings: Settings) -> None:
+    runtime = Runtime(replace(settings, queue=QUEUE))
+    runtime.dead_letters.add(
+        DeadLetter(
+            id="task-1",
+            task="tasks.pipeline.finish",
+            args=[[], "d-1-r1"],
+            queue=URGENT,
+            reason="PagerDuty POST notes failed: HTTP 400 (HTTP 400: not retried)",
+            failed_at=1_800_000_000.0,
+            delivery_id="d-1",
+            step="evidence note",
+        )
+    )
+    listed = run("deliveries", "--failed")
+    assert listed.exit_code == 0, listed.output
+    assert "evidence note    d-1  PagerDuty POST notes failed: HTTP 400" in listed.output
+    [row] = json.loads(run("deliveries", "--failed", "--json").output)
+    assert row["delivery_id"] == "d-1" and row["task"] == "finish"
+    queued = env.llen(URGENT)
+    assert (
+        "would send tasks.pipeline.finish again for d-1"
+        in run("replay", "--failed", "--dry-run").output
+    )
+    assert env.llen(URGENT) == queued
+    replayed = run("replay", "--failed")
+    assert replayed.exit_code == 0, replayed.output
+    assert "sent tasks.pipeline.finish again for d-1" in replayed.output
+    assert env.llen(URGENT) == queued + 1
+    [message] = [json.loads(m) for m in env.lrange(URGENT, 0, 0)]
+    assert message["headers"]["task"] == "tasks.pipeline.finish"
+    assert run("deliveries", "--failed").output == "nothing failed for good\n"
+    assert run("replay", "--failed", "--since", "1h").exit_code == 2

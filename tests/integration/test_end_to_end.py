@@ -10,6 +10,8 @@ from pathlib import Path
 
 import requests
 
+from tasks.dead_letters import DeadLetters
+from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.conftest import TOKEN, post_alert, sample_payload, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
@@ -310,6 +312,29 @@ def test_a_400_is_not_retried_and_is_recorded_with_the_reason(
     assert [c.status for c in note_posts(pagerduty, incident)] == [400, 200]
     [evidence] = pagerduty.notes_for(incident)
     assert " evidence: " in evidence["content"].splitlines()[0]
+    [letter] = DeadLetters(redis_client).list()
+    assert (letter.delivery_id, letter.step) == (delivery_id, "first note")
+    assert letter.reason == record["failures"]["first_note"]
+    assert letter.args == [delivery_id, 1]  # what `responder replay --failed` sends again
+
+
+def test_a_write_held_back_by_our_budget_waits_for_it_and_is_not_failed(
+    worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client, settings
+) -> None:
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", held="back"}')
+    incident = pagerduty.add_incident(incident_key(payload))
+    Runtime(settings).budget.block(3)  # as a 429 does: every worker waits
+    delivery_id = post_alert(receiver, payload).json()["delivery_id"]
+    record = wait_for(
+        lambda: (d := delivery(receiver, delivery_id))["pipeline"] == "done" and d,
+        what="the pipeline to finish once the budget allows",
+    )
+    assert "failures" not in record or not record["failures"]
+    assert len(pagerduty.notes_for(incident)) == 2
+    # Nothing was sent while held back, and no note was read back before posting.
+    assert [c.status for c in note_posts(pagerduty, incident)] == [200, 200]
+    assert not [c for c in pagerduty.calls if c.method == "GET" and c.path.endswith("/notes")]
+    assert DeadLetters(redis_client).list() == []
 
 
 def test_the_evidence_note_links_to_the_bundle_and_the_link_downloads_it(
