@@ -39,6 +39,11 @@ beat_schedule = {
         "task": "tasks.pipeline.sla_tick",
         "schedule": float(os.environ.get("RESPONDER_SLA_TICK_SECONDS", "5")),
     },
+    # "N more alerts" notes of incidents whose runs deliveries joined; same cadence.
+    "joined-tick": {
+        "task": "tasks.pipeline.joined_tick",
+        "schedule": float(os.environ.get("RESPONDER_SLA_TICK_SECONDS", "5")),
+    },
 }
 
 if not task_soft_time_limit < task_time_limit < visibility_timeout:

@@ -36,20 +36,27 @@ class Claim(StrEnum):
     FORCE = "force"  # takes the incident over (a reopened incident)
 
 
-# One round trip: claim dedup keys, decide whether a pipeline starts, store the delivery and
-# push the task messages that are due. Nothing is half done: a 2xx means recorded and enqueued.
-# A call repeated after a lost reply finds a dedup key holding its own delivery id, and
-# returns the delivery's recorded outcome without doing anything again. (When the first call
-# found every key taken, the repeat decides the same again and changes nothing.) Plain SET NX
-# then GET, not SET NX GET: that needs Redis 7, and the usual case is one command either way.
+# One round trip: claim dedup keys, decide whether a pipeline starts or joins the incident's
+# run, store the delivery and push the task messages that are due. Nothing is half done: a 2xx
+# means recorded and enqueued. A call repeated after a lost reply finds a dedup key holding its
+# own delivery id, and returns the delivery's recorded outcome without doing anything again.
+# (When the first call found every key taken, the repeat decides the same again and changes
+# nothing.) Plain SET NX then GET, not SET NX GET: that needs Redis 7, and the usual case is
+# one command either way.
+#
+# An incident claim reads `source:delivery|rank|started`. An Alertmanager delivery with new
+# firing alerts for an incident claimed less than `refresh` seconds ago, at the same or a more
+# severe priority, joins that run instead of starting another: it is listed for the incident's
+# next "more alerts" note (due `joined_every` seconds after the first join) and starts nothing.
 _RECORD = """
-local id, n, m = ARGV[1], tonumber(ARGV[8]), tonumber(ARGV[9])
+local id, now, n, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local rank, refresh, joined_every = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local fresh, tagged, starts = {}, {}, false
 for i = 1, n do
-  if redis.call('SET', KEYS[3 + i], id, 'NX', 'EX', ARGV[3]) then
-    fresh[#fresh + 1] = ARGV[10 + i]
-    tagged[ARGV[10 + n + i]] = true
-  elseif redis.call('GET', KEYS[3 + i]) == id then
+  if redis.call('SET', KEYS[6 + i], id, 'NX', 'EX', ARGV[3]) then
+    fresh[#fresh + 1] = ARGV[13 + i]
+    tagged[ARGV[13 + n + i]] = true
+  elseif redis.call('GET', KEYS[6 + i]) == id then
     local first = redis.call('HMGET', KEYS[1], 'runs', 'fresh_keys', 'pipeline')
     return {first[1] ~= '0' and 1 or 0, first[2], cjson.decode(first[3])}
   end
@@ -57,25 +64,40 @@ end
 local pipeline = ARGV[10]
 if #fresh == 0 then pipeline = 'not started: duplicate' end
 if tagged['start'] then
-  local mode, holder, mine = ARGV[6], false, ARGV[7] .. ':' .. id
+  local mode, holder, joined = ARGV[6], false, false
+  local mine = ARGV[7] .. ':' .. id .. '|' .. rank .. '|' .. ARGV[2]
   if mode == 'force' then
     redis.call('SET', KEYS[3], mine, 'EX', ARGV[3])
   elseif mode ~= 'none' and not redis.call('SET', KEYS[3], mine, 'NX', 'EX', ARGV[3]) then
     -- Claimed by someone else (a free incident, the usual case, took one command).
     holder = redis.call('GET', KEYS[3])
-    if mode == 'am' and string.sub(holder, 1, 10) ~= 'pagerduty:' then
-      redis.call('SET', KEYS[3], mine, 'EX', ARGV[3])  -- new alerts of a group run again
-      holder = false
+    if mode == 'am' then
+      local who, held_rank, since = string.match(holder, '^(.-)|(%d+)|([%d.]+)$')
+      local coalescing = who and refresh > 0
+      local recent = coalescing and now - tonumber(since) < refresh
+      if recent and rank >= tonumber(held_rank) then
+        redis.call('RPUSH', KEYS[4], id)
+        redis.call('EXPIRE', KEYS[4], ARGV[3])
+        redis.call('ZADD', KEYS[5], 'NX', now + joined_every, ARGV[14 + 2 * n])
+        redis.call('HINCRBY', KEYS[6], 'coalesced', 1)
+        joined, pipeline, holder = true, 'joined the run of ' .. who, false
+      elseif string.sub(holder, 1, 10) ~= 'pagerduty:' or coalescing then
+        -- New alerts of a group run again: at once without coalescing (a PagerDuty run is
+        -- left alone: it announced the same incident), else once the run's evidence is due
+        -- a refresh, or sooner when they are more severe than the run.
+        redis.call('SET', KEYS[3], mine, 'EX', ARGV[3])
+        holder = false
+      end
     end
   end
   if holder then
-    pipeline = 'not started: incident already handled by ' .. holder
-  else
+    pipeline = 'not started: incident already handled by ' .. (string.match(holder, '^[^|]+'))
+  elseif not joined then
     starts, pipeline = true, 'queued'
   end
 end
 for j = 0, m - 1 do
-  local base = 11 + 2 * n + 3 * j
+  local base = 15 + 2 * n + 3 * j
   local tag = ARGV[base]
   if (tag == 'start' and starts) or (tag ~= 'start' and tagged[tag]) then
     redis.call('LPUSH', ARGV[base + 1], ARGV[base + 2])
@@ -85,7 +107,7 @@ local encoded = '[]'
 if #fresh > 0 then encoded = cjson.encode(fresh) end
 -- The caller's pairs come last (unpack must); they never name the three fields set here.
 redis.call('HSET', KEYS[1], 'fresh_keys', encoded, 'pipeline', cjson.encode(pipeline),
-           'runs', starts and 1 or 0, unpack(ARGV, 11 + 2 * n + 3 * m))
+           'runs', starts and 1 or 0, unpack(ARGV, 15 + 2 * n + 3 * m))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 -- The index is trimmed by about one delivery in 16 (the id's last hex digit is random), not
@@ -113,6 +135,27 @@ def dedup_key(source: str, key: str) -> str:
 def claim_key(incident: str) -> str:
     """Return the Redis key naming the delivery whose pipeline handles an incident."""
     return f"{PREFIX}incident-claim:{incident}"
+
+
+def joined_key(incident: str) -> str:
+    """Return the Redis key listing the deliveries that joined an incident's run."""
+    return f"{PREFIX}joined:{incident}"
+
+
+JOINED_DUE_KEY = f"{PREFIX}joined-due"  # incidents scored by when their "more alerts" note is due
+STATS_KEY = f"{PREFIX}stats"  # counters: coalesced deliveries
+PRIORITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
+
+
+@dataclass(frozen=True)
+class Coalescing:
+    """When a delivery joins its incident's run instead of starting another (policy: storm)."""
+
+    refresh_seconds: float = 0.0  # 0: never join (every delivery with new alerts runs)
+    joined_every_seconds: float = 300.0
+
+
+NO_COALESCING = Coalescing()
 
 
 @dataclass(frozen=True)
@@ -155,6 +198,8 @@ class DeliveryStore:
         incident: str = "",
         idle_reason: str = "not started: no new work",
         messages: Sequence[TaskMessage] = (),
+        priority: str = "P3",
+        coalescing: Coalescing | None = None,
     ) -> Recorded:
         """Store the delivery, claim its dedup keys and incident, push the task messages due.
 
@@ -162,8 +207,10 @@ class DeliveryStore:
         pipeline, others (e.g. "resolved") for keys that only make tagged messages due. A
         message tagged "start" is pushed when the pipeline starts; any other when a key with
         its tag was new. One Lua script does it all, so concurrent duplicates start one
-        pipeline and a 2xx means recorded and enqueued.
+        pipeline and a 2xx means recorded and enqueued. With `coalescing`, an Alertmanager
+        delivery at `priority` joins a recent run of its incident (see _RECORD).
         """
+        coalescing = coalescing or NO_COALESCING
         keys = list(dict(dedup_keys).items())  # unique, first flag wins
         record = {
             "id": delivery_id,
@@ -179,6 +226,9 @@ class DeliveryStore:
                 delivery_key(delivery_id),
                 INDEX_KEY,
                 claim_key(incident) if incident else claim_key("-"),
+                joined_key(incident) if incident else joined_key("-"),
+                JOINED_DUE_KEY,
+                STATS_KEY,
                 *(dedup_key(source, k) for k, _ in keys),
             ],
             args=[
@@ -192,8 +242,12 @@ class DeliveryStore:
                 len(keys),
                 len(messages),
                 idle_reason,
+                PRIORITY_RANK.get(priority, 3),
+                coalescing.refresh_seconds,
+                coalescing.joined_every_seconds,
                 *(k for k, _ in keys),
                 *(tag for _, tag in keys),
+                incident or "-",
                 *(part for m in messages for part in (m.when, m.queue, m.payload)),
                 *pairs,
             ],

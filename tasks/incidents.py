@@ -29,6 +29,9 @@ _MOMENTS = {
 }
 
 
+# How long an incident key's id is trusted without a webhook saying it resolved: a key
+# resolved and opened again meanwhile would otherwise send notes to the old incident.
+ID_TTL_SECONDS = 3600
 STARTED_KEY = f"{PREFIX}incidents-by-start"  # incident ids scored by their SLA clock's start
 
 
@@ -39,6 +42,11 @@ def incident_key(incident_id: str) -> str:
 
 def _entry(at: datetime, what: str, by: str) -> str:
     return json.dumps({"at": at.astimezone(UTC).isoformat(), "what": what, "by": by})
+
+
+def id_key(incident_key: str) -> str:
+    """Return the Redis key remembering which incident id an incident key belongs to."""
+    return f"{PREFIX}incident-id:{incident_key}"
 
 
 def history_key(incident_id: str) -> str:
@@ -88,6 +96,11 @@ class IncidentStore:
                     last_event_at=occurred.isoformat(),
                 )
             pipe.multi()
+            if incident.incident_key and newest:  # spares the pipeline a GET /incidents
+                if incident.status == "resolved":  # the key may open a new incident later
+                    pipe.delete(id_key(incident.incident_key))
+                else:
+                    pipe.set(id_key(incident.incident_key), incident.id, ex=ID_TTL_SECONDS)
             if fields:
                 pipe.hset(key, mapping={k: json.dumps(v) for k, v in fields.items()})
                 pipe.hsetnx(key, "first_seen_at", json.dumps(occurred.isoformat()))
@@ -98,6 +111,19 @@ class IncidentStore:
             return newest
 
         return bool(self.redis.transaction(update, key, value_from_callable=True))
+
+    def remember_id(self, incident_key: str, incident_id: str) -> None:
+        """Remember the id of the open incident with key `incident_key`, for a while."""
+        self.redis.set(id_key(incident_key), incident_id, ex=ID_TTL_SECONDS)
+
+    def forget_id(self, incident_key: str) -> None:
+        """Forget the incident of `incident_key`: it resolved, and the key may open another."""
+        self.redis.delete(id_key(incident_key))
+
+    def id_for(self, incident_key: str) -> str | None:
+        """Return the id of the incident with key `incident_key`, if it is known here."""
+        found = self.redis.get(id_key(incident_key)) if incident_key else None
+        return found.decode() if found is not None else None
 
     def log(self, incident_id: str, what: str, by: str, at: datetime | None = None) -> None:
         """Add a line to the incident's history, which becomes its timeline when it resolves."""

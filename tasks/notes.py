@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from collectors.contract import Evidence, Status
 from triage.models import Alert, Classification, Incident
@@ -83,6 +83,32 @@ def alert_lines(alerts: Sequence[tuple[Alert, Classification]], truncated: int =
     if truncated:
         lines.append(f"+ {truncated} more alerts not sent: Alertmanager truncated the group")
     return lines
+
+
+def joined_alerts_note(
+    alerts: Sequence[tuple[Alert, Classification]],
+    delivery_ids: Sequence[str],
+    refresh: timedelta,
+    now: datetime,
+    shown: int = 20,
+) -> str:
+    """Render the one note that lists the alerts which joined an incident's run meanwhile."""
+    worst = min((c.priority for _, c in alerts), key=lambda p: p.value)
+    names = ", ".join(dict.fromkeys(a.name for a, _ in alerts))
+    lines = [
+        f"[{worst}] {len(alerts)} more alert{'s' if len(alerts) != 1 else ''} joined this "
+        f"incident: {names}"[:300],
+        f"Evidence is collected again at most every {format_duration(refresh)} per incident, "
+        "sooner if the priority rises.",
+        "",
+        *alert_lines(alerts[:shown]),
+    ]
+    if len(alerts) > shown:
+        lines.append(f"+ {len(alerts) - shown} more (responder deliveries lists them)")
+    first, last = delivery_ids[0], delivery_ids[-1]
+    span = first if first == last else f"{first} .. {last}"
+    lines += ["", f"({len(delivery_ids)} deliveries: {span}; as of {_clock(now)})"]
+    return clip("\n".join(lines))
 
 
 def incident_lines(incident: Incident) -> list[str]:

@@ -17,7 +17,7 @@ from celery import Celery, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun
 
-from tasks import bundle, closing, response, sla_actions
+from tasks import bundle, closing, joined_alerts, response, sla_actions
 from tasks.dead_letters import DeadLetter
 from tasks.deliveries import PREFIX
 from tasks.lanes import current_lane, lane_of_queue, queue_for
@@ -32,6 +32,8 @@ RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
 SLA_ACTION = "tasks.pipeline.sla_action"
 CLOSE_INCIDENT = "tasks.pipeline.close_incident"
+JOINED_NOTE = "tasks.pipeline.joined_note"
+JOINED_LEASE_SECONDS = 120.0  # a batch sent this long ago and not done is sent again
 SLA_LOCK_RETRY_SECONDS = 5.0
 RESOLVED_RECORD_ATTEMPTS = 20  # the record says resolved within moments of the webhook
 
@@ -235,6 +237,40 @@ def sla_tick(self: Any) -> int:
         self.app.send_task(SLA_ACTION, args=[asdict(claim.deadline)], queue=queue)
         rt.clock.release([claim])  # at once: a failure further on re-sends only the rest
     return len(claims)
+
+
+@shared_task(bind=True, name="tasks.pipeline.joined_tick", ignore_result=True)
+def joined_tick(self: Any) -> int:
+    """Send the "more alerts" notes that are due, one task per incident's batch."""
+    rt = runtime_of(self.app)
+    batches = joined_alerts.take_due(rt, time.time(), JOINED_LEASE_SECONDS)
+    for batch in batches:
+        priority = joined_alerts.run_priority(rt, joined_alerts.incident_of(batch))
+        queue = queue_for(rt.settings.queue, priority)
+        self.app.send_task(JOINED_NOTE, args=[batch], queue=queue)
+    return len(batches)
+
+
+@shared_task(bind=True, name=JOINED_NOTE, max_retries=None, ignore_result=True)
+def joined_note(self: Any, batch: str) -> str:
+    """Post one incident's "more alerts" note for the deliveries that joined its run."""
+    rt = runtime_of(self.app)
+    try:
+        return joined_alerts.post_joined_note(rt, batch, _now())
+    except response.IncidentNotFound as exc:
+        if count_attempt(rt, self.request.id, "lookup")[0] < rt.settings.incident_lookup_attempts:
+            raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds) from None
+        log.error("%s: %s; the joined alerts get no note", batch, exc)
+        joined_alerts.done(rt, batch)
+        return "gave up"
+    except PagerDutyUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            log.error("the joined-alerts note of %s failed: %s", batch, why)
+            joined_alerts.done(rt, batch)
+
+        retry_or_give_up(self, rt, exc, give_up, step="joined alerts note")
+        return "gave up"
 
 
 @shared_task(bind=True, name=SLA_ACTION, max_retries=None)

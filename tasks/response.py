@@ -186,11 +186,21 @@ def named_services(alerts: Sequence[Alert], policy: Policy) -> list[str]:
     return named
 
 
+def find_incident(rt: Runtime, incident_key: str) -> IncidentRef | None:
+    """Return the incident with `incident_key`: known here, or asked of PagerDuty once."""
+    if known := rt.incidents.id_for(incident_key):
+        return IncidentRef(known, incident_key)
+    incident = rt.pagerduty.find_incident(incident_key)
+    if incident is not None and incident.id:
+        rt.incidents.remember_id(incident_key, incident.id)
+    return incident
+
+
 def resolve_incident(rt: Runtime, state: RunState) -> IncidentRef | None:
     """Find the run's PagerDuty incident by key and remember its id."""
     if state.incident_id:
         return state.incident
-    incident = rt.pagerduty.find_incident(state.incident_key)
+    incident = find_incident(rt, state.incident_key)
     if incident is not None and incident.id:
         state.incident_id = incident.id
         save_run(rt, state)
@@ -343,11 +353,13 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     resolved = [a for a in group.alerts if a.status == "resolved" and a.dedup_key in fresh]
     if not resolved or rt.deliveries.effect_done(delivery_id, "resolved_note"):
         return "nothing to note"
-    incident = rt.pagerduty.find_incident(group.incident_key)
+    incident = find_incident(rt, group.incident_key)
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={group.incident_key}")
     content = notes.resolved_note(resolved, delivery_id)
     note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
+    if all(alert.status == "resolved" for alert in group.alerts):
+        rt.incidents.forget_id(group.incident_key)  # the group may fire again as a new incident
     if note_id is not None:
         rt.deliveries.update(delivery_id, resolved_note=note_id)
     return note_id or "already noted"

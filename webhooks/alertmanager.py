@@ -20,7 +20,7 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
-from tasks.deliveries import Claim, new_delivery_id
+from tasks.deliveries import Claim, Coalescing, new_delivery_id
 from tasks.lanes import queue_for
 from tasks.pipeline import NOTE_RESOLVED, RESPOND
 from triage.classify import classify, most_severe
@@ -44,6 +44,16 @@ class AlertmanagerEndpoint:
     def __init__(self, receiver: Receiver, max_body_bytes: int) -> None:
         self.receiver = receiver
         self.max_body_bytes = max_body_bytes
+        self._coalescing: Coalescing | None = None
+
+    def coalescing(self) -> Coalescing:
+        """Return when a delivery joins its incident's run, from the policy (read once)."""
+        if self._coalescing is None:
+            storm = self.receiver.runtime.policy.storm
+            self._coalescing = Coalescing(
+                storm.evidence_refresh.total_seconds(), storm.joined_alerts_every.total_seconds()
+            )
+        return self._coalescing
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request and record its latency."""
@@ -161,6 +171,8 @@ class AlertmanagerEndpoint:
             incident=incident_key,
             idle_reason="not started: no new firing alert",
             messages=messages,
+            priority=overall.priority.value,
+            coalescing=self.coalescing(),
         )
         if isinstance(recorded, Response):
             return recorded

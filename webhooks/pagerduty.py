@@ -105,6 +105,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         incident=(incident.incident_key or f"id:{incident.id}") if incident and starts else "",
         idle_reason=idle_reason,
         messages=messages,
+        priority=_priority(classification) or "P3",
     )
     if isinstance(recorded, Response):
         return recorded

@@ -6,7 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from tasks.deliveries import INDEX_KEY, Claim, DeliveryStore, Recorded, delivery_key
+from tasks.deliveries import (
+    INDEX_KEY,
+    JOINED_DUE_KEY,
+    STATS_KEY,
+    Claim,
+    Coalescing,
+    DeliveryStore,
+    Recorded,
+    delivery_key,
+    joined_key,
+)
 from tasks.enqueue import TaskMessage
 
 QUEUE = "responder:test-store-queue"  # under responder:, so the fixture clears it
@@ -21,6 +31,8 @@ def record(
     key: str | None = None,
     claim: Claim = Claim.ALERTMANAGER,
     now: datetime | None = None,
+    priority: str = "P3",
+    coalescing: Coalescing | None = None,
 ) -> Recorded:
     """Record a delivery with one dedup key (`key`, default its id) that would start a run."""
     return store.record(
@@ -34,7 +46,14 @@ def record(
         claim=claim,
         incident=INCIDENT,
         messages=[TaskMessage(QUEUE, f'{{"for": "{delivery_id}"}}', "task", "start")],
+        priority=priority,
+        coalescing=coalescing,
     )
+
+
+def claim_holder(client: redis.Redis) -> bytes:
+    """Return who holds the test incident's claim (without its rank and time)."""
+    return client.get(f"responder:incident-claim:{INCIDENT}").split(b"|")[0]
 
 
 def test_recording_the_same_delivery_twice_returns_the_first_outcome_and_does_nothing_again(
@@ -72,7 +91,7 @@ def test_a_new_alert_of_a_group_already_running_starts_again(redis_client: redis
     store = DeliveryStore(redis_client)
     assert record(store, "d-am-1").started
     assert record(store, "d-am-2").started  # another alert of the same group
-    assert redis_client.get(f"responder:incident-claim:{INCIDENT}") == b"alertmanager:d-am-2"
+    assert claim_holder(redis_client) == b"alertmanager:d-am-2"
     assert redis_client.llen(QUEUE) == 2
 
 
@@ -86,7 +105,7 @@ def test_alertmanager_yields_to_pagerduty_and_pagerduty_to_anything_running(
 
     assert after_pd.pipeline == "not started: incident already handled by pagerduty:d-pd-1"
     assert again_pd.pipeline == "not started: incident already handled by pagerduty:d-pd-1"
-    assert redis_client.get(f"responder:incident-claim:{INCIDENT}") == b"pagerduty:d-pd-1"
+    assert claim_holder(redis_client) == b"pagerduty:d-pd-1"
     assert redis_client.llen(QUEUE) == 1
 
 
@@ -95,7 +114,7 @@ def test_a_forced_claim_takes_the_incident_over(redis_client: redis.Redis) -> No
     record(store, "d-pd-1", source="pagerduty", claim=Claim.PAGERDUTY)
     reopened = record(store, "d-pd-2", source="pagerduty", claim=Claim.FORCE)
     assert reopened.started
-    assert redis_client.get(f"responder:incident-claim:{INCIDENT}") == b"pagerduty:d-pd-2"
+    assert claim_holder(redis_client) == b"pagerduty:d-pd-2"
 
 
 def test_deliveries_expire_after_the_retention_and_leave_the_listing(
@@ -118,3 +137,58 @@ def test_the_index_is_trimmed_by_deliveries_whose_id_ends_in_0(redis_client: red
     assert redis_client.zscore(INDEX_KEY, "d-past") is not None
     record(store, "d-trims-0")
     assert redis_client.zscore(INDEX_KEY, "d-past") is None
+
+
+COALESCING = Coalescing(refresh_seconds=600, joined_every_seconds=300)
+
+
+def test_a_delivery_for_an_incident_with_a_run_in_progress_joins_it(
+    redis_client: redis.Redis,
+) -> None:
+    store = DeliveryStore(redis_client)
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    first = record(store, "d-1", now=start, coalescing=COALESCING)
+    joined = [
+        record(store, f"d-{n}", now=start + timedelta(seconds=n), coalescing=COALESCING)
+        for n in (2, 3)
+    ]
+    assert first.started and not any(j.started for j in joined)
+    assert [j.pipeline for j in joined] == ["joined the run of alertmanager:d-1"] * 2
+    assert redis_client.llen(QUEUE) == 1  # one run, not three
+    assert redis_client.lrange(joined_key(INCIDENT), 0, -1) == [b"d-2", b"d-3"]
+    # One "more alerts" note is due, the interval after the first join.
+    due = redis_client.zscore(JOINED_DUE_KEY, INCIDENT)
+    assert due == (start + timedelta(seconds=2 + 300)).timestamp()
+    assert redis_client.hget(STATS_KEY, "coalesced") == b"2"
+    assert claim_holder(redis_client) == b"alertmanager:d-1"
+
+
+def test_a_more_severe_delivery_starts_its_own_run_at_once(redis_client: redis.Redis) -> None:
+    store = DeliveryStore(redis_client)
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    record(store, "d-p3", now=start, coalescing=COALESCING)
+    rises = record(store, "d-p1", now=start, priority="P1", coalescing=COALESCING)
+    after = record(store, "d-p3-again", now=start, coalescing=COALESCING)
+    assert rises.started and rises.pipeline == "queued"
+    assert after.pipeline == "joined the run of alertmanager:d-p1"  # P3 joins the P1 run
+
+
+def test_evidence_is_refreshed_once_the_refresh_interval_has_passed(
+    redis_client: redis.Redis,
+) -> None:
+    store = DeliveryStore(redis_client)
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    record(store, "d-1", now=start, coalescing=COALESCING)
+    later = record(store, "d-2", now=start + timedelta(minutes=11), coalescing=COALESCING)
+    assert later.started
+    assert claim_holder(redis_client) == b"alertmanager:d-2"
+
+
+def test_a_delivery_that_brings_no_new_firing_alert_starts_and_joins_nothing(
+    redis_client: redis.Redis,
+) -> None:
+    store = DeliveryStore(redis_client)
+    record(store, "d-1", key="a:firing:t0", coalescing=COALESCING)
+    repeat = record(store, "d-2", key="a:firing:t0", coalescing=COALESCING)
+    assert repeat.pipeline == "not started: duplicate"
+    assert redis_client.llen(joined_key(INCIDENT)) == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tasks.lanes import urgent_queue
 from tasks.settings import Secret, Settings
 from tests.conftest import TOKEN, sample_payload, wait_for
 from tests.integration.test_pagerduty_webhook import EVENT, SECRET, sign
@@ -98,4 +99,5 @@ def test_redis_down_gives_503_then_recovers_without_restarting(
     # Both deliveries were stored and their pipelines queued on the restarted Redis.
     stored = redis.Redis.from_url(private_redis.url)
     assert stored.zcard("responder:deliveries") == 2
-    assert stored.llen(settings.queue) == 2
+    # The sample is P1: both on the urgent lane.
+    assert stored.llen(urgent_queue(settings.queue)) == 2

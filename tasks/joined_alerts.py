@@ -1,0 +1,122 @@
+"""Deliveries that joined an incident's run, summed up in one "more alerts" note per interval.
+
+The recording script lists a joining delivery under its incident and schedules the note (see
+`tasks.deliveries._RECORD`). Beat takes the incidents whose note is due as batches; a task
+per batch posts the note once. A batch stays pending until its note is done, so a beat or
+worker that dies in between leaves it to be sent again, never lost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tasks import notes
+from tasks.deliveries import JOINED_DUE_KEY, PREFIX, PRIORITY_RANK, claim_key
+from tasks.pagerduty_client import IncidentRef
+from tasks.response import IncidentNotFound, classified_alerts, find_incident, post_note_once
+from tasks.runtime import Runtime
+from triage.models import Alert, Classification
+
+PENDING_KEY = f"{PREFIX}joined-batches"  # batch keys scored by when they were last sent
+BATCH_PREFIX = f"{PREFIX}joined-batch:"
+BATCH_SEQ_KEY = f"{PREFIX}joined-batch-seq"
+BATCH_TTL_SECONDS = 2 * 86400
+MOST_AT_ONCE = 200  # incidents taken per tick
+
+# Take the incidents whose note is due: each one's list of joined deliveries becomes a batch.
+# Key names are built here from the prefix: one Redis, never a cluster (see README).
+_TAKE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[5])
+local batches = {}
+for _, incident in ipairs(due) do
+  redis.call('ZREM', KEYS[1], incident)
+  local list = ARGV[2] .. incident
+  if redis.call('EXISTS', list) == 1 then
+    local batch = ARGV[3] .. redis.call('INCR', KEYS[3]) .. ':' .. incident
+    redis.call('RENAME', list, batch)
+    redis.call('EXPIRE', batch, ARGV[4])
+    redis.call('ZADD', KEYS[2], ARGV[1], batch)
+    batches[#batches + 1] = batch
+  end
+end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return batches
+"""
+
+
+def take_due(rt: Runtime, now: float, lease_seconds: float) -> list[str]:
+    """Return the batches to send now: newly due ones, and ones sent a lease ago not yet done."""
+    script = rt.redis.register_script(_TAKE_DUE)
+    args = [now, f"{PREFIX}joined:", BATCH_PREFIX, BATCH_TTL_SECONDS, MOST_AT_ONCE]
+    fresh = [
+        b.decode() for b in script(keys=[JOINED_DUE_KEY, PENDING_KEY, BATCH_SEQ_KEY], args=args)
+    ]
+    stale = [b.decode() for b in rt.redis.zrangebyscore(PENDING_KEY, "-inf", now - lease_seconds)]
+    if stale:
+        rt.redis.zadd(PENDING_KEY, dict.fromkeys(stale, now))  # sent again: a new lease
+    return fresh + [b for b in stale if b not in fresh]
+
+
+def incident_of(batch: str) -> str:
+    """Return the incident key a batch belongs to."""
+    return batch.removeprefix(BATCH_PREFIX).split(":", 1)[1]
+
+
+def run_priority(rt: Runtime, incident_key: str) -> str:
+    """Return the priority of the run the batch's deliveries joined (P3 when unknown)."""
+    holder = rt.redis.get(claim_key(incident_key)) or b""
+    parts = holder.decode().split("|")
+    ranks = {str(rank): name for name, rank in PRIORITY_RANK.items()}
+    return ranks.get(parts[1], "P3") if len(parts) == 3 else "P3"
+
+
+def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
+    """Post the "more alerts" note of one batch once; raise IncidentNotFound if none exists."""
+    incident_key = incident_of(batch)
+    delivery_ids = [d.decode() for d in rt.redis.lrange(batch, 0, -1)]
+    alerts: list[tuple[Alert, Classification]] = []
+    seen: set[str] = set()
+    for delivery_id in delivery_ids:
+        delivery = rt.deliveries.get(delivery_id)
+        if delivery is None:
+            continue
+        fresh = set(delivery.get("fresh_keys", []))
+        for alert, classification in classified_alerts(delivery):
+            if (
+                alert.status == "firing"
+                and alert.dedup_key in fresh
+                and alert.dedup_key not in seen
+            ):
+                seen.add(alert.dedup_key)
+                alerts.append((alert, classification))
+    if not alerts:
+        done(rt, batch)
+        return "no new firing alerts"
+    incident = (
+        IncidentRef(None, incident_key)
+        if rt.settings.outbox_mode
+        else find_incident(rt, incident_key)
+    )
+    if incident is None:
+        raise IncidentNotFound(f"no PagerDuty incident with incident_key={incident_key}")
+    refresh = rt.policy.storm.evidence_refresh
+    content = notes.joined_alerts_note(alerts, delivery_ids, refresh, now)
+    step = "joined_note"
+    note_id = post_note_once(rt, incident, batch.removeprefix(BATCH_PREFIX), step, content)
+    for delivery_id in delivery_ids if note_id is not None else ():
+        rt.deliveries.update(delivery_id, joined_note=note_id)
+    done(rt, batch)
+    return note_id or "already posted"
+
+
+def done(rt: Runtime, batch: str) -> None:
+    """Mark a batch's note as done: it is not sent again."""
+    rt.redis.zrem(PENDING_KEY, batch)
+
+
+def queued_summary(rt: Runtime) -> dict[str, int]:
+    """Return how many incidents have a note due and how many batches are pending."""
+    return {
+        "notes_due": int(rt.redis.zcard(JOINED_DUE_KEY)),
+        "batches_pending": int(rt.redis.zcard(PENDING_KEY)),
+    }
