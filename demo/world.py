@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 import yaml
 
@@ -87,6 +88,12 @@ class World:
         # A fresh world each time: series and silences of an earlier run would fire again.
         for stale in ("prometheus-data", "alertmanager-data", "bundles", "outbox"):
             shutil.rmtree(self.directory / stale, ignore_errors=True)
+        # Its incidents are new too: claims of an earlier run's incidents (same group keys)
+        # would have the new deliveries join runs that no longer exist.
+        state = redis.Redis.from_url(self.redis_url)
+        for key in state.scan_iter("responder:*"):
+            state.delete(key)
+        state.close()
         try:
             self.pagerduty = FakePagerDuty(token=PD_TOKEN).start()
             self.simulator = Simulator().start()

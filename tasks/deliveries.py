@@ -34,6 +34,9 @@ class Claim(StrEnum):
     ALERTMANAGER = "am"  # yields only to a PagerDuty delivery; new alerts of a group still run
     PAGERDUTY = "pd"  # yields to anything already running for the incident
     FORCE = "force"  # takes the incident over (a reopened incident)
+    # The group resolved: its next alert may open a new PagerDuty incident under the same key,
+    # which must get a run of its own, not join the old one.
+    RELEASE = "release"
 
 
 # One round trip: claim dedup keys, decide whether a pipeline starts or joins the incident's
@@ -63,6 +66,7 @@ for i = 1, n do
 end
 local pipeline = ARGV[10]
 if #fresh == 0 then pipeline = 'not started: duplicate' end
+if ARGV[6] == 'release' then redis.call('DEL', KEYS[3]) end
 if tagged['start'] then
   local mode, holder, joined = ARGV[6], false, false
   local mine = ARGV[7] .. ':' .. id .. '|' .. rank .. '|' .. ARGV[2]

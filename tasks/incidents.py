@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from tasks.deliveries import DEDUP_TTL, PREFIX
+from tasks.deliveries import DEDUP_TTL, PREFIX, claim_key
 from triage.models import IncidentEvent
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class IncidentStore:
             pipe.multi()
             if incident.incident_key and newest:  # spares the pipeline a GET /incidents
                 if incident.status == "resolved":  # the key may open a new incident later
-                    pipe.delete(id_key(incident.incident_key))
+                    pipe.delete(id_key(incident.incident_key), claim_key(incident.incident_key))
                 else:
                     pipe.set(id_key(incident.incident_key), incident.id, ex=ID_TTL_SECONDS)
             if fields:

@@ -13,8 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery, chord, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import Celery, shared_task
 from celery.signals import task_prerun
 
 from tasks import bundle, closing, joined_alerts, response, sla_actions
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RESPOND = "tasks.pipeline.respond"
 NOTE_RESOLVED = "tasks.pipeline.note_resolved"
+GATHER = "tasks.pipeline.gather"
 SLA_ACTION = "tasks.pipeline.sla_action"
 CLOSE_INCIDENT = "tasks.pipeline.close_incident"
 JOINED_NOTE = "tasks.pipeline.joined_note"
@@ -163,26 +163,18 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         )
     if rt.deliveries.effect_done(state.run_id, "fanout"):
         return state.run_id
-    names = response.slowest_first(rt, state.collectors)
     queue = queue_for(rt.settings.queue, state.classification["priority"])  # the run's lane
-    header = [collect.s(state.run_id, name).set(queue=queue) for name in names]
-    chord(header)(finish.s(state.run_id).set(queue=queue))
+    self.app.send_task(GATHER, args=[state.run_id], queue=queue)
     rt.deliveries.mark_effect(state.run_id, "fanout")
     return state.run_id
 
 
-@shared_task(bind=True, name="tasks.pipeline.collect")
-def collect(self: Any, run_id: str, name: str) -> dict[str, Any]:
-    """Run one collector for a pipeline run and store its files; return its manifest entry."""
-    rt = runtime_of(self.app)
-    return response.collect_evidence(rt, run_id, name, timeouts=(SoftTimeLimitExceeded,))
-
-
-@shared_task(bind=True, name="tasks.pipeline.finish", max_retries=None)
-def finish(self: Any, entries: list[dict[str, Any]], run_id: str) -> str:
-    """Write the bundle's manifest and summary, then post the evidence note."""
+@shared_task(bind=True, name=GATHER, max_retries=None, ignore_result=True)
+def gather(self: Any, run_id: str) -> str:
+    """Run the run's collectors at once, write the bundle, then post the evidence note."""
     rt = runtime_of(self.app)
     try:
+        entries = response.gather_evidence(rt, run_id)
         return response.finish_run(rt, run_id, entries, _now())
     except PagerDutyUnavailable as exc:
         state = response.load_run(rt, run_id)

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from tasks import bundle, links, notes, sla_clock
 from tasks.deliveries import DEDUP_TTL, PREFIX
 from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
 from tasks.runtime import Runtime
+from tasks.shared_checks import run_shared
 from triage.classify import classify
 from triage.models import Alert, Classification, parse_alertmanager, parse_pagerduty
 from triage.policy import Policy
@@ -381,18 +383,56 @@ def classified_alerts(delivery: dict[str, Any]) -> list[tuple[Alert, Classificat
     ]
 
 
+def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
+    """Run the run's collectors at once, in threads; return their manifest entries.
+
+    They wait on the network, not the CPU: in threads a run holds one worker slot however many
+    collectors hang, and its evidence takes as long as the slowest one. Entries are kept, so a
+    retry of the evidence note does not collect again.
+    """
+    key = f"{run_key(run_id)}:entries"
+    if (kept := rt.redis.get(key)) is not None:
+        return list(json.loads(kept))
+    state = load_run(rt, run_id)
+    names = slowest_first(rt, state.collectors)
+    # Each collector keeps its own timeout; this bounds one that does not (a stuck library).
+    limit = rt.settings.collector_timeout_seconds * 4 + 10
+    pool = ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="collect")
+    futures = {pool.submit(collect_evidence, rt, run_id, name, state): name for name in names}
+    wait(futures, timeout=limit)
+    pool.shutdown(wait=False, cancel_futures=True)  # a stuck thread is left behind, not awaited
+    entries = [
+        future.result() if future.done() else _unfinished(name, limit)
+        for future, name in futures.items()
+    ]
+    order = {name: n for n, name in enumerate(state.collectors)}  # the plan's order
+    entries.sort(key=lambda entry: order.get(entry["name"], len(order)))
+    rt.redis.set(key, json.dumps(entries), ex=DEDUP_TTL)
+    return entries
+
+
+def _unfinished(name: str, limit: float) -> dict[str, Any]:
+    evidence = Evidence(name, Status.TIMEOUT, f"did not finish within {limit:g} s")
+    evidence.duration_seconds = limit
+    return bundle.manifest_entry(evidence, [], lambda text: text)
+
+
 def collect_evidence(
-    rt: Runtime, run_id: str, name: str, timeouts: tuple[type[BaseException], ...] = ()
+    rt: Runtime,
+    run_id: str,
+    name: str,
+    state: RunState | None = None,
+    timeouts: tuple[type[BaseException], ...] = (),
 ) -> dict[str, Any]:
     """Run one collector for the run, store its files in the bundle, return its manifest entry."""
-    state = load_run(rt, run_id)
+    state = state or load_run(rt, run_id)
     target = Target(
         services=tuple(rt.policy.catalog[s] for s in state.services if s in rt.policy.catalog),
         alert_name=state.title,
         affected=tuple(state.affected),
         expression=state.expression,
     )
-    entry = collect_into_bundle(rt, run_id, name, target, timeouts)
+    entry = collect_into_bundle(rt, run_id, name, target, timeouts, shared=True)
     try:  # remembered so the next fan-out starts the slowest first (see `slowest_first`)
         rt.redis.hset(COLLECTOR_SECONDS_KEY, name, entry["duration_seconds"])
     except RedisError as exc:  # an ordering hint: never worth the evidence
@@ -419,9 +459,20 @@ def collect_into_bundle(
     name: str,
     target: Target,
     timeouts: tuple[type[BaseException], ...] = (),
+    *,
+    shared: bool = False,
 ) -> dict[str, Any]:
-    """Run collector `name` on `target`, store its files redacted, return its manifest entry."""
-    evidence = run_collector(name, target, collector_context(rt), timeouts=timeouts)
+    """Run collector `name` on `target`, store its files redacted, return its manifest entry.
+
+    `shared`: reuse a recent check of the same target by another incident (see shared_checks).
+    """
+    ctx = collector_context(rt)
+
+    def run() -> Evidence:
+        return run_collector(name, target, ctx, timeouts=timeouts)
+
+    wait = rt.settings.collector_timeout_seconds * 2 + 1
+    evidence = run_shared(rt.redis, name, target, run, wait) if shared else run()
     folder = bundle.bundle_path(rt.settings.bundle_dir, bundle_id)
     stored = bundle.store_files(folder, evidence.files, rt.redact)
     return bundle.manifest_entry(evidence, stored, rt.redact)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -81,6 +82,7 @@ class HealthServer:
     def __init__(self) -> None:
         self.status: dict[str, str] = {}
         self.delay: dict[str, float] = {}
+        self.hits: Counter[str] = Counter()  # requests per service
         self._server = make_server(
             "127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler
         )
@@ -89,6 +91,7 @@ class HealthServer:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         service = Request(environ).path.strip("/").split("/")[0]
+        self.hits[service] += 1
         time.sleep(self.delay.get(service, 0))
         status = self.status.get(service, "ok")
         body = json.dumps({"status": status, "checks": {"self": status}})

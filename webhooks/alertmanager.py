@@ -167,7 +167,7 @@ class AlertmanagerEndpoint:
                 ],
             },
             now=now,
-            claim=Claim.ALERTMANAGER,
+            claim=Claim.ALERTMANAGER if firing else Claim.RELEASE,
             incident=incident_key,
             idle_reason="not started: no new firing alert",
             messages=messages,

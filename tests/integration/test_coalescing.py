@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tasks import joined_alerts
+from tasks.deliveries import claim_key
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.conftest import TOKEN, sample_payload
@@ -104,3 +105,4 @@ def test_pagerduty_webhooks_teach_the_incident_id_and_its_resolution_forgets_it(
     resolved = pd.event("incident.resolved", status="resolved", event_id=2, incident_key="k-cached")
     pd.post(pd_client, resolved, webhook_id="wh-cache-2")
     assert rt.incidents.id_for("k-cached") is None  # the key may open a new incident later
+    assert rt.redis.get(claim_key("k-cached")) is None  # whose alerts must not join this run

@@ -114,8 +114,8 @@ def test_work_that_failed_for_good_is_listed_and_replayed(env, settings: Setting
     runtime.dead_letters.add(
         DeadLetter(
             id="task-1",
-            task="tasks.pipeline.finish",
-            args=[[], "d-1-r1"],
+            task="tasks.pipeline.gather",
+            args=["d-1-r1"],
             queue=URGENT,
             reason="PagerDuty POST notes failed: HTTP 400 (HTTP 400: not retried)",
             failed_at=1_800_000_000.0,
@@ -127,18 +127,18 @@ def test_work_that_failed_for_good_is_listed_and_replayed(env, settings: Setting
     assert listed.exit_code == 0, listed.output
     assert "evidence note    d-1  PagerDuty POST notes failed: HTTP 400" in listed.output
     [row] = json.loads(run("deliveries", "--failed", "--json").output)
-    assert row["delivery_id"] == "d-1" and row["task"] == "finish"
+    assert row["delivery_id"] == "d-1" and row["task"] == "gather"
     queued = env.llen(URGENT)
     assert (
-        "would send tasks.pipeline.finish again for d-1"
+        "would send tasks.pipeline.gather again for d-1"
         in run("replay", "--failed", "--dry-run").output
     )
     assert env.llen(URGENT) == queued
     replayed = run("replay", "--failed")
     assert replayed.exit_code == 0, replayed.output
-    assert "sent tasks.pipeline.finish again for d-1" in replayed.output
+    assert "sent tasks.pipeline.gather again for d-1" in replayed.output
     assert env.llen(URGENT) == queued + 1
     [message] = [json.loads(m) for m in env.lrange(URGENT, 0, 0)]
-    assert message["headers"]["task"] == "tasks.pipeline.finish"
+    assert message["headers"]["task"] == "tasks.pipeline.gather"
     assert run("deliveries", "--failed").output == "nothing failed for good\n"
     assert run("replay", "--failed", "--since", "1h").exit_code == 2

@@ -192,3 +192,25 @@ def test_a_delivery_that_brings_no_new_firing_alert_starts_and_joins_nothing(
     repeat = record(store, "d-2", key="a:firing:t0", coalescing=COALESCING)
     assert repeat.pipeline == "not started: duplicate"
     assert redis_client.llen(joined_key(INCIDENT)) == 0
+
+
+def test_a_resolved_group_releases_its_incident_so_its_next_alert_runs_anew(
+    redis_client: redis.Redis,
+) -> None:
+    # Firing again after a resolution opens a new PagerDuty incident under the same key: it
+    # needs its own first note, not a place in the old run.
+    store = DeliveryStore(redis_client)
+    record(store, "d-1", coalescing=COALESCING)
+    store.record(
+        delivery_id="d-resolved",
+        source="alertmanager",
+        raw_body=b"{}",
+        headers={},
+        dedup_keys=[("a:resolved:t0", "resolved")],
+        fields={},
+        now=datetime.now(UTC),
+        claim=Claim.RELEASE,
+        incident=INCIDENT,
+    )
+    assert redis_client.get(f"responder:incident-claim:{INCIDENT}") is None
+    assert record(store, "d-2", coalescing=COALESCING).started
