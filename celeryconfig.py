@@ -21,6 +21,11 @@ task_time_limit = int(os.environ.get("RESPONDER_TASK_TIME_LIMIT", "300"))
 task_soft_time_limit = int(os.environ.get("RESPONDER_TASK_SOFT_TIME_LIMIT", "240"))
 result_expires = int(os.environ.get("RESPONDER_RESULT_EXPIRES", "86400"))
 
+# Nothing reads task results (no chords): storing them only filled Redis in a storm.
+task_ignore_result = True
+# A worker process is replaced once it grows past this (KiB): bounded memory in a storm.
+worker_max_memory_per_child = int(os.environ.get("RESPONDER_WORKER_MAX_MEMORY_KB", "200000"))
+
 task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
@@ -38,6 +43,11 @@ beat_schedule = {
     "sla-tick": {
         "task": "tasks.pipeline.sla_tick",
         "schedule": float(os.environ.get("RESPONDER_SLA_TICK_SECONDS", "5")),
+    },
+    # Work a dead worker held comes back; stalled deliveries are queued again (every 30 s).
+    "recover": {
+        "task": "tasks.pipeline.recover",
+        "schedule": float(os.environ.get("RESPONDER_RECOVER_SECONDS", "5")),
     },
     # "N more alerts" notes of incidents whose runs deliveries joined; same cadence.
     "joined-tick": {

@@ -8,6 +8,13 @@ from kombu import Queue
 from tasks.lanes import urgent_queue
 from tasks.settings import Settings
 
+URGENT_HOUSEKEEPING = (
+    "tasks.pipeline.sla_tick",
+    "tasks.pipeline.joined_tick",
+    "tasks.pipeline.recover",
+    "tasks.pipeline.heartbeat",
+)
+
 
 def make_celery(settings: Settings) -> Celery:
     """Return a Celery app configured from `celeryconfig`, with broker and backend from settings."""
@@ -25,6 +32,8 @@ def make_celery(settings: Settings) -> Celery:
             Queue(urgent, routing_key=urgent),
             Queue(settings.queue, routing_key=settings.queue),
         ),
+        # Beat's own ticks must not wait behind a storm of routine work in the routine queue.
+        task_routes={name: {"queue": urgent} for name in URGENT_HOUSEKEEPING},
         broker_transport_options={
             **app.conf.broker_transport_options,
             "queue_order_strategy": "priority",

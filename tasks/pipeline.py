@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import Celery, shared_task
-from celery.signals import task_prerun
+from celery.signals import task_prerun, task_received, worker_ready, worker_shutting_down
 
-from tasks import bundle, closing, joined_alerts, response, sla_actions
+from tasks import bundle, closing, joined_alerts, recovery, response, sla_actions
 from tasks.dead_letters import DeadLetter
 from tasks.deliveries import PREFIX
-from tasks.lanes import current_lane, lane_of_queue, queue_for
+from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue
 from tasks.pagerduty_client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
 from tasks.runtime import Runtime
@@ -34,6 +36,8 @@ SLA_ACTION = "tasks.pipeline.sla_action"
 CLOSE_INCIDENT = "tasks.pipeline.close_incident"
 JOINED_NOTE = "tasks.pipeline.joined_note"
 JOINED_LEASE_SECONDS = 120.0  # a batch sent this long ago and not done is sent again
+RECONCILE_EVERY_SECONDS = 30
+RECONCILE_HORIZON_SECONDS = 6 * 3600  # deliveries older than this are not looked at again
 SLA_LOCK_RETRY_SECONDS = 5.0
 RESOLVED_RECORD_ATTEMPTS = 20  # the record says resolved within moments of the webhook
 
@@ -52,6 +56,37 @@ def _now() -> datetime:
 
 
 BOTTLENECK_SECONDS = 5.0  # a write waiting longer than this for budget is worth a log line
+
+
+_held: recovery.HeldMessages | None = None  # this worker process's heartbeat
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Publish which messages this worker holds, every few seconds, while it lives."""
+    global _held
+    app = getattr(sender, "app", None)
+    settings = getattr(getattr(app, "conf", None), "responder_settings", None)
+    if settings is None:
+        return
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    _held = recovery.HeldMessages(client, getattr(sender, "hostname", None) or socket.gethostname())
+    _held.start()
+
+
+@task_received.connect
+def _note_received(request: Any = None, **_: Any) -> None:
+    """Count a message this worker took as held until its task is acknowledged."""
+    message = getattr(request, "message", None)
+    if _held is not None and message is not None and message.delivery_tag:
+        _held.received(str(message.delivery_tag))
+
+
+@worker_shutting_down.connect
+def _stop_heartbeat(**_: Any) -> None:
+    """Stop the heartbeat: a warm shutdown gives its messages back to the queue itself."""
+    if _held is not None:
+        _held.stop()
 
 
 @task_prerun.connect
@@ -229,6 +264,44 @@ def sla_tick(self: Any) -> int:
         self.app.send_task(SLA_ACTION, args=[asdict(claim.deadline)], queue=queue)
         rt.clock.release([claim])  # at once: a failure further on re-sends only the rest
     return len(claims)
+
+
+@shared_task(bind=True, name="tasks.pipeline.recover")
+def recover(self: Any) -> int:
+    """Give back what dead workers held; every half minute, queue stalled deliveries again."""
+    rt = runtime_of(self.app)
+    now = time.time()
+    count = len(recovery.reclaim_orphans(rt.redis, now))
+    if rt.redis.set(f"{PREFIX}reconcile-lock", "1", nx=True, ex=RECONCILE_EVERY_SECONDS):
+        count += requeue_stalled(self.app, rt, now)
+    return count
+
+
+def requeue_stalled(app: Celery, rt: Runtime, now: float) -> int:
+    """Queue again each delivery stuck queued or running with no task message behind it."""
+    lease = rt.settings.pipeline_lease_seconds
+    stalled = recovery.stalled_deliveries(rt.redis, now, lease, RECONCILE_HORIZON_SECONDS)
+    if not stalled:
+        return 0
+    queues = [rt.settings.queue, urgent_queue(rt.settings.queue)]
+    referenced = recovery.referenced_deliveries(rt.redis, queues)
+    requeued = 0
+    for delivery_id, pipeline in stalled:
+        if delivery_id.encode() in referenced:
+            continue  # waiting in a queue or held by a living worker: not lost
+        delivery = rt.deliveries.get(delivery_id) or {}
+        queue = queue_for(rt.settings.queue, (delivery.get("classification") or {}).get("priority"))
+        run_id = delivery.get("run_id") or ""
+        if pipeline == "running" and run_id and rt.deliveries.effect_done(run_id, "fanout"):
+            app.send_task(GATHER, args=[run_id], queue=queue)
+        else:
+            app.send_task(RESPOND, args=[delivery_id, int(delivery.get("runs") or 1)], queue=queue)
+        rt.deliveries.update(delivery_id, requeued_at=datetime.now(UTC).isoformat())
+        log.warning(
+            "delivery %s was %s with no task behind it: queued again", delivery_id, pipeline
+        )
+        requeued += 1
+    return requeued
 
 
 @shared_task(bind=True, name="tasks.pipeline.joined_tick", ignore_result=True)

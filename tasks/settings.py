@@ -80,6 +80,8 @@ class Settings:
     pagerduty_attempts: int = 0  # 0: no cap; the policy's storm.give_up_after decides
     pagerduty_retry_base_seconds: float = 1.0
     sla_claim_lease_seconds: float = 60.0
+    # A delivery queued or running this long with no task message behind it is queued again.
+    pipeline_lease_seconds: float = 120.0
     queue: str = "responder"
 
     @property
@@ -142,6 +144,7 @@ _ENV = {
     "RESPONDER_PAGERDUTY_ATTEMPTS": "pagerduty_attempts",
     "RESPONDER_PAGERDUTY_RETRY_BASE": "pagerduty_retry_base_seconds",
     "RESPONDER_SLA_CLAIM_LEASE": "sla_claim_lease_seconds",
+    "RESPONDER_PIPELINE_LEASE": "pipeline_lease_seconds",
     "RESPONDER_QUEUE": "queue",
 }
 

@@ -1,0 +1,166 @@
+"""Work that a dead worker held comes back in seconds, and no 2xx delivery is left behind.
+
+Celery's Redis transport keeps each message a worker took in its `unacked` hash until the task
+is acknowledged, and gives the messages of a worker that died back only after the visibility
+timeout (an hour). Here every worker writes, every few seconds, which of those messages it
+holds (a heartbeat with a short expiry); a beat task gives back at once any message that no
+living worker holds, as kombu itself would after the timeout. Separately, a delivery whose
+pipeline stayed `queued` or `running` past a lease with no message anywhere behind it is
+queued again. Once-markers keep every effect single either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from kombu.utils.json import dumps, loads
+
+from tasks.deliveries import INDEX_KEY, PREFIX, delivery_key
+
+log = logging.getLogger(__name__)
+
+UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> [message, exchange, key]
+UNACKED_INDEX_KEY = "unacked_index"  # delivery tag -> when it was delivered
+WORKER_PREFIX = f"{PREFIX}worker:"
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TTL_SECONDS = 10  # a worker silent this long is gone
+# A message delivered less than this ago may not be in its worker's heartbeat yet.
+GRACE_SECONDS = 2 * HEARTBEAT_TTL_SECONDS
+DELIVERY_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}")
+
+
+class HeldMessages:
+    """The delivery tags one worker process holds, published as its heartbeat."""
+
+    def __init__(self, client: redis.Redis, hostname: str) -> None:
+        self.redis = client
+        self.key = f"{WORKER_PREFIX}{hostname}"
+        self._tags: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def received(self, tag: str) -> None:
+        """Note a message the worker took (including ones it keeps for a countdown)."""
+        with self._lock:
+            self._tags.add(tag)
+
+    def beat(self) -> None:
+        """Publish the tags still unacknowledged; forget the rest (their tasks are done)."""
+        with self._lock:
+            tags = list(self._tags)
+        if tags:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for tag in tags:
+                    pipe.hexists(UNACKED_KEY, tag)
+                still = pipe.execute()
+            done = {tag for tag, held in zip(tags, still, strict=True) if not held}
+            with self._lock:
+                self._tags -= done
+            tags = [tag for tag in tags if tag not in done]
+        self.redis.set(self.key, json.dumps(tags), ex=HEARTBEAT_TTL_SECONDS)
+
+    def run(self) -> None:
+        """Beat until stopped; a failed beat is logged and tried again."""
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.beat()
+            except redis.RedisError as exc:
+                log.warning("worker heartbeat failed: %s", type(exc).__name__)
+
+    def start(self) -> None:
+        """Beat in a daemon thread."""
+        self.beat_safely()
+        threading.Thread(target=self.run, name="responder-heartbeat", daemon=True).start()
+
+    def beat_safely(self) -> None:
+        """Beat once, never raising."""
+        try:
+            self.beat()
+        except redis.RedisError as exc:
+            log.warning("worker heartbeat failed: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        """Stop beating and withdraw the heartbeat (a clean shutdown gives its work back)."""
+        self._stop.set()
+
+
+def live_tags(client: redis.Redis) -> set[str]:
+    """Return the delivery tags that living workers say they hold."""
+    keys = list(client.scan_iter(f"{WORKER_PREFIX}*", count=100))
+    values = client.mget(keys) if keys else []
+    return {tag for value in values if value for tag in json.loads(value)}
+
+
+def reclaim_orphans(client: redis.Redis, now: float) -> list[str]:
+    """Give back every unacknowledged message no living worker holds; return the queues."""
+    held = live_tags(client)
+    old = client.zrangebyscore(UNACKED_INDEX_KEY, "-inf", now - GRACE_SECONDS)
+    returned = []
+    for raw_tag in old:
+        tag = raw_tag.decode()
+        if tag in held:
+            continue
+        if (queue := _restore(client, tag)) is not None:
+            returned.append(queue)
+    if returned:
+        log.warning("gave back %d task(s) a dead worker held: %s", len(returned), returned)
+    return returned
+
+
+def _restore(client: redis.Redis, tag: str) -> str | None:
+    """Move one message from the unacked hash back to the front of its queue, atomically."""
+    restored: list[str] = []
+
+    def move(pipe: Any) -> None:
+        raw = pipe.hget(UNACKED_KEY, tag)
+        pipe.multi()
+        pipe.zrem(UNACKED_INDEX_KEY, tag)
+        pipe.hdel(UNACKED_KEY, tag)
+        if raw:
+            message, _exchange, queue = loads(raw)
+            message.get("headers", {})["redelivered"] = True
+            message.get("properties", {}).get("delivery_info", {})["redelivered"] = True
+            pipe.rpush(queue, dumps(message))  # BRPOP takes from the right: next in line
+            restored.append(queue)
+
+    client.transaction(move, UNACKED_KEY)
+    return restored[0] if restored else None
+
+
+def referenced_deliveries(client: redis.Redis, queues: Iterable[str]) -> set[bytes]:
+    """Return the delivery ids any waiting or held task message names."""
+    found: set[bytes] = set()
+    for queue in queues:
+        start = 0
+        while batch := client.lrange(queue, start, start + 999):
+            for message in batch:
+                found.update(DELIVERY_ID.findall(message))
+            start += len(batch)
+    for _, value in client.hscan_iter(UNACKED_KEY):
+        found.update(DELIVERY_ID.findall(value))
+    return found
+
+
+def stalled_deliveries(
+    client: redis.Redis, now: float, lease_seconds: float, horizon_seconds: float
+) -> list[tuple[str, str]]:
+    """Return (delivery id, pipeline) of deliveries still queued or running past the lease."""
+    ids = client.zrangebyscore(INDEX_KEY, now - horizon_seconds, now - lease_seconds)
+    if not ids:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for delivery_id in ids:
+            pipe.hget(delivery_key(delivery_id.decode()), "pipeline")
+        states = pipe.execute()
+    stalled = []
+    for delivery_id, state in zip(ids, states, strict=True):
+        pipeline = json.loads(state) if state else ""
+        if pipeline in ("queued", "running"):
+            stalled.append((delivery_id.decode(), pipeline))
+    return stalled

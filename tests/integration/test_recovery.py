@@ -1,0 +1,101 @@
+"""A dead worker's tasks come back in seconds; a 2xx delivery with no task behind it is requeued."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import redis
+
+from tasks import recovery
+from tasks.celery_app import make_celery
+from tasks.lanes import urgent_queue
+from tasks.pipeline import requeue_stalled
+from tasks.runtime import Runtime
+from tasks.settings import Settings
+from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for
+from webhooks import create_app
+
+QUEUE = "responder-recovery-test"
+
+
+def test_the_tasks_a_killed_worker_held_are_given_back_without_the_visibility_timeout(
+    settings: Settings, responder_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    redis_client.delete(QUEUE, urgent_queue(QUEUE), "unacked", "unacked_index")
+    # No such delivery's incident exists: respond waits 30 s between lookups, in the worker.
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", recovery="yes"}')
+    answer = (
+        create_app(replace(settings, queue=QUEUE))
+        .test_client()
+        .post("/webhooks/alertmanager", json=payload, headers={"Authorization": f"Bearer {TOKEN}"})
+    )
+    assert answer.status_code == 202
+    env = {
+        **os.environ,
+        **responder_env,
+        "RESPONDER_QUEUE": QUEUE,
+        "RESPONDER_INCIDENT_LOOKUP_DELAY": "30",
+    }
+    log = tmp_path / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+        "--concurrency", "1", "--without-gossip", "--without-mingle",
+        "--hostname", "doomed@%h",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            command, cwd=PROJECT, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    try:
+        wait_for(lambda: b"Retry in 30" in log.read_bytes(), timeout=60, what="the lookup retry")
+        # Alive, it holds its message (a countdown), and nothing is taken from it.
+        wait_for(lambda: recovery.live_tags(redis_client), timeout=10, what="its heartbeat")
+        assert recovery.reclaim_orphans(redis_client, time.time() + 60) == []
+        assert redis_client.hlen("unacked") == 1
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    # Its heartbeat stops; within seconds the message is back at the head of its lane.
+    wait_for(
+        lambda: recovery.reclaim_orphans(redis_client, time.time() + 60),
+        timeout=recovery.HEARTBEAT_TTL_SECONDS + 5,
+        what="the dead worker's message to be given back",
+    )
+    assert redis_client.hlen("unacked") == 0
+    assert redis_client.llen(urgent_queue(QUEUE)) == 1  # the sample is P1
+    redis_client.delete(QUEUE, urgent_queue(QUEUE))
+
+
+def test_a_delivery_with_no_task_behind_it_is_queued_again(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    ours = replace(settings, queue=QUEUE)
+    redis_client.delete(QUEUE, urgent_queue(QUEUE), "unacked", "unacked_index")
+    client = create_app(ours).test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    lost = client.post(
+        "/webhooks/alertmanager",
+        json=sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", lost="yes"}'),
+        headers=headers,
+    ).get_json()["delivery_id"]
+    redis_client.delete(urgent_queue(QUEUE))  # its message vanished (as in the storm report)
+    other = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", waiting="yes"}')
+    other["alerts"][0]["fingerprint"] = "0000recovery0001"  # another alert: not a duplicate
+    waiting = client.post("/webhooks/alertmanager", json=other, headers=headers).get_json()
+    waiting = waiting["delivery_id"]
+    rt = Runtime(ours)
+    celery = make_celery(ours)
+    later = time.time() + ours.pipeline_lease_seconds + 1
+    assert requeue_stalled(celery, rt, later) == 1  # the waiting one still has its message
+    queued = redis_client.lrange(urgent_queue(QUEUE), 0, -1)
+    assert sum(lost.encode() in m for m in queued) == 1
+    assert sum(waiting.encode() in m for m in queued) == 1
+    assert rt.deliveries.get(lost)["requeued_at"]
+    assert requeue_stalled(celery, rt, later) == 0  # now its message is there
+    redis_client.delete(QUEUE, urgent_queue(QUEUE))
