@@ -21,6 +21,7 @@ from tasks.policy_commands import classify_command, policy_group
 from tasks.report_command import report_command
 from tasks.runtime import load_policy
 from tasks.sla_command import sla_command
+from tasks.status_command import status_command
 from triage.policy import PolicyError
 
 
@@ -36,6 +37,7 @@ main.add_command(replay_command)
 main.add_command(diagnose_command)
 main.add_command(sla_command)
 main.add_command(report_command)
+main.add_command(status_command)
 
 
 @main.command()

@@ -7,6 +7,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from tasks.backlog import read_backlog
 from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = Receiver(settings, runtime, metrics, TaskMessages(celery))
     register_error_handlers(app)
     metrics.install(app)
+    metrics.watch_backlog(lambda: read_backlog(runtime))
     app.register_blueprint(pagerduty.blueprint)
     app.register_blueprint(bundles.blueprint)
     app.register_blueprint(ops.blueprint)

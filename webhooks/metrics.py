@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -16,8 +17,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from redis import RedisError
 
+from tasks.backlog import Backlog
 from tasks.deliveries import Recorded
+
+log = logging.getLogger(__name__)
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -108,11 +114,76 @@ class ReceiverMetrics:
 
         app.add_url_rule("/metrics", "metrics", self.exposition)
 
+    def watch_backlog(self, read: Callable[[], Backlog]) -> None:
+        """Show the worker side's backlog too, read from Redis at each scrape."""
+        self._backlog = BacklogCollector(read)
+        self.registry.register(self._backlog)
+
     def exposition(self) -> Response:
         """Return the metrics in Prometheus text format, from every worker process."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            if (backlog := getattr(self, "_backlog", None)) is not None:
+                registry.register(backlog)
         else:
             registry = self.registry
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+class BacklogCollector:
+    """Gauges of the queues, workers, PagerDuty budget and dead letters, read at scrape time."""
+
+    def __init__(self, read: Callable[[], Backlog]) -> None:
+        self.read = read
+
+    def describe(self) -> list[Metric]:
+        """Describe nothing ahead: reading Redis at registration would fail without it."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the backlog's metrics; none when Redis cannot be read (the scrape still works)."""
+        try:
+            backlog = self.read()
+        except RedisError as exc:
+            log.warning("cannot read the backlog for /metrics: %s", type(exc).__name__)
+            return
+        queued = GaugeMetricFamily(
+            "responder_queue_depth", "Task messages waiting, by lane.", labels=["lane"]
+        )
+        oldest = GaugeMetricFamily(
+            "responder_oldest_waiting_seconds",
+            "Age of the delivery behind the oldest waiting task, by lane (0 when none waits).",
+            labels=["lane"],
+        )
+        for lane, depth in backlog.queued.items():
+            queued.add_metric([lane.value], depth)
+            oldest.add_metric([lane.value], backlog.oldest_seconds[lane] or 0.0)
+        yield queued
+        yield oldest
+        yield GaugeMetricFamily(
+            "responder_tasks_held", "Task messages workers hold (running or in a countdown).",
+            value=backlog.held,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "responder_workers_alive", "Workers whose heartbeat is live.", value=backlog.workers
+        )
+        yield GaugeMetricFamily(
+            "responder_pagerduty_requests_remaining",
+            "PagerDuty REST requests left in the current 60 s window (of 960).",
+            value=max(backlog.budget_limit - backlog.budget_used, 0),
+        )
+        yield CounterMetricFamily(
+            "responder_deliveries_coalesced",
+            "Deliveries that joined a running incident instead of starting a run.",
+            value=backlog.coalesced,
+        )
+        yield GaugeMetricFamily(
+            "responder_dead_letters", "Work that failed for good, waiting for an operator.",
+            value=backlog.dead_letters,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "responder_joined_notes_due",
+            'Incidents whose "more alerts" note is scheduled.',
+            value=backlog.joined_notes_due,
+        )

@@ -214,3 +214,22 @@ def test_a_resolved_group_releases_its_incident_so_its_next_alert_runs_anew(
     )
     assert redis_client.get(f"responder:incident-claim:{INCIDENT}") is None
     assert record(store, "d-2", coalescing=COALESCING).started
+
+
+def test_a_large_body_is_stored_packed_and_read_back_as_sent(redis_client: redis.Redis) -> None:
+    store = DeliveryStore(redis_client)
+    body = b'{"alerts": [' + b",".join(b'{"n": %d, "same": "text"}' % n for n in range(500)) + b"]}"
+    store.record(
+        delivery_id="d-large",
+        source="alertmanager",
+        raw_body=body,
+        headers={},
+        dedup_keys=[("k-large", "start")],
+        fields={"alerts": [{"name": "x" * 10} for _ in range(400)]},
+        now=datetime.now(UTC),
+    )
+    fields = redis_client.hkeys(delivery_key("d-large"))
+    assert b"raw_body_z" in fields and b"raw_body" not in fields
+    assert redis_client.memory_usage(delivery_key("d-large")) < len(body) / 4
+    stored = store.get("d-large")
+    assert stored["raw_body"] == body and len(stored["alerts"]) == 400

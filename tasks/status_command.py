@@ -1,0 +1,55 @@
+"""`responder status`: the backlog at a glance, and whether the responder is the bottleneck."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+from redis import RedisError
+
+from tasks.backlog import Backlog, read_backlog
+from tasks.cli_options import runtime_or_usage_error
+from tasks.lanes import Lane
+
+BEHIND_SECONDS = 60.0  # urgent work waiting longer than this is worth saying so
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status_command(as_json: bool) -> None:
+    """Show queues per lane, the oldest waiting work, workers, PagerDuty budget, dead letters."""
+    runtime = runtime_or_usage_error()
+    try:
+        backlog = read_backlog(runtime)
+    except RedisError as exc:
+        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+    if as_json:
+        click.echo(json.dumps(asdict(backlog), indent=2))
+        return
+    for line in describe(backlog):
+        click.echo(line)
+
+
+def describe(backlog: Backlog) -> list[str]:
+    """Return the status as lines a person reads in a few seconds."""
+    lines = []
+    for lane in (Lane.URGENT, Lane.ROUTINE):
+        age = backlog.oldest_seconds[lane]
+        waiting = f", oldest waiting {age:.0f} s" if age is not None else ""
+        lines.append(f"{lane.value:<8} lane: {backlog.queued[lane]} queued{waiting}")
+    lines.append(f"workers: {backlog.workers} alive, holding {backlog.held} tasks")
+    lines.append(
+        f"PagerDuty: {backlog.budget_used} of {backlog.budget_limit} requests used in the last 60 s"
+    )
+    lines.append(
+        f"coalesced deliveries: {backlog.coalesced}; 'more alerts' notes due: "
+        f"{backlog.joined_notes_due}; dead letters: {backlog.dead_letters}"
+        + (" (responder deliveries --failed)" if backlog.dead_letters else "")
+    )
+    if backlog.workers == 0:
+        lines.append("WARNING: no worker is alive: nothing is being processed")
+    urgent_age = backlog.oldest_seconds[Lane.URGENT] or 0.0
+    if urgent_age > BEHIND_SECONDS or backlog.budget_used >= backlog.budget_limit:
+        lines.append("WARNING: the responder is the bottleneck (urgent work waits or budget spent)")
+    return lines
