@@ -6,7 +6,7 @@ RESPONDER_REDIS_URL ?= redis://127.0.0.1:6379/0
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format test-services bench demo demo-stop clean
+.PHONY: run test test-unit lint format test-services bench bench-storm demo demo-stop clean
 
 $(BIN)/responder: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(VENV)/.dev-installed test-services lint
 	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
 	  RESPONDER_TEST_REDIS_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## test-unit: the unit tests alone (no services; under a minute)
+test-unit: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -52,13 +56,20 @@ demo-stop:
 	@if [ -f var/demo/demo.pid ]; then kill "$$(cat var/demo/demo.pid)" && echo "demo stopping"; \
 	  else echo "no demo running"; fi
 
-## bench: intake throughput against the floor (needs wrk), then time to evidence over 50 alerts
+## bench: intake throughput against the floor (needs wrk), time to evidence over 50 alerts,
+## then the alert storm (10,000 deliveries in 60 s over 200 groups, a P0 at 30 s)
 bench: $(VENV)/.dev-installed test-services
 	@command -v wrk >/dev/null || scripts/install-test-services wrk
 	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/14") && \
 	  BENCH_REDIS_URL="$$url" $(BIN)/python bench/intake.py
 	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/10") && \
 	  BENCH_REDIS_URL="$$url" $(BIN)/python -m bench.time_to_evidence --alerts 50
+	$(MAKE) bench-storm
+
+STORM_ARGS ?=
+## bench-storm: the alert storm alone; STORM_ARGS="--targets hanging" or "--kill-worker-at 20"
+bench-storm: $(VENV)/.dev-installed test-services
+	$(BIN)/python -m bench.storm $(STORM_ARGS)
 
 clean:
 	rm -rf var/bundles var/outbox .pytest_cache

@@ -4,12 +4,14 @@ endpoints (open positions, reconciliation, recent signals and executions)."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
+from triage.policy import Service
 
 NAME = "trading"
 
@@ -23,22 +25,14 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
     ]
     if not calls:
         return Evidence(NAME, Status.SKIPPED, "the catalog names no trading endpoints")
+    # At once: in an outage each endpoint may take the whole timeout, and there are several.
+    with requests.Session() as session, ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda call: fetch(session, *call, ctx), calls))
     rows, files = [], {}
-    with requests.Session() as session:
-        for service, name, path in calls:
-            parts = urlsplit(service.health_url)
-            url = f"{parts.scheme}://{parts.netloc}{path}"  # the catalog's host, the catalog's path
-            row: dict[str, Any] = {"service": service.name, "endpoint": name, "path": path}
-            try:
-                response = session.get(url, timeout=ctx.timeout_seconds, allow_redirects=False)
-                body = response.json() if response.ok else None
-                row["http_status"] = response.status_code
-            except (requests.RequestException, ValueError) as exc:
-                body, row["error"] = None, f"{type(exc).__name__}"
-            row["finding"], row["problem"] = judge(name, body, row)
-            rows.append(row)
-            if body is not None:
-                files[f"trading/{service.name}-{name}.json"] = json.dumps(body, indent=2)
+    for (service, name, _), (row, body) in zip(calls, answers, strict=True):
+        rows.append(row)
+        if body is not None:
+            files[f"trading/{service.name}-{name}.json"] = json.dumps(body, indent=2)
     problems = [r for r in rows if r["problem"]]
     return Evidence(
         collector=NAME,
@@ -47,6 +41,23 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         tables={"endpoints": rows},
         files=files,
     )
+
+
+def fetch(
+    session: requests.Session, service: Service, name: str, path: str, ctx: CollectorContext
+) -> tuple[dict[str, Any], Any]:
+    """GET one trading endpoint on the catalog's host; return its row and its JSON (or None)."""
+    parts = urlsplit(service.health_url)
+    url = f"{parts.scheme}://{parts.netloc}{path}"  # the catalog's host, the catalog's path
+    row: dict[str, Any] = {"service": service.name, "endpoint": name, "path": path}
+    try:
+        response = session.get(url, timeout=ctx.timeout_seconds, allow_redirects=False)
+        body = response.json() if response.ok else None
+        row["http_status"] = response.status_code
+    except (requests.RequestException, ValueError) as exc:
+        body, row["error"] = None, f"{type(exc).__name__}"
+    row["finding"], row["problem"] = judge(name, body, row)
+    return row, body
 
 
 def judge(name: str, body: Any, row: dict[str, Any]) -> tuple[str, bool]:

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from redis import RedisError
-
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
 from tasks import bundle, links, notes, sla_clock
@@ -28,7 +26,6 @@ from triage.policy import Policy
 from triage.sla import deadlines
 
 log = logging.getLogger(__name__)
-COLLECTOR_SECONDS_KEY = f"{PREFIX}collector-seconds"  # each collector's last duration
 
 
 @dataclass
@@ -394,7 +391,7 @@ def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
     if (kept := rt.redis.get(key)) is not None:
         return list(json.loads(kept))
     state = load_run(rt, run_id)
-    names = slowest_first(rt, state.collectors)
+    names = state.collectors
     # Each collector keeps its own timeout; this bounds one that does not (a stuck library).
     limit = rt.settings.collector_timeout_seconds * 4 + 10
     pool = ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="collect")
@@ -432,25 +429,7 @@ def collect_evidence(
         affected=tuple(state.affected),
         expression=state.expression,
     )
-    entry = collect_into_bundle(rt, run_id, name, target, timeouts, shared=True)
-    try:  # remembered so the next fan-out starts the slowest first (see `slowest_first`)
-        rt.redis.hset(COLLECTOR_SECONDS_KEY, name, entry["duration_seconds"])
-    except RedisError as exc:  # an ordering hint: never worth the evidence
-        log.warning("cannot remember how long %s took: %s", name, type(exc).__name__)
-    return entry
-
-
-def slowest_first(rt: Runtime, names: list[str]) -> list[str]:
-    """Order collectors by how long each took last time, slowest first, unknown ones first.
-
-    With fewer worker processes than collectors, the slowest one queued behind quick ones
-    would add their time to the evidence; started first, it bounds the fan-out on its own.
-    """
-    last = rt.redis.hmget(COLLECTOR_SECONDS_KEY, names) if names else []
-    took = {
-        n: float(v) if v is not None else float("inf") for n, v in zip(names, last, strict=True)
-    }
-    return sorted(names, key=lambda n: -took[n])
+    return collect_into_bundle(rt, run_id, name, target, timeouts, shared=True)
 
 
 def collect_into_bundle(

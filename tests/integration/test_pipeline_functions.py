@@ -7,10 +7,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from collectors import registry
 from tasks import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.conftest import TOKEN, sample_payload
+from tests.fakes import barrier_collector
 from webhooks import create_app
 
 
@@ -41,8 +43,6 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     response.post_first_note(rt, state, incident)
     response.post_first_note(rt, state, incident)  # a retried task must not post twice
     entries = [response.collect_evidence(rt, state.run_id, name) for name in state.collectors]
-    remembered = redis_client.hgetall(response.COLLECTOR_SECONDS_KEY)
-    assert {k.decode() for k in remembered} == set(state.collectors)  # for the next fan-out
     response.finish_run(rt, state.run_id, entries, datetime.now(UTC))
 
     calls = [json.loads(p.read_text()) for p in sorted((tmp_path / "outbox").glob("*.json"))]
@@ -80,12 +80,21 @@ def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
     assert "no collector named 'nosuch'" in entry["summary"]
 
 
-def test_the_fan_out_starts_the_collector_that_was_slowest_last_time(
-    settings: Settings, redis_client, tmp_path: Path
+def test_a_runs_collectors_wait_at_the_same_time_in_one_task(
+    settings: Settings, redis_client, tmp_path: Path, monkeypatch
 ) -> None:
+    # Two collectors that each finish only once the other is running: one after the other,
+    # the first would break its barrier and fail.
+    monkeypatch.setitem(registry.BUILTIN, "first", "tests.fakes.barrier_collector")
+    monkeypatch.setitem(registry.BUILTIN, "second", "tests.fakes.barrier_collector")
+    barrier_collector.BARRIER.reset()
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
-    plan = ["http", "trading", "prometheus", "host", "git"]
-    assert response.slowest_first(rt, plan) == plan  # nothing known yet: the plan's order
-    for name, seconds in (("http", 0.02), ("trading", 0.01), ("prometheus", 0.2), ("host", 0.5)):
-        redis_client.hset(response.COLLECTOR_SECONDS_KEY, name, seconds)
-    assert response.slowest_first(rt, plan) == ["git", "host", "prometheus", "http", "trading"]
+    state = response.RunState(
+        run_id="r-threads", delivery_id="d", run=1, incident_key="k", alert_name="A", title="A",
+        classification={"priority": "P3", "rule": "r", "reason": "x"}, fingerprints=[],
+        deadlines={}, collectors=["first", "second"], services=[],
+    )  # fmt: skip
+    response.save_run(rt, state)
+    entries = response.gather_evidence(rt, "r-threads")
+    assert [(e["summary"], e["status"]) for e in entries] == [("met the other collector", "ok")] * 2
+    assert response.gather_evidence(rt, "r-threads") == entries  # kept: a retry does not rerun
