@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -109,7 +110,8 @@ def reclaim_orphans(client: redis.Redis, now: float) -> list[str]:
         if (queue := _restore(client, tag)) is not None:
             returned.append(queue)
     if returned:
-        log.warning("gave back %d task(s) a dead worker held: %s", len(returned), returned)
+        by_queue = ", ".join(f"{n} to {queue}" for queue, n in Counter(returned).items())
+        log.warning("gave back %d task(s) no living worker held: %s", len(returned), by_queue)
     return returned
 
 
