@@ -156,6 +156,7 @@ class Parts:
     port: int
     urgent_queue: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: Counter[str] = field(default_factory=Counter)
 
     def commands(self) -> dict[str, list[str]]:
         celery = [sys.executable, "-m", "celery", "-A", "tasks"]
@@ -217,6 +218,7 @@ class Parts:
             for name, process in list(self.processes.items()):
                 if process.poll() is not None:
                     print(f"  {name} exited ({process.returncode}); restarting it", flush=True)
+                    self.restarts[name] += 1
                     self.start(name)
 
     def worker_rss(self) -> int:
@@ -513,6 +515,7 @@ def storm(
         "rss_peak": rss_peak[0],
         "fates": fates,
         "without_first_note": len(incidents) - len(first_note_of),
+        "restarts": dict(parts.restarts),
     }
 
 
@@ -571,6 +574,11 @@ def print_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"(the last {r['first_note_latest']:.1f} s into the storm); "
         f"without a first note after draining: {r['without_first_note']}"
     )
+    if args.kill_worker_at is not None:
+        after = r["first_note_latest"] - args.kill_worker_at
+        print(f"the last first note came {after:.1f} s after the worker's death")
+    restarted = ", ".join(f"{k} {v}x" for k, v in r["restarts"].items()) or "none"
+    print(f"parts restarted (they died): {restarted}")
     print(
         f"deliveries coalesced: {r['coalesced']}; dead-lettered: {r['dead']}; "
         f"duplicate notes: {r['duplicates']}"

@@ -14,7 +14,16 @@ from collectors.registry import available
 from tasks.settings import settings_from_env
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
-from triage.policy import WEEKDAYS, Policy, PolicyError, Problem, builtin_text, line_of, load
+from triage.policy import (
+    WEEKDAYS,
+    Policy,
+    PolicyError,
+    Problem,
+    builtin_text,
+    format_duration,
+    line_of,
+    load,
+)
 from triage.sla import deadlines, is_market_open
 
 
@@ -102,6 +111,13 @@ def policy_show(as_json: bool) -> None:
     click.echo("\nPlan:")
     for priority, names in policy.plan.items():
         click.echo(f"  {priority}  {', '.join(names) or '(nothing)'}")
+    storm = _storm_data(policy)
+    click.echo(
+        f"\nStorms: P2/P3 use at most {storm['routine_budget_share']:.0%} of PagerDuty's budget; "
+        f"evidence refreshed at most every {storm['evidence_refresh']}; joined alerts noted "
+        f"every {storm['joined_alerts_every']}; failing writes given up after "
+        f"{storm['give_up_after']}"
+    )
 
 
 @click.command("classify")
@@ -193,4 +209,15 @@ def _policy_data(policy: Policy) -> dict[str, Any]:
             for s in policy.catalog.values()
         },
         "plan": {p.value: list(names) for p, names in policy.plan.items()},
+        "storm": _storm_data(policy),
+    }
+
+
+def _storm_data(policy: Policy) -> dict[str, Any]:
+    storm = policy.storm
+    return {
+        "routine_budget_share": storm.routine_budget_share,
+        "evidence_refresh": format_duration(storm.evidence_refresh),
+        "joined_alerts_every": format_duration(storm.joined_alerts_every),
+        "give_up_after": format_duration(storm.give_up_after),
     }
