@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import secrets
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,17 +59,19 @@ local id, now, n, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[8]), tonumber(AR
 local rank, refresh, joined_every = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local fresh, tagged, starts = {}, {}, false
 for i = 1, n do
-  if redis.call('SET', KEYS[6 + i], id, 'NX', 'EX', ARGV[3]) then
+  if redis.call('SET', KEYS[7 + i], id, 'NX', 'EX', ARGV[3]) then
     fresh[#fresh + 1] = ARGV[13 + i]
     tagged[ARGV[13 + n + i]] = true
-  elseif redis.call('GET', KEYS[6 + i]) == id then
+  elseif redis.call('GET', KEYS[7 + i]) == id then
     local first = redis.call('HMGET', KEYS[1], 'runs', 'fresh_keys', 'pipeline')
     return {first[1] ~= '0' and 1 or 0, first[2], cjson.decode(first[3])}
   end
 end
 local pipeline = ARGV[10]
 if #fresh == 0 then pipeline = 'not started: duplicate' end
-if ARGV[6] == 'release' then redis.call('DEL', KEYS[3]) end
+-- A resolved group lets go of its incident (its claim, its remembered id): its next alert
+-- may open a new PagerDuty incident under the same key. Not for a repeat of the resolution.
+if ARGV[6] == 'release' and #fresh > 0 then redis.call('DEL', KEYS[3], KEYS[7]) end
 if tagged['start'] then
   local mode, holder, joined = ARGV[6], false, false
   local mine = ARGV[7] .. ':' .. id .. '|' .. rank .. '|' .. ARGV[2]
@@ -122,6 +126,33 @@ return {starts and 1 or 0, encoded, pipeline}
 """
 
 
+# Set the effect's state to ARGV[2] only if it is still ARGV[1] ("" for none).
+_CLAIM_ATTEMPT = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# Longer than one PagerDuty call can take (its client gives up after 10 s): an attempt marked
+# pending more recently than this may still be in flight in another copy of the task.
+IN_FLIGHT_SECONDS = 30.0
+# The task (its id; retries keep it) doing the work in this thread, set by the worker.
+current_attempt: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "current_attempt", default="-"
+)
+
+
+def pending_attempt(state: str) -> tuple[str, float]:
+    """Return who marked an effect pending and when (an old plain "pending": nobody, 0)."""
+    parts = state.split(":")  # pending:<task id>:<epoch seconds>
+    if len(parts) != 3:
+        return "", 0.0
+    try:
+        return parts[1], float(parts[2])
+    except ValueError:
+        return parts[1], 0.0
+
+
 def new_delivery_id(now: datetime) -> str:
     """Return a time-sortable, unguessable delivery id such as `20261127T094500Z-3f9a1c2b`."""
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
@@ -140,6 +171,20 @@ def dedup_key(source: str, key: str) -> str:
 def claim_key(incident: str) -> str:
     """Return the Redis key naming the delivery whose pipeline handles an incident."""
     return f"{PREFIX}incident-claim:{incident}"
+
+
+def incident_id_key(incident: str) -> str:
+    """Return the Redis key remembering which PagerDuty incident id an incident key has now."""
+    return f"{PREFIX}incident-id:{incident}"
+
+
+def claim_started(value: bytes | None) -> float | None:
+    """Return when the run holding a claim started (None: no claim, or an old-style one)."""
+    parts = (value or b"").split(b"|")
+    try:
+        return float(parts[2]) if len(parts) == 3 else None
+    except ValueError:
+        return None
 
 
 def joined_key(incident: str) -> str:
@@ -185,6 +230,7 @@ class DeliveryStore:
         self.redis = client
         self.retention = retention
         self._record = client.register_script(_RECORD)
+        self._claim = client.register_script(_CLAIM_ATTEMPT)
         self._direct = DirectCommands(client)
         self._dedup_seconds = int(DEDUP_TTL.total_seconds())
         self._retention_seconds = int(retention.total_seconds())
@@ -237,6 +283,7 @@ class DeliveryStore:
                 joined_key(incident) if incident else joined_key("-"),
                 JOINED_DUE_KEY,
                 STATS_KEY,
+                incident_id_key(incident) if incident else incident_id_key("-"),
                 *(dedup_key(source, k) for k, _ in keys),
             ],
             args=[
@@ -318,13 +365,22 @@ class DeliveryStore:
         """Record that side effect `step` is being attempted, before the attempt."""
         self.redis.set(f"{PREFIX}effect:{run_id}:{step}", "pending", ex=DEDUP_TTL, nx=True)
 
+    def claim_attempt(self, run_id: str, step: str, seen: str | None, owner: str) -> bool:
+        """Mark `step` as being attempted by `owner`, if its state is still `seen`; say if so.
+
+        A compare-and-set: of two copies of a task that read the same state, one claims it.
+        """
+        value = f"pending:{owner}:{time.time():.3f}"
+        args = [seen or "", value, int(DEDUP_TTL.total_seconds())]
+        return bool(self._claim(keys=[f"{PREFIX}effect:{run_id}:{step}"], args=args))
+
     def clear_pending_effect(self, run_id: str, step: str) -> None:
         """Forget an attempt at `step` known not to have happened (held back, refused)."""
         key = f"{PREFIX}effect:{run_id}:{step}"
         with self.redis.pipeline() as pipe:  # only "pending": a done marker stays
             try:
                 pipe.watch(key)
-                if pipe.get(key) == b"pending":
+                if (pipe.get(key) or b"").startswith(b"pending"):
                     pipe.multi()
                     pipe.delete(key)
                     pipe.execute()

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from tasks.deliveries import DEDUP_TTL, PREFIX, claim_key
+from tasks.deliveries import DEDUP_TTL, PREFIX, claim_key, claim_started, incident_id_key
 from triage.models import IncidentEvent
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,6 @@ def _entry(at: datetime, what: str, by: str) -> str:
     return json.dumps({"at": at.astimezone(UTC).isoformat(), "what": what, "by": by})
 
 
-def id_key(incident_key: str) -> str:
-    """Return the Redis key remembering which incident id an incident key belongs to."""
-    return f"{PREFIX}incident-id:{incident_key}"
-
-
 def history_key(incident_id: str) -> str:
     """Return the Redis key of one incident's history (what happened, who, when)."""
     return f"{PREFIX}incident-history:{incident_id}"
@@ -77,6 +72,7 @@ class IncidentStore:
 
         def update(pipe: redis.client.Pipeline) -> bool:
             last = pipe.hget(key, "last_event_at")
+            claim = pipe.get(claim_key(incident.incident_key)) if incident.incident_key else None
             newest = last is None or json.loads(last) <= occurred.isoformat()
             fields: dict[str, Any] = {}
             if moment:
@@ -98,9 +94,13 @@ class IncidentStore:
             pipe.multi()
             if incident.incident_key and newest:  # spares the pipeline a GET /incidents
                 if incident.status == "resolved":  # the key may open a new incident later
-                    pipe.delete(id_key(incident.incident_key), claim_key(incident.incident_key))
+                    pipe.delete(incident_id_key(incident.incident_key))
+                    # Its run lets go of the key, unless a newer run holds it already.
+                    started = claim_started(claim)
+                    if started is not None and started <= occurred.timestamp():
+                        pipe.delete(claim_key(incident.incident_key))
                 else:
-                    pipe.set(id_key(incident.incident_key), incident.id, ex=ID_TTL_SECONDS)
+                    pipe.set(incident_id_key(incident.incident_key), incident.id, ex=ID_TTL_SECONDS)
             if fields:
                 pipe.hset(key, mapping={k: json.dumps(v) for k, v in fields.items()})
                 pipe.hsetnx(key, "first_seen_at", json.dumps(occurred.isoformat()))
@@ -114,15 +114,15 @@ class IncidentStore:
 
     def remember_id(self, incident_key: str, incident_id: str) -> None:
         """Remember the id of the open incident with key `incident_key`, for a while."""
-        self.redis.set(id_key(incident_key), incident_id, ex=ID_TTL_SECONDS)
+        self.redis.set(incident_id_key(incident_key), incident_id, ex=ID_TTL_SECONDS)
 
     def forget_id(self, incident_key: str) -> None:
         """Forget the incident of `incident_key`: it resolved, and the key may open another."""
-        self.redis.delete(id_key(incident_key))
+        self.redis.delete(incident_id_key(incident_key))
 
     def id_for(self, incident_key: str) -> str | None:
         """Return the id of the incident with key `incident_key`, if it is known here."""
-        found = self.redis.get(id_key(incident_key)) if incident_key else None
+        found = self.redis.get(incident_id_key(incident_key)) if incident_key else None
         return found.decode() if found is not None else None
 
     def log(self, incident_id: str, what: str, by: str, at: datetime | None = None) -> None:

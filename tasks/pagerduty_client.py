@@ -74,8 +74,11 @@ class IncidentRef:
 class PagerDutyGateway(Protocol):
     """What the pipeline needs from PagerDuty."""
 
-    def find_incident(self, incident_key: str) -> IncidentRef | None:
-        """Return the incident whose key is `incident_key`, or None if it does not exist yet."""
+    def find_incident(self, incident_key: str, open_only: bool = True) -> IncidentRef | None:
+        """Return the newest incident with key `incident_key` (open only: not resolved), or None.
+
+        A key resolved and fired again opens a new incident under the same key.
+        """
         ...
 
     def create_note(self, incident: IncidentRef, content: str) -> dict[str, Any]:
@@ -139,15 +142,20 @@ class RestGateway:
         self.events = events
         self.events_budget = events_budget
 
-    def find_incident(self, incident_key: str) -> IncidentRef | None:
+    def find_incident(self, incident_key: str, open_only: bool = True) -> IncidentRef | None:
         """Look the incident up by key over all time (the default window is one month)."""
         params = {"incident_key": incident_key, "date_range": "all"}
         incidents = self._call(
             "GET /incidents", lambda: self.client.list_all("incidents", params=params)
         )
+        if open_only:
+            incidents = [i for i in incidents if i.get("status") != "resolved"]
         if not incidents:
             return None
-        return IncidentRef(incidents[0]["id"], incident_key)
+        newest = max(
+            incidents, key=lambda i: (str(i.get("created_at", "")), i.get("incident_number", 0))
+        )
+        return IncidentRef(newest["id"], incident_key)
 
     def create_note(self, incident: IncidentRef, content: str) -> dict[str, Any]:
         """POST /incidents/{id}/notes with the note content."""
@@ -243,7 +251,7 @@ class OutboxGateway:
         self.directory = directory
         self.from_email = from_email
 
-    def find_incident(self, incident_key: str) -> IncidentRef | None:
+    def find_incident(self, incident_key: str, open_only: bool = True) -> IncidentRef | None:
         """Return a reference by key alone: without a token nothing can be looked up."""
         return IncidentRef(None, incident_key)
 

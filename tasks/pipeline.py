@@ -10,17 +10,17 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery import Celery, shared_task
-from celery.signals import task_prerun, task_received, worker_ready, worker_shutting_down
+from celery.signals import task_prerun, task_received, worker_ready
 
 from tasks import bundle, closing, joined_alerts, recovery, response, sla_actions
 from tasks.dead_letters import DeadLetter
-from tasks.deliveries import PREFIX
+from tasks.deliveries import PREFIX, current_attempt, delivery_key
 from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue
 from tasks.pagerduty_client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
@@ -35,8 +35,13 @@ GATHER = "tasks.pipeline.gather"
 SLA_ACTION = "tasks.pipeline.sla_action"
 CLOSE_INCIDENT = "tasks.pipeline.close_incident"
 JOINED_NOTE = "tasks.pipeline.joined_note"
-JOINED_LEASE_SECONDS = 120.0  # a batch sent this long ago and not done is sent again
+# A batch sent and not done is sent again after the policy's give-up time and this much more.
+# Only a tick that died between taking and sending leaves one behind (a dead worker's task
+# comes back by itself), while a live task may wait for budget or retry that long.
+JOINED_LEASE_MARGIN_SECONDS = 3600.0
 RECONCILE_EVERY_SECONDS = 30
+MAX_REQUEUES = 3  # a delivery requeued this often and still stalled is failed for good
+SUSPECTS_KEY = f"{PREFIX}stalled-suspects"  # found stalled by the last pass
 RECONCILE_HORIZON_SECONDS = 6 * 3600  # deliveries older than this are not looked at again
 SLA_LOCK_RETRY_SECONDS = 5.0
 RESOLVED_RECORD_ATTEMPTS = 20  # the record says resolved within moments of the webhook
@@ -69,7 +74,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     settings = getattr(getattr(app, "conf", None), "responder_settings", None)
     if settings is None:
         return
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     _held = recovery.HeldMessages(client, getattr(sender, "hostname", None) or socket.gethostname())
     _held.start()
 
@@ -82,17 +87,17 @@ def _note_received(request: Any = None, **_: Any) -> None:
         _held.received(str(message.delivery_tag))
 
 
-@worker_shutting_down.connect
-def _stop_heartbeat(**_: Any) -> None:
-    """Stop the heartbeat: a warm shutdown gives its messages back to the queue itself."""
-    if _held is not None:
-        _held.stop()
+# No stop on `worker_shutting_down`: a warm shutdown still runs its tasks to the end, and a
+# silent heartbeat would have `recover` hand them to another worker meanwhile. The daemon
+# thread ends with the process; kombu gives back what is left at shutdown.
 
 
 @task_prerun.connect
 def _enter_lane(task: Any = None, **_: Any) -> None:
     """Draw on the budget of the lane the task came from (its queue)."""
     settings = getattr(task.app.conf, "responder_settings", None) if task else None
+    if task is not None:
+        current_attempt.set(task.request.id or "-")  # whose attempt a pending effect is
     if settings is not None:
         routing_key = (task.request.delivery_info or {}).get("routing_key")
         current_lane.set(lane_of_queue(settings.queue, routing_key))
@@ -134,9 +139,9 @@ def retry_or_give_up(
         wait = min(exc.wait_seconds, MAX_DELAY_SECONDS) + random.uniform(0, 0.5)  # spread out
         if wait > BOTTLENECK_SECONDS:
             log.warning(
-                "the responder is the bottleneck: PagerDuty's budget is spent for the %s lane; "
-                "%s waits %.1f s",
+                "the responder is the bottleneck (%s lane): %s; %s waits %.1f s",
                 current_lane.get(),
+                exc,
                 task.name,
                 wait,
             )
@@ -216,6 +221,8 @@ def gather(self: Any, run_id: str) -> str:
 
         def give_up(why: str) -> None:
             response.record_failure(rt, state, "evidence_note", why)
+            # Finished, though failed: nothing is to requeue it as stalled.
+            rt.deliveries.update(state.delivery_id, pipeline=f"failed: evidence note: {why}")
 
         retry_or_give_up(
             self,
@@ -278,37 +285,61 @@ def recover(self: Any) -> int:
 
 
 def requeue_stalled(app: Celery, rt: Runtime, now: float) -> int:
-    """Queue again each delivery stuck queued or running with no task message behind it."""
+    """Queue again each delivery stuck queued or running with no task message behind it.
+
+    The queues and the unacked set cannot be read in one step, so a message moving between
+    them can be missed once: a delivery is requeued only when two passes in a row found it
+    stalled with nothing behind it. One requeued MAX_REQUEUES times is failed for good.
+    """
     lease = rt.settings.pipeline_lease_seconds
     stalled = recovery.stalled_deliveries(rt.redis, now, lease, RECONCILE_HORIZON_SECONDS)
+    suspects_before = {m.decode() for m in rt.redis.smembers(SUSPECTS_KEY)}
+    rt.redis.delete(SUSPECTS_KEY)
     if not stalled:
         return 0
     queues = [rt.settings.queue, urgent_queue(rt.settings.queue)]
     referenced = recovery.referenced_deliveries(rt.redis, queues)
+    unreferenced = [(d, p) for d, p in stalled if d.encode() not in referenced]
+    if fresh := [d for d, _ in unreferenced if d not in suspects_before]:
+        rt.redis.sadd(SUSPECTS_KEY, *fresh)
+        rt.redis.expire(SUSPECTS_KEY, 3 * RECONCILE_EVERY_SECONDS)
     requeued = 0
-    for delivery_id, pipeline in stalled:
-        if delivery_id.encode() in referenced:
-            continue  # waiting in a queue or held by a living worker: not lost
-        delivery = rt.deliveries.get(delivery_id) or {}
-        queue = queue_for(rt.settings.queue, (delivery.get("classification") or {}).get("priority"))
-        run_id = delivery.get("run_id") or ""
-        if pipeline == "running" and run_id and rt.deliveries.effect_done(run_id, "fanout"):
-            app.send_task(GATHER, args=[run_id], queue=queue)
-        else:
-            app.send_task(RESPOND, args=[delivery_id, int(delivery.get("runs") or 1)], queue=queue)
-        rt.deliveries.update(delivery_id, requeued_at=datetime.now(UTC).isoformat())
-        log.warning(
-            "delivery %s was %s with no task behind it: queued again", delivery_id, pipeline
-        )
-        requeued += 1
+    for delivery_id, pipeline in unreferenced:
+        if delivery_id in suspects_before:
+            requeue(app, rt, delivery_id, pipeline)
+            requeued += 1
     return requeued
+
+
+def requeue(app: Celery, rt: Runtime, delivery_id: str, pipeline: str) -> None:
+    """Send a stalled delivery's next task again, or fail it after MAX_REQUEUES tries."""
+    delivery = rt.deliveries.get(delivery_id) or {}
+    priority = (delivery.get("classification") or {}).get("priority")
+    queue = queue_for(rt.settings.queue, priority)
+    tries = int(rt.redis.hincrby(delivery_key(delivery_id), "requeues", 1))
+    if tries > MAX_REQUEUES:
+        why = f"stalled {pipeline} {MAX_REQUEUES} times with no task behind it"
+        rt.deliveries.update(delivery_id, pipeline=f"failed: {why}")
+        args = [delivery_id, int(delivery.get("runs") or 1)]
+        letter = DeadLetter(f"stalled:{delivery_id}", RESPOND, args, queue, why, time.time())
+        rt.dead_letters.add(replace(letter, delivery_id=delivery_id, step="pipeline"))
+        log.error("delivery %s %s: dead-lettered", delivery_id, why)
+        return
+    run_id = delivery.get("run_id") or ""
+    if pipeline == "running" and run_id and rt.deliveries.effect_done(run_id, "fanout"):
+        app.send_task(GATHER, args=[run_id], queue=queue)
+    else:
+        app.send_task(RESPOND, args=[delivery_id, int(delivery.get("runs") or 1)], queue=queue)
+    rt.deliveries.update(delivery_id, requeued_at=datetime.now(UTC).isoformat())
+    log.warning("delivery %s was %s with no task behind it: queued again", delivery_id, pipeline)
 
 
 @shared_task(bind=True, name="tasks.pipeline.joined_tick", ignore_result=True)
 def joined_tick(self: Any) -> int:
     """Send the "more alerts" notes that are due, one task per incident's batch."""
     rt = runtime_of(self.app)
-    batches = joined_alerts.take_due(rt, time.time(), JOINED_LEASE_SECONDS)
+    lease = rt.policy.storm.give_up_after.total_seconds() + JOINED_LEASE_MARGIN_SECONDS
+    batches = joined_alerts.take_due(rt, time.time(), lease)
     for batch in batches:
         priority = joined_alerts.run_priority(rt, joined_alerts.incident_of(batch))
         queue = queue_for(rt.settings.queue, priority)

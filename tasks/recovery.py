@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -30,7 +31,8 @@ UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> [message, ex
 UNACKED_INDEX_KEY = "unacked_index"  # delivery tag -> when it was delivered
 WORKER_PREFIX = f"{PREFIX}worker:"
 HEARTBEAT_SECONDS = 2.0
-HEARTBEAT_TTL_SECONDS = 10  # a worker silent this long is gone
+# A worker silent this long is gone: seven beats in a row failed, not one slow Redis reply.
+HEARTBEAT_TTL_SECONDS = 15
 # A message delivered less than this ago may not be in its worker's heartbeat yet.
 GRACE_SECONDS = 2 * HEARTBEAT_TTL_SECONDS
 DELIVERY_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}")
@@ -44,7 +46,6 @@ class HeldMessages:
         self.key = f"{WORKER_PREFIX}{hostname}"
         self._tags: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
 
     def received(self, tag: str) -> None:
         """Note a message the worker took (including ones it keeps for a countdown)."""
@@ -67,28 +68,17 @@ class HeldMessages:
         self.redis.set(self.key, json.dumps(tags), ex=HEARTBEAT_TTL_SECONDS)
 
     def run(self) -> None:
-        """Beat until stopped; a failed beat is logged and tried again."""
-        while not self._stop.wait(HEARTBEAT_SECONDS):
+        """Beat every few seconds; a failed beat is logged and tried again."""
+        while True:
             try:
                 self.beat()
             except redis.RedisError as exc:
                 log.warning("worker heartbeat failed: %s", type(exc).__name__)
+            time.sleep(HEARTBEAT_SECONDS)
 
     def start(self) -> None:
-        """Beat in a daemon thread."""
-        self.beat_safely()
+        """Beat in a daemon thread, for as long as the process lives."""
         threading.Thread(target=self.run, name="responder-heartbeat", daemon=True).start()
-
-    def beat_safely(self) -> None:
-        """Beat once, never raising."""
-        try:
-            self.beat()
-        except redis.RedisError as exc:
-            log.warning("worker heartbeat failed: %s", type(exc).__name__)
-
-    def stop(self) -> None:
-        """Stop beating and withdraw the heartbeat (a clean shutdown gives its work back)."""
-        self._stop.set()
 
 
 def live_tags(client: redis.Redis) -> set[str]:

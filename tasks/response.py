@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
 from tasks import bundle, links, notes, sla_clock
-from tasks.deliveries import DEDUP_TTL, PREFIX
+from tasks.deliveries import DEDUP_TTL, IN_FLIGHT_SECONDS, PREFIX, current_attempt, pending_attempt
 from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
 from tasks.runtime import Runtime
 from tasks.shared_checks import run_shared
@@ -185,12 +186,15 @@ def named_services(alerts: Sequence[Alert], policy: Policy) -> list[str]:
     return named
 
 
-def find_incident(rt: Runtime, incident_key: str) -> IncidentRef | None:
-    """Return the incident with `incident_key`: known here, or asked of PagerDuty once."""
+def find_incident(rt: Runtime, incident_key: str, open_only: bool = True) -> IncidentRef | None:
+    """Return the open incident with `incident_key`: known here, or asked of PagerDuty once.
+
+    `open_only=False` (a resolution's note) takes the newest incident, resolved or not.
+    """
     if known := rt.incidents.id_for(incident_key):
         return IncidentRef(known, incident_key)
-    incident = rt.pagerduty.find_incident(incident_key)
-    if incident is not None and incident.id:
+    incident = rt.pagerduty.find_incident(incident_key, open_only)
+    if incident is not None and incident.id and open_only:
         rt.incidents.remember_id(incident_key, incident.id)
     return incident
 
@@ -312,18 +316,26 @@ def post_note_once(
 ) -> str | None:
     """Post a note exactly once in effect; return its id, or None when it was already posted.
 
-    The note ends with a reference to (run, step). An attempt is recorded as pending before
-    the POST; a retry that finds it pending (the worker died, or the answer was lost) first
-    looks for the reference among the incident's notes instead of posting a second one.
+    The note ends with a reference to (run, step). An attempt is claimed as pending before
+    the POST (compare-and-set: of two copies of a task, one posts). Another copy's attempt
+    pending for less than IN_FLIGHT_SECONDS may still be in flight: this one waits. A retry
+    that finds an older or its own attempt pending (the worker died, the answer was lost)
+    first looks for the reference among the incident's notes instead of posting a second one.
     """
     ref = notes.reference(run_id, step)
+    owner = current_attempt.get()
     state = rt.deliveries.effect_state(run_id, step)
     if state is not None and state.startswith("done"):
         return None
-    if state == "pending" and any(ref in text for text in rt.pagerduty.note_contents(incident)):
-        rt.deliveries.mark_effect(run_id, step, "found after an interrupted attempt")
-        return None
-    rt.deliveries.begin_effect(run_id, step)
+    if state is not None and state.startswith("pending"):
+        other, since = pending_attempt(state)
+        if other != owner and (left := since + IN_FLIGHT_SECONDS - time.time()) > 0:
+            raise _in_flight(step, left)
+        if any(ref in text for text in rt.pagerduty.note_contents(incident)):
+            rt.deliveries.mark_effect(run_id, step, "found after an interrupted attempt")
+            return None
+    if not rt.deliveries.claim_attempt(run_id, step, state, owner):
+        raise _in_flight(step, 1.0)  # another copy claimed it a moment ago
     body = notes.clip(rt.redact(content), notes.NOTE_LIMIT - len(ref) - 1)
     text = f"{body}\n{ref}"
     if opening := notes.opening(text):
@@ -342,6 +354,16 @@ def post_note_once(
     return note_id
 
 
+def _in_flight(step: str, wait: float) -> PagerDutyUnavailable:
+    """Return the wait for another copy's attempt at `step`: held back, as for the budget."""
+    return PagerDutyUnavailable(
+        f"PagerDuty {step} held back: another attempt at it is in flight",
+        429,
+        {"ratelimit-reset": f"{wait:.3f}"},
+        held_back=True,
+    )
+
+
 def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     """Note the delivery's newly resolved alerts on their incident, once; run nothing."""
     delivery = rt.deliveries.get(delivery_id)
@@ -352,7 +374,7 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     resolved = [a for a in group.alerts if a.status == "resolved" and a.dedup_key in fresh]
     if not resolved or rt.deliveries.effect_done(delivery_id, "resolved_note"):
         return "nothing to note"
-    incident = find_incident(rt, group.incident_key)
+    incident = find_incident(rt, group.incident_key, open_only=False)
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={group.incident_key}")
     content = notes.resolved_note(resolved, delivery_id)
@@ -451,7 +473,7 @@ def collect_into_bundle(
         return run_collector(name, target, ctx, timeouts=timeouts)
 
     wait = rt.settings.collector_timeout_seconds * 2 + 1
-    evidence = run_shared(rt.redis, name, target, run, wait) if shared else run()
+    evidence = run_shared(rt.redis, name, target, run, wait, redact=rt.redact) if shared else run()
     folder = bundle.bundle_path(rt.settings.bundle_dir, bundle_id)
     stored = bundle.store_files(folder, evidence.files, rt.redact)
     return bundle.manifest_entry(evidence, stored, rt.redact)

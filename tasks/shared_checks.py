@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -40,6 +41,15 @@ def check_key(name: str, target: Target) -> str:
     return f"{PREFIX}check:{digest}"
 
 
+MAX_SHARED_BYTES = 1_000_000  # a larger result (many plots) is not worth keeping in Redis
+
+# Delete the lock only if it is still ours: one that outlived its expiry is another's now.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def run_shared(
     client: redis.Redis,
     name: str,
@@ -47,45 +57,75 @@ def run_shared(
     run: Callable[[], Evidence],
     wait_seconds: float,
     now: Callable[[], float] = time.time,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> Evidence:
     """Return a recent result of this check, wait for one in progress, or run it (and share it).
 
-    Redis trouble never costs the evidence: the check then simply runs here.
+    What is shared is redacted first (it sits in Redis). Redis trouble never costs the
+    evidence, nor runs a check twice: the check then simply runs here, unshared.
     """
     key = check_key(name, target)
+    lock = f"{key}:running"
+    token = secrets.token_hex(8)
     try:
-        return _shared(client, key, run, wait_seconds, now)
+        cached = _wait_for_turn(client, key, lock, token, wait_seconds, now)
     except redis.RedisError as exc:
         log.warning("cannot share the %s check (%s); running it here", name, type(exc).__name__)
         return run()
+    if cached is not None:
+        return cached
+    if not _holds(client, lock, token):
+        return run()  # waited long enough for another runner: its target may be hung
+    evidence = run()
+    try:
+        _share(client, key, evidence, now(), redact)
+        client.register_script(_RELEASE)(keys=[lock], args=[token])
+    except redis.RedisError as exc:
+        log.warning("cannot share the %s check's result: %s", name, type(exc).__name__)
+    return evidence
 
 
-def _shared(
+def _wait_for_turn(
     client: redis.Redis,
     key: str,
-    run: Callable[[], Evidence],
+    lock: str,
+    token: str,
     wait_seconds: float,
     now: Callable[[], float],
-) -> Evidence:
-    lock = f"{key}:running"
+) -> Evidence | None:
+    """Return a shared result, or None once this caller holds the lock (or waited enough)."""
     give_up_at = time.monotonic() + wait_seconds
     while True:
         if (found := _cached(client, key, now)) is not None:
             return found
-        if client.set(lock, "1", nx=True, ex=max(int(wait_seconds) + 5, 5)):
-            break
-        if time.monotonic() > give_up_at:  # its runner is gone or stuck: run it here
-            return run()
+        if client.set(lock, token, nx=True, ex=max(int(wait_seconds) * 2, 10)):
+            return None
+        if time.monotonic() > give_up_at:
+            return None
         time.sleep(POLL_SECONDS)
+
+
+def _holds(client: redis.Redis, lock: str, token: str) -> bool:
     try:
-        evidence = run()
-        keep = OPEN_CIRCUIT_SECONDS if evidence.status is Status.TIMEOUT else SHARE_SECONDS
-        if evidence.status is not Status.SKIPPED:
-            record = {"at": now(), "evidence": _storable(evidence)}
-            client.set(key, json.dumps(record), px=int(keep * 1000))
-        return evidence
-    finally:
-        client.delete(lock)
+        return client.get(lock) == token.encode()
+    except redis.RedisError:
+        return False
+
+
+def _share(
+    client: redis.Redis,
+    key: str,
+    evidence: Evidence,
+    at: float,
+    redact: Callable[[str], str],
+) -> None:
+    """Keep a result for the others: briefly, or for a minute when the target hung."""
+    if evidence.status is Status.SKIPPED:
+        return
+    keep = OPEN_CIRCUIT_SECONDS if evidence.status is Status.TIMEOUT else SHARE_SECONDS
+    text = json.dumps({"at": at, "evidence": _storable(evidence, redact)})
+    if len(text) <= MAX_SHARED_BYTES:
+        client.set(key, text, px=int(keep * 1000))
 
 
 def _cached(client: redis.Redis, key: str, now: Callable[[], float]) -> Evidence | None:
@@ -102,16 +142,18 @@ def _cached(client: redis.Redis, key: str, now: Callable[[], float]) -> Evidence
     return evidence
 
 
-def _storable(evidence: Evidence) -> dict[str, object]:
+def _storable(evidence: Evidence, redact: Callable[[str], str]) -> dict[str, object]:
     data = evidence.to_dict()
-    data["files"] = {k: _wrapped(v) for k, v in evidence.files.items()}
+    data["summary"] = redact(evidence.summary)
+    data["tables"] = json.loads(redact(json.dumps(evidence.tables)))
+    data["files"] = {k: _wrapped(v, redact) for k, v in evidence.files.items()}
     return data
 
 
-def _wrapped(content: str | bytes) -> dict[str, str]:
+def _wrapped(content: str | bytes, redact: Callable[[str], str]) -> dict[str, str]:
     if isinstance(content, bytes):  # plots
         return {"base64": base64.b64encode(content).decode()}
-    return {"text": content}
+    return {"text": redact(content)}
 
 
 def _unwrapped(content: dict[str, str]) -> str | bytes:

@@ -102,7 +102,13 @@ def test_pagerduty_webhooks_teach_the_incident_id_and_its_resolution_forgets_it(
     rt = Runtime(intake_settings)
     pd.post(pd_client, pd.event(incident_key="k-cached"), webhook_id="wh-cache-1")
     assert rt.incidents.id_for("k-cached") == "PGR0VU2"  # no GET /incidents for this key
-    resolved = pd.event("incident.resolved", status="resolved", event_id=2, incident_key="k-cached")
-    pd.post(pd_client, resolved, webhook_id="wh-cache-2")
+    assert rt.redis.get(claim_key("k-cached")) is not None  # its run holds the key
+    late = pd.event("incident.resolved", status="resolved", event_id=2, incident_key="k-cached")
+    late["event"]["occurred_at"] = "2026-01-01T00:00:00Z"  # before this run started
+    pd.post(pd_client, late, webhook_id="wh-cache-2")
+    assert rt.redis.get(claim_key("k-cached")) is not None  # a late event frees no newer run
+    resolved = pd.event("incident.resolved", status="resolved", event_id=3, incident_key="k-cached")
+    resolved["event"]["occurred_at"] = datetime.now(UTC).isoformat()
+    pd.post(pd_client, resolved, webhook_id="wh-cache-3")
     assert rt.incidents.id_for("k-cached") is None  # the key may open a new incident later
     assert rt.redis.get(claim_key("k-cached")) is None  # whose alerts must not join this run

@@ -214,6 +214,19 @@ def test_a_resolved_group_releases_its_incident_so_its_next_alert_runs_anew(
     )
     assert redis_client.get(f"responder:incident-claim:{INCIDENT}") is None
     assert record(store, "d-2", coalescing=COALESCING).started
+    # The same resolution again (a retry, the other Alertmanager of a pair) frees nothing.
+    store.record(
+        delivery_id="d-resolved-again",
+        source="alertmanager",
+        raw_body=b"{}",
+        headers={},
+        dedup_keys=[("a:resolved:t0", "resolved")],
+        fields={},
+        now=datetime.now(UTC),
+        claim=Claim.RELEASE,
+        incident=INCIDENT,
+    )
+    assert claim_holder(redis_client) == b"alertmanager:d-2"
 
 
 def test_a_large_body_is_stored_packed_and_read_back_as_sent(redis_client: redis.Redis) -> None:

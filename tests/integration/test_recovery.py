@@ -15,7 +15,7 @@ import redis
 from tasks import recovery
 from tasks.celery_app import make_celery
 from tasks.lanes import urgent_queue
-from tasks.pipeline import requeue_stalled
+from tasks.pipeline import MAX_REQUEUES, RESPOND, requeue_stalled
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for
@@ -92,10 +92,36 @@ def test_a_delivery_with_no_task_behind_it_is_queued_again(
     rt = Runtime(ours)
     celery = make_celery(ours)
     later = time.time() + ours.pipeline_lease_seconds + 1
-    assert requeue_stalled(celery, rt, later) == 1  # the waiting one still has its message
+    # Two passes in a row must find it (a message moving between queue and workers is missed
+    # once); the waiting one still has its message all along.
+    assert requeue_stalled(celery, rt, later) == 0
+    assert requeue_stalled(celery, rt, later + 30) == 1
     queued = redis_client.lrange(urgent_queue(QUEUE), 0, -1)
     assert sum(lost.encode() in m for m in queued) == 1
     assert sum(waiting.encode() in m for m in queued) == 1
     assert rt.deliveries.get(lost)["requeued_at"]
-    assert requeue_stalled(celery, rt, later) == 0  # now its message is there
+    assert requeue_stalled(celery, rt, later + 60) == 0  # now its message is there
+    redis_client.delete(QUEUE, urgent_queue(QUEUE))
+
+
+def test_a_delivery_that_stalls_again_and_again_is_failed_for_good(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    ours = replace(settings, queue=QUEUE)
+    redis_client.delete(QUEUE, urgent_queue(QUEUE), "unacked", "unacked_index")
+    client = create_app(ours).test_client()
+    answer = client.post(
+        "/webhooks/alertmanager",
+        json=sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", stalls="yes"}'),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ).get_json()
+    rt, celery = Runtime(ours), make_celery(ours)
+    later = time.time() + ours.pipeline_lease_seconds + 1
+    for n in range(2 * (MAX_REQUEUES + 1)):  # its task vanishes every time
+        redis_client.delete(urgent_queue(QUEUE))
+        requeue_stalled(celery, rt, later + 30 * n)
+    delivery = rt.deliveries.get(answer["delivery_id"])
+    assert delivery["pipeline"].startswith("failed: stalled queued 3 times")
+    [letter] = rt.dead_letters.list()
+    assert letter.delivery_id == answer["delivery_id"] and letter.task == RESPOND
     redis_client.delete(QUEUE, urgent_queue(QUEUE))
