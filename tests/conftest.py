@@ -47,6 +47,15 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "conditi
         time.sleep(0.1)
 
 
+def worker_command(hostname: str, concurrency: int = 1) -> list[str]:
+    """Return the command of a test's own Celery worker (no gossip, no mingle: it starts fast)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+        "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
+        "--hostname", f"{hostname}@%h",
+    ]  # fmt: skip
+
+
 def sample_payload(**changes: Any) -> dict[str, Any]:
     """Return the bundled sample Alertmanager payload with top-level fields changed."""
     payload = json.loads(SAMPLE.read_text())

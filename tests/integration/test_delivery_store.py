@@ -194,6 +194,21 @@ def test_a_delivery_that_brings_no_new_firing_alert_starts_and_joins_nothing(
     assert redis_client.llen(joined_key(INCIDENT)) == 0
 
 
+def record_resolution(store: DeliveryStore, delivery_id: str) -> None:
+    """Record Alertmanager's resolution of the test incident's group (the same alert each time)."""
+    store.record(
+        delivery_id=delivery_id,
+        source="alertmanager",
+        raw_body=b"{}",
+        headers={},
+        dedup_keys=[("a:resolved:t0", "resolved")],
+        fields={},
+        now=datetime.now(UTC),
+        claim=Claim.RELEASE,
+        incident=INCIDENT,
+    )
+
+
 def test_a_resolved_group_releases_its_incident_so_its_next_alert_runs_anew(
     redis_client: redis.Redis,
 ) -> None:
@@ -201,31 +216,11 @@ def test_a_resolved_group_releases_its_incident_so_its_next_alert_runs_anew(
     # needs its own first note, not a place in the old run.
     store = DeliveryStore(redis_client)
     record(store, "d-1", coalescing=COALESCING)
-    store.record(
-        delivery_id="d-resolved",
-        source="alertmanager",
-        raw_body=b"{}",
-        headers={},
-        dedup_keys=[("a:resolved:t0", "resolved")],
-        fields={},
-        now=datetime.now(UTC),
-        claim=Claim.RELEASE,
-        incident=INCIDENT,
-    )
+    record_resolution(store, "d-resolved")
     assert redis_client.get(f"responder:incident-claim:{INCIDENT}") is None
     assert record(store, "d-2", coalescing=COALESCING).started
     # The same resolution again (a retry, the other Alertmanager of a pair) frees nothing.
-    store.record(
-        delivery_id="d-resolved-again",
-        source="alertmanager",
-        raw_body=b"{}",
-        headers={},
-        dedup_keys=[("a:resolved:t0", "resolved")],
-        fields={},
-        now=datetime.now(UTC),
-        claim=Claim.RELEASE,
-        incident=INCIDENT,
-    )
+    record_resolution(store, "d-resolved-again")
     assert claim_holder(redis_client) == b"alertmanager:d-2"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tasks.enqueue import TaskMessages
 from tasks.lanes import urgent_queue
 from tasks.pipeline import RESPOND
 from tasks.settings import Settings
-from tests.conftest import PROJECT, wait_for
+from tests.conftest import PROJECT, wait_for, worker_command
 
 QUEUE = "responder-lanes-test"
 
@@ -39,11 +38,7 @@ def test_p0s_enqueued_behind_500_p3_tasks_run_first(
         pipe.execute()
     log = tmp_path / "worker.log"
     env = {**os.environ, **responder_env, "RESPONDER_QUEUE": QUEUE}
-    command = [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-        "--concurrency", "1", "--without-gossip", "--without-mingle",
-        "--hostname", "lanes@%h",
-    ]  # fmt: skip
+    command = worker_command("lanes")
     with log.open("wb") as out:
         worker = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=out, stderr=out)
     try:

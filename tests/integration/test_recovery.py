@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from tasks.lanes import urgent_queue
 from tasks.pipeline import MAX_REQUEUES, RESPOND, requeue_stalled
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for
+from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for, worker_command
 from webhooks import create_app
 
 QUEUE = "responder-recovery-test"
@@ -43,11 +42,7 @@ def test_the_tasks_a_killed_worker_held_are_given_back_without_the_visibility_ti
         "RESPONDER_INCIDENT_LOOKUP_DELAY": "30",
     }
     log = tmp_path / "worker.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-        "--concurrency", "1", "--without-gossip", "--without-mingle",
-        "--hostname", "doomed@%h",
-    ]  # fmt: skip
+    command = worker_command("doomed")
     with log.open("wb") as out:
         worker = subprocess.Popen(
             command, cwd=PROJECT, env=env, stdout=out, stderr=out, start_new_session=True
