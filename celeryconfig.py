@@ -3,9 +3,10 @@
 Broker, result backend and queue name come from the responder's settings object
 (`RESPONDER_REDIS_URL`, `RESPONDER_QUEUE`), applied by `tasks.celery_app.make_celery`.
 
-The invariants that keep at-least-once delivery safe on Redis (see reliability.md §1):
-late acks, re-queue on a lost worker, prefetch 1, and every time limit below the Redis
-visibility timeout so a running task is never handed to a second worker.
+The invariants that keep at-least-once delivery safe on Redis (Celery's "Redis caveats":
+a message not acknowledged within the visibility timeout is delivered again): late acks,
+re-queue on a lost worker, prefetch 1, and every time limit below the Redis visibility
+timeout so a running task is never handed to a second worker.
 """
 
 import os

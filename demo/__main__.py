@@ -18,7 +18,7 @@ import redis
 
 from demo.simulator import SCENARIOS
 from demo.world import World, WorldError
-from tasks.deliveries import DeliveryStore
+from tasks.store.deliveries import DeliveryStore
 
 DIRECTORY = Path("var/demo")
 

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tasks import joined_alerts, recovery
-from tasks.deliveries import STATS_KEY
+from tasks import recovery
 from tasks.lanes import Lane, urgent_queue
 from tasks.runtime import Runtime
+from tasks.store.deliveries import JOINED_DUE_KEY, STATS_KEY
 
 _DELIVERY_TIME = re.compile(rb"(\d{8}T\d{6}Z)-[0-9a-f]{8}")
 
@@ -45,7 +45,7 @@ def read_backlog(rt: Runtime, now: datetime | None = None) -> Backlog:
         budget_limit=rt.budget.limit,
         coalesced=int(rt.redis.hget(STATS_KEY, "coalesced") or 0),
         dead_letters=rt.dead_letters.count(),
-        joined_notes_due=joined_alerts.queued_summary(rt)["notes_due"],
+        joined_notes_due=int(rt.redis.zcard(JOINED_DUE_KEY)),
     )
 
 

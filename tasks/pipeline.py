@@ -1,6 +1,6 @@
 """The response pipeline as Celery tasks: first note, collectors in parallel, bundle, evidence note.
 
-Each task takes ids, declares its retries and calls plain functions in `tasks.response`.
+Each task takes ids, declares its retries and calls plain functions in `tasks.run.response`.
 """
 
 from __future__ import annotations
@@ -18,23 +18,21 @@ import redis
 from celery import Celery, shared_task
 from celery.signals import task_prerun, task_received, worker_ready
 
-from tasks import bundle, closing, joined_alerts, recovery, response, sla_actions
-from tasks.dead_letters import DeadLetter
-from tasks.deliveries import PREFIX, current_attempt, delivery_key
+from tasks import recovery
+from tasks.evidence import bundle
 from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue
-from tasks.pagerduty_client import PagerDutyUnavailable
+from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESPOND, SLA_ACTION
+from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
+from tasks.run import closing, joined_alerts, response
 from tasks.runtime import Runtime
-from tasks.sla_clock import Deadline
+from tasks.sla import actions
+from tasks.store.dead_letters import DeadLetter
+from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
+from tasks.store.sla_clock import Deadline
 
 log = logging.getLogger(__name__)
 
-RESPOND = "tasks.pipeline.respond"
-NOTE_RESOLVED = "tasks.pipeline.note_resolved"
-GATHER = "tasks.pipeline.gather"
-SLA_ACTION = "tasks.pipeline.sla_action"
-CLOSE_INCIDENT = "tasks.pipeline.close_incident"
-JOINED_NOTE = "tasks.pipeline.joined_note"
 # A batch sent and not done is sent again after the policy's give-up time and this much more.
 # Only a tick that died between taking and sending leaves one behind (a dead worker's task
 # comes back by itself), while a live task may wait for budget or retry that long.
@@ -376,17 +374,17 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
     due = Deadline.from_dict(deadline)
     owner = self.request.id or "-"
     seconds = int(self.app.conf.task_time_limit) + 60
-    with sla_actions.acting_alone(rt, due, owner, seconds) as alone:
+    with actions.acting_alone(rt, due, owner, seconds) as alone:
         if not alone:  # another copy is acting: look again once it is done
             raise self.retry(countdown=SLA_LOCK_RETRY_SECONDS)
         try:
-            return sla_actions.act(rt, due, _now())
+            return actions.act(rt, due, _now())
         except PagerDutyUnavailable as exc:
             retry_or_give_up(
                 self,
                 rt,
                 exc,
-                lambda why: sla_actions.gave_up(rt, due, why),
+                lambda why: actions.gave_up(rt, due, why),
                 incident_id=due.incident_id,
                 step=f"SLA {due.kind}",
             )

@@ -23,7 +23,7 @@ from typing import Any
 import redis
 from kombu.utils.json import dumps, loads
 
-from tasks.deliveries import INDEX_KEY, PREFIX, delivery_key
+from tasks.store.deliveries import INDEX_KEY, PREFIX, delivery_key
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from functools import cached_property
 import redis
 
 from collectors.redact import make_redactor
-from tasks.dead_letters import DeadLetters
-from tasks.deliveries import DeliveryStore
-from tasks.incidents import IncidentStore
-from tasks.pagerduty_client import PagerDutyGateway, make_gateway
-from tasks.rate_limit import RequestBudget
+from tasks.pagerduty.budget import RequestBudget
+from tasks.pagerduty.client import PagerDutyGateway, make_gateway
 from tasks.settings import Settings
-from tasks.sla_clock import SlaClock
+from tasks.store.dead_letters import DeadLetters
+from tasks.store.deliveries import DeliveryStore
+from tasks.store.incidents import IncidentStore
+from tasks.store.sla_clock import SlaClock
 from triage import policy as policy_module
 from triage.policy import Policy
 

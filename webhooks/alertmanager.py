@@ -20,9 +20,9 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
-from tasks.deliveries import Claim, Coalescing, new_delivery_id
 from tasks.lanes import queue_for
-from tasks.pipeline import NOTE_RESOLVED, RESPOND
+from tasks.names import NOTE_RESOLVED, RESPOND
+from tasks.store.deliveries import Claim, Coalescing, new_delivery_id
 from triage.classify import classify, most_severe
 from triage.models import parse_alertmanager
 from webhooks.auth import unauthenticated

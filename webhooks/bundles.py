@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, request, send_from_directory
 from werkzeug.security import safe_join
 
-from tasks.bundle import bundle_path
-from tasks.links import link_problem, signed_query
+from tasks.evidence.links import bundle_path, link_problem, signed_query
 from webhooks.errors import problem
 from webhooks.receiver import current_receiver
 

@@ -11,7 +11,7 @@ from flask import Response
 from redis import RedisError
 from werkzeug.http import parse_options_header
 
-from tasks.deliveries import Recorded
+from tasks.store.deliveries import Recorded
 from triage.models import PayloadError
 from webhooks.errors import problem
 from webhooks.receiver import Receiver

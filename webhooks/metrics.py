@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from redis import RedisError
 
 from tasks.backlog import Backlog
-from tasks.deliveries import Recorded
+from tasks.store.deliveries import Recorded
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 from redis import RedisError
 
-from tasks import incident_updates, notes
-from tasks.deliveries import Claim, new_delivery_id
+from tasks import notes
 from tasks.lanes import queue_for
-from tasks.pipeline import CLOSE_INCIDENT, RESPOND
+from tasks.names import CLOSE_INCIDENT, RESPOND
+from tasks.sla import incident_events
+from tasks.store.deliveries import Claim, new_delivery_id
 from triage.classify import classify
 from triage.models import Classification, IncidentEvent, parse_pagerduty
 from webhooks.auth import pagerduty_signature_problem
@@ -82,7 +83,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     if starts:  # P0/P1 on the urgent lane
         queue = queue_for(receiver.settings.queue, _priority(classification))
         messages.append(receiver.messages.build(RESPOND, [delivery_id, 1], "start", None, queue))
-    if closing := incident_updates.closing_args(event, now):
+    if closing := incident_events.closing_args(event, now):
         messages.append(receiver.messages.build(CLOSE_INCIDENT, closing, "-"))
     idle_reason = _idle_reason(event)
     recorded = record_or_503(
@@ -111,7 +112,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         return recorded
     if not recorded.duplicate:
         try:
-            incident_updates.apply_event(
+            incident_events.apply_event(
                 receiver.runtime, event, person_note=idle_reason == NOTE_ADDED
             )
         except Exception:  # the delivery is stored; `responder replay` can apply it again

@@ -14,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from tasks.deliveries import DeliveryStore
+from tasks.store.deliveries import DeliveryStore
 from tests.conftest import TOKEN, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
 

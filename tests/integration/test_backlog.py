@@ -13,10 +13,10 @@ import redis
 from click.testing import CliRunner
 
 from tasks.cli import main
-from tasks.dead_letters import DeadLetter
 from tasks.lanes import urgent_queue
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from tasks.store.dead_letters import DeadLetter
 from tests.conftest import TOKEN, sample_payload
 from webhooks import create_app
 

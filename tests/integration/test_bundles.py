@@ -14,8 +14,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from collectors.contract import Evidence, Status
-from tasks import bundle
-from tasks.links import bundle_link
+from tasks.evidence import bundle
+from tasks.evidence.links import bundle_link
 from tasks.settings import Settings
 from webhooks import create_app
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks import closing, response, sla_actions
-from tasks.pagerduty_client import IncidentRef
+from tasks.pagerduty.client import IncidentRef
+from tasks.run import closing, response
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from tasks.sla import actions
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
 from triage import report
@@ -53,7 +54,7 @@ def test_closing_note_and_timeline(
     start_run(rt, "run-close-r1", incident, Priority.P1)
     happened(rt, incident, "triggered", T0)
     happened(rt, incident, "acknowledged", T0 + timedelta(minutes=3))
-    sla_actions.escalate(rt, IncidentRef(incident, "k-close"), "resolve@test")
+    actions.escalate(rt, IncidentRef(incident, "k-close"), "resolve@test")
     happened(rt, incident, "resolved", T0 + timedelta(minutes=52))
 
     resolved_at = T0 + timedelta(minutes=52)

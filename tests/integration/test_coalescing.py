@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tasks import joined_alerts
-from tasks.deliveries import claim_key
+from tasks.run import joined_alerts
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
+from tasks.store.deliveries import claim_key
 from tests.conftest import TOKEN, sample_payload
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration import test_pagerduty_webhook as pd

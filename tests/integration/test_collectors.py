@@ -20,7 +20,7 @@ from collectors.contract import CollectorContext, Status, Target
 from collectors.redact import make_redactor
 from collectors.registry import run_collector
 from collectors.service_health import collect as check_health
-from tasks import bundle
+from tasks.evidence import bundle
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from triage.policy import Service
 

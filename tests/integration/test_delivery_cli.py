@@ -11,11 +11,11 @@ import redis
 from click.testing import CliRunner
 
 from tasks.cli import main
-from tasks.dead_letters import DeadLetter
 from tasks.lanes import urgent_queue
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
-from tasks.sla_clock import Deadline
+from tasks.store.dead_letters import DeadLetter
+from tasks.store.sla_clock import Deadline
 from tests.conftest import TOKEN, sample_payload
 from tests.integration import test_pagerduty_webhook as pd
 from webhooks import create_app

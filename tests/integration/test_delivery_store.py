@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from tasks.deliveries import (
+from tasks.enqueue import TaskMessage
+from tasks.store.deliveries import (
     INDEX_KEY,
     JOINED_DUE_KEY,
     STATS_KEY,
@@ -17,7 +18,6 @@ from tasks.deliveries import (
     delivery_key,
     joined_key,
 )
-from tasks.enqueue import TaskMessage
 
 QUEUE = "responder:test-store-queue"  # under responder:, so the fixture clears it
 INCIDENT = "incident-store-test"

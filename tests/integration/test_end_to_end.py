@@ -10,9 +10,9 @@ from pathlib import Path
 
 import requests
 
-from tasks.dead_letters import DeadLetters
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from tasks.store.dead_letters import DeadLetters
 from tests.conftest import TOKEN, post_alert, sample_payload, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
 
@@ -82,7 +82,7 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
         assert entry["duration_seconds"] > 0
         assert entry["files"]
     # The run started the incident's SLA clocks.
-    from tasks.sla_clock import SlaClock
+    from tasks.store.sla_clock import SlaClock
 
     kinds = {d.kind for d in SlaClock(redis_client).pending() if d.incident_id == incident}
     assert kinds == {"acknowledge", "respond", "resolve", "next_update", "notify_management"}

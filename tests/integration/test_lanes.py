@@ -13,7 +13,7 @@ import redis
 from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
 from tasks.lanes import urgent_queue
-from tasks.pipeline import RESPOND
+from tasks.names import RESPOND
 from tasks.settings import Settings
 from tests.conftest import PROJECT, wait_for, worker_command
 

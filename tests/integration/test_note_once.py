@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tasks import response
-from tasks.deliveries import current_attempt
-from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
+from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from tasks.store.deliveries import current_attempt
 from tests.fakes.pagerduty import FakePagerDuty
 
 

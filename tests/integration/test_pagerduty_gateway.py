@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tasks.pagerduty_client import IncidentRef, OutboxGateway, PagerDutyUnavailable, make_gateway
-from tasks.rate_limit import RequestBudget
+from tasks.pagerduty.budget import RequestBudget
+from tasks.pagerduty.client import IncidentRef, OutboxGateway, PagerDutyUnavailable, make_gateway
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tasks import notes, response
-from tasks.pagerduty_client import IncidentRef
+from tasks import notes
+from tasks.pagerduty.client import IncidentRef
+from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.conftest import PD_WEBHOOK_SECRET, PROJECT, TOKEN, sample_payload

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collectors import registry
-from tasks import response
+from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.conftest import TOKEN, sample_payload

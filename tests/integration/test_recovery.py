@@ -14,7 +14,8 @@ import redis
 from tasks import recovery
 from tasks.celery_app import make_celery
 from tasks.lanes import urgent_queue
-from tasks.pipeline import MAX_REQUEUES, RESPOND, requeue_stalled
+from tasks.names import RESPOND
+from tasks.pipeline import MAX_REQUEUES, requeue_stalled
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for, worker_command

@@ -8,7 +8,7 @@ import socket
 import pytest
 import redis
 
-from tasks.redis_direct import DirectCommands
+from tasks.store.redis_direct import DirectCommands
 
 
 def test_a_killed_connection_is_replaced_and_the_command_answered(

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from click.testing import CliRunner
 
 from tasks.cli import main
-from tasks.incidents import IncidentStore
 from tasks.settings import Settings
+from tasks.store.incidents import IncidentStore
 from tests.integration.test_pagerduty_webhook import event
 from triage.models import parse_pagerduty
 

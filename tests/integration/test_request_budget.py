@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.lanes import Lane
-from tasks.rate_limit import RequestBudget
+from tasks.pagerduty.budget import RequestBudget
 
 LIMIT, WINDOW, SHARE = 12, 60.0, 0.5
 

@@ -8,10 +8,10 @@ from dataclasses import replace
 import redis
 
 from collectors.contract import Evidence, Status, Target
-from tasks import response
+from tasks.evidence.shared_checks import SHARE_SECONDS, run_shared
+from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tasks.shared_checks import SHARE_SECONDS, run_shared
 from tests.conftest import HealthServer
 
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks import sla_actions
-from tasks.pagerduty_client import IncidentRef, OutboxGateway
+from tasks.pagerduty.client import IncidentRef, OutboxGateway
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tasks.sla_clock import deadlines_for
+from tasks.sla import actions
+from tasks.store.sla_clock import deadlines_for
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
 from triage.models import Priority, parse_pagerduty
@@ -37,7 +37,7 @@ def run_clock(rt: Runtime, until: datetime, step: timedelta = timedelta(minutes=
     results, now = [], T0
     while now <= until:
         for deadline in (claim.deadline for claim in rt.clock.claim_due(now)):
-            results.append(f"{deadline.kind}: {sla_actions.act(rt, deadline, now)}")
+            results.append(f"{deadline.kind}: {actions.act(rt, deadline, now)}")
         now += step
     return results
 
@@ -92,8 +92,8 @@ def test_a_redelivered_action_escalates_and_notes_once(rt, pagerduty: FakePagerD
         for c in rt.clock.claim_due(T0 + timedelta(minutes=16))
         if c.deadline.kind == "acknowledge"
     ]
-    sla_actions.act(rt, deadline, T0 + timedelta(minutes=16))
-    sla_actions.act(rt, deadline, T0 + timedelta(minutes=17))  # the task ran again
+    actions.act(rt, deadline, T0 + timedelta(minutes=16))
+    actions.act(rt, deadline, T0 + timedelta(minutes=17))  # the task ran again
     assert len([c for c in pagerduty.calls if c.method == "PUT"]) == 1
     assert len(pagerduty.notes_for(incident)) == 1
 
@@ -217,11 +217,11 @@ def test_a_late_status_update_keeps_the_cadence_of_its_due_time(
     start(rt, incident)
     [update] = [c.deadline for c in rt.clock.claim_due(T0 + timedelta(minutes=37))
                 if c.deadline.kind == "next_update"]  # fmt: skip
-    sla_actions.act(rt, update, T0 + timedelta(minutes=37))  # due at 15:30, acted on at 15:37
+    actions.act(rt, update, T0 + timedelta(minutes=37))  # due at 15:30, acted on at 15:37
     [following] = [d for d in rt.clock.pending() if d.kind == "next_update"]
     assert following.due == (T0 + timedelta(hours=1)).isoformat()  # 16:00, not 16:07
     # Hours late (everything was down): the next one is the next on the cadence, not a backlog.
-    sla_actions.act(rt, following, T0 + timedelta(hours=3, minutes=10))
+    actions.act(rt, following, T0 + timedelta(hours=3, minutes=10))
     [after] = [d for d in rt.clock.pending() if d.kind == "next_update"]
     assert after.due == (T0 + timedelta(hours=3, minutes=30)).isoformat()
     assert len(pagerduty.status_updates[incident]) == 2
@@ -230,21 +230,21 @@ def test_a_late_status_update_keeps_the_cadence_of_its_due_time(
 def test_only_one_task_acts_on_a_deadline_at_a_time(rt) -> None:
     due = deadlines(Priority.P1, T0, builtin()).to_dict()
     deadline = deadlines_for("PLOCK", "run-1", "t", due)[0]
-    with sla_actions.acting_alone(rt, deadline, "task-1", 60) as first:
-        with sla_actions.acting_alone(rt, deadline, "task-2", 60) as second:
+    with actions.acting_alone(rt, deadline, "task-1", 60) as first:
+        with actions.acting_alone(rt, deadline, "task-2", 60) as second:
             assert (first, second) == (True, False)
-    with sla_actions.acting_alone(rt, deadline, "task-2", 60) as again:
+    with actions.acting_alone(rt, deadline, "task-2", 60) as again:
         assert again  # released when the first finished
 
 
 def test_a_task_redelivered_after_its_worker_died_takes_its_lock_again(rt) -> None:
     due = deadlines(Priority.P1, T0, builtin()).to_dict()
     deadline = deadlines_for("PLOCK2", "run-1", "t", due)[0]
-    held = sla_actions.acting_alone(rt, deadline, "task-1", 60)
+    held = actions.acting_alone(rt, deadline, "task-1", 60)
     assert held.__enter__()  # the worker died holding it: never released
-    with sla_actions.acting_alone(rt, deadline, "task-1", 60) as redelivered:
+    with actions.acting_alone(rt, deadline, "task-1", 60) as redelivered:
         assert redelivered
-    with sla_actions.acting_alone(rt, deadline, "task-2", 60) as other:
+    with actions.acting_alone(rt, deadline, "task-2", 60) as other:
         assert other  # the redelivered copy finished and released it
 
 
@@ -252,7 +252,7 @@ def test_an_action_that_failed_for_good_asks_for_it_by_hand(rt, pagerduty: FakeP
     incident = pagerduty.add_incident("k-gave-up")
     start(rt, incident, Priority.P0)
     [acknowledge] = [d for d in rt.clock.pending() if d.kind == "acknowledge"]
-    sla_actions.gave_up(rt, acknowledge, "HTTP 503 server error; gave up after 6 attempts")
+    actions.gave_up(rt, acknowledge, "HTTP 503 server error; gave up after 6 attempts")
     [note] = pagerduty.notes_for(incident)
     assert note["content"].startswith(
         "[P0] SLA acknowledge action failed: HTTP 503 server error; gave up after 6 attempts. "

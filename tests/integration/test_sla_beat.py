@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tasks.sla_clock import Deadline, SlaClock
+from tasks.store.sla_clock import Deadline, SlaClock
 from tests.conftest import PROJECT, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_worker_kill import start_worker

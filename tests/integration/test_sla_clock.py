@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
-from tasks import incident_updates
 from tasks.cli import main
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tasks.sla_clock import (
+from tasks.sla import incident_events
+from tasks.store.sla_clock import (
     CLAIMED_KEY,
     INDEX_KEY,
     Deadline,
@@ -153,10 +153,10 @@ def test_an_older_event_arriving_late_does_not_stop_a_later_cycles_clocks(
     resolved["event"]["occurred_at"] = "2026-11-25T15:30:00Z"
     reopened = event("incident.reopened", id="PLATE", status="triggered", event_id=2)
     reopened["event"]["occurred_at"] = "2026-11-25T16:00:00Z"
-    assert incident_updates.apply_event(rt, parse_pagerduty(resolved))
-    assert incident_updates.apply_event(rt, parse_pagerduty(reopened))
+    assert incident_events.apply_event(rt, parse_pagerduty(resolved))
+    assert incident_events.apply_event(rt, parse_pagerduty(reopened))
     rt.clock.register(p1_deadlines("PLATE"))  # the reopened cycle's clocks
     # PagerDuty retries the old resolved event, or an operator replays it.
-    assert not incident_updates.apply_event(rt, parse_pagerduty(resolved))
+    assert not incident_events.apply_event(rt, parse_pagerduty(resolved))
     assert len(rt.clock.pending()) == 5
     assert rt.incidents.get("PLATE")["status"] == "triggered"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks import response
+from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.conftest import PUBLIC_URL, TOKEN, sample_payload

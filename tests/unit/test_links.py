@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tasks.links import bundle_link, link_problem, signature
+from tasks.evidence.links import bundle_link, link_problem, signature
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LATER = int(NOW.timestamp()) + 3600

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import redis
 
-from tasks.deliveries import PREFIX
+from tasks.store.deliveries import PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,6 @@ FOLDED_LOG_CHARS = 20_000
 ARCHIVE = "bundle.tar.gz"
 
 
-def bundle_path(root: Path, bundle_id: str) -> Path:
-    """Return the folder of bundle `bundle_id` under `root`."""
-    if not bundle_id or "/" in bundle_id or bundle_id.startswith("."):
-        raise ValueError(f"invalid bundle id {bundle_id!r}")
-    return root / bundle_id
-
-
 def store_files(
     folder: Path, files: Mapping[str, str | bytes], redact: Callable[[str], str]
 ) -> list[str]:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import click
 
 from collectors.contract import Target
-from tasks import bundle
-from tasks.response import collect_into_bundle
+from tasks.evidence import bundle
+from tasks.evidence.links import bundle_path
+from tasks.run.response import collect_into_bundle
 from tasks.runtime import Runtime
 from tasks.settings import SettingsError, settings_from_env
 from triage.models import Priority
@@ -61,7 +62,7 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
         "title": f"diagnose {service}",
         "classification": {"priority": priority, "rule": "manual", "reason": "responder diagnose"},
     }
-    folder = bundle.bundle_path(runtime.settings.bundle_dir, bundle_id)
+    folder = bundle_path(runtime.settings.bundle_dir, bundle_id)
     manifest = bundle.write_manifest(folder, header, entries, datetime.now(UTC))
     bundle.archive(folder)
     if as_json:

@@ -1,4 +1,8 @@
-"""The `responder` command: run the service, replay deliveries."""
+"""The `responder` command, one module per command group; `run` supervises the parts.
+
+May import: anything in `tasks`, `triage` and `collectors`; not `webhooks` (it starts the
+receiver as its own process).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,15 @@ from pathlib import Path
 
 import click
 
-from tasks.cli_options import settings_or_usage_error
-from tasks.delivery_commands import deliveries_command, replay_command
-from tasks.diagnose_command import diagnose_command
+from tasks.cli.deliveries import deliveries_command, replay_command
+from tasks.cli.diagnose import diagnose_command
+from tasks.cli.options import settings_or_usage_error
+from tasks.cli.policy import classify_command, policy_group
+from tasks.cli.report import report_command
+from tasks.cli.sla import sla_command
+from tasks.cli.status import status_command
 from tasks.lanes import urgent_queue
-from tasks.policy_commands import classify_command, policy_group
-from tasks.report_command import report_command
 from tasks.runtime import load_policy
-from tasks.sla_command import sla_command
-from tasks.status_command import status_command
 from triage.policy import PolicyError
 
 
@@ -45,7 +49,7 @@ main.add_command(status_command)
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--concurrency", default=4, show_default=True, type=int, help="Worker processes.")
 def run(host: str, port: int, concurrency: int) -> None:
-    """Run receiver, worker and beat together in the foreground (for a laptop)."""
+    """Run receiver, worker (with beat) and urgent worker in the foreground (for a laptop)."""
     settings = settings_or_usage_error()
     try:
         policy = load_policy(settings)

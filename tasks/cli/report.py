@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 from redis import RedisError
 
-from tasks.cli_options import runtime_or_usage_error, window_start
+from tasks.cli.options import runtime_or_usage_error, window_start
 from triage import report
 from triage.policy import PolicyError
 

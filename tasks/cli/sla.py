@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import click
 from redis import RedisError
 
-from tasks.cli_options import runtime_or_usage_error
-from tasks.sla_clock import left
+from tasks.cli.options import runtime_or_usage_error
+from tasks.store.sla_clock import left
 
 
 @click.command("sla")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import redis
 
 from collectors.contract import Evidence, Status, Target
-from tasks.deliveries import PREFIX
+from tasks.store.deliveries import PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""Render the PagerDuty notes: short, first line first, never cut mid-line."""
+"""Every text the responder writes to PagerDuty: short, first line first, never cut mid-line.
+
+May import: `triage`, `collectors.contract`. Pure: no Redis, no network, no clock.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from tasks.enqueue import TaskMessage
-from tasks.redis_direct import DirectCommands
+from tasks.store.redis_direct import DirectCommands
 
 PREFIX = "responder:"
 INDEX_KEY = PREFIX + "deliveries"
@@ -310,7 +310,7 @@ class DeliveryStore:
         return Recorded(delivery_id, frozenset(json.loads(fresh)), bool(started), pipeline.decode())
 
     def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
-        """Run the recording script on a direct connection (see tasks/redis_direct.py)."""
+        """Run the recording script on a direct connection (see tasks/store/redis_direct.py)."""
         # The receiver's hot path, once per webhook: redis-py's Script would copy and re-check
         # the arguments on every call too. The script is safe to repeat, as DirectCommands
         # requires: a delivery id it has recorded returns the first outcome.

@@ -15,8 +15,8 @@ import math
 
 import redis
 
-from tasks.deliveries import PREFIX
 from tasks.lanes import Lane, current_lane
+from tasks.store.deliveries import PREFIX
 
 # KEYS: the window (a sorted set of grant times), the blocked-until key, a sequence.
 # ARGV: the lane's ceiling, the window in seconds, now (negative: Redis's own clock).

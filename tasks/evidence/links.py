@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 
@@ -43,3 +44,10 @@ def link_problem(
     if now.timestamp() > deadline:
         return "the link has expired"
     return None
+
+
+def bundle_path(root: Path, bundle_id: str) -> Path:
+    """Return the folder of bundle `bundle_id` under `root`."""
+    if not bundle_id or "/" in bundle_id or bundle_id.startswith("."):
+        raise ValueError(f"invalid bundle id {bundle_id!r}")
+    return root / bundle_id

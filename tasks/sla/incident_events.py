@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tasks.runtime import Runtime
-from tasks.sla_clock import KINDS
+from tasks.store.sla_clock import KINDS
 from triage.models import IncidentEvent
 
 # Acknowledging stops the acknowledge clock; resolving stops them all.

@@ -10,13 +10,13 @@ from typing import Any
 import click
 from redis import RedisError
 
-from tasks import incident_updates
 from tasks.celery_app import make_celery
-from tasks.cli_options import runtime_or_usage_error, window_start
-from tasks.dead_letters import DeadLetter
+from tasks.cli.options import runtime_or_usage_error, window_start
 from tasks.lanes import queue_for
-from tasks.pipeline import CLOSE_INCIDENT, RESPOND
+from tasks.names import CLOSE_INCIDENT, RESPOND
 from tasks.runtime import Runtime
+from tasks.sla import incident_events
+from tasks.store.dead_letters import DeadLetter
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 
 SOURCES = click.Choice(["alertmanager", "pagerduty"])
@@ -206,10 +206,10 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
         return f"would {plan.action} {delivery_id}: {plan.why}"
     if plan.action == "apply":
         event = parse_pagerduty(json.loads(plan.delivery["raw_body"]))
-        newest = incident_updates.apply_event(runtime, event)
+        newest = incident_events.apply_event(runtime, event)
         if not newest:
             return f"applied {delivery_id}: {plan.why}; older than the record, clocks untouched"
-        if closing := incident_updates.closing_args(event, datetime.now(UTC)):
+        if closing := incident_events.closing_args(event, datetime.now(UTC)):
             celery.send_task(CLOSE_INCIDENT, args=closing)
             return f"applied {delivery_id}: {plan.why}; closing note queued"
         return f"applied {delivery_id}: {plan.why}"

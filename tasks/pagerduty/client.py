@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import pagerduty
 from pagerduty.rest_api_v2_client import canonical_path, entity_wrappers
 
-from tasks.rate_limit import RequestBudget
+from tasks.pagerduty.budget import RequestBudget
 from tasks.retries import decide
 from tasks.settings import Settings
 
@@ -345,7 +345,7 @@ def make_gateway(
     client.timeout = 10
     # One attempt per call: with a retry budget of 1 and max_http_attempts below zero, the
     # client's loop hands the first error response back at once instead of sleeping (its
-    # default retries 429 forever); tests/unit/test_pagerduty_gateway.py pins this down.
+    # default retries 429 forever); tests/integration/test_pagerduty_gateway.py pins this down.
     client.retry = {status: 1 for status in (429, 500, 502, 503, 504)}
     client.max_http_attempts = -1
     client.max_network_attempts = 0

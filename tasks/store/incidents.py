@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from tasks.deliveries import DEDUP_TTL, PREFIX, claim_key, claim_started, incident_id_key
+from tasks.store.deliveries import DEDUP_TTL, PREFIX, claim_key, claim_started, incident_id_key
 from triage.models import IncidentEvent
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import click
 from redis import RedisError
 
 from tasks.backlog import Backlog, read_backlog
-from tasks.cli_options import runtime_or_usage_error
+from tasks.cli.options import runtime_or_usage_error
 from tasks.lanes import Lane
 
 BEHIND_SECONDS = 60.0  # urgent work waiting longer than this is worth saying so

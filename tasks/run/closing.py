@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from tasks import bundle
-from tasks.pagerduty_client import IncidentRef
-from tasks.response import load_run, post_note_once
+from tasks.evidence.links import bundle_path
+from tasks.pagerduty.client import IncidentRef
+from tasks.run.response import load_run, post_note_once
 from tasks.runtime import Runtime
 from triage import report
 
@@ -49,7 +49,7 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
 
 def write_timeline(rt: Runtime, incident_id: str, run_id: str) -> None:
     """Write the incident's history into the run's bundle as timeline.json."""
-    folder = bundle.bundle_path(rt.settings.bundle_dir, run_id)
+    folder = bundle_path(rt.settings.bundle_dir, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     events = rt.incidents.history(incident_id)
     (folder / "timeline.json").write_text(json.dumps(events, indent=2), encoding="utf-8")

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from tasks.deliveries import PREFIX
+from tasks.store.deliveries import PREFIX
 
 INDEX_KEY = f"{PREFIX}dead-letters"  # entry ids scored by when they failed
 ITEMS_KEY = f"{PREFIX}dead-letters:items"  # entry id -> the entry as JSON

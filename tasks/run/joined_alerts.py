@@ -1,7 +1,7 @@
 """Deliveries that joined an incident's run, summed up in one "more alerts" note per interval.
 
 The recording script lists a joining delivery under its incident and schedules the note (see
-`tasks.deliveries._RECORD`). Beat takes the incidents whose note is due as batches; a task
+`tasks.store.deliveries._RECORD`). Beat takes the incidents whose note is due as batches; a task
 per batch posts the note once. A batch stays pending until its note is done, so a beat or
 worker that dies in between leaves it to be sent again, never lost.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from tasks import notes
-from tasks.deliveries import JOINED_DUE_KEY, PREFIX, PRIORITY_RANK, claim_key
-from tasks.pagerduty_client import IncidentRef
-from tasks.response import IncidentNotFound, classified_alerts, find_incident, post_note_once
+from tasks.pagerduty.client import IncidentRef
+from tasks.run.response import IncidentNotFound, classified_alerts, find_incident, post_note_once
 from tasks.runtime import Runtime
+from tasks.store.deliveries import JOINED_DUE_KEY, PREFIX, PRIORITY_RANK, claim_key
 from triage.models import Alert, Classification
 
 PENDING_KEY = f"{PREFIX}joined-batches"  # batch keys scored by when they were last sent
@@ -112,11 +112,3 @@ def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
 def done(rt: Runtime, batch: str) -> None:
     """Mark a batch's note as done: it is not sent again."""
     rt.redis.zrem(PENDING_KEY, batch)
-
-
-def queued_summary(rt: Runtime) -> dict[str, int]:
-    """Return how many incidents have a note due and how many batches are pending."""
-    return {
-        "notes_due": int(rt.redis.zcard(JOINED_DUE_KEY)),
-        "batches_pending": int(rt.redis.zcard(PENDING_KEY)),
-    }

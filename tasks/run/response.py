@@ -16,11 +16,20 @@ from urllib.parse import parse_qs, urlsplit
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
-from tasks import bundle, links, notes, sla_clock
-from tasks.deliveries import DEDUP_TTL, IN_FLIGHT_SECONDS, PREFIX, current_attempt, pending_attempt
-from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
+from tasks import notes
+from tasks.evidence import bundle, links
+from tasks.evidence.links import bundle_path
+from tasks.evidence.shared_checks import run_shared
+from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.runtime import Runtime
-from tasks.shared_checks import run_shared
+from tasks.store import sla_clock
+from tasks.store.deliveries import (
+    DEDUP_TTL,
+    IN_FLIGHT_SECONDS,
+    PREFIX,
+    current_attempt,
+    pending_attempt,
+)
 from triage.classify import classify
 from triage.models import Alert, Classification, parse_alertmanager, parse_pagerduty
 from triage.policy import Policy
@@ -474,7 +483,7 @@ def collect_into_bundle(
 
     wait = rt.settings.collector_timeout_seconds * 2 + 1
     evidence = run_shared(rt.redis, name, target, run, wait, redact=rt.redact) if shared else run()
-    folder = bundle.bundle_path(rt.settings.bundle_dir, bundle_id)
+    folder = bundle_path(rt.settings.bundle_dir, bundle_id)
     stored = bundle.store_files(folder, evidence.files, rt.redact)
     return bundle.manifest_entry(evidence, stored, rt.redact)
 
@@ -496,7 +505,7 @@ def collector_context(rt: Runtime) -> CollectorContext:
 def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: datetime) -> str:
     """Write the bundle manifest and summary, then post the evidence note once."""
     state = load_run(rt, run_id)
-    folder = bundle.bundle_path(rt.settings.bundle_dir, run_id)
+    folder = bundle_path(rt.settings.bundle_dir, run_id)
     header = {
         "bundle_id": run_id,
         "delivery_id": state.delivery_id,
@@ -546,7 +555,7 @@ def bundle_location(rt: Runtime, bundle_id: str, now: datetime) -> str:
     """Return the signed link to a bundle, or its path when links are not configured."""
     secret = rt.settings.link_secret.reveal()
     if not secret:
-        folder = bundle.bundle_path(rt.settings.bundle_dir, bundle_id).resolve()
+        folder = bundle_path(rt.settings.bundle_dir, bundle_id).resolve()
         return f"{folder} on the responder host (bundle {bundle_id})"
     expires = int((now + timedelta(days=rt.settings.link_ttl_days)).timestamp())
     return links.bundle_link(rt.settings.public_url, bundle_id, expires, secret)

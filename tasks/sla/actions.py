@@ -8,12 +8,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from tasks.deliveries import PREFIX
-from tasks.pagerduty_client import IncidentRef, PagerDutyUnavailable
-from tasks.response import post_note_once
+from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
+from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
-from tasks.sla_clock import Deadline
+from tasks.store.deliveries import PREFIX
+from tasks.store.sla_clock import Deadline
 from triage.models import Priority
 from triage.policy import format_duration
 
