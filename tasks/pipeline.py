@@ -24,9 +24,9 @@ from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue
 from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESPOND, SLA_ACTION
 from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
-from tasks.run import closing, joined_alerts, response
+from tasks.run import joined_alerts, response
 from tasks.runtime import Runtime
-from tasks.sla import actions
+from tasks.sla import actions, closing
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
 from tasks.store.sla_clock import Deadline
@@ -42,7 +42,6 @@ MAX_REQUEUES = 3  # a delivery requeued this often and still stalled is failed f
 SUSPECTS_KEY = f"{PREFIX}stalled-suspects"  # found stalled by the last pass
 RECONCILE_HORIZON_SECONDS = 6 * 3600  # deliveries older than this are not looked at again
 SLA_LOCK_RETRY_SECONDS = 5.0
-RESOLVED_RECORD_ATTEMPTS = 20  # the record says resolved within moments of the webhook
 
 
 def runtime_of(app: Celery) -> Runtime:
@@ -392,23 +391,17 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
 
 
 @shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)
-def close_incident(self: Any, incident_id: str, resolved_at: str = "") -> str:
-    """On resolve: the incident's timeline into its bundle and the closing note."""
+def close_incident(self: Any, delivery_id: str) -> str:
+    """On resolve: apply the resolved event, the timeline into the bundle, the closing note."""
     rt = runtime_of(self.app)
-    when = datetime.fromisoformat(resolved_at) if resolved_at else None
     try:
-        return closing.close(rt, incident_id, when, _now())
-    except closing.NotResolvedYet:
-        if self.request.retries < RESOLVED_RECORD_ATTEMPTS:
-            raise self.retry(countdown=0.5) from None
-        log.error("incident %s: its record never said resolved; no closing note", incident_id)
-        return "record never said resolved: no closing note"
+        return closing.close_resolved(rt, delivery_id, _now())
     except PagerDutyUnavailable as exc:
 
         def give_up(why: str) -> None:
-            log.error("closing note for %s failed: %s", incident_id, why)
+            log.error("closing note for delivery %s failed: %s", delivery_id, why)
 
-        retry_or_give_up(self, rt, exc, give_up, incident_id=incident_id, step="closing note")
+        retry_or_give_up(self, rt, exc, give_up, delivery_id=delivery_id, step="closing note")
         return "gave up"
 
 

@@ -218,6 +218,23 @@ class Incident:
     html_url: str = ""
 
 
+# The one table of PagerDuty events that start a response (the webhook and replay read it):
+# True where the new run takes the incident over from one already running (a reopen).
+STARTS_RESPONSE: Mapping[str, bool] = {"incident.triggered": False, "incident.reopened": True}
+# Events that only update the stored incident record (status, who, when).
+UPDATES_INCIDENT = frozenset(
+    {
+        "incident.acknowledged",
+        "incident.unacknowledged",
+        "incident.resolved",
+        "incident.escalated",
+        "incident.reassigned",
+        "incident.delegated",
+        "incident.priority_updated",
+    }
+)
+
+
 @dataclass(frozen=True)
 class IncidentEvent:
     """One PagerDuty Webhooks v3 event (`incident.*` or `pagey.ping`)."""
@@ -232,6 +249,11 @@ class IncidentEvent:
     note_incident_id: str = ""
     note_content: str = ""
     note_trimmed: bool = False  # PagerDuty shortened a long note's content in the webhook
+
+    @property
+    def starts_response(self) -> bool:
+        """Return True when the event starts a response to its incident (STARTS_RESPONSE)."""
+        return self.event_type in STARTS_RESPONSE and self.incident is not None
 
     @property
     def agent_name(self) -> str:

@@ -14,7 +14,13 @@ from tasks.names import CLOSE_INCIDENT, RESPOND
 from tasks.sla import incident_events
 from tasks.store.deliveries import Claim, new_delivery_id
 from triage.classify import classify
-from triage.models import Classification, IncidentEvent, parse_pagerduty
+from triage.models import (
+    STARTS_RESPONSE,
+    UPDATES_INCIDENT,
+    Classification,
+    IncidentEvent,
+    parse_pagerduty,
+)
 from webhooks.auth import pagerduty_signature_problem
 from webhooks.errors import problem
 from webhooks.intake import kept_headers, parse_or_400, record_or_503, require_json
@@ -26,16 +32,6 @@ blueprint = Blueprint("pagerduty", __name__)
 SOURCE = "pagerduty"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Webhook-Id", "X-Webhook-Subscription")
 NOTE_ADDED = "not started: a note was added"
-STARTS_PIPELINE = {"incident.triggered": Claim.PAGERDUTY, "incident.reopened": Claim.FORCE}
-UPDATES_INCIDENT = {
-    "incident.acknowledged",
-    "incident.unacknowledged",
-    "incident.resolved",
-    "incident.escalated",
-    "incident.reassigned",
-    "incident.delegated",
-    "incident.priority_updated",
-}
 
 
 @blueprint.post("/webhooks/pagerduty")
@@ -73,18 +69,20 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     incident = event.incident
     classification = (
         classify(incident, receiver.runtime.policy, now)
-        if incident is not None and event.event_type in STARTS_PIPELINE
+        if incident is not None and event.starts_response
         else None
     )
-    claim = STARTS_PIPELINE.get(event.event_type, Claim.NONE)
+    claim = Claim.NONE
+    if event.event_type in STARTS_RESPONSE:  # a reopen takes over from a run of the incident
+        claim = Claim.FORCE if STARTS_RESPONSE[event.event_type] else Claim.PAGERDUTY
     starts = classification is not None
     delivery_id = new_delivery_id(now)
     messages = []
     if starts:  # P0/P1 on the urgent lane
         queue = queue_for(receiver.settings.queue, _priority(classification))
         messages.append(receiver.messages.build(RESPOND, [delivery_id, 1], "start", None, queue))
-    if closing := incident_events.closing_args(event, now):
-        messages.append(receiver.messages.build(CLOSE_INCIDENT, closing, "-"))
+    if incident_events.closes(event):  # the task applies the event too: it never waits for us
+        messages.append(receiver.messages.build(CLOSE_INCIDENT, [delivery_id], "-"))
     idle_reason = _idle_reason(event)
     recorded = record_or_503(
         receiver,
@@ -148,6 +146,6 @@ def _idle_reason(event: IncidentEvent) -> str:
         return "ignored: our own note" if own else NOTE_ADDED
     if event.event_type in UPDATES_INCIDENT:
         return f"not started: incident record updated ({event.event_type})"
-    if event.event_type in STARTS_PIPELINE:
+    if event.event_type in STARTS_RESPONSE:
         return "not started: the event carries no incident"
     return f"ignored: unknown event type {event.event_type!r}"

@@ -17,6 +17,7 @@ from tasks.names import CLOSE_INCIDENT, RESPOND
 from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from tasks.store.dead_letters import DeadLetter
+from tasks.store.deliveries import run_id
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 
 SOURCES = click.Choice(["alertmanager", "pagerduty"])
@@ -130,7 +131,7 @@ def plan_replay(delivery: dict[str, Any], force: bool) -> ReplayPlan:
             event = parse_pagerduty(payload)
             if event.incident is None:
                 return ReplayPlan(delivery, "skip", f"{event.event_type} has no incident")
-            if event.event_type in ("incident.triggered", "incident.reopened"):
+            if event.starts_response:
                 return ReplayPlan(delivery, "respond", f"incident {event.incident.id}")
             return ReplayPlan(delivery, "apply", f"{event.event_type} to the incident record")
         group = parse_alertmanager(payload)
@@ -209,8 +210,8 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
         newest = incident_events.apply_event(runtime, event)
         if not newest:
             return f"applied {delivery_id}: {plan.why}; older than the record, clocks untouched"
-        if closing := incident_events.closing_args(event, datetime.now(UTC)):
-            celery.send_task(CLOSE_INCIDENT, args=closing)
+        if incident_events.closes(event):
+            celery.send_task(CLOSE_INCIDENT, args=[delivery_id])
             return f"applied {delivery_id}: {plan.why}; closing note queued"
         return f"applied {delivery_id}: {plan.why}"
     run = runtime.deliveries.next_run(delivery_id)
@@ -219,4 +220,4 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
         RESPOND, args=[delivery_id, run], queue=queue_for(runtime.settings.queue, priority)
     )
     runtime.deliveries.update(delivery_id, pipeline="queued (replay)")
-    return f"replaying {delivery_id} as run {run} (bundle {delivery_id}-r{run}): {plan.why}"
+    return f"replaying {delivery_id} as run {run} (bundle {run_id(delivery_id, run)}): {plan.why}"

@@ -1,5 +1,5 @@
 """One pipeline run, step by step: its state, the first-response and evidence notes posted
-once, the alerts that joined it, and the incident's closing.
+once, and the alerts that joined it.
 
 May import: anything in `tasks` below it (store, pagerduty, evidence, notes, runtime) and
 `collectors`; not `tasks.sla`, `tasks.cli` or the Celery tasks (`tasks.pipeline`).

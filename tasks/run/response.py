@@ -30,6 +30,7 @@ from tasks.store.deliveries import (
     current_attempt,
     pending_attempt,
 )
+from tasks.store.deliveries import run_id as make_run_id
 from triage.classify import classify
 from triage.models import Alert, Classification, parse_alertmanager, parse_pagerduty
 from triage.policy import Policy
@@ -85,7 +86,7 @@ def load_run(rt: Runtime, run_id: str) -> RunState:
 
 def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunState | None:
     """Return the run's state, creating it from the stored delivery the first time."""
-    run_id = f"{delivery_id}-r{run}"
+    run_id = make_run_id(delivery_id, run)
     existing = rt.redis.get(run_key(run_id))
     if existing is not None:
         return RunState(**json.loads(existing))

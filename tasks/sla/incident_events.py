@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import KINDS
 from triage.models import IncidentEvent
@@ -28,8 +26,6 @@ def apply_event(rt: Runtime, event: IncidentEvent, person_note: bool = False) ->
     return False
 
 
-def closing_args(event: IncidentEvent, now: datetime) -> list[str] | None:
-    """Return the closing task's arguments when the event resolves an incident, else None."""
-    if event.event_type != "incident.resolved" or event.incident is None:
-        return None
-    return [event.incident.id, (event.occurred_at or now).isoformat()]
+def closes(event: IncidentEvent) -> bool:
+    """Return True when the event resolves an incident (the closing task's cue)."""
+    return event.event_type == "incident.resolved" and event.incident is not None

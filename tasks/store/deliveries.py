@@ -158,6 +158,11 @@ def new_delivery_id(now: datetime) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
+def run_id(delivery_id: str, run: int) -> str:
+    """Return the id of a delivery's pipeline run `run`, which names its bundle too."""
+    return f"{delivery_id}-r{run}"
+
+
 def delivery_key(delivery_id: str) -> str:
     """Return the Redis key of one delivery's hash."""
     return f"{PREFIX}delivery:{delivery_id}"

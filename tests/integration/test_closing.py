@@ -7,13 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from tasks.pagerduty.client import IncidentRef
-from tasks.run import closing, response
+from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tasks.sla import actions
+from tasks.sla import actions, closing
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
 from triage import report
@@ -100,7 +98,42 @@ def test_a_late_acknowledgement_is_reported_missed(
     assert "- resolved after 3h (SLA 2h of market hours: MISSED)" in note["content"]
 
 
-def test_the_closing_task_waits_for_the_record_and_skips_a_reopened_incident(
+def record_resolution(rt: Runtime, incident: str, at: datetime) -> str:
+    """Record PagerDuty's resolved webhook as the receiver does, without applying it yet."""
+    payload = event("incident.resolved", id=incident, status="resolved")
+    payload["event"]["occurred_at"] = at.isoformat()
+    delivery_id = f"d-resolved-{incident}"
+    rt.deliveries.record(
+        delivery_id=delivery_id,
+        source="pagerduty",
+        raw_body=json.dumps(payload).encode(),
+        headers={},
+        dedup_keys=[(delivery_id, "-")],
+        fields={},
+        now=at,
+    )
+    return delivery_id
+
+
+def test_the_closing_task_and_the_receiver_race_and_one_closing_note_results(
+    settings: Settings, pagerduty: FakePagerDuty, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    incident = pagerduty.add_incident("k-race")
+    start_run(rt, "run-race-r1", incident, Priority.P1)
+    happened(rt, incident, "triggered", T0)
+    resolved_at = T0 + timedelta(minutes=30)
+    delivery_id = record_resolution(rt, incident, resolved_at)
+    # The task runs before the receiver has applied the event: it applies it itself.
+    assert closing.close_resolved(rt, delivery_id, resolved_at).startswith("[P1] Resolved")
+    happened(rt, incident, "resolved", resolved_at)  # the receiver, late
+    closing.close_resolved(rt, delivery_id, resolved_at)  # and a redelivered task
+    [note] = pagerduty.notes_for(incident)
+    assert "resolved after 30m" in note["content"]
+    assert rt.incidents.get(incident)["status"] == "resolved"
+
+
+def test_the_closing_task_skips_a_reopened_incident(
     settings: Settings, pagerduty: FakePagerDuty, redis_client, tmp_path: Path
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
@@ -108,9 +141,6 @@ def test_the_closing_task_waits_for_the_record_and_skips_a_reopened_incident(
     start_run(rt, "run-wait-r1", incident, Priority.P1)
     happened(rt, incident, "triggered", T0)
     resolved_at = T0 + timedelta(minutes=30)
-    # The webhook queued the task; the receiver has not applied the resolved event yet.
-    with pytest.raises(closing.NotResolvedYet):
-        closing.close(rt, incident, resolved_at, resolved_at)
     happened(rt, incident, "resolved", resolved_at)
     happened(rt, incident, "reopened", T0 + timedelta(minutes=31))
     assert closing.close(rt, incident, resolved_at, resolved_at) == (

@@ -10,18 +10,17 @@ from tasks.evidence.links import bundle_path
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import load_run, post_note_once
 from tasks.runtime import Runtime
+from tasks.sla import incident_events
 from triage import report
-
-
-class NotResolvedYet(RuntimeError):
-    """The incident record does not say resolved yet."""
+from triage.models import parse_pagerduty
 
 
 def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: datetime) -> str:
     """Post the closing note for a resolved incident (once) and write its timeline.
 
-    `resolved_at` is when the webhook said it was resolved: a record that does not say so yet
-    is waited for, one reopened since then gets no closing note.
+    `resolved_at` is when the webhook said it was resolved. The caller has applied that event
+    to the record (the receiver, or the closing task itself): a record that no longer says
+    resolved was reopened since, and gets no closing note.
     """
     record = rt.incidents.get(incident_id)
     run_id = (record or {}).get("run_id")  # set when our pipeline started the clock
@@ -31,8 +30,7 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
         reopened = record.get("reopened_at")
         if resolved_at is not None and reopened and datetime.fromisoformat(reopened) > resolved_at:
             return "reopened since: no closing note"
-        # The receiver queues this task before it applies the resolved event to the record.
-        raise NotResolvedYet(incident_id)
+        return f"the record says {record.get('status')}, not resolved: no closing note"
     state = load_run(rt, run_id)
     times = report.from_record(record, rt.incidents.history(incident_id))
     if times is None:
@@ -45,6 +43,23 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
     post_note_once(rt, incident, state.run_id, "closing_note", content)
     write_timeline(rt, incident_id, state.run_id)
     return content.splitlines()[0]
+
+
+def close_resolved(rt: Runtime, delivery_id: str, now: datetime) -> str:
+    """Apply the stored resolved event of `delivery_id` to its incident, then close it.
+
+    The receiver queues this task in the same step that records the delivery, and applies
+    the event itself just after: whichever comes first applies it (the second changes
+    nothing), so the task never waits for the receiver.
+    """
+    delivery = rt.deliveries.get(delivery_id)
+    if delivery is None:
+        return "delivery gone"
+    event = parse_pagerduty(json.loads(delivery["raw_body"]))
+    if event.incident is None:
+        return "no incident in the event"
+    incident_events.apply_event(rt, event)
+    return close(rt, event.incident.id, event.occurred_at or now, now)
 
 
 def write_timeline(rt: Runtime, incident_id: str, run_id: str) -> None:
