@@ -16,6 +16,22 @@ URGENT_HOUSEKEEPING = (
 )
 
 
+def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    """Return what beat runs, and how often."""
+    return {
+        "heartbeat": {"task": "tasks.pipeline.heartbeat", "schedule": settings.heartbeat_seconds},
+        "prune-bundles": {"task": "tasks.pipeline.prune_bundles", "schedule": 3600.0},
+        "sla-tick": {"task": "tasks.pipeline.sla_tick", "schedule": settings.sla_tick_seconds},
+        # Work a dead worker held comes back; stalled deliveries are queued again (every 30 s).
+        "recover": {"task": "tasks.pipeline.recover", "schedule": settings.recover_seconds},
+        # "N more alerts" notes of incidents whose runs deliveries joined; the SLA's cadence.
+        "joined-tick": {
+            "task": "tasks.pipeline.joined_tick",
+            "schedule": settings.sla_tick_seconds,
+        },
+    }
+
+
 def make_celery(settings: Settings) -> Celery:
     """Return a Celery app configured from `celeryconfig`, with broker and backend from settings."""
     app = Celery("responder")
@@ -35,9 +51,18 @@ def make_celery(settings: Settings) -> Celery:
         # Beat's own ticks must not wait behind a storm of routine work in the routine queue.
         task_routes={name: {"queue": urgent} for name in URGENT_HOUSEKEEPING},
         broker_transport_options={
-            **app.conf.broker_transport_options,
+            "visibility_timeout": settings.visibility_timeout_seconds,
             "queue_order_strategy": "priority",
         },
+        result_backend_transport_options={
+            "visibility_timeout": settings.visibility_timeout_seconds
+        },
+        task_time_limit=settings.task_time_limit_seconds,
+        task_soft_time_limit=settings.task_soft_time_limit_seconds,
+        result_expires=settings.result_expires_seconds,
+        # A worker process is replaced once it grows past this (KiB): bounded memory in a storm.
+        worker_max_memory_per_child=settings.worker_max_memory_kb,
+        beat_schedule=beat_schedule(settings),
     )
     app.conf.responder_settings = settings
     # Import for side effect: registers the pipeline's shared tasks with this app.

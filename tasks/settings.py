@@ -82,6 +82,16 @@ class Settings:
     sla_claim_lease_seconds: float = 60.0
     # A delivery queued or running this long with no task message behind it is queued again.
     pipeline_lease_seconds: float = 120.0
+    # Celery on Redis: a message unacknowledged this long is delivered again, so every task
+    # limit stays below it (checked below).
+    visibility_timeout_seconds: int = 3600
+    task_time_limit_seconds: int = 300
+    task_soft_time_limit_seconds: int = 240
+    result_expires_seconds: int = 86400
+    heartbeat_seconds: float = 10.0
+    sla_tick_seconds: float = 5.0
+    recover_seconds: float = 5.0
+    worker_max_memory_kb: int = 200_000
     queue: str = "responder"
 
     @property
@@ -145,6 +155,14 @@ _ENV = {
     "RESPONDER_PAGERDUTY_RETRY_BASE": "pagerduty_retry_base_seconds",
     "RESPONDER_SLA_CLAIM_LEASE": "sla_claim_lease_seconds",
     "RESPONDER_PIPELINE_LEASE": "pipeline_lease_seconds",
+    "RESPONDER_VISIBILITY_TIMEOUT": "visibility_timeout_seconds",
+    "RESPONDER_TASK_TIME_LIMIT": "task_time_limit_seconds",
+    "RESPONDER_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit_seconds",
+    "RESPONDER_RESULT_EXPIRES": "result_expires_seconds",
+    "RESPONDER_HEARTBEAT_SECONDS": "heartbeat_seconds",
+    "RESPONDER_SLA_TICK_SECONDS": "sla_tick_seconds",
+    "RESPONDER_RECOVER_SECONDS": "recover_seconds",
+    "RESPONDER_WORKER_MAX_MEMORY_KB": "worker_max_memory_kb",
     "RESPONDER_QUEUE": "queue",
 }
 
@@ -172,7 +190,19 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             f"RESPONDER_SLA_CLAIM_LEASE: at least {MIN_CLAIM_LEASE_SECONDS:g} seconds, "
             f"got {lease:g}"
         )
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    limits = (
+        settings.task_soft_time_limit_seconds,
+        settings.task_time_limit_seconds,
+        settings.visibility_timeout_seconds,
+    )
+    if not limits[0] < limits[1] < limits[2]:
+        raise SettingsError(
+            "need RESPONDER_TASK_SOFT_TIME_LIMIT < RESPONDER_TASK_TIME_LIMIT < "
+            f"RESPONDER_VISIBILITY_TIMEOUT, got {limits[0]} < {limits[1]} < {limits[2]}: "
+            "a late-acked task running past the visibility timeout runs twice"
+        )
+    return settings
 
 
 def _convert(raw: str, kind: object) -> object:
