@@ -33,9 +33,9 @@ test: $(VENV)/.dev-installed test-services lint
 	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
 	  RESPONDER_TEST_REDIS_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-unit: the unit tests alone (no services; under a minute)
+## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds
 test-unit: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

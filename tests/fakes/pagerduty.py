@@ -142,7 +142,7 @@ class FakePagerDuty:
         authority.cert_pem.write_to_path(ca_path)
         self.ca_file = ca_path
         self._server = make_server(
-            host, port, self, threaded=True, ssl_context=context, request_handler=_QuietHandler
+            host, port, self, threaded=True, ssl_context=context, request_handler=QuietHandler
         )
         self.base_url = f"https://{host}:{self._server.server_port}"
         self._load_specs()
@@ -416,7 +416,7 @@ class FakePagerDuty:
         return incident_id
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     """Serve without an access-log line per request; `calls` records them instead."""
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:

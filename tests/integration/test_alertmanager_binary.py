@@ -15,8 +15,8 @@ import requests
 import yaml
 
 from tasks.store.deliveries import DeliveryStore
-from tests.conftest import TOKEN, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.support import TOKEN, wait_for
 
 
 def alertmanager_binary() -> str:

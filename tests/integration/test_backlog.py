@@ -17,7 +17,7 @@ from tasks.lanes import urgent_queue
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.store.dead_letters import DeadLetter
-from tests.conftest import TOKEN, sample_payload
+from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
 QUEUE = "responder-backlog-test"  # no worker reads it: what is posted stays queued

@@ -15,10 +15,10 @@ from tasks.run import joined_alerts
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.store.deliveries import claim_key
-from tests.conftest import TOKEN, sample_payload
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration import test_pagerduty_webhook as pd
 from tests.integration.test_end_to_end import incident_key
+from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
 

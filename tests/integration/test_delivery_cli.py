@@ -16,8 +16,8 @@ from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.sla_clock import Deadline
-from tests.conftest import TOKEN, sample_payload
 from tests.integration import test_pagerduty_webhook as pd
+from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
 QUEUE = "responder-cli-test"  # no worker listens: replays stay queued for the test to count

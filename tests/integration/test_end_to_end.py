@@ -13,8 +13,8 @@ import requests
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.store.dead_letters import DeadLetters
-from tests.conftest import TOKEN, post_alert, sample_payload, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.support import TOKEN, post_alert, sample_payload, wait_for
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -340,8 +340,8 @@ def test_a_write_held_back_by_our_budget_waits_for_it_and_is_not_failed(
 def test_the_evidence_note_links_to_the_bundle_and_the_link_downloads_it(
     worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
 ) -> None:
-    from tests.conftest import PUBLIC_URL
     from tests.integration.test_bundles import validate_manifest
+    from tests.support import PUBLIC_URL
 
     payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", linked="yes"}')
     incident = pagerduty.add_incident(incident_key(payload))

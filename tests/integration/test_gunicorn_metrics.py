@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for
+from tests.support import PROJECT, TOKEN, sample_payload, wait_for
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.settings import Secret, Settings
-from tests.conftest import TOKEN, sample_payload
 from tests.integration.test_pagerduty_webhook import EVENT, SECRET, sign
+from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
 FUZZ_QUEUE = "responder-fuzz"  # no worker listens: nothing generated here is ever run

@@ -15,7 +15,7 @@ from tasks.enqueue import TaskMessages
 from tasks.lanes import urgent_queue
 from tasks.names import RESPOND
 from tasks.settings import Settings
-from tests.conftest import PROJECT, wait_for, worker_command
+from tests.support import PROJECT, wait_for, worker_command
 
 QUEUE = "responder-lanes-test"
 

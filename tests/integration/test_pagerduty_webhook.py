@@ -19,7 +19,7 @@ from tasks.pagerduty.client import IncidentRef
 from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
-from tests.conftest import PD_WEBHOOK_SECRET, PROJECT, TOKEN, sample_payload
+from tests.support import PD_WEBHOOK_SECRET, PROJECT, TOKEN, sample_payload
 from webhooks import create_app
 from webhooks.pagerduty import NOTE_ADDED
 

@@ -11,8 +11,8 @@ from collectors import registry
 from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
-from tests.conftest import TOKEN, sample_payload
 from tests.fakes import barrier_collector
+from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
 

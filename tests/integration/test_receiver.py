@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tasks.settings import Secret, Settings
-from tests.conftest import TOKEN, sample_payload
+from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -18,7 +18,7 @@ from tasks.names import RESPOND
 from tasks.pipeline import MAX_REQUEUES, requeue_stalled
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tests.conftest import PROJECT, TOKEN, sample_payload, wait_for, worker_command
+from tests.support import PROJECT, TOKEN, sample_payload, wait_for, worker_command
 from webhooks import create_app
 
 QUEUE = "responder-recovery-test"

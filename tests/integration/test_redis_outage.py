@@ -15,8 +15,8 @@ import redis
 
 from tasks.lanes import urgent_queue
 from tasks.settings import Secret, Settings
-from tests.conftest import TOKEN, sample_payload, wait_for
 from tests.integration.test_pagerduty_webhook import EVENT, SECRET, sign
+from tests.support import TOKEN, sample_payload, wait_for
 from webhooks import create_app
 
 

@@ -12,7 +12,7 @@ from tasks.evidence.shared_checks import SHARE_SECONDS, run_shared
 from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tests.conftest import HealthServer
+from tests.support import HealthServer
 
 
 def test_incidents_asking_at_once_share_one_health_check_of_each_service(

@@ -18,9 +18,9 @@ import pytest
 import redis
 
 from tasks.store.sla_clock import Deadline, SlaClock
-from tests.conftest import PROJECT, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_worker_kill import start_worker
+from tests.support import PROJECT, wait_for
 
 QUEUE = "responder-beat"
 TICK_SECONDS = 0.5

@@ -12,8 +12,8 @@ import yaml
 from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
-from tests.conftest import PUBLIC_URL, TOKEN, sample_payload
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.support import PUBLIC_URL, TOKEN, sample_payload
 from webhooks import create_app
 
 

@@ -17,9 +17,9 @@ import redis
 from werkzeug.serving import make_server
 
 from tasks.settings import Settings
-from tests.conftest import PROJECT, _QuietHandler, post_alert, sample_payload, wait_for
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_end_to_end import delivery, incident_key
+from tests.support import PROJECT, QuietHandler, post_alert, sample_payload, wait_for
 from webhooks import create_app
 
 QUEUE = "responder-kill"
@@ -61,7 +61,7 @@ def kill_env(responder_env: dict[str, str], redis_url: str) -> Iterator[dict[str
 def kill_receiver(settings: Settings) -> Iterator[str]:
     server = make_server(
         "127.0.0.1", 0, create_app(replace(settings, queue=QUEUE)), threaded=True,
-        request_handler=_QuietHandler,
+        request_handler=QuietHandler,
     )  # fmt: skip
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from demo.world import World
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.support import SAMPLE
 from triage.models import PayloadError, parse_alertmanager
 
 SAMPLE_PAYLOAD = json.loads(SAMPLE.read_text())

@@ -1,0 +1,100 @@
+"""Helpers the tests share: constants, waiting, payloads, a health server, worker commands.
+
+Fixtures live in `tests/conftest.py`; everything here is plain code any test may import.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+PROJECT = Path(__file__).resolve().parent.parent.parent
+SAMPLE = PROJECT / "examples" / "alertmanager-sample.json"
+TOKEN = "am-test-token-5f1c"
+PD_TOKEN = "pd-test-token-8a2e"
+PD_WEBHOOK_SECRET = "whsec-current-9f2a"
+LINK_SECRET = "link-secret-4b1d"
+PUBLIC_URL = "https://responder.eafix.example"  # links are re-aimed at the test's receiver
+INTAKE_QUEUE = "responder-intake-test"  # no worker reads it: what a receiver test queues stays
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def worker_command(hostname: str, concurrency: int = 1) -> list[str]:
+    """Return the command of a test's own Celery worker (no gossip, no mingle: it starts fast)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+        "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
+        "--hostname", f"{hostname}@%h",
+    ]  # fmt: skip
+
+
+def sample_payload(**changes: Any) -> dict[str, Any]:
+    """Return the bundled sample Alertmanager payload with top-level fields changed."""
+    payload = json.loads(SAMPLE.read_text())
+    payload.update(changes)
+    return payload
+
+
+class HealthServer:
+    """EAFIX-like services answering /<service>/healthz with a settable status."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, str] = {}
+        self.delay: dict[str, float] = {}
+        self.hits: Counter[str] = Counter()  # requests per service
+        self._server = make_server(
+            "127.0.0.1", 0, self, threaded=True, request_handler=QuietHandler
+        )
+        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        service = Request(environ).path.strip("/").split("/")[0]
+        self.hits[service] += 1
+        time.sleep(self.delay.get(service, 0))
+        status = self.status.get(service, "ok")
+        body = json.dumps({"status": status, "checks": {"self": status}})
+        code = 200 if status == "ok" else 503
+        return Response(body, status=code, content_type="application/json")(environ, start_response)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+class QuietHandler(WSGIRequestHandler):
+    """A request handler that logs nothing (the tests' servers would flood the output)."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def post_alert(base_url: str, payload: dict[str, Any], token: str = TOKEN) -> requests.Response:
+    """POST an Alertmanager payload to the receiver with a bearer token."""
+    return requests.post(
+        f"{base_url}/webhooks/alertmanager",
+        json=payload,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
