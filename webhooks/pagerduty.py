@@ -81,8 +81,12 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     if starts:  # P0/P1 on the urgent lane
         queue = queue_for(receiver.settings.queue, _priority(classification))
         messages.append(receiver.messages.build(RESPOND, [delivery_id, 1], "start", None, queue))
-    if incident_events.closes(event):  # the task applies the event too: it never waits for us
-        messages.append(receiver.messages.build(CLOSE_INCIDENT, [delivery_id], "-"))
+    if incident is not None and incident_events.closes(event):
+        # The task applies the event too: it never waits for us. A P0/P1 incident's closing
+        # note rides the urgent lane, by how the incident classifies.
+        rank = classify(incident, receiver.runtime.policy, now).priority.value
+        queue = queue_for(receiver.settings.queue, rank)
+        messages.append(receiver.messages.build(CLOSE_INCIDENT, [delivery_id], "-", None, queue))
     idle_reason = _idle_reason(event)
     recorded = record_or_503(
         receiver,

@@ -18,6 +18,7 @@ from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import run_id
+from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 
 SOURCES = click.Choice(["alertmanager", "pagerduty"])
@@ -210,8 +211,10 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
         newest = incident_events.apply_event(runtime, event)
         if not newest:
             return f"applied {delivery_id}: {plan.why}; older than the record, clocks untouched"
-        if incident_events.closes(event):
-            celery.send_task(CLOSE_INCIDENT, args=[delivery_id])
+        if event.incident is not None and incident_events.closes(event):
+            rank = classify(event.incident, runtime.policy, datetime.now(UTC)).priority.value
+            queue = queue_for(runtime.settings.queue, rank)  # P0/P1: the urgent lane
+            celery.send_task(CLOSE_INCIDENT, args=[delivery_id], queue=queue)
             return f"applied {delivery_id}: {plan.why}; closing note queued"
         return f"applied {delivery_id}: {plan.why}"
     run = runtime.deliveries.next_run(delivery_id)

@@ -100,13 +100,13 @@ def test_replaying_a_resolved_event_applies_it_stops_the_clocks_and_queues_the_c
     rt = Runtime(settings)
     env.delete("responder:incident:PGR0VU2", "responder:incident-history:PGR0VU2")
     rt.clock.register([Deadline("PGR0VU2", "resolve", "2026-11-25T23:00:00+00:00", "P1")])
-    queued = env.llen(QUEUE)
+    queued = env.llen(URGENT)
     result = run("replay", answer["delivery_id"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("closing note queued")
     assert rt.incidents.get("PGR0VU2")["status"] == "resolved"
     assert rt.clock.pending() == []
-    assert env.llen(QUEUE) == queued + 1
+    assert env.llen(URGENT) == queued + 1  # RiskManagerDown is P0: its closing is urgent
 
 
 def test_work_that_failed_for_good_is_listed_and_replayed(env, settings: Settings) -> None:

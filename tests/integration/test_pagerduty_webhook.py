@@ -15,6 +15,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from tasks import notes
+from tasks.lanes import urgent_queue
+from tasks.names import CLOSE_INCIDENT
 from tasks.pagerduty.client import IncidentRef
 from tasks.run import response
 from tasks.runtime import Runtime
@@ -306,3 +308,16 @@ def test_metrics_count_deliveries_rejections_and_priorities(client: FlaskClient)
     assert 'responder_rejections_total{reason="bad_signature",source="pagerduty"} 1.0' in text
     assert 'responder_classifications_total{priority="P0"} 1.0' in text
     assert 'responder_request_seconds_count{method="POST",route="/webhooks/pagerduty"} 3.0' in text
+
+
+def test_a_p0_incidents_closing_task_rides_the_urgent_lane(
+    client: FlaskClient, pd_settings: Settings, redis_client
+) -> None:
+    urgent = urgent_queue(pd_settings.queue)
+    redis_client.delete(urgent)
+    resolved = event("incident.resolved", status="resolved", event_id=7, title="RiskManagerDown")
+    answer = post(client, resolved, webhook_id="wh-close-p0").get_json()
+    [message] = [json.loads(m) for m in redis_client.lrange(urgent, 0, -1)]
+    assert message["headers"]["task"] == CLOSE_INCIDENT
+    assert answer["delivery_id"] in message["headers"]["argsrepr"]
+    redis_client.delete(urgent)
