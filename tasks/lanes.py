@@ -7,6 +7,8 @@ of PagerDuty's request budget; routine work only the policy's share of it.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 URGENT_PRIORITIES = frozenset({"P0", "P1"})
@@ -24,6 +26,23 @@ class Lane(StrEnum):
 current_lane: contextvars.ContextVar[Lane] = contextvars.ContextVar(
     "current_lane", default=Lane.URGENT
 )
+
+
+# True while this thread makes the writes of a first response (the lookup and the first note):
+# within the routine lane they may use the whole share, follow-ups (priority, evidence) less.
+first_response: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "first_response", default=False
+)
+
+
+@contextmanager
+def writing_first_response() -> Iterator[None]:
+    """Mark the writes inside as a first response's (see `first_response`)."""
+    token = first_response.set(True)
+    try:
+        yield
+    finally:
+        first_response.reset(token)
 
 
 def lane_for(priority: str | None) -> Lane:

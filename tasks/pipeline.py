@@ -20,7 +20,7 @@ from celery.signals import task_prerun, task_received, worker_ready
 
 from tasks import recovery
 from tasks.evidence import bundle
-from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue
+from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue, writing_first_response
 from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESPOND, SLA_ACTION
 from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
@@ -175,13 +175,15 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     if state is None:
         return "nothing to respond to"
     try:
-        incident = response.resolve_incident(rt, state)
+        with writing_first_response():
+            incident = response.resolve_incident(rt, state)
         if incident is None and response.trigger_incident(rt, state, _now()):
             raise self.retry(countdown=min(rt.settings.incident_lookup_delay_seconds, 1.0))
         lookups = count_attempt(rt, self.request.id, "lookup")[0] if incident is None else 0
         if incident is None and lookups < rt.settings.incident_lookup_attempts:
             raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds)
-        response.post_first_note(rt, state, incident)
+        with writing_first_response():
+            response.post_first_note(rt, state, incident)
         response.start_clock(rt, state)
         if incident is not None:
             try:

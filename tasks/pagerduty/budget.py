@@ -15,8 +15,10 @@ import math
 
 import redis
 
-from tasks.lanes import Lane, current_lane
+from tasks.lanes import Lane, current_lane, first_response
 from tasks.store.deliveries import PREFIX
+
+FOLLOW_UP_SHARE = 0.8  # of the routine share, what routine writes other than first notes use
 
 # KEYS: the window (a sorted set of grant times), the blocked-until key, a sequence.
 # ARGV: the lane's ceiling, the window in seconds, now (negative: Redis's own clock).
@@ -73,10 +75,11 @@ class RequestBudget:
         self.name = name
         self.limit = limit
         self.window_seconds = window_seconds
-        self.ceilings = {
-            Lane.URGENT: limit,
-            Lane.ROUTINE: max(1, math.floor(limit * routine_share)),
-        }
+        routine = max(1, math.floor(limit * routine_share))
+        self.ceilings = {Lane.URGENT: limit, Lane.ROUTINE: routine}
+        # Routine follow-ups (priority, evidence notes) stop short of the routine share: in a
+        # storm of new incidents, their first notes go first.
+        self.follow_up_ceiling = max(1, math.floor(routine * FOLLOW_UP_SHARE))
         self.key = f"{PREFIX}budget:{name}"
         self._keys = [self.key, f"{self.key}:blocked-until", f"{self.key}:seq"]
         self._take = client.register_script(_TAKE)
@@ -87,7 +90,10 @@ class RequestBudget:
 
         `now` is for tests; by default the time is Redis's own, the same for every worker.
         """
-        ceiling = self.ceilings[lane or current_lane.get()]
+        lane = lane or current_lane.get()
+        ceiling = self.ceilings[lane]
+        if lane is Lane.ROUTINE and not first_response.get():
+            ceiling = self.follow_up_ceiling
         args = [ceiling, self.window_seconds, -1 if now is None else now]
         return float(self._take(keys=self._keys, args=args))
 
