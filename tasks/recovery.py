@@ -33,8 +33,9 @@ WORKER_PREFIX = f"{PREFIX}worker:"
 HEARTBEAT_SECONDS = 2.0
 # A worker silent this long is gone: seven beats in a row failed, not one slow Redis reply.
 HEARTBEAT_TTL_SECONDS = 15
-# A message delivered less than this ago may not be in its worker's heartbeat yet.
-GRACE_SECONDS = 2 * HEARTBEAT_TTL_SECONDS
+# A message delivered less than this ago may not be in its worker's heartbeat yet (five
+# beats; the clocks of the worker that took it and of the one reclaiming may differ a little).
+GRACE_SECONDS = 10
 DELIVERY_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}")
 
 
