@@ -145,7 +145,11 @@ class FakePagerDuty:
             host, port, self, threaded=True, ssl_context=context, request_handler=QuietHandler
         )
         self.base_url = f"https://{host}:{self._server.server_port}"
-        self._load_specs()
+        try:
+            self._load_specs()
+        except BaseException:  # a spec that cannot load must not leave the socket open
+            self._server.server_close()
+            raise
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

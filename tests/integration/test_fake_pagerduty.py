@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +11,32 @@ import httpx2
 import pagerduty
 import pytest
 
-from tests.fakes.pagerduty import DEFAULT_SPEC_DIR, OWN_SPEC_DIR, FakePagerDuty, spec_directory
+from tests.fakes.pagerduty import (
+    DEFAULT_SPEC_DIR,
+    OWN_SPEC_DIR,
+    SPEC_FILES,
+    FakePagerDuty,
+    spec_directory,
+)
+
+
+def require_published_specs() -> None:
+    """Fail in CI, or report as not run elsewhere, when PagerDuty's published specs are absent.
+
+    A user's clone has no ../shared beside it; CI always has, and must test against them.
+    """
+    if all((DEFAULT_SPEC_DIR / name).is_file() for name in SPEC_FILES.values()):
+        return
+    where = f"PagerDuty's published specs are not in {DEFAULT_SPEC_DIR}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{where}; CI requires them")
+    pytest.skip(f"{where} (a clone without ../shared); CI runs these")
 
 
 @pytest.fixture(params=["published", "own"])
 def fake(request: pytest.FixtureRequest) -> Iterator[FakePagerDuty]:
+    if request.param == "published":
+        require_published_specs()
     spec_dir = DEFAULT_SPEC_DIR if request.param == "published" else OWN_SPEC_DIR
     server = FakePagerDuty(token="t", spec_dir=spec_dir).start()
     yield server
@@ -34,7 +56,7 @@ def client(fake: FakePagerDuty, **headers: str) -> httpx2.Client:
 
 
 def test_the_published_spec_is_used_when_present() -> None:
-    assert (DEFAULT_SPEC_DIR / "rest-api-v2.openapi.json").is_file(), "../shared/pagerduty missing"
+    require_published_specs()
     assert spec_directory({}) == (DEFAULT_SPEC_DIR, True)
 
 
