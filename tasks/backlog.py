@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tasks import recovery
 from tasks.lanes import Lane, urgent_queue
 from tasks.runtime import Runtime
-from tasks.store.deliveries import JOINED_DUE_KEY, STATS_KEY
-
-_DELIVERY_TIME = re.compile(rb"(\d{8}T\d{6}Z)-[0-9a-f]{8}")
+from tasks.store.deliveries import DELIVERY_ID, JOINED_DUE_KEY, STATS_KEY
 
 
 @dataclass(frozen=True)
@@ -54,8 +51,9 @@ def _oldest_age(rt: Runtime, queue: str, now: datetime) -> float | None:
     oldest = rt.redis.lindex(queue, -1)  # LPUSH in, BRPOP out: the oldest is on the right
     if oldest is None:
         return None
-    found = _DELIVERY_TIME.search(oldest)
+    found = DELIVERY_ID.search(oldest)
     if found is None:
         return 0.0  # housekeeping (a tick): no delivery to date it by
-    received = datetime.strptime(found.group(1).decode(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    stamp = found.group("received").decode()
+    received = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return max((now - received).total_seconds(), 0.0)

@@ -116,6 +116,12 @@ def count_attempt(rt: Runtime, task_id: str | None, what: str) -> tuple[int, flo
     return int(count), float(first)
 
 
+def retry_lookup(task: Any, rt: Runtime) -> None:
+    """Retry `task` after the lookup delay while lookups of its incident remain; else return."""
+    if count_attempt(rt, task.request.id, "lookup")[0] < rt.settings.incident_lookup_attempts:
+        raise task.retry(countdown=rt.settings.incident_lookup_delay_seconds)
+
+
 def retry_or_give_up(
     task: Any,
     rt: Runtime,
@@ -179,9 +185,8 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             incident = response.resolve_incident(rt, state)
         if incident is None and response.trigger_incident(rt, state, _now()):
             raise self.retry(countdown=min(rt.settings.incident_lookup_delay_seconds, 1.0))
-        lookups = count_attempt(rt, self.request.id, "lookup")[0] if incident is None else 0
-        if incident is None and lookups < rt.settings.incident_lookup_attempts:
-            raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds)
+        if incident is None:
+            retry_lookup(self, rt)
         with writing_first_response():
             response.post_first_note(rt, state, incident)
         response.start_clock(rt, state)
@@ -208,7 +213,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     return state.run_id
 
 
-@shared_task(bind=True, name=GATHER, max_retries=None, ignore_result=True)
+@shared_task(bind=True, name=GATHER, max_retries=None)
 def gather(self: Any, run_id: str) -> str:
     """Run the run's collectors at once, write the bundle, then post the evidence note."""
     rt = runtime_of(self.app)
@@ -242,8 +247,7 @@ def note_resolved(self: Any, delivery_id: str) -> str:
     try:
         return response.post_resolved_note(rt, delivery_id)
     except response.IncidentNotFound as exc:
-        if count_attempt(rt, self.request.id, "lookup")[0] < rt.settings.incident_lookup_attempts:
-            raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds) from None
+        retry_lookup(self, rt)
         rt.deliveries.update(delivery_id, failures={"resolved_note": str(exc)})
         return "gave up"
     except PagerDutyUnavailable as exc:
@@ -333,7 +337,7 @@ def requeue(app: Celery, rt: Runtime, delivery_id: str, pipeline: str) -> None:
     log.warning("delivery %s was %s with no task behind it: queued again", delivery_id, pipeline)
 
 
-@shared_task(bind=True, name="tasks.pipeline.joined_tick", ignore_result=True)
+@shared_task(bind=True, name="tasks.pipeline.joined_tick")
 def joined_tick(self: Any) -> int:
     """Send the "more alerts" notes that are due, one task per incident's batch."""
     rt = runtime_of(self.app)
@@ -346,15 +350,14 @@ def joined_tick(self: Any) -> int:
     return len(batches)
 
 
-@shared_task(bind=True, name=JOINED_NOTE, max_retries=None, ignore_result=True)
+@shared_task(bind=True, name=JOINED_NOTE, max_retries=None)
 def joined_note(self: Any, batch: str) -> str:
     """Post one incident's "more alerts" note for the deliveries that joined its run."""
     rt = runtime_of(self.app)
     try:
         return joined_alerts.post_joined_note(rt, batch, _now())
     except response.IncidentNotFound as exc:
-        if count_attempt(rt, self.request.id, "lookup")[0] < rt.settings.incident_lookup_attempts:
-            raise self.retry(countdown=rt.settings.incident_lookup_delay_seconds) from None
+        retry_lookup(self, rt)
         log.error("%s: %s; the joined alerts get no note", batch, exc)
         joined_alerts.done(rt, batch)
         return "gave up"

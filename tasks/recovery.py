@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from typing import Any
 import redis
 from kombu.utils.json import dumps, loads
 
-from tasks.store.deliveries import INDEX_KEY, PREFIX, delivery_key
+from tasks.store.deliveries import DELIVERY_ID, INDEX_KEY, PREFIX, delivery_key
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ HEARTBEAT_TTL_SECONDS = 15
 # A message delivered less than this ago may not be in its worker's heartbeat yet (five
 # beats; the clocks of the worker that took it and of the one reclaiming may differ a little).
 GRACE_SECONDS = 10
-DELIVERY_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}")
 
 
 class HeldMessages:
@@ -133,10 +131,10 @@ def referenced_deliveries(client: redis.Redis, queues: Iterable[str]) -> set[byt
         start = 0
         while batch := client.lrange(queue, start, start + 999):
             for message in batch:
-                found.update(DELIVERY_ID.findall(message))
+                found.update(m.group(0) for m in DELIVERY_ID.finditer(message))
             start += len(batch)
     for _, value in client.hscan_iter(UNACKED_KEY):
-        found.update(DELIVERY_ID.findall(value))
+        found.update(m.group(0) for m in DELIVERY_ID.finditer(value))
     return found
 
 

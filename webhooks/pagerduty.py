@@ -84,8 +84,9 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     if incident is not None and incident_events.closes(event):
         # The task applies the event too: it never waits for us. A P0/P1 incident's closing
         # note rides the urgent lane, by how the incident classifies.
-        rank = classify(incident, receiver.runtime.policy, now).priority.value
-        queue = queue_for(receiver.settings.queue, rank)
+        queue = incident_events.closing_queue(
+            receiver.settings.queue, incident, receiver.runtime.policy, now
+        )
         messages.append(receiver.messages.build(CLOSE_INCIDENT, [delivery_id], "-", None, queue))
     idle_reason = _idle_reason(event)
     recorded = record_or_503(

@@ -18,7 +18,6 @@ from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import run_id
-from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 
 SOURCES = click.Choice(["alertmanager", "pagerduty"])
@@ -76,9 +75,10 @@ def _print_dead_letters(runtime: Runtime, as_json: bool) -> None:
     rows = [describe_dead_letter(letter) for letter in runtime.dead_letters.list()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-    elif not rows:
+        return
+    if not rows:
         click.echo("nothing failed for good")
-    for row in [] if as_json else rows:
+    for row in rows:
         about = row["delivery_id"] or row["incident_id"] or "-"
         click.echo(
             f"{row['failed_at'][:19]}  {row['step'] or row['task']:<16} {about}  {row['reason']}"
@@ -212,8 +212,9 @@ def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) 
         if not newest:
             return f"applied {delivery_id}: {plan.why}; older than the record, clocks untouched"
         if event.incident is not None and incident_events.closes(event):
-            rank = classify(event.incident, runtime.policy, datetime.now(UTC)).priority.value
-            queue = queue_for(runtime.settings.queue, rank)  # P0/P1: the urgent lane
+            queue = incident_events.closing_queue(
+                runtime.settings.queue, event.incident, runtime.policy, datetime.now(UTC)
+            )
             celery.send_task(CLOSE_INCIDENT, args=[delivery_id], queue=queue)
             return f"applied {delivery_id}: {plan.why}; closing note queued"
         return f"applied {delivery_id}: {plan.why}"

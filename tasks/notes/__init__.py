@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from collectors.contract import Evidence, Status
+from triage.classify import most_severe
 from triage.models import Alert, Classification, Incident
 from triage.policy import Policy, format_duration
 from triage.sla import Deadlines, next_market_change
@@ -96,7 +97,7 @@ def joined_alerts_note(
     shown: int = 20,
 ) -> str:
     """Render the one note that lists the alerts which joined an incident's run meanwhile."""
-    worst = min((c.priority for _, c in alerts), key=lambda p: p.value)
+    worst = (most_severe(c for _, c in alerts) or alerts[0][1]).priority
     names = ", ".join(dict.fromkeys(a.name for a, _ in alerts))
     lines = [
         f"[{worst}] {len(alerts)} more alert{'s' if len(alerts) != 1 else ''} joined this "

@@ -106,7 +106,3 @@ class RequestBudget:
         (seconds, micros) = self.redis.time()
         now = seconds + micros / 1_000_000
         return int(self.redis.zcount(self.key, f"({now - self.window_seconds}", "+inf"))
-
-    def remaining(self) -> int:
-        """Return how many more requests urgent work could make right now."""
-        return max(self.limit - self.used(), 0)

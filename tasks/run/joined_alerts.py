@@ -11,10 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from tasks import notes
-from tasks.pagerduty.client import IncidentRef
-from tasks.run.response import IncidentNotFound, classified_alerts, find_incident, post_note_once
+from tasks.run.response import (
+    IncidentNotFound,
+    find_incident,
+    fresh_firing_alerts,
+    post_note_once,
+)
 from tasks.runtime import Runtime
-from tasks.store.deliveries import JOINED_DUE_KEY, PREFIX, PRIORITY_RANK, claim_key
+from tasks.store.deliveries import JOINED_DUE_KEY, PREFIX, claim_key, parse_claim
 from triage.models import Alert, Classification
 
 PENDING_KEY = f"{PREFIX}joined-batches"  # batch keys scored by when they were last sent
@@ -64,10 +68,8 @@ def incident_of(batch: str) -> str:
 
 def run_priority(rt: Runtime, incident_key: str) -> str:
     """Return the priority of the run the batch's deliveries joined (P3 when unknown)."""
-    holder = rt.redis.get(claim_key(incident_key)) or b""
-    parts = holder.decode().split("|")
-    ranks = {str(rank): name for name, rank in PRIORITY_RANK.items()}
-    return ranks.get(parts[1], "P3") if len(parts) == 3 else "P3"
+    held = parse_claim(rt.redis.get(claim_key(incident_key)))
+    return held.priority.value if held is not None else "P3"
 
 
 def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
@@ -80,23 +82,14 @@ def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
         delivery = rt.deliveries.get(delivery_id)
         if delivery is None:
             continue
-        fresh = set(delivery.get("fresh_keys", []))
-        for alert, classification in classified_alerts(delivery):
-            if (
-                alert.status == "firing"
-                and alert.dedup_key in fresh
-                and alert.dedup_key not in seen
-            ):
+        for alert, classification in fresh_firing_alerts(delivery):
+            if alert.dedup_key not in seen:
                 seen.add(alert.dedup_key)
                 alerts.append((alert, classification))
     if not alerts:
         done(rt, batch)
         return "no new firing alerts"
-    incident = (
-        IncidentRef(None, incident_key)
-        if rt.settings.outbox_mode
-        else find_incident(rt, incident_key)
-    )
+    incident = find_incident(rt, incident_key)  # by key alone in outbox mode
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={incident_key}")
     refresh = rt.policy.storm.evidence_refresh

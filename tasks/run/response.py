@@ -109,7 +109,7 @@ def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunSt
 def _alertmanager_run(
     rt: Runtime, delivery: dict[str, Any], run_id: str, run: int
 ) -> RunState | None:
-    chosen = _alerts_to_answer(delivery, replay=run > 1)
+    chosen = fresh_firing_alerts(delivery, replay=run > 1)
     if not chosen:
         return None
     classification = Classification.from_dict(delivery["classification"])
@@ -482,8 +482,10 @@ def collect_into_bundle(
     def run() -> Evidence:
         return run_collector(name, target, ctx, timeouts=timeouts)
 
-    wait = rt.settings.collector_timeout_seconds * 2 + 1
-    evidence = run_shared(rt.redis, name, target, run, wait, redact=rt.redact) if shared else run()
+    others_take = rt.settings.collector_timeout_seconds * 2 + 1  # how long to wait for a sharer
+    evidence = (
+        run_shared(rt.redis, name, target, run, others_take, redact=rt.redact) if shared else run()
+    )
     folder = bundle_path(rt.settings.bundle_dir, bundle_id)
     stored = bundle.store_files(folder, evidence.files, rt.redact)
     return bundle.manifest_entry(evidence, stored, rt.redact)
@@ -570,9 +572,10 @@ def record_failure(rt: Runtime, state: RunState, step: str, reason: str) -> None
     rt.deliveries.update(state.delivery_id, failures=state.failures)
 
 
-def _alerts_to_answer(
-    delivery: dict[str, Any], *, replay: bool
+def fresh_firing_alerts(
+    delivery: dict[str, Any], *, replay: bool = False
 ) -> list[tuple[Alert, Classification]]:
+    """Return the firing alerts this delivery brought first (all its firing ones on a replay)."""
     fresh = set(delivery.get("fresh_keys", []))
     return [
         (alert, classification)

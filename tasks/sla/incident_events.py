@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from tasks.lanes import queue_for
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import KINDS
-from triage.models import IncidentEvent
+from triage.classify import classify
+from triage.models import Incident, IncidentEvent
+from triage.policy import Policy
 
 # Acknowledging stops the acknowledge clock; resolving stops them all.
 STOPS_CLOCKS = {"incident.acknowledged": ("acknowledge",), "incident.resolved": KINDS}
@@ -29,3 +34,8 @@ def apply_event(rt: Runtime, event: IncidentEvent, person_note: bool = False) ->
 def closes(event: IncidentEvent) -> bool:
     """Return True when the event resolves an incident (the closing task's cue)."""
     return event.event_type == "incident.resolved" and event.incident is not None
+
+
+def closing_queue(queue: str, incident: Incident, policy: Policy, now: datetime) -> str:
+    """Return the lane of an incident's closing task: urgent for what classifies P0/P1."""
+    return queue_for(queue, classify(incident, policy, now).priority.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import re
 import secrets
 import time
 import zlib
@@ -18,6 +19,7 @@ from redis.exceptions import NoScriptError
 
 from tasks.enqueue import TaskMessage
 from tasks.store.redis_direct import DirectCommands
+from triage.models import Priority
 
 PREFIX = "responder:"
 INDEX_KEY = PREFIX + "deliveries"
@@ -153,6 +155,10 @@ def pending_attempt(state: str) -> tuple[str, float]:
         return parts[1], 0.0
 
 
+# A delivery id, wherever it stands (a task message names its delivery or run by it).
+DELIVERY_ID = re.compile(rb"(?P<received>\d{8}T\d{6}Z)-[0-9a-f]{8}")
+
+
 def new_delivery_id(now: datetime) -> str:
     """Return a time-sortable, unguessable delivery id such as `20261127T094500Z-3f9a1c2b`."""
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
@@ -183,12 +189,21 @@ def incident_id_key(incident: str) -> str:
     return f"{PREFIX}incident-id:{incident}"
 
 
-def claim_started(value: bytes | None) -> float | None:
-    """Return when the run holding a claim started (None: no claim, or an old-style one)."""
-    parts = (value or b"").split(b"|")
+@dataclass(frozen=True)
+class ClaimHolder:
+    """The run holding an incident's claim, as the recording script writes it."""
+
+    holder: str  # source:delivery
+    priority: Priority
+    started: float
+
+
+def parse_claim(value: bytes | None) -> ClaimHolder | None:
+    """Read a claim `source:delivery|rank|started` (None: no claim, or an old-style one)."""
+    parts = (value or b"").decode().split("|")
     try:
-        return float(parts[2]) if len(parts) == 3 else None
-    except ValueError:
+        return ClaimHolder(parts[0], Priority(f"P{parts[1]}"), float(parts[2]))
+    except (IndexError, ValueError):
         return None
 
 
@@ -199,7 +214,6 @@ def joined_key(incident: str) -> str:
 
 JOINED_DUE_KEY = f"{PREFIX}joined-due"  # incidents scored by when their "more alerts" note is due
 STATS_KEY = f"{PREFIX}stats"  # counters: coalesced deliveries
-PRIORITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 
 
 @dataclass(frozen=True)
@@ -302,7 +316,7 @@ class DeliveryStore:
                 len(keys),
                 len(messages),
                 idle_reason,
-                PRIORITY_RANK.get(priority, 3),
+                Priority(priority).rank,
                 coalescing.refresh_seconds,
                 coalescing.joined_every_seconds,
                 *(k for k, _ in keys),

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from tasks.store.deliveries import DEDUP_TTL, PREFIX, claim_key, claim_started, incident_id_key
+from tasks.store.deliveries import DEDUP_TTL, PREFIX, claim_key, incident_id_key, parse_claim
 from triage.models import IncidentEvent
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,8 @@ class IncidentStore:
                 if incident.status == "resolved":  # the key may open a new incident later
                     pipe.delete(incident_id_key(incident.incident_key))
                     # Its run lets go of the key, unless a newer run holds it already.
-                    started = claim_started(claim)
-                    if started is not None and started <= occurred.timestamp():
+                    held = parse_claim(claim)
+                    if held is not None and held.started <= occurred.timestamp():
                         pipe.delete(claim_key(incident.incident_key))
                 else:
                     pipe.set(incident_id_key(incident.incident_key), incident.id, ex=ID_TTL_SECONDS)
