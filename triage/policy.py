@@ -226,6 +226,8 @@ class Policy:
     source: str = "<policy>"
     pagerduty: PagerDutyPolicy = field(default_factory=PagerDutyPolicy)
     storm: StormPolicy = field(default_factory=StormPolicy)
+    # A directory whose templates override the built-in note templates ("": none).
+    note_templates: str = ""
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -262,7 +264,17 @@ def load_file(path: str | Path) -> Policy:
         raise PolicyError(
             [Problem(str(path), 0, "(file)", f"cannot read: {exc.strerror}")]
         ) from None
-    return load(text, source=str(path))
+    return relative_to(load(text, source=str(path)), path)
+
+
+def relative_to(policy: Policy, path: str | Path) -> Policy:
+    """Return `policy` with its relative paths (note templates) taken from file `path`'s folder.
+
+    So a policy and the templates beside it move together.
+    """
+    if policy.note_templates and not Path(policy.note_templates).is_absolute():
+        return replace(policy, note_templates=str(Path(path).parent / policy.note_templates))
+    return policy
 
 
 def builtin_text() -> str:
@@ -520,6 +532,7 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         source=source,
         pagerduty=_pagerduty(raw.get("pagerduty", {})),
         storm=_storm(raw.get("storm", {})),
+        note_templates=raw.get("notes", {}).get("templates", ""),
     )
 
 

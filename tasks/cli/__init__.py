@@ -25,6 +25,7 @@ from tasks.cli.report import report_command
 from tasks.cli.sla import sla_command
 from tasks.cli.status import status_command
 from tasks.lanes import urgent_queue
+from tasks.notes.voice import Voice
 from tasks.runtime import load_policy
 from triage.policy import PolicyError
 
@@ -55,6 +56,8 @@ def run(host: str, port: int, concurrency: int) -> None:
         policy = load_policy(settings)
     except PolicyError as exc:
         raise click.ClickException(str(exc)) from None
+    if problems := Voice.of(policy).check():  # not a blank in a note at 3 a.m.
+        raise click.ClickException("note templates: " + "; ".join(problems))
     var = Path("var")
     var.mkdir(exist_ok=True)
     # gunicorn's workers share metrics through files; stale ones from a last run would add up.

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from collectors.registry import available
+from tasks.notes.voice import Voice
 from tasks.settings import settings_from_env
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
@@ -23,6 +24,7 @@ from triage.policy import (
     format_duration,
     line_of,
     load,
+    relative_to,
 )
 from triage.sla import deadlines, is_market_open
 
@@ -44,6 +46,8 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
         policy = load(text, source)
     except PolicyError as exc:
         return None, exc.problems
+    if not source.startswith("builtin:"):
+        policy = relative_to(policy, source)
     problems = [
         Problem(
             source,
@@ -54,6 +58,11 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
         for priority, names in policy.plan.items()
         for index, name in enumerate(names)
         if name not in available()
+    ]
+    templates_line = line_of(text, ["notes", "templates"])
+    problems += [
+        Problem(source, templates_line, "notes.templates", message)
+        for message in Voice.of(policy).check()
     ]
     return (None if problems else policy), problems
 

@@ -9,6 +9,7 @@ import click
 from redis import RedisError
 
 from tasks.cli.options import runtime_or_usage_error, window_start
+from tasks.notes.voice import TemplateProblem
 from triage import report
 from triage.policy import PolicyError
 
@@ -45,4 +46,7 @@ def report_command(since: str, as_json: bool) -> None:
         click.echo(json.dumps(payload, indent=2))
         return
     click.echo(f"{len(times)} incidents since {start:%Y-%m-%d %H:%M} UTC ({since})")
-    click.echo(report.render(rows))
+    try:
+        click.echo(runtime.voice.report(rows))
+    except TemplateProblem as exc:
+        raise click.ClickException(str(exc)) from None

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from tasks.evidence.links import bundle_path
 from tasks.pagerduty.client import IncidentRef
-from tasks.run.response import load_run, post_note_once
+from tasks.run.response import post_note_once
+from tasks.run.state import load_run
 from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from triage import report
@@ -35,7 +36,7 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
     times = report.from_record(record, rt.incidents.history(incident_id))
     if times is None:
         return "no clock of ours for this incident"
-    content = report.closing_note(times, rt.policy)
+    content = rt.voice.closing(times)
     # Before the note, so a note that fails for good still leaves the timeline; after it
     # again, so the timeline ends with the note.
     write_timeline(rt, incident_id, state.run_id)
@@ -52,10 +53,10 @@ def close_resolved(rt: Runtime, delivery_id: str, now: datetime) -> str:
     the event itself just after: whichever comes first applies it (the second changes
     nothing), so the task never waits for the receiver.
     """
-    delivery = rt.deliveries.get(delivery_id)
+    delivery = rt.deliveries.load(delivery_id)
     if delivery is None:
         return "delivery gone"
-    event = parse_pagerduty(json.loads(delivery["raw_body"]))
+    event = parse_pagerduty(delivery.payload())
     if event.incident is None:
         return "no incident in the event"
     incident_events.apply_event(rt, event)

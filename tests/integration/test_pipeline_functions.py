@@ -9,11 +9,17 @@ from pathlib import Path
 
 from collectors import registry
 from tasks.run import response
+from tasks.run.state import RunState, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.fakes import barrier_collector
 from tests.support import TOKEN, sample_payload
+from triage.models import Classification, Priority
+from triage.policy import builtin
+from triage.sla import deadlines
 from webhooks import create_app
+
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def test_outbox_mode_writes_both_notes_and_a_bundle(
@@ -69,12 +75,12 @@ def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
     settings: Settings, redis_client, tmp_path: Path
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
-    state = response.RunState(
+    state = RunState(
         run_id="r1", delivery_id="d1", run=1, incident_key="k", alert_name="a", title="t",
-        classification={"priority": "P1", "rule": "x", "reason": "y"}, fingerprints=[],
-        deadlines={}, collectors=["nosuch"], services=[],
+        classification=Classification(Priority.P1, "x", "y"), fingerprints=[],
+        deadlines=deadlines(Priority.P1, T0, builtin()), collectors=["nosuch"], services=[],
     )  # fmt: skip
-    response.save_run(rt, state)
+    save_run(rt, state)
     entry = response.collect_evidence(rt, "r1", "nosuch")
     assert entry["status"] == "skipped"
     assert "no collector named 'nosuch'" in entry["summary"]
@@ -89,12 +95,13 @@ def test_a_runs_collectors_wait_at_the_same_time_in_one_task(
     monkeypatch.setitem(registry.BUILTIN, "second", "tests.fakes.barrier_collector")
     barrier_collector.BARRIER.reset()
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
-    state = response.RunState(
+    state = RunState(
         run_id="r-threads", delivery_id="d", run=1, incident_key="k", alert_name="A", title="A",
-        classification={"priority": "P3", "rule": "r", "reason": "x"}, fingerprints=[],
-        deadlines={}, collectors=["first", "second"], services=[],
+        classification=Classification(Priority.P3, "r", "x"), fingerprints=[],
+        deadlines=deadlines(Priority.P3, T0, builtin()), collectors=["first", "second"],
+        services=[],
     )  # fmt: skip
-    response.save_run(rt, state)
+    save_run(rt, state)
     entries = response.gather_evidence(rt, "r-threads")
     assert [(e["summary"], e["status"]) for e in entries] == [("met the other collector", "ok")] * 2
     assert response.gather_evidence(rt, "r-threads") == entries  # kept: a retry does not rerun

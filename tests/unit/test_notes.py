@@ -5,24 +5,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collectors.contract import Evidence, Status
-from tasks import notes
-from tasks.notes import (
-    alert_headline,
-    alert_lines,
-    clip,
-    evidence_note,
-    first_response_note,
-    incident_lines,
-    market_line,
-    resolved_note,
-)
+from tasks.notes import markers as notes
+from tasks.notes.markers import clip
+from tasks.notes.voice import Voice, headline
 from tests.unit.test_classify import alert
 from triage.classify import classify
-from triage.models import Incident
+from triage.models import Incident, ListedAlert
 from triage.policy import builtin
 from triage.sla import deadlines
 
 POLICY = builtin()
+VOICE = Voice.of(POLICY)
 
 
 def test_first_response_note_leads_with_priority_and_reason() -> None:
@@ -35,10 +28,9 @@ def test_first_response_note_leads_with_priority_and_reason() -> None:
     classification = classify(latency, POLICY, datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
     due = deadlines(classification.priority, datetime(2026, 11, 25, 15, 0, tzinfo=UTC), POLICY)
     now = datetime(2026, 11, 25, 15, 0, 30, tzinfo=UTC)
-    pairs = [(latency, classification)]
-    subjects = alert_lines(pairs, truncated=3)
-    note = first_response_note(
-        alert_headline(latency), subjects, classification, due, POLICY, "d1", now
+    listed = [ListedAlert.of(latency, classification)]
+    note = VOICE.first_response(
+        headline(latency), classification, due, "d1", now, alerts=listed, truncated=3
     )
     lines = note.splitlines()
     assert lines[0] == "[P1] Test"  # name and summary are the same: said once
@@ -72,14 +64,17 @@ def test_first_response_note_leads_with_priority_and_reason() -> None:
     ],
 )
 def test_market_line_answers_the_runbook_first_question(now: datetime, line: str) -> None:
-    assert market_line(now, POLICY) == line
+    classification = classify(alert(category="latency"), POLICY, now)
+    due = deadlines(classification.priority, now, POLICY)
+    note = VOICE.first_response("Test", classification, due, "d1", now)
+    assert note.splitlines()[2] == line
 
 
 def test_evidence_note_lists_failures_first() -> None:
     classification = classify(
         alert(category="security"), POLICY, datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     )
-    note = evidence_note(
+    note = VOICE.evidence(
         classification,
         "AuthFailureSpike",
         [
@@ -111,9 +106,14 @@ def test_clip_leaves_short_text_alone_and_bounds_one_huge_line() -> None:
 
 def test_incident_lines_name_the_pagerduty_incident() -> None:
     incident = Incident("PX1", "[FIRING:1] RiskManagerDown", "triggered", "high", "", "EAFIX")
-    assert incident_lines(incident) == [
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    classification = classify(incident, POLICY, now)
+    due = deadlines(classification.priority, now, POLICY)
+    note = VOICE.first_response(incident.title, classification, due, "d1", now, incident=incident)
+    assert (
         "PagerDuty incident PX1: [FIRING:1] RiskManagerDown (urgency high, service EAFIX)"
-    ]
+        in note.splitlines()
+    )
 
 
 def test_resolved_note_says_how_long_it_lasted() -> None:
@@ -121,7 +121,7 @@ def test_resolved_note_says_how_long_it_lasted() -> None:
 
     fired = alert(category="latency")
     ended = replace(fired, status="resolved", ends_at=fired.starts_at + timedelta(minutes=32))
-    note = resolved_note([ended], "d9")
+    note = VOICE.resolved([ended], "d9")
     assert note.splitlines()[0] == "[RESOLVED] Test: resolved in Alertmanager"
     assert "after 32m" in note
     assert note.endswith("No diagnostics run for a resolution. (delivery d9)")
@@ -131,7 +131,7 @@ def test_evidence_note_shows_the_top_error_lines_before_the_bundle() -> None:
     classification = classify(
         alert(category="security"), POLICY, datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     )
-    note = evidence_note(
+    note = VOICE.evidence(
         classification,
         "AuthFailureSpike",
         [Evidence("docker", Status.FAILED, "gui-gateway 2 error lines")],
@@ -165,3 +165,58 @@ def test_a_note_is_known_by_its_opening_only_when_long_enough_to_tell() -> None:
     assert notes.opening(long) == notes.opening(long[: notes.OPENING_CHARS] + " trimmed")
     assert notes.opening(long) != notes.opening("[P0]" + long[4:])
     assert notes.opening("short note") is None
+
+
+def test_a_deadline_already_passed_when_the_note_is_written_says_by_how_much() -> None:
+    fired = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    classification = classify(alert(category="latency"), POLICY, fired)
+    due = deadlines(classification.priority, fired, POLICY)
+    note = VOICE.first_response("Test", classification, due, "d1", fired + timedelta(days=2))
+    sla = note.splitlines()[3]
+    assert "acknowledge by 2026-11-25 16:00 UTC (1h, overdue by 47h)" in sla
+    assert "overdue" not in VOICE.first_response("Test", classification, due, "d1", fired)
+
+
+def test_the_built_in_templates_pass_their_own_check() -> None:
+    assert VOICE.check() == []
+
+
+def test_a_policy_template_directory_overrides_a_note_by_file_name(tmp_path) -> None:
+    (tmp_path / "sla_gave_up.txt.j2").write_text(
+        "{{ priority }} {{ kind }}: {{ why }} -> {{ by_hand }}\n"
+    )
+    voice = Voice(POLICY, str(tmp_path))
+    assert voice.check() == []
+    assert voice.sla_gave_up("P1", "next_update", "refused", "post it") == (
+        "P1 next_update: refused -> post it"
+    )
+    # The others keep the built-in wording.
+    assert VOICE.sla_gave_up("P1", "next_update", "refused", "post it").startswith("[P1] SLA")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        # A name the note does not have, in a branch the sample never takes: found all the same.
+        (
+            "closing.txt.j2",
+            "{% if false %}{{ incident_url }}{% endif %}Resolved",
+            "uses 'incident_url', which this note does not have",
+        ),
+        ("evidence.txt.j2", "{{ bundle.nosuch }}", "has no attribute 'nosuch'"),
+        ("status_update.txt.j2", "{% if %}", "line 1: "),
+        ("first_reponse.txt.j2", "typo", "not a template the responder writes"),
+    ],
+)
+def test_a_broken_override_is_an_error_that_names_the_template(
+    tmp_path, name: str, text: str, problem: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    problems = Voice(POLICY, str(tmp_path)).check()
+    assert len(problems) == 1 and name in problems[0] and problem in problems[0], problems
+
+
+def test_a_missing_override_directory_is_an_error(tmp_path) -> None:
+    assert Voice(POLICY, str(tmp_path / "nowhere")).check() == [
+        f"{tmp_path / 'nowhere'}: the note template directory does not exist"
+    ]

@@ -107,3 +107,31 @@ def test_classify_rejects_a_time_without_zone(run) -> None:
     result = run("classify", str(sample), "--at", "2026-11-28T15:00")
     assert result.exit_code == 2
     assert "give a time zone" in result.output
+
+
+def policy_with_templates(tmp_path: Path, template: str) -> Path:
+    """Write the built-in policy with a `notes.templates` folder holding one closing note."""
+    from triage.policy import builtin_text
+
+    (tmp_path / "wording").mkdir()
+    (tmp_path / "wording" / "closing.txt.j2").write_text(template)
+    path = tmp_path / "policy.yaml"
+    path.write_text(builtin_text() + "\nnotes:\n  templates: wording\n")
+    return path
+
+
+def test_check_finds_a_template_variable_the_note_does_not_have(run, tmp_path: Path) -> None:
+    path = policy_with_templates(tmp_path, "[{{ priority }}] Resolved by {{ resolver }}\n")
+    result = run("policy", "check", str(path))
+    assert result.exit_code == 1
+    line = len(path.read_text().splitlines())  # the templates setting, the policy's last line
+    assert result.output == (
+        f"{path}:{line}: notes.templates: {tmp_path / 'wording' / 'closing.txt.j2'}: uses "
+        "'resolver', which this note does not have (it has: moments, priority)\n"
+    )
+
+
+def test_check_accepts_templates_beside_the_policy(run, tmp_path: Path) -> None:
+    path = policy_with_templates(tmp_path, "[{{ priority }}] Resolved.\n")
+    result = run("policy", "check", str(path))
+    assert result.exit_code == 0, result.output
