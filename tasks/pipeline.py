@@ -260,7 +260,9 @@ def note_resolved(self: Any, delivery_id: str) -> str:
     """Note alerts Alertmanager reports resolved on their incident; diagnose nothing."""
     rt = runtime_of(self.app)
     try:
-        return response.post_resolved_note(rt, delivery_id)
+        noted = response.post_resolved_note(rt, delivery_id)
+        closing.close_in_outbox(rt, delivery_id, _now())  # PagerDuty's webhook does it there
+        return noted
     except response.IncidentNotFound as exc:
         retry_lookup(self, rt)
         rt.deliveries.update(delivery_id, failures={"resolved_note": str(exc)})

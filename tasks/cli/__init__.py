@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from tasks.cli.deliveries import deliveries_command, replay_command
+from tasks.cli.demo_alert import demo_alert_command
 from tasks.cli.diagnose import diagnose_command
 from tasks.cli.options import settings_or_usage_error
 from tasks.cli.policy import classify_command, policy_group
@@ -43,6 +44,7 @@ main.add_command(diagnose_command)
 main.add_command(sla_command)
 main.add_command(report_command)
 main.add_command(status_command)
+main.add_command(demo_alert_command)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -244,6 +245,11 @@ class RestGateway:
         return self.redact(f"PagerDuty {call} failed: {detail}")
 
 
+def outbox_incident_id(incident_key: str) -> str:
+    """Return the id the outbox gives the incident of `incident_key` (stable, never PagerDuty's)."""
+    return "outbox-" + hashlib.sha256(incident_key.encode()).hexdigest()[:12]
+
+
 class OutboxGateway:
     """Write each call the REST gateway would make to a JSON file instead (no token set)."""
 
@@ -252,8 +258,12 @@ class OutboxGateway:
         self.from_email = from_email
 
     def find_incident(self, incident_key: str, open_only: bool = True) -> IncidentRef | None:
-        """Return a reference by key alone: without a token nothing can be looked up."""
-        return IncidentRef(None, incident_key)
+        """Return the outbox's incident for the key: the one trigger mode would have opened.
+
+        Without a token nothing can be looked up; an id of our own lets the SLA clock, the
+        incident record and the report work on a laptop as they do against PagerDuty.
+        """
+        return IncidentRef(outbox_incident_id(incident_key), incident_key)
 
     def create_note(self, incident: IncidentRef, content: str) -> dict[str, Any]:
         """Write the note call to the outbox and return a note-shaped record of it."""

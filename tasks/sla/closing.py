@@ -7,13 +7,13 @@ import json
 from datetime import datetime
 
 from tasks.evidence.links import bundle_path
-from tasks.pagerduty.client import IncidentRef
+from tasks.pagerduty.client import IncidentRef, outbox_incident_id
 from tasks.run.response import post_note_once
 from tasks.run.state import load_run
 from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from triage import report
-from triage.models import parse_pagerduty
+from triage.models import Incident, IncidentEvent, parse_alertmanager, parse_pagerduty
 
 
 def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: datetime) -> str:
@@ -61,6 +61,36 @@ def close_resolved(rt: Runtime, delivery_id: str, now: datetime) -> str:
         return "no incident in the event"
     incident_events.apply_event(rt, event)
     return close(rt, event.incident.id, event.occurred_at or now, now)
+
+
+def close_in_outbox(rt: Runtime, delivery_id: str, now: datetime) -> str:
+    """In outbox mode, resolve and close the outbox incident of a group that fully resolved.
+
+    Against PagerDuty the incident's own `incident.resolved` webhook closes it; the outbox has
+    no such webhook, so Alertmanager's resolution of the whole group stands in for it, and the
+    SLA clock stops and the report counts the resolution on a laptop too.
+    """
+    if not rt.settings.outbox_mode:
+        return "not in outbox mode"
+    delivery = rt.deliveries.load(delivery_id)
+    if delivery is None:
+        return "delivery gone"
+    group = parse_alertmanager(delivery.payload())
+    if group.firing:
+        return "alerts still firing"
+    incident = Incident(
+        id=outbox_incident_id(delivery.incident_key),
+        title=group.alerts[0].name,
+        status="resolved",
+        incident_key=delivery.incident_key,
+    )
+    resolved_at = max(alert.ends_at or now for alert in group.alerts)
+    agent = {"summary": "Alertmanager (the whole group resolved)"}
+    resolution = IncidentEvent(
+        f"outbox:{delivery_id}", "incident.resolved", resolved_at, incident, agent=agent
+    )
+    incident_events.apply_event(rt, resolution)
+    return close(rt, incident.id, resolved_at, now)
 
 
 def write_timeline(rt: Runtime, incident_id: str, run_id: str) -> None:

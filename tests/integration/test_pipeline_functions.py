@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collectors import registry
+from tasks.pagerduty.client import outbox_incident_id
 from tasks.run import response
 from tasks.run.state import RunState, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
+from tasks.sla import closing
 from tests.fakes import barrier_collector
 from tests.support import TOKEN, sample_payload
+from triage import report
 from triage.models import Classification, Priority
 from triage.policy import builtin
 from triage.sla import deadlines
@@ -52,7 +55,8 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     response.finish_run(rt, state.run_id, entries, datetime.now(UTC))
 
     calls = [json.loads(p.read_text()) for p in sorted((tmp_path / "outbox").glob("*.json"))]
-    assert [c["path"] for c in calls] == ["/incidents/{id}/notes"] * 2
+    outbox_id = outbox_incident_id(state.incident_key)  # the incident trigger mode would open
+    assert [c["path"] for c in calls] == [f"/incidents/{outbox_id}/notes"] * 2
     assert {c["incident_key"] for c in calls} == {state.incident_key}
     first, evidence = (c["json"]["note"]["content"] for c in calls)
     assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
@@ -69,6 +73,47 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     assert (tmp_path / "bundles" / state.run_id / "summary.md").read_text().startswith("# [P1]")
     delivery = rt.deliveries.get(accepted["delivery_id"])
     assert delivery["pipeline"] == "done" and delivery["bundle_id"] == state.run_id
+
+
+def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
+    intake_settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    outbox = replace(
+        intake_settings,
+        pagerduty_token=Secret(""),
+        outbox_dir=tmp_path / "outbox",
+        bundle_dir=tmp_path / "bundles",
+    )
+    client = create_app(outbox).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    fired = datetime.now(UTC).replace(microsecond=0)
+    payload = sample_payload()
+    payload["groupKey"] = f"outbox-clock-{fired.timestamp()}"  # a group of its own
+    payload["alerts"][0]["startsAt"] = fired.isoformat()
+    accepted = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    rt = Runtime(outbox)
+    state = response.prepare_run(rt, accepted["delivery_id"], 1, fired)
+    assert state is not None
+    incident = response.resolve_incident(rt, state)
+    assert incident is not None and incident.id == outbox_incident_id(state.incident_key)
+    response.start_clock(rt, state)
+    running = {d.kind for d in rt.clock.pending() if d.incident_id == incident.id}
+    assert running >= {"acknowledge", "resolve"}
+
+    payload["status"] = "resolved"
+    payload["alerts"][0].update(
+        status="resolved", endsAt=(fired + timedelta(minutes=7)).isoformat()
+    )
+    resolved = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    response.post_resolved_note(rt, resolved["delivery_id"])
+    first_line = closing.close_in_outbox(rt, resolved["delivery_id"], datetime.now(UTC))
+
+    assert first_line == "[P1] Resolved. Incident metrics against the SLA:"
+    record = rt.incidents.get(incident.id) or {}
+    assert record["status"] == "resolved"
+    assert [d for d in rt.clock.pending() if d.incident_id == incident.id] == []
+    times = report.from_record(record, rt.incidents.history(incident.id))
+    assert times is not None and times.resolved == fired + timedelta(minutes=7)
 
 
 def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(

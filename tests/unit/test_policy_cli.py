@@ -64,7 +64,7 @@ def test_show_uses_the_configured_policy(run, monkeypatch) -> None:
 
 
 def test_classify_an_alertmanager_group_at_a_given_time(run) -> None:
-    sample = PROJECT / "examples" / "alertmanager-sample.json"
+    sample = PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json"
     result = run("classify", str(sample), "--at", "2026-11-28T15:00Z", "--json")
     assert result.exit_code == 0, result.output
     [only] = json.loads(result.output)
@@ -103,7 +103,7 @@ def test_classify_reports_bad_payloads(run, tmp_path: Path, content: str, messag
 
 
 def test_classify_rejects_a_time_without_zone(run) -> None:
-    sample = PROJECT / "examples" / "alertmanager-sample.json"
+    sample = PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json"
     result = run("classify", str(sample), "--at", "2026-11-28T15:00")
     assert result.exit_code == 2
     assert "give a time zone" in result.output
