@@ -3,12 +3,12 @@
 The code decides what to say (the facts, as template variables); the templates say it. A
 policy's `notes.templates` directory may override any template by its file name. A template
 that names a variable its note does not have is an error when the policy is checked and when
-a worker starts, never a blank in a note at 3 a.m. A rendered text is tidied: no trailing
-spaces, never two blank lines in a row.
+a worker starts, never a blank in a note at 3 a.m.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,8 +23,10 @@ from tasks.notes.markers import clip
 from triage.classify import most_severe
 from triage.models import Alert, Classification, Incident, ListedAlert, Priority
 from triage.policy import Policy, format_duration
-from triage.report import IncidentTimes, PriorityMetrics
+from triage.report import Compliance, IncidentTimes, PriorityMetrics
 from triage.sla import Deadlines, deadlines, next_market_change
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
 SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
@@ -41,30 +43,20 @@ class Voice:
 
     policy: Policy
     overrides: str = ""  # a directory of templates that replace built-in ones by file name
-    _used: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
+    # The names each note passes its template, recorded while `check` renders the samples.
+    _used: dict[str, set[str]] | None = field(default=None, init=False, repr=False)
     _env: jinja2.Environment = field(init=False, repr=False)
+    _builtin: jinja2.Environment = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(TEMPLATES)]
+        self._builtin = _environment(jinja2.FileSystemLoader(TEMPLATES))
+        self._env = self._builtin
         if self.overrides:
-            loaders.insert(0, jinja2.FileSystemLoader(self.overrides))
-        self._env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,  # a misspelt variable fails, it is never blank
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-            autoescape=False,  # plain text for PagerDuty, Slack fallbacks and e-mail
-        )
-        self._env.filters.update(
-            clock=_clock,
-            minute=lambda moment: f"{moment:%Y-%m-%d %H:%M}",
-            time_of_day=lambda moment: f"{moment:%H:%M}",
-            duration=format_duration,
-            span=_span,
-            took=_took,
-            shown_labels=_shown_labels,
-        )
+            self._env = _environment(
+                jinja2.ChoiceLoader(
+                    [jinja2.FileSystemLoader(self.overrides), jinja2.FileSystemLoader(TEMPLATES)]
+                )
+            )
 
     @classmethod
     def of(cls, policy: Policy) -> Voice:
@@ -72,13 +64,24 @@ class Voice:
         return cls(policy, policy.note_templates)
 
     def render(self, name: str, **context: Any) -> str:
-        """Render template `name` with `context`; raise TemplateProblem when it cannot be."""
-        self._used.setdefault(name, set()).update(context)
+        """Render template `name` with `context`; raise TemplateProblem when it cannot be.
+
+        An override that fails on facts the check's samples did not have falls back to the
+        built-in template, loudly in the log: a bad override never costs a note.
+        """
+        if self._used is not None:
+            self._used.setdefault(name, set()).update(context)
         try:
-            text = self._env.get_template(name).render(**context)
+            return self._env.get_template(name).render(**context)
+        except jinja2.TemplateError as exc:
+            problem = f"{name}: {_describe(exc)}"
+            if self._env is self._builtin or self._used is not None:
+                raise TemplateProblem(problem) from exc
+            log.error("note template override failed, the built-in one is used: %s", problem)
+        try:
+            return self._builtin.get_template(name).render(**context)
         except jinja2.TemplateError as exc:
             raise TemplateProblem(f"{name}: {_describe(exc)}") from exc
-        return tidy(text)
 
     def first_response(
         self,
@@ -295,9 +298,9 @@ class Voice:
     def check(self) -> list[str]:
         """Render every template with sample facts; return what is wrong (nothing: usable).
 
-        Rendering catches a misspelt attribute on the path the sample takes; the template's
-        own variables are compared with those its note passes, which catches a misspelt name
-        in any branch.
+        The samples take every branch of the built-in templates; rendering catches a misspelt
+        attribute on the paths they take, and the names each template uses are compared with
+        those its note passes, which catches a misspelt name in any branch.
         """
         problems = []
         known = {p.name for p in TEMPLATES.glob("*.j2") if not p.name.startswith("_")}
@@ -305,39 +308,46 @@ class Voice:
             folder = Path(self.overrides)
             if not folder.is_dir():
                 return [f"{folder}: the note template directory does not exist"]
-            for path in sorted(folder.iterdir()):
+            for path in sorted(folder.glob("*.j2")):  # a README or .gitkeep beside them is fine
                 if path.name not in known and not path.name.startswith("_"):
                     problems.append(
                         f"{path}: not a template the responder writes "
                         f"(one of: {', '.join(sorted(known))})"
                     )
-        for name, render in _samples(self).items():
-            try:
-                render()
-                failed = ""
-            except TemplateProblem as exc:
-                failed = str(exc)
-            used = self._used.get(name, set())  # what the note passes, even when it failed
+        used: dict[str, set[str]] = {}
+        failures: dict[str, str] = {}
+        self._used = used  # recorded while the samples render (they fail instead of falling back)
+        try:
+            for name, render in _samples(self):
+                try:
+                    render()
+                except TemplateProblem as exc:
+                    failures.setdefault(name, str(exc))
+        finally:
+            self._used = None
+        for name in sorted(known):
+            passed = used.get(name)
+            if passed is None:
+                problems.append(f"{name}: no sample to check it with")
+                continue
             try:
                 source, filename, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
                 undeclared = meta.find_undeclared_variables(self._env.parse(source))
             except jinja2.TemplateError:
-                undeclared, filename = set(), name  # the render failed on it: said above
-            if unknown := sorted(undeclared - used):
+                undeclared, filename = set(), name  # the render failed on it: said below
+            if unknown := sorted(undeclared - passed):
                 problems += [
                     f"{filename}: uses {u!r}, which this note does not have "
-                    f"(it has: {', '.join(sorted(used))})"
+                    f"(it has: {', '.join(sorted(passed))})"
                     for u in unknown
                 ]
-            elif failed:
-                problems.append(failed.replace(name, filename or name, 1))
-        missing = known - set(_samples(self))
-        problems += [f"{name}: no sample to check it with" for name in sorted(missing)]
+            elif name in failures:
+                problems.append(failures[name].replace(name, filename or name, 1))
         return problems
 
 
-def _samples(voice: Voice) -> dict[str, Callable[[], str]]:
-    """Return a render with representative facts for each template, for `Voice.check`."""
+def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
+    """Return renders with representative facts that take every branch of each template."""
     now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     first = Classification(Priority.P1, "sample-rule", "a sample reason")
     due = deadlines(Priority.P1, now, voice.policy)
@@ -345,49 +355,81 @@ def _samples(voice: Voice) -> dict[str, Callable[[], str]]:
         "firing", {"alertname": "Sample", "service": "sample"}, {"summary": "a sample"},
         now, now.isoformat(), None, "", "f1",
     )  # fmt: skip
-    listed = ListedAlert.of(alert, first)
-    times = IncidentTimes("PSAMPLE", Priority.P1, now, now + timedelta(minutes=5), None)
-    return {
-        "first_response.txt.j2": lambda: voice.first_response(
-            "Sample", first, due, "d1", now, alerts=[listed], truncated=1
-        ),
-        "evidence.txt.j2": lambda: voice.evidence(
-            first,
-            "Sample",
-            [Evidence("http", Status.FAILED, "down", duration_seconds=0.2)],
-            "https://responder/b/1",
-            ["svc: ERROR sample"],
-        ),  # fmt: skip
-        "joined_alerts.txt.j2": lambda: voice.joined_alerts(
-            [(alert, first)], ["d1", "d2"], timedelta(minutes=10), now
-        ),
-        "resolved.txt.j2": lambda: voice.resolved([alert], "d1"),
-        "sla_missed.txt.j2": lambda: voice.sla_missed("P1", "acknowledge", now, "5m", 2),
-        "sla_respond.txt.j2": lambda: voice.sla_respond("P1", now, "5m", "triggered"),
-        "sla_gave_up.txt.j2": lambda: voice.sla_gave_up("P1", "next_update", "refused", "act"),
-        "management.txt.j2": lambda: voice.management("P1", "requested", called="PTEAM (team)"),
-        "status_update.txt.j2": lambda: voice.status_update(
-            "PSAMPLE", "Investigating", "sample", "sample", now
-        ),
-        "closing.txt.j2": lambda: voice.closing(times),
-        "report.txt.j2": lambda: voice.report([]),
-        "event_summary.txt.j2": lambda: voice.event_summary("P1", "Sample"),
-    }
+    plain = Alert("firing", {"alertname": "Bare"}, {}, now, now.isoformat(), None, "", "f2")
+    ended = Alert(
+        "resolved", alert.labels, alert.annotations, now, now.isoformat(),
+        now + timedelta(minutes=7), "", "f1",
+    )  # fmt: skip
+    listed = [ListedAlert.of(alert, first), ListedAlert.of(plain, first)]
+    incident = Incident("PSAMPLE", "Sample", "triggered", "high", "P1", "EAFIX", "k")
+    later = now + timedelta(minutes=5)
+    times = [
+        IncidentTimes("PSAMPLE", Priority.P1, now, later, None),
+        IncidentTimes("PSAMPLE", Priority.P1, now, later, now + timedelta(hours=9)),
+        IncidentTimes("PSAMPLE", Priority.P1, now, later, later, acknowledged_by_resolving=True),
+    ]
+    row = PriorityMetrics(
+        Priority.P1, 2, 1, 1, timedelta(minutes=5), None, Compliance(1, 1), Compliance(0, 1)
+    )
+    failed = Evidence("http", Status.FAILED, "down", duration_seconds=0.2)
+    skipped = Evidence("git", Status.SKIPPED, "not configured", duration_seconds=1.5)
+    return [
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, truncated=1)),
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", first, due, "d1", now + timedelta(days=2), incident=incident)),
+        ("evidence.txt.j2", lambda: voice.evidence(
+            first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
+        ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
+        ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
+            [(alert, first), (plain, first)], ["d1", "d2"], timedelta(minutes=10), now, 1)),
+        ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
+            [(alert, first)], ["d1"], timedelta(minutes=10), now)),
+        ("resolved.txt.j2", lambda: voice.resolved([ended, alert], "d1")),
+        ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "acknowledge", now, "5m", 2)),
+        ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "resolve", now, "5m", 3)),
+        ("sla_respond.txt.j2", lambda: voice.sla_respond("P1", now, "5m", "triggered")),
+        ("sla_gave_up.txt.j2", lambda: voice.sla_gave_up("P1", "next_update", "refused", "act")),
+        ("management.txt.j2", lambda: voice.management("P1", "requested", called="PTEAM (team)")),
+        ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),
+        ("management.txt.j2", lambda: voice.management("P1", "by hand")),
+        ("status_update.txt.j2", lambda: voice.status_update(
+            "PSAMPLE", "Investigating", "sample", "sample", now)),
+        *[("closing.txt.j2", lambda t=t: voice.closing(t)) for t in times],
+        ("report.txt.j2", lambda: voice.report([row])),
+        ("event_summary.txt.j2", lambda: voice.event_summary("P1", "Sample")),
+    ]  # fmt: skip
 
 
-def tidy(text: str) -> str:
-    """Return text without trailing spaces, outer blank lines or two blank lines in a row.
-
-    Templates then need no whitespace control around their blocks and macros.
-    """
-    lines = [line.rstrip() for line in text.splitlines()]
-    kept = [line for n, line in enumerate(lines) if line or (n > 0 and lines[n - 1])]
-    return "\n".join(kept).strip("\n")
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """Return a plain-text Jinja2 environment with the responder's filters."""
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,  # a misspelt variable fails, it is never blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,  # plain text for PagerDuty, Slack fallbacks and e-mail
+        auto_reload=False,  # what was checked at start-up is what renders, edits or not
+    )
+    env.filters.update(
+        clock=_clock,
+        minute=lambda moment: f"{moment:%Y-%m-%d %H:%M}",
+        time_of_day=lambda moment: f"{moment:%H:%M}",
+        duration=format_duration,
+        span=_span,
+        took=_took,
+        shown_labels=_shown_labels,
+    )
+    return env
 
 
 def _describe(exc: jinja2.TemplateError) -> str:
-    where = f"line {exc.lineno}: " if isinstance(exc, jinja2.TemplateSyntaxError) else ""
-    return f"{where}{exc.message or exc}"
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"template not found: {exc.name}"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"{exc.filename or exc.name}: line {exc.lineno}: {exc.message}"
+    return str(exc.message or exc)
 
 
 def _clock(moment: datetime) -> str:

@@ -271,6 +271,7 @@ class OutboxGateway:
         call = {
             "method": "POST",
             "path": path,
+            "incident_id": incident.id,
             "incident_key": incident.incident_key,
             "headers": {"From": self.from_email},
             "json": wire_body("POST", path, {"content": content}),
@@ -318,7 +319,12 @@ class OutboxGateway:
         contents = []
         for path in sorted(self.directory.glob("*-note-*.json")):
             call = json.loads(path.read_text(encoding="utf-8"))
-            if call.get("incident_key") == incident.incident_key:
+            # SLA notes know the incident by id alone; first notes may know it by key alone.
+            same_id = incident.id is not None and call.get("incident_id") == incident.id
+            same_key = (
+                bool(incident.incident_key) and call.get("incident_key") == incident.incident_key
+            )
+            if same_id or same_key:
                 contents.append(call["json"]["note"]["content"])
         return contents
 

@@ -50,16 +50,24 @@ log = logging.getLogger(__name__)
 def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunState | None:
     """Return the run's state, creating it from the stored delivery the first time."""
     run_id = make_run_id(delivery_id, run)
-    if (existing := existing_run(rt, run_id)) is not None:
+    existing = existing_run(rt, run_id)
+    if existing is not None and (existing.alerts or existing.pagerduty_incident is not None):
         return existing
     delivery = rt.deliveries.load(delivery_id)
     if delivery is None:
         log.warning("delivery %s not found (expired or never recorded)", delivery_id)
-        return None
+        return existing
     if delivery.source == "pagerduty":
         state = _pagerduty_run(rt, delivery, run_id, run, now)
     else:
         state = _alertmanager_run(rt, delivery, run_id, run)
+    if existing is not None and state is not None:
+        # Saved mid-flight by the previous version, which kept the first note's lines, not
+        # what it lists: the rest of the run stands, the facts come from the delivery again.
+        existing.alerts, existing.truncated_alerts = state.alerts, state.truncated_alerts
+        existing.pagerduty_incident = state.pagerduty_incident
+        save_run(rt, existing)
+        return existing
     if state is None:
         rt.deliveries.update(delivery_id, pipeline="skipped: nothing to respond to")
         return None
@@ -238,6 +246,10 @@ def start_clock(rt: Runtime, state: RunState) -> None:
     """Register the run's SLA deadlines for its incident (again on a reopen: they move)."""
     if state.incident_id:
         due = state.deadlines.to_dict()
+        if rt.settings.outbox_mode:  # no PagerDuty webhook says it triggered again
+            rt.incidents.begin_cycle(
+                state.incident_id, state.title, state.incident_key, state.deadlines.triggered_at
+            )
         rt.clock.register(
             sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, due)
         )

@@ -13,6 +13,7 @@ from tasks.retries import decide
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
 from tasks.store.deliveries import PREFIX
+from tasks.store.incidents import escalations_key
 from tasks.store.sla_clock import Deadline
 from triage.models import Priority
 from triage.policy import format_duration
@@ -127,7 +128,7 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     """Escalate one level further than the responder has before; once per deadline."""
-    key = f"{PREFIX}escalations:{incident.id}"
+    key = escalations_key(str(incident.id))
     effect = f"{step}:escalate"
     done = rt.deliveries.effect_state(str(incident.id), effect) or ""
     if done.startswith("done:"):

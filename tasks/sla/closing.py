@@ -9,7 +9,6 @@ from datetime import datetime
 from tasks.evidence.links import bundle_path
 from tasks.pagerduty.client import IncidentRef, outbox_incident_id
 from tasks.run.response import post_note_once
-from tasks.run.state import load_run
 from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from triage import report
@@ -32,17 +31,16 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
         if resolved_at is not None and reopened and datetime.fromisoformat(reopened) > resolved_at:
             return "reopened since: no closing note"
         return f"the record says {record.get('status')}, not resolved: no closing note"
-    state = load_run(rt, run_id)
     times = report.from_record(record, rt.incidents.history(incident_id))
     if times is None:
         return "no clock of ours for this incident"
     content = rt.voice.closing(times)
     # Before the note, so a note that fails for good still leaves the timeline; after it
     # again, so the timeline ends with the note.
-    write_timeline(rt, incident_id, state.run_id)
+    write_timeline(rt, incident_id, run_id)
     incident = IncidentRef(incident_id, record.get("incident_key", ""))
-    post_note_once(rt, incident, state.run_id, "closing_note", content)
-    write_timeline(rt, incident_id, state.run_id)
+    post_note_once(rt, incident, run_id, "closing_note", content)
+    write_timeline(rt, incident_id, run_id)
     return content.splitlines()[0]
 
 
@@ -76,8 +74,8 @@ def close_in_outbox(rt: Runtime, delivery_id: str, now: datetime) -> str:
     if delivery is None:
         return "delivery gone"
     group = parse_alertmanager(delivery.payload())
-    if group.firing:
-        return "alerts still firing"
+    if group.firing or group.status != "resolved" or group.truncated_alerts:
+        return "alerts still firing"  # (alerts Alertmanager left out may still fire)
     incident = Incident(
         id=outbox_incident_id(delivery.incident_key),
         title=group.alerts[0].name,

@@ -10,10 +10,11 @@ from pathlib import Path
 from collectors import registry
 from tasks.pagerduty.client import outbox_incident_id
 from tasks.run import response
-from tasks.run.state import RunState, save_run
+from tasks.run.state import RunState, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.sla import closing
+from tasks.store.incidents import escalations_key
 from tests.fakes import barrier_collector
 from tests.support import TOKEN, sample_payload
 from triage import report
@@ -25,16 +26,21 @@ from webhooks import create_app
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
-def test_outbox_mode_writes_both_notes_and_a_bundle(
-    intake_settings: Settings, redis_client, tmp_path: Path
-) -> None:
-    # The intake queue: the session worker must not run this delivery beside the test.
-    outbox = replace(
-        intake_settings,
+def outbox_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """Return `settings` in outbox mode, writing under `tmp_path`."""
+    return replace(
+        settings,
         pagerduty_token=Secret(""),
         outbox_dir=tmp_path / "outbox",
         bundle_dir=tmp_path / "bundles",
     )
+
+
+def test_outbox_mode_writes_both_notes_and_a_bundle(
+    intake_settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    # The intake queue: the session worker must not run this delivery beside the test.
+    outbox = outbox_settings(intake_settings, tmp_path)
     client = create_app(outbox).test_client()
     accepted = client.post(
         "/webhooks/alertmanager",
@@ -78,15 +84,10 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
 def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     intake_settings: Settings, redis_client, tmp_path: Path
 ) -> None:
-    outbox = replace(
-        intake_settings,
-        pagerduty_token=Secret(""),
-        outbox_dir=tmp_path / "outbox",
-        bundle_dir=tmp_path / "bundles",
-    )
+    outbox = outbox_settings(intake_settings, tmp_path)
     client = create_app(outbox).test_client()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    fired = datetime.now(UTC).replace(microsecond=0)
+    fired = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     payload = sample_payload()
     payload["groupKey"] = f"outbox-clock-{fired.timestamp()}"  # a group of its own
     payload["alerts"][0]["startsAt"] = fired.isoformat()
@@ -114,6 +115,21 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     assert [d for d in rt.clock.pending() if d.incident_id == incident.id] == []
     times = report.from_record(record, rt.incidents.history(incident.id))
     assert times is not None and times.resolved == fired + timedelta(minutes=7)
+
+    # The group fires again: the same outbox incident starts a new cycle, clock and all.
+    rt.redis.set(escalations_key(incident.id), 2)  # as the last cycle's escalations left it
+    refired = fired + timedelta(hours=1)
+    payload["status"] = "firing"
+    payload["alerts"][0].update(status="firing", startsAt=refired.isoformat(), endsAt="")
+    again = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    second = response.prepare_run(rt, again["delivery_id"], 1, refired)
+    assert second is not None
+    response.resolve_incident(rt, second)
+    response.start_clock(rt, second)
+    assert (rt.incidents.get(incident.id) or {})["status"] == "triggered"
+    assert rt.redis.get(escalations_key(incident.id)) is None  # level 2 first, again
+    running = {d.kind for d in rt.clock.pending() if d.incident_id == incident.id}
+    assert running >= {"acknowledge", "resolve"}
 
 
 def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
@@ -150,3 +166,22 @@ def test_a_runs_collectors_wait_at_the_same_time_in_one_task(
     entries = response.gather_evidence(rt, "r-threads")
     assert [(e["summary"], e["status"]) for e in entries] == [("met the other collector", "ok")] * 2
     assert response.gather_evidence(rt, "r-threads") == entries  # kept: a retry does not rerun
+
+
+def test_a_run_saved_by_the_previous_version_gets_its_facts_from_the_delivery(
+    intake_settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(outbox_settings(intake_settings, tmp_path))
+    client = create_app(rt.settings).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    payload = sample_payload(groupKey=f"legacy-{datetime.now(UTC).timestamp()}")
+    accepted = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    state = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    assert state is not None
+    saved = json.loads(state.to_json())  # as the previous version kept it: lines, no facts
+    del saved["alerts"], saved["truncated_alerts"], saved["pagerduty_incident"]
+    saved["subjects"] = ["Alerts (1 firing):"]
+    rt.redis.set(run_key(state.run_id), json.dumps(saved))
+    again = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    assert again is not None and [a.name for a in again.alerts] == ["SignalLatencyHigh"]
+    assert again.deadlines == state.deadlines  # the rest of the run stands

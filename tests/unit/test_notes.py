@@ -1,5 +1,6 @@
 """Note rendering: first line says priority and what is broken; cuts never split a line."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from tasks.notes.markers import clip
 from tasks.notes.voice import Voice, headline
 from tests.unit.test_classify import alert
 from triage.classify import classify
-from triage.models import Incident, ListedAlert
+from triage.models import Incident, ListedAlert, Priority
 from triage.policy import builtin
 from triage.sla import deadlines
 
@@ -220,3 +221,53 @@ def test_a_missing_override_directory_is_an_error(tmp_path) -> None:
     assert Voice(POLICY, str(tmp_path / "nowhere")).check() == [
         f"{tmp_path / 'nowhere'}: the note template directory does not exist"
     ]
+
+
+def test_notes_keep_their_text_as_written_and_their_blank_lines_where_they_were() -> None:
+    # Rendered by the old f-strings before the templates: the same, byte for byte.
+    fired = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    many = [
+        (alert(category="latency", alertname=f"A{n}"), classify(alert(), POLICY, fired))
+        for n in range(22)
+    ]
+    joined = VOICE.joined_alerts(many, ["d1", "d9"], timedelta(minutes=10), fired, shown=20)
+    tail = (
+        "category=latency\n+ 2 more (responder deliveries lists them)\n\n(2 deliveries: d1 .. d9;"
+    )
+    assert tail in joined
+    empty = VOICE.evidence(classify(alert(), POLICY, fired), "T", [], "/b")
+    assert empty == "[P3] T evidence: all 0 checks passed\n\n\nBundle: /b"
+    spaced = alert({"summary": "para one\n\n\npara two  "})
+    listed = [ListedAlert.of(spaced, classify(spaced, POLICY, fired))]
+    due = deadlines(Priority.P3, fired, POLICY)
+    note = VOICE.first_response(
+        "T", classify(spaced, POLICY, fired), due, "d1", fired, alerts=listed
+    )
+    assert "  para one\n\n\npara two  \n\nRunbook:" in note
+
+
+def test_an_override_that_fails_on_unforeseen_facts_falls_back_to_the_built_in_note(
+    tmp_path,
+) -> None:
+    # Passes the check (the samples have no such alert) but fails on a real one.
+    (tmp_path / "resolved.txt.j2").write_text(
+        "{% for a in alerts %}{{ a.name }} {{ (a.lasted.total_seconds() / 60)|int }}m{% endfor %}"
+    )
+    voice = Voice(POLICY, str(tmp_path))
+    fired = alert()
+    same = replace(fired, status="resolved", ends_at=fired.starts_at)  # lasted: None
+    assert voice.resolved([same], "d1") == VOICE.resolved([same], "d1")
+
+
+def test_the_check_takes_every_branch_of_a_note(tmp_path) -> None:
+    from tasks.notes.voice import TEMPLATES
+
+    parts = (TEMPLATES / "_parts.j2").read_text().replace("incident.title", "incident.tittle")
+    (tmp_path / "_parts.j2").write_text(parts)  # only PagerDuty-started first notes use it
+    (tmp_path / "report.txt.j2").write_text("{% for row in rows %}{{ row.mtaa }}{% endfor %}")
+    (tmp_path / "README.md").write_text("what these templates change")  # not a template
+    (tmp_path / ".gitkeep").write_text("")
+    problems = Voice(POLICY, str(tmp_path)).check()
+    assert len(problems) == 2, problems
+    assert "first_response.txt.j2" in problems[0] and "'tittle'" in problems[0]
+    assert "report.txt.j2" in problems[1] and "'mtaa'" in problems[1]
