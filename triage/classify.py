@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from triage.models import Alert, Classification, Incident, Priority
-from triage.policy import Condition, Policy
+from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Condition, Policy
 from triage.sla import is_market_open
 
 
@@ -61,7 +61,22 @@ def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classi
                 reason = f"{rule.runbook}: {why}" if rule.runbook else why
                 best, best_rank = Classification(rule.priority, rule.name, reason), rank
                 break
-    return best or Classification(policy.default_priority, "default", "no rule matched")
+    return best or fallback(facts, policy)
+
+
+def fallback(facts: Facts, policy: Policy) -> Classification:
+    """Return the classification of what no rule matched: by its severity, else the default.
+
+    The reason says so plainly, so that someone adds the rule the runbook is missing.
+    """
+    severity = facts.labels.get("severity", "")
+    if (priority := policy.severity_fallback.get(severity.lower())) is not None:
+        why = f"no runbook rule matched; the fallback for severity={severity} is {priority}"
+        return Classification(priority, SEVERITY_FALLBACK_RULE, why)
+    unmatched = f"no fallback for severity={severity}" if severity else "no severity label"
+    default = policy.default_priority
+    why = f"no runbook rule matched; the default priority is {default} ({unmatched})"
+    return Classification(default, DEFAULT_RULE, why)
 
 
 def most_severe(classifications: Iterable[Classification]) -> Classification | None:

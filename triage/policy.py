@@ -212,6 +212,17 @@ class StormPolicy:
     give_up_after: timedelta = timedelta(hours=1)
 
 
+# The classifications no rule of the policy gives: their names are reserved.
+DEFAULT_RULE = "default"
+SEVERITY_FALLBACK_RULE = "severity-fallback"
+FALLBACK_RULES = frozenset({DEFAULT_RULE, SEVERITY_FALLBACK_RULE})
+
+
+def _default_severity_fallback() -> Mapping[str, Priority]:
+    # Without a `severity_fallback` in the file a critical alert still pages: never a silent P3.
+    return {"critical": Priority.P1, "warning": Priority.P2}
+
+
 @dataclass(frozen=True)
 class Policy:
     """The whole policy, as validated data."""
@@ -222,6 +233,8 @@ class Policy:
     plan: Mapping[Priority, tuple[str, ...]]
     market_hours: MarketHours
     default_priority: Priority = Priority.P3
+    # No rule matched: the alert's `severity` label picks the priority; others get the default.
+    severity_fallback: Mapping[str, Priority] = field(default_factory=_default_severity_fallback)
     runbook_url: str = ""
     source: str = "<policy>"
     pagerduty: PagerDutyPolicy = field(default_factory=PagerDutyPolicy)
@@ -373,6 +386,11 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 )
     rules = raw.get("rules")
     found += _duplicates(rules, "rules", "rule name")
+    for index, rule in enumerate(rules if isinstance(rules, list) else ()):
+        name = rule.get("name") if isinstance(rule, Mapping) else None
+        if name in FALLBACK_RULES:
+            reserved = f"{name!r} is reserved for a classification no rule gives"
+            found.append((("rules", index, "name"), reserved))
     for index, rule in enumerate(rules if isinstance(rules, list) else ()):
         when = rule.get("when") if isinstance(rule, Mapping) else None
         blocks = when if isinstance(when, list) else [when]
@@ -528,12 +546,19 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
             business_day_starts=time.fromisoformat(hours.get("business_day_starts", "09:00")),
         ),
         default_priority=Priority(raw["default_priority"]),
+        severity_fallback=_severity_fallback(raw),
         runbook_url=raw.get("runbook_url", ""),
         source=source,
         pagerduty=_pagerduty(raw.get("pagerduty", {})),
         storm=_storm(raw.get("storm", {})),
         note_templates=raw.get("notes", {}).get("templates", ""),
     )
+
+
+def _severity_fallback(raw: Mapping[str, Any]) -> Mapping[str, Priority]:
+    if "severity_fallback" not in raw:
+        return _default_severity_fallback()
+    return {severity: Priority(p) for severity, p in raw["severity_fallback"].items()}
 
 
 def _storm(raw: Mapping[str, Any]) -> StormPolicy:

@@ -110,7 +110,7 @@ def policy_show(as_json: bool) -> None:
             f"{priority.value:<4}{row.acknowledge!s:<13}{row.respond!s:<10}{row.resolve!s:<22}"
             f"{row.update_every!s:<9}{row.notify_management}"
         )
-    click.echo(f"\nRules (the most severe match wins; no match gives {policy.default_priority}):")
+    click.echo(f"\nRules (the most severe match wins; no match: {_fallback_summary(policy)}):")
     for rule in policy.rules:
         click.echo(f"  {rule.priority}  {rule.name:<38} {rule.runbook}")
     click.echo("\nCatalog:")
@@ -199,12 +199,18 @@ def _market_summary(policy: Policy) -> str:
     return f"{opens} to {closes} {hours.timezone}"
 
 
+def _fallback_summary(policy: Policy) -> str:
+    by_severity = [f"severity={k} {v}" for k, v in policy.severity_fallback.items()]
+    return ", ".join([*by_severity, f"otherwise {policy.default_priority}"])
+
+
 def _policy_data(policy: Policy) -> dict[str, Any]:
     return {
         "source": policy.source,
         "market_hours": _market_summary(policy),
         "holidays": sorted(d.isoformat() for d in policy.market_hours.holidays),
         "default_priority": policy.default_priority.value,
+        "severity_fallback": {k: v.value for k, v in policy.severity_fallback.items()},
         "sla": {
             p.value: {name: str(getattr(row, name)) for name in row.__dataclass_fields__}
             for p, row in policy.sla.items()

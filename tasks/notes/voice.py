@@ -22,11 +22,13 @@ from collectors.contract import Evidence, Status
 from tasks.notes.markers import clip
 from triage.classify import most_severe
 from triage.models import Alert, Classification, Incident, ListedAlert, Priority
-from triage.policy import Policy, format_duration
+from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Policy, format_duration
 from triage.report import IncidentTimes, PriorityMetrics
 from triage.sla import Deadlines, deadlines, next_market_change
 
 TEMPLATES = Path(__file__).with_name("templates")
+# The policy setting that chose a priority when no rule matched, by the classification's rule.
+_FALLBACKS = {SEVERITY_FALLBACK_RULE: "severity_fallback", DEFAULT_RULE: "default_priority"}
 SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
 _STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.OK: 2, Status.SKIPPED: 3}
 
@@ -106,6 +108,7 @@ class Voice:
                 headline=headline,
                 rule=classification.rule,
                 reason=classification.reason,
+                fallback=_FALLBACKS.get(classification.rule),
                 market=self.market(now),
                 deadlines=[
                     {

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from triage.classify import classify, most_severe
 from triage.models import Alert, Classification, Incident, Priority
-from triage.policy import builtin
+from triage.policy import FALLBACK_RULES, builtin, builtin_text, load
 
 POLICY = builtin()
-RULES = {rule.name for rule in POLICY.rules} | {"default"}
+RULES = {rule.name for rule in POLICY.rules} | FALLBACK_RULES
 RUNBOOK_TEXT = {rule.name: rule.runbook for rule in POLICY.rules}
 
 # Wednesday 10:00 New York: the market is open. Saturday: closed.
@@ -129,12 +129,64 @@ def test_reason_says_what_matched() -> None:
 
 
 def test_severity_is_an_input_not_the_answer() -> None:
-    # critical, but on a service off the trading path and no bullet: the default.
-    result = classify(alert(severity="critical", service="gui-gateway"), POLICY, OPEN)
-    assert result == Classification(Priority.P3, "default", "no rule matched")
+    # A bullet names it: the bullet decides, whatever the severity says.
+    cosmetic = classify(alert(severity="critical", category="cosmetic"), POLICY, OPEN)
+    assert (cosmetic.priority, cosmetic.rule) == (Priority.P3, "cosmetic-problem")
     # critical on the trading path with no bullet: treated as partial outage affecting trading.
     on_path = classify(alert(severity="critical", service="execution-engine"), POLICY, OPEN)
     assert (on_path.priority, on_path.rule) == (Priority.P1, "critical-on-trading-path")
+
+
+# No runbook bullet names the alert: its severity label picks the priority (the policy's
+# severity_fallback), anything else gets default_priority, and the reason says which.
+# label set, priority, rule, reason
+NO_RULE_MATCHED = [
+    ("a critical DiskFull with no category pages as P1",
+     {"alertname": "DiskFull", "severity": "critical"},
+     "P1", "severity-fallback",
+     "no runbook rule matched; the fallback for severity=critical is P1"),
+    ("a severity written in capitals counts",
+     {"alertname": "DiskFull", "severity": "Critical"},
+     "P1", "severity-fallback",
+     "no runbook rule matched; the fallback for severity=Critical is P1"),
+    ("a warning with no bullet is P2",
+     {"alertname": "DiskFilling", "severity": "warning", "category": "capacity"},
+     "P2", "severity-fallback", "no runbook rule matched; the fallback for severity=warning is P2"),
+    ("an info alert with no bullet is P3",
+     {"alertname": "BackupSlow", "severity": "info"},
+     "P3", "default", "no runbook rule matched; the default priority is P3 (no fallback for "
+     "severity=info)"),
+    ("an alert without a severity is P3",
+     {"alertname": "Unlabelled"},
+     "P3", "default", "no runbook rule matched; the default priority is P3 (no severity label)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "labels", "priority", "rule", "reason"),
+    NO_RULE_MATCHED,
+    ids=[row[0] for row in NO_RULE_MATCHED],
+)
+def test_never_a_silent_p3_for_a_critical_alert_no_bullet_names(
+    case: str, labels: dict[str, str], priority: str, rule: str, reason: str
+) -> None:
+    for now in (OPEN, CLOSED):
+        result = classify(alert(**labels), POLICY, now)
+        assert (result.priority.value, result.rule, result.reason) == (priority, rule, reason)
+
+
+@pytest.mark.parametrize(
+    ("setting", "critical", "info"),
+    [
+        ("severity_fallback: {critical: P0, info: P2}", "P0", "P2"),
+        ("severity_fallback: {}", "P3", "P3"),  # everything unmatched to the default
+    ],
+)
+def test_an_operator_sets_the_fallbacks(setting: str, critical: str, info: str) -> None:
+    text = builtin_text().replace("severity_fallback: {critical: P1, warning: P2}", setting)
+    policy = load(text)
+    assert classify(alert(severity="critical"), policy, OPEN).priority.value == critical
+    assert classify(alert(severity="info"), policy, OPEN).priority.value == info
 
 
 def test_the_most_severe_rule_wins_over_file_order() -> None:

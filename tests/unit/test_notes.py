@@ -43,6 +43,38 @@ def test_first_response_note_leads_with_priority_and_reason() -> None:
 
 
 @pytest.mark.parametrize(
+    ("labels", "said"),
+    [
+        (
+            {"alertname": "DiskFull", "severity": "critical"},
+            "NO RUNBOOK RULE MATCHED: P1 comes from the policy's severity_fallback, not from a "
+            "runbook bullet. Add a rule for this alert to the policy.",
+        ),
+        (
+            {"alertname": "BackupSlow", "severity": "info"},
+            "NO RUNBOOK RULE MATCHED: P3 comes from the policy's default_priority, not from a "
+            "runbook bullet. Add a rule for this alert to the policy.",
+        ),
+        ({"alertname": "SignalLatencyHigh", "category": "latency", "severity": "critical"}, None),
+    ],
+)
+def test_the_first_note_says_plainly_when_no_runbook_rule_matched(
+    labels: dict[str, str], said: str | None
+) -> None:
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    subject = alert(**labels)
+    classification = classify(subject, POLICY, now)
+    due = deadlines(classification.priority, now, POLICY)
+    note = VOICE.first_response(headline(subject), classification, due, "d1", now)
+    lines = note.splitlines()
+    if said is None:
+        assert not any("NO RUNBOOK RULE MATCHED" in line for line in lines)
+    else:
+        assert lines[1].startswith(f"Why {classification.priority}: {classification.rule} - no ")
+        assert lines[2] == said
+
+
+@pytest.mark.parametrize(
     ("now", "line"),
     [
         (
