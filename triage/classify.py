@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,11 +127,25 @@ def _evidence(
     if condition.during_market_hours is not None:
         found.append("during market hours" if market_open() else "outside market hours")
     if condition.trading_path is not None:
-        where = "on" if _on_path(facts, policy) else "off"
-        found.append(f"{facts.service} is {where} the trading path")
+        name = _service_of(facts, policy)
+        service = policy.catalog.get(name)
+        where = "on" if service is not None and service.trading_path else "off"
+        why = f" ({service.why})" if service is not None and service.why else ""
+        found.append(f"{name or 'the service'} is {where} the trading path{why}")
     return found
 
 
 def _on_path(facts: Facts, policy: Policy) -> bool:
-    service = policy.catalog.get(facts.service)
+    service = policy.catalog.get(_service_of(facts, policy))
     return service is not None and service.trading_path
+
+
+def _service_of(facts: Facts, policy: Policy) -> str:
+    """Return the catalog service the subject is about, or its own service name."""
+    if facts.service in policy.catalog:
+        return facts.service
+    # A PagerDuty incident's service is PagerDuty's (e.g. "EAFIX"); the title Alertmanager
+    # gives it names the group's labels, among them the catalog service.
+    title = facts.incident.get("title", "")
+    named = (n for n in policy.catalog if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", title))
+    return next(named, facts.service)

@@ -168,6 +168,7 @@ class Service:
     name: str
     health_url: str
     trading_path: bool = False
+    why: str = ""  # why it is, or is not, on the trading path
     compose_service: str = ""
     owner: str = ""
     key_metrics: tuple[str, ...] = ()
@@ -637,6 +638,7 @@ def _service(raw: Mapping[str, Any]) -> Service:
         name=raw["name"],
         health_url=raw["health_url"],
         trading_path=raw.get("trading_path", False),
+        why=raw.get("why", ""),
         compose_service=raw.get("compose_service", raw["name"]),
         owner=raw.get("owner", ""),
         key_metrics=tuple(raw.get("key_metrics", ())),

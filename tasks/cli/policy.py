@@ -117,6 +117,8 @@ def policy_show(as_json: bool) -> None:
     for service in policy.catalog.values():
         path = "trading path" if service.trading_path else "off the trading path"
         click.echo(f"  {service.name:<18} {service.health_url:<40} {path}")
+        if service.why:
+            click.echo(f"  {'':<18} why: {service.why}")
     click.echo("\nPlan:")
     for priority, names in policy.plan.items():
         click.echo(f"  {priority}  {', '.join(names) or '(nothing)'}")
@@ -220,7 +222,7 @@ def _policy_data(policy: Policy) -> dict[str, Any]:
             for r in policy.rules
         ],
         "catalog": {
-            s.name: {"health_url": s.health_url, "trading_path": s.trading_path}
+            s.name: {"health_url": s.health_url, "trading_path": s.trading_path, "why": s.why}
             for s in policy.catalog.values()
         },
         "plan": {p.value: list(names) for p, names in policy.plan.items()},

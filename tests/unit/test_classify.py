@@ -62,7 +62,7 @@ RUNBOOK = [
      {"category": "market-data", "service": "data-ingestor", "severity": "critical"}, {},
      ("P1", "market-data-interruption"), ("P1", "market-data-interruption")),
     ("P2 Individual service outage (non-critical path)",
-     {"category": "outage", "scope": "single", "service": "gui-gateway", "severity": "warning"}, {},
+     {"category": "outage", "scope": "single", "service": "reporting", "severity": "warning"}, {},
      ("P2", "non-critical-service-outage"), ("P2", "non-critical-service-outage")),
     ("P2 Performance degradation (<5s latency)",
      {"category": "latency", "service": "signal-generator", "severity": "warning"},
@@ -187,6 +187,50 @@ def test_an_operator_sets_the_fallbacks(setting: str, critical: str, info: str) 
     policy = load(text)
     assert classify(alert(severity="critical"), policy, OPEN).priority.value == critical
     assert classify(alert(severity="info"), policy, OPEN).priority.value == info
+
+
+# The catalog says which services are on the trading path, and why; one of them down is a
+# partial outage affecting trading. An Alertmanager alert names its service in its labels, the
+# incident Alertmanager's PagerDuty receiver opens names it in its title.
+# subject, (priority, rule), what the reason ends with
+GATEWAY = "gui-gateway is on the trading path (it serves /emergency/stop-trading and the "
+GATEWAY += "positions and reconciliation endpoints the runbook uses)"
+ONE_SERVICE_DOWN = [
+    ("gui-gateway down (ServiceDown) is a partial outage affecting trading",
+     alert(alertname="ServiceDown", category="outage", scope="single", service="gui-gateway",
+           severity="warning"),
+     ("P1", "partial-outage"), f"category=outage; scope=single; {GATEWAY}"),
+    ("the incident PagerDuty opened for it too",
+     Incident("PX", "[FIRING:1] ServiceDown (warning outage single gui-gateway)", "triggered",
+              "low", "", "EAFIX"),
+     ("P1", "partial-outage"), f"title=[FIRING:1] ServiceDown (warning outage single gui-gateway); "
+     f"{GATEWAY}"),
+    ("a service the catalog does not list is off the trading path",
+     alert(alertname="ServiceDown", category="outage", scope="single", service="reporting"),
+     ("P2", "non-critical-service-outage"), "reporting is off the trading path"),
+    ("an incident whose title names no catalog service is off the trading path",
+     Incident("PX", "[FIRING:1] ServiceDown", "triggered", "low", "", "EAFIX"),
+     ("P2", "non-critical-service-outage"), "EAFIX is off the trading path"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "subject", "expected", "why"),
+    ONE_SERVICE_DOWN,
+    ids=[row[0] for row in ONE_SERVICE_DOWN],
+)
+def test_p1_partial_system_outage_affecting_trading_includes_the_gateway(
+    case: str, subject: Alert | Incident, expected: tuple[str, str], why: str
+) -> None:
+    for now in (OPEN, CLOSED):
+        result = classify(subject, POLICY, now)
+        assert (result.priority.value, result.rule) == expected
+        assert result.reason.endswith(why), result.reason
+
+
+def test_every_catalog_service_says_why_it_is_on_the_trading_path_or_not() -> None:
+    assert all(service.why for service in POLICY.catalog.values())
+    assert POLICY.catalog["gui-gateway"].trading_path
 
 
 def test_the_most_severe_rule_wins_over_file_order() -> None:

@@ -31,7 +31,8 @@ def test_builtin_policy_encodes_the_runbook_tables() -> None:
     assert (hours.closes.weekday, hours.closes.at) == (4, time(17))  # Friday 17:00
     assert str(hours.timezone) == "America/New_York"
     assert len(policy.catalog) == 6
-    assert {s.name for s in policy.catalog.values() if not s.trading_path} == {"gui-gateway"}
+    # The gateway serves /emergency/stop-trading and the positions and reconciliation calls.
+    assert all(s.trading_path and s.why for s in policy.catalog.values())
 
 
 @pytest.mark.parametrize("path", GOOD, ids=[p.name for p in GOOD])

@@ -63,6 +63,21 @@ def test_show_uses_the_configured_policy(run, monkeypatch) -> None:
     assert "Market hours: Sunday 17:00 to Friday 17:00 America/New_York" in human.output
 
 
+def test_show_says_why_each_service_is_on_the_trading_path(run) -> None:
+    human = run("policy", "show").output.splitlines()
+    at = human.index(next(line for line in human if line.startswith("  gui-gateway ")))
+    assert human[at].endswith("trading path")
+    assert human[at + 1].split() == [
+        "why:", "it", "serves", "/emergency/stop-trading", "and", "the", "positions", "and",
+        "reconciliation", "endpoints", "the", "runbook", "uses",
+    ]  # fmt: skip
+    data = json.loads(run("policy", "show", "--json").output)
+    assert (
+        data["catalog"]["data-ingestor"]["why"]
+        == "every signal starts from the market data it ingests"
+    )
+
+
 def test_classify_an_alertmanager_group_at_a_given_time(run) -> None:
     sample = PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json"
     result = run("classify", str(sample), "--at", "2026-11-28T15:00Z", "--json")
