@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from triage.models import Alert, Classification, Incident, Priority
-from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Condition, Policy
+from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Condition, Policy, Rule
 from triage.sla import is_market_open
 
 
@@ -48,9 +48,21 @@ def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classi
         return known[0]
 
     facts = facts_of(subject)
+    # The rules first; those marked `fallback` only when none of the others matched.
+    for fallbacks in (False, True):
+        rules = (rule for rule in policy.rules if rule.fallback is fallbacks)
+        if best := _most_severe_match(rules, facts, market_open, policy):
+            return best
+    return fallback(facts, policy)
+
+
+def _most_severe_match(
+    rules: Iterable[Rule], facts: Facts, market_open: Callable[[], bool], policy: Policy
+) -> Classification | None:
+    """Return the classification of the most severe rule that matches, the first on a tie."""
     best: Classification | None = None
     best_rank = math.inf
-    for rule in policy.rules:
+    for rule in rules:
         # Strictly more severe replaces; on a tie the earlier rule in the file stays.
         rank = _RANKS[rule.priority]
         if rank >= best_rank:
@@ -62,7 +74,7 @@ def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classi
                 reason = f"{rule.runbook}: {why}" if rule.runbook else why
                 best, best_rank = Classification(rule.priority, rule.name, reason), rank
                 break
-    return best or fallback(facts, policy)
+    return best
 
 
 def fallback(facts: Facts, policy: Policy) -> Classification:

@@ -159,6 +159,9 @@ class Rule:
     priority: Priority
     runbook: str
     when: tuple[Condition, ...]
+    # A choice where the runbook is silent: it applies only when no other rule matches, so a
+    # bullet always decides over it (a stale feed on Saturday is not P1 for being critical).
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -606,6 +609,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         Priority(raw["priority"]),
         raw.get("runbook", ""),
         tuple(_condition(b) for b in blocks),
+        fallback=raw.get("fallback", False),
     )
 
 

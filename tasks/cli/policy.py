@@ -112,7 +112,8 @@ def policy_show(as_json: bool) -> None:
         )
     click.echo(f"\nRules (the most severe match wins; no match: {_fallback_summary(policy)}):")
     for rule in policy.rules:
-        click.echo(f"  {rule.priority}  {rule.name:<38} {rule.runbook}")
+        only = " (fallback: only when no other rule matches)" if rule.fallback else ""
+        click.echo(f"  {rule.priority}  {rule.name:<38} {rule.runbook}{only}")
     click.echo("\nCatalog:")
     for service in policy.catalog.values():
         path = "trading path" if service.trading_path else "off the trading path"
@@ -218,7 +219,12 @@ def _policy_data(policy: Policy) -> dict[str, Any]:
             for p, row in policy.sla.items()
         },
         "rules": [
-            {"name": r.name, "priority": r.priority.value, "runbook": r.runbook}
+            {
+                "name": r.name,
+                "priority": r.priority.value,
+                "runbook": r.runbook,
+                "fallback": r.fallback,
+            }
             for r in policy.rules
         ],
         "catalog": {

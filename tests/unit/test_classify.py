@@ -60,7 +60,7 @@ RUNBOOK = [
      ("P1", "reconciliation-failure"), ("P1", "reconciliation-failure")),
     ("P1 Market data feed interruption",
      {"category": "market-data", "service": "data-ingestor", "severity": "critical"}, {},
-     ("P1", "market-data-interruption"), ("P1", "market-data-interruption")),
+     ("P1", "market-data-interruption"), ("P3", "market-data-outside-market-hours")),
     ("P2 Individual service outage (non-critical path)",
      {"category": "outage", "scope": "single", "service": "reporting", "severity": "warning"}, {},
      ("P2", "non-critical-service-outage"), ("P2", "non-critical-service-outage")),
@@ -231,6 +231,60 @@ def test_p1_partial_system_outage_affecting_trading_includes_the_gateway(
 def test_every_catalog_service_says_why_it_is_on_the_trading_path_or_not() -> None:
     assert all(service.why for service in POLICY.catalog.values())
     assert POLICY.catalog["gui-gateway"].trading_path
+
+
+# "Is trading currently active? (Check market hours)": no ticks arrive while the market is
+# closed, so a stale feed pages as P1 only while it is open.
+STALE = alert(alertname="MarketDataStale", category="market-data", service="data-ingestor",
+              severity="critical")  # fmt: skip
+STALE_INCIDENT = Incident("PX", "[FIRING:1] MarketDataStale (critical market-data data-ingestor)",
+                          "triggered", "high", "", "EAFIX")  # fmt: skip
+INTERRUPTED = "Market data feed interruption: category=market-data; during market hours"
+QUIET = (
+    "Market data feed interruption outside market hours (no ticks arrive while the market "
+    "is closed; P1 while it is open): category=market-data; outside market hours"
+)
+# when (UTC), subject, priority, rule, reason
+MARKET_DATA = [
+    ("Tuesday 10:00 New York", datetime(2026, 11, 24, 15, 0, tzinfo=UTC), STALE,
+     "P1", "market-data-interruption", INTERRUPTED),
+    ("Saturday", datetime(2026, 11, 28, 15, 0, tzinfo=UTC), STALE,
+     "P3", "market-data-outside-market-hours", QUIET),
+    ("Friday 16:59 New York", datetime(2026, 11, 27, 21, 59, tzinfo=UTC), STALE,
+     "P1", "market-data-interruption", INTERRUPTED),
+    ("Friday 17:00 New York: closed", datetime(2026, 11, 27, 22, 0, tzinfo=UTC), STALE,
+     "P3", "market-data-outside-market-hours", QUIET),
+    ("Sunday 17:00 New York: open", datetime(2026, 11, 29, 22, 0, tzinfo=UTC), STALE,
+     "P1", "market-data-interruption", INTERRUPTED),
+    ("Christmas, a holiday", datetime(2026, 12, 25, 15, 0, tzinfo=UTC), STALE,
+     "P3", "market-data-outside-market-hours", QUIET),
+    ("the PagerDuty incident on Saturday", datetime(2026, 11, 28, 15, 0, tzinfo=UTC),
+     STALE_INCIDENT, "P3", "market-data-outside-market-hours", QUIET.replace(
+         "category=market-data", f"title={STALE_INCIDENT.title}")),
+    ("the PagerDuty incident on Tuesday", datetime(2026, 11, 24, 15, 0, tzinfo=UTC),
+     STALE_INCIDENT, "P1", "market-data-interruption", INTERRUPTED.replace(
+         "category=market-data", f"title={STALE_INCIDENT.title}")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "now", "subject", "priority", "rule", "reason"),
+    MARKET_DATA,
+    ids=[row[0] for row in MARKET_DATA],
+)
+def test_p1_market_data_feed_interruption_only_while_the_market_trades(
+    case: str, now: datetime, subject: Alert | Incident, priority: str, rule: str, reason: str
+) -> None:
+    result = classify(subject, POLICY, now)
+    assert (result.priority.value, result.rule, result.reason) == (priority, rule, reason)
+
+
+def test_a_bullet_decides_over_critical_on_the_trading_path() -> None:
+    # critical, on the trading path, but a latency under 5 s: the runbook says P2.
+    degraded = alert({"value_seconds": "2.5"}, category="latency", severity="critical",
+                     service="signal-generator")  # fmt: skip
+    result = classify(degraded, POLICY, OPEN)
+    assert (result.priority, result.rule) == (Priority.P2, "performance-degradation")
 
 
 def test_the_most_severe_rule_wins_over_file_order() -> None:
