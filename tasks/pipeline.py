@@ -204,6 +204,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             retry_lookup(self, rt)
         with writing_first_response():
             response.post_first_note(rt, state, incident)
+            response.call_in_security(rt, state, incident)  # once per incident
         response.start_clock(rt, state)
         if incident is not None:
             try:
@@ -211,14 +212,17 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             except PagerDutyUnavailable as exc:  # the notes matter more: record and go on
                 response.record_failure(rt, state, "priority", str(exc))
     except PagerDutyUnavailable as exc:
+        # The first note is posted before the security team is called in: name what failed.
+        noted = rt.deliveries.effect_done(state.run_id, "first_note")
+        step = "security_request" if noted else "first_note"
         retry_or_give_up(
             self,
             rt,
             exc,
-            lambda why: response.record_failure(rt, state, "first_note", why),
+            lambda why: response.record_failure(rt, state, step, why),
             delivery_id=state.delivery_id,
             incident_id=state.incident_id or "",
-            step="first note",
+            step=step.replace("_", " "),
         )
     if rt.deliveries.effect_done(state.run_id, "fanout"):
         return state.run_id

@@ -162,6 +162,8 @@ class Rule:
     # A choice where the runbook is silent: it applies only when no other rule matches, so a
     # bullet always decides over it (a stale feed on Saturday is not P1 for being critical).
     fallback: bool = False
+    # The first response calls the policy's security team in (pagerduty.security).
+    page_security_team: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,15 @@ class Management:
 
 
 @dataclass(frozen=True)
+class SecurityTeam:
+    """Whom a responder request calls in when a rule that pages the security team matches."""
+
+    requester_id: str
+    targets: tuple[tuple[str, str], ...]  # (id, user_reference | escalation_policy_reference)
+    message: str = "EAFIX {priority} security incident: {title}"
+
+
+@dataclass(frozen=True)
 class PagerDutyPolicy:
     """How the responder finds its incident and whether it sets the incident's priority."""
 
@@ -199,6 +210,7 @@ class PagerDutyPolicy:
         default_factory=lambda: {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}
     )
     management: Management | None = None  # None: the management deadline only leaves a note
+    security: SecurityTeam | None = None  # None: the first note asks to call them in by hand
 
 
 @dataclass(frozen=True)
@@ -250,6 +262,11 @@ class Policy:
     def timezone(self) -> ZoneInfo:
         """Return the time zone business days and market hours are counted in."""
         return self.market_hours.timezone
+
+    def security_rule(self, names: Iterable[str]) -> Rule | None:
+        """Return the first of the rules named that pages the security team, or None."""
+        paging = {rule.name: rule for rule in self.rules if rule.page_security_team}
+        return next((paging[name] for name in names if name in paging), None)
 
 
 def load(text: str, source: str = "<policy>") -> Policy:
@@ -583,6 +600,16 @@ def _pagerduty(raw: Mapping[str, Any]) -> PagerDutyPolicy:
         set_priority=raw.get("set_priority", defaults.set_priority),
         priorities={**defaults.priorities, **raw.get("priorities", {})},
         management=_management(raw["management"]) if "management" in raw else None,
+        security=_security(raw["security"]) if "security" in raw else None,
+    )
+
+
+def _security(raw: Mapping[str, Any]) -> SecurityTeam:
+    defaults = SecurityTeam("", ())
+    return SecurityTeam(
+        requester_id=raw["requester_id"],
+        targets=tuple((t["id"], t["type"]) for t in raw["targets"]),
+        message=raw.get("message", defaults.message),
     )
 
 
@@ -610,6 +637,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         raw.get("runbook", ""),
         tuple(_condition(b) for b in blocks),
         fallback=raw.get("fallback", False),
+        page_security_team=raw.get("page_security_team", False),
     )
 
 

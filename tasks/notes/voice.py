@@ -93,8 +93,13 @@ class Voice:
         alerts: Sequence[ListedAlert] = (),
         truncated: int = 0,
         incident: Incident | None = None,
+        security_team: str | None = None,
     ) -> str:
-        """Render the note posted at once: priority and why, market state, deadlines, what fired."""
+        """Render the note posted at once: priority and why, market state, deadlines, what fired.
+
+        `security_team` names whom a responder request calls in ("" when the policy names no
+        one: by hand); None when no rule that pages the security team matched.
+        """
         targets = self.policy.sla[due.priority]
         moments = (
             ("acknowledge", due.acknowledge, targets.acknowledge),
@@ -124,6 +129,7 @@ class Voice:
                 alerts=list(alerts),
                 truncated=truncated,
                 incident=incident,
+                security_team=security_team,
                 runbook_url=self.policy.runbook_url,
                 delivery_id=delivery_id,
             )
@@ -208,6 +214,10 @@ class Voice:
                 delivery_id=delivery_id,
             )
         )
+
+    def security_refused(self, priority: str, called: str, why: str) -> str:
+        """Render the note saying PagerDuty refused to call the security team in."""
+        return self.render("security_refused.txt.j2", priority=priority, called=called, why=why)
 
     def sla_missed(self, priority: str, kind: str, due: datetime, late: str, level: int) -> str:
         """Render the note of a missed acknowledge or resolve deadline, and the escalation."""
@@ -352,7 +362,7 @@ def _samples(voice: Voice) -> dict[str, Callable[[], str]]:
     times = IncidentTimes("PSAMPLE", Priority.P1, now, now + timedelta(minutes=5), None)
     return {
         "first_response.txt.j2": lambda: voice.first_response(
-            "Sample", first, due, "d1", now, alerts=[listed], truncated=1
+            "Sample", first, due, "d1", now, alerts=[listed], truncated=1, security_team=""
         ),
         "evidence.txt.j2": lambda: voice.evidence(
             first,
@@ -365,6 +375,9 @@ def _samples(voice: Voice) -> dict[str, Callable[[], str]]:
             [(alert, first)], ["d1", "d2"], timedelta(minutes=10), now
         ),
         "resolved.txt.j2": lambda: voice.resolved([alert], "d1"),
+        "security_refused.txt.j2": lambda: voice.security_refused(
+            "P1", "PSEC (escalation policy)", "HTTP 402"
+        ),
         "sla_missed.txt.j2": lambda: voice.sla_missed("P1", "acknowledge", now, "5m", 2),
         "sla_respond.txt.j2": lambda: voice.sla_respond("P1", now, "5m", "triggered"),
         "sla_gave_up.txt.j2": lambda: voice.sla_gave_up("P1", "next_update", "refused", "act"),

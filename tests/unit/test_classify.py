@@ -43,7 +43,8 @@ RUNBOOK = [
      {"category": "data-corruption", "service": "risk-manager", "severity": "critical"}, {},
      ("P0", "data-corruption"), ("P0", "data-corruption")),
     ("P0 Security breach with active exploitation",
-     {"category": "security", "service": "gui-gateway", "severity": "critical"}, {},
+     {"category": "security", "exploitation": "confirmed", "service": "gui-gateway",
+      "severity": "critical"}, {},
      ("P0", "security-breach"), ("P0", "security-breach")),
     ("P0 Risk management system failure",
      {"category": "risk-management", "service": "risk-manager", "severity": "critical"}, {},
@@ -285,6 +286,56 @@ def test_a_bullet_decides_over_critical_on_the_trading_path() -> None:
                      service="signal-generator")  # fmt: skip
     result = classify(degraded, POLICY, OPEN)
     assert (result.priority, result.rule) == (Priority.P2, "performance-degradation")
+
+
+# "Security breach with active exploitation" is P0 on evidence of exploitation (an alert that
+# says so, or one of the alerts that fire only on it); suspicious activity such as a spike of
+# failed logins is P1. Both page the security team.
+BREACH = "Security breach with active exploitation"
+SUSPICIOUS = (
+    "Suspicious security activity without evidence of exploitation (e.g. a spike of failed logins)"
+)
+# subject, priority, rule, reason
+SECURITY = [
+    ("a spike of failed logins is suspicious activity",
+     alert(alertname="AuthFailureSpike", category="security", service="gui-gateway",
+           severity="critical"),
+     "P1", "suspicious-security-activity", f"{SUSPICIOUS}: category=security"),
+    ("exploitation confirmed by the alert",
+     alert(alertname="AuthFailureSpike", category="security", exploitation="confirmed",
+           service="gui-gateway", severity="critical"),
+     "P0", "security-breach", f"{BREACH}: exploitation=confirmed"),
+    ("a trade nobody placed",
+     alert(alertname="UnauthorizedTrade", category="security", service="execution-engine"),
+     "P0", "security-breach", f"{BREACH}: alertname=UnauthorizedTrade"),
+    ("a privilege nobody granted",
+     alert(alertname="PrivilegeChange", category="security", service="gui-gateway"),
+     "P0", "security-breach", f"{BREACH}: alertname=PrivilegeChange"),
+    ("exploitation not confirmed is not evidence",
+     alert(alertname="AuthFailureSpike", category="security", exploitation="suspected"),
+     "P1", "suspicious-security-activity", f"{SUSPICIOUS}: category=security"),
+    ("the incident PagerDuty opened for a spike",
+     Incident("PX", "[FIRING:1] AuthFailureSpike (critical security gui-gateway)", "triggered",
+              "high", "", "EAFIX"),
+     "P1", "suspicious-security-activity",
+     f"{SUSPICIOUS}: title=[FIRING:1] AuthFailureSpike (critical security gui-gateway)"),
+    ("the incident PagerDuty opened for an unauthorized trade",
+     Incident("PX", "[FIRING:1] UnauthorizedTrade (critical security)", "triggered", "high", "",
+              "EAFIX"),
+     "P0", "security-breach", f"{BREACH}: title=[FIRING:1] UnauthorizedTrade (critical security)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "subject", "priority", "rule", "reason"), SECURITY, ids=[row[0] for row in SECURITY]
+)
+def test_p0_security_breach_with_active_exploitation_and_not_a_login_spike_by_itself(
+    case: str, subject: Alert | Incident, priority: str, rule: str, reason: str
+) -> None:
+    for now in (OPEN, CLOSED):
+        result = classify(subject, POLICY, now)
+        assert (result.priority.value, result.rule, result.reason) == (priority, rule, reason)
+    assert POLICY.security_rule([rule]) is not None  # both page the security team
 
 
 def test_the_most_severe_rule_wins_over_file_order() -> None:

@@ -116,7 +116,7 @@ def test_evidence_note_lists_failures_first() -> None:
         "/bundles/x",
     )
     lines = note.splitlines()
-    assert lines[0] == "[P0] AuthFailureSpike evidence: 1 of 2 checks found problems"
+    assert lines[0] == "[P1] AuthFailureSpike evidence: 1 of 2 checks found problems"
     assert lines[2].startswith("- FAILED http (1.2 s)")
     assert lines[3].startswith("- OK redis")
     assert lines[-1] == "Bundle: /bundles/x"
