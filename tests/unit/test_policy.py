@@ -63,6 +63,20 @@ def test_management_targets_load_with_their_priorities() -> None:
     assert load_file(POLICIES / "good" / "minimal.yaml").pagerduty.management is None
 
 
+def test_the_security_team_loads_with_the_rule_that_pages_it() -> None:
+    policy = load_file(POLICIES / "good" / "security.yaml")
+    security = policy.pagerduty.security
+    assert security is not None
+    assert (security.requester_id, security.targets, security.message) == (
+        "PREQ001",
+        (("PSEC001", "escalation_policy_reference"),),
+        "Security: {title}",
+    )
+    assert policy.security_rule(["other", "api-key-leaked"]) is policy.rules[0]
+    assert policy.security_rule(["other"]) is None
+    assert load_file(POLICIES / "good" / "minimal.yaml").pagerduty.security is None
+
+
 def test_every_bad_fixture_has_its_expected_messages() -> None:
     assert BAD, "no bad policy fixtures"
     assert all(p.with_suffix(".expected").is_file() for p in BAD)
