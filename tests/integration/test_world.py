@@ -88,7 +88,7 @@ def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None
     finally:
         world.simulator.clear()
     evidence = notes[1]["content"]
-    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 2 of 5 checks found")
+    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 2 of 4 checks found")
     assert "- FAILED http" in evidence and "gui-gateway degraded" in evidence
     assert "- FAILED trading" in evidence and "reconciliation mismatch (POS-2)" in evidence
     assert "2 open positions" in evidence
