@@ -25,7 +25,7 @@ from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESP
 from tasks.notes.voice import TemplateProblem
 from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
-from tasks.run import joined_alerts, response
+from tasks.run import joined_alerts, resolution, response
 from tasks.run.state import load_run
 from tasks.runtime import Runtime
 from tasks.sla import actions, closing
@@ -261,10 +261,10 @@ def gather(self: Any, run_id: str) -> str:
 
 @shared_task(bind=True, name=NOTE_RESOLVED, max_retries=None)
 def note_resolved(self: Any, delivery_id: str) -> str:
-    """Note alerts Alertmanager reports resolved on their incident; diagnose nothing."""
+    """Note alerts Alertmanager reports resolved; when all of a group are, validate and say so."""
     rt = runtime_of(self.app)
     try:
-        noted = response.post_resolved_note(rt, delivery_id)
+        noted = resolution.post_resolved_note(rt, delivery_id)
         closing.close_in_outbox(rt, delivery_id, _now())  # PagerDuty's webhook does it there
         return noted
     except response.IncidentNotFound as exc:

@@ -178,6 +178,8 @@ class Service:
     owner: str = ""
     key_metrics: tuple[str, ...] = ()
     endpoints: Mapping[str, str] = field(default_factory=dict)
+    # The runbook's trading flow test on this service: `tick` (POST) and/or `signal` (GET).
+    flow_test: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,18 @@ class PagerDutyPolicy:
     )
     management: Management | None = None  # None: the management deadline only leaves a note
     security: SecurityTeam | None = None  # None: the first note asks to call them in by hand
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """What the responder does when Alertmanager reports every alert of a group resolved."""
+
+    # The clocks that wait on a person answering the alert: with the alerts gone, they stop.
+    stop_clocks: tuple[str, ...] = ("acknowledge", "respond")
+    # The runbook's Validation: the collectors that check the system is well again.
+    validate: tuple[str, ...] = ("http", "flow")
+    # Resolve the PagerDuty incident when every check passed; off: a person resolves it.
+    resolve_incident: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,7 @@ class Policy:
     source: str = "<policy>"
     pagerduty: PagerDutyPolicy = field(default_factory=PagerDutyPolicy)
     storm: StormPolicy = field(default_factory=StormPolicy)
+    on_resolved: ResolvedPolicy = field(default_factory=ResolvedPolicy)
     # A directory whose templates override the built-in note templates ("": none).
     note_templates: str = ""
 
@@ -420,6 +435,21 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             base += (number,) if isinstance(when, list) else ()
             found += _regex_problems(block, base)
     found += _duplicates(raw.get("catalog"), "catalog", "service")
+    found += _flow_test_problems(raw.get("catalog"))
+    return found
+
+
+def _flow_test_problems(catalog: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return a problem for each flow-test step a second service names: the test has one."""
+    first: dict[str, str] = {}
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for index, entry in enumerate(catalog if isinstance(catalog, list) else ()):
+        steps = entry.get("flow_test") if isinstance(entry, Mapping) else None
+        for step in steps if isinstance(steps, Mapping) else ():
+            if step in first:
+                where = ("catalog", index, "flow_test", step)
+                found.append((where, f"the trading flow test's {step} is {first[step]}'s already"))
+            first.setdefault(step, str(entry.get("name")))
     return found
 
 
@@ -572,6 +602,7 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         source=source,
         pagerduty=_pagerduty(raw.get("pagerduty", {})),
         storm=_storm(raw.get("storm", {})),
+        on_resolved=_on_resolved(raw.get("on_resolved", {})),
         note_templates=raw.get("notes", {}).get("templates", ""),
     )
 
@@ -580,6 +611,15 @@ def _severity_fallback(raw: Mapping[str, Any]) -> Mapping[str, Priority]:
     if "severity_fallback" not in raw:
         return _default_severity_fallback()
     return {severity: Priority(p) for severity, p in raw["severity_fallback"].items()}
+
+
+def _on_resolved(raw: Mapping[str, Any]) -> ResolvedPolicy:
+    defaults = ResolvedPolicy()
+    return ResolvedPolicy(
+        stop_clocks=tuple(raw.get("stop_clocks", defaults.stop_clocks)),
+        validate=tuple(raw.get("validate", defaults.validate)),
+        resolve_incident=raw.get("resolve_incident", defaults.resolve_incident),
+    )
 
 
 def _storm(raw: Mapping[str, Any]) -> StormPolicy:
@@ -675,4 +715,5 @@ def _service(raw: Mapping[str, Any]) -> Service:
         owner=raw.get("owner", ""),
         key_metrics=tuple(raw.get("key_metrics", ())),
         endpoints=dict(raw.get("endpoints", {})),
+        flow_test=dict(raw.get("flow_test", {})),
     )

@@ -59,6 +59,16 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
         for index, name in enumerate(names)
         if name not in available()
     ]
+    problems += [
+        Problem(
+            source,
+            line_of(text, ["on_resolved", "validate", index]),
+            f"on_resolved.validate[{index}]",
+            f"no collector named {name!r} (installed: {', '.join(available())})",
+        )
+        for index, name in enumerate(policy.on_resolved.validate)
+        if name not in available()
+    ]
     templates_line = line_of(text, ["notes", "templates"])
     problems += [
         Problem(source, templates_line, "notes.templates", message)
@@ -123,6 +133,12 @@ def policy_show(as_json: bool) -> None:
     click.echo("\nPlan:")
     for priority, names in policy.plan.items():
         click.echo(f"  {priority}  {', '.join(names) or '(nothing)'}")
+    resolved = policy.on_resolved
+    click.echo(
+        f"\nA whole group resolved: stop {', '.join(resolved.stop_clocks) or 'no clocks'}; "
+        f"validate with {', '.join(resolved.validate) or 'nothing'}; the incident is "
+        + ("resolved when every check passed" if resolved.resolve_incident else "left to a person")
+    )
     storm = _storm_data(policy)
     click.echo(
         f"\nStorms: P2/P3 use at most {storm['routine_budget_share']:.0%} of PagerDuty's budget; "
@@ -228,10 +244,20 @@ def _policy_data(policy: Policy) -> dict[str, Any]:
             for r in policy.rules
         ],
         "catalog": {
-            s.name: {"health_url": s.health_url, "trading_path": s.trading_path, "why": s.why}
+            s.name: {
+                "health_url": s.health_url,
+                "trading_path": s.trading_path,
+                "why": s.why,
+                "flow_test": dict(s.flow_test),
+            }
             for s in policy.catalog.values()
         },
         "plan": {p.value: list(names) for p, names in policy.plan.items()},
+        "on_resolved": {
+            "stop_clocks": list(policy.on_resolved.stop_clocks),
+            "validate": list(policy.on_resolved.validate),
+            "resolve_incident": policy.on_resolved.resolve_incident,
+        },
         "storm": _storm_data(policy),
     }
 

@@ -197,8 +197,18 @@ class Voice:
             )
         )
 
-    def resolved(self, alerts: Sequence[Alert], delivery_id: str) -> str:
-        """Render the note for alerts Alertmanager reports resolved; nothing is diagnosed."""
+    def resolved(
+        self,
+        alerts: Sequence[Alert],
+        delivery_id: str,
+        settled: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Render the note for alerts Alertmanager reports resolved.
+
+        `settled` is what was done when the whole group cleared (None: alerts still fire):
+        `stopped` clocks, validation `checks` ({collector, status, summary}) and what became of
+        the `incident` ("resolved", "left to a person", "left: ...", "refused: ...").
+        """
         listed = []
         for alert in alerts:
             ended = alert.ends_at or alert.starts_at
@@ -212,6 +222,7 @@ class Voice:
                 names=list(dict.fromkeys(a.name for a in alerts)),
                 alerts=listed,
                 delivery_id=delivery_id,
+                settled=settled,
             )
         )
 
@@ -374,7 +385,15 @@ def _samples(voice: Voice) -> dict[str, Callable[[], str]]:
         "joined_alerts.txt.j2": lambda: voice.joined_alerts(
             [(alert, first)], ["d1", "d2"], timedelta(minutes=10), now
         ),
-        "resolved.txt.j2": lambda: voice.resolved([alert], "d1"),
+        "resolved.txt.j2": lambda: voice.resolved(
+            [alert],
+            "d1",
+            {
+                "stopped": ["acknowledge", "respond"],
+                "checks": [{"collector": "http", "status": "ok", "summary": "6/6 healthy"}],
+                "incident": "left to a person",
+            },
+        ),
         "security_refused.txt.j2": lambda: voice.security_refused(
             "P1", "PSEC (escalation policy)", "HTTP 402"
         ),

@@ -345,29 +345,6 @@ def _in_flight(step: str, wait: float) -> PagerDutyUnavailable:
     )
 
 
-def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
-    """Note the delivery's newly resolved alerts on their incident, once; run nothing."""
-    delivery = rt.deliveries.load(delivery_id)
-    if delivery is None:
-        return "delivery gone"
-    group = parse_alertmanager(delivery.payload())
-    resolved = [
-        a for a in group.alerts if a.status == "resolved" and a.dedup_key in delivery.fresh_keys
-    ]
-    if not resolved or rt.deliveries.effect_done(delivery_id, "resolved_note"):
-        return "nothing to note"
-    incident = find_incident(rt, delivery.incident_key, open_only=False)
-    if incident is None:
-        raise IncidentNotFound(f"no PagerDuty incident with incident_key={delivery.incident_key}")
-    content = rt.voice.resolved(resolved, delivery_id)
-    note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
-    if all(alert.status == "resolved" for alert in group.alerts):
-        rt.incidents.forget_id(delivery.incident_key)  # it may fire again as a new incident
-    if note_id is not None:
-        rt.deliveries.update(delivery_id, resolved_note=note_id)
-    return note_id or "already noted"
-
-
 class IncidentNotFound(LookupError):
     """No PagerDuty incident has the key (yet)."""
 

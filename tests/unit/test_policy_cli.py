@@ -48,7 +48,21 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     assert result.exit_code == 1
     assert result.output == (
         f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
-        "(installed: docker, git, host, http, postgres, prometheus, redis, trading)\n"
+        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
+    )
+
+
+def test_check_names_validation_collectors_that_are_not_installed(run, tmp_path: Path) -> None:
+    text = (POLICIES / "good" / "minimal.yaml").read_text() + (
+        "on_resolved:\n  validate: [http, tarot]\n"
+    )
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text)
+    result = run("policy", "check", str(policy))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{policy}:21: on_resolved.validate[1]: no collector named 'tarot' "
+        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
     )
 
 
