@@ -103,7 +103,10 @@ def signal_time(signal: Mapping[str, Any] | Any) -> datetime | None:
     for name in TIME_FIELDS:
         value = signal.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError):  # no time a clock can read
+                continue
         if isinstance(value, str):
             try:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -129,8 +132,9 @@ def _newest_signal(session: requests.Session, url: str, ctx: CollectorContext) -
         return None, "answering something that is not a list of signals"
     if not signals:
         return None, ""
-    timed = [s for s in signals if signal_time(s) is not None]
-    return (max(timed, key=lambda s: signal_time(s)) if timed else signals[-1]), ""
+    timed = [(at, n, s) for n, s in enumerate(signals) if (at := signal_time(s)) is not None]
+    # The latest by its own time; with no times, the last listed (the runbook's `limit=1`).
+    return (max(timed)[2] if timed else signals[-1]), ""
 
 
 def _step(services: tuple[Service, ...], step: str) -> tuple[Service, str] | None:

@@ -47,6 +47,8 @@ CASES: list[tuple[str, Any, Any, Status, str]] = [
      "tick accepted; a signal 5.0 s after it"),
     ("signals in an object count too", 200, lambda: {"signals": [{"timestamp": 4102444800}]},
      Status.OK, None),
+    ("a time no clock can read is no time", 200, lambda: [{"timestamp": 1e30}], Status.OK,
+     "tick accepted; a signal came back (it carries no time: it may be older)"),
     ("an unavailable signals endpoint fails", 200, 503, Status.FAILED,
      "tick accepted; the signals endpoint is unavailable (HTTP 503)"),
 ]  # fmt: skip
