@@ -94,11 +94,13 @@ class Voice:
         truncated: int = 0,
         incident: Incident | None = None,
         security_team: str | None = None,
+        security_before: bool = False,
     ) -> str:
         """Render the note posted at once: priority and why, market state, deadlines, what fired.
 
         `security_team` names whom a responder request calls in ("" when the policy names no
         one: by hand); None when no rule that pages the security team matched.
+        `security_before`: an earlier run of the incident called them in already.
         """
         targets = self.policy.sla[due.priority]
         moments = (
@@ -130,6 +132,7 @@ class Voice:
                 truncated=truncated,
                 incident=incident,
                 security_team=security_team,
+                security_before=security_before,
                 runbook_url=self.policy.runbook_url,
                 delivery_id=delivery_id,
             )

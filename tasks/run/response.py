@@ -263,6 +263,10 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
     if rt.deliveries.effect_done(state.run_id, "first_note"):
         return
     security = security_call(rt.policy, state)
+    # A reopened incident's new run: the team was called in (or asked for) the first time.
+    before = bool(
+        security and incident.id and rt.deliveries.effect_done(incident.id, SECURITY_REQUEST)
+    )
     content = rt.voice.first_response(
         state.title,
         state.classification,
@@ -273,6 +277,7 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         truncated=state.truncated_alerts,
         incident=state.pagerduty_incident,
         security_team=security.called if security else None,
+        security_before=before,
     )
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:

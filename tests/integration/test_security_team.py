@@ -114,6 +114,8 @@ def test_security_breach_and_suspicious_activity_page_the_security_team_once(
     # Another alert of the same incident (a new run) calls no one again.
     respond(intake_settings, rt, alert_group(labels, key, fingerprint="f-sec-2"))
     assert len(pagerduty.responder_requests[incident]) == 1
+    again = pagerduty.notes_for(incident)[-1]["content"].splitlines()
+    assert "Security team: asked for already, by an earlier response to this incident." in again
     history = [entry["what"] for entry in rt.incidents.history(incident)]
     assert "security team requested from PSEC001 (escalation policy)" in history
 
