@@ -25,7 +25,7 @@ from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESP
 from tasks.notes.voice import TemplateProblem
 from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
-from tasks.run import joined_alerts, response
+from tasks.run import joined_alerts, resolution, response
 from tasks.run.state import load_run
 from tasks.runtime import Runtime
 from tasks.sla import actions, closing
@@ -204,6 +204,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             retry_lookup(self, rt)
         with writing_first_response():
             response.post_first_note(rt, state, incident)
+            response.call_in_security(rt, state, incident)  # once per incident
         response.start_clock(rt, state)
         if incident is not None:
             try:
@@ -211,14 +212,17 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             except PagerDutyUnavailable as exc:  # the notes matter more: record and go on
                 response.record_failure(rt, state, "priority", str(exc))
     except PagerDutyUnavailable as exc:
+        # The first note is posted before the security team is called in: name what failed.
+        noted = rt.deliveries.effect_done(state.run_id, "first_note")
+        step = "security_request" if noted else "first_note"
         retry_or_give_up(
             self,
             rt,
             exc,
-            lambda why: response.record_failure(rt, state, "first_note", why),
+            lambda why: response.record_failure(rt, state, step, why),
             delivery_id=state.delivery_id,
             incident_id=state.incident_id or "",
-            step="first note",
+            step=step.replace("_", " "),
         )
     if rt.deliveries.effect_done(state.run_id, "fanout"):
         return state.run_id
@@ -257,10 +261,10 @@ def gather(self: Any, run_id: str) -> str:
 
 @shared_task(bind=True, name=NOTE_RESOLVED, max_retries=None)
 def note_resolved(self: Any, delivery_id: str) -> str:
-    """Note alerts Alertmanager reports resolved on their incident; diagnose nothing."""
+    """Note alerts Alertmanager reports resolved; when all of a group are, validate and say so."""
     rt = runtime_of(self.app)
     try:
-        noted = response.post_resolved_note(rt, delivery_id)
+        noted = resolution.post_resolved_note(rt, delivery_id)
         closing.close_in_outbox(rt, delivery_id, _now())  # PagerDuty's webhook does it there
         return noted
     except response.IncidentNotFound as exc:

@@ -22,13 +22,15 @@ from collectors.contract import Evidence, Status
 from tasks.notes.markers import clip
 from triage.classify import most_severe
 from triage.models import Alert, Classification, Incident, ListedAlert, Priority
-from triage.policy import Policy, format_duration
+from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Policy, format_duration
 from triage.report import Compliance, IncidentTimes, PriorityMetrics
 from triage.sla import Deadlines, deadlines, next_market_change
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
+# The policy setting that chose a priority when no rule matched, by the classification's rule.
+_FALLBACKS = {SEVERITY_FALLBACK_RULE: "severity_fallback", DEFAULT_RULE: "default_priority"}
 SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
 _STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.OK: 2, Status.SKIPPED: 3}
 
@@ -72,14 +74,14 @@ class Voice:
         if self._used is not None:
             self._used.setdefault(name, set()).update(context)
         try:
-            return self._env.get_template(name).render(**context)
+            return _chomp(self._env.get_template(name).render(**context))
         except jinja2.TemplateError as exc:
             problem = f"{name}: {_describe(exc)}"
             if self._env is self._builtin or self._used is not None:
                 raise TemplateProblem(problem) from exc
             log.error("note template override failed, the built-in one is used: %s", problem)
         try:
-            return self._builtin.get_template(name).render(**context)
+            return _chomp(self._builtin.get_template(name).render(**context))
         except jinja2.TemplateError as exc:
             raise TemplateProblem(f"{name}: {_describe(exc)}") from exc
 
@@ -94,8 +96,15 @@ class Voice:
         alerts: Sequence[ListedAlert] = (),
         truncated: int = 0,
         incident: Incident | None = None,
+        security_team: str | None = None,
+        security_before: bool = False,
     ) -> str:
-        """Render the note posted at once: priority and why, market state, deadlines, what fired."""
+        """Render the note posted at once: priority and why, market state, deadlines, what fired.
+
+        `security_team` names whom a responder request calls in ("" when the policy names no
+        one: by hand); None when no rule that pages the security team matched.
+        `security_before`: an earlier run of the incident called them in already.
+        """
         targets = self.policy.sla[due.priority]
         moments = (
             ("acknowledge", due.acknowledge, targets.acknowledge),
@@ -109,6 +118,7 @@ class Voice:
                 headline=headline,
                 rule=classification.rule,
                 reason=classification.reason,
+                fallback=_FALLBACKS.get(classification.rule),
                 market=self.market(now),
                 deadlines=[
                     {
@@ -124,6 +134,8 @@ class Voice:
                 alerts=list(alerts),
                 truncated=truncated,
                 incident=incident,
+                security_team=security_team,
+                security_before=security_before,
                 runbook_url=self.policy.runbook_url,
                 delivery_id=delivery_id,
             )
@@ -191,8 +203,18 @@ class Voice:
             )
         )
 
-    def resolved(self, alerts: Sequence[Alert], delivery_id: str) -> str:
-        """Render the note for alerts Alertmanager reports resolved; nothing is diagnosed."""
+    def resolved(
+        self,
+        alerts: Sequence[Alert],
+        delivery_id: str,
+        settled: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Render the note for alerts Alertmanager reports resolved.
+
+        `settled` is what was done when the whole group cleared (None: alerts still fire):
+        `stopped` clocks, validation `checks` ({collector, status, summary}) and what became of
+        the `incident` ("resolved", "left to a person", "left: ...", "refused: ...").
+        """
         listed = []
         for alert in alerts:
             ended = alert.ends_at or alert.starts_at
@@ -206,8 +228,13 @@ class Voice:
                 names=list(dict.fromkeys(a.name for a in alerts)),
                 alerts=listed,
                 delivery_id=delivery_id,
+                settled=settled,
             )
         )
+
+    def security_refused(self, priority: str, called: str, why: str) -> str:
+        """Render the note saying PagerDuty refused to call the security team in."""
+        return self.render("security_refused.txt.j2", priority=priority, called=called, why=why)
 
     def sla_missed(self, priority: str, kind: str, due: datetime, late: str, level: int) -> str:
         """Render the note of a missed acknowledge or resolve deadline, and the escalation."""
@@ -350,6 +377,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
     """Return renders with representative facts that take every branch of each template."""
     now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     first = Classification(Priority.P1, "sample-rule", "a sample reason")
+    fallback = Classification(Priority.P1, SEVERITY_FALLBACK_RULE, "no rule matched")
     due = deadlines(Priority.P1, now, voice.policy)
     alert = Alert(
         "firing", {"alertname": "Sample", "service": "sample"}, {"summary": "a sample"},
@@ -377,7 +405,13 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("first_response.txt.j2", lambda: voice.first_response(
             "Sample", first, due, "d1", now, alerts=listed, truncated=1)),
         ("first_response.txt.j2", lambda: voice.first_response(
-            "Sample", first, due, "d1", now + timedelta(days=2), incident=incident)),
+            "Sample", fallback, due, "d1", now + timedelta(days=2), incident=incident,
+            security_team="PSEC (escalation policy)")),
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, security_team="")),
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, security_team="PSEC",
+            security_before=True)),
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
@@ -386,6 +420,13 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
             [(alert, first)], ["d1"], timedelta(minutes=10), now)),
         ("resolved.txt.j2", lambda: voice.resolved([ended, alert], "d1")),
+        *[("resolved.txt.j2", lambda outcome=outcome, stopped=stopped: voice.resolved(
+            [ended], "d1", {"stopped": stopped, "incident": outcome, "checks": [
+                {"collector": "http", "status": "ok", "summary": "6/6 healthy"}]}))
+          for outcome, stopped in (("resolved", ["acknowledge"]), ("left: a check failed", []),
+                                   ("refused: HTTP 403", []), ("left to a person", []))],
+        ("security_refused.txt.j2", lambda: voice.security_refused(
+            "P1", "PSEC (escalation policy)", "HTTP 402")),
         ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "acknowledge", now, "5m", 2)),
         ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "resolve", now, "5m", 3)),
         ("sla_respond.txt.j2", lambda: voice.sla_respond("P1", now, "5m", "triggered")),
@@ -422,6 +463,11 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
         shown_labels=_shown_labels,
     )
     return env
+
+
+def _chomp(text: str) -> str:
+    """Return text without the newlines a template's last block leaves at its end."""
+    return text.rstrip("\n")
 
 
 def _describe(exc: jinja2.TemplateError) -> str:

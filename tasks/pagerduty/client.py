@@ -106,6 +106,10 @@ class PagerDutyGateway(Protocol):
         """Move the incident to escalation level `level`."""
         ...
 
+    def resolve(self, incident: IncidentRef) -> None:
+        """Resolve the incident."""
+        ...
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Post a status update to the incident's subscribers."""
         ...
@@ -202,6 +206,10 @@ class RestGateway:
         """PUT /incidents/{id} with an escalation level."""
         self._send(escalation_write(incident, level))
 
+    def resolve(self, incident: IncidentRef) -> None:
+        """PUT /incidents/{id} with the status resolved."""
+        self._send(resolution_write(incident))
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """POST /incidents/{id}/status_updates."""
         self._send(status_update_write(incident, message))
@@ -295,6 +303,10 @@ class OutboxGateway:
     def escalate(self, incident: IncidentRef, level: int) -> None:
         """Write the escalation to the outbox."""
         self._record(escalation_write(incident, level))
+
+    def resolve(self, incident: IncidentRef) -> None:
+        """Write the resolution to the outbox."""
+        self._record(resolution_write(incident))
 
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Write the status update to the outbox."""
@@ -402,6 +414,12 @@ def escalation_write(incident: IncidentRef, level: int) -> IncidentWrite:
     """Return the PUT that escalates an incident to `level`."""
     body = {"type": "incident_reference", "escalation_level": level}
     return IncidentWrite("PUT incident", "escalate", "PUT", f"/incidents/{incident.id}", body)
+
+
+def resolution_write(incident: IncidentRef) -> IncidentWrite:
+    """Return the PUT that resolves an incident."""
+    body = {"type": "incident_reference", "status": "resolved"}
+    return IncidentWrite("PUT incident", "resolve", "PUT", f"/incidents/{incident.id}", body)
 
 
 def status_update_write(incident: IncidentRef, message: str) -> IncidentWrite:

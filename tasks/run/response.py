@@ -21,6 +21,7 @@ from tasks.evidence.shared_checks import run_shared
 from tasks.notes import markers
 from tasks.notes.voice import headline
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.run.security import SECURITY_REQUEST, request_security_team, security_call
 from tasks.run.state import RunState, existing_run, load_run, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock
@@ -99,6 +100,7 @@ def _alertmanager_run(rt: Runtime, delivery: Delivery, run_id: str, run: int) ->
         truncated_alerts=int(delivery.record.get("truncated_alerts") or 0),
         affected=named_services([a for a, _ in chosen], rt.policy),
         expression=alert_expression(lead.generator_url),
+        rules=list(dict.fromkeys(c.rule for _, c in chosen)),
     )
 
 
@@ -126,6 +128,7 @@ def _pagerduty_run(
         pagerduty_incident=incident,
         incident_id=incident.id,
         affected=[n for n in rt.policy.catalog if _names(n, incident.title)],
+        rules=[classification.rule],
     )
 
 
@@ -271,6 +274,11 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         return
     if rt.deliveries.effect_done(state.run_id, "first_note"):
         return
+    security = security_call(rt.policy, state)
+    # A reopened incident's new run: the team was called in (or asked for) the first time.
+    before = bool(
+        security and incident.id and rt.deliveries.effect_done(incident.id, SECURITY_REQUEST)
+    )
     content = rt.voice.first_response(
         state.title,
         state.classification,
@@ -280,10 +288,25 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         alerts=state.alerts,
         truncated=state.truncated_alerts,
         incident=state.pagerduty_incident,
+        security_team=security.called if security else None,
+        security_before=before,
     )
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:
         rt.deliveries.update(state.delivery_id, first_note=note_id)
+
+
+def call_in_security(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:
+    """Call the security team in once per incident when a rule that pages them matched.
+
+    A request PagerDuty refuses for good leaves a note asking for it by hand.
+    """
+    if incident is None or incident.id is None:
+        return  # the first note's failure says there is no incident
+    refused = request_security_team(rt, state, incident)
+    if refused is not None:
+        post_note_once(rt, incident, state.run_id, "security_refused", refused)
+        rt.deliveries.mark_effect(incident.id, SECURITY_REQUEST, "refused: asked by hand")
 
 
 def post_note_once(
@@ -337,29 +360,6 @@ def _in_flight(step: str, wait: float) -> PagerDutyUnavailable:
         {"ratelimit-reset": f"{wait:.3f}"},
         held_back=True,
     )
-
-
-def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
-    """Note the delivery's newly resolved alerts on their incident, once; run nothing."""
-    delivery = rt.deliveries.load(delivery_id)
-    if delivery is None:
-        return "delivery gone"
-    group = parse_alertmanager(delivery.payload())
-    resolved = [
-        a for a in group.alerts if a.status == "resolved" and a.dedup_key in delivery.fresh_keys
-    ]
-    if not resolved or rt.deliveries.effect_done(delivery_id, "resolved_note"):
-        return "nothing to note"
-    incident = find_incident(rt, delivery.incident_key, open_only=False)
-    if incident is None:
-        raise IncidentNotFound(f"no PagerDuty incident with incident_key={delivery.incident_key}")
-    content = rt.voice.resolved(resolved, delivery_id)
-    note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
-    if all(alert.status == "resolved" for alert in group.alerts):
-        rt.incidents.forget_id(delivery.incident_key)  # it may fire again as a new incident
-    if note_id is not None:
-        rt.deliveries.update(delivery_id, resolved_note=note_id)
-    return note_id or "already noted"
 
 
 class IncidentNotFound(LookupError):

@@ -37,6 +37,7 @@ class RunState:
     pagerduty_incident: Incident | None = None  # what PagerDuty reported (PagerDuty runs)
     affected: list[str] = field(default_factory=list)
     expression: str = ""
+    rules: list[str] = field(default_factory=list)  # the rules that classified what it answers
     failures: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from collectors import registry
 from tasks.pagerduty.client import outbox_incident_id
-from tasks.run import response
+from tasks.run import resolution, response
 from tasks.run.state import RunState, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
@@ -106,7 +106,7 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
         status="resolved", endsAt=(fired + timedelta(minutes=7)).isoformat()
     )
     resolved = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
-    response.post_resolved_note(rt, resolved["delivery_id"])
+    resolution.post_resolved_note(rt, resolved["delivery_id"])
     first_line = closing.close_in_outbox(rt, resolved["delivery_id"], datetime.now(UTC))
 
     assert first_line == "[P1] Resolved. Incident metrics against the SLA:"

@@ -44,6 +44,38 @@ def test_first_response_note_leads_with_priority_and_reason() -> None:
 
 
 @pytest.mark.parametrize(
+    ("labels", "said"),
+    [
+        (
+            {"alertname": "DiskFull", "severity": "critical"},
+            "NO RUNBOOK RULE MATCHED: P1 comes from the policy's severity_fallback, not from a "
+            "runbook bullet. Add a rule for this alert to the policy.",
+        ),
+        (
+            {"alertname": "BackupSlow", "severity": "info"},
+            "NO RUNBOOK RULE MATCHED: P3 comes from the policy's default_priority, not from a "
+            "runbook bullet. Add a rule for this alert to the policy.",
+        ),
+        ({"alertname": "SignalLatencyHigh", "category": "latency", "severity": "critical"}, None),
+    ],
+)
+def test_the_first_note_says_plainly_when_no_runbook_rule_matched(
+    labels: dict[str, str], said: str | None
+) -> None:
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    subject = alert(**labels)
+    classification = classify(subject, POLICY, now)
+    due = deadlines(classification.priority, now, POLICY)
+    note = VOICE.first_response(headline(subject), classification, due, "d1", now)
+    lines = note.splitlines()
+    if said is None:
+        assert not any("NO RUNBOOK RULE MATCHED" in line for line in lines)
+    else:
+        assert lines[1].startswith(f"Why {classification.priority}: {classification.rule} - no ")
+        assert lines[2] == said
+
+
+@pytest.mark.parametrize(
     ("now", "line"),
     [
         (
@@ -85,7 +117,7 @@ def test_evidence_note_lists_failures_first() -> None:
         "/bundles/x",
     )
     lines = note.splitlines()
-    assert lines[0] == "[P0] AuthFailureSpike evidence: 1 of 2 checks found problems"
+    assert lines[0] == "[P1] AuthFailureSpike evidence: 1 of 2 checks found problems"
     assert lines[2].startswith("- FAILED http (1.2 s)")
     assert lines[3].startswith("- OK redis")
     assert lines[-1] == "Bundle: /bundles/x"
@@ -125,7 +157,66 @@ def test_resolved_note_says_how_long_it_lasted() -> None:
     note = VOICE.resolved([ended], "d9")
     assert note.splitlines()[0] == "[RESOLVED] Test: resolved in Alertmanager"
     assert "after 32m" in note
-    assert note.endswith("No diagnostics run for a resolution. (delivery d9)")
+    assert note.endswith("No diagnostics run while alerts of the group still fire. (delivery d9)")
+
+
+CHECKS_OK = [
+    {"collector": "http", "status": "ok", "summary": "6/6 services healthy"},
+    {"collector": "flow", "status": "ok", "summary": "tick accepted; a signal 0.3 s after it"},
+]
+CHECK_FAILED = [{"collector": "flow", "status": "failed", "summary": "tick refused: HTTP 404"}]
+
+
+# The whole group cleared: what was stopped, validated and done is said, whatever was done.
+# settled, the lines the note has
+@pytest.mark.parametrize(
+    ("settled", "said"),
+    [
+        (
+            {"stopped": ["acknowledge", "respond"], "checks": CHECKS_OK,
+             "incident": "left to a person"},
+            ["Every alert of the group cleared. Stopped the SLA clocks that waited on an answer "
+             "to it: acknowledge, respond.",
+             "- OK http: 6/6 services healthy",
+             "- OK flow: tick accepted; a signal 0.3 s after it",
+             "The PagerDuty incident stays open for a person to resolve after checking (policy: "
+             "on_resolved.resolve_incident is off)."],
+        ),
+        (
+            {"stopped": [], "checks": CHECKS_OK, "incident": "resolved"},
+            ["Every alert of the group cleared. No SLA clock waited on an answer to it.",
+             "The PagerDuty incident is resolved: every check passed (policy: "
+             "on_resolved.resolve_incident)."],
+        ),
+        (
+            {"stopped": ["acknowledge"], "checks": CHECK_FAILED,
+             "incident": "left: a check did not pass"},
+            ["- FAILED flow: tick refused: HTTP 404",
+             "The PagerDuty incident stays open: a check did not pass. Resolve it once the "
+             "system is well."],
+        ),
+        (
+            {"stopped": [], "checks": CHECKS_OK, "incident": "refused: HTTP 403"},
+            ["Resolving the PagerDuty incident failed (HTTP 403): resolve it by hand."],
+        ),
+    ],
+    ids=["left to a person", "resolved by policy", "a check failed", "PagerDuty refused"],
+)  # fmt: skip
+def test_resolution_immediate_notification_says_what_was_validated_and_done(
+    settled: dict, said: list[str]
+) -> None:
+    from dataclasses import replace
+
+    fired = alert(category="latency")
+    ended = replace(fired, status="resolved", ends_at=fired.starts_at + timedelta(minutes=32))
+    lines = VOICE.resolved([ended], "d9", settled).splitlines()
+    assert lines[:3] == [
+        "[RESOLVED] Test: resolved in Alertmanager",
+        "",
+        "- Test: fired 2026-11-25 15:00 UTC, resolved 2026-11-25 15:32 UTC after 32m",
+    ]
+    assert set(said) <= set(lines), lines
+    assert lines[-1] == "(delivery d9)"
 
 
 def test_evidence_note_shows_the_top_error_lines_before_the_bundle() -> None:

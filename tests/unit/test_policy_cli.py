@@ -27,7 +27,7 @@ def run(monkeypatch):
 def test_check_passes_the_builtin_policy(run) -> None:
     result = run("policy", "check")
     assert result.exit_code == 0
-    assert result.output.startswith("builtin:default_policy.yaml: OK (18 rules, 6 services")
+    assert result.output.startswith("builtin:default_policy.yaml: OK (20 rules, 6 services")
 
 
 def test_check_lists_every_error_with_its_line_and_exits_1(run) -> None:
@@ -48,7 +48,21 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     assert result.exit_code == 1
     assert result.output == (
         f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
-        "(installed: docker, git, host, http, postgres, prometheus, redis, trading)\n"
+        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
+    )
+
+
+def test_check_names_validation_collectors_that_are_not_installed(run, tmp_path: Path) -> None:
+    text = (POLICIES / "good" / "minimal.yaml").read_text() + (
+        "on_resolved:\n  validate: [http, tarot]\n"
+    )
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text)
+    result = run("policy", "check", str(policy))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{policy}:21: on_resolved.validate[1]: no collector named 'tarot' "
+        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
     )
 
 
@@ -61,6 +75,21 @@ def test_show_uses_the_configured_policy(run, monkeypatch) -> None:
     assert data["sla"]["P0"]["resolve"] == "2h of market hours"
     human = run("policy", "show")
     assert "Market hours: Sunday 17:00 to Friday 17:00 America/New_York" in human.output
+
+
+def test_show_says_why_each_service_is_on_the_trading_path(run) -> None:
+    human = run("policy", "show").output.splitlines()
+    at = human.index(next(line for line in human if line.startswith("  gui-gateway ")))
+    assert human[at].endswith("trading path")
+    assert human[at + 1].split() == [
+        "why:", "it", "serves", "/emergency/stop-trading", "and", "the", "positions", "and",
+        "reconciliation", "endpoints", "the", "runbook", "uses",
+    ]  # fmt: skip
+    data = json.loads(run("policy", "show", "--json").output)
+    assert (
+        data["catalog"]["data-ingestor"]["why"]
+        == "every signal starts from the market data it ingests"
+    )
 
 
 def test_classify_an_alertmanager_group_at_a_given_time(run) -> None:
