@@ -173,7 +173,7 @@ def test_a_deadline_already_passed_when_the_note_is_written_says_by_how_much() -
     due = deadlines(classification.priority, fired, POLICY)
     note = VOICE.first_response("Test", classification, due, "d1", fired + timedelta(days=2))
     sla = note.splitlines()[3]
-    assert "acknowledge by 2026-11-25 16:00 UTC (1h, overdue by 47h)" in sla
+    assert "acknowledge by 2026-11-25 16:00 UTC (1h of business hours, overdue by 47h)" in sla
     assert "overdue" not in VOICE.first_response("Test", classification, due, "d1", fired)
 
 
