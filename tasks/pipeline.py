@@ -21,14 +21,22 @@ from celery.signals import task_prerun, task_received, worker_init, worker_ready
 from tasks import recovery
 from tasks.evidence import bundle
 from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue, writing_first_response
-from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESPOND, SLA_ACTION
+from tasks.names import (
+    ANSWER_NOTE,
+    CLOSE_INCIDENT,
+    GATHER,
+    JOINED_NOTE,
+    NOTE_RESOLVED,
+    RESPOND,
+    SLA_ACTION,
+)
 from tasks.notes.voice import TemplateProblem
 from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
 from tasks.run import joined_alerts, response
 from tasks.run.state import load_run
 from tasks.runtime import Runtime
-from tasks.sla import actions, closing
+from tasks.sla import actions, closing, note_answers
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
 from tasks.store.sla_clock import Deadline
@@ -425,6 +433,21 @@ def close_incident(self: Any, delivery_id: str) -> str:
             log.error("closing note for delivery %s failed: %s", delivery_id, why)
 
         retry_or_give_up(self, rt, exc, give_up, delivery_id=delivery_id, step="closing note")
+        return "gave up"
+
+
+@shared_task(bind=True, name=ANSWER_NOTE, max_retries=None)
+def answer_note(self: Any, delivery_id: str) -> str:
+    """Answer a person's malformed note command with a note saying what was expected."""
+    rt = runtime_of(self.app)
+    try:
+        return note_answers.answer_malformed(rt, delivery_id)
+    except PagerDutyUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            log.error("the answer to the note of delivery %s failed: %s", delivery_id, why)
+
+        retry_or_give_up(self, rt, exc, give_up, delivery_id=delivery_id, step="command answer")
         return "gave up"
 
 

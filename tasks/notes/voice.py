@@ -20,8 +20,11 @@ from jinja2 import meta
 
 from collectors.contract import Evidence, Status
 from tasks.notes.markers import clip
+from triage import note_commands
 from triage.classify import most_severe
+from triage.incident_status import StatusNow
 from triage.models import Alert, Classification, Incident, ListedAlert, Priority
+from triage.note_commands import Malformed
 from triage.policy import Policy, format_duration
 from triage.report import IncidentTimes, PriorityMetrics
 from triage.sla import Deadlines, deadlines, next_market_change
@@ -250,17 +253,32 @@ class Voice:
         )
 
     def status_update(
-        self, incident: str, status: str, impact: str, actions: str, next_update: datetime
+        self, incident: str, status: StatusNow, impact: str, next_update: datetime | None
     ) -> str:
-        """Render the runbook's status update (Status / Impact / Actions / ETA / Next Update)."""
+        """Render the runbook's status update (Status / Impact / Actions / ETA / Next Update).
+
+        `status` holds the runbook's word and what people said; no `next_update`: the last one.
+        """
         return self.render(
             "status_update.txt.j2",
             incident=incident,
-            status=status,
+            status=status.word,
             impact=impact,
-            actions=actions,
-            eta="unknown",
+            actions=status.text,
+            by=status.by,
+            acknowledged=status.acknowledged,
+            eta=status.eta,
+            eta_passed=status.eta_passed,
             next_update=next_update,
+        )
+
+    def command_answer(self, problems: Sequence[Malformed], person: str) -> str:
+        """Render the answer to a person's note commands written wrongly: what was expected."""
+        return self.render(
+            "command_answer.txt.j2",
+            problems=[{"line": p.line[:200], "problem": p.problem} for p in problems],
+            person=person,
+            commands=note_commands.HELP,
         )
 
     def closing(self, times: IncidentTimes) -> str:
@@ -367,7 +385,10 @@ def _samples(voice: Voice) -> dict[str, Callable[[], str]]:
         "sla_gave_up.txt.j2": lambda: voice.sla_gave_up("P1", "next_update", "refused", "act"),
         "management.txt.j2": lambda: voice.management("P1", "requested", called="PTEAM (team)"),
         "status_update.txt.j2": lambda: voice.status_update(
-            "PSAMPLE", "Investigating", "sample", "sample", now
+            "PSAMPLE", StatusNow("Identified", "a sample", "Dana", now, False, True), "sample", now
+        ),
+        "command_answer.txt.j2": lambda: voice.command_answer(
+            [Malformed("/eta soon", "expected a duration")], "Dana"
         ),
         "closing.txt.j2": lambda: voice.closing(times),
         "report.txt.j2": lambda: voice.report([]),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
+from tasks.sla import status_updates
 from tasks.store.deliveries import PREFIX
 from tasks.store.sla_clock import Deadline
 from triage.models import Priority
@@ -39,7 +39,7 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     elif deadline.kind == "respond":
         note = rt.voice.sla_respond(deadline.priority, due, late, status)
     elif deadline.kind == "next_update":
-        return status_update(rt, incident, deadline, status, now)
+        return status_updates.post_on_cadence(rt, incident, deadline, now)
     else:
         note = notify_management(rt, incident, deadline)
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -141,33 +141,3 @@ def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     rt.redis.set(key, escalated + 1, ex=7 * 86400)
     rt.deliveries.mark_effect(str(incident.id), effect, str(level))
     return level
-
-
-def status_update(
-    rt: Runtime, incident: IncidentRef, deadline: Deadline, status: str, now: datetime
-) -> str:
-    """Post the runbook's status update and register the next one on the cadence."""
-    cadence = rt.policy.sla[Priority(deadline.priority)].update_every.duration
-    if cadence <= timedelta(0):  # the policy check refuses this; never loop on it
-        raise ValueError(f"{deadline.priority} update_every is not a positive duration")
-    # On the cadence from the due time, so a late or repeated action does not drift it; updates
-    # missed while everything was down are not caught up one after another.
-    next_at = datetime.fromisoformat(deadline.due) + cadence
-    while next_at <= now:
-        next_at += cadence
-    message = rt.voice.status_update(
-        incident=deadline.incident_id,
-        status="Investigating" if status == "triggered" else "Identified",
-        impact=deadline.title or "see the incident's evidence note",
-        actions="automated diagnostics attached; on-call engineer engaged"
-        if status == "acknowledged"
-        else "automated diagnostics attached; waiting for acknowledgement",
-        next_update=next_at,
-    )
-    effect = f"{deadline.kind}@{deadline.due}:status-update"
-    if not rt.deliveries.effect_done(deadline.incident_id, effect):
-        rt.pagerduty.status_update(incident, message)
-        rt.incidents.log(deadline.incident_id, "status update posted", "responder")
-        rt.deliveries.mark_effect(deadline.incident_id, effect)
-    rt.clock.register([replace(deadline, due=next_at.isoformat())])
-    return f"status update posted; next at {next_at:%H:%M} UTC"
