@@ -31,10 +31,10 @@ from tasks.names import (
     SLA_ACTION,
 )
 from tasks.notes.voice import TemplateProblem
-from tasks.pagerduty.client import PagerDutyUnavailable
+from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
 from tasks.run import joined_alerts, response
-from tasks.run.state import load_run
+from tasks.run.state import RunState, load_run
 from tasks.runtime import Runtime
 from tasks.sla import actions, closing, note_answers
 from tasks.store.dead_letters import DeadLetter
@@ -211,13 +211,11 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         if incident is None:
             retry_lookup(self, rt)
         with writing_first_response():
-            response.post_first_note(rt, state, incident)
+            response.post_first_note(rt, state, incident, _now())
         response.start_clock(rt, state)
         if incident is not None:
-            try:
-                response.set_incident_priority(rt, state, incident)
-            except PagerDutyUnavailable as exc:  # the notes matter more: record and go on
-                response.record_failure(rt, state, "priority", str(exc))
+            seconds = int(self.app.conf.task_time_limit) + 60  # the SLA actions' lock
+            follow_first_note(rt, state, incident, self.request.id or "-", seconds, _now())
     except PagerDutyUnavailable as exc:
         retry_or_give_up(
             self,
@@ -234,6 +232,28 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     self.app.send_task(GATHER, args=[state.run_id], queue=queue)
     rt.deliveries.mark_effect(state.run_id, "fanout")
     return state.run_id
+
+
+def follow_first_note(
+    rt: Runtime, state: RunState, incident: IncidentRef, owner: str, seconds: int, now: datetime
+) -> None:
+    """After the first note: the urgency outside business hours, the first status update, the
+    priority. A failure is recorded and the rest go on: the notes matter more, and the first two
+    are the clock's deadlines too, which beat takes up when this fails.
+
+    None of them draws on the first responses' share of the budget: in a storm, other
+    incidents' first notes come before this one's status update (the runbook gives it 15 min).
+    """
+    steps: dict[str, Callable[[], object]] = {
+        "urgency": lambda: actions.act_early(rt, state, "lower_urgency", owner, seconds, now),
+        "status_update": lambda: actions.act_early(rt, state, "next_update", owner, seconds, now),
+        "priority": lambda: response.set_incident_priority(rt, state, incident),
+    }
+    for step, run in steps.items():
+        try:
+            run()
+        except PagerDutyUnavailable as exc:
+            response.record_failure(rt, state, step, str(exc))
 
 
 @shared_task(bind=True, name=GATHER, max_retries=None)

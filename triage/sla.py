@@ -24,7 +24,9 @@ class Deadlines:
     priority raised outside business hours, the next business opening. `next_update` is the
     first status update. `management` is "notify" (a note or responder request at
     `notify_management`) or "summary" (the summary at the opening `notify_management` names).
-    `restore_urgency` is when PagerDuty's urgency goes back to high, when the policy says so.
+    `lower_urgency` and `restore_urgency` are when PagerDuty's urgency goes to low (at the
+    trigger) and back to high (at the opening), for an incident held for business hours, when
+    the policy says so.
     """
 
     priority: Priority
@@ -36,6 +38,7 @@ class Deadlines:
     notify_management: datetime
     active_from: datetime | None = None  # None: from triggered_at
     management: str = "notify"
+    lower_urgency: datetime | None = None
     restore_urgency: datetime | None = None
 
     @property
@@ -57,8 +60,9 @@ class Deadlines:
             **{name: getattr(self, name).isoformat() for name in _MOMENTS},
             "management": self.management,
         }
-        if self.restore_urgency is not None:
-            data["restore_urgency"] = self.restore_urgency.isoformat()
+        for name in ("lower_urgency", "restore_urgency"):
+            if (moment := getattr(self, name)) is not None:
+                data[name] = moment.isoformat()
         return data
 
     @classmethod
@@ -74,6 +78,7 @@ class Deadlines:
             **{name: datetime.fromisoformat(data[name]) for name in _MOMENTS},
             active_from=moment("active_from"),
             management=data.get("management", "notify"),
+            lower_urgency=moment("lower_urgency"),
             restore_urgency=moment("restore_urgency"),
         )
 
@@ -94,8 +99,9 @@ def deadlines(priority: Priority, triggered_at: datetime, policy: Policy) -> Dea
         return act_at(priority, add_span(start, span, hours), policy)
 
     summary = targets.notify_management.summary
-    held = policy.business_hours_only.get(priority)
-    restore = held is not None and held.urgency_at_opening == "high" and start > triggered_at
+    held = policy.business_hours_only.get(priority) if start > triggered_at else None
+    lower = held is not None and held.urgency_outside == "low"
+    restore = held is not None and held.urgency_at_opening == "high"
     return Deadlines(
         priority=priority,
         triggered_at=triggered_at,
@@ -109,6 +115,7 @@ def deadlines(priority: Priority, triggered_at: datetime, policy: Policy) -> Dea
         else due(targets.notify_management),
         active_from=start,
         management="summary" if summary else "notify",
+        lower_urgency=triggered_at if lower else None,
         restore_urgency=start if restore else None,
     )
 

@@ -61,8 +61,9 @@ class Voice:
         )
         self._env.filters.update(
             clock=_clock,
-            minute=lambda moment: f"{moment:%Y-%m-%d %H:%M}",
-            time_of_day=lambda moment: f"{moment:%H:%M}",
+            # Templates say "UTC" after these: a moment in another zone is told in UTC.
+            minute=lambda moment: f"{_utc(moment):%Y-%m-%d %H:%M}",
+            time_of_day=lambda moment: f"{_utc(moment):%H:%M}",
             duration=format_duration,
             span=_span,
             took=_took,
@@ -121,6 +122,7 @@ class Voice:
                     for what, at, target in moments
                 ],
                 update_every=str(targets.update_every),
+                after_hours=self.after_hours(due, now),
                 alerts=list(alerts),
                 truncated=truncated,
                 incident=incident,
@@ -132,9 +134,23 @@ class Voice:
     def market(self, now: datetime) -> dict[str, Any]:
         """Return whether the market trades now and when that changes, in market time."""
         is_open, change = next_market_change(now, self.policy.market_hours)
-        local = change.astimezone(self.policy.timezone)
+        return {"open": is_open, "change": self.local(change)}
+
+    def after_hours(self, due: Deadlines, now: datetime) -> dict[str, Any] | None:
+        """Return when a held incident's actions begin and what its urgency does; None: now."""
+        held = self.policy.business_hours_only.get(due.priority)
+        if held is None or not due.deferred or now >= due.starts:
+            return None
+        return {
+            "starts": self.local(due.starts),
+            "urgency_low": held.urgency_outside == "low",
+            "high_again": held.urgency_at_opening == "high",
+        }
+
+    def local(self, moment: datetime) -> str:
+        """Return a moment as the policy's place tells it: `Mon 09:00 New York time`."""
         place = self.policy.timezone.key.split("/")[-1].replace("_", " ")
-        return {"open": is_open, "change": f"{local:%a %H:%M} {place} time"}
+        return f"{moment.astimezone(self.policy.timezone):%a %H:%M} {place} time"
 
     def evidence(
         self,
@@ -412,7 +428,12 @@ def _describe(exc: jinja2.TemplateError) -> str:
 
 
 def _clock(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M %Z}".strip()
+    return f"{_utc(moment):%Y-%m-%d %H:%M %Z}".strip()
+
+
+def _utc(moment: datetime) -> datetime:
+    """Return an aware moment in UTC (a naive one is taken as UTC already)."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment
 
 
 def _took(seconds: float) -> str:

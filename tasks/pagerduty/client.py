@@ -106,6 +106,10 @@ class PagerDutyGateway(Protocol):
         """Move the incident to escalation level `level`."""
         ...
 
+    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
+        """Set the incident's urgency: "low" (PagerDuty pages no one) or "high"."""
+        ...
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Post a status update to the incident's subscribers."""
         ...
@@ -202,6 +206,10 @@ class RestGateway:
         """PUT /incidents/{id} with an escalation level."""
         self._send(escalation_write(incident, level))
 
+    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
+        """PUT /incidents/{id} with an urgency."""
+        self._send(urgency_write(incident, urgency))
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """POST /incidents/{id}/status_updates."""
         self._send(status_update_write(incident, message))
@@ -294,6 +302,10 @@ class OutboxGateway:
     def escalate(self, incident: IncidentRef, level: int) -> None:
         """Write the escalation to the outbox."""
         self._record(escalation_write(incident, level))
+
+    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
+        """Write the urgency change to the outbox."""
+        self._record(urgency_write(incident, urgency))
 
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Write the status update to the outbox."""
@@ -396,6 +408,12 @@ def escalation_write(incident: IncidentRef, level: int) -> IncidentWrite:
     """Return the PUT that escalates an incident to `level`."""
     body = {"type": "incident_reference", "escalation_level": level}
     return IncidentWrite("PUT incident", "escalate", "PUT", f"/incidents/{incident.id}", body)
+
+
+def urgency_write(incident: IncidentRef, urgency: str) -> IncidentWrite:
+    """Return the PUT that sets an incident's urgency (high or low)."""
+    body = {"type": "incident_reference", "urgency": urgency}
+    return IncidentWrite("PUT incident", "urgency", "PUT", f"/incidents/{incident.id}", body)
 
 
 def status_update_write(incident: IncidentRef, message: str) -> IncidentWrite:

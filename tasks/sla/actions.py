@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.response import post_note_once
+from tasks.run.state import RunState
 from tasks.runtime import Runtime
-from tasks.sla import status_updates
+from tasks.sla import after_hours, status_updates
 from tasks.store.deliveries import PREFIX
 from tasks.store.sla_clock import Deadline
 from triage.models import Priority
@@ -40,6 +41,10 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         note = rt.voice.sla_respond(deadline.priority, due, late, status)
     elif deadline.kind == "next_update":
         return status_updates.post_on_cadence(rt, incident, deadline, now)
+    elif deadline.kind == "lower_urgency":
+        return after_hours.lower_urgency(rt, incident, deadline, record, now)
+    elif deadline.kind == "restore_urgency":
+        return after_hours.restore_urgency(rt, incident, deadline)
     else:
         note = notify_management(rt, incident, deadline)
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -52,6 +57,8 @@ BY_HAND = {
     "next_update": "post the status update by hand",
     "notify_management": "call management in by hand",
     "respond": "check on the responder",
+    "lower_urgency": "set its urgency to low by hand",
+    "restore_urgency": "set its urgency to high by hand",
 }
 
 
@@ -72,6 +79,27 @@ def acting_alone(rt: Runtime, deadline: Deadline, owner: str, seconds: int) -> I
         yield True
     finally:
         rt.redis.delete(key)
+
+
+def act_early(
+    rt: Runtime, state: RunState, kind: str, owner: str, seconds: int, now: datetime
+) -> str:
+    """Act at once on a run's deadline `kind` that is due by `now`, instead of at beat's tick.
+
+    With the first note: the first status update ("Initial: Within 15 minutes of incident
+    start") and a held incident's low urgency. The deadline's lock and its effect's once-marker
+    keep this and the clock's own action from both carrying it out; a failure here is taken up
+    by the clock. A deadline not due yet (held for business hours) waits for it.
+    """
+    due = state.deadlines.to_dict().get(kind)
+    if not state.incident_id or due is None:
+        return f"no {kind} for this run"
+    if datetime.fromisoformat(due) > now:
+        return f"{kind} at {due}"
+    priority = state.classification.priority.value
+    deadline = Deadline(state.incident_id, kind, due, priority, state.run_id, state.title)
+    with acting_alone(rt, deadline, owner, seconds) as alone:
+        return act(rt, deadline, now) if alone else "the SLA clock is acting on it"
 
 
 def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:

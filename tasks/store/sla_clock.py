@@ -27,7 +27,15 @@ log = logging.getLogger(__name__)
 
 INDEX_KEY = f"{PREFIX}deadlines"
 CLAIMED_KEY = f"{PREFIX}deadlines-claimed"
-KINDS = ("acknowledge", "respond", "resolve", "next_update", "notify_management")
+KINDS = (
+    "acknowledge",
+    "respond",
+    "resolve",
+    "next_update",
+    "notify_management",
+    "lower_urgency",
+    "restore_urgency",
+)
 
 # Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive. The
 # deadline's detail (key prefix ARGV[3]) goes into the claimed set, KEYS[2], scored by the
