@@ -68,6 +68,7 @@ class Voice:
             span=_span,
             took=_took,
             shown_labels=_shown_labels,
+            local=self.local,
         )
 
     @classmethod
@@ -256,6 +257,35 @@ class Voice:
             "sla_gave_up.txt.j2", priority=priority, kind=kind, why=why, by_hand=by_hand
         )
 
+    def management_resolved(self, priority: str, times: IncidentTimes | None) -> str:
+        """Render management's notification of an incident resolved before it fell due."""
+        span = self.policy.sla[Priority(priority)].notify_management
+        return self.render(
+            "management_resolved.txt.j2",
+            priority=priority,
+            span=str(span),
+            moments=self._moments(times) if times is not None else [],
+        )
+
+    def management_summary(
+        self,
+        since: datetime,
+        until: datetime,
+        rows: Sequence[PriorityMetrics],
+        incidents: Sequence[Mapping[str, Any]],
+    ) -> str:
+        """Render the next business day's summary for management: figures, one line each."""
+        return clip(
+            self.render(
+                "management_summary.txt.j2",
+                priorities=[str(p) for p in self.policy.summarised()],
+                since=since,
+                until=until,
+                rows=list(rows),
+                incidents=list(incidents),
+            )
+        )
+
     def management(self, priority: str, outcome: str, *, called: str = "", why: str = "") -> str:
         """Render the management note: requested (from `called`), failed (`why`) or by hand."""
         span = self.policy.sla[Priority(priority)].notify_management
@@ -299,6 +329,12 @@ class Voice:
 
     def closing(self, times: IncidentTimes) -> str:
         """Render the closing note: acknowledgement and resolution against the SLA."""
+        return self.render(
+            "closing.txt.j2", priority=str(times.priority), moments=self._moments(times)
+        )
+
+    def _moments(self, times: IncidentTimes) -> list[dict[str, Any]]:
+        """Return an incident's acknowledgement and resolution against the SLA."""
         targets = self.policy.sla[times.priority]
         due = deadlines(times.priority, times.started, self.policy)
         moments = []
@@ -316,7 +352,7 @@ class Voice:
                     "by_resolving": what == "acknowledged" and times.acknowledged_by_resolving,
                 }
             )
-        return self.render("closing.txt.j2", priority=str(times.priority), moments=moments)
+        return moments
 
     def report(self, rows: Sequence[PriorityMetrics]) -> str:
         """Render the Incident Metrics of `responder report` as a table."""
@@ -407,6 +443,23 @@ def _samples(voice: Voice) -> dict[str, Callable[[], str]]:
             [Malformed("/eta soon", "expected a duration")], "Dana"
         ),
         "closing.txt.j2": lambda: voice.closing(times),
+        "management_resolved.txt.j2": lambda: voice.management_resolved("P1", times),
+        "management_summary.txt.j2": lambda: voice.management_summary(
+            now - timedelta(days=1),
+            now,
+            [],
+            [
+                {
+                    "id": "PSAMPLE",
+                    "priority": "P2",
+                    "title": "Sample",
+                    "status": "resolved",
+                    "started": now,
+                    "acknowledged": timedelta(minutes=5),
+                    "resolved": None,
+                }
+            ],
+        ),  # fmt: skip
         "report.txt.j2": lambda: voice.report([]),
         "event_summary.txt.j2": lambda: voice.event_summary("P1", "Sample"),
     }

@@ -1,4 +1,5 @@
-"""What the SLA clock does when a deadline passes: escalate, remind, post status updates."""
+"""What the SLA clock does when a deadline passes: escalate, remind, post status updates, tell
+management (or summarise the business day for it), set PagerDuty's urgency."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.response import post_note_once
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
-from tasks.sla import after_hours, status_updates
+from tasks.sla import after_hours, status_updates, summary
 from tasks.store.deliveries import PREFIX
-from tasks.store.sla_clock import Deadline
+from tasks.store.sla_clock import SUMMARY, Deadline
+from triage import report
 from triage.models import Priority
 from triage.policy import format_duration
 
@@ -23,11 +26,15 @@ log = logging.getLogger(__name__)
 
 def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     """Act on a deadline that has passed; return what was done (for the task's result)."""
+    if deadline.kind == SUMMARY:  # a business day's incidents, not one incident's deadline
+        return summary.post_summary(rt, deadline, now)
     record = rt.incidents.get(deadline.incident_id) or {}
     status = record.get("status", "triggered")
+    incident = IncidentRef(deadline.incident_id, record.get("incident_key", ""))
+    if status == "resolved" and deadline.kind == "notify_management":
+        return management_after_resolution(rt, incident, deadline, record)
     if status == "resolved":
         return "resolved: nothing to do"
-    incident = IncidentRef(deadline.incident_id, record.get("incident_key", ""))
     due = datetime.fromisoformat(deadline.due)
     overdue = max(now - due, timedelta(0))
     late = format_duration(overdue) if overdue >= timedelta(minutes=1) else "0m"
@@ -86,14 +93,17 @@ def act_early(
 ) -> str:
     """Act at once on a run's deadline `kind` that is due by `now`, instead of at beat's tick.
 
-    With the first note: the first status update ("Initial: Within 15 minutes of incident
-    start") and a held incident's low urgency. The deadline's lock and its effect's once-marker
+    With the first note: a held incident's low urgency, the first status update ("Initial:
+    Within 15 minutes of incident start") and management's notification when it is due at once
+    ("P0 incidents: Immediate notification"). The deadline's lock and its effect's once-marker
     keep this and the clock's own action from both carrying it out; a failure here is taken up
     by the clock. A deadline not due yet (held for business hours) waits for it.
     """
     due = state.deadlines.to_dict().get(kind)
     if not state.incident_id or due is None:
         return f"no {kind} for this run"
+    if kind == "notify_management" and state.deadlines.management == "summary":
+        return "management hears of it in the next business day's summary"
     if datetime.fromisoformat(due) > now:
         return f"{kind} at {due}"
     priority = state.classification.priority.value
@@ -104,6 +114,9 @@ def act_early(
 
 def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
     """Say on the incident that an SLA action failed for good, and what to do by hand."""
+    if deadline.kind == SUMMARY:  # no one incident to say it on: the notes it did post stand
+        log.error("the management summary %s failed: %s", deadline.incident_id, why)
+        return
     incident = IncidentRef(deadline.incident_id, "")
     by_hand = BY_HAND.get(deadline.kind, "act by hand")
     note = rt.voice.sla_gave_up(deadline.priority, deadline.kind, why, by_hand)
@@ -118,6 +131,21 @@ def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
             why,
             exc,
         )
+
+
+def management_after_resolution(
+    rt: Runtime, incident: IncidentRef, deadline: Deadline, record: dict[str, Any]
+) -> str:
+    """Tell management of an incident resolved before its notification fell due, once.
+
+    "P1 incidents: Within 30 minutes" holds for one resolved in 20: management hears a
+    resolution summary then, instead of nothing; no one is called in for a resolved incident.
+    """
+    times = report.from_record(record, rt.incidents.history(deadline.incident_id))
+    note = rt.voice.management_resolved(deadline.priority, times)
+    step = f"{deadline.kind}@{deadline.due}"  # the same step as when it is open: one of the two
+    post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
+    return note.splitlines()[0]
 
 
 def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:

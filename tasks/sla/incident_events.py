@@ -17,8 +17,12 @@ from triage.policy import Policy, format_duration
 
 log = logging.getLogger(__name__)
 
-# Acknowledging stops the acknowledge clock; resolving stops them all.
-STOPS_CLOCKS = {"incident.acknowledged": ("acknowledge",), "incident.resolved": KINDS}
+# Acknowledging stops the acknowledge clock; resolving stops them all but management's: "P1
+# incidents: Within 30 minutes" holds for one resolved in 20 (it hears a resolution summary).
+STOPS_CLOCKS = {
+    "incident.acknowledged": ("acknowledge",),
+    "incident.resolved": tuple(kind for kind in KINDS if kind != "notify_management"),
+}
 
 
 def apply_event(rt: Runtime, event: IncidentEvent, person_note: bool = False) -> bool:

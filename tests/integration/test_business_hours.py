@@ -43,9 +43,9 @@ def test_a_p2_raised_saturday_2am_new_york_waits_for_monday_9am(
         "Sat 02:00 priority PRIO2",
         # Nothing for 55 hours, then the business opening:
         "Mon 09:00 status update: Status: Investigating",  # the first, when the clock starts
-        "Mon 09:00 note: [P2] Management notification due (next business day summary): "
-        "tell engineering management about this incident now.",
         "Mon 09:00 urgency high",  # "Page during business hours": paged now
+        "Mon 09:00 note: [P2/P3] Next business day summary for management: 1 incident from "
+        "Fri 09:00 New York time to Mon 09:00 New York time",
         "Mon 10:00 escalation level 2",  # not acknowledged within 1h of business hours
         "Mon 10:00 note: [P2] SLA missed: not acknowledged within 1h of business hours "
         "(due 15:00 UTC, 0m late). Escalated to level 2.",

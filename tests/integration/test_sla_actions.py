@@ -98,17 +98,20 @@ def test_a_redelivered_action_escalates_and_notes_once(rt, pagerduty: FakePagerD
     assert len(pagerduty.notes_for(incident)) == 1
 
 
-def test_a_resolved_incident_gets_nothing(rt, pagerduty: FakePagerDuty) -> None:
+def test_a_resolved_incident_gets_nothing_but_its_management_notification(
+    rt, pagerduty: FakePagerDuty
+) -> None:
     incident = pagerduty.add_incident("k-res")
     start(rt, incident)
     rt.incidents.apply(parse_pagerduty(event("incident.resolved", id=incident, status="resolved")))
-    assert set(run_clock(rt, T0 + timedelta(hours=1))) <= {
+    assert set(run_clock(rt, T0 + timedelta(hours=1))) == {
         "acknowledge: resolved: nothing to do",
         "respond: resolved: nothing to do",
         "next_update: resolved: nothing to do",
-        "notify_management: resolved: nothing to do",
+        "notify_management: [P1] Management notification (30m): resolved before it fell due. "
+        "Resolution summary for engineering management:",
     }
-    assert pagerduty.calls == []
+    assert [c.path for c in pagerduty.calls] == [f"/incidents/{incident}/notes"]
 
 
 MANAGEMENT = Management(
@@ -157,16 +160,15 @@ def test_p1_calls_management_in_after_30_minutes_if_still_open(
     assert len(pagerduty.responder_requests[incident]) == 1
 
 
-def test_p1_resolved_within_30_minutes_calls_no_one(
+def test_p1_resolved_within_30_minutes_calls_no_one_and_tells_management(
     rt_with_management, pagerduty: FakePagerDuty
 ) -> None:
     incident = pagerduty.add_incident("k-p1-done")
     start(rt_with_management, incident, Priority.P1)
     resolved = event("incident.resolved", id=incident, status="resolved")
     rt_with_management.incidents.apply(parse_pagerduty(resolved))
-    assert management_results(rt_with_management, T0 + timedelta(minutes=45)) == [
-        "notify_management: resolved: nothing to do"
-    ]
+    [result] = management_results(rt_with_management, T0 + timedelta(minutes=45))
+    assert "resolved before it fell due" in result
     assert pagerduty.responder_requests == {}
 
 

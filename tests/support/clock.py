@@ -18,9 +18,10 @@ from tasks.pipeline import follow_first_note
 from tasks.run import response
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
-from tasks.sla import actions
+from tasks.sla import actions, incident_events
 from tests.fakes.pagerduty import Call, FakePagerDuty
 from tests.support import PROJECT
+from triage.models import parse_pagerduty
 
 EVENT = json.loads((PROJECT / "examples" / "pagerduty-incident-triggered.json").read_text())
 NEW_YORK = ZoneInfo("America/New_York")
@@ -51,6 +52,36 @@ def record_trigger(
         fields={"incident_id": incident_id, "classification": classification},
         now=at,
     )
+    incident_events.apply_event(rt, parse_pagerduty(payload))  # as the receiver does
+    return delivery_id
+
+
+def record_event(rt: Runtime, incident_id: str, kind: str, at: datetime, by: str = "Dana") -> str:
+    """Record PagerDuty's incident.<kind> webhook (acknowledged, resolved, ...) as the receiver
+    does, and apply it to the record and the clocks as the receiver does; return its delivery."""
+    payload = copy.deepcopy(EVENT)
+    status = {"unacknowledged": "triggered", "reopened": "triggered"}.get(kind, kind)
+    payload["event"].update(
+        id=f"evt-{incident_id}-{kind}-{at.timestamp():.0f}",
+        event_type=f"incident.{kind}",
+        occurred_at=at.isoformat(),
+        agent={"id": "PU1", "type": "user_reference", "summary": by},
+    )
+    title = (rt.incidents.get(incident_id) or {}).get("title", "EAFIX alert")
+    payload["event"]["data"].update(
+        id=incident_id, status=status, incident_key=f"k-{incident_id}", title=title
+    )
+    delivery_id = f"d-{incident_id}-{kind}-{at.timestamp():.0f}"
+    rt.deliveries.record(
+        delivery_id=delivery_id,
+        source="pagerduty",
+        raw_body=json.dumps(payload).encode(),
+        headers={},
+        dedup_keys=[(delivery_id, "-")],
+        fields={"incident_id": incident_id},
+        now=at,
+    )
+    incident_events.apply_event(rt, parse_pagerduty(payload))
     return delivery_id
 
 
