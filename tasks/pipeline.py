@@ -237,10 +237,9 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
 def follow_first_note(
     rt: Runtime, state: RunState, incident: IncidentRef, owner: str, seconds: int, now: datetime
 ) -> None:
-    """After the first note: the urgency outside business hours, the first status update, a
-    P0's management notification, the priority. A failure is recorded and the rest go on: the
-    notes matter more, and all but the priority are the clock's deadlines too, which beat takes
-    up when this fails.
+    """After the first note: the urgency outside business hours, the first status update, the
+    priority. A failure is recorded and the rest go on: the notes matter more, and the first two
+    are the clock's deadlines too, which beat takes up when this fails.
 
     None of them draws on the first responses' share of the budget: in a storm, other
     incidents' first notes come before this one's status update (the runbook gives it 15 min).
@@ -248,9 +247,6 @@ def follow_first_note(
     steps: dict[str, Callable[[], object]] = {
         "urgency": lambda: actions.act_early(rt, state, "lower_urgency", owner, seconds, now),
         "status_update": lambda: actions.act_early(rt, state, "next_update", owner, seconds, now),
-        "management": lambda: actions.act_early(
-            rt, state, "notify_management", owner, seconds, now
-        ),
         "priority": lambda: response.set_incident_priority(rt, state, incident),
     }
     for step, run in steps.items():

@@ -93,20 +93,14 @@ def act_early(
 ) -> str:
     """Act at once on a run's deadline `kind` that is due by `now`, instead of at beat's tick.
 
-    With the first note: a held incident's low urgency, the first status update ("Initial:
-    Within 15 minutes of incident start") and management's notification when its target is
-    `immediately` ("P0 incidents: Immediate notification"), not one that is only overdue. The
-    deadline's lock and its effect's once-marker keep this and the clock's own action from both
-    carrying it out; a failure here is taken up by the clock. A deadline not due yet (held for
-    business hours) waits for it.
+    With the first note: a held incident's low urgency and the first status update ("Initial:
+    Within 15 minutes of incident start"). The deadline's lock and its effect's once-marker
+    keep this and the clock's own action from both carrying it out; a failure here is taken up
+    by the clock. A deadline not due yet (held for business hours) waits for it.
     """
     due = state.deadlines.to_dict().get(kind)
     if not state.incident_id or due is None:
         return f"no {kind} for this run"
-    if kind == "notify_management" and state.deadlines.management == "summary":
-        return "management hears of it in the next business day's summary"
-    if kind == "notify_management" and state.deadlines.notify_management > state.deadlines.starts:
-        return "management is told on the clock"  # only "immediately" goes with the first note
     if datetime.fromisoformat(due) > now:
         return f"{kind} at {due}"
     priority = state.classification.priority.value

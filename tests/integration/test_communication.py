@@ -106,10 +106,10 @@ def lifetime(
     respond(rt, delivery_id, raised)
     timeline.note(raised)
     if resolved is not None:
-        timeline.run(rt, raised + MINUTES, resolved - MINUTES, MINUTES)
+        timeline.run(rt, raised, resolved - MINUTES, MINUTES)  # beat ticks seconds later
         resolve(rt, incident, resolved)
         timeline.note(resolved)
-    timeline.run(rt, (resolved or raised) + MINUTES, until, MINUTES)
+    timeline.run(rt, resolved + MINUTES if resolved else raised, until, MINUTES)
     return incident, timeline
 
 
