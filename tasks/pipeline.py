@@ -21,14 +21,22 @@ from celery.signals import task_prerun, task_received, worker_init, worker_ready
 from tasks import recovery
 from tasks.evidence import bundle
 from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue, writing_first_response
-from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESPOND, SLA_ACTION
+from tasks.names import (
+    ANSWER_NOTE,
+    CLOSE_INCIDENT,
+    GATHER,
+    JOINED_NOTE,
+    NOTE_RESOLVED,
+    RESPOND,
+    SLA_ACTION,
+)
 from tasks.notes.voice import TemplateProblem
-from tasks.pagerduty.client import PagerDutyUnavailable
+from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
 from tasks.run import joined_alerts, resolution, response
-from tasks.run.state import load_run
+from tasks.run.state import RunState, load_run
 from tasks.runtime import Runtime
-from tasks.sla import actions, closing
+from tasks.sla import actions, closing, note_answers
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
 from tasks.store.sla_clock import Deadline
@@ -203,14 +211,12 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         if incident is None:
             retry_lookup(self, rt)
         with writing_first_response():
-            response.post_first_note(rt, state, incident)
+            response.post_first_note(rt, state, incident, _now())
             response.call_in_security(rt, state, incident)  # once per incident
         response.start_clock(rt, state)
         if incident is not None:
-            try:
-                response.set_incident_priority(rt, state, incident)
-            except PagerDutyUnavailable as exc:  # the notes matter more: record and go on
-                response.record_failure(rt, state, "priority", str(exc))
+            seconds = int(self.app.conf.task_time_limit) + 60  # the SLA actions' lock
+            follow_first_note(rt, state, incident, self.request.id or "-", seconds, _now())
     except PagerDutyUnavailable as exc:
         # The first note is posted before the security team is called in: name what failed.
         noted = rt.deliveries.effect_done(state.run_id, "first_note")
@@ -230,6 +236,28 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     self.app.send_task(GATHER, args=[state.run_id], queue=queue)
     rt.deliveries.mark_effect(state.run_id, "fanout")
     return state.run_id
+
+
+def follow_first_note(
+    rt: Runtime, state: RunState, incident: IncidentRef, owner: str, seconds: int, now: datetime
+) -> None:
+    """After the first note: the urgency outside business hours, the first status update, the
+    priority. A failure is recorded and the rest go on: the notes matter more, and the first two
+    are the clock's deadlines too, which beat takes up when this fails.
+
+    None of them draws on the first responses' share of the budget: in a storm, other
+    incidents' first notes come before this one's status update (the runbook gives it 15 min).
+    """
+    steps: dict[str, Callable[[], object]] = {
+        "urgency": lambda: actions.act_early(rt, state, "lower_urgency", owner, seconds, now),
+        "status_update": lambda: actions.act_early(rt, state, "next_update", owner, seconds, now),
+        "priority": lambda: response.set_incident_priority(rt, state, incident),
+    }
+    for step, run in steps.items():
+        try:
+            run()
+        except PagerDutyUnavailable as exc:
+            response.record_failure(rt, state, step, str(exc))
 
 
 @shared_task(bind=True, name=GATHER, max_retries=None)
@@ -429,6 +457,21 @@ def close_incident(self: Any, delivery_id: str) -> str:
             log.error("closing note for delivery %s failed: %s", delivery_id, why)
 
         retry_or_give_up(self, rt, exc, give_up, delivery_id=delivery_id, step="closing note")
+        return "gave up"
+
+
+@shared_task(bind=True, name=ANSWER_NOTE, max_retries=None)
+def answer_note(self: Any, delivery_id: str) -> str:
+    """Answer a person's malformed note command with a note saying what was expected."""
+    rt = runtime_of(self.app)
+    try:
+        return note_answers.answer_malformed(rt, delivery_id)
+    except PagerDutyUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            log.error("the answer to the note of delivery %s failed: %s", delivery_id, why)
+
+        retry_or_give_up(self, rt, exc, give_up, delivery_id=delivery_id, step="command answer")
         return "gave up"
 
 

@@ -52,21 +52,34 @@ class Span:
     """A length of time in the SLA matrix.
 
     Wall-clock durations, business days (same local time, weekends and holidays skipped), the
-    next business day's start, or a duration counted on the market-hours clock only.
+    next business day's start, a duration counted on the market-hours or the business-hours
+    clock only, or the next business day's summary (management of P2/P3 incidents).
     """
 
     duration: timedelta = timedelta(0)
     business_days: int = 0
     next_business_day: bool = False
     market_clock: bool = False
+    business_clock: bool = False
+    summary: bool = False  # "next business day summary": one summary at the next opening
 
     def __str__(self) -> str:
+        if self.summary:
+            return "next business day summary"
         if self.next_business_day:
             return "next business day"
         if self.business_days:
             return f"{self.business_days} business day{'s' if self.business_days != 1 else ''}"
         text = format_duration(self.duration)
-        return f"{text} of market hours" if self.market_clock else text
+        if self.market_clock:
+            return f"{text} of market hours"
+        return f"{text} of business hours" if self.business_clock else text
+
+    @property
+    def wall(self) -> bool:
+        """Return True for a plain wall-clock duration (or `immediately`)."""
+        calendar = self.business_days or self.next_business_day or self.summary
+        return not (calendar or self.market_clock or self.business_clock)
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,9 @@ class SlaTargets:
     resolve: Span
     update_every: Span
     notify_management: Span
+    # The first status update, counted from when the clock starts ("Initial: Within 15 minutes
+    # of incident start"; "Initial update: Within response time SLA"): by default at once.
+    initial_update: Span = Span()
 
 
 @dataclass(frozen=True)
@@ -90,13 +106,32 @@ class WeeklyMoment:
 
 @dataclass(frozen=True)
 class MarketHours:
-    """When the market trades: a weekly window in one time zone, less holidays."""
+    """The calendar: when the market trades and when the business works, in one time zone.
+
+    The market is a weekly window; business hours are the business days from
+    `business_day_starts` to `business_day_ends`. A holiday closes both for the local day.
+    """
 
     timezone: ZoneInfo
     opens: WeeklyMoment
     closes: WeeklyMoment
     holidays: frozenset[date] = frozenset()
     business_day_starts: time = time(9, 0)
+    business_day_ends: time = time(17, 0)
+    business_days: frozenset[int] = frozenset(range(5))  # Monday (0) to Friday (4)
+
+
+@dataclass(frozen=True)
+class AfterHours:
+    """How an incident of a business-hours-only priority raised outside business hours is held.
+
+    Its clocks start, and its escalations, responder requests and status updates come, from
+    the next business opening; meanwhile its PagerDuty urgency is `urgency_outside` ("low",
+    or "keep" as it is), and at the opening `urgency_at_opening` ("high", or "keep").
+    """
+
+    urgency_outside: str = "low"
+    urgency_at_opening: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -272,6 +307,15 @@ class Policy:
     on_resolved: ResolvedPolicy = field(default_factory=ResolvedPolicy)
     # A directory whose templates override the built-in note templates ("": none).
     note_templates: str = ""
+    # Priorities handled during business hours only (P2 "Page during business hours", P3
+    # "Handle during business hours"), with what their incidents get outside them.
+    business_hours_only: Mapping[Priority, AfterHours] = field(default_factory=dict)
+    # Where the next business day's management summary goes: a note on each incident in it.
+    summary_to: str = "incident_notes"
+
+    def summarised(self) -> tuple[Priority, ...]:
+        """Return the priorities whose management hears of them in a next-business-day summary."""
+        return tuple(p for p in Priority if self.sla[p].notify_management.summary)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -406,6 +450,15 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             found.append(
                 (("market_hours", "closes"), "the market must close on another day than it opens")
             )
+        starts = _clock_text(hours.get("business_day_starts", "09:00"))
+        ends = _clock_text(hours.get("business_day_ends", "17:00"))
+        if starts is not None and ends is not None and ends <= starts:
+            found.append(
+                (
+                    ("market_hours", "business_day_ends"),
+                    f"the business day must end after it starts ({starts:%H:%M}), got {ends:%H:%M}",
+                )
+            )
     sla = raw.get("sla")
     for priority, row in sla.items() if isinstance(sla, Mapping) else ():
         for name, value in row.items() if isinstance(row, Mapping) else ():
@@ -419,6 +472,20 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             if name == "update_every" and not _is_cadence(span):
                 found.append(
                     (("sla", priority, name), f"expected a duration such as 30m, got {value!r}")
+                )
+            if name == "initial_update" and not span.wall:
+                found.append(
+                    (
+                        ("sla", priority, name),
+                        f"expected 'immediately' or a duration such as 10m, got {value!r}",
+                    )
+                )
+            if span.summary and name != "notify_management":
+                found.append(
+                    (
+                        ("sla", priority, name),
+                        "'next business day summary' is for notify_management only",
+                    )
                 )
     rules = raw.get("rules")
     found += _duplicates(rules, "rules", "rule name")
@@ -455,8 +522,15 @@ def _flow_test_problems(catalog: Any) -> list[tuple[tuple[str | int, ...], str]]
 
 def _is_cadence(span: Span) -> bool:
     """Return True for a span status updates can repeat on: a positive wall-clock duration."""
-    plain = not (span.business_days or span.next_business_day or span.market_clock)
-    return plain and span.duration > timedelta(0)
+    return span.wall and span.duration > timedelta(0)
+
+
+def _clock_text(text: Any) -> time | None:
+    """Return the time of day an HH:MM text names, or None (the schema reports the rest)."""
+    try:
+        return time.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _duplicates(items: Any, section: str, what: str) -> list[tuple[tuple[str | int, ...], str]]:
@@ -497,25 +571,32 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_span(value: str | Mapping[str, str]) -> Span:
-    """Parse `5m`, `2h`, `immediately`, `5 business days`, `next business day`, or
-    `{within: 2h, clock: market_hours}`."""
+    """Parse `5m`, `2h`, `immediately`, `5 business days`, `next business day`, `next business
+    day summary`, `{within: 2h, clock: market_hours}` or `{within: 1h, clock: business_hours}`."""
     if isinstance(value, Mapping):
         inner = parse_span(value["within"])
-        if inner.business_days or inner.next_business_day:
-            raise ValueError("a market-hours clock takes a duration like 2h")
-        return Span(duration=inner.duration, market_clock=value.get("clock") == "market_hours")
+        clock = value.get("clock")
+        if not inner.wall:
+            raise ValueError(f"a {str(clock).replace('_', '-')} clock takes a duration like 2h")
+        return Span(
+            duration=inner.duration,
+            market_clock=clock == "market_hours",
+            business_clock=clock == "business_hours",
+        )
     text = str(value).strip().lower()
     if text == "immediately":
         return Span()
     if text == "next business day":
         return Span(next_business_day=True)
+    if text == "next business day summary":
+        return Span(next_business_day=True, summary=True)
     if match := _BUSINESS_DAYS.match(text):
         return Span(business_days=int(match.group(1)))
     if match := _DURATION.match(text):
         return Span(duration=timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}))
     raise ValueError(
-        "expected a duration like 15m, 2h or 1d, 'N business days', 'next business day' "
-        f"or 'immediately', got {text!r}"
+        "expected a duration like 15m, 2h or 1d, 'N business days', 'next business day', "
+        f"'next business day summary' or 'immediately', got {text!r}"
     )
 
 
@@ -595,6 +676,10 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
             closes=_moment(hours["closes"]),
             holidays=frozenset(date.fromisoformat(d) for d in hours.get("holidays", [])),
             business_day_starts=time.fromisoformat(hours.get("business_day_starts", "09:00")),
+            business_day_ends=time.fromisoformat(hours.get("business_day_ends", "17:00")),
+            business_days=frozenset(
+                WEEKDAYS.index(day) for day in hours.get("business_days", WEEKDAYS[:5])
+            ),
         ),
         default_priority=Priority(raw["default_priority"]),
         severity_fallback=_severity_fallback(raw),
@@ -604,6 +689,11 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         storm=_storm(raw.get("storm", {})),
         on_resolved=_on_resolved(raw.get("on_resolved", {})),
         note_templates=raw.get("notes", {}).get("templates", ""),
+        business_hours_only={
+            Priority(p): AfterHours(**held)
+            for p, held in raw.get("business_hours_only", {}).items()
+        },
+        summary_to=raw.get("management_summary", {}).get("post_to", "incident_notes"),
     )
 
 

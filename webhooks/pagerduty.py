@@ -9,10 +9,11 @@ from flask import Blueprint, Response, jsonify, request
 from redis import RedisError
 
 from tasks.lanes import queue_for
-from tasks.names import CLOSE_INCIDENT, RESPOND
+from tasks.names import ANSWER_NOTE, CLOSE_INCIDENT, RESPOND
 from tasks.notes import markers
 from tasks.sla import incident_events
 from tasks.store.deliveries import Claim, new_delivery_id
+from triage import note_commands
 from triage.classify import classify
 from triage.models import (
     STARTS_RESPONSE,
@@ -89,6 +90,14 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         )
         messages.append(receiver.messages.build(CLOSE_INCIDENT, [delivery_id], "-", None, queue))
     idle_reason = _idle_reason(event)
+    person_note = idle_reason == NOTE_ADDED  # a note of ours coming back is never acted on
+    commands = note_commands.parse(event.note_content) if person_note else []
+    if commands:
+        idle_reason = incident_events.describe_commands(commands)
+    if incident_events.malformed(commands):  # answered with a note, by a task
+        messages.append(
+            receiver.messages.build(ANSWER_NOTE, [delivery_id], "-", None, receiver.settings.queue)
+        )
     recorded = record_or_503(
         receiver,
         delivery_id=delivery_id,
@@ -115,9 +124,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         return recorded
     if not recorded.duplicate:
         try:
-            incident_events.apply_event(
-                receiver.runtime, event, person_note=idle_reason == NOTE_ADDED
-            )
+            incident_events.apply_event(receiver.runtime, event, person_note=person_note)
         except Exception:  # the delivery is stored; `responder replay` can apply it again
             log.exception("cannot update the incident from %s", recorded.delivery_id)
     priorities = [classification.priority.value] if classification and recorded.started else []

@@ -20,8 +20,11 @@ from jinja2 import meta
 
 from collectors.contract import Evidence, Status
 from tasks.notes.markers import clip
+from triage import note_commands
 from triage.classify import most_severe
+from triage.incident_status import StatusNow
 from triage.models import Alert, Classification, Incident, ListedAlert, Priority
+from triage.note_commands import Malformed
 from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Policy, format_duration
 from triage.report import Compliance, IncidentTimes, PriorityMetrics
 from triage.sla import Deadlines, deadlines, next_market_change
@@ -59,6 +62,8 @@ class Voice:
                     [jinja2.FileSystemLoader(self.overrides), jinja2.FileSystemLoader(TEMPLATES)]
                 )
             )
+        for env in {id(self._env): self._env, id(self._builtin): self._builtin}.values():
+            env.filters["local"] = self.local  # market time, from this voice's policy
 
     @classmethod
     def of(cls, policy: Policy) -> Voice:
@@ -131,6 +136,7 @@ class Voice:
                     for what, at, target in moments
                 ],
                 update_every=str(targets.update_every),
+                after_hours=self.after_hours(due, now),
                 alerts=list(alerts),
                 truncated=truncated,
                 incident=incident,
@@ -144,9 +150,23 @@ class Voice:
     def market(self, now: datetime) -> dict[str, Any]:
         """Return whether the market trades now and when that changes, in market time."""
         is_open, change = next_market_change(now, self.policy.market_hours)
-        local = change.astimezone(self.policy.timezone)
+        return {"open": is_open, "change": self.local(change)}
+
+    def after_hours(self, due: Deadlines, now: datetime) -> dict[str, Any] | None:
+        """Return when a held incident's actions begin and what its urgency does; None: now."""
+        held = self.policy.business_hours_only.get(due.priority)
+        if held is None or not due.deferred or now >= due.starts:
+            return None
+        return {
+            "starts": self.local(due.starts),
+            "urgency_low": held.urgency_outside == "low",
+            "high_again": held.urgency_at_opening == "high",
+        }
+
+    def local(self, moment: datetime) -> str:
+        """Return a moment as the policy's place tells it: `Mon 09:00 New York time`."""
         place = self.policy.timezone.key.split("/")[-1].replace("_", " ")
-        return {"open": is_open, "change": f"{local:%a %H:%M} {place} time"}
+        return f"{moment.astimezone(self.policy.timezone):%a %H:%M} {place} time"
 
     def evidence(
         self,
@@ -267,6 +287,35 @@ class Voice:
             "sla_gave_up.txt.j2", priority=priority, kind=kind, why=why, by_hand=by_hand
         )
 
+    def management_resolved(self, priority: str, times: IncidentTimes | None) -> str:
+        """Render management's notification of an incident resolved before it fell due."""
+        span = self.policy.sla[Priority(priority)].notify_management
+        return self.render(
+            "management_resolved.txt.j2",
+            priority=priority,
+            span=str(span),
+            moments=self._moments(times) if times is not None else [],
+        )
+
+    def management_summary(
+        self,
+        since: datetime,
+        until: datetime,
+        rows: Sequence[PriorityMetrics],
+        incidents: Sequence[Mapping[str, Any]],
+    ) -> str:
+        """Render the next business day's summary for management: figures, one line each."""
+        return clip(
+            self.render(
+                "management_summary.txt.j2",
+                priorities=[str(p) for p in self.policy.summarised()],
+                since=since,
+                until=until,
+                rows=list(rows),
+                incidents=list(incidents),
+            )
+        )
+
     def management(self, priority: str, outcome: str, *, called: str = "", why: str = "") -> str:
         """Render the management note: requested (from `called`), failed (`why`) or by hand."""
         span = self.policy.sla[Priority(priority)].notify_management
@@ -280,21 +329,42 @@ class Voice:
         )
 
     def status_update(
-        self, incident: str, status: str, impact: str, actions: str, next_update: datetime
+        self, incident: str, status: StatusNow, impact: str, next_update: datetime | None
     ) -> str:
-        """Render the runbook's status update (Status / Impact / Actions / ETA / Next Update)."""
+        """Render the runbook's status update (Status / Impact / Actions / ETA / Next Update).
+
+        `status` holds the runbook's word and what people said; no `next_update`: the last one.
+        """
         return self.render(
             "status_update.txt.j2",
             incident=incident,
-            status=status,
+            status=status.word,
             impact=impact,
-            actions=actions,
-            eta="unknown",
+            actions=status.text,
+            by=status.by,
+            acknowledged=status.acknowledged,
+            eta=status.eta,
+            eta_passed=status.eta_passed,
             next_update=next_update,
+        )
+
+    def command_answer(self, problems: Sequence[Malformed], person: str) -> str:
+        """Render the answer to a person's note commands written wrongly: what was expected."""
+        return self.render(
+            "command_answer.txt.j2",
+            problems=[{"line": p.line[:200], "problem": p.problem} for p in problems],
+            person=person,
+            commands=note_commands.HELP,
         )
 
     def closing(self, times: IncidentTimes) -> str:
         """Render the closing note: acknowledgement and resolution against the SLA."""
+        return self.render(
+            "closing.txt.j2", priority=str(times.priority), moments=self._moments(times)
+        )
+
+    def _moments(self, times: IncidentTimes) -> list[dict[str, Any]]:
+        """Return an incident's acknowledgement and resolution against the SLA."""
         targets = self.policy.sla[times.priority]
         due = deadlines(times.priority, times.started, self.policy)
         moments = []
@@ -312,7 +382,7 @@ class Voice:
                     "by_resolving": what == "acknowledged" and times.acknowledged_by_resolving,
                 }
             )
-        return self.render("closing.txt.j2", priority=str(times.priority), moments=moments)
+        return moments
 
     def report(self, rows: Sequence[PriorityMetrics]) -> str:
         """Render the Incident Metrics of `responder report` as a table."""
@@ -389,6 +459,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         now + timedelta(minutes=7), "", "f1",
     )  # fmt: skip
     listed = [ListedAlert.of(alert, first), ListedAlert.of(plain, first)]
+    saturday = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)  # 02:00 New York: outside business
     incident = Incident("PSAMPLE", "Sample", "triggered", "high", "P1", "EAFIX", "k")
     later = now + timedelta(minutes=5)
     times = [
@@ -409,6 +480,10 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             security_team="PSEC (escalation policy)")),
         ("first_response.txt.j2", lambda: voice.first_response(
             "Sample", first, due, "d1", now, alerts=listed, security_team="")),
+        *[("first_response.txt.j2", lambda p=p: voice.first_response(
+            "Sample", Classification(p, "sample-rule", "a sample reason"),
+            deadlines(p, saturday, voice.policy), "d1", saturday, alerts=listed))
+          for p in (Priority.P2, Priority.P3)],
         ("first_response.txt.j2", lambda: voice.first_response(
             "Sample", first, due, "d1", now, alerts=listed, security_team="PSEC",
             security_before=True)),
@@ -434,8 +509,28 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("management.txt.j2", lambda: voice.management("P1", "requested", called="PTEAM (team)")),
         ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),
         ("management.txt.j2", lambda: voice.management("P1", "by hand")),
-        ("status_update.txt.j2", lambda: voice.status_update(
-            "PSAMPLE", "Investigating", "sample", "sample", now)),
+        *[("status_update.txt.j2", lambda status=status, following=following: voice.status_update(
+            "PSAMPLE", status, "sample", following)) for status, following in (
+            (StatusNow("Investigating"), now),
+            (StatusNow("Investigating", acknowledged=True), now),
+            (StatusNow("Identified", "a sample", "Dana", now, True, True), now),
+            (StatusNow("Monitoring", "a sample", "", now), now),
+            (StatusNow("Resolved", by="Dana"), None),
+            (StatusNow("Resolved"), None))],
+        ("command_answer.txt.j2", lambda: voice.command_answer(
+            [Malformed("/eta soon", "expected a duration")], "Dana")),
+        ("command_answer.txt.j2", lambda: voice.command_answer(
+            [Malformed("/eta soon", "expected a duration"), Malformed("/status x", "?")], "")),
+        ("management_resolved.txt.j2", lambda: voice.management_resolved("P1", times[2])),
+        ("management_resolved.txt.j2", lambda: voice.management_resolved("P1", None)),
+        *[("management_summary.txt.j2", lambda listed=listed: voice.management_summary(
+            now - timedelta(days=1), now, [row], listed)) for listed in (
+            [{"id": "PSAMPLE", "priority": "P2", "title": "Sample", "status": "resolved",
+              "started": now, "acknowledged": timedelta(minutes=5), "resolved": later - now},
+             {"id": "PSAMPLE2", "priority": "P3", "title": "Other", "status": "triggered",
+              "started": now, "acknowledged": None, "resolved": None}],
+            [{"id": "PSAMPLE", "priority": "P2", "title": "Sample", "status": "resolved",
+              "started": now, "acknowledged": None, "resolved": None}])],
         *[("closing.txt.j2", lambda t=t: voice.closing(t)) for t in times],
         ("report.txt.j2", lambda: voice.report([row])),
         ("event_summary.txt.j2", lambda: voice.event_summary("P1", "Sample")),
@@ -455,8 +550,9 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     )
     env.filters.update(
         clock=_clock,
-        minute=lambda moment: f"{moment:%Y-%m-%d %H:%M}",
-        time_of_day=lambda moment: f"{moment:%H:%M}",
+        # Templates say "UTC" after these: a moment in another zone is told in UTC.
+        minute=lambda moment: f"{_utc(moment):%Y-%m-%d %H:%M}",
+        time_of_day=lambda moment: f"{_utc(moment):%H:%M}",
         duration=format_duration,
         span=_span,
         took=_took,
@@ -479,7 +575,12 @@ def _describe(exc: jinja2.TemplateError) -> str:
 
 
 def _clock(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M %Z}".strip()
+    return f"{_utc(moment):%Y-%m-%d %H:%M %Z}".strip()
+
+
+def _utc(moment: datetime) -> datetime:
+    """Return an aware moment in UTC (a naive one is taken as UTC already)."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment
 
 
 def _took(seconds: float) -> str:

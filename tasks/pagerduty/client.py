@@ -110,6 +110,10 @@ class PagerDutyGateway(Protocol):
         """Resolve the incident."""
         ...
 
+    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
+        """Set the incident's urgency: "low" (PagerDuty pages no one) or "high"."""
+        ...
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Post a status update to the incident's subscribers."""
         ...
@@ -210,6 +214,10 @@ class RestGateway:
         """PUT /incidents/{id} with the status resolved."""
         self._send(resolution_write(incident))
 
+    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
+        """PUT /incidents/{id} with an urgency."""
+        self._send(urgency_write(incident, urgency))
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """POST /incidents/{id}/status_updates."""
         self._send(status_update_write(incident, message))
@@ -307,6 +315,10 @@ class OutboxGateway:
     def resolve(self, incident: IncidentRef) -> None:
         """Write the resolution to the outbox."""
         self._record(resolution_write(incident))
+
+    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
+        """Write the urgency change to the outbox."""
+        self._record(urgency_write(incident, urgency))
 
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Write the status update to the outbox."""
@@ -420,6 +432,12 @@ def resolution_write(incident: IncidentRef) -> IncidentWrite:
     """Return the PUT that resolves an incident."""
     body = {"type": "incident_reference", "status": "resolved"}
     return IncidentWrite("PUT incident", "resolve", "PUT", f"/incidents/{incident.id}", body)
+
+
+def urgency_write(incident: IncidentRef, urgency: str) -> IncidentWrite:
+    """Return the PUT that sets an incident's urgency (high or low)."""
+    body = {"type": "incident_reference", "urgency": urgency}
+    return IncidentWrite("PUT incident", "urgency", "PUT", f"/incidents/{incident.id}", body)
 
 
 def status_update_write(incident: IncidentRef, message: str) -> IncidentWrite:

@@ -261,8 +261,10 @@ def start_clock(rt: Runtime, state: RunState) -> None:
         )
 
 
-def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:
-    """Post the first-response note once per run."""
+def post_first_note(
+    rt: Runtime, state: RunState, incident: IncidentRef | None, now: datetime | None = None
+) -> None:
+    """Post the first-response note once per run, as of `now` (default: the clock's now)."""
     if incident is None:
         record_failure(
             rt,
@@ -284,7 +286,7 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         state.classification,
         state.deadlines,
         state.delivery_id,
-        datetime.now(UTC),
+        now or datetime.now(UTC),
         alerts=state.alerts,
         truncated=state.truncated_alerts,
         incident=state.pagerduty_incident,

@@ -1,20 +1,24 @@
-"""What the SLA clock does when a deadline passes: escalate, remind, post status updates."""
+"""What the SLA clock does when a deadline passes: escalate, remind, post status updates, tell
+management (or summarise the business day for it), set PagerDuty's urgency."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.response import post_note_once
+from tasks.run.state import RunState
 from tasks.runtime import Runtime
+from tasks.sla import after_hours, status_updates, summary
 from tasks.store.deliveries import PREFIX
 from tasks.store.incidents import escalations_key
-from tasks.store.sla_clock import Deadline
+from tasks.store.sla_clock import SUMMARY, Deadline
+from triage import report
 from triage.models import Priority
 from triage.policy import format_duration
 
@@ -23,11 +27,15 @@ log = logging.getLogger(__name__)
 
 def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     """Act on a deadline that has passed; return what was done (for the task's result)."""
+    if deadline.kind == SUMMARY:  # a business day's incidents, not one incident's deadline
+        return summary.post_summary(rt, deadline, now)
     record = rt.incidents.get(deadline.incident_id) or {}
     status = record.get("status", "triggered")
+    incident = IncidentRef(deadline.incident_id, record.get("incident_key", ""))
+    if status == "resolved" and deadline.kind == "notify_management":
+        return management_after_resolution(rt, incident, deadline, record)
     if status == "resolved":
         return "resolved: nothing to do"
-    incident = IncidentRef(deadline.incident_id, record.get("incident_key", ""))
     due = datetime.fromisoformat(deadline.due)
     overdue = max(now - due, timedelta(0))
     late = format_duration(overdue) if overdue >= timedelta(minutes=1) else "0m"
@@ -40,7 +48,11 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     elif deadline.kind == "respond":
         note = rt.voice.sla_respond(deadline.priority, due, late, status)
     elif deadline.kind == "next_update":
-        return status_update(rt, incident, deadline, status, now)
+        return status_updates.post_on_cadence(rt, incident, deadline, now)
+    elif deadline.kind == "lower_urgency":
+        return after_hours.lower_urgency(rt, incident, deadline, record, now)
+    elif deadline.kind == "restore_urgency":
+        return after_hours.restore_urgency(rt, incident, deadline)
     else:
         note = notify_management(rt, incident, deadline)
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -53,6 +65,8 @@ BY_HAND = {
     "next_update": "post the status update by hand",
     "notify_management": "call management in by hand",
     "respond": "check on the responder",
+    "lower_urgency": "set its urgency to low by hand",
+    "restore_urgency": "set its urgency to high by hand",
 }
 
 
@@ -75,8 +89,32 @@ def acting_alone(rt: Runtime, deadline: Deadline, owner: str, seconds: int) -> I
         rt.redis.delete(key)
 
 
+def act_early(
+    rt: Runtime, state: RunState, kind: str, owner: str, seconds: int, now: datetime
+) -> str:
+    """Act at once on a run's deadline `kind` that is due by `now`, instead of at beat's tick.
+
+    With the first note: a held incident's low urgency and the first status update ("Initial:
+    Within 15 minutes of incident start"). The deadline's lock and its effect's once-marker
+    keep this and the clock's own action from both carrying it out; a failure here is taken up
+    by the clock. A deadline not due yet (held for business hours) waits for it.
+    """
+    due = state.deadlines.to_dict().get(kind)
+    if not state.incident_id or due is None:
+        return f"no {kind} for this run"
+    if datetime.fromisoformat(due) > now:
+        return f"{kind} at {due}"
+    priority = state.classification.priority.value
+    deadline = Deadline(state.incident_id, kind, due, priority, state.run_id, state.title)
+    with acting_alone(rt, deadline, owner, seconds) as alone:
+        return act(rt, deadline, now) if alone else "the SLA clock is acting on it"
+
+
 def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
     """Say on the incident that an SLA action failed for good, and what to do by hand."""
+    if deadline.kind == SUMMARY:  # no one incident to say it on: the notes it did post stand
+        log.error("the management summary %s failed: %s", deadline.incident_id, why)
+        return
     incident = IncidentRef(deadline.incident_id, "")
     by_hand = BY_HAND.get(deadline.kind, "act by hand")
     note = rt.voice.sla_gave_up(deadline.priority, deadline.kind, why, by_hand)
@@ -91,6 +129,21 @@ def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
             why,
             exc,
         )
+
+
+def management_after_resolution(
+    rt: Runtime, incident: IncidentRef, deadline: Deadline, record: dict[str, Any]
+) -> str:
+    """Tell management of an incident resolved before its notification fell due, once.
+
+    "P1 incidents: Within 30 minutes" holds for one resolved in 20: management hears a
+    resolution summary then, instead of nothing; no one is called in for a resolved incident.
+    """
+    times = report.from_record(record, rt.incidents.history(deadline.incident_id))
+    note = rt.voice.management_resolved(deadline.priority, times)
+    step = f"{deadline.kind}@{deadline.due}"  # the same step as when it is open: one of the two
+    post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
+    return note.splitlines()[0]
 
 
 def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
@@ -142,33 +195,3 @@ def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     rt.redis.set(key, escalated + 1, ex=7 * 86400)
     rt.deliveries.mark_effect(str(incident.id), effect, str(level))
     return level
-
-
-def status_update(
-    rt: Runtime, incident: IncidentRef, deadline: Deadline, status: str, now: datetime
-) -> str:
-    """Post the runbook's status update and register the next one on the cadence."""
-    cadence = rt.policy.sla[Priority(deadline.priority)].update_every.duration
-    if cadence <= timedelta(0):  # the policy check refuses this; never loop on it
-        raise ValueError(f"{deadline.priority} update_every is not a positive duration")
-    # On the cadence from the due time, so a late or repeated action does not drift it; updates
-    # missed while everything was down are not caught up one after another.
-    next_at = datetime.fromisoformat(deadline.due) + cadence
-    while next_at <= now:
-        next_at += cadence
-    message = rt.voice.status_update(
-        incident=deadline.incident_id,
-        status="Investigating" if status == "triggered" else "Identified",
-        impact=deadline.title or "see the incident's evidence note",
-        actions="automated diagnostics attached; on-call engineer engaged"
-        if status == "acknowledged"
-        else "automated diagnostics attached; waiting for acknowledgement",
-        next_update=next_at,
-    )
-    effect = f"{deadline.kind}@{deadline.due}:status-update"
-    if not rt.deliveries.effect_done(deadline.incident_id, effect):
-        rt.pagerduty.status_update(incident, message)
-        rt.incidents.log(deadline.incident_id, "status update posted", "responder")
-        rt.deliveries.mark_effect(deadline.incident_id, effect)
-    rt.clock.register([replace(deadline, due=next_at.isoformat())])
-    return f"status update posted; next at {next_at:%H:%M} UTC"

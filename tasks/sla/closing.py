@@ -1,5 +1,6 @@
-"""When PagerDuty reports an incident resolved: its timeline into the bundle, and a closing note
-with time to acknowledge and to resolve against the SLA (the runbook's Incident Metrics)."""
+"""When PagerDuty reports an incident resolved: its timeline into the bundle, a closing note with
+time to acknowledge and to resolve against the SLA (the runbook's Incident Metrics), and the
+"Status: Resolved" status update."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import datetime
 from tasks.evidence.links import bundle_path
 from tasks.pagerduty.client import IncidentRef, outbox_incident_id
 from tasks.run.response import post_note_once
+from tasks.run.state import existing_run
 from tasks.runtime import Runtime
-from tasks.sla import incident_events
+from tasks.sla import incident_events, status_updates
 from triage import report
 from triage.models import Incident, IncidentEvent, parse_alertmanager, parse_pagerduty
 
@@ -40,6 +42,10 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
     write_timeline(rt, incident_id, run_id)
     incident = IncidentRef(incident_id, record.get("incident_key", ""))
     post_note_once(rt, incident, run_id, "closing_note", content)
+    # "Resolution notification: Within 15 minutes of fix": this task runs on the resolve event.
+    run = existing_run(rt, run_id)  # its title, while the run's state is kept (48 h)
+    title = run.title if run is not None else str(record.get("title") or incident_id)
+    status_updates.post_resolution(rt, incident, run_id, title, now)
     write_timeline(rt, incident_id, run_id)
     return content.splitlines()[0]
 

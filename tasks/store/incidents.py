@@ -150,6 +150,27 @@ class IncidentStore:
             entries.append(entry)
         return sorted(entries, key=lambda e: e["at"])
 
+    def say(self, incident_id: str, name: str, value: dict[str, Any], at: datetime) -> bool:
+        """Record what a person said of the incident (`said_<name>`), unless a newer word is kept.
+
+        `value` gets `at` added; notes delivered out of order keep the newest word. Return True
+        when this one is kept.
+        """
+        key, field_name = incident_key(incident_id), f"said_{name}"
+        stamp = at.astimezone(UTC).isoformat()
+
+        def update(pipe: redis.client.Pipeline) -> bool:
+            held = pipe.hget(key, field_name)
+            if held is not None and str(json.loads(held).get("at", "")) > stamp:
+                return False
+            pipe.multi()
+            pipe.hset(key, field_name, json.dumps({**value, "at": stamp}))
+            pipe.hsetnx(key, "id", json.dumps(incident_id))
+            pipe.expire(key, RETENTION_SECONDS)
+            return True
+
+        return bool(self.redis.transaction(update, key, value_from_callable=True))
+
     def get(self, incident_id: str) -> dict[str, Any] | None:
         """Return one incident record, or None."""
         raw = self.redis.hgetall(incident_key(incident_id))

@@ -27,7 +27,15 @@ log = logging.getLogger(__name__)
 
 INDEX_KEY = f"{PREFIX}deadlines"
 CLAIMED_KEY = f"{PREFIX}deadlines-claimed"
-KINDS = ("acknowledge", "respond", "resolve", "next_update", "notify_management")
+KINDS = (
+    "acknowledge",
+    "respond",
+    "resolve",
+    "next_update",
+    "notify_management",
+    "lower_urgency",
+    "restore_urgency",
+)
 
 # Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive. The
 # deadline's detail (key prefix ARGV[3]) goes into the claimed set, KEYS[2], scored by the
@@ -153,12 +161,31 @@ class SlaClock:
 
 
 def deadlines_for(incident_id: str, run_id: str, title: str, due: dict[str, Any]) -> list[Deadline]:
-    """Return the deadlines of a pipeline run, from `triage.sla.Deadlines.to_dict()` output."""
-    return [
-        Deadline(incident_id, kind, due[kind], due["priority"], run_id, title)
-        for kind in KINDS
-        if kind in due
-    ]
+    """Return the deadlines of a pipeline run, from `triage.sla.Deadlines.to_dict()` output.
+
+    Management of an incident summarised the next business day is that day's summary: one
+    deadline for every incident it covers.
+    """
+    found = []
+    for kind in KINDS:
+        if kind not in due:
+            continue
+        if kind == "notify_management" and due.get("management") == "summary":
+            found.append(summary_deadline(due[kind], due["priority"]))
+        else:
+            found.append(Deadline(incident_id, kind, due[kind], due["priority"], run_id, title))
+    return found
+
+
+SUMMARY = "management_summary"
+
+
+def summary_deadline(opening: str, priority: str) -> Deadline:
+    """Return the deadline of the management summary posted at business opening `opening`."""
+    at = datetime.fromisoformat(opening).astimezone(UTC)
+    return Deadline(
+        f"summary-{at:%Y%m%dT%H%MZ}", SUMMARY, opening, priority, "", "management summary"
+    )
 
 
 def left(deadline: Deadline, now: datetime) -> str:

@@ -72,8 +72,9 @@ def test_closing_note_and_timeline(
         "resolved",
         "escalated to level 2",
         "note: [P1] Resolved. Incident metrics against the SLA:",
+        "status update posted: Resolved",
     ]
-    assert events[1]["by"] == "Dana" and events[-1]["by"] == "responder"
+    assert events[1]["by"] == "Dana" and events[-2]["by"] == events[-1]["by"] == "responder"
     # The record the pipeline marked feeds `responder report` the same figures.
     times = report.from_record(rt.incidents.get(incident) or {})
     assert times is not None and times.priority == Priority.P1 and times.started == T0

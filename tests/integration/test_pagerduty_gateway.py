@@ -64,6 +64,7 @@ def test_the_request_budget_holds_calls_back_across_workers(
 WRITES: dict[str, Callable[[Any, IncidentRef], None]] = {
     "priority": lambda gateway, incident: gateway.set_priority(incident, "PRIO0"),
     "escalate": lambda gateway, incident: gateway.escalate(incident, 2),
+    "urgency": lambda gateway, incident: gateway.set_urgency(incident, "low"),
     "status-update": lambda gateway, incident: gateway.status_update(incident, "Still degraded."),
     "responder-request": lambda gateway, incident: gateway.request_responders(
         incident, "PREQ001", [("PESC001", "escalation_policy_reference")], "Join, please."

@@ -47,7 +47,7 @@ def test_not_acknowledged_in_time_escalates_and_says_which_sla(
 ) -> None:
     incident = pagerduty.add_incident("k-esc")
     start(rt, incident)
-    results = run_clock(rt, T0 + timedelta(minutes=20))
+    results = [r for r in run_clock(rt, T0 + timedelta(minutes=20)) if r.startswith("ack")]
     assert results[0] == (
         "acknowledge: [P1] SLA missed: not acknowledged within 15m (due 15:15 UTC, 0m late)."
         " Escalated to level 2."
@@ -63,7 +63,7 @@ def test_acknowledged_in_time_means_no_escalation(rt, pagerduty: FakePagerDuty) 
     acked = event("incident.acknowledged", id=incident, status="acknowledged")
     acked["event"]["occurred_at"] = "2026-11-25T15:10:00Z"
     rt.incidents.apply(parse_pagerduty(acked))
-    results = run_clock(rt, T0 + timedelta(minutes=16))
+    results = [r for r in run_clock(rt, T0 + timedelta(minutes=16)) if r.startswith("ack")]
     assert results == ["acknowledge: acknowledged in time"]
     assert "escalation_level" not in pagerduty.incidents[incident]
     assert [c for c in pagerduty.calls if c.method == "PUT"] == []
@@ -75,13 +75,13 @@ def test_status_updates_follow_the_cadence_over_two_hours(rt, pagerduty: FakePag
     rt.clock.cancel(incident, ["acknowledge", "respond", "notify_management"])
     run_clock(rt, T0 + timedelta(hours=2))
     updates = pagerduty.status_updates[incident]
-    assert len(updates) == 4  # at 30, 60, 90 and 120 minutes (P1: every 30m)
+    assert len(updates) == 5  # at once, then at 30, 60, 90 and 120 minutes (P1: every 30m)
     first = updates[0]["message"].splitlines()
     assert first[0] == f"INCIDENT UPDATE - {incident}"
     assert [line.split(":")[0] for line in first[1:]] == [
         "Status", "Impact", "Actions", "ETA", "Next Update",
     ]  # fmt: skip
-    assert first[-1] == "Next Update: 2026-11-25 16:00 UTC"
+    assert first[-1] == "Next Update: 2026-11-25 15:30 UTC"
 
 
 def test_a_redelivered_action_escalates_and_notes_once(rt, pagerduty: FakePagerDuty) -> None:
@@ -98,17 +98,20 @@ def test_a_redelivered_action_escalates_and_notes_once(rt, pagerduty: FakePagerD
     assert len(pagerduty.notes_for(incident)) == 1
 
 
-def test_a_resolved_incident_gets_nothing(rt, pagerduty: FakePagerDuty) -> None:
+def test_a_resolved_incident_gets_nothing_but_its_management_notification(
+    rt, pagerduty: FakePagerDuty
+) -> None:
     incident = pagerduty.add_incident("k-res")
     start(rt, incident)
     rt.incidents.apply(parse_pagerduty(event("incident.resolved", id=incident, status="resolved")))
-    assert set(run_clock(rt, T0 + timedelta(hours=1))) <= {
+    assert set(run_clock(rt, T0 + timedelta(hours=1))) == {
         "acknowledge: resolved: nothing to do",
         "respond: resolved: nothing to do",
         "next_update: resolved: nothing to do",
-        "notify_management: resolved: nothing to do",
+        "notify_management: [P1] Management notification (30m): resolved before it fell due. "
+        "Resolution summary for engineering management:",
     }
-    assert pagerduty.calls == []
+    assert [c.path for c in pagerduty.calls] == [f"/incidents/{incident}/notes"]
 
 
 MANAGEMENT = Management(
@@ -157,16 +160,15 @@ def test_p1_calls_management_in_after_30_minutes_if_still_open(
     assert len(pagerduty.responder_requests[incident]) == 1
 
 
-def test_p1_resolved_within_30_minutes_calls_no_one(
+def test_p1_resolved_within_30_minutes_calls_no_one_and_tells_management(
     rt_with_management, pagerduty: FakePagerDuty
 ) -> None:
     incident = pagerduty.add_incident("k-p1-done")
     start(rt_with_management, incident, Priority.P1)
     resolved = event("incident.resolved", id=incident, status="resolved")
     rt_with_management.incidents.apply(parse_pagerduty(resolved))
-    assert management_results(rt_with_management, T0 + timedelta(minutes=45)) == [
-        "notify_management: resolved: nothing to do"
-    ]
+    [result] = management_results(rt_with_management, T0 + timedelta(minutes=45))
+    assert "resolved before it fell due" in result
     assert pagerduty.responder_requests == {}
 
 
@@ -217,9 +219,9 @@ def test_a_late_status_update_keeps_the_cadence_of_its_due_time(
     start(rt, incident)
     [update] = [c.deadline for c in rt.clock.claim_due(T0 + timedelta(minutes=37))
                 if c.deadline.kind == "next_update"]  # fmt: skip
-    actions.act(rt, update, T0 + timedelta(minutes=37))  # due at 15:30, acted on at 15:37
+    actions.act(rt, update, T0 + timedelta(minutes=37))  # due at 15:00, acted on at 15:37
     [following] = [d for d in rt.clock.pending() if d.kind == "next_update"]
-    assert following.due == (T0 + timedelta(hours=1)).isoformat()  # 16:00, not 16:07
+    assert following.due == (T0 + timedelta(hours=1)).isoformat()  # 16:00: not 16:07 or 15:30
     # Hours late (everything was down): the next one is the next on the cadence, not a backlog.
     actions.act(rt, following, T0 + timedelta(hours=3, minutes=10))
     [after] = [d for d in rt.clock.pending() if d.kind == "next_update"]

@@ -43,10 +43,11 @@ def test_registered_deadlines_list_soonest_first_and_cancel(redis_client) -> Non
     clock = clock_for(redis_client)
     clock.register(p1_deadlines("PINC1"))
     kinds = [d.kind for d in clock.pending()]
-    # P1: acknowledge 15m; respond, first update and management all at 30m; resolve last.
-    assert kinds == ["acknowledge", "next_update", "notify_management", "respond", "resolve"]
+    # P1: the first status update at once; acknowledge 15m; respond and management at 30m;
+    # resolve last.
+    assert kinds == ["next_update", "acknowledge", "notify_management", "respond", "resolve"]
     assert clock.cancel("PINC1", ["acknowledge"]) == 1
-    assert [d.kind for d in clock.pending()][0] == "next_update"
+    assert [d.kind for d in clock.pending()][:2] == ["next_update", "notify_management"]
     assert clock.cancel("PINC1") == 4
     assert clock.pending() == []
 
@@ -77,9 +78,13 @@ def test_each_due_deadline_is_claimed_exactly_once_by_competing_ticks(redis_clie
     assert len(clock.pending()) == 50  # the resolve deadlines are still running
 
 
+def acknowledge_of(incident: str) -> list[Deadline]:
+    return [d for d in p1_deadlines(incident) if d.kind == "acknowledge"]
+
+
 def test_a_claim_whose_tick_died_is_taken_back_once_after_the_lease(redis_client) -> None:
     clock = clock_for(redis_client)
-    clock.register(p1_deadlines("PINC1") + p1_deadlines("PINC2"))
+    clock.register(acknowledge_of("PINC1") + acknowledge_of("PINC2"))
     now = T0 + timedelta(minutes=16)
     claimed = clock.claim_due(now)  # both acknowledge deadlines
     assert [c.deadline.incident_id for c in claimed] == ["PINC1", "PINC2"]
@@ -97,7 +102,7 @@ def test_a_claim_whose_tick_died_is_taken_back_once_after_the_lease(redis_client
 
 def test_a_deadline_another_version_wrote_is_dropped_loudly(redis_client, caplog) -> None:
     clock = clock_for(redis_client)
-    clock.register(p1_deadlines("PINC1"))
+    clock.register(acknowledge_of("PINC1"))
     redis_client.zadd(INDEX_KEY, {"PODD|acknowledge": T0.timestamp()})
     redis_client.set("responder:deadline:PODD|acknowledge", '{"incident": "PODD", "new": 1}')
     newer = {**asdict(p1_deadlines("PNEW")[0]), "escalation_policy": "PEP1"}  # a later field
@@ -116,7 +121,7 @@ def test_left_says_how_long_is_left_or_how_long_ago() -> None:
     assert left(deadline, T0 + timedelta(minutes=100)) == "5m ago"
 
 
-def test_pagerduty_acknowledged_stops_the_acknowledge_clock_and_resolved_stops_all(
+def test_pagerduty_acknowledged_stops_the_acknowledge_clock_and_resolved_all_but_management(
     intake_settings: Settings, redis_client
 ) -> None:
     from tasks.settings import Secret
@@ -131,7 +136,8 @@ def test_pagerduty_acknowledged_stops_the_acknowledge_clock_and_resolved_stops_a
     post(client, event("incident.acknowledged", status="acknowledged"), webhook_id="wh-ack")
     assert "acknowledge" not in [d.kind for d in clock.pending()]
     post(client, event("incident.resolved", status="resolved"), webhook_id="wh-res")
-    assert clock.pending() == []
+    # "P1 incidents: Within 30 minutes": management still hears of it (a resolution summary).
+    assert [d.kind for d in clock.pending()] == ["notify_management"]
 
 
 def test_responder_sla_lists_running_clocks(settings: Settings, redis_client, monkeypatch) -> None:
@@ -139,10 +145,10 @@ def test_responder_sla_lists_running_clocks(settings: Settings, redis_client, mo
     assert CliRunner().invoke(main, ["sla"]).output == "no running SLA clocks\n"
     clock_for(redis_client).register(p1_deadlines("PINC9"))
     rows = json.loads(CliRunner().invoke(main, ["sla", "--json"]).output)
-    assert [r["kind"] for r in rows][:2] == ["acknowledge", "next_update"]
+    assert [r["kind"] for r in rows][:2] == ["next_update", "acknowledge"]
     assert rows[0]["left"].endswith("ago")  # T0 is in the past
     human = CliRunner().invoke(main, ["sla"]).output
-    assert human.startswith("PINC9        P1  acknowledge        2026-11-25 15:15 UTC")
+    assert human.startswith("PINC9        P1  next_update        2026-11-25 15:00 UTC")
 
 
 def test_an_older_event_arriving_late_does_not_stop_a_later_cycles_clocks(

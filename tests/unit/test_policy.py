@@ -17,15 +17,22 @@ BAD = sorted((POLICIES / "bad").glob("*.yaml"))
 
 def test_builtin_policy_encodes_the_runbook_tables() -> None:
     policy = builtin()
-    assert [str(policy.sla[p].acknowledge) for p in Priority] == ["5m", "15m", "1h", "4h"]
-    assert [str(policy.sla[p].respond) for p in Priority] == ["15m", "30m", "4h", "24h"]
+    assert [str(policy.sla[p].acknowledge) for p in Priority] == [
+        "5m", "15m", "1h of business hours", "4h of business hours",
+    ]  # fmt: skip
+    assert [str(policy.sla[p].respond) for p in Priority] == [
+        "15m", "30m", "4h of business hours", "1 business day",
+    ]  # fmt: skip
     assert [str(policy.sla[p].resolve) for p in Priority] == [
         "2h of market hours", "8h of market hours", "24h", "5 business days",
     ]  # fmt: skip
+    assert [str(policy.sla[p].initial_update) for p in Priority] == ["immediately"] * 4
     assert [str(policy.sla[p].update_every) for p in Priority] == ["30m", "30m", "2h", "2h"]
     assert [str(policy.sla[p].notify_management) for p in Priority] == [
-        "immediately", "30m", "next business day", "next business day",
+        "immediately", "30m", "next business day summary", "next business day summary",
     ]  # fmt: skip
+    assert set(policy.business_hours_only) == {Priority.P2, Priority.P3}
+    assert policy.summary_to == "incident_notes"
     hours = policy.market_hours
     assert (hours.opens.weekday, hours.opens.at) == (6, time(17))  # Sunday 17:00
     assert (hours.closes.weekday, hours.closes.at) == (4, time(17))  # Friday 17:00

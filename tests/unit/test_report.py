@@ -37,7 +37,7 @@ def test_resolved_without_acknowledgement_counts_as_acknowledged_at_resolution()
     two_hours = T0 + timedelta(hours=2)
     assert times == IncidentTimes("PX", Priority.P2, T0, two_hours, two_hours, True)
     assert Voice.of(builtin()).closing(times).splitlines()[1:3] == [
-        "- never acknowledged; resolved after 2h (SLA 1h: MISSED)",
+        "- never acknowledged; resolved after 2h (SLA 1h of business hours: MISSED)",
         "- resolved after 2h (SLA 24h: met)",
     ]
 

@@ -1,0 +1,44 @@
+"""P2 "Page during business hours", P3 "Handle during business hours": the PagerDuty urgency of
+an incident raised outside them is low until the next business opening, so that PagerDuty pages
+no one at night; at the opening it goes back to high when the policy says so. Both are SLA clock
+deadlines (`lower_urgency` at the trigger, `restore_urgency` at the opening), with the clock's
+retries and once-markers; the response acts on the first at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from tasks.pagerduty.client import IncidentRef
+from tasks.runtime import Runtime
+from tasks.store.sla_clock import Deadline
+from triage.sla import is_business_hours
+
+
+def lower_urgency(
+    rt: Runtime, incident: IncidentRef, deadline: Deadline, record: Mapping[str, Any], now: datetime
+) -> str:
+    """Set a held incident's urgency to low until the business opening, once."""
+    if is_business_hours(now, rt.policy.market_hours):  # acted on late: the opening has come
+        return "business hours have begun"
+    if record.get("urgency") == "low":
+        return "urgency already low"
+    return _set_urgency(rt, incident, deadline, "low", "urgency set to low until business hours")
+
+
+def restore_urgency(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
+    """Set the incident's urgency back to high at its business opening, once."""
+    return _set_urgency(rt, incident, deadline, "high", "urgency set to high: business hours")
+
+
+def _set_urgency(
+    rt: Runtime, incident: IncidentRef, deadline: Deadline, urgency: str, what: str
+) -> str:
+    effect = f"{deadline.kind}@{deadline.due}:urgency"
+    if rt.deliveries.effect_done(deadline.incident_id, effect):
+        return f"urgency set to {urgency} before"
+    rt.pagerduty.set_urgency(incident, urgency)
+    rt.deliveries.mark_effect(deadline.incident_id, effect)
+    rt.incidents.log(deadline.incident_id, what, "responder")
+    return what

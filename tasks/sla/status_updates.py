@@ -1,0 +1,50 @@
+"""The runbook's status updates: the first with the first note, then on the cadence, and the
+resolution. Each is written from the incident record (the runbook's status word, a person's
+ETA) and posted once through PagerDuty's status updates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from tasks.pagerduty.client import IncidentRef
+from tasks.runtime import Runtime
+from tasks.store.sla_clock import Deadline
+from triage.incident_status import status_now
+from triage.models import Priority
+from triage.sla import next_status_update
+
+
+def post_on_cadence(rt: Runtime, incident: IncidentRef, deadline: Deadline, now: datetime) -> str:
+    """Post the status update due at `deadline` (once) and register the next one on the cadence."""
+    due = datetime.fromisoformat(deadline.due)
+    next_at = next_status_update(Priority(deadline.priority), due, now, rt.policy)
+    record = rt.incidents.get(deadline.incident_id) or {}
+    message = rt.voice.status_update(
+        deadline.incident_id, status_now(record, now), deadline.title, next_at
+    )
+    effect = f"{deadline.kind}@{deadline.due}:status-update"
+    if not rt.deliveries.effect_done(deadline.incident_id, effect):
+        rt.pagerduty.status_update(incident, message)
+        rt.incidents.log(deadline.incident_id, "status update posted", "responder")
+        rt.deliveries.mark_effect(deadline.incident_id, effect)
+    rt.clock.register([replace(deadline, due=next_at.isoformat())])
+    return f"status update posted; next at {next_at:%Y-%m-%d %H:%M} UTC"
+
+
+def post_resolution(
+    rt: Runtime, incident: IncidentRef, run_id: str, title: str, now: datetime
+) -> str:
+    """Post the "Status: Resolved" update of a resolved incident once per run ("Resolution
+    notification: Within 15 minutes of fix")."""
+    record = rt.incidents.get(str(incident.id)) or {}
+    status = status_now(record, now)
+    effect = "resolution:status-update"
+    if rt.deliveries.effect_done(run_id, effect):
+        return "resolution update already posted"
+    message = rt.voice.status_update(str(incident.id), status, title, None)
+    rt.pagerduty.status_update(incident, message)
+    if incident.id:
+        rt.incidents.log(incident.id, f"status update posted: {status.word}", "responder")
+    rt.deliveries.mark_effect(run_id, effect)
+    return f"status update posted: {status.word}"

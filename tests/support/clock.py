@@ -1,0 +1,151 @@
+"""The controllable clock: a response started at a chosen moment, beat's SLA ticks at chosen
+moments, and what the fake PagerDuty received at each, as a timeline a test reads line by line.
+
+The functions called are those the Celery tasks call (`respond`, `sla_tick` + `sla_action`),
+with `now` passed in instead of read from the clock; only the broker is left out.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tasks.pipeline import follow_first_note
+from tasks.run import response
+from tasks.run.state import RunState
+from tasks.runtime import Runtime
+from tasks.sla import actions, incident_events
+from tests.fakes.pagerduty import Call, FakePagerDuty
+from tests.support import PROJECT
+from triage.models import parse_pagerduty
+
+EVENT = json.loads((PROJECT / "examples" / "pagerduty-incident-triggered.json").read_text())
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def record_trigger(
+    rt: Runtime, incident_id: str, title: str, priority: str, at: datetime, urgency: str = "high"
+) -> str:
+    """Record PagerDuty's incident.triggered webhook as the receiver does, classified `priority`.
+
+    The classification is the receiver's, stored on the delivery, so these tests do not depend
+    on which rule gives which title its priority.
+    """
+    payload = copy.deepcopy(EVENT)
+    payload["event"]["id"] = f"evt-{incident_id}"
+    payload["event"]["occurred_at"] = at.isoformat()
+    payload["event"]["data"].update(
+        id=incident_id, title=title, incident_key=f"k-{incident_id}", urgency=urgency
+    )
+    delivery_id = f"d-{incident_id}"
+    classification = {"priority": priority, "rule": "test", "reason": "as the test says"}
+    rt.deliveries.record(
+        delivery_id=delivery_id,
+        source="pagerduty",
+        raw_body=json.dumps(payload).encode(),
+        headers={},
+        dedup_keys=[(delivery_id, "start")],
+        fields={"incident_id": incident_id, "classification": classification},
+        now=at,
+    )
+    incident_events.apply_event(rt, parse_pagerduty(payload))  # as the receiver does
+    return delivery_id
+
+
+def record_event(rt: Runtime, incident_id: str, kind: str, at: datetime, by: str = "Dana") -> str:
+    """Record PagerDuty's incident.<kind> webhook (acknowledged, resolved, ...) as the receiver
+    does, and apply it to the record and the clocks as the receiver does; return its delivery."""
+    payload = copy.deepcopy(EVENT)
+    status = {"unacknowledged": "triggered", "reopened": "triggered"}.get(kind, kind)
+    payload["event"].update(
+        id=f"evt-{incident_id}-{kind}-{at.timestamp():.0f}",
+        event_type=f"incident.{kind}",
+        occurred_at=at.isoformat(),
+        agent={"id": "PU1", "type": "user_reference", "summary": by},
+    )
+    title = (rt.incidents.get(incident_id) or {}).get("title", "EAFIX alert")
+    payload["event"]["data"].update(
+        id=incident_id, status=status, incident_key=f"k-{incident_id}", title=title
+    )
+    delivery_id = f"d-{incident_id}-{kind}-{at.timestamp():.0f}"
+    rt.deliveries.record(
+        delivery_id=delivery_id,
+        source="pagerduty",
+        raw_body=json.dumps(payload).encode(),
+        headers={},
+        dedup_keys=[(delivery_id, "-")],
+        fields={"incident_id": incident_id},
+        now=at,
+    )
+    incident_events.apply_event(rt, parse_pagerduty(payload))
+    return delivery_id
+
+
+def respond(rt: Runtime, delivery_id: str, now: datetime) -> RunState:
+    """Do what the `respond` task does for a delivery, at `now`: first note, clock, follow-ups."""
+    state = response.prepare_run(rt, delivery_id, 1, now)
+    assert state is not None, "nothing to respond to"
+    incident = response.resolve_incident(rt, state)
+    response.post_first_note(rt, state, incident, now)
+    response.start_clock(rt, state)
+    assert incident is not None
+    follow_first_note(rt, state, incident, "test-respond", 60, now)
+    return state
+
+
+def tick(rt: Runtime, now: datetime) -> list[str]:
+    """Do what beat's `sla_tick` and the `sla_action` tasks do at `now`; return their results."""
+    return [
+        f"{claim.deadline.kind}: {actions.act(rt, claim.deadline, now)}"
+        for claim in rt.clock.claim_due(now)
+    ]
+
+
+@dataclass
+class Timeline:
+    """What the fake PagerDuty received, line by line, at the simulated moment of each write."""
+
+    pagerduty: FakePagerDuty
+    zone: ZoneInfo = NEW_YORK
+    lines: list[str] = field(default_factory=list)
+    _seen: int = 0
+
+    def note(self, now: datetime) -> None:
+        """Add a line for each write PagerDuty received since the last call, stamped `now`."""
+        calls = self.pagerduty.calls[self._seen :]
+        self._seen = len(self.pagerduty.calls)
+        when = f"{now.astimezone(self.zone):%a %H:%M}"
+        self.lines += [f"{when} {what}" for what in map(describe, calls) if what]
+
+    def run(self, rt: Runtime, start: datetime, until: datetime, step: timedelta) -> None:
+        """Tick from `start` to `until` (both included), noting each tick's writes."""
+        now = start
+        while now <= until:
+            tick(rt, now)
+            self.note(now)
+            now += step
+
+
+def describe(call: Call) -> str:
+    """Say in a few words what a write to PagerDuty did; "" for a read."""
+    body: Any = call.body or {}
+    if call.method == "GET":
+        return ""
+    if call.path.endswith("/notes"):
+        return "note: " + body["note"]["content"].splitlines()[0]
+    if call.path.endswith("/status_updates"):
+        return "status update: " + body["message"].splitlines()[1]
+    if call.path.endswith("/responder_requests"):
+        return "responder request: " + body["message"]
+    changes = body.get("incident", {})
+    if "urgency" in changes:
+        return f"urgency {changes['urgency']}"
+    if "escalation_level" in changes:
+        return f"escalation level {changes['escalation_level']}"
+    if "priority" in changes:
+        return f"priority {changes['priority']['id']}"
+    return f"{call.method} {call.path}"

@@ -1,0 +1,95 @@
+"""Commands people type into a PagerDuty incident note: `/status identified <text>`, `/eta 30m`.
+
+A command is a line of its own that starts with `/name`; the other lines of the note are
+ordinary text. Each command is parsed by the function registered under its name in
+`PARSERS`, so a new one (`/approve <id>`) is one function and one entry. A line naming no
+command of ours is `Unknown` (ignored); one of ours written wrongly is `Malformed`, with what
+was expected, so that the person can be told.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+# The runbook's status words a person may set; "Resolved" comes from PagerDuty's resolve.
+SETTABLE_STATUS = ("Investigating", "Identified", "Monitoring")
+_LINE = re.compile(r"^\s*/([A-Za-z][\w-]*)(?:\s+(.*?))?\s*$")
+_DURATION = re.compile(r"^(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?$")
+_NO_ETA = ("unknown", "none", "-")
+HELP = "/status investigating|identified|monitoring <what>, /eta 30m (or unknown)"
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    """`/status <word> <text>`: the incident is Investigating, Identified or Monitoring."""
+
+    word: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class SetEta:
+    """`/eta 30m`: resolution expected this long after the note; None: unknown again."""
+
+    within: timedelta | None
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A command of ours written wrongly: the line and what was expected."""
+
+    line: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A line that looks like a command but names none of ours."""
+
+    name: str
+
+
+Command = SetStatus | SetEta
+Parsed = SetStatus | SetEta | Malformed | Unknown
+
+
+def parse(content: str) -> list[Parsed]:
+    """Return the commands of a note, in order; lines that are no command are left out."""
+    found: list[Parsed] = []
+    for line in content.splitlines():
+        match = _LINE.match(line)
+        if match is None:
+            continue
+        name, args = match.group(1).lower(), match.group(2) or ""
+        parser = PARSERS.get(name)
+        found.append(parser(line.strip(), args) if parser else Unknown(name))
+    return found
+
+
+def _status(line: str, args: str) -> Parsed:
+    word, _, text = args.partition(" ")
+    chosen = next((s for s in SETTABLE_STATUS if s.lower() == word.lower()), None)
+    if chosen is not None:
+        return SetStatus(chosen, text.strip())
+    if word.lower() == "resolved":
+        return Malformed(line, "resolve the incident in PagerDuty; its status then says Resolved")
+    wanted = ", ".join(s.lower() for s in SETTABLE_STATUS)
+    return Malformed(line, f"expected one of {wanted}, then what you found or did")
+
+
+def _eta(line: str, args: str) -> Parsed:
+    text = args.strip().lower()
+    if text in _NO_ETA:
+        return SetEta(None)
+    match = _DURATION.match(text)
+    if text and match is not None and (match.group(1) or match.group(2)):
+        hours, minutes = int(match.group(1) or 0), int(match.group(2) or 0)
+        if 0 < hours * 60 + minutes <= 14 * 24 * 60:  # beyond two weeks is a typo, not an ETA
+            return SetEta(timedelta(hours=hours, minutes=minutes))
+    return Malformed(line, "expected how long until resolved, such as 30m, 2h or 1h30m, or unknown")
+
+
+PARSERS: dict[str, Callable[[str, str], Parsed]] = {"status": _status, "eta": _eta}
