@@ -16,20 +16,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from redis import RedisError
 
 from tasks.cli.deliveries import deliveries_command, replay_command
 from tasks.cli.diagnose import diagnose_command
-from tasks.cli.options import settings_or_usage_error
+from tasks.cli.options import ConfigurationError, redis_unreachable, settings_or_usage_error
 from tasks.cli.policy import classify_command, policy_group
 from tasks.cli.report import report_command
 from tasks.cli.sla import sla_command
 from tasks.cli.status import status_command
 from tasks.lanes import urgent_queue
-from tasks.runtime import load_policy
+from tasks.runtime import Runtime, load_policy
+from tasks.settings import SettingsError, settings_from_env
 from triage.policy import PolicyError
 
 
-@click.group()
+class ResponderGroup(click.Group):
+    """The `responder` group: the same failure ends every command the same way."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a bad setting or policy exits 2, an unreachable Redis exits 1."""
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, PolicyError) as exc:
+            raise ConfigurationError(str(exc)) from None
+        except RedisError as exc:
+            # The command got this far, so the settings it read are valid.
+            raise redis_unreachable(settings_from_env(os.environ).redis_url, exc) from None
+
+
+@click.group(cls=ResponderGroup)
 def main() -> None:
     """EAFIX first responder: answers every production alert in its first minutes."""
 
@@ -51,10 +67,9 @@ main.add_command(status_command)
 def run(host: str, port: int, concurrency: int) -> None:
     """Run receiver, worker (with beat) and urgent worker in the foreground (for a laptop)."""
     settings = settings_or_usage_error()
-    try:
-        policy = load_policy(settings)
-    except PolicyError as exc:
-        raise click.ClickException(str(exc)) from None
+    policy = load_policy(settings)  # a broken one stops here, before anything starts
+    # The parts would each fail on their own, in a loop of restarts; say it once instead.
+    Runtime(settings).redis.ping()
     var = Path("var")
     var.mkdir(exist_ok=True)
     # gunicorn's workers share metrics through files; stale ones from a last run would add up.

@@ -6,18 +6,32 @@ import os
 from datetime import UTC, datetime
 
 import click
+from redis import RedisError
 
 from tasks.runtime import Runtime
-from tasks.settings import Settings, SettingsError, settings_from_env
+from tasks.settings import Settings, SettingsError, settings_from_env, shown_url
 from triage.policy import parse_span
 
 
+class ConfigurationError(click.ClickException):
+    """A setting or the policy a command cannot run with: exit 2, as bad usage is."""
+
+    exit_code = 2
+
+
 def settings_or_usage_error() -> Settings:
-    """Read the settings from the environment; a bad one is a usage error naming it."""
+    """Read the settings from the environment; a bad one is a configuration error naming it."""
     try:
         return settings_from_env(os.environ)
     except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise ConfigurationError(str(exc)) from None
+
+
+def redis_unreachable(redis_url: str, exc: RedisError) -> click.ClickException:
+    """Return the error of a command that needed Redis and could not talk to it (exit 1)."""
+    # redis-py's messages name the host and port, never the password; the URL shown masks it.
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return click.ClickException(f"cannot reach Redis at {shown_url(redis_url)} ({detail})")
 
 
 def runtime_or_usage_error() -> Runtime:

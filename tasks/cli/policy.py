@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import click
 
 from collectors.registry import available
-from tasks.settings import settings_from_env
+from tasks.cli.options import settings_or_usage_error
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 from triage.policy import (
@@ -29,7 +28,7 @@ from triage.sla import deadlines, is_market_open
 
 def _policy_text(path: str | None) -> tuple[str, str]:
     """Return (text, source) of the named policy, the configured one, or the built-in one."""
-    path = path or settings_from_env(os.environ).policy_path
+    path = path or settings_or_usage_error().policy_path
     if not path:
         return builtin_text(), "builtin:default_policy.yaml"
     try:
