@@ -80,15 +80,19 @@ def run(host: str, port: int, concurrency: int) -> None:
     metrics_dir = var / "prometheus-metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
+    # Links in notes must reach this receiver: on the port it listens on, unless configured.
+    public_url = os.environ.get("RESPONDER_PUBLIC_URL") or local_url(host, port)
     # gunicorn's when_ready hook writes its bound addresses here (webhooks/gunicorn_config.py).
     ready_file = Path(tempfile.mkdtemp(prefix="responder-run-")) / "receiver-ready"
     environment = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve()),
+        "RESPONDER_PUBLIC_URL": public_url,
         READY_FILE_VARIABLE: str(ready_file),
     }
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
     click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
+    click.echo(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
     parts = {
         "receiver": [
@@ -128,6 +132,13 @@ def run(host: str, port: int, concurrency: int) -> None:
         sys.exit(supervisor.run(lambda: stopping, on_ready=listening))
     finally:
         shutil.rmtree(ready_file.parent, ignore_errors=True)
+
+
+def local_url(host: str, port: int) -> str:
+    """Return the URL a browser on this machine reaches a receiver bound to host:port at."""
+    # A wildcard address is not one to connect to; loopback is, from this machine.
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{bind_address(host, port)}"
 
 
 def bind_address(host: str, port: int) -> str:

@@ -1,7 +1,9 @@
-"""`responder run` as a user starts it: each part named, "listening" only once it is true."""
+"""`responder run` as a user starts it: each part named, "listening" only once it is true,
+links in notes on the port it serves."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,8 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
+import requests
 
-from tests.support import LINK_SECRET, wait_for
+from tests.support import LINK_SECRET, sample_payload, wait_for
 
 RESPONDER = str(Path(sys.executable).with_name("responder"))
 QUEUE = "responder-run-test"  # its own lanes: the session worker takes none of this work
@@ -86,7 +89,7 @@ def start(directory: Path, port: int, redis_url: str, test_policy: Path, **extra
 def running(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str, test_policy: Path
 ) -> Iterator[Running]:
-    """Run the whole responder in the foreground."""
+    """Run the whole responder in the foreground, with RESPONDER_PUBLIC_URL unset."""
     # Its beat acts on whatever state it finds: deadlines other tests left would add notes.
     state = redis.Redis.from_url(redis_url)
     for key in state.scan_iter("responder:*"):
@@ -104,6 +107,27 @@ def test_listening_is_said_once_the_port_accepts_connections(running: Running) -
     wait_for(lambda: said in running.output(), timeout=60, what="the listening line")
     # Said only after gunicorn bound the port: a connection now must be accepted.
     socket.create_connection(("127.0.0.1", running.port), timeout=5).close()
+
+
+def test_a_note_links_to_the_bundle_on_the_port_it_runs_on(running: Running) -> None:
+    wait_for(lambda: "responder: listening on" in running.output(), timeout=60, what="listening")
+    base = f"http://127.0.0.1:{running.port}"
+    assert f"responder: links in notes point at {base} (RESPONDER_PUBLIC_URL)" in running.output()
+    payload = sample_payload(groupKey="run-public-url")
+    accepted = requests.post(f"{base}/webhooks/alertmanager", json=payload, timeout=10)
+    assert accepted.status_code == 202, accepted.text
+
+    def evidence_link() -> str | None:
+        for path in sorted((running.directory / "outbox").glob("*.json")):
+            content = json.loads(path.read_text())["json"]["note"]["content"]
+            for word in content.split():
+                if "/bundles/" in word:
+                    return word
+        return None
+
+    link = wait_for(evidence_link, timeout=60, what="the evidence note with its bundle link")
+    assert link.startswith(f"{base}/bundles/"), link
+    assert requests.get(link, timeout=10).status_code == 200
 
 
 def test_a_part_that_dies_is_named_and_started_again(running: Running) -> None:
