@@ -21,7 +21,12 @@ from redis import RedisError
 
 from tasks.cli.deliveries import deliveries_command, replay_command
 from tasks.cli.diagnose import diagnose_command
-from tasks.cli.options import ConfigurationError, redis_unreachable, settings_or_usage_error
+from tasks.cli.options import (
+    ConfigurationError,
+    WholeSummaryGroup,
+    redis_unreachable,
+    settings_or_usage_error,
+)
 from tasks.cli.policy import classify_command, policy_group
 from tasks.cli.report import report_command
 from tasks.cli.sla import sla_command
@@ -35,7 +40,7 @@ from triage.policy import PolicyError
 READY_FILE_VARIABLE = "RESPONDER_RUN_READY_FILE"
 
 
-class ResponderGroup(click.Group):
+class ResponderGroup(WholeSummaryGroup):
     """The `responder` group: the same failure ends every command the same way."""
 
     def invoke(self, ctx: click.Context) -> object:
@@ -49,7 +54,9 @@ class ResponderGroup(click.Group):
             raise redis_unreachable(settings_from_env(os.environ).redis_url, exc) from None
 
 
-@click.group(cls=ResponderGroup)
+# Summaries on one line each where the terminal is wide enough; click's default stops at 80.
+@click.group(cls=ResponderGroup, context_settings={"max_content_width": 120})
+@click.version_option(package_name="eafix-responder", prog_name="responder")
 def main() -> None:
     """EAFIX first responder: answers every production alert in its first minutes."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
 
 import click
@@ -11,6 +12,22 @@ from redis import RedisError
 from tasks.runtime import Runtime
 from tasks.settings import Settings, SettingsError, settings_from_env, shown_url
 from triage.policy import parse_span
+
+
+class WholeSummaryGroup(click.Group):
+    """A command group whose --help lists each command's whole one-line summary."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands with their whole summaries, wrapped, never cut with "..."."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                # Click cuts summaries to the terminal's width; ours are one sentence each.
+                rows.append((name, command.get_short_help_str(limit=sys.maxsize)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 class ConfigurationError(click.ClickException):

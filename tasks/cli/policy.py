@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from collectors.registry import available
-from tasks.cli.options import settings_or_usage_error
+from tasks.cli.options import WholeSummaryGroup, settings_or_usage_error
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 from triage.policy import (
@@ -57,7 +57,7 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
     return (None if problems else policy), problems
 
 
-@click.group("policy")
+@click.group("policy", cls=WholeSummaryGroup)
 def policy_group() -> None:
     """Check or show the classification policy."""
 
