@@ -168,7 +168,13 @@ def replay_command(
     celery = None if dry_run else make_celery(runtime.settings)
     for plan in plans:
         click.echo(_replay_one(runtime, celery, plan, dry_run))
-    if delivery_id and plans and plans[0].action == "skip":
+    skipped = sum(plan.action == "skip" for plan in plans)
+    if since:
+        ran = "would run" if dry_run else "replayed"
+        click.echo(f"{len(plans) - skipped} {ran}, {skipped} skipped")
+    # The exit status rule (README, CLI): a delivery asked for and not run, by its id or in a
+    # window, was refused: 1, whether it was named or found (a dry run exits as the run would).
+    if skipped:
         raise SystemExit(1)
 
 

@@ -52,8 +52,12 @@ def redis_unreachable(redis_url: str, exc: RedisError) -> click.ClickException:
 
 
 def runtime_or_usage_error() -> Runtime:
-    """Return a Runtime on the environment's settings (nothing connects until first use)."""
-    return Runtime(settings_or_usage_error())
+    """Return a Runtime on the environment's settings and policy (nothing connects yet)."""
+    runtime = Runtime(settings_or_usage_error())
+    # Loaded now, as the server does at start: a broken policy stops every command the same
+    # way (exit 2), not only those that happen to read it.
+    runtime.policy  # noqa: B018
+    return runtime
 
 
 def window_start(text: str | None) -> datetime | None:

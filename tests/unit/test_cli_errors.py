@@ -101,3 +101,25 @@ def test_an_unreachable_redis_is_named_without_its_password(responder, args: lis
     )
     assert PASSWORD not in result.output
     assert "Traceback" not in result.output
+
+
+BROKEN_POLICY = PROJECT / "tests" / "testdata" / "policies" / "bad" / "several-errors.yaml"
+
+
+@pytest.mark.parametrize("args", EVERY_COMMAND + [["deliveries", "--failed"]], ids=" ".join)
+@pytest.mark.parametrize(
+    ("policy", "problem"),
+    [
+        (str(BROKEN_POLICY), f"{BROKEN_POLICY}:2: version: expected 1, got 2\n"),
+        ("/nonexistent/policy.yaml", "/nonexistent/policy.yaml:0: (file): cannot read: "),
+    ],
+    ids=["broken", "unreadable"],
+)
+def test_a_broken_policy_is_a_configuration_error_in_every_command(
+    responder, args: list[str], policy: str, problem: str
+) -> None:
+    # UNREACHABLE: the policy is checked first, as the server does; Redis is never asked.
+    result = responder(args, RESPONDER_POLICY=policy, RESPONDER_REDIS_URL=UNREACHABLE)
+    assert result.exit_code == 2, result.output
+    assert problem in result.output
+    assert "Traceback" not in result.output

@@ -30,10 +30,11 @@ def test_check_passes_the_builtin_policy(run) -> None:
     assert result.output.startswith("builtin:default_policy.yaml: OK (18 rules, 6 services")
 
 
-def test_check_lists_every_error_with_its_line_and_exits_1(run) -> None:
+def test_check_lists_every_error_with_its_line_and_exits_2(run) -> None:
+    # A broken policy is a configuration error in every command: exit 2.
     path = POLICIES / "bad" / "several-errors.yaml"
     result = run("policy", "check", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     expected = (path.with_suffix(".expected")).read_text().replace("bad/", f"{path.parent}/")
     assert result.output == expected
 
@@ -45,7 +46,7 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     policy = tmp_path / "p.yaml"
     policy.write_text(text)
     result = run("policy", "check", str(policy))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output == (
         f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
         "(installed: docker, git, host, http, postgres, prometheus, redis, trading)\n"
