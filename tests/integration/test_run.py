@@ -1,10 +1,11 @@
 """`responder run` as a user starts it: each part named, "listening" only once it is true,
-links in notes on the port it serves."""
+links in notes on the port it serves, and the foreground free of the internal ticks."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,6 +129,31 @@ def test_a_note_links_to_the_bundle_on_the_port_it_runs_on(running: Running) -> 
     link = wait_for(evidence_link, timeout=60, what="the evidence note with its bundle link")
     assert link.startswith(f"{base}/bundles/"), link
     assert requests.get(link, timeout=10).status_code == 200
+
+
+def test_the_internal_ticks_stay_out_of_the_foreground(running: Running) -> None:
+    base = f"http://127.0.0.1:{running.port}"
+    wait_for(lambda: "responder: listening on" in running.output(), timeout=60, what="listening")
+
+    def heartbeat_seen() -> bool:
+        checks = requests.get(f"{base}/readyz", timeout=5).json()["checks"]
+        return checks.get("last_heartbeat", "none yet") != "none yet"
+
+    # Beat sent the heartbeat and a worker ran it: their lines would be in the output by now.
+    wait_for(heartbeat_seen, timeout=60, what="beat's heartbeat to run")
+    # Real work still shows: a delivery's response task, received and done.
+    payload = sample_payload(groupKey="run-quiet-ticks")
+    requests.post(f"{base}/webhooks/alertmanager", json=payload, timeout=10).raise_for_status()
+    wait_for(
+        lambda: re.search(r"tasks\.pipeline\.respond\[\S+\] succeeded", running.output()),
+        timeout=60,
+        what="the response task's line",
+    )
+    output = running.output()
+    for tick in ("heartbeat", "sla_tick", "joined_tick", "recover"):
+        assert f"tasks.pipeline.{tick}[" not in output
+    assert "Sending due task" not in output
+    assert "beat: Starting..." in output  # beat's own start-up lines are kept
 
 
 def test_a_part_that_dies_is_named_and_started_again(running: Running) -> None:
