@@ -10,6 +10,8 @@ HOST := 127.0.0.1
 endif
 PORT ?= 8080
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
+# A server where the tests may create (and drop) a database of their own.
+RESPONDER_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
 .PHONY: run test test-unit lint format test-services bench bench-storm demo demo-stop clean
@@ -36,9 +38,12 @@ test-services:
 	scripts/install-test-services
 
 ## test: lint, install the services the tests need, run the whole suite
+## (Redis and PostgreSQL: the ones at the addresses above, or throwaway ones under var/)
 test: $(VENV)/.dev-installed test-services lint
 	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
-	  RESPONDER_TEST_REDIS_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	  dsn=$$($(BIN)/python scripts/ensure-postgres "$(RESPONDER_TEST_POSTGRES_DSN)") && \
+	  RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds
 test-unit: $(VENV)/.dev-installed
