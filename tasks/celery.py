@@ -8,6 +8,8 @@ from tasks.celery_app import make_celery
 from tasks.quiet_ticks import quiet_ticks
 from tasks.settings import settings_from_env
 
-app = make_celery(settings_from_env(os.environ))
-# Worker and beat both configure logging through Celery: the ticks' routine lines go quiet then.
-after_setup_logger.connect(quiet_ticks, weak=False)
+settings = settings_from_env(os.environ)
+app = make_celery(settings)
+if not settings.log_ticks:
+    # Worker and beat both set up logging through Celery: the ticks' routine lines go quiet.
+    after_setup_logger.connect(quiet_ticks, weak=False)

@@ -4,7 +4,7 @@ Beat sends the SLA tick, the joined-alerts tick, recovery and the heartbeat ever
 at INFO, Celery logs three lines for each (sent, received, succeeded), which buried everything
 else in the foreground of `responder run`. Only those three routine lines of those tasks are
 lowered to DEBUG: their failures and retries, and every task a tick starts (an SLA action, a
-note), are logged as before.
+note), are logged as before. RESPONDER_LOG_TICKS=1 (or --loglevel DEBUG) shows them again.
 """
 
 from __future__ import annotations

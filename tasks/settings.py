@@ -93,6 +93,8 @@ class Settings:
     result_expires_seconds: int = 86400
     heartbeat_seconds: float = 10.0
     sla_tick_seconds: float = 5.0
+    # Beat's frequent ticks log their routine lines at INFO only when asked (tasks/quiet_ticks.py).
+    log_ticks: bool = False
     recover_seconds: float = 5.0
     worker_max_memory_kb: int = 200_000
     queue: str = "responder"
@@ -164,6 +166,7 @@ _ENV = {
     "RESPONDER_RESULT_EXPIRES": "result_expires_seconds",
     "RESPONDER_HEARTBEAT_SECONDS": "heartbeat_seconds",
     "RESPONDER_SLA_TICK_SECONDS": "sla_tick_seconds",
+    "RESPONDER_LOG_TICKS": "log_ticks",
     "RESPONDER_RECOVER_SECONDS": "recover_seconds",
     "RESPONDER_WORKER_MAX_MEMORY_KB": "worker_max_memory_kb",
     "RESPONDER_QUEUE": "queue",
