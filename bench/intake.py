@@ -105,7 +105,7 @@ def main() -> None:
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
     client = redis.Redis.from_url(redis_url)
 
-    payload = json.loads((PROJECT / "examples" / "alertmanager-sample.json").read_text())
+    payload = json.loads((PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json").read_text())
     payload["alerts"][0]["fingerprint"] = "FINGERPRINT"
     payload["groupKey"] = '{}:{alertname="SignalLatencyHigh", bench="FINGERPRINT"}'
     body = json.dumps(payload).replace("]]", "] ]")

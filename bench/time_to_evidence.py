@@ -44,7 +44,7 @@ def main() -> None:
     for key in client.scan_iter("responder:*"):
         client.delete(key)
     world = World(Path(tempfile.mkdtemp(prefix="bench-evidence-")), redis_url).start()
-    template = json.loads((PROJECT / "examples" / "alertmanager-sample.json").read_text())
+    template = json.loads((PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json").read_text())
     first_latency, evidence_latency, ratios = [], [], []
     try:
         time.sleep(3)  # let Prometheus scrape a few times

@@ -15,9 +15,17 @@ from docker.errors import DockerException
 from collectors.contract import CollectorContext, Evidence, Status, Target
 
 NAME = "docker"
+# Initial Diagnosis 3: `docker compose logs --since=15m | grep -i error`, for every container;
+# the Quick Reference's `grep -E "(ERROR|CRITICAL|Exception)"` adds the other two words.
 LOG_WINDOW = timedelta(minutes=15)
-ERROR_LINE = re.compile(r"ERROR|CRITICAL|Exception")
-KEPT_LOG_LINES = 50
+ERROR_LINE = re.compile(r"error|critical|exception", re.IGNORECASE)
+KEPT_LOG_LINES = 50  # error lines saved per container (all of them are counted)
+# Data Collection 1: `docker compose logs --since=1h > incident_logs_...txt`, for each affected
+# container, whole but for a bound: the latest SAVED_LOG_BYTES of the hour are kept.
+SAVED_LOG_WINDOW = timedelta(hours=1)
+SAVED_LOG_BYTES = 500_000
+# Lines asked of the engine at most, so that one chatty container cannot fill the worker's memory.
+TAIL_LINES = 20_000
 API_VERSION = "1.43"
 
 
@@ -52,17 +60,20 @@ def _collect(client: docker.DockerClient, target: Target, ctx: CollectorContext)
     in_catalog = {s.compose_service or s.name: s.name for s in target.services}
     focus = set(target.affected) or set(in_catalog.values())
     rows, files = [], {}
+    now = datetime.now(UTC)
     for container in containers:
         service = container.labels.get("com.docker.compose.service", "")
         if service not in in_catalog:
             continue  # only containers of catalog services: the alert never chooses others
         row = ps_row(container, in_catalog[service])
+        # Every container's errors count: the cause is often beside the alerted service.
+        count, lines = error_lines(container, now)
+        row["error_lines"] = count
+        if lines:
+            files[f"docker/{service}.errors.log"] = "\n".join(lines) + "\n"
         broken = row["state"] != "running" or row["health"] not in ("healthy", "none")
         if in_catalog[service] in focus or broken:
-            lines = error_lines(container)
-            row["error_lines"] = len(lines)
-            if lines:
-                files[f"docker/{service}.errors.log"] = "\n".join(lines) + "\n"
+            files[f"docker/{service}.log"] = recent_log(container, now)
             if row["state"] == "running":
                 row.update(stats_of(container))
         rows.append(row)
@@ -89,12 +100,38 @@ def ps_row(container: Any, service: str) -> dict[str, Any]:
     }
 
 
-def error_lines(container: Any) -> list[str]:
-    """Return the last ERROR/CRITICAL/Exception lines of the last 15 minutes of logs."""
-    since = datetime.now(UTC) - LOG_WINDOW
-    raw = container.logs(since=since, tail=2000, timestamps=True)
+def error_lines(container: Any, now: datetime) -> tuple[int, list[str]]:
+    """Return how many lines of the last 15 minutes say error (any case), and the latest ones."""
+    found = [line for line in _log_lines(container, now - LOG_WINDOW) if ERROR_LINE.search(line)]
+    return len(found), found[-KEPT_LOG_LINES:]
+
+
+def recent_log(container: Any, now: datetime) -> str:
+    """Return the container's log of the last hour, its latest SAVED_LOG_BYTES if longer."""
+    return keep_latest(_log_lines(container, now - SAVED_LOG_WINDOW), SAVED_LOG_BYTES)
+
+
+def keep_latest(lines: list[str], limit: int) -> str:
+    """Return the lines as text; past `limit` bytes the oldest whole lines go, saying so."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line.encode()) + 1
+        if size > limit:
+            break
+        kept.append(line)
+    kept.reverse()
+    dropped = len(lines) - len(kept)
+    head = f"[... {dropped} earlier lines of the hour cut: the latest {limit} bytes are kept]\n"
+    body = "".join(f"{line}\n" for line in kept)
+    return head + body if dropped else body
+
+
+def _log_lines(container: Any, since: datetime) -> list[str]:
+    # Timestamps on: the engine prefixes each line with when it was written (RFC 3339).
+    raw = container.logs(since=int(since.timestamp()), tail=TAIL_LINES, timestamps=True)
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return [line for line in text.splitlines() if ERROR_LINE.search(line)][-KEPT_LOG_LINES:]
+    return text.splitlines()
 
 
 def stats_of(container: Any) -> dict[str, Any]:
@@ -118,9 +155,11 @@ def stats_of(container: Any) -> dict[str, Any]:
 
 
 def summarise(rows: list[dict[str, Any]]) -> str:
-    """Say how many containers run and which are not running, unhealthy or logging errors."""
+    """Say how many containers run, how many error lines they logged, and which are in trouble."""
     running = sum(1 for r in rows if r["state"] == "running")
     parts = [f"{running}/{len(rows)} containers running"]
+    if errors := sum(r.get("error_lines", 0) for r in rows):
+        parts[0] += f", {errors} error lines in the last 15 min"
     for row in rows:
         trouble = []
         if row["state"] != "running":

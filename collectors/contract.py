@@ -33,7 +33,7 @@ class Target:
 class CollectorContext:
     """What a collector may use: endpoints, limits and the redaction function."""
 
-    redis_url: str
+    redis_url: str  # EAFIX's Redis; "" when not configured (the collector is skipped)
     timeout_seconds: float = 5.0
     prometheus_url: str = ""
     postgres_dsn: str = ""

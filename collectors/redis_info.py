@@ -11,6 +11,10 @@ import redis
 from collectors.contract import CollectorContext, Evidence, Status, Target
 
 NAME = "redis"
+SKIPPED_WHY = (
+    "no EAFIX Redis configured (RESPONDER_TARGET_REDIS_URL); the responder's own Redis "
+    "is not checked in its place"
+)
 INFO_SECTIONS = ("server", "memory", "clients", "persistence", "keyspace")
 _KEPT_FIELDS = {
     "server": ("redis_version", "uptime_in_seconds", "role"),
@@ -27,6 +31,8 @@ _KEPT_FIELDS = {
 
 def collect(target: Target, ctx: CollectorContext) -> Evidence:
     """PING the Redis at `ctx.redis_url` and read the INFO sections an on-call engineer checks."""
+    if not ctx.redis_url:
+        return Evidence(NAME, Status.SKIPPED, SKIPPED_WHY)
     client = redis.Redis.from_url(
         ctx.redis_url,
         socket_timeout=ctx.timeout_seconds,

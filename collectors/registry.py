@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "host": "collectors.host",
     "git": "collectors.deployments",
     "docker": "collectors.containers",
+    "flow": "collectors.trading_flow",
 }
 
 

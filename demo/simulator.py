@@ -33,13 +33,13 @@ SERVICES = (
     "risk-manager",
     "execution-engine",
 )
-TRADING_PATH = set(SERVICES) - {"gui-gateway"}
+TRADING_PATH = set(SERVICES)  # the gateway too: it serves /emergency/stop-trading
 
 # scenario -> (what it breaks, the alert the rules raise)
 SCENARIOS = {
     "service-down": ("execution-engine stops answering (trading path)", "TradingServiceDown"),
     "risk-manager-down": ("risk-manager stops answering", "RiskManagerDown"),
-    "gateway-down": ("gui-gateway stops answering (off the trading path)", "ServiceDown"),
+    "gateway-down": ("gui-gateway stops answering (trading path)", "ServiceDown"),
     "complete-outage": ("every service stops answering", "EAFIXCompleteOutage"),
     "signal-latency": ("signals take about 7 s", "SignalLatencyHigh"),
     "stale-market-data": ("no market-data tick arrives", "MarketDataStale"),

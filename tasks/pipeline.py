@@ -16,15 +16,17 @@ from typing import Any
 
 import redis
 from celery import Celery, shared_task
-from celery.signals import task_prerun, task_received, worker_ready
+from celery.signals import task_prerun, task_received, worker_init, worker_ready
 
 from tasks import recovery
 from tasks.evidence import bundle
 from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue, writing_first_response
 from tasks.names import CLOSE_INCIDENT, GATHER, JOINED_NOTE, NOTE_RESOLVED, RESPOND, SLA_ACTION
+from tasks.notes.voice import TemplateProblem
 from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
-from tasks.run import joined_alerts, response
+from tasks.run import joined_alerts, resolution, response
+from tasks.run.state import load_run
 from tasks.runtime import Runtime
 from tasks.sla import actions, closing
 from tasks.store.dead_letters import DeadLetter
@@ -61,6 +63,19 @@ BOTTLENECK_SECONDS = 5.0  # a write waiting longer than this for budget is worth
 
 
 _held: recovery.HeldMessages | None = None  # this worker process's heartbeat
+
+
+@worker_init.connect
+def _check_note_templates(sender: Any = None, **_: Any) -> None:
+    """Refuse to start with a note template that cannot render: fail now, not at 3 a.m."""
+    app = getattr(sender, "app", None)
+    if getattr(getattr(app, "conf", None), "responder_settings", None) is None:
+        return
+    try:
+        runtime_of(app).voice  # noqa: B018 - checks every template as it loads them
+    except TemplateProblem as exc:
+        log.critical("the worker cannot start: note templates: %s", exc)
+        raise SystemExit(2) from None  # an Exception would be logged by Celery, and ignored
 
 
 @worker_ready.connect
@@ -189,6 +204,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             retry_lookup(self, rt)
         with writing_first_response():
             response.post_first_note(rt, state, incident)
+            response.call_in_security(rt, state, incident)  # once per incident
         response.start_clock(rt, state)
         if incident is not None:
             try:
@@ -196,18 +212,21 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             except PagerDutyUnavailable as exc:  # the notes matter more: record and go on
                 response.record_failure(rt, state, "priority", str(exc))
     except PagerDutyUnavailable as exc:
+        # The first note is posted before the security team is called in: name what failed.
+        noted = rt.deliveries.effect_done(state.run_id, "first_note")
+        step = "security_request" if noted else "first_note"
         retry_or_give_up(
             self,
             rt,
             exc,
-            lambda why: response.record_failure(rt, state, "first_note", why),
+            lambda why: response.record_failure(rt, state, step, why),
             delivery_id=state.delivery_id,
             incident_id=state.incident_id or "",
-            step="first note",
+            step=step.replace("_", " "),
         )
     if rt.deliveries.effect_done(state.run_id, "fanout"):
         return state.run_id
-    queue = queue_for(rt.settings.queue, state.classification["priority"])  # the run's lane
+    queue = queue_for(rt.settings.queue, state.classification.priority)  # the run's lane
     self.app.send_task(GATHER, args=[state.run_id], queue=queue)
     rt.deliveries.mark_effect(state.run_id, "fanout")
     return state.run_id
@@ -221,7 +240,7 @@ def gather(self: Any, run_id: str) -> str:
         entries = response.gather_evidence(rt, run_id)
         return response.finish_run(rt, run_id, entries, _now())
     except PagerDutyUnavailable as exc:
-        state = response.load_run(rt, run_id)
+        state = load_run(rt, run_id)
 
         def give_up(why: str) -> None:
             response.record_failure(rt, state, "evidence_note", why)
@@ -242,10 +261,12 @@ def gather(self: Any, run_id: str) -> str:
 
 @shared_task(bind=True, name=NOTE_RESOLVED, max_retries=None)
 def note_resolved(self: Any, delivery_id: str) -> str:
-    """Note alerts Alertmanager reports resolved on their incident; diagnose nothing."""
+    """Note alerts Alertmanager reports resolved; when all of a group are, validate and say so."""
     rt = runtime_of(self.app)
     try:
-        return response.post_resolved_note(rt, delivery_id)
+        noted = resolution.post_resolved_note(rt, delivery_id)
+        closing.close_in_outbox(rt, delivery_id, _now())  # PagerDuty's webhook does it there
+        return noted
     except response.IncidentNotFound as exc:
         retry_lookup(self, rt)
         rt.deliveries.update(delivery_id, failures={"resolved_note": str(exc)})
@@ -316,23 +337,24 @@ def requeue_stalled(app: Celery, rt: Runtime, now: float) -> int:
 
 def requeue(app: Celery, rt: Runtime, delivery_id: str, pipeline: str) -> None:
     """Send a stalled delivery's next task again, or fail it after MAX_REQUEUES tries."""
-    delivery = rt.deliveries.get(delivery_id) or {}
-    priority = (delivery.get("classification") or {}).get("priority")
-    queue = queue_for(rt.settings.queue, priority)
+    delivery = rt.deliveries.load(delivery_id)
+    classification = delivery.classification if delivery else None
+    queue = queue_for(rt.settings.queue, classification.priority if classification else None)
+    runs = delivery.runs if delivery else 1
     tries = int(rt.redis.hincrby(delivery_key(delivery_id), "requeues", 1))
     if tries > MAX_REQUEUES:
         why = f"stalled {pipeline} {MAX_REQUEUES} times with no task behind it"
         rt.deliveries.update(delivery_id, pipeline=f"failed: {why}")
-        args = [delivery_id, int(delivery.get("runs") or 1)]
+        args = [delivery_id, runs]
         letter = DeadLetter(f"stalled:{delivery_id}", RESPOND, args, queue, why, time.time())
         rt.dead_letters.add(replace(letter, delivery_id=delivery_id, step="pipeline"))
         log.error("delivery %s %s: dead-lettered", delivery_id, why)
         return
-    run_id = delivery.get("run_id") or ""
+    run_id = delivery.run_id if delivery else ""
     if pipeline == "running" and run_id and rt.deliveries.effect_done(run_id, "fanout"):
         app.send_task(GATHER, args=[run_id], queue=queue)
     else:
-        app.send_task(RESPOND, args=[delivery_id, int(delivery.get("runs") or 1)], queue=queue)
+        app.send_task(RESPOND, args=[delivery_id, runs], queue=queue)
     rt.deliveries.update(delivery_id, requeued_at=datetime.now(UTC).isoformat())
     log.warning("delivery %s was %s with no task behind it: queued again", delivery_id, pipeline)
 

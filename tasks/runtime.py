@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -18,6 +19,9 @@ from tasks.store.incidents import IncidentStore
 from tasks.store.sla_clock import SlaClock
 from triage import policy as policy_module
 from triage.policy import Policy
+
+if TYPE_CHECKING:
+    from tasks.notes.voice import Voice
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -64,6 +68,17 @@ class Runtime:
     def policy(self) -> Policy:
         """Return the loaded policy."""
         return load_policy(self.settings)
+
+    @cached_property
+    def voice(self) -> Voice:
+        """Return the note templates of the policy, checked: a broken one fails here, loudly."""
+        # Imported here: the receiver shares this class and never renders a note.
+        from tasks.notes.voice import TemplateProblem, Voice
+
+        voice = Voice.of(self.policy)
+        if problems := voice.check():
+            raise TemplateProblem("; ".join(problems))
+        return voice
 
     @cached_property
     def redact(self) -> Callable[[str], str]:

@@ -106,8 +106,11 @@ class Settings:
 
     @property
     def eafix_redis_url(self) -> str:
-        """Return the Redis the `redis` collector inspects (EAFIX's own; default: ours)."""
-        return self.target_redis_url or self.redis_url
+        """Return the Redis the `redis` collector inspects: EAFIX's, "" when none is set.
+
+        Never the responder's own: "OK redis" about our Redis would be false comfort.
+        """
+        return self.target_redis_url
 
     def secrets(self) -> list[str]:
         """Return every configured secret value, for redaction."""

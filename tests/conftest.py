@@ -136,6 +136,8 @@ def responder_env(
     var = tmp_path_factory.mktemp("var")
     return {
         "RESPONDER_REDIS_URL": redis_url,
+        # The test Redis stands in for EAFIX's, so that the `redis` collector runs.
+        "RESPONDER_TARGET_REDIS_URL": redis_url,
         "RESPONDER_POLICY": str(test_policy),
         "RESPONDER_ALERTMANAGER_TOKEN": TOKEN,
         "RESPONDER_PAGERDUTY_TOKEN": PD_TOKEN,

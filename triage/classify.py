@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from triage.models import Alert, Classification, Incident, Priority
-from triage.policy import Condition, Policy
+from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Condition, Policy, Rule
 from triage.sla import is_market_open
 
 
@@ -47,9 +48,21 @@ def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classi
         return known[0]
 
     facts = facts_of(subject)
+    # The rules first; those marked `fallback` only when none of the others matched.
+    for fallbacks in (False, True):
+        rules = (rule for rule in policy.rules if rule.fallback is fallbacks)
+        if best := _most_severe_match(rules, facts, market_open, policy):
+            return best
+    return fallback(facts, policy)
+
+
+def _most_severe_match(
+    rules: Iterable[Rule], facts: Facts, market_open: Callable[[], bool], policy: Policy
+) -> Classification | None:
+    """Return the classification of the most severe rule that matches, the first on a tie."""
     best: Classification | None = None
     best_rank = math.inf
-    for rule in policy.rules:
+    for rule in rules:
         # Strictly more severe replaces; on a tie the earlier rule in the file stays.
         rank = _RANKS[rule.priority]
         if rank >= best_rank:
@@ -61,7 +74,22 @@ def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classi
                 reason = f"{rule.runbook}: {why}" if rule.runbook else why
                 best, best_rank = Classification(rule.priority, rule.name, reason), rank
                 break
-    return best or Classification(policy.default_priority, "default", "no rule matched")
+    return best
+
+
+def fallback(facts: Facts, policy: Policy) -> Classification:
+    """Return the classification of what no rule matched: by its severity, else the default.
+
+    The reason says so plainly, so that someone adds the rule the runbook is missing.
+    """
+    severity = facts.labels.get("severity", "")
+    if (priority := policy.severity_fallback.get(severity.lower())) is not None:
+        why = f"no runbook rule matched; the fallback for severity={severity} is {priority}"
+        return Classification(priority, SEVERITY_FALLBACK_RULE, why)
+    unmatched = f"no fallback for severity={severity}" if severity else "no severity label"
+    default = policy.default_priority
+    why = f"no runbook rule matched; the default priority is {default} ({unmatched})"
+    return Classification(default, DEFAULT_RULE, why)
 
 
 def most_severe(classifications: Iterable[Classification]) -> Classification | None:
@@ -111,11 +139,25 @@ def _evidence(
     if condition.during_market_hours is not None:
         found.append("during market hours" if market_open() else "outside market hours")
     if condition.trading_path is not None:
-        where = "on" if _on_path(facts, policy) else "off"
-        found.append(f"{facts.service} is {where} the trading path")
+        name = _service_of(facts, policy)
+        service = policy.catalog.get(name)
+        where = "on" if service is not None and service.trading_path else "off"
+        why = f" ({service.why})" if service is not None and service.why else ""
+        found.append(f"{name or 'the service'} is {where} the trading path{why}")
     return found
 
 
 def _on_path(facts: Facts, policy: Policy) -> bool:
-    service = policy.catalog.get(facts.service)
+    service = policy.catalog.get(_service_of(facts, policy))
     return service is not None and service.trading_path
+
+
+def _service_of(facts: Facts, policy: Policy) -> str:
+    """Return the catalog service the subject is about, or its own service name."""
+    if facts.service in policy.catalog:
+        return facts.service
+    # A PagerDuty incident's service is PagerDuty's (e.g. "EAFIX"); the title Alertmanager
+    # gives it names the group's labels, among them the catalog service.
+    title = facts.incident.get("title", "")
+    named = (n for n in policy.catalog if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", title))
+    return next(named, facts.service)

@@ -111,6 +111,35 @@ class Classification:
         return cls(Priority(data["priority"]), data["rule"], data["reason"])
 
 
+@dataclass(frozen=True)
+class ListedAlert:
+    """What a note lists of one alert: its name, its priority, its labels and its summary."""
+
+    name: str
+    priority: Priority
+    labels: Mapping[str, str]
+    summary: str
+
+    @classmethod
+    def of(cls, alert: Alert, classification: Classification) -> ListedAlert:
+        """Return the listing of `alert` classified as `classification`."""
+        return cls(alert.name, classification.priority, dict(alert.labels), alert.summary)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the listing as plain JSON-ready data."""
+        return {
+            "name": self.name,
+            "priority": self.priority.value,
+            "labels": dict(self.labels),
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ListedAlert:
+        """Rebuild a listing from `to_dict` output."""
+        return cls(data["name"], Priority(data["priority"]), dict(data["labels"]), data["summary"])
+
+
 def parse_alertmanager(payload: Any) -> AlertGroup:
     """Parse an Alertmanager version-4 webhook payload, raising PayloadError on bad fields."""
     if not isinstance(payload, Mapping):
@@ -216,6 +245,15 @@ class Incident:
     service: str = ""
     incident_key: str = ""
     html_url: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the incident as plain JSON-ready data."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Incident:
+        """Rebuild an incident from `to_dict` output."""
+        return cls(**data)
 
 
 # The one table of PagerDuty events that start a response (the webhook and replay read it):

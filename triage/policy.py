@@ -159,6 +159,11 @@ class Rule:
     priority: Priority
     runbook: str
     when: tuple[Condition, ...]
+    # A choice where the runbook is silent: it applies only when no other rule matches, so a
+    # bullet always decides over it (a stale feed on Saturday is not P1 for being critical).
+    fallback: bool = False
+    # The first response calls the policy's security team in (pagerduty.security).
+    page_security_team: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,10 +173,13 @@ class Service:
     name: str
     health_url: str
     trading_path: bool = False
+    why: str = ""  # why it is, or is not, on the trading path
     compose_service: str = ""
     owner: str = ""
     key_metrics: tuple[str, ...] = ()
     endpoints: Mapping[str, str] = field(default_factory=dict)
+    # The runbook's trading flow test on this service: `tick` (POST) and/or `signal` (GET).
+    flow_test: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,15 @@ class Management:
 
 
 @dataclass(frozen=True)
+class SecurityTeam:
+    """Whom a responder request calls in when a rule that pages the security team matches."""
+
+    requester_id: str
+    targets: tuple[tuple[str, str], ...]  # (id, user_reference | escalation_policy_reference)
+    message: str = "EAFIX {priority} security incident: {title}"
+
+
+@dataclass(frozen=True)
 class PagerDutyPolicy:
     """How the responder finds its incident and whether it sets the incident's priority."""
 
@@ -195,6 +212,19 @@ class PagerDutyPolicy:
         default_factory=lambda: {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}
     )
     management: Management | None = None  # None: the management deadline only leaves a note
+    security: SecurityTeam | None = None  # None: the first note asks to call them in by hand
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """What the responder does when Alertmanager reports every alert of a group resolved."""
+
+    # The clocks that wait on a person answering the alert: with the alerts gone, they stop.
+    stop_clocks: tuple[str, ...] = ("acknowledge", "respond")
+    # The runbook's Validation: the collectors that check the system is well again.
+    validate: tuple[str, ...] = ("http", "flow")
+    # Resolve the PagerDuty incident when every check passed; off: a person resolves it.
+    resolve_incident: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +242,17 @@ class StormPolicy:
     give_up_after: timedelta = timedelta(hours=1)
 
 
+# The classifications no rule of the policy gives: their names are reserved.
+DEFAULT_RULE = "default"
+SEVERITY_FALLBACK_RULE = "severity-fallback"
+FALLBACK_RULES = frozenset({DEFAULT_RULE, SEVERITY_FALLBACK_RULE})
+
+
+def _default_severity_fallback() -> Mapping[str, Priority]:
+    # Without a `severity_fallback` in the file a critical alert still pages: never a silent P3.
+    return {"critical": Priority.P1, "warning": Priority.P2}
+
+
 @dataclass(frozen=True)
 class Policy:
     """The whole policy, as validated data."""
@@ -222,15 +263,25 @@ class Policy:
     plan: Mapping[Priority, tuple[str, ...]]
     market_hours: MarketHours
     default_priority: Priority = Priority.P3
+    # No rule matched: the alert's `severity` label picks the priority; others get the default.
+    severity_fallback: Mapping[str, Priority] = field(default_factory=_default_severity_fallback)
     runbook_url: str = ""
     source: str = "<policy>"
     pagerduty: PagerDutyPolicy = field(default_factory=PagerDutyPolicy)
     storm: StormPolicy = field(default_factory=StormPolicy)
+    on_resolved: ResolvedPolicy = field(default_factory=ResolvedPolicy)
+    # A directory whose templates override the built-in note templates ("": none).
+    note_templates: str = ""
 
     @property
     def timezone(self) -> ZoneInfo:
         """Return the time zone business days and market hours are counted in."""
         return self.market_hours.timezone
+
+    def security_rule(self, names: Iterable[str]) -> Rule | None:
+        """Return the first of the rules named that pages the security team, or None."""
+        paging = {rule.name: rule for rule in self.rules if rule.page_security_team}
+        return next((paging[name] for name in names if name in paging), None)
 
 
 def load(text: str, source: str = "<policy>") -> Policy:
@@ -262,7 +313,17 @@ def load_file(path: str | Path) -> Policy:
         raise PolicyError(
             [Problem(str(path), 0, "(file)", f"cannot read: {exc.strerror}")]
         ) from None
-    return load(text, source=str(path))
+    return relative_to(load(text, source=str(path)), path)
+
+
+def relative_to(policy: Policy, path: str | Path) -> Policy:
+    """Return `policy` with its relative paths (note templates) taken from file `path`'s folder.
+
+    So a policy and the templates beside it move together.
+    """
+    if policy.note_templates and not Path(policy.note_templates).is_absolute():
+        return replace(policy, note_templates=str(Path(path).parent / policy.note_templates))
+    return policy
 
 
 def builtin_text() -> str:
@@ -362,6 +423,11 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
     rules = raw.get("rules")
     found += _duplicates(rules, "rules", "rule name")
     for index, rule in enumerate(rules if isinstance(rules, list) else ()):
+        name = rule.get("name") if isinstance(rule, Mapping) else None
+        if name in FALLBACK_RULES:
+            reserved = f"{name!r} is reserved for a classification no rule gives"
+            found.append((("rules", index, "name"), reserved))
+    for index, rule in enumerate(rules if isinstance(rules, list) else ()):
         when = rule.get("when") if isinstance(rule, Mapping) else None
         blocks = when if isinstance(when, list) else [when]
         for number, block in enumerate(blocks):
@@ -369,6 +435,21 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             base += (number,) if isinstance(when, list) else ()
             found += _regex_problems(block, base)
     found += _duplicates(raw.get("catalog"), "catalog", "service")
+    found += _flow_test_problems(raw.get("catalog"))
+    return found
+
+
+def _flow_test_problems(catalog: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return a problem for each flow-test step a second service names: the test has one."""
+    first: dict[str, str] = {}
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for index, entry in enumerate(catalog if isinstance(catalog, list) else ()):
+        steps = entry.get("flow_test") if isinstance(entry, Mapping) else None
+        for step in steps if isinstance(steps, Mapping) else ():
+            if step in first:
+                where = ("catalog", index, "flow_test", step)
+                found.append((where, f"the trading flow test's {step} is {first[step]}'s already"))
+            first.setdefault(step, str(entry.get("name")))
     return found
 
 
@@ -516,10 +597,28 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
             business_day_starts=time.fromisoformat(hours.get("business_day_starts", "09:00")),
         ),
         default_priority=Priority(raw["default_priority"]),
+        severity_fallback=_severity_fallback(raw),
         runbook_url=raw.get("runbook_url", ""),
         source=source,
         pagerduty=_pagerduty(raw.get("pagerduty", {})),
         storm=_storm(raw.get("storm", {})),
+        on_resolved=_on_resolved(raw.get("on_resolved", {})),
+        note_templates=raw.get("notes", {}).get("templates", ""),
+    )
+
+
+def _severity_fallback(raw: Mapping[str, Any]) -> Mapping[str, Priority]:
+    if "severity_fallback" not in raw:
+        return _default_severity_fallback()
+    return {severity: Priority(p) for severity, p in raw["severity_fallback"].items()}
+
+
+def _on_resolved(raw: Mapping[str, Any]) -> ResolvedPolicy:
+    defaults = ResolvedPolicy()
+    return ResolvedPolicy(
+        stop_clocks=tuple(raw.get("stop_clocks", defaults.stop_clocks)),
+        validate=tuple(raw.get("validate", defaults.validate)),
+        resolve_incident=raw.get("resolve_incident", defaults.resolve_incident),
     )
 
 
@@ -541,6 +640,16 @@ def _pagerduty(raw: Mapping[str, Any]) -> PagerDutyPolicy:
         set_priority=raw.get("set_priority", defaults.set_priority),
         priorities={**defaults.priorities, **raw.get("priorities", {})},
         management=_management(raw["management"]) if "management" in raw else None,
+        security=_security(raw["security"]) if "security" in raw else None,
+    )
+
+
+def _security(raw: Mapping[str, Any]) -> SecurityTeam:
+    defaults = SecurityTeam("", ())
+    return SecurityTeam(
+        requester_id=raw["requester_id"],
+        targets=tuple((t["id"], t["type"]) for t in raw["targets"]),
+        message=raw.get("message", defaults.message),
     )
 
 
@@ -567,6 +676,8 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         Priority(raw["priority"]),
         raw.get("runbook", ""),
         tuple(_condition(b) for b in blocks),
+        fallback=raw.get("fallback", False),
+        page_security_team=raw.get("page_security_team", False),
     )
 
 
@@ -599,8 +710,10 @@ def _service(raw: Mapping[str, Any]) -> Service:
         name=raw["name"],
         health_url=raw["health_url"],
         trading_path=raw.get("trading_path", False),
+        why=raw.get("why", ""),
         compose_service=raw.get("compose_service", raw["name"]),
         owner=raw.get("owner", ""),
         key_metrics=tuple(raw.get("key_metrics", ())),
         endpoints=dict(raw.get("endpoints", {})),
+        flow_test=dict(raw.get("flow_test", {})),
     )

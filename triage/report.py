@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from triage.models import Priority
-from triage.policy import Policy, format_duration
+from triage.policy import Policy
 from triage.sla import deadlines
 
 
@@ -160,41 +160,6 @@ def _metrics(
     )
 
 
-def closing_note(times: IncidentTimes, policy: Policy) -> str:
-    """Say how long acknowledgement and resolution took against the SLA, for the closing note."""
-    priority = times.priority
-    targets = policy.sla[priority]
-    due = deadlines(priority, times.started, policy)
-    lines = [f"[{priority}] Resolved. Incident metrics against the SLA:"]
-    for moment, at, span, deadline in (
-        ("acknowledged", times.acknowledged, targets.acknowledge, due.acknowledge),
-        ("resolved", times.resolved, targets.resolve, due.resolve),
-    ):
-        if at is None:
-            lines.append(f"- {moment}: not recorded")
-            continue
-        verdict = "met" if at <= deadline else "MISSED"
-        took = _text(at - times.started)
-        if moment == "acknowledged" and times.acknowledged_by_resolving:
-            lines.append(f"- never acknowledged; resolved after {took} (SLA {span}: {verdict})")
-            continue
-        lines.append(f"- {moment} after {took} (SLA {span}: {verdict})")
-    lines.append("The timeline is in the bundle (timeline.json).")
-    return "\n".join(lines)
-
-
-def render(rows: list[PriorityMetrics]) -> str:
-    """Return the metrics as a table an engineer reads at a glance."""
-    header = ("priority", "incidents", "MTTA", "ack SLA", "MTTR", "resolve SLA")
-    lines = ["{:<9}{:>10}{:>10}{:>16}{:>10}{:>16}".format(*header)]
-    for row in rows:
-        lines.append(
-            f"{row.priority!s:<9}{row.incidents:>10}{_text(row.mtta):>10}"
-            f"{row.acknowledge_sla!s:>16}{_text(row.mttr):>10}{row.resolve_sla!s:>16}"
-        )
-    return "\n".join(lines)
-
-
 def _mean(spans: list[timedelta]) -> timedelta | None:
     if not spans:
         return None
@@ -207,9 +172,3 @@ def _seconds(span: timedelta | None) -> int | None:
 
 def _compliance(value: Compliance) -> dict[str, Any]:
     return {"met": value.met, "judged": value.judged, "percent": value.percent}
-
-
-def _text(span: timedelta | None) -> str:
-    if span is None:
-        return "-"
-    return "0s" if span.total_seconds() < 1 else format_duration(span)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -35,6 +36,12 @@ class Deadlines:
             "next_update": self.next_update.isoformat(),
             "notify_management": self.notify_management.isoformat(),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Deadlines:
+        """Rebuild deadlines from `to_dict` output."""
+        moments = {k: datetime.fromisoformat(v) for k, v in data.items() if k != "priority"}
+        return cls(priority=Priority(data["priority"]), **moments)
 
 
 def deadlines(priority: Priority, triggered_at: datetime, policy: Policy) -> Deadlines:

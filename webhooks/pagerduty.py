@@ -9,9 +9,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from redis import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from tasks import notes
 from tasks.lanes import queue_for
 from tasks.names import CLOSE_INCIDENT, RESPOND
+from tasks.notes import markers
 from tasks.sla import incident_events
 from tasks.store.deliveries import Claim, new_delivery_id
 from triage.classify import classify
@@ -152,8 +152,8 @@ def _idle_reason(event: IncidentEvent) -> str:
     if event.event_type == "incident.annotated":
         # The marker catches our note when its webhook beats us remembering its id; a copy
         # PagerDuty trimmed has lost the marker, and is known by its opening instead.
-        own = notes.is_ours(event.note_content)
-        opening = notes.opening(event.note_content) if event.note_trimmed else None
+        own = markers.is_ours(event.note_content)
+        opening = markers.opening(event.note_content) if event.note_trimmed else None
         try:
             deliveries = current_receiver().runtime.deliveries
             own = own or deliveries.is_own_note(event.note_id)

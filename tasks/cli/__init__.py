@@ -20,6 +20,7 @@ import click
 from redis import RedisError
 
 from tasks.cli.deliveries import deliveries_command, replay_command
+from tasks.cli.demo_alert import demo_alert_command
 from tasks.cli.diagnose import diagnose_command
 from tasks.cli.options import (
     ConfigurationError,
@@ -32,6 +33,7 @@ from tasks.cli.report import report_command
 from tasks.cli.sla import sla_command
 from tasks.cli.status import status_command
 from tasks.lanes import urgent_queue
+from tasks.notes.voice import TemplateProblem, Voice
 from tasks.runtime import Runtime, load_policy
 from tasks.settings import SettingsError, settings_from_env
 from triage.policy import PolicyError
@@ -47,7 +49,7 @@ class ResponderGroup(WholeSummaryGroup):
         """Run the command; a bad setting or policy exits 2, an unreachable Redis exits 1."""
         try:
             return super().invoke(ctx)
-        except (SettingsError, PolicyError) as exc:
+        except (SettingsError, PolicyError, TemplateProblem) as exc:
             raise ConfigurationError(str(exc)) from None
         except RedisError as exc:
             # The command got this far, so the settings it read are valid.
@@ -69,6 +71,7 @@ main.add_command(diagnose_command)
 main.add_command(sla_command)
 main.add_command(report_command)
 main.add_command(status_command)
+main.add_command(demo_alert_command)
 
 
 @main.command()
@@ -79,6 +82,8 @@ def run(host: str, port: int, concurrency: int) -> None:
     """Run receiver, worker, urgent worker and beat in the foreground (for a laptop)."""
     settings = settings_or_usage_error()
     policy = load_policy(settings)  # a broken one stops here, before anything starts
+    if problems := Voice.of(policy).check():  # not a blank in a note at 3 a.m.
+        raise ConfigurationError("note templates: " + "; ".join(problems))
     # The parts would each fail on their own, in a loop of restarts; say it once instead.
     Runtime(settings).redis.ping()
     var = Path("var")

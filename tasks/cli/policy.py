@@ -11,6 +11,7 @@ import click
 
 from collectors.registry import available
 from tasks.cli.options import ConfigurationError, WholeSummaryGroup, settings_or_usage_error
+from tasks.notes.voice import Voice
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 from triage.policy import (
@@ -22,6 +23,7 @@ from triage.policy import (
     format_duration,
     line_of,
     load,
+    relative_to,
 )
 from triage.sla import deadlines, is_market_open
 
@@ -44,6 +46,8 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
         policy = load(text, source)
     except PolicyError as exc:
         return None, exc.problems
+    if not source.startswith("builtin:"):
+        policy = relative_to(policy, source)
     problems = [
         Problem(
             source,
@@ -54,6 +58,21 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
         for priority, names in policy.plan.items()
         for index, name in enumerate(names)
         if name not in available()
+    ]
+    problems += [
+        Problem(
+            source,
+            line_of(text, ["on_resolved", "validate", index]),
+            f"on_resolved.validate[{index}]",
+            f"no collector named {name!r} (installed: {', '.join(available())})",
+        )
+        for index, name in enumerate(policy.on_resolved.validate)
+        if name not in available()
+    ]
+    templates_line = line_of(text, ["notes", "templates"])
+    problems += [
+        Problem(source, templates_line, "notes.templates", message)
+        for message in Voice.of(policy).check()
     ]
     return (None if problems else policy), problems
 
@@ -101,16 +120,25 @@ def policy_show(as_json: bool) -> None:
             f"{priority.value:<4}{row.acknowledge!s:<13}{row.respond!s:<10}{row.resolve!s:<22}"
             f"{row.update_every!s:<9}{row.notify_management}"
         )
-    click.echo(f"\nRules (the most severe match wins; no match gives {policy.default_priority}):")
+    click.echo(f"\nRules (the most severe match wins; no match: {_fallback_summary(policy)}):")
     for rule in policy.rules:
-        click.echo(f"  {rule.priority}  {rule.name:<38} {rule.runbook}")
+        only = " (fallback: only when no other rule matches)" if rule.fallback else ""
+        click.echo(f"  {rule.priority}  {rule.name:<38} {rule.runbook}{only}")
     click.echo("\nCatalog:")
     for service in policy.catalog.values():
         path = "trading path" if service.trading_path else "off the trading path"
         click.echo(f"  {service.name:<18} {service.health_url:<40} {path}")
+        if service.why:
+            click.echo(f"  {'':<18} why: {service.why}")
     click.echo("\nPlan:")
     for priority, names in policy.plan.items():
         click.echo(f"  {priority}  {', '.join(names) or '(nothing)'}")
+    resolved = policy.on_resolved
+    click.echo(
+        f"\nA whole group resolved: stop {', '.join(resolved.stop_clocks) or 'no clocks'}; "
+        f"validate with {', '.join(resolved.validate) or 'nothing'}; the incident is "
+        + ("resolved when every check passed" if resolved.resolve_incident else "left to a person")
+    )
     storm = _storm_data(policy)
     click.echo(
         f"\nStorms: P2/P3 use at most {storm['routine_budget_share']:.0%} of PagerDuty's budget; "
@@ -190,25 +218,46 @@ def _market_summary(policy: Policy) -> str:
     return f"{opens} to {closes} {hours.timezone}"
 
 
+def _fallback_summary(policy: Policy) -> str:
+    by_severity = [f"severity={k} {v}" for k, v in policy.severity_fallback.items()]
+    return ", ".join([*by_severity, f"otherwise {policy.default_priority}"])
+
+
 def _policy_data(policy: Policy) -> dict[str, Any]:
     return {
         "source": policy.source,
         "market_hours": _market_summary(policy),
         "holidays": sorted(d.isoformat() for d in policy.market_hours.holidays),
         "default_priority": policy.default_priority.value,
+        "severity_fallback": {k: v.value for k, v in policy.severity_fallback.items()},
         "sla": {
             p.value: {name: str(getattr(row, name)) for name in row.__dataclass_fields__}
             for p, row in policy.sla.items()
         },
         "rules": [
-            {"name": r.name, "priority": r.priority.value, "runbook": r.runbook}
+            {
+                "name": r.name,
+                "priority": r.priority.value,
+                "runbook": r.runbook,
+                "fallback": r.fallback,
+            }
             for r in policy.rules
         ],
         "catalog": {
-            s.name: {"health_url": s.health_url, "trading_path": s.trading_path}
+            s.name: {
+                "health_url": s.health_url,
+                "trading_path": s.trading_path,
+                "why": s.why,
+                "flow_test": dict(s.flow_test),
+            }
             for s in policy.catalog.values()
         },
         "plan": {p.value: list(names) for p, names in policy.plan.items()},
+        "on_resolved": {
+            "stop_clocks": list(policy.on_resolved.stop_clocks),
+            "validate": list(policy.on_resolved.validate),
+            "resolve_incident": policy.on_resolved.resolve_incident,
+        },
         "storm": _storm_data(policy),
     }
 

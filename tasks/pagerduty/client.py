@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -105,6 +106,10 @@ class PagerDutyGateway(Protocol):
         """Move the incident to escalation level `level`."""
         ...
 
+    def resolve(self, incident: IncidentRef) -> None:
+        """Resolve the incident."""
+        ...
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Post a status update to the incident's subscribers."""
         ...
@@ -201,6 +206,10 @@ class RestGateway:
         """PUT /incidents/{id} with an escalation level."""
         self._send(escalation_write(incident, level))
 
+    def resolve(self, incident: IncidentRef) -> None:
+        """PUT /incidents/{id} with the status resolved."""
+        self._send(resolution_write(incident))
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """POST /incidents/{id}/status_updates."""
         self._send(status_update_write(incident, message))
@@ -244,6 +253,11 @@ class RestGateway:
         return self.redact(f"PagerDuty {call} failed: {detail}")
 
 
+def outbox_incident_id(incident_key: str) -> str:
+    """Return the id the outbox gives the incident of `incident_key` (stable, never PagerDuty's)."""
+    return "outbox-" + hashlib.sha256(incident_key.encode()).hexdigest()[:12]
+
+
 class OutboxGateway:
     """Write each call the REST gateway would make to a JSON file instead (no token set)."""
 
@@ -252,8 +266,12 @@ class OutboxGateway:
         self.from_email = from_email
 
     def find_incident(self, incident_key: str, open_only: bool = True) -> IncidentRef | None:
-        """Return a reference by key alone: without a token nothing can be looked up."""
-        return IncidentRef(None, incident_key)
+        """Return the outbox's incident for the key: the one trigger mode would have opened.
+
+        Without a token nothing can be looked up; an id of our own lets the SLA clock, the
+        incident record and the report work on a laptop as they do against PagerDuty.
+        """
+        return IncidentRef(outbox_incident_id(incident_key), incident_key)
 
     def create_note(self, incident: IncidentRef, content: str) -> dict[str, Any]:
         """Write the note call to the outbox and return a note-shaped record of it."""
@@ -261,6 +279,7 @@ class OutboxGateway:
         call = {
             "method": "POST",
             "path": path,
+            "incident_id": incident.id,
             "incident_key": incident.incident_key,
             "headers": {"From": self.from_email},
             "json": wire_body("POST", path, {"content": content}),
@@ -285,6 +304,10 @@ class OutboxGateway:
         """Write the escalation to the outbox."""
         self._record(escalation_write(incident, level))
 
+    def resolve(self, incident: IncidentRef) -> None:
+        """Write the resolution to the outbox."""
+        self._record(resolution_write(incident))
+
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """Write the status update to the outbox."""
         self._record(status_update_write(incident, message))
@@ -308,7 +331,12 @@ class OutboxGateway:
         contents = []
         for path in sorted(self.directory.glob("*-note-*.json")):
             call = json.loads(path.read_text(encoding="utf-8"))
-            if call.get("incident_key") == incident.incident_key:
+            # SLA notes know the incident by id alone; first notes may know it by key alone.
+            same_id = incident.id is not None and call.get("incident_id") == incident.id
+            same_key = (
+                bool(incident.incident_key) and call.get("incident_key") == incident.incident_key
+            )
+            if same_id or same_key:
                 contents.append(call["json"]["note"]["content"])
         return contents
 
@@ -386,6 +414,12 @@ def escalation_write(incident: IncidentRef, level: int) -> IncidentWrite:
     """Return the PUT that escalates an incident to `level`."""
     body = {"type": "incident_reference", "escalation_level": level}
     return IncidentWrite("PUT incident", "escalate", "PUT", f"/incidents/{incident.id}", body)
+
+
+def resolution_write(incident: IncidentRef) -> IncidentWrite:
+    """Return the PUT that resolves an incident."""
+    body = {"type": "incident_reference", "status": "resolved"}
+    return IncidentWrite("PUT incident", "resolve", "PUT", f"/incidents/{incident.id}", body)
 
 
 def status_update_write(incident: IncidentRef, message: str) -> IncidentWrite:

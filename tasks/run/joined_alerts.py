@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tasks import notes
 from tasks.run.response import (
     IncidentNotFound,
     find_incident,
@@ -79,7 +78,7 @@ def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
     alerts: list[tuple[Alert, Classification]] = []
     seen: set[str] = set()
     for delivery_id in delivery_ids:
-        delivery = rt.deliveries.get(delivery_id)
+        delivery = rt.deliveries.load(delivery_id)
         if delivery is None:
             continue
         for alert, classification in fresh_firing_alerts(delivery):
@@ -93,7 +92,7 @@ def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={incident_key}")
     refresh = rt.policy.storm.evidence_refresh
-    content = notes.joined_alerts_note(alerts, delivery_ids, refresh, now)
+    content = rt.voice.joined_alerts(alerts, delivery_ids, refresh, now)
     step = "joined_note"
     note_id = post_note_once(rt, incident, batch.removeprefix(BATCH_PREFIX), step, content)
     for delivery_id in delivery_ids if note_id is not None else ():

@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,88 +15,60 @@ from urllib.parse import parse_qs, urlsplit
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
-from tasks import notes
 from tasks.evidence import bundle, links
 from tasks.evidence.links import bundle_path
 from tasks.evidence.shared_checks import run_shared
+from tasks.notes import markers
+from tasks.notes.voice import headline
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.run.security import SECURITY_REQUEST, request_security_team, security_call
+from tasks.run.state import RunState, existing_run, load_run, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock
 from tasks.store.deliveries import (
     DEDUP_TTL,
     IN_FLIGHT_SECONDS,
     PREFIX,
+    Delivery,
     current_attempt,
     pending_attempt,
 )
 from tasks.store.deliveries import run_id as make_run_id
 from triage.classify import classify
-from triage.models import Alert, Classification, parse_alertmanager, parse_pagerduty
+from triage.models import (
+    Alert,
+    Classification,
+    ListedAlert,
+    parse_alertmanager,
+    parse_pagerduty,
+)
 from triage.policy import Policy
 from triage.sla import deadlines
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunState:
-    """One pipeline run of a delivery, shared by its tasks through Redis."""
-
-    run_id: str
-    delivery_id: str
-    run: int
-    incident_key: str
-    alert_name: str
-    title: str
-    classification: dict[str, str]
-    fingerprints: list[str]
-    deadlines: dict[str, str]
-    collectors: list[str]
-    services: list[str]
-    incident_id: str | None = None
-    subjects: list[str] = field(default_factory=list)
-    affected: list[str] = field(default_factory=list)
-    expression: str = ""
-    failures: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def incident(self) -> IncidentRef:
-        """Return the incident reference as far as it is known."""
-        return IncidentRef(self.incident_id, self.incident_key)
-
-
-def run_key(run_id: str) -> str:
-    """Return the Redis key holding a run's state."""
-    return f"{PREFIX}run:{run_id}"
-
-
-def save_run(rt: Runtime, state: RunState) -> None:
-    """Store a run's state."""
-    rt.redis.set(run_key(state.run_id), json.dumps(asdict(state)), ex=DEDUP_TTL)
-
-
-def load_run(rt: Runtime, run_id: str) -> RunState:
-    """Load a run's state; raise KeyError when it is gone."""
-    raw = rt.redis.get(run_key(run_id))
-    if raw is None:
-        raise KeyError(f"pipeline run {run_id} not found")
-    return RunState(**json.loads(raw))
-
-
 def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunState | None:
     """Return the run's state, creating it from the stored delivery the first time."""
     run_id = make_run_id(delivery_id, run)
-    existing = rt.redis.get(run_key(run_id))
-    if existing is not None:
-        return RunState(**json.loads(existing))
-    delivery = rt.deliveries.get(delivery_id)
+    existing = existing_run(rt, run_id)
+    if existing is not None and (existing.alerts or existing.pagerduty_incident is not None):
+        return existing
+    delivery = rt.deliveries.load(delivery_id)
     if delivery is None:
         log.warning("delivery %s not found (expired or never recorded)", delivery_id)
-        return None
-    if delivery.get("source") == "pagerduty":
+        return existing
+    if delivery.source == "pagerduty":
         state = _pagerduty_run(rt, delivery, run_id, run, now)
     else:
         state = _alertmanager_run(rt, delivery, run_id, run)
+    if existing is not None and state is not None:
+        # Saved mid-flight by the previous version, which kept the first note's lines, not
+        # what it lists: the rest of the run stands, the facts come from the delivery again.
+        existing.alerts, existing.truncated_alerts = state.alerts, state.truncated_alerts
+        existing.pagerduty_incident = state.pagerduty_incident
+        save_run(rt, existing)
+        return existing
     if state is None:
         rt.deliveries.update(delivery_id, pipeline="skipped: nothing to respond to")
         return None
@@ -106,60 +77,58 @@ def prepare_run(rt: Runtime, delivery_id: str, run: int, now: datetime) -> RunSt
     return state
 
 
-def _alertmanager_run(
-    rt: Runtime, delivery: dict[str, Any], run_id: str, run: int
-) -> RunState | None:
+def _alertmanager_run(rt: Runtime, delivery: Delivery, run_id: str, run: int) -> RunState | None:
     chosen = fresh_firing_alerts(delivery, replay=run > 1)
-    if not chosen:
+    if not chosen or delivery.classification is None:
         return None
-    classification = Classification.from_dict(delivery["classification"])
+    classification = delivery.classification
     lead = chosen[0][0]
     triggered_at = min(alert.starts_at for alert, _ in chosen)
     return RunState(
         run_id=run_id,
-        delivery_id=delivery["id"],
+        delivery_id=delivery.id,
         run=run,
-        incident_key=parse_alertmanager(json.loads(delivery["raw_body"])).incident_key,
+        incident_key=delivery.incident_key,
         alert_name=lead.name,
-        title=notes.alert_headline(lead),
-        classification=classification.to_dict(),
+        title=headline(lead),
+        classification=classification,
         fingerprints=[alert.fingerprint for alert, _ in chosen],
-        deadlines=deadlines(classification.priority, triggered_at, rt.policy).to_dict(),
+        deadlines=deadlines(classification.priority, triggered_at, rt.policy),
         collectors=list(rt.policy.plan[classification.priority]),
         services=affected_services([a for a, _ in chosen], rt.policy),
-        subjects=notes.alert_lines(chosen, int(delivery.get("truncated_alerts") or 0)),
+        alerts=[ListedAlert.of(alert, c) for alert, c in chosen],
+        truncated_alerts=int(delivery.record.get("truncated_alerts") or 0),
         affected=named_services([a for a, _ in chosen], rt.policy),
         expression=alert_expression(lead.generator_url),
+        rules=list(dict.fromkeys(c.rule for _, c in chosen)),
     )
 
 
 def _pagerduty_run(
-    rt: Runtime, delivery: dict[str, Any], run_id: str, run: int, now: datetime
+    rt: Runtime, delivery: Delivery, run_id: str, run: int, now: datetime
 ) -> RunState | None:
-    event = parse_pagerduty(json.loads(delivery["raw_body"]))
+    event = parse_pagerduty(delivery.payload())
     incident = event.incident
     if incident is None:
         return None
-    stored = delivery.get("classification")
-    classification = (
-        Classification.from_dict(stored) if stored else classify(incident, rt.policy, now)
-    )
+    classification = delivery.classification or classify(incident, rt.policy, now)
     triggered_at = event.occurred_at or now
     return RunState(
         run_id=run_id,
-        delivery_id=delivery["id"],
+        delivery_id=delivery.id,
         run=run,
         incident_key=incident.incident_key,
         alert_name=incident.title[:80] or incident.id,
         title=incident.title or incident.id,
-        classification=classification.to_dict(),
+        classification=classification,
         fingerprints=[],
-        deadlines=deadlines(classification.priority, triggered_at, rt.policy).to_dict(),
+        deadlines=deadlines(classification.priority, triggered_at, rt.policy),
         collectors=list(rt.policy.plan[classification.priority]),
         services=services_named_in(incident.title, rt.policy),
-        subjects=notes.incident_lines(incident),
+        pagerduty_incident=incident,
         incident_id=incident.id,
         affected=[n for n in rt.policy.catalog if _names(n, incident.title)],
+        rules=[classification.rule],
     )
 
 
@@ -234,16 +203,16 @@ def trigger_incident(rt: Runtime, state: RunState, now: datetime) -> bool:
         return False
     if rt.deliveries.effect_done(state.run_id, "trigger"):
         return False
-    priority = state.classification["priority"]
+    priority = state.classification.priority
     event = {
         "event_action": "trigger",
         "dedup_key": state.incident_key,
         "payload": {
-            "summary": f"[{priority}] {state.title}"[:1024],
+            "summary": rt.voice.event_summary(priority, state.title),
             "source": "eafix-responder",
             "severity": SEVERITY[priority],
             "custom_details": {
-                "why": state.classification["reason"],
+                "why": state.classification.reason,
                 "delivery": state.delivery_id,
             },
         },
@@ -257,7 +226,7 @@ def trigger_incident(rt: Runtime, state: RunState, now: datetime) -> bool:
 
 def set_incident_priority(rt: Runtime, state: RunState, incident: IncidentRef) -> None:
     """Set the incident's PagerDuty priority from ours once, when the account has priorities."""
-    wanted = rt.policy.pagerduty.priorities.get(state.classification["priority"], "")
+    wanted = rt.policy.pagerduty.priorities.get(state.classification.priority, "")
     if not rt.policy.pagerduty.set_priority or incident.id is None or not wanted:
         return
     if rt.deliveries.effect_done(state.run_id, "priority"):
@@ -279,13 +248,16 @@ def set_incident_priority(rt: Runtime, state: RunState, incident: IncidentRef) -
 def start_clock(rt: Runtime, state: RunState) -> None:
     """Register the run's SLA deadlines for its incident (again on a reopen: they move)."""
     if state.incident_id:
-        due = sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, state.deadlines)
-        rt.clock.register(due)
+        due = state.deadlines.to_dict()
+        if rt.settings.outbox_mode:  # no PagerDuty webhook says it triggered again
+            rt.incidents.begin_cycle(
+                state.incident_id, state.title, state.incident_key, state.deadlines.triggered_at
+            )
+        rt.clock.register(
+            sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, due)
+        )
         rt.incidents.mark_clock(
-            state.incident_id,
-            state.deadlines["priority"],
-            state.deadlines["triggered_at"],
-            state.run_id,
+            state.incident_id, due["priority"], due["triggered_at"], state.run_id
         )
 
 
@@ -302,23 +274,39 @@ def post_first_note(rt: Runtime, state: RunState, incident: IncidentRef | None) 
         return
     if rt.deliveries.effect_done(state.run_id, "first_note"):
         return
-    due = deadlines(
-        Classification.from_dict(state.classification).priority,
-        datetime.fromisoformat(state.deadlines["triggered_at"]),
-        rt.policy,
+    security = security_call(rt.policy, state)
+    # A reopened incident's new run: the team was called in (or asked for) the first time.
+    before = bool(
+        security and incident.id and rt.deliveries.effect_done(incident.id, SECURITY_REQUEST)
     )
-    content = notes.first_response_note(
+    content = rt.voice.first_response(
         state.title,
-        state.subjects,
-        Classification.from_dict(state.classification),
-        due,
-        rt.policy,
+        state.classification,
+        state.deadlines,
         state.delivery_id,
         datetime.now(UTC),
+        alerts=state.alerts,
+        truncated=state.truncated_alerts,
+        incident=state.pagerduty_incident,
+        security_team=security.called if security else None,
+        security_before=before,
     )
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:
         rt.deliveries.update(state.delivery_id, first_note=note_id)
+
+
+def call_in_security(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:
+    """Call the security team in once per incident when a rule that pages them matched.
+
+    A request PagerDuty refuses for good leaves a note asking for it by hand.
+    """
+    if incident is None or incident.id is None:
+        return  # the first note's failure says there is no incident
+    refused = request_security_team(rt, state, incident)
+    if refused is not None:
+        post_note_once(rt, incident, state.run_id, "security_refused", refused)
+        rt.deliveries.mark_effect(incident.id, SECURITY_REQUEST, "refused: asked by hand")
 
 
 def post_note_once(
@@ -332,7 +320,7 @@ def post_note_once(
     that finds an older or its own attempt pending (the worker died, the answer was lost)
     first looks for the reference among the incident's notes instead of posting a second one.
     """
-    ref = notes.reference(run_id, step)
+    ref = markers.reference(run_id, step)
     owner = current_attempt.get()
     state = rt.deliveries.effect_state(run_id, step)
     if state is not None and state.startswith("done"):
@@ -346,9 +334,9 @@ def post_note_once(
             return None
     if not rt.deliveries.claim_attempt(run_id, step, state, owner):
         raise _in_flight(step, 1.0)  # another copy claimed it a moment ago
-    body = notes.clip(rt.redact(content), notes.NOTE_LIMIT - len(ref) - 1)
+    body = markers.clip(rt.redact(content), markers.NOTE_LIMIT - len(ref) - 1)
     text = f"{body}\n{ref}"
-    if opening := notes.opening(text):
+    if opening := markers.opening(text):
         rt.deliveries.remember_own_note(opening)  # before the POST: its webhook may come first
     try:
         note = rt.pagerduty.create_note(incident, text)
@@ -374,42 +362,15 @@ def _in_flight(step: str, wait: float) -> PagerDutyUnavailable:
     )
 
 
-def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
-    """Note the delivery's newly resolved alerts on their incident, once; run nothing."""
-    delivery = rt.deliveries.get(delivery_id)
-    if delivery is None:
-        return "delivery gone"
-    fresh = set(delivery.get("fresh_keys", []))
-    group = parse_alertmanager(json.loads(delivery["raw_body"]))
-    resolved = [a for a in group.alerts if a.status == "resolved" and a.dedup_key in fresh]
-    if not resolved or rt.deliveries.effect_done(delivery_id, "resolved_note"):
-        return "nothing to note"
-    incident = find_incident(rt, group.incident_key, open_only=False)
-    if incident is None:
-        raise IncidentNotFound(f"no PagerDuty incident with incident_key={group.incident_key}")
-    content = notes.resolved_note(resolved, delivery_id)
-    note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
-    if all(alert.status == "resolved" for alert in group.alerts):
-        rt.incidents.forget_id(group.incident_key)  # the group may fire again as a new incident
-    if note_id is not None:
-        rt.deliveries.update(delivery_id, resolved_note=note_id)
-    return note_id or "already noted"
-
-
 class IncidentNotFound(LookupError):
     """No PagerDuty incident has the key (yet)."""
 
 
-def classified_alerts(delivery: dict[str, Any]) -> list[tuple[Alert, Classification]]:
+def classified_alerts(delivery: Delivery) -> list[tuple[Alert, Classification]]:
     """Return a stored delivery's alerts with the classification the receiver gave each."""
-    group = parse_alertmanager(json.loads(delivery["raw_body"]))
-    by_fingerprint = {
-        item["fingerprint"]: Classification.from_dict(item["classification"])
-        for item in delivery.get("alerts", [])
-    }
-    return [
-        (a, by_fingerprint[a.fingerprint]) for a in group.alerts if a.fingerprint in by_fingerprint
-    ]
+    group = parse_alertmanager(delivery.payload())
+    known = delivery.alert_classifications
+    return [(a, known[a.fingerprint]) for a in group.alerts if a.fingerprint in known]
 
 
 def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
@@ -519,15 +480,15 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
             "incident_key": state.incident_key,
             "label": state.incident.label,
         },
-        "classification": state.classification,
-        "deadlines": state.deadlines,
+        "classification": state.classification.to_dict(),
+        "deadlines": state.deadlines.to_dict(),
         "alerts": state.fingerprints,
     }
     bundle.write_manifest(folder, header, entries, now)
     rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=str(folder.resolve()))
     evidence = [_evidence_of(entry) for entry in entries]
-    content = notes.evidence_note(
-        Classification.from_dict(state.classification),
+    content = rt.voice.evidence(
+        state.classification,
         state.alert_name,
         evidence,
         bundle_location(rt, run_id, now),
@@ -573,14 +534,13 @@ def record_failure(rt: Runtime, state: RunState, step: str, reason: str) -> None
 
 
 def fresh_firing_alerts(
-    delivery: dict[str, Any], *, replay: bool = False
+    delivery: Delivery, *, replay: bool = False
 ) -> list[tuple[Alert, Classification]]:
     """Return the firing alerts this delivery brought first (all its firing ones on a replay)."""
-    fresh = set(delivery.get("fresh_keys", []))
     return [
         (alert, classification)
         for alert, classification in classified_alerts(delivery)
-        if alert.status == "firing" and (replay or alert.dedup_key in fresh)
+        if alert.status == "firing" and (replay or alert.dedup_key in delivery.fresh_keys)
     ]
 
 

@@ -13,18 +13,12 @@ from tasks.retries import decide
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
 from tasks.store.deliveries import PREFIX
+from tasks.store.incidents import escalations_key
 from tasks.store.sla_clock import Deadline
 from triage.models import Priority
 from triage.policy import format_duration
 
 log = logging.getLogger(__name__)
-
-STATUS_TEMPLATE = """INCIDENT UPDATE - {incident}
-Status: {status}
-Impact: {impact}
-Actions: {actions}
-ETA: {eta}
-Next Update: {next_update}"""
 
 
 def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
@@ -38,26 +32,13 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     overdue = max(now - due, timedelta(0))
     late = format_duration(overdue) if overdue >= timedelta(minutes=1) else "0m"
     step = f"{deadline.kind}@{deadline.due}"
-    targets = rt.policy.sla[Priority(deadline.priority)]
-    if deadline.kind == "acknowledge":
-        if status == "acknowledged":
-            return "acknowledged in time"
+    if deadline.kind == "acknowledge" and status == "acknowledged":
+        return "acknowledged in time"
+    if deadline.kind in ("acknowledge", "resolve"):
         level = escalate(rt, incident, step)
-        note = (
-            f"[{deadline.priority}] SLA missed: not acknowledged within {targets.acknowledge} "
-            f"(due {due:%H:%M} UTC, {late} late). Escalated to level {level}."
-        )
-    elif deadline.kind == "resolve":
-        level = escalate(rt, incident, step)
-        note = (
-            f"[{deadline.priority}] SLA missed: not resolved within {targets.resolve} "
-            f"(due {due:%H:%M} UTC, {late} late). Escalated to level {level}."
-        )
+        note = rt.voice.sla_missed(deadline.priority, deadline.kind, due, late, level)
     elif deadline.kind == "respond":
-        note = (
-            f"[{deadline.priority}] SLA: the respond deadline ({targets.respond}) passed "
-            f"{late} ago (due {due:%H:%M} UTC) with the incident {status}."
-        )
+        note = rt.voice.sla_respond(deadline.priority, due, late, status)
     elif deadline.kind == "next_update":
         return status_update(rt, incident, deadline, status, now)
     else:
@@ -97,10 +78,8 @@ def acting_alone(rt: Runtime, deadline: Deadline, owner: str, seconds: int) -> I
 def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
     """Say on the incident that an SLA action failed for good, and what to do by hand."""
     incident = IncidentRef(deadline.incident_id, "")
-    note = (
-        f"[{deadline.priority}] SLA {deadline.kind.replace('_', ' ')} action failed: {why}. "
-        f"Please {BY_HAND.get(deadline.kind, 'act by hand')}."
-    )
+    by_hand = BY_HAND.get(deadline.kind, "act by hand")
+    note = rt.voice.sla_gave_up(deadline.priority, deadline.kind, why, by_hand)
     step = f"{deadline.kind}@{deadline.due}:gave-up"
     try:
         post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -121,11 +100,9 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
     note asking for it by hand; a transient failure is raised, to be retried.
     """
     priority = Priority(deadline.priority)
-    span = rt.policy.sla[priority].notify_management
     management = rt.policy.pagerduty.management
-    head = f"[{priority}] Management notification due ({span})"
     if management is None or priority not in management.request_for:
-        return f"{head}: tell engineering management about this incident now."
+        return rt.voice.management(str(priority), "by hand")
     effect = f"{deadline.kind}@{deadline.due}:responder-request"
     message = management.message
     for name, value in (("priority", str(priority)), ("title", deadline.title or str(incident.id))):
@@ -142,16 +119,16 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
         except PagerDutyUnavailable as exc:
             if decide(exc.status, exc.headers, 1).retry:
                 raise
-            return f"{head}: the responder request failed ({exc}); call management in by hand."
+            return rt.voice.management(str(priority), "failed", why=str(exc))
         rt.deliveries.mark_effect(deadline.incident_id, effect)
         if incident.id:
             rt.incidents.log(incident.id, f"responders requested from {called}", "responder")
-    return f"{head}: responders requested from {called}."
+    return rt.voice.management(str(priority), "requested", called=called)
 
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     """Escalate one level further than the responder has before; once per deadline."""
-    key = f"{PREFIX}escalations:{incident.id}"
+    key = escalations_key(str(incident.id))
     effect = f"{step}:escalate"
     done = rt.deliveries.effect_state(str(incident.id), effect) or ""
     if done.startswith("done:"):
@@ -179,15 +156,14 @@ def status_update(
     next_at = datetime.fromisoformat(deadline.due) + cadence
     while next_at <= now:
         next_at += cadence
-    message = STATUS_TEMPLATE.format(
+    message = rt.voice.status_update(
         incident=deadline.incident_id,
         status="Investigating" if status == "triggered" else "Identified",
         impact=deadline.title or "see the incident's evidence note",
         actions="automated diagnostics attached; on-call engineer engaged"
         if status == "acknowledged"
         else "automated diagnostics attached; waiting for acknowledgement",
-        eta="unknown",
-        next_update=f"{next_at:%Y-%m-%d %H:%M} UTC",
+        next_update=next_at,
     )
     effect = f"{deadline.kind}@{deadline.due}:status-update"
     if not rt.deliveries.effect_done(deadline.incident_id, effect):

@@ -7,12 +7,12 @@ import json
 from datetime import datetime
 
 from tasks.evidence.links import bundle_path
-from tasks.pagerduty.client import IncidentRef
-from tasks.run.response import load_run, post_note_once
+from tasks.pagerduty.client import IncidentRef, outbox_incident_id
+from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from triage import report
-from triage.models import parse_pagerduty
+from triage.models import Incident, IncidentEvent, parse_alertmanager, parse_pagerduty
 
 
 def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: datetime) -> str:
@@ -31,17 +31,16 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
         if resolved_at is not None and reopened and datetime.fromisoformat(reopened) > resolved_at:
             return "reopened since: no closing note"
         return f"the record says {record.get('status')}, not resolved: no closing note"
-    state = load_run(rt, run_id)
     times = report.from_record(record, rt.incidents.history(incident_id))
     if times is None:
         return "no clock of ours for this incident"
-    content = report.closing_note(times, rt.policy)
+    content = rt.voice.closing(times)
     # Before the note, so a note that fails for good still leaves the timeline; after it
     # again, so the timeline ends with the note.
-    write_timeline(rt, incident_id, state.run_id)
+    write_timeline(rt, incident_id, run_id)
     incident = IncidentRef(incident_id, record.get("incident_key", ""))
-    post_note_once(rt, incident, state.run_id, "closing_note", content)
-    write_timeline(rt, incident_id, state.run_id)
+    post_note_once(rt, incident, run_id, "closing_note", content)
+    write_timeline(rt, incident_id, run_id)
     return content.splitlines()[0]
 
 
@@ -52,14 +51,44 @@ def close_resolved(rt: Runtime, delivery_id: str, now: datetime) -> str:
     the event itself just after: whichever comes first applies it (the second changes
     nothing), so the task never waits for the receiver.
     """
-    delivery = rt.deliveries.get(delivery_id)
+    delivery = rt.deliveries.load(delivery_id)
     if delivery is None:
         return "delivery gone"
-    event = parse_pagerduty(json.loads(delivery["raw_body"]))
+    event = parse_pagerduty(delivery.payload())
     if event.incident is None:
         return "no incident in the event"
     incident_events.apply_event(rt, event)
     return close(rt, event.incident.id, event.occurred_at or now, now)
+
+
+def close_in_outbox(rt: Runtime, delivery_id: str, now: datetime) -> str:
+    """In outbox mode, resolve and close the outbox incident of a group that fully resolved.
+
+    Against PagerDuty the incident's own `incident.resolved` webhook closes it; the outbox has
+    no such webhook, so Alertmanager's resolution of the whole group stands in for it, and the
+    SLA clock stops and the report counts the resolution on a laptop too.
+    """
+    if not rt.settings.outbox_mode:
+        return "not in outbox mode"
+    delivery = rt.deliveries.load(delivery_id)
+    if delivery is None:
+        return "delivery gone"
+    group = parse_alertmanager(delivery.payload())
+    if group.firing or group.status != "resolved" or group.truncated_alerts:
+        return "alerts still firing"  # (alerts Alertmanager left out may still fire)
+    incident = Incident(
+        id=outbox_incident_id(delivery.incident_key),
+        title=group.alerts[0].name,
+        status="resolved",
+        incident_key=delivery.incident_key,
+    )
+    resolved_at = max(alert.ends_at or now for alert in group.alerts)
+    agent = {"summary": "Alertmanager (the whole group resolved)"}
+    resolution = IncidentEvent(
+        f"outbox:{delivery_id}", "incident.resolved", resolved_at, incident, agent=agent
+    )
+    incident_events.apply_event(rt, resolution)
+    return close(rt, incident.id, resolved_at, now)
 
 
 def write_timeline(rt: Runtime, incident_id: str, run_id: str) -> None:

@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError
 
 from tasks.enqueue import TaskMessage
 from tasks.store.redis_direct import DirectCommands
-from triage.models import Priority
+from triage.models import Classification, Priority
 
 PREFIX = "responder:"
 INDEX_KEY = PREFIX + "deliveries"
@@ -242,6 +242,48 @@ class Recorded:
         return not self.fresh_keys
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One stored delivery as the worker reads it: the body as received, what the receiver
+    decided about it (classification, incident key, which alerts were new), its pipeline."""
+
+    id: str
+    source: str
+    raw_body: bytes
+    incident_key: str
+    classification: Classification | None
+    # Each alert's classification, by fingerprint (Alertmanager deliveries).
+    alert_classifications: Mapping[str, Classification]
+    fresh_keys: frozenset[str]
+    runs: int
+    run_id: str
+    record: Mapping[str, Any]  # every stored field, for what the worker does not model
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Delivery:
+        """Read a delivery from `DeliveryStore.get` output."""
+        stored = record.get("classification")
+        return cls(
+            id=record["id"],
+            source=record.get("source", ""),
+            raw_body=record.get("raw_body", b""),
+            incident_key=record.get("incident_key") or "",
+            classification=Classification.from_dict(stored) if stored else None,
+            alert_classifications={
+                item["fingerprint"]: Classification.from_dict(item["classification"])
+                for item in record.get("alerts", [])
+            },
+            fresh_keys=frozenset(record.get("fresh_keys") or ()),
+            runs=int(record.get("runs") or 1),
+            run_id=record.get("run_id") or "",
+            record=record,
+        )
+
+    def payload(self) -> Any:
+        """Return the body as the sender posted it, decoded from JSON (the receiver checked it)."""
+        return json.loads(self.raw_body)
+
+
 class DeliveryStore:
     """Record, read and update deliveries; the receiver writes, workers and the CLI read."""
 
@@ -353,6 +395,11 @@ class DeliveryStore:
             # Fields set after recording (pipeline state, incident, bundle) override meta.
             result[name] = value if name == "raw_body" else _decode(value.decode())
         return result
+
+    def load(self, delivery_id: str) -> Delivery | None:
+        """Return one delivery typed for the worker, or None when unknown or expired."""
+        record = self.get(delivery_id)
+        return Delivery.from_record(record) if record is not None else None
 
     def update(self, delivery_id: str, **fields: Any) -> None:
         """Set fields of a stored delivery (pipeline state, incident, bundle)."""

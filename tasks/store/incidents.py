@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from tasks.store.deliveries import DEDUP_TTL, PREFIX, claim_key, incident_id_key, parse_claim
-from triage.models import IncidentEvent
+from triage.models import Incident, IncidentEvent
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ def _entry(at: datetime, what: str, by: str) -> str:
 def history_key(incident_id: str) -> str:
     """Return the Redis key of one incident's history (what happened, who, when)."""
     return f"{PREFIX}incident-history:{incident_id}"
+
+
+def escalations_key(incident_id: str) -> str:
+    """Return the Redis key counting how far the responder has escalated an incident."""
+    return f"{PREFIX}escalations:{incident_id}"
 
 
 class IncidentStore:
@@ -151,6 +156,20 @@ class IncidentStore:
         if not raw:
             return None
         return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def begin_cycle(self, incident_id: str, title: str, incident_key: str, at: datetime) -> None:
+        """Start a new cycle of an incident only we track (outbox mode): triggered again.
+
+        PagerDuty's own triggered and reopened webhooks do this for its incidents; an outbox
+        incident that resolved and fires again would otherwise stay resolved, its clock mute,
+        and its escalations would continue from the last cycle's level.
+        """
+        record = self.get(incident_id)
+        if record is not None and record.get("status") != "resolved":
+            return
+        incident = Incident(incident_id, title, "triggered", incident_key=incident_key)
+        self.apply(IncidentEvent(f"cycle:{incident_id}", "incident.triggered", at, incident))
+        self.redis.delete(escalations_key(incident_id))
 
     def mark_clock(self, incident_id: str, priority: str, started_at: str, run_id: str) -> None:
         """Record that our SLA clock runs for an incident: its priority and start, for reports.

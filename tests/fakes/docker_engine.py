@@ -9,6 +9,7 @@ import struct
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,16 @@ class FakeDockerEngine:
         )
 
     def _logs(self, request: Request, id: str) -> Response:
-        body = b"".join(
-            _frame(2 if "ERROR" in line else 1, line + "\n")
-            for line in self.containers[id].log_lines
-        )
+        # As the engine does: `since` (Unix seconds) drops older lines, then `tail` keeps the
+        # last N. A line's time is its leading RFC 3339 timestamp, as `timestamps=1` writes it.
+        lines = self.containers[id].log_lines
+        since = request.args.get("since", type=float)
+        if since is not None:
+            lines = [line for line in lines if _written_at(line) >= since]
+        tail = request.args.get("tail", "all")
+        if tail != "all":
+            lines = lines[-int(tail) :] if int(tail) else []
+        body = b"".join(_frame(2 if "ERROR" in line else 1, line + "\n") for line in lines)
         return Response(body, content_type="application/vnd.docker.raw-stream")
 
     def _stats(self, request: Request, id: str) -> Response:
@@ -157,6 +164,14 @@ def _labels(c: FakeContainer) -> dict[str, str]:
 
 def _label_strings(c: FakeContainer) -> list[str]:
     return [f"{k}={v}" for k, v in _labels(c).items()]
+
+
+def _written_at(line: str) -> float:
+    """Return the Unix time of a log line's leading timestamp (a line without one: now)."""
+    try:
+        return datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return datetime.now(UTC).timestamp()
 
 
 def _frame(stream: int, text: str) -> bytes:

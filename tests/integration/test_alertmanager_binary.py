@@ -61,10 +61,11 @@ def start_alertmanager(tmp_path: Path, receiver: str, credentials: str) -> Itera
     }
     (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
     port = free_port()
+    binary = alertmanager_binary()  # before the log opens: a failure leaks no file
     log = (tmp_path / "alertmanager.log").open("wb")
     process = subprocess.Popen(
         [
-            alertmanager_binary(),
+            binary,
             f"--config.file={tmp_path / 'alertmanager.yml'}",
             f"--storage.path={tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from tasks.pagerduty.client import IncidentRef
 from tasks.run import response
+from tasks.run.state import RunState, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.sla import actions, closing
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
 from triage import report
-from triage.models import Priority, parse_pagerduty
+from triage.models import Classification, Priority, parse_pagerduty
 from triage.policy import builtin
 from triage.sla import deadlines
 
@@ -33,14 +34,14 @@ def happened(rt: Runtime, incident: str, kind: str, at: datetime, by: str = "Dan
 
 def start_run(rt: Runtime, run_id: str, incident: str, priority: Priority) -> None:
     """Store a pipeline run for `incident` triggered at T0 and start its clocks."""
-    state = response.RunState(
+    state = RunState(
         run_id=run_id, delivery_id=f"d-{run_id}", run=1, incident_key=f"k-{run_id}",
         alert_name="RiskManagerDown", title="RiskManagerDown",
-        classification={"priority": priority.value, "rule": "r", "reason": "x"}, fingerprints=[],
-        deadlines=deadlines(priority, T0, builtin()).to_dict(), collectors=[], services=[],
+        classification=Classification(priority, "r", "x"), fingerprints=[],
+        deadlines=deadlines(priority, T0, builtin()), collectors=[], services=[],
         incident_id=incident,
     )  # fmt: skip
-    response.save_run(rt, state)
+    save_run(rt, state)
     response.start_clock(rt, state)
 
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -135,6 +136,12 @@ def test_redis_ping_info_and_slowlog(redis_url: str) -> None:
 # --- docker (fake Engine API) ------------------------------------------------------------
 
 
+def ago(minutes: float) -> str:
+    """Return the RFC 3339 time `minutes` ago, as the engine prefixes a log line with it."""
+    moment = datetime.now(UTC) - timedelta(minutes=minutes)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @pytest.fixture
 def engine() -> FakeDockerEngine:
     fake = FakeDockerEngine(
@@ -145,9 +152,9 @@ def engine() -> FakeDockerEngine:
                 restarts=3,
                 env=[f"DB_PASSWORD={CANARY}", "TZ=UTC"],
                 log_lines=[
-                    "2026-11-27T10:00:00Z INFO started",
-                    f"2026-11-27T10:01:00Z ERROR login failed for eafix password={CANARY}",
-                    "2026-11-27T10:02:00Z CRITICAL positions checksum mismatch POS-2",
+                    f"{ago(3)} INFO started",
+                    f"{ago(2)} ERROR login failed for eafix password={CANARY}",
+                    f"{ago(1)} CRITICAL positions checksum mismatch POS-2",
                 ],
             ),
             FakeContainer("execution-engine", state="exited", health="unhealthy"),
@@ -165,16 +172,83 @@ def test_docker_compose_ps_logs_and_stats(engine: FakeDockerEngine, tmp_path: Pa
     evidence = containers.collect(target, ctx)
     assert evidence.status is Status.FAILED
     assert evidence.summary == (
-        "2/3 containers running; risk-manager unhealthy, 3 restarts, 2 error lines; "
-        "execution-engine exited, unhealthy"
+        "2/3 containers running, 2 error lines in the last 15 min; risk-manager unhealthy, "
+        "3 restarts, 2 error lines; execution-engine exited, unhealthy"
     )
     rows = {r["service"]: r for r in evidence.tables["containers"]}
     assert rows["risk-manager"]["cpu_percent"] == 20.0  # (1e9 / 1e10) * 2 CPUs * 100
     assert rows["risk-manager"]["memory_mb"] == 256.0
     assert "docker/risk-manager.errors.log" in evidence.files
+    assert "docker/risk-manager.log" in evidence.files  # the alert names it: its whole hour
     written = stored(tmp_path, evidence, ctx)
     assert "CRITICAL positions checksum mismatch" in written
     assert CANARY not in written  # neither the container's env nor its log line
+
+
+# Initial Diagnosis 3, "docker compose logs --since=15m | grep -i error", for every container;
+# Data Collection 1, "docker compose logs --since=1h > incident_logs_...txt", for each affected
+# one. The alert names risk-manager; execution-engine is a bystander.
+# container, minutes ago, line, counted as an error, in the saved log of the hour
+LOG_LINES = [
+    ("risk-manager", 50, "ERROR an hour's error, before the 15 minutes", False, True),
+    ("risk-manager", 90, "ERROR older than the hour", False, False),
+    ("risk-manager", 10, "ERROR broker session reset", True, True),
+    ("risk-manager", 9, "error: lower case is an error too (grep -i)", True, True),
+    ("risk-manager", 8, "Traceback: ValueError Exception in check", True, True),
+    ("risk-manager", 7, "CRITICAL positions checksum mismatch", True, True),
+    ("risk-manager", 6, "INFO all quiet", False, True),
+    ("execution-engine", 5, "ERROR order rejected by the broker", True, False),
+    ("execution-engine", 4, "INFO order filled", False, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("service", "minutes", "text", "counted", "saved"),
+    LOG_LINES,
+    ids=[f"{row[0]} {row[2]}" for row in LOG_LINES],
+)
+def test_logs_as_the_runbook_reads_them(
+    tmp_path: Path, service: str, minutes: int, text: str, counted: bool, saved: bool
+) -> None:
+    by_service: dict[str, list[str]] = {}
+    for name, age, line, _, _ in sorted(LOG_LINES, key=lambda row: -row[1]):
+        by_service.setdefault(name, []).append(f"{ago(age)} {line}")
+    fake = FakeDockerEngine(
+        [FakeContainer(name, log_lines=lines) for name, lines in by_service.items()]
+    ).start()
+    try:
+        ctx = context(docker_url=fake.url)
+        evidence = containers.collect(Target(SERVICES, affected=("risk-manager",)), ctx)
+    finally:
+        fake.stop()
+    stored(tmp_path, evidence, ctx)
+    errors = tmp_path / "docker" / f"{service}.errors.log"
+    assert (text in errors.read_text() if errors.exists() else False) is counted
+    hour = tmp_path / "docker" / f"{service}.log"
+    assert (text in hour.read_text() if hour.exists() else False) is saved
+    # Every container's errors are counted in the summary, not only the alerted one's.
+    assert evidence.summary == (
+        "2/2 containers running, 5 error lines in the last 15 min; risk-manager 4 error lines; "
+        "execution-engine 1 error lines"
+    )
+
+
+def test_a_long_hour_of_logs_keeps_its_latest_lines_within_the_bound(tmp_path: Path) -> None:
+    lines = [f"{ago(50 - n / 100)} INFO line {n:05d} {'x' * 200}" for n in range(4000)]
+    fake = FakeDockerEngine([FakeContainer("risk-manager", log_lines=lines)]).start()
+    try:
+        ctx = context(docker_url=fake.url)
+        evidence = containers.collect(Target(SERVICES, affected=("risk-manager",)), ctx)
+    finally:
+        fake.stop()
+    saved = evidence.files["docker/risk-manager.log"]
+    head, _, body = saved.partition("\n")
+    assert len(body.encode()) <= containers.SAVED_LOG_BYTES
+    assert head.startswith("[... ") and head.endswith(
+        f"earlier lines of the hour cut: the latest {containers.SAVED_LOG_BYTES} bytes are kept]"
+    )
+    assert body.splitlines()[-1] == lines[-1]  # the latest line is kept, whole
+    assert all(line in lines for line in body.splitlines())
 
 
 def test_docker_without_an_engine_is_skipped_or_failed_with_the_reason(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
     first, evidence = (note["content"] for note in notes)
     assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
     assert "Why P1: signal-latency-over-5s" in first
-    assert "acknowledge by" in first and "(15m)" in first
+    assert "acknowledge by" in first and "(15m" in first  # ", overdue by": an old sample
     # Nothing but the services and Redis in this test's world: the rest say why they skipped.
     assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)")
     assert "OK http" in evidence and "OK redis" in evidence and "OK trading" in evidence
@@ -186,12 +186,12 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
     from tests.integration.test_pagerduty_webhook import event, sign
 
     incident = pagerduty.add_incident(
-        "pd-only-incident", "[FIRING:1] MarketDataStale data-ingestor"
+        "pd-only-incident", "[FIRING:1] TradingServiceDown data-ingestor"
     )
     payload = event(
         id=incident,
         incident_key="pd-only-incident",
-        title="[FIRING:1] MarketDataStale data-ingestor",
+        title="[FIRING:1] TradingServiceDown data-ingestor",
     )
     body = json.dumps(payload).encode()
     headers = {
@@ -205,8 +205,8 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
         lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
         what="both notes for the PagerDuty-triggered incident",
     )
-    assert notes[0]["content"].startswith("[P1] [FIRING:1] MarketDataStale data-ingestor")
-    assert f"PagerDuty incident {incident}: [FIRING:1] MarketDataStale" in notes[0]["content"]
+    assert notes[0]["content"].startswith("[P1] [FIRING:1] TradingServiceDown data-ingestor")
+    assert f"PagerDuty incident {incident}: [FIRING:1] TradingServiceDown" in notes[0]["content"]
     assert [c for c in pagerduty.calls if c.path == "/incidents"] == []  # no lookup needed
     # PagerDuty reports our own note back as incident.annotated: recorded, never acted on.
     from tests.integration.test_pagerduty_webhook import annotated
@@ -237,7 +237,7 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
     assert "- never acknowledged; resolved after 0s (SLA 15m: met)" in notes[2]["content"]
 
 
-def test_a_resolved_alert_is_noted_and_not_diagnosed(
+def test_a_resolved_group_is_noted_and_validated_without_a_new_run(
     worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
 ) -> None:
     firing = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", resolves="yes"}')
@@ -254,6 +254,12 @@ def test_a_resolved_alert_is_noted_and_not_diagnosed(
     )
     assert notes[2]["content"].startswith("[RESOLVED] SignalLatencyHigh: resolved in Alertmanager")
     assert "after 32m" in notes[2]["content"]
+    # The whole group cleared: the runbook's Validation, and the incident left to a person.
+    lines = notes[2]["content"].splitlines()
+    assert "The runbook's Validation (every service's health, the trading flow test):" in lines
+    assert any(line.startswith(("- OK http: ", "- FAILED http: ")) for line in lines)
+    assert any(line.startswith("- ") and " flow: " in line for line in lines)
+    assert pagerduty.incidents[incident]["status"] == "triggered"
     record = delivery(receiver, answer["delivery_id"])
     assert record["pipeline"] == "not started: no new firing alert"
     assert "bundle_id" not in record

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tasks import notes
 from tasks.lanes import urgent_queue
 from tasks.names import CLOSE_INCIDENT
+from tasks.notes import markers as notes
 from tasks.pagerduty.client import IncidentRef
 from tasks.run import response
 from tasks.runtime import Runtime

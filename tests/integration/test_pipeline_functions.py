@@ -4,28 +4,43 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collectors import registry
-from tasks.run import response
+from tasks.pagerduty.client import outbox_incident_id
+from tasks.run import resolution, response
+from tasks.run.state import RunState, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
+from tasks.sla import closing
+from tasks.store.incidents import escalations_key
 from tests.fakes import barrier_collector
 from tests.support import TOKEN, sample_payload
+from triage import report
+from triage.models import Classification, Priority
+from triage.policy import builtin
+from triage.sla import deadlines
 from webhooks import create_app
+
+T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def outbox_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """Return `settings` in outbox mode, writing under `tmp_path`."""
+    return replace(
+        settings,
+        pagerduty_token=Secret(""),
+        outbox_dir=tmp_path / "outbox",
+        bundle_dir=tmp_path / "bundles",
+    )
 
 
 def test_outbox_mode_writes_both_notes_and_a_bundle(
     intake_settings: Settings, redis_client, tmp_path: Path
 ) -> None:
     # The intake queue: the session worker must not run this delivery beside the test.
-    outbox = replace(
-        intake_settings,
-        pagerduty_token=Secret(""),
-        outbox_dir=tmp_path / "outbox",
-        bundle_dir=tmp_path / "bundles",
-    )
+    outbox = outbox_settings(intake_settings, tmp_path)
     client = create_app(outbox).test_client()
     accepted = client.post(
         "/webhooks/alertmanager",
@@ -46,7 +61,8 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     response.finish_run(rt, state.run_id, entries, datetime.now(UTC))
 
     calls = [json.loads(p.read_text()) for p in sorted((tmp_path / "outbox").glob("*.json"))]
-    assert [c["path"] for c in calls] == ["/incidents/{id}/notes"] * 2
+    outbox_id = outbox_incident_id(state.incident_key)  # the incident trigger mode would open
+    assert [c["path"] for c in calls] == [f"/incidents/{outbox_id}/notes"] * 2
     assert {c["incident_key"] for c in calls} == {state.incident_key}
     first, evidence = (c["json"]["note"]["content"] for c in calls)
     assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
@@ -65,16 +81,67 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     assert delivery["pipeline"] == "done" and delivery["bundle_id"] == state.run_id
 
 
+def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
+    intake_settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    outbox = outbox_settings(intake_settings, tmp_path)
+    client = create_app(outbox).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    fired = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    payload = sample_payload()
+    payload["groupKey"] = f"outbox-clock-{fired.timestamp()}"  # a group of its own
+    payload["alerts"][0]["startsAt"] = fired.isoformat()
+    accepted = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    rt = Runtime(outbox)
+    state = response.prepare_run(rt, accepted["delivery_id"], 1, fired)
+    assert state is not None
+    incident = response.resolve_incident(rt, state)
+    assert incident is not None and incident.id == outbox_incident_id(state.incident_key)
+    response.start_clock(rt, state)
+    running = {d.kind for d in rt.clock.pending() if d.incident_id == incident.id}
+    assert running >= {"acknowledge", "resolve"}
+
+    payload["status"] = "resolved"
+    payload["alerts"][0].update(
+        status="resolved", endsAt=(fired + timedelta(minutes=7)).isoformat()
+    )
+    resolved = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    resolution.post_resolved_note(rt, resolved["delivery_id"])
+    first_line = closing.close_in_outbox(rt, resolved["delivery_id"], datetime.now(UTC))
+
+    assert first_line == "[P1] Resolved. Incident metrics against the SLA:"
+    record = rt.incidents.get(incident.id) or {}
+    assert record["status"] == "resolved"
+    assert [d for d in rt.clock.pending() if d.incident_id == incident.id] == []
+    times = report.from_record(record, rt.incidents.history(incident.id))
+    assert times is not None and times.resolved == fired + timedelta(minutes=7)
+
+    # The group fires again: the same outbox incident starts a new cycle, clock and all.
+    rt.redis.set(escalations_key(incident.id), 2)  # as the last cycle's escalations left it
+    refired = fired + timedelta(hours=1)
+    payload["status"] = "firing"
+    payload["alerts"][0].update(status="firing", startsAt=refired.isoformat(), endsAt="")
+    again = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    second = response.prepare_run(rt, again["delivery_id"], 1, refired)
+    assert second is not None
+    response.resolve_incident(rt, second)
+    response.start_clock(rt, second)
+    assert (rt.incidents.get(incident.id) or {})["status"] == "triggered"
+    assert rt.redis.get(escalations_key(incident.id)) is None  # level 2 first, again
+    running = {d.kind for d in rt.clock.pending() if d.incident_id == incident.id}
+    assert running >= {"acknowledge", "resolve"}
+
+
 def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
     settings: Settings, redis_client, tmp_path: Path
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
-    state = response.RunState(
+    state = RunState(
         run_id="r1", delivery_id="d1", run=1, incident_key="k", alert_name="a", title="t",
-        classification={"priority": "P1", "rule": "x", "reason": "y"}, fingerprints=[],
-        deadlines={}, collectors=["nosuch"], services=[],
+        classification=Classification(Priority.P1, "x", "y"), fingerprints=[],
+        deadlines=deadlines(Priority.P1, T0, builtin()), collectors=["nosuch"], services=[],
     )  # fmt: skip
-    response.save_run(rt, state)
+    save_run(rt, state)
     entry = response.collect_evidence(rt, "r1", "nosuch")
     assert entry["status"] == "skipped"
     assert "no collector named 'nosuch'" in entry["summary"]
@@ -89,12 +156,32 @@ def test_a_runs_collectors_wait_at_the_same_time_in_one_task(
     monkeypatch.setitem(registry.BUILTIN, "second", "tests.fakes.barrier_collector")
     barrier_collector.BARRIER.reset()
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
-    state = response.RunState(
+    state = RunState(
         run_id="r-threads", delivery_id="d", run=1, incident_key="k", alert_name="A", title="A",
-        classification={"priority": "P3", "rule": "r", "reason": "x"}, fingerprints=[],
-        deadlines={}, collectors=["first", "second"], services=[],
+        classification=Classification(Priority.P3, "r", "x"), fingerprints=[],
+        deadlines=deadlines(Priority.P3, T0, builtin()), collectors=["first", "second"],
+        services=[],
     )  # fmt: skip
-    response.save_run(rt, state)
+    save_run(rt, state)
     entries = response.gather_evidence(rt, "r-threads")
     assert [(e["summary"], e["status"]) for e in entries] == [("met the other collector", "ok")] * 2
     assert response.gather_evidence(rt, "r-threads") == entries  # kept: a retry does not rerun
+
+
+def test_a_run_saved_by_the_previous_version_gets_its_facts_from_the_delivery(
+    intake_settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    rt = Runtime(outbox_settings(intake_settings, tmp_path))
+    client = create_app(rt.settings).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    payload = sample_payload(groupKey=f"legacy-{datetime.now(UTC).timestamp()}")
+    accepted = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
+    state = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    assert state is not None
+    saved = json.loads(state.to_json())  # as the previous version kept it: lines, no facts
+    del saved["alerts"], saved["truncated_alerts"], saved["pagerduty_incident"]
+    saved["subjects"] = ["Alerts (1 firing):"]
+    rt.redis.set(run_key(state.run_id), json.dumps(saved))
+    again = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    assert again is not None and [a.name for a in again.alerts] == ["SignalLatencyHigh"]
+    assert again.deadlines == state.deadlines  # the rest of the run stands

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from demo.world import World
 from tests.support import wait_for
+from triage.policy import builtin
+from triage.sla import is_market_open
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +51,11 @@ def incident_notes(world: World, alert: str) -> list[dict] | None:
     [
         ("service-down", "TradingServiceDown", "P1", "execution-engine down"),
         ("signal-latency", "SignalLatencyHigh", "P1", "signal-generator degraded"),
-        ("stale-market-data", "MarketDataStale", "P1", "data-ingestor degraded"),
         ("checksum-mismatch", "PositionChecksumMismatch", "P0", "risk-manager degraded"),
-        ("auth-spike", "AuthFailureSpike", "P0", "6/6 services healthy"),
+        # A spike of failed logins, no evidence of exploitation: suspicious activity.
+        ("auth-spike", "AuthFailureSpike", "P1", "6/6 services healthy"),
     ],
-    ids=["outage", "latency", "market-data", "data-corruption", "security"],
+    ids=["outage", "latency", "data-corruption", "security"],
 )
 def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     world: World, scenario: str, alert: str, priority: str, unhealthy: str
@@ -81,6 +84,25 @@ def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
 
 
+def test_stale_market_data_is_p1_only_while_the_market_trades(world: World) -> None:
+    # The world runs on the wall clock: the runbook's answer depends on when the test runs.
+    market_open = is_market_open(datetime.now(UTC), builtin().market_hours)
+    priority, when = ("P1", "during") if market_open else ("P3", "outside")
+    world.simulator.clear()
+    world.inject("stale-market-data")
+    try:
+        notes = wait_for(
+            lambda: incident_notes(world, "MarketDataStale"), timeout=55, what="MarketDataStale"
+        )
+    finally:
+        world.simulator.clear()
+    first, evidence = notes[0]["content"], notes[1]["content"]
+    assert first.startswith(f"[{priority}] MarketDataStale"), first
+    assert f"category=market-data; {when} market hours" in first.splitlines()[1]
+    assert evidence.startswith(f"[{priority}] MarketDataStale evidence:"), evidence
+    assert "data-ingestor degraded" in evidence
+
+
 def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None:
     # Evidence counts a degraded service as a finding, not as a passed check.
     world.simulator.clear()
@@ -94,7 +116,7 @@ def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None
     finally:
         world.simulator.clear()
     evidence = notes[1]["content"]
-    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 2 of 5 checks found")
+    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 2 of 4 checks found")
     assert "- FAILED http" in evidence and "gui-gateway degraded" in evidence
     assert "- FAILED trading" in evidence and "reconciliation mismatch (POS-2)" in evidence
     assert "2 open positions" in evidence

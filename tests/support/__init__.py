@@ -20,7 +20,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
-SAMPLE = PROJECT / "examples" / "alertmanager-sample.json"
+SAMPLE = PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json"
 TOKEN = "am-test-token-5f1c"
 PD_TOKEN = "pd-test-token-8a2e"
 PD_WEBHOOK_SECRET = "whsec-current-9f2a"

@@ -1,4 +1,4 @@
-"""The import rules of the layout (README, "How it works"), checked on every module's imports."""
+"""The import rules of the layout (docs/architecture.md), checked on every module's imports."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ def test_builtin_policy_encodes_the_runbook_tables() -> None:
     assert (hours.closes.weekday, hours.closes.at) == (4, time(17))  # Friday 17:00
     assert str(hours.timezone) == "America/New_York"
     assert len(policy.catalog) == 6
-    assert {s.name for s in policy.catalog.values() if not s.trading_path} == {"gui-gateway"}
+    # The gateway serves /emergency/stop-trading and the positions and reconciliation calls.
+    assert all(s.trading_path and s.why for s in policy.catalog.values())
 
 
 @pytest.mark.parametrize("path", GOOD, ids=[p.name for p in GOOD])
@@ -60,6 +61,20 @@ def test_management_targets_load_with_their_priorities() -> None:
     )
     assert management.request_for == {Priority.P0}
     assert load_file(POLICIES / "good" / "minimal.yaml").pagerduty.management is None
+
+
+def test_the_security_team_loads_with_the_rule_that_pages_it() -> None:
+    policy = load_file(POLICIES / "good" / "security.yaml")
+    security = policy.pagerduty.security
+    assert security is not None
+    assert (security.requester_id, security.targets, security.message) == (
+        "PREQ001",
+        (("PSEC001", "escalation_policy_reference"),),
+        "Security: {title}",
+    )
+    assert policy.security_rule(["other", "api-key-leaked"]) is policy.rules[0]
+    assert policy.security_rule(["other"]) is None
+    assert load_file(POLICIES / "good" / "minimal.yaml").pagerduty.security is None
 
 
 def test_every_bad_fixture_has_its_expected_messages() -> None:

@@ -27,7 +27,7 @@ def run(monkeypatch):
 def test_check_passes_the_builtin_policy(run) -> None:
     result = run("policy", "check")
     assert result.exit_code == 0
-    assert result.output.startswith("builtin:default_policy.yaml: OK (18 rules, 6 services")
+    assert result.output.startswith("builtin:default_policy.yaml: OK (20 rules, 6 services")
 
 
 def test_check_lists_every_error_with_its_line_and_exits_2(run) -> None:
@@ -49,7 +49,21 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     assert result.exit_code == 2
     assert result.output == (
         f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
-        "(installed: docker, git, host, http, postgres, prometheus, redis, trading)\n"
+        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
+    )
+
+
+def test_check_names_validation_collectors_that_are_not_installed(run, tmp_path: Path) -> None:
+    text = (POLICIES / "good" / "minimal.yaml").read_text() + (
+        "on_resolved:\n  validate: [http, tarot]\n"
+    )
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text)
+    result = run("policy", "check", str(policy))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"{policy}:21: on_resolved.validate[1]: no collector named 'tarot' "
+        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
     )
 
 
@@ -64,8 +78,23 @@ def test_show_uses_the_configured_policy(run, monkeypatch) -> None:
     assert "Market hours: Sunday 17:00 to Friday 17:00 America/New_York" in human.output
 
 
+def test_show_says_why_each_service_is_on_the_trading_path(run) -> None:
+    human = run("policy", "show").output.splitlines()
+    at = human.index(next(line for line in human if line.startswith("  gui-gateway ")))
+    assert human[at].endswith("trading path")
+    assert human[at + 1].split() == [
+        "why:", "it", "serves", "/emergency/stop-trading", "and", "the", "positions", "and",
+        "reconciliation", "endpoints", "the", "runbook", "uses",
+    ]  # fmt: skip
+    data = json.loads(run("policy", "show", "--json").output)
+    assert (
+        data["catalog"]["data-ingestor"]["why"]
+        == "every signal starts from the market data it ingests"
+    )
+
+
 def test_classify_an_alertmanager_group_at_a_given_time(run) -> None:
-    sample = PROJECT / "examples" / "alertmanager-sample.json"
+    sample = PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json"
     result = run("classify", str(sample), "--at", "2026-11-28T15:00Z", "--json")
     assert result.exit_code == 0, result.output
     [only] = json.loads(result.output)
@@ -104,7 +133,35 @@ def test_classify_reports_bad_payloads(run, tmp_path: Path, content: str, messag
 
 
 def test_classify_rejects_a_time_without_zone(run) -> None:
-    sample = PROJECT / "examples" / "alertmanager-sample.json"
+    sample = PROJECT / "tasks" / "cli" / "samples" / "alertmanager.json"
     result = run("classify", str(sample), "--at", "2026-11-28T15:00")
     assert result.exit_code == 2
     assert "give a time zone" in result.output
+
+
+def policy_with_templates(tmp_path: Path, template: str) -> Path:
+    """Write the built-in policy with a `notes.templates` folder holding one closing note."""
+    from triage.policy import builtin_text
+
+    (tmp_path / "wording").mkdir()
+    (tmp_path / "wording" / "closing.txt.j2").write_text(template)
+    path = tmp_path / "policy.yaml"
+    path.write_text(builtin_text() + "\nnotes:\n  templates: wording\n")
+    return path
+
+
+def test_check_finds_a_template_variable_the_note_does_not_have(run, tmp_path: Path) -> None:
+    path = policy_with_templates(tmp_path, "[{{ priority }}] Resolved by {{ resolver }}\n")
+    result = run("policy", "check", str(path))
+    assert result.exit_code == 2  # a broken policy, as in every command
+    line = len(path.read_text().splitlines())  # the templates setting, the policy's last line
+    assert result.output == (
+        f"{path}:{line}: notes.templates: {tmp_path / 'wording' / 'closing.txt.j2'}: uses "
+        "'resolver', which this note does not have (it has: moments, priority)\n"
+    )
+
+
+def test_check_accepts_templates_beside_the_policy(run, tmp_path: Path) -> None:
+    path = policy_with_templates(tmp_path, "[{{ priority }}] Resolved.\n")
+    result = run("policy", "check", str(path))
+    assert result.exit_code == 0, result.output

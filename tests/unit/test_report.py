@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tasks.notes.voice import Voice
 from triage.models import Priority
 from triage.policy import builtin
 from triage.report import (
     Compliance,
     IncidentTimes,
-    closing_note,
     from_record,
     metrics,
-    render,
 )
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # Wednesday 10:00 in New York: market open
@@ -37,7 +36,7 @@ def test_resolved_without_acknowledgement_counts_as_acknowledged_at_resolution()
     times = from_record(record)
     two_hours = T0 + timedelta(hours=2)
     assert times == IncidentTimes("PX", Priority.P2, T0, two_hours, two_hours, True)
-    assert closing_note(times, builtin()).splitlines()[1:3] == [
+    assert Voice.of(builtin()).closing(times).splitlines()[1:3] == [
         "- never acknowledged; resolved after 2h (SLA 1h: MISSED)",
         "- resolved after 2h (SLA 24h: met)",
     ]
@@ -77,7 +76,7 @@ def test_figures_per_priority_and_open_incidents_not_yet_due_are_not_judged() ->
     assert p2.acknowledge_sla == Compliance(1, 1)  # E is 30m old: its hour is not up
     assert p2.resolve_sla == Compliance(0, 0)  # neither is 24h old
     assert p3.incidents == 0
-    table = render([p0, p1, p2, p3]).splitlines()
+    table = Voice.of(builtin()).report([p0, p1, p2, p3]).splitlines()
     assert table[0].split() == [
         "priority",
         "incidents",

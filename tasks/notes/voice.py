@@ -1,0 +1,501 @@
+"""Every text the responder writes, rendered from the Jinja2 templates in `templates/`.
+
+The code decides what to say (the facts, as template variables); the templates say it. A
+policy's `notes.templates` directory may override any template by its file name. A template
+that names a variable its note does not have is an error when the policy is checked and when
+a worker starts, never a blank in a note at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+
+from collectors.contract import Evidence, Status
+from tasks.notes.markers import clip
+from triage.classify import most_severe
+from triage.models import Alert, Classification, Incident, ListedAlert, Priority
+from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Policy, format_duration
+from triage.report import Compliance, IncidentTimes, PriorityMetrics
+from triage.sla import Deadlines, deadlines, next_market_change
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).with_name("templates")
+# The policy setting that chose a priority when no rule matched, by the classification's rule.
+_FALLBACKS = {SEVERITY_FALLBACK_RULE: "severity_fallback", DEFAULT_RULE: "default_priority"}
+SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
+_STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.OK: 2, Status.SKIPPED: 3}
+
+
+class TemplateProblem(ValueError):
+    """A note template that cannot be used, naming the template and what is wrong."""
+
+
+@dataclass
+class Voice:
+    """The responder's writing: one method per text, each rendering its template."""
+
+    policy: Policy
+    overrides: str = ""  # a directory of templates that replace built-in ones by file name
+    # The names each note passes its template, recorded while `check` renders the samples.
+    _used: dict[str, set[str]] | None = field(default=None, init=False, repr=False)
+    _env: jinja2.Environment = field(init=False, repr=False)
+    _builtin: jinja2.Environment = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._builtin = _environment(jinja2.FileSystemLoader(TEMPLATES))
+        self._env = self._builtin
+        if self.overrides:
+            self._env = _environment(
+                jinja2.ChoiceLoader(
+                    [jinja2.FileSystemLoader(self.overrides), jinja2.FileSystemLoader(TEMPLATES)]
+                )
+            )
+
+    @classmethod
+    def of(cls, policy: Policy) -> Voice:
+        """Return the voice of `policy`: its override directory, if any, before the built-ins."""
+        return cls(policy, policy.note_templates)
+
+    def render(self, name: str, **context: Any) -> str:
+        """Render template `name` with `context`; raise TemplateProblem when it cannot be.
+
+        An override that fails on facts the check's samples did not have falls back to the
+        built-in template, loudly in the log: a bad override never costs a note.
+        """
+        if self._used is not None:
+            self._used.setdefault(name, set()).update(context)
+        try:
+            return _chomp(self._env.get_template(name).render(**context))
+        except jinja2.TemplateError as exc:
+            problem = f"{name}: {_describe(exc)}"
+            if self._env is self._builtin or self._used is not None:
+                raise TemplateProblem(problem) from exc
+            log.error("note template override failed, the built-in one is used: %s", problem)
+        try:
+            return _chomp(self._builtin.get_template(name).render(**context))
+        except jinja2.TemplateError as exc:
+            raise TemplateProblem(f"{name}: {_describe(exc)}") from exc
+
+    def first_response(
+        self,
+        headline: str,
+        classification: Classification,
+        due: Deadlines,
+        delivery_id: str,
+        now: datetime,
+        *,
+        alerts: Sequence[ListedAlert] = (),
+        truncated: int = 0,
+        incident: Incident | None = None,
+        security_team: str | None = None,
+        security_before: bool = False,
+    ) -> str:
+        """Render the note posted at once: priority and why, market state, deadlines, what fired.
+
+        `security_team` names whom a responder request calls in ("" when the policy names no
+        one: by hand); None when no rule that pages the security team matched.
+        `security_before`: an earlier run of the incident called them in already.
+        """
+        targets = self.policy.sla[due.priority]
+        moments = (
+            ("acknowledge", due.acknowledge, targets.acknowledge),
+            ("respond", due.respond, targets.respond),
+            ("resolve", due.resolve, targets.resolve),
+        )
+        return clip(
+            self.render(
+                "first_response.txt.j2",
+                priority=str(classification.priority),
+                headline=headline,
+                rule=classification.rule,
+                reason=classification.reason,
+                fallback=_FALLBACKS.get(classification.rule),
+                market=self.market(now),
+                deadlines=[
+                    {
+                        "what": what,
+                        "due": at,
+                        "target": str(target),
+                        # Passed already (a late or replayed delivery): say by how much.
+                        "overdue": now - at if now - at >= timedelta(minutes=1) else None,
+                    }
+                    for what, at, target in moments
+                ],
+                update_every=str(targets.update_every),
+                alerts=list(alerts),
+                truncated=truncated,
+                incident=incident,
+                security_team=security_team,
+                security_before=security_before,
+                runbook_url=self.policy.runbook_url,
+                delivery_id=delivery_id,
+            )
+        )
+
+    def market(self, now: datetime) -> dict[str, Any]:
+        """Return whether the market trades now and when that changes, in market time."""
+        is_open, change = next_market_change(now, self.policy.market_hours)
+        local = change.astimezone(self.policy.timezone)
+        place = self.policy.timezone.key.split("/")[-1].replace("_", " ")
+        return {"open": is_open, "change": f"{local:%a %H:%M} {place} time"}
+
+    def evidence(
+        self,
+        classification: Classification,
+        title: str,
+        evidence: Sequence[Evidence],
+        bundle_location: str,
+        error_lines: Sequence[str] = (),
+    ) -> str:
+        """Render the evidence note: what failed first, what is healthy, top errors, the bundle."""
+        ran = [e for e in evidence if e.status is not Status.SKIPPED]
+        return clip(
+            self.render(
+                "evidence.txt.j2",
+                priority=str(classification.priority),
+                title=title,
+                ran=len(ran),
+                problems=sum(e.status is not Status.OK for e in ran),
+                skipped=len(evidence) - len(ran),
+                evidence=[
+                    {
+                        "status": item.status.value,
+                        "collector": item.collector,
+                        "seconds": item.duration_seconds,
+                        "summary": item.summary,
+                    }
+                    for item in sorted(evidence, key=lambda e: _STATUS_ORDER[e.status])
+                ],
+                error_lines=list(error_lines),
+                bundle=bundle_location,
+            )
+        )
+
+    def joined_alerts(
+        self,
+        alerts: Sequence[tuple[Alert, Classification]],
+        delivery_ids: Sequence[str],
+        refresh: timedelta,
+        now: datetime,
+        shown: int = 20,
+    ) -> str:
+        """Render the one note listing the alerts that joined an incident's run meanwhile."""
+        worst = most_severe(c for _, c in alerts) or alerts[0][1]
+        return clip(
+            self.render(
+                "joined_alerts.txt.j2",
+                priority=str(worst.priority),
+                names=list(dict.fromkeys(a.name for a, _ in alerts)),
+                refresh=refresh,
+                alerts=[ListedAlert.of(a, c) for a, c in alerts],
+                shown=shown,
+                delivery_ids=list(delivery_ids),
+                now=now,
+            )
+        )
+
+    def resolved(
+        self,
+        alerts: Sequence[Alert],
+        delivery_id: str,
+        settled: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Render the note for alerts Alertmanager reports resolved.
+
+        `settled` is what was done when the whole group cleared (None: alerts still fire):
+        `stopped` clocks, validation `checks` ({collector, status, summary}) and what became of
+        the `incident` ("resolved", "left to a person", "left: ...", "refused: ...").
+        """
+        listed = []
+        for alert in alerts:
+            ended = alert.ends_at or alert.starts_at
+            lasted = ended - alert.starts_at if ended > alert.starts_at else None
+            listed.append(
+                {"name": alert.name, "fired": alert.starts_at, "ended": ended, "lasted": lasted}
+            )
+        return clip(
+            self.render(
+                "resolved.txt.j2",
+                names=list(dict.fromkeys(a.name for a in alerts)),
+                alerts=listed,
+                delivery_id=delivery_id,
+                settled=settled,
+            )
+        )
+
+    def security_refused(self, priority: str, called: str, why: str) -> str:
+        """Render the note saying PagerDuty refused to call the security team in."""
+        return self.render("security_refused.txt.j2", priority=priority, called=called, why=why)
+
+    def sla_missed(self, priority: str, kind: str, due: datetime, late: str, level: int) -> str:
+        """Render the note of a missed acknowledge or resolve deadline, and the escalation."""
+        target = getattr(self.policy.sla[Priority(priority)], kind)
+        return self.render(
+            "sla_missed.txt.j2",
+            priority=priority,
+            kind=kind,
+            target=str(target),
+            due=due,
+            late=late,
+            level=level,
+        )
+
+    def sla_respond(self, priority: str, due: datetime, late: str, status: str) -> str:
+        """Render the reminder that the respond deadline passed."""
+        target = self.policy.sla[Priority(priority)].respond
+        return self.render(
+            "sla_respond.txt.j2",
+            priority=priority,
+            target=str(target),
+            due=due,
+            late=late,
+            status=status,
+        )
+
+    def sla_gave_up(self, priority: str, kind: str, why: str, by_hand: str) -> str:
+        """Render the note saying an SLA action failed for good, and what to do by hand."""
+        return self.render(
+            "sla_gave_up.txt.j2", priority=priority, kind=kind, why=why, by_hand=by_hand
+        )
+
+    def management(self, priority: str, outcome: str, *, called: str = "", why: str = "") -> str:
+        """Render the management note: requested (from `called`), failed (`why`) or by hand."""
+        span = self.policy.sla[Priority(priority)].notify_management
+        return self.render(
+            "management.txt.j2",
+            priority=priority,
+            span=str(span),
+            outcome=outcome,
+            called=called,
+            why=why,
+        )
+
+    def status_update(
+        self, incident: str, status: str, impact: str, actions: str, next_update: datetime
+    ) -> str:
+        """Render the runbook's status update (Status / Impact / Actions / ETA / Next Update)."""
+        return self.render(
+            "status_update.txt.j2",
+            incident=incident,
+            status=status,
+            impact=impact,
+            actions=actions,
+            eta="unknown",
+            next_update=next_update,
+        )
+
+    def closing(self, times: IncidentTimes) -> str:
+        """Render the closing note: acknowledgement and resolution against the SLA."""
+        targets = self.policy.sla[times.priority]
+        due = deadlines(times.priority, times.started, self.policy)
+        moments = []
+        for what, at, target, deadline in (
+            ("acknowledged", times.acknowledged, targets.acknowledge, due.acknowledge),
+            ("resolved", times.resolved, targets.resolve, due.resolve),
+        ):
+            moments.append(
+                {
+                    "what": what,
+                    "at": at,
+                    "took": at - times.started if at is not None else None,
+                    "target": str(target),
+                    "met": at is not None and at <= deadline,
+                    "by_resolving": what == "acknowledged" and times.acknowledged_by_resolving,
+                }
+            )
+        return self.render("closing.txt.j2", priority=str(times.priority), moments=moments)
+
+    def report(self, rows: Sequence[PriorityMetrics]) -> str:
+        """Render the Incident Metrics of `responder report` as a table."""
+        return self.render("report.txt.j2", rows=list(rows))
+
+    def event_summary(self, priority: str, title: str) -> str:
+        """Render the summary of an Events API trigger (PagerDuty caps it at 1024 characters)."""
+        return self.render("event_summary.txt.j2", priority=priority, title=title)[:1024]
+
+    def check(self) -> list[str]:
+        """Render every template with sample facts; return what is wrong (nothing: usable).
+
+        The samples take every branch of the built-in templates; rendering catches a misspelt
+        attribute on the paths they take, and the names each template uses are compared with
+        those its note passes, which catches a misspelt name in any branch.
+        """
+        problems = []
+        known = {p.name for p in TEMPLATES.glob("*.j2") if not p.name.startswith("_")}
+        if self.overrides:
+            folder = Path(self.overrides)
+            if not folder.is_dir():
+                return [f"{folder}: the note template directory does not exist"]
+            for path in sorted(folder.glob("*.j2")):  # a README or .gitkeep beside them is fine
+                if path.name not in known and not path.name.startswith("_"):
+                    problems.append(
+                        f"{path}: not a template the responder writes "
+                        f"(one of: {', '.join(sorted(known))})"
+                    )
+        used: dict[str, set[str]] = {}
+        failures: dict[str, str] = {}
+        self._used = used  # recorded while the samples render (they fail instead of falling back)
+        try:
+            for name, render in _samples(self):
+                try:
+                    render()
+                except TemplateProblem as exc:
+                    failures.setdefault(name, str(exc))
+        finally:
+            self._used = None
+        for name in sorted(known):
+            passed = used.get(name)
+            if passed is None:
+                problems.append(f"{name}: no sample to check it with")
+                continue
+            try:
+                source, filename, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
+                undeclared = meta.find_undeclared_variables(self._env.parse(source))
+            except jinja2.TemplateError:
+                undeclared, filename = set(), name  # the render failed on it: said below
+            if unknown := sorted(undeclared - passed):
+                problems += [
+                    f"{filename}: uses {u!r}, which this note does not have "
+                    f"(it has: {', '.join(sorted(passed))})"
+                    for u in unknown
+                ]
+            elif name in failures:
+                problems.append(failures[name].replace(name, filename or name, 1))
+        return problems
+
+
+def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
+    """Return renders with representative facts that take every branch of each template."""
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    first = Classification(Priority.P1, "sample-rule", "a sample reason")
+    fallback = Classification(Priority.P1, SEVERITY_FALLBACK_RULE, "no rule matched")
+    due = deadlines(Priority.P1, now, voice.policy)
+    alert = Alert(
+        "firing", {"alertname": "Sample", "service": "sample"}, {"summary": "a sample"},
+        now, now.isoformat(), None, "", "f1",
+    )  # fmt: skip
+    plain = Alert("firing", {"alertname": "Bare"}, {}, now, now.isoformat(), None, "", "f2")
+    ended = Alert(
+        "resolved", alert.labels, alert.annotations, now, now.isoformat(),
+        now + timedelta(minutes=7), "", "f1",
+    )  # fmt: skip
+    listed = [ListedAlert.of(alert, first), ListedAlert.of(plain, first)]
+    incident = Incident("PSAMPLE", "Sample", "triggered", "high", "P1", "EAFIX", "k")
+    later = now + timedelta(minutes=5)
+    times = [
+        IncidentTimes("PSAMPLE", Priority.P1, now, later, None),
+        IncidentTimes("PSAMPLE", Priority.P1, now, later, now + timedelta(hours=9)),
+        IncidentTimes("PSAMPLE", Priority.P1, now, later, later, acknowledged_by_resolving=True),
+    ]
+    row = PriorityMetrics(
+        Priority.P1, 2, 1, 1, timedelta(minutes=5), None, Compliance(1, 1), Compliance(0, 1)
+    )
+    failed = Evidence("http", Status.FAILED, "down", duration_seconds=0.2)
+    skipped = Evidence("git", Status.SKIPPED, "not configured", duration_seconds=1.5)
+    return [
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, truncated=1)),
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", fallback, due, "d1", now + timedelta(days=2), incident=incident,
+            security_team="PSEC (escalation policy)")),
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, security_team="")),
+        ("first_response.txt.j2", lambda: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, security_team="PSEC",
+            security_before=True)),
+        ("evidence.txt.j2", lambda: voice.evidence(
+            first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
+        ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
+        ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
+            [(alert, first), (plain, first)], ["d1", "d2"], timedelta(minutes=10), now, 1)),
+        ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
+            [(alert, first)], ["d1"], timedelta(minutes=10), now)),
+        ("resolved.txt.j2", lambda: voice.resolved([ended, alert], "d1")),
+        *[("resolved.txt.j2", lambda outcome=outcome, stopped=stopped: voice.resolved(
+            [ended], "d1", {"stopped": stopped, "incident": outcome, "checks": [
+                {"collector": "http", "status": "ok", "summary": "6/6 healthy"}]}))
+          for outcome, stopped in (("resolved", ["acknowledge"]), ("left: a check failed", []),
+                                   ("refused: HTTP 403", []), ("left to a person", []))],
+        ("security_refused.txt.j2", lambda: voice.security_refused(
+            "P1", "PSEC (escalation policy)", "HTTP 402")),
+        ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "acknowledge", now, "5m", 2)),
+        ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "resolve", now, "5m", 3)),
+        ("sla_respond.txt.j2", lambda: voice.sla_respond("P1", now, "5m", "triggered")),
+        ("sla_gave_up.txt.j2", lambda: voice.sla_gave_up("P1", "next_update", "refused", "act")),
+        ("management.txt.j2", lambda: voice.management("P1", "requested", called="PTEAM (team)")),
+        ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),
+        ("management.txt.j2", lambda: voice.management("P1", "by hand")),
+        ("status_update.txt.j2", lambda: voice.status_update(
+            "PSAMPLE", "Investigating", "sample", "sample", now)),
+        *[("closing.txt.j2", lambda t=t: voice.closing(t)) for t in times],
+        ("report.txt.j2", lambda: voice.report([row])),
+        ("event_summary.txt.j2", lambda: voice.event_summary("P1", "Sample")),
+    ]  # fmt: skip
+
+
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """Return a plain-text Jinja2 environment with the responder's filters."""
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,  # a misspelt variable fails, it is never blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,  # plain text for PagerDuty, Slack fallbacks and e-mail
+        auto_reload=False,  # what was checked at start-up is what renders, edits or not
+    )
+    env.filters.update(
+        clock=_clock,
+        minute=lambda moment: f"{moment:%Y-%m-%d %H:%M}",
+        time_of_day=lambda moment: f"{moment:%H:%M}",
+        duration=format_duration,
+        span=_span,
+        took=_took,
+        shown_labels=_shown_labels,
+    )
+    return env
+
+
+def _chomp(text: str) -> str:
+    """Return text without the newlines a template's last block leaves at its end."""
+    return text.rstrip("\n")
+
+
+def _describe(exc: jinja2.TemplateError) -> str:
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"template not found: {exc.name}"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"{exc.filename or exc.name}: line {exc.lineno}: {exc.message}"
+    return str(exc.message or exc)
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M %Z}".strip()
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _span(span: timedelta | None) -> str:
+    if span is None:
+        return "-"
+    return "0s" if span.total_seconds() < 1 else format_duration(span)
+
+
+def _shown_labels(labels: Mapping[str, str]) -> str:
+    return "".join(f" {k}={labels[k]}" for k in SHOWN_LABELS if k in labels)
+
+
+def headline(alert: Alert) -> str:
+    """Return an alert's name and summary, as a note's first line names it."""
+    return f"{alert.name}: {alert.summary}" if alert.summary != alert.name else alert.name

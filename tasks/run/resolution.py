@@ -1,0 +1,107 @@
+"""Alerts Alertmanager reports resolved: a note, and when the whole group cleared, the runbook's
+Validation (every catalog service's health, the trading flow test), the SLA clocks that wait on
+a person answering the alert stopped, and the incident resolved if the policy says so."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from collectors.contract import Status, Target
+from collectors.registry import run_collector
+from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.retries import decide
+from tasks.run.response import IncidentNotFound, collector_context, find_incident, post_note_once
+from tasks.runtime import Runtime
+from tasks.store.deliveries import DEDUP_TTL, PREFIX
+from triage.models import parse_alertmanager
+
+RESOLVE_EFFECT = "resolve"  # the once-marker of resolving the PagerDuty incident, per incident
+
+
+def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
+    """Note the delivery's newly resolved alerts on their incident, once.
+
+    When every alert of the group is resolved, the note also says which clocks stopped, what
+    the validation found and whether the incident was resolved (see `settle`).
+    """
+    delivery = rt.deliveries.load(delivery_id)
+    if delivery is None:
+        return "delivery gone"
+    group = parse_alertmanager(delivery.payload())
+    resolved = [
+        a for a in group.alerts if a.status == "resolved" and a.dedup_key in delivery.fresh_keys
+    ]
+    if not resolved or rt.deliveries.effect_done(delivery_id, "resolved_note"):
+        return "nothing to note"
+    incident = find_incident(rt, delivery.incident_key, open_only=False)
+    if incident is None:
+        raise IncidentNotFound(f"no PagerDuty incident with incident_key={delivery.incident_key}")
+    cleared = all(alert.status == "resolved" for alert in group.alerts)
+    settled = settle(rt, delivery_id, incident) if cleared else None
+    content = rt.voice.resolved(resolved, delivery_id, settled)
+    note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
+    if cleared:
+        rt.incidents.forget_id(delivery.incident_key)  # it may fire again as a new incident
+    if note_id is not None:
+        rt.deliveries.update(delivery_id, resolved_note=note_id)
+    return note_id or "already noted"
+
+
+def settle(rt: Runtime, delivery_id: str, incident: IncidentRef) -> dict[str, Any]:
+    """Stop the policy's clocks, validate, and resolve the incident if the policy says so.
+
+    Return what was done, for the note. The clocks and checks are kept per delivery, so a
+    retried task (the note failed) posts what the first attempt found and ticks EAFIX once.
+    """
+    key = f"{PREFIX}settled:{delivery_id}"
+    if (kept := rt.redis.get(key)) is not None:
+        found = dict(json.loads(kept))
+    else:
+        stop = rt.policy.on_resolved.stop_clocks
+        stopped = rt.clock.cancel(incident.id, stop) if incident.id and stop else 0
+        found = {"stopped": list(stop) if stopped else [], "checks": validate(rt)}
+        rt.redis.set(key, json.dumps(found), ex=DEDUP_TTL)
+    found["incident"] = resolve_if_validated(rt, incident, found["checks"])
+    return found
+
+
+def validate(rt: Runtime) -> list[dict[str, str]]:
+    """Run the policy's validation collectors on every catalog service, at once; never raise."""
+    names = rt.policy.on_resolved.validate
+    target = Target(services=tuple(rt.policy.catalog.values()), alert_name="validation")
+    ctx = collector_context(rt)
+    with ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="validate") as pool:
+        results = list(pool.map(lambda name: run_collector(name, target, ctx), names))
+    return [
+        {"collector": e.collector, "status": e.status.value, "summary": rt.redact(e.summary)}
+        for e in results
+    ]
+
+
+def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[str, str]]) -> str:
+    """Resolve the PagerDuty incident once, if the policy says so and every check passed.
+
+    Return what became of it: "resolved", "left to a person" (the policy), "left: a check did
+    not pass", or "refused: <why>" when PagerDuty refused it for good (a retryable failure is
+    raised, and the task tries again).
+    """
+    if not rt.policy.on_resolved.resolve_incident or incident.id is None:
+        return "left to a person"
+    if any(check["status"] != Status.OK.value for check in checks):
+        return "left: a check did not pass"
+    done = rt.deliveries.effect_state(incident.id, RESOLVE_EFFECT) or ""
+    if done.startswith("done:"):
+        return done.removeprefix("done:")
+    try:
+        rt.pagerduty.resolve(incident)
+    except PagerDutyUnavailable as exc:
+        if decide(exc.status, exc.headers, 1).retry:
+            raise
+        outcome = f"refused: {exc}"
+    else:
+        outcome = "resolved"
+        rt.incidents.log(incident.id, "resolved: every alert cleared and validated", "responder")
+    rt.deliveries.mark_effect(incident.id, RESOLVE_EFFECT, outcome)
+    return outcome
