@@ -3,7 +3,15 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 RESPONDER_REDIS_URL ?= redis://127.0.0.1:6379/0
+# make run HOST=... PORT=...; a HOST the shell exports (zsh sets one to the machine's name)
+# is not an address to listen on, so only the command line or this file sets it.
+ifneq ($(origin HOST),command line)
+HOST := 127.0.0.1
+endif
+PORT ?= 8080
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
+# A server where the tests may create (and drop) a database of their own.
+RESPONDER_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
 .PHONY: run test test-unit lint format test-services bench bench-storm demo demo-stop clean
@@ -18,20 +26,24 @@ $(VENV)/.dev-installed: $(BIN)/responder
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-## run: receiver + worker + beat on 127.0.0.1:8080 (outbox mode without a PagerDuty token)
+## run: receiver + workers + beat on $(HOST):$(PORT), default 127.0.0.1:8080
+## (make run PORT=9000 HOST=0.0.0.0; outbox mode without a PagerDuty token)
 run: $(BIN)/responder
 	@url=$$(scripts/ensure-redis "$(RESPONDER_REDIS_URL)") && \
 	  RESPONDER_REDIS_URL="$$url" \
 	  RESPONDER_ALLOW_UNAUTHENTICATED="$${RESPONDER_ALLOW_UNAUTHENTICATED:-1}" \
-	  $(BIN)/responder run
+	  $(BIN)/responder run --host "$(HOST)" --port "$(PORT)"
 
 test-services:
 	scripts/install-test-services
 
 ## test: lint, install the services the tests need, run the whole suite
+## (Redis and PostgreSQL: the ones at the addresses above, or throwaway ones under var/)
 test: $(VENV)/.dev-installed test-services lint
 	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
-	  RESPONDER_TEST_REDIS_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	  dsn=$$($(BIN)/python scripts/ensure-postgres "$(RESPONDER_TEST_POSTGRES_DSN)") && \
+	  RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds
 test-unit: $(VENV)/.dev-installed

@@ -2,7 +2,14 @@
 
 import os
 
+from celery.signals import after_setup_logger
+
 from tasks.celery_app import make_celery
+from tasks.quiet_ticks import quiet_ticks
 from tasks.settings import settings_from_env
 
-app = make_celery(settings_from_env(os.environ))
+settings = settings_from_env(os.environ)
+app = make_celery(settings)
+if not settings.log_ticks:
+    # Worker and beat both set up logging through Celery: the ticks' routine lines go quiet.
+    after_setup_logger.connect(quiet_ticks, weak=False)

@@ -6,6 +6,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from kombu.utils.url import maybe_sanitize_url
 
 
 class Secret:
@@ -90,6 +93,8 @@ class Settings:
     result_expires_seconds: int = 86400
     heartbeat_seconds: float = 10.0
     sla_tick_seconds: float = 5.0
+    # Beat's frequent ticks log their routine lines at INFO only when asked (tasks/quiet_ticks.py).
+    log_ticks: bool = False
     recover_seconds: float = 5.0
     worker_max_memory_kb: int = 200_000
     queue: str = "responder"
@@ -164,10 +169,89 @@ _ENV = {
     "RESPONDER_RESULT_EXPIRES": "result_expires_seconds",
     "RESPONDER_HEARTBEAT_SECONDS": "heartbeat_seconds",
     "RESPONDER_SLA_TICK_SECONDS": "sla_tick_seconds",
+    "RESPONDER_LOG_TICKS": "log_ticks",
     "RESPONDER_RECOVER_SECONDS": "recover_seconds",
     "RESPONDER_WORKER_MAX_MEMORY_KB": "worker_max_memory_kb",
     "RESPONDER_QUEUE": "queue",
 }
+
+
+# The schemes each URL setting's client accepts. A value none of them can use is refused at
+# start-up, naming the variable, instead of surfacing later as a worker's traceback.
+_URL_SCHEMES: dict[str, tuple[str, ...]] = {
+    # Broker, result backend and state: kombu, Celery's backend and redis-py all take these.
+    "redis_url": ("redis", "rediss"),
+    "target_redis_url": ("redis", "rediss", "unix"),  # redis-py alone (the collector)
+    "prometheus_url": ("http", "https"),
+    "pagerduty_api_url": ("http", "https"),
+    "pagerduty_events_url": ("http", "https"),
+    "public_url": ("http", "https"),
+    "docker_url": ("unix", "tcp", "http", "https", "ssh"),
+    "postgres_dsn": ("postgresql", "postgres"),
+}
+
+
+def shown_url(url: str) -> str:
+    """Return `url` fit to print: its password masked."""
+    return maybe_sanitize_url(url, mask="***")
+
+
+def check_url(url: str, schemes: tuple[str, ...]) -> None:
+    """Raise ValueError saying what is wrong with `url` for a client taking `schemes`.
+
+    The messages never repeat the value: a mistyped URL may carry its password anywhere.
+    """
+    scheme = _scheme(url, schemes)
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when asked for it
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("no socket path after unix://")
+    elif not parts.hostname:
+        raise ValueError(f"no host after {scheme}://")
+    if scheme in ("redis", "rediss"):
+        # redis-py reads a path it cannot parse as database 0; Celery's backend fails on it.
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError(
+                f"the database {database!r} is not a number ({scheme}://host:port/NUMBER)"
+            )
+
+
+def check_postgres_dsn(dsn: str) -> None:
+    """Raise ValueError saying what is wrong with a libpq URL or key=value string."""
+    if "://" in dsn:
+        _scheme(dsn, _URL_SCHEMES["postgres_dsn"])
+    from psycopg import ProgrammingError  # the collector's own parser, imported when needed
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        options = conninfo_to_dict(dsn)
+    except ProgrammingError as exc:
+        message = str(exc).strip()
+        if not message.startswith("invalid connection option"):
+            # libpq quotes the text it stopped at, which may be the password: not shown.
+            message = re.sub(r'"[^"]*"', lambda m: m[0] if m[0] == '"="' else '"..."', message)
+        raise ValueError(f"not a PostgreSQL connection string: {message}") from None
+    # libpq takes any port text here and fails only when connecting, in the collector.
+    ports = [port.strip() for port in str(options.get("port", "")).split(",")]
+    if not all(port.isdigit() for port in ports if port):
+        raise ValueError("the port is not a number")
+
+
+def _scheme(url: str, schemes: tuple[str, ...]) -> str:
+    """Return the scheme of `url`, lower-cased; ValueError when it is not one of `schemes`."""
+    named = [f"{scheme}://" for scheme in schemes]
+    expected = " or ".join(named) if len(named) < 3 else f"{', '.join(named[:-1])} or {named[-1]}"
+    if "://" not in url:
+        raise ValueError(f"not a URL: expected one starting with {expected}")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in schemes:
+        raise ValueError(f"scheme {scheme + '://'!r} is not one of {expected}")
+    return scheme
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
@@ -181,6 +265,10 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         kind = types[name]
         try:
             values[name] = _convert(raw, kind)
+            if name == "postgres_dsn":
+                check_postgres_dsn(raw)
+            elif name in _URL_SCHEMES:
+                check_url(raw, _URL_SCHEMES[name])
         except ValueError as exc:
             raise SettingsError(f"{variable}: {exc}") from None
     basic = values.get("alertmanager_basic_auth")

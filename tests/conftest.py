@@ -6,6 +6,7 @@ The helpers they use, and that tests import, are in `tests/support`.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -13,9 +14,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 import yaml
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from werkzeug.serving import make_server
 
 from tasks.settings import Settings, settings_from_env
@@ -34,6 +38,8 @@ from tests.support import (
 )
 from triage.policy import builtin_text
 
+DEFAULT_TEST_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"  # README, Makefile
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test under tests/integration: `-m "not integration"` runs the unit suite."""
@@ -51,6 +57,34 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         pytest.fail(f"Redis is required at {url} ({exc}); run the tests with `make test`")
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """Create a database of the tests' own on the test PostgreSQL; drop it at the end.
+
+    The server is RESPONDER_TEST_POSTGRES_DSN's (`make test` starts a throwaway one when none
+    takes a login there); its role must be allowed to create databases. Fail, never skip.
+    """
+    admin = os.environ.get("RESPONDER_TEST_POSTGRES_DSN", DEFAULT_TEST_POSTGRES_DSN)
+    options = conninfo_to_dict(admin)
+    where = f"{options.get('host', 'localhost')}:{options.get('port', 5432)}"  # no password
+    name = f"responder_test_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        pytest.fail(
+            f"PostgreSQL is required at {where} (RESPONDER_TEST_POSTGRES_DSN), with a role "
+            f"that may create databases ({type(exc).__name__}: {exc}); run the tests with "
+            "`make test`, which starts one when none answers"
+        )
+    try:
+        yield make_conninfo(admin, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            # FORCE (PostgreSQL 13+): a connection a failed test left open must not keep it.
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture

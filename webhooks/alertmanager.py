@@ -18,7 +18,6 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from flask import Response, request
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.wsgi import get_input_stream
 
 from tasks.lanes import queue_for
 from tasks.names import NOTE_RESOLVED, RESPOND
@@ -27,7 +26,13 @@ from triage.classify import classify, most_severe
 from triage.models import parse_alertmanager
 from webhooks.auth import unauthenticated
 from webhooks.errors import problem
-from webhooks.intake import kept_headers, parse_or_400, record_or_503, require_json
+from webhooks.intake import (
+    kept_headers,
+    parse_or_400,
+    read_body,
+    record_or_503,
+    require_json,
+)
 from webhooks.receiver import Receiver
 
 log = logging.getLogger(__name__)
@@ -109,8 +114,8 @@ class AlertmanagerEndpoint:
         if rejection := require_json(environ.get("CONTENT_TYPE")):
             return receiver.metrics.rejected(SOURCE, "content_type", rejection)
         try:
-            raw = get_input_stream(environ, max_content_length=self.max_body_bytes).read()
-        except RequestEntityTooLarge:  # from Content-Length alone, or while reading a stream
+            raw = read_body(environ, self.max_body_bytes)
+        except RequestEntityTooLarge:  # by its Content-Length, or by what a chunked body held
             too_large = problem(413, "request body too large", "(body)")
             return receiver.metrics.rejected(SOURCE, "too_large", too_large)
         except HTTPException as exc:  # e.g. ClientDisconnected: a body cut short

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import multiprocess
+
+# Set by `responder run` (tasks/cli): it says "listening" only once this file is written.
+READY_FILE_VARIABLE = "RESPONDER_RUN_READY_FILE"
+
+
+def when_ready(server: Any) -> None:
+    """Write the addresses gunicorn is bound to where `responder run` waits for them."""
+    if path := os.environ.get(READY_FILE_VARIABLE):
+        addresses = ", ".join(str(listener) for listener in server.LISTENERS)
+        # Whole or not at all: the supervisor may read it at any moment.
+        partial = Path(f"{path}.partial")
+        partial.write_text(addresses)
+        partial.replace(path)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -6,10 +6,13 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
+from wsgiref.types import WSGIEnvironment
 
 from flask import Response
 from redis import RedisError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
+from werkzeug.wsgi import get_input_stream
 
 from tasks.store.deliveries import Recorded
 from triage.models import PayloadError
@@ -29,6 +32,17 @@ def require_json(content_type: str | None) -> Response | None:
     ):
         return None
     return problem(415, "expected Content-Type: application/json", "Content-Type")
+
+
+def read_body(environ: WSGIEnvironment, max_bytes: int) -> bytes:
+    """Return the whole request body; raise RequestEntityTooLarge past `max_bytes`, however sent."""
+    # A chunked body has no Content-Length: Werkzeug then stops reading at its limit and
+    # returns what it has, so a longer body would come back cut. Reading one byte more than
+    # the cap tells a body of exactly the cap from a longer one.
+    body = get_input_stream(environ, max_content_length=max_bytes + 1).read()
+    if len(body) > max_bytes:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def record_or_503(receiver: Receiver, **record: Any) -> Recorded | Response:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from redis import RedisError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from tasks.lanes import queue_for
 from tasks.names import ANSWER_NOTE, CLOSE_INCIDENT, RESPOND
@@ -24,7 +25,13 @@ from triage.models import (
 )
 from webhooks.auth import pagerduty_signature_problem
 from webhooks.errors import problem
-from webhooks.intake import kept_headers, parse_or_400, record_or_503, require_json
+from webhooks.intake import (
+    kept_headers,
+    parse_or_400,
+    read_body,
+    record_or_503,
+    require_json,
+)
 from webhooks.receiver import current_receiver
 
 log = logging.getLogger(__name__)
@@ -42,7 +49,12 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     metrics = receiver.metrics
     if rejection := require_json(request.content_type):
         return metrics.rejected(SOURCE, "content_type", rejection)
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH, unparsed
+    try:
+        # Not request.get_data(): it returns a chunked body cut at the limit, not a 413.
+        raw = read_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"])
+    except RequestEntityTooLarge:
+        too_large = problem(413, "request body too large", "(body)")
+        return metrics.rejected(SOURCE, "too_large", too_large)
     secrets = receiver.settings.pagerduty_webhook_secrets
     if not secrets:
         # A configuration gap, not the sender's fault: 503 keeps PagerDuty retrying (48 h).

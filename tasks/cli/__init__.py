@@ -11,27 +11,54 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+from redis import RedisError
 
 from tasks.cli.deliveries import deliveries_command, replay_command
 from tasks.cli.demo_alert import demo_alert_command
 from tasks.cli.diagnose import diagnose_command
-from tasks.cli.options import settings_or_usage_error
+from tasks.cli.options import (
+    ConfigurationError,
+    WholeSummaryGroup,
+    redis_unreachable,
+    settings_or_usage_error,
+)
 from tasks.cli.policy import classify_command, policy_group
 from tasks.cli.report import report_command
 from tasks.cli.sla import sla_command
 from tasks.cli.status import status_command
 from tasks.lanes import urgent_queue
-from tasks.notes.voice import Voice
-from tasks.runtime import load_policy
+from tasks.notes.voice import TemplateProblem, Voice
+from tasks.runtime import Runtime, load_policy
+from tasks.settings import SettingsError, settings_from_env
 from triage.policy import PolicyError
 
+# Where the receiver says it is bound: `webhooks/gunicorn_config.py` reads the same name.
+READY_FILE_VARIABLE = "RESPONDER_RUN_READY_FILE"
 
-@click.group()
+
+class ResponderGroup(WholeSummaryGroup):
+    """The `responder` group: the same failure ends every command the same way."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a bad setting or policy exits 2, an unreachable Redis exits 1."""
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, PolicyError, TemplateProblem) as exc:
+            raise ConfigurationError(str(exc)) from None
+        except RedisError as exc:
+            # The command got this far, so the settings it read are valid.
+            raise redis_unreachable(settings_from_env(os.environ).redis_url, exc) from None
+
+
+# Summaries on one line each where the terminal is wide enough; click's default stops at 80.
+@click.group(cls=ResponderGroup, context_settings={"max_content_width": 120})
+@click.version_option(package_name="eafix-responder", prog_name="responder")
 def main() -> None:
     """EAFIX first responder: answers every production alert in its first minutes."""
 
@@ -52,40 +79,52 @@ main.add_command(demo_alert_command)
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--concurrency", default=4, show_default=True, type=int, help="Worker processes.")
 def run(host: str, port: int, concurrency: int) -> None:
-    """Run receiver, worker (with beat) and urgent worker in the foreground (for a laptop)."""
+    """Run receiver, worker, urgent worker and beat in the foreground (for a laptop)."""
     settings = settings_or_usage_error()
-    try:
-        policy = load_policy(settings)
-    except PolicyError as exc:
-        raise click.ClickException(str(exc)) from None
+    policy = load_policy(settings)  # a broken one stops here, before anything starts
     if problems := Voice.of(policy).check():  # not a blank in a note at 3 a.m.
-        raise click.ClickException("note templates: " + "; ".join(problems))
+        raise ConfigurationError("note templates: " + "; ".join(problems))
+    # The parts would each fail on their own, in a loop of restarts; say it once instead.
+    Runtime(settings).redis.ping()
     var = Path("var")
     var.mkdir(exist_ok=True)
     # gunicorn's workers share metrics through files; stale ones from a last run would add up.
     metrics_dir = var / "prometheus-metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
-    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve())}
+    # Links in notes must reach this receiver: on the port it listens on, unless configured.
+    public_url = os.environ.get("RESPONDER_PUBLIC_URL") or local_url(host, port)
+    # gunicorn's when_ready hook writes its bound addresses here (webhooks/gunicorn_config.py).
+    ready_file = Path(tempfile.mkdtemp(prefix="responder-run-")) / "receiver-ready"
+    environment = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir.resolve()),
+        "RESPONDER_PUBLIC_URL": public_url,
+        READY_FILE_VARIABLE: str(ready_file),
+    }
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
     click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
-    click.echo(f"responder: listening on http://{host}:{port} (Ctrl-C stops everything)")
-    celery = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO"]
+    click.echo(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
+    celery = [sys.executable, "-m", "celery", "-A", "tasks"]
     parts = {
         "receiver": [
-            sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-            "--config", "python:webhooks.gunicorn_config", "--access-logfile", "-",
-            "webhooks:create_app()",
+            sys.executable, "-m", "gunicorn", "--bind", bind_address(host, port),
+            "--workers", "2", "--config", "python:webhooks.gunicorn_config",
+            "--access-logfile", "-", "webhooks:create_app()",
         ],
-        # Both lanes, urgent first, and beat inside it.
+        # Both lanes, urgent first.
         "worker": [
-            *celery, "--beat", "--concurrency", str(concurrency), "--hostname", "worker@%h",
-            "--schedule", str(var / "celerybeat-schedule"),
+            *celery, "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
+            "--hostname", "worker@%h",
         ],
         # Capacity P2/P3 work cannot take: only the urgent queue.
         "urgent worker": [
-            *celery, "--concurrency", "2", "--queues", urgent_queue(settings.queue),
-            "--hostname", "urgent@%h",
+            *celery, "worker", "--loglevel", "INFO", "--concurrency", "2",
+            "--queues", urgent_queue(settings.queue), "--hostname", "urgent@%h",
+        ],
+        # Its own process, as in production: a beat that dies is named and restarted alone.
+        "beat": [
+            *celery, "beat", "--loglevel", "INFO", "--schedule", str(var / "celerybeat-schedule"),
         ],
     }  # fmt: skip
     stopping = False
@@ -94,10 +133,29 @@ def run(host: str, port: int, concurrency: int) -> None:
         nonlocal stopping
         stopping = True
 
+    def listening(name: str, addresses: str) -> None:
+        click.echo(f"responder: listening on {addresses} (Ctrl-C stops everything)")
+
     # Handlers first: a Ctrl-C while the children start must still stop them all.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    sys.exit(Supervisor(parts, environment).run(lambda: stopping))
+    supervisor = Supervisor(parts, environment, ready_files={"receiver": ready_file})
+    try:
+        sys.exit(supervisor.run(lambda: stopping, on_ready=listening))
+    finally:
+        shutil.rmtree(ready_file.parent, ignore_errors=True)
+
+
+def local_url(host: str, port: int) -> str:
+    """Return the URL a browser on this machine reaches a receiver bound to host:port at."""
+    # A wildcard address is not one to connect to; loopback is, from this machine.
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{bind_address(host, port)}"
+
+
+def bind_address(host: str, port: int) -> str:
+    """Return host:port, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Supervisor:
@@ -111,9 +169,17 @@ class Supervisor:
     MAX_BACKOFF = 30.0
     STEADY_SECONDS = 60.0  # a part that ran this long starts over from the first back-off
 
-    def __init__(self, parts: dict[str, list[str]], environment: dict[str, str]) -> None:
+    def __init__(
+        self,
+        parts: dict[str, list[str]],
+        environment: dict[str, str],
+        ready_files: dict[str, Path] | None = None,
+    ) -> None:
         self.parts = parts
         self.environment = environment
+        # A part with a ready file writes it once it serves (gunicorn: once it is bound).
+        self.ready_files = ready_files or {}
+        self.ready: set[str] = set()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.started: dict[str, float] = {}
         self.backoff = dict.fromkeys(parts, self.FIRST_BACKOFF)
@@ -121,18 +187,42 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         """Start one part."""
+        if name in self.ready_files:
+            # The file of a last start would announce this one before it is ready.
+            self.ready_files[name].unlink(missing_ok=True)
+            self.ready.discard(name)
         self.children[name] = subprocess.Popen(self.parts[name], env=self.environment)
         self.started[name] = time.monotonic()
 
-    def run(self, stopping: Callable[[], bool]) -> int:
-        """Run until told to stop; return the exit code."""
+    def run(
+        self,
+        stopping: Callable[[], bool],
+        on_ready: Callable[[str, str], None] = lambda name, text: None,
+    ) -> int:
+        """Run until told to stop, calling on_ready(part, what it wrote) when a part is ready."""
         for name in self.parts:
             self.start(name)
         while not stopping():
             self.check(time.monotonic())
-            time.sleep(0.5)
+            for name, text in self.newly_ready():
+                on_ready(name, text)
+            time.sleep(0.2)
         self.stop_all()
         return 0
+
+    def newly_ready(self) -> list[tuple[str, str]]:
+        """Return (part, what its ready file says) for each part that became ready."""
+        found = []
+        for name, path in self.ready_files.items():
+            if name in self.ready or self.children[name].poll() is not None:
+                continue
+            try:
+                text = path.read_text().strip()
+            except FileNotFoundError:
+                continue
+            self.ready.add(name)
+            found.append((name, text))
+        return found
 
     def check(self, now: float) -> None:
         """Schedule a restart for each part that exited; start those whose back-off is over."""

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 
 import click
 
 from collectors.contract import Target
+from tasks.cli.options import runtime_or_usage_error
 from tasks.evidence import bundle
 from tasks.evidence.links import bundle_path
 from tasks.run.response import collect_into_bundle
-from tasks.runtime import Runtime
-from tasks.settings import SettingsError, settings_from_env
 from triage.models import Priority
-from triage.policy import PolicyError
 
 
 @click.command("diagnose")
@@ -31,11 +28,8 @@ from triage.policy import PolicyError
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) -> None:
     """Diagnose SERVICE now with the plan's collectors; print results and where the bundle is."""
-    try:
-        runtime = Runtime(settings_from_env(os.environ))
-        policy = runtime.policy
-    except (SettingsError, PolicyError) as exc:
-        raise click.UsageError(str(exc)) from None
+    runtime = runtime_or_usage_error()
+    policy = runtime.policy
     if service not in policy.catalog:
         known = ", ".join(policy.catalog)
         raise click.BadParameter(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 import click
 
 from collectors.registry import available
+from tasks.cli.options import ConfigurationError, WholeSummaryGroup, settings_or_usage_error
 from tasks.notes.voice import Voice
-from tasks.settings import settings_from_env
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 from triage.policy import (
@@ -31,13 +30,14 @@ from triage.sla import deadlines, is_market_open
 
 def _policy_text(path: str | None) -> tuple[str, str]:
     """Return (text, source) of the named policy, the configured one, or the built-in one."""
-    path = path or settings_from_env(os.environ).policy_path
+    path = path or settings_or_usage_error().policy_path
     if not path:
         return builtin_text(), "builtin:default_policy.yaml"
     try:
         return Path(path).read_text(encoding="utf-8"), path
     except OSError as exc:
-        raise click.ClickException(f"{path}: cannot read: {exc.strerror}") from None
+        # As the server's loader says it (triage.policy.load_file), and so exits 2.
+        raise PolicyError([Problem(path, 0, "(file)", f"cannot read: {exc.strerror}")]) from None
 
 
 def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
@@ -77,7 +77,7 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
     return (None if problems else policy), problems
 
 
-@click.group("policy")
+@click.group("policy", cls=WholeSummaryGroup)
 def policy_group() -> None:
     """Check or show the classification policy."""
 
@@ -91,7 +91,7 @@ def policy_check(file: str | None) -> None:
     if problems:
         for problem in problems:
             click.echo(str(problem))
-        raise SystemExit(1)
+        raise SystemExit(ConfigurationError.exit_code)  # a broken policy, as in every command
     assert policy is not None
     click.echo(
         f"{source}: OK ({len(policy.rules)} rules, {len(policy.catalog)} services, "
@@ -106,7 +106,7 @@ def policy_show(as_json: bool) -> None:
     text, source = _policy_text(None)
     policy, problems = check_policy(text, source)
     if policy is None:
-        raise click.ClickException("\n".join(str(p) for p in problems))
+        raise ConfigurationError("\n".join(str(p) for p in problems))
     if as_json:
         click.echo(json.dumps(_policy_data(policy), indent=2))
         return
@@ -157,7 +157,7 @@ def classify_command(payload: Any, at: str | None, as_json: bool) -> None:
     text, source = _policy_text(None)
     policy, problems = check_policy(text, source)
     if policy is None:
-        raise click.ClickException("\n".join(str(p) for p in problems))
+        raise ConfigurationError("\n".join(str(p) for p in problems))
     now = _moment(at) if at else datetime.now(UTC)
     try:
         results = classify_payload(json.load(payload), policy, now, anchor_at=at is not None)

@@ -7,7 +7,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 import click
-from redis import RedisError
 
 from tasks.cli.options import runtime_or_usage_error
 from tasks.store.sla_clock import left
@@ -17,11 +16,7 @@ from tasks.store.sla_clock import left
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def sla_command(as_json: bool) -> None:
     """List running SLA deadlines by incident, soonest first."""
-    runtime = runtime_or_usage_error()
-    try:
-        pending = runtime.clock.pending()
-    except RedisError as exc:
-        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+    pending = runtime_or_usage_error().clock.pending()
     now = datetime.now(UTC)
     if as_json:
         click.echo(json.dumps([{**asdict(d), "left": left(d, now)} for d in pending], indent=2))

@@ -6,7 +6,6 @@ import json
 from dataclasses import asdict
 
 import click
-from redis import RedisError
 
 from tasks.backlog import Backlog, read_backlog
 from tasks.cli.options import runtime_or_usage_error
@@ -19,11 +18,7 @@ BEHIND_SECONDS = 60.0  # urgent work waiting longer than this is worth saying so
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status_command(as_json: bool) -> None:
     """Show queues per lane, the oldest waiting work, workers, PagerDuty budget, dead letters."""
-    runtime = runtime_or_usage_error()
-    try:
-        backlog = read_backlog(runtime)
-    except RedisError as exc:
-        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None
+    backlog = read_backlog(runtime_or_usage_error())
     if as_json:
         click.echo(json.dumps(asdict(backlog), indent=2))
         return

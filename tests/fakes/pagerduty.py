@@ -255,14 +255,19 @@ class FakePagerDuty:
             return self._finish(call, _error(400, "Invalid Input Provided", 2001, [call.error]))
         with self._lock:
             response = getattr(self, f"_{endpoint}")(body, **values, query=request.args)
+            # Recorded with what the call changed (a note, an incident), in one step: a test
+            # that sees the note must see its call too.
+            call.status = response.status_code
+            self.calls.append(call)
         try:
             self._openapi[kind].validate_response(
                 openapi_request, WerkzeugOpenAPIResponse(response)
             )
         except Exception as exc:  # a bug in the fake itself: make it loud in `rejected()`
             call.error = f"fake answered off-spec: {type(exc).__name__}: {exc}"
-            return self._finish(call, _error(500, "fake answered off-spec", 2000, [call.error]))
-        return self._finish(call, response)
+            call.status = 500
+            return _error(500, "fake answered off-spec", 2000, [call.error])
+        return response
 
     def _finish(self, call: Call, response: Response) -> Response:
         call.status = response.status_code

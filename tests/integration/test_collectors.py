@@ -25,7 +25,6 @@ from tasks.evidence import bundle
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from triage.policy import Service
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 CANARY = "CANARY-9f3e71"
 SERVICES = tuple(
     Service(n, f"http://{n}/healthz") for n in ("risk-manager", "execution-engine", "gui-gateway")
@@ -49,8 +48,8 @@ def stored(tmp_path: Path, evidence, ctx: CollectorContext) -> str:
 # --- postgres ----------------------------------------------------------------------------
 
 
-def test_postgres_snapshot_of_the_real_database(tmp_path: Path) -> None:
-    evidence = postgres.collect(Target(SERVICES), context(postgres_dsn=POSTGRES))
+def test_postgres_snapshot_of_the_real_database(tmp_path: Path, postgres_dsn: str) -> None:
+    evidence = postgres.collect(Target(SERVICES), context(postgres_dsn=postgres_dsn))
     assert evidence.status is Status.OK, evidence.summary
     assert evidence.summary.startswith("now() answered;")
     assert (
@@ -60,21 +59,24 @@ def test_postgres_snapshot_of_the_real_database(tmp_path: Path) -> None:
     assert "postgres/snapshot.json" in evidence.files
 
 
-def test_postgres_reports_waiting_locks_and_hides_query_secrets(tmp_path: Path) -> None:
-    with psycopg.connect(POSTGRES, autocommit=True) as setup:
+def test_postgres_reports_waiting_locks_and_hides_query_secrets(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    # In the tests' own database, which goes at the end of the session with the table.
+    with psycopg.connect(postgres_dsn, autocommit=True) as setup:
         setup.execute("CREATE TABLE IF NOT EXISTS responder_lock_probe (id int)")
-    holder = psycopg.connect(POSTGRES)
+    holder = psycopg.connect(postgres_dsn)
     holder.execute("LOCK TABLE responder_lock_probe IN ACCESS EXCLUSIVE MODE")
 
     def wait_for_the_lock() -> None:
-        with psycopg.connect(POSTGRES, autocommit=True) as blocked:
+        with psycopg.connect(postgres_dsn, autocommit=True) as blocked:
             blocked.execute(f"SELECT * FROM responder_lock_probe /* password={CANARY} */")
 
     waiter = threading.Thread(target=wait_for_the_lock)
     waiter.start()
     try:
         time.sleep(0.5)
-        ctx = context(postgres_dsn=POSTGRES)
+        ctx = context(postgres_dsn=postgres_dsn)
         evidence = postgres.collect(Target(SERVICES), ctx)
     finally:
         holder.rollback()

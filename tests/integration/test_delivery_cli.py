@@ -64,12 +64,30 @@ def test_replay_dry_run_changes_nothing_and_skips_duplicates(env, settings: Sett
     duplicate = post(settings, sample_payload())
     queued = env.llen(URGENT)
     result = run("replay", "--since", "1h", "--dry-run")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # as the run itself would: one was refused
     assert f"would respond {first}: SignalLatencyHigh" in result.output
     assert (
         f"skip {duplicate}: a duplicate of an earlier delivery (--force runs it)" in result.output
     )
+    assert result.output.endswith("1 would run, 1 skipped\n")
     assert env.llen(URGENT) == queued
+
+
+def test_a_skipped_delivery_exits_1_whether_named_or_in_a_window(env, settings: Settings) -> None:
+    first = post(settings, sample_payload())
+    duplicate = post(settings, sample_payload())
+    by_id = run("replay", duplicate)
+    assert by_id.exit_code == 1
+    assert by_id.output == (
+        f"skip {duplicate}: a duplicate of an earlier delivery (--force runs it)\n"
+    )
+    in_window = run("replay", "--since", "1h")
+    assert in_window.exit_code == 1, in_window.output
+    assert f"replaying {first} as run 2" in in_window.output  # the receiver started run 1
+    assert in_window.output.endswith("1 replayed, 1 skipped\n")
+    forced = run("replay", "--since", "1h", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert forced.output.endswith("2 replayed, 0 skipped\n")
 
 
 def test_replay_force_runs_duplicates_too(env, settings: Settings) -> None:

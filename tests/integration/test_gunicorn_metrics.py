@@ -96,6 +96,19 @@ def test_a_body_sent_in_chunks_is_read_whole(gunicorn: tuple[str, Path]) -> None
     assert stored["payload"] == payload
 
 
+def test_a_chunked_body_past_256_kb_is_413(gunicorn: tuple[str, Path]) -> None:
+    url, _ = gunicorn
+    body = json.dumps(sample_payload(groupKey="chunked-too-large")).encode() + b" " * (400 * 1024)
+    answer = requests.post(
+        f"{url}/webhooks/alertmanager",
+        data=(body[i : i + 16384] for i in range(0, len(body), 16384)),  # no Content-Length
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json() == {"error": "request body too large", "field": "(body)"}
+
+
 def _up(url: str) -> bool:
     try:
         return requests.get(f"{url}/healthz", timeout=1).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -77,6 +78,22 @@ def delivery(client: FlaskClient, delivery_id: str) -> dict[str, Any]:
     return client.get(
         f"/deliveries/{delivery_id}", headers={"Authorization": f"Bearer {TOKEN}"}
     ).get_json()
+
+
+def test_a_chunked_body_past_256_kb_is_413(client: FlaskClient) -> None:
+    body = json.dumps(event()).encode() + b" " * (400 * 1024)
+    response = client.post(
+        "/webhooks/pagerduty",
+        input_stream=io.BytesIO(body),
+        headers={
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+            "X-PagerDuty-Signature": sign(body),
+        },
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "request body too large", "field": "(body)"}
 
 
 # --- signatures --------------------------------------------------------------------------

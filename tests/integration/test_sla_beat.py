@@ -35,6 +35,7 @@ def beat_env(responder_env: dict[str, str], redis_url: str) -> Iterator[dict[str
         "RESPONDER_QUEUE": QUEUE,
         "RESPONDER_SLA_TICK_SECONDS": str(TICK_SECONDS),
         "RESPONDER_SLA_CLAIM_LEASE": str(LEASE_SECONDS),
+        "RESPONDER_LOG_TICKS": "1",  # the tests count ticks in beat's and the worker's logs
     }
     client = redis.Redis.from_url(redis_url)
     client.delete(QUEUE)

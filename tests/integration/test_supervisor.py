@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from tasks.cli import Supervisor
+from tests.support import wait_for
 
 
 def test_a_part_that_dies_is_started_again_after_its_backoff(
@@ -30,3 +32,30 @@ def test_a_part_that_dies_is_started_again_after_its_backoff(
     err = capsys.readouterr().err
     assert "the worker exited (3); restarting it in 1 s" in err
     assert "the worker started again" in err
+
+
+def test_a_part_is_announced_ready_once_it_writes_its_file_not_by_a_stale_one(
+    tmp_path: Path,
+) -> None:
+    ready = tmp_path / "ready"
+    ready.write_text("http://127.0.0.1:1 (a last run's)")
+    go = tmp_path / "go"
+    # The part writes its file only once the test says so.
+    script = (
+        "import pathlib, time\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n"
+        f"pathlib.Path({str(ready)!r}).write_text('http://127.0.0.1:8080')\n"
+        "time.sleep(60)\n"
+    )
+    supervisor = Supervisor(
+        {"receiver": [sys.executable, "-c", script]}, {}, ready_files={"receiver": ready}
+    )
+    try:
+        supervisor.start("receiver")
+        assert supervisor.newly_ready() == []  # the stale file went at start
+        go.touch()
+        announced = wait_for(supervisor.newly_ready, timeout=30, what="the part's ready file")
+        assert announced == [("receiver", "http://127.0.0.1:8080")]
+        assert supervisor.newly_ready() == []  # once
+    finally:
+        supervisor.stop_all()

@@ -19,11 +19,17 @@ from triage.sla import is_market_open
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[World]:
-    # A database of its own, so the other tests' cleanup never touches the world's state.
-    url = re.sub(r"/\d+$", "/12", redis_url)
-    started = World(tmp_path_factory.mktemp("world"), url).start()
+    # The tests' own Redis database (RESPONDER_TEST_REDIS_URL), no other: the world has its
+    # own queue, clears the responder's keys when it starts and is stopped before the next
+    # module's tests, whose fixtures clear them again.
+    started = World(tmp_path_factory.mktemp("world"), redis_url).start()
     yield started
     started.stop()
+
+
+def test_the_world_uses_the_redis_the_tests_are_given(world: World, redis_url: str) -> None:
+    assert world.redis_url == redis_url
+    assert world.env["RESPONDER_REDIS_URL"] == redis_url
 
 
 def _bundle_id(evidence: str) -> str:

@@ -30,10 +30,11 @@ def test_check_passes_the_builtin_policy(run) -> None:
     assert result.output.startswith("builtin:default_policy.yaml: OK (20 rules, 6 services")
 
 
-def test_check_lists_every_error_with_its_line_and_exits_1(run) -> None:
+def test_check_lists_every_error_with_its_line_and_exits_2(run) -> None:
+    # A broken policy is a configuration error in every command: exit 2.
     path = POLICIES / "bad" / "several-errors.yaml"
     result = run("policy", "check", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     expected = (path.with_suffix(".expected")).read_text().replace("bad/", f"{path.parent}/")
     assert result.output == expected
 
@@ -45,7 +46,7 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     policy = tmp_path / "p.yaml"
     policy.write_text(text)
     result = run("policy", "check", str(policy))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output == (
         f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
         "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
@@ -59,7 +60,7 @@ def test_check_names_validation_collectors_that_are_not_installed(run, tmp_path:
     policy = tmp_path / "p.yaml"
     policy.write_text(text)
     result = run("policy", "check", str(policy))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output == (
         f"{policy}:21: on_resolved.validate[1]: no collector named 'tarot' "
         "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
@@ -152,7 +153,7 @@ def policy_with_templates(tmp_path: Path, template: str) -> Path:
 def test_check_finds_a_template_variable_the_note_does_not_have(run, tmp_path: Path) -> None:
     path = policy_with_templates(tmp_path, "[{{ priority }}] Resolved by {{ resolver }}\n")
     result = run("policy", "check", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a broken policy, as in every command
     line = len(path.read_text().splitlines())  # the templates setting, the policy's last line
     assert result.output == (
         f"{path}:{line}: notes.templates: {tmp_path / 'wording' / 'closing.txt.j2'}: uses "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.settings import Secret, SettingsError, settings_from_env
+from tasks.settings import Secret, SettingsError, settings_from_env, shown_url
 
 
 def test_defaults_mean_outbox_mode_and_no_unauthenticated_posts() -> None:
@@ -41,3 +41,92 @@ def test_secrets_list_includes_the_basic_auth_password_alone() -> None:
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         settings_from_env({variable: value})
+
+
+PASSWORD = "hunter2-5e1f"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "RESPONDER_REDIS_URL",
+            "not-a-url",
+            "not a URL: expected one starting with redis:// or rediss://",
+        ),
+        (
+            "RESPONDER_REDIS_URL",
+            f"http://:{PASSWORD}@127.0.0.1:6379/0",
+            "scheme 'http://' is not one of redis:// or rediss://",
+        ),
+        (
+            "RESPONDER_REDIS_URL",
+            f"redis://:{PASSWORD}@127.0.0.1:port/0",
+            "the port is not a number from 0 to 65535",
+        ),
+        ("RESPONDER_REDIS_URL", "redis://127.0.0.1:70000/0", "the port is not a number"),
+        # Without its @ the password is parsed as the port: the message must not repeat it.
+        ("RESPONDER_REDIS_URL", f"redis://:{PASSWORD}:6379/0", "the port is not a number"),
+        (
+            "RESPONDER_REDIS_URL",
+            "redis://127.0.0.1:6379/abc",
+            "the database 'abc' is not a number (redis://host:port/NUMBER)",
+        ),
+        ("RESPONDER_REDIS_URL", "redis:///0", "no host after redis://"),
+        ("RESPONDER_TARGET_REDIS_URL", "127.0.0.1:6379", "not a URL"),
+        ("RESPONDER_PROMETHEUS_URL", "prometheus:9090", "not a URL"),
+        ("RESPONDER_PROMETHEUS_URL", "http://", "no host after http://"),
+        ("RESPONDER_PAGERDUTY_API_URL", "ftp://api.pagerduty.com", "scheme 'ftp://'"),
+        ("RESPONDER_PAGERDUTY_EVENTS_URL", "https://events:x", "the port is not a number"),
+        ("RESPONDER_PUBLIC_URL", "127.0.0.1:8080", "expected one starting with http:// or https"),
+        ("RESPONDER_DOCKER_URL", "/var/run/docker.sock", "unix://, tcp://, http://, https://"),
+        ("RESPONDER_DOCKER_URL", "unix://", "no socket path after unix://"),
+        (
+            "RESPONDER_POSTGRES_DSN",
+            f"mysql://eafix:{PASSWORD}@db/eafix",
+            "scheme 'mysql://' is not one of postgresql:// or postgres://",
+        ),
+        ("RESPONDER_POSTGRES_DSN", f"postgresql://eafix:{PASSWORD}@db:x/e", "port is not a number"),
+        (
+            "RESPONDER_POSTGRES_DSN",
+            f"host=db password={PASSWORD} dbname",
+            'not a PostgreSQL connection string: missing "=" after "..."',
+        ),
+        (
+            "RESPONDER_POSTGRES_DSN",
+            f"hots=db password={PASSWORD}",
+            'invalid connection option "hots"',
+        ),
+    ],
+)
+def test_a_url_no_client_can_use_is_refused_naming_the_variable_never_the_password(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        settings_from_env({variable: value})
+    assert str(refused.value).startswith(f"{variable}: ")
+    assert message in str(refused.value)
+    assert PASSWORD not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RESPONDER_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("RESPONDER_REDIS_URL", f"rediss://default:{PASSWORD}@redis.internal:6380/3"),
+        ("RESPONDER_TARGET_REDIS_URL", "unix:///run/redis/redis.sock"),
+        ("RESPONDER_PROMETHEUS_URL", "http://prometheus:9090/"),
+        ("RESPONDER_DOCKER_URL", "unix:///var/run/docker.sock"),
+        ("RESPONDER_DOCKER_URL", "tcp://docker:2375"),
+        ("RESPONDER_POSTGRES_DSN", f"postgresql://eafix:{PASSWORD}@db1:5432,db2:5433/eafix"),
+        ("RESPONDER_POSTGRES_DSN", "postgresql:///eafix"),
+        ("RESPONDER_POSTGRES_DSN", "host=db port=5432 dbname=eafix"),
+    ],
+)
+def test_urls_the_clients_take_are_accepted(variable: str, value: str) -> None:
+    assert settings_from_env({variable: value}) != settings_from_env({})  # taken, not refused
+
+
+def test_a_url_is_shown_with_its_password_masked() -> None:
+    shown = shown_url(f"redis://default:{PASSWORD}@redis.internal:6380/3")
+    assert shown == "redis://default:***@redis.internal:6380/3"

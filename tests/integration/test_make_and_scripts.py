@@ -1,0 +1,79 @@
+"""The Makefile and the scripts it runs, as a user's shell runs them (make -n runs nothing)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.machinery import SourceFileLoader
+from importlib.util import module_from_spec, spec_from_loader
+
+import pytest
+
+from tests.support import PROJECT
+
+ENSURE_REDIS = PROJECT / "scripts" / "ensure-redis"
+
+
+def make_dry_run(target: str, *args: str, **environment: str) -> str:
+    """Return what `make TARGET ARGS` would execute (make -n runs nothing)."""
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", "-C", str(PROJECT), target, *args],
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def make_run_command(*args: str, **environment: str) -> str:
+    """Return the `responder run` line `make run ARGS` would execute."""
+    printed = make_dry_run("run", *args, **environment)
+    return next(line.strip() for line in printed.splitlines() if "responder run" in line)
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "expected"),
+    [
+        ((), {}, '--host "127.0.0.1" --port "8080"'),
+        (("PORT=9001", "HOST=0.0.0.0"), {}, '--host "0.0.0.0" --port "9001"'),
+        # zsh and some desktops set HOST to the machine's name: not an address to bind.
+        ((), {"HOST": "laptop.local"}, '--host "127.0.0.1" --port "8080"'),
+    ],
+)
+def test_make_run_listens_where_it_is_told(
+    args: tuple[str, ...], environment: dict[str, str], expected: str
+) -> None:
+    assert make_run_command(*args, **environment).endswith(f"responder run {expected}")
+
+
+def test_make_test_hands_pytest_the_services_it_ensured() -> None:
+    dsn = "postgresql://tester@127.0.0.1:5999/admin"
+    printed = make_dry_run(
+        "test",
+        "RESPONDER_TEST_REDIS_URL=redis://127.0.0.1:6399/4",
+        f"RESPONDER_TEST_POSTGRES_DSN={dsn}",
+    )
+    assert 'scripts/ensure-redis "redis://127.0.0.1:6399/4"' in printed
+    assert f'scripts/ensure-postgres "{dsn}"' in printed
+    assert 'RESPONDER_TEST_REDIS_URL="$url" RESPONDER_TEST_POSTGRES_DSN="$dsn"' in printed
+
+
+def test_a_url_it_cannot_parse_is_passed_on_for_the_responder_to_refuse() -> None:
+    # `make run` with RESPONDER_REDIS_URL=redis://host:port/0 used to end in this script's
+    # traceback; the responder says what is wrong with the setting, the same in every command.
+    done = subprocess.run(
+        [sys.executable, str(ENSURE_REDIS), "redis://127.0.0.1:port/0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "redis://127.0.0.1:port/0\n", "")
+
+
+def test_its_messages_mask_the_password() -> None:
+    loader = SourceFileLoader("ensure_redis", str(ENSURE_REDIS))
+    script = module_from_spec(spec_from_loader("ensure_redis", loader))
+    loader.exec_module(script)
+    assert script.shown("redis://:hunter2@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert script.shown("redis://cache:6379/0") == "redis://cache:6379/0"
