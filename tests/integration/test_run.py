@@ -119,7 +119,8 @@ def test_a_note_links_to_the_bundle_on_the_port_it_runs_on(running: Running) -> 
     assert accepted.status_code == 202, accepted.text
 
     def evidence_link() -> str | None:
-        for path in sorted((running.directory / "outbox").glob("*.json")):
+        # Notes only: status updates and other writes go to the outbox too.
+        for path in sorted((running.directory / "outbox").glob("*-note-*.json")):
             content = json.loads(path.read_text())["json"]["note"]["content"]
             for word in content.split():
                 if "/bundles/" in word:
