@@ -64,6 +64,7 @@ class Voice:
             )
         for env in {id(self._env): self._env, id(self._builtin): self._builtin}.values():
             env.filters["local"] = self.local  # market time, from this voice's policy
+            env.filters["with_pagerduty"] = self.with_pagerduty
 
     @classmethod
     def of(cls, policy: Policy) -> Voice:
@@ -162,6 +163,14 @@ class Voice:
             "urgency_low": held.urgency_outside == "low",
             "high_again": held.urgency_at_opening == "high",
         }
+
+    def with_pagerduty(self, priority: str) -> str:
+        """Name our priority and PagerDuty's for it: `P0 (PagerDuty: P1)`.
+
+        PagerDuty names its priorities P1-P5, so our P0 sits on an incident it shows as P1.
+        """
+        theirs = self.policy.pagerduty.priorities.get(str(priority), "")
+        return f"{priority} (PagerDuty: {theirs})" if theirs else str(priority)
 
     def local(self, moment: datetime) -> str:
         """Return a moment as the policy's place tells it: `Mon 09:00 New York time`."""
@@ -329,7 +338,12 @@ class Voice:
         )
 
     def status_update(
-        self, incident: str, status: StatusNow, impact: str, next_update: datetime | None
+        self,
+        incident: str,
+        status: StatusNow,
+        impact: str,
+        next_update: datetime | None,
+        priority: str = "",
     ) -> str:
         """Render the runbook's status update (Status / Impact / Actions / ETA / Next Update).
 
@@ -338,6 +352,7 @@ class Voice:
         return self.render(
             "status_update.txt.j2",
             incident=incident,
+            priority=priority,
             status=status.word,
             impact=impact,
             actions=status.text,
@@ -510,7 +525,8 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),
         ("management.txt.j2", lambda: voice.management("P1", "by hand")),
         *[("status_update.txt.j2", lambda status=status, following=following: voice.status_update(
-            "PSAMPLE", status, "sample", following)) for status, following in (
+            "PSAMPLE", status, "sample", following, "P1" if following else ""))
+          for status, following in (
             (StatusNow("Investigating"), now),
             (StatusNow("Investigating", acknowledged=True), now),
             (StatusNow("Identified", "a sample", "Dana", now, True, True), now),

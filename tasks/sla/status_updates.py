@@ -21,7 +21,7 @@ def post_on_cadence(rt: Runtime, incident: IncidentRef, deadline: Deadline, now:
     next_at = next_status_update(Priority(deadline.priority), due, now, rt.policy)
     record = rt.incidents.get(deadline.incident_id) or {}
     message = rt.voice.status_update(
-        deadline.incident_id, status_now(record, now), deadline.title, next_at
+        deadline.incident_id, status_now(record, now), deadline.title, next_at, deadline.priority
     )
     effect = f"{deadline.kind}@{deadline.due}:status-update"
     if not rt.deliveries.effect_done(deadline.incident_id, effect):
@@ -42,7 +42,8 @@ def post_resolution(
     effect = "resolution:status-update"
     if rt.deliveries.effect_done(run_id, effect):
         return "resolution update already posted"
-    message = rt.voice.status_update(str(incident.id), status, title, None)
+    priority = str(record.get("sla_priority") or "")
+    message = rt.voice.status_update(str(incident.id), status, title, None, priority)
     rt.pagerduty.status_update(incident, message)
     if incident.id:
         rt.incidents.log(incident.id, f"status update posted: {status.word}", "responder")

@@ -126,7 +126,9 @@ def test_alertmanager_delivers_and_the_incident_gets_notes(
         lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
         what="notes from the Alertmanager delivery",
     )
-    assert notes[0]["content"].startswith("[P0] RiskManagerDown: Risk manager is down")
+    assert notes[0]["content"].startswith(
+        "[P0 (PagerDuty: P1)] RiskManagerDown: Risk manager is down"
+    )
     store = DeliveryStore(redis_client)
     [stored] = [store.get(i) for i in store.list_ids()]
     assert stored["group_key"] == group_key

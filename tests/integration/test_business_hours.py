@@ -38,7 +38,7 @@ def test_a_p2_raised_saturday_2am_new_york_waits_for_monday_9am(
     print("\n".join(["", *timeline.lines]))  # the run, as `pytest -s` shows it
 
     assert timeline.lines == [
-        f"Sat 02:00 note: [P2] {TITLE}",
+        f"Sat 02:00 note: [P2 (PagerDuty: P3)] {TITLE}",
         "Sat 02:00 urgency low",  # PagerDuty pages no one at night
         "Sat 02:00 priority PRIO2",
         # Nothing for 55 hours, then the business opening:
@@ -47,7 +47,8 @@ def test_a_p2_raised_saturday_2am_new_york_waits_for_monday_9am(
         "Mon 09:00 note: [P2/P3] Next business day summary for management: 1 incident from "
         "Fri 09:00 New York time to Mon 09:00 New York time",
         "Mon 10:00 escalation level 2",  # not acknowledged within 1h of business hours
-        "Mon 10:00 note: [P2] SLA missed: not acknowledged within 1h of business hours "
+        "Mon 10:00 note: [P2 (PagerDuty: P3)] "
+        "SLA missed: not acknowledged within 1h of business hours "
         "(due 15:00 UTC, 0m late). Escalated to level 2.",
         "Mon 11:00 status update: Status: Investigating",  # every 2 hours
     ]

@@ -60,7 +60,7 @@ def test_closing_note_and_timeline(
     first = closing.close(rt, incident, resolved_at, T0 + timedelta(minutes=53))
     closing.close(rt, incident, resolved_at, T0 + timedelta(minutes=54))  # redelivered: one note
 
-    assert first == "[P1] Resolved. Incident metrics against the SLA:"
+    assert first == "[P1 (PagerDuty: P2)] Resolved. Incident metrics against the SLA:"
     [note] = pagerduty.notes_for(incident)
     assert "- acknowledged after 3m (SLA 15m: met)" in note["content"]
     assert "- resolved after 52m (SLA 8h of market hours: met)" in note["content"]
@@ -71,7 +71,7 @@ def test_closing_note_and_timeline(
         "acknowledged",
         "resolved",
         "escalated to level 2",
-        "note: [P1] Resolved. Incident metrics against the SLA:",
+        "note: [P1 (PagerDuty: P2)] Resolved. Incident metrics against the SLA:",
         "status update posted: Resolved",
     ]
     assert events[1]["by"] == "Dana" and events[-2]["by"] == events[-1]["by"] == "responder"
@@ -127,7 +127,9 @@ def test_the_closing_task_and_the_receiver_race_and_one_closing_note_results(
     resolved_at = T0 + timedelta(minutes=30)
     delivery_id = record_resolution(rt, incident, resolved_at)
     # The task runs before the receiver has applied the event: it applies it itself.
-    assert closing.close_resolved(rt, delivery_id, resolved_at).startswith("[P1] Resolved")
+    assert closing.close_resolved(rt, delivery_id, resolved_at).startswith(
+        "[P1 (PagerDuty: P2)] Resolved"
+    )
     happened(rt, incident, "resolved", resolved_at)  # the receiver, late
     closing.close_resolved(rt, delivery_id, resolved_at)  # and a redelivered task
     [note] = pagerduty.notes_for(incident)

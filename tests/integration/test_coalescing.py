@@ -71,7 +71,7 @@ def test_joined_deliveries_get_one_note_listing_their_new_alerts(
 
     [note] = pagerduty.notes_for(incident)
     lines = note["content"].splitlines()
-    assert lines[0] == "[P1] 3 more alerts joined this incident: SignalLatencyHigh"
+    assert lines[0] == "[P1 (PagerDuty: P2)] 3 more alerts joined this incident: SignalLatencyHigh"
     assert sum("instance=host-" in line for line in lines) == 3
     assert note["id"] == note_id
     # Only the lookup of the incident by key and the note: nothing per delivery.

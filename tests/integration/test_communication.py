@@ -14,6 +14,7 @@ from tasks.settings import Settings
 from tasks.sla import closing
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_sla_actions import MANAGEMENT
+from tests.support import named
 from tests.support.clock import NEW_YORK, Timeline, record_event, record_trigger, respond, tick
 from triage.models import Priority
 from triage.policy import Span
@@ -68,7 +69,7 @@ def test_initial_within_15_minutes_then_every_30_minutes_p0_p1_every_2_hours_p2_
     lines = updates_of(rt, pagerduty, priority, raised, raised + timedelta(hours=hours))
     assert [line[:9] for line in lines if "status update" in line] == updates, case
     if raised == WEDNESDAY_10AM:  # in business hours: posted by the response, after its note
-        assert lines[0].startswith(f"{updates[0]} note: [{priority}]"), case
+        assert lines[0].startswith(f"{updates[0]} note: [{named(priority)}]"), case
         assert lines[1] == f"{updates[0]} status update: Status: Investigating", case
 
 
@@ -139,7 +140,7 @@ def test_resolution_notification_within_15_minutes_of_fix(
     )
     at = f"{fixed:%a %H:%M}"
     assert [line for line in timeline.lines if line.startswith(at)] == [
-        f"{at} note: [{priority}] Resolved. Incident metrics against the SLA:",
+        f"{at} note: [{named(priority)}] Resolved. Incident metrics against the SLA:",
         f"{at} status update: Status: Resolved",
     ], case
     [*_, last] = pagerduty.status_updates[incident]
@@ -156,20 +157,25 @@ def test_resolution_notification_within_15_minutes_of_fix(
     [
         ("P0: at once, responders called in", "P0", None, True,
          ["Wed 10:00 responder request: EAFIX P0 incident needs management: EAFIX alert",
-          "Wed 10:00 note: [P0] Management notification due (immediately): responders "
+          "Wed 10:00 note: [P0 (PagerDuty: P1)] "
+          "Management notification due (immediately): responders "
           "requested from PEP0001 (escalation policy), PUSR001 (user)."]),
         ("P1 open at 30 minutes: responders called in", "P1", None, True,
          ["Wed 10:30 responder request: EAFIX P1 incident needs management: EAFIX alert",
-          "Wed 10:30 note: [P1] Management notification due (30m): responders requested from "
+          "Wed 10:30 note: [P1 (PagerDuty: P2)] "
+          "Management notification due (30m): responders requested from "
           "PEP0001 (escalation policy), PUSR001 (user)."]),
         ("P1 resolved in 20 minutes: a resolution summary, no one called in", "P1", 20, True,
-         ["Wed 10:30 note: [P1] Management notification (30m): resolved before it fell due. "
+         ["Wed 10:30 note: [P1 (PagerDuty: P2)] "
+          "Management notification (30m): resolved before it fell due. "
           "Resolution summary for engineering management:"]),
         ("P1 resolved in 20 minutes, no one named to call in: the same", "P1", 20, False,
-         ["Wed 10:30 note: [P1] Management notification (30m): resolved before it fell due. "
+         ["Wed 10:30 note: [P1 (PagerDuty: P2)] "
+          "Management notification (30m): resolved before it fell due. "
           "Resolution summary for engineering management:"]),
         ("P1 open at 30 minutes, no one named: asked for by hand", "P1", None, False,
-         ["Wed 10:30 note: [P1] Management notification due (30m): tell engineering "
+         ["Wed 10:30 note: [P1 (PagerDuty: P2)] "
+          "Management notification due (30m): tell engineering "
           "management about this incident now."]),
     ],
 )  # fmt: skip

@@ -42,11 +42,15 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
         what="the first-response and evidence notes",
     )
     first, evidence = (note["content"] for note in notes)
-    assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
+    assert first.startswith(
+        "[P1 (PagerDuty: P2)] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)"
+    )
     assert "Why P1: signal-latency-over-5s" in first
     assert "acknowledge by" in first and "(15m" in first  # ", overdue by": an old sample
     # Nothing but the services and Redis in this test's world: the rest say why they skipped.
-    assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)")
+    assert evidence.startswith(
+        "[P1 (PagerDuty: P2)] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)"
+    )
     assert "OK http" in evidence and "OK redis" in evidence and "OK trading" in evidence
     # (durations vary: the first use of a collector imports its client library)
     assert re.search(r"- SKIPPED prometheus \(\d+ ms\): no Prometheus configured", evidence)
@@ -205,7 +209,9 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
         lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
         what="both notes for the PagerDuty-triggered incident",
     )
-    assert notes[0]["content"].startswith("[P1] [FIRING:1] TradingServiceDown data-ingestor")
+    assert notes[0]["content"].startswith(
+        "[P1 (PagerDuty: P2)] [FIRING:1] TradingServiceDown data-ingestor"
+    )
     assert f"PagerDuty incident {incident}: [FIRING:1] TradingServiceDown" in notes[0]["content"]
     assert [c for c in pagerduty.calls if c.path == "/incidents"] == []  # no lookup needed
     # PagerDuty reports our own note back as incident.annotated: recorded, never acted on.
@@ -233,7 +239,9 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
         lambda: len(pagerduty.notes_for(incident)) >= 3 and pagerduty.notes_for(incident),
         what="the closing note",
     )
-    assert notes[2]["content"].startswith("[P1] Resolved. Incident metrics against the SLA:")
+    assert notes[2]["content"].startswith(
+        "[P1 (PagerDuty: P2)] Resolved. Incident metrics against the SLA:"
+    )
     assert "- never acknowledged; resolved after 0s (SLA 15m: met)" in notes[2]["content"]
 
 
@@ -285,7 +293,9 @@ def test_a_429_is_retried_after_its_reset_and_posts_one_note(
     assert [c.status for c in posts] == [429, 200, 200]
     assert posts[1].at - posts[0].at >= 1.0  # it waited the reset PagerDuty asked for
     first = pagerduty.notes_for(incident)[0]["content"]
-    assert first.startswith("[P1] SignalLatencyHigh") and first.endswith("/first_note]")
+    assert first.startswith("[P1 (PagerDuty: P2)] SignalLatencyHigh") and first.endswith(
+        "/first_note]"
+    )
 
 
 def test_three_500s_then_success_post_one_note(
@@ -298,7 +308,7 @@ def test_three_500s_then_success_post_one_note(
     wait_for(lambda: len(pagerduty.notes_for(incident)) >= 2, what="both notes after three 500s")
     assert [c.status for c in note_posts(pagerduty, incident)] == [500, 500, 500, 200, 200]
     contents = [n["content"] for n in pagerduty.notes_for(incident)]
-    assert sum(c.startswith("[P1] SignalLatencyHigh: ") for c in contents) == 1
+    assert sum(c.startswith("[P1 (PagerDuty: P2)] SignalLatencyHigh: ") for c in contents) == 1
 
 
 def test_a_400_is_not_retried_and_is_recorded_with_the_reason(

@@ -65,8 +65,12 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     assert [c["path"] for c in calls] == [f"/incidents/{outbox_id}/notes"] * 2
     assert {c["incident_key"] for c in calls} == {state.incident_key}
     first, evidence = (c["json"]["note"]["content"] for c in calls)
-    assert first.startswith("[P1] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)")
-    assert evidence.startswith("[P1] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)")
+    assert first.startswith(
+        "[P1 (PagerDuty: P2)] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)"
+    )
+    assert evidence.startswith(
+        "[P1 (PagerDuty: P2)] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)"
+    )
 
     manifest = json.loads((tmp_path / "bundles" / state.run_id / "manifest.json").read_text())
     statuses = {c["name"]: c["status"] for c in manifest["collectors"]}
@@ -109,7 +113,7 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     resolution.post_resolved_note(rt, resolved["delivery_id"])
     first_line = closing.close_in_outbox(rt, resolved["delivery_id"], datetime.now(UTC))
 
-    assert first_line == "[P1] Resolved. Incident metrics against the SLA:"
+    assert first_line == "[P1 (PagerDuty: P2)] Resolved. Incident metrics against the SLA:"
     record = rt.incidents.get(incident.id) or {}
     assert record["status"] == "resolved"
     # Every clock stopped but management's: a P1 resolved in 7 minutes still reaches it at 30.

@@ -147,7 +147,8 @@ def test_a_request_pagerduty_refuses_leaves_a_note_to_do_it_by_hand(
     respond(intake_settings, rt, alert_group(labels, key))
     notes = [note["content"].splitlines()[0] for note in pagerduty.notes_for(incident)]
     assert notes[1] == (
-        "[P1] Calling in the security team failed: PagerDuty refused the responder request to "
+        "[P1 (PagerDuty: P2)] "
+        "Calling in the security team failed: PagerDuty refused the responder request to "
         "PSEC001 (escalation policy) (PagerDuty POST responder request failed: HTTP 402). "
         "Call them in by hand now."
     )

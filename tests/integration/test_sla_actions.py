@@ -49,12 +49,15 @@ def test_not_acknowledged_in_time_escalates_and_says_which_sla(
     start(rt, incident)
     results = [r for r in run_clock(rt, T0 + timedelta(minutes=20)) if r.startswith("ack")]
     assert results[0] == (
-        "acknowledge: [P1] SLA missed: not acknowledged within 15m (due 15:15 UTC, 0m late)."
+        "acknowledge: [P1 (PagerDuty: P2)] "
+        "SLA missed: not acknowledged within 15m (due 15:15 UTC, 0m late)."
         " Escalated to level 2."
     )
     assert pagerduty.incidents[incident]["escalation_level"] == 2
     [note] = pagerduty.notes_for(incident)
-    assert note["content"].startswith("[P1] SLA missed: not acknowledged within 15m")
+    assert note["content"].startswith(
+        "[P1 (PagerDuty: P2)] SLA missed: not acknowledged within 15m"
+    )
 
 
 def test_acknowledged_in_time_means_no_escalation(rt, pagerduty: FakePagerDuty) -> None:
@@ -108,7 +111,8 @@ def test_a_resolved_incident_gets_nothing_but_its_management_notification(
         "acknowledge: resolved: nothing to do",
         "respond: resolved: nothing to do",
         "next_update: resolved: nothing to do",
-        "notify_management: [P1] Management notification (30m): resolved before it fell due. "
+        "notify_management: [P1 (PagerDuty: P2)] "
+        "Management notification (30m): resolved before it fell due. "
         "Resolution summary for engineering management:",
     }
     assert [c.path for c in pagerduty.calls] == [f"/incidents/{incident}/notes"]
@@ -135,7 +139,8 @@ def test_p0_calls_management_in_at_once(rt_with_management, pagerduty: FakePager
     incident = pagerduty.add_incident("k-p0-mgmt")
     start(rt_with_management, incident, Priority.P0)
     assert management_results(rt_with_management, T0) == [
-        "notify_management: [P0] Management notification due (immediately): responders "
+        "notify_management: [P0 (PagerDuty: P1)] "
+        "Management notification due (immediately): responders "
         "requested from PEP0001 (escalation policy), PUSR001 (user)."
     ]
     [request] = pagerduty.responder_requests[incident]
@@ -191,7 +196,8 @@ def test_without_management_targets_the_deadline_leaves_a_note(
     incident = pagerduty.add_incident("k-p0-note")
     start(rt, incident, Priority.P0)
     assert management_results(rt, T0) == [
-        "notify_management: [P0] Management notification due (immediately): tell engineering "
+        "notify_management: [P0 (PagerDuty: P1)] "
+        "Management notification due (immediately): tell engineering "
         "management about this incident now."
     ]
     assert pagerduty.responder_requests == {}
@@ -257,6 +263,7 @@ def test_an_action_that_failed_for_good_asks_for_it_by_hand(rt, pagerduty: FakeP
     actions.gave_up(rt, acknowledge, "HTTP 503 server error; gave up after 6 attempts")
     [note] = pagerduty.notes_for(incident)
     assert note["content"].startswith(
-        "[P0] SLA acknowledge action failed: HTTP 503 server error; gave up after 6 attempts. "
+        "[P0 (PagerDuty: P1)] "
+        "SLA acknowledge action failed: HTTP 503 server error; gave up after 6 attempts. "
         "Please escalate it by hand."
     )

@@ -167,7 +167,9 @@ def test_a_deadline_missed_while_everything_was_down_fires_once_on_restart(
     wait_for_ticks(processes)
     assert escalations(pagerduty, incident) == 1
     [note] = pagerduty.notes_for(incident)
-    assert note["content"].startswith("[P1] SLA missed: not acknowledged within 15m")
+    assert note["content"].startswith(
+        "[P1 (PagerDuty: P2)] SLA missed: not acknowledged within 15m"
+    )
 
 
 def test_a_tick_that_died_after_claiming_is_recovered_after_the_lease(

@@ -55,7 +55,7 @@ def test_trigger_then_attach_and_set_priority(
     [event] = pagerduty.events
     assert event["dedup_key"] == state.incident_key
     assert event["payload"]["severity"] == "error"  # our P1
-    assert event["payload"]["summary"].startswith("[P1] SignalLatencyHigh")
+    assert event["payload"]["summary"].startswith("[P1 (PagerDuty: P2)] SignalLatencyHigh")
     assert event["links"][0]["href"].startswith(f"{PUBLIC_URL}/bundles/{state.run_id}/?expires=")
     assert pagerduty.incidents[incident.id]["priority"]["summary"] == "P2"  # the account's name
     assert len([c for c in pagerduty.calls if c.method == "PUT"]) == 1

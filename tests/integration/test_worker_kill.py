@@ -104,4 +104,4 @@ def test_kill_9_mid_pipeline_then_a_fresh_worker_posts_one_evidence_note(
                 worker.wait(timeout=30)
     contents = [n["content"] for n in pagerduty.notes_for(incident)]
     assert sum(" evidence: " in c.splitlines()[0] for c in contents) == 1
-    assert sum(c.startswith("[P1] SignalLatencyHigh: ") for c in contents) == 1
+    assert sum(c.startswith("[P1 (PagerDuty: P2)] SignalLatencyHigh: ") for c in contents) == 1

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from demo.world import World
-from tests.support import wait_for
+from tests.support import named, wait_for
 from triage.policy import builtin
 from triage.sla import is_market_open
 
@@ -69,8 +69,8 @@ def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     finally:
         world.simulator.clear()
     first, evidence = notes[0]["content"], notes[1]["content"]
-    assert first.startswith(f"[{priority}] {alert}"), first
-    assert evidence.startswith(f"[{priority}] {alert} evidence:"), evidence
+    assert first.startswith(f"[{named(priority)}] {alert}"), first
+    assert evidence.startswith(f"[{named(priority)}] {alert} evidence:"), evidence
     assert unhealthy in evidence
     # The Prometheus series of the failing metric: the alert's own expression, saved and drawn.
     assert "alert expression now" in evidence
@@ -97,9 +97,9 @@ def test_stale_market_data_is_p1_only_while_the_market_trades(world: World) -> N
     finally:
         world.simulator.clear()
     first, evidence = notes[0]["content"], notes[1]["content"]
-    assert first.startswith(f"[{priority}] MarketDataStale"), first
+    assert first.startswith(f"[{named(priority)}] MarketDataStale"), first
     assert f"category=market-data; {when} market hours" in first.splitlines()[1]
-    assert evidence.startswith(f"[{priority}] MarketDataStale evidence:"), evidence
+    assert evidence.startswith(f"[{named(priority)}] MarketDataStale evidence:"), evidence
     assert "data-ingestor degraded" in evidence
 
 
@@ -116,7 +116,9 @@ def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None
     finally:
         world.simulator.clear()
     evidence = notes[1]["content"]
-    assert evidence.startswith("[P1] PositionReconciliationFailed evidence: 2 of 4 checks found")
+    assert evidence.startswith(
+        "[P1 (PagerDuty: P2)] PositionReconciliationFailed evidence: 2 of 4 checks found"
+    )
     assert "- FAILED http" in evidence and "gui-gateway degraded" in evidence
     assert "- FAILED trading" in evidence and "reconciliation mismatch (POS-2)" in evidence
     assert "2 open positions" in evidence

@@ -98,3 +98,11 @@ def post_alert(base_url: str, payload: dict[str, Any], token: str = TOKEN) -> re
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
     )
+
+
+PAGERDUTY_NAMES = {"P0": "P1", "P1": "P2", "P2": "P3", "P3": "P4"}  # the built-in policy's mapping
+
+
+def named(priority: str) -> str:
+    """Return a priority as notes name it, with PagerDuty's name: `P0 (PagerDuty: P1)`."""
+    return f"{priority} (PagerDuty: {PAGERDUTY_NAMES[str(priority)]})"

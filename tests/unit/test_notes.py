@@ -11,7 +11,8 @@ from tasks.notes.markers import clip
 from tasks.notes.voice import Voice, headline
 from tests.unit.test_classify import alert
 from triage.classify import classify
-from triage.models import Incident, ListedAlert, Priority
+from triage.incident_status import StatusNow
+from triage.models import Classification, Incident, ListedAlert, Priority
 from triage.policy import builtin
 from triage.sla import deadlines
 
@@ -34,7 +35,7 @@ def test_first_response_note_leads_with_priority_and_reason() -> None:
         headline(latency), classification, due, "d1", now, alerts=listed, truncated=3
     )
     lines = note.splitlines()
-    assert lines[0] == "[P1] Test"  # name and summary are the same: said once
+    assert lines[0] == "[P1 (PagerDuty: P2)] Test"  # name and summary are the same: said once
     assert lines[1].startswith("Why P1: signal-latency-over-5s - Significant latency increase")
     assert lines[2] == "Market: OPEN (closes Fri 17:00 New York time)"
     assert "acknowledge by 2026-11-25 15:15 UTC (15m)" in lines[3]
@@ -117,7 +118,9 @@ def test_evidence_note_lists_failures_first() -> None:
         "/bundles/x",
     )
     lines = note.splitlines()
-    assert lines[0] == "[P1] AuthFailureSpike evidence: 1 of 2 checks found problems"
+    assert (
+        lines[0] == "[P1 (PagerDuty: P2)] AuthFailureSpike evidence: 1 of 2 checks found problems"
+    )
     assert lines[2].startswith("- FAILED http (1.2 s)")
     assert lines[3].startswith("- OK redis")
     assert lines[-1] == "Bundle: /bundles/x"
@@ -283,7 +286,9 @@ def test_a_policy_template_directory_overrides_a_note_by_file_name(tmp_path) -> 
         "P1 next_update: refused -> post it"
     )
     # The others keep the built-in wording.
-    assert VOICE.sla_gave_up("P1", "next_update", "refused", "post it").startswith("[P1] SLA")
+    assert VOICE.sla_gave_up("P1", "next_update", "refused", "post it").startswith(
+        "[P1 (PagerDuty: P2)] SLA"
+    )
 
 
 @pytest.mark.parametrize(
@@ -327,7 +332,7 @@ def test_notes_keep_their_text_as_written_and_their_blank_lines_where_they_were(
     )
     assert tail in joined
     empty = VOICE.evidence(classify(alert(), POLICY, fired), "T", [], "/b")
-    assert empty == "[P3] T evidence: all 0 checks passed\n\n\nBundle: /b"
+    assert empty == "[P3 (PagerDuty: P4)] T evidence: all 0 checks passed\n\n\nBundle: /b"
     spaced = alert({"summary": "para one\n\n\npara two  "})
     listed = [ListedAlert.of(spaced, classify(spaced, POLICY, fired))]
     due = deadlines(Priority.P3, fired, POLICY)
@@ -364,3 +369,30 @@ def test_the_check_takes_every_branch_of_a_note(tmp_path) -> None:
     assert "first_response.txt.j2" in problems[0] and "'tittle'" in problems[0]
     assert "management_summary.txt.j2" in problems[1] and "'mtaa'" in problems[1]
     assert "report.txt.j2" in problems[2] and "'mtaa'" in problems[2]
+
+
+@pytest.mark.parametrize(
+    ("ours", "named"),
+    [
+        ("P0", "P0 (PagerDuty: P1)"),
+        ("P1", "P1 (PagerDuty: P2)"),
+        ("P2", "P2 (PagerDuty: P3)"),
+        ("P3", "P3 (PagerDuty: P4)"),
+    ],
+)
+def test_our_p0_is_pagerdutys_p1_every_note_names_both(ours: str, named: str) -> None:
+    fired = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    due = deadlines(Priority(ours), fired, POLICY)
+    group = Classification(Priority(ours), "r", "why")
+    assert VOICE.first_response("T", group, due, "d1", fired).startswith(f"[{named}] T\n")
+    assert VOICE.evidence(group, "T", [], "/b").startswith(f"[{named}] T evidence")
+    assert VOICE.sla_missed(ours, "acknowledge", fired, "5m", 2).startswith(f"[{named}] SLA")
+    update = VOICE.status_update("PX", StatusNow("Investigating"), "T", fired, ours)
+    assert update.startswith(f"INCIDENT UPDATE - PX [{named}]\n")
+
+
+def test_without_a_pagerduty_name_a_priority_is_ours_alone() -> None:
+    from dataclasses import replace as changed
+
+    policy = changed(POLICY, pagerduty=changed(POLICY.pagerduty, priorities={}))
+    assert Voice.of(policy).with_pagerduty("P0") == "P0"
