@@ -270,6 +270,15 @@ def _stop_trading(sim: Simulator, request: Request) -> Any:
     return {"trading": "stopped"}
 
 
+def _resume_trading(sim: Simulator, request: Request) -> Any:
+    sim.trading_stopped = False
+    return {"trading": "active"}
+
+
+def _trading_status(sim: Simulator, request: Request) -> Any:
+    return {"trading": "stopped" if sim.trading_stopped else "active"}
+
+
 def _tick(sim: Simulator, request: Request) -> Any:
     sim.last_tick.set(time.time())
     return {"tick": "accepted"}
@@ -288,6 +297,8 @@ _ROUTES = {
     ("gui-gateway", "GET", "/api/positions"): _positions,
     ("gui-gateway", "GET", "/api/reconcile/positions"): _reconcile,
     ("gui-gateway", "POST", "/emergency/stop-trading"): _stop_trading,
+    ("gui-gateway", "POST", "/emergency/resume-trading"): _resume_trading,
+    ("gui-gateway", "GET", "/api/trading/status"): _trading_status,
     ("data-ingestor", "POST", "/test/simulate-tick"): _tick,
     ("signal-generator", "GET", "/api/signals"): _signals,
     ("execution-engine", "GET", "/api/executions"): _executions,
