@@ -83,6 +83,7 @@ class Simulator:
         self.signals: list[dict[str, Any]] = []
         self.executions: list[dict[str, Any]] = []
         self.trading_stopped = False
+        self.emergency_calls: list[str] = []  # each stop or resume the gateway was asked for
         reg = {name: s.registry for name, s in self.services.items()}
         self.latency = Histogram(
             "eafix_signal_latency_seconds",
@@ -266,11 +267,13 @@ def _reconcile(sim: Simulator, request: Request) -> Any:
 
 
 def _stop_trading(sim: Simulator, request: Request) -> Any:
+    sim.emergency_calls.append("stop-trading")
     sim.trading_stopped = True
     return {"trading": "stopped"}
 
 
 def _resume_trading(sim: Simulator, request: Request) -> Any:
+    sim.emergency_calls.append("resume-trading")
     sim.trading_stopped = False
     return {"trading": "active"}
 
