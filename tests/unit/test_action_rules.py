@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tasks.actions.execute import verify
 from triage.actions import (
     ActionRefused,
     call_url,
@@ -107,6 +109,11 @@ def test_only_the_listed_people_may_approve_a_restricted_action(
     assert may_approve(action, approver) is allowed
 
 
+def test_an_action_that_needs_no_approval_runs_for_whoever_asks() -> None:
+    action = load_file(POLICIES / "good" / "actions.yaml").actions.catalog["stop-api"]
+    assert may_approve(replace(action, needs_approval=False), "PXYZ999")
+
+
 def test_anyone_may_approve_an_action_open_to_anyone() -> None:
     assert may_approve(POLICY.actions.catalog["restart-service"], "PANY")
 
@@ -157,3 +164,20 @@ def test_a_check_reads_the_health_url_or_a_path_on_the_targets_own_host() -> Non
     [healthy] = POLICY.actions.catalog["restart-service"].verify
     assert check_url(gateway, stopped) == "http://gui-gateway:8080/api/trading/status"
     assert check_url(gateway, healthy) == gateway.health_url
+
+
+def test_verification_reads_until_the_check_passes_or_its_time_is_up() -> None:
+    resolved = resolve(POLICY, "restart-service", "risk-manager")  # health ok within 60s
+    answers = iter([(503, {"status": "down"}), (None, None), (200, {"status": "ok"})])
+    moments = iter([0.0, 1.0, 2.0, 3.0])
+    [result] = verify(resolved, read=lambda url: next(answers), sleep=lambda s: None,
+                      clock=lambda: next(moments))  # fmt: skip
+    assert result == {"check": "health ok", "passed": True, "seconds": 3.0, "last": "HTTP 200"}
+
+
+def test_verification_fails_a_check_that_never_passes_within_its_time() -> None:
+    resolved = resolve(POLICY, "stop-trading", None)  # trading stopped within 10s
+    moments = iter([0.0, 4.0, 8.0, 12.0])
+    [result] = verify(resolved, read=lambda url: (200, {"trading": "active"}),
+                      sleep=lambda s: None, clock=lambda: next(moments))  # fmt: skip
+    assert result["passed"] is False and result["seconds"] == 12.0  # read on till 10 s passed
