@@ -231,6 +231,23 @@ def test_an_approver_the_action_does_not_allow_gets_a_note_and_nothing_runs(
     assert approval.proposals(Runtime(fresh.settings())).get(proposal).status == "proposed"  # type: ignore[union-attr]
 
 
+def test_a_denied_proposal_never_runs_even_when_approved_later(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-denied")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "restart-service", "risk-manager",
+            "--incident", incident, "--as", "bot")
+    )  # fmt: skip
+    denied = cli(fresh, "action", "deny", proposal, "--as", "carol")
+    assert denied.exit_code == 0 and "denied: restart-service on risk-manager" in denied.output
+    late = cli(fresh, "action", "approve", proposal, "--as", "alice")
+    assert late.exit_code == 1 and "already denied: denied by carol via cli" in late.output
+    barrier(fresh, pagerduty)
+    assert fresh.restarts() == [] and action_notes(pagerduty, incident) == []
+    assert "status:       denied" in cli(fresh, "action", "show", proposal).output
+
+
 def test_an_expired_proposal_gets_a_note_and_nothing_runs(
     fresh: World, pagerduty: FakePagerDuty, action_worker: None
 ) -> None:
