@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 from celery import Celery, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun, task_received, worker_init, worker_ready
 
 from tasks import recovery
@@ -438,6 +439,8 @@ def act(self: Any, proposal_id: str) -> str:
         return actions_act.run_approved(rt, proposal_id, self.request.id or "-")
     except actions_act.TargetBusy:  # one action per target at a time: wait for the other
         raise self.retry(countdown=ACTION_BUSY_RETRY_SECONDS) from None
+    except SoftTimeLimitExceeded:  # acted or not, nobody can tell: say so, never act again
+        return actions_act.ran_out_of_time(rt, proposal_id)
     except PagerDutyUnavailable as exc:
 
         def give_up(why: str) -> None:

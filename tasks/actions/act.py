@@ -60,7 +60,8 @@ def _act_once(rt: Runtime, proposal: Proposal, owner: str) -> Proposal:
             # The marker is set before acting: an earlier attempt began and never recorded
             # an outcome. Whether it acted is unknown; acting again could do it twice.
             log.error("action %s: began before and never finished; not run again", proposal.id)
-            answer = Answer(False, describe_call(resolved, rt.settings), "unknown", 0.0)
+            why = "the worker running it stopped after it began to act"
+            answer = Answer(False, describe_call(resolved, rt.settings), why, 0.0)
             return _finish(rt, proposal, "unknown", answer, [], "not run")
         proposal = store.update(proposal.id, lambda p: replace(p, started_at=started.isoformat()))
         assert proposal is not None
@@ -73,6 +74,20 @@ def _act_once(rt: Runtime, proposal: Proposal, owner: str) -> Proposal:
         return _finish(rt, proposal, "done" if answer.ok else "failed", answer, checks, verified)
     finally:
         store.unlock(resolved.service.name, proposal.id)
+
+
+def ran_out_of_time(rt: Runtime, proposal_id: str) -> str:
+    """Record and note that an action ran past its task's time limit: its outcome is unknown.
+
+    The once-marker stays set, so it is never run again; the person checks by hand.
+    """
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return "unknown proposal"
+    if proposal.status == APPROVED:
+        why = "it ran past the worker's task time limit (RESPONDER_TASK_SOFT_TIME_LIMIT)"
+        _finish(rt, proposal, "unknown", Answer(False, proposal.action, why, 0.0), [], "not run")
+    return run_approved(rt, proposal_id, "-")
 
 
 def _verdict(checks: list[dict[str, Any]]) -> str:

@@ -466,7 +466,8 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
                 outcome, {**_ACTION_FACTS, "checks": checks, "verified": verified}))
           for outcome, checks, verified in (
               ("done", _CHECKS[:1], "passed"), ("done", _CHECKS, "failed"), ("done", [], ""),
-              ("failed", [], "not run"), ("dry-run", [], "not run"), ("unknown", [], ""))],
+              ("failed", [], "not run"), ("dry-run", [], "not run"),
+              ("unknown", [], "not run"))],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         ("action_refused.txt.j2", lambda: voice.action_refused(

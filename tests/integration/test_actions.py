@@ -381,6 +381,22 @@ def test_a_dry_run_runs_nothing_and_notes_what_would_have_run(
     assert fresh.engine.acted() == []
 
 
+def test_an_action_past_the_task_time_limit_is_noted_as_unknown_and_never_run_again(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-out-of-time")
+    rt = Runtime(fresh.settings())
+    outcome = approval.run(
+        rt, "restart-service", "risk-manager", incident, "alice", "cli", lambda n, a: None
+    )
+    approval.proposals(rt).begin(outcome.proposal_id, "the task the time limit stopped")
+    assert act.ran_out_of_time(rt, outcome.proposal_id) == "unknown"
+    assert act.run_approved(rt, outcome.proposal_id, "a redelivery") == "unknown"
+    [note] = action_notes(pagerduty, incident)
+    assert "outcome UNKNOWN: it ran past the worker's task time limit" in note
+    assert fresh.engine.acted() == []
+
+
 VISIBILITY_TIMEOUT = 6  # short, so the killed worker's unacked message comes back soon
 KILL_QUEUE = "responder-actions-kill"
 
@@ -423,7 +439,8 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
             if worker is not None:
                 stop_worker(worker)
         redis_client.delete(KILL_QUEUE, f"{KILL_QUEUE}-actions", f"{KILL_QUEUE}-urgent")
-    assert "it is not run again" in note
+    assert "outcome UNKNOWN: the worker running it stopped after it began to act" in note
+    assert "It is not run again." in note
     assert "- health ok at http://127.0.0.1:" in note
     assert "- the container's state: docker compose ps risk-manager" in note
     assert len(fresh.restarts()) == 1
