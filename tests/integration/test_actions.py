@@ -4,6 +4,7 @@ verified, noted on the fake PagerDuty incident; refusals noted, running nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from tasks.actions import act, approval
 from tasks.cli import main
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
+from tasks.sla import closing
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.support import PROJECT, QuietHandler, wait_for, worker_command
@@ -379,6 +381,28 @@ def test_a_dry_run_runs_nothing_and_notes_what_would_have_run(
         f"docker restart {fresh.env.get('RESPONDER_COMPOSE_PROJECT', 'eafix')}/risk-manager" in note
     )
     assert fresh.engine.acted() == []
+
+
+def test_the_audit_record_reaches_the_bundles_timeline_when_the_incident_closes(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-timeline")
+    rt = Runtime(fresh.settings(actions_dry_run=True))
+    outcome = approval.run(
+        rt, "restart-service", "risk-manager", incident, "alice", "workflow", lambda n, a: None
+    )
+    act.run_approved(rt, outcome.proposal_id, "test")
+    closing.write_timeline(rt, incident, "actions-timeline-r1")
+    timeline = json.loads(
+        (rt.settings.bundle_dir / "actions-timeline-r1" / "timeline.json").read_text()
+    )
+    lines = [(e["by"], e["what"]) for e in timeline if e["what"].startswith("action ")]
+    assert [(by, what.split(":")[0]) for by, what in lines] == [
+        ("alice", f"action {outcome.proposal_id} proposed"),
+        ("alice", f"action {outcome.proposal_id} approved"),
+        ("responder", f"action {outcome.proposal_id} dry-run"),
+    ]
+    assert "docker restart eafix/risk-manager answered nothing (dry run)" in lines[-1][1]
 
 
 def test_an_action_past_the_task_time_limit_is_noted_as_unknown_and_never_run_again(
