@@ -405,6 +405,24 @@ def test_the_audit_record_reaches_the_bundles_timeline_when_the_incident_closes(
     assert "docker restart eafix/risk-manager answered nothing (dry run)" in lines[-1][1]
 
 
+def test_one_action_at_a_time_acts_on_a_service_the_next_waits_for_the_lock(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-locked")
+    rt = Runtime(fresh.settings())
+    store = approval.proposals(rt)
+    assert store.lock("risk-manager", "act-another", 60)  # another action is acting on it
+    outcome = approval.run(
+        rt, "restart-service", "risk-manager", incident, "alice", "cli", lambda n, a: None
+    )
+    with pytest.raises(act.TargetBusy):
+        act.run_approved(rt, outcome.proposal_id, "test")
+    assert fresh.restarts() == [] and store.get(outcome.proposal_id).status == "approved"  # type: ignore[union-attr]
+    store.unlock("risk-manager", "act-another")
+    assert act.run_approved(rt, outcome.proposal_id, "test") == "done"
+    assert len(fresh.restarts()) == 1
+
+
 def test_an_action_past_the_task_time_limit_is_noted_as_unknown_and_never_run_again(
     fresh: World, pagerduty: FakePagerDuty
 ) -> None:
