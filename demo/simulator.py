@@ -83,6 +83,7 @@ class Simulator:
         self.signals: list[dict[str, Any]] = []
         self.executions: list[dict[str, Any]] = []
         self.trading_stopped = False
+        self.emergency_calls: list[str] = []  # each stop or resume the gateway was asked for
         reg = {name: s.registry for name, s in self.services.items()}
         self.latency = Histogram(
             "eafix_signal_latency_seconds",
@@ -266,8 +267,19 @@ def _reconcile(sim: Simulator, request: Request) -> Any:
 
 
 def _stop_trading(sim: Simulator, request: Request) -> Any:
+    sim.emergency_calls.append("stop-trading")
     sim.trading_stopped = True
     return {"trading": "stopped"}
+
+
+def _resume_trading(sim: Simulator, request: Request) -> Any:
+    sim.emergency_calls.append("resume-trading")
+    sim.trading_stopped = False
+    return {"trading": "active"}
+
+
+def _trading_status(sim: Simulator, request: Request) -> Any:
+    return {"trading": "stopped" if sim.trading_stopped else "active"}
 
 
 def _tick(sim: Simulator, request: Request) -> Any:
@@ -288,6 +300,8 @@ _ROUTES = {
     ("gui-gateway", "GET", "/api/positions"): _positions,
     ("gui-gateway", "GET", "/api/reconcile/positions"): _reconcile,
     ("gui-gateway", "POST", "/emergency/stop-trading"): _stop_trading,
+    ("gui-gateway", "POST", "/emergency/resume-trading"): _resume_trading,
+    ("gui-gateway", "GET", "/api/trading/status"): _trading_status,
     ("data-ingestor", "POST", "/test/simulate-tick"): _tick,
     ("signal-generator", "GET", "/api/signals"): _signals,
     ("execution-engine", "GET", "/api/executions"): _executions,

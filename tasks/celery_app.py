@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from tasks.lanes import urgent_queue
+from tasks.lanes import actions_queue, urgent_queue
+from tasks.names import ACT, ACTION_REFUSED
 from tasks.settings import Settings
 
 URGENT_HOUSEKEEPING = (
@@ -37,19 +38,26 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("responder")
     app.config_from_object("celeryconfig")
     urgent = urgent_queue(settings.queue)
+    actions = actions_queue(settings.queue)
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
         task_default_queue=settings.queue,
-        # A worker started without -Q consumes both lanes, the urgent one first: with the
+        # A worker started without -Q consumes every queue, the urgent one first: with the
         # "priority" order kombu's Redis transport asks BRPOP for the urgent queue before
         # the routine one every time, instead of taking turns (its default round robin).
         task_queues=(
             Queue(urgent, routing_key=urgent),
+            # Approved actions: a person waits on them, and a storm's work must not delay them.
+            Queue(actions, routing_key=actions),
             Queue(settings.queue, routing_key=settings.queue),
         ),
         # Beat's own ticks must not wait behind a storm of routine work in the routine queue.
-        task_routes={name: {"queue": urgent} for name in URGENT_HOUSEKEEPING},
+        task_routes={
+            **{name: {"queue": urgent} for name in URGENT_HOUSEKEEPING},
+            ACT: {"queue": actions},
+            ACTION_REFUSED: {"queue": actions},
+        },
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds,
             "queue_order_strategy": "priority",

@@ -55,6 +55,11 @@ def urgent_queue(queue: str) -> str:
     return f"{queue}-urgent"
 
 
+def actions_queue(queue: str) -> str:
+    """Return the queue of approved runbook actions that goes with routine queue `queue`."""
+    return f"{queue}-actions"
+
+
 def queue_for(queue: str, priority: str | None) -> str:
     """Return the Celery queue for work of `priority`, given the routine queue's name."""
     return urgent_queue(queue) if lane_for(priority) is Lane.URGENT else queue

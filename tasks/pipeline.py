@@ -16,12 +16,16 @@ from typing import Any
 
 import redis
 from celery import Celery, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun, task_received, worker_init, worker_ready
 
 from tasks import recovery
+from tasks.actions import act as actions_act
 from tasks.evidence import bundle
 from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue, writing_first_response
 from tasks.names import (
+    ACT,
+    ACTION_REFUSED,
     ANSWER_NOTE,
     CLOSE_INCIDENT,
     GATHER,
@@ -443,6 +447,45 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
                 step=f"SLA {due.kind}",
             )
             return "gave up"
+
+
+ACTION_BUSY_RETRY_SECONDS = 2.0
+
+
+@shared_task(bind=True, name=ACT, max_retries=None)
+def act(self: Any, proposal_id: str) -> str:
+    """Run one approved runbook action exactly once, verify it, note what became of it."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.run_approved(rt, proposal_id, self.request.id or "-")
+    except actions_act.TargetBusy:  # one action per target at a time: wait for the other
+        raise self.retry(countdown=ACTION_BUSY_RETRY_SECONDS) from None
+    except SoftTimeLimitExceeded:  # acted or not, nobody can tell: say so, never act again
+        return actions_act.ran_out_of_time(rt, proposal_id)
+    except PagerDutyUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            log.error("action %s: its outcome note failed: %s", proposal_id, why)
+
+        retry_or_give_up(self, rt, exc, give_up, step=f"action {proposal_id} note")
+        return "gave up"
+
+
+@shared_task(bind=True, name=ACTION_REFUSED, max_retries=None)
+def action_refused(
+    self: Any, proposal_id: str, number: int, approver: str, via: str, why: str
+) -> str:
+    """Note on the incident that an approval was refused, why, and that nothing ran."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.note_refused(rt, proposal_id, number, approver, via, why)
+    except PagerDutyUnavailable as exc:
+
+        def give_up(reason: str) -> None:
+            log.error("action %s: its refusal note failed: %s", proposal_id, reason)
+
+        retry_or_give_up(self, rt, exc, give_up, step=f"action {proposal_id} refusal note")
+        return "gave up"
 
 
 @shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)

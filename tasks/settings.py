@@ -98,6 +98,10 @@ class Settings:
     recover_seconds: float = 5.0
     worker_max_memory_kb: int = 200_000
     queue: str = "responder"
+    # Bearer token a PagerDuty incident workflow sends to POST /actions/<action>; unset: 503.
+    actions_token: Secret = field(default_factory=lambda: Secret(""))
+    # Record and note what an approved action would do, without doing it.
+    actions_dry_run: bool = False
 
     @property
     def outbox_mode(self) -> bool:
@@ -173,6 +177,8 @@ _ENV = {
     "RESPONDER_RECOVER_SECONDS": "recover_seconds",
     "RESPONDER_WORKER_MAX_MEMORY_KB": "worker_max_memory_kb",
     "RESPONDER_QUEUE": "queue",
+    "RESPONDER_ACTIONS_TOKEN": "actions_token",
+    "RESPONDER_ACTIONS_DRY_RUN": "actions_dry_run",
 }
 
 

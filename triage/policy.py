@@ -277,6 +277,55 @@ class StormPolicy:
     give_up_after: timedelta = timedelta(hours=1)
 
 
+@dataclass(frozen=True)
+class ActionCheck:
+    """One check that an action worked, on its target, passing within `within`.
+
+    `health`: the target's health reads ok (or stops answering: down). `get`: a path on the
+    target's host whose JSON answer has every field of `expect`.
+    """
+
+    within: timedelta
+    health: str = ""  # ok | down
+    get: str = ""
+    expect: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A runbook action: an HTTP call to a path on a catalog service, or a Docker call on its
+    container; the only things the responder may do to EAFIX."""
+
+    name: str
+    does: str
+    service: str  # the fixed catalog service it acts on; "" when one is named at approval
+    approvers: tuple[str, ...]  # PagerDuty user ids or e-mails, or "anyone"
+    http_method: str = ""
+    http_path: str = ""
+    docker: str = ""  # stop | start | restart
+    needs_approval: bool = True
+    timeout: timedelta = timedelta(seconds=30)
+    verify: tuple[ActionCheck, ...] = ()
+
+    @property
+    def named_at_approval(self) -> bool:
+        """Return True when the approval names which catalog service it acts on."""
+        return not self.service
+
+    @property
+    def call(self) -> str:
+        """Return what it does to its target: `POST /emergency/stop-trading`, `docker stop`."""
+        return f"{self.http_method} {self.http_path}" if self.http_path else f"docker {self.docker}"
+
+
+@dataclass(frozen=True)
+class ActionPolicy:
+    """The action catalog and how long a proposal waits for its approval."""
+
+    catalog: Mapping[str, Action] = field(default_factory=dict)
+    proposal_ttl: timedelta = timedelta(minutes=30)
+
+
 # The classifications no rule of the policy gives: their names are reserved.
 DEFAULT_RULE = "default"
 SEVERITY_FALLBACK_RULE = "severity-fallback"
@@ -312,6 +361,7 @@ class Policy:
     business_hours_only: Mapping[Priority, AfterHours] = field(default_factory=dict)
     # Where the next business day's management summary goes: a note on each incident in it.
     summary_to: str = "incident_notes"
+    actions: ActionPolicy = field(default_factory=ActionPolicy)
 
     def summarised(self) -> tuple[Priority, ...]:
         """Return the priorities whose management hears of them in a next-business-day summary."""
@@ -503,6 +553,55 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             found += _regex_problems(block, base)
     found += _duplicates(raw.get("catalog"), "catalog", "service")
     found += _flow_test_problems(raw.get("catalog"))
+    found += _action_problems(raw.get("actions"), raw.get("catalog"))
+    return found
+
+
+def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return what the schema cannot see in the action catalog: unknown services, an action
+    that does nothing or two things, a check that tests nothing or two things."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if not isinstance(actions, Mapping):
+        return found
+    entries = actions.get("catalog")
+    found += [
+        (("actions", "catalog", *path[1:]), m) for path, m in _duplicates(entries, "x", "action")
+    ]
+    services = (
+        {entry.get("name") for entry in catalog if isinstance(entry, Mapping)}
+        if isinstance(catalog, list)
+        else set()
+    )
+    for index, action in enumerate(entries if isinstance(entries, list) else ()):
+        if not isinstance(action, Mapping):
+            continue
+        base: tuple[str | int, ...] = ("actions", "catalog", index)
+        target = action.get("target")
+        service = target.get("service") if isinstance(target, Mapping) else None
+        if isinstance(service, str) and service not in services:
+            found.append(((*base, "target", "service"), f"no catalog service named {service!r}"))
+        if ("http" in action) == ("docker" in action):
+            found.append(
+                (
+                    base,
+                    "expected exactly one of http (a call to a path on the "
+                    "target) or docker (stop, start or restart its container)",
+                )
+            )
+        for number, check in enumerate(action.get("verify") or ()):
+            if not isinstance(check, Mapping):
+                continue
+            where = (*base, "verify", number)
+            if ("health" in check) == ("get" in check):
+                found.append((where, "expected exactly one of health (ok or down) or get (a path)"))
+            if ("get" in check) != ("expect" in check):
+                found.append(
+                    (
+                        where,
+                        "get and expect go together: the path and the fields its "
+                        "JSON answer must have",
+                    )
+                )
     return found
 
 
@@ -694,6 +793,41 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
             for p, held in raw.get("business_hours_only", {}).items()
         },
         summary_to=raw.get("management_summary", {}).get("post_to", "incident_notes"),
+        actions=_actions(raw.get("actions", {})),
+    )
+
+
+def _actions(raw: Mapping[str, Any]) -> ActionPolicy:
+    defaults = ActionPolicy()
+    ttl = parse_span(raw["proposal_ttl"]).duration if "proposal_ttl" in raw else None
+    return ActionPolicy(
+        catalog={entry["name"]: _action(entry) for entry in raw.get("catalog", ())},
+        proposal_ttl=ttl or defaults.proposal_ttl,
+    )
+
+
+def _action(raw: Mapping[str, Any]) -> Action:
+    http = raw.get("http", {})
+    timeout = parse_span(raw["timeout"]).duration if "timeout" in raw else None
+    return Action(
+        name=raw["name"],
+        does=raw["does"],
+        service=raw["target"].get("service", ""),
+        approvers=tuple(raw["approvers"]),
+        http_method=http.get("method", ""),
+        http_path=http.get("path", ""),
+        docker=raw.get("docker", ""),
+        needs_approval=raw.get("needs_approval", True),
+        timeout=timeout or Action("", "", "", ()).timeout,
+        verify=tuple(
+            ActionCheck(
+                within=parse_span(check["within"]).duration,
+                health=check.get("health", ""),
+                get=check.get("get", ""),
+                expect=dict(check.get("expect", {})),
+            )
+            for check in raw.get("verify", ())
+        ),
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 from redis import RedisError
 
+from tasks.cli.action import action_group
 from tasks.cli.deliveries import deliveries_command, replay_command
 from tasks.cli.demo_alert import demo_alert_command
 from tasks.cli.diagnose import diagnose_command
@@ -72,6 +73,7 @@ main.add_command(sla_command)
 main.add_command(report_command)
 main.add_command(status_command)
 main.add_command(demo_alert_command)
+main.add_command(action_group)
 
 
 @main.command()

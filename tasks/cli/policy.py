@@ -95,7 +95,7 @@ def policy_check(file: str | None) -> None:
     assert policy is not None
     click.echo(
         f"{source}: OK ({len(policy.rules)} rules, {len(policy.catalog)} services, "
-        f"market {_market_summary(policy)})"
+        f"{len(policy.actions.catalog)} actions, market {_market_summary(policy)})"
     )
 
 

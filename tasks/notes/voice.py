@@ -407,6 +407,28 @@ class Voice:
         """Render the summary of an Events API trigger (PagerDuty caps it at 1024 characters)."""
         return self.render("event_summary.txt.j2", priority=priority, title=title)[:1024]
 
+    def action_outcome(self, outcome: str, facts: Mapping[str, Any]) -> str:
+        """Render what became of an approved action: done, failed, dry-run or unknown.
+
+        `facts`: action, target, does, ran, answer, seconds, approved_by, via, proposed_by,
+        checks, verified, to_check, proposal_id.
+        """
+        return clip(self.render("action_outcome.txt.j2", outcome=outcome, **facts))
+
+    def action_refused(
+        self, action: str, target: str, approver: str, via: str, why: str, proposal_id: str
+    ) -> str:
+        """Render the note saying an approval was refused, why, and that nothing ran."""
+        return self.render(
+            "action_refused.txt.j2",
+            action=action,
+            target=target,
+            approver=approver,
+            via=via,
+            why=why,
+            proposal_id=proposal_id,
+        )
+
     def check(self) -> list[str]:
         """Render every template with sample facts; return what is wrong (nothing: usable).
 
@@ -550,7 +572,38 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         *[("closing.txt.j2", lambda t=t: voice.closing(t)) for t in times],
         ("report.txt.j2", lambda: voice.report([row])),
         ("event_summary.txt.j2", lambda: voice.event_summary("P1", "Sample")),
+        *[("action_outcome.txt.j2", lambda outcome=outcome, checks=checks, verified=verified:
+            voice.action_outcome(
+                outcome, {**_ACTION_FACTS, "checks": checks, "verified": verified}))
+          for outcome, checks, verified in (
+              ("done", _CHECKS[:1], "passed"), ("done", _CHECKS, "failed"), ("done", [], ""),
+              ("failed", [], "not run"), ("dry-run", [], "not run"),
+              ("unknown", [], "not run"))],
+        ("action_refused.txt.j2", lambda: voice.action_refused(
+            "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
+        ("action_refused.txt.j2", lambda: voice.action_refused(
+            "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
     ]  # fmt: skip
+
+
+_CHECKS = [
+    {"check": "health ok", "passed": True, "seconds": 0.4, "last": "HTTP 200"},
+    {"check": "GET /s says trading=stopped", "passed": False, "seconds": 10, "last": "HTTP 200"},
+]
+_ACTION_FACTS: dict[str, Any] = {
+    "action": "restart-service",
+    "target": "risk-manager",
+    "does": "restart a service",
+    "ran": "docker restart eafix/risk-manager",
+    "answer": "eafix-risk-manager-1 restarted",
+    "seconds": 1.5,
+    "approved_by": "PABC",
+    "via": "cli",
+    "proposed_by": "responder",
+    "verified": "passed",
+    "to_check": ["health ok at http://risk-manager:8084/healthz"],
+    "proposal_id": "act-1",
+}
 
 
 def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:

@@ -1,6 +1,7 @@
 """A Docker Engine API for tests, served on a Unix socket: the endpoints the `docker` collector
 calls (containers list, inspect, logs, one-shot stats), with the documented response shapes,
-including the multiplexed log stream of a container without a TTY."""
+including the multiplexed log stream of a container without a TTY, and the ones actions call
+(`POST /containers/{id}/stop|start|restart`: 204, or 304 when it is already in that state)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import struct
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +49,8 @@ class FakeDockerEngine:
     def __init__(self, containers: list[FakeContainer]) -> None:
         self.containers = {c.id: c for c in containers}
         self.requests: list[str] = []
+        # Seconds a stop, start or restart takes before it answers (a slow container).
+        self.action_delay = 0.0
         self.socket_path = str(Path(tempfile.mkdtemp(prefix="fake-docker-")) / "docker.sock")
         self.url = f"unix://{self.socket_path}"
         self._routes = Map(
@@ -55,6 +59,9 @@ class FakeDockerEngine:
                 Rule(f"{API}/containers/<id>/json", endpoint="inspect"),
                 Rule(f"{API}/containers/<id>/logs", endpoint="logs"),
                 Rule(f"{API}/containers/<id>/stats", endpoint="stats"),
+                Rule(f"{API}/containers/<id>/stop", endpoint="stop", methods=["POST"]),
+                Rule(f"{API}/containers/<id>/start", endpoint="start", methods=["POST"]),
+                Rule(f"{API}/containers/<id>/restart", endpoint="restart", methods=["POST"]),
                 Rule(f"{API}/version", endpoint="version"),
             ]
         )
@@ -77,10 +84,37 @@ class FakeDockerEngine:
             endpoint, values = self._routes.bind_to_environ(environ).match()
         except Exception:
             return _json({"message": "page not found"}, 404)(environ, start_response)
-        if endpoint in ("inspect", "logs", "stats") and values["id"] not in self.containers:
+        known = ("inspect", "logs", "stats", "stop", "start", "restart")
+        if endpoint in known and values["id"] not in self.containers:
             message = f"No such container: {values['id']}"
             return _json({"message": message}, 404)(environ, start_response)
         return getattr(self, f"_{endpoint}")(request, **values)(environ, start_response)
+
+    def acted(self) -> list[str]:
+        """Return the stop, start and restart calls received, in order."""
+        return [r for r in self.requests if r.startswith("POST ")]
+
+    def _stop(self, request: Request, id: str) -> Response:
+        time.sleep(self.action_delay)
+        c = self.containers[id]
+        if c.state != "running":
+            return Response(status=304)  # the engine's "container already stopped"
+        c.state = "exited"
+        return Response(status=204)
+
+    def _start(self, request: Request, id: str) -> Response:
+        time.sleep(self.action_delay)
+        c = self.containers[id]
+        if c.state == "running":
+            return Response(status=304)  # "container already started"
+        c.state = "running"
+        return Response(status=204)
+
+    def _restart(self, request: Request, id: str) -> Response:
+        time.sleep(self.action_delay)
+        c = self.containers[id]
+        c.state, c.restarts = "running", c.restarts + 1
+        return Response(status=204)
 
     def _version(self, request: Request) -> Response:
         return _json({"ApiVersion": "1.43", "Version": "24.0.0-fake"})

@@ -12,7 +12,8 @@ def test_the_receiver_process_loads_no_task_module_collector_or_bundle_writer() 
     # A process of its own: this test process has imported everything already.
     worker_only = (
         "tasks.pipeline", "tasks.run", "tasks.sla.actions", "tasks.evidence.bundle",
-        "tasks.notes.voice", "collectors.registry", "collectors.service_health",
+        "tasks.notes.voice", "tasks.actions.act", "tasks.actions.execute",
+        "collectors.registry", "collectors.service_health",
         "collectors.prometheus_metrics",
     )  # fmt: skip
     probe = (

@@ -23,10 +23,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "tasks.run": ("tasks.sla", "tasks.cli", "tasks.pipeline", "webhooks"),
     "tasks.sla": ("tasks.cli", "tasks.pipeline", "webhooks"),
+    "tasks.actions": ("tasks.cli", "tasks.pipeline", "tasks.sla", "webhooks"),
+    # The receiver and the CLI approve through it: it sends tasks by name, loads no worker part.
+    "tasks.actions.approval": ("tasks.run", "tasks.notes", "tasks.actions.act",
+                               "tasks.actions.execute", "collectors"),
     "tasks.cli": ("webhooks", "tasks.pipeline"),
     # The receiver enqueues by task name: never the worker's modules.
     "webhooks": ("tasks.pipeline", "tasks.run", "tasks.sla.actions", "tasks.cli",
-                 "tasks.evidence.bundle", "collectors.registry"),
+                 "tasks.evidence.bundle", "collectors.registry", "tasks.actions.act",
+                 "tasks.actions.execute"),
 }  # fmt: skip
 
 
@@ -93,6 +98,8 @@ def test_every_package_imports_only_what_its_rule_allows() -> None:
         ("tasks.notes", "tasks.store.deliveries"),
         ("webhooks.alertmanager", "tasks.pipeline"),
         ("tasks.run.response", "tasks.sla.actions"),
+        ("tasks.actions.approval", "tasks.actions.execute"),
+        ("webhooks.actions", "tasks.actions.act"),
     ],
 )
 def test_a_forbidden_import_is_caught(module: str, name: str) -> None:

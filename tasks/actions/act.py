@@ -1,0 +1,176 @@
+"""Run one approved action, once: lock its target, set the once-marker, act, verify, record
+the audit, note the outcome. A copy that finds the marker set and no outcome knows its
+worker died mid-action: it says the outcome is unknown and what to check, and acts no more.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tasks.actions.approval import proposals
+from tasks.actions.execute import Answer, describe_call, perform, verify
+from tasks.pagerduty.client import IncidentRef
+from tasks.run.response import post_note_once
+from tasks.runtime import Runtime
+from tasks.store.proposals import APPROVED, ENDED, Proposal
+from triage.actions import ActionRefused, Resolved, check_url, describe_check, resolve
+
+log = logging.getLogger(__name__)
+
+LOCK_MARGIN_SECONDS = 60  # the lock outlives a worker that died holding it by this much
+
+
+class TargetBusy(RuntimeError):
+    """Another action is acting on the same catalog service: wait for it."""
+
+
+def run_approved(rt: Runtime, proposal_id: str, owner: str) -> str:
+    """Act on an approved proposal exactly once, then note its outcome; return the outcome."""
+    store = proposals(rt)
+    proposal = store.get(proposal_id)
+    if proposal is None:
+        return "unknown proposal"
+    if proposal.status == APPROVED:
+        proposal = _act_once(rt, proposal, owner)
+    if proposal.status not in ENDED:
+        return proposal.status
+    note = rt.voice.action_outcome(proposal.status, _facts(rt, proposal))
+    post_note_once(rt, IncidentRef(proposal.incident_id, ""), proposal.id, "outcome", note)
+    return proposal.status
+
+
+def _act_once(rt: Runtime, proposal: Proposal, owner: str) -> Proposal:
+    """Lock the target, set the once-marker, act and verify; return the record with the outcome."""
+    store = proposals(rt)
+    try:
+        resolved = resolve(rt.policy, proposal.action, proposal.target)
+    except ActionRefused as exc:  # the policy lost the action between approval and now
+        answer = Answer(False, "nothing", str(exc), 0.0)
+        return _finish(rt, proposal, "failed", answer, [], "not run")
+    hold = resolved.action.timeout + sum((c.within for c in resolved.action.verify), timedelta())
+    seconds = int(hold.total_seconds()) + LOCK_MARGIN_SECONDS
+    if not store.lock(resolved.service.name, proposal.id, seconds):
+        raise TargetBusy(f"another action is acting on {resolved.service.name}")
+    try:
+        started = datetime.now(UTC)
+        if not store.begin(proposal.id, owner):
+            # The marker is set before acting: an earlier attempt began and never recorded
+            # an outcome. Whether it acted is unknown; acting again could do it twice.
+            log.error("action %s: began before and never finished; not run again", proposal.id)
+            why = "the worker running it stopped after it began to act"
+            answer = Answer(False, describe_call(resolved, rt.settings), why, 0.0)
+            return _finish(rt, proposal, "unknown", answer, [], "not run")
+        proposal = store.update(proposal.id, lambda p: replace(p, started_at=started.isoformat()))
+        assert proposal is not None
+        if rt.settings.actions_dry_run:
+            answer = Answer(True, describe_call(resolved, rt.settings), "nothing (dry run)", 0.0)
+            return _finish(rt, proposal, "dry-run", answer, [], "not run")
+        answer = perform(resolved, rt.settings)
+        checks = verify(resolved) if answer.ok else []
+        verified = _verdict(checks) if answer.ok else "not run"
+        return _finish(rt, proposal, "done" if answer.ok else "failed", answer, checks, verified)
+    finally:
+        store.unlock(resolved.service.name, proposal.id)
+
+
+def ran_out_of_time(rt: Runtime, proposal_id: str) -> str:
+    """Record and note that an action ran past its task's time limit: its outcome is unknown.
+
+    The once-marker stays set, so it is never run again; the person checks by hand.
+    """
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return "unknown proposal"
+    if proposal.status == APPROVED:
+        why = "it ran past the worker's task time limit (RESPONDER_TASK_SOFT_TIME_LIMIT)"
+        _finish(rt, proposal, "unknown", Answer(False, proposal.action, why, 0.0), [], "not run")
+    return run_approved(rt, proposal_id, "-")
+
+
+def _verdict(checks: list[dict[str, Any]]) -> str:
+    if not checks:
+        return "no checks"
+    return "passed" if all(c["passed"] for c in checks) else "failed"
+
+
+def _finish(
+    rt: Runtime,
+    proposal: Proposal,
+    status: str,
+    answer: Answer,
+    checks: list[dict[str, Any]],
+    verified: str,
+) -> Proposal:
+    """Record the outcome on the proposal and in the incident's history (its timeline)."""
+    written = proposals(rt).update(
+        proposal.id,
+        lambda p: replace(
+            p,
+            status=status,
+            ran=answer.ran,
+            answer=answer.answer,
+            seconds=round(answer.seconds, 3),
+            checks=checks,
+            verified=verified,
+        ),
+    )
+    what = (
+        f"action {proposal.id} {status}: {proposal.action} on {proposal.target}: "
+        f"{answer.ran} answered {answer.answer} in {answer.seconds:.1f} s; verification {verified}"
+    )
+    rt.incidents.log(proposal.incident_id, what, "responder")
+    return written or proposal
+
+
+def _facts(rt: Runtime, proposal: Proposal) -> dict[str, Any]:
+    """Return what the outcome note says, from the audit record."""
+    action = rt.policy.actions.catalog.get(proposal.action)
+    return {
+        "action": proposal.action,
+        "target": proposal.target,
+        "does": action.does if action else proposal.action,
+        "ran": proposal.ran,
+        "answer": proposal.answer,
+        "seconds": proposal.seconds,
+        "approved_by": proposal.approved_by,
+        "via": proposal.via,
+        "proposed_by": proposal.proposed_by,
+        "checks": proposal.checks,
+        "verified": proposal.verified,
+        "to_check": _to_check(rt, proposal),
+        "proposal_id": proposal.id,
+    }
+
+
+def _to_check(rt: Runtime, proposal: Proposal) -> list[str]:
+    """Say what a person checks when an action's outcome is unknown."""
+    try:
+        resolved: Resolved = resolve(rt.policy, proposal.action, proposal.target)
+    except ActionRefused:
+        return [f"whether {proposal.action} on {proposal.target} happened"]
+    items = [
+        f"{describe_check(check)} at {check_url(resolved.service, check)}"
+        for check in resolved.action.verify
+    ]
+    if resolved.action.docker:
+        service = resolved.service.compose_service or resolved.service.name
+        items.append(f"the container's state: docker compose ps {service}")
+    return items or [f"whether {proposal.ran} happened"]
+
+
+def note_refused(
+    rt: Runtime, proposal_id: str, number: int, approver: str, via: str, why: str
+) -> str:
+    """Post the note saying an approval was refused and nothing ran (once per refusal)."""
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return "unknown proposal"
+    note = rt.voice.action_refused(
+        proposal.action, proposal.target, approver, via, why, proposal.id
+    )
+    incident = IncidentRef(proposal.incident_id, "")
+    post_note_once(rt, incident, proposal.id, f"refused-{number}", note)
+    return "noted"

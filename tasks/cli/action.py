@@ -1,0 +1,166 @@
+"""`responder action`: list, show, propose, approve, deny and run runbook actions from a
+terminal, recorded with the operator's name (`--as`). The approval path is the same one a
+PagerDuty workflow takes; the action runs in the worker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import click
+from redis import RedisError
+
+from tasks.actions import approval
+from tasks.actions.approval import Outcome
+from tasks.celery_app import make_celery
+from tasks.cli.options import runtime_or_usage_error
+from tasks.lanes import actions_queue
+from tasks.runtime import Runtime
+from triage.actions import ActionRefused
+
+VIA = "cli"
+
+as_option = click.option(
+    "--as", "who", required=True, help="Your name, PagerDuty user id or e-mail, for the audit."
+)
+incident_option = click.option(
+    "--incident", "incident_id", required=True, help="The PagerDuty incident id it is for."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group("action")
+def action_group() -> None:
+    """Runbook actions: the catalog, proposals, approvals and their audit record."""
+
+
+@action_group.command("list")
+@json_option
+def list_command(as_json: bool) -> None:
+    """List the action catalog and the latest proposals."""
+    rt = runtime_or_usage_error()
+    recent = _redis(lambda: approval.proposals(rt).recent())
+    if as_json:
+        catalog = [
+            {"name": a.name, "does": a.does, "call": a.call, "target": a.service or "(named)"}
+            for a in rt.policy.actions.catalog.values()
+        ]
+        click.echo(json.dumps({"catalog": catalog, "proposals": [asdict(p) for p in recent]}))
+        return
+    click.echo("Catalog:")
+    for action in rt.policy.actions.catalog.values():
+        target = action.service or "<catalog service>"
+        click.echo(f"  {action.name:<16} {target:<18} {action.call:<32} {action.does}")
+    click.echo("Proposals:" if recent else "No proposals yet.")
+    for p in recent:
+        click.echo(
+            f"  {p.id}  {p.proposed_at[:19].replace('T', ' ')}  {p.status:<9} {p.action} "
+            f"on {p.target}  incident {p.incident_id}"
+        )
+
+
+@action_group.command("show")
+@click.argument("proposal_id")
+@json_option
+def show_command(proposal_id: str, as_json: bool) -> None:
+    """Show one proposal's audit record and its lines in the incident's history."""
+    rt = runtime_or_usage_error()
+    proposal = _redis(lambda: approval.proposals(rt).get(proposal_id))
+    if proposal is None:
+        raise click.ClickException(f"no proposal {proposal_id!r} (unknown or past retention)")
+    history = [
+        entry
+        for entry in _redis(lambda: rt.incidents.history(proposal.incident_id))
+        if f"action {proposal.id} " in entry["what"]
+    ]
+    if as_json:
+        click.echo(json.dumps({**asdict(proposal), "history": history}, indent=2))
+        return
+    record = asdict(proposal)
+    checks = record.pop("checks")
+    for name, value in record.items():
+        if value not in ("", 0, 0.0) or name in ("status", "id"):
+            click.echo(f"{name + ':':<13} {value}")
+    for check in checks:
+        mark = "OK" if check["passed"] else "FAILED"
+        click.echo(f"check:        {mark} {check['check']} ({check['last']}, {check['seconds']} s)")
+    click.echo("history:")
+    for entry in history:
+        click.echo(f"  {entry['at'][:19].replace('T', ' ')}  {entry['by']}: {entry['what']}")
+
+
+@action_group.command("propose")
+@click.argument("action")
+@click.argument("target", required=False)
+@incident_option
+@as_option
+def propose_command(action: str, target: str | None, incident_id: str, who: str) -> None:
+    """Propose ACTION (on catalog service TARGET) for someone allowed to approve."""
+    rt = runtime_or_usage_error()
+    try:
+        proposal = _redis(lambda: approval.propose(rt, action, target, incident_id, who))
+    except ActionRefused as exc:
+        raise click.ClickException(f"refused: {exc}") from None
+    click.echo(
+        f"proposed {proposal.id}: {proposal.action} on {proposal.target}, "
+        f"until {proposal.expires_at[:16].replace('T', ' ')} UTC; "
+        f"approve with: responder action approve {proposal.id} --as NAME"
+    )
+
+
+@action_group.command("approve")
+@click.argument("proposal_id")
+@as_option
+def approve_command(proposal_id: str, who: str) -> None:
+    """Approve a proposal: the worker runs it once, verifies it and notes the outcome."""
+    rt = runtime_or_usage_error()
+    _answer(_redis(lambda: approval.approve(rt, proposal_id, who, VIA, _sender(rt))))
+
+
+@action_group.command("deny")
+@click.argument("proposal_id")
+@as_option
+def deny_command(proposal_id: str, who: str) -> None:
+    """Deny a proposal: it never runs."""
+    rt = runtime_or_usage_error()
+    _answer(_redis(lambda: approval.deny(rt, proposal_id, who, VIA)))
+
+
+@action_group.command("run")
+@click.argument("action")
+@click.argument("target", required=False)
+@incident_option
+@as_option
+def run_command(action: str, target: str | None, incident_id: str, who: str) -> None:
+    """Propose and approve ACTION at once, as an operator at a terminal."""
+    rt = runtime_or_usage_error()
+    send = _sender(rt)
+    _answer(_redis(lambda: approval.run(rt, action, target, incident_id, who, VIA, send)))
+
+
+def _sender(rt: Runtime) -> approval.Send:
+    """Return a sender of tasks by name onto the actions queue."""
+    celery = make_celery(rt.settings)
+    queue = actions_queue(rt.settings.queue)
+
+    def send(name: str, args: list[Any]) -> None:
+        celery.send_task(name, args=args, queue=queue)
+
+    return send
+
+
+def _answer(outcome: Outcome) -> None:
+    """Print the outcome; exit 1 unless it is what was asked."""
+    text = f"{outcome.proposal_id}: {outcome.message}" if outcome.proposal_id else outcome.message
+    if outcome.status not in ("approved", "denied"):
+        raise click.ClickException(text)
+    click.echo(text)
+
+
+def _redis(call: Any) -> Any:
+    """Run `call`; a Redis failure is a failed operation saying so."""
+    try:
+        return call()
+    except RedisError as exc:
+        raise click.ClickException(f"cannot reach Redis: {type(exc).__name__}") from None

@@ -1,0 +1,175 @@
+"""Runbook action proposals and their audit record in Redis: who proposed, who approved, when,
+what ran, the answer and the verification; the once-marker and the per-target lock."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from tasks.store.deliveries import PREFIX
+from tasks.store.incidents import RETENTION_SECONDS
+
+INDEX_KEY = f"{PREFIX}actions"  # proposal ids scored by when they were proposed
+
+# Where a proposal is: waiting for a person, or what became of it.
+WAITING = "proposed"
+APPROVED = "approved"  # queued or running
+ENDED = ("done", "failed", "dry-run", "unknown")
+CLOSED = ("denied", "refused")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One runbook action proposed on an incident, and everything that happened to it."""
+
+    id: str
+    action: str
+    target: str
+    incident_id: str
+    proposed_by: str
+    proposed_at: str  # ISO 8601, UTC
+    expires_at: str
+    status: str = WAITING
+    approved_by: str = ""
+    approved_at: str = ""
+    via: str = ""  # the approval path: cli, workflow
+    reason: str = ""  # why it was refused or denied
+    ran: str = ""  # what was called, e.g. POST http://gui-gateway:8080/emergency/stop-trading
+    answer: str = ""  # what the call answered, or why it failed
+    started_at: str = ""
+    seconds: float = 0.0
+    verified: str = ""  # passed | failed | not run
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    refusals: int = 0  # approvals refused so far (not allowed, expired)
+
+    @property
+    def expires(self) -> datetime:
+        """Return when the proposal can no longer be approved."""
+        return datetime.fromisoformat(self.expires_at)
+
+
+def proposal_key(proposal_id: str) -> str:
+    """Return the Redis key of one proposal's record."""
+    return f"{PREFIX}action:{proposal_id}"
+
+
+def once_key(proposal_id: str) -> str:
+    """Return the key set just before an approved action acts: it never acts twice."""
+    return f"{PREFIX}action-once:{proposal_id}"
+
+
+def lock_key(service: str) -> str:
+    """Return the key of the lock that lets one action at a time act on a catalog service."""
+    return f"{PREFIX}action-lock:{service}"
+
+
+def new_id() -> str:
+    """Return a fresh proposal id, short enough to type: `act-1a2b3c4d`."""
+    return f"act-{secrets.token_hex(4)}"
+
+
+class ProposalStore:
+    """Create, read and move proposals along, each move a compare-and-set."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def add(self, proposal: Proposal) -> None:
+        """Store a new proposal."""
+        stamp = datetime.fromisoformat(proposal.proposed_at).timestamp()
+        with self.redis.pipeline() as pipe:
+            pipe.set(proposal_key(proposal.id), json.dumps(asdict(proposal)), ex=RETENTION_SECONDS)
+            pipe.zadd(INDEX_KEY, {proposal.id: stamp})
+            pipe.zremrangebyscore(INDEX_KEY, "-inf", stamp - RETENTION_SECONDS)
+            pipe.execute()
+
+    def get(self, proposal_id: str) -> Proposal | None:
+        """Return one proposal, or None when it is unknown (or past retention)."""
+        raw = self.redis.get(proposal_key(proposal_id))
+        return Proposal(**json.loads(raw)) if raw is not None else None
+
+    def recent(self, limit: int = 50) -> list[Proposal]:
+        """Return the latest proposals, newest first."""
+        ids = [i.decode() for i in self.redis.zrevrange(INDEX_KEY, 0, limit - 1)]
+        return [p for p in map(self.get, ids) if p is not None]
+
+    def update(
+        self, proposal_id: str, change: Callable[[Proposal], Proposal | None]
+    ) -> Proposal | None:
+        """Apply `change` atomically; it returns the new record, or None to leave it as is.
+
+        Returns the record written, or None when nothing was (unknown, or `change` declined).
+        """
+        key = proposal_key(proposal_id)
+
+        def attempt(pipe: redis.client.Pipeline) -> Proposal | None:
+            raw = pipe.get(key)
+            if raw is None:
+                return None
+            changed = change(Proposal(**json.loads(raw)))
+            if changed is None:
+                return None
+            pipe.multi()
+            pipe.set(key, json.dumps(asdict(changed)), ex=RETENTION_SECONDS)
+            return changed
+
+        return self.redis.transaction(attempt, key, value_from_callable=True)  # type: ignore[no-any-return]
+
+    def approve(self, proposal_id: str, approver: str, via: str, at: datetime) -> bool:
+        """Mark a waiting proposal approved by `approver`; False when it is not waiting now."""
+
+        def change(p: Proposal) -> Proposal | None:
+            if p.status != WAITING:
+                return None
+            return replace(p, status=APPROVED, approved_by=approver, approved_at=_iso(at), via=via)
+
+        return self.update(proposal_id, change) is not None
+
+    def close(self, proposal_id: str, status: str, by: str, reason: str) -> bool:
+        """Deny or refuse a waiting proposal for good; False when it is not waiting now."""
+
+        def change(p: Proposal) -> Proposal | None:
+            if p.status != WAITING:
+                return None
+            return replace(p, status=status, approved_by=by, reason=reason)
+
+        return self.update(proposal_id, change) is not None
+
+    def count_refusal(self, proposal_id: str, reason: str) -> int:
+        """Count one refused approval of a proposal (it stays as it was); return the count."""
+        written = self.update(
+            proposal_id, lambda p: replace(p, refusals=p.refusals + 1, reason=reason)
+        )
+        return written.refusals if written is not None else 0
+
+    def begin(self, proposal_id: str, owner: str) -> bool:
+        """Set the once-marker before acting; False when an earlier attempt set it already."""
+        return bool(self.redis.set(once_key(proposal_id), owner, nx=True, ex=RETENTION_SECONDS))
+
+    def lock(self, service: str, proposal_id: str, seconds: int) -> bool:
+        """Take the lock on acting on `service`; True when taken (or this proposal holds it)."""
+        key = lock_key(service)
+        if self.redis.set(key, proposal_id, nx=True, ex=seconds):
+            return True
+        return self.redis.get(key) == proposal_id.encode()
+
+    def unlock(self, service: str, proposal_id: str) -> None:
+        """Let go of the lock on `service`, if this proposal holds it (compare and delete)."""
+        self.redis.eval(_UNLOCK, 1, lock_key(service), proposal_id)
+
+
+# One step, so that a lock that expired and was taken by another proposal is not deleted.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()

@@ -1,0 +1,488 @@
+"""Runbook actions end to end: approved by CLI or by a PagerDuty workflow, run once by a real
+worker against the demo EAFIX (the gateway's emergency endpoints) and the fake Docker engine,
+verified, noted on the fake PagerDuty incident; refusals noted, running nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+import yaml
+from click.testing import CliRunner, Result
+from werkzeug.serving import make_server
+
+from demo.simulator import SERVICES, Simulator
+from tasks.actions import act, approval
+from tasks.cli import main
+from tasks.runtime import Runtime
+from tasks.settings import Secret, Settings, settings_from_env
+from tasks.sla import closing
+from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.support import PROJECT, QuietHandler, wait_for, worker_command
+from triage.policy import builtin_text
+from webhooks import create_app
+
+QUEUE = "responder-actions-e2e"
+ACTIONS_TOKEN = "actions-token-7c3d"
+ALLOWED = "oncall@eafix.example"  # the one person (besides PALLOWED) who may stop trading
+
+
+@dataclass
+class World:
+    """The demo EAFIX, a fake Docker engine running its containers, and the responder's env."""
+
+    sim: Simulator
+    engine: FakeDockerEngine
+    env: dict[str, str]  # RESPONDER_* for the worker and the CLI
+
+    def settings(self, **changes: object) -> Settings:
+        """Return the settings the worker runs with, changed as asked."""
+        return replace(settings_from_env(self.env), **changes)
+
+    def restarts(self) -> list[str]:
+        """Return the restart calls the Docker engine received."""
+        return [r for r in self.engine.acted() if "/restart" in r]
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, responder_env: dict[str, str]
+) -> Iterator[World]:
+    sim = Simulator().start()
+    engine = FakeDockerEngine([FakeContainer(name) for name in SERVICES]).start()
+    policy = yaml.safe_load(builtin_text())
+    for service in policy["catalog"]:
+        service["health_url"] = f"{sim.url(service['name'])}/healthz"
+    for action in policy["actions"]["catalog"]:
+        if action["name"] == "stop-trading":
+            action["approvers"] = ["PALLOWED", ALLOWED]
+        if action["name"] == "restart-service":  # short: the kill test's worker has 4 s
+            action["timeout"] = "3s"
+            action["verify"] = [{"health": "ok", "within": "5s"}]
+    path = tmp_path_factory.mktemp("actions") / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    env = {
+        **responder_env,
+        "RESPONDER_POLICY": str(path),
+        "RESPONDER_DOCKER_URL": engine.url,
+        "RESPONDER_QUEUE": QUEUE,
+    }
+    yield World(sim, engine, env)
+    engine.stop()
+    sim.stop()
+
+
+def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
+    """Start a worker in its own session (one signal reaches every pool child)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            worker_command(name),
+            cwd=PROJECT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    wait_for(lambda: b" ready." in log.read_bytes(), timeout=60, what="the worker to start")
+    return process
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    """Stop a worker this test started (its own process group only)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def action_worker(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # One process: tasks run in the order they were sent, so a later note is a barrier.
+    log = tmp_path_factory.mktemp("action-worker") / "worker.log"
+    redis.Redis.from_url(world.env["RESPONDER_REDIS_URL"]).delete(
+        QUEUE, f"{QUEUE}-actions", f"{QUEUE}-urgent"
+    )
+    process = start_worker(world.env, log, "actions")
+    yield
+    stop_worker(process)
+
+
+@pytest.fixture
+def fresh(world: World, redis_client: redis.Redis, pagerduty: FakePagerDuty) -> World:
+    """The world as new: trading on, no container acted on, no responder keys."""
+    world.sim.trading_stopped = False
+    world.sim.emergency_calls.clear()
+    world.engine.requests.clear()
+    world.engine.action_delay = 0.0
+    return world
+
+
+@pytest.fixture
+def receiver(world: World) -> Iterator[str]:
+    app = create_app(world.settings(actions_token=Secret(ACTIONS_TOKEN)))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def cli(world: World, *args: str) -> Result:
+    """Run `responder` with the world's environment."""
+    return CliRunner().invoke(main, list(args), env=world.env)
+
+
+def action_notes(pagerduty: FakePagerDuty, incident: str) -> list[str]:
+    """Return the contents of the incident's action notes."""
+    return [n["content"] for n in pagerduty.notes_for(incident) if "[ACTION]" in n["content"]]
+
+
+def wait_note(pagerduty: FakePagerDuty, incident: str, text: str) -> str:
+    """Wait for the action note on `incident` that contains `text`; return it."""
+    found = wait_for(
+        lambda: [c for c in action_notes(pagerduty, incident) if text in c],
+        timeout=30,
+        what=f"a note saying {text!r}",
+    )
+    return found[0]
+
+
+def barrier(world: World, pagerduty: FakePagerDuty) -> None:
+    """Wait until the worker has done everything sent before: a refusal note sent after it."""
+    incident = pagerduty.add_incident(f"barrier-{datetime.now(UTC).timestamp()}")
+    cli(world, "action", "run", "no-such-action", "--incident", incident, "--as", "barrier")
+    wait_note(pagerduty, incident, "no action named 'no-such-action'")
+
+
+def proposed_id(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return re.search(r"(act-[0-9a-f]{8})", result.output).group(1)  # type: ignore[union-attr]
+
+
+def test_an_operator_approves_stop_trading_at_the_terminal_it_runs_once_verified_and_audited(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-cli")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "stop-trading", "--incident", incident, "--as", "bot")
+    )
+    result = cli(fresh, "action", "approve", proposal, "--as", ALLOWED)
+    assert result.exit_code == 0, result.output
+    note = wait_note(pagerduty, incident, "[ACTION] stop-trading on gui-gateway: done")
+    assert f"Approved by {ALLOWED} via cli; proposed by bot." in note
+    assert "Verification passed:" in note
+    assert "- OK GET /api/trading/status says trading=stopped" in note
+    assert fresh.sim.trading_stopped and fresh.sim.emergency_calls == ["stop-trading"]
+    shown = cli(fresh, "action", "show", proposal)
+    assert shown.exit_code == 0, shown.output
+    assert f"approved_by:  {ALLOWED}" in shown.output
+    assert "verified:     passed" in shown.output
+    assert "POST http://127.0.0.1:" in shown.output and "/emergency/stop-trading" in shown.output
+    history = [e["what"] for e in Runtime(fresh.settings()).incidents.history(incident)]
+    assert [w.split(":")[0] for w in history if w.startswith("action ")] == [
+        f"action {proposal} proposed",
+        f"action {proposal} approved",
+        f"action {proposal} done",
+    ]
+
+
+def test_a_second_approval_answers_already_done_and_runs_nothing(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-twice")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "restart-service", "risk-manager",
+            "--incident", incident, "--as", "bot")
+    )  # fmt: skip
+    assert cli(fresh, "action", "approve", proposal, "--as", "alice").exit_code == 0
+    again = cli(fresh, "action", "approve", proposal, "--as", "bob")
+    assert again.exit_code == 1
+    assert "already done by alice (via cli" in again.output
+    wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    barrier(fresh, pagerduty)
+    assert len(fresh.restarts()) == 1
+    assert len(action_notes(pagerduty, incident)) == 1
+
+
+def test_an_approver_the_action_does_not_allow_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-not-allowed")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "stop-trading", "--incident", incident, "--as", "bot")
+    )
+    result = cli(fresh, "action", "approve", proposal, "--as", "PINTRUDER")
+    assert result.exit_code == 1
+    assert "PINTRUDER may not approve stop-trading" in result.output
+    note = wait_note(pagerduty, incident, "REFUSED")
+    assert "PINTRUDER may not approve stop-trading (allowed: PALLOWED, " in note
+    assert "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == [] and not fresh.sim.trading_stopped
+    assert approval.proposals(Runtime(fresh.settings())).get(proposal).status == "proposed"  # type: ignore[union-attr]
+
+
+def test_a_denied_proposal_never_runs_even_when_approved_later(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-denied")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "restart-service", "risk-manager",
+            "--incident", incident, "--as", "bot")
+    )  # fmt: skip
+    denied = cli(fresh, "action", "deny", proposal, "--as", "carol")
+    assert denied.exit_code == 0 and "denied: restart-service on risk-manager" in denied.output
+    late = cli(fresh, "action", "approve", proposal, "--as", "alice")
+    assert late.exit_code == 1 and "already denied: denied by carol via cli" in late.output
+    barrier(fresh, pagerduty)
+    assert fresh.restarts() == [] and action_notes(pagerduty, incident) == []
+    assert "status:       denied" in cli(fresh, "action", "show", proposal).output
+
+
+def test_an_expired_proposal_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-expired")
+    rt = Runtime(fresh.settings())
+    long_ago = datetime.now(UTC) - timedelta(minutes=31)  # the policy's proposal_ttl is 30m
+    proposal = approval.propose(rt, "restart-service", "risk-manager", incident, "bot", long_ago)
+    result = cli(fresh, "action", "approve", proposal.id, "--as", "alice")
+    assert result.exit_code == 1
+    assert "the proposal expired at" in result.output
+    note = wait_note(pagerduty, incident, "REFUSED: the proposal expired at")
+    assert "restart-service on risk-manager" in note
+    barrier(fresh, pagerduty)
+    assert fresh.restarts() == []
+
+
+def test_an_action_outside_the_catalog_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-unknown")
+    result = cli(fresh, "action", "run", "reboot-everything", "--incident", incident, "--as", "a")
+    assert result.exit_code == 1
+    note = wait_note(pagerduty, incident, "REFUSED: no action named 'reboot-everything'")
+    assert "Nothing ran." in note
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["risk-manager; docker rm -f $(docker ps -q)", "../gui-gateway", "http://evil.example/x"],
+)
+def test_a_target_outside_the_catalog_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, target: str
+) -> None:
+    incident = pagerduty.add_incident(f"actions-hostile-{len(target)}")
+    result = cli(
+        fresh, "action", "run", "restart-service", target, "--incident", incident, "--as", "a"
+    )
+    assert result.exit_code == 1
+    note = wait_note(pagerduty, incident, "REFUSED: no catalog service named")
+    assert "Nothing ran." in note
+    assert fresh.engine.acted() == []
+
+
+def test_a_pagerduty_workflow_approves_stop_trading_and_it_runs_once(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-workflow")
+    answer = requests.post(
+        f"{receiver}/actions/stop-trading",
+        json={"incident_id": incident, "approver": ALLOWED},
+        headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 202, answer.text
+    proposal = answer.json()["proposal_id"]
+    note = wait_note(pagerduty, incident, "[ACTION] stop-trading on gui-gateway: done")
+    assert f"Approved by {ALLOWED} via workflow" in note and f"(proposal {proposal})" in note
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == ["stop-trading"]
+    assert len(action_notes(pagerduty, incident)) == 1
+
+
+def test_a_workflow_naming_an_unknown_action_is_refused_with_a_note(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-workflow-unknown")
+    answer = requests.post(
+        f"{receiver}/actions/drop-database",
+        json={"incident_id": incident, "approver": ALLOWED, "target": "postgres"},
+        headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 403
+    assert "no action named 'drop-database'" in answer.json()["message"]
+    wait_note(pagerduty, incident, "REFUSED: no action named 'drop-database'")
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "says"),
+    [
+        ({}, {"incident_id": "P1", "approver": "a"}, 401, "missing bearer token"),
+        ({"Authorization": "Bearer nope"}, {"incident_id": "P1", "approver": "a"}, 401, "wrong"),
+        ({"Authorization": f"Bearer {ACTIONS_TOKEN}"}, {"approver": "a"}, 400, "incident_id"),
+        ({"Authorization": f"Bearer {ACTIONS_TOKEN}"}, {"incident_id": "P1"}, 400, "approver"),
+        ({"Authorization": f"Bearer {ACTIONS_TOKEN}"}, ["not", "an", "object"], 400, "JSON"),
+        (
+            {"Authorization": f"Bearer {ACTIONS_TOKEN}"},
+            {"incident_id": "P1", "approver": "a", "target": 7},
+            400,
+            "target must be a string",
+        ),
+    ],
+)
+def test_the_workflow_endpoint_rejects_what_is_wrong_and_says_what(
+    fresh: World, receiver: str, headers: dict, body: object, status: int, says: str
+) -> None:
+    answer = requests.post(
+        f"{receiver}/actions/stop-trading", json=body, headers=headers, timeout=10
+    )
+    assert answer.status_code == status
+    assert says in answer.json()["error"]
+    assert fresh.sim.emergency_calls == []
+
+
+def test_the_workflow_endpoint_answers_503_while_no_token_is_configured(world: World) -> None:
+    client = create_app(world.settings()).test_client()
+    answer = client.post("/actions/stop-trading", json={"incident_id": "P1", "approver": "a"})
+    assert answer.status_code == 503
+    assert "RESPONDER_ACTIONS_TOKEN" in answer.get_json()["error"]
+
+
+def test_a_dry_run_runs_nothing_and_notes_what_would_have_run(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-dry-run")
+    rt = Runtime(fresh.settings(actions_dry_run=True))
+    sent: list[tuple[str, list]] = []
+    outcome = approval.run(
+        rt, "restart-service", "risk-manager", incident, "alice", "cli",
+        lambda name, args: sent.append((name, args)),
+    )  # fmt: skip
+    assert outcome.ok and [name for name, _ in sent] == ["tasks.pipeline.act"]
+    assert act.run_approved(rt, outcome.proposal_id, "test") == "dry-run"
+    [note] = action_notes(pagerduty, incident)
+    assert "DRY RUN, nothing ran" in note
+    assert (
+        f"docker restart {fresh.env.get('RESPONDER_COMPOSE_PROJECT', 'eafix')}/risk-manager" in note
+    )
+    assert fresh.engine.acted() == []
+
+
+def test_the_audit_record_reaches_the_bundles_timeline_when_the_incident_closes(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-timeline")
+    rt = Runtime(fresh.settings(actions_dry_run=True))
+    outcome = approval.run(
+        rt, "restart-service", "risk-manager", incident, "alice", "workflow", lambda n, a: None
+    )
+    act.run_approved(rt, outcome.proposal_id, "test")
+    closing.write_timeline(rt, incident, "actions-timeline-r1")
+    timeline = json.loads(
+        (rt.settings.bundle_dir / "actions-timeline-r1" / "timeline.json").read_text()
+    )
+    lines = [(e["by"], e["what"]) for e in timeline if e["what"].startswith("action ")]
+    assert [(by, what.split(":")[0]) for by, what in lines] == [
+        ("alice", f"action {outcome.proposal_id} proposed"),
+        ("alice", f"action {outcome.proposal_id} approved"),
+        ("responder", f"action {outcome.proposal_id} dry-run"),
+    ]
+    assert "docker restart eafix/risk-manager answered nothing (dry run)" in lines[-1][1]
+
+
+def test_one_action_at_a_time_acts_on_a_service_the_next_waits_for_the_lock(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-locked")
+    rt = Runtime(fresh.settings())
+    store = approval.proposals(rt)
+    assert store.lock("risk-manager", "act-another", 60)  # another action is acting on it
+    outcome = approval.run(
+        rt, "restart-service", "risk-manager", incident, "alice", "cli", lambda n, a: None
+    )
+    with pytest.raises(act.TargetBusy):
+        act.run_approved(rt, outcome.proposal_id, "test")
+    assert fresh.restarts() == [] and store.get(outcome.proposal_id).status == "approved"  # type: ignore[union-attr]
+    store.unlock("risk-manager", "act-another")
+    assert act.run_approved(rt, outcome.proposal_id, "test") == "done"
+    assert len(fresh.restarts()) == 1
+
+
+def test_an_action_past_the_task_time_limit_is_noted_as_unknown_and_never_run_again(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-out-of-time")
+    rt = Runtime(fresh.settings())
+    outcome = approval.run(
+        rt, "restart-service", "risk-manager", incident, "alice", "cli", lambda n, a: None
+    )
+    approval.proposals(rt).begin(outcome.proposal_id, "the task the time limit stopped")
+    assert act.ran_out_of_time(rt, outcome.proposal_id) == "unknown"
+    assert act.run_approved(rt, outcome.proposal_id, "a redelivery") == "unknown"
+    [note] = action_notes(pagerduty, incident)
+    assert "outcome UNKNOWN: it ran past the worker's task time limit" in note
+    assert fresh.engine.acted() == []
+
+
+VISIBILITY_TIMEOUT = 6  # short, so the killed worker's unacked message comes back soon
+KILL_QUEUE = "responder-actions-kill"
+
+
+def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_is_unknown(
+    fresh: World, pagerduty: FakePagerDuty, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    env = {
+        **fresh.env,
+        "RESPONDER_QUEUE": KILL_QUEUE,
+        "RESPONDER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+        "RESPONDER_TASK_SOFT_TIME_LIMIT": "4",
+        "RESPONDER_TASK_TIME_LIMIT": "5",
+    }
+    redis_client.delete(KILL_QUEUE, f"{KILL_QUEUE}-actions", f"{KILL_QUEUE}-urgent")
+    incident = pagerduty.add_incident("actions-killed")
+    fresh.engine.action_delay = 8.0  # the restart is in flight when the worker dies
+    log = tmp_path / "workers.log"
+    first = start_worker(env, log, "kill-first")
+    second = None
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["action", "run", "restart-service", "risk-manager", "--incident", incident,
+             "--as", "alice"],
+            env=env,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        wait_for(lambda: fresh.restarts(), what="the restart to reach the engine")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        assert action_notes(pagerduty, incident) == []
+        fresh.engine.action_delay = 0.0
+        # The killed worker's message stays unacked until the visibility timeout passes.
+        time.sleep(VISIBILITY_TIMEOUT + 1)
+        second = start_worker(env, log, "kill-second")
+        note = wait_note(pagerduty, incident, "outcome UNKNOWN")
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                stop_worker(worker)
+        redis_client.delete(KILL_QUEUE, f"{KILL_QUEUE}-actions", f"{KILL_QUEUE}-urgent")
+    assert "outcome UNKNOWN: the worker running it stopped after it began to act" in note
+    assert "It is not run again." in note
+    assert "- health ok at http://127.0.0.1:" in note
+    assert "- the container's state: docker compose ps risk-manager" in note
+    assert len(fresh.restarts()) == 1
