@@ -80,7 +80,7 @@ def test_status_updates_follow_the_cadence_over_two_hours(rt, pagerduty: FakePag
     updates = pagerduty.status_updates[incident]
     assert len(updates) == 5  # at once, then at 30, 60, 90 and 120 minutes (P1: every 30m)
     first = updates[0]["message"].splitlines()
-    assert first[0] == f"INCIDENT UPDATE - {incident}"
+    assert first[0] == f"INCIDENT UPDATE - {incident} [P1 (PagerDuty: P2)]"
     assert [line.split(":")[0] for line in first[1:]] == [
         "Status", "Impact", "Actions", "ETA", "Next Update",
     ]  # fmt: skip
