@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
-from triage.policy import Service
+from triage.policy import Service, service_endpoint
 
 NAME = "flow"
 SIGNAL_WITHIN = 2.0  # seconds: the runbook's `sleep 2`
@@ -142,5 +141,4 @@ def _step(services: tuple[Service, ...], step: str) -> tuple[Service, str] | Non
 
 
 def _url(service: Service, path: str) -> str:
-    parts = urlsplit(service.health_url)
-    return f"{parts.scheme}://{parts.netloc}{path}"  # the catalog's host, the catalog's path
+    return service_endpoint(service, path)  # the catalog's host, the catalog's path

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
-from triage.policy import Service
+from triage.policy import Service, service_endpoint
 
 NAME = "trading"
 
@@ -47,8 +46,7 @@ def fetch(
     session: requests.Session, service: Service, name: str, path: str, ctx: CollectorContext
 ) -> tuple[dict[str, Any], Any]:
     """GET one trading endpoint on the catalog's host; return its row and its JSON (or None)."""
-    parts = urlsplit(service.health_url)
-    url = f"{parts.scheme}://{parts.netloc}{path}"  # the catalog's host, the catalog's path
+    url = service_endpoint(service, path)  # the catalog's host, the catalog's path
     row: dict[str, Any] = {"service": service.name, "endpoint": name, "path": path}
     try:
         response = session.get(url, timeout=ctx.timeout_seconds, allow_redirects=False)

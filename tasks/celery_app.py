@@ -47,9 +47,10 @@ def make_celery(settings: Settings) -> Celery:
         # "priority" order kombu's Redis transport asks BRPOP for the urgent queue before
         # the routine one every time, instead of taking turns (its default round robin).
         task_queues=(
-            Queue(urgent, routing_key=urgent),
-            # Approved actions: a person waits on them, and a storm's work must not delay them.
+            # Approved actions first: a person waits on them (stop trading). The urgent worker
+            # reads this queue too, so a storm of routine work never stands before them.
             Queue(actions, routing_key=actions),
+            Queue(urgent, routing_key=urgent),
             Queue(settings.queue, routing_key=settings.queue),
         ),
         # Beat's own ticks must not wait behind a storm of routine work in the routine queue.

@@ -207,6 +207,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     state = response.prepare_run(rt, delivery_id, run, _now())
     if state is None:
         return "nothing to respond to"
+    incident = None
     try:
         with writing_first_response():
             incident = response.resolve_incident(rt, state)
@@ -217,10 +218,6 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         with writing_first_response():
             response.post_first_note(rt, state, incident, _now())
             response.call_in_security(rt, state, incident)  # once per incident
-        response.start_clock(rt, state)
-        if incident is not None:
-            seconds = int(self.app.conf.task_time_limit) + 60  # the SLA actions' lock
-            follow_first_note(rt, state, incident, self.request.id or "-", seconds, _now())
     except PagerDutyUnavailable as exc:
         # The first note is posted before the security team is called in: name what failed.
         noted = rt.deliveries.effect_done(state.run_id, "first_note")
@@ -234,11 +231,15 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             incident_id=state.incident_id or "",
             step=step.replace("_", " "),
         )
-    if rt.deliveries.effect_done(state.run_id, "fanout"):
-        return state.run_id
-    queue = queue_for(rt.settings.queue, state.classification.priority)  # the run's lane
-    self.app.send_task(GATHER, args=[state.run_id], queue=queue)
-    rt.deliveries.mark_effect(state.run_id, "fanout")
+    # The evidence starts before the clock's follow-ups: they must not delay it.
+    if not rt.deliveries.effect_done(state.run_id, "fanout"):
+        queue = queue_for(rt.settings.queue, state.classification.priority)  # the run's lane
+        self.app.send_task(GATHER, args=[state.run_id], queue=queue)
+        rt.deliveries.mark_effect(state.run_id, "fanout")
+    response.start_clock(rt, state)
+    if incident is not None:
+        seconds = int(self.app.conf.task_time_limit) + 60  # the SLA actions' lock
+        follow_first_note(rt, state, incident, self.request.id or "-", seconds, _now())
     return state.run_id
 
 

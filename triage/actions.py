@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from triage.policy import Action, ActionCheck, Policy, Service
+from triage.policy import Action, ActionCheck, Policy, Service, service_endpoint
 
 ANYONE = "anyone"
 
@@ -68,20 +67,14 @@ def expired(expires_at: datetime, now: datetime) -> bool:
     return now >= expires_at
 
 
-def base_url(service: Service) -> str:
-    """Return a service's base URL (scheme and host of its catalog health URL)."""
-    parts = urlsplit(service.health_url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def call_url(resolved: Resolved) -> str:
-    """Return the URL of an HTTP action: the target's base URL and the catalog's path."""
-    return base_url(resolved.service) + resolved.action.http_path
+    """Return the URL of an HTTP action: the target's host and the catalog's path."""
+    return service_endpoint(resolved.service, resolved.action.http_path)
 
 
 def check_url(service: Service, check: ActionCheck) -> str:
     """Return the URL a verification check reads: the health URL or a path on the host."""
-    return base_url(service) + check.get if check.get else service.health_url
+    return service_endpoint(service, check.get) if check.get else service.health_url
 
 
 def check_passed(check: ActionCheck, status: int | None, body: Any) -> bool:

@@ -15,6 +15,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -941,3 +942,19 @@ def _service(raw: Mapping[str, Any]) -> Service:
         endpoints=dict(raw.get("endpoints", {})),
         flow_test=dict(raw.get("flow_test", {})),
     )
+
+
+def service_endpoint(service: Service, path: str) -> str:
+    """Return `path` on a catalog service's host: the scheme and host of its health URL.
+
+    The only way a URL is made from the catalog: a label or a person picks a service by name,
+    the policy lists the path.
+    """
+    parts = urlsplit(service.health_url)
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def shown_url(url: str) -> str:
+    """Return a URL as it may be logged or noted: without a user or password in it."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

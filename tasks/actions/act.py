@@ -105,6 +105,8 @@ def _finish(
     verified: str,
 ) -> Proposal:
     """Record the outcome on the proposal and in the incident's history (its timeline)."""
+    # What a service answered may carry anything: redacted before it is stored or shown.
+    answer = replace(answer, ran=rt.redact(answer.ran), answer=rt.redact(answer.answer))
     written = proposals(rt).update(
         proposal.id,
         lambda p: replace(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tasks.names import ACT, ACTION_REFUSED
@@ -16,6 +16,9 @@ from tasks.runtime import Runtime
 from tasks.store.proposals import APPROVED, ENDED, WAITING, Proposal, ProposalStore, new_id
 from triage.actions import ActionRefused, expired, may_approve, resolve
 
+# A run (CLI `action run`, a workflow) of the same action on the same target of an incident
+# within this window is the same run: a retried POST or a second click acts no more.
+RUN_ONCE_WITHIN = timedelta(minutes=10)
 # Sends a task by name with its arguments (Celery's send_task, routed to the actions queue).
 Send = Callable[[str, list[Any]], None]
 
@@ -150,6 +153,20 @@ def run(
         )
         proposals(rt).add(record)
         return _refuse(rt, record, approver, via, str(exc), send, now, final=True)
+    # Two people running the same workflow at 3 a.m., or PagerDuty retrying its POST, would
+    # each propose anew: the first within the window runs, the others are told it did.
+    key = f"{incident_id}:{proposal.action}:{proposal.target}"
+    first = proposals(rt).claim_run(key, proposal.id, int(RUN_ONCE_WITHIN.total_seconds()))
+    if first is not None:
+        earlier = proposals(rt).get(first)
+        who = earlier.approved_by or earlier.proposed_by if earlier is not None else "someone"
+        proposals(rt).close(proposal.id, "duplicate", approver, f"a second run of {first}")
+        return Outcome(
+            "already",
+            f"already approved by {who} ({first}): {proposal.action} on {proposal.target} "
+            f"runs once within {int(RUN_ONCE_WITHIN.total_seconds() // 60)} minutes",
+            first,
+        )
     return approve(rt, proposal.id, approver, via, send, now)
 
 

@@ -19,6 +19,7 @@ from docker.errors import DockerException
 from collectors.containers import API_VERSION
 from tasks.settings import Settings
 from triage.actions import Resolved, call_url, check_passed, check_url, describe_check
+from triage.policy import shown_url
 
 POLL_SECONDS = 0.5  # between two reads of a check that has not passed yet
 READ_TIMEOUT_SECONDS = 2.0  # one read of a check's URL
@@ -37,7 +38,7 @@ class Answer:
 def describe_call(resolved: Resolved, settings: Settings) -> str:
     """Say what the action calls, e.g. `POST http://gui-gateway:8080/emergency/stop-trading`."""
     if resolved.action.http_path:
-        return f"{resolved.action.http_method} {call_url(resolved)}"
+        return f"{resolved.action.http_method} {shown_url(call_url(resolved))}"
     return f"docker {resolved.action.docker} {_compose_name(resolved, settings)}"
 
 

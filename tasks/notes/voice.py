@@ -536,6 +536,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             [ended], "d1", {"stopped": stopped, "incident": outcome, "checks": [
                 {"collector": "http", "status": "ok", "summary": "6/6 healthy"}]}))
           for outcome, stopped in (("resolved", ["acknowledge"]), ("left: a check failed", []),
+                                   ("outbox", []),
                                    ("refused: HTTP 403", []), ("left to a person", []))],
         ("security_refused.txt.j2", lambda: voice.security_refused(
             "P1", "PSEC (escalation policy)", "HTTP 402")),

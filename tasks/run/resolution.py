@@ -84,9 +84,13 @@ def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[s
     """Resolve the PagerDuty incident once, if the policy says so and every check passed.
 
     Return what became of it: "resolved", "left to a person" (the policy), "left: a check did
-    not pass", or "refused: <why>" when PagerDuty refused it for good (a retryable failure is
-    raised, and the task tries again).
+    not pass", "outbox" (outbox mode closes its own incident), or "refused: <why>" when
+    PagerDuty refused it for good (a retryable failure is raised, and the task tries again).
     """
+    if rt.settings.outbox_mode:
+        # No PagerDuty to resolve it and no webhook to say so: the outbox incident is closed
+        # by the whole group's resolution (tasks/sla/closing.close_in_outbox).
+        return "outbox"
     if not rt.policy.on_resolved.resolve_incident or incident.id is None:
         return "left to a person"
     if any(check["status"] != Status.OK.value for check in checks):

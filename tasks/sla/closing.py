@@ -102,4 +102,6 @@ def write_timeline(rt: Runtime, incident_id: str, run_id: str) -> None:
     folder = bundle_path(rt.settings.bundle_dir, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     events = rt.incidents.history(incident_id)
-    (folder / "timeline.json").write_text(json.dumps(events, indent=2), encoding="utf-8")
+    # Like every bundle file: no secret, whatever a person's note or a service's answer held.
+    text = rt.redact(json.dumps(events, indent=2))
+    (folder / "timeline.json").write_text(text, encoding="utf-8")

@@ -152,6 +152,17 @@ class ProposalStore:
         """Set the once-marker before acting; False when an earlier attempt set it already."""
         return bool(self.redis.set(once_key(proposal_id), owner, nx=True, ex=RETENTION_SECONDS))
 
+    def claim_run(self, key: str, proposal_id: str, seconds: int) -> str | None:
+        """Claim one immediate run of (incident, action, target) for `seconds`.
+
+        Return None when claimed, else the proposal that claimed it first.
+        """
+        name = f"{PREFIX}action-run:{key}"
+        if self.redis.set(name, proposal_id, nx=True, ex=seconds):
+            return None
+        held = self.redis.get(name)
+        return held.decode() if held is not None else None
+
     def lock(self, service: str, proposal_id: str, seconds: int) -> bool:
         """Take the lock on acting on `service`; True when taken (or this proposal holds it)."""
         key = lock_key(service)

@@ -313,6 +313,32 @@ def test_a_pagerduty_workflow_approves_stop_trading_and_it_runs_once(
     assert len(action_notes(pagerduty, incident)) == 1
 
 
+def test_a_workflow_run_twice_or_retried_acts_once_and_says_already(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-workflow-twice")
+
+    def run_workflow() -> requests.Response:
+        return requests.post(
+            f"{receiver}/actions/stop-trading",
+            json={"incident_id": incident, "approver": ALLOWED},
+            headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"},
+            timeout=10,
+        )
+
+    first, second = run_workflow(), run_workflow()
+    assert first.status_code == 202, first.text
+    assert second.status_code == 409, second.text
+    assert (
+        f"already approved by {ALLOWED} ({first.json()['proposal_id']})"
+        in (second.json()["message"])
+    )
+    wait_note(pagerduty, incident, "[ACTION] stop-trading on gui-gateway: done")
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == ["stop-trading"]
+    assert len(action_notes(pagerduty, incident)) == 1
+
+
 def test_a_workflow_naming_an_unknown_action_is_refused_with_a_note(
     fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
 ) -> None:

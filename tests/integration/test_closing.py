@@ -15,6 +15,7 @@ from tasks.settings import Settings
 from tasks.sla import actions, closing
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
+from tests.support import PD_TOKEN
 from triage import report
 from triage.models import Classification, Priority, parse_pagerduty
 from triage.policy import builtin
@@ -151,3 +152,15 @@ def test_the_closing_task_skips_a_reopened_incident(
         "reopened since: no closing note"
     )
     assert pagerduty.notes_for(incident) == []
+
+
+def test_the_timeline_in_the_bundle_holds_no_secret(
+    settings: Settings, redis_client, tmp_path: Path
+) -> None:
+    # A service's answer to an action, or a person's note, may carry one: redacted like every
+    # bundle file.
+    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    rt.incidents.log("PSECRET", f"POST answered 200: token={PD_TOKEN}", "responder", T0)
+    closing.write_timeline(rt, "PSECRET", "r-secret")
+    timeline = (tmp_path / "r-secret" / "timeline.json").read_text()
+    assert "POST answered 200" in timeline and PD_TOKEN not in timeline

@@ -112,6 +112,10 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     resolved = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
     resolution.post_resolved_note(rt, resolved["delivery_id"])
     first_line = closing.close_in_outbox(rt, resolved["delivery_id"], datetime.now(UTC))
+    noted = [json.loads(p.read_text()) for p in (tmp_path / "outbox").glob("*-note-*.json")]
+    [said] = [n["json"]["note"]["content"] for n in noted if "[RESOLVED]" in str(n)]
+    # The note says what happens next, as it happens: not "left to a person".
+    assert "the outbox's incident is closed now" in said and "left to a person" not in said
 
     assert first_line == "[P1 (PagerDuty: P2)] Resolved. Incident metrics against the SLA:"
     record = rt.incidents.get(incident.id) or {}
