@@ -200,6 +200,16 @@ def retry_or_give_up(
     )
 
 
+def retry_or_log(task: Any, rt: Runtime, exc: PagerDutyUnavailable, what: str, **about: str) -> str:
+    """Retry a failed PagerDuty write, or give up saying in the log that `what` failed."""
+
+    def give_up(why: str) -> None:
+        log.error("%s failed: %s", what, why)
+
+    retry_or_give_up(task, rt, exc, give_up, step=what, **about)
+    return "gave up"
+
+
 @shared_task(bind=True, name=RESPOND, max_retries=None)
 def respond(self: Any, delivery_id: str, run: int) -> str:
     """Start the response to a delivery: find the incident, post the first note, fan out."""
@@ -464,12 +474,7 @@ def act(self: Any, proposal_id: str) -> str:
     except SoftTimeLimitExceeded:  # acted or not, nobody can tell: say so, never act again
         return actions_act.ran_out_of_time(rt, proposal_id)
     except PagerDutyUnavailable as exc:
-
-        def give_up(why: str) -> None:
-            log.error("action %s: its outcome note failed: %s", proposal_id, why)
-
-        retry_or_give_up(self, rt, exc, give_up, step=f"action {proposal_id} note")
-        return "gave up"
+        return retry_or_log(self, rt, exc, f"action {proposal_id} note")
 
 
 @shared_task(bind=True, name=ACTION_REFUSED, max_retries=None)
@@ -481,12 +486,7 @@ def action_refused(
     try:
         return actions_act.note_refused(rt, proposal_id, number, approver, via, why)
     except PagerDutyUnavailable as exc:
-
-        def give_up(reason: str) -> None:
-            log.error("action %s: its refusal note failed: %s", proposal_id, reason)
-
-        retry_or_give_up(self, rt, exc, give_up, step=f"action {proposal_id} refusal note")
-        return "gave up"
+        return retry_or_log(self, rt, exc, f"action {proposal_id} refusal note")
 
 
 @shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)
@@ -496,12 +496,7 @@ def close_incident(self: Any, delivery_id: str) -> str:
     try:
         return closing.close_resolved(rt, delivery_id, _now())
     except PagerDutyUnavailable as exc:
-
-        def give_up(why: str) -> None:
-            log.error("closing note for delivery %s failed: %s", delivery_id, why)
-
-        retry_or_give_up(self, rt, exc, give_up, delivery_id=delivery_id, step="closing note")
-        return "gave up"
+        return retry_or_log(self, rt, exc, "closing note", delivery_id=delivery_id)
 
 
 @shared_task(bind=True, name=ANSWER_NOTE, max_retries=None)
