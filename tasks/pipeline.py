@@ -22,7 +22,14 @@ from celery.signals import task_prerun, task_received, worker_init, worker_ready
 from tasks import recovery
 from tasks.actions import act as actions_act
 from tasks.evidence import bundle
-from tasks.lanes import current_lane, lane_of_queue, queue_for, urgent_queue, writing_first_response
+from tasks.lanes import (
+    Lane,
+    current_lane,
+    lane_of_queue,
+    queue_for,
+    urgent_queue,
+    writing_first_response,
+)
 from tasks.names import (
     ACT,
     ACTION_REFUSED,
@@ -218,6 +225,9 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     if state is None:
         return "nothing to respond to"
     incident = None
+    routine = current_lane.get() is Lane.ROUTINE
+    if routine:  # until its first note is out, other incidents' follow-ups wait for it
+        rt.budget.first_response_begins(state.run_id)
     try:
         with writing_first_response():
             incident = response.resolve_incident(rt, state)
@@ -241,6 +251,8 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             incident_id=state.incident_id or "",
             step=step.replace("_", " "),
         )
+    if routine:  # posted or given up for good (a retry that waits raised before this)
+        rt.budget.first_response_ends(state.run_id)
     # The evidence starts before the clock's follow-ups: they must not delay it.
     if not rt.deliveries.effect_done(state.run_id, "fanout"):
         queue = queue_for(rt.settings.queue, state.classification.priority)  # the run's lane

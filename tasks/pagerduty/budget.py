@@ -19,9 +19,15 @@ from tasks.lanes import Lane, current_lane, first_response
 from tasks.store.deliveries import PREFIX
 
 FOLLOW_UP_SHARE = 0.8  # of the routine share, what routine writes other than first notes use
+FOLLOW_UP_WAIT = 0.5  # seconds a follow-up waits, at a time, for first responses in progress
+# A first response in progress holds follow-ups back at most this long without saying again
+# (a task that died says nothing more).
+FIRST_RESPONSE_LEASE_SECONDS = 30.0
 
-# KEYS: the window (a sorted set of grant times), the blocked-until key, a sequence.
-# ARGV: the lane's ceiling, the window in seconds, now (negative: Redis's own clock).
+# KEYS: the window (a sorted set of grant times), the blocked-until key, a sequence, the
+# routine first responses in progress (a sorted set of their lease ends).
+# ARGV: the lane's ceiling, the window in seconds, now (negative: Redis's own clock), "1" for
+# a routine follow-up.
 # Returns "0" when granted, else the seconds until a grant is possible.
 _TAKE = """
 local ceiling, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -31,6 +37,12 @@ if now < 0 then
 end
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 if blocked > now then return tostring(blocked - now) end
+if ARGV[4] == '1' then
+  -- A routine follow-up waits while routine first responses are in progress: in a storm of
+  -- new incidents every first note goes before any status update, priority or evidence note.
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  if redis.call('ZCARD', KEYS[4]) > 0 then return tostring(FOLLOW_UP_WAIT) end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 if count < ceiling then
@@ -81,8 +93,13 @@ class RequestBudget:
         # storm of new incidents, their first notes go first.
         self.follow_up_ceiling = max(1, math.floor(routine * FOLLOW_UP_SHARE))
         self.key = f"{PREFIX}budget:{name}"
-        self._keys = [self.key, f"{self.key}:blocked-until", f"{self.key}:seq"]
-        self._take = client.register_script(_TAKE)
+        self._keys = [
+            self.key,
+            f"{self.key}:blocked-until",
+            f"{self.key}:seq",
+            f"{self.key}:first-responses",
+        ]
+        self._take = client.register_script(_TAKE.replace("FOLLOW_UP_WAIT", str(FOLLOW_UP_WAIT)))
         self._block = client.register_script(_BLOCK)
 
     def take(self, lane: Lane | None = None, now: float | None = None) -> float:
@@ -92,10 +109,23 @@ class RequestBudget:
         """
         lane = lane or current_lane.get()
         ceiling = self.ceilings[lane]
-        if lane is Lane.ROUTINE and not first_response.get():
+        follow_up = lane is Lane.ROUTINE and not first_response.get()
+        if follow_up:
             ceiling = self.follow_up_ceiling
-        args = [ceiling, self.window_seconds, -1 if now is None else now]
+        args = [ceiling, self.window_seconds, -1 if now is None else now, int(follow_up)]
         return float(self._take(keys=self._keys, args=args))
+
+    def first_response_begins(self, who: str, now: float | None = None) -> None:
+        """Say that a routine first response is in progress: follow-ups wait until it ends."""
+        if now is None:
+            seconds, micros = self.redis.time()
+            now = seconds + micros / 1_000_000
+        self.redis.zadd(self._keys[3], {who: now + FIRST_RESPONSE_LEASE_SECONDS})
+        self.redis.expire(self._keys[3], math.ceil(FIRST_RESPONSE_LEASE_SECONDS) + 1)
+
+    def first_response_ends(self, who: str) -> None:
+        """Say that a routine first response is done (its note posted, or given up)."""
+        self.redis.zrem(self._keys[3], who)
 
     def block(self, seconds: float) -> None:
         """Hold every worker's requests back for `seconds` (PagerDuty answered 429)."""

@@ -93,3 +93,25 @@ def test_routine_first_notes_keep_a_share_follow_ups_cannot_take(redis_client: r
     assert budget.take(Lane.ROUTINE, now=start + 8) > 0  # a priority update, an evidence note
     with writing_first_response():  # a new incident's first note still gets through
         assert budget.take(Lane.ROUTINE, now=start + 8) == 0
+
+
+def test_routine_follow_ups_wait_while_first_responses_are_in_progress(
+    redis_client: redis.Redis,
+) -> None:
+    budget = RequestBudget(redis_client, "first-pending", 100, 60.0, 0.6)
+    redis_client.delete(*budget._keys)
+    start = 1_800_000_000.0
+    budget.first_response_begins("run-a", now=start)
+    budget.first_response_begins("run-b", now=start)
+    assert budget.take(Lane.ROUTINE, now=start + 1) == pytest.approx(0.5)  # a status update
+    with writing_first_response():  # the first notes themselves go on
+        assert budget.take(Lane.ROUTINE, now=start + 1) == 0
+    assert budget.take(Lane.URGENT, now=start + 1) == 0  # urgent work never waits for them
+    budget.first_response_ends("run-a")
+    assert budget.take(Lane.ROUTINE, now=start + 2) > 0  # run-b is still in progress
+    budget.first_response_ends("run-b")
+    assert budget.take(Lane.ROUTINE, now=start + 3) == 0
+    # A first response whose task died holds follow-ups back for its lease only.
+    budget.first_response_begins("run-dead", now=start + 3)
+    assert budget.take(Lane.ROUTINE, now=start + 4) > 0
+    assert budget.take(Lane.ROUTINE, now=start + 3 + 31) == 0
