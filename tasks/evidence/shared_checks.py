@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -98,7 +99,9 @@ def _wait_for_turn(
     while True:
         if (found := _cached(client, key, now)) is not None:
             return found
-        if client.set(lock, token, nx=True, ex=max(int(wait_seconds) * 2, 10)):
+        # The lock lasts as long as others would wait for its check: a holder that died (a
+        # killed worker) keeps no one waiting longer, and the redelivered run checks anew.
+        if client.set(lock, token, nx=True, ex=max(math.ceil(wait_seconds), 1)):
             return None
         if time.monotonic() > give_up_at:
             return None
