@@ -20,6 +20,10 @@ def test_incidents_asking_at_once_share_one_health_check_of_each_service(
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
     target = Target(services=tuple(rt.policy.catalog.values()))
+    # Another test's run of this same check (a worker stopped mid-check) must not hold its
+    # lock or its result into this one.
+    for key in redis_client.scan_iter("responder:check:*"):
+        redis_client.delete(key)
     health_server.hits.clear()
     health_server.delay["gui-gateway"] = 0.5  # slow enough for the runs to overlap
     entries: list[dict] = []
