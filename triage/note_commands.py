@@ -19,7 +19,11 @@ SETTABLE_STATUS = ("Investigating", "Identified", "Monitoring")
 _LINE = re.compile(r"^\s*/([A-Za-z][\w-]*)(?:\s+(.*?))?\s*$")
 _DURATION = re.compile(r"^(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?$")
 _NO_ETA = ("unknown", "none", "-")
-HELP = "/status investigating|identified|monitoring <what>, /eta 30m (or unknown)"
+_PROPOSAL = re.compile(r"^act-[0-9a-fA-F]{8}$")
+HELP = (
+    "/status investigating|identified|monitoring <what>, /eta 30m (or unknown), "
+    "/approve <proposal id>"
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,13 @@ class SetEta:
 
 
 @dataclass(frozen=True)
+class Approve:
+    """`/approve act-1a2b3c4d`: a person approves a proposed runbook action."""
+
+    proposal_id: str
+
+
+@dataclass(frozen=True)
 class Malformed:
     """A command of ours written wrongly: the line and what was expected."""
 
@@ -52,8 +63,8 @@ class Unknown:
     name: str
 
 
-Command = SetStatus | SetEta
-Parsed = SetStatus | SetEta | Malformed | Unknown
+Command = SetStatus | SetEta | Approve
+Parsed = SetStatus | SetEta | Approve | Malformed | Unknown
 
 
 def parse(content: str) -> list[Parsed]:
@@ -92,4 +103,14 @@ def _eta(line: str, args: str) -> Parsed:
     return Malformed(line, "expected how long until resolved, such as 30m, 2h or 1h30m, or unknown")
 
 
-PARSERS: dict[str, Callable[[str, str], Parsed]] = {"status": _status, "eta": _eta}
+def _approve(line: str, args: str) -> Parsed:
+    if _PROPOSAL.match(args.strip()):
+        return Approve(args.strip().lower())
+    return Malformed(line, "expected the id of a proposal, such as act-1a2b3c4d")
+
+
+PARSERS: dict[str, Callable[[str, str], Parsed]] = {
+    "status": _status,
+    "eta": _eta,
+    "approve": _approve,
+}

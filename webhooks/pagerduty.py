@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from redis import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from tasks.lanes import queue_for
+from tasks.actions import approval
+from tasks.lanes import actions_queue, queue_for
 from tasks.names import ANSWER_NOTE, CLOSE_INCIDENT, RESPOND
 from tasks.notes import markers
 from tasks.sla import incident_events
@@ -139,6 +141,7 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
             incident_events.apply_event(receiver.runtime, event, person_note=person_note)
         except Exception:  # the delivery is stored; `responder replay` can apply it again
             log.exception("cannot update the incident from %s", recorded.delivery_id)
+        approve_by_note(receiver, event, commands)
     priorities = [classification.priority.value] if classification and recorded.started else []
     metrics.accepted(SOURCE, recorded, priorities)
     return jsonify(
@@ -146,6 +149,32 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         priority=_priority(classification),
         duplicate=recorded.duplicate,
     ), 202
+
+
+def approve_by_note(receiver: Any, event: IncidentEvent, commands: list[Any]) -> None:
+    """Take each `/approve <id>` of a person's note down the one approval path, once.
+
+    The author is the event's agent (HMAC-verified with the rest of the event); a repeat of
+    the webhook is a duplicate and comes nowhere near here.
+    """
+    approvals = [c for c in commands if isinstance(c, note_commands.Approve)]
+    if not approvals:
+        return
+    agent = event.agent or {}
+    approver = str(agent.get("id") or agent.get("summary") or "")
+    queue = actions_queue(receiver.settings.queue)
+
+    def send(name: str, args: list[Any]) -> None:
+        receiver.messages.app.send_task(name, args=args, queue=queue)
+
+    for command in approvals:
+        try:
+            outcome = approval.approve(
+                receiver.runtime, command.proposal_id, approver, "note", send
+            )
+            log.info("note approval of %s by %s: %s", command.proposal_id, approver, outcome)
+        except Exception:  # the note is stored; the person can approve again
+            log.exception("cannot take the note approval of %s", command.proposal_id)
 
 
 def _priority(classification: Classification | None) -> str | None:

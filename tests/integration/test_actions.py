@@ -31,6 +31,7 @@ from tasks.settings import Secret, Settings, settings_from_env
 from tasks.sla import closing
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.integration.test_pagerduty_webhook import annotated, sign
 from tests.support import PROJECT, QuietHandler, wait_for, worker_command
 from triage.policy import builtin_text
 from webhooks import create_app
@@ -195,6 +196,34 @@ def test_an_operator_approves_stop_trading_at_the_terminal_it_runs_once_verified
         f"action {proposal} approved",
         f"action {proposal} done",
     ]
+
+
+def test_a_note_on_the_incident_approves_by_its_author_once(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-note")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "stop-trading", "--incident", incident, "--as", "bot")
+    )
+
+    def note(n: int) -> requests.Response:
+        payload = annotated(f"NOTE-APPROVE-{n}", f"Looks right to me.\n/approve {proposal}")
+        payload["event"]["data"]["incident"]["id"] = incident
+        payload["event"]["agent"] = {"id": "PALLOWED", "type": "user_reference", "summary": "Dana"}
+        raw = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": sign(raw)}
+        headers["X-Webhook-Id"] = f"wh-approve-{n}"
+        return requests.post(
+            f"{receiver}/webhooks/pagerduty", data=raw, headers=headers, timeout=10
+        )
+
+    assert note(1).status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] stop-trading on gui-gateway: done")
+    assert "Approved by PALLOWED via note" in done
+    assert note(2).status_code == 202  # a second note approving the same: already done
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == ["stop-trading"]
+    assert len(action_notes(pagerduty, incident)) == 1
 
 
 def test_a_second_approval_answers_already_done_and_runs_nothing(

@@ -110,11 +110,11 @@ def test_a_malformed_command_is_answered_once_and_the_answer_is_not_acted_on(
 ) -> None:
     rt = Runtime(pd_settings)
     incident = pagerduty.add_incident("k-words")
-    answer = post(client, happening("/status fixed it\n/approve 7", incident, 1), webhook_id="w1")
+    answer = post(client, happening("/status fixed it\n/deploy now", incident, 1), webhook_id="w1")
     delivery_id = answer.get_json()["delivery_id"]
     assert rt.deliveries.get(delivery_id)["pipeline"] == (
         "not started: note commands: malformed '/status fixed it' (answered); "
-        "/approve ignored (not ours)"
+        "/deploy ignored (not ours)"
     )
     [queued] = [json.loads(m) for m in redis_client.lrange(INTAKE_QUEUE, 0, -1)]
     assert queued["headers"]["task"] == ANSWER_NOTE

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.notes.voice import Voice
 from triage.incident_status import status_now
-from triage.note_commands import Malformed, SetEta, SetStatus, Unknown, parse
+from triage.note_commands import Approve, Malformed, SetEta, SetStatus, Unknown, parse
 from triage.policy import builtin
 
 EXPECTED_WORD = "expected one of investigating, identified, monitoring, then what you found or did"
@@ -33,7 +33,10 @@ EXPECTED_ETA = "expected how long until resolved, such as 30m, 2h or 1h30m, or u
         ("/status resolved",
          [Malformed("/status resolved",
                     "resolve the incident in PagerDuty; its status then says Resolved")]),
-        ("/approve 42", [Unknown("approve")]),  # not ours (yet): ignored
+        ("/approve act-1A2b3c4d", [Approve("act-1a2b3c4d")]),
+        ("/approve 42", [Malformed("/approve 42",
+                                   "expected the id of a proposal, such as act-1a2b3c4d")]),
+        ("/deploy now", [Unknown("deploy")]),  # not ours: ignored
         ("see /var/log/app.log", []),
         ("/var/log/app.log is full", []),  # a path, not a command
         ("", []),
