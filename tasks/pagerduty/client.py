@@ -129,7 +129,45 @@ class PagerDutyGateway(Protocol):
         ...
 
 
-class RestGateway:
+class IncidentWrites:
+    """The incident writes both gateways make, each built once (`*_write`); a gateway applies
+    them its own way: REST sends them, the outbox writes them down."""
+
+    def _apply(self, write: IncidentWrite) -> None:
+        raise NotImplementedError
+
+    def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
+        """PUT /incidents/{id} with a priority reference."""
+        self._apply(priority_write(incident, priority_id))
+
+    def escalate(self, incident: IncidentRef, level: int) -> None:
+        """PUT /incidents/{id} with an escalation level."""
+        self._apply(escalation_write(incident, level))
+
+    def resolve(self, incident: IncidentRef) -> None:
+        """PUT /incidents/{id} with the status resolved."""
+        self._apply(resolution_write(incident))
+
+    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
+        """PUT /incidents/{id} with an urgency."""
+        self._apply(urgency_write(incident, urgency))
+
+    def status_update(self, incident: IncidentRef, message: str) -> None:
+        """POST /incidents/{id}/status_updates."""
+        self._apply(status_update_write(incident, message))
+
+    def request_responders(
+        self,
+        incident: IncidentRef,
+        requester_id: str,
+        targets: Sequence[tuple[str, str]],
+        message: str,
+    ) -> None:
+        """POST /incidents/{id}/responder_requests."""
+        self._apply(responder_request_write(incident, requester_id, targets, message))
+
+
+class RestGateway(IncidentWrites):
     """PagerDuty REST API v2 through `pagerduty.RestApiV2Client`, one attempt per call.
 
     Retries are the pipeline's (Celery, honouring `ratelimit-reset`), so a worker is never held
@@ -202,37 +240,8 @@ class RestGateway:
         """GET /priorities (all pages)."""
         return self._call("GET /priorities", lambda: self.client.list_all("priorities"))
 
-    def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
-        """PUT /incidents/{id} with a priority reference."""
-        self._send(priority_write(incident, priority_id))
-
-    def escalate(self, incident: IncidentRef, level: int) -> None:
-        """PUT /incidents/{id} with an escalation level."""
-        self._send(escalation_write(incident, level))
-
-    def resolve(self, incident: IncidentRef) -> None:
-        """PUT /incidents/{id} with the status resolved."""
-        self._send(resolution_write(incident))
-
-    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
-        """PUT /incidents/{id} with an urgency."""
-        self._send(urgency_write(incident, urgency))
-
-    def status_update(self, incident: IncidentRef, message: str) -> None:
-        """POST /incidents/{id}/status_updates."""
-        self._send(status_update_write(incident, message))
-
-    def request_responders(
-        self,
-        incident: IncidentRef,
-        requester_id: str,
-        targets: Sequence[tuple[str, str]],
-        message: str,
-    ) -> None:
-        """POST /incidents/{id}/responder_requests."""
-        self._send(responder_request_write(incident, requester_id, targets, message))
-
-    def _send(self, write: IncidentWrite) -> None:
+    def _apply(self, write: IncidentWrite) -> None:
+        """Send one incident write to PagerDuty's REST API."""
         send = self.client.rput if write.method == "PUT" else self.client.rpost
         self._call(write.name, lambda: send(write.path, json=write.body))
 
@@ -266,7 +275,7 @@ def outbox_incident_id(incident_key: str) -> str:
     return "outbox-" + hashlib.sha256(incident_key.encode()).hexdigest()[:12]
 
 
-class OutboxGateway:
+class OutboxGateway(IncidentWrites):
     """Write each call the REST gateway would make to a JSON file instead (no token set)."""
 
     def __init__(self, directory: Path, from_email: str) -> None:
@@ -304,37 +313,8 @@ class OutboxGateway:
         """Return no priorities: without a token the account cannot be asked."""
         return []
 
-    def set_priority(self, incident: IncidentRef, priority_id: str) -> None:
-        """Write the update to the outbox."""
-        self._record(priority_write(incident, priority_id))
-
-    def escalate(self, incident: IncidentRef, level: int) -> None:
-        """Write the escalation to the outbox."""
-        self._record(escalation_write(incident, level))
-
-    def resolve(self, incident: IncidentRef) -> None:
-        """Write the resolution to the outbox."""
-        self._record(resolution_write(incident))
-
-    def set_urgency(self, incident: IncidentRef, urgency: str) -> None:
-        """Write the urgency change to the outbox."""
-        self._record(urgency_write(incident, urgency))
-
-    def status_update(self, incident: IncidentRef, message: str) -> None:
-        """Write the status update to the outbox."""
-        self._record(status_update_write(incident, message))
-
-    def request_responders(
-        self,
-        incident: IncidentRef,
-        requester_id: str,
-        targets: Sequence[tuple[str, str]],
-        message: str,
-    ) -> None:
-        """Write the responder request to the outbox."""
-        self._record(responder_request_write(incident, requester_id, targets, message))
-
-    def _record(self, write: IncidentWrite) -> None:
+    def _apply(self, write: IncidentWrite) -> None:
+        """Write one incident write to the outbox instead."""
         body = wire_body(write.method, write.path, write.body)
         self._write(write.kind, {"method": write.method, "path": write.path, "json": body})
 
