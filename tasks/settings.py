@@ -102,6 +102,8 @@ class Settings:
     actions_token: Secret = field(default_factory=lambda: Secret(""))
     # Record and note what an approved action would do, without doing it.
     actions_dry_run: bool = False
+    # Opens the incident list page (GET /incidents) and its Replay buttons; unset: 503.
+    console_token: Secret = field(default_factory=lambda: Secret(""))
 
     @property
     def outbox_mode(self) -> bool:
@@ -179,6 +181,7 @@ _ENV = {
     "RESPONDER_QUEUE": "queue",
     "RESPONDER_ACTIONS_TOKEN": "actions_token",
     "RESPONDER_ACTIONS_DRY_RUN": "actions_dry_run",
+    "RESPONDER_CONSOLE_TOKEN": "console_token",
 }
 
 

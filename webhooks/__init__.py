@@ -12,7 +12,7 @@ from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
-from webhooks import actions, alertmanager, bundles, ops, pagerduty
+from webhooks import actions, alertmanager, bundles, incident_page, ops, pagerduty
 from webhooks.errors import register_error_handlers
 from webhooks.metrics import ReceiverMetrics
 from webhooks.receiver import EXTENSION, Receiver
@@ -23,7 +23,8 @@ MAX_BODY_BYTES = 256 * 1024
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the receiver app; settings default to the `RESPONDER_*` environment."""
     settings = settings or settings_from_env(os.environ)
-    app = Flask(__name__)
+    # No app-wide static route: the incident page's blueprint serves its own, with its headers.
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     runtime = Runtime(settings)
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bundles.blueprint)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(actions.blueprint)
+    app.register_blueprint(incident_page.blueprint)
     # Mounted in front of Flask's routing: see webhooks/alertmanager.py for why.
     endpoint = alertmanager.AlertmanagerEndpoint(app.extensions[EXTENSION], MAX_BODY_BYTES)
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]

@@ -51,3 +51,19 @@ def bundle_path(root: Path, bundle_id: str) -> Path:
     if not bundle_id or "/" in bundle_id or bundle_id.startswith("."):
         raise ValueError(f"invalid bundle id {bundle_id!r}")
     return root / bundle_id
+
+
+def incident_subject(incident_id: str) -> str:
+    """Return what an incident page link signs: not a bundle id (those never hold a slash)."""
+    return f"incident/{incident_id}"
+
+
+def incident_query(incident_id: str, expires: int, secret: str) -> str:
+    """Return the query string an incident page link carries."""
+    return signed_query(incident_subject(incident_id), expires, secret)
+
+
+def incident_link(public_url: str, incident_id: str, expires: int, secret: str) -> str:
+    """Return the signed link to an incident's page."""
+    query = incident_query(incident_id, expires, secret)
+    return f"{public_url.rstrip('/')}/incidents/{incident_id}?{query}"

@@ -1,0 +1,651 @@
+"""The incident page (`GET /incidents/<id>`, behind the same signed, expiring links as bundles)
+and the list page (`GET /incidents`, behind RESPONDER_CONSOLE_TOKEN).
+
+Server-rendered Jinja2 with one static script that polls `state.json`; no inline script or
+style, so the Content-Security-Policy forbids both. The receiver stays thin: it reads Redis
+records and the bundle's manifest with small readers here, says them in words with the pure
+`webhooks/incident_page_view.py`, and sends tasks by name (approvals down
+`tasks/actions/approval.py`, replays as `responder replay` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import io
+import json
+import re
+import secrets
+import zipfile
+import zlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from redis import RedisError
+
+from tasks.actions import approval
+from tasks.evidence.links import (
+    bundle_path,
+    incident_query,
+    incident_subject,
+    link_problem,
+    signed_query,
+)
+from tasks.lanes import actions_queue, queue_for
+from tasks.names import RESPOND
+from tasks.runtime import Runtime
+from tasks.settings import Settings
+from tasks.store.deliveries import COMPRESSED_SUFFIX, delivery_key
+from tasks.store.deliveries import INDEX_KEY as DELIVERIES_KEY
+from tasks.store.incidents import STARTED_KEY, history_key, incident_key
+from tasks.store.proposals import proposal_key
+from tasks.store.sla_clock import KINDS
+from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
+from webhooks import incident_page_view as view
+from webhooks.errors import problem
+from webhooks.receiver import current_receiver
+
+blueprint = Blueprint(
+    "incident_page",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/incidents/static",
+)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_PROPOSAL_IDS = re.compile(r"\baction (act-[0-9a-f]{8})\b")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+CSRF_COOKIE = "responder_csrf"
+CONSOLE_COOKIE_PATH = "/incidents"
+PAGE_SIZE = 50  # open incidents per list page; a storm pages, it does not render thousands
+RECENT_DELIVERIES = 30
+MAX_LOG_CHARS = 60_000  # a log folded on the page; the archive has all of it
+_PRIORITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
+
+# Answers to an approval, as the page says them (the redirect carries only the key).
+SAID = {
+    "approved": "Approved. The action is queued; its outcome appears here when it arrives.",
+    "already": "Someone else acted on it already.",
+    "refused": "Refused: nothing runs.",
+    "unknown": "No such proposal (unknown or past retention).",
+    "denied": "Denied. It will not run.",
+    "bad-approver": "Give your PagerDuty e-mail address to approve or deny.",
+    "replayed": "Replay queued.",
+    "not-replayed": "Not replayed.",
+}
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@blueprint.after_request
+def _headers(response: Response) -> Response:
+    """Add the page's security headers to every answer of this blueprint."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the URL carries the signature
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Cache-Control", "private, no-store")
+    return response
+
+
+# ---------------------------------------------------------------------------- the incident page
+
+
+def _signed(incident_id: str) -> tuple[Response | None, int]:
+    """Check the incident link's signature; return (a 403/404 answer or None, its expiry)."""
+    secret = current_receiver().settings.link_secret.reveal()
+    if not _ID.match(incident_id):
+        return _error_page(404, "No such incident."), 0
+    expires, sig = request.args.get("expires"), request.args.get("sig")
+    why = link_problem(incident_subject(incident_id), expires, sig, secret, datetime.now(UTC))
+    if why is not None:
+        return _error_page(403, f"This link does not open the incident page: {why}."), 0
+    return None, int(expires or 0)
+
+
+def _error_page(status: int, message: str) -> Response:
+    """Return a small HTML error page (a person clicked a link; JSON would not help)."""
+    return Response(render_template("incident_error.html", status=status, message=message), status)
+
+
+@blueprint.get("/incidents/<incident_id>")
+def incident_page(incident_id: str) -> Response:
+    """Serve one incident's page when the link's signature is valid and unexpired."""
+    refused, expires = _signed(incident_id)
+    if refused is not None:
+        return refused
+    receiver = current_receiver()
+    now = datetime.now(UTC)
+    try:
+        page = read_incident(receiver.runtime, incident_id, now)
+    except RedisError:
+        return _error_page(503, "The responder's Redis does not answer; try again shortly.")
+    if page is None:
+        return _error_page(404, f"The responder knows no incident {incident_id}.")
+    secret = receiver.settings.link_secret.reveal()
+    query = incident_query(incident_id, expires, secret)
+    bundle_query = signed_query(page["run_id"], expires, secret) if page["run_id"] else ""
+    token, cookie = _csrf(secret, f"incident/{incident_id}")
+    said = request.args.get("said", "")
+    html = render_template(
+        "incident.html",
+        page=page,
+        query=query,
+        bundle_query=bundle_query,
+        csrf=token,
+        said=SAID.get(said, ""),
+        said_key=said if said in SAID else "",
+        said_about=request.args.get("about", "")[:20],
+        link_expires_utc=view.utc_text(datetime.fromtimestamp(expires, UTC)),
+    )
+    response = Response(html, mimetype="text/html")
+    _set_csrf_cookie(response, cookie)
+    return response
+
+
+@blueprint.get("/incidents/<incident_id>/state.json")
+def incident_state(incident_id: str) -> Response | tuple[Response, int]:
+    """Return what the page polls: status, deadlines, proposals and timeline size."""
+    refused, _ = _signed(incident_id)
+    if refused is not None:
+        return problem(refused.status_code, "this link does not open the incident", "sig")
+    try:
+        state = read_state(current_receiver().runtime, incident_id, datetime.now(UTC))
+    except RedisError:
+        return problem(503, "Redis does not answer; retry")
+    if state is None:
+        return problem(404, "no such incident", "id")
+    return jsonify(state)
+
+
+@blueprint.get("/incidents/<incident_id>/evidence.zip")
+def incident_archive(incident_id: str) -> Response:
+    """Return the incident's latest bundle folder as a zip, built now (it is capped in size)."""
+    refused, _ = _signed(incident_id)
+    if refused is not None:
+        return refused
+    rt = current_receiver().runtime
+    record = _hash(rt, incident_key(incident_id))
+    run_id = str(record.get("run_id") or "")
+    if not run_id or not _ID.match(run_id):
+        return _error_page(404, "No evidence bundle for this incident yet.")
+    folder = bundle_path(rt.settings.bundle_dir, run_id).resolve()
+    if not folder.is_dir():
+        return _error_page(404, "No evidence bundle for this incident yet.")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            # The stored tar.gz holds the same files; a hidden one is a partial write.
+            if path.is_file() and not path.name.startswith(".") and path.suffix != ".gz":
+                archive.write(path, f"{run_id}/{path.relative_to(folder)}")
+    response = Response(buffer.getvalue(), mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="{run_id}.zip"'
+    return response
+
+
+@blueprint.post("/incidents/<incident_id>/proposals/<proposal_id>")
+def decide(incident_id: str, proposal_id: str) -> Response:
+    """Approve or deny a proposal from the page: CSRF-checked, then the one approval path."""
+    refused, expires = _signed(incident_id)
+    if refused is not None:
+        return refused
+    receiver = current_receiver()
+    secret = receiver.settings.link_secret.reveal()
+    if not _csrf_ok(secret, f"incident/{incident_id}"):
+        return _error_page(403, "The form is stale or came from elsewhere: reload the page.")
+    approver = (request.form.get("approver") or "").strip()
+    decision = request.form.get("decision", "")
+    back = {"said": "bad-approver", "about": proposal_id}
+    rt = receiver.runtime
+    record = _json(rt, proposal_key(proposal_id)) if _ID.match(proposal_id) else None
+    if record is None or record.get("incident_id") != incident_id:
+        back["said"] = "unknown"
+    elif _EMAIL.match(approver) and decision in ("approve", "deny"):
+        celery = receiver.messages.app
+        queue = actions_queue(receiver.settings.queue)
+
+        def send(name: str, args: list[Any]) -> None:
+            celery.send_task(name, args=args, queue=queue)
+
+        try:
+            if decision == "approve":
+                outcome = approval.approve(rt, proposal_id, approver, "incident page", send)
+            else:
+                outcome = approval.deny(rt, proposal_id, approver, "incident page")
+        except RedisError:
+            return _error_page(503, "Cannot record the decision right now; try again.")
+        back["said"] = outcome.status
+    query = incident_query(incident_id, expires, secret)
+    target = f"{url_for('incident_page.incident_page', incident_id=incident_id)}?{query}"
+    return redirect(f"{target}&{urlencode(back)}#actions", 303)
+
+
+def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any] | None:
+    """Read everything the page shows of one incident; None when nothing is known of it."""
+    record = _hash(rt, incident_key(incident_id))
+    history = _history(rt, incident_id)
+    if not record and not history:
+        return None
+    run_id = str(record.get("run_id") or "")
+    run = _json(rt, f"responder:run:{run_id}") if run_id and _ID.match(run_id) else None
+    manifest: dict[str, Any] = {}
+    folder: Path | None = None
+    timeline_file: list[dict[str, Any]] = []
+    if run_id and _ID.match(run_id):
+        folder = bundle_path(rt.settings.bundle_dir, run_id)
+        manifest = _file_json(folder / "manifest.json") or {}
+        timeline_file = _file_json(folder / "timeline.json") or []
+    run = run or {}
+    classification = manifest.get("classification") or run.get("classification") or {}
+    planned = manifest.get("deadlines") or run.get("deadlines") or {}
+    policy = rt.policy
+    state = read_state(rt, incident_id, now, record=record, history=history, planned=planned)
+    assert state is not None
+    evidence = view.evidence(manifest)
+    for item in evidence:
+        item["log_views"] = [
+            {"name": name, "lines": view.log_lines(_text(folder, name))}
+            for name in item["logs"]
+            if folder is not None
+        ]
+    services = view.services(policy, run.get("affected") or run.get("services") or [], manifest)
+    alerts = run.get("alerts") or []
+    started = planned.get("triggered_at")
+    fired = [
+        {"at": started, "what": f"alert fired: {a.get('name')} ({a.get('priority')})", "by": ""}
+        for a in alerts
+        if started
+    ]
+    return {
+        **state,
+        "id": incident_id,
+        "run_id": run_id if folder is not None and folder.is_dir() else "",
+        "title": record.get("title") or manifest.get("title") or run.get("title") or incident_id,
+        "html_url": record.get("html_url") or "",
+        "priority": view.priority(policy, str(classification.get("priority") or "")),
+        "rule": classification.get("rule", ""),
+        "reason": classification.get("reason", ""),
+        "market": view.market(policy, now),
+        "services": services,
+        "impact": view.impact(manifest, services),
+        "evidence": evidence,
+        "collecting": not manifest,
+        "alerts": alerts,
+        "timeline": view.timeline(history, timeline_file, fired, now=now),
+        "bundle_created_utc": (
+            view.utc_text(datetime.fromisoformat(manifest["created_at"]))
+            if manifest.get("created_at")
+            else ""
+        ),
+    }
+
+
+def read_state(
+    rt: Runtime,
+    incident_id: str,
+    now: datetime,
+    *,
+    record: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
+    planned: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Read what changes while the page is open: status, deadlines, proposals (one poll)."""
+    if record is None or history is None:
+        with rt.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(incident_key(incident_id))
+            pipe.lrange(history_key(incident_id), -view.MAX_TIMELINE, -1)
+            raw_record, raw_history = pipe.execute()
+        record = _decode_hash(raw_record)
+        history = _decode_history(raw_history)
+        if not record and not history:
+            return None
+    if planned is None:
+        run_id = str(record.get("run_id") or "")
+        run = _json(rt, f"responder:run:{run_id}") if run_id and _ID.match(run_id) else None
+        planned = (run or {}).get("deadlines") or {}
+    running = _running_deadlines(rt, incident_id)
+    ids = list(dict.fromkeys(_PROPOSAL_IDS.findall(" ".join(e["what"] for e in history))))
+    raw = rt.redis.mget([proposal_key(i) for i in ids]) if ids else []
+    records = [json.loads(r) for r in raw if r is not None]
+    deadlines = view.deadlines(planned, running, record, now)
+    status = str(record.get("status") or "triggered")
+    return {
+        "now": now.isoformat(),
+        "status": status,
+        "status_words": view.INCIDENT_STATUS.get(status, status),
+        "acknowledged_by": record.get("acknowledged_by") or "",
+        "acknowledged_utc": (
+            view.utc_text(datetime.fromisoformat(record["acknowledged_at"]))
+            if record.get("acknowledged_at")
+            else ""
+        ),
+        "deadlines": deadlines,
+        "next_deadline": view.next_deadline(deadlines),
+        "proposals": view.proposals(rt.policy, records, now),
+        "timeline_count": len(history),
+    }
+
+
+def _running_deadlines(rt: Runtime, incident_id: str) -> dict[str, str]:
+    """Return the due times the SLA clock holds now for the incident, by kind."""
+    raw = rt.redis.mget([f"responder:deadline:{incident_id}|{kind}" for kind in KINDS])
+    found = {}
+    for kind, detail in zip(KINDS, raw, strict=True):
+        if detail is not None:
+            try:
+                found[kind] = str(json.loads(detail)["due"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
+
+
+# ------------------------------------------------------------------------------ the list page
+
+
+def _console_problem(settings: Settings) -> Response | None:
+    """Return a 401/503 when the request does not carry the console token, else None."""
+    expected = settings.console_token.reveal()
+    if not expected:
+        return problem(503, "the console is not enabled: RESPONDER_CONSOLE_TOKEN is not set")
+    scheme, _, credentials = (request.headers.get("Authorization") or "").partition(" ")
+    given = ""
+    if scheme.lower() == "bearer":
+        given = credentials.strip()
+    elif scheme.lower() == "basic":
+        try:
+            # Any user name; the password is the token (a browser's own login prompt).
+            given = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, ValueError):
+            given = ""
+    if given and hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    answer = problem(401, "the console needs RESPONDER_CONSOLE_TOKEN", "Authorization")
+    answer.headers["WWW-Authenticate"] = 'Basic realm="eafix-responder console", charset="UTF-8"'
+    return answer
+
+
+@blueprint.get("/incidents")
+def incident_list() -> Response:
+    """List open incidents by priority with their next deadline, and recent deliveries."""
+    receiver = current_receiver()
+    if (refused := _console_problem(receiver.settings)) is not None:
+        return refused
+    page = max(1, min(request.args.get("page", 1, type=int) or 1, 10_000))
+    now = datetime.now(UTC)
+    try:
+        listing = read_list(receiver.runtime, now, page)
+    except RedisError:
+        return _error_page(503, "The responder's Redis does not answer; try again shortly.")
+    token, cookie = _csrf(receiver.settings.console_token.reveal(), "console")
+    said = request.args.get("said", "")
+    html = render_template(
+        "incidents.html",
+        listing=listing,
+        csrf=token,
+        said=SAID.get(said, ""),
+        about=request.args.get("about", "")[:64],
+        why=request.args.get("why", "")[:200],
+    )
+    response = Response(html, mimetype="text/html")
+    _set_csrf_cookie(response, cookie)
+    return response
+
+
+@blueprint.post("/incidents/replay/<delivery_id>")
+def replay(delivery_id: str) -> Response:
+    """Replay one delivery as `responder replay DELIVERY_ID` does (CSRF-checked)."""
+    receiver = current_receiver()
+    if (refused := _console_problem(receiver.settings)) is not None:
+        return refused
+    if not _csrf_ok(receiver.settings.console_token.reveal(), "console"):
+        return _error_page(403, "The form is stale or came from elsewhere: reload the page.")
+    rt = receiver.runtime
+    said, why = "not-replayed", ""
+    try:
+        delivery = rt.deliveries.get(delivery_id) if _ID.match(delivery_id) else None
+        if delivery is None:
+            why = "no such delivery (past retention?)"
+        elif (why := replay_refusal(delivery)) is None:
+            run = rt.deliveries.next_run(delivery_id)
+            priority = (delivery.get("classification") or {}).get("priority")
+            receiver.messages.app.send_task(
+                RESPOND, args=[delivery_id, run], queue=queue_for(rt.settings.queue, priority)
+            )
+            rt.deliveries.update(delivery_id, pipeline="queued (replay)")
+            said, why = "replayed", f"run {run}"
+    except RedisError:
+        return _error_page(503, "Cannot record the replay right now; try again.")
+    back = urlencode({"said": said, "about": delivery_id, "why": why or ""})
+    return redirect(f"{url_for('incident_page.incident_list')}?{back}#deliveries", 303)
+
+
+def replay_refusal(delivery: dict[str, Any]) -> str | None:
+    """Return why the page does not replay a delivery (the CLI can), or None when it does.
+
+    The page replays what starts a response; a PagerDuty event that only updates the record
+    is replayed from the CLI (`responder replay ID`), which applies it in-process.
+    """
+    try:
+        payload = json.loads(delivery["raw_body"])
+        if delivery.get("source") == "pagerduty":
+            event = parse_pagerduty(payload)
+            if event.incident is None or not event.starts_response:
+                return f"{event.event_type} starts no response: use `responder replay`"
+            return None
+        if not parse_alertmanager(payload).firing:
+            return "no firing alert (resolved alerts are not diagnosed)"
+    except (PayloadError, ValueError, KeyError) as exc:
+        return f"the stored body no longer parses: {exc}"
+    return None
+
+
+def read_list(rt: Runtime, now: datetime, page: int) -> dict[str, Any]:
+    """Read a page of open incidents (latest clocks first, capped) and recent deliveries."""
+    policy = rt.policy
+    total = int(rt.redis.zcard(STARTED_KEY))
+    start = (page - 1) * PAGE_SIZE
+    ids = [i.decode() for i in rt.redis.zrevrange(STARTED_KEY, start, start + PAGE_SIZE - 1)]
+    fields = ["status", "title", "sla_priority", "acknowledged_by", "run_id"]
+    with rt.redis.pipeline(transaction=False) as pipe:
+        for incident_id in ids:
+            pipe.hmget(incident_key(incident_id), fields)
+            pipe.mget([f"responder:deadline:{incident_id}|{kind}" for kind in KINDS])
+        answers = pipe.execute()
+    secret = rt.settings.link_secret.reveal()
+    expires = int((now + timedelta(days=rt.settings.link_ttl_days)).timestamp())
+    incidents = []
+    for index, incident_id in enumerate(ids):
+        values = [json.loads(v) if v is not None else None for v in answers[2 * index]]
+        record = dict(zip(fields, values, strict=True))
+        if record["status"] == "resolved":
+            continue
+        due = [json.loads(d) for d in answers[2 * index + 1] if d is not None]
+        soonest = min(due, key=lambda d: d["due"], default=None)
+        next_due = None
+        if soonest is not None:
+            moment = datetime.fromisoformat(soonest["due"])
+            seconds = (moment - now).total_seconds()
+            next_due = {
+                "label": view.DEADLINE_LABELS.get(soonest["kind"], soonest["kind"]),
+                "due": moment.astimezone(UTC).isoformat(),
+                "due_utc": view.utc_text(moment),
+                "words": view.in_words(seconds),
+                "overdue": seconds < 0,
+            }
+        ours = str(record["sla_priority"] or "")
+        incidents.append(
+            {
+                "id": incident_id,
+                "title": record["title"] or incident_id,
+                "priority": view.priority(policy, ours),
+                "status": view.INCIDENT_STATUS.get(str(record["status"]), record["status"]),
+                "acknowledged_by": record["acknowledged_by"] or "",
+                "next": next_due,
+                "link": (
+                    f"/incidents/{incident_id}?{incident_query(incident_id, expires, secret)}"
+                    if secret
+                    else ""
+                ),
+            }
+        )
+    incidents.sort(
+        key=lambda i: (
+            _PRIORITY_RANK.get(i["priority"]["ours"], 9),
+            i["next"]["due"] if i["next"] else "9",
+        )
+    )
+    return {
+        "incidents": incidents,
+        "page": page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "total_clocks": total,
+        "deliveries": _recent_deliveries(rt, now),
+        "links": bool(secret),
+    }
+
+
+def _recent_deliveries(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
+    """Return the latest deliveries' metadata and pipeline state (never their bodies)."""
+    ids = [i.decode() for i in rt.redis.zrevrange(DELIVERIES_KEY, 0, RECENT_DELIVERIES - 1)]
+    names = ["meta", "meta" + COMPRESSED_SUFFIX.decode(), "pipeline", "bundle_id", "incident_id"]
+    with rt.redis.pipeline(transaction=False) as pipe:
+        for delivery_id in ids:
+            pipe.hmget(delivery_key(delivery_id), names)
+        answers = pipe.execute()
+    shown = []
+    for delivery_id, (meta, packed, pipeline, bundle_id, incident_id) in zip(
+        ids, answers, strict=True
+    ):
+        if meta is None and packed is not None:
+            meta = zlib.decompress(packed)
+        info = json.loads(meta) if meta else {}
+        received = info.get("received_at", "")
+        moment = datetime.fromisoformat(received) if received else None
+        shown.append(
+            {
+                "id": delivery_id,
+                "source": info.get("source", "?"),
+                "priority": (info.get("classification") or {}).get("priority", ""),
+                "received_utc": view.utc_text(moment) if moment else "",
+                "received_ago": view.ago((now - moment).total_seconds()) if moment else "",
+                "pipeline": _loads(pipeline) or "",
+                "bundle_id": _loads(bundle_id) or "",
+                "incident_id": _loads(incident_id) or "",
+            }
+        )
+    return shown
+
+
+# ---------------------------------------------------------------------------- small readers
+
+
+def _hash(rt: Runtime, key: str) -> dict[str, Any]:
+    return _decode_hash(rt.redis.hgetall(key))
+
+
+def _decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    found = {}
+    for name, value in raw.items():
+        try:
+            found[name.decode()] = json.loads(value)
+        except ValueError:
+            continue
+    return found
+
+
+def _history(rt: Runtime, incident_id: str) -> list[dict[str, Any]]:
+    return _decode_history(rt.redis.lrange(history_key(incident_id), -view.MAX_TIMELINE, -1))
+
+
+def _decode_history(raw: list[bytes]) -> list[dict[str, Any]]:
+    entries = []
+    for line in dict.fromkeys(raw):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "at" in entry and "what" in entry:
+            entries.append(entry)
+    return entries
+
+
+def _json(rt: Runtime, key: str) -> dict[str, Any] | None:
+    raw = rt.redis.get(key)
+    try:
+        found = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _loads(raw: bytes | None) -> Any:
+    try:
+        return json.loads(raw) if raw is not None else None
+    except ValueError:
+        return raw.decode(errors="replace") if raw is not None else None
+
+
+def _file_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _text(folder: Path | None, name: str) -> str:
+    """Return the tail of a bundle file (already redacted when written)."""
+    if folder is None or ".." in Path(name).parts or name.startswith("/"):
+        return ""
+    try:
+        with (folder / name).open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - MAX_LOG_CHARS))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------- CSRF
+
+
+def _csrf(secret: str, scope: str) -> tuple[str, str]:
+    """Return the form token for this browser's CSRF cookie (a new cookie when it has none)."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not re.fullmatch(r"[0-9a-f]{32}", cookie):
+        cookie = secrets.token_hex(16)
+    return _csrf_token(secret, scope, cookie), cookie
+
+
+def _csrf_token(secret: str, scope: str, cookie: str) -> str:
+    message = f"csrf:{scope}:{cookie}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _csrf_ok(secret: str, scope: str) -> bool:
+    """Return True when the form's token matches this browser's CSRF cookie (double submit)."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    given = request.form.get("csrf", "")
+    if not cookie or not given or not secret:
+        return False
+    return hmac.compare_digest(_csrf_token(secret, scope, cookie), given)
+
+
+def _set_csrf_cookie(response: Response, cookie: str) -> None:
+    response.set_cookie(
+        CSRF_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+        path=CONSOLE_COOKIE_PATH,
+    )
