@@ -49,11 +49,10 @@ def make_incident(
     run_id = f"{incident_id}-run1"
     triggered = now - timedelta(minutes=14)
     title = "TradingServiceDown: execution-engine is down"
-    incident = Incident(incident_id, title, "triggered", "high", "P2", "EAFIX", f"key-{incident_id}")
+    key = f"key-{incident_id}"
+    incident = Incident(incident_id, title, "triggered", "high", "P2", "EAFIX", key)
     rt.incidents.apply(IncidentEvent(f"{incident_id}-t", "incident.triggered", triggered, incident))
-    acknowledged = Incident(
-        incident_id, title, "acknowledged", "high", "P2", "EAFIX", f"key-{incident_id}"
-    )
+    acknowledged = Incident(incident_id, title, "acknowledged", "high", "P2", "EAFIX", key)
     rt.incidents.apply(
         IncidentEvent(
             f"{incident_id}-a",
@@ -137,10 +136,20 @@ def write_bundle(
             "1/2 services healthy: execution-engine down",
             tables={
                 "services": [
-                    {"service": "execution-engine", "health": "down", "http_status": None,
-                     "error": "connection refused", "trading_path": True},
-                    {"service": "gui-gateway", "health": "ok", "http_status": 200,
-                     "error": "", "trading_path": True},
+                    {
+                        "service": "execution-engine",
+                        "health": "down",
+                        "http_status": None,
+                        "error": "connection refused",
+                        "trading_path": True,
+                    },
+                    {
+                        "service": "gui-gateway",
+                        "health": "ok",
+                        "http_status": 200,
+                        "error": "",
+                        "trading_path": True,
+                    },
                 ]  # fmt: skip
             },
             duration_seconds=0.05,
