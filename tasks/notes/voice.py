@@ -527,6 +527,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
+        ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/incidents/P1?sig=1")),
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
             [(alert, first), (plain, first)], ["d1", "d2"], timedelta(minutes=10), now, 1)),
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(

@@ -493,7 +493,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         state.classification,
         state.alert_name,
         evidence,
-        bundle_location(rt, run_id, now),
+        bundle_location(rt, run_id, now, state.incident_id),
         top_error_lines(folder),
     )
     incident = state.incident
@@ -517,13 +517,18 @@ def top_error_lines(folder: Path, count: int = 3) -> list[str]:
     return sorted(lines, key=lambda line: line.split(": ", 1)[1])[-count:]
 
 
-def bundle_location(rt: Runtime, bundle_id: str, now: datetime) -> str:
-    """Return the signed link to a bundle, or its path when links are not configured."""
+def bundle_location(
+    rt: Runtime, bundle_id: str, now: datetime, incident_id: str | None = None
+) -> str:
+    """Return the signed link to the incident's page (which shows the bundle), to the bundle
+    when no incident is known, or the bundle's path when links are not configured."""
     secret = rt.settings.link_secret.reveal()
     if not secret:
         folder = bundle_path(rt.settings.bundle_dir, bundle_id).resolve()
         return f"{folder} on the responder host (bundle {bundle_id})"
     expires = int((now + timedelta(days=rt.settings.link_ttl_days)).timestamp())
+    if incident_id:
+        return links.incident_link(rt.settings.public_url, incident_id, expires, secret)
     return links.bundle_link(rt.settings.public_url, bundle_id, expires, secret)
 
 

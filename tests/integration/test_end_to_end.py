@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import threading
@@ -366,10 +367,14 @@ def test_the_evidence_note_links_to_the_bundle_and_the_link_downloads_it(
         lambda: len(pagerduty.notes_for(incident)) >= 2 and pagerduty.notes_for(incident),
         what="both notes",
     )
-    [line] = [ln for ln in notes[1]["content"].splitlines() if ln.startswith("Bundle: ")]
-    link = line.removeprefix("Bundle: ")
-    assert link.startswith(f"{PUBLIC_URL}/bundles/") and "sig=" in link
-    local = link.replace(PUBLIC_URL, receiver)
+    [line] = [ln for ln in notes[1]["content"].splitlines() if ln.startswith("Incident page: ")]
+    link = line.removeprefix("Incident page: ")
+    assert link.startswith(f"{PUBLIC_URL}/incidents/{incident}?") and "sig=" in link
+    incident_page = requests.get(link.replace(PUBLIC_URL, receiver), timeout=5)
+    assert incident_page.status_code == 200 and "SignalLatencyHigh" in incident_page.text
+    # The page links the raw bundle with a signature of its own.
+    raw = re.search(r'href="(/bundles/[^"]+)"', incident_page.text).group(1)  # type: ignore[union-attr]
+    local = receiver + html.unescape(raw)
     page = requests.get(local, timeout=5)
     assert page.status_code == 200 and "SignalLatencyHigh" in page.text
     manifest = requests.get(local.replace("/?", "/manifest.json?"), timeout=5).json()

@@ -123,12 +123,12 @@ def test_a_note_links_to_the_bundle_on_the_port_it_runs_on(running: Running) -> 
         for path in sorted((running.directory / "outbox").glob("*-note-*.json")):
             content = json.loads(path.read_text())["json"]["note"]["content"]
             for word in content.split():
-                if "/bundles/" in word:
+                if "/incidents/" in word or "/bundles/" in word:
                     return word
         return None
 
-    link = wait_for(evidence_link, timeout=60, what="the evidence note with its bundle link")
-    assert link.startswith(f"{base}/bundles/"), link
+    link = wait_for(evidence_link, timeout=60, what="the evidence note with its page link")
+    assert link.startswith((f"{base}/incidents/", f"{base}/bundles/")), link
     assert requests.get(link, timeout=10).status_code == 200
 
 
