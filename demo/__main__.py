@@ -57,6 +57,8 @@ def main() -> int:
         say(f"injecting {args.scenario}: {effect}")
         world.inject(args.scenario)
         done = tell_story(world, store, alert, args.timeout)
+        if done and (page := incident_page_link(world)):
+            say(f"open the incident page: {page}")
         if not done:
             waited = f"{args.timeout:g} s"
             say(f"no evidence note for {alert or args.scenario} in {waited}; logs in {DIRECTORY}")
@@ -107,6 +109,16 @@ def tell_story(world: World, store: DeliveryStore, alert: str, timeout: float) -
                         return True
         time.sleep(0.3)
     return False
+
+
+def incident_page_link(world: World) -> str | None:
+    """Return the incident page link the latest evidence note carries (the page's own line)."""
+    for incident_id in reversed(list(world.pagerduty.incidents)):
+        for note in reversed(world.pagerduty.notes_for(incident_id)):
+            for line in note["content"].splitlines():
+                if line.startswith("Incident page: "):
+                    return line.removeprefix("Incident page: ")
+    return None
 
 
 if __name__ == "__main__":

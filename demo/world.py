@@ -32,6 +32,7 @@ SHARED_RULES = PROJECT.parent / "shared" / "eafix" / "alert-rules.yml"
 OWN_RULES = Path(__file__).resolve().parent / "alert-rules.yml"
 TOKEN = "demo-alertmanager-token"
 PD_TOKEN = "demo-pagerduty-token"
+LINK_SECRET = "demo-link-secret"  # signs the incident page's links the notes carry
 ROUTING_KEY = "R" * 32
 
 
@@ -138,6 +139,9 @@ class World:
             "RESPONDER_INCIDENT_LOOKUP_DELAY": "0.5",
             "RESPONDER_COLLECTOR_TIMEOUT": "3",
             "PROMETHEUS_MULTIPROC_DIR": str(self.directory / "metrics"),
+            # Notes link the incident page on this world's receiver (demo/__main__.py prints it).
+            "RESPONDER_LINK_SECRET": LINK_SECRET,
+            "RESPONDER_PUBLIC_URL": self.urls.get("responder", ""),
         }
 
     def inject(self, scenario: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 from demo.world import World
 from tests.support import named, wait_for
@@ -33,7 +34,12 @@ def test_the_world_uses_the_redis_the_tests_are_given(world: World, redis_url: s
 
 
 def _bundle_id(evidence: str) -> str:
-    return re.search(r"\(bundle ([^)]+)\)", evidence).group(1)
+    """Open the incident page the evidence note links to; return the bundle it shows."""
+    link = re.search(r"^Incident page: (\S+)$", evidence, re.MULTILINE).group(1)
+    page = requests.get(link, timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    assert "prometheus/q0.png" in page.text  # the plot, shown on the page
+    return re.search(r'href="/bundles/([^/"]+)/', page.text).group(1)
 
 
 def incident_notes(world: World, alert: str) -> list[dict] | None:
