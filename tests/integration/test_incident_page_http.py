@@ -69,6 +69,9 @@ def test_the_incident_page_opens_with_its_signed_link_and_strict_headers(
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
     assert not re.search(r"\s(style|on[a-z]+)=", html)
     assert "<style" not in html
+    # Nothing the page loads comes from elsewhere: no CDN font, script or image.
+    loaded = re.findall(r'<(?:script|img|link)\b[^>]*\b(?:src|href)="([^"]+)"', html)
+    assert loaded and all(url.startswith("/") and not url.startswith("//") for url in loaded)
     with client.get("/incidents/static/incident.js") as script:
         assert script.status_code == 200 and script.headers["X-Content-Type-Options"] == "nosniff"
 
