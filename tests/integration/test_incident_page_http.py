@@ -269,3 +269,19 @@ def test_replay_from_the_list_page_needs_token_and_csrf_and_queues_the_run(
     queued = redis_client.llen(INTAKE_QUEUE) + redis_client.llen(f"{INTAKE_QUEUE}-urgent")
     assert queued == 1
     assert rt.deliveries.get(delivery_id)["pipeline"] == "queued (replay)"  # type: ignore[index]
+
+
+def test_one_incidents_link_cannot_approve_another_incidents_proposal(
+    client: FlaskClient, made: MadeIncident, page_settings: Settings, redis_client: redis.Redis
+) -> None:
+    other = make_incident(Runtime(page_settings), "PHTTP02", datetime.now(UTC))
+    token = csrf_of(client.get(made.path).get_data(as_text=True))
+    # PHTTP01's signed link, PHTTP02's proposal.
+    action = made.path.replace("?", f"/proposals/{other.proposal_id}?", 1)
+    form = {"approver": "oncall@eafix.example", "decision": "approve", "csrf": token}
+    answer = client.post(action, data=form)
+    assert "said=unknown" in answer.headers["Location"]
+    assert json.loads(redis_client.get(f"responder:action:{other.proposal_id}"))["status"] == (
+        "proposed"
+    )
+    assert redis_client.llen(f"{INTAKE_QUEUE}-actions") == 0
