@@ -482,12 +482,15 @@ def read_list(rt: Runtime, now: datetime, page: int) -> dict[str, Any]:
                 "overdue": seconds < 0,
             }
         ours = str(record["sla_priority"] or "")
+        # No PagerDuty webhook yet (Alertmanager opened it): the clock's own title and state.
+        title = record["title"] or next((d.get("title") for d in due if d.get("title")), "")
+        status = str(record["status"] or "triggered")
         incidents.append(
             {
                 "id": incident_id,
-                "title": record["title"] or incident_id,
+                "title": title or incident_id,
                 "priority": view.priority(policy, ours),
-                "status": view.INCIDENT_STATUS.get(str(record["status"]), record["status"]),
+                "status": view.INCIDENT_STATUS.get(status, status),
                 "acknowledged_by": record["acknowledged_by"] or "",
                 "next": next_due,
                 "link": (

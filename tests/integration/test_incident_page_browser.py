@@ -9,6 +9,7 @@ Screenshots land in var/screenshots/ (the latest ones are copied into docs/scree
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 from collections.abc import Iterator
@@ -32,12 +33,13 @@ from tests.integration.test_actions import (  # noqa: F401 - fixtures, shared wi
     action_worker,
     world,
 )
-from tests.support import PROJECT, QuietHandler, wait_for
+from tests.support import PROJECT, PUBLIC_URL, QuietHandler, post_alert, sample_payload, wait_for
 from tests.support.incident_page import MadeIncident, make_incident
 from webhooks import create_app
 
 SCREENSHOTS = PROJECT / "var" / "screenshots"
 SIZES = {"desktop": (1366, 768, False), "phone": (390, 844, True)}
+CONSOLE_TOKEN = "console-browser-5d2c"
 READER_TIME_ZONE = "Europe/Zurich"  # the reader's local time differs from UTC, as it may at 3 a.m.
 
 
@@ -69,7 +71,7 @@ def size(driver: WebDriver, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def base_url(world: World) -> Iterator[str]:  # noqa: F811
-    app = create_app(world.settings(console_token=Secret("console-browser")))
+    app = create_app(world.settings(console_token=Secret(CONSOLE_TOKEN)))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -222,6 +224,54 @@ def test_approving_from_the_page_runs_the_action_once_and_shows_its_outcome(
     browser.refresh()
     assert not browser.find_elements(By.CSS_SELECTOR, form)
     assert world.sim.emergency_calls == ["stop-trading"]
+
+
+def test_a_real_run_through_the_worker_links_its_page_from_the_evidence_note(
+    browser: WebDriver,
+    base_url: str,
+    world: World,  # noqa: F811
+    action_worker: None,  # noqa: F811
+    fake_pagerduty: FakePagerDuty,
+) -> None:
+    # Alertmanager's alert, the fake PagerDuty's incident, the real pipeline on the worker.
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", page="browser"}')
+    incident = fake_pagerduty.add_incident(hashlib.sha256(payload["groupKey"].encode()).hexdigest())
+    world.sim.inject("signal-latency")
+    try:
+        assert post_alert(base_url, payload).status_code == 202
+        notes = wait_for(
+            lambda: (
+                len(fake_pagerduty.notes_for(incident)) >= 2 and fake_pagerduty.notes_for(incident)
+            ),
+            timeout=45,
+            what="the evidence note",
+        )
+    finally:
+        world.sim.clear()
+    [line] = [n for n in notes[1]["content"].splitlines() if n.startswith("Incident page: ")]
+    browser.get(line.removeprefix("Incident page: ").replace(PUBLIC_URL, base_url))
+    assert "SignalLatencyHigh" in text_of(browser, "h1")
+    states = [
+        a.get_attribute("class").split()[-1]
+        for a in browser.find_elements(By.CSS_SELECTOR, "#evidence article.collector")
+    ]
+    assert states[0] in ("collector-failed", "collector-timeout"), states
+    order = ["collector-failed", "collector-timeout", "collector-ok", "collector-skipped"]
+    assert states == sorted(states, key=order.index)
+    assert "signal-generator" in text_of(browser, "#services")
+
+
+def test_the_list_page_opens_with_basic_auth_and_links_each_incidents_page(
+    browser: WebDriver, base_url: str, made: MadeIncident
+) -> None:
+    size(browser, "desktop")
+    browser.get(base_url.replace("http://", f"http://oncall:{CONSOLE_TOKEN}@") + "/incidents")
+    browser.save_screenshot(str(SCREENSHOTS / "incidents-desktop.png"))
+    link = browser.find_element(By.CSS_SELECTOR, f"a[href^='/incidents/{made.incident_id}?']")
+    assert "P1" in browser.find_element(By.CSS_SELECTOR, "tbody tr").text
+    link.click()
+    assert text_of(browser, ".priority .badge") == "P1"
+    assert "Acknowledged, by Dana Oncall" in text_of(browser, "#status")
 
 
 def test_a_tampered_or_expired_link_opens_nothing(
