@@ -21,6 +21,7 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from werkzeug.serving import make_server
 
@@ -185,6 +186,19 @@ def test_the_timeline_shows_the_escalation(
     assert entries[0].find_element(By.CSS_SELECTOR, ".kind").text == "ESCALATION"
     kinds = browser.find_elements(By.CSS_SELECTOR, "ol.timeline li")
     assert any("proposed: stop-trading" in k.text for k in kinds)
+
+
+def test_the_approval_form_is_usable_from_the_keyboard(
+    browser: WebDriver, base_url: str, made: MadeIncident
+) -> None:
+    browser.get(base_url + made.path + "#actions")
+    field = browser.find_element(By.CSS_SELECTOR, f"#proposal-{made.proposal_id} input.approver")
+    field.click()
+    field.send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert (focused.tag_name, focused.text) == ("button", "Approve")
+    focused.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Deny"
 
 
 def test_approving_from_the_page_runs_the_action_once_and_shows_its_outcome(
