@@ -6,15 +6,25 @@ Imported by the receiver, so it loads nothing of the worker's: tasks are sent by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tasks.names import ACT, ACTION_REFUSED
 from tasks.runtime import Runtime
-from tasks.store.proposals import APPROVED, ENDED, WAITING, Proposal, ProposalStore, new_id
-from triage.actions import ActionRefused, expired, may_approve, resolve
+from tasks.store.deliveries import DEDUP_TTL, PREFIX
+from tasks.store.proposals import (
+    APPROVED,
+    ENDED,
+    WAITING,
+    Proposal,
+    ProposalStore,
+    new_id,
+    run_proposal_id,
+)
+from triage.actions import ActionRefused, Fitting, expired, may_approve, resolve
 
 # A run (CLI `action run`, a workflow) of the same action on the same target of an incident
 # within this window is the same run: a retried POST or a second click acts no more.
@@ -66,6 +76,44 @@ def propose(
     what = f"action {proposal.id} proposed: {proposal.action} on {proposal.target}"
     rt.incidents.log(incident_id, what, proposed_by, now)
     return proposal
+
+
+def propose_for_run(
+    rt: Runtime, run_id: str, incident_id: str, fitting: Sequence[Fitting], now: datetime
+) -> list[Proposal]:
+    """Record the proposals a run's policy rules make, once per run; return them.
+
+    A retried evidence task gets the same proposals back: the run's list is kept (SET NX) and
+    each id is derived from the run, the action and the target, so none is made twice.
+    """
+    store = proposals(rt)
+    key = f"{PREFIX}run-proposals:{run_id}"
+    if (kept := rt.redis.get(key)) is not None:
+        return [p for p in map(store.get, json.loads(kept)) if p is not None]
+    made = []
+    for fit in fitting:
+        proposal = Proposal(
+            id=run_proposal_id(run_id, fit.action, fit.target),
+            action=fit.action,
+            target=fit.target,
+            incident_id=incident_id,
+            proposed_by=f"responder (rule {fit.rule.name})",
+            proposed_at=now.isoformat(),
+            expires_at=(now + rt.policy.actions.proposal_ttl).isoformat(),
+            rule=fit.rule.name,
+            why=fit.why,
+        )
+        if store.add_once(proposal):
+            what = (
+                f"action {proposal.id} proposed: {proposal.action} on {proposal.target} "
+                f"by rule {fit.rule.name}: {fit.why}"
+            )
+            rt.incidents.log(incident_id, what, "responder", now)
+        made.append(store.get(proposal.id) or proposal)
+    if not rt.redis.set(key, json.dumps([p.id for p in made]), nx=True, ex=DEDUP_TTL):
+        # Another copy of the task recorded the run's proposals a moment earlier: use those.
+        return [p for p in map(store.get, json.loads(rt.redis.get(key) or "[]")) if p is not None]
+    return made
 
 
 def approve(

@@ -4,6 +4,7 @@ verified, noted on the fake PagerDuty incident; refusals noted, running nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -32,7 +33,16 @@ from tasks.sla import closing
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import annotated, sign
-from tests.support import PROJECT, QuietHandler, wait_for, worker_command
+from tests.support import (
+    PROJECT,
+    QuietHandler,
+    post_alert,
+    sample_payload,
+    wait_for,
+    worker_command,
+)
+from triage.actions import fitting_proposals, run_facts
+from triage.models import Priority
 from triage.policy import builtin_text
 from webhooks import create_app
 
@@ -541,3 +551,94 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
     assert "- health ok at http://127.0.0.1:" in note
     assert "- the container's state: docker compose ps risk-manager" in note
     assert len(fresh.restarts()) == 1
+
+
+# Proposals from the policy's rules, in the evidence note of a real run.
+def container(world: World, service: str) -> FakeContainer:
+    return next(c for c in world.engine.containers.values() if c.service == service)
+
+
+def note_by(
+    receiver: str, incident: str, text: str, n: str, agent: str = "PALLOWED"
+) -> requests.Response:
+    """Post a signed incident.annotated webhook: `agent` wrote a note saying `text`."""
+    payload = annotated(f"NOTE-{n}", text)
+    payload["event"]["data"]["incident"]["id"] = incident
+    payload["event"]["agent"] = {"id": agent, "type": "user_reference", "summary": agent}
+    raw = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": sign(raw)}
+    headers["X-Webhook-Id"] = f"wh-{n}"
+    return requests.post(f"{receiver}/webhooks/pagerduty", data=raw, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def exited(fresh: World) -> Iterator[World]:
+    """risk-manager's container has exited; an exited container outside the catalog is there."""
+    outsider = FakeContainer("evil-container", state="exited")
+    fresh.engine.containers[outsider.id] = outsider
+    container(fresh, "risk-manager").state = "exited"
+    yield fresh
+    del fresh.engine.containers[outsider.id]
+    container(fresh, "risk-manager").state = "running"
+
+
+def test_the_evidence_note_proposes_restarting_the_exited_service_and_a_note_approves_it_once(
+    exited: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    # The alert's labels and annotations name a container and a URL outside the catalog.
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", proposals="yes"}')
+    payload["alerts"][0]["labels"]["container"] = "evil-container"
+    payload["alerts"][0]["labels"]["service"] = "evil-container"
+    payload["alerts"][0]["annotations"]["runbook_url"] = "http://evil.example/restart"
+    key = hashlib.sha256(payload["groupKey"].encode()).hexdigest()
+    incident = pagerduty.add_incident(key, "[FIRING:1] SignalLatencyHigh")
+    assert post_alert(receiver, payload).status_code == 202
+    evidence = wait_for(
+        lambda: [
+            n["content"] for n in pagerduty.notes_for(incident) if " evidence: " in n["content"]
+        ],
+        timeout=60,
+        what="the evidence note",
+    )[0]
+    ids = re.findall(r"\((act-[0-9a-f]{8})\): ", evidence)
+    assert len(ids) == 1, evidence
+    [proposal] = ids
+    assert f"restart-service on risk-manager ({proposal}): its container exited" in evidence
+    assert f'a note "/approve {proposal}" on this incident' in evidence
+    assert f"responder action approve {proposal} --as NAME" in evidence
+    assert re.search(r"Expires \d\d:\d\d UTC \(.*, 30m after it was proposed\)", evidence)
+    assert "evil" not in evidence.split("Proposed actions")[1]
+    assert exited.engine.acted() == []  # a proposal runs nothing by itself
+
+    assert note_by(receiver, incident, f"/approve {proposal}", "prop-1").status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert f"(proposal {proposal})" in done and "Approved by PALLOWED via note" in done
+    assert note_by(receiver, incident, f"/approve {proposal}", "prop-2").status_code == 202
+    barrier(exited, pagerduty)
+    assert len(exited.restarts()) == 1
+    assert not [r for r in exited.engine.acted() if "evil" in r]
+    assert container(exited, "evil-container").state == "exited"
+    history = [e["what"] for e in Runtime(exited.settings()).incidents.history(incident)]
+    assert (
+        f"action {proposal} proposed: restart-service on risk-manager by rule "
+        "restart-exited-container: its container exited" in "\n".join(history)
+    )
+
+
+def test_a_retried_evidence_task_makes_the_runs_proposals_once(
+    exited: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-proposals-once")
+    rt = Runtime(exited.settings())
+    found = [{"name": "docker", "status": "failed", "tables": {"containers": [
+        {"service": "risk-manager", "state": "exited"}]}}]  # fmt: skip
+    fits = fitting_proposals(rt.policy, run_facts(rt.policy, Priority.P1, True, found))
+    now = datetime.now(UTC)
+    first = approval.propose_for_run(rt, "d-once-r1", incident, fits, now)
+    again = approval.propose_for_run(rt, "d-once-r1", incident, fits, now + timedelta(minutes=1))
+    assert [p.id for p in first] == [p.id for p in again] and len(first) == 1
+    assert again[0].expires_at == first[0].expires_at
+    history = [e["what"] for e in rt.incidents.history(incident)]
+    assert sum(w.startswith(f"action {first[0].id} proposed") for w in history) == 1
+    other_run = approval.propose_for_run(rt, "d-once-r2", incident, fits, now)
+    assert other_run[0].id != first[0].id
