@@ -24,6 +24,8 @@ from triage.policy import (
 )
 
 ANYONE = "anyone"
+# An approver kind: whoever the incident is assigned to in PagerDuty when they approve.
+ASSIGNED = "assigned"
 
 
 class ActionRefused(ValueError):
@@ -60,15 +62,25 @@ def resolve(policy: Policy, action_name: str, target: str | None) -> Resolved:
     return Resolved(action, policy.catalog[action.service])
 
 
-def may_approve(action: Action, approver: str) -> bool:
+def may_approve(action: Action, approver: str, assignees: Iterable[str] = ()) -> bool:
     """Return True when `approver` (a PagerDuty user id, an e-mail or a name) may approve.
 
-    An action the policy says needs no approval runs for whoever asks it through a path.
+    `assignees`: the PagerDuty user ids the incident is assigned to now, for an action that
+    lets "assigned" approve. An action the policy says needs no approval runs for whoever
+    asks it through a path.
     """
     if not action.needs_approval:
         return True
     allowed = {a.lower() for a in action.approvers}
-    return ANYONE in allowed or approver.strip().lower() in allowed
+    who = approver.strip().lower()
+    if ANYONE in allowed or who in allowed:
+        return True
+    return ASSIGNED in allowed and bool(who) and who in {a.strip().lower() for a in assignees}
+
+
+def needs_assignees(action: Action, approver: str) -> bool:
+    """Return True when only the incident's assignees can tell whether `approver` may approve."""
+    return not may_approve(action, approver) and ASSIGNED in {a.lower() for a in action.approvers}
 
 
 def expired(expires_at: datetime, now: datetime) -> bool:

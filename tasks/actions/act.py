@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tasks.actions import approval
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.pagerduty.client import IncidentRef
@@ -161,6 +162,26 @@ def _to_check(rt: Runtime, proposal: Proposal) -> list[str]:
         service = resolved.service.compose_service or resolved.service.name
         items.append(f"the container's state: docker compose ps {service}")
     return items or [f"whether {proposal.ran} happened"]
+
+
+def approve_if_assigned(
+    rt: Runtime, proposal_id: str, approver: str, via: str, send: approval.Send
+) -> str:
+    """Look up who the incident is assigned to now and take the approval on with that.
+
+    Without a PagerDuty token (outbox mode) nobody can tell: the approval is refused, saying so.
+    """
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return "unknown proposal"
+    assignees = rt.pagerduty.assignees(IncidentRef(proposal.incident_id, ""))
+    if assignees is None:
+        why = (
+            f"cannot check that {approver} is assigned to the incident: no PagerDuty token "
+            "(outbox mode), so nobody's assignment can be read"
+        )
+        return approval.refuse_unchecked(rt, proposal_id, approver, via, why, send).status
+    return approval.approve(rt, proposal_id, approver, via, send, assignees=assignees).status
 
 
 def note_refused(

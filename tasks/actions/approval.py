@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.names import ACT, ACTION_REFUSED
+from tasks.names import ACT, ACTION_REFUSED, APPROVE_IF_ASSIGNED
 from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from tasks.store.proposals import (
@@ -24,7 +24,14 @@ from tasks.store.proposals import (
     new_id,
     run_proposal_id,
 )
-from triage.actions import ActionRefused, Fitting, expired, may_approve, resolve
+from triage.actions import (
+    ActionRefused,
+    Fitting,
+    expired,
+    may_approve,
+    needs_assignees,
+    resolve,
+)
 
 # A run (CLI `action run`, a workflow) of the same action on the same target of an incident
 # within this window is the same run: a retried POST or a second click acts no more.
@@ -35,7 +42,8 @@ Send = Callable[[str, list[Any]], None]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an approval path answers: approved (the task is queued), already, refused, unknown."""
+    """What an approval path answers: approved (the task is queued), checking (the worker
+    checks the approver is assigned to the incident; a note tells), already, refused, unknown."""
 
     status: str
     message: str
@@ -43,8 +51,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """Return True when the action was approved now."""
-        return self.status == "approved"
+        """Return True when the action was approved now (or will be, if the check passes)."""
+        return self.status in ("approved", "checking")
 
 
 def proposals(rt: Runtime) -> ProposalStore:
@@ -123,11 +131,14 @@ def approve(
     via: str,
     send: Send,
     now: datetime | None = None,
+    assignees: Sequence[str] | None = None,
 ) -> Outcome:
     """Approve a proposal: check it is known, unexpired and `approver` may; then queue it once.
 
     A refusal (not allowed, expired) is noted on the incident and runs nothing; a second
-    approval answers who did it already and runs nothing.
+    approval answers who did it already and runs nothing. When only the incident's current
+    assignees may approve and `assignees` is None (not looked up yet: the receiver does not
+    call PagerDuty), the worker looks them up and comes back here with them.
     """
     now = now or datetime.now(UTC)
     store = proposals(rt)
@@ -140,12 +151,23 @@ def approve(
         action = resolve(rt.policy, proposal.action, proposal.target).action
     except ActionRefused as exc:  # the policy changed since it was proposed
         return _refuse(rt, proposal, approver, via, str(exc), send, now)
-    if not may_approve(action, approver):
-        allowed = ", ".join(action.approvers)
-        why = f"{approver} may not approve {action.name} (allowed: {allowed})"
-        return _refuse(rt, proposal, approver, via, why, send, now)
     if expired(proposal.expires, now):
         why = f"the proposal expired at {proposal.expires:%Y-%m-%d %H:%M} UTC"
+        return _refuse(rt, proposal, approver, via, why, send, now)
+    if assignees is None and needs_assignees(action, approver):
+        send(APPROVE_IF_ASSIGNED, [proposal.id, approver, via])
+        return Outcome(
+            "checking",
+            f"checking that {approver} is assigned to incident {proposal.incident_id}; "
+            "a note on the incident says what happens",
+            proposal.id,
+        )
+    if not may_approve(action, approver, assignees or ()):
+        allowed = ", ".join(action.approvers)
+        why = f"{approver} may not approve {action.name} (allowed: {allowed})"
+        if assignees is not None:
+            now_assigned = ", ".join(assignees) or "nobody"
+            why = f"{approver} is not assigned to the incident (assigned: {now_assigned}); {why}"
         return _refuse(rt, proposal, approver, via, why, send, now)
     if not store.approve(proposal.id, approver, via, now):  # another approval came first
         latest = store.get(proposal.id)
@@ -154,6 +176,18 @@ def approve(
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACT, [proposal.id])
     return Outcome("approved", f"approved: {proposal.action} on {proposal.target}", proposal.id)
+
+
+def refuse_unchecked(
+    rt: Runtime, proposal_id: str, approver: str, via: str, why: str, send: Send
+) -> Outcome:
+    """Refuse an approval whose approver could not be checked (e.g. no PagerDuty to ask)."""
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+    if proposal.status != WAITING:
+        return _not_waiting(proposal)
+    return _refuse(rt, proposal, approver, via, why, send, datetime.now(UTC))
 
 
 def deny(rt: Runtime, proposal_id: str, who: str, via: str, now: datetime | None = None) -> Outcome:

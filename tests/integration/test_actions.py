@@ -80,6 +80,8 @@ def world(
     for action in policy["actions"]["catalog"]:
         if action["name"] == "stop-trading":
             action["approvers"] = ["PALLOWED", ALLOWED]
+        if action["name"] == "resume-trading":  # whoever the incident is assigned to
+            action["approvers"] = ["assigned"]
         if action["name"] == "restart-service":  # short: the kill test's worker has 4 s
             action["timeout"] = "3s"
             action["verify"] = [{"health": "ok", "within": "5s"}]
@@ -642,3 +644,61 @@ def test_a_retried_evidence_task_makes_the_runs_proposals_once(
     assert sum(w.startswith(f"action {first[0].id} proposed") for w in history) == 1
     other_run = approval.propose_for_run(rt, "d-once-r2", incident, fits, now)
     assert other_run[0].id != first[0].id
+
+
+# "assigned": whoever the incident is assigned to in PagerDuty when they approve.
+def test_an_approver_assigned_to_the_incident_approves_by_note_and_it_runs_once(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-assigned")
+    pagerduty.assign(incident, "PDANA")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "resume-trading", "--incident", incident, "--as", "bot")
+    )
+    assert note_by(receiver, incident, f"/approve {proposal}", "assigned", "PDANA").ok
+    done = wait_note(pagerduty, incident, "[ACTION] resume-trading on gui-gateway: done")
+    assert "Approved by PDANA via note" in done
+    assert fresh.sim.emergency_calls == ["resume-trading"]
+    looked_up = [
+        c for c in pagerduty.calls if c.method == "GET" and c.path == f"/incidents/{incident}"
+    ]
+    assert looked_up  # the worker asked PagerDuty who is assigned (the receiver did not)
+
+
+def test_an_approver_not_assigned_to_the_incident_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-unassigned")
+    pagerduty.assign(incident, "PDANA")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "resume-trading", "--incident", incident, "--as", "bot")
+    )
+    assert note_by(receiver, incident, f"/approve {proposal}", "unassigned", "PBOB").ok
+    note = wait_note(pagerduty, incident, "REFUSED")
+    assert "PBOB is not assigned to the incident (assigned: PDANA)" in note
+    assert "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == []
+    assert approval.proposals(Runtime(fresh.settings())).get(proposal).status == "proposed"  # type: ignore[union-attr]
+
+
+def test_without_a_pagerduty_token_assignment_cannot_be_checked_and_the_approval_is_refused(
+    fresh: World, redis_client: redis.Redis
+) -> None:
+    rt = Runtime(fresh.settings(pagerduty_token=Secret("")))
+    proposal = approval.propose(rt, "resume-trading", None, "outbox-0123456789ab", "bot")
+    sent: list[tuple[str, list]] = []
+    outcome = approval.approve(rt, proposal.id, "PDANA", "cli", lambda n, a: sent.append((n, a)))
+    assert outcome.status == "checking" and sent == [
+        ("tasks.pipeline.approve_if_assigned", [proposal.id, "PDANA", "cli"])
+    ]
+    sent.clear()
+    assert (
+        act.approve_if_assigned(rt, proposal.id, "PDANA", "cli", lambda n, a: sent.append((n, a)))
+        == "refused"
+    )
+    [(name, args)] = sent
+    assert name == "tasks.pipeline.action_refused"
+    assert "cannot check that PDANA is assigned to the incident: no PagerDuty token" in args[-1]
+    assert "outbox mode" in args[-1]
+    assert fresh.sim.emergency_calls == []

@@ -19,6 +19,7 @@ from triage.actions import (
     expired,
     fitting_proposals,
     may_approve,
+    needs_assignees,
     resolve,
     run_facts,
 )
@@ -290,3 +291,17 @@ def test_a_runs_proposal_ids_are_the_same_on_every_retry_and_differ_by_run_actio
         run_proposal_id("d1-r1", "restart-service", "gui-gateway"),
     }
     assert one not in others and len(others) == 3
+
+
+def test_assigned_lets_approve_exactly_the_incidents_current_assignees() -> None:
+    action = replace(POLICY.actions.catalog["resume-trading"], approvers=("assigned", "PLEAD"))
+    assert may_approve(action, "PLEAD")  # named: no lookup needed
+    assert not needs_assignees(action, "PLEAD")
+    assert needs_assignees(action, "PDANA")
+    assert may_approve(action, "PDANA", ["PBOB", "PDANA"])
+    assert may_approve(action, "pdana", ["PDANA"])  # ids compare as the policy's names do
+    assert not may_approve(action, "PDANA", ["PBOB"])
+    assert not may_approve(action, "PDANA")  # nobody is assigned
+    assert not may_approve(action, "", [""])
+    plain = replace(action, approvers=("PLEAD",))
+    assert not needs_assignees(plain, "PDANA") and not may_approve(plain, "PDANA", ["PDANA"])
