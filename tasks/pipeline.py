@@ -33,6 +33,7 @@ from tasks.lanes import (
 )
 from tasks.names import (
     ACT,
+    ACTION_ALREADY,
     ACTION_REFUSED,
     ANSWER_NOTE,
     APPROVE_IF_ASSIGNED,
@@ -501,6 +502,16 @@ def action_refused(
         return actions_act.note_refused(rt, proposal_id, number, approver, via, why)
     except PagerDutyUnavailable as exc:
         return retry_or_log(self, rt, exc, f"action {proposal_id} refusal note")
+
+
+@shared_task(bind=True, name=ACTION_ALREADY, max_retries=None)
+def action_already(self: Any, record_id: str, asker: str, via: str, message: str) -> str:
+    """Note on the incident that a repeated run of an action runs nothing, and who ran it."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.note_already(rt, record_id, asker, via, message)
+    except PagerDutyUnavailable as exc:
+        return retry_or_log(self, rt, exc, f"action {record_id} already-done note")
 
 
 @shared_task(bind=True, name=APPROVE_IF_ASSIGNED, max_retries=None)

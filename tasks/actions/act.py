@@ -197,3 +197,13 @@ def note_refused(
     incident = IncidentRef(proposal.incident_id, "")
     post_note_once(rt, incident, proposal.id, f"refused-{number}", note)
     return "noted"
+
+
+def note_already(rt: Runtime, record_id: str, asker: str, via: str, message: str) -> str:
+    """Post the note saying a repeated run was already done and runs nothing (once)."""
+    proposal = proposals(rt).get(record_id)
+    if proposal is None:
+        return "unknown proposal"
+    note = rt.voice.action_already(proposal.action, proposal.target, asker, via, message)
+    post_note_once(rt, IncidentRef(proposal.incident_id, ""), proposal.id, "already", note)
+    return "noted"

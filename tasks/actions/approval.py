@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.names import ACT, ACTION_REFUSED, APPROVE_IF_ASSIGNED
+from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
 from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from tasks.store.proposals import (
@@ -48,6 +48,9 @@ class Outcome:
     status: str
     message: str
     proposal_id: str = ""
+    # The record of this very request when it differs from `proposal_id` (a repeated run
+    # names the first run's proposal; its own record says it was a duplicate).
+    record_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -248,8 +251,29 @@ def run(
             f"already approved by {who} ({first}): {proposal.action} on {proposal.target} "
             f"runs once within {int(RUN_ONCE_WITHIN.total_seconds() // 60)} minutes",
             first,
+            proposal.id,
         )
     return approve(rt, proposal.id, approver, via, send, now)
+
+
+def run_by_note(
+    rt: Runtime,
+    action_name: str,
+    target: str | None,
+    incident_id: str,
+    author: str,
+    send: Send,
+    now: datetime | None = None,
+) -> Outcome:
+    """Take a note's `/run <action> [<target>]` down the one path: proposed by the note's
+    author and approved by them, refused like `/approve` when not allowed.
+
+    A repeat within the run window is answered on the incident: already done, by whom.
+    """
+    outcome = run(rt, action_name, target, incident_id, author, "note", send, now)
+    if outcome.status == "already" and outcome.record_id:
+        send(ACTION_ALREADY, [outcome.record_id, author, "note", outcome.message])
+    return outcome
 
 
 def _refuse(

@@ -437,6 +437,12 @@ class Voice:
             proposal_id=proposal_id,
         )
 
+    def action_already(self, action: str, target: str, asker: str, via: str, said: str) -> str:
+        """Render the note saying a repeated run of an action was done already: nothing runs."""
+        return self.render(
+            "action_already.txt.j2", action=action, target=target, asker=asker, via=via, said=said
+        )
+
     def check(self) -> list[str]:
         """Render every template with sample facts; return what is wrong (nothing: usable).
 
@@ -601,6 +607,10 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
+        ("action_already.txt.j2", lambda: voice.action_already(
+            "restart-service", "risk-manager", "PABC", "note",
+            "already approved by PDEF (act-1): restart-service on risk-manager runs once "
+            "within 10 minutes")),
     ]  # fmt: skip
 
 

@@ -702,3 +702,45 @@ def test_without_a_pagerduty_token_assignment_cannot_be_checked_and_the_approval
     assert "cannot check that PDANA is assigned to the incident: no PagerDuty token" in args[-1]
     assert "outbox mode" in args[-1]
     assert fresh.sim.emergency_calls == []
+
+
+# `/run <action> [<target>]` in a note: proposed and approved by its author, down the same path.
+def test_a_run_note_restarts_a_service_once_and_a_repeat_answers_already_done(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-run-note")
+    text = "Restarting it.\n/run restart-service risk-manager"
+    assert note_by(receiver, incident, text, "run-1").status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert "Approved by PALLOWED via note; proposed by PALLOWED." in done
+    assert note_by(receiver, incident, text, "run-2").status_code == 202  # typed again
+    again = wait_note(pagerduty, incident, "runs nothing: already approved by PALLOWED")
+    assert again.startswith("[ACTION] restart-service on risk-manager: /run by PALLOWED via note")
+    barrier(fresh, pagerduty)
+    assert len(fresh.restarts()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "author", "says"),
+    [
+        ("/run reboot-everything", "PALLOWED", "REFUSED: no action named 'reboot-everything'"),
+        ("/run stop-trading", "PINTRUDER", "REFUSED: PINTRUDER may not approve stop-trading"),
+        ("/run restart-service http://evil.example/x", "PALLOWED", "no catalog service named"),
+        ("/run restart-service evil-container", "PALLOWED", "no catalog service named"),
+    ],
+)
+def test_a_run_note_outside_what_is_allowed_gets_a_note_and_nothing_runs(
+    fresh: World,
+    pagerduty: FakePagerDuty,
+    action_worker: None,
+    receiver: str,
+    text: str,
+    author: str,
+    says: str,
+) -> None:
+    incident = pagerduty.add_incident(f"actions-run-refused-{len(text)}-{author}")
+    assert note_by(receiver, incident, text, f"run-no-{len(text)}-{author}", author).ok
+    note = wait_note(pagerduty, incident, says)
+    assert "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
