@@ -305,3 +305,12 @@ def test_assigned_lets_approve_exactly_the_incidents_current_assignees() -> None
     assert not may_approve(action, "", [""])
     plain = replace(action, approvers=("PLEAD",))
     assert not needs_assignees(plain, "PDANA") and not may_approve(plain, "PDANA", ["PDANA"])
+
+
+def test_the_default_policy_ships_the_two_proposal_rules_and_none_automatic() -> None:
+    rules = POLICY.actions.propose
+    assert [(r.name, r.action) for r in rules] == [
+        ("restart-exited-container", "restart-service"),
+        ("stop-trading-risk-down", "stop-trading"),
+    ]
+    assert not any(r.automatic for r in rules)
