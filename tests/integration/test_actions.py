@@ -827,3 +827,44 @@ def test_an_automatic_action_in_a_dry_run_runs_nothing(
     assert act.run_approved(rt, shown["id"], "test") == "dry-run"
     assert "DRY RUN, nothing ran" in wait_note(pagerduty, incident, "restart-service")
     assert exited.engine.acted() == []
+
+
+# The `validate` action: the runbook's Validation, checks only.
+def test_validate_by_note_passes_every_check_and_lists_each(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-validate")
+    assert note_by(receiver, incident, "/run validate", "validate", "PANYONE").ok
+    note = wait_note(pagerduty, incident, "[ACTION] validate: validation")
+    assert note.startswith("[ACTION] validate: validation PASSED: 10 of 10 checks passed in ")
+    for service in SERVICES:
+        assert f"- OK health {service}: ok" in note
+    assert "- OK trading flow: a simulated tick makes a signal: " in note
+    assert "- OK contract gui-gateway GET /api/reconcile/positions: HTTP 200, as expected" in note
+    assert "- OK contract signal-generator GET /api/signals?limit=1: HTTP 200" in note
+    assert "Run by PANYONE via note" in note and "FAILED" not in note
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+
+
+def test_validate_reports_a_failing_check_first_and_says_failed(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-validate-failing")
+    fresh.sim.inject("reconciliation-failure")
+    try:
+        result = cli(fresh, "action", "run", "validate", "--incident", incident, "--as", "alice")
+        assert result.exit_code == 0, result.output
+        note = wait_note(pagerduty, incident, "[ACTION] validate: validation")
+    finally:
+        fresh.sim.clear()
+    first, *lines = note.splitlines()
+    assert first.startswith("[ACTION] validate: validation FAILED: 8 of 10 checks passed")
+    assert lines[0].startswith("- FAILED ") and lines[1].startswith("- FAILED ")
+    failed = "\n".join(lines[:2])
+    assert "- FAILED health gui-gateway: degraded" in failed
+    assert (
+        "- FAILED contract gui-gateway GET /api/reconcile/positions: status=mismatch (expected ok)"
+        in failed
+    )
+    record = approval.proposals(Runtime(fresh.settings())).get(proposed_id(result))
+    assert record is not None and record.verified == "failed" and record.status == "done"
