@@ -868,3 +868,17 @@ def test_validate_reports_a_failing_check_first_and_says_failed(
     )
     record = approval.proposals(Runtime(fresh.settings())).get(proposed_id(result))
     assert record is not None and record.verified == "failed" and record.status == "done"
+
+
+def test_an_expired_proposal_approved_by_note_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-expired-note")
+    rt = Runtime(fresh.settings())
+    long_ago = datetime.now(UTC) - timedelta(minutes=31)  # the policy's proposal_ttl is 30m
+    proposal = approval.propose(rt, "restart-service", "risk-manager", incident, "bot", long_ago)
+    assert note_by(receiver, incident, f"/approve {proposal.id}", "expired-note").ok
+    note = wait_note(pagerduty, incident, "REFUSED: the proposal expired at")
+    assert "approval by PALLOWED via note" in note and "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.restarts() == []
