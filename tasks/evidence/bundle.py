@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectors.contract import Evidence
+from triage.policy import format_duration
+
+if TYPE_CHECKING:
+    from tasks.notes.voice import Voice
 
 MANIFEST_SCHEMA = "eafix-responder/bundle-manifest"
 MANIFEST_VERSION = 1
@@ -72,7 +75,10 @@ def manifest_entry(
 ) -> dict[str, Any]:
     """Return one collector's manifest entry; summary and tables are redacted."""
     tables = json.loads(redact(json.dumps(evidence.tables)))
-    return {
+    # A collector describes its PNGs in a `plots` table; the manifest keeps those stored.
+    described = tables.pop("plots", [])
+    plots = [p for p in described if isinstance(p, dict) and p.get("file") in stored_files]
+    entry = {
         "name": evidence.collector,
         "status": evidence.status.value,
         "summary": redact(evidence.summary),
@@ -80,12 +86,22 @@ def manifest_entry(
         "files": list(stored_files),
         "tables": tables,
     }
+    if plots:
+        entry["plots"] = plots
+    return entry
 
 
 def write_manifest(
-    folder: Path, header: Mapping[str, Any], entries: Sequence[Mapping[str, Any]], now: datetime
+    folder: Path,
+    header: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    now: datetime,
+    voice: Voice,
 ) -> dict[str, Any]:
-    """Write `manifest.json` and `summary.md` into `folder` and return the manifest."""
+    """Write `manifest.json`, `summary.md` and `index.html` into `folder`; return the manifest.
+
+    `voice` renders the HTML view (its `bundle_index.html.j2` template, autoescaped).
+    """
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "version": MANIFEST_VERSION,
@@ -96,7 +112,8 @@ def write_manifest(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (folder / "summary.md").write_text(render_summary(manifest), encoding="utf-8")
-    (folder / "index.html").write_text(render_index(manifest, folder), encoding="utf-8")
+    page = voice.bundle_index(index_view(manifest, folder))
+    (folder / "index.html").write_text(page, encoding="utf-8")
     return manifest
 
 
@@ -125,72 +142,154 @@ def archive(folder: Path) -> Path:
 
 _ORDER = {"failed": 0, "timeout": 1, "skipped": 2, "ok": 3}
 
+# What the HTML view calls the manifest's keys and values: no reader should meet `triggered_at`.
+LABELS: dict[str, str] = {
+    # deadlines (triage.sla.Deadlines.to_dict)
+    "priority": "Priority",
+    "triggered_at": "Alert started",
+    "active_from": "Responder acts from",
+    "acknowledge": "Acknowledge by",
+    "respond": "Respond by",
+    "resolve": "Resolve by",
+    "next_update": "Next status update",
+    "notify_management": "Tell management by",
+    "management": "Management hears by",
+    "lower_urgency": "Urgency lowered",
+    "restore_urgency": "Urgency back to high",
+    # collectors (collectors.registry)
+    "http": "Service health",
+    "trading": "Trading impact",
+    "prometheus": "Prometheus metrics",
+    "redis": "Redis",
+    "postgres": "PostgreSQL",
+    "host": "This host",
+    "git": "Recent deployments",
+    "docker": "Containers",
+    "flow": "Trading flow test",
+    # statuses
+    "ok": "OK",
+    "failed": "Failed",
+    "timeout": "Timed out",
+    "skipped": "Skipped",
+    # management's ways (Deadlines.management)
+    "notify": "a note or responder request",
+    "summary": "the summary at the next opening",
+}
 
-def render_index(manifest: Mapping[str, Any], folder: Path) -> str:
-    """Render the bundle's HTML view: why, deadlines, collectors (failures first), plots, logs.
 
-    Every local link is written `./path`, so the receiver can add the link's signature.
+def label(key: str) -> str:
+    """Return the human label of a manifest key or value; an unknown one is made readable."""
+    if key in LABELS:
+        return LABELS[key]
+    words = key.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:] if words else key
+
+
+def moment(text: Any) -> datetime | None:
+    """Return an ISO 8601 manifest value as an aware moment, None when it is not one."""
+    if not isinstance(text, str) or len(text) < 16 or text[4:5] != "-":
+        return None
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
+def index_view(manifest: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """Return the facts the bundle's HTML view shows, in the order a reader needs them.
+
+    Times are moments (the template says them in UTC and market time), keys are labels,
+    collectors come failures first, each with its plots (and their captions) and folded logs.
     """
-    e = html.escape
     classification = manifest.get("classification", {})
-    priority = e(classification.get("priority", "?"))
-    title = e(str(manifest.get("title", "")))
-    rows, sections = [], []
+    written = moment(manifest.get("created_at")) or datetime.now(UTC)
+    diagnosis = manifest.get("diagnosis")
+    incident = manifest.get("incident", {})
+    deadlines = []
+    for key, value in manifest.get("deadlines", {}).items():
+        if key == "priority":
+            continue  # the heading says it
+        at = moment(value)
+        deadlines.append(
+            {
+                "label": label(key),
+                "at": at,
+                "text": "" if at else label(str(value)),
+                "relative": _relative(at, written) if at else "",
+            }
+        )
+    collectors = []
     for entry in sorted(manifest.get("collectors", []), key=lambda c: _ORDER.get(c["status"], 9)):
-        links = " ".join(_link(f) for f in entry["files"])
-        cells = [
-            entry["name"],
-            entry["status"],
-            f"{entry['duration_seconds']:.2f} s",
-            entry["summary"],
-        ]
-        row = "".join(f"<td>{e(str(c))}</td>" for c in cells) + f"<td>{links}</td>"
-        rows.append(f'<tr class="{e(entry["status"])}">{row}</tr>')
-        for name in entry["files"]:
-            if name.endswith(".png"):
-                sections.append(f'<figure><img src="./{e(name)}" alt="{e(name)}"></figure>')
-            elif name.endswith(".log"):
-                text = (folder / name).read_text(encoding="utf-8", errors="replace")
-                body = e(text[:FOLDED_LOG_CHARS])
-                sections.append(f"<details><summary>{e(name)}</summary><pre>{body}</pre></details>")
-    deadlines = manifest.get("deadlines", {}).items()
-    due = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in deadlines)
-    why = f"{e(classification.get('rule', ''))} - {e(classification.get('reason', ''))}"
-    incident = e(str(manifest.get("incident", {}).get("label", "?")))
-    written = e(str(manifest.get("created_at", "")))
-    origin = f"delivery {e(str(manifest.get('delivery_id', '?')))} &middot; {written}"
-    heading = (
-        "<tr><th>collector</th><th>status</th><th>took</th><th>summary</th><th>files</th></tr>"
-    )
-    parts = [
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">',
-        f"<title>[{priority}] {title}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>[{priority}] {title}</h1>",
-        f"<p><b>Why {priority}:</b> {why}</p>",
-        f"<p>Incident {incident} &middot; {origin}</p>",
-        f"<h2>Deadlines</h2><table>{due}</table>",
-        f"<h2>Collectors</h2><table>{heading}{''.join(rows)}</table>",
-        f"<h2>Plots and logs</h2>{''.join(sections) or '<p>none</p>'}",
-        f"<p>{_link('manifest.json')} &middot; {_link('summary.md')} &middot; {_link(ARCHIVE)}</p>",
-        "</body></html>\n",
-    ]
-    return "\n".join(parts)
+        plots = {p["file"]: p for p in entry.get("plots", [])}
+        files = list(entry.get("files", []))
+        collectors.append(
+            {
+                "name": entry["name"],
+                "label": label(entry["name"]),
+                "status": entry["status"],
+                "status_label": label(entry["status"]),
+                "seconds": float(entry.get("duration_seconds", 0.0)),
+                "summary": entry.get("summary", ""),
+                "files": files,
+                "plots": [
+                    _plot_view(name, plots.get(name)) for name in files if name.endswith(".png")
+                ],
+                "logs": [
+                    {"name": name, "text": _read_log(folder / name)}
+                    for name in files
+                    if name.endswith(".log")
+                ],
+            }
+        )
+    return {
+        "priority": str(classification.get("priority", "?")),
+        "title": str(manifest.get("title", "")),
+        "rule": str(classification.get("rule", "")),
+        "reason": str(classification.get("reason", "")),
+        "written": written,
+        "diagnosis": dict(diagnosis) if isinstance(diagnosis, Mapping) else None,
+        "incident": str(incident.get("label", "")) if isinstance(incident, Mapping) else "",
+        "delivery_id": str(manifest.get("delivery_id", "")),
+        "run": manifest.get("run"),
+        "deadlines": deadlines,
+        "collectors": collectors,
+        "problems": sum(c["status"] in ("failed", "timeout") for c in collectors),
+        "archive": ARCHIVE,
+    }
 
 
-_STYLE = """
-body { font-family: sans-serif; margin: 1.5em; max-width: 72em; }
-table { border-collapse: collapse; }
-td, th { border: 1px solid #ccc; padding: .3em .5em; text-align: left; vertical-align: top; }
-tr.failed td, tr.timeout td { background: #fde8e8; }
-tr.skipped td { color: #777; }
-img { max-width: 100%; }
-pre { white-space: pre-wrap; background: #f6f6f6; padding: .5em; }
-"""
+def _plot_view(name: str, plot: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a plot's image and caption facts (a PNG without a description gets its name)."""
+    if plot is None:
+        return {"file": name, "title": name, "start": None, "end": None, "threshold": None,
+                "note": "", "width": None, "height": None}  # fmt: skip
+    return {
+        "file": name,
+        "title": str(plot.get("title", name)),
+        "start": moment(plot.get("window_start")),
+        "end": moment(plot.get("window_end")),
+        "threshold": plot.get("threshold"),
+        "note": str(plot.get("note", "")),
+        "width": plot.get("width"),
+        "height": plot.get("height"),
+    }
 
 
-def _link(name: str) -> str:
-    return f'<a href="./{html.escape(name)}">{html.escape(name)}</a>'
+def _read_log(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[:FOLDED_LOG_CHARS]
+    except OSError:
+        return "(not stored)"
+
+
+def _relative(at: datetime, written: datetime) -> str:
+    """Say a moment against when the bundle was written: `in 4m`, `12m ago`, `now`."""
+    seconds = int((at - written).total_seconds())
+    if abs(seconds) < 60:
+        return "now"
+    span = format_duration(timedelta(seconds=abs(seconds) // 60 * 60))
+    return f"in {span}" if seconds > 0 else f"{span} ago"
 
 
 def render_summary(manifest: Mapping[str, Any]) -> str:

@@ -423,6 +423,7 @@ def collect_evidence(
         alert_name=state.title,
         affected=tuple(state.affected),
         expression=state.expression,
+        started_at=state.deadlines.triggered_at,
     )
     return collect_into_bundle(rt, run_id, name, target, timeouts, shared=True)
 
@@ -486,7 +487,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         "deadlines": state.deadlines.to_dict(),
         "alerts": state.fingerprints,
     }
-    bundle.write_manifest(folder, header, entries, now)
+    bundle.write_manifest(folder, header, entries, now, rt.voice)
     rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=str(folder.resolve()))
     evidence = [_evidence_of(entry) for entry in entries]
     content = rt.voice.evidence(
