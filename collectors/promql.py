@@ -38,37 +38,46 @@ def top_level(expression: str) -> str:
     strings, selectors, ranges and parenthesised parts become spaces: nothing inside them (a
     hostile `job="x > 99"`) can look like an operator of the expression itself.
     """
-    out, closing, quote = [], [], ""
+    return _scan(expression)[0]
+
+
+def _scan(expression: str) -> tuple[str, str]:
+    """Return (the top level only, the expression without its comments), both of equal length."""
+    flat, clean, closing, quote = [], [], [], ""
     index = 0
     while index < len(expression):
         char = expression[index]
         if quote:
             if char == "\\" and quote != "`":
-                out.append("  "[: len(expression[index : index + 2])])
+                pair = expression[index : index + 2]
+                flat.append(" " * len(pair))
+                clean.append(pair)
                 index += 2
                 continue
             if char == quote:
                 quote = ""
-            out.append(" ")
+            flat.append(" ")
         elif char in "\"'`":
             quote = char
-            out.append(" ")
+            flat.append(" ")
         elif char == "#":
             end = expression.find("\n", index)
             end = len(expression) if end == -1 else end
-            out.append(" " * (end - index))
+            flat.append(" " * (end - index))
+            clean.append(" " * (end - index))
             index = end
             continue
         elif char in _OPENERS:
             closing.append(_OPENERS[char])
-            out.append(" ")
+            flat.append(" ")
         elif closing and char == closing[-1]:
             closing.pop()
-            out.append(" ")
+            flat.append(" ")
         else:
-            out.append(" " if closing else char)
+            flat.append(" " if closing else char)
+        clean.append(char)
         index += 1
-    return "".join(out)
+    return "".join(flat), "".join(clean)
 
 
 def split_threshold(expression: str) -> Threshold | None:
@@ -77,7 +86,7 @@ def split_threshold(expression: str) -> Threshold | None:
     None when there is no single comparison with a plain number at the expression's top level:
     `a > 1 and b < 2`, `a > b`, `a > 2 * 3`, a comparison only inside parentheses or a label.
     """
-    flat = top_level(expression)
+    flat, expression = _scan(expression)
     if _LOOSER.search(flat):
         return None
     found = []
