@@ -24,6 +24,8 @@ MOST = timedelta(hours=24)  # a long incident's plot starts no earlier than this
 MAX_POINTS = 480  # per series: the step grows with the window beyond this
 SPARSE = 30  # a series with fewer samples is drawn with markers, and the title says how many
 MAX_SERIES = 8
+# Points at DPI 100: a 900 px plot is shown about 400 px wide on a phone, at less than half size.
+FONT = 14
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def draw(
     shape = frame(series, window, threshold.value if threshold else None)
     figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     FigureCanvasAgg(figure)
-    figure.subplots_adjust(left=0.09, right=0.97, top=0.80, bottom=0.15)
+    figure.subplots_adjust(left=0.11, right=0.97, top=0.79, bottom=0.17)
     axes = figure.add_subplot()
     for line in shape.shown:
         times, values = with_gaps(line.points, window.step_seconds)
@@ -157,7 +159,7 @@ def draw(
         axes.annotate(
             threshold.describe(), (1, threshold.value), xycoords=("axes fraction", "data"),
             xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom",
-            color="#c62828", fontsize=11, fontweight="bold",
+            color="#c62828", fontsize=FONT, fontweight="bold",
         )  # fmt: skip
     if alert_start is not None and window.start <= alert_start <= window.end:
         axes.axvline(alert_start, color="#6a1b9a", linestyle=":", linewidth=1.5)
@@ -167,28 +169,29 @@ def draw(
             f"alert started {alert_start.astimezone(UTC):%H:%M}", (alert_start, 1),
             xycoords=("data", "axes fraction"), xytext=(-4 if right else 4, -4),
             textcoords="offset points", ha="right" if right else "left", va="top",
-            color="#6a1b9a", fontsize=11,
+            color="#6a1b9a", fontsize=FONT,
         )  # fmt: skip
     if not shape.samples:
         axes.text(
             0.5, 0.5, shape.note, transform=axes.transAxes, ha="center", va="center",
-            fontsize=15, color="#555555",
+            fontsize=FONT + 4, color="#555555",
         )  # fmt: skip
-    axes.set_xlim(window.start, window.end)
+    # A little room after now: a sample taken this second is a whole marker, not half of one.
+    axes.set_xlim(window.start, window.end + (window.end - window.start) / 60)
     axes.set_ylim(shape.low, shape.high)
     locator = dates.AutoDateLocator(minticks=4, maxticks=8, tz=UTC)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(dates.DateFormatter("%H:%M", tz=UTC))
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
-    axes.tick_params(labelsize=11)
-    axes.set_xlabel("time (UTC)", fontsize=11)
-    axes.set_ylabel(unit or "value", fontsize=11)
+    axes.tick_params(labelsize=FONT)
+    axes.set_xlabel("time (UTC)", fontsize=FONT - 1)
+    axes.set_ylabel(unit or "value", fontsize=FONT - 1)
     axes.grid(True, color="#e0e0e0", linewidth=0.8)
     heading = f"{title} ({shape.note})" if shape.note and shape.samples else title
-    figure.text(0.01, 0.97, heading[:80], fontsize=14, fontweight="bold", va="top")
-    figure.text(0.01, 0.885, expression[:120], fontsize=9, color="#555555", va="top")
+    figure.text(0.01, 0.975, heading[:64], fontsize=FONT + 4, fontweight="bold", va="top")
+    figure.text(0.01, 0.885, expression[:100], fontsize=FONT - 3, color="#555555", va="top")
     if len(shape.shown) > 1:
-        axes.legend(fontsize=9, loc="upper left", ncol=2, framealpha=0.85)
+        axes.legend(fontsize=FONT - 3, loc="upper left", ncol=2, framealpha=0.85)
     buffer = io.BytesIO()
     # No software name or date in the PNG: equal plots are equal bytes.
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
