@@ -59,7 +59,9 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
         "diagnosis": {"service": service, "by": _who(), "via": "responder diagnose (CLI)"},
     }
     folder = bundle_path(runtime.settings.bundle_dir, bundle_id)
-    manifest = bundle.write_manifest(folder, header, entries, datetime.now(UTC), runtime.voice)
+    manifest = bundle.write_manifest(
+        folder, header, entries, datetime.now(UTC), runtime.voice.bundle_index
+    )
     bundle.archive(folder)
     if as_json:
         click.echo(json.dumps({**manifest, "path": str(folder.resolve())}, indent=2))

@@ -19,7 +19,7 @@ import jinja2
 from jinja2 import meta
 
 from collectors.contract import Evidence, Status
-from tasks.evidence.bundle import index_view
+from tasks.notes.bundle_view import index_view
 from tasks.notes.markers import clip
 from triage import note_commands
 from triage.classify import most_severe
@@ -430,9 +430,9 @@ class Voice:
             proposal_id=proposal_id,
         )
 
-    def bundle_index(self, view: Mapping[str, Any]) -> str:
-        """Render a bundle's HTML view from `tasks.evidence.bundle.index_view` facts."""
-        return self.render("bundle_index.html.j2", **view)
+    def bundle_index(self, manifest: Mapping[str, Any], folder: Path) -> str:
+        """Render the HTML view of the bundle in `folder` from its manifest (autoescaped)."""
+        return self.render("bundle_index.html.j2", **index_view(manifest, folder))
 
     def check(self) -> list[str]:
         """Render every template with sample facts; return what is wrong (nothing: usable).
@@ -589,7 +589,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
-        *[("bundle_index.html.j2", lambda m=m: voice.bundle_index(index_view(m, Path("/none"))))
+        *[("bundle_index.html.j2", lambda m=m: voice.bundle_index(m, Path("/none")))
           for m in _sample_manifests(now, voice.policy)],
     ]  # fmt: skip
 

@@ -487,7 +487,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         "deadlines": state.deadlines.to_dict(),
         "alerts": state.fingerprints,
     }
-    bundle.write_manifest(folder, header, entries, now, rt.voice)
+    bundle.write_manifest(folder, header, entries, now, rt.voice.bundle_index)
     rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=str(folder.resolve()))
     evidence = [_evidence_of(entry) for entry in entries]
     content = rt.voice.evidence(

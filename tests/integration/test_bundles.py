@@ -52,7 +52,9 @@ def make_bundle(root: Path, bundle_id: str = "b-20261127-r1") -> Path:
         "deadlines": {"acknowledge": "2026-11-27T12:05:00+00:00"},
     }
     voice = Voice.of(builtin())
-    validate_manifest(bundle.write_manifest(folder, header, entries, datetime.now(UTC), voice))
+    validate_manifest(
+        bundle.write_manifest(folder, header, entries, datetime.now(UTC), voice.bundle_index)
+    )
     bundle.archive(folder)
     return folder
 

@@ -190,7 +190,7 @@ def test_the_bundle_view_has_labels_readable_times_and_captioned_plots(
         "classification": {"priority": "P1", "rule": "sample", "reason": "a test"},
         "deadlines": deadlines(Priority.P1, started, policy).to_dict(),
     }
-    manifest = bundle.write_manifest(folder, header, [entry], now, Voice.of(policy))
+    manifest = bundle.write_manifest(folder, header, [entry], now, Voice.of(policy).bundle_index)
     jsonschema.validate(
         manifest, SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )

@@ -12,7 +12,8 @@ from collectors.contract import Target
 from collectors.plots import Series, Window, frame, plot_window, with_gaps
 from collectors.prometheus_metrics import AlertRule, alert_expression, queries_for
 from collectors.promql import Threshold, split_threshold, top_level, unit_of
-from tasks.evidence import bundle
+from tasks.evidence import bundle as bundle_writer
+from tasks.notes import bundle_view as bundle
 from tasks.notes.voice import Voice
 from triage.models import Priority
 from triage.policy import Service, builtin
@@ -227,6 +228,10 @@ def test_every_built_in_collector_and_status_has_a_label() -> None:
         assert name in bundle.LABELS, name
 
 
+def test_the_view_links_the_archive_the_writer_packs() -> None:
+    assert bundle.ARCHIVE == bundle_writer.ARCHIVE
+
+
 def test_an_unknown_key_is_still_made_readable() -> None:
     assert bundle.label("queue_depth_max") == "Queue depth max"
     assert bundle.label("my-plugin") == "My plugin"
@@ -254,7 +259,7 @@ def test_the_view_says_moments_not_iso_strings_and_puts_failures_first() -> None
         {"label": "Management hears by", "at": None, "text": "a note or responder request",
          "relative": ""},
     ]  # fmt: skip
-    page = Voice.of(builtin()).bundle_index(view)
+    page = Voice.of(builtin()).bundle_index(manifest, Path("/none"))
     assert "Sun 29 Nov 2026 14:05 UTC" in page and "2026-11-29T14:05" not in page
     assert '<td class="took">12.5 s</td>' in page
 
@@ -269,6 +274,6 @@ def test_collector_output_cannot_inject_html_into_the_view() -> None:
              "duration_seconds": 0, "files": ['a"><script>z</script>.png'], "tables": {}},
         ],
     }  # fmt: skip
-    page = Voice.of(builtin()).bundle_index(bundle.index_view(manifest, Path("/none")))
+    page = Voice.of(builtin()).bundle_index(manifest, Path("/none"))
     assert "<script" not in page and "<img src=x" not in page and "<b>x" not in page
     assert "&lt;script&gt;y&lt;/script&gt;" in page
