@@ -142,8 +142,7 @@ def render_summary(manifest: Mapping[str, Any]) -> str:
         f"# [{classification.get('priority', '?')}] {manifest.get('title', 'incident')}",
         "",
         f"- Why: {classification.get('rule', '?')} - {classification.get('reason', '')}",
-        f"- Incident: {manifest.get('incident', {}).get('label', '?')}",
-        f"- Delivery: {manifest.get('delivery_id', '?')} (run {manifest.get('run', '?')})",
+        *_origin_lines(manifest),
         "",
         "| collector | status | duration | summary |",
         "| --- | --- | --- | --- |",
@@ -153,3 +152,16 @@ def render_summary(manifest: Mapping[str, Any]) -> str:
         took = f"{entry['duration_seconds']:.2f}s"
         lines.append(f"| {entry['name']} | {entry['status']} | {took} | {summary} |")
     return "\n".join(lines) + "\n"
+
+
+def _origin_lines(manifest: Mapping[str, Any]) -> list[str]:
+    """Say what the bundle answers: a diagnosis someone ran, or an incident's alert delivery."""
+    if diagnosis := manifest.get("diagnosis"):
+        return [
+            f"- Diagnosis of {diagnosis['service']} run by {diagnosis['by']} "
+            f"through {diagnosis['via']} at {manifest['created_at'][:16].replace('T', ' ')} UTC"
+        ]
+    return [
+        f"- Incident: {manifest.get('incident', {}).get('label') or 'none yet'}",
+        f"- Delivery: {manifest.get('delivery_id', '?')} (run {manifest.get('run', '?')})",
+    ]

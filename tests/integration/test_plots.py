@@ -224,4 +224,7 @@ def test_a_diagnose_bundle_says_who_diagnosed_what(
     assert re.search(r"Diagnosis of risk-manager run by dana through responder diagnose \(CLI\) "
                      r"at \w{3} \d\d \w{3} \d{4} \d\d:\d\d UTC", text), text  # fmt: skip
     assert "Incident ?" not in text and "delivery ?" not in text
+    summary = (Path(manifest["path"]) / "summary.md").read_text()
+    assert "- Diagnosis of risk-manager run by dana through responder diagnose (CLI) at " in summary
+    assert "Delivery: ?" not in summary
     assert not ISO.search(text)
