@@ -420,7 +420,7 @@ def collect_evidence(
     state = state or load_run(rt, run_id)
     target = Target(
         services=tuple(rt.policy.catalog[s] for s in state.services if s in rt.policy.catalog),
-        alert_name=state.title,
+        alert_name=state.alert_name,  # the alertname: it picks the Prometheus rule, by exact name
         affected=tuple(state.affected),
         expression=state.expression,
         started_at=state.deadlines.triggered_at,
