@@ -106,7 +106,7 @@ def _value_range(values: Sequence[float]) -> tuple[float, float]:
         pad = abs(low) * 0.1 or 1.0
         return low - pad, high + pad
     pad = (high - low) * 0.08
-    return low - pad, high + pad
+    return low - pad, high + 2.5 * pad  # room at the top for the alert start's label
 
 
 def with_gaps(points: Sequence[tuple[float, float]], step: float) -> tuple[list, list]:

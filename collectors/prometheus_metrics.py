@@ -32,6 +32,12 @@ class Query:
     expression: str
     threshold: Threshold | None = None
     threshold_source: str = ""
+    title: str = ""  # the plot's title, when not the label
+
+    @property
+    def heading(self) -> str:
+        """Return the plot's title."""
+        return self.title or self.label
 
 
 def queries_for(target: Target, rules: Sequence[AlertRule] = ()) -> list[Query]:
@@ -45,7 +51,12 @@ def queries_for(target: Target, rules: Sequence[AlertRule] = ()) -> list[Query]:
     queries = []
     if rule_expression:
         shown = threshold.metric if threshold else rule_expression
-        queries.append(Query("alert expression", shown, threshold, source if threshold else ""))
+        queries.append(
+            Query(
+                "alert expression", shown, threshold, source if threshold else "",
+                title=target.alert_name,
+            )
+        )  # fmt: skip
     queries.append(Query("up", "up"))
     for service in target.services:
         if service.name in target.affected:
@@ -53,7 +64,7 @@ def queries_for(target: Target, rules: Sequence[AlertRule] = ()) -> list[Query]:
     unique: dict[str, Query] = {}
     for item in queries:
         if threshold and _same(item.expression, threshold.metric):
-            item = Query(item.label, item.expression, threshold, source)
+            item = Query(item.label, item.expression, threshold, source, item.title)
         unique.setdefault(_normal(item.expression), item)
     return list(unique.values())
 
@@ -175,7 +186,7 @@ def query(
         for series in matrix
     ]
     unit = unit_of(expression)
-    png = draw(label, expression, unit, series, window, item.threshold, alert_start)
+    png = draw(item.heading, expression, unit, series, window, item.threshold, alert_start)
     shape = frame(series, window, item.threshold.value if item.threshold else None)
     files: dict[str, str | bytes] = {
         f"{stem}.json": json.dumps({"expression": expression, "instant": instant, "range": matrix}),
@@ -186,7 +197,7 @@ def query(
     row["plot"] = [
         {
             "file": f"{stem}.png",
-            "title": label,
+            "title": item.heading,
             "expression": expression,
             "unit": unit,
             "window_start": window.start.isoformat(),

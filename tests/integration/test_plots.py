@@ -121,7 +121,7 @@ def test_the_plot_draws_the_rules_threshold_in_a_window_with_context(
     evidence = _collect(prometheus, started)
     assert evidence.status is Status.OK, evidence.summary
     plots = {p["title"]: p for p in evidence.tables["plots"]}
-    alert = plots["alert expression"]
+    alert = plots["PlotsSelfDown"]  # the alert's rule, titled by the alert's name
     # The rule's comparison is drawn as a line; its left side is what is queried and plotted.
     assert alert["expression"] == 'up{job="self"}'
     assert alert["threshold"] == {
@@ -201,7 +201,7 @@ def test_the_bundle_view_has_labels_readable_times_and_captioned_plots(
     assert not ISO.search(text), ISO.search(text)
     assert "Alert started" in text and "Tell management by" in text and "Incident PPLOTS" in text
     assert "red line: alert when < 0.5 (Prometheus rule PlotsSelfDown)" in text
-    assert '<img src="./prometheus/q0.png" alt="alert expression" width="900" height="360">' in page
+    assert '<img src="./prometheus/q0.png" alt="PlotsSelfDown" width="900" height="360">' in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
 
 
