@@ -19,6 +19,7 @@ from celery import Celery, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun, task_received, worker_init, worker_ready
 
+from collectors import plots
 from tasks import recovery
 from tasks.actions import act as actions_act
 from tasks.evidence import bundle
@@ -98,6 +99,15 @@ def _check_note_templates(sender: Any = None, **_: Any) -> None:
     except TemplateProblem as exc:
         log.critical("the worker cannot start: note templates: %s", exc)
         raise SystemExit(2) from None  # an Exception would be logged by Celery, and ignored
+
+
+@worker_init.connect
+def _warm_plots(sender: Any = None, **_: Any) -> None:
+    """Load the plotting library before the pool forks: no first alert waits for it."""
+    try:
+        plots.warm()
+    except Exception:  # a plot that cannot be drawn is the collector's to report, not a start
+        log.exception("plots could not be warmed up; the first plot will load matplotlib")
 
 
 @worker_ready.connect

@@ -422,9 +422,10 @@ def collect_evidence(
     state = state or load_run(rt, run_id)
     target = Target(
         services=tuple(rt.policy.catalog[s] for s in state.services if s in rt.policy.catalog),
-        alert_name=state.title,
+        alert_name=state.alert_name,  # the alertname: it picks the Prometheus rule, by exact name
         affected=tuple(state.affected),
         expression=state.expression,
+        started_at=state.deadlines.triggered_at,
     )
     return collect_into_bundle(rt, run_id, name, target, timeouts, shared=True)
 
@@ -497,7 +498,7 @@ def finish_run(
         "deadlines": state.deadlines.to_dict(),
         "alerts": state.fingerprints,
     }
-    bundle.write_manifest(folder, header, entries, now)
+    bundle.write_manifest(folder, header, entries, now, rt.voice.bundle_index)
     rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=str(folder.resolve()))
     evidence = [_evidence_of(entry) for entry in entries]
     content = rt.voice.evidence(
