@@ -75,6 +75,8 @@ SAID = {
     "refused": "Refused: nothing runs.",
     "unknown": "No such proposal (unknown or past retention).",
     "denied": "Denied. It will not run.",
+    "checking": "Checking with PagerDuty that you are assigned to the incident; the outcome "
+    "appears here.",
     "bad-approver": "Give your PagerDuty e-mail address to approve or deny.",
     "replayed": "Replay queued.",
     "not-replayed": "Not replayed.",

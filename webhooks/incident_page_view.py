@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from triage.actions import may_approve
 from triage.policy import Policy
 from triage.sla import next_market_change
 
@@ -54,6 +53,7 @@ PROPOSAL_WORDS = {
     "denied": "Denied",
     "refused": "Refused",
 }
+APPROVER_WORDS = {"assigned": "whoever the incident is assigned to", "anyone": "anyone"}
 MAX_TIMELINE = 500  # a storm's incident history is long; the page shows the latest entries
 
 
@@ -278,7 +278,7 @@ def proposals(
                 "action": record.get("action"),
                 "target": record.get("target"),
                 "description": action.does if action else "",
-                "approvers": list(action.approvers) if action else [],
+                "approvers": [APPROVER_WORDS.get(a, a) for a in action.approvers] if action else [],
                 "status": status,
                 "status_words": PROPOSAL_WORDS.get(status, status),
                 "waiting": waiting,
@@ -291,12 +291,6 @@ def proposals(
             }
         )
     return sorted(shown, key=lambda p: (not p["waiting"], str(p["id"])))
-
-
-def may_approve_name(policy: Policy, action_name: str, approver: str) -> bool:
-    """Return True when `approver` is among the approvers of catalog action `action_name`."""
-    action = policy.actions.catalog.get(action_name)
-    return action is not None and may_approve(action, approver)
 
 
 def timeline_kind(what: str) -> str:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collectors.contract import Evidence, Status
-from collectors.prometheus_metrics import plot
+from collectors.plots import Series, draw, plot_window
 from tasks.actions import approval
 from tasks.evidence import bundle
 from tasks.evidence.links import bundle_path, incident_link
@@ -115,13 +115,11 @@ def write_bundle(
             "2026-11-29T13:01:05Z Traceback (most recent call last): KeyError 'venue'",
         ]
     )
-    end = now
-    matrix = [
-        {
-            "metric": {"job": "execution-engine"},
-            "values": [[(end - timedelta(minutes=m)).timestamp(), str(m % 5)] for m in range(30)],
-        }
-    ]
+    points = tuple(((now - timedelta(minutes=m)).timestamp(), float(m % 5)) for m in range(30))
+    png = draw(
+        "up", "up{job='execution-engine'}", "", [Series("execution-engine", points)],
+        plot_window(now),
+    )  # fmt: skip
     found = [
         Evidence(
             "docker",
@@ -158,7 +156,7 @@ def write_bundle(
             "prometheus",
             Status.OK,
             "up: 0 of 1 targets down",
-            files={"prometheus/up.png": plot("up", "up{job='execution-engine'}", matrix, end)},
+            files={"prometheus/up.png": png},
             duration_seconds=1.3,
         ),
         Evidence(
@@ -182,5 +180,5 @@ def write_bundle(
         "deadlines": run["deadlines"],
         "alerts": [],
     }
-    bundle.write_manifest(folder, header, entries, now.astimezone(UTC))
+    bundle.write_manifest(folder, header, entries, now.astimezone(UTC), rt.voice.bundle_index)
     bundle.archive(folder)
