@@ -173,13 +173,27 @@ def evidence(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "status_words": STATUS_WORDS.get(entry.get("status", ""), entry.get("status")),
                 "summary": entry.get("summary", ""),
                 "took": f"{float(entry.get('duration_seconds', 0.0)):.1f} s",
-                "plots": [f for f in files if f.endswith(".png")],
+                "plots": _plots(files, entry.get("plots") or []),
                 "logs": [f for f in files if f.endswith(".log")],
                 "other_files": [f for f in files if not f.endswith((".png", ".log"))],
                 "tables": _tables(entry.get("tables") or {}),
             }
         )
     return sorted(rows, key=lambda r: STATUS_ORDER.get(r["status"], 9))
+
+
+def _plots(files: Sequence[str], described: Sequence[Any]) -> list[dict[str, str]]:
+    """Return each PNG with words for it: the collector's description when the manifest has one."""
+    about = {str(d.get("file")): d for d in described if isinstance(d, Mapping)}
+    shown = []
+    for name in (f for f in files if f.endswith(".png")):
+        plot = about.get(name, {})
+        caption = " ".join(str(plot.get(k) or "") for k in ("title", "expression")).strip()
+        threshold = plot.get("threshold") or {}
+        if isinstance(threshold, Mapping) and threshold.get("label"):
+            caption += f" (threshold {threshold['label']})"
+        shown.append({"file": name, "caption": caption or name})
+    return shown
 
 
 def _tables(tables: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -93,7 +93,22 @@ def test_evidence_lists_failures_first_and_sorts_files_by_kind() -> None:
         "Recent deployments",
     ]
     assert rows[0]["status_words"] == "Failed" and rows[0]["logs"] == ["docker/a.log"]
-    assert rows[1]["plots"] == ["p/up.png"] and rows[2]["other_files"] == ["http/h.json"]
+    assert rows[1]["plots"] == [{"file": "p/up.png", "caption": "p/up.png"}]
+    assert rows[2]["other_files"] == ["http/h.json"]
+
+
+def test_a_plot_is_described_in_words_when_the_collector_said_what_it_shows() -> None:
+    described = {
+        "file": "p/q0.png",
+        "title": "SignalLatencyHigh",
+        "expression": "signal_latency_p99_seconds",
+        "threshold": {"label": "> 5 s"},
+    }
+    entry = {"name": "prometheus", "status": "ok", "files": ["p/q0.png"], "plots": [described]}
+    [row] = view.evidence({"collectors": [entry]})
+    assert row["plots"][0]["caption"] == (
+        "SignalLatencyHigh signal_latency_p99_seconds (threshold > 5 s)"
+    )
 
 
 def test_error_lines_of_a_log_are_marked() -> None:
