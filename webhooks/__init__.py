@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -29,6 +30,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
     metrics = ReceiverMetrics()
     celery = make_celery(settings)
+
+    def send_task(name: str, args: list[Any], queue: str) -> None:
+        celery.send_task(name, args=args, queue=queue)
+
+    runtime.send_task = send_task  # Slack's messages: the parent's status, a click's answer
     app.extensions[EXTENSION] = Receiver(settings, runtime, metrics, TaskMessages(celery))
     register_error_handlers(app)
     metrics.install(app)
