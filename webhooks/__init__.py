@@ -13,7 +13,7 @@ from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
-from webhooks import actions, alertmanager, bundles, ops, pagerduty
+from webhooks import actions, alertmanager, bundles, ops, pagerduty, slack
 from webhooks.errors import register_error_handlers
 from webhooks.metrics import ReceiverMetrics
 from webhooks.receiver import EXTENSION, Receiver
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bundles.blueprint)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(actions.blueprint)
+    app.register_blueprint(slack.blueprint)
     # Mounted in front of Flask's routing: see webhooks/alertmanager.py for why.
     endpoint = alertmanager.AlertmanagerEndpoint(app.extensions[EXTENSION], MAX_BODY_BYTES)
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]

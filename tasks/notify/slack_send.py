@@ -7,6 +7,7 @@ A request names an incident and what to say:
   reply in its thread, then any proposed action not yet shown, with its buttons;
 - `trading`: the trading-impact post in the trading channel, once the evidence is in;
 - `status`: the parent updated to the incident's status now (acknowledged by, resolved);
+- `proposals`: the proposed actions not shown yet, each with Approve / Deny buttons;
 - `click`: the answer to a button click, to the clicker alone, and the proposal's message
   showing what became of it.
 
@@ -65,6 +66,10 @@ def send(rt: Runtime, gateway: SlackGateway, request: dict[str, Any], now: datet
         return status(rt, gateway, incident_id)
     if what == "click":
         return click(rt, gateway, request)
+    if what == "proposals":
+        if not (thread := SlackThreads(rt.redis).get(incident_id)) or not thread.posted:
+            return "no thread yet: the parent shows them when it is posted"
+        return f"{announce_proposals(rt, gateway, incident_id)} proposals shown"
     raise ValueError(f"unknown Slack request {what!r}")
 
 
@@ -274,8 +279,16 @@ def post_once(
         if other != owner and (left := since + IN_FLIGHT_SECONDS - time.time()) > 0:
             raise _held(f"Slack {step} held back: another attempt at it is in flight", left)
         channel = SlackThreads(rt.redis).channel_id(message.channel)
-        found = gateway.find(channel, message.key, since - LOOKBACK_SECONDS, thread_ts)
-        if found is not None:
+        if channel.startswith("#"):
+            # History is read by channel id only: a policy that names the channel, before
+            # any post told us its id, cannot look. Posting again may show it twice.
+            log.warning(
+                "Slack %s: cannot look for an interrupted post in %s (give the channel's id "
+                "in the policy); posting again",
+                step,
+                channel,
+            )
+        elif found := gateway.find(channel, message.key, since - LOOKBACK_SECONDS, thread_ts):
             rt.deliveries.mark_effect(where, step, f"{found.channel} {found.ts} (found)")
             return found
     urgent = current_lane.get() is Lane.URGENT
