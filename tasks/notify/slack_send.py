@@ -177,7 +177,7 @@ def announce_proposals(rt: Runtime, gateway: SlackGateway, incident_id: str) -> 
 
 def proposal_message(rt: Runtime, proposal: Proposal, channel: str) -> SlackMessage:
     """Return a proposal's message: buttons while it waits, what became of it after."""
-    action = next((a for a in rt.policy.actions.catalog if a.name == proposal.action), None)
+    action = rt.policy.actions.catalog.get(proposal.action)
     does = action.does if action is not None else proposal.action
     decided = ""
     if proposal.status != WAITING:
