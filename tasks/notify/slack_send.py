@@ -233,8 +233,14 @@ def trading(
         why_unread,
         incidents.channel if incidents is not None else "PagerDuty",
     )
-    post_once(rt, gateway, incident_id, "trading", build(f"{incident_id}/trading", channel, mrkdwn))
+    message = build(f"{incident_id}/trading", channel, mrkdwn)
+    post_once(rt, gateway, incident_id, "trading", message, "")
     return "trading"
+
+
+def mention(channel: str) -> str:
+    """Return how mrkdwn names a channel: an id as a link (`<#C123>`), a #name as it is."""
+    return channel if channel.startswith("#") else f"<#{channel}>"
 
 
 def trading_findings(rt: Runtime, run_id: str) -> tuple[list[dict[str, Any]], str]:

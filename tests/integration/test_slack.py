@@ -23,7 +23,9 @@ import requests
 from tasks.actions import approval
 from tasks.celery_app import make_celery
 from tasks.notify import slack_send
+from tasks.notify.slack import SlackUnavailable
 from tasks.notify.slack_blocks import build
+from tasks.run.state import run_key, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.store.deliveries import current_attempt
@@ -36,6 +38,7 @@ from tests.integration.test_pagerduty_webhook import event, sign
 from tests.support import (
     SLACK_APPROVER,
     SLACK_SIGNING_SECRET,
+    clock,
     post_alert,
     sample_payload,
     wait_for,
@@ -299,3 +302,65 @@ def test_a_channel_takes_one_message_a_second_and_urgent_work_has_first_claim(
     assert pace.take("#other", urgent=False, now=1002.2) == 0  # channels are paced apart
     pace.block("#c", 30, now=1003.5)  # Slack said 429 Retry-After: 30
     assert pace.take("#c", urgent=True, now=1004.0) == pytest.approx(29.5)
+
+
+@pytest.mark.parametrize(
+    ("at", "desk_hears"),
+    [
+        (datetime(2026, 11, 25, 15, 0, tzinfo=UTC), True),  # Wednesday 10:00 New York: trading
+        (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), False),  # Saturday: the market is closed
+    ],
+)
+def test_the_trading_desk_hears_the_trading_impact_only_while_the_market_trades(
+    at: datetime,
+    desk_hears: bool,
+    pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    settings: Settings,
+    redis_client: Any,
+) -> None:
+    runtime = Runtime(settings)
+    queued: list[dict[str, Any]] = []
+    runtime.send_task = lambda name, args, queue: queued.append(args[0])
+    incident = pagerduty.add_incident(f"k-desk-{desk_hears}", "RiskManagerDown")
+    incident_id = incident
+    state = clock.respond(runtime, clock.record_trigger(runtime, incident_id, "RiskManagerDown",
+                                                        "P0", at), at)  # fmt: skip
+    state.affected = ["risk-manager"]
+    save_run(runtime, state)
+    assert [r["what"] for r in queued][:1] == ["first"]  # after the first note, on its lane
+    for request in list(queued):
+        send_as_worker(runtime, request, at)
+    rows = [{"endpoint": "positions", "finding": "3 open positions", "problem": False},
+            {"endpoint": "reconcile", "finding": "reconciliation failed (EURUSD)",
+             "problem": True}]  # fmt: skip
+    entries = [
+        {"name": "trading", "status": "failed", "summary": "", "tables": {"endpoints": rows}}
+    ]
+    redis_client.set(f"{run_key(state.run_id)}:entries", json.dumps(entries))
+
+    trading = {"what": "trading", "incident_id": incident_id, "run_id": state.run_id}
+    done = send_as_worker(runtime, trading, at)
+    send_as_worker(runtime, trading, at)  # a retry
+
+    posts = slack.parents(TRADING)
+    assert len(posts) == (1 if desk_hears else 0), done
+    parent = parent_of(slack, incident_id)
+    assert ("Market: OPEN" in parent.text) is desk_hears
+    if desk_hears:
+        text = posts[0].text
+        assert "P0 incident during market hours: RiskManagerDown" in text.splitlines()[0]
+        assert "`risk-manager`: every order is risk-checked before it is sent" in text
+        assert "open positions: 3 open positions" in text
+        assert "reconciliation: reconciliation failed (EURUSD)" in text
+
+
+def send_as_worker(runtime: Runtime, request: dict[str, Any], at: datetime) -> str:
+    """Carry a Slack request out as the task does at `at`, waiting when held back."""
+    while True:
+        try:
+            return slack_send.send(runtime, runtime.slack, request, at)
+        except SlackUnavailable as exc:
+            if not exc.held_back:
+                raise
+            time.sleep(exc.wait_seconds)  # the task's countdown
