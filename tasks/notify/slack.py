@@ -238,6 +238,9 @@ class OutboxGateway:
         partial = target.with_suffix(".part")  # write then rename: never half a file
         partial.write_text(json.dumps(call, indent=2), encoding="utf-8")
         partial.rename(target)
+        # What `make run` shows of Slack without a token: where it went, its first line.
+        first = str(body.get("text", "")).splitlines()[0] if body.get("text") else ""
+        log.info("Slack outbox: %s %s: %s (%s)", method, body.get("channel"), first[:120], target)
         return target
 
 

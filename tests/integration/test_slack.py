@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tasks.notify.slack import SlackUnavailable
 from tasks.notify.slack_blocks import build
 from tasks.run.state import run_key, save_run
 from tasks.runtime import Runtime
-from tasks.settings import Settings
+from tasks.settings import Secret, Settings
 from tasks.store.deliveries import current_attempt
 from tasks.store.proposals import WAITING
 from tasks.store.slack import ChannelPace, SlackThreads
@@ -364,3 +365,22 @@ def send_as_worker(runtime: Runtime, request: dict[str, Any], at: datetime) -> s
             if not exc.held_back:
                 raise
             time.sleep(exc.wait_seconds)  # the task's countdown
+
+
+def test_without_a_token_slack_messages_go_to_the_outbox_once(
+    settings: Settings, redis_client: Any, tmp_path: Path
+) -> None:
+    runtime = Runtime(replace(settings, slack_token=Secret(""), outbox_dir=tmp_path))
+    message = build("POUT/parent", "C0INCIDENTS", "*[P1] written down*")
+    token = current_attempt.set("task-outbox")
+    try:
+        posted = slack_send.post_once(runtime, runtime.slack, "POUT", "parent", message, "")
+        redis_client.set("responder:effect:slack:POUT:parent", "pending:task-outbox:1")
+        again = slack_send.post_once(runtime, runtime.slack, "POUT", "parent", message, "")
+    finally:
+        current_attempt.reset(token)
+    files = sorted((tmp_path / "slack").glob("*.json"))
+    assert [json.loads(f.read_text())["method"] for f in files] == ["chat.postMessage"]
+    call = json.loads(files[0].read_text())["json"]
+    assert call["channel"] == "C0INCIDENTS" and call["text"].startswith("[P1] written down")
+    assert posted is not None and again is not None and again.ts == posted.ts  # found, not posted
