@@ -68,6 +68,8 @@ class Posted:
 class SlackGateway(Protocol):
     """What the Slack tasks need from Slack."""
 
+    paced: bool  # whether posts keep to Slack's one message per second per channel
+
     def post(self, message: SlackMessage, thread_ts: str = "") -> Posted:
         """Post a message (into a thread when `thread_ts` is set)."""
         ...
@@ -110,6 +112,8 @@ class ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
 class WebApiGateway:
     """Slack's Web API through two WebClients: one that may retry (reads, updates), one that
     posts and never retries what it cannot know the outcome of."""
+
+    paced = True  # Slack takes about one message per second per channel
 
     def __init__(self, writes: WebClient, reads: WebClient, redact: Callable[[str], str]) -> None:
         self.writes = writes
@@ -191,6 +195,8 @@ class WebApiGateway:
 
 class OutboxGateway:
     """Write each call the Web API gateway would make to a JSON file instead (no token set)."""
+
+    paced = False  # files have no rate limit: a storm's outbox is written at once
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
