@@ -62,6 +62,7 @@ class Call:
     status: int = 200
     error: str = ""
     rejected: str = ""  # why the spec refused it ("" when it did not)
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
