@@ -79,12 +79,14 @@ def first(rt: Runtime, gateway: SlackGateway, incident_id: str, run_id: str, now
     if state is None:
         return "no run"
     threads = SlackThreads(rt.redis)
-    thread = threads.get(incident_id) or Thread(incident_id, str(state.classification.priority))
+    priority = str(state.classification.priority)
+    thread = threads.get(incident_id) or Thread(incident_id, priority, opened=time.time())
     if thread.facts is None:  # decided once: a retry says what the first attempt said
         thread.facts = facts_of(rt, state, incident_id, now)
-        threads.save(thread)
     facts = thread.facts
     chosen = channels_for(rt.policy.slack, thread.priority, bool(facts["market"]["open"]))
+    if "incidents" in chosen:  # only a thread that will have a parent is kept
+        threads.save(thread)
     done = []
     if "incidents" in chosen and not thread.posted:
         message = parent_message(rt, thread, chosen["incidents"])
@@ -139,7 +141,7 @@ def status(rt: Runtime, gateway: SlackGateway, incident_id: str) -> str:
     if thread is None or thread.facts is None:
         return "no thread"
     if not thread.posted:
-        raise _waiting_for_parent()
+        return _wait_for_parent(rt, thread)
     message = parent_message(rt, thread, thread.channel)
     gateway.update(thread.channel, thread.ts, message)
     return "updated"
@@ -151,7 +153,7 @@ def note(rt: Runtime, gateway: SlackGateway, incident_id: str, key: str, text: s
     if thread is None:
         return "no thread"
     if not thread.posted:
-        raise _waiting_for_parent()
+        return _wait_for_parent(rt, thread)
     message = build(f"{incident_id}/{key}", thread.channel, rt.voice.slack_note(text))
     post_once(rt, gateway, incident_id, f"note:{key}", message, thread.ts)
     announce_proposals(rt, gateway, incident_id)
@@ -319,11 +321,12 @@ def _held(why: str, wait: float) -> SlackUnavailable:
     return SlackUnavailable(why, 429, {"ratelimit-reset": f"{wait:.3f}"}, held_back=True)
 
 
-def _waiting_for_parent() -> SlackUnavailable:
-    """A reply or update waits for its parent, which another task is posting."""
-    return _held(
-        "Slack reply held back: the thread's parent is not posted yet", PARENT_WAIT_SECONDS
-    )
+def _wait_for_parent(rt: Runtime, thread: Thread) -> str:
+    """Wait (a countdown) for the parent another task is posting; give up when it has."""
+    if time.time() - thread.opened > rt.policy.storm.give_up_after.total_seconds():
+        return "no thread: its parent was never posted (see the dead letters)"
+    why = "Slack reply held back: the thread's parent is not posted yet"
+    raise _held(why, PARENT_WAIT_SECONDS)
 
 
 def wants_thread(rt: Runtime, priority: str, now: datetime) -> bool:

@@ -9,6 +9,7 @@ for a channel, routine messages to it wait behind it.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -99,6 +100,7 @@ class Thread:
     channel: str = ""  # the channel's id, as Slack answered the parent's post
     ts: str = ""  # the parent's ts: the thread's id ("" until it is posted)
     facts: dict[str, Any] | None = None  # what the parent says, kept to update it
+    opened: float = 0.0  # when the thread was asked for (seconds since the epoch)
 
     @property
     def posted(self) -> bool:
@@ -121,6 +123,7 @@ class SlackThreads:
         """Record that the incident gets a thread (before its parent is queued)."""
         key = thread_key(incident_id)
         self.redis.hsetnx(key, "priority", priority)
+        self.redis.hsetnx(key, "opened", f"{time.time():.3f}")
         self.redis.expire(key, int(DEDUP_TTL.total_seconds()))
 
     def get(self, incident_id: str) -> Thread | None:
@@ -132,7 +135,12 @@ class SlackThreads:
             return None
         facts = json.loads(raw["facts"]) if raw.get("facts") else None
         return Thread(
-            incident_id, raw.get("priority", "P3"), raw.get("channel", ""), raw.get("ts", ""), facts
+            incident_id,
+            raw.get("priority", "P3"),
+            raw.get("channel", ""),
+            raw.get("ts", ""),
+            facts,
+            float(raw.get("opened") or 0.0),
         )
 
     def save(self, thread: Thread) -> None:

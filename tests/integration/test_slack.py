@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -36,15 +38,18 @@ from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack, Message
 from tests.integration.test_end_to_end import incident_key
 from tests.integration.test_pagerduty_webhook import event, sign
+from tests.integration.test_worker_kill import LIMITS, VISIBILITY_TIMEOUT, start_worker
 from tests.support import (
     SLACK_APPROVER,
     SLACK_SIGNING_SECRET,
+    TOKEN,
     clock,
     post_alert,
     sample_payload,
     wait_for,
 )
 from triage.sla import is_market_open
+from webhooks import create_app
 
 INCIDENTS, TRADING, DEV = "#eafix-incidents", "#trading-operations", "#eafix-dev"
 
@@ -384,3 +389,53 @@ def test_without_a_token_slack_messages_go_to_the_outbox_once(
     call = json.loads(files[0].read_text())["json"]
     assert call["channel"] == "C0INCIDENTS" and call["text"].startswith("[P1] written down")
     assert posted is not None and again is not None and again.ts == posted.ts  # found, not posted
+
+
+KILL_QUEUE = "responder-slack-kill"
+
+
+@pytest.fixture
+def kill_env(responder_env: dict[str, str], redis_client: Any) -> Iterator[dict[str, str]]:
+    """A worker environment on queues of its own, with a short visibility timeout."""
+    queues = [KILL_QUEUE, f"{KILL_QUEUE}-urgent", f"{KILL_QUEUE}-actions"]
+    redis_client.delete(*queues)
+    yield {**os.environ, **responder_env, **LIMITS, "RESPONDER_QUEUE": KILL_QUEUE,
+           "RESPONDER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}  # fmt: skip
+    redis_client.delete(*queues)
+
+
+def test_a_worker_killed_between_slacks_post_and_its_once_record_does_not_post_twice(
+    kill_env: dict[str, str],
+    settings: Settings,
+    pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    tmp_path: Path,
+) -> None:
+    app = create_app(replace(settings, queue=KILL_QUEUE))
+    payload = p1_payload("kill")
+    incident = pagerduty.add_incident(incident_key(payload), "[FIRING:1] SignalLatencyHigh")
+    slack.hold("chat.postMessage", 20)  # Slack posts the parent; its answer never comes back
+    log = tmp_path / "workers.log"
+    first = start_worker(kill_env, log)
+    second = None
+    try:
+        answer = app.test_client().post(
+            "/webhooks/alertmanager", json=payload, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert answer.status_code == 202
+        wait_for(lambda: slack.parents(INCIDENTS, f"[ref slack:{incident}/parent]"),
+                 what="Slack to post the parent")  # fmt: skip
+        os.killpg(first.pid, signal.SIGKILL)  # before the answer, so before the once-record
+        first.wait(timeout=10)
+        time.sleep(VISIBILITY_TIMEOUT + 1)  # the killed worker's messages come back then
+        second = start_worker(kill_env, log)
+        parent = parent_of(slack, incident)
+        wait_for(lambda: any(" evidence: " in m.text for m in slack.replies(parent)),
+                 timeout=60, what="the fresh worker to go on in the thread")  # fmt: skip
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
+    assert len(slack.parents(INCIDENTS, f"[ref slack:{incident}/parent]")) == 1
+    assert any(c.method == "conversations.history" for c in slack.calls)  # it looked first
