@@ -301,7 +301,7 @@ def post_once(
             return found
     urgent = current_lane.get() is Lane.URGENT
     pace = ChannelPace(rt.redis)
-    if gateway.paced and (wait := pace.take(message.channel, urgent)) > 0:
+    if gateway.paced and (wait := pace.take(message.channel, urgent, f"{where}:{step}")) > 0:
         raise _held(f"Slack {step} held back: {message.channel} takes one message a second", wait)
     if not rt.deliveries.claim_attempt(where, step, seen, owner):
         raise _held(f"Slack {step} held back: another attempt claimed it", 1.0)

@@ -1,9 +1,9 @@
 """Slack's state in Redis: each incident's thread, and the pace of posts per channel.
 
 Slack allows about one message per second per channel. Every worker takes a slot from one
-Redis record per channel before it posts; a message that finds no slot free waits (a Celery
-countdown, never a sleep). Urgent work (P0/P1) has first claim: while an urgent message waits
-for a channel, routine messages to it wait behind it.
+Redis record per channel before it posts; a message that finds no slot free waits in the
+channel's line (a Celery countdown until its turn, never a sleep). Urgent work (P0/P1) has
+first claim: urgent messages stand before every routine one in the line.
 """
 
 from __future__ import annotations
@@ -18,35 +18,46 @@ import redis
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 
 SLOT_SECONDS = 1.0  # one message per second per channel
-URGENT_CLAIM_MARGIN = 2.0  # an urgent waiter's claim outlives its wait by this much
-ROUTINE_BACKOFF = 1.0  # what a routine message waits when an urgent one holds the claim
+STALE_WAITER_SECONDS = 30.0  # a waiter not heard of this long (its task died) leaves the line
 
-# KEYS: the channel's last slot, the channel's urgent claim, the channel's block-until.
-# ARGV: now (negative: Redis's clock), the slot in seconds, "1" when urgent, the claim margin.
-# Returns "0" when a slot is granted now, else the seconds to wait before asking again.
+# One line of waiting messages per channel, so that N messages waiting for a channel cost about
+# N task runs, not N a second: each is told to come back when its turn should come (its rank
+# in the line, a slot each), and only the head of the line is granted the slot. Urgent waiters
+# (P0/P1) stand before every routine one (their scores are their arrival less 1e10): first
+# claim on the channel.
+# KEYS: the channel's last grant, its line (a sorted set), the line's last-seen times (a
+# hash), the channel's block-until.
+# ARGV: now (negative: Redis's clock), the slot in seconds, "1" when urgent, the waiter's id,
+# the stale age.
+# Returns "0" when the slot is granted now, else the seconds to wait before asking again.
 _TAKE = """
-local now, slot, urgent = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+local now, slot, urgent, me = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local blocked = tonumber(redis.call('GET', KEYS[3]) or '0')
+local seen = redis.call('HGETALL', KEYS[3])
+for i = 1, #seen, 2 do
+  if now - tonumber(seen[i + 1]) > tonumber(ARGV[5]) then
+    redis.call('ZREM', KEYS[2], seen[i])
+    redis.call('HDEL', KEYS[3], seen[i])
+  end
+end
+redis.call('ZADD', KEYS[2], 'NX', urgent and (now - 1e10) or now, me)
+redis.call('HSET', KEYS[3], me, tostring(now))
+redis.call('EXPIRE', KEYS[2], 3600)
+redis.call('EXPIRE', KEYS[3], 3600)
+local blocked = tonumber(redis.call('GET', KEYS[4]) or '0')
 local last = tonumber(redis.call('GET', KEYS[1]) or '-1e18')
 local free_at = math.max(last + slot, blocked)
-if not urgent and redis.call('EXISTS', KEYS[2]) == 1 then
-  return tostring(math.max(free_at - now, tonumber(ARGV[5])))
-end
-if free_at <= now then
+local rank = redis.call('ZRANK', KEYS[2], me)
+if rank == 0 and free_at <= now then
   redis.call('SET', KEYS[1], tostring(now), 'EX', 3600)
-  if urgent then redis.call('DEL', KEYS[2]) end
+  redis.call('ZREM', KEYS[2], me)
+  redis.call('HDEL', KEYS[3], me)
   return '0'
 end
-local wait = free_at - now
-if urgent then
-  -- First claim: routine messages to this channel wait until this one has posted.
-  redis.call('SET', KEYS[2], '1', 'PX', math.ceil((wait + tonumber(ARGV[4])) * 1000))
-end
-return tostring(wait)
+return tostring(math.max(free_at - now, 0) + rank * slot + 0.01)
 """
 
 _BLOCK = """
@@ -76,14 +87,20 @@ class ChannelPace:
         self._take = client.register_script(_TAKE)
         self._block = client.register_script(_BLOCK)
 
-    def take(self, channel: str, urgent: bool, now: float = -1.0) -> float:
-        """Take the channel's next slot now; return 0 when granted, else the seconds to wait.
+    def take(self, channel: str, urgent: bool, waiter: str, now: float = -1.0) -> float:
+        """Ask for the channel's slot for `waiter` (a message's id); 0 when granted now, else
+        the seconds to wait before asking again (the waiter keeps its place in the line).
 
         `now` is for tests (seconds since the epoch); by default Redis's clock decides, so
         workers on machines whose clocks differ share one pace.
         """
-        keys = [_key("pace", channel), _key("urgent", channel), _key("blocked", channel)]
-        args = [now, self.slot, "1" if urgent else "0", URGENT_CLAIM_MARGIN, ROUTINE_BACKOFF]
+        keys = [
+            _key("pace", channel),
+            _key("line", channel),
+            _key("line-seen", channel),
+            _key("blocked", channel),
+        ]
+        args = [now, self.slot, "1" if urgent else "0", waiter, STALE_WAITER_SECONDS]
         return float(self._take(keys=keys, args=args))
 
     def block(self, channel: str, seconds: float, now: float = -1.0) -> None:

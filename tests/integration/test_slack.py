@@ -294,20 +294,25 @@ def test_a_post_whose_answer_was_lost_is_found_by_its_marker_not_posted_again(
     ]  # fmt: skip
 
 
-def test_a_channel_takes_one_message_a_second_and_urgent_work_has_first_claim(
+def test_a_channel_takes_one_message_a_second_in_line_and_urgent_work_goes_first(
     redis_client: Any,
 ) -> None:
     pace = ChannelPace(redis_client)
-    assert pace.take("#c", urgent=False, now=1000.0) == 0
-    assert pace.take("#c", urgent=False, now=1000.2) == pytest.approx(0.8)
-    assert pace.take("#c", urgent=True, now=1000.4) == pytest.approx(0.6)  # claims the next
-    # The next slot is the urgent message's: a routine one that asks first still waits.
-    assert pace.take("#c", urgent=False, now=1001.05) > 0
-    assert pace.take("#c", urgent=True, now=1001.1) == 0
-    assert pace.take("#c", urgent=False, now=1002.2) == 0  # the claim went with its post
-    assert pace.take("#other", urgent=False, now=1002.2) == 0  # channels are paced apart
-    pace.block("#c", 30, now=1003.5)  # Slack said 429 Retry-After: 30
-    assert pace.take("#c", urgent=True, now=1004.0) == pytest.approx(29.5)
+    assert pace.take("#c", False, "a", now=1000.0) == 0
+    assert pace.take("#c", False, "b", now=1000.2) == pytest.approx(0.81)  # next in line
+    assert pace.take("#c", False, "c", now=1000.3) == pytest.approx(1.71)  # a slot later
+    # An urgent message stands before every routine one: first claim on the channel.
+    assert pace.take("#c", True, "u", now=1000.4) == pytest.approx(0.61)
+    assert pace.take("#c", False, "b", now=1001.05) == pytest.approx(1.01)  # behind it now
+    assert pace.take("#c", True, "u", now=1001.1) == 0
+    assert pace.take("#c", False, "b", now=1001.5) == pytest.approx(0.61)  # a second apart
+    assert pace.take("#c", False, "b", now=1002.2) == 0
+    assert pace.take("#other", False, "x", now=1002.2) == 0  # channels are paced apart
+    # A waiter whose task died leaves the line after 30 s; it holds no one up for longer.
+    assert pace.take("#c", False, "c", now=1002.5) == pytest.approx(0.71)
+    assert pace.take("#c", False, "d", now=1040.0) == 0
+    pace.block("#c", 30, now=1040.5)  # Slack said 429 Retry-After: 30
+    assert pace.take("#c", True, "e", now=1041.0) == pytest.approx(29.51)
 
 
 @pytest.mark.parametrize(
