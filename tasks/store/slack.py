@@ -18,7 +18,9 @@ import redis
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 
 SLOT_SECONDS = 1.0  # one message per second per channel
-STALE_WAITER_SECONDS = 30.0  # a waiter not heard of this long (its task died) leaves the line
+# A waiter this late for its turn (its task died, or a busy worker runs it late) leaves the
+# line; it joins again at the end when it asks again.
+LATE_WAITER_SECONDS = 3.0
 
 # One line of waiting messages per channel, so that N messages waiting for a channel cost about
 # N task runs, not N a second: each is told to come back when its turn should come (its rank
@@ -28,7 +30,7 @@ STALE_WAITER_SECONDS = 30.0  # a waiter not heard of this long (its task died) l
 # KEYS: the channel's last grant, its line (a sorted set), the line's last-seen times (a
 # hash), the channel's block-until.
 # ARGV: now (negative: Redis's clock), the slot in seconds, "1" when urgent, the waiter's id,
-# the stale age.
+# the grace for a late waiter.
 # Returns "0" when the slot is granted now, else the seconds to wait before asking again.
 _TAKE = """
 local now, slot, urgent, me = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
@@ -36,15 +38,16 @@ if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local seen = redis.call('HGETALL', KEYS[3])
-for i = 1, #seen, 2 do
-  if now - tonumber(seen[i + 1]) > tonumber(ARGV[5]) then
-    redis.call('ZREM', KEYS[2], seen[i])
-    redis.call('HDEL', KEYS[3], seen[i])
+-- A waiter that did not come back by its turn and the grace (its task died, or runs late)
+-- leaves the line: it joins at the end when it asks again. The line keeps moving.
+local due = redis.call('HGETALL', KEYS[3])
+for i = 1, #due, 2 do
+  if now > tonumber(due[i + 1]) + tonumber(ARGV[5]) then
+    redis.call('ZREM', KEYS[2], due[i])
+    redis.call('HDEL', KEYS[3], due[i])
   end
 end
 redis.call('ZADD', KEYS[2], 'NX', urgent and (now - 1e10) or now, me)
-redis.call('HSET', KEYS[3], me, tostring(now))
 redis.call('EXPIRE', KEYS[2], 3600)
 redis.call('EXPIRE', KEYS[3], 3600)
 local blocked = tonumber(redis.call('GET', KEYS[4]) or '0')
@@ -57,7 +60,9 @@ if rank == 0 and free_at <= now then
   redis.call('HDEL', KEYS[3], me)
   return '0'
 end
-return tostring(math.max(free_at - now, 0) + rank * slot + 0.01)
+local wait = math.max(free_at - now, 0) + rank * slot + 0.01
+redis.call('HSET', KEYS[3], me, tostring(now + wait))  -- when it is to come back
+return tostring(wait)
 """
 
 _BLOCK = """
@@ -100,7 +105,7 @@ class ChannelPace:
             _key("line-seen", channel),
             _key("blocked", channel),
         ]
-        args = [now, self.slot, "1" if urgent else "0", waiter, STALE_WAITER_SECONDS]
+        args = [now, self.slot, "1" if urgent else "0", waiter, LATE_WAITER_SECONDS]
         return float(self._take(keys=keys, args=args))
 
     def block(self, channel: str, seconds: float, now: float = -1.0) -> None:

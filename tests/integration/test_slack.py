@@ -308,7 +308,7 @@ def test_a_channel_takes_one_message_a_second_in_line_and_urgent_work_goes_first
     assert pace.take("#c", False, "b", now=1001.5) == pytest.approx(0.61)  # a second apart
     assert pace.take("#c", False, "b", now=1002.2) == 0
     assert pace.take("#other", False, "x", now=1002.2) == 0  # channels are paced apart
-    # A waiter whose task died leaves the line after 30 s; it holds no one up for longer.
+    # A waiter late for its turn by over 3 s (its task died) leaves the line: no one waits on it.
     assert pace.take("#c", False, "c", now=1002.5) == pytest.approx(0.71)
     assert pace.take("#c", False, "d", now=1040.0) == 0
     pace.block("#c", 30, now=1040.5)  # Slack said 429 Retry-After: 30
