@@ -38,7 +38,9 @@ from tasks.store.slack import ChannelPace, SlackThreads, Thread
 
 log = logging.getLogger(__name__)
 LOOKBACK_SECONDS = 120.0  # a lookup reads the history from this long before the attempt
-PARENT_WAIT_SECONDS = 1.0  # a reply whose parent is not out yet asks again after this
+# A reply whose parent is not out yet asks again after this: soon on the urgent lane; on the
+# routine one, whose parents may queue a minute for their channel in a storm, less often.
+PARENT_WAIT_SECONDS = {Lane.URGENT: 1.0, Lane.ROUTINE: 5.0}
 TRADING_FINDINGS = {
     "positions": "open positions",
     "reconcile": "reconciliation",
@@ -326,7 +328,7 @@ def _wait_for_parent(rt: Runtime, thread: Thread) -> str:
     if time.time() - thread.opened > rt.policy.storm.give_up_after.total_seconds():
         return "no thread: its parent was never posted (see the dead letters)"
     why = "Slack reply held back: the thread's parent is not posted yet"
-    raise _held(why, PARENT_WAIT_SECONDS)
+    raise _held(why, PARENT_WAIT_SECONDS[current_lane.get()])
 
 
 def wants_thread(rt: Runtime, priority: str, now: datetime) -> bool:
