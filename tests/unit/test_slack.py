@@ -181,3 +181,13 @@ def test_mrkdwn_escapes_what_slack_reads_as_markup() -> None:
     reply = Voice.of(builtin()).slack_note("[P1] <script> & more\nbody <@U1>")
     assert reply == "*[P1] &lt;script&gt; &amp; more*\nbody &lt;@U1&gt;"
     assert plain(reply) == "[P1] <script> & more\nbody <@U1>"
+
+
+def test_slacks_token_and_signing_secret_are_secrets_redaction_knows() -> None:
+    from tasks.settings import settings_from_env
+
+    settings = settings_from_env(
+        {"RESPONDER_SLACK_TOKEN": "xoxb-1-abc", "RESPONDER_SLACK_SIGNING_SECRET": "sign-xyz"}
+    )
+    assert "xoxb-1-abc" not in repr(settings) and "sign-xyz" not in repr(settings)
+    assert {"xoxb-1-abc", "sign-xyz"} <= set(settings.secrets())
