@@ -8,7 +8,10 @@ group. Prints intake, the P0's latencies, notes, coalescing, dead letters, Pager
 minute, queue depth over time, memory, and every 2xx delivery's fate.
 
     .venv/bin/python -m bench.storm [--deliveries 10000] [--seconds 60] [--groups 200]
-        [--targets healthy|hanging] [--kill-worker-at S] [--restart-redis-at S]
+        [--targets healthy|hanging] [--kill-worker-at S] [--restart-redis-at S] [--slack]
+
+`--slack` adds the fake Slack Web API (a thread per incident, one message a second per
+channel) and reports when the P0's thread and the P3s' threads came out.
 
 Needs Debian's redis-server (make test-services installs it).
 """
@@ -42,6 +45,8 @@ import yaml
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import CHANNELS as SLACK_CHANNELS
+from tests.fakes.slack import FakeSlack
 from triage.policy import builtin_text
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -297,6 +302,7 @@ def main() -> None:
     parser.add_argument("--kill-worker-at", type=float, default=None)
     parser.add_argument("--restart-redis-at", type=float, default=None)
     parser.add_argument("--drain-timeout", type=float, default=300.0)
+    parser.add_argument("--slack", action="store_true", help="post to the fake Slack too")
     args = parser.parse_args()
 
     directory = Path(tempfile.mkdtemp(prefix="bench-storm-"))
@@ -314,6 +320,9 @@ def main() -> None:
     policy = yaml.safe_load(builtin_text())
     for service in policy["catalog"]:
         service["health_url"] = f"{targets.base}/{service['name']}/healthz"
+    slack = FakeSlack().start() if args.slack else None
+    for entry in policy["communication"]["slack"]["channels"].values():
+        entry["channel"] = SLACK_CHANNELS[entry["channel"]]  # by id, as the README advises
     (directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
     (directory / "metrics").mkdir()
     port = free_port()
@@ -331,6 +340,12 @@ def main() -> None:
         "RESPONDER_COLLECTOR_TIMEOUT": "5",
         "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
     }
+    if slack is not None:
+        env.update(
+            RESPONDER_SLACK_TOKEN=slack.token,
+            RESPONDER_SLACK_API_URL=slack.base_url,
+            RESPONDER_SLACK_CA_FILE=slack.ca_file,
+        )
     parts = Parts(directory, env, port, "responder-urgent")
     client = redis.Redis.from_url(own_redis.url)
     stop = threading.Event()
@@ -342,11 +357,15 @@ def main() -> None:
         report = storm(args, parts, own_redis, client, pagerduty, groups, incidents)
         report["redis_before"] = memory_before
         print_report(args, report)
+        if slack is not None:
+            print_slack(slack, incidents, report["t0"], report["p0_sent_at"])
     finally:
         stop.set()
         parts.stop_all()
         targets.stop()
         pagerduty.stop()
+        if slack is not None:
+            slack.stop()
         own_redis.stop()
         print(f"logs: {directory}")
 
@@ -520,7 +539,47 @@ def storm(
         "fates": fates,
         "without_first_note": len(incidents) - len(first_note_of),
         "restarts": dict(parts.restarts),
+        "t0": t0,
+        "p0_sent_at": p0_sent[0] if p0_sent else None,
     }
+
+
+def print_slack(
+    slack: FakeSlack, incidents: dict[str, str], t0: float, p0_sent: float | None
+) -> None:
+    """Print when the incidents' Slack threads came out, the P0's first, and Slack's pace."""
+    parents = {
+        m.text.rsplit("[ref slack:", 1)[1].split("/", 1)[0]: m
+        for m in slack.messages
+        if not m.thread_ts and m.text.rstrip().endswith("/parent]")
+    }
+    posted_at = {c.params.get("text", ""): c.at for c in slack.calls if c.at}
+    p0 = parents.get(incidents[P0_GROUP])
+    p0_at = posted_at.get(p0.text) if p0 is not None else None
+    others = [posted_at[m.text] - t0 for i, m in parents.items()
+              if i != incidents[P0_GROUP] and m.text in posted_at]  # fmt: skip
+    dupes = Counter(m.text.rsplit("[ref slack:", 1)[1] for m in slack.messages)
+    per_second: Counter[tuple[str, int]] = Counter(
+        (str(c.params.get("channel")), int(c.at))
+        for c in slack.calls
+        if c.method == "chat.postMessage" and c.status == 200 and not c.error
+    )
+    limited = sum(1 for c in slack.calls if c.status == 429)
+    print(
+        f"slack: {len(parents)} of {len(incidents)} threads, "
+        f"{sum(1 for m in slack.messages if m.thread_ts)} replies, "
+        f"{sum(1 for m in slack.messages if not m.thread_ts) - len(parents)} other posts; "
+        f"duplicates {sum(n - 1 for n in dupes.values() if n > 1)}; "
+        f"most posts to one channel in one second {max(per_second.values(), default=0)}; "
+        f"429s {limited}"
+    )
+    if p0_at is not None and p0_sent is not None:
+        print(f"slack: the P0's thread {p0_at - p0_sent:.1f} s after its alert was sent")
+    if others:
+        print(
+            f"slack: P3 threads from {min(others):.0f} s to {max(others):.0f} s after the storm "
+            f"began (median {pct(others, 0.5):.0f} s)"
+        )
 
 
 def first_note(pagerduty: FakePagerDuty, incident: str) -> float | None:

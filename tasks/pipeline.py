@@ -44,8 +44,11 @@ from tasks.names import (
     NOTE_RESOLVED,
     RESPOND,
     SLA_ACTION,
+    SLACK_MESSAGE,
 )
 from tasks.notes.voice import TemplateProblem
+from tasks.notify import slack_send
+from tasks.notify.slack import SlackUnavailable
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
 from tasks.run import joined_alerts, resolution, response
@@ -74,6 +77,11 @@ def runtime_of(app: Celery) -> Runtime:
     runtime = getattr(app, "_responder_runtime", None)
     if runtime is None:
         runtime = Runtime(app.conf.responder_settings)
+
+        def send(name: str, args: list[Any], queue: str) -> None:
+            app.send_task(name, args=args, queue=queue)
+
+        runtime.send_task = send
         app._responder_runtime = runtime  # type: ignore[attr-defined]
     return runtime
 
@@ -512,6 +520,17 @@ def action_refused(
         return actions_act.note_refused(rt, proposal_id, number, approver, via, why)
     except PagerDutyUnavailable as exc:
         return retry_or_log(self, rt, exc, f"action {proposal_id} refusal note")
+
+
+@shared_task(bind=True, name=SLACK_MESSAGE, max_retries=None)
+def slack_message(self: Any, request: dict[str, Any]) -> str:
+    """Send one Slack request about an incident (its thread, a reply, a post, an update)."""
+    rt = runtime_of(self.app)
+    try:
+        return slack_send.send(rt, rt.slack, request, _now())
+    except SlackUnavailable as exc:
+        what = f"Slack {request.get('what')} message"
+        return retry_or_log(self, rt, exc, what, incident_id=str(request.get("incident_id", "")))
 
 
 @shared_task(bind=True, name=ACTION_ALREADY, max_retries=None)

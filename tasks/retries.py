@@ -23,14 +23,17 @@ def decide(
 ) -> Verdict:
     """Classify a failed call; `status` is None for a network failure, `attempt` counts from 1.
 
-    429 waits `ratelimit-reset` seconds when PagerDuty sends it (backoff otherwise); 5xx and
-    network failures back off exponentially; any other 4xx is final.
+    429 waits `ratelimit-reset` seconds when PagerDuty sends it, or `Retry-After` when Slack
+    does (backoff otherwise); 5xx and network failures back off exponentially; any other 4xx
+    is final.
     """
     backoff = min(base_delay * 2 ** (attempt - 1), MAX_DELAY_SECONDS)
     if status is None:
         return Verdict(True, backoff, "network failure")
     if status == 429:
         reset = _seconds(headers, "ratelimit-reset")
+        if reset is None:
+            reset = _seconds(headers, "retry-after")
         delay = min(reset, MAX_DELAY_SECONDS) if reset is not None else backoff
         return Verdict(True, delay, "HTTP 429 rate limited")
     if status in RETRYABLE_SERVER_ERRORS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -22,6 +22,7 @@ from triage.policy import Policy
 
 if TYPE_CHECKING:
     from tasks.notes.voice import Voice
+    from tasks.notify.slack import SlackGateway
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -36,6 +37,9 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Sends a task by name to a queue: (name, args, queue). Set where a Celery app is at
+        # hand (a worker, the receiver); None elsewhere, where messages are not queued.
+        self.send_task: Callable[[str, list[Any], str], None] | None = None
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -89,6 +93,14 @@ class Runtime:
     def pagerduty(self) -> PagerDutyGateway:
         """Return the PagerDuty gateway (REST or outbox)."""
         return make_gateway(self.settings, self.redact, self.budget, self.events_budget)
+
+    @cached_property
+    def slack(self) -> SlackGateway:
+        """Return the Slack gateway (Web API, or the outbox without a bot token)."""
+        # Imported here: the receiver shares this class and never loads slack_sdk.
+        from tasks.notify.slack import make_slack_gateway
+
+        return make_slack_gateway(self.settings, self.redact)
 
     @cached_property
     def budget(self) -> RequestBudget:

@@ -104,6 +104,12 @@ class Settings:
     actions_dry_run: bool = False
     # Opens the incident list page (GET /incidents) and its Replay buttons; unset: 503.
     console_token: Secret = field(default_factory=lambda: Secret(""))
+    # Slack's bot token (xoxb-...); unset: Slack messages go to the outbox (outbox_dir/slack).
+    slack_token: Secret = field(default_factory=lambda: Secret(""))
+    # Verifies Slack's button clicks (POST /webhooks/slack); unset: the route answers 503.
+    slack_signing_secret: Secret = field(default_factory=lambda: Secret(""))
+    slack_api_url: str = "https://slack.com/api/"
+    slack_ca_file: str = ""  # a private CA bundle (a TLS-re-signing proxy, the tests' fake)
 
     @property
     def outbox_mode(self) -> bool:
@@ -182,6 +188,10 @@ _ENV = {
     "RESPONDER_ACTIONS_TOKEN": "actions_token",
     "RESPONDER_ACTIONS_DRY_RUN": "actions_dry_run",
     "RESPONDER_CONSOLE_TOKEN": "console_token",
+    "RESPONDER_SLACK_TOKEN": "slack_token",
+    "RESPONDER_SLACK_SIGNING_SECRET": "slack_signing_secret",
+    "RESPONDER_SLACK_API_URL": "slack_api_url",
+    "RESPONDER_SLACK_CA_FILE": "slack_ca_file",
 }
 
 
@@ -194,6 +204,7 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "prometheus_url": ("http", "https"),
     "pagerduty_api_url": ("http", "https"),
     "pagerduty_events_url": ("http", "https"),
+    "slack_api_url": ("http", "https"),
     "public_url": ("http", "https"),
     "docker_url": ("unix", "tcp", "http", "https", "ssh"),
     "postgres_dsn": ("postgresql", "postgres"),

@@ -24,6 +24,8 @@ from werkzeug.serving import make_server
 
 from tasks.settings import Settings, settings_from_env
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import CHANNELS as SLACK_CHANNELS
+from tests.fakes.slack import FakeSlack
 from tests.support import (
     INTAKE_QUEUE,
     LINK_SECRET,
@@ -31,6 +33,8 @@ from tests.support import (
     PD_WEBHOOK_SECRET,
     PROJECT,
     PUBLIC_URL,
+    SLACK_APPROVER,
+    SLACK_SIGNING_SECRET,
     TOKEN,
     HealthServer,
     QuietHandler,
@@ -112,6 +116,10 @@ def test_policy(tmp_path_factory: pytest.TempPathFactory, health_server: HealthS
     policy = yaml.safe_load(builtin_text())
     for service in policy["catalog"]:
         service["health_url"] = f"{health_server.base_url}/{service['name']}/healthz"
+    slack = policy["communication"]["slack"]
+    slack["approvers"] = dict([SLACK_APPROVER])
+    for entry in slack["channels"].values():  # by id, as the README advises
+        entry["channel"] = SLACK_CHANNELS[entry["channel"]]
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
@@ -126,10 +134,19 @@ def fake_pagerduty() -> Iterator[FakePagerDuty]:
 
 
 @pytest.fixture(scope="session")
+def fake_slack() -> Iterator[FakeSlack]:
+    """Run the spec-checking fake Slack Web API on a loopback HTTPS port."""
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def responder_env(
     tmp_path_factory: pytest.TempPathFactory,
     redis_url: str,
     fake_pagerduty: FakePagerDuty,
+    fake_slack: FakeSlack,
     test_policy: Path,
 ) -> dict[str, str]:
     """Return the RESPONDER_* environment shared by the in-test receiver and the worker."""
@@ -153,6 +170,10 @@ def responder_env(
         "RESPONDER_PAGERDUTY_RETRY_BASE": "0.2",
         "RESPONDER_LINK_SECRET": LINK_SECRET,
         "RESPONDER_PUBLIC_URL": PUBLIC_URL,
+        "RESPONDER_SLACK_TOKEN": fake_slack.token,
+        "RESPONDER_SLACK_API_URL": fake_slack.base_url,
+        "RESPONDER_SLACK_CA_FILE": fake_slack.ca_file,
+        "RESPONDER_SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
     }
 
 
@@ -217,6 +238,14 @@ def receiver(settings: Settings) -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def slack(fake_slack: FakeSlack) -> Iterator[FakeSlack]:
+    """Return the fake Slack with its state cleared; fail the test on off-spec calls."""
+    fake_slack.reset()
+    yield fake_slack
+    assert [c.rejected for c in fake_slack.rejected()] == [], "calls Slack's spec rejects"
 
 
 @pytest.fixture

@@ -394,6 +394,44 @@ SEVERITY_FALLBACK_RULE = "severity-fallback"
 FALLBACK_RULES = frozenset({DEFAULT_RULE, SEVERITY_FALLBACK_RULE})
 
 
+MARKET_STATES = ("open", "closed", "any")
+
+
+@dataclass(frozen=True)
+class SlackChannel:
+    """A Slack channel the responder posts to, for which priorities and in which market state."""
+
+    channel: str  # "#name" or a channel id (the id lets a retry read the channel's history)
+    priorities: frozenset[Priority]
+    market: str = "any"  # open | closed | any
+
+    def wants(self, priority: str, market_open: bool) -> bool:
+        """Return True when an incident of `priority` is posted here in this market state."""
+        if priority not in {p.value for p in self.priorities}:
+            return False
+        return self.market == "any" or (self.market == "open") == market_open
+
+
+@dataclass(frozen=True)
+class SlackPolicy:
+    """Where Slack messages go (`communication.slack`) and who may approve from Slack.
+
+    `incidents` holds one thread per incident; `trading` and `dev` get one post each.
+    `approvers` maps a Slack user id to the identity the action approvers name (a PagerDuty
+    user id or an e-mail); a click by anyone else approves nothing.
+    """
+
+    incidents: SlackChannel | None = None
+    trading: SlackChannel | None = None
+    dev: SlackChannel | None = None
+    approvers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        """Return True when the policy names any Slack channel."""
+        return any((self.incidents, self.trading, self.dev))
+
+
 def _default_severity_fallback() -> Mapping[str, Priority]:
     # Without a `severity_fallback` in the file a critical alert still pages: never a silent P3.
     return {"critical": Priority.P1, "warning": Priority.P2}
@@ -424,6 +462,7 @@ class Policy:
     # Where the next business day's management summary goes: a note on each incident in it.
     summary_to: str = "incident_notes"
     actions: ActionPolicy = field(default_factory=ActionPolicy)
+    slack: SlackPolicy = field(default_factory=SlackPolicy)  # communication.slack
 
     def summarised(self) -> tuple[Priority, ...]:
         """Return the priorities whose management hears of them in a next-business-day summary."""
@@ -929,6 +968,28 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         },
         summary_to=raw.get("management_summary", {}).get("post_to", "incident_notes"),
         actions=_actions(raw.get("actions", {})),
+        slack=_slack(raw.get("communication", {}).get("slack", {})),
+    )
+
+
+def _slack(raw: Mapping[str, Any]) -> SlackPolicy:
+    channels = raw.get("channels", {})
+
+    def channel(name: str) -> SlackChannel | None:
+        entry = channels.get(name)
+        if entry is None:
+            return None
+        return SlackChannel(
+            entry["channel"],
+            frozenset(Priority(p) for p in entry["priorities"]),
+            entry.get("market", "any"),
+        )
+
+    return SlackPolicy(
+        incidents=channel("incidents"),
+        trading=channel("trading"),
+        dev=channel("dev"),
+        approvers=dict(raw.get("approvers", {})),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -12,7 +13,7 @@ from tasks.celery_app import make_celery
 from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
-from webhooks import actions, alertmanager, bundles, incident_page, ops, pagerduty
+from webhooks import actions, alertmanager, bundles, incident_page, ops, pagerduty, slack
 from webhooks.errors import register_error_handlers
 from webhooks.metrics import ReceiverMetrics
 from webhooks.receiver import EXTENSION, Receiver
@@ -30,6 +31,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
     metrics = ReceiverMetrics()
     celery = make_celery(settings)
+
+    def send_task(name: str, args: list[Any], queue: str) -> None:
+        celery.send_task(name, args=args, queue=queue)
+
+    runtime.send_task = send_task  # Slack's messages: the parent's status, a click's answer
     app.extensions[EXTENSION] = Receiver(settings, runtime, metrics, TaskMessages(celery))
     register_error_handlers(app)
     metrics.install(app)
@@ -39,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(actions.blueprint)
     app.register_blueprint(incident_page.blueprint)
+    app.register_blueprint(slack.blueprint)
     # Mounted in front of Flask's routing: see webhooks/alertmanager.py for why.
     endpoint = alertmanager.AlertmanagerEndpoint(app.extensions[EXTENSION], MAX_BODY_BYTES)
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]

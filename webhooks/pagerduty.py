@@ -14,6 +14,7 @@ from tasks.actions import approval
 from tasks.lanes import actions_queue, queue_for
 from tasks.names import ANSWER_NOTE, CLOSE_INCIDENT, RESPOND
 from tasks.notes import markers
+from tasks.notify.slack_queue import tell_slack
 from tasks.sla import incident_events
 from tasks.store.deliveries import Claim, new_delivery_id
 from triage import note_commands
@@ -42,6 +43,14 @@ blueprint = Blueprint("pagerduty", __name__)
 SOURCE = "pagerduty"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Webhook-Id", "X-Webhook-Subscription")
 NOTE_ADDED = "not started: a note was added"
+SLACK_STATUS_EVENTS = frozenset(
+    {
+        "incident.acknowledged",
+        "incident.unacknowledged",
+        "incident.resolved",
+        "incident.reopened",
+    }
+)
 
 
 @blueprint.post("/webhooks/pagerduty")
@@ -138,7 +147,10 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         return recorded
     if not recorded.duplicate:
         try:
-            incident_events.apply_event(receiver.runtime, event, person_note=person_note)
+            newest = incident_events.apply_event(receiver.runtime, event, person_note=person_note)
+            if newest and incident is not None and event.event_type in SLACK_STATUS_EVENTS:
+                # The Slack thread's parent says acknowledged (by whom) or resolved.
+                tell_slack(receiver.runtime, {"what": "status", "incident_id": incident.id})
         except Exception:  # the delivery is stored; `responder replay` can apply it again
             log.exception("cannot update the incident from %s", recorded.delivery_id)
         approve_by_note(receiver, event, commands)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
+from tasks.notify.slack_queue import tell_slack
 from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from tasks.store.proposals import (
@@ -89,6 +90,8 @@ def propose(
     proposals(rt).add(proposal)
     what = f"action {proposal.id} proposed: {proposal.action} on {proposal.target}"
     rt.incidents.log(incident_id, what, proposed_by, now)
+    # Its Approve / Deny buttons in the incident's Slack thread (when it has one; once).
+    tell_slack(rt, {"what": "proposals", "incident_id": incident_id})
     return proposal
 
 

@@ -106,6 +106,9 @@ def run(host: str, port: int, concurrency: int) -> None:
     }
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
     click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
+    if policy.slack.enabled:
+        slack = "Slack's Web API" if settings.slack_token else f"outbox {settings.outbox_dir}/slack"
+        click.echo(f"responder: Slack messages go to {slack} (RESPONDER_SLACK_TOKEN)")
     click.echo(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
     parts = {

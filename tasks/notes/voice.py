@@ -149,6 +149,107 @@ class Voice:
             )
         )
 
+    def incident_facts(
+        self,
+        headline: str,
+        classification: Classification,
+        due: Deadlines,
+        now: datetime,
+        *,
+        incident_id: str,
+        incident_url: str = "",
+        bundle_url: str = "",
+    ) -> dict[str, Any]:
+        """Return the first note's facts as JSON-safe data, for the Slack messages built on them.
+
+        The same classification, market state and deadlines as `first_response`; kept with
+        the thread, so the parent message says the same when it is updated later.
+        """
+        targets = self.policy.sla[due.priority]
+        return {
+            "priority": str(classification.priority),
+            "headline": headline,
+            "rule": classification.rule,
+            "reason": classification.reason,
+            "fallback": _FALLBACKS.get(classification.rule),
+            "market": self.market(now),
+            "deadlines": [
+                {"what": what, "due": at.isoformat(), "target": str(target)}
+                for what, at, target in (
+                    ("acknowledge", due.acknowledge, targets.acknowledge),
+                    ("respond", due.respond, targets.respond),
+                    ("resolve", due.resolve, targets.resolve),
+                )
+            ],
+            "update_every": str(targets.update_every),
+            "incident_id": incident_id,
+            "incident_url": incident_url,
+            "bundle_url": bundle_url,
+            "runbook_url": self.policy.runbook_url,
+        }
+
+    def slack_incident(self, facts: Mapping[str, Any], status: Mapping[str, str] | None) -> str:
+        """Render the Slack parent (or #eafix-dev post) of an incident from `incident_facts`.
+
+        `status` is {word: triggered|acknowledged|resolved, by}; None leaves the status out
+        (a one-off post that is never updated).
+        """
+        deadlines_ = [
+            {**d, "due": datetime.fromisoformat(d["due"])} for d in facts.get("deadlines", [])
+        ]
+        return self.render(
+            "slack_incident.md.j2", **{**facts, "deadlines": deadlines_, "status": status}
+        )
+
+    def slack_trading(
+        self,
+        priority: str,
+        headline: str,
+        affected: Sequence[Mapping[str, str]],
+        findings: Sequence[Mapping[str, Any]],
+        why_unread: str,
+        thread_channel: str,
+    ) -> str:
+        """Render the #trading-operations post: the trading impact in plain words.
+
+        `affected`: {name, why} of trading-path services; `findings`: {what, finding, problem}
+        from the trading collector ([]: it could not read them, `why_unread` says why).
+        """
+        return self.render(
+            "slack_trading.md.j2",
+            priority=priority,
+            headline=headline,
+            affected=list(affected),
+            findings=list(findings),
+            why_unread=why_unread,
+            thread_channel=thread_channel,
+        )
+
+    def slack_note(self, note: str) -> str:
+        """Render a PagerDuty note's text as its Slack reply: the same words, in mrkdwn."""
+        heading, _, body = note.strip("\n").partition("\n")
+        return self.render("slack_note.md.j2", heading=heading, body=body.strip("\n"))
+
+    def slack_proposal(
+        self,
+        proposal_id: str,
+        action: str,
+        target: str,
+        does: str,
+        expires: datetime,
+        decided: str = "",
+    ) -> str:
+        """Render a proposed action above its Approve / Deny buttons (`decided`: by whom)."""
+        return self.render(
+            "slack_proposal.md.j2",
+            proposal_id=proposal_id,
+            action=action,
+            target=target,
+            does=does,
+            expires=expires,
+            decided=decided,
+        )
+
     def market(self, now: datetime) -> dict[str, Any]:
         """Return whether the market trades now and when that changes, in market time."""
         is_open, change = next_market_change(now, self.policy.market_hours)
@@ -625,6 +726,32 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
+        *[("slack_incident.md.j2", lambda facts=facts, status=status: voice.slack_incident(
+            facts, status)) for facts, status in (
+            (_slack_facts(voice, first, due, now, True, True), {"word": "triggered", "by": ""}),
+            (_slack_facts(voice, fallback, due, now, True, False),
+             {"word": "acknowledged", "by": "Dana"}),
+            (_slack_facts(voice, first, due, saturday, False, True),
+             {"word": "resolved", "by": "Dana"}),
+            (_slack_facts(voice, first, due, now, False, False), None),
+            (_slack_facts(voice, first, due, now, False, False, ""),
+             {"word": "acknowledged", "by": ""}),
+            (_slack_facts(voice, first, due, now, False, False, ""),
+             {"word": "resolved", "by": ""}))],
+        ("slack_trading.md.j2", lambda: voice.slack_trading(
+            "P0", "Sample", [{"name": "risk-manager", "why": "risk checks"}],
+            [{"what": "open positions", "finding": "3 open", "problem": False},
+             {"what": "reconciliation", "finding": "2 mismatches", "problem": True}],
+            "", "#eafix-incidents")),
+        ("slack_trading.md.j2", lambda: voice.slack_trading(
+            "P1", "Sample", [], [], "no trading check ran", "#eafix-incidents")),
+        ("slack_note.md.j2", lambda: voice.slack_note("[P1] Sample evidence\n- OK http")),
+        ("slack_note.md.j2", lambda: voice.slack_note("[P1] Resolved.")),
+        ("slack_proposal.md.j2", lambda: voice.slack_proposal(
+            "act-1", "restart-service", "risk-manager", "restart a service", now)),
+        ("slack_proposal.md.j2", lambda: voice.slack_proposal(
+            "act-1", "restart-service", "risk-manager", "restart a service", now,
+            "Approved by Dana")),
         ("action_already.txt.j2", lambda: voice.action_already(
             "restart-service", "risk-manager", "PABC", "note",
             "already approved by PDEF (act-1): restart-service on risk-manager runs once "
@@ -661,6 +788,26 @@ def _sample_manifests(now: datetime, policy: Policy) -> list[dict[str, Any]]:
          "classification": {"priority": "P3", "rule": "manual", "reason": ""},
          "diagnosis": {"service": "risk-manager", "by": "dana", "via": "responder diagnose"}},
     ]  # fmt: skip
+
+
+def _slack_facts(
+    voice: Voice,
+    classification: Classification,
+    due: Deadlines,
+    now: datetime,
+    incident_url: bool,
+    bundle_url: bool,
+    runbook_url: str | None = None,
+) -> dict[str, Any]:
+    """Return sample facts of a Slack parent, with or without its links."""
+    facts = voice.incident_facts(
+        "Sample <b>", classification, due, now, incident_id="PSAMPLE",
+        incident_url="https://eafix.pagerduty.com/incidents/PSAMPLE" if incident_url else "",
+        bundle_url="https://responder/incidents/PSAMPLE" if bundle_url else "",
+    )  # fmt: skip
+    if runbook_url is not None:
+        facts["runbook_url"] = runbook_url
+    return facts
 
 
 _CHECKS = [
@@ -709,8 +856,14 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
         utc_moment=lambda moment: f"{_utc(moment):%a %d %b %Y %H:%M} UTC",
         utc_span=_utc_span,
         shown_labels=_shown_labels,
+        esc=slack_escape,
     )
     return env
+
+
+def slack_escape(text: object) -> str:
+    """Return text safe inside Slack mrkdwn: &, < and > are Slack's markup, escaped so."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _chomp(text: str) -> str:

@@ -21,6 +21,8 @@ from tasks.evidence.links import bundle_path
 from tasks.evidence.shared_checks import run_shared
 from tasks.notes import markers
 from tasks.notes.voice import headline
+from tasks.notify.slack_blocks import channels_for
+from tasks.notify.slack_queue import tell_slack
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.run.security import SECURITY_REQUEST, request_security_team, security_call
 from tasks.run.state import RunState, existing_run, load_run, run_key, save_run
@@ -35,6 +37,7 @@ from tasks.store.deliveries import (
     pending_attempt,
 )
 from tasks.store.deliveries import run_id as make_run_id
+from tasks.store.slack import SlackThreads
 from triage.actions import fitting_proposals, run_facts
 from triage.classify import classify
 from triage.models import (
@@ -298,6 +301,20 @@ def post_first_note(
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:
         rt.deliveries.update(state.delivery_id, first_note=note_id)
+        if incident.id:  # after the note: Slack never delays PagerDuty's first word
+            tell_slack_first(rt, state, incident.id, now or datetime.now(UTC))
+
+
+def tell_slack_first(rt: Runtime, state: RunState, incident_id: str, now: datetime) -> None:
+    """Queue the incident's Slack thread (and posts) when the policy's channels want it."""
+    priority = str(state.classification.priority)
+    chosen = channels_for(rt.policy.slack, priority, bool(rt.voice.market(now)["open"]))
+    if not chosen:
+        return
+    if "incidents" in chosen:  # replies wait for this thread's parent from now on
+        SlackThreads(rt.redis).open(incident_id, priority)
+    request = {"what": "first", "incident_id": incident_id, "run_id": state.run_id}
+    tell_slack(rt, request, priority)
 
 
 def call_in_security(rt: Runtime, state: RunState, incident: IncidentRef | None) -> None:
@@ -353,7 +370,14 @@ def post_note_once(
     rt.deliveries.remember_own_note(note_id)
     if incident.id:
         rt.incidents.log(incident.id, f"note: {body.splitlines()[0]}", "responder")
+        if step not in NOT_FOR_SLACK:  # the same words in the incident's Slack thread
+            request = {"what": "note", "incident_id": incident.id, "key": f"{run_id}/{step}"}
+            tell_slack(rt, {**request, "text": body})
     return note_id
+
+
+# The first note is the thread's parent; an answer to a person's note command is for them.
+NOT_FOR_SLACK = frozenset({"first_note", "command_answer"})
 
 
 def _in_flight(step: str, wait: float) -> PagerDutyUnavailable:
@@ -514,6 +538,13 @@ def finish_run(
         record_failure(rt, state, "evidence_note", "no PagerDuty incident to attach to")
     elif (note_id := post_note_once(rt, incident, run_id, "evidence_note", content)) is not None:
         rt.deliveries.update(state.delivery_id, evidence_note=note_id)
+        priority = str(state.classification.priority)
+        desk = rt.policy.slack.trading
+        market_open = bool(rt.voice.market(now)["open"])
+        if incident.id and desk is not None and desk.wants(priority, market_open):
+            # The trading desk hears the trading impact once it is known.
+            request = {"what": "trading", "incident_id": incident.id, "run_id": run_id}
+            tell_slack(rt, request, priority)
     # Packed after the note: the on-call engineer should not wait for gzip.
     bundle.archive(folder)
     rt.deliveries.update(state.delivery_id, pipeline="done")

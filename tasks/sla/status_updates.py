@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from tasks.notify.slack_queue import tell_slack
 from tasks.pagerduty.client import IncidentRef
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
@@ -28,6 +29,9 @@ def post_on_cadence(rt: Runtime, incident: IncidentRef, deadline: Deadline, now:
         rt.pagerduty.status_update(incident, message)
         rt.incidents.log(deadline.incident_id, "status update posted", "responder")
         rt.deliveries.mark_effect(deadline.incident_id, effect)
+        key = f"{deadline.incident_id}/{effect}"
+        tell_slack(rt, {"what": "note", "incident_id": deadline.incident_id, "key": key,
+                        "text": rt.redact(message)})  # fmt: skip
     rt.clock.register([replace(deadline, due=next_at.isoformat())])
     return f"status update posted; next at {next_at:%Y-%m-%d %H:%M} UTC"
 
@@ -48,4 +52,8 @@ def post_resolution(
     if incident.id:
         rt.incidents.log(incident.id, f"status update posted: {status.word}", "responder")
     rt.deliveries.mark_effect(run_id, effect)
+    if incident.id:  # the thread hears it, and its parent says resolved
+        request = {"what": "note", "incident_id": incident.id, "key": f"{run_id}/{effect}"}
+        tell_slack(rt, {**request, "text": rt.redact(message)})
+        tell_slack(rt, {"what": "status", "incident_id": incident.id})
     return f"status update posted: {status.word}"

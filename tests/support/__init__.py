@@ -25,6 +25,8 @@ TOKEN = "am-test-token-5f1c"
 PD_TOKEN = "pd-test-token-8a2e"
 PD_WEBHOOK_SECRET = "whsec-current-9f2a"
 LINK_SECRET = "link-secret-4b1d"
+SLACK_SIGNING_SECRET = "slack-signing-7c3e"
+SLACK_APPROVER = ("U0DANA", "dana@eafix.example")  # a Slack user the test policy maps
 PUBLIC_URL = "https://responder.eafix.example"  # links are re-aimed at the test's receiver
 INTAKE_QUEUE = "responder-intake-test"  # no worker reads it: what a receiver test queues stays
 

@@ -28,10 +28,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "tasks.actions.approval": ("tasks.run", "tasks.notes", "tasks.actions.act",
                                "tasks.actions.execute", "collectors"),
     "tasks.cli": ("webhooks", "tasks.pipeline"),
+    "tasks.notify": ("tasks.cli", "tasks.pipeline", "webhooks"),
+    # Queues Slack work from the receiver, the pipeline and the approval path: by name only.
+    "tasks.notify.slack_queue": ("tasks.notify.slack", "tasks.notify.slack_send", "tasks.run",
+                                 "tasks.notes", "collectors"),
     # The receiver enqueues by task name: never the worker's modules.
     "webhooks": ("tasks.pipeline", "tasks.run", "tasks.sla.actions", "tasks.cli",
                  "tasks.evidence.bundle", "collectors.registry", "tasks.actions.act",
-                 "tasks.actions.execute"),
+                 "tasks.actions.execute", "tasks.notify.slack", "tasks.notify.slack_send"),
 }  # fmt: skip
 
 
