@@ -1,10 +1,16 @@
-"""The whole world on loopback: EAFIX simulator, Prometheus, Alertmanager, the responder and a
-fake PagerDuty. Used by `make demo` and, session-scoped, by the end-to-end tests.
+"""The whole world on loopback: EAFIX simulator, its Docker engine, Prometheus, Alertmanager, the
+responder and a fake PagerDuty. Used by `make demo` and, session-scoped, by the end-to-end tests.
 
 Prometheus scrapes the simulator every second with EAFIX's alert rules (`for` shortened to 0s so
 a scenario fires in seconds); Alertmanager groups by alert name and sends each group both to the
 responder (bearer auth) and to the fake PagerDuty's Events API, which opens the incident the
 way PagerDuty would (dedup key = sha256 of the group key).
+
+Each simulated service runs as a container of compose project `eafix` on a fake Docker engine
+(the Engine API on a Unix socket; the responder's Docker SDK is pointed at it): a service whose
+process dies shows as an exited container, and `docker stop`/`start`/`restart` through the
+engine stop and start the service. The receiver takes PagerDuty webhooks signed with
+WEBHOOK_SECRET, so a note approving an action reaches it as PagerDuty would send it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,8 @@ import redis
 import requests
 import yaml
 
+from demo.approve import NoteApprover, Person
+from demo.docker_engine import FakeContainer, FakeDockerEngine
 from demo.simulator import SERVICES, Simulator
 from tests.fakes.pagerduty import FakePagerDuty
 from triage.policy import builtin_text
@@ -33,6 +42,13 @@ OWN_RULES = Path(__file__).resolve().parent / "alert-rules.yml"
 TOKEN = "demo-alertmanager-token"
 PD_TOKEN = "demo-pagerduty-token"
 ROUTING_KEY = "R" * 32
+WEBHOOK_SECRET = "demo-pagerduty-webhook-secret"  # the v3 subscription's signing secret
+COMPOSE_PROJECT = "eafix"
+# A process that dies on its own exits 1; one `docker stop` ends exits 143 (the engine sets it).
+CRASH_EXIT_CODE = 1
+# absent() is true until the first scrape: rules on it keep a short `for`, or a fresh world would
+# page for a target Prometheus simply has not scraped yet.
+ABSENT_FOR = "15s"
 
 
 class WorldError(RuntimeError):
@@ -57,7 +73,8 @@ def free_port() -> int:
 
 
 def rules_text() -> str:
-    """Return EAFIX's alert rules with every `for` set to 0s, from shared/ or the demo's own."""
+    """Return EAFIX's alert rules with `for` set to 0s (absent(): 15s), from shared/ or the
+    demo's own."""
     source = Path(os.environ.get("RESPONDER_EAFIX_RULES", SHARED_RULES))
     if not source.is_file():
         if os.environ.get("CI", "").lower() == "true":
@@ -66,7 +83,7 @@ def rules_text() -> str:
     rules = yaml.safe_load(source.read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
-            rule["for"] = "0s"
+            rule["for"] = ABSENT_FOR if "absent(" in str(rule.get("expr", "")) else "0s"
     return yaml.safe_dump(rules, sort_keys=False)
 
 
@@ -78,6 +95,7 @@ class World:
     redis_url: str
     queue: str = "responder-world"
     simulator: Simulator = field(init=False)
+    docker: FakeDockerEngine = field(init=False)
     pagerduty: FakePagerDuty = field(init=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
@@ -97,6 +115,7 @@ class World:
         try:
             self.pagerduty = FakePagerDuty(token=PD_TOKEN).start()
             self.simulator = Simulator().start()
+            self._start_docker()
             self._start_responder()
             self._start_prometheus()
             self._start_alertmanager()
@@ -115,7 +134,7 @@ class World:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        for part in ("simulator", "pagerduty"):
+        for part in ("docker", "simulator", "pagerduty"):
             if hasattr(self, part):
                 getattr(self, part).stop()
 
@@ -130,6 +149,9 @@ class World:
             "RESPONDER_PAGERDUTY_TOKEN": PD_TOKEN,
             "RESPONDER_PAGERDUTY_FROM": "responder@eafix.example",
             "RESPONDER_PAGERDUTY_API_URL": self.pagerduty.base_url,
+            "RESPONDER_PAGERDUTY_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+            "RESPONDER_DOCKER_URL": self.docker.url,
+            "RESPONDER_COMPOSE_PROJECT": COMPOSE_PROJECT,
             "RESPONDER_PAGERDUTY_CA_FILE": self.pagerduty.ca_file,
             "RESPONDER_BUNDLE_DIR": str(self.directory / "bundles"),
             "RESPONDER_OUTBOX_DIR": str(self.directory / "outbox"),
@@ -144,6 +166,22 @@ class World:
         """Break something in the simulator; return what."""
         return self.simulator.inject(scenario)
 
+    def clear(self) -> None:
+        """Mend everything: every service and container running, trading on."""
+        self.simulator.clear()
+
+    def note_approver(self, person: Person | None = None) -> NoteApprover:
+        """Return an on-call engineer who approves proposals by PagerDuty notes in this world."""
+        return NoteApprover(
+            redis_url=self.redis_url,
+            receiver_url=self.urls["responder"],
+            webhook_secret=WEBHOOK_SECRET,
+            pagerduty_url=self.pagerduty.base_url,
+            pagerduty_token=PD_TOKEN,
+            pagerduty_ca_file=self.pagerduty.ca_file,
+            person=person,
+        )
+
     def firing_alerts(self) -> list[dict[str, Any]]:
         """Return the alerts Prometheus has firing."""
         try:
@@ -153,6 +191,38 @@ class World:
         return [a for a in answer["data"]["alerts"] if a["state"] == "firing"]
 
     # --- parts -------------------------------------------------------------------------
+
+    def _start_docker(self) -> None:
+        """Run each service as a container on the fake engine, both kept in step."""
+        self.docker = FakeDockerEngine(
+            [FakeContainer(name, project=COMPOSE_PROJECT, log_lines=[_log(name, "INFO started")])
+             for name in SERVICES],
+            on_change=self._container_changed,
+        ).start()  # fmt: skip
+        self.simulator.watchers.append(self._service_changed)
+
+    def _container_changed(self, container: FakeContainer) -> None:
+        """A stop, start or restart through the engine: the service's process follows."""
+        if container.state == "running":
+            container.log_lines.append(_log(container.service, "INFO started"))
+            self.simulator.start_service(container.service)
+        else:
+            container.log_lines.append(_log(container.service, "INFO stopped on SIGTERM"))
+            self.simulator.stop_service(container.service)
+
+    def _service_changed(self, service: str, running: bool) -> None:
+        """A service's process died or came back on its own: its container shows it."""
+        container = self.docker.container(service)
+        if (container.state == "running") == running:
+            return  # the engine made the change, and knows
+        if running:
+            self.docker.set_state(service, "running")
+            container.log_lines.append(_log(service, "INFO started"))
+        else:
+            container.log_lines.append(
+                _log(service, f"CRITICAL process exited with code {CRASH_EXIT_CODE}")
+            )
+            self.docker.set_state(service, "exited", CRASH_EXIT_CODE)
 
     def _start_responder(self) -> None:
         policy = yaml.safe_load(builtin_text())
@@ -270,6 +340,11 @@ class World:
                 return
             time.sleep(0.2)
         raise WorldError(f"{name} did not become ready in 60 s; see {log_path}")
+
+
+def _log(service: str, text: str) -> str:
+    """Return a container log line as the engine stamps it (RFC 3339, `timestamps=1`)."""
+    return f"{datetime.now(UTC).isoformat().replace('+00:00', 'Z')} {service} {text}"
 
 
 def _answers(url: str) -> bool:

@@ -1,6 +1,7 @@
 """Scenario end to end: inject a failure in the simulator; Prometheus fires, Alertmanager delivers
 to the responder and opens the incident on the fake PagerDuty; both notes arrive with the
-priority the runbook gives."""
+priority the runbook gives. And the world acting: a proposal approved by a PagerDuty note runs
+once, mends the simulator, and the alert and the incident resolve."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from demo.approve import propose_as_demo
+from demo.story import DemoProposals, Line, Story
 from demo.world import World
+from tasks.store.proposals import ProposalStore
 from tests.support import named, wait_for
 from triage.policy import builtin
 from triage.sla import is_market_open
@@ -60,14 +64,14 @@ def incident_notes(world: World, alert: str) -> list[dict] | None:
 def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     world: World, scenario: str, alert: str, priority: str, unhealthy: str
 ) -> None:
-    world.simulator.clear()
+    world.clear()
     world.inject(scenario)
     try:
         notes = wait_for(
             lambda: incident_notes(world, alert), timeout=55, what=f"{alert} notes on PagerDuty"
         )
     finally:
-        world.simulator.clear()
+        world.clear()
     first, evidence = notes[0]["content"], notes[1]["content"]
     assert first.startswith(f"[{named(priority)}] {alert}"), first
     assert evidence.startswith(f"[{named(priority)}] {alert} evidence:"), evidence
@@ -88,14 +92,14 @@ def test_stale_market_data_is_p1_only_while_the_market_trades(world: World) -> N
     # The world runs on the wall clock: the runbook's answer depends on when the test runs.
     market_open = is_market_open(datetime.now(UTC), builtin().market_hours)
     priority, when = ("P1", "during") if market_open else ("P3", "outside")
-    world.simulator.clear()
+    world.clear()
     world.inject("stale-market-data")
     try:
         notes = wait_for(
             lambda: incident_notes(world, "MarketDataStale"), timeout=55, what="MarketDataStale"
         )
     finally:
-        world.simulator.clear()
+        world.clear()
     first, evidence = notes[0]["content"], notes[1]["content"]
     assert first.startswith(f"[{named(priority)}] MarketDataStale"), first
     assert f"category=market-data; {when} market hours" in first.splitlines()[1]
@@ -105,7 +109,7 @@ def test_stale_market_data_is_p1_only_while_the_market_trades(world: World) -> N
 
 def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None:
     # Evidence counts a degraded service as a finding, not as a passed check.
-    world.simulator.clear()
+    world.clear()
     world.inject("reconciliation-failure")
     try:
         notes = wait_for(
@@ -114,11 +118,60 @@ def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None
             what="PositionReconciliationFailed notes",
         )
     finally:
-        world.simulator.clear()
+        world.clear()
     evidence = notes[1]["content"]
     assert evidence.startswith(
-        "[P1 (PagerDuty: P2)] PositionReconciliationFailed evidence: 2 of 4 checks found"
+        "[P1 (PagerDuty: P2)] PositionReconciliationFailed evidence: 2 of 5 checks found"
     )
     assert "- FAILED http" in evidence and "gui-gateway degraded" in evidence
     assert "- FAILED trading" in evidence and "reconciliation mismatch (POS-2)" in evidence
     assert "2 open positions" in evidence
+
+
+def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_note(
+    world: World,
+) -> None:
+    world.clear()
+    restarts_before = [r for r in world.docker.acted() if "/restart" in r]
+    world.inject("risk-manager-down")
+    told: list[Line] = []
+    story = Story(
+        world, "RiskManagerDown", world.note_approver(), approve_after=0.5, out=told.append
+    )
+    story.watchers.insert(
+        -1,
+        DemoProposals(
+            story,
+            lambda incident: propose_as_demo(
+                world.env, incident, [("restart-service", "risk-manager")]
+            ),
+        ),
+    )
+    try:
+        ended = story.run(timeout=90)
+    finally:
+        world.clear()
+    transcript = "\n".join(line.text for line in told)
+    assert ended, transcript
+    incident = story.progress.incident_id
+    # The restart went through the Docker Engine API once, and it is what mended the service.
+    restarts = [r for r in world.docker.acted() if "/restart" in r]
+    assert len(restarts) == len(restarts_before) + 1, restarts
+    records = [
+        p
+        for p in ProposalStore(story.deliveries.redis).recent(limit=200)
+        if p.incident_id == incident
+    ]
+    [restart] = [p for p in records if p.action == "restart-service"]
+    assert (restart.status, restart.verified, restart.target) == ("done", "passed", "risk-manager")
+    assert (restart.approved_by, restart.via) == ("PDANA01", "note")
+    assert f"the demo approves {restart.id} (restart-service on risk-manager) as Dana" in transcript
+    # The alert cleared in Prometheus and Alertmanager resolved the PagerDuty incident.
+    assert "RiskManagerDown" not in {a["labels"]["alertname"] for a in world.firing_alerts()}
+    assert world.pagerduty.incidents[incident]["status"] == "resolved"
+    notes = [n["content"] for n in world.pagerduty.notes_for(incident)]
+    done = [n for n in notes if n.startswith("[ACTION] restart-service on risk-manager: done")]
+    assert len(done) == 1, notes
+    assert "Approved by PDANA01 via note" in done[0] and "- OK health ok" in done[0]
+    assert any(n.startswith("[RESOLVED] RiskManagerDown") for n in notes), notes
+    assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
