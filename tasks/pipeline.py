@@ -24,6 +24,7 @@ from tasks.actions import act as actions_act
 from tasks.evidence import bundle
 from tasks.lanes import (
     Lane,
+    actions_queue,
     current_lane,
     lane_of_queue,
     queue_for,
@@ -32,8 +33,10 @@ from tasks.lanes import (
 )
 from tasks.names import (
     ACT,
+    ACTION_ALREADY,
     ACTION_REFUSED,
     ANSWER_NOTE,
+    APPROVE_IF_ASSIGNED,
     CLOSE_INCIDENT,
     GATHER,
     JOINED_NOTE,
@@ -499,6 +502,38 @@ def action_refused(
         return actions_act.note_refused(rt, proposal_id, number, approver, via, why)
     except PagerDutyUnavailable as exc:
         return retry_or_log(self, rt, exc, f"action {proposal_id} refusal note")
+
+
+@shared_task(bind=True, name=ACTION_ALREADY, max_retries=None)
+def action_already(self: Any, record_id: str, asker: str, via: str, message: str) -> str:
+    """Note on the incident that a repeated run of an action runs nothing, and who ran it."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.note_already(rt, record_id, asker, via, message)
+    except PagerDutyUnavailable as exc:
+        return retry_or_log(self, rt, exc, f"action {record_id} already-done note")
+
+
+@shared_task(bind=True, name=APPROVE_IF_ASSIGNED, max_retries=None)
+def approve_if_assigned(self: Any, proposal_id: str, approver: str, via: str) -> str:
+    """Approve a proposal for an approver the action allows if assigned: ask PagerDuty first."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.approve_if_assigned(
+            rt, proposal_id, approver, via, actions_sender(self.app, rt)
+        )
+    except PagerDutyUnavailable as exc:
+        return retry_or_log(self, rt, exc, f"action {proposal_id} assignment check")
+
+
+def actions_sender(app: Celery, rt: Runtime) -> Callable[[str, list[Any]], None]:
+    """Return a sender of tasks by name onto the actions queue (as the approval paths send)."""
+    queue = actions_queue(rt.settings.queue)
+
+    def send(name: str, args: list[Any]) -> None:
+        app.send_task(name, args=args, queue=queue)
+
+    return send
 
 
 @shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)

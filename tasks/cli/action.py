@@ -153,7 +153,7 @@ def _sender(rt: Runtime) -> approval.Send:
 def _answer(outcome: Outcome) -> None:
     """Print the outcome; exit 1 unless it is what was asked."""
     text = f"{outcome.proposal_id}: {outcome.message}" if outcome.proposal_id else outcome.message
-    if outcome.status not in ("approved", "denied"):
+    if outcome.status not in ("approved", "checking", "denied"):
         raise click.ClickException(text)
     click.echo(text)
 

@@ -184,8 +184,14 @@ class Voice:
         evidence: Sequence[Evidence],
         bundle_location: str,
         error_lines: Sequence[str] = (),
+        proposals: Sequence[Mapping[str, Any]] = (),
     ) -> str:
-        """Render the evidence note: what failed first, what is healthy, top errors, the bundle."""
+        """Render the evidence note: what failed first, what is healthy, top errors, the bundle,
+        and the actions the policy's rules propose (id, why, how to approve, when it expires).
+
+        Each proposal: id, action, target, why, rule, expires (datetime), and `ran` ("" while it
+        waits for a person; what became of it when the policy approved it automatically).
+        """
         ran = [e for e in evidence if e.status is not Status.SKIPPED]
         return clip(
             self.render(
@@ -206,6 +212,8 @@ class Voice:
                 ],
                 error_lines=list(error_lines),
                 bundle=bundle_location,
+                proposals=[dict(p) for p in proposals],
+                ttl=self.policy.actions.proposal_ttl,
             )
         )
 
@@ -429,6 +437,12 @@ class Voice:
             proposal_id=proposal_id,
         )
 
+    def action_already(self, action: str, target: str, asker: str, via: str, said: str) -> str:
+        """Render the note saying a repeated run of an action was done already: nothing runs."""
+        return self.render(
+            "action_already.txt.j2", action=action, target=target, asker=asker, via=via, said=said
+        )
+
     def check(self) -> list[str]:
         """Render every template with sample facts; return what is wrong (nothing: usable).
 
@@ -527,6 +541,15 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
+        ("evidence.txt.j2", lambda: voice.evidence(
+            first, "Sample", [failed], "/bundles/1", proposals=[
+                {"id": "act-1a2b3c4d", "action": "restart-service", "target": "risk-manager",
+                 "why": "its container exited (risk-manager: container exited)",
+                 "rule": "restart-exited-container", "expires": now, "automatic": False,
+                 "ran": ""},
+                {"id": "act-5e6f7a8b", "action": "restart-service", "target": "redis",
+                 "why": "its container exited", "rule": "restart-redis", "expires": now,
+                 "automatic": True, "ran": "approved by the policy and queued"}])),
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
             [(alert, first), (plain, first)], ["d1", "d2"], timedelta(minutes=10), now, 1)),
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
@@ -584,6 +607,10 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
+        ("action_already.txt.j2", lambda: voice.action_already(
+            "restart-service", "risk-manager", "PABC", "note",
+            "already approved by PDEF (act-1): restart-service on risk-manager runs once "
+            "within 10 minutes")),
     ]  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
+from tasks.actions import approval
 from tasks.evidence import bundle, links
 from tasks.evidence.links import bundle_path
 from tasks.evidence.shared_checks import run_shared
@@ -34,6 +35,7 @@ from tasks.store.deliveries import (
     pending_attempt,
 )
 from tasks.store.deliveries import run_id as make_run_id
+from triage.actions import fitting_proposals, run_facts
 from triage.classify import classify
 from triage.models import (
     Alert,
@@ -43,7 +45,7 @@ from triage.models import (
     parse_pagerduty,
 )
 from triage.policy import Policy
-from triage.sla import deadlines
+from triage.sla import deadlines, is_market_open
 
 log = logging.getLogger(__name__)
 
@@ -495,6 +497,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         evidence,
         bundle_location(rt, run_id, now),
         top_error_lines(folder),
+        proposals=propose_actions(rt, state, entries, now),
     )
     incident = state.incident
     if incident.id is None and not rt.settings.outbox_mode:
@@ -505,6 +508,34 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
     bundle.archive(folder)
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id
+
+
+def propose_actions(
+    rt: Runtime, state: RunState, entries: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Make the run's proposals from the policy's rules (once per run); return them for the note.
+
+    A run without a PagerDuty incident proposes nothing: there is no incident to approve on.
+    """
+    if not state.incident_id or not rt.policy.actions.propose:
+        return []
+    market_open = is_market_open(now, rt.policy.market_hours)
+    facts = run_facts(rt.policy, state.classification.priority, market_open, entries)
+    fitting = fitting_proposals(rt.policy, facts)
+    made = approval.propose_for_run(rt, state.run_id, state.incident_id, fitting, now)
+    return [
+        {
+            "id": p.id,
+            "action": p.action,
+            "target": p.target,
+            "why": p.why,
+            "rule": p.rule,
+            "expires": p.expires,
+            "automatic": False,
+            "ran": "",
+        }
+        for p in made
+    ]
 
 
 def top_error_lines(folder: Path, count: int = 3) -> list[str]:

@@ -4,6 +4,7 @@ verified, noted on the fake PagerDuty incident; refusals noted, running nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -32,7 +33,16 @@ from tasks.sla import closing
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import annotated, sign
-from tests.support import PROJECT, QuietHandler, wait_for, worker_command
+from tests.support import (
+    PROJECT,
+    QuietHandler,
+    post_alert,
+    sample_payload,
+    wait_for,
+    worker_command,
+)
+from triage.actions import fitting_proposals, run_facts
+from triage.models import Priority
 from triage.policy import builtin_text
 from webhooks import create_app
 
@@ -70,6 +80,8 @@ def world(
     for action in policy["actions"]["catalog"]:
         if action["name"] == "stop-trading":
             action["approvers"] = ["PALLOWED", ALLOWED]
+        if action["name"] == "resume-trading":  # whoever the incident is assigned to
+            action["approvers"] = ["assigned"]
         if action["name"] == "restart-service":  # short: the kill test's worker has 4 s
             action["timeout"] = "3s"
             action["verify"] = [{"health": "ok", "within": "5s"}]
@@ -541,3 +553,194 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
     assert "- health ok at http://127.0.0.1:" in note
     assert "- the container's state: docker compose ps risk-manager" in note
     assert len(fresh.restarts()) == 1
+
+
+# Proposals from the policy's rules, in the evidence note of a real run.
+def container(world: World, service: str) -> FakeContainer:
+    return next(c for c in world.engine.containers.values() if c.service == service)
+
+
+def note_by(
+    receiver: str, incident: str, text: str, n: str, agent: str = "PALLOWED"
+) -> requests.Response:
+    """Post a signed incident.annotated webhook: `agent` wrote a note saying `text`."""
+    payload = annotated(f"NOTE-{n}", text)
+    payload["event"]["data"]["incident"]["id"] = incident
+    payload["event"]["agent"] = {"id": agent, "type": "user_reference", "summary": agent}
+    raw = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": sign(raw)}
+    headers["X-Webhook-Id"] = f"wh-{n}"
+    return requests.post(f"{receiver}/webhooks/pagerduty", data=raw, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def exited(fresh: World) -> Iterator[World]:
+    """risk-manager's container has exited; an exited container outside the catalog is there."""
+    outsider = FakeContainer("evil-container", state="exited")
+    fresh.engine.containers[outsider.id] = outsider
+    container(fresh, "risk-manager").state = "exited"
+    yield fresh
+    del fresh.engine.containers[outsider.id]
+    container(fresh, "risk-manager").state = "running"
+
+
+def test_the_evidence_note_proposes_restarting_the_exited_service_and_a_note_approves_it_once(
+    exited: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    # The alert's labels and annotations name a container and a URL outside the catalog.
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", proposals="yes"}')
+    payload["alerts"][0]["labels"]["container"] = "evil-container"
+    payload["alerts"][0]["labels"]["service"] = "evil-container"
+    payload["alerts"][0]["annotations"]["runbook_url"] = "http://evil.example/restart"
+    key = hashlib.sha256(payload["groupKey"].encode()).hexdigest()
+    incident = pagerduty.add_incident(key, "[FIRING:1] SignalLatencyHigh")
+    assert post_alert(receiver, payload).status_code == 202
+    evidence = wait_for(
+        lambda: [
+            n["content"] for n in pagerduty.notes_for(incident) if " evidence: " in n["content"]
+        ],
+        timeout=60,
+        what="the evidence note",
+    )[0]
+    ids = re.findall(r"\((act-[0-9a-f]{8})\): ", evidence)
+    assert len(ids) == 1, evidence
+    [proposal] = ids
+    assert f"restart-service on risk-manager ({proposal}): its container exited" in evidence
+    assert f'a note "/approve {proposal}" on this incident' in evidence
+    assert f"responder action approve {proposal} --as NAME" in evidence
+    assert re.search(r"Expires \d\d:\d\d UTC \(.*, 30m after it was proposed\)", evidence)
+    assert "evil" not in evidence.split("Proposed actions")[1]
+    assert exited.engine.acted() == []  # a proposal runs nothing by itself
+
+    assert note_by(receiver, incident, f"/approve {proposal}", "prop-1").status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert f"(proposal {proposal})" in done and "Approved by PALLOWED via note" in done
+    assert note_by(receiver, incident, f"/approve {proposal}", "prop-2").status_code == 202
+    barrier(exited, pagerduty)
+    assert len(exited.restarts()) == 1
+    assert not [r for r in exited.engine.acted() if "evil" in r]
+    assert container(exited, "evil-container").state == "exited"
+    history = [e["what"] for e in Runtime(exited.settings()).incidents.history(incident)]
+    assert (
+        f"action {proposal} proposed: restart-service on risk-manager by rule "
+        "restart-exited-container: its container exited" in "\n".join(history)
+    )
+
+
+def test_a_retried_evidence_task_makes_the_runs_proposals_once(
+    exited: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-proposals-once")
+    rt = Runtime(exited.settings())
+    found = [{"name": "docker", "status": "failed", "tables": {"containers": [
+        {"service": "risk-manager", "state": "exited"}]}}]  # fmt: skip
+    fits = fitting_proposals(rt.policy, run_facts(rt.policy, Priority.P1, True, found))
+    now = datetime.now(UTC)
+    first = approval.propose_for_run(rt, "d-once-r1", incident, fits, now)
+    again = approval.propose_for_run(rt, "d-once-r1", incident, fits, now + timedelta(minutes=1))
+    assert [p.id for p in first] == [p.id for p in again] and len(first) == 1
+    assert again[0].expires_at == first[0].expires_at
+    history = [e["what"] for e in rt.incidents.history(incident)]
+    assert sum(w.startswith(f"action {first[0].id} proposed") for w in history) == 1
+    other_run = approval.propose_for_run(rt, "d-once-r2", incident, fits, now)
+    assert other_run[0].id != first[0].id
+
+
+# "assigned": whoever the incident is assigned to in PagerDuty when they approve.
+def test_an_approver_assigned_to_the_incident_approves_by_note_and_it_runs_once(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-assigned")
+    pagerduty.assign(incident, "PDANA")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "resume-trading", "--incident", incident, "--as", "bot")
+    )
+    assert note_by(receiver, incident, f"/approve {proposal}", "assigned", "PDANA").ok
+    done = wait_note(pagerduty, incident, "[ACTION] resume-trading on gui-gateway: done")
+    assert "Approved by PDANA via note" in done
+    assert fresh.sim.emergency_calls == ["resume-trading"]
+    looked_up = [
+        c for c in pagerduty.calls if c.method == "GET" and c.path == f"/incidents/{incident}"
+    ]
+    assert looked_up  # the worker asked PagerDuty who is assigned (the receiver did not)
+
+
+def test_an_approver_not_assigned_to_the_incident_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-unassigned")
+    pagerduty.assign(incident, "PDANA")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "resume-trading", "--incident", incident, "--as", "bot")
+    )
+    assert note_by(receiver, incident, f"/approve {proposal}", "unassigned", "PBOB").ok
+    note = wait_note(pagerduty, incident, "REFUSED")
+    assert "PBOB is not assigned to the incident (assigned: PDANA)" in note
+    assert "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == []
+    assert approval.proposals(Runtime(fresh.settings())).get(proposal).status == "proposed"  # type: ignore[union-attr]
+
+
+def test_without_a_pagerduty_token_assignment_cannot_be_checked_and_the_approval_is_refused(
+    fresh: World, redis_client: redis.Redis
+) -> None:
+    rt = Runtime(fresh.settings(pagerduty_token=Secret("")))
+    proposal = approval.propose(rt, "resume-trading", None, "outbox-0123456789ab", "bot")
+    sent: list[tuple[str, list]] = []
+    outcome = approval.approve(rt, proposal.id, "PDANA", "cli", lambda n, a: sent.append((n, a)))
+    assert outcome.status == "checking" and sent == [
+        ("tasks.pipeline.approve_if_assigned", [proposal.id, "PDANA", "cli"])
+    ]
+    sent.clear()
+    assert (
+        act.approve_if_assigned(rt, proposal.id, "PDANA", "cli", lambda n, a: sent.append((n, a)))
+        == "refused"
+    )
+    [(name, args)] = sent
+    assert name == "tasks.pipeline.action_refused"
+    assert "cannot check that PDANA is assigned to the incident: no PagerDuty token" in args[-1]
+    assert "outbox mode" in args[-1]
+    assert fresh.sim.emergency_calls == []
+
+
+# `/run <action> [<target>]` in a note: proposed and approved by its author, down the same path.
+def test_a_run_note_restarts_a_service_once_and_a_repeat_answers_already_done(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-run-note")
+    text = "Restarting it.\n/run restart-service risk-manager"
+    assert note_by(receiver, incident, text, "run-1").status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert "Approved by PALLOWED via note; proposed by PALLOWED." in done
+    assert note_by(receiver, incident, text, "run-2").status_code == 202  # typed again
+    again = wait_note(pagerduty, incident, "runs nothing: already approved by PALLOWED")
+    assert again.startswith("[ACTION] restart-service on risk-manager: /run by PALLOWED via note")
+    barrier(fresh, pagerduty)
+    assert len(fresh.restarts()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "author", "says"),
+    [
+        ("/run reboot-everything", "PALLOWED", "REFUSED: no action named 'reboot-everything'"),
+        ("/run stop-trading", "PINTRUDER", "REFUSED: PINTRUDER may not approve stop-trading"),
+        ("/run restart-service http://evil.example/x", "PALLOWED", "no catalog service named"),
+        ("/run restart-service evil-container", "PALLOWED", "no catalog service named"),
+    ],
+)
+def test_a_run_note_outside_what_is_allowed_gets_a_note_and_nothing_runs(
+    fresh: World,
+    pagerduty: FakePagerDuty,
+    action_worker: None,
+    receiver: str,
+    text: str,
+    author: str,
+    says: str,
+) -> None:
+    incident = pagerduty.add_incident(f"actions-run-refused-{len(text)}-{author}")
+    assert note_by(receiver, incident, text, f"run-no-{len(text)}-{author}", author).ok
+    note = wait_note(pagerduty, incident, says)
+    assert "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
