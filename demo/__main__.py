@@ -19,19 +19,11 @@ from pathlib import Path
 
 import redis
 
-from demo.approve import propose_as_demo
 from demo.simulator import SCENARIOS
-from demo.story import DemoProposals, Line, Story, printed
+from demo.story import Line, Story, printed
 from demo.world import World, WorldError
 
 DIRECTORY = Path("var/demo")
-# What the demo proposes itself (--propose-if-none) when no policy rule proposed anything: the
-# runbook's Safety Measures and Immediate Containment for the scenarios that stop a service.
-DEMO_ACTIONS: dict[str, list[tuple[str, str | None]]] = {
-    "risk-manager-down": [("stop-trading", None), ("restart-service", "risk-manager")],
-    "service-down": [("restart-service", "execution-engine")],
-    "gateway-down": [("restart-service", "gui-gateway")],
-}
 
 
 def say(text: str) -> None:
@@ -54,12 +46,13 @@ def main() -> int:
         help="seconds between saying the demo approves a proposal and its note (default 5)",
     )
     parser.add_argument(
-        "--no-approve", action="store_true", help="approve nothing: leave the proposals to you"
+        "--market",
+        choices=("open", "clock"),
+        default="open",
+        help="open: the market trades around the clock (default); clock: EAFIX's market hours",
     )
     parser.add_argument(
-        "--propose-if-none",
-        action="store_true",
-        help="when no policy rule proposes an action, the demo proposes the scenario's own",
+        "--no-approve", action="store_true", help="approve nothing: leave the proposals to you"
     )
     args = parser.parse_args()
     redis_url = os.environ.get("RESPONDER_DEMO_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -70,7 +63,7 @@ def main() -> int:
     say("starting the world: EAFIX simulator and its Docker engine, fake PagerDuty, responder, "
         "Prometheus, Alertmanager")  # fmt: skip
     try:
-        world = World(DIRECTORY.resolve(), redis_url).start()
+        world = World(DIRECTORY.resolve(), redis_url, market=args.market).start()
     except WorldError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -82,18 +75,15 @@ def main() -> int:
         say(f"  {'pagerduty':<13} {world.pagerduty.base_url} (fake; GET /_fake/calls lists calls)")
         say(f"  {'simulator':<13} {world.simulator.url('gui-gateway')} .. (six services)")
         say(f"  {'docker':<13} {world.docker.url} (fake engine; compose project eafix)")
+        if args.market == "open":
+            say(
+                "  the market trades around the clock in this world (--market clock: EAFIX's hours)"
+            )
         effect, alert = SCENARIOS[args.scenario]
         say(f"injecting {args.scenario}: {effect}")
         world.inject(args.scenario)
         person = None if args.no_approve else world.note_approver()
         story = Story(world, alert, person, args.approve_after)
-        if args.propose_if_none and (actions := DEMO_ACTIONS.get(args.scenario)):
-            story.watchers.insert(
-                -1,
-                DemoProposals(
-                    story, lambda incident: propose_as_demo(world.env, incident, actions)
-                ),
-            )
         done = story.run(args.timeout)
         if not done:
             say(f"the story of {alert or args.scenario} did not end in {args.timeout:g} s; "

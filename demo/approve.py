@@ -20,14 +20,10 @@ from typing import Any
 import redis
 import requests
 
-from tasks.actions import approval
-from tasks.runtime import Runtime
-from tasks.settings import settings_from_env
 from tasks.store.proposals import WAITING, Proposal, ProposalStore
 
 ACCOUNT = "https://eafix.pagerduty.com"  # the fake PagerDuty's account, as its links show
 SUBSCRIPTION = "PDEMOWH"  # the webhook subscription's id (X-Webhook-Subscription)
-DEMO = "the demo"  # who a proposal the demo makes itself is proposed by
 
 
 @dataclass(frozen=True)
@@ -116,15 +112,6 @@ class NoteApprover:
         )
         response.raise_for_status()
         return str(response.json()["note"]["id"])
-
-
-def propose_as_demo(
-    env: dict[str, str], incident_id: str, actions: list[tuple[str, str | None]]
-) -> list[Proposal]:
-    """Propose catalog actions on an incident through the responder's own `propose` path,
-    recorded as proposed by the demo; return the proposals."""
-    rt = Runtime(settings_from_env(env))
-    return [approval.propose(rt, action, target, incident_id, DEMO) for action, target in actions]
 
 
 def annotated_event(

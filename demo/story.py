@@ -2,9 +2,10 @@
 
 A Story asks its watchers, a few times a second, what is new, and prints it. Each watcher is a
 callable returning the Lines it has not told yet; the built-in ones follow Prometheus's alerts,
-the responder's deliveries, the PagerDuty incidents and their notes, and the runbook actions'
-proposals. The approver is a watcher too: once the evidence is in, it approves each proposal
-waiting on the scenario's incident by a PagerDuty note, after a few seconds, and says so.
+the responder's deliveries, the PagerDuty incidents and their notes, and the runbook actions
+the policy's rules propose in the evidence step. The approver is a watcher too: once the
+evidence is in, it approves each proposal waiting on the scenario's incident by a PagerDuty
+note, after a few seconds, and says so.
 
 A part that has more to tell (the Slack messages, the e-mails, a link to the incident page)
 adds a watcher: `story.watchers.append(my_watcher)`; the story prints what it returns, in turn.
@@ -302,42 +303,16 @@ class Approvals:
         return lines
 
 
-class DemoProposals:
-    """The watcher that proposes, when the policy proposed nothing: once the evidence is in and
-    no proposal came with it within `wait` seconds, the demo proposes `actions` itself through
-    the responder's own `propose` path, saying so (`proposed by the demo`)."""
-
-    def __init__(
-        self, story: Story, propose: Callable[[str], list[Proposal]], wait: float = 2.0
-    ) -> None:
-        self.story = story
-        self.propose = propose
-        self.wait = wait
-        self._done = False
-
-    def __call__(self) -> list[Line]:
-        progress = self.story.progress
-        if self._done or not (progress.evidence and progress.incident_id):
-            return []
-        if progress.proposals:  # the policy proposed: nothing for the demo to do
-            self._done = True
-            return []
-        if time.monotonic() - progress.evidence_at < self.wait:
-            return []
-        self._done = True
-        made = self.propose(progress.incident_id)
-        return [
-            Line(
-                f"no policy rule proposed an action on {progress.incident_id}: the demo proposes "
-                f"{', '.join(f'{p.action} on {p.target} ({p.id})' for p in made)} itself"
-            )
-        ]
-
-
 def _proposed(proposal: Proposal) -> str:
+    """Say who proposed what, and why: a policy rule and what the evidence showed, or a person."""
+    why = (
+        f"by rule {proposal.rule}: {proposal.why}"
+        if proposal.rule
+        else f"by {proposal.proposed_by}"
+    )
     return (
         f"responder proposed {proposal.id} on {proposal.incident_id}: {proposal.action} on "
-        f"{proposal.target} (proposed by {proposal.proposed_by}; it waits for a person)"
+        f"{proposal.target}, {why}; it waits for a person's approval"
     )
 
 

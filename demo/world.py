@@ -46,6 +46,13 @@ WEBHOOK_SECRET = "demo-pagerduty-webhook-secret"  # the v3 subscription's signin
 COMPOSE_PROJECT = "eafix"
 # A process that dies on its own exits 1; one `docker stop` ends exits 143 (the engine sets it).
 CRASH_EXIT_CODE = 1
+# A world whose market trades around the clock (but for Saturday's last minute, New York time:
+# a session must close), so that the runbook's market-hours rules apply whenever it runs.
+ALWAYS_OPEN = {
+    "opens": {"day": "sunday", "time": "00:00"},
+    "closes": {"day": "saturday", "time": "23:59"},
+    "holidays": [],
+}
 # absent() is true until the first scrape: rules on it keep a short `for`, or a fresh world would
 # page for a target Prometheus simply has not scraped yet.
 ABSENT_FOR = "15s"
@@ -89,11 +96,16 @@ def rules_text() -> str:
 
 @dataclass
 class World:
-    """Start, drive and stop the world; every process logs under `directory`."""
+    """Start, drive and stop the world; every process logs under `directory`.
+
+    `market`: "clock" keeps EAFIX's market hours (the runbook's answers depend on when the world
+    runs), "open" has the market trade around the clock.
+    """
 
     directory: Path
     redis_url: str
     queue: str = "responder-world"
+    market: str = "clock"
     simulator: Simulator = field(init=False)
     docker: FakeDockerEngine = field(init=False)
     pagerduty: FakePagerDuty = field(init=False)
@@ -228,6 +240,8 @@ class World:
         policy = yaml.safe_load(builtin_text())
         for service in policy["catalog"]:
             service["health_url"] = f"{self.simulator.url(service['name'])}/healthz"
+        if self.market == "open":
+            policy["market_hours"].update(ALWAYS_OPEN)
         (self.directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         shutil.rmtree(self.directory / "metrics", ignore_errors=True)
         (self.directory / "metrics").mkdir()

@@ -8,17 +8,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
-from demo.approve import propose_as_demo
-from demo.story import DemoProposals, Line, Story
+from demo.story import Line, Story
 from demo.world import World
 from tasks.store.proposals import ProposalStore
 from tests.support import named, wait_for
-from triage.policy import builtin
-from triage.sla import is_market_open
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +22,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     # The tests' own Redis database (RESPONDER_TEST_REDIS_URL), no other: the world has its
     # own queue, clears the responder's keys when it starts and is stopped before the next
     # module's tests, whose fixtures clear them again.
-    started = World(tmp_path_factory.mktemp("world"), redis_url).start()
+    # Its market trades around the clock: the runbook's market-hours answers are the same
+    # whenever the tests run (the clock's own answers are unit-tested in tests/unit).
+    started = World(tmp_path_factory.mktemp("world"), redis_url, market="open").start()
     yield started
     started.stop()
 
@@ -88,10 +86,9 @@ def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
 
 
-def test_stale_market_data_is_p1_only_while_the_market_trades(world: World) -> None:
-    # The world runs on the wall clock: the runbook's answer depends on when the test runs.
-    market_open = is_market_open(datetime.now(UTC), builtin().market_hours)
-    priority, when = ("P1", "during") if market_open else ("P3", "outside")
+def test_stale_market_data_is_p1_while_the_market_trades(world: World) -> None:
+    # The world's market trades now (market="open"); outside market hours it is P3 (unit tests).
+    priority, when = "P1", "during"
     world.clear()
     world.inject("stale-market-data")
     try:
@@ -131,6 +128,9 @@ def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None
 def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_note(
     world: World,
 ) -> None:
+    # The policy's rules propose restart-service (its container exited) and stop-trading (P0
+    # with risk management down while the market trades); the demo's approver approves each by
+    # a signed PagerDuty note, as `make demo SCENARIO=risk-manager-down` does.
     world.clear()
     restarts_before = [r for r in world.docker.acted() if "/restart" in r]
     world.inject("risk-manager-down")
@@ -138,34 +138,31 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     story = Story(
         world, "RiskManagerDown", world.note_approver(), approve_after=0.5, out=told.append
     )
-    story.watchers.insert(
-        -1,
-        DemoProposals(
-            story,
-            lambda incident: propose_as_demo(
-                world.env, incident, [("restart-service", "risk-manager")]
-            ),
-        ),
-    )
     try:
         ended = story.run(timeout=90)
+        emergency_calls = list(world.simulator.emergency_calls)
     finally:
         world.clear()
     transcript = "\n".join(line.text for line in told)
     assert ended, transcript
     incident = story.progress.incident_id
-    # The restart went through the Docker Engine API once, and it is what mended the service.
-    restarts = [r for r in world.docker.acted() if "/restart" in r]
-    assert len(restarts) == len(restarts_before) + 1, restarts
-    records = [
-        p
+    records = {
+        p.action: p
         for p in ProposalStore(story.deliveries.redis).recent(limit=200)
         if p.incident_id == incident
-    ]
-    [restart] = [p for p in records if p.action == "restart-service"]
-    assert (restart.status, restart.verified, restart.target) == ("done", "passed", "risk-manager")
+    }
+    assert set(records) == {"restart-service", "stop-trading"}, transcript
+    assert all((p.status, p.verified) == ("done", "passed") for p in records.values())
+    assert records["stop-trading"].rule == "stop-trading-risk-down"
+    restart = records["restart-service"]
+    assert (restart.rule, restart.target) == ("restart-exited-container", "risk-manager")
+    assert (restart.status, restart.verified) == ("done", "passed")
     assert (restart.approved_by, restart.via) == ("PDANA01", "note")
     assert f"the demo approves {restart.id} (restart-service on risk-manager) as Dana" in transcript
+    # Once through the Docker Engine API, and that is what mended the service.
+    restarts = [r for r in world.docker.acted() if "/restart" in r]
+    assert len(restarts) == len(restarts_before) + 1, restarts
+    assert emergency_calls == ["stop-trading"]
     # The alert cleared in Prometheus and Alertmanager resolved the PagerDuty incident.
     assert "RiskManagerDown" not in {a["labels"]["alertname"] for a in world.firing_alerts()}
     assert world.pagerduty.incidents[incident]["status"] == "resolved"
