@@ -80,10 +80,10 @@ def main() -> int:
                 "  the market trades around the clock in this world (--market clock: EAFIX's hours)"
             )
         effect, alert = SCENARIOS[args.scenario]
-        say(f"injecting {args.scenario}: {effect}")
-        world.inject(args.scenario)
         person = None if args.no_approve else world.note_approver()
         story = Story(world, alert, person, args.approve_after)
+        say(f"injecting {args.scenario}: {effect}")
+        world.inject(args.scenario)
         done = story.run(args.timeout)
         if not done:
             say(f"the story of {alert or args.scenario} did not end in {args.timeout:g} s; "

@@ -109,9 +109,11 @@ class Story:
         self._firing: dict[str, str] = {}
         self._incident_status: dict[str, str] = {}
         self._proposal_status: dict[str, str] = {}
+        self._eafix: dict[str, str] = {}  # service -> container state; "trading" -> status
         self.approvals = Approvals(self, approver, approve_after) if approver else None
         # The order is the order of telling, within one poll.
         self.watchers: list[Watcher] = [
+            self.eafix,
             self.alerts,
             self.deliveries_received,
             self.incidents,
@@ -120,6 +122,7 @@ class Story:
         ]
         if self.approvals is not None:
             self.watchers.append(self.approvals)
+        self.eafix()  # how EAFIX is now: the story tells what changes from here on
 
     def run(self, timeout: float) -> bool:
         """Tell the story until it is over or `timeout` seconds pass; return whether it ended."""
@@ -145,6 +148,36 @@ class Story:
         return True
 
     # --- the watchers ------------------------------------------------------------------
+
+    def eafix(self) -> list[Line]:
+        """The simulated EAFIX itself: containers that exit or run again, trading stopping."""
+        lines = []
+        for name, container in sorted(
+            (c.service, c) for c in self.world.docker.containers.values()
+        ):
+            state = container.state
+            before = self._eafix.get(name)
+            self._eafix[name] = state
+            if before is None or before == state:
+                continue
+            if state == "running":
+                lines.append(Line(f"EAFIX: {name}'s container runs again; it answers, healthy"))
+            else:
+                lines.append(
+                    Line(f"EAFIX: {name}'s container {state} (code {container.exit_code})")
+                )
+        status = self.world.simulator.trading_status()
+        trading = status["trading"]
+        if self._eafix.get("trading", "active") != trading:
+            if trading == "stopped":
+                lines.append(
+                    Line(f"EAFIX: the gateway stopped trading at {status['since'][11:19]}: no "
+                         "order goes out and nothing is executed until trading resumes")
+                )  # fmt: skip
+            else:
+                lines.append(Line("EAFIX: trading resumed at the gateway"))
+        self._eafix["trading"] = trading
+        return lines
 
     def alerts(self) -> list[Line]:
         """Prometheus's alerts that began or stopped firing."""

@@ -133,11 +133,11 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     # a signed PagerDuty note, as `make demo SCENARIO=risk-manager-down` does.
     world.clear()
     restarts_before = [r for r in world.docker.acted() if "/restart" in r]
-    world.inject("risk-manager-down")
     told: list[Line] = []
     story = Story(
         world, "RiskManagerDown", world.note_approver(), approve_after=0.5, out=told.append
     )
+    world.inject("risk-manager-down")
     try:
         ended = story.run(timeout=90)
         emergency_calls = list(world.simulator.emergency_calls)
@@ -159,6 +159,8 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     assert (restart.status, restart.verified) == ("done", "passed")
     assert (restart.approved_by, restart.via) == ("PDANA01", "note")
     assert f"the demo approves {restart.id} (restart-service on risk-manager) as Dana" in transcript
+    assert "EAFIX: risk-manager's container exited (code 1)" in transcript
+    assert "EAFIX: risk-manager's container runs again; it answers, healthy" in transcript
     # Once through the Docker Engine API, and that is what mended the service.
     restarts = [r for r in world.docker.acted() if "/restart" in r]
     assert len(restarts) == len(restarts_before) + 1, restarts
