@@ -232,9 +232,12 @@ class Simulator:
 
     def _ticker(self) -> None:
         while not self._stop.wait(self.tick_seconds):
-            with self._lock:
-                active = set(self.active)
-            now = time.time()
+            self.tick(time.time())
+
+    def tick(self, now: float) -> None:
+        """Move market data, signals and orders along by one tick, as the scenarios break them."""
+        with self._lock:
+            active = set(self.active)
             if "stale-market-data" not in active and not self.services["data-ingestor"].down:
                 self.last_tick.set(now)
             slow = "signal-latency" in active

@@ -110,6 +110,7 @@ class Story:
         self._incident_status: dict[str, str] = {}
         self._proposal_status: dict[str, str] = {}
         self._eafix: dict[str, str] = {}  # service -> container state; "trading" -> status
+        self.told_notes: set[str] = set()  # notes a watcher has told already (the approver's)
         self.approvals = Approvals(self, approver, approve_after) if approver else None
         # The order is the order of telling, within one poll.
         self.watchers: list[Watcher] = [
@@ -257,7 +258,7 @@ class Story:
         lines = []
         for incident_id in list(self.world.pagerduty.incidents):
             for note in self.world.pagerduty.notes_for(incident_id):
-                if not self._first(f"note:{note['id']}"):
+                if not self._first(f"note:{note['id']}") or note["id"] in self.told_notes:
                     continue
                 content = note["content"]
                 first = content.splitlines()[0] if content else ""
@@ -326,6 +327,7 @@ class Approvals:
                 continue
             self.sent.add(proposal_id)
             done = self.approver.approve(progress.incident_id, proposal_id)
+            self.story.told_notes.add(done.note_id)
             lines.append(
                 Line(
                     f"{person.name} wrote `/approve {proposal_id}` on {progress.incident_id} "

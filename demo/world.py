@@ -205,36 +205,7 @@ class World:
     # --- parts -------------------------------------------------------------------------
 
     def _start_docker(self) -> None:
-        """Run each service as a container on the fake engine, both kept in step."""
-        self.docker = FakeDockerEngine(
-            [FakeContainer(name, project=COMPOSE_PROJECT, log_lines=[_log(name, "INFO started")])
-             for name in SERVICES],
-            on_change=self._container_changed,
-        ).start()  # fmt: skip
-        self.simulator.watchers.append(self._service_changed)
-
-    def _container_changed(self, container: FakeContainer) -> None:
-        """A stop, start or restart through the engine: the service's process follows."""
-        if container.state == "running":
-            container.log_lines.append(_log(container.service, "INFO started"))
-            self.simulator.start_service(container.service)
-        else:
-            container.log_lines.append(_log(container.service, "INFO stopped on SIGTERM"))
-            self.simulator.stop_service(container.service)
-
-    def _service_changed(self, service: str, running: bool) -> None:
-        """A service's process died or came back on its own: its container shows it."""
-        container = self.docker.container(service)
-        if (container.state == "running") == running:
-            return  # the engine made the change, and knows
-        if running:
-            self.docker.set_state(service, "running")
-            container.log_lines.append(_log(service, "INFO started"))
-        else:
-            container.log_lines.append(
-                _log(service, f"CRITICAL process exited with code {CRASH_EXIT_CODE}")
-            )
-            self.docker.set_state(service, "exited", CRASH_EXIT_CODE)
+        self.docker = containers_for(self.simulator)
 
     def _start_responder(self) -> None:
         policy = yaml.safe_load(builtin_text())
@@ -354,6 +325,45 @@ class World:
                 return
             time.sleep(0.2)
         raise WorldError(f"{name} did not become ready in 60 s; see {log_path}")
+
+
+def containers_for(simulator: Simulator) -> FakeDockerEngine:
+    """Start a Docker engine running each of the simulator's services as a compose container.
+
+    The two are kept in step both ways: a stop, start or restart through the Engine API stops
+    or starts the service (a start clears the scenario that took it down), and a service whose
+    process dies (a scenario) shows as an exited container that logged why.
+    """
+
+    def container_changed(container: FakeContainer) -> None:
+        if container.state == "running":
+            container.log_lines.append(_log(container.service, "INFO started"))
+            simulator.start_service(container.service)
+        else:
+            container.log_lines.append(_log(container.service, "INFO stopped on SIGTERM"))
+            simulator.stop_service(container.service)
+
+    engine = FakeDockerEngine(
+        [FakeContainer(name, project=COMPOSE_PROJECT, log_lines=[_log(name, "INFO started")])
+         for name in SERVICES],
+        on_change=container_changed,
+    )  # fmt: skip
+
+    def service_changed(service: str, running: bool) -> None:
+        container = engine.container(service)
+        if (container.state == "running") == running:
+            return  # the engine made the change, and knows
+        if running:
+            engine.set_state(service, "running")
+            container.log_lines.append(_log(service, "INFO started"))
+        else:
+            container.log_lines.append(
+                _log(service, f"CRITICAL process exited with code {CRASH_EXIT_CODE}")
+            )
+            engine.set_state(service, "exited", CRASH_EXIT_CODE)
+
+    simulator.watchers.append(service_changed)
+    return engine.start()
 
 
 def _log(service: str, text: str) -> str:

@@ -9,10 +9,14 @@ import json
 import re
 from collections.abc import Iterator
 
+import docker
 import pytest
+import requests
 
+from collectors.containers import API_VERSION
+from demo.simulator import Simulator
 from demo.story import Line, Story
-from demo.world import World
+from demo.world import World, containers_for
 from tasks.store.proposals import ProposalStore
 from tests.support import named, wait_for
 
@@ -174,3 +178,34 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     assert "Approved by PDANA01 via note" in done[0] and "- OK health ok" in done[0]
     assert any(n.startswith("[RESOLVED] RiskManagerDown") for n in notes), notes
     assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
+
+
+def test_docker_stop_start_and_restart_act_on_the_simulated_services_and_show_crashes() -> None:
+    # What isolate-service and restart-service do to the demo EAFIX, through the Docker SDK.
+    sim = Simulator().start()
+    engine = containers_for(sim)
+    client = docker.DockerClient(base_url=engine.url, version=API_VERSION, timeout=5)
+    health = f"{sim.url('risk-manager')}/healthz"
+    try:
+        [container] = client.containers.list(
+            all=True, filters={"label": ["com.docker.compose.service=risk-manager"]}
+        )
+        container.stop(timeout=1)
+        assert requests.get(health, timeout=2).status_code == 503
+        container.reload()
+        assert (container.status, container.attrs["State"]["ExitCode"]) == ("exited", 143)
+        container.start()
+        assert requests.get(health, timeout=2).json()["status"] == "ok"
+        sim.inject("risk-manager-down")  # its process dies on its own
+        container.reload()
+        assert (container.status, container.attrs["State"]["ExitCode"]) == ("exited", 1)
+        assert b"CRITICAL process exited with code 1" in container.logs(timestamps=True)
+        container.restart(timeout=1)
+        assert requests.get(health, timeout=2).json()["status"] == "ok"
+        assert "risk-manager-down" not in sim.active
+        container.reload()
+        assert container.status == "running" and container.attrs["RestartCount"] == 1
+    finally:
+        client.close()
+        engine.stop()
+        sim.stop()
