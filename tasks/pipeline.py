@@ -296,7 +296,7 @@ def gather(self: Any, run_id: str) -> str:
     rt = runtime_of(self.app)
     try:
         entries = response.gather_evidence(rt, run_id)
-        return response.finish_run(rt, run_id, entries, _now())
+        return response.finish_run(rt, run_id, entries, _now(), actions_sender(self.app, rt))
     except PagerDutyUnavailable as exc:
         state = load_run(rt, run_id)
 

@@ -16,6 +16,7 @@ from triage.models import Priority
 from triage.policy import (
     Action,
     ActionCheck,
+    ContractCheck,
     Policy,
     ProposalRule,
     Service,
@@ -26,6 +27,8 @@ from triage.policy import (
 ANYONE = "anyone"
 # An approver kind: whoever the incident is assigned to in PagerDuty when they approve.
 ASSIGNED = "assigned"
+# The target of a validation: every catalog service (it names no single one).
+ALL_SERVICES = "all-services"
 
 
 class ActionRefused(ValueError):
@@ -49,6 +52,10 @@ def resolve(policy: Policy, action_name: str, target: str | None) -> Resolved:
     if action is None:
         known = ", ".join(sorted(policy.actions.catalog)) or "none"
         raise ActionRefused(f"no action named {_shown(action_name)} (known: {known})")
+    if action.validation is not None:
+        if target and target != ALL_SERVICES:
+            raise ActionRefused(f"{action.name} checks every catalog service, not {_shown(target)}")
+        return Resolved(action, Service(ALL_SERVICES, ""))
     if action.named_at_approval:
         if not target:
             raise ActionRefused(f"{action.name} needs a catalog service to act on")
@@ -109,6 +116,29 @@ def check_passed(check: ActionCheck, status: int | None, body: Any) -> bool:
     return isinstance(body, Mapping) and all(
         str(body.get(key)) == value for key, value in check.expect.items()
     )
+
+
+def contract_problem(contract: ContractCheck, status: int | None, body: Any) -> str:
+    """Say what one read of a contract check's path got wrong ("" when it meets the contract)."""
+    if status is None:
+        return "no answer"
+    if status >= 400:
+        return f"HTTP {status}"
+    if (contract.fields or contract.expect) and not isinstance(body, Mapping):
+        return f"HTTP {status}, expected a JSON object"
+    if body is None:
+        return f"HTTP {status}, expected JSON"
+    missing = [f for f in contract.fields if f not in body]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    wrong = [f"{k}={body.get(k)} (expected {v})" for k, v in contract.expect.items()
+             if str(body.get(k)) != v]  # fmt: skip
+    return ", ".join(wrong)
+
+
+def describe_contract(contract: ContractCheck) -> str:
+    """Say what a contract check reads, for the validation's note."""
+    return f"contract {contract.service} GET {contract.get}"
 
 
 def describe_check(check: ActionCheck) -> str:

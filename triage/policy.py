@@ -293,6 +293,26 @@ class ActionCheck:
 
 
 @dataclass(frozen=True)
+class ContractCheck:
+    """A contract check: GET a path on a catalog service; its JSON has `fields` and `expect`."""
+
+    service: str
+    get: str
+    fields: tuple[str, ...] = ()
+    expect: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The runbook's Validation as an action: checks only, nothing on EAFIX changes but the
+    runbook's own test tick."""
+
+    health: bool = False  # every catalog service's health URL reads ok
+    flow: bool = False  # the catalog's trading flow test: a simulated tick makes a signal
+    contracts: tuple[ContractCheck, ...] = ()
+
+
+@dataclass(frozen=True)
 class Action:
     """A runbook action: an HTTP call to a path on a catalog service, or a Docker call on its
     container; the only things the responder may do to EAFIX."""
@@ -307,15 +327,18 @@ class Action:
     needs_approval: bool = True
     timeout: timedelta = timedelta(seconds=30)
     verify: tuple[ActionCheck, ...] = ()
+    validation: Validation | None = None  # a validation: it checks every catalog service
 
     @property
     def named_at_approval(self) -> bool:
         """Return True when the approval names which catalog service it acts on."""
-        return not self.service
+        return not self.service and self.validation is None
 
     @property
     def call(self) -> str:
         """Return what it does to its target: `POST /emergency/stop-trading`, `docker stop`."""
+        if self.validation is not None:
+            return "checks only (validation)"
         return f"{self.http_method} {self.http_path}" if self.http_path else f"docker {self.docker}"
 
 
@@ -619,14 +642,30 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
         service = target.get("service") if isinstance(target, Mapping) else None
         if isinstance(service, str) and service not in services:
             found.append(((*base, "target", "service"), f"no catalog service named {service!r}"))
-        if ("http" in action) == ("docker" in action):
+        if sum(kind in action for kind in ("http", "docker", "validation")) != 1:
             found.append(
                 (
                     base,
                     "expected exactly one of http (a call to a path on the "
-                    "target) or docker (stop, start or restart its container)",
+                    "target), docker (stop, start or restart its container) or validation",
                 )
             )
+        every = isinstance(target, Mapping) and target.get("all_services") is True
+        if every != ("validation" in action):
+            found.append(
+                (
+                    (*base, "target"),
+                    "a validation checks every catalog service: target {all_services: true} "
+                    "goes with validation, and only with it",
+                )
+            )
+        validation = action.get("validation")
+        contracts = validation.get("contracts") if isinstance(validation, Mapping) else None
+        for number, contract in enumerate(contracts if isinstance(contracts, list) else ()):
+            name = contract.get("service") if isinstance(contract, Mapping) else None
+            if isinstance(name, str) and name not in services:
+                where = (*base, "validation", "contracts", number, "service")
+                found.append((where, f"no catalog service named {name!r}"))
         for number, check in enumerate(action.get("verify") or ()):
             if not isinstance(check, Mapping):
                 continue
@@ -949,6 +988,23 @@ def _action(raw: Mapping[str, Any]) -> Action:
                 expect=dict(check.get("expect", {})),
             )
             for check in raw.get("verify", ())
+        ),
+        validation=_validation(raw["validation"]) if "validation" in raw else None,
+    )
+
+
+def _validation(raw: Mapping[str, Any]) -> Validation:
+    return Validation(
+        health=raw.get("health", False),
+        flow=raw.get("flow", False),
+        contracts=tuple(
+            ContractCheck(
+                service=c["service"],
+                get=c["get"],
+                fields=tuple(c.get("fields", ())),
+                expect=dict(c.get("expect", {})),
+            )
+            for c in raw.get("contracts", ())
         ),
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 from tasks.actions import approval
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
+from tasks.actions.validation import run_validation
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
@@ -69,6 +70,9 @@ def _act_once(rt: Runtime, proposal: Proposal, owner: str) -> Proposal:
         if rt.settings.actions_dry_run:
             answer = Answer(True, describe_call(resolved, rt.settings), "nothing (dry run)", 0.0)
             return _finish(rt, proposal, "dry-run", answer, [], "not run")
+        if resolved.action.validation is not None:  # checks only: its checks are its outcome
+            answer, checks = run_validation(rt, resolved.action.validation)
+            return _finish(rt, proposal, "done", answer, checks, _verdict(checks))
         answer = perform(resolved, rt.settings)
         checks = verify(resolved) if answer.ok else []
         verified = _verdict(checks) if answer.ok else "not run"
@@ -145,6 +149,7 @@ def _facts(rt: Runtime, proposal: Proposal) -> dict[str, Any]:
         "verified": proposal.verified,
         "to_check": _to_check(rt, proposal),
         "proposal_id": proposal.id,
+        "kind": "validation" if action is not None and action.validation else "action",
     }
 
 

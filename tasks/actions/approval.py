@@ -32,12 +32,15 @@ from triage.actions import (
     needs_assignees,
     resolve,
 )
+from triage.policy import ProposalRule, format_duration
 
 # A run (CLI `action run`, a workflow) of the same action on the same target of an incident
 # within this window is the same run: a retried POST or a second click acts no more.
 RUN_ONCE_WITHIN = timedelta(minutes=10)
 # Sends a task by name with its arguments (Celery's send_task, routed to the actions queue).
 Send = Callable[[str, list[Any]], None]
+# Who approves what a policy rule marked automatic; the rule's name goes into `via`.
+AUTOMATIC = "policy (automatic)"
 
 
 @dataclass(frozen=True)
@@ -135,13 +138,15 @@ def approve(
     send: Send,
     now: datetime | None = None,
     assignees: Sequence[str] | None = None,
+    by_rule: str = "",
 ) -> Outcome:
     """Approve a proposal: check it is known, unexpired and `approver` may; then queue it once.
 
     A refusal (not allowed, expired) is noted on the incident and runs nothing; a second
     approval answers who did it already and runs nothing. When only the incident's current
     assignees may approve and `assignees` is None (not looked up yet: the receiver does not
-    call PagerDuty), the worker looks them up and comes back here with them.
+    call PagerDuty), the worker looks them up and comes back here with them. `by_rule`: the
+    policy approves it (AUTOMATIC), allowed when that rule is automatic for this action.
     """
     now = now or datetime.now(UTC)
     store = proposals(rt)
@@ -157,7 +162,12 @@ def approve(
     if expired(proposal.expires, now):
         why = f"the proposal expired at {proposal.expires:%Y-%m-%d %H:%M} UTC"
         return _refuse(rt, proposal, approver, via, why, send, now)
-    if assignees is None and needs_assignees(action, approver):
+    if by_rule:
+        rule = next((r for r in rt.policy.actions.propose if r.name == by_rule), None)
+        if rule is None or not rule.automatic or rule.action != action.name:
+            why = f"no automatic rule {by_rule!r} runs {action.name} (the policy changed)"
+            return _refuse(rt, proposal, approver, via, why, send, now)
+    elif assignees is None and needs_assignees(action, approver):
         send(APPROVE_IF_ASSIGNED, [proposal.id, approver, via])
         return Outcome(
             "checking",
@@ -165,7 +175,7 @@ def approve(
             "a note on the incident says what happens",
             proposal.id,
         )
-    if not may_approve(action, approver, assignees or ()):
+    if not by_rule and not may_approve(action, approver, assignees or ()):
         allowed = ", ".join(action.approvers)
         why = f"{approver} may not approve {action.name} (allowed: {allowed})"
         if assignees is not None:
@@ -179,6 +189,31 @@ def approve(
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACT, [proposal.id])
     return Outcome("approved", f"approved: {proposal.action} on {proposal.target}", proposal.id)
+
+
+def approve_automatic(
+    rt: Runtime, proposal: Proposal, rule: ProposalRule, send: Send, now: datetime
+) -> str:
+    """Approve a proposal an automatic rule made, unless the rule ran on its target within
+    its `at_most_once_per`; return what the evidence note says of it ("" when it waits for a
+    person, as any proposal does, because the limit held it back)."""
+    store = proposals(rt)
+    if proposal.status != WAITING:  # a retry of the evidence task: approved the first time
+        return "approved by the policy at once" if proposal.approved_by == AUTOMATIC else ""
+    seconds = max(1, int(rule.at_most_once_per.total_seconds()))
+    held = store.claim_automatic(rule.name, proposal.target, proposal.id, seconds)
+    if held is not None:
+        limit = format_duration(rule.at_most_once_per)
+        what = (
+            f"action {proposal.id} not run automatically: rule {rule.name} ran "
+            f"{proposal.action} on {proposal.target} within {limit} ({held}); "
+            "it waits for a person"
+        )
+        rt.incidents.log(proposal.incident_id, what, "responder", now)
+        return ""
+    via = f"automatic (rule {rule.name})"
+    outcome = approve(rt, proposal.id, AUTOMATIC, via, send, now, by_rule=rule.name)
+    return "approved by the policy at once" if outcome.ok else f"not run: {outcome.message}"
 
 
 def refuse_unchecked(

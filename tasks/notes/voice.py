@@ -603,6 +603,10 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
               ("done", _CHECKS[:1], "passed"), ("done", _CHECKS, "failed"), ("done", [], ""),
               ("failed", [], "not run"), ("dry-run", [], "not run"),
               ("unknown", [], "not run"))],
+        *[("action_outcome.txt.j2", lambda verified=verified: voice.action_outcome(
+            "done", {**_ACTION_FACTS, "action": "validate", "kind": "validation",
+                     "checks": _CHECKS, "verified": verified}))
+          for verified in ("passed", "failed")],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         ("action_refused.txt.j2", lambda: voice.action_refused(
@@ -631,6 +635,7 @@ _ACTION_FACTS: dict[str, Any] = {
     "verified": "passed",
     "to_check": ["health ok at http://risk-manager:8084/healthz"],
     "proposal_id": "act-1",
+    "kind": "action",
 }
 
 

@@ -44,7 +44,7 @@ from triage.models import (
     parse_alertmanager,
     parse_pagerduty,
 )
-from triage.policy import Policy
+from triage.policy import Policy, format_duration
 from triage.sla import deadlines, is_market_open
 
 log = logging.getLogger(__name__)
@@ -470,8 +470,17 @@ def collector_context(rt: Runtime) -> CollectorContext:
     )
 
 
-def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: datetime) -> str:
-    """Write the bundle manifest and summary, then post the evidence note once."""
+def finish_run(
+    rt: Runtime,
+    run_id: str,
+    entries: list[dict[str, Any]],
+    now: datetime,
+    send: approval.Send | None = None,
+) -> str:
+    """Write the bundle manifest and summary, then post the evidence note once.
+
+    `send` queues the tasks of actions an automatic rule approves (None: none is approved).
+    """
     state = load_run(rt, run_id)
     folder = bundle_path(rt.settings.bundle_dir, run_id)
     header = {
@@ -497,7 +506,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         evidence,
         bundle_location(rt, run_id, now),
         top_error_lines(folder),
-        proposals=propose_actions(rt, state, entries, now),
+        proposals=propose_actions(rt, state, entries, now, send),
     )
     incident = state.incident
     if incident.id is None and not rt.settings.outbox_mode:
@@ -511,9 +520,14 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
 
 
 def propose_actions(
-    rt: Runtime, state: RunState, entries: list[dict[str, Any]], now: datetime
+    rt: Runtime,
+    state: RunState,
+    entries: list[dict[str, Any]],
+    now: datetime,
+    send: approval.Send | None = None,
 ) -> list[dict[str, Any]]:
-    """Make the run's proposals from the policy's rules (once per run); return them for the note.
+    """Make the run's proposals from the policy's rules (once per run); approve those of an
+    automatic rule (within its limit); return them for the note.
 
     A run without a PagerDuty incident proposes nothing: there is no incident to approve on.
     """
@@ -523,19 +537,30 @@ def propose_actions(
     facts = run_facts(rt.policy, state.classification.priority, market_open, entries)
     fitting = fitting_proposals(rt.policy, facts)
     made = approval.propose_for_run(rt, state.run_id, state.incident_id, fitting, now)
-    return [
-        {
-            "id": p.id,
-            "action": p.action,
-            "target": p.target,
-            "why": p.why,
-            "rule": p.rule,
-            "expires": p.expires,
-            "automatic": False,
-            "ran": "",
-        }
-        for p in made
-    ]
+    rules = {rule.name: rule for rule in rt.policy.actions.propose}
+    shown = []
+    for p in made:
+        rule = rules.get(p.rule)
+        ran = ""
+        if rule is not None and rule.automatic and send is not None:
+            ran = approval.approve_automatic(rt, p, rule, send, now)
+        why = p.why
+        if rule is not None and rule.automatic and not ran:
+            limit = format_duration(rule.at_most_once_per)
+            why += f"; not automatic this time: rule {rule.name} runs it at most once per {limit}"
+        shown.append(
+            {
+                "id": p.id,
+                "action": p.action,
+                "target": p.target,
+                "why": why,
+                "rule": p.rule,
+                "expires": p.expires,
+                "automatic": bool(ran),
+                "ran": ran,
+            }
+        )
+    return shown
 
 
 def top_error_lines(folder: Path, count: int = 3) -> list[str]:

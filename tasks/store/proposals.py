@@ -182,6 +182,18 @@ class ProposalStore:
         held = self.redis.get(name)
         return held.decode() if held is not None else None
 
+    def claim_automatic(self, rule: str, target: str, proposal_id: str, seconds: int) -> str | None:
+        """Claim an automatic rule's one run on `target` for `seconds` (SET NX EX).
+
+        Return None when claimed (or this proposal holds it), else the proposal holding it.
+        """
+        name = f"{PREFIX}action-auto:{rule}:{target}"
+        if self.redis.set(name, proposal_id, nx=True, ex=seconds):
+            return None
+        held = self.redis.get(name)
+        holder = held.decode() if held is not None else None
+        return None if holder == proposal_id else holder or "an earlier run"
+
     def lock(self, service: str, proposal_id: str, seconds: int) -> bool:
         """Take the lock on acting on `service`; True when taken (or this proposal holds it)."""
         key = lock_key(service)

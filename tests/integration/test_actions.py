@@ -24,9 +24,12 @@ import yaml
 from click.testing import CliRunner, Result
 from werkzeug.serving import make_server
 
+from collectors.contract import Target
 from demo.simulator import SERVICES, Simulator
 from tasks.actions import act, approval
 from tasks.cli import main
+from tasks.run import response
+from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
 from tasks.sla import closing
@@ -42,8 +45,9 @@ from tests.support import (
     worker_command,
 )
 from triage.actions import fitting_proposals, run_facts
-from triage.models import Priority
+from triage.models import Classification, Priority
 from triage.policy import builtin_text
+from triage.sla import deadlines
 from webhooks import create_app
 
 QUEUE = "responder-actions-e2e"
@@ -744,3 +748,137 @@ def test_a_run_note_outside_what_is_allowed_gets_a_note_and_nothing_runs(
     assert "Nothing ran." in note
     barrier(fresh, pagerduty)
     assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+
+
+# Automatic rules: approved by the policy at once, at most once per target per limit.
+def automatic_runtime(world: World, tmp_path: Path, **changes: object) -> Runtime:
+    """Return a runtime whose policy restarts an exited container automatically (1 per 1h)."""
+    policy = yaml.safe_load(Path(world.env["RESPONDER_POLICY"]).read_text())
+    for rule in policy["actions"]["propose"]:
+        if rule["name"] == "restart-exited-container":
+            rule.update(automatic=True, at_most_once_per="1h")
+    path = tmp_path / "automatic.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return Runtime(world.settings(policy_path=str(path), **changes))
+
+
+def evidence_of_run(rt: Runtime, run_id: str, incident: str) -> tuple[RunState, list[dict]]:
+    """Return a run's state and what the real docker collector finds in the fake engine now."""
+    now = datetime.now(UTC)
+    classification = Classification(Priority.P1, "sample-rule", "a sample")
+    state = RunState(
+        run_id, f"d-{run_id}", 1, f"key-{run_id}", "ServiceDown", "ServiceDown",
+        classification, deadlines(Priority.P1, now, rt.policy), [], ["docker"],
+        list(rt.policy.catalog), incident,
+    )  # fmt: skip
+    target = Target(services=tuple(rt.policy.catalog.values()))
+    return state, [response.collect_into_bundle(rt, run_id, "docker", target)]
+
+
+def test_an_automatic_rule_runs_once_and_not_again_within_its_limit(
+    exited: World, pagerduty: FakePagerDuty, tmp_path: Path
+) -> None:
+    rt = automatic_runtime(exited, tmp_path)
+    incident = pagerduty.add_incident("actions-automatic")
+    sent: list[tuple[str, list]] = []
+    state, entries = evidence_of_run(rt, "auto-r1", incident)
+
+    def send(name: str, args: list) -> None:
+        sent.append((name, args))
+
+    [shown] = response.propose_actions(rt, state, entries, datetime.now(UTC), send)
+    assert (shown["action"], shown["target"]) == ("restart-service", "risk-manager")
+    assert shown["automatic"] and shown["rule"] == "restart-exited-container"
+    assert sent == [("tasks.pipeline.act", [shown["id"]])]
+    assert act.run_approved(rt, shown["id"], "test") == "done"
+    assert len(exited.restarts()) == 1
+    note = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert "Approved by policy (automatic) via automatic (rule restart-exited-container)" in note
+    evidence = rt.voice.evidence(state.classification, "ServiceDown", [], "/b", proposals=[shown])
+    assert f"({shown['id']}): its container exited" in evidence
+    assert "AUTOMATIC by rule restart-exited-container: approved by the policy at once" in evidence
+
+    # The evidence task retried: the same proposal, nothing approved again.
+    sent.clear()
+    assert response.propose_actions(rt, state, entries, datetime.now(UTC), send) == [shown]
+    assert sent == []
+
+    # It exits again within the hour: a new run proposes it for a person, runs nothing itself.
+    container(exited, "risk-manager").state = "exited"
+    state2, entries2 = evidence_of_run(rt, "auto-r2", incident)
+    [waiting] = response.propose_actions(rt, state2, entries2, datetime.now(UTC), send)
+    assert not waiting["automatic"] and sent == []
+    assert (
+        "not automatic this time: rule restart-exited-container runs it at most once per 1h"
+        in (waiting["why"])
+    )
+    assert approval.proposals(rt).get(waiting["id"]).status == "proposed"  # type: ignore[union-attr]
+    assert len(exited.restarts()) == 1
+
+
+def test_an_automatic_action_in_a_dry_run_runs_nothing(
+    exited: World, pagerduty: FakePagerDuty, tmp_path: Path
+) -> None:
+    rt = automatic_runtime(exited, tmp_path, actions_dry_run=True)
+    incident = pagerduty.add_incident("actions-automatic-dry")
+    state, entries = evidence_of_run(rt, "auto-dry-r1", incident)
+    [shown] = response.propose_actions(rt, state, entries, datetime.now(UTC), lambda n, a: None)
+    assert shown["automatic"]
+    assert act.run_approved(rt, shown["id"], "test") == "dry-run"
+    assert "DRY RUN, nothing ran" in wait_note(pagerduty, incident, "restart-service")
+    assert exited.engine.acted() == []
+
+
+# The `validate` action: the runbook's Validation, checks only.
+def test_validate_by_note_passes_every_check_and_lists_each(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-validate")
+    assert note_by(receiver, incident, "/run validate", "validate", "PANYONE").ok
+    note = wait_note(pagerduty, incident, "[ACTION] validate: validation")
+    assert note.startswith("[ACTION] validate: validation PASSED: 10 of 10 checks passed in ")
+    for service in SERVICES:
+        assert f"- OK health {service}: ok" in note
+    assert "- OK trading flow: a simulated tick makes a signal: " in note
+    assert "- OK contract gui-gateway GET /api/reconcile/positions: HTTP 200, as expected" in note
+    assert "- OK contract signal-generator GET /api/signals?limit=1: HTTP 200" in note
+    assert "Run by PANYONE via note" in note and "FAILED" not in note
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+
+
+def test_validate_reports_a_failing_check_first_and_says_failed(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-validate-failing")
+    fresh.sim.inject("reconciliation-failure")
+    try:
+        result = cli(fresh, "action", "run", "validate", "--incident", incident, "--as", "alice")
+        assert result.exit_code == 0, result.output
+        note = wait_note(pagerduty, incident, "[ACTION] validate: validation")
+    finally:
+        fresh.sim.clear()
+    first, *lines = note.splitlines()
+    assert first.startswith("[ACTION] validate: validation FAILED: 8 of 10 checks passed")
+    assert lines[0].startswith("- FAILED ") and lines[1].startswith("- FAILED ")
+    failed = "\n".join(lines[:2])
+    assert "- FAILED health gui-gateway: degraded" in failed
+    assert (
+        "- FAILED contract gui-gateway GET /api/reconcile/positions: status=mismatch (expected ok)"
+        in failed
+    )
+    record = approval.proposals(Runtime(fresh.settings())).get(proposed_id(result))
+    assert record is not None and record.verified == "failed" and record.status == "done"
+
+
+def test_an_expired_proposal_approved_by_note_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-expired-note")
+    rt = Runtime(fresh.settings())
+    long_ago = datetime.now(UTC) - timedelta(minutes=31)  # the policy's proposal_ttl is 30m
+    proposal = approval.propose(rt, "restart-service", "risk-manager", incident, "bot", long_ago)
+    assert note_by(receiver, incident, f"/approve {proposal.id}", "expired-note").ok
+    note = wait_note(pagerduty, incident, "REFUSED: the proposal expired at")
+    assert "approval by PALLOWED via note" in note and "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.restarts() == []

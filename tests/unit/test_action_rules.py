@@ -12,10 +12,12 @@ import pytest
 from tasks.actions.execute import verify
 from tasks.store.proposals import run_proposal_id
 from triage.actions import (
+    ALL_SERVICES,
     ActionRefused,
     call_url,
     check_passed,
     check_url,
+    contract_problem,
     expired,
     fitting_proposals,
     may_approve,
@@ -24,19 +26,54 @@ from triage.actions import (
     run_facts,
 )
 from triage.models import Priority
-from triage.policy import ActionCheck, builtin, load_file
+from triage.policy import ActionCheck, ContractCheck, builtin, load_file
 
 POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
 POLICY = builtin()
 
 
-def test_the_builtin_catalog_ships_the_runbooks_four_actions_each_needing_approval() -> None:
+def test_the_builtin_catalog_ships_the_runbooks_actions_each_changing_one_needing_approval() -> (
+    None
+):
     actions = POLICY.actions
     assert sorted(actions.catalog) == [
-        "isolate-service", "restart-service", "resume-trading", "stop-trading",
+        "isolate-service", "restart-service", "resume-trading", "stop-trading", "validate",
     ]  # fmt: skip
-    assert all(a.needs_approval and a.verify for a in actions.catalog.values())
+    changing = [a for a in actions.catalog.values() if a.validation is None]
+    assert all(a.needs_approval and a.verify for a in changing)
+    validate = actions.catalog["validate"]
+    assert not validate.needs_approval  # checks only
+    assert validate.validation is not None and validate.validation.health
+    assert validate.validation.flow and len(validate.validation.contracts) == 3
     assert actions.proposal_ttl == timedelta(minutes=30)
+
+
+def test_validate_checks_every_service_and_names_no_single_target() -> None:
+    assert resolve(POLICY, "validate", None).service.name == ALL_SERVICES
+    assert resolve(POLICY, "validate", ALL_SERVICES).action.name == "validate"
+    with pytest.raises(ActionRefused, match="checks every catalog service, not 'risk-manager'"):
+        resolve(POLICY, "validate", "risk-manager")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "problem"),
+    [
+        (200, {"trading": "active", "status": "ok"}, ""),
+        (None, None, "no answer"),
+        (503, {"status": "ok"}, "HTTP 503"),
+        (200, ["a", "list"], "HTTP 200, expected a JSON object"),
+        (200, {"status": "ok"}, "missing trading"),
+        (200, {"trading": "x", "status": "mismatch"}, "status=mismatch (expected ok)"),
+    ],
+)
+def test_a_contract_check_says_what_the_answer_got_wrong(
+    status: int | None, body: object, problem: str
+) -> None:
+    contract = ContractCheck("gui-gateway", "/s", fields=("trading",), expect={"status": "ok"})
+    assert contract_problem(contract, status, body) == problem
+    assert (
+        contract_problem(ContractCheck("gui-gateway", "/s"), 200, None) == "HTTP 200, expected JSON"
+    )
 
 
 def test_stop_trading_posts_the_runbooks_emergency_endpoint_on_the_gateway() -> None:
@@ -305,3 +342,12 @@ def test_assigned_lets_approve_exactly_the_incidents_current_assignees() -> None
     assert not may_approve(action, "", [""])
     plain = replace(action, approvers=("PLEAD",))
     assert not needs_assignees(plain, "PDANA") and not may_approve(plain, "PDANA", ["PDANA"])
+
+
+def test_the_default_policy_ships_the_two_proposal_rules_and_none_automatic() -> None:
+    rules = POLICY.actions.propose
+    assert [(r.name, r.action) for r in rules] == [
+        ("restart-exited-container", "restart-service"),
+        ("stop-trading-risk-down", "stop-trading"),
+    ]
+    assert not any(r.automatic for r in rules)
