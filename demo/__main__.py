@@ -82,6 +82,9 @@ def main() -> int:
         effect, alert = SCENARIOS[args.scenario]
         person = None if args.no_approve else world.note_approver()
         story = Story(world, alert, person, args.approve_after)
+        if args.no_approve:
+            say(f"  approvals are yours: set -a; . {DIRECTORY}/env; set +a; "
+                ".venv/bin/responder action approve <id> --as <you>")  # fmt: skip
         say(f"injecting {args.scenario}: {effect}")
         world.inject(args.scenario)
         done = story.run(args.timeout)

@@ -16,6 +16,7 @@ WEBHOOK_SECRET, so a note approving an action reaches it as PagerDuty would send
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -134,6 +135,11 @@ class World:
         except BaseException:
             self.stop()
             raise
+        # For a person's own `responder` commands in this world (`set -a; . var/demo/env`).
+        # Its tokens are the demo's own constants, nothing of anyone's.
+        (self.directory / "env").write_text(
+            "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(self.env.items()))
+        )
         return self
 
     def stop(self) -> None:
