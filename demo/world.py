@@ -201,11 +201,15 @@ class World:
         )
 
     def firing_alerts(self) -> list[dict[str, Any]]:
-        """Return the alerts Prometheus has firing."""
+        """Return the alerts Prometheus has firing ([] when it does not answer)."""
+        return self.alerts_now() or []
+
+    def alerts_now(self) -> list[dict[str, Any]] | None:
+        """Return the alerts Prometheus has firing, or None when it does not answer."""
         try:
             answer = requests.get(f"{self.urls['prometheus']}/api/v1/alerts", timeout=2).json()
-        except requests.RequestException:
-            return []
+        except (requests.RequestException, ValueError):
+            return None
         return [a for a in answer["data"]["alerts"] if a["state"] == "firing"]
 
     # --- parts -------------------------------------------------------------------------
