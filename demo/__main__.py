@@ -20,7 +20,7 @@ from pathlib import Path
 import redis
 
 from demo.simulator import SCENARIOS
-from demo.story import Line, Story, printed
+from demo.story import Line, Story, Watcher, printed
 from demo.world import World, WorldError
 
 DIRECTORY = Path("var/demo")
@@ -82,6 +82,7 @@ def main() -> int:
         effect, alert = SCENARIOS[args.scenario]
         person = None if args.no_approve else world.note_approver()
         story = Story(world, alert, person, args.approve_after)
+        story.watchers.extend(more_to_tell(world))
         if args.no_approve:
             say(f"  approvals are yours: set -a; . {DIRECTORY}/env; set +a; "
                 ".venv/bin/responder action approve <id> --as <you>")  # fmt: skip
@@ -105,6 +106,15 @@ def main() -> int:
         say("stopping the world")
         world.stop()
         (DIRECTORY / "demo.pid").unlink(missing_ok=True)
+
+
+def more_to_tell(world: World) -> list[Watcher]:
+    """Return the watchers of the parts that have more to tell than the built-in ones.
+
+    The place for the Slack messages, the e-mails and the incident page's link: each a
+    callable returning the Lines it has new (see demo/story.py). None yet.
+    """
+    return []
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     # a signed PagerDuty note, as `make demo SCENARIO=risk-manager-down` does.
     world.clear()
     restarts_before = [r for r in world.docker.acted() if "/restart" in r]
+    calls_before = len(world.simulator.emergency_calls)
     told: list[Line] = []
     story = Story(
         world, "RiskManagerDown", world.note_approver(), approve_after=0.5, out=told.append
@@ -144,7 +145,7 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     world.inject("risk-manager-down")
     try:
         ended = story.run(timeout=90)
-        emergency_calls = list(world.simulator.emergency_calls)
+        emergency_calls = world.simulator.emergency_calls[calls_before:]
     finally:
         world.clear()
     transcript = "\n".join(line.text for line in told)
