@@ -59,7 +59,9 @@ format: $(VENV)/.dev-installed
 
 SCENARIO ?= signal-latency
 
-## demo: the EAFIX simulator, Prometheus, Alertmanager, a fake PagerDuty and the responder
+## demo: the EAFIX simulator (its services as containers on a fake Docker engine), Prometheus,
+## Alertmanager, a fake PagerDuty and the responder; SCENARIO=risk-manager-down shows actions
+## proposed, approved by a PagerDuty note, run and verified (DEMO_ARGS="--no-approve", ...)
 demo: $(VENV)/.dev-installed test-services
 	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/11") && \
 	  RESPONDER_DEMO_REDIS_URL="$$url" $(BIN)/python -m demo --scenario $(SCENARIO) $(DEMO_ARGS)

@@ -1,7 +1,11 @@
 """`python -m demo`: start the world, break something, and tell what happens as it happens.
 
-python -m demo [--scenario signal-latency] [--exit-after]      (make demo SCENARIO=...)
-make demo-stop                                                  (or Ctrl-C)
+python -m demo [--scenario signal-latency] [--exit-after] [--approve-after 5] [--no-approve]
+make demo SCENARIO=risk-manager-down                            (make demo-stop, or Ctrl-C)
+
+When the responder proposes runbook actions on the scenario's incident, the demo approves each
+one a few seconds after the evidence note, by a PagerDuty note (`/approve <id>`) as an on-call
+engineer would, and follows the action to its verification and the incident to its resolution.
 """
 
 from __future__ import annotations
@@ -11,38 +15,55 @@ import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
 
 from demo.simulator import SCENARIOS
+from demo.story import Line, Story, Watcher, printed
 from demo.world import World, WorldError
-from tasks.store.deliveries import DeliveryStore
 
 DIRECTORY = Path("var/demo")
 
 
 def say(text: str) -> None:
     """Print one timestamped line of the story."""
-    print(f"{datetime.now(UTC):%H:%M:%S}  {text}", flush=True)
+    printed(Line(text))
 
 
 def main() -> int:
     """Run the demo; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="signal-latency", choices=sorted(SCENARIOS))
-    parser.add_argument("--exit-after", action="store_true", help="stop once the evidence is in")
-    parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for evidence")
+    parser.add_argument("--exit-after", action="store_true", help="stop once the story is over")
+    parser.add_argument(
+        "--timeout", type=float, default=180, help="seconds the story may take (default 180)"
+    )
+    parser.add_argument(
+        "--approve-after",
+        type=float,
+        default=5,
+        help="seconds between saying the demo approves a proposal and its note (default 5)",
+    )
+    parser.add_argument(
+        "--market",
+        choices=("open", "clock"),
+        default="open",
+        help="open: the market trades around the clock (default); clock: EAFIX's market hours",
+    )
+    parser.add_argument(
+        "--no-approve", action="store_true", help="approve nothing: leave the proposals to you"
+    )
     args = parser.parse_args()
     redis_url = os.environ.get("RESPONDER_DEMO_REDIS_URL", "redis://127.0.0.1:6379/11")
-    store = DeliveryStore(redis.Redis.from_url(redis_url))
-    for key in store.redis.scan_iter("responder:*"):
-        store.redis.delete(key)
+    state = redis.Redis.from_url(redis_url)
+    for key in state.scan_iter("responder:*"):
+        state.delete(key)
 
-    say("starting the world: EAFIX simulator, fake PagerDuty, responder, Prometheus, Alertmanager")
+    say("starting the world: EAFIX simulator and its Docker engine, fake PagerDuty, responder, "
+        "Prometheus, Alertmanager")  # fmt: skip
     try:
-        world = World(DIRECTORY.resolve(), redis_url).start()
+        world = World(DIRECTORY.resolve(), redis_url, market=args.market).start()
     except WorldError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -53,15 +74,29 @@ def main() -> int:
             say(f"  {part:<13} {url}")
         say(f"  {'pagerduty':<13} {world.pagerduty.base_url} (fake; GET /_fake/calls lists calls)")
         say(f"  {'simulator':<13} {world.simulator.url('gui-gateway')} .. (six services)")
+        say(f"  {'docker':<13} {world.docker.url} (fake engine; compose project eafix)")
+        if args.market == "open":
+            say(
+                "  the market trades around the clock in this world (--market clock: EAFIX's hours)"
+            )
         effect, alert = SCENARIOS[args.scenario]
+        person = None if args.no_approve else world.note_approver()
+        story = Story(world, alert, person, args.approve_after)
+        story.watchers.extend(more_to_tell(world))
+        if args.no_approve:
+            say(f"  approvals are yours: set -a; . {DIRECTORY}/env; set +a; "
+                ".venv/bin/responder action approve <id> --as <you>")  # fmt: skip
         say(f"injecting {args.scenario}: {effect}")
         world.inject(args.scenario)
-        done = tell_story(world, store, alert, args.timeout)
+        done = story.run(args.timeout)
         if done and (page := incident_page_link(world)):
             say(f"open the incident page: {page}")
         if not done:
-            waited = f"{args.timeout:g} s"
-            say(f"no evidence note for {alert or args.scenario} in {waited}; logs in {DIRECTORY}")
+            say(f"the story of {alert or args.scenario} did not end in {args.timeout:g} s; "
+                f"logs in {DIRECTORY}")  # fmt: skip
+        elif world.simulator.trading_stopped:
+            say("trading stays stopped at the gateway: resuming it (resume-trading) is a person's "
+                "call once the cause is contained")  # fmt: skip
         if args.exit_after:
             return 0 if done else 1
         say("the world keeps running; `make demo-stop` or Ctrl-C ends it")
@@ -75,40 +110,13 @@ def main() -> int:
         (DIRECTORY / "demo.pid").unlink(missing_ok=True)
 
 
-def tell_story(world: World, store: DeliveryStore, alert: str, timeout: float) -> bool:
-    """Print each new event until the evidence note for `alert` arrives; return whether it did."""
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for firing in world.firing_alerts():
-            name = firing["labels"].get("alertname", "?")
-            if (key := f"alert:{name}") not in seen:
-                seen.add(key)
-                say(f"Prometheus fired {name} ({firing['annotations'].get('summary', '')})")
-        for delivery_id in store.list_ids():
-            if (key := f"delivery:{delivery_id}") not in seen:
-                delivery = store.get(delivery_id) or {}
-                seen.add(key)
-                names = ", ".join(a["name"] for a in delivery.get("alerts", []))
-                priority = (delivery.get("classification") or {}).get("priority", "-")
-                rule = (delivery.get("classification") or {}).get("rule", "-")
-                say(f"responder got {names}: {priority} by rule {rule} (delivery {delivery_id})")
-        for incident_id, incident in list(world.pagerduty.incidents.items()):
-            if (key := f"incident:{incident_id}") not in seen:
-                seen.add(key)
-                say(f"PagerDuty opened incident {incident_id}: {incident['title'][:70]}")
-            for note in world.pagerduty.notes_for(incident_id):
-                if (key := f"note:{note['id']}") not in seen:
-                    seen.add(key)
-                    say(f"note on {incident_id}:")
-                    for line in note["content"].splitlines():
-                        print(f"          | {line}", flush=True)
-                    if " evidence: " in note["content"].splitlines()[0] and (
-                        not alert or alert in incident["title"]
-                    ):
-                        return True
-        time.sleep(0.3)
-    return False
+def more_to_tell(world: World) -> list[Watcher]:
+    """Return the watchers of the parts that have more to tell than the built-in ones.
+
+    The place for the Slack messages, the e-mails and the incident page's link: each a
+    callable returning the Lines it has new (see demo/story.py). None yet.
+    """
+    return []
 
 
 def incident_page_link(world: World) -> str | None:

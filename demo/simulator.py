@@ -5,6 +5,13 @@ signals and orders along; `inject(scenario)` breaks one thing the way the alert 
 `../shared/eafix/alert-rules.yml` notice. Test and demo code only: no product package
 imports it.
 
+A service that is down is one whose process is not running (its container exited): it answers
+503 to everything but `/_sim/`. `stop_service` and `start_service` are what `docker stop` and
+`docker start`/`restart` do to it (the demo world's Docker engine calls them); starting a
+service clears the scenario that took it down. `watchers` hear each service go down or come
+back, whatever the cause. While trading is stopped (`POST /emergency/stop-trading`) no order
+goes out and nothing is executed; signals still flow.
+
     python -m demo.simulator --base-port 18080        # ports 18080..18085, Ctrl-C stops
     curl -X POST localhost:18080/_sim/inject/signal-latency
 """
@@ -17,6 +24,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +58,13 @@ SCENARIOS = {
     "indicator-nan": ("the indicator engine emits NaN", "IndicatorDataQuality"),
     "noisy-logs": ("services log ERROR lines (no alert rule: evidence only)", ""),
 }  # fmt: skip
+# The scenarios that stop services' processes, and which.
+TAKES_DOWN = {
+    "service-down": ("execution-engine",),
+    "risk-manager-down": ("risk-manager",),
+    "gateway-down": ("gui-gateway",),
+    "complete-outage": SERVICES,
+}
 
 log = logging.getLogger("eafix.sim")
 
@@ -83,7 +98,10 @@ class Simulator:
         self.signals: list[dict[str, Any]] = []
         self.executions: list[dict[str, Any]] = []
         self.trading_stopped = False
+        self.trading_stopped_at = ""
         self.emergency_calls: list[str] = []  # each stop or resume the gateway was asked for
+        # Each hears (service, running) when a service goes down or comes back.
+        self.watchers: list[Callable[[str, bool], None]] = []
         reg = {name: s.registry for name, s in self.services.items()}
         self.latency = Histogram(
             "eafix_signal_latency_seconds",
@@ -149,31 +167,77 @@ class Simulator:
             raise KeyError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         with self._lock:
             self.active.add(scenario)
-            down = {
-                "service-down": ["execution-engine"],
-                "risk-manager-down": ["risk-manager"],
-                "gateway-down": ["gui-gateway"],
-                "complete-outage": list(SERVICES),
-            }.get(scenario, [])
-            for name in down:
-                self.services[name].down = True
             if scenario == "stale-market-data":
                 self.last_tick.set(time.time() - 600)
+        for name in TAKES_DOWN.get(scenario, ()):
+            self._set_down(name, True)
         return SCENARIOS[scenario][0]
 
     def clear(self) -> None:
-        """Mend everything."""
+        """Mend everything: every service running, no scenario active, trading on."""
         with self._lock:
             self.active.clear()
-            for state in self.services.values():
-                state.down = False
             self.last_tick.set(time.time())
+            self.trading_stopped, self.trading_stopped_at = False, ""
+        for name in SERVICES:
+            self._set_down(name, False)
+
+    def stop_service(self, name: str) -> None:
+        """Stop a service's process, as `docker stop` does: it answers no more."""
+        self._set_down(name, True)
+
+    def start_service(self, name: str) -> None:
+        """Start a service's process again (`docker start`, `docker restart`): it answers, healthy.
+
+        A scenario that only stopped processes is over once all of them run again.
+        """
+        with self._lock:
+            self.services[name].down = False
+            for scenario in [s for s in self.active if s in TAKES_DOWN]:
+                if not any(self.services[n].down for n in TAKES_DOWN[scenario]):
+                    self.active.discard(scenario)
+        self._tell(name, True)
+
+    def stop_trading(self) -> None:
+        """The gateway's emergency stop: no order goes out until trading resumes."""
+        with self._lock:
+            self.emergency_calls.append("stop-trading")
+            if not self.trading_stopped:
+                self.trading_stopped, self.trading_stopped_at = True, _iso(time.time())
+
+    def resume_trading(self) -> None:
+        """Let orders go out again."""
+        with self._lock:
+            self.emergency_calls.append("resume-trading")
+            self.trading_stopped, self.trading_stopped_at = False, ""
+
+    def trading_status(self) -> dict[str, str]:
+        """Return what `GET /api/trading/status` answers: trading stopped (since when) or active."""
+        if self.trading_stopped:
+            return {"trading": "stopped", "since": self.trading_stopped_at}
+        return {"trading": "active"}
+
+    def running(self, name: str) -> bool:
+        """Return whether a service's process runs."""
+        return not self.services[name].down
+
+    def _set_down(self, name: str, down: bool) -> None:
+        with self._lock:
+            self.services[name].down = down
+        self._tell(name, not down)
+
+    def _tell(self, name: str, running: bool) -> None:
+        for watcher in list(self.watchers):
+            watcher(name, running)
 
     def _ticker(self) -> None:
         while not self._stop.wait(self.tick_seconds):
-            with self._lock:
-                active = set(self.active)
-            now = time.time()
+            self.tick(time.time())
+
+    def tick(self, now: float) -> None:
+        """Move market data, signals and orders along by one tick, as the scenarios break them."""
+        with self._lock:
+            active = set(self.active)
             if "stale-market-data" not in active and not self.services["data-ingestor"].down:
                 self.last_tick.set(now)
             slow = "signal-latency" in active
@@ -183,10 +247,15 @@ class Simulator:
                 {"at": _iso(now), "pair": "EURUSD", "side": "buy", "latency_s": round(latency, 3)}
             )
             self.signals = self.signals[-200:]
-            status = "rejected" if self.trading_stopped else "filled"
-            self.orders.labels(status).inc()
-            self.executions.append({"at": _iso(now), "pair": "EURUSD", "status": status})
-            self.executions = self.executions[-200:]
+            # An order goes out only while trading runs and the execution engine is up; with
+            # the risk manager down it goes out unchecked (why the runbook stops trading then).
+            if not self.trading_stopped and not self.services["execution-engine"].down:
+                checked = not self.services["risk-manager"].down
+                self.orders.labels("filled").inc()
+                self.executions.append(
+                    {"at": _iso(now), "pair": "EURUSD", "status": "filled", "risk_checked": checked}
+                )
+                self.executions = self.executions[-200:]
             if "checksum-mismatch" in active:
                 self.checksum_mismatches.inc()
             if "reconciliation-failure" in active:
@@ -267,19 +336,17 @@ def _reconcile(sim: Simulator, request: Request) -> Any:
 
 
 def _stop_trading(sim: Simulator, request: Request) -> Any:
-    sim.emergency_calls.append("stop-trading")
-    sim.trading_stopped = True
-    return {"trading": "stopped"}
+    sim.stop_trading()
+    return sim.trading_status()
 
 
 def _resume_trading(sim: Simulator, request: Request) -> Any:
-    sim.emergency_calls.append("resume-trading")
-    sim.trading_stopped = False
-    return {"trading": "active"}
+    sim.resume_trading()
+    return sim.trading_status()
 
 
 def _trading_status(sim: Simulator, request: Request) -> Any:
-    return {"trading": "stopped" if sim.trading_stopped else "active"}
+    return sim.trading_status()
 
 
 def _tick(sim: Simulator, request: Request) -> Any:

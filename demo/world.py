@@ -1,21 +1,29 @@
-"""The whole world on loopback: EAFIX simulator, Prometheus, Alertmanager, the responder and a
-fake PagerDuty. Used by `make demo` and, session-scoped, by the end-to-end tests.
+"""The whole world on loopback: EAFIX simulator, its Docker engine, Prometheus, Alertmanager, the
+responder and a fake PagerDuty. Used by `make demo` and, session-scoped, by the end-to-end tests.
 
 Prometheus scrapes the simulator every second with EAFIX's alert rules (`for` shortened to 0s so
 a scenario fires in seconds); Alertmanager groups by alert name and sends each group both to the
 responder (bearer auth) and to the fake PagerDuty's Events API, which opens the incident the
 way PagerDuty would (dedup key = sha256 of the group key).
+
+Each simulated service runs as a container of compose project `eafix` on a fake Docker engine
+(the Engine API on a Unix socket; the responder's Docker SDK is pointed at it): a service whose
+process dies shows as an exited container, and `docker stop`/`start`/`restart` through the
+engine stop and start the service. The receiver takes PagerDuty webhooks signed with
+WEBHOOK_SECRET, so a note approving an action reaches it as PagerDuty would send it.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +31,8 @@ import redis
 import requests
 import yaml
 
+from demo.approve import NoteApprover, Person
+from demo.docker_engine import FakeContainer, FakeDockerEngine
 from demo.simulator import SERVICES, Simulator
 from tests.fakes.pagerduty import FakePagerDuty
 from triage.policy import builtin_text
@@ -34,6 +44,20 @@ TOKEN = "demo-alertmanager-token"
 PD_TOKEN = "demo-pagerduty-token"
 LINK_SECRET = "demo-link-secret"  # signs the incident page's links the notes carry
 ROUTING_KEY = "R" * 32
+WEBHOOK_SECRET = "demo-pagerduty-webhook-secret"  # the v3 subscription's signing secret
+COMPOSE_PROJECT = "eafix"
+# A process that dies on its own exits 1; one `docker stop` ends exits 143 (the engine sets it).
+CRASH_EXIT_CODE = 1
+# A world whose market trades around the clock (but for Saturday's last minute, New York time:
+# a session must close), so that the runbook's market-hours rules apply whenever it runs.
+ALWAYS_OPEN = {
+    "opens": {"day": "sunday", "time": "00:00"},
+    "closes": {"day": "saturday", "time": "23:59"},
+    "holidays": [],
+}
+# absent() is true until the first scrape: rules on it keep a short `for`, or a fresh world would
+# page for a target Prometheus simply has not scraped yet.
+ABSENT_FOR = "15s"
 
 
 class WorldError(RuntimeError):
@@ -58,7 +82,8 @@ def free_port() -> int:
 
 
 def rules_text() -> str:
-    """Return EAFIX's alert rules with every `for` set to 0s, from shared/ or the demo's own."""
+    """Return EAFIX's alert rules with `for` set to 0s (absent(): 15s), from shared/ or the
+    demo's own."""
     source = Path(os.environ.get("RESPONDER_EAFIX_RULES", SHARED_RULES))
     if not source.is_file():
         if os.environ.get("CI", "").lower() == "true":
@@ -67,18 +92,24 @@ def rules_text() -> str:
     rules = yaml.safe_load(source.read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
-            rule["for"] = "0s"
+            rule["for"] = ABSENT_FOR if "absent(" in str(rule.get("expr", "")) else "0s"
     return yaml.safe_dump(rules, sort_keys=False)
 
 
 @dataclass
 class World:
-    """Start, drive and stop the world; every process logs under `directory`."""
+    """Start, drive and stop the world; every process logs under `directory`.
+
+    `market`: "clock" keeps EAFIX's market hours (the runbook's answers depend on when the world
+    runs), "open" has the market trade around the clock.
+    """
 
     directory: Path
     redis_url: str
     queue: str = "responder-world"
+    market: str = "clock"
     simulator: Simulator = field(init=False)
+    docker: FakeDockerEngine = field(init=False)
     pagerduty: FakePagerDuty = field(init=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
@@ -98,12 +129,18 @@ class World:
         try:
             self.pagerduty = FakePagerDuty(token=PD_TOKEN).start()
             self.simulator = Simulator().start()
+            self._start_docker()
             self._start_responder()
             self._start_prometheus()
             self._start_alertmanager()
         except BaseException:
             self.stop()
             raise
+        # For a person's own `responder` commands in this world (`set -a; . var/demo/env`).
+        # Its tokens are the demo's own constants, nothing of anyone's.
+        (self.directory / "env").write_text(
+            "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(self.env.items()))
+        )
         return self
 
     def stop(self) -> None:
@@ -116,7 +153,7 @@ class World:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        for part in ("simulator", "pagerduty"):
+        for part in ("docker", "simulator", "pagerduty"):
             if hasattr(self, part):
                 getattr(self, part).stop()
 
@@ -131,6 +168,9 @@ class World:
             "RESPONDER_PAGERDUTY_TOKEN": PD_TOKEN,
             "RESPONDER_PAGERDUTY_FROM": "responder@eafix.example",
             "RESPONDER_PAGERDUTY_API_URL": self.pagerduty.base_url,
+            "RESPONDER_PAGERDUTY_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+            "RESPONDER_DOCKER_URL": self.docker.url,
+            "RESPONDER_COMPOSE_PROJECT": COMPOSE_PROJECT,
             "RESPONDER_PAGERDUTY_CA_FILE": self.pagerduty.ca_file,
             "RESPONDER_BUNDLE_DIR": str(self.directory / "bundles"),
             "RESPONDER_OUTBOX_DIR": str(self.directory / "outbox"),
@@ -148,20 +188,45 @@ class World:
         """Break something in the simulator; return what."""
         return self.simulator.inject(scenario)
 
+    def clear(self) -> None:
+        """Mend everything: every service and container running, trading on."""
+        self.simulator.clear()
+
+    def note_approver(self, person: Person | None = None) -> NoteApprover:
+        """Return an on-call engineer who approves proposals by PagerDuty notes in this world."""
+        return NoteApprover(
+            redis_url=self.redis_url,
+            receiver_url=self.urls["responder"],
+            webhook_secret=WEBHOOK_SECRET,
+            pagerduty_url=self.pagerduty.base_url,
+            pagerduty_token=PD_TOKEN,
+            pagerduty_ca_file=self.pagerduty.ca_file,
+            person=person,
+        )
+
     def firing_alerts(self) -> list[dict[str, Any]]:
-        """Return the alerts Prometheus has firing."""
+        """Return the alerts Prometheus has firing ([] when it does not answer)."""
+        return self.alerts_now() or []
+
+    def alerts_now(self) -> list[dict[str, Any]] | None:
+        """Return the alerts Prometheus has firing, or None when it does not answer."""
         try:
             answer = requests.get(f"{self.urls['prometheus']}/api/v1/alerts", timeout=2).json()
-        except requests.RequestException:
-            return []
+        except (requests.RequestException, ValueError):
+            return None
         return [a for a in answer["data"]["alerts"] if a["state"] == "firing"]
 
     # --- parts -------------------------------------------------------------------------
+
+    def _start_docker(self) -> None:
+        self.docker = containers_for(self.simulator)
 
     def _start_responder(self) -> None:
         policy = yaml.safe_load(builtin_text())
         for service in policy["catalog"]:
             service["health_url"] = f"{self.simulator.url(service['name'])}/healthz"
+        if self.market == "open":
+            policy["market_hours"].update(ALWAYS_OPEN)
         (self.directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         shutil.rmtree(self.directory / "metrics", ignore_errors=True)
         (self.directory / "metrics").mkdir()
@@ -274,6 +339,50 @@ class World:
                 return
             time.sleep(0.2)
         raise WorldError(f"{name} did not become ready in 60 s; see {log_path}")
+
+
+def containers_for(simulator: Simulator) -> FakeDockerEngine:
+    """Start a Docker engine running each of the simulator's services as a compose container.
+
+    The two are kept in step both ways: a stop, start or restart through the Engine API stops
+    or starts the service (a start clears the scenario that took it down), and a service whose
+    process dies (a scenario) shows as an exited container that logged why.
+    """
+
+    def container_changed(container: FakeContainer) -> None:
+        if container.state == "running":
+            container.log_lines.append(_log(container.service, "INFO started"))
+            simulator.start_service(container.service)
+        else:
+            container.log_lines.append(_log(container.service, "INFO stopped on SIGTERM"))
+            simulator.stop_service(container.service)
+
+    engine = FakeDockerEngine(
+        [FakeContainer(name, project=COMPOSE_PROJECT, log_lines=[_log(name, "INFO started")])
+         for name in SERVICES],
+        on_change=container_changed,
+    )  # fmt: skip
+
+    def service_changed(service: str, running: bool) -> None:
+        container = engine.container(service)
+        if (container.state == "running") == running:
+            return  # the engine made the change, and knows
+        if running:
+            engine.set_state(service, "running")
+            container.log_lines.append(_log(service, "INFO started"))
+        else:
+            container.log_lines.append(
+                _log(service, f"CRITICAL process exited with code {CRASH_EXIT_CODE}")
+            )
+            engine.set_state(service, "exited", CRASH_EXIT_CODE)
+
+    simulator.watchers.append(service_changed)
+    return engine.start()
+
+
+def _log(service: str, text: str) -> str:
+    """Return a container log line as the engine stamps it (RFC 3339, `timestamps=1`)."""
+    return f"{datetime.now(UTC).isoformat().replace('+00:00', 'Z')} {service} {text}"
 
 
 def _answers(url: str) -> bool:

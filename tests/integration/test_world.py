@@ -1,21 +1,24 @@
 """Scenario end to end: inject a failure in the simulator; Prometheus fires, Alertmanager delivers
 to the responder and opens the incident on the fake PagerDuty; both notes arrive with the
-priority the runbook gives."""
+priority the runbook gives. And the world acting: a proposal approved by a PagerDuty note runs
+once, mends the simulator, and the alert and the incident resolve."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
+import docker
 import pytest
 import requests
 
-from demo.world import World
+from collectors.containers import API_VERSION
+from demo.simulator import Simulator
+from demo.story import Line, Story
+from demo.world import World, containers_for
+from tasks.store.proposals import ProposalStore
 from tests.support import named, wait_for
-from triage.policy import builtin
-from triage.sla import is_market_open
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     # The tests' own Redis database (RESPONDER_TEST_REDIS_URL), no other: the world has its
     # own queue, clears the responder's keys when it starts and is stopped before the next
     # module's tests, whose fixtures clear them again.
-    started = World(tmp_path_factory.mktemp("world"), redis_url).start()
+    # Its market trades around the clock: the runbook's market-hours answers are the same
+    # whenever the tests run (the clock's own answers are unit-tested in tests/unit).
+    started = World(tmp_path_factory.mktemp("world"), redis_url, market="open").start()
     yield started
     started.stop()
 
@@ -66,14 +71,14 @@ def incident_notes(world: World, alert: str) -> list[dict] | None:
 def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     world: World, scenario: str, alert: str, priority: str, unhealthy: str
 ) -> None:
-    world.simulator.clear()
+    world.clear()
     world.inject(scenario)
     try:
         notes = wait_for(
             lambda: incident_notes(world, alert), timeout=55, what=f"{alert} notes on PagerDuty"
         )
     finally:
-        world.simulator.clear()
+        world.clear()
     first, evidence = notes[0]["content"], notes[1]["content"]
     assert first.startswith(f"[{named(priority)}] {alert}"), first
     assert evidence.startswith(f"[{named(priority)}] {alert} evidence:"), evidence
@@ -94,18 +99,17 @@ def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
 
 
-def test_stale_market_data_is_p1_only_while_the_market_trades(world: World) -> None:
-    # The world runs on the wall clock: the runbook's answer depends on when the test runs.
-    market_open = is_market_open(datetime.now(UTC), builtin().market_hours)
-    priority, when = ("P1", "during") if market_open else ("P3", "outside")
-    world.simulator.clear()
+def test_stale_market_data_is_p1_while_the_market_trades(world: World) -> None:
+    # The world's market trades now (market="open"); outside market hours it is P3 (unit tests).
+    priority, when = "P1", "during"
+    world.clear()
     world.inject("stale-market-data")
     try:
         notes = wait_for(
             lambda: incident_notes(world, "MarketDataStale"), timeout=55, what="MarketDataStale"
         )
     finally:
-        world.simulator.clear()
+        world.clear()
     first, evidence = notes[0]["content"], notes[1]["content"]
     assert first.startswith(f"[{named(priority)}] MarketDataStale"), first
     assert f"category=market-data; {when} market hours" in first.splitlines()[1]
@@ -115,7 +119,7 @@ def test_stale_market_data_is_p1_only_while_the_market_trades(world: World) -> N
 
 def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None:
     # Evidence counts a degraded service as a finding, not as a passed check.
-    world.simulator.clear()
+    world.clear()
     world.inject("reconciliation-failure")
     try:
         notes = wait_for(
@@ -124,11 +128,94 @@ def test_the_health_check_fails_when_a_service_is_degraded(world: World) -> None
             what="PositionReconciliationFailed notes",
         )
     finally:
-        world.simulator.clear()
+        world.clear()
     evidence = notes[1]["content"]
     assert evidence.startswith(
-        "[P1 (PagerDuty: P2)] PositionReconciliationFailed evidence: 2 of 4 checks found"
+        "[P1 (PagerDuty: P2)] PositionReconciliationFailed evidence: 2 of 5 checks found"
     )
     assert "- FAILED http" in evidence and "gui-gateway degraded" in evidence
     assert "- FAILED trading" in evidence and "reconciliation mismatch (POS-2)" in evidence
     assert "2 open positions" in evidence
+
+
+def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_note(
+    world: World,
+) -> None:
+    # The policy's rules propose restart-service (its container exited) and stop-trading (P0
+    # with risk management down while the market trades); the demo's approver approves each by
+    # a signed PagerDuty note, as `make demo SCENARIO=risk-manager-down` does.
+    world.clear()
+    restarts_before = [r for r in world.docker.acted() if "/restart" in r]
+    calls_before = len(world.simulator.emergency_calls)
+    told: list[Line] = []
+    story = Story(
+        world, "RiskManagerDown", world.note_approver(), approve_after=0.5, out=told.append
+    )
+    world.inject("risk-manager-down")
+    try:
+        ended = story.run(timeout=90)
+        emergency_calls = world.simulator.emergency_calls[calls_before:]
+    finally:
+        world.clear()
+    transcript = "\n".join(line.text for line in told)
+    assert ended, transcript
+    incident = story.progress.incident_id
+    records = {
+        p.action: p
+        for p in ProposalStore(story.deliveries.redis).recent(limit=200)
+        if p.incident_id == incident
+    }
+    assert set(records) == {"restart-service", "stop-trading"}, transcript
+    assert all((p.status, p.verified) == ("done", "passed") for p in records.values())
+    assert records["stop-trading"].rule == "stop-trading-risk-down"
+    restart = records["restart-service"]
+    assert (restart.rule, restart.target) == ("restart-exited-container", "risk-manager")
+    assert (restart.status, restart.verified) == ("done", "passed")
+    assert (restart.approved_by, restart.via) == ("PDANA01", "note")
+    assert f"the demo approves {restart.id} (restart-service on risk-manager) as Dana" in transcript
+    assert "EAFIX: risk-manager's container exited (code 1)" in transcript
+    assert "EAFIX: risk-manager's container runs again; it answers, healthy" in transcript
+    # Once through the Docker Engine API, and that is what mended the service.
+    restarts = [r for r in world.docker.acted() if "/restart" in r]
+    assert len(restarts) == len(restarts_before) + 1, restarts
+    assert emergency_calls == ["stop-trading"]
+    # The alert cleared in Prometheus and Alertmanager resolved the PagerDuty incident.
+    assert "RiskManagerDown" not in {a["labels"]["alertname"] for a in world.firing_alerts()}
+    assert world.pagerduty.incidents[incident]["status"] == "resolved"
+    notes = [n["content"] for n in world.pagerduty.notes_for(incident)]
+    done = [n for n in notes if n.startswith("[ACTION] restart-service on risk-manager: done")]
+    assert len(done) == 1, notes
+    assert "Approved by PDANA01 via note" in done[0] and "- OK health ok" in done[0]
+    assert any(n.startswith("[RESOLVED] RiskManagerDown") for n in notes), notes
+    assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
+
+
+def test_docker_stop_start_and_restart_act_on_the_simulated_services_and_show_crashes() -> None:
+    # What isolate-service and restart-service do to the demo EAFIX, through the Docker SDK.
+    sim = Simulator().start()
+    engine = containers_for(sim)
+    client = docker.DockerClient(base_url=engine.url, version=API_VERSION, timeout=5)
+    health = f"{sim.url('risk-manager')}/healthz"
+    try:
+        [container] = client.containers.list(
+            all=True, filters={"label": ["com.docker.compose.service=risk-manager"]}
+        )
+        container.stop(timeout=1)
+        assert requests.get(health, timeout=2).status_code == 503
+        container.reload()
+        assert (container.status, container.attrs["State"]["ExitCode"]) == ("exited", 143)
+        container.start()
+        assert requests.get(health, timeout=2).json()["status"] == "ok"
+        sim.inject("risk-manager-down")  # its process dies on its own
+        container.reload()
+        assert (container.status, container.attrs["State"]["ExitCode"]) == ("exited", 1)
+        assert b"CRITICAL process exited with code 1" in container.logs(timestamps=True)
+        container.restart(timeout=1)
+        assert requests.get(health, timeout=2).json()["status"] == "ok"
+        assert "risk-manager-down" not in sim.active
+        container.reload()
+        assert container.status == "running" and container.attrs["RestartCount"] == 1
+    finally:
+        client.close()
+        engine.stop()
+        sim.stop()

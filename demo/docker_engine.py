@@ -1,0 +1,263 @@
+"""A Docker Engine API for the demo world and the tests, served on a Unix socket: the endpoints
+the `docker` collector calls (containers list, inspect, logs, one-shot stats), with the documented
+response shapes, including the multiplexed log stream of a container without a TTY, and the ones
+actions call (`POST /containers/{id}/stop|start|restart`: 204, or 304 when it is already in that
+state). The Docker SDK talks to it as to dockerd (`DockerClient(base_url=engine.url)`).
+
+`on_change` hears every state a stop, start or restart leaves a container in, so the demo world
+stops and starts the simulated service behind it; `set_state` is the other way round (the
+service's process died: its container exited).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+API = "/v1.43"
+
+
+@dataclass
+class FakeContainer:
+    """One container of the compose project."""
+
+    service: str
+    state: str = "running"
+    health: str = "healthy"
+    restarts: int = 0
+    exit_code: int = 0  # of its last exit, shown while it is not running
+    env: list[str] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)
+    project: str = "eafix"
+
+    @property
+    def id(self) -> str:
+        return f"{abs(hash(self.service)):064x}"[:64]
+
+    @property
+    def name(self) -> str:
+        return f"{self.project}-{self.service}-1"
+
+
+class FakeDockerEngine:
+    """Serve the containers over the Engine API on a Unix socket; `url` is for DockerClient."""
+
+    def __init__(
+        self,
+        containers: list[FakeContainer],
+        on_change: Callable[[FakeContainer], None] | None = None,
+    ) -> None:
+        self.containers = {c.id: c for c in containers}
+        self.on_change = on_change
+        self.requests: list[str] = []
+        self._lock = threading.Lock()  # one state change at a time, as the engine does
+        # Seconds a stop, start or restart takes before it answers (a slow container).
+        self.action_delay = 0.0
+        self.socket_path = str(Path(tempfile.mkdtemp(prefix="fake-docker-")) / "docker.sock")
+        self.url = f"unix://{self.socket_path}"
+        self._routes = Map(
+            [
+                Rule(f"{API}/containers/json", endpoint="list"),
+                Rule(f"{API}/containers/<id>/json", endpoint="inspect"),
+                Rule(f"{API}/containers/<id>/logs", endpoint="logs"),
+                Rule(f"{API}/containers/<id>/stats", endpoint="stats"),
+                Rule(f"{API}/containers/<id>/stop", endpoint="stop", methods=["POST"]),
+                Rule(f"{API}/containers/<id>/start", endpoint="start", methods=["POST"]),
+                Rule(f"{API}/containers/<id>/restart", endpoint="restart", methods=["POST"]),
+                Rule(f"{API}/version", endpoint="version"),
+            ]
+        )
+        self._server: Any = None
+
+    def start(self) -> FakeDockerEngine:
+        """Serve in a background thread."""
+        self._server = make_server(self.url, 0, self, threaded=True, request_handler=_Quiet)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and remove the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            Path(self.socket_path).unlink(missing_ok=True)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        self.requests.append(f"{request.method} {request.full_path}")
+        try:
+            endpoint, values = self._routes.bind_to_environ(environ).match()
+        except Exception:
+            return _json({"message": "page not found"}, 404)(environ, start_response)
+        known = ("inspect", "logs", "stats", "stop", "start", "restart")
+        if endpoint in known and values["id"] not in self.containers:
+            message = f"No such container: {values['id']}"
+            return _json({"message": message}, 404)(environ, start_response)
+        return getattr(self, f"_{endpoint}")(request, **values)(environ, start_response)
+
+    def acted(self) -> list[str]:
+        """Return the stop, start and restart calls received, in order."""
+        return [r for r in self.requests if r.startswith("POST ")]
+
+    def container(self, service: str) -> FakeContainer:
+        """Return the container of a compose service (KeyError when there is none)."""
+        for c in self.containers.values():
+            if c.service == service:
+                return c
+        raise KeyError(f"no container of compose service {service!r}")
+
+    def set_state(self, service: str, state: str, exit_code: int = 0) -> None:
+        """Put a service's container in `state` from outside the API (its process exited)."""
+        with self._lock:
+            c = self.container(service)
+            c.state, c.exit_code = state, exit_code
+            c.health = "healthy" if state == "running" else "unhealthy"
+
+    def _stop(self, request: Request, id: str) -> Response:
+        time.sleep(self.action_delay)
+        with self._lock:
+            c = self.containers[id]
+            if c.state != "running":
+                return Response(status=304)  # the engine's "container already stopped"
+            c.state, c.exit_code, c.health = "exited", 143, "unhealthy"  # SIGTERM, then gone
+        self._changed(c)
+        return Response(status=204)
+
+    def _start(self, request: Request, id: str) -> Response:
+        time.sleep(self.action_delay)
+        with self._lock:
+            c = self.containers[id]
+            if c.state == "running":
+                return Response(status=304)  # "container already started"
+            c.state, c.health = "running", "healthy"
+        self._changed(c)
+        return Response(status=204)
+
+    def _restart(self, request: Request, id: str) -> Response:
+        time.sleep(self.action_delay)
+        with self._lock:
+            c = self.containers[id]
+            c.state, c.health, c.restarts = "running", "healthy", c.restarts + 1
+        self._changed(c)
+        return Response(status=204)
+
+    def _changed(self, c: FakeContainer) -> None:
+        if self.on_change is not None:
+            self.on_change(c)
+
+    def _version(self, request: Request) -> Response:
+        return _json({"ApiVersion": "1.43", "Version": "24.0.0-fake"})
+
+    def _list(self, request: Request) -> Response:
+        filters = json.loads(request.args.get("filters", "{}"))
+        wanted = filters.get("label", [])
+        wanted = wanted if isinstance(wanted, list) else list(wanted)
+        show_all = request.args.get("all") in ("1", "true", "True")
+        found = [
+            self._summary(c)
+            for c in self.containers.values()
+            if (show_all or c.state == "running")
+            and all(label in _labels(c).items() or label in _label_strings(c) for label in wanted)
+        ]
+        return _json(found)
+
+    def _inspect(self, request: Request, id: str) -> Response:
+        c = self.containers[id]
+        return _json(
+            {
+                "Id": c.id,
+                "Name": f"/{c.name}",
+                "RestartCount": c.restarts,
+                "State": {
+                    "Status": c.state,
+                    "Running": c.state == "running",
+                    "ExitCode": 0 if c.state == "running" else c.exit_code,
+                    "StartedAt": "2026-11-27T09:00:00.000000000Z",
+                    "Health": {
+                        "Status": c.health,
+                        "FailingStreak": 0 if c.health == "healthy" else 3,
+                    },
+                },
+                "Config": {
+                    "Tty": False,
+                    "Env": c.env,
+                    "Labels": _labels(c),
+                    "Image": f"eafix/{c.service}",
+                },
+            }
+        )
+
+    def _logs(self, request: Request, id: str) -> Response:
+        # As the engine does: `since` (Unix seconds) drops older lines, then `tail` keeps the
+        # last N. A line's time is its leading RFC 3339 timestamp, as `timestamps=1` writes it.
+        lines = self.containers[id].log_lines
+        since = request.args.get("since", type=float)
+        if since is not None:
+            lines = [line for line in lines if _written_at(line) >= since]
+        tail = request.args.get("tail", "all")
+        if tail != "all":
+            lines = lines[-int(tail) :] if int(tail) else []
+        body = b"".join(_frame(2 if "ERROR" in line else 1, line + "\n") for line in lines)
+        return Response(body, content_type="application/vnd.docker.raw-stream")
+
+    def _stats(self, request: Request, id: str) -> Response:
+        return _json(
+            {
+                "cpu_stats": {
+                    "cpu_usage": {"total_usage": 2_000_000_000},
+                    "system_cpu_usage": 20_000_000_000,
+                    "online_cpus": 2,
+                },
+                "precpu_stats": {
+                    "cpu_usage": {"total_usage": 1_000_000_000},
+                    "system_cpu_usage": 10_000_000_000,
+                },
+                "memory_stats": {"usage": 256 * 2**20, "limit": 1024 * 2**20},
+                "networks": {"eth0": {"rx_bytes": 123456, "tx_bytes": 654321}},
+            }
+        )
+
+    def _summary(self, c: FakeContainer) -> dict[str, Any]:
+        return {"Id": c.id, "Names": [f"/{c.name}"], "State": c.state, "Labels": _labels(c)}
+
+
+def _labels(c: FakeContainer) -> dict[str, str]:
+    return {"com.docker.compose.project": c.project, "com.docker.compose.service": c.service}
+
+
+def _label_strings(c: FakeContainer) -> list[str]:
+    return [f"{k}={v}" for k, v in _labels(c).items()]
+
+
+def _written_at(line: str) -> float:
+    """Return the Unix time of a log line's leading timestamp (a line without one: now)."""
+    try:
+        return datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return datetime.now(UTC).timestamp()
+
+
+def _frame(stream: int, text: str) -> bytes:
+    data = text.encode()
+    return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, content_type="application/json")
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
