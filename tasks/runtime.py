@@ -22,6 +22,7 @@ from triage.policy import Policy
 
 if TYPE_CHECKING:
     from tasks.notes.voice import Voice
+    from tasks.notify.email import EmailGateway
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -89,6 +90,13 @@ class Runtime:
     def pagerduty(self) -> PagerDutyGateway:
         """Return the PagerDuty gateway (REST or outbox)."""
         return make_gateway(self.settings, self.redact, self.budget, self.events_budget)
+
+    @cached_property
+    def email(self) -> EmailGateway:
+        """Return the e-mail gateway (SMTP, or the outbox without a host)."""
+        from tasks.notify.email import make_email_gateway  # the receiver never sends e-mail
+
+        return make_email_gateway(self.settings, self.redact)
 
     @cached_property
     def budget(self) -> RequestBudget:
