@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 
 from tasks.settings import Settings, settings_from_env
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.smtp import SmtpServer
 from tests.support import (
     INTAKE_QUEUE,
     LINK_SECRET,
@@ -126,11 +127,28 @@ def fake_pagerduty() -> Iterator[FakePagerDuty]:
 
 
 @pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """Run a real SMTP server (aiosmtpd) on a loopback port; the worker e-mails through it."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
+    """Return the SMTP server with what it received, and any scripted replies, cleared."""
+    smtp_server.reset()
+    yield smtp_server
+    smtp_server.reset()
+
+
+@pytest.fixture(scope="session")
 def responder_env(
     tmp_path_factory: pytest.TempPathFactory,
     redis_url: str,
     fake_pagerduty: FakePagerDuty,
     test_policy: Path,
+    smtp_server: SmtpServer,
 ) -> dict[str, str]:
     """Return the RESPONDER_* environment shared by the in-test receiver and the worker."""
     var = tmp_path_factory.mktemp("var")
@@ -153,6 +171,11 @@ def responder_env(
         "RESPONDER_PAGERDUTY_RETRY_BASE": "0.2",
         "RESPONDER_LINK_SECRET": LINK_SECRET,
         "RESPONDER_PUBLIC_URL": PUBLIC_URL,
+        "RESPONDER_SMTP_HOST": "127.0.0.1",
+        "RESPONDER_SMTP_PORT": str(smtp_server.port),
+        "RESPONDER_SMTP_STARTTLS": "0",  # STARTTLS and AUTH: tests/integration/test_email.py
+        "RESPONDER_SMTP_TIMEOUT": "5",
+        "RESPONDER_SMTP_RETRY_BASE": "0.2",
     }
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -75,6 +74,7 @@ class SmtpGateway:
         s = self.settings
         where = f"{s.smtp_host}:{s.smtp_port}"
         sent = False
+        sending = False  # from MAIL FROM to the DATA reply: the outcome of a lost connection
         try:
             # The timeout bounds the connect and each command: a hung server costs at most
             # this long per step, never a worker slot forever.
@@ -86,6 +86,7 @@ class SmtpGateway:
                     smtp.ehlo()
                 if s.smtp_user:
                     smtp.login(s.smtp_user, s.smtp_password.reveal())
+                sending = True
                 refused = smtp.send_message(message)
                 sent = True
                 accepted()  # first: the once-record's window is this one call
@@ -108,14 +109,13 @@ class SmtpGateway:
         except (OSError, smtplib.SMTPException) as exc:  # refused, reset, timeout, TLS
             if sent:
                 return where
-            # Before the DATA reply nothing was delivered; a connection lost while waiting
-            # for it may have been: the claim stays pending and the retry sends again.
+            # Before MAIL FROM nothing can have been delivered; a connection lost while sending
+            # may have been (after the data, before the reply): the claim stays pending and
+            # the retry sends again, with the same Message-ID.
             raise EmailUnavailable(
                 self.redact(f"SMTP {where}: {type(exc).__name__}: {exc}"),
                 None,
-                surely_not_sent=not isinstance(
-                    exc, socket.timeout | smtplib.SMTPServerDisconnected
-                ),
+                surely_not_sent=not sending,
             ) from None
         return where
 
