@@ -23,6 +23,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "tasks.run": ("tasks.sla", "tasks.cli", "tasks.pipeline", "webhooks"),
     "tasks.sla": ("tasks.cli", "tasks.pipeline", "webhooks"),
+    # E-mail (and Slack) are sent by the SLA clock's actions and the pipeline: never the reverse.
+    "tasks.notify": ("tasks.sla", "tasks.cli", "tasks.pipeline", "webhooks"),
     "tasks.actions": ("tasks.cli", "tasks.pipeline", "tasks.sla", "webhooks"),
     # The receiver and the CLI approve through it: it sends tasks by name, loads no worker part.
     "tasks.actions.approval": ("tasks.run", "tasks.notes", "tasks.actions.act",
