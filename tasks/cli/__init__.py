@@ -106,6 +106,12 @@ def run(host: str, port: int, concurrency: int) -> None:
     }
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
     click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
+    mail = (
+        f"outbox {settings.outbox_dir / 'email'} as .eml files (no RESPONDER_SMTP_HOST)"
+        if settings.email_outbox_mode
+        else f"SMTP {settings.smtp_host}:{settings.smtp_port}"
+    )
+    click.echo(f"responder: e-mails go to {mail}; each one sent is logged by the worker")
     click.echo(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
     parts = {

@@ -29,9 +29,15 @@ from typing import Protocol
 from tasks.notify.email_compose import Mail, build_message, message_id, worst_code
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tasks.store.deliveries import IN_FLIGHT_SECONDS, current_attempt, pending_attempt
+from tasks.store.deliveries import IN_FLIGHT_SECONDS, PREFIX, current_attempt, pending_attempt
 
 log = logging.getLogger(__name__)
+
+# After the SMTP server was unreachable or silent (a timeout), the next attempts within this
+# many seconds fail at once instead of each holding a worker slot for the whole timeout: one
+# attempt probes the server, the others back off. A 4xx or 5xx answer does not trip it.
+BREAKER_SECONDS = 30
+BREAKER_KEY = f"{PREFIX}smtp-failing"
 
 
 class EmailUnavailable(RuntimeError):
@@ -187,6 +193,9 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
         log.warning(
             "e-mail %s %s: an earlier attempt may have sent it: sending again", *(step, record)
         )
+    if not rt.settings.email_outbox_mode and (left_ms := rt.redis.pttl(BREAKER_KEY)) > 0:
+        why = (rt.redis.get(BREAKER_KEY) or b"").decode("utf-8", "replace")
+        raise EmailUnavailable(f"{why} (not tried again for {left_ms / 1000:.0f} s)", None)
     if not rt.deliveries.claim_attempt(record, step, state, owner):
         raise EmailUnavailable(
             f"e-mail {mail.kind} held back: claimed a moment ago", wait_seconds=1.0, held_back=True
@@ -199,10 +208,13 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
     except EmailUnavailable as exc:
         if exc.surely_not_sent:  # the retry sends without a doubt about a duplicate
             rt.deliveries.clear_pending_effect(record, step)
+        if exc.code is None:  # unreachable or silent: spare the other attempts the timeout
+            rt.redis.set(BREAKER_KEY, str(exc)[:500], ex=BREAKER_SECONDS, nx=True)
         raise
     if mail.incident_id:
         rt.incidents.log(
             mail.incident_id, f"e-mail {mail.kind} sent to {', '.join(mail.to)}", "responder"
         )
-    log.info("e-mail %s %s sent to %s via %s", mail.kind, mid, ", ".join(mail.to), where)
+    # At INFO: `make run` shows each e-mail, and where the outbox wrote it.
+    log.info("e-mail %s %r to %s: %s", mail.kind, message["Subject"], ", ".join(mail.to), where)
     return f"{mail.kind}: e-mailed {', '.join(mail.to)}"
