@@ -715,9 +715,11 @@ def _email_samples(
             "desk_summary", **facts))
           for facts in (summary, {**summary, "timeline": [], "bundle": "https://r/b/1"})
           for part in ("txt", "html")],
-        *[(f"email_management.{part}.j2", lambda outcome=outcome, bundle=bundle: voice.email(
-            "management", **{**management, "outcome": outcome, "bundle": bundle}))
-          for outcome, bundle in (("notify", "https://r/b"), ("resolved", "/var/b"))
+        *[(f"email_management.{part}.j2", lambda outcome=outcome, called=called, bundle=bundle:
+           voice.email("management", **{**management, "outcome": outcome, "called": called,
+                                        "bundle": bundle}))
+          for outcome, called, bundle in (("notify", "PEP (escalation policy)", "https://r/b"),
+                                          ("notify", "", "/var/b"), ("resolved", "", "/var/b"))
           for part in ("txt", "html")],
         *[(f"email_management_summary.{part}.j2", lambda facts=facts: voice.email(
             "management_summary", **facts))

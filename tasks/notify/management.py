@@ -21,6 +21,7 @@ from typing import Any
 from tasks.notify.email import EmailUnavailable, send_once
 from tasks.notify.email_compose import Mail
 from tasks.run.response import bundle_location
+from tasks.run.security import describe_targets
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
 from triage.communication import MANAGEMENT, MANAGEMENT_SUMMARY, recipients
@@ -78,24 +79,28 @@ def tell(rt: Runtime, notice: Notice, now: datetime) -> list[str]:
 
 
 def notification(
-    rt: Runtime,
-    deadline: Deadline,
-    note: str,
-    now: datetime,
-    times: IncidentTimes | None = None,
+    rt: Runtime, deadline: Deadline, now: datetime, times: IncidentTimes | None = None
 ) -> Notice:
-    """Return management's notice of one incident: the note's words, and its figures when it
-    resolved before the notification fell due (`times`)."""
+    """Return management's notice of one incident: what the PagerDuty note says (whom a
+    responder request calls in), or its figures when it resolved before the notification fell
+    due (`times`). Known before PagerDuty is asked: the e-mail never waits on PagerDuty."""
     title = deadline.title or deadline.incident_id
     outcome = "resolved" if times is not None else "notify"
     key = f"{deadline.incident_id}@{deadline.due}"  # once per incident and deadline
+    requested = rt.policy.pagerduty.management
+    priority = Priority(deadline.priority)
+    called = (
+        describe_targets(requested.targets)
+        if requested is not None and priority in requested.request_for
+        else ""
+    )
     facts: dict[str, Any] = {
         "priority": deadline.priority,
         "title": title,
         "incident_id": deadline.incident_id,
-        "note": note,
+        "called": called,
         "outcome": outcome,
-        "span": str(rt.policy.sla[Priority(deadline.priority)].notify_management),
+        "span": str(rt.policy.sla[priority].notify_management),
         "moments": rt.voice.desk_moments(times) if times is not None else [],
         "bundle": bundle_location(rt, deadline.run_id or deadline.incident_id, now),
     }

@@ -57,9 +57,9 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     elif deadline.kind == "restore_urgency":
         return after_hours.restore_urgency(rt, incident, deadline)
     else:
-        note = notify_management(rt, incident, deadline)
-        notice = management.notification(rt, deadline, note, now)
-        with management.told_first(rt, notice, now):  # a failing e-mail does not hold PagerDuty up
+        # E-mail first, PagerDuty after; neither waits for the other's failure.
+        with management.told_first(rt, management.notification(rt, deadline, now), now):
+            note = notify_management(rt, incident, deadline)
             post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
         return note.splitlines()[0]
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -159,7 +159,7 @@ def management_after_resolution(
     times = report.from_record(record, rt.incidents.history(deadline.incident_id))
     note = rt.voice.management_resolved(deadline.priority, times)
     step = f"{deadline.kind}@{deadline.due}"  # the same step as when it is open: one of the two
-    notice = management.notification(rt, deadline, note, now, times)
+    notice = management.notification(rt, deadline, now, times)
     with management.told_first(rt, notice, now):
         post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
     return note.splitlines()[0]

@@ -128,8 +128,23 @@ def test_management_hears_of_p0_at_once_and_p1_within_30_minutes_by_email_too(
     assert subjects(mailbox, MANAGERS) == told, case
     [mail] = mailbox.to(MANAGERS)
     [note] = [n for n in pagerduty.notes_for(incident) if "anagement notification" in n["content"]]
-    # The e-mail says what the note says: the note's text is its text part's beginning.
-    assert mail.part("plain").startswith(note["content"].rsplit("\n", 1)[0]), case
+    text, said = mail.part("plain").splitlines(), note["content"].splitlines()
+    # The e-mail says what the note says, to management: whom PagerDuty calls in, or the
+    # figures of an incident resolved before it fell due, line for line.
+    if fixed:
+        assert (
+            text[2:4]
+            == said[1:3]
+            == [
+                "- never acknowledged; resolved after 20m (SLA 15m: MISSED)",
+                "- resolved after 20m (SLA 8h of market hours: met)",
+            ]
+        ), case
+    else:
+        called = "PEP0001 (escalation policy), PUSR001 (user)"
+        assert text[1].endswith(f"PagerDuty requests responders from {called}."), case
+        assert said[0].endswith(f"responders requested from {called}."), case
+    assert "<html>" in mail.part("html") and f"Incident: {incident}" in text, case
     # The PagerDuty side works as before: a responder request for an open incident only.
     assert len(pagerduty.responder_requests.get(incident, [])) == (0 if fixed else 1), case
 
@@ -351,3 +366,39 @@ def test_no_secret_reaches_an_email(rt: Runtime, mailbox: SmtpServer) -> None:
     [mail] = mailbox.to(DESK)
     assert secret not in mail.message.as_string()
     assert mail.message["Subject"].startswith("Down ") and "token=" in mail.part("plain")
+
+
+def test_email_and_pagerduty_do_not_wait_for_each_others_failures(
+    rt: Runtime, pagerduty: FakePagerDuty, mailbox: SmtpServer
+) -> None:
+    from tasks.pagerduty.client import PagerDutyUnavailable
+    from tasks.sla import actions
+
+    rt.policy = replace(rt.policy, pagerduty=replace(rt.policy.pagerduty, management=MANAGEMENT))
+    incident = pagerduty.add_incident("k-both", "EAFIX alert")
+    respond(rt, record_trigger(rt, incident, "EAFIX alert", "P0", WEDNESDAY_10AM), WEDNESDAY_10AM)
+    [deadline] = [d for d in rt.clock.pending() if d.kind == "notify_management"]
+    # SMTP answers 451: PagerDuty is still asked and noted; the retry sends only the e-mail.
+    mailbox.replies = ["451 4.3.0 Try again later"]
+    with pytest.raises(EmailUnavailable):
+        actions.act(rt, deadline, WEDNESDAY_10AM)
+    assert len(pagerduty.responder_requests[incident]) == 1 and mailbox.to(MANAGERS) == []
+    actions.act(rt, deadline, WEDNESDAY_10AM)  # the task's retry
+    assert len(mailbox.to(MANAGERS)) == 1 and len(pagerduty.responder_requests[incident]) == 1
+    # PagerDuty answers 503: management has its e-mail all the same; the retry does the rest.
+    other = pagerduty.add_incident("k-both-2", "EAFIX alert")
+    at = WEDNESDAY_10AM + MINUTES
+    respond(rt, record_trigger(rt, other, "EAFIX alert", "P0", at), at)
+    [later] = [
+        d for d in rt.clock.pending() if d.kind == "notify_management" and d.incident_id == other
+    ]
+    pagerduty.fail_next(503, 1, method="POST", path_suffix="/responder_requests")
+    with pytest.raises(PagerDutyUnavailable):
+        actions.act(rt, later, at)
+    assert len(mailbox.to(MANAGERS)) == 2 and other not in pagerduty.responder_requests
+    actions.act(rt, later, at)
+    assert len(mailbox.to(MANAGERS)) == 2 and len(pagerduty.responder_requests[other]) == 1
+    notes = [
+        n for i in (incident, other) for n in pagerduty.notes_for(i) if "anagement" in n["content"]
+    ]
+    assert len(notes) == 2
