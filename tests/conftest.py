@@ -113,6 +113,13 @@ def test_policy(tmp_path_factory: pytest.TempPathFactory, health_server: HealthS
     policy = yaml.safe_load(builtin_text())
     for service in policy["catalog"]:
         service["health_url"] = f"{health_server.base_url}/{service['name']}/healthz"
+    # The trading desk is called when the evidence shows trading hit (health_server.bodies
+    # says so), whatever the day the tests run on.
+    policy["communication"]["trading_desk"]["call"] = {
+        "requester_id": "PREQ001",
+        "targets": [{"id": "PDESK01", "type": "escalation_policy_reference"}],
+        "market_hours_only": False,
+    }
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path

@@ -132,3 +132,47 @@ def test_550_is_a_dead_letter_naming_the_reason_and_a_note_asks_for_it_by_hand(
     [note] = wait_for(lambda: pagerduty.notes_for(incident), what="the note")
     assert "e-mail the trading desk by hand" in note["content"]
     assert mailbox.to(DESK) == [] and mailbox.data_commands == 1  # not retried
+
+
+def test_a_p0_with_open_positions_at_risk_calls_the_trading_desk_once(
+    worker: Path,
+    receiver: str,
+    app,
+    pagerduty: FakePagerDuty,
+    health_server,
+    redis_client,
+) -> None:
+    from tests.integration.test_pagerduty_webhook import event
+
+    positions = [{"id": n, "status": "open"} for n in range(3)] + [{"id": 9, "status": "closed"}]
+    health_server.bodies["/api/positions"] = positions
+    try:
+        title = "[FIRING:1] RiskManagerDown risk-manager"  # risk management failure: P0
+        incident = pagerduty.add_incident("e2e-desk-call", title)
+        payload = event(id=incident, incident_key="e2e-desk-call", title=title, event_id=7)
+        assert post_event(receiver, payload)["priority"] == "P0"
+        wait_for(lambda: len(pagerduty.notes_for(incident)) >= 2, what="the evidence note")
+
+        def called() -> list:
+            tick(app)
+            requests_ = pagerduty.responder_requests.get(incident, [])
+            return [r for r in requests_ if "trading impact" in r["message"]]
+
+        [request] = wait_for(called, what="the trading desk's responder request")
+        assert "3 open positions at risk" in request["message"]
+        targets = [
+            t["responder_request_target"]["id"] for t in request["responder_request_targets"]
+        ]
+        assert targets == ["PDESK01"]
+        wait_for(
+            lambda: any(
+                "Trading desk: critical" in n["content"] for n in pagerduty.notes_for(incident)
+            ),
+            what="the note saying the desk was called",
+        )
+        for _ in range(3):
+            tick(app)
+        wait_for(lambda: redis_client.zcard("responder:deadlines-claimed") == 0, what="ticks done")
+        assert len(called()) == 1
+    finally:
+        health_server.bodies.clear()
