@@ -661,6 +661,7 @@ def _email_samples(
         "closing": "[P0] Resolved.",
         "moments": voice.desk_moments(times[0]) + voice.desk_moments(times[2]),
         "timeline": timeline,
+        "more": 0,
         "bundle": "/var/bundles/1",
     }
     management = {
@@ -713,7 +714,7 @@ def _email_samples(
                                 "bundle": "/var/bundles/1"}) for part in ("txt", "html")],
         *[(f"email_desk_summary.{part}.j2", lambda facts=facts: voice.email(
             "desk_summary", **facts))
-          for facts in (summary, {**summary, "timeline": [], "bundle": "https://r/b/1"})
+          for facts in (summary, {**summary, "timeline": [], "more": 3, "bundle": "https://r/b/1"})
           for part in ("txt", "html")],
         *[(f"email_management.{part}.j2", lambda outcome=outcome, called=called, bundle=bundle:
            voice.email("management", **{**management, "outcome": outcome, "called": called,

@@ -42,6 +42,7 @@ from triage.sla import deadlines
 
 DESK_CALL_EFFECT = "desk-call"  # the responder request's once-marker, kept per incident
 KINDS = (DESK_ALERT, DESK_CALL, DESK_SUMMARY)
+TIMELINE_LINES = 15  # the summary is read in seconds: the rest is in the bundle's timeline
 
 
 def summary_deadline(
@@ -123,6 +124,10 @@ def send_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         return "no clock of ours for this incident"
     state = existing_run(rt, deadline.run_id)
     run_key_id = deadline.run_id or deadline.incident_id
+    timeline = [
+        {"at": datetime.fromisoformat(e["at"]), "what": e.get("what", ""), "by": e.get("by", "")}
+        for e in rt.incidents.history(deadline.incident_id)
+    ]
     facts = {
         "priority": deadline.priority,
         "title": deadline.title or str(record.get("title") or deadline.incident_id),
@@ -131,14 +136,8 @@ def send_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         "impact": _impact(rt, deadline.run_id).describe(),
         "closing": rt.voice.closing(times),
         "moments": rt.voice.desk_moments(times),
-        "timeline": [
-            {
-                "at": datetime.fromisoformat(e["at"]),
-                "what": e.get("what", ""),
-                "by": e.get("by", ""),
-            }
-            for e in rt.incidents.history(deadline.incident_id)
-        ],
+        "timeline": timeline[:TIMELINE_LINES],
+        "more": max(len(timeline) - TIMELINE_LINES, 0),
         "bundle": bundle_location(rt, run_key_id, now),
     }
     text, html = rt.voice.email("desk_summary", **facts)
