@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -29,6 +30,7 @@ class Received:
     message: EmailMessage
     tls: bool
     login: str
+    at: float = 0.0  # time.time() when it was accepted
 
     def part(self, subtype: str) -> str:
         """Return the text of the message's `text/<subtype>` part."""
@@ -113,6 +115,7 @@ class SmtpServer:
                     message,  # type: ignore[arg-type]
                     session.ssl is not None,
                     login,
+                    time.time(),
                 )
             )
         return "250 OK"
