@@ -379,7 +379,7 @@ def test_email_and_pagerduty_do_not_wait_for_each_others_failures(
     respond(rt, record_trigger(rt, incident, "EAFIX alert", "P0", WEDNESDAY_10AM), WEDNESDAY_10AM)
     [deadline] = [d for d in rt.clock.pending() if d.kind == "notify_management"]
     # SMTP answers 451: PagerDuty is still asked and noted; the retry sends only the e-mail.
-    mailbox.replies = ["451 4.3.0 Try again later"]
+    mailbox.script(incident, ["451 4.3.0 Try again later"])
     with pytest.raises(EmailUnavailable):
         actions.act(rt, deadline, WEDNESDAY_10AM)
     assert len(pagerduty.responder_requests[incident]) == 1 and mailbox.to(MANAGERS) == []

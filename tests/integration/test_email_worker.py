@@ -106,10 +106,10 @@ def desk_alert(incident: str) -> dict:
 def test_451_twice_then_accepted_is_one_email(
     worker: Path, app, pagerduty: FakePagerDuty, mailbox: SmtpServer, redis_client
 ) -> None:
-    mailbox.replies = ["451 4.3.0 Try again later", "451 4.3.0 Try again later"]
+    mailbox.script("P451", ["451 4.3.0 Try again later", "451 4.3.0 Try again later"])
     app.send_task(SLA_ACTION, args=[desk_alert("P451")], queue=urgent_queue("responder"))
     [mail] = wait_for(lambda: mailbox.to(DESK), what="the e-mail after two 451s")
-    assert mailbox.data_commands == 3 and mail.message["X-EAFIX-Incident"] == "P451"
+    assert mailbox.attempts["P451"] == 3 and mail.message["X-EAFIX-Incident"] == "P451"
     assert wait_for(
         lambda: (redis_client.get("responder:effect:email:P451:desk_alert") or b"").startswith(
             b"done"
@@ -123,7 +123,7 @@ def test_550_is_a_dead_letter_naming_the_reason_and_a_note_asks_for_it_by_hand(
     worker: Path, app, pagerduty: FakePagerDuty, mailbox: SmtpServer, redis_client
 ) -> None:
     incident = pagerduty.add_incident("k-550", "RiskManagerDown")
-    mailbox.replies = ["550 5.1.1 <trading-desk@eafix.example>: no such mailbox"]
+    mailbox.script(incident, ["550 5.1.1 <trading-desk@eafix.example>: no such mailbox"])
     app.send_task(SLA_ACTION, args=[desk_alert(incident)], queue=urgent_queue("responder"))
     [letter] = wait_for(lambda: DeadLetters(redis_client).list(), what="the dead letter")
     assert "SMTP" in letter.reason and "550" in letter.reason
@@ -131,7 +131,7 @@ def test_550_is_a_dead_letter_naming_the_reason_and_a_note_asks_for_it_by_hand(
     assert (letter.incident_id, letter.step) == (incident, "SLA desk_alert e-mail")
     [note] = wait_for(lambda: pagerduty.notes_for(incident), what="the note")
     assert "e-mail the trading desk by hand" in note["content"]
-    assert mailbox.to(DESK) == [] and mailbox.data_commands == 1  # not retried
+    assert mailbox.to(DESK) == [] and mailbox.attempts[incident] == 1  # not retried
 
 
 def test_a_p0_with_open_positions_at_risk_calls_the_trading_desk_once(
