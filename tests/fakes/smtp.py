@@ -8,6 +8,7 @@ retries and permanent failures are driven through the real protocol.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 import time
@@ -97,7 +98,11 @@ class SmtpServer:
             self.attempts.clear()
 
     def script(self, containing: str, replies: list[str]) -> None:
-        """Answer the next DATA commands of messages containing `containing` with `replies`."""
+        """Answer the next DATA commands of messages containing `containing` with `replies`.
+
+        A reply `hold:<seconds>` stores the message, then waits that long before its 250: a
+        client killed meanwhile never learns the server has it.
+        """
         with self._lock:
             self._scripts[containing] = list(replies)
             self.attempts[containing] = 0
@@ -114,15 +119,18 @@ class SmtpServer:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Accept the message (250) or answer with the next scripted reply."""
+        hold = 0.0
         with self._lock:
             self.data_commands += 1
             content = envelope.content.decode("utf-8", "replace")
             for containing, replies in self._scripts.items():
                 if containing in content:
                     self.attempts[containing] += 1
-                    if replies:
+                    if replies and replies[0].startswith("hold:"):
+                        hold = float(replies.pop(0).removeprefix("hold:"))
+                    elif replies:
                         return replies.pop(0)
-            if self.replies:
+            if self.replies and not hold:
                 return self.replies.pop(0)
             message = BytesParser(policy=policy.default).parsebytes(envelope.content)
             login = session.auth_data if isinstance(session.auth_data, str) else ""
@@ -136,6 +144,8 @@ class SmtpServer:
                     time.time(),
                 )
             )
+        if hold:
+            await asyncio.sleep(hold)
         return "250 OK"
 
     def to(self, address: str) -> list[Received]:

@@ -8,6 +8,7 @@ two retries; a 550 is a dead letter naming the reason and a note asking for it b
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,11 +19,12 @@ import requests
 from tasks.celery_app import make_celery
 from tasks.lanes import urgent_queue
 from tasks.names import SLA_ACTION
-from tasks.settings import Settings
+from tasks.settings import Settings, settings_from_env
 from tasks.store.dead_letters import DeadLetters
 from tasks.store.sla_clock import Deadline
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.smtp import SmtpServer
+from tests.integration.test_worker_kill import kill_env as kill_env  # the kill test's fixture
 from tests.support import wait_for
 from tests.support.clock import NEW_YORK
 
@@ -176,3 +178,48 @@ def test_a_p0_with_open_positions_at_risk_calls_the_trading_desk_once(
         assert len(called()) == 1
     finally:
         health_server.bodies.clear()
+
+
+def test_a_worker_killed_after_the_server_took_the_email_sends_it_again_with_its_message_id(
+    kill_env: dict[str, str],
+    mailbox: SmtpServer,
+    redis_client,
+    tmp_path: Path,
+) -> None:
+    """The window SMTP leaves (docs/email.md): the server has the message, the worker dies
+    before it learns so. The task comes back and sends it again, with the same Message-ID, so
+    the duplicate is recognisable; then it is done, and nothing is sent a third time."""
+    import os
+    import signal
+
+    from tests.integration.test_worker_kill import QUEUE, VISIBILITY_TIMEOUT, start_worker
+
+    mailbox.script("PKILL", ["hold:4"])  # stored, then the 250 waits: the worker dies first
+    log = tmp_path / "workers.log"
+    first = start_worker(kill_env, log)
+    second = None
+    try:
+        app = make_celery(settings_from_env(kill_env))  # the kill test's queue
+        app.send_task(SLA_ACTION, args=[desk_alert("PKILL")], queue=urgent_queue(QUEUE))
+        wait_for(lambda: mailbox.to(DESK), what="the server to have the message")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        state = redis_client.get("responder:effect:email:PKILL:desk_alert") or b""
+        assert state.startswith(b"pending")  # the worker never learnt of the 250
+        time.sleep(VISIBILITY_TIMEOUT + 1)  # the killed worker's message comes back after it
+        second = start_worker(kill_env, log)
+        wait_for(lambda: len(mailbox.to(DESK)) >= 2, timeout=60, what="the e-mail sent again")
+        wait_for(
+            lambda: (redis_client.get("responder:effect:email:PKILL:desk_alert") or b"").startswith(
+                b"done"
+            ),
+            what="the once-record",
+        )
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
+    sent, again = mailbox.to(DESK)
+    assert sent.message["Message-ID"] == again.message["Message-ID"]
+    assert mailbox.attempts["PKILL"] == 2
