@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +28,7 @@ class Target:
     alert_name: str = ""
     affected: tuple[str, ...] = ()  # catalog names the alert itself names
     expression: str = ""  # the alert's own PromQL, from its generatorURL
+    started_at: datetime | None = None  # when the alert started firing (plots mark it)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from celery import Celery
 from kombu import Queue
 
 from tasks.lanes import actions_queue, urgent_queue
-from tasks.names import ACT, ACTION_REFUSED
+from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
 from tasks.settings import Settings
 
 URGENT_HOUSEKEEPING = (
@@ -58,6 +58,8 @@ def make_celery(settings: Settings) -> Celery:
             **{name: {"queue": urgent} for name in URGENT_HOUSEKEEPING},
             ACT: {"queue": actions},
             ACTION_REFUSED: {"queue": actions},
+            APPROVE_IF_ASSIGNED: {"queue": actions},
+            ACTION_ALREADY: {"queue": actions},
         },
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds,

@@ -19,11 +19,13 @@ from celery import Celery, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun, task_received, worker_init, worker_ready
 
+from collectors import plots
 from tasks import recovery
 from tasks.actions import act as actions_act
 from tasks.evidence import bundle
 from tasks.lanes import (
     Lane,
+    actions_queue,
     current_lane,
     lane_of_queue,
     queue_for,
@@ -32,8 +34,10 @@ from tasks.lanes import (
 )
 from tasks.names import (
     ACT,
+    ACTION_ALREADY,
     ACTION_REFUSED,
     ANSWER_NOTE,
+    APPROVE_IF_ASSIGNED,
     CLOSE_INCIDENT,
     GATHER,
     JOINED_NOTE,
@@ -98,6 +102,15 @@ def _check_note_templates(sender: Any = None, **_: Any) -> None:
     except TemplateProblem as exc:
         log.critical("the worker cannot start: note templates: %s", exc)
         raise SystemExit(2) from None  # an Exception would be logged by Celery, and ignored
+
+
+@worker_init.connect
+def _warm_plots(sender: Any = None, **_: Any) -> None:
+    """Load the plotting library before the pool forks: no first alert waits for it."""
+    try:
+        plots.warm()
+    except Exception:  # a plot that cannot be drawn is the collector's to report, not a start
+        log.exception("plots could not be warmed up; the first plot will load matplotlib")
 
 
 @worker_ready.connect
@@ -336,7 +349,7 @@ def gather(self: Any, run_id: str) -> str:
     rt = runtime_of(self.app)
     try:
         entries = response.gather_evidence(rt, run_id)
-        done = response.finish_run(rt, run_id, entries, _now())
+        done = response.finish_run(rt, run_id, entries, _now(), actions_sender(self.app, rt))
         # "Phone call for critical trading impacts": the evidence says whether trading is hit.
         desk.register_call(rt, load_run(rt, run_id), entries, _now())
         return done
@@ -555,6 +568,38 @@ def action_refused(
         return actions_act.note_refused(rt, proposal_id, number, approver, via, why)
     except PagerDutyUnavailable as exc:
         return retry_or_log(self, rt, exc, f"action {proposal_id} refusal note")
+
+
+@shared_task(bind=True, name=ACTION_ALREADY, max_retries=None)
+def action_already(self: Any, record_id: str, asker: str, via: str, message: str) -> str:
+    """Note on the incident that a repeated run of an action runs nothing, and who ran it."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.note_already(rt, record_id, asker, via, message)
+    except PagerDutyUnavailable as exc:
+        return retry_or_log(self, rt, exc, f"action {record_id} already-done note")
+
+
+@shared_task(bind=True, name=APPROVE_IF_ASSIGNED, max_retries=None)
+def approve_if_assigned(self: Any, proposal_id: str, approver: str, via: str) -> str:
+    """Approve a proposal for an approver the action allows if assigned: ask PagerDuty first."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.approve_if_assigned(
+            rt, proposal_id, approver, via, actions_sender(self.app, rt)
+        )
+    except PagerDutyUnavailable as exc:
+        return retry_or_log(self, rt, exc, f"action {proposal_id} assignment check")
+
+
+def actions_sender(app: Celery, rt: Runtime) -> Callable[[str, list[Any]], None]:
+    """Return a sender of tasks by name onto the actions queue (as the approval paths send)."""
+    queue = actions_queue(rt.settings.queue)
+
+    def send(name: str, args: list[Any]) -> None:
+        app.send_task(name, args=args, queue=queue)
+
+    return send
 
 
 @shared_task(bind=True, name=CLOSE_INCIDENT, max_retries=None)

@@ -7,14 +7,28 @@ ever becomes part of a URL, a container filter or an argument.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from triage.policy import Action, ActionCheck, Policy, Service, service_endpoint
+from triage.models import Priority
+from triage.policy import (
+    Action,
+    ActionCheck,
+    ContractCheck,
+    Policy,
+    ProposalRule,
+    Service,
+    ServiceCondition,
+    service_endpoint,
+)
 
 ANYONE = "anyone"
+# An approver kind: whoever the incident is assigned to in PagerDuty when they approve.
+ASSIGNED = "assigned"
+# The target of a validation: every catalog service (it names no single one).
+ALL_SERVICES = "all-services"
 
 
 class ActionRefused(ValueError):
@@ -38,6 +52,10 @@ def resolve(policy: Policy, action_name: str, target: str | None) -> Resolved:
     if action is None:
         known = ", ".join(sorted(policy.actions.catalog)) or "none"
         raise ActionRefused(f"no action named {_shown(action_name)} (known: {known})")
+    if action.validation is not None:
+        if target and target != ALL_SERVICES:
+            raise ActionRefused(f"{action.name} checks every catalog service, not {_shown(target)}")
+        return Resolved(action, Service(ALL_SERVICES, ""))
     if action.named_at_approval:
         if not target:
             raise ActionRefused(f"{action.name} needs a catalog service to act on")
@@ -51,15 +69,25 @@ def resolve(policy: Policy, action_name: str, target: str | None) -> Resolved:
     return Resolved(action, policy.catalog[action.service])
 
 
-def may_approve(action: Action, approver: str) -> bool:
+def may_approve(action: Action, approver: str, assignees: Iterable[str] = ()) -> bool:
     """Return True when `approver` (a PagerDuty user id, an e-mail or a name) may approve.
 
-    An action the policy says needs no approval runs for whoever asks it through a path.
+    `assignees`: the PagerDuty user ids the incident is assigned to now, for an action that
+    lets "assigned" approve. An action the policy says needs no approval runs for whoever
+    asks it through a path.
     """
     if not action.needs_approval:
         return True
     allowed = {a.lower() for a in action.approvers}
-    return ANYONE in allowed or approver.strip().lower() in allowed
+    who = approver.strip().lower()
+    if ANYONE in allowed or who in allowed:
+        return True
+    return ASSIGNED in allowed and bool(who) and who in {a.strip().lower() for a in assignees}
+
+
+def needs_assignees(action: Action, approver: str) -> bool:
+    """Return True when only the incident's assignees can tell whether `approver` may approve."""
+    return not may_approve(action, approver) and ASSIGNED in {a.lower() for a in action.approvers}
 
 
 def expired(expires_at: datetime, now: datetime) -> bool:
@@ -90,12 +118,135 @@ def check_passed(check: ActionCheck, status: int | None, body: Any) -> bool:
     )
 
 
+def contract_problem(contract: ContractCheck, status: int | None, body: Any) -> str:
+    """Say what one read of a contract check's path got wrong ("" when it meets the contract)."""
+    if status is None:
+        return "no answer"
+    if status >= 400:
+        return f"HTTP {status}"
+    if (contract.fields or contract.expect) and not isinstance(body, Mapping):
+        return f"HTTP {status}, expected a JSON object"
+    if body is None:
+        return f"HTTP {status}, expected JSON"
+    missing = [f for f in contract.fields if f not in body]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    wrong = [f"{k}={body.get(k)} (expected {v})" for k, v in contract.expect.items()
+             if str(body.get(k)) != v]  # fmt: skip
+    return ", ".join(wrong)
+
+
+def describe_contract(contract: ContractCheck) -> str:
+    """Say what a contract check reads, for the validation's note."""
+    return f"contract {contract.service} GET {contract.get}"
+
+
 def describe_check(check: ActionCheck) -> str:
     """Say what a check waits for, for notes and the audit record."""
     if check.health:
         return f"health {check.health}"
     wanted = ", ".join(f"{k}={v}" for k, v in check.expect.items())
     return f"GET {check.get} says {wanted}"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run found, as proposal rules read it: only catalog services appear here."""
+
+    priority: Priority
+    market_open: bool
+    containers: Mapping[str, str] = field(default_factory=dict)  # service -> container state
+    health: Mapping[str, str] = field(default_factory=dict)  # service -> its health ("ok", ...)
+
+
+@dataclass(frozen=True)
+class Fitting:
+    """An action a proposal rule proposes for a run: on which catalog service, and why."""
+
+    rule: ProposalRule
+    action: str
+    target: str
+    why: str
+
+
+def run_facts(
+    policy: Policy, priority: Priority, market_open: bool, entries: Iterable[Mapping[str, Any]]
+) -> RunFacts:
+    """Read the facts proposal rules use from a run's manifest entries (the collectors' tables).
+
+    A row naming anything but a catalog service is ignored: what an alert names never
+    becomes a target.
+    """
+    containers: dict[str, str] = {}
+    health: dict[str, str] = {}
+    for entry in entries:
+        if entry.get("status") == "skipped":
+            continue
+        tables = entry.get("tables") or {}
+        for row in tables.get("containers") or ():
+            if isinstance(row, Mapping) and row.get("service") in policy.catalog:
+                containers[str(row["service"])] = str(row.get("state", "unknown"))
+        for row in tables.get("services") or ():
+            if isinstance(row, Mapping) and row.get("service") in policy.catalog:
+                health[str(row["service"])] = str(row.get("health", "unknown"))
+    return RunFacts(priority, market_open, containers, health)
+
+
+def fitting_proposals(policy: Policy, facts: RunFacts) -> list[Fitting]:
+    """Return the actions the policy's proposal rules propose for a run, each (action, target)
+    once, in the rules' order; a rule whose action left the catalog proposes nothing."""
+    found: dict[tuple[str, str], Fitting] = {}
+    for rule in policy.actions.propose:
+        action = policy.actions.catalog.get(rule.action)
+        when = rule.when
+        if action is None:
+            continue
+        if when.priorities and facts.priority not in when.priorities:
+            continue
+        if when.during_market_hours is not None and when.during_market_hours != facts.market_open:
+            continue
+        services = [None] if when.service is None else _matching(policy, when.service, facts)
+        for service in services:
+            target = action.service or service
+            if target is None or target not in policy.catalog:
+                continue
+            why = rule.why if service is None else f"{rule.why} ({_seen(service, facts)})"
+            found.setdefault((action.name, target), Fitting(rule, action.name, target, why))
+    return list(found.values())
+
+
+def _matching(policy: Policy, condition: ServiceCondition, facts: RunFacts) -> list[str]:
+    """Return the catalog services whose evidence meets `condition`, in catalog order."""
+    matched = []
+    for name, service in policy.catalog.items():
+        if condition.names and name not in condition.names:
+            continue
+        if condition.trading_path is not None and service.trading_path != condition.trading_path:
+            continue
+        state = facts.containers.get(name)
+        if condition.container and state not in condition.container:
+            continue
+        if condition.down and not _down(name, facts):
+            continue
+        matched.append(name)
+    return matched
+
+
+def _down(service: str, facts: RunFacts) -> bool:
+    """Return True when the evidence shows a service down: unhealthy, or its container stopped."""
+    health = facts.health.get(service)
+    state = facts.containers.get(service)
+    return (health is not None and health != "ok") or (state is not None and state != "running")
+
+
+def _seen(service: str, facts: RunFacts) -> str:
+    """Say what the evidence showed of a service, for the proposal's why."""
+    seen = []
+    if (state := facts.containers.get(service)) is not None:
+        seen.append(f"container {state}")
+    if (health := facts.health.get(service)) is not None:
+        seen.append(f"health {health}")
+    return f"{service}: {', '.join(seen)}" if seen else service
 
 
 def _shown(name: str) -> str:

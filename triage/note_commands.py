@@ -20,9 +20,10 @@ _LINE = re.compile(r"^\s*/([A-Za-z][\w-]*)(?:\s+(.*?))?\s*$")
 _DURATION = re.compile(r"^(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?$")
 _NO_ETA = ("unknown", "none", "-")
 _PROPOSAL = re.compile(r"^act-[0-9a-fA-F]{8}$")
+_NAME_LIMIT = 64  # an action or service name longer than this is no name of ours
 HELP = (
     "/status investigating|identified|monitoring <what>, /eta 30m (or unknown), "
-    "/approve <proposal id>"
+    "/approve <proposal id>, /run <action> [<catalog service>]"
 )
 
 
@@ -49,6 +50,17 @@ class Approve:
 
 
 @dataclass(frozen=True)
+class RunAction:
+    """`/run restart-service risk-manager`: a person proposes and approves an action at once.
+
+    The names are as typed: only the policy's catalogs say whether they name anything.
+    """
+
+    action: str
+    target: str = ""
+
+
+@dataclass(frozen=True)
 class Malformed:
     """A command of ours written wrongly: the line and what was expected."""
 
@@ -63,8 +75,8 @@ class Unknown:
     name: str
 
 
-Command = SetStatus | SetEta | Approve
-Parsed = SetStatus | SetEta | Approve | Malformed | Unknown
+Command = SetStatus | SetEta | Approve | RunAction
+Parsed = SetStatus | SetEta | Approve | RunAction | Malformed | Unknown
 
 
 def parse(content: str) -> list[Parsed]:
@@ -109,8 +121,19 @@ def _approve(line: str, args: str) -> Parsed:
     return Malformed(line, "expected the id of a proposal, such as act-1a2b3c4d")
 
 
+def _run(line: str, args: str) -> Parsed:
+    words = args.split()
+    if 1 <= len(words) <= 2 and all(len(w) <= _NAME_LIMIT for w in words):
+        return RunAction(words[0], words[1] if len(words) == 2 else "")
+    return Malformed(
+        line,
+        "expected an action and, for some, a catalog service: /run restart-service risk-manager",
+    )
+
+
 PARSERS: dict[str, Callable[[str, str], Parsed]] = {
     "status": _status,
     "eta": _eta,
     "approve": _approve,
+    "run": _run,
 }

@@ -293,6 +293,26 @@ class ActionCheck:
 
 
 @dataclass(frozen=True)
+class ContractCheck:
+    """A contract check: GET a path on a catalog service; its JSON has `fields` and `expect`."""
+
+    service: str
+    get: str
+    fields: tuple[str, ...] = ()
+    expect: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The runbook's Validation as an action: checks only, nothing on EAFIX changes but the
+    runbook's own test tick."""
+
+    health: bool = False  # every catalog service's health URL reads ok
+    flow: bool = False  # the catalog's trading flow test: a simulated tick makes a signal
+    contracts: tuple[ContractCheck, ...] = ()
+
+
+@dataclass(frozen=True)
 class Action:
     """A runbook action: an HTTP call to a path on a catalog service, or a Docker call on its
     container; the only things the responder may do to EAFIX."""
@@ -307,24 +327,65 @@ class Action:
     needs_approval: bool = True
     timeout: timedelta = timedelta(seconds=30)
     verify: tuple[ActionCheck, ...] = ()
+    validation: Validation | None = None  # a validation: it checks every catalog service
 
     @property
     def named_at_approval(self) -> bool:
         """Return True when the approval names which catalog service it acts on."""
-        return not self.service
+        return not self.service and self.validation is None
 
     @property
     def call(self) -> str:
         """Return what it does to its target: `POST /emergency/stop-trading`, `docker stop`."""
+        if self.validation is not None:
+            return "checks only (validation)"
         return f"{self.http_method} {self.http_path}" if self.http_path else f"docker {self.docker}"
 
 
 @dataclass(frozen=True)
+class ServiceCondition:
+    """What the run's evidence must show of one catalog service for a proposal rule to fit.
+
+    Every facet given must hold for the same service; `names` empty means any catalog service.
+    """
+
+    names: tuple[str, ...] = ()
+    container: tuple[str, ...] = ()  # its container's state is one of these (docker collector)
+    down: bool = False  # its health check is not ok or its container is not running
+    trading_path: bool | None = None  # it is (or is not) on the trading path
+
+
+@dataclass(frozen=True)
+class ProposalCondition:
+    """When a proposal rule fits a run: every facet given holds (an empty one always does)."""
+
+    priorities: tuple[Priority, ...] = ()
+    during_market_hours: bool | None = None
+    service: ServiceCondition | None = None
+
+
+@dataclass(frozen=True)
+class ProposalRule:
+    """A policy rule that proposes an action when a run's evidence and priority fit it.
+
+    `automatic`: approved by the policy at once, at most once per `at_most_once_per` per target.
+    """
+
+    name: str
+    action: str
+    why: str
+    when: ProposalCondition
+    automatic: bool = False
+    at_most_once_per: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
 class ActionPolicy:
-    """The action catalog and how long a proposal waits for its approval."""
+    """The action catalog, the rules that propose its actions, and how long a proposal waits."""
 
     catalog: Mapping[str, Action] = field(default_factory=dict)
     proposal_ttl: timedelta = timedelta(minutes=30)
+    propose: tuple[ProposalRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -629,14 +690,30 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
         service = target.get("service") if isinstance(target, Mapping) else None
         if isinstance(service, str) and service not in services:
             found.append(((*base, "target", "service"), f"no catalog service named {service!r}"))
-        if ("http" in action) == ("docker" in action):
+        if sum(kind in action for kind in ("http", "docker", "validation")) != 1:
             found.append(
                 (
                     base,
                     "expected exactly one of http (a call to a path on the "
-                    "target) or docker (stop, start or restart its container)",
+                    "target), docker (stop, start or restart its container) or validation",
                 )
             )
+        every = isinstance(target, Mapping) and target.get("all_services") is True
+        if every != ("validation" in action):
+            found.append(
+                (
+                    (*base, "target"),
+                    "a validation checks every catalog service: target {all_services: true} "
+                    "goes with validation, and only with it",
+                )
+            )
+        validation = action.get("validation")
+        contracts = validation.get("contracts") if isinstance(validation, Mapping) else None
+        for number, contract in enumerate(contracts if isinstance(contracts, list) else ()):
+            name = contract.get("service") if isinstance(contract, Mapping) else None
+            if isinstance(name, str) and name not in services:
+                where = (*base, "validation", "contracts", number, "service")
+                found.append((where, f"no catalog service named {name!r}"))
         for number, check in enumerate(action.get("verify") or ()):
             if not isinstance(check, Mapping):
                 continue
@@ -651,6 +728,63 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
                         "JSON answer must have",
                     )
                 )
+    found += _proposal_rule_problems(actions, services)
+    return found
+
+
+def _proposal_rule_problems(
+    actions: Mapping[str, Any], services: set[Any]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return what the schema cannot see in the proposal rules: an action or service that is
+    not in a catalog, a rule that could name no target, a limit without `automatic`."""
+    rules = actions.get("propose")
+    found = [
+        (("actions", "propose", *path[1:]), m) for path, m in _duplicates(rules, "x", "rule name")
+    ]
+    entries = actions.get("catalog")
+    known = {
+        entry.get("name"): entry
+        for entry in (entries if isinstance(entries, list) else ())
+        if isinstance(entry, Mapping)
+    }
+    for index, rule in enumerate(rules if isinstance(rules, list) else ()):
+        if not isinstance(rule, Mapping):
+            continue
+        base: tuple[str | int, ...] = ("actions", "propose", index)
+        action = known.get(rule.get("action"))
+        when = rule.get("when") if isinstance(rule.get("when"), Mapping) else {}
+        service = when.get("service") if isinstance(when.get("service"), Mapping) else None
+        if isinstance(rule.get("action"), str) and action is None:
+            names = ", ".join(sorted(str(n) for n in known)) or "none"
+            found.append(
+                ((*base, "action"), f"no action named {rule['action']!r} (known: {names})")
+            )
+        target = action.get("target") if isinstance(action, Mapping) else None
+        if isinstance(target, Mapping) and target.get("named_at_approval") and service is None:
+            found.append(
+                (
+                    (*base, "when"),
+                    f"{rule['action']} acts on a service the rule must pick: expected "
+                    "a service condition (its container or down)",
+                )
+            )
+        if service is not None:
+            for number, name in enumerate(service.get("name") or ()):
+                if isinstance(name, str) and name not in services:
+                    where = (*base, "when", "service", "name", number)
+                    found.append((where, f"no catalog service named {name!r}"))
+            if "container" not in service and "down" not in service:
+                found.append(
+                    (
+                        (*base, "when", "service"),
+                        "expected container (its states) or down: true, what the evidence "
+                        "must show of the service",
+                    )
+                )
+        if "at_most_once_per" in rule and not rule.get("automatic"):
+            found.append(
+                ((*base, "at_most_once_per"), "a limit on automatic runs needs automatic: true")
+            )
     return found
 
 
@@ -889,6 +1023,32 @@ def _actions(raw: Mapping[str, Any]) -> ActionPolicy:
     return ActionPolicy(
         catalog={entry["name"]: _action(entry) for entry in raw.get("catalog", ())},
         proposal_ttl=ttl or defaults.proposal_ttl,
+        propose=tuple(_proposal_rule(entry) for entry in raw.get("propose", ())),
+    )
+
+
+def _proposal_rule(raw: Mapping[str, Any]) -> ProposalRule:
+    when = raw.get("when", {})
+    service = when.get("service")
+    limit = raw.get("at_most_once_per")
+    return ProposalRule(
+        name=raw["name"],
+        action=raw["action"],
+        why=raw["why"],
+        when=ProposalCondition(
+            priorities=tuple(Priority(p) for p in when.get("priority", ())),
+            during_market_hours=when.get("during_market_hours"),
+            service=ServiceCondition(
+                names=tuple(service.get("name", ())),
+                container=tuple(service.get("container", ())),
+                down=service.get("down", False),
+                trading_path=service.get("trading_path"),
+            )
+            if service is not None
+            else None,
+        ),
+        automatic=raw.get("automatic", False),
+        at_most_once_per=parse_span(limit).duration if limit else timedelta(hours=1),
     )
 
 
@@ -913,6 +1073,23 @@ def _action(raw: Mapping[str, Any]) -> Action:
                 expect=dict(check.get("expect", {})),
             )
             for check in raw.get("verify", ())
+        ),
+        validation=_validation(raw["validation"]) if "validation" in raw else None,
+    )
+
+
+def _validation(raw: Mapping[str, Any]) -> Validation:
+    return Validation(
+        health=raw.get("health", False),
+        flow=raw.get("flow", False),
+        contracts=tuple(
+            ContractCheck(
+                service=c["service"],
+                get=c["get"],
+                fields=tuple(c.get("fields", ())),
+                expect=dict(c.get("expect", {})),
+            )
+            for c in raw.get("contracts", ())
         ),
     )
 

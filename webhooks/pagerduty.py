@@ -152,13 +152,14 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
 
 
 def approve_by_note(receiver: Any, event: IncidentEvent, commands: list[Any]) -> None:
-    """Take each `/approve <id>` of a person's note down the one approval path, once.
+    """Take each `/approve <id>` and `/run <action> [<target>]` of a person's note down the one
+    approval path, once.
 
     The author is the event's agent (HMAC-verified with the rest of the event); a repeat of
     the webhook is a duplicate and comes nowhere near here.
     """
-    approvals = [c for c in commands if isinstance(c, note_commands.Approve)]
-    if not approvals:
+    wanted = [c for c in commands if isinstance(c, note_commands.Approve | note_commands.RunAction)]
+    if not wanted:
         return
     agent = event.agent or {}
     approver = str(agent.get("id") or agent.get("summary") or "")
@@ -167,14 +168,26 @@ def approve_by_note(receiver: Any, event: IncidentEvent, commands: list[Any]) ->
     def send(name: str, args: list[Any]) -> None:
         receiver.messages.app.send_task(name, args=args, queue=queue)
 
-    for command in approvals:
+    for command in wanted:
         try:
-            outcome = approval.approve(
-                receiver.runtime, command.proposal_id, approver, "note", send
-            )
-            log.info("note approval of %s by %s: %s", command.proposal_id, approver, outcome)
+            if isinstance(command, note_commands.Approve):
+                outcome = approval.approve(
+                    receiver.runtime, command.proposal_id, approver, "note", send
+                )
+            elif event.note_incident_id:
+                outcome = approval.run_by_note(
+                    receiver.runtime,
+                    command.action,
+                    command.target or None,
+                    event.note_incident_id,
+                    approver,
+                    send,
+                )
+            else:
+                continue  # a note always has its incident; nothing to act for otherwise
+            log.info("note command %s by %s: %s", command, approver, outcome)
         except Exception:  # the note is stored; the person can approve again
-            log.exception("cannot take the note approval of %s", command.proposal_id)
+            log.exception("cannot take the note command %s", command)
 
 
 def _priority(classification: Classification | None) -> str | None:

@@ -10,8 +10,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tasks.actions import approval
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
+from tasks.actions.validation import run_validation
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
@@ -68,6 +70,9 @@ def _act_once(rt: Runtime, proposal: Proposal, owner: str) -> Proposal:
         if rt.settings.actions_dry_run:
             answer = Answer(True, describe_call(resolved, rt.settings), "nothing (dry run)", 0.0)
             return _finish(rt, proposal, "dry-run", answer, [], "not run")
+        if resolved.action.validation is not None:  # checks only: its checks are its outcome
+            answer, checks = run_validation(rt, resolved.action.validation)
+            return _finish(rt, proposal, "done", answer, checks, _verdict(checks))
         answer = perform(resolved, rt.settings)
         checks = verify(resolved) if answer.ok else []
         verified = _verdict(checks) if answer.ok else "not run"
@@ -144,6 +149,7 @@ def _facts(rt: Runtime, proposal: Proposal) -> dict[str, Any]:
         "verified": proposal.verified,
         "to_check": _to_check(rt, proposal),
         "proposal_id": proposal.id,
+        "kind": "validation" if action is not None and action.validation else "action",
     }
 
 
@@ -163,6 +169,26 @@ def _to_check(rt: Runtime, proposal: Proposal) -> list[str]:
     return items or [f"whether {proposal.ran} happened"]
 
 
+def approve_if_assigned(
+    rt: Runtime, proposal_id: str, approver: str, via: str, send: approval.Send
+) -> str:
+    """Look up who the incident is assigned to now and take the approval on with that.
+
+    Without a PagerDuty token (outbox mode) nobody can tell: the approval is refused, saying so.
+    """
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return "unknown proposal"
+    assignees = rt.pagerduty.assignees(IncidentRef(proposal.incident_id, ""))
+    if assignees is None:
+        why = (
+            f"cannot check that {approver} is assigned to the incident: no PagerDuty token "
+            "(outbox mode), so nobody's assignment can be read"
+        )
+        return approval.refuse_unchecked(rt, proposal_id, approver, via, why, send).status
+    return approval.approve(rt, proposal_id, approver, via, send, assignees=assignees).status
+
+
 def note_refused(
     rt: Runtime, proposal_id: str, number: int, approver: str, via: str, why: str
 ) -> str:
@@ -175,4 +201,14 @@ def note_refused(
     )
     incident = IncidentRef(proposal.incident_id, "")
     post_note_once(rt, incident, proposal.id, f"refused-{number}", note)
+    return "noted"
+
+
+def note_already(rt: Runtime, record_id: str, asker: str, via: str, message: str) -> str:
+    """Post the note saying a repeated run was already done and runs nothing (once)."""
+    proposal = proposals(rt).get(record_id)
+    if proposal is None:
+        return "unknown proposal"
+    note = rt.voice.action_already(proposal.action, proposal.target, asker, via, message)
+    post_note_once(rt, IncidentRef(proposal.incident_id, ""), proposal.id, "already", note)
     return "noted"

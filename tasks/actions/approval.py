@@ -6,35 +6,59 @@ Imported by the receiver, so it loads nothing of the worker's: tasks are sent by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.names import ACT, ACTION_REFUSED
+from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
 from tasks.runtime import Runtime
-from tasks.store.proposals import APPROVED, ENDED, WAITING, Proposal, ProposalStore, new_id
-from triage.actions import ActionRefused, expired, may_approve, resolve
+from tasks.store.deliveries import DEDUP_TTL, PREFIX
+from tasks.store.proposals import (
+    APPROVED,
+    ENDED,
+    WAITING,
+    Proposal,
+    ProposalStore,
+    new_id,
+    run_proposal_id,
+)
+from triage.actions import (
+    ActionRefused,
+    Fitting,
+    expired,
+    may_approve,
+    needs_assignees,
+    resolve,
+)
+from triage.policy import ProposalRule, format_duration
 
 # A run (CLI `action run`, a workflow) of the same action on the same target of an incident
 # within this window is the same run: a retried POST or a second click acts no more.
 RUN_ONCE_WITHIN = timedelta(minutes=10)
 # Sends a task by name with its arguments (Celery's send_task, routed to the actions queue).
 Send = Callable[[str, list[Any]], None]
+# Who approves what a policy rule marked automatic; the rule's name goes into `via`.
+AUTOMATIC = "policy (automatic)"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an approval path answers: approved (the task is queued), already, refused, unknown."""
+    """What an approval path answers: approved (the task is queued), checking (the worker
+    checks the approver is assigned to the incident; a note tells), already, refused, unknown."""
 
     status: str
     message: str
     proposal_id: str = ""
+    # The record of this very request when it differs from `proposal_id` (a repeated run
+    # names the first run's proposal; its own record says it was a duplicate).
+    record_id: str = ""
 
     @property
     def ok(self) -> bool:
-        """Return True when the action was approved now."""
-        return self.status == "approved"
+        """Return True when the action was approved now (or will be, if the check passes)."""
+        return self.status in ("approved", "checking")
 
 
 def proposals(rt: Runtime) -> ProposalStore:
@@ -68,6 +92,44 @@ def propose(
     return proposal
 
 
+def propose_for_run(
+    rt: Runtime, run_id: str, incident_id: str, fitting: Sequence[Fitting], now: datetime
+) -> list[Proposal]:
+    """Record the proposals a run's policy rules make, once per run; return them.
+
+    A retried evidence task gets the same proposals back: the run's list is kept (SET NX) and
+    each id is derived from the run, the action and the target, so none is made twice.
+    """
+    store = proposals(rt)
+    key = f"{PREFIX}run-proposals:{run_id}"
+    if (kept := rt.redis.get(key)) is not None:
+        return [p for p in map(store.get, json.loads(kept)) if p is not None]
+    made = []
+    for fit in fitting:
+        proposal = Proposal(
+            id=run_proposal_id(run_id, fit.action, fit.target),
+            action=fit.action,
+            target=fit.target,
+            incident_id=incident_id,
+            proposed_by=f"responder (rule {fit.rule.name})",
+            proposed_at=now.isoformat(),
+            expires_at=(now + rt.policy.actions.proposal_ttl).isoformat(),
+            rule=fit.rule.name,
+            why=fit.why,
+        )
+        if store.add_once(proposal):
+            what = (
+                f"action {proposal.id} proposed: {proposal.action} on {proposal.target} "
+                f"by rule {fit.rule.name}: {fit.why}"
+            )
+            rt.incidents.log(incident_id, what, "responder", now)
+        made.append(store.get(proposal.id) or proposal)
+    if not rt.redis.set(key, json.dumps([p.id for p in made]), nx=True, ex=DEDUP_TTL):
+        # Another copy of the task recorded the run's proposals a moment earlier: use those.
+        return [p for p in map(store.get, json.loads(rt.redis.get(key) or "[]")) if p is not None]
+    return made
+
+
 def approve(
     rt: Runtime,
     proposal_id: str,
@@ -75,11 +137,16 @@ def approve(
     via: str,
     send: Send,
     now: datetime | None = None,
+    assignees: Sequence[str] | None = None,
+    by_rule: str = "",
 ) -> Outcome:
     """Approve a proposal: check it is known, unexpired and `approver` may; then queue it once.
 
     A refusal (not allowed, expired) is noted on the incident and runs nothing; a second
-    approval answers who did it already and runs nothing.
+    approval answers who did it already and runs nothing. When only the incident's current
+    assignees may approve and `assignees` is None (not looked up yet: the receiver does not
+    call PagerDuty), the worker looks them up and comes back here with them. `by_rule`: the
+    policy approves it (AUTOMATIC), allowed when that rule is automatic for this action.
     """
     now = now or datetime.now(UTC)
     store = proposals(rt)
@@ -92,12 +159,28 @@ def approve(
         action = resolve(rt.policy, proposal.action, proposal.target).action
     except ActionRefused as exc:  # the policy changed since it was proposed
         return _refuse(rt, proposal, approver, via, str(exc), send, now)
-    if not may_approve(action, approver):
-        allowed = ", ".join(action.approvers)
-        why = f"{approver} may not approve {action.name} (allowed: {allowed})"
-        return _refuse(rt, proposal, approver, via, why, send, now)
     if expired(proposal.expires, now):
         why = f"the proposal expired at {proposal.expires:%Y-%m-%d %H:%M} UTC"
+        return _refuse(rt, proposal, approver, via, why, send, now)
+    if by_rule:
+        rule = next((r for r in rt.policy.actions.propose if r.name == by_rule), None)
+        if rule is None or not rule.automatic or rule.action != action.name:
+            why = f"no automatic rule {by_rule!r} runs {action.name} (the policy changed)"
+            return _refuse(rt, proposal, approver, via, why, send, now)
+    elif assignees is None and needs_assignees(action, approver):
+        send(APPROVE_IF_ASSIGNED, [proposal.id, approver, via])
+        return Outcome(
+            "checking",
+            f"checking that {approver} is assigned to incident {proposal.incident_id}; "
+            "a note on the incident says what happens",
+            proposal.id,
+        )
+    if not by_rule and not may_approve(action, approver, assignees or ()):
+        allowed = ", ".join(action.approvers)
+        why = f"{approver} may not approve {action.name} (allowed: {allowed})"
+        if assignees is not None:
+            now_assigned = ", ".join(assignees) or "nobody"
+            why = f"{approver} is not assigned to the incident (assigned: {now_assigned}); {why}"
         return _refuse(rt, proposal, approver, via, why, send, now)
     if not store.approve(proposal.id, approver, via, now):  # another approval came first
         latest = store.get(proposal.id)
@@ -106,6 +189,43 @@ def approve(
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACT, [proposal.id])
     return Outcome("approved", f"approved: {proposal.action} on {proposal.target}", proposal.id)
+
+
+def approve_automatic(
+    rt: Runtime, proposal: Proposal, rule: ProposalRule, send: Send, now: datetime
+) -> str:
+    """Approve a proposal an automatic rule made, unless the rule ran on its target within
+    its `at_most_once_per`; return what the evidence note says of it ("" when it waits for a
+    person, as any proposal does, because the limit held it back)."""
+    store = proposals(rt)
+    if proposal.status != WAITING:  # a retry of the evidence task: approved the first time
+        return "approved by the policy at once" if proposal.approved_by == AUTOMATIC else ""
+    seconds = max(1, int(rule.at_most_once_per.total_seconds()))
+    held = store.claim_automatic(rule.name, proposal.target, proposal.id, seconds)
+    if held is not None:
+        limit = format_duration(rule.at_most_once_per)
+        what = (
+            f"action {proposal.id} not run automatically: rule {rule.name} ran "
+            f"{proposal.action} on {proposal.target} within {limit} ({held}); "
+            "it waits for a person"
+        )
+        rt.incidents.log(proposal.incident_id, what, "responder", now)
+        return ""
+    via = f"automatic (rule {rule.name})"
+    outcome = approve(rt, proposal.id, AUTOMATIC, via, send, now, by_rule=rule.name)
+    return "approved by the policy at once" if outcome.ok else f"not run: {outcome.message}"
+
+
+def refuse_unchecked(
+    rt: Runtime, proposal_id: str, approver: str, via: str, why: str, send: Send
+) -> Outcome:
+    """Refuse an approval whose approver could not be checked (e.g. no PagerDuty to ask)."""
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+    if proposal.status != WAITING:
+        return _not_waiting(proposal)
+    return _refuse(rt, proposal, approver, via, why, send, datetime.now(UTC))
 
 
 def deny(rt: Runtime, proposal_id: str, who: str, via: str, now: datetime | None = None) -> Outcome:
@@ -166,8 +286,29 @@ def run(
             f"already approved by {who} ({first}): {proposal.action} on {proposal.target} "
             f"runs once within {int(RUN_ONCE_WITHIN.total_seconds() // 60)} minutes",
             first,
+            proposal.id,
         )
     return approve(rt, proposal.id, approver, via, send, now)
+
+
+def run_by_note(
+    rt: Runtime,
+    action_name: str,
+    target: str | None,
+    incident_id: str,
+    author: str,
+    send: Send,
+    now: datetime | None = None,
+) -> Outcome:
+    """Take a note's `/run <action> [<target>]` down the one path: proposed by the note's
+    author and approved by them, refused like `/approve` when not allowed.
+
+    A repeat within the run window is answered on the incident: already done, by whom.
+    """
+    outcome = run(rt, action_name, target, incident_id, author, "note", send, now)
+    if outcome.status == "already" and outcome.record_id:
+        send(ACTION_ALREADY, [outcome.record_id, author, "note", outcome.message])
+    return outcome
 
 
 def _refuse(

@@ -37,6 +37,8 @@ class Answer:
 
 def describe_call(resolved: Resolved, settings: Settings) -> str:
     """Say what the action calls, e.g. `POST http://gui-gateway:8080/emergency/stop-trading`."""
+    if resolved.action.validation is not None:
+        return "validation: health, flow and contract checks (checks only)"
     if resolved.action.http_path:
         return f"{resolved.action.http_method} {shown_url(call_url(resolved))}"
     return f"docker {resolved.action.docker} {_compose_name(resolved, settings)}"

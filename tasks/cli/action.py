@@ -43,14 +43,19 @@ def list_command(as_json: bool) -> None:
     recent = _redis(lambda: approval.proposals(rt).recent())
     if as_json:
         catalog = [
-            {"name": a.name, "does": a.does, "call": a.call, "target": a.service or "(named)"}
+            {
+                "name": a.name,
+                "does": a.does,
+                "call": a.call,
+                "target": a.service or ("(every service)" if a.validation else "(named)"),
+            }
             for a in rt.policy.actions.catalog.values()
         ]
         click.echo(json.dumps({"catalog": catalog, "proposals": [asdict(p) for p in recent]}))
         return
     click.echo("Catalog:")
     for action in rt.policy.actions.catalog.values():
-        target = action.service or "<catalog service>"
+        target = action.service or ("<every service>" if action.validation else "<catalog service>")
         click.echo(f"  {action.name:<16} {target:<18} {action.call:<32} {action.does}")
     click.echo("Proposals:" if recent else "No proposals yet.")
     for p in recent:
@@ -153,7 +158,7 @@ def _sender(rt: Runtime) -> approval.Send:
 def _answer(outcome: Outcome) -> None:
     """Print the outcome; exit 1 unless it is what was asked."""
     text = f"{outcome.proposal_id}: {outcome.message}" if outcome.proposal_id else outcome.message
-    if outcome.status not in ("approved", "denied"):
+    if outcome.status not in ("approved", "checking", "denied"):
         raise click.ClickException(text)
     click.echo(text)
 

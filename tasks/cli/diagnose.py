@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime
 
@@ -55,9 +56,12 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
         "bundle_id": bundle_id,
         "title": f"diagnose {service}",
         "classification": {"priority": priority, "rule": "manual", "reason": "responder diagnose"},
+        "diagnosis": {"service": service, "by": _who(), "via": "responder diagnose (CLI)"},
     }
     folder = bundle_path(runtime.settings.bundle_dir, bundle_id)
-    manifest = bundle.write_manifest(folder, header, entries, datetime.now(UTC))
+    manifest = bundle.write_manifest(
+        folder, header, entries, datetime.now(UTC), runtime.voice.bundle_index
+    )
     bundle.archive(folder)
     if as_json:
         click.echo(json.dumps({**manifest, "path": str(folder.resolve())}, indent=2))
@@ -66,3 +70,11 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
     for entry in sorted(entries, key=lambda e: e["status"] == "ok"):
         click.echo(f"{entry['status'].upper():<8} {entry['name']:<11} {entry['summary']}")
     click.echo(f"\nbundle: {folder.resolve()}")
+
+
+def _who() -> str:
+    """Return the login name running the command, as the bundle credits it."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        return "an unnamed user"

@@ -95,7 +95,8 @@ def policy_check(file: str | None) -> None:
     assert policy is not None
     click.echo(
         f"{source}: OK ({len(policy.rules)} rules, {len(policy.catalog)} services, "
-        f"{len(policy.actions.catalog)} actions, market {_market_summary(policy)})"
+        f"{len(policy.actions.catalog)} actions, {_proposal_summary(policy)}, "
+        f"market {_market_summary(policy)})"
     )
 
 
@@ -270,3 +271,10 @@ def _storm_data(policy: Policy) -> dict[str, Any]:
         "joined_alerts_every": format_duration(storm.joined_alerts_every),
         "give_up_after": format_duration(storm.give_up_after),
     }
+
+
+def _proposal_summary(policy: Policy) -> str:
+    """Say how many proposal rules the policy has and how many of them act automatically."""
+    rules = policy.actions.propose
+    automatic = sum(rule.automatic for rule in rules)
+    return f"{len(rules)} proposal rules ({automatic} automatic)"

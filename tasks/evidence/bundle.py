@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 import tarfile
@@ -18,8 +17,7 @@ MANIFEST_SCHEMA = "eafix-responder/bundle-manifest"
 MANIFEST_VERSION = 1
 FILE_CAP_BYTES = 1_000_000  # a text file past this is cut at a line; a binary one is left out
 BUNDLE_CAP_BYTES = 20_000_000
-FOLDED_LOG_CHARS = 20_000
-ARCHIVE = "bundle.tar.gz"
+ARCHIVE = "bundle.tar.gz"  # tasks.notes.bundle_view links to it by this name
 
 
 def store_files(
@@ -72,7 +70,10 @@ def manifest_entry(
 ) -> dict[str, Any]:
     """Return one collector's manifest entry; summary and tables are redacted."""
     tables = json.loads(redact(json.dumps(evidence.tables)))
-    return {
+    # A collector describes its PNGs in a `plots` table; the manifest keeps those stored.
+    described = tables.pop("plots", [])
+    plots = [p for p in described if isinstance(p, dict) and p.get("file") in stored_files]
+    entry = {
         "name": evidence.collector,
         "status": evidence.status.value,
         "summary": redact(evidence.summary),
@@ -80,12 +81,23 @@ def manifest_entry(
         "files": list(stored_files),
         "tables": tables,
     }
+    if plots:
+        entry["plots"] = plots
+    return entry
 
 
 def write_manifest(
-    folder: Path, header: Mapping[str, Any], entries: Sequence[Mapping[str, Any]], now: datetime
+    folder: Path,
+    header: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    now: datetime,
+    render_index: Callable[[Mapping[str, Any], Path], str],
 ) -> dict[str, Any]:
-    """Write `manifest.json` and `summary.md` into `folder` and return the manifest."""
+    """Write `manifest.json`, `summary.md` and `index.html` into `folder`; return the manifest.
+
+    `render_index(manifest, folder)` writes the HTML view: `Voice.bundle_index`, whose
+    template (`bundle_index.html.j2`) is the page.
+    """
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "version": MANIFEST_VERSION,
@@ -123,76 +135,6 @@ def archive(folder: Path) -> Path:
     return target
 
 
-_ORDER = {"failed": 0, "timeout": 1, "skipped": 2, "ok": 3}
-
-
-def render_index(manifest: Mapping[str, Any], folder: Path) -> str:
-    """Render the bundle's HTML view: why, deadlines, collectors (failures first), plots, logs.
-
-    Every local link is written `./path`, so the receiver can add the link's signature.
-    """
-    e = html.escape
-    classification = manifest.get("classification", {})
-    priority = e(classification.get("priority", "?"))
-    title = e(str(manifest.get("title", "")))
-    rows, sections = [], []
-    for entry in sorted(manifest.get("collectors", []), key=lambda c: _ORDER.get(c["status"], 9)):
-        links = " ".join(_link(f) for f in entry["files"])
-        cells = [
-            entry["name"],
-            entry["status"],
-            f"{entry['duration_seconds']:.2f} s",
-            entry["summary"],
-        ]
-        row = "".join(f"<td>{e(str(c))}</td>" for c in cells) + f"<td>{links}</td>"
-        rows.append(f'<tr class="{e(entry["status"])}">{row}</tr>')
-        for name in entry["files"]:
-            if name.endswith(".png"):
-                sections.append(f'<figure><img src="./{e(name)}" alt="{e(name)}"></figure>')
-            elif name.endswith(".log"):
-                text = (folder / name).read_text(encoding="utf-8", errors="replace")
-                body = e(text[:FOLDED_LOG_CHARS])
-                sections.append(f"<details><summary>{e(name)}</summary><pre>{body}</pre></details>")
-    deadlines = manifest.get("deadlines", {}).items()
-    due = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in deadlines)
-    why = f"{e(classification.get('rule', ''))} - {e(classification.get('reason', ''))}"
-    incident = e(str(manifest.get("incident", {}).get("label", "?")))
-    written = e(str(manifest.get("created_at", "")))
-    origin = f"delivery {e(str(manifest.get('delivery_id', '?')))} &middot; {written}"
-    heading = (
-        "<tr><th>collector</th><th>status</th><th>took</th><th>summary</th><th>files</th></tr>"
-    )
-    parts = [
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">',
-        f"<title>[{priority}] {title}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>[{priority}] {title}</h1>",
-        f"<p><b>Why {priority}:</b> {why}</p>",
-        f"<p>Incident {incident} &middot; {origin}</p>",
-        f"<h2>Deadlines</h2><table>{due}</table>",
-        f"<h2>Collectors</h2><table>{heading}{''.join(rows)}</table>",
-        f"<h2>Plots and logs</h2>{''.join(sections) or '<p>none</p>'}",
-        f"<p>{_link('manifest.json')} &middot; {_link('summary.md')} &middot; {_link(ARCHIVE)}</p>",
-        "</body></html>\n",
-    ]
-    return "\n".join(parts)
-
-
-_STYLE = """
-body { font-family: sans-serif; margin: 1.5em; max-width: 72em; }
-table { border-collapse: collapse; }
-td, th { border: 1px solid #ccc; padding: .3em .5em; text-align: left; vertical-align: top; }
-tr.failed td, tr.timeout td { background: #fde8e8; }
-tr.skipped td { color: #777; }
-img { max-width: 100%; }
-pre { white-space: pre-wrap; background: #f6f6f6; padding: .5em; }
-"""
-
-
-def _link(name: str) -> str:
-    return f'<a href="./{html.escape(name)}">{html.escape(name)}</a>'
-
-
 def render_summary(manifest: Mapping[str, Any]) -> str:
     """Render the bundle's human summary as Markdown."""
     classification = manifest.get("classification", {})
@@ -200,8 +142,7 @@ def render_summary(manifest: Mapping[str, Any]) -> str:
         f"# [{classification.get('priority', '?')}] {manifest.get('title', 'incident')}",
         "",
         f"- Why: {classification.get('rule', '?')} - {classification.get('reason', '')}",
-        f"- Incident: {manifest.get('incident', {}).get('label', '?')}",
-        f"- Delivery: {manifest.get('delivery_id', '?')} (run {manifest.get('run', '?')})",
+        *_origin_lines(manifest),
         "",
         "| collector | status | duration | summary |",
         "| --- | --- | --- | --- |",
@@ -211,3 +152,16 @@ def render_summary(manifest: Mapping[str, Any]) -> str:
         took = f"{entry['duration_seconds']:.2f}s"
         lines.append(f"| {entry['name']} | {entry['status']} | {took} | {summary} |")
     return "\n".join(lines) + "\n"
+
+
+def _origin_lines(manifest: Mapping[str, Any]) -> list[str]:
+    """Say what the bundle answers: a diagnosis someone ran, or an incident's alert delivery."""
+    if diagnosis := manifest.get("diagnosis"):
+        return [
+            f"- Diagnosis of {diagnosis['service']} run by {diagnosis['by']} "
+            f"through {diagnosis['via']} at {manifest['created_at'][:16].replace('T', ' ')} UTC"
+        ]
+    return [
+        f"- Incident: {manifest.get('incident', {}).get('label') or 'none yet'}",
+        f"- Delivery: {manifest.get('delivery_id', '?')} (run {manifest.get('run', '?')})",
+    ]

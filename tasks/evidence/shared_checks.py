@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 SHARE_SECONDS = 10.0  # a result is reused this long
 OPEN_CIRCUIT_SECONDS = 60.0  # a timed-out result is reused this long: nobody waits on it again
 POLL_SECONDS = 0.1
+# Collectors whose result depends on the alert itself (its rule's threshold, its start marked on
+# the plots): shared only with a run for the same alert, started at the same moment.
+KEYED_ON_THE_ALERT = frozenset({"prometheus"})
 
 
 def check_key(name: str, target: Target) -> str:
@@ -38,6 +41,8 @@ def check_key(name: str, target: Target) -> str:
         sorted(target.affected),
         target.expression,
     ]
+    if name in KEYED_ON_THE_ALERT:
+        facts += [target.alert_name, target.started_at.isoformat() if target.started_at else ""]
     digest = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
     return f"{PREFIX}check:{digest}"
 

@@ -19,6 +19,7 @@ import jinja2
 from jinja2 import meta
 
 from collectors.contract import Evidence, Status
+from tasks.notes.bundle_view import index_view
 from tasks.notes.markers import clip
 from triage import note_commands
 from triage.classify import most_severe
@@ -184,8 +185,14 @@ class Voice:
         evidence: Sequence[Evidence],
         bundle_location: str,
         error_lines: Sequence[str] = (),
+        proposals: Sequence[Mapping[str, Any]] = (),
     ) -> str:
-        """Render the evidence note: what failed first, what is healthy, top errors, the bundle."""
+        """Render the evidence note: what failed first, what is healthy, top errors, the bundle,
+        and the actions the policy's rules propose (id, why, how to approve, when it expires).
+
+        Each proposal: id, action, target, why, rule, expires (datetime), and `ran` ("" while it
+        waits for a person; what became of it when the policy approved it automatically).
+        """
         ran = [e for e in evidence if e.status is not Status.SKIPPED]
         return clip(
             self.render(
@@ -206,6 +213,8 @@ class Voice:
                 ],
                 error_lines=list(error_lines),
                 bundle=bundle_location,
+                proposals=[dict(p) for p in proposals],
+                ttl=self.policy.actions.proposal_ttl,
             )
         )
 
@@ -473,6 +482,16 @@ class Voice:
             why=why,
         )
 
+    def action_already(self, action: str, target: str, asker: str, via: str, said: str) -> str:
+        """Render the note saying a repeated run of an action was done already: nothing runs."""
+        return self.render(
+            "action_already.txt.j2", action=action, target=target, asker=asker, via=via, said=said
+        )
+
+    def bundle_index(self, manifest: Mapping[str, Any], folder: Path) -> str:
+        """Render the HTML view of the bundle in `folder` from its manifest (autoescaped)."""
+        return self.render("bundle_index.html.j2", **index_view(manifest, folder))
+
     def check(self) -> list[str]:
         """Render every template with sample facts; return what is wrong (nothing: usable).
 
@@ -571,6 +590,15 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
+        ("evidence.txt.j2", lambda: voice.evidence(
+            first, "Sample", [failed], "/bundles/1", proposals=[
+                {"id": "act-1a2b3c4d", "action": "restart-service", "target": "risk-manager",
+                 "why": "its container exited (risk-manager: container exited)",
+                 "rule": "restart-exited-container", "expires": now, "automatic": False,
+                 "ran": ""},
+                {"id": "act-5e6f7a8b", "action": "restart-service", "target": "redis",
+                 "why": "its container exited", "rule": "restart-redis", "expires": now,
+                 "automatic": True, "ran": "approved by the policy and queued"}])),
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
             [(alert, first), (plain, first)], ["d1", "d2"], timedelta(minutes=10), now, 1)),
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
@@ -624,11 +652,50 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
               ("done", _CHECKS[:1], "passed"), ("done", _CHECKS, "failed"), ("done", [], ""),
               ("failed", [], "not run"), ("dry-run", [], "not run"),
               ("unknown", [], "not run"))],
+        *[("action_outcome.txt.j2", lambda verified=verified: voice.action_outcome(
+            "done", {**_ACTION_FACTS, "action": "validate", "kind": "validation",
+                     "checks": _CHECKS, "verified": verified}))
+          for verified in ("passed", "failed")],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         *_email_samples(voice, now, row, times),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
+        ("action_already.txt.j2", lambda: voice.action_already(
+            "restart-service", "risk-manager", "PABC", "note",
+            "already approved by PDEF (act-1): restart-service on risk-manager runs once "
+            "within 10 minutes")),
+        *[("bundle_index.html.j2", lambda m=m: voice.bundle_index(m, Path("/none")))
+          for m in _sample_manifests(now, voice.policy)],
+    ]  # fmt: skip
+
+
+def _sample_manifests(now: datetime, policy: Policy) -> list[dict[str, Any]]:
+    """Return manifests that take every branch of the bundle's HTML view."""
+    due = deadlines(Priority.P1, now, policy).to_dict()
+    plot = {
+        "file": "prometheus/q0.png", "title": "alert expression", "window_start": now.isoformat(),
+        "window_end": (now + timedelta(hours=1)).isoformat(), "note": "2 samples",
+        "threshold": {"value": 30, "op": ">", "label": "alert when > 30", "source": "rule"},
+        "width": 900, "height": 360,
+    }  # fmt: skip
+    checks = [
+        {"name": "prometheus", "status": "ok", "summary": "up", "duration_seconds": 1.2,
+         "files": ["prometheus/q0.png", "prometheus/q1.png"], "tables": {}, "plots": [plot]},
+        {"name": "docker", "status": "failed", "summary": "<b>down</b>", "duration_seconds": 0.2,
+         "files": ["docker/x.errors.log"], "tables": {}},
+    ]  # fmt: skip
+    base = {
+        "created_at": now.isoformat(),
+        "title": "Sample",
+        "classification": {"priority": "P1", "rule": "sample-rule", "reason": "a reason"},
+    }
+    return [
+        {**base, "deadlines": due, "collectors": checks, "delivery_id": "d1", "run": 2,
+         "incident": {"label": "PSAMPLE"}},
+        {**base, "deadlines": {}, "collectors": [], "incident": {"label": ""}, "delivery_id": "",
+         "classification": {"priority": "P3", "rule": "manual", "reason": ""},
+         "diagnosis": {"service": "risk-manager", "by": "dana", "via": "responder diagnose"}},
     ]  # fmt: skip
 
 
@@ -748,6 +815,7 @@ _ACTION_FACTS: dict[str, Any] = {
     "verified": "passed",
     "to_check": ["health ok at http://risk-manager:8084/healthz"],
     "proposal_id": "act-1",
+    "kind": "action",
 }
 
 
@@ -759,10 +827,9 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        # Plain text for PagerDuty, Slack fallbacks and e-mail's text part; the HTML part of an
-        # e-mail (`*.html.j2`) is escaped, so an alert's title never becomes markup.
+        # Plain text for PagerDuty, Slack fallbacks and e-mail; an `.html.j2` page is escaped.
         autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html.j2",), default_for_string=False, default=False
+            enabled_extensions=("html.j2",), disabled_extensions=(), default=False
         ),
         auto_reload=False,  # what was checked at start-up is what renders, edits or not
     )
@@ -774,6 +841,8 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
         duration=format_duration,
         span=_span,
         took=_took,
+        utc_moment=lambda moment: f"{_utc(moment):%a %d %b %Y %H:%M} UTC",
+        utc_span=_utc_span,
         shown_labels=_shown_labels,
     )
     return env
@@ -803,6 +872,14 @@ def _utc(moment: datetime) -> datetime:
 
 def _took(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _utc_span(start: datetime, end: datetime) -> str:
+    """Return a window as `13:05-14:05 UTC`, with the dates when it spans midnight."""
+    start, end = _utc(start), _utc(end)
+    if start.date() == end.date():
+        return f"{start:%H:%M}-{end:%H:%M} UTC"
+    return f"{start:%d %b %H:%M} - {end:%d %b %H:%M} UTC"
 
 
 def _span(span: timedelta | None) -> str:

@@ -90,6 +90,10 @@ class PagerDutyGateway(Protocol):
         """Return the contents of the incident's notes (to find one a lost attempt posted)."""
         ...
 
+    def assignees(self, incident: IncidentRef) -> list[str] | None:
+        """Return the ids of the users the incident is assigned to now; None: cannot be known."""
+        ...
+
     def trigger(self, event: dict[str, Any]) -> str:
         """Send an Events API v2 trigger (dedup_key, payload, links); return the dedup key."""
         ...
@@ -219,6 +223,14 @@ class RestGateway(IncidentWrites):
         notes = self._call("GET notes", lambda: self.client.rget(path))
         return [str(note.get("content", "")) for note in notes]
 
+    def assignees(self, incident: IncidentRef) -> list[str] | None:
+        """GET /incidents/{id} and return the user ids of its `assignments[].assignee`."""
+        if incident.id is None:
+            return None
+        found = self._call("GET incident", lambda: self.client.rget(f"/incidents/{incident.id}"))
+        people = [a.get("assignee") for a in found.get("assignments") or () if isinstance(a, dict)]
+        return [str(p["id"]) for p in people if isinstance(p, dict) and p.get("id")]
+
     def trigger(self, event: dict[str, Any]) -> str:
         """POST /v2/enqueue through `pagerduty.EventsApiV2Client`."""
         if self.events is None:
@@ -312,6 +324,10 @@ class OutboxGateway(IncidentWrites):
     def priorities(self) -> list[dict[str, Any]]:
         """Return no priorities: without a token the account cannot be asked."""
         return []
+
+    def assignees(self, incident: IncidentRef) -> list[str] | None:
+        """Return None: without a token nobody can tell who is assigned to the incident."""
+        return None
 
     def _apply(self, write: IncidentWrite) -> None:
         """Write one incident write to the outbox instead."""

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
+from tasks.actions import approval
 from tasks.evidence import bundle, links
 from tasks.evidence.links import bundle_path
 from tasks.evidence.shared_checks import run_shared
@@ -34,6 +35,7 @@ from tasks.store.deliveries import (
     pending_attempt,
 )
 from tasks.store.deliveries import run_id as make_run_id
+from triage.actions import fitting_proposals, run_facts
 from triage.classify import classify
 from triage.communication import DESK_ALERT, desk_told
 from triage.models import (
@@ -43,8 +45,8 @@ from triage.models import (
     parse_alertmanager,
     parse_pagerduty,
 )
-from triage.policy import Policy
-from triage.sla import deadlines
+from triage.policy import Policy, format_duration
+from triage.sla import deadlines, is_market_open
 
 log = logging.getLogger(__name__)
 
@@ -434,9 +436,10 @@ def collect_evidence(
     state = state or load_run(rt, run_id)
     target = Target(
         services=tuple(rt.policy.catalog[s] for s in state.services if s in rt.policy.catalog),
-        alert_name=state.title,
+        alert_name=state.alert_name,  # the alertname: it picks the Prometheus rule, by exact name
         affected=tuple(state.affected),
         expression=state.expression,
+        started_at=state.deadlines.triggered_at,
     )
     return collect_into_bundle(rt, run_id, name, target, timeouts, shared=True)
 
@@ -482,8 +485,17 @@ def collector_context(rt: Runtime) -> CollectorContext:
     )
 
 
-def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: datetime) -> str:
-    """Write the bundle manifest and summary, then post the evidence note once."""
+def finish_run(
+    rt: Runtime,
+    run_id: str,
+    entries: list[dict[str, Any]],
+    now: datetime,
+    send: approval.Send | None = None,
+) -> str:
+    """Write the bundle manifest and summary, then post the evidence note once.
+
+    `send` queues the tasks of actions an automatic rule approves (None: none is approved).
+    """
     state = load_run(rt, run_id)
     folder = bundle_path(rt.settings.bundle_dir, run_id)
     header = {
@@ -500,7 +512,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         "deadlines": state.deadlines.to_dict(),
         "alerts": state.fingerprints,
     }
-    bundle.write_manifest(folder, header, entries, now)
+    bundle.write_manifest(folder, header, entries, now, rt.voice.bundle_index)
     rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=str(folder.resolve()))
     evidence = [_evidence_of(entry) for entry in entries]
     content = rt.voice.evidence(
@@ -509,6 +521,7 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
         evidence,
         bundle_location(rt, run_id, now),
         top_error_lines(folder),
+        proposals=propose_actions(rt, state, entries, now, send),
     )
     incident = state.incident
     if incident.id is None and not rt.settings.outbox_mode:
@@ -519,6 +532,50 @@ def finish_run(rt: Runtime, run_id: str, entries: list[dict[str, Any]], now: dat
     bundle.archive(folder)
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id
+
+
+def propose_actions(
+    rt: Runtime,
+    state: RunState,
+    entries: list[dict[str, Any]],
+    now: datetime,
+    send: approval.Send | None = None,
+) -> list[dict[str, Any]]:
+    """Make the run's proposals from the policy's rules (once per run); approve those of an
+    automatic rule (within its limit); return them for the note.
+
+    A run without a PagerDuty incident proposes nothing: there is no incident to approve on.
+    """
+    if not state.incident_id or not rt.policy.actions.propose:
+        return []
+    market_open = is_market_open(now, rt.policy.market_hours)
+    facts = run_facts(rt.policy, state.classification.priority, market_open, entries)
+    fitting = fitting_proposals(rt.policy, facts)
+    made = approval.propose_for_run(rt, state.run_id, state.incident_id, fitting, now)
+    rules = {rule.name: rule for rule in rt.policy.actions.propose}
+    shown = []
+    for p in made:
+        rule = rules.get(p.rule)
+        ran = ""
+        if rule is not None and rule.automatic and send is not None:
+            ran = approval.approve_automatic(rt, p, rule, send, now)
+        why = p.why
+        if rule is not None and rule.automatic and not ran:
+            limit = format_duration(rule.at_most_once_per)
+            why += f"; not automatic this time: rule {rule.name} runs it at most once per {limit}"
+        shown.append(
+            {
+                "id": p.id,
+                "action": p.action,
+                "target": p.target,
+                "why": why,
+                "rule": p.rule,
+                "expires": p.expires,
+                "automatic": bool(ran),
+                "ran": ran,
+            }
+        )
+    return shown
 
 
 def top_error_lines(folder: Path, count: int = 3) -> list[str]:

@@ -12,7 +12,15 @@ from tasks.store.sla_clock import KINDS
 from triage import note_commands
 from triage.classify import classify
 from triage.models import Incident, IncidentEvent
-from triage.note_commands import Approve, Malformed, Parsed, SetEta, SetStatus, Unknown
+from triage.note_commands import (
+    Approve,
+    Malformed,
+    Parsed,
+    RunAction,
+    SetEta,
+    SetStatus,
+    Unknown,
+)
 from triage.policy import Policy, format_duration
 
 log = logging.getLogger(__name__)
@@ -63,7 +71,7 @@ def apply_note_commands(rt: Runtime, event: IncidentEvent) -> list[Parsed]:
             if rt.incidents.say(incident, "eta", told, at):
                 what = f"ETA {eta:%Y-%m-%d %H:%M} UTC" if eta else "ETA unknown"
                 rt.incidents.log(incident, what, by, at)
-        elif isinstance(command, Approve):
+        elif isinstance(command, Approve | RunAction):
             pass  # the receiver takes it down the one approval path (webhooks/pagerduty.py)
         elif isinstance(command, Unknown):
             log.info(
@@ -89,6 +97,8 @@ def describe_commands(commands: list[Parsed]) -> str:
             parts.append(f"eta {format_duration(command.within) if command.within else 'unknown'}")
         elif isinstance(command, Approve):
             parts.append(f"approve {command.proposal_id}")
+        elif isinstance(command, RunAction):
+            parts.append(f"run {' '.join(filter(None, (command.action, command.target)))!r}")
         elif isinstance(command, Malformed):
             parts.append(f"malformed {command.line!r} (answered)")
         else:

@@ -3,6 +3,7 @@ what ran, the answer and the verification; the once-marker and the per-target lo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable
@@ -47,6 +48,8 @@ class Proposal:
     verified: str = ""  # passed | failed | not run
     checks: list[dict[str, Any]] = field(default_factory=list)
     refusals: int = 0  # approvals refused so far (not allowed, expired)
+    rule: str = ""  # the policy rule that proposed it ("": a person did)
+    why: str = ""  # why the rule proposed it, with what the evidence showed
 
     @property
     def expires(self) -> datetime:
@@ -74,6 +77,13 @@ def new_id() -> str:
     return f"act-{secrets.token_hex(4)}"
 
 
+def run_proposal_id(run_id: str, action: str, target: str) -> str:
+    """Return the id of the proposal a run's rules make of `action` on `target`: the same on
+    every retry of the run's evidence task, so the proposal is made once."""
+    digest = hashlib.sha256(f"{run_id}\0{action}\0{target}".encode()).hexdigest()
+    return f"act-{digest[:8]}"
+
+
 class ProposalStore:
     """Create, read and move proposals along, each move a compare-and-set."""
 
@@ -88,6 +98,15 @@ class ProposalStore:
             pipe.zadd(INDEX_KEY, {proposal.id: stamp})
             pipe.zremrangebyscore(INDEX_KEY, "-inf", stamp - RETENTION_SECONDS)
             pipe.execute()
+
+    def add_once(self, proposal: Proposal) -> bool:
+        """Store a proposal unless one with its id exists; True when this call stored it."""
+        stamp = datetime.fromisoformat(proposal.proposed_at).timestamp()
+        raw = json.dumps(asdict(proposal))
+        if not self.redis.set(proposal_key(proposal.id), raw, nx=True, ex=RETENTION_SECONDS):
+            return False
+        self.redis.zadd(INDEX_KEY, {proposal.id: stamp})
+        return True
 
     def get(self, proposal_id: str) -> Proposal | None:
         """Return one proposal, or None when it is unknown (or past retention)."""
@@ -162,6 +181,18 @@ class ProposalStore:
             return None
         held = self.redis.get(name)
         return held.decode() if held is not None else None
+
+    def claim_automatic(self, rule: str, target: str, proposal_id: str, seconds: int) -> str | None:
+        """Claim an automatic rule's one run on `target` for `seconds` (SET NX EX).
+
+        Return None when claimed (or this proposal holds it), else the proposal holding it.
+        """
+        name = f"{PREFIX}action-auto:{rule}:{target}"
+        if self.redis.set(name, proposal_id, nx=True, ex=seconds):
+            return None
+        held = self.redis.get(name)
+        holder = held.decode() if held is not None else None
+        return None if holder == proposal_id else holder or "an earlier run"
 
     def lock(self, service: str, proposal_id: str, seconds: int) -> bool:
         """Take the lock on acting on `service`; True when taken (or this proposal holds it)."""

@@ -196,6 +196,13 @@ class FakePagerDuty:
         with self._lock:
             return self._new_incident(incident_key, title)
 
+    def assign(self, incident_id: str, *users: str) -> None:
+        """Assign the incident to these PagerDuty users (ids), as its `assignments` show."""
+        self.incidents[incident_id]["assignments"] = [
+            {"at": _now(), "assignee": _reference(user, "user_reference", user, "users")}
+            for user in users
+        ]
+
     def notes_for(self, incident_id: str) -> list[dict[str, Any]]:
         """Return the notes posted to an incident, oldest first."""
         with self._lock:

@@ -4,6 +4,7 @@ verified, noted on the fake PagerDuty incident; refusals noted, running nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,17 +24,30 @@ import yaml
 from click.testing import CliRunner, Result
 from werkzeug.serving import make_server
 
+from collectors.contract import Target
 from demo.simulator import SERVICES, Simulator
 from tasks.actions import act, approval
 from tasks.cli import main
+from tasks.run import response
+from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
 from tasks.sla import closing
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import annotated, sign
-from tests.support import PROJECT, QuietHandler, wait_for, worker_command
+from tests.support import (
+    PROJECT,
+    QuietHandler,
+    post_alert,
+    sample_payload,
+    wait_for,
+    worker_command,
+)
+from triage.actions import fitting_proposals, run_facts
+from triage.models import Classification, Priority
 from triage.policy import builtin_text
+from triage.sla import deadlines
 from webhooks import create_app
 
 QUEUE = "responder-actions-e2e"
@@ -70,6 +84,8 @@ def world(
     for action in policy["actions"]["catalog"]:
         if action["name"] == "stop-trading":
             action["approvers"] = ["PALLOWED", ALLOWED]
+        if action["name"] == "resume-trading":  # whoever the incident is assigned to
+            action["approvers"] = ["assigned"]
         if action["name"] == "restart-service":  # short: the kill test's worker has 4 s
             action["timeout"] = "3s"
             action["verify"] = [{"health": "ok", "within": "5s"}]
@@ -541,3 +557,328 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
     assert "- health ok at http://127.0.0.1:" in note
     assert "- the container's state: docker compose ps risk-manager" in note
     assert len(fresh.restarts()) == 1
+
+
+# Proposals from the policy's rules, in the evidence note of a real run.
+def container(world: World, service: str) -> FakeContainer:
+    return next(c for c in world.engine.containers.values() if c.service == service)
+
+
+def note_by(
+    receiver: str, incident: str, text: str, n: str, agent: str = "PALLOWED"
+) -> requests.Response:
+    """Post a signed incident.annotated webhook: `agent` wrote a note saying `text`."""
+    payload = annotated(f"NOTE-{n}", text)
+    payload["event"]["data"]["incident"]["id"] = incident
+    payload["event"]["agent"] = {"id": agent, "type": "user_reference", "summary": agent}
+    raw = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-PagerDuty-Signature": sign(raw)}
+    headers["X-Webhook-Id"] = f"wh-{n}"
+    return requests.post(f"{receiver}/webhooks/pagerduty", data=raw, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def exited(fresh: World) -> Iterator[World]:
+    """risk-manager's container has exited; an exited container outside the catalog is there."""
+    outsider = FakeContainer("evil-container", state="exited")
+    fresh.engine.containers[outsider.id] = outsider
+    container(fresh, "risk-manager").state = "exited"
+    yield fresh
+    del fresh.engine.containers[outsider.id]
+    container(fresh, "risk-manager").state = "running"
+
+
+def test_the_evidence_note_proposes_restarting_the_exited_service_and_a_note_approves_it_once(
+    exited: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    # The alert's labels and annotations name a container and a URL outside the catalog.
+    payload = sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", proposals="yes"}')
+    payload["alerts"][0]["labels"]["container"] = "evil-container"
+    payload["alerts"][0]["labels"]["service"] = "evil-container"
+    payload["alerts"][0]["annotations"]["runbook_url"] = "http://evil.example/restart"
+    key = hashlib.sha256(payload["groupKey"].encode()).hexdigest()
+    incident = pagerduty.add_incident(key, "[FIRING:1] SignalLatencyHigh")
+    assert post_alert(receiver, payload).status_code == 202
+    evidence = wait_for(
+        lambda: [
+            n["content"] for n in pagerduty.notes_for(incident) if " evidence: " in n["content"]
+        ],
+        timeout=60,
+        what="the evidence note",
+    )[0]
+    ids = re.findall(r"\((act-[0-9a-f]{8})\): ", evidence)
+    assert len(ids) == 1, evidence
+    [proposal] = ids
+    assert f"restart-service on risk-manager ({proposal}): its container exited" in evidence
+    assert f'a note "/approve {proposal}" on this incident' in evidence
+    assert f"responder action approve {proposal} --as NAME" in evidence
+    assert re.search(r"Expires \d\d:\d\d UTC \(.*, 30m after it was proposed\)", evidence)
+    assert "evil" not in evidence.split("Proposed actions")[1]
+    assert exited.engine.acted() == []  # a proposal runs nothing by itself
+
+    assert note_by(receiver, incident, f"/approve {proposal}", "prop-1").status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert f"(proposal {proposal})" in done and "Approved by PALLOWED via note" in done
+    assert note_by(receiver, incident, f"/approve {proposal}", "prop-2").status_code == 202
+    barrier(exited, pagerduty)
+    assert len(exited.restarts()) == 1
+    assert not [r for r in exited.engine.acted() if "evil" in r]
+    assert container(exited, "evil-container").state == "exited"
+    history = [e["what"] for e in Runtime(exited.settings()).incidents.history(incident)]
+    assert (
+        f"action {proposal} proposed: restart-service on risk-manager by rule "
+        "restart-exited-container: its container exited" in "\n".join(history)
+    )
+
+
+def test_a_retried_evidence_task_makes_the_runs_proposals_once(
+    exited: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-proposals-once")
+    rt = Runtime(exited.settings())
+    found = [{"name": "docker", "status": "failed", "tables": {"containers": [
+        {"service": "risk-manager", "state": "exited"}]}}]  # fmt: skip
+    fits = fitting_proposals(rt.policy, run_facts(rt.policy, Priority.P1, True, found))
+    now = datetime.now(UTC)
+    first = approval.propose_for_run(rt, "d-once-r1", incident, fits, now)
+    again = approval.propose_for_run(rt, "d-once-r1", incident, fits, now + timedelta(minutes=1))
+    assert [p.id for p in first] == [p.id for p in again] and len(first) == 1
+    assert again[0].expires_at == first[0].expires_at
+    history = [e["what"] for e in rt.incidents.history(incident)]
+    assert sum(w.startswith(f"action {first[0].id} proposed") for w in history) == 1
+    other_run = approval.propose_for_run(rt, "d-once-r2", incident, fits, now)
+    assert other_run[0].id != first[0].id
+
+
+# "assigned": whoever the incident is assigned to in PagerDuty when they approve.
+def test_an_approver_assigned_to_the_incident_approves_by_note_and_it_runs_once(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-assigned")
+    pagerduty.assign(incident, "PDANA")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "resume-trading", "--incident", incident, "--as", "bot")
+    )
+    assert note_by(receiver, incident, f"/approve {proposal}", "assigned", "PDANA").ok
+    done = wait_note(pagerduty, incident, "[ACTION] resume-trading on gui-gateway: done")
+    assert "Approved by PDANA via note" in done
+    assert fresh.sim.emergency_calls == ["resume-trading"]
+    looked_up = [
+        c for c in pagerduty.calls if c.method == "GET" and c.path == f"/incidents/{incident}"
+    ]
+    assert looked_up  # the worker asked PagerDuty who is assigned (the receiver did not)
+
+
+def test_an_approver_not_assigned_to_the_incident_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-unassigned")
+    pagerduty.assign(incident, "PDANA")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "resume-trading", "--incident", incident, "--as", "bot")
+    )
+    assert note_by(receiver, incident, f"/approve {proposal}", "unassigned", "PBOB").ok
+    note = wait_note(pagerduty, incident, "REFUSED")
+    assert "PBOB is not assigned to the incident (assigned: PDANA)" in note
+    assert "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == []
+    assert approval.proposals(Runtime(fresh.settings())).get(proposal).status == "proposed"  # type: ignore[union-attr]
+
+
+def test_without_a_pagerduty_token_assignment_cannot_be_checked_and_the_approval_is_refused(
+    fresh: World, redis_client: redis.Redis
+) -> None:
+    rt = Runtime(fresh.settings(pagerduty_token=Secret("")))
+    proposal = approval.propose(rt, "resume-trading", None, "outbox-0123456789ab", "bot")
+    sent: list[tuple[str, list]] = []
+    outcome = approval.approve(rt, proposal.id, "PDANA", "cli", lambda n, a: sent.append((n, a)))
+    assert outcome.status == "checking" and sent == [
+        ("tasks.pipeline.approve_if_assigned", [proposal.id, "PDANA", "cli"])
+    ]
+    sent.clear()
+    assert (
+        act.approve_if_assigned(rt, proposal.id, "PDANA", "cli", lambda n, a: sent.append((n, a)))
+        == "refused"
+    )
+    [(name, args)] = sent
+    assert name == "tasks.pipeline.action_refused"
+    assert "cannot check that PDANA is assigned to the incident: no PagerDuty token" in args[-1]
+    assert "outbox mode" in args[-1]
+    assert fresh.sim.emergency_calls == []
+
+
+# `/run <action> [<target>]` in a note: proposed and approved by its author, down the same path.
+def test_a_run_note_restarts_a_service_once_and_a_repeat_answers_already_done(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-run-note")
+    text = "Restarting it.\n/run restart-service risk-manager"
+    assert note_by(receiver, incident, text, "run-1").status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert "Approved by PALLOWED via note; proposed by PALLOWED." in done
+    assert note_by(receiver, incident, text, "run-2").status_code == 202  # typed again
+    again = wait_note(pagerduty, incident, "runs nothing: already approved by PALLOWED")
+    assert again.startswith("[ACTION] restart-service on risk-manager: /run by PALLOWED via note")
+    barrier(fresh, pagerduty)
+    assert len(fresh.restarts()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "author", "says"),
+    [
+        ("/run reboot-everything", "PALLOWED", "REFUSED: no action named 'reboot-everything'"),
+        ("/run stop-trading", "PINTRUDER", "REFUSED: PINTRUDER may not approve stop-trading"),
+        ("/run restart-service http://evil.example/x", "PALLOWED", "no catalog service named"),
+        ("/run restart-service evil-container", "PALLOWED", "no catalog service named"),
+    ],
+)
+def test_a_run_note_outside_what_is_allowed_gets_a_note_and_nothing_runs(
+    fresh: World,
+    pagerduty: FakePagerDuty,
+    action_worker: None,
+    receiver: str,
+    text: str,
+    author: str,
+    says: str,
+) -> None:
+    incident = pagerduty.add_incident(f"actions-run-refused-{len(text)}-{author}")
+    assert note_by(receiver, incident, text, f"run-no-{len(text)}-{author}", author).ok
+    note = wait_note(pagerduty, incident, says)
+    assert "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+
+
+# Automatic rules: approved by the policy at once, at most once per target per limit.
+def automatic_runtime(world: World, tmp_path: Path, **changes: object) -> Runtime:
+    """Return a runtime whose policy restarts an exited container automatically (1 per 1h)."""
+    policy = yaml.safe_load(Path(world.env["RESPONDER_POLICY"]).read_text())
+    for rule in policy["actions"]["propose"]:
+        if rule["name"] == "restart-exited-container":
+            rule.update(automatic=True, at_most_once_per="1h")
+    path = tmp_path / "automatic.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return Runtime(world.settings(policy_path=str(path), **changes))
+
+
+def evidence_of_run(rt: Runtime, run_id: str, incident: str) -> tuple[RunState, list[dict]]:
+    """Return a run's state and what the real docker collector finds in the fake engine now."""
+    now = datetime.now(UTC)
+    classification = Classification(Priority.P1, "sample-rule", "a sample")
+    state = RunState(
+        run_id, f"d-{run_id}", 1, f"key-{run_id}", "ServiceDown", "ServiceDown",
+        classification, deadlines(Priority.P1, now, rt.policy), [], ["docker"],
+        list(rt.policy.catalog), incident,
+    )  # fmt: skip
+    target = Target(services=tuple(rt.policy.catalog.values()))
+    return state, [response.collect_into_bundle(rt, run_id, "docker", target)]
+
+
+def test_an_automatic_rule_runs_once_and_not_again_within_its_limit(
+    exited: World, pagerduty: FakePagerDuty, tmp_path: Path
+) -> None:
+    rt = automatic_runtime(exited, tmp_path)
+    incident = pagerduty.add_incident("actions-automatic")
+    sent: list[tuple[str, list]] = []
+    state, entries = evidence_of_run(rt, "auto-r1", incident)
+
+    def send(name: str, args: list) -> None:
+        sent.append((name, args))
+
+    [shown] = response.propose_actions(rt, state, entries, datetime.now(UTC), send)
+    assert (shown["action"], shown["target"]) == ("restart-service", "risk-manager")
+    assert shown["automatic"] and shown["rule"] == "restart-exited-container"
+    assert sent == [("tasks.pipeline.act", [shown["id"]])]
+    assert act.run_approved(rt, shown["id"], "test") == "done"
+    assert len(exited.restarts()) == 1
+    note = wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert "Approved by policy (automatic) via automatic (rule restart-exited-container)" in note
+    evidence = rt.voice.evidence(state.classification, "ServiceDown", [], "/b", proposals=[shown])
+    assert f"({shown['id']}): its container exited" in evidence
+    assert "AUTOMATIC by rule restart-exited-container: approved by the policy at once" in evidence
+
+    # The evidence task retried: the same proposal, nothing approved again.
+    sent.clear()
+    assert response.propose_actions(rt, state, entries, datetime.now(UTC), send) == [shown]
+    assert sent == []
+
+    # It exits again within the hour: a new run proposes it for a person, runs nothing itself.
+    container(exited, "risk-manager").state = "exited"
+    state2, entries2 = evidence_of_run(rt, "auto-r2", incident)
+    [waiting] = response.propose_actions(rt, state2, entries2, datetime.now(UTC), send)
+    assert not waiting["automatic"] and sent == []
+    assert (
+        "not automatic this time: rule restart-exited-container runs it at most once per 1h"
+        in (waiting["why"])
+    )
+    assert approval.proposals(rt).get(waiting["id"]).status == "proposed"  # type: ignore[union-attr]
+    assert len(exited.restarts()) == 1
+
+
+def test_an_automatic_action_in_a_dry_run_runs_nothing(
+    exited: World, pagerduty: FakePagerDuty, tmp_path: Path
+) -> None:
+    rt = automatic_runtime(exited, tmp_path, actions_dry_run=True)
+    incident = pagerduty.add_incident("actions-automatic-dry")
+    state, entries = evidence_of_run(rt, "auto-dry-r1", incident)
+    [shown] = response.propose_actions(rt, state, entries, datetime.now(UTC), lambda n, a: None)
+    assert shown["automatic"]
+    assert act.run_approved(rt, shown["id"], "test") == "dry-run"
+    assert "DRY RUN, nothing ran" in wait_note(pagerduty, incident, "restart-service")
+    assert exited.engine.acted() == []
+
+
+# The `validate` action: the runbook's Validation, checks only.
+def test_validate_by_note_passes_every_check_and_lists_each(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-validate")
+    assert note_by(receiver, incident, "/run validate", "validate", "PANYONE").ok
+    note = wait_note(pagerduty, incident, "[ACTION] validate: validation")
+    assert note.startswith("[ACTION] validate: validation PASSED: 10 of 10 checks passed in ")
+    for service in SERVICES:
+        assert f"- OK health {service}: ok" in note
+    assert "- OK trading flow: a simulated tick makes a signal: " in note
+    assert "- OK contract gui-gateway GET /api/reconcile/positions: HTTP 200, as expected" in note
+    assert "- OK contract signal-generator GET /api/signals?limit=1: HTTP 200" in note
+    assert "Run by PANYONE via note" in note and "FAILED" not in note
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+
+
+def test_validate_reports_a_failing_check_first_and_says_failed(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("actions-validate-failing")
+    fresh.sim.inject("reconciliation-failure")
+    try:
+        result = cli(fresh, "action", "run", "validate", "--incident", incident, "--as", "alice")
+        assert result.exit_code == 0, result.output
+        note = wait_note(pagerduty, incident, "[ACTION] validate: validation")
+    finally:
+        fresh.sim.clear()
+    first, *lines = note.splitlines()
+    assert first.startswith("[ACTION] validate: validation FAILED: 8 of 10 checks passed")
+    assert lines[0].startswith("- FAILED ") and lines[1].startswith("- FAILED ")
+    failed = "\n".join(lines[:2])
+    assert "- FAILED health gui-gateway: degraded" in failed
+    assert (
+        "- FAILED contract gui-gateway GET /api/reconcile/positions: status=mismatch (expected ok)"
+        in failed
+    )
+    record = approval.proposals(Runtime(fresh.settings())).get(proposed_id(result))
+    assert record is not None and record.verified == "failed" and record.status == "done"
+
+
+def test_an_expired_proposal_approved_by_note_gets_a_note_and_nothing_runs(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-expired-note")
+    rt = Runtime(fresh.settings())
+    long_ago = datetime.now(UTC) - timedelta(minutes=31)  # the policy's proposal_ttl is 30m
+    proposal = approval.propose(rt, "restart-service", "risk-manager", incident, "bot", long_ago)
+    assert note_by(receiver, incident, f"/approve {proposal.id}", "expired-note").ok
+    note = wait_note(pagerduty, incident, "REFUSED: the proposal expired at")
+    assert "approval by PALLOWED via note" in note and "Nothing ran." in note
+    barrier(fresh, pagerduty)
+    assert fresh.restarts() == []

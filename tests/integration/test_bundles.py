@@ -16,7 +16,9 @@ from flask.testing import FlaskClient
 from collectors.contract import Evidence, Status
 from tasks.evidence import bundle
 from tasks.evidence.links import bundle_link
+from tasks.notes.voice import Voice
 from tasks.settings import Settings
+from triage.policy import builtin
 from webhooks import create_app
 
 SCHEMA = json.loads((Path(bundle.__file__).parent / "bundle_manifest.schema.json").read_text())
@@ -49,7 +51,10 @@ def make_bundle(root: Path, bundle_id: str = "b-20261127-r1") -> Path:
         "classification": {"priority": "P0", "rule": "risk-management-failure", "reason": "r"},
         "deadlines": {"acknowledge": "2026-11-27T12:05:00+00:00"},
     }
-    validate_manifest(bundle.write_manifest(folder, header, entries, datetime.now(UTC)))
+    voice = Voice.of(builtin())
+    validate_manifest(
+        bundle.write_manifest(folder, header, entries, datetime.now(UTC), voice.bundle_index)
+    )
     bundle.archive(folder)
     return folder
 

@@ -80,6 +80,10 @@ def test_scenario_reaches_pagerduty_with_the_runbook_priority(
     assert entry["status"] == "ok"
     assert {"prometheus/q0.json", "prometheus/q0.csv", "prometheus/q0.png"} <= set(entry["files"])
     assert (bundle / "prometheus" / "q0.png").read_bytes().startswith(b"\x89PNG")
+    # Drawn with the threshold of the rule Prometheus has by the alert's name, and its start.
+    (plot, *_) = entry["plots"]
+    assert plot["file"] == "prometheus/q0.png" and plot["alert_start"] is not None
+    assert plot["threshold"]["source"] == f"Prometheus rule {manifest['title'].split(':')[0]}"
     assert any(c["name"] == "trading" for c in manifest["collectors"])
     assert world.pagerduty.rejected() == [], "calls PagerDuty's OpenAPI spec rejects"
 

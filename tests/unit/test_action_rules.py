@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,28 +10,70 @@ from pathlib import Path
 import pytest
 
 from tasks.actions.execute import verify
+from tasks.store.proposals import run_proposal_id
 from triage.actions import (
+    ALL_SERVICES,
     ActionRefused,
     call_url,
     check_passed,
     check_url,
+    contract_problem,
     expired,
+    fitting_proposals,
     may_approve,
+    needs_assignees,
     resolve,
+    run_facts,
 )
-from triage.policy import ActionCheck, builtin, load_file
+from triage.models import Priority
+from triage.policy import ActionCheck, ContractCheck, builtin, load_file
 
 POLICIES = Path(__file__).resolve().parents[1] / "testdata" / "policies"
 POLICY = builtin()
 
 
-def test_the_builtin_catalog_ships_the_runbooks_four_actions_each_needing_approval() -> None:
+def test_the_builtin_catalog_ships_the_runbooks_actions_each_changing_one_needing_approval() -> (
+    None
+):
     actions = POLICY.actions
     assert sorted(actions.catalog) == [
-        "isolate-service", "restart-service", "resume-trading", "stop-trading",
+        "isolate-service", "restart-service", "resume-trading", "stop-trading", "validate",
     ]  # fmt: skip
-    assert all(a.needs_approval and a.verify for a in actions.catalog.values())
+    changing = [a for a in actions.catalog.values() if a.validation is None]
+    assert all(a.needs_approval and a.verify for a in changing)
+    validate = actions.catalog["validate"]
+    assert not validate.needs_approval  # checks only
+    assert validate.validation is not None and validate.validation.health
+    assert validate.validation.flow and len(validate.validation.contracts) == 3
     assert actions.proposal_ttl == timedelta(minutes=30)
+
+
+def test_validate_checks_every_service_and_names_no_single_target() -> None:
+    assert resolve(POLICY, "validate", None).service.name == ALL_SERVICES
+    assert resolve(POLICY, "validate", ALL_SERVICES).action.name == "validate"
+    with pytest.raises(ActionRefused, match="checks every catalog service, not 'risk-manager'"):
+        resolve(POLICY, "validate", "risk-manager")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "problem"),
+    [
+        (200, {"trading": "active", "status": "ok"}, ""),
+        (None, None, "no answer"),
+        (503, {"status": "ok"}, "HTTP 503"),
+        (200, ["a", "list"], "HTTP 200, expected a JSON object"),
+        (200, {"status": "ok"}, "missing trading"),
+        (200, {"trading": "x", "status": "mismatch"}, "status=mismatch (expected ok)"),
+    ],
+)
+def test_a_contract_check_says_what_the_answer_got_wrong(
+    status: int | None, body: object, problem: str
+) -> None:
+    contract = ContractCheck("gui-gateway", "/s", fields=("trading",), expect={"status": "ok"})
+    assert contract_problem(contract, status, body) == problem
+    assert (
+        contract_problem(ContractCheck("gui-gateway", "/s"), 200, None) == "HTTP 200, expected JSON"
+    )
 
 
 def test_stop_trading_posts_the_runbooks_emergency_endpoint_on_the_gateway() -> None:
@@ -181,3 +224,130 @@ def test_verification_fails_a_check_that_never_passes_within_its_time() -> None:
     [result] = verify(resolved, read=lambda url: (200, {"trading": "active"}),
                       sleep=lambda s: None, clock=lambda: next(moments))  # fmt: skip
     assert result["passed"] is False and result["seconds"] == 12.0  # read on till 10 s passed
+
+
+# Proposal rules: what the run found (the collectors' tables) -> the actions the note proposes.
+def entries(containers: dict[str, str] = {}, health: dict[str, str] = {}) -> list[dict]:  # noqa: B006
+    """Return manifest entries of the docker and http collectors showing these states."""
+    return [
+        {"name": "docker", "status": "failed", "tables": {"containers": [
+            {"service": s, "container": f"eafix-{s}-1", "state": st} for s, st in containers.items()
+        ]}},
+        {"name": "http", "status": "failed", "tables": {"services": [
+            {"service": s, "health": h} for s, h in health.items()
+        ]}},
+    ]  # fmt: skip
+
+
+def proposed(priority: str = "P1", market_open: bool = True, **found: dict[str, str]) -> list:
+    facts = run_facts(POLICY, Priority(priority), market_open, entries(**found))
+    return [(f.rule.name, f.action, f.target) for f in fitting_proposals(POLICY, facts)]
+
+
+def test_a_catalog_service_whose_container_exited_gets_restart_service_proposed_for_it() -> None:
+    found = proposed(containers={"risk-manager": "exited", "gui-gateway": "running"})
+    assert found == [("restart-exited-container", "restart-service", "risk-manager")]
+    [fit] = fitting_proposals(
+        POLICY, run_facts(POLICY, Priority.P1, True, entries({"risk-manager": "exited"}))
+    )
+    assert fit.why == "its container exited (risk-manager: container exited)"
+
+
+def test_nothing_is_proposed_when_every_container_runs_and_every_service_is_healthy() -> None:
+    assert (
+        proposed("P0", containers={"risk-manager": "running"}, health={"risk-manager": "ok"}) == []
+    )
+
+
+def test_p0_in_market_hours_with_risk_management_down_proposes_stop_trading() -> None:
+    unhealthy = proposed("P0", True, health={"risk-manager": "unreachable"})
+    assert unhealthy == [("stop-trading-risk-down", "stop-trading", "gui-gateway")]
+    exited = proposed("P0", True, containers={"risk-manager": "exited"})
+    assert ("stop-trading-risk-down", "stop-trading", "gui-gateway") in exited
+    assert ("restart-exited-container", "restart-service", "risk-manager") in exited
+
+
+@pytest.mark.parametrize(
+    ("priority", "market_open", "health"),
+    [
+        ("P1", True, {"risk-manager": "unreachable"}),  # not P0
+        ("P0", False, {"risk-manager": "unreachable"}),  # the market is closed
+        ("P0", True, {"risk-manager": "ok", "execution-engine": "unreachable"}),  # another one
+    ],
+)
+def test_stop_trading_is_not_proposed_when_its_rule_does_not_hold(
+    priority: str, market_open: bool, health: dict[str, str]
+) -> None:
+    assert proposed(priority, market_open, health=health) == []
+
+
+@pytest.mark.parametrize("name", HOSTILE + ["evil-container", "eafix-risk-manager-1"])
+def test_a_row_naming_anything_but_a_catalog_service_proposes_nothing(name: str) -> None:
+    assert proposed("P0", containers={name: "exited"}, health={name: "unreachable"}) == []
+
+
+def test_a_skipped_collector_and_a_rule_whose_action_left_the_catalog_propose_nothing() -> None:
+    skipped = entries({"risk-manager": "exited"})
+    skipped[0]["status"] = "skipped"
+    assert fitting_proposals(POLICY, run_facts(POLICY, Priority.P0, True, skipped)) == []
+    catalog = {k: v for k, v in POLICY.actions.catalog.items() if k != "restart-service"}
+    smaller = replace(POLICY, actions=replace(POLICY.actions, catalog=catalog))
+    facts = run_facts(smaller, Priority.P1, True, entries({"risk-manager": "exited"}))
+    assert fitting_proposals(smaller, facts) == []
+
+
+def test_trading_path_and_names_narrow_which_services_a_rule_picks() -> None:
+    policy = load_file(POLICIES / "good" / "actions.yaml")
+    [automatic, _] = policy.actions.propose
+    assert automatic.automatic and automatic.at_most_once_per == timedelta(hours=1)
+    facts = run_facts(policy, Priority.P2, False, entries({"api": "exited"}))
+    assert [(f.action, f.target) for f in fitting_proposals(policy, facts)] == [
+        ("restart-service", "api")  # api is not on the trading path
+    ]
+    on_path = replace(policy.catalog["api"], trading_path=True)
+    moved = replace(policy, catalog={"api": on_path})
+    assert fitting_proposals(moved, facts) == []
+
+
+def test_two_rules_proposing_the_same_action_on_the_same_target_make_one_proposal() -> None:
+    first = POLICY.actions.propose[0]
+    twice = replace(
+        POLICY, actions=replace(POLICY.actions, propose=(first, replace(first, name="again")))
+    )
+    facts = run_facts(twice, Priority.P1, True, entries({"risk-manager": "dead"}))
+    assert [f.rule.name for f in fitting_proposals(twice, facts)] == ["restart-exited-container"]
+
+
+def test_a_runs_proposal_ids_are_the_same_on_every_retry_and_differ_by_run_action_target() -> None:
+    one = run_proposal_id("d1-r1", "restart-service", "risk-manager")
+    assert re.fullmatch(r"act-[0-9a-f]{8}", one)
+    assert one == run_proposal_id("d1-r1", "restart-service", "risk-manager")
+    others = {
+        run_proposal_id("d1-r2", "restart-service", "risk-manager"),
+        run_proposal_id("d1-r1", "isolate-service", "risk-manager"),
+        run_proposal_id("d1-r1", "restart-service", "gui-gateway"),
+    }
+    assert one not in others and len(others) == 3
+
+
+def test_assigned_lets_approve_exactly_the_incidents_current_assignees() -> None:
+    action = replace(POLICY.actions.catalog["resume-trading"], approvers=("assigned", "PLEAD"))
+    assert may_approve(action, "PLEAD")  # named: no lookup needed
+    assert not needs_assignees(action, "PLEAD")
+    assert needs_assignees(action, "PDANA")
+    assert may_approve(action, "PDANA", ["PBOB", "PDANA"])
+    assert may_approve(action, "pdana", ["PDANA"])  # ids compare as the policy's names do
+    assert not may_approve(action, "PDANA", ["PBOB"])
+    assert not may_approve(action, "PDANA")  # nobody is assigned
+    assert not may_approve(action, "", [""])
+    plain = replace(action, approvers=("PLEAD",))
+    assert not needs_assignees(plain, "PDANA") and not may_approve(plain, "PDANA", ["PDANA"])
+
+
+def test_the_default_policy_ships_the_two_proposal_rules_and_none_automatic() -> None:
+    rules = POLICY.actions.propose
+    assert [(r.name, r.action) for r in rules] == [
+        ("restart-exited-container", "restart-service"),
+        ("stop-trading-risk-down", "stop-trading"),
+    ]
+    assert not any(r.automatic for r in rules)

@@ -8,11 +8,22 @@ import pytest
 
 from tasks.notes.voice import Voice
 from triage.incident_status import status_now
-from triage.note_commands import Approve, Malformed, SetEta, SetStatus, Unknown, parse
+from triage.note_commands import (
+    Approve,
+    Malformed,
+    RunAction,
+    SetEta,
+    SetStatus,
+    Unknown,
+    parse,
+)
 from triage.policy import builtin
 
 EXPECTED_WORD = "expected one of investigating, identified, monitoring, then what you found or did"
 EXPECTED_ETA = "expected how long until resolved, such as 30m, 2h or 1h30m, or unknown"
+EXPECTED_RUN = (
+    "expected an action and, for some, a catalog service: /run restart-service risk-manager"
+)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +47,13 @@ EXPECTED_ETA = "expected how long until resolved, such as 30m, 2h or 1h30m, or u
         ("/approve act-1A2b3c4d", [Approve("act-1a2b3c4d")]),
         ("/approve 42", [Malformed("/approve 42",
                                    "expected the id of a proposal, such as act-1a2b3c4d")]),
+        ("/run restart-service risk-manager", [RunAction("restart-service", "risk-manager")]),
+        ("Containing it.\n/RUN stop-trading", [RunAction("stop-trading")]),
+        ("/run reboot-everything", [RunAction("reboot-everything")]),  # the policy refuses it
+        ("/run restart-service risk-manager; docker rm -f x",
+         [Malformed("/run restart-service risk-manager; docker rm -f x", EXPECTED_RUN)]),
+        ("/run", [Malformed("/run", EXPECTED_RUN)]),
+        (f"/run {'x' * 65}", [Malformed(f"/run {'x' * 65}", EXPECTED_RUN)]),
         ("/deploy now", [Unknown("deploy")]),  # not ours: ignored
         ("see /var/log/app.log", []),
         ("/var/log/app.log is full", []),  # a path, not a command
