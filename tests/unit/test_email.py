@@ -229,3 +229,18 @@ def test_smtp_settings_from_the_environment_with_the_password_a_secret() -> None
     assert settings_from_env({}).email_outbox_mode  # no host: the outbox
     with pytest.raises(SettingsError, match="RESPONDER_SMTP_STARTTLS"):
         settings_from_env({"RESPONDER_SMTP_STARTTLS": "maybe"})
+
+
+def test_the_html_part_escapes_what_the_alert_says_and_the_text_part_keeps_it() -> None:
+    from tasks.notes.voice import Voice
+
+    facts = {
+        "priority": "P0", "title": "<script>alert(1)</script> & down", "reason": "a <b>reason</b>",
+        "incident_id": "PINC", "raised": WEDNESDAY_10AM, "acknowledge": WEDNESDAY_10AM,
+        "resolve": WEDNESDAY_10AM, "market": {"open": True, "change": "Fri 17:00"},
+        "bundle": 'https://r/b/1?x="><script>',
+    }  # fmt: skip
+    text, html = Voice.of(POLICY).email("desk_alert", **facts)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; down" in html
+    assert 'href="https://r/b/1?x=&#34;&gt;&lt;script&gt;"' in html
+    assert text.startswith("P0 incident during market hours: <script>alert(1)</script> & down")
