@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -44,6 +45,10 @@ class Mail:
         )
 
 
+# RFC 5322's line limit, not 78: ASCII text then goes as 7bit, readable as it is in an .eml
+# file of the outbox, instead of quoted-printable with a "=" at every 76th character.
+READABLE = policy.default.clone(max_line_length=998)
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -60,7 +65,7 @@ def message_id(kind: str, key: str, sender: str) -> str:
 
 def build_message(mail: Mail, sender: str, now: datetime) -> EmailMessage:
     """Return the MIME message: a text part and an HTML alternative, threaded by Message-ID."""
-    message = EmailMessage()
+    message = EmailMessage(policy=READABLE)
     message["From"] = Address(display_name="EAFIX responder", addr_spec=sender)
     message["To"] = ", ".join(mail.to)
     message["Subject"] = _one_line(mail.subject)
