@@ -47,6 +47,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import CHANNELS as SLACK_CHANNELS
 from tests.fakes.slack import FakeSlack
+from tests.fakes.smtp import SmtpServer
 from triage.policy import builtin_text
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -309,6 +310,7 @@ def main() -> None:
     own_redis = OwnRedis(directory)
     own_redis.start()
     pagerduty = FakePagerDuty(token=PD_TOKEN).start()
+    mailbox = SmtpServer().start()  # the trading desk's and management's e-mails
     targets = HangingTargets() if args.targets == "hanging" else HealthyTargets()
     groups = [
         f'{{}}:{{alertname="GatewayStaticAssetErrors", storm="{g}"}}' for g in range(args.groups)
@@ -339,6 +341,9 @@ def main() -> None:
         "RESPONDER_OUTBOX_DIR": str(directory / "outbox"),
         "RESPONDER_COLLECTOR_TIMEOUT": "5",
         "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
+        "RESPONDER_SMTP_HOST": "127.0.0.1",
+        "RESPONDER_SMTP_PORT": str(mailbox.port),
+        "RESPONDER_SMTP_STARTTLS": "0",
     }
     if slack is not None:
         env.update(
@@ -359,6 +364,7 @@ def main() -> None:
         print_report(args, report)
         if slack is not None:
             print_slack(slack, incidents, report["t0"], report["p0_sent_at"])
+        print_emails(mailbox, incidents[P0_GROUP], report.get("p0_sent_wall"))
     finally:
         stop.set()
         parts.stop_all()
@@ -366,8 +372,19 @@ def main() -> None:
         pagerduty.stop()
         if slack is not None:
             slack.stop()
+        mailbox.stop()
         own_redis.stop()
         print(f"logs: {directory}")
+
+
+def print_emails(mailbox: SmtpServer, p0_incident: str, p0_sent: float | None) -> None:
+    """Print the e-mails the storm produced, and when the P0's came after its webhook."""
+    kinds = Counter(str(r.message["X-EAFIX-Kind"]) for r in mailbox.received)
+    p0 = [r for r in mailbox.received if r.message["X-EAFIX-Incident"] == p0_incident]
+    after = ", ".join(
+        f"{r.message['X-EAFIX-Kind']} {r.at - p0_sent:.2f} s" for r in p0 if p0_sent is not None
+    )
+    print(f"e-mails: {dict(kinds) or 'none'}; the P0's after its webhook: {after or 'none'}")
 
 
 def storm(
@@ -520,6 +537,8 @@ def storm(
         "p0_first": (p0_first - p0_sent[0]) if p0_first and p0_sent else None,
         "p0_evidence": (p0_evidence - p0_sent[0]) if p0_evidence and p0_sent else None,
         "p0_notes": len(p0_notes),
+        # On the wall clock, as the SMTP server stamps what it accepts.
+        "p0_sent_wall": time.time() - (time.monotonic() - p0_sent[0]) if p0_sent else None,
         "first_notes": len(first_note_of),
         "incidents": len(incidents),
         # The P3 incidents' last first note (the P0's is reported on its own).

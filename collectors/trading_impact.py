@@ -55,7 +55,28 @@ def fetch(
     except (requests.RequestException, ValueError) as exc:
         body, row["error"] = None, f"{type(exc).__name__}"
     row["finding"], row["problem"] = judge(name, body, row)
+    row.update(impact_counts(name, body))
     return row, body
+
+
+FAILED_ORDER_STATUSES = frozenset({"failed", "rejected", "error", "cancelled_by_risk"})
+
+
+def impact_counts(name: str, body: Any) -> dict[str, int]:
+    """Return the counts the trading desk is called for: open positions, failed orders.
+
+    The runbook's "Are positions at risk? (Check open positions)" and "Are orders executing?
+    (Check recent order activity)"; `triage.communication.trading_impact` reads them.
+    """
+    if not isinstance(body, list):
+        return {}
+    items = [item for item in body if isinstance(item, dict)]
+    if name == "positions":
+        return {"open_positions": sum(item.get("status") == "open" for item in items)}
+    if name == "executions":
+        failed = sum(str(item.get("status", "")).lower() in FAILED_ORDER_STATUSES for item in items)
+        return {"failed_orders": failed}
+    return {}
 
 
 def judge(name: str, body: Any, row: dict[str, Any]) -> tuple[str, bool]:
@@ -71,6 +92,9 @@ def judge(name: str, body: Any, row: dict[str, Any]) -> tuple[str, bool]:
         mismatches = body.get("mismatches") or []
         detail = f" ({', '.join(map(str, mismatches))})" if mismatches else ""
         return f"reconciliation {status}{detail}", status != "ok"
+    if name == "executions" and isinstance(body, list):
+        failed = impact_counts(name, body)["failed_orders"]
+        return f"{len(body)} recent executions, {failed} failed", failed > 0
     if isinstance(body, list):
         return f"{len(body)} recent {name}", False
     return (

@@ -47,7 +47,9 @@ from tasks.names import (
     SLACK_MESSAGE,
 )
 from tasks.notes.voice import TemplateProblem
-from tasks.notify import slack_send
+from tasks.notify import desk, slack_send
+from tasks.notify.email import EmailUnavailable
+from tasks.notify.email_compose import decide_smtp
 from tasks.notify.slack import SlackUnavailable
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, decide
@@ -228,6 +230,46 @@ def retry_or_give_up(
     )
 
 
+def retry_email_or_give_up(
+    task: Any,
+    rt: Runtime,
+    exc: EmailUnavailable,
+    give_up: Callable[[str], None],
+    **about: str,
+) -> None:
+    """Retry a failed e-mail, wait for another attempt in flight, or give up and dead-letter it.
+
+    `decide_smtp`: a 4xx reply or a network failure (refused, reset, timed out) backs off and
+    tries again until the policy's `storm.give_up_after` has passed since the first failure;
+    a 5xx reply is final. `about` names the incident and step for the dead-letter entry.
+    """
+    if exc.held_back:
+        raise task.retry(
+            countdown=min(exc.wait_seconds, MAX_DELAY_SECONDS) + random.uniform(0, 0.5)
+        )
+    attempt, first_failed = count_attempt(rt, task.request.id, "email-failure")
+    verdict = decide_smtp(exc.code, attempt, rt.settings.smtp_retry_base_seconds)
+    failing_for = time.time() - first_failed
+    in_time = failing_for + verdict.delay < rt.policy.storm.give_up_after.total_seconds()
+    if verdict.retry and in_time:
+        log.warning("%s; retrying in %.1f s (attempt %d)", exc, verdict.delay, attempt)
+        raise task.retry(countdown=verdict.delay)
+    suffix = f"; gave up after {attempt} attempts in {failing_for:.0f} s" if verdict.retry else ""
+    why = f"{exc} ({verdict.reason}{suffix})"
+    give_up(why)
+    rt.dead_letters.add(
+        DeadLetter(
+            id=task.request.id or f"{task.name}:{time.time()}",
+            task=task.name,
+            args=list(task.request.args or []),
+            queue=(task.request.delivery_info or {}).get("routing_key") or rt.settings.queue,
+            reason=why,
+            failed_at=time.time(),
+            **about,
+        )
+    )
+
+
 def retry_or_log(task: Any, rt: Runtime, exc: PagerDutyUnavailable, what: str, **about: str) -> str:
     """Retry a failed PagerDuty write, or give up saying in the log that `what` failed."""
 
@@ -314,7 +356,10 @@ def gather(self: Any, run_id: str) -> str:
     rt = runtime_of(self.app)
     try:
         entries = response.gather_evidence(rt, run_id)
-        return response.finish_run(rt, run_id, entries, _now(), actions_sender(self.app, rt))
+        done = response.finish_run(rt, run_id, entries, _now(), actions_sender(self.app, rt))
+        # "Phone call for critical trading impacts": the evidence says whether trading is hit.
+        desk.register_call(rt, load_run(rt, run_id), entries, _now())
+        return done
     except PagerDutyUnavailable as exc:
         state = load_run(rt, run_id)
 
@@ -489,6 +534,16 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
                 lambda why: actions.gave_up(rt, due, why),
                 incident_id=due.incident_id,
                 step=f"SLA {due.kind}",
+            )
+            return "gave up"
+        except EmailUnavailable as exc:
+            retry_email_or_give_up(
+                self,
+                rt,
+                exc,
+                lambda why: actions.gave_up(rt, due, why, email=True),
+                incident_id=due.incident_id,
+                step=f"SLA {due.kind} e-mail",
             )
             return "gave up"
 

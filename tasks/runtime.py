@@ -22,6 +22,7 @@ from triage.policy import Policy
 
 if TYPE_CHECKING:
     from tasks.notes.voice import Voice
+    from tasks.notify.email import EmailGateway
     from tasks.notify.slack import SlackGateway
 
 
@@ -101,6 +102,13 @@ class Runtime:
         from tasks.notify.slack import make_slack_gateway
 
         return make_slack_gateway(self.settings, self.redact)
+
+    @cached_property
+    def email(self) -> EmailGateway:
+        """Return the e-mail gateway (SMTP, or the outbox without a host)."""
+        from tasks.notify.email import make_email_gateway  # the receiver never sends e-mail
+
+        return make_email_gateway(self.settings, self.redact)
 
     @cached_property
     def budget(self) -> RequestBudget:

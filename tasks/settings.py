@@ -110,11 +110,27 @@ class Settings:
     slack_signing_secret: Secret = field(default_factory=lambda: Secret(""))
     slack_api_url: str = "https://slack.com/api/"
     slack_ca_file: str = ""  # a private CA bundle (a TLS-re-signing proxy, the tests' fake)
+    # E-mail through SMTP (tasks/notify/email.py); no host: e-mails go to the outbox as .eml.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_from: str = ""  # "": the policy's communication.email.from
+    smtp_ca_file: str = ""  # a CA bundle for STARTTLS; "": the system's
+    # Each SMTP socket operation (connect, every command) gives up after this long.
+    smtp_timeout_seconds: float = 10.0
+    smtp_retry_base_seconds: float = 2.0
 
     @property
     def outbox_mode(self) -> bool:
         """Return True when there is no PagerDuty token and calls go to the outbox instead."""
         return not self.pagerduty_token
+
+    @property
+    def email_outbox_mode(self) -> bool:
+        """Return True when there is no SMTP host and e-mails go to the outbox instead."""
+        return not self.smtp_host
 
     @property
     def eafix_redis_url(self) -> str:
@@ -192,6 +208,15 @@ _ENV = {
     "RESPONDER_SLACK_SIGNING_SECRET": "slack_signing_secret",
     "RESPONDER_SLACK_API_URL": "slack_api_url",
     "RESPONDER_SLACK_CA_FILE": "slack_ca_file",
+    "RESPONDER_SMTP_HOST": "smtp_host",
+    "RESPONDER_SMTP_PORT": "smtp_port",
+    "RESPONDER_SMTP_STARTTLS": "smtp_starttls",
+    "RESPONDER_SMTP_USER": "smtp_user",
+    "RESPONDER_SMTP_PASSWORD": "smtp_password",
+    "RESPONDER_SMTP_FROM": "smtp_from",
+    "RESPONDER_SMTP_CA_FILE": "smtp_ca_file",
+    "RESPONDER_SMTP_TIMEOUT": "smtp_timeout_seconds",
+    "RESPONDER_SMTP_RETRY_BASE": "smtp_retry_base_seconds",
 }
 
 

@@ -26,6 +26,7 @@ from tasks.settings import Settings, settings_from_env
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import CHANNELS as SLACK_CHANNELS
 from tests.fakes.slack import FakeSlack
+from tests.fakes.smtp import SmtpServer
 from tests.support import (
     INTAKE_QUEUE,
     LINK_SECRET,
@@ -120,6 +121,13 @@ def test_policy(tmp_path_factory: pytest.TempPathFactory, health_server: HealthS
     slack["approvers"] = dict([SLACK_APPROVER])
     for entry in slack["channels"].values():  # by id, as the README advises
         entry["channel"] = SLACK_CHANNELS[entry["channel"]]
+    # The trading desk is called when the evidence shows trading hit (health_server.bodies
+    # says so), whatever the day the tests run on.
+    policy["communication"]["trading_desk"]["call"] = {
+        "requester_id": "PREQ001",
+        "targets": [{"id": "PDESK01", "type": "escalation_policy_reference"}],
+        "market_hours_only": False,
+    }
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
@@ -142,12 +150,29 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """Run a real SMTP server (aiosmtpd) on a loopback port; the worker e-mails through it."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
+    """Return the SMTP server with what it received, and any scripted replies, cleared."""
+    smtp_server.reset()
+    yield smtp_server
+    smtp_server.reset()
+
+
+@pytest.fixture(scope="session")
 def responder_env(
     tmp_path_factory: pytest.TempPathFactory,
     redis_url: str,
     fake_pagerduty: FakePagerDuty,
     fake_slack: FakeSlack,
     test_policy: Path,
+    smtp_server: SmtpServer,
 ) -> dict[str, str]:
     """Return the RESPONDER_* environment shared by the in-test receiver and the worker."""
     var = tmp_path_factory.mktemp("var")
@@ -174,6 +199,11 @@ def responder_env(
         "RESPONDER_SLACK_API_URL": fake_slack.base_url,
         "RESPONDER_SLACK_CA_FILE": fake_slack.ca_file,
         "RESPONDER_SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+        "RESPONDER_SMTP_HOST": "127.0.0.1",
+        "RESPONDER_SMTP_PORT": str(smtp_server.port),
+        "RESPONDER_SMTP_STARTTLS": "0",  # STARTTLS and AUTH: tests/integration/test_email.py
+        "RESPONDER_SMTP_TIMEOUT": "5",
+        "RESPONDER_SMTP_RETRY_BASE": "0.2",
     }
 
 

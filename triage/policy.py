@@ -388,6 +388,53 @@ class ActionPolicy:
     propose: tuple[ProposalRule, ...] = ()
 
 
+@dataclass(frozen=True)
+class EmailPolicy:
+    """How the responder's e-mails look: whom they come from, how their subjects begin."""
+
+    sender: str = "eafix-responder@example.com"  # RESPONDER_SMTP_FROM overrides it
+    subject_prefix: str = "[EAFIX]"
+
+
+@dataclass(frozen=True)
+class DeskCall:
+    """Whom a PagerDuty responder request calls in (PagerDuty places the phone call) when the
+    trading collector finds a critical trading impact, and which impacts count."""
+
+    requester_id: str
+    targets: tuple[tuple[str, str], ...]  # (id, user_reference | escalation_policy_reference)
+    when: frozenset[str] = frozenset({"positions_at_risk", "orders_failing"})
+    market_hours_only: bool = True  # the runbook's "Trading Desk: [Phone - Market Hours Only]"
+    message: str = "EAFIX {priority} incident with trading impact ({impact}): {title}"
+
+
+@dataclass(frozen=True)
+class TradingDesk:
+    """The trading desk: e-mailed at once for the priorities in `notify` raised during market
+    hours, and again with a summary after resolution; called when trading is hit."""
+
+    email: tuple[str, ...] = ()
+    notify: frozenset[Priority] = frozenset({Priority.P0, Priority.P1})
+    call: DeskCall | None = None  # None: a trading impact only says so in the evidence
+
+
+@dataclass(frozen=True)
+class ManagementChannel:
+    """Where management hears of incidents beside PagerDuty: e-mail (Slack plugs in later)."""
+
+    email: tuple[str, ...] = ()
+    summary: bool = True  # the P2/P3 next-business-day summary goes to `email` too
+
+
+@dataclass(frozen=True)
+class Communication:
+    """The runbook's External Communication: the trading desk and management, by e-mail."""
+
+    email: EmailPolicy = field(default_factory=EmailPolicy)
+    trading_desk: TradingDesk = field(default_factory=TradingDesk)
+    management: ManagementChannel = field(default_factory=ManagementChannel)
+
+
 # The classifications no rule of the policy gives: their names are reserved.
 DEFAULT_RULE = "default"
 SEVERITY_FALLBACK_RULE = "severity-fallback"
@@ -463,6 +510,7 @@ class Policy:
     summary_to: str = "incident_notes"
     actions: ActionPolicy = field(default_factory=ActionPolicy)
     slack: SlackPolicy = field(default_factory=SlackPolicy)  # communication.slack
+    communication: Communication = field(default_factory=Communication)
 
     def summarised(self) -> tuple[Priority, ...]:
         """Return the priorities whose management hears of them in a next-business-day summary."""
@@ -969,6 +1017,7 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         summary_to=raw.get("management_summary", {}).get("post_to", "incident_notes"),
         actions=_actions(raw.get("actions", {})),
         slack=_slack(raw.get("communication", {}).get("slack", {})),
+        communication=_communication(raw.get("communication", {})),
     )
 
 
@@ -990,6 +1039,42 @@ def _slack(raw: Mapping[str, Any]) -> SlackPolicy:
         trading=channel("trading"),
         dev=channel("dev"),
         approvers=dict(raw.get("approvers", {})),
+    )
+
+
+def _communication(raw: Mapping[str, Any]) -> Communication:
+    email, desk, management = (
+        raw.get(part, {}) for part in ("email", "trading_desk", "management")
+    )
+    defaults = Communication()
+    call = desk.get("call")
+    return Communication(
+        email=EmailPolicy(
+            sender=email.get("from", defaults.email.sender),
+            subject_prefix=email.get("subject_prefix", defaults.email.subject_prefix),
+        ),
+        trading_desk=TradingDesk(
+            email=tuple(desk.get("email", ())),
+            notify=frozenset(Priority(p) for p in desk["notify"])
+            if "notify" in desk
+            else defaults.trading_desk.notify,
+            call=_desk_call(call) if call is not None else None,
+        ),
+        management=ManagementChannel(
+            email=tuple(management.get("email", ())),
+            summary=management.get("summary", defaults.management.summary),
+        ),
+    )
+
+
+def _desk_call(raw: Mapping[str, Any]) -> DeskCall:
+    defaults = DeskCall("", ())
+    return DeskCall(
+        requester_id=raw["requester_id"],
+        targets=tuple((t["id"], t["type"]) for t in raw["targets"]),
+        when=frozenset(raw.get("when", defaults.when)),
+        market_hours_only=raw.get("market_hours_only", defaults.market_hours_only),
+        message=raw.get("message", defaults.message),
     )
 
 

@@ -109,6 +109,12 @@ def run(host: str, port: int, concurrency: int) -> None:
     if policy.slack.enabled:
         slack = "Slack's Web API" if settings.slack_token else f"outbox {settings.outbox_dir}/slack"
         click.echo(f"responder: Slack messages go to {slack} (RESPONDER_SLACK_TOKEN)")
+    mail = (
+        f"outbox {settings.outbox_dir / 'email'} as .eml files (no RESPONDER_SMTP_HOST)"
+        if settings.email_outbox_mode
+        else f"SMTP {settings.smtp_host}:{settings.smtp_port}"
+    )
+    click.echo(f"responder: e-mails go to {mail}; each one sent is logged by the worker")
     click.echo(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
     parts = {

@@ -539,6 +539,50 @@ class Voice:
             proposal_id=proposal_id,
         )
 
+    def email_subject(
+        self,
+        kind: str,
+        *,
+        priority: str = "",
+        title: str = "",
+        outcome: str = "",
+        count: int = 0,
+    ) -> str:
+        """Render an e-mail's subject: kind, priority and title first, with the policy's prefix."""
+        return self.render(
+            "email_subject.txt.j2",
+            prefix=self.policy.communication.email.subject_prefix,
+            kind=kind,
+            priority=priority,
+            title=title,
+            outcome=outcome,
+            count=count,
+            priorities=[str(p) for p in self.policy.summarised()],
+        )
+
+    def email(self, name: str, **facts: Any) -> tuple[str, str]:
+        """Render e-mail `name`'s text part and HTML part (escaped) from the same facts."""
+        text = self.render(f"email_{name}.txt.j2", **facts)
+        html = self.render(f"email_{name}.html.j2", **facts)
+        return text, html
+
+    def desk_moments(self, times: IncidentTimes) -> list[dict[str, Any]]:
+        """Return an incident's acknowledgement and resolution against the SLA, for e-mails."""
+        return self._moments(times)
+
+    def desk_call(
+        self, priority: str, outcome: str, impact: str, *, called: str = "", why: str = ""
+    ) -> str:
+        """Render the note saying the trading desk was called in (or must be, by hand)."""
+        return self.render(
+            "desk_call.txt.j2",
+            priority=priority,
+            outcome=outcome,
+            impact=impact,
+            called=called,
+            why=why,
+        )
+
     def action_already(self, action: str, target: str, asker: str, via: str, said: str) -> str:
         """Render the note saying a repeated run of an action was done already: nothing runs."""
         return self.render(
@@ -724,6 +768,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
           for verified in ("passed", "failed")],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
+        *_email_samples(voice, now, row, times),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
         *[("slack_incident.md.j2", lambda facts=facts, status=status: voice.slack_incident(
@@ -808,6 +853,105 @@ def _slack_facts(
     if runbook_url is not None:
         facts["runbook_url"] = runbook_url
     return facts
+
+
+def _email_samples(
+    voice: Voice, now: datetime, row: PriorityMetrics, times: Sequence[IncidentTimes]
+) -> list[tuple[str, Callable[[], object]]]:
+    """Return renders of every e-mail template (text and HTML), each branch taken."""
+    market = {"open": True, "change": "Fri 17:00 New York time"}
+    alert = {
+        "priority": "P0",
+        "title": "Risk <manager> down",
+        "reason": "a sample reason",
+        "incident_id": "PSAMPLE",
+        "raised": now,
+        "market": market,
+        "acknowledge": now,
+        "resolve": now,
+        "bundle": "https://responder/bundles/1",
+    }
+    timeline = [
+        {"at": now, "what": "triggered", "by": "PagerDuty"},
+        {"at": now, "what": "x", "by": ""},
+    ]
+    summary = {
+        "priority": "P0",
+        "title": "Sample",
+        "reason": "a sample reason",
+        "incident_id": "P1",
+        "impact": "3 open positions at risk",
+        "closing": "[P0] Resolved.",
+        "moments": voice.desk_moments(times[0]) + voice.desk_moments(times[2]),
+        "timeline": timeline,
+        "more": 0,
+        "bundle": "/var/bundles/1",
+    }
+    management = {
+        "priority": "P1",
+        "title": "Sample",
+        "incident_id": "P1",
+        "note": "[P1] Management",
+        "span": "30m",
+        "moments": voice.desk_moments(times[0]) + voice.desk_moments(times[2]),
+        "bundle": "https://responder/bundles/1",
+    }
+    listed = [
+        {
+            "id": "PSAMPLE",
+            "priority": "P2",
+            "title": "Sample",
+            "status": "resolved",
+            "started": now,
+            "acknowledged": timedelta(minutes=5),
+            "resolved": timedelta(hours=1),
+        },
+        {
+            "id": "PSAMPLE2",
+            "priority": "P3",
+            "title": "Other",
+            "status": "triggered",
+            "started": now,
+            "acknowledged": None,
+            "resolved": None,
+        },
+    ]
+    digest = {
+        "note": "[P2/P3] Next business day summary",
+        "since": now,
+        "until": now,
+        "rows": [row],
+        "incidents": listed,
+        "priorities": ["P2", "P3"],
+    }
+    return [
+        *[("email_subject.txt.j2", lambda kind=kind, outcome=outcome, count=count:
+           voice.email_subject(kind, priority="P1", title="Sample", outcome=outcome,
+                               count=count))
+          for kind, outcome, count in (
+              ("desk_alert", "", 0), ("desk_summary", "", 0), ("management", "resolved", 0),
+              ("management", "requested", 0), ("management_summary", "", 1),
+              ("management_summary", "", 3))],
+        *[(f"email_desk_alert.{part}.j2", lambda facts=facts: voice.email("desk_alert", **facts))
+          for facts in (alert, {**alert, "market": {**market, "open": False},
+                                "bundle": "/var/bundles/1"}) for part in ("txt", "html")],
+        *[(f"email_desk_summary.{part}.j2", lambda facts=facts: voice.email(
+            "desk_summary", **facts))
+          for facts in (summary, {**summary, "timeline": [], "more": 3, "bundle": "https://r/b/1"})
+          for part in ("txt", "html")],
+        *[(f"email_management.{part}.j2", lambda outcome=outcome, called=called, bundle=bundle:
+           voice.email("management", **{**management, "outcome": outcome, "called": called,
+                                        "bundle": bundle}))
+          for outcome, called, bundle in (("notify", "PEP (escalation policy)", "https://r/b"),
+                                          ("notify", "", "/var/b"), ("resolved", "", "/var/b"))
+          for part in ("txt", "html")],
+        *[(f"email_management_summary.{part}.j2", lambda facts=facts: voice.email(
+            "management_summary", **facts))
+          for facts in (digest, {**digest, "incidents": listed[:1]}) for part in ("txt", "html")],
+        *[("desk_call.txt.j2", lambda outcome=outcome: voice.desk_call(
+            "P0", outcome, "3 open positions at risk", called="PDESK (user)", why="HTTP 402"))
+          for outcome in ("requested", "failed")],
+    ]  # fmt: skip
 
 
 _CHECKS = [

@@ -40,6 +40,7 @@ from tasks.store.deliveries import run_id as make_run_id
 from tasks.store.slack import SlackThreads
 from triage.actions import fitting_proposals, run_facts
 from triage.classify import classify
+from triage.communication import DESK_ALERT, desk_told
 from triage.models import (
     Alert,
     Classification,
@@ -258,9 +259,22 @@ def start_clock(rt: Runtime, state: RunState) -> None:
             rt.incidents.begin_cycle(
                 state.incident_id, state.title, state.incident_key, state.deadlines.triggered_at
             )
-        rt.clock.register(
-            sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, due)
-        )
+        found = sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, due)
+        # "Trading Desk: Immediate notification for P0/P1 incidents during market hours": an
+        # e-mail at the clock's next tick (tasks.notify.desk).
+        triggered = state.deadlines.triggered_at
+        if desk_told(state.deadlines.priority, triggered, rt.policy):
+            found.append(
+                sla_clock.Deadline(
+                    state.incident_id,
+                    DESK_ALERT,
+                    triggered.isoformat(),
+                    due["priority"],
+                    state.run_id,
+                    state.title,
+                )
+            )
+        rt.clock.register(found)
         rt.incidents.mark_clock(
             state.incident_id, due["priority"], due["triggered_at"], state.run_id
         )

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.notify import desk, management
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.response import post_note_once
@@ -29,11 +30,13 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     """Act on a deadline that has passed; return what was done (for the task's result)."""
     if deadline.kind == SUMMARY:  # a business day's incidents, not one incident's deadline
         return summary.post_summary(rt, deadline, now)
+    if deadline.kind in desk.KINDS:  # the trading desk: its e-mails and its phone call
+        return desk.act(rt, deadline, now)
     record = rt.incidents.get(deadline.incident_id) or {}
     status = record.get("status", "triggered")
     incident = IncidentRef(deadline.incident_id, record.get("incident_key", ""))
     if status == "resolved" and deadline.kind == "notify_management":
-        return management_after_resolution(rt, incident, deadline, record)
+        return management_after_resolution(rt, incident, deadline, record, now)
     if status == "resolved":
         return "resolved: nothing to do"
     due = datetime.fromisoformat(deadline.due)
@@ -54,7 +57,11 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     elif deadline.kind == "restore_urgency":
         return after_hours.restore_urgency(rt, incident, deadline)
     else:
-        note = notify_management(rt, incident, deadline)
+        # E-mail first, PagerDuty after; neither waits for the other's failure.
+        with management.told_first(rt, management.notification(rt, deadline, now), now):
+            note = notify_management(rt, incident, deadline)
+            post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
+        return note.splitlines()[0]
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
     return note.splitlines()[0]
 
@@ -67,6 +74,13 @@ BY_HAND = {
     "respond": "check on the responder",
     "lower_urgency": "set its urgency to low by hand",
     "restore_urgency": "set its urgency to high by hand",
+    "desk_alert": "e-mail the trading desk by hand",
+    "desk_call": "phone the trading desk by hand",
+    "desk_summary": "e-mail the trading desk the summary by hand",
+}
+EMAIL_BY_HAND = {
+    "notify_management": "e-mail engineering management by hand",
+    SUMMARY: "e-mail engineering management the summary by hand",
 }
 
 
@@ -110,15 +124,18 @@ def act_early(
         return act(rt, deadline, now) if alone else "the SLA clock is acting on it"
 
 
-def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
-    """Say on the incident that an SLA action failed for good, and what to do by hand."""
+def gave_up(rt: Runtime, deadline: Deadline, why: str, email: bool = False) -> None:
+    """Say on the incident that an SLA action (or its e-mail) failed for good, and what to do
+    by hand."""
     if deadline.kind == SUMMARY:  # no one incident to say it on: the notes it did post stand
         log.error("the management summary %s failed: %s", deadline.incident_id, why)
         return
     incident = IncidentRef(deadline.incident_id, "")
     by_hand = BY_HAND.get(deadline.kind, "act by hand")
+    if email:
+        by_hand = EMAIL_BY_HAND.get(deadline.kind, by_hand)
     note = rt.voice.sla_gave_up(deadline.priority, deadline.kind, why, by_hand)
-    step = f"{deadline.kind}@{deadline.due}:gave-up"
+    step = f"{deadline.kind}@{deadline.due}:{'email-' if email else ''}gave-up"
     try:
         post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
     except PagerDutyUnavailable as exc:
@@ -132,7 +149,7 @@ def gave_up(rt: Runtime, deadline: Deadline, why: str) -> None:
 
 
 def management_after_resolution(
-    rt: Runtime, incident: IncidentRef, deadline: Deadline, record: dict[str, Any]
+    rt: Runtime, incident: IncidentRef, deadline: Deadline, record: dict[str, Any], now: datetime
 ) -> str:
     """Tell management of an incident resolved before its notification fell due, once.
 
@@ -142,7 +159,9 @@ def management_after_resolution(
     times = report.from_record(record, rt.incidents.history(deadline.incident_id))
     note = rt.voice.management_resolved(deadline.priority, times)
     step = f"{deadline.kind}@{deadline.due}"  # the same step as when it is open: one of the two
-    post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
+    notice = management.notification(rt, deadline, now, times)
+    with management.told_first(rt, notice, now):
+        post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
     return note.splitlines()[0]
 
 

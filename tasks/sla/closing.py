@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 
 from tasks.evidence.links import bundle_path
+from tasks.notify import desk
 from tasks.pagerduty.client import IncidentRef, outbox_incident_id
 from tasks.run.response import post_note_once
 from tasks.run.state import existing_run
@@ -46,6 +47,9 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
     run = existing_run(rt, run_id)  # its title, while the run's state is kept (48 h)
     title = run.title if run is not None else str(record.get("title") or incident_id)
     status_updates.post_resolution(rt, incident, run_id, title, now)
+    # "Trading Desk: Email summary within 1 hour of resolution": due now, sent at the clock's
+    # next tick, on the incident's lane, with the timeline written above.
+    rt.clock.register(desk.summary_deadline(rt, incident_id, record, title, now))
     write_timeline(rt, incident_id, run_id)
     return content.splitlines()[0]
 

@@ -1,12 +1,13 @@
 """Management, "P2/P3 incidents: Next business day summary": at a business opening, one summary
 of the incidents summarised so whose clock started since the opening before, posted where the
-policy says (a note on each of those incidents: the only place for now)."""
+policy says: a note on each of those incidents, and one e-mail to management's addresses."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from tasks.notify import management
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once
 from tasks.run.state import existing_run
@@ -39,11 +40,26 @@ def post_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         for row in report.metrics([t for _, t in incidents], rt.policy, now)
         if row.priority.value in covered
     ]
-    content = rt.voice.management_summary(since, opening, rows, [_line(r, t) for r, t in incidents])
+    lines = [_line(r, t) for r, t in incidents]
+    content = rt.voice.management_summary(since, opening, rows, lines)
+    # One e-mail for the whole period, whatever the number of incidents (an alert storm of
+    # 100 P2s is one summary); a late incident that registers the summary again finds it sent.
+    notice = management.summary(rt, deadline, content, since, opening, rows, lines)
+    with management.told_first(rt, notice, now):
+        _post_notes(rt, deadline, incidents, content)
+    return f"management summary of {len(incidents)} incidents posted"
+
+
+def _post_notes(
+    rt: Runtime,
+    deadline: Deadline,
+    incidents: list[tuple[dict[str, Any], report.IncidentTimes]],
+    content: str,
+) -> None:
+    """Post the summary as a note on each of its incidents, each once."""
     for record, times in incidents:
         incident = IncidentRef(times.incident_id, str(record.get("incident_key") or ""))
         post_note_once(rt, incident, deadline.incident_id, f"note-{times.incident_id}", content)
-    return f"management summary of {len(incidents)} incidents posted"
 
 
 def _titled(rt: Runtime, record: dict[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class HealthServer:
         self.status: dict[str, str] = {}
         self.delay: dict[str, float] = {}
         self.hits: Counter[str] = Counter()  # requests per service
+        # Whole paths answered with a JSON body of their own (EAFIX's /api/positions, ...).
+        self.bodies: dict[str, Any] = {}
         self._server = make_server(
             "127.0.0.1", 0, self, threaded=True, request_handler=QuietHandler
         )
@@ -73,7 +75,11 @@ class HealthServer:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        service = Request(environ).path.strip("/").split("/")[0]
+        path = Request(environ).path
+        if path in self.bodies:
+            body = json.dumps(self.bodies[path])
+            return Response(body, content_type="application/json")(environ, start_response)
+        service = path.strip("/").split("/")[0]
         self.hits[service] += 1
         time.sleep(self.delay.get(service, 0))
         status = self.status.get(service, "ok")

@@ -23,12 +23,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "tasks.run": ("tasks.sla", "tasks.cli", "tasks.pipeline", "webhooks"),
     "tasks.sla": ("tasks.cli", "tasks.pipeline", "webhooks"),
+    # Slack and e-mail are sent by the SLA clock's actions and the pipeline: never the reverse.
+    "tasks.notify": ("tasks.sla", "tasks.cli", "tasks.pipeline", "webhooks"),
     "tasks.actions": ("tasks.cli", "tasks.pipeline", "tasks.sla", "webhooks"),
     # The receiver and the CLI approve through it: it sends tasks by name, loads no worker part.
     "tasks.actions.approval": ("tasks.run", "tasks.notes", "tasks.actions.act",
                                "tasks.actions.execute", "collectors"),
     "tasks.cli": ("webhooks", "tasks.pipeline"),
-    "tasks.notify": ("tasks.cli", "tasks.pipeline", "webhooks"),
     # Queues Slack work from the receiver, the pipeline and the approval path: by name only.
     "tasks.notify.slack_queue": ("tasks.notify.slack", "tasks.notify.slack_send", "tasks.run",
                                  "tasks.notes", "collectors"),

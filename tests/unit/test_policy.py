@@ -108,3 +108,22 @@ def test_line_of_finds_nested_fields() -> None:
 )  # fmt: skip
 def test_spans_read_like_the_runbook(text, expected: str) -> None:
     assert str(parse_span(text)) == expected
+
+
+def test_communication_loads_the_desk_its_phone_call_and_management() -> None:
+    communication = load_file(POLICIES / "good" / "communication.yaml").communication
+    assert (communication.email.sender, communication.email.subject_prefix) == (
+        "responder@example.com",
+        "[API]",
+    )
+    desk = communication.trading_desk
+    assert desk.email == ("desk@example.com", "desk-lead@example.com")
+    assert desk.notify == {Priority.P0}
+    assert desk.call is not None and desk.call.targets == (("PDESK01", "user_reference"),)
+    assert desk.call.when == {"positions_at_risk"} and not desk.call.market_hours_only
+    assert communication.management.email == ("cto@example.com",)
+    assert not communication.management.summary
+    # Without the section: nobody is e-mailed, the desk is never called.
+    minimal = load_file(POLICIES / "good" / "minimal.yaml").communication
+    assert minimal.trading_desk.email == () and minimal.trading_desk.call is None
+    assert minimal.management.email == ()
