@@ -537,6 +537,8 @@ def load(text: str, source: str = "<policy>") -> Policy:
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError([Problem(source, line, "(file)", f"not valid YAML: {problem}")]) from None
+    if duplicates := _duplicate_keys(root, source):
+        raise PolicyError(duplicates)  # YAML keeps the last silently: a whole section lost
     located = _Located(source, root)
     found: dict[tuple[str | int, ...], str] = {}
     for path, message in [*schema_problems(raw), *semantic_problems(raw)]:
@@ -545,6 +547,28 @@ def load(text: str, source: str = "<policy>") -> Policy:
         problems = [located.problem(path, message) for path, message in found.items()]
         raise PolicyError(sorted(problems, key=lambda p: (p.line, p.field)))
     return _build(raw, source)
+
+
+def _duplicate_keys(root: yaml.Node | None, source: str) -> list[Problem]:
+    """Return a problem for every key given twice in one mapping of the document."""
+    problems: list[Problem] = []
+    stack = [(root, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                name = str(key.value)
+                field_name = f"{where}.{name}" if where else name
+                if name in seen:
+                    problems.append(Problem(source, key.start_mark.line + 1, field_name,
+                                            f"'{name}' is given twice in this mapping "
+                                            "(YAML would keep only the last)"))  # fmt: skip
+                seen.add(name)
+                stack.append((value, field_name))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node.value))
+    return sorted(problems, key=lambda p: p.line)
 
 
 def load_file(path: str | Path) -> Policy:
