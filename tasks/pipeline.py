@@ -217,6 +217,11 @@ def retry_or_give_up(
     suffix = f"; gave up after {attempt} attempts in {failing_for:.0f} s" if verdict.retry else ""
     why = f"{exc} ({verdict.reason}{suffix})"
     give_up(why)
+    dead_letter(task, rt, why, **about)
+
+
+def dead_letter(task: Any, rt: Runtime, why: str, **about: str) -> None:
+    """Record the failing task in the dead-letter set, with why, for an operator to replay."""
     rt.dead_letters.add(
         DeadLetter(
             id=task.request.id or f"{task.name}:{time.time()}",
@@ -257,17 +262,7 @@ def retry_email_or_give_up(
     suffix = f"; gave up after {attempt} attempts in {failing_for:.0f} s" if verdict.retry else ""
     why = f"{exc} ({verdict.reason}{suffix})"
     give_up(why)
-    rt.dead_letters.add(
-        DeadLetter(
-            id=task.request.id or f"{task.name}:{time.time()}",
-            task=task.name,
-            args=list(task.request.args or []),
-            queue=(task.request.delivery_info or {}).get("routing_key") or rt.settings.queue,
-            reason=why,
-            failed_at=time.time(),
-            **about,
-        )
-    )
+    dead_letter(task, rt, why, **about)
 
 
 def retry_or_log(task: Any, rt: Runtime, exc: PagerDutyUnavailable, what: str, **about: str) -> str:
