@@ -106,8 +106,8 @@ def main() -> int:
         if args.exit_after:
             return 0 if done else 1
         say("the world keeps running; `make demo-stop` or Ctrl-C ends it")
-        while True:
-            time.sleep(3600)
+        while True:  # the SLA clock's status updates, a person's own actions: still told
+            linger(extra, 3600)
     except KeyboardInterrupt:
         return 0
     finally:

@@ -82,6 +82,9 @@ class SlackOutbox:
         method = str(call.get("method", "?"))
         body = call.get("json") or {}
         channel = str(body.get("channel", "?"))
+        key = marker_of(str(body.get("text", ""))) or ""
+        # The marker names the incident (`PINC0001/parent`): which thread, when several are open.
+        where = f"{channel} ({key.partition('/')[0]})" if "/" in key else channel
         text = without_marker(str(body.get("text", "")))
         rows = text.splitlines() or [""]
         ts = str(body.get("ts", ""))
@@ -89,11 +92,11 @@ class SlackOutbox:
             self.texts[(channel, ts)] = text
             if body.get("thread_ts"):
                 kind = "reply"
-            elif (marker_of(str(body.get("text", ""))) or "").endswith("/parent"):
+            elif key.endswith("/parent"):
                 kind = "thread"  # the incident's parent: its replies follow under it
             else:
                 kind = "post"
-            return Line(f"Slack {channel} {kind}: {trimmed(rows[0])}", shown_lines(rows[1:]))
+            return Line(f"Slack {where} {kind}: {trimmed(rows[0])}", shown_lines(rows[1:]))
         if method == "chat.update":
             before = self.texts.get((channel, ts), "")
             self.texts[(channel, ts)] = text
@@ -101,7 +104,7 @@ class SlackOutbox:
             # What the update changed (the parent's status line), not the whole message again.
             changed = [row for row in rows if row not in old] if before else rows[1:]
             detail = shown_lines(changed) if changed or not before else ("(no change)",)
-            return Line(f"Slack {channel} updated: {trimmed(rows[0])}", detail)
+            return Line(f"Slack {where} updated: {trimmed(rows[0])}", detail)
         if method == "chat.postEphemeral":
             user = body.get("user", "?")
             return Line(f"Slack {channel} to {user} only: {trimmed(rows[0])}")

@@ -186,10 +186,10 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     threads = [
         t
         for t in transcript.splitlines()
-        if t.startswith("Slack #eafix-incidents thread: ") and "RiskManagerDown" in t
+        if t.startswith(f"Slack #eafix-incidents ({incident}) thread: ") and "RiskManagerDown" in t
     ]
     assert len(threads) == 1, transcript
-    assert "Slack #trading-operations post: :rotating_light: P0 incident" in transcript
+    assert f"Slack #trading-operations ({incident}) post: :rotating_light: P0" in transcript
     assert (
         "e-mail to trading-desk@eafix.example: [EAFIX] P0 incident during market hours: "
         "RiskManagerDown" in transcript

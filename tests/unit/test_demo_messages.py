@@ -31,11 +31,11 @@ def test_the_slack_thread_its_replies_its_update_and_a_channel_post_as_they_were
     lines = watcher()
 
     assert [line.text for line in lines] == [
-        "Slack #eafix-incidents thread: [P0] RiskManagerDown: Risk manager is down",
-        "Slack #eafix-incidents reply: evidence: 2 of 5",
-        "Slack #trading-operations post: P0 during market hours",
-        "Slack #eafix-incidents updated: [P0] RiskManagerDown: Risk manager is down",
-        "Slack #eafix-incidents updated: [P0] RiskManagerDown: Risk manager is down",
+        "Slack #eafix-incidents (PINC1) thread: [P0] RiskManagerDown: Risk manager is down",
+        "Slack #eafix-incidents (PINC1) reply: evidence: 2 of 5",
+        "Slack #trading-operations (PINC1) post: P0 during market hours",
+        "Slack #eafix-incidents (PINC1) updated: [P0] RiskManagerDown: Risk manager is down",
+        "Slack #eafix-incidents (PINC1) updated: [P0] RiskManagerDown: Risk manager is down",
     ]
     assert lines[0].detail == (":rotating_light: Open", "Why P0: x")
     # A long reply: its first lines and how many more; never the internal marker.
