@@ -117,7 +117,7 @@ class World:
     pagerduty: FakePagerDuty = field(init=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
-    _stopping: threading.Event = field(default_factory=threading.Event)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     def start(self) -> World:
         """Start everything, each part only once the one before answers."""
