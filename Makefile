@@ -10,6 +10,8 @@ HOST := 127.0.0.1
 endif
 PORT ?= 8080
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
+# The demo world's Redis: it deletes every responder:* key of this database at start.
+RESPONDER_DEMO_REDIS_URL ?= redis://127.0.0.1:6379/11
 # A server where the tests may create (and drop) a database of their own.
 RESPONDER_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
@@ -63,7 +65,7 @@ SCENARIO ?= signal-latency
 ## Alertmanager, a fake PagerDuty and the responder; SCENARIO=risk-manager-down shows actions
 ## proposed, approved by a PagerDuty note, run and verified (DEMO_ARGS="--no-approve", ...)
 demo: $(VENV)/.dev-installed test-services
-	@url=$$(scripts/ensure-redis "redis://127.0.0.1:6379/11") && \
+	@url=$$(scripts/ensure-redis "$(RESPONDER_DEMO_REDIS_URL)") && \
 	  RESPONDER_DEMO_REDIS_URL="$$url" $(BIN)/python -m demo --scenario $(SCENARIO) $(DEMO_ARGS)
 
 demo-stop:

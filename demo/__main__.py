@@ -19,11 +19,14 @@ from pathlib import Path
 
 import redis
 
+from demo import messages
 from demo.simulator import SCENARIOS
-from demo.story import Line, Story, Watcher, printed
+from demo.story import POLL_SECONDS, Line, Story, Watcher, printed
 from demo.world import World, WorldError
 
 DIRECTORY = Path("var/demo")
+# After the story's end, how long to keep telling the messages that follow it (two SLA ticks).
+LINGER_SECONDS = 6.0
 
 
 def say(text: str) -> None:
@@ -82,13 +85,16 @@ def main() -> int:
         effect, alert = SCENARIOS[args.scenario]
         person = None if args.no_approve else world.note_approver()
         story = Story(world, alert, person, args.approve_after)
-        story.watchers.extend(more_to_tell(world))
+        extra = more_to_tell(world)
+        story.watchers.extend(extra)
         if args.no_approve:
             say(f"  approvals are yours: set -a; . {DIRECTORY}/env; set +a; "
                 ".venv/bin/responder action approve <id> --as <you>")  # fmt: skip
         say(f"injecting {args.scenario}: {effect}")
         world.inject(args.scenario)
         done = story.run(args.timeout)
+        if done:
+            linger(extra, LINGER_SECONDS)
         if done and (page := incident_page_link(world)):
             say(f"open the incident page: {page}")
         if not done:
@@ -100,8 +106,8 @@ def main() -> int:
         if args.exit_after:
             return 0 if done else 1
         say("the world keeps running; `make demo-stop` or Ctrl-C ends it")
-        while True:
-            time.sleep(3600)
+        while True:  # the SLA clock's status updates, a person's own actions: still told
+            linger(extra, 3600)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -111,12 +117,20 @@ def main() -> int:
 
 
 def more_to_tell(world: World) -> list[Watcher]:
-    """Return the watchers of the parts that have more to tell than the built-in ones.
+    """Return the watchers of the parts that have more to tell than the built-in ones: the
+    Slack messages and the e-mails, from the world's outbox (see demo/messages.py)."""
+    return list(messages.watchers(world.directory / "outbox"))
 
-    The place for the Slack messages, the e-mails and the incident page's link: each a
-    callable returning the Lines it has new (see demo/story.py). None yet.
-    """
-    return []
+
+def linger(watchers: list[Watcher], seconds: float) -> None:
+    """Tell what `watchers` have new for `seconds` more: the desk's summary e-mail and the
+    thread's last replies follow the incident's end by an SLA tick or two."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for watcher in watchers:
+            for line in watcher():
+                printed(line)
+        time.sleep(POLL_SECONDS)
 
 
 def incident_page_link(world: World) -> str | None:

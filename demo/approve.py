@@ -79,19 +79,8 @@ class NoteApprover:
         """Write `/approve <id>` on the incident as the person, then deliver its webhook."""
         content = f"Evidence checked, go ahead.\n/approve {proposal_id}"
         note_id = self._write_note(incident_id, content)
-        raw = json.dumps(annotated_event(incident_id, note_id, content, self.person)).encode()
-        response = requests.post(
-            f"{self.receiver_url}/webhooks/pagerduty",
-            data=raw,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "PagerDuty-Webhook/V3.0",
-                "X-Webhook-Id": str(uuid.uuid4()),
-                "X-Webhook-Subscription": SUBSCRIPTION,
-                "X-PagerDuty-Signature": signature(raw, self.webhook_secret),
-            },
-            timeout=10,
-        )
+        event = annotated_event(incident_id, note_id, content, self.person)
+        response = deliver(self.receiver_url, event, self.webhook_secret)
         answer = _json_or_empty(response)
         return Approval(
             proposal_id, note_id, response.status_code, str(answer.get("delivery_id", ""))
@@ -136,6 +125,51 @@ def annotated_event(
             },
         }
     }
+
+
+def status_event(incident: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    """Return the v3 `incident.<status>` event PagerDuty sends when an incident's status changes
+    (`incident.resolved`, `incident.acknowledged`); its data is the incident."""
+    at = at or datetime.now(UTC)
+    status = str(incident["status"])
+    return {
+        "event": {
+            "id": str(uuid.uuid4()),
+            "event_type": f"incident.{status}",
+            "resource_type": "incident",
+            "occurred_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            # An Events API resolve (Alertmanager's) has no person behind it: PagerDuty sends
+            # the service as the agent.
+            "agent": incident.get("service"),
+            "client": None,
+            "data": {
+                **{k: incident[k] for k in ("id", "html_url", "self", "title", "status")},
+                "type": "incident",
+                "number": incident.get("incident_number"),
+                "incident_key": incident.get("incident_key", ""),
+                "urgency": incident.get("urgency", "high"),
+                "service": incident.get("service"),
+                "priority": incident.get("priority"),
+            },
+        }
+    }
+
+
+def deliver(receiver_url: str, event: dict[str, Any], secret: str) -> requests.Response:
+    """POST a v3 event to the receiver as PagerDuty does: signed, with its headers."""
+    raw = json.dumps(event).encode()
+    return requests.post(
+        f"{receiver_url}/webhooks/pagerduty",
+        data=raw,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "PagerDuty-Webhook/V3.0",
+            "X-Webhook-Id": str(uuid.uuid4()),
+            "X-Webhook-Subscription": SUBSCRIPTION,
+            "X-PagerDuty-Signature": signature(raw, secret),
+        },
+        timeout=10,
+    )
 
 
 def signature(raw: bytes, secret: str) -> str:

@@ -1,5 +1,6 @@
 """The whole world on loopback: EAFIX simulator, its Docker engine, Prometheus, Alertmanager, the
-responder and a fake PagerDuty. Used by `make demo` and, session-scoped, by the end-to-end tests.
+responder (receiver, worker, beat) and a fake PagerDuty. Used by `make demo` and,
+session-scoped, by the end-to-end tests.
 
 Prometheus scrapes the simulator every second with EAFIX's alert rules (`for` shortened to 0s so
 a scenario fires in seconds); Alertmanager groups by alert name and sends each group both to the
@@ -9,8 +10,10 @@ way PagerDuty would (dedup key = sha256 of the group key).
 Each simulated service runs as a container of compose project `eafix` on a fake Docker engine
 (the Engine API on a Unix socket; the responder's Docker SDK is pointed at it): a service whose
 process dies shows as an exited container, and `docker stop`/`start`/`restart` through the
-engine stop and start the service. The receiver takes PagerDuty webhooks signed with
-WEBHOOK_SECRET, so a note approving an action reaches it as PagerDuty would send it.
+engine stop and start the service. Beat runs the SLA clock (the trading desk's and management's
+e-mails are its deadlines); Slack and e-mail go to the world's outbox (`<directory>/outbox/`).
+The receiver takes PagerDuty webhooks signed with WEBHOOK_SECRET, so a note approving an action
+reaches it as PagerDuty would send it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +35,7 @@ import redis
 import requests
 import yaml
 
-from demo.approve import NoteApprover, Person
+from demo.approve import NoteApprover, Person, deliver, status_event
 from demo.docker_engine import FakeContainer, FakeDockerEngine
 from demo.simulator import SERVICES, Simulator
 from tests.fakes.pagerduty import FakePagerDuty
@@ -113,6 +117,7 @@ class World:
     pagerduty: FakePagerDuty = field(init=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     def start(self) -> World:
         """Start everything, each part only once the one before answers."""
@@ -133,6 +138,7 @@ class World:
             self._start_responder()
             self._start_prometheus()
             self._start_alertmanager()
+            self._start_status_webhooks()
         except BaseException:
             self.stop()
             raise
@@ -145,6 +151,7 @@ class World:
 
     def stop(self) -> None:
         """Stop every process and server of the world."""
+        self._stopping.set()
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
@@ -174,6 +181,11 @@ class World:
             "RESPONDER_PAGERDUTY_CA_FILE": self.pagerduty.ca_file,
             "RESPONDER_BUNDLE_DIR": str(self.directory / "bundles"),
             "RESPONDER_OUTBOX_DIR": str(self.directory / "outbox"),
+            # Slack and e-mail stay in this world: to its outbox (demo/messages.py tells them),
+            # whatever the shell that started it has set.
+            "RESPONDER_SLACK_TOKEN": "",
+            "RESPONDER_SMTP_HOST": "",
+            "RESPONDER_SLA_TICK_SECONDS": "2",
             "RESPONDER_PROMETHEUS_URL": self.urls.get("prometheus", ""),
             "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "30",
             "RESPONDER_INCIDENT_LOOKUP_DELAY": "0.5",
@@ -247,6 +259,13 @@ class World:
              "--hostname", f"world-{port}@%h"],
             ready_line=b" ready.",
         )  # fmt: skip
+        # The SLA clock: the trading desk's and management's e-mails are its deadlines.
+        self._spawn(
+            "beat",
+            [sys.executable, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO",
+             "--schedule", str(self.directory / "celerybeat-schedule")],
+            ready_line=b"beat: Starting",
+        )  # fmt: skip
 
     def _start_prometheus(self) -> None:
         (self.directory / "rules.yml").write_text(rules_text())
@@ -319,6 +338,28 @@ class World:
              f"--web.listen-address={address}", "--cluster.listen-address="],
             f"{self.urls['alertmanager']}/-/ready",
         )  # fmt: skip
+
+    def _start_status_webhooks(self) -> None:
+        """Send the receiver PagerDuty's webhook for each incident acknowledged or resolved, as
+        the account's v3 subscription does: the closing note, the parent's status in Slack and
+        the trading desk's summary e-mail follow the resolve."""
+        told: dict[str, str] = {}
+
+        def relay() -> None:
+            while not self._stopping.wait(0.3):
+                for incident_id, incident in list(self.pagerduty.incidents.items()):
+                    status = str(incident.get("status", ""))
+                    if told.setdefault(incident_id, status) == status:
+                        continue
+                    told[incident_id] = status
+                    if status not in ("acknowledged", "resolved"):
+                        continue
+                    try:
+                        deliver(self.urls["responder"], status_event(incident), WEBHOOK_SECRET)
+                    except requests.RequestException:
+                        pass  # the receiver is stopping with the world, or logs why
+
+        threading.Thread(target=relay, name="pagerduty-webhooks", daemon=True).start()
 
     def _spawn(
         self, name: str, command: list[str], ready_url: str = "", ready_line: bytes = b""

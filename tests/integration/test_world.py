@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from collectors.containers import API_VERSION
+from demo import messages
 from demo.simulator import Simulator
 from demo.story import Line, Story
 from demo.world import World, containers_for
@@ -48,12 +49,15 @@ def _bundle_id(evidence: str) -> str:
 
 
 def incident_notes(world: World, alert: str) -> list[dict] | None:
-    """Return the notes of the incident Alertmanager opened for `alert`, once there are two."""
+    """Return the first note and the evidence note of the incident Alertmanager opened for
+    `alert`, once both are there (the SLA clock's notes, a P0's management one, may come
+    between them)."""
     for incident_id, incident in list(world.pagerduty.incidents.items()):
         if re.search(rf"\b{alert}\b", incident["title"]):
             notes = world.pagerduty.notes_for(incident_id)
-            if len(notes) >= 2:
-                return notes
+            evidence = [n for n in notes if " evidence: " in n["content"].partition("\n")[0]]
+            if notes and evidence:
+                return [notes[0], evidence[0]]
     return None
 
 
@@ -151,6 +155,8 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     story = Story(
         world, "RiskManagerDown", world.note_approver(), approve_after=0.5, out=told.append
     )
+    # What `make demo` prints of Slack and e-mail: the outbox's files of this story only.
+    story.watchers.extend(messages.watchers(world.directory / "outbox"))
     world.inject("risk-manager-down")
     try:
         ended = story.run(timeout=90)
@@ -175,6 +181,19 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     assert f"the demo approves {restart.id} (restart-service on risk-manager) as Dana" in transcript
     assert "EAFIX: risk-manager's container exited (code 1)" in transcript
     assert "EAFIX: risk-manager's container runs again; it answers, healthy" in transcript
+    # One Slack thread for the incident, the desk's post, and the trading desk's alert e-mail
+    # (beat's first SLA tick sends it, before the story can end).
+    threads = [
+        t
+        for t in transcript.splitlines()
+        if t.startswith(f"Slack #eafix-incidents ({incident}) thread: ") and "RiskManagerDown" in t
+    ]
+    assert len(threads) == 1, transcript
+    assert f"Slack #trading-operations ({incident}) post: :rotating_light: P0" in transcript
+    assert (
+        "e-mail to trading-desk@eafix.example: [EAFIX] P0 incident during market hours: "
+        "RiskManagerDown" in transcript
+    ), transcript
     # Once through the Docker Engine API, and that is what mended the service.
     restarts = [r for r in world.docker.acted() if "/restart" in r]
     assert len(restarts) == len(restarts_before) + 1, restarts

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import time
 
-from demo.approve import Person, annotated_event, signature
+from demo.approve import Person, annotated_event, signature, status_event
 from demo.simulator import Simulator
+from tests.fakes.pagerduty import FakePagerDuty
 from triage import note_commands
 from triage.models import parse_pagerduty
 from webhooks.auth import pagerduty_signature_problem
@@ -81,3 +82,21 @@ def test_the_approval_note_is_the_webhook_pagerduty_sends_for_a_persons_note() -
     assert event.agent["id"] == "PDANA01" and event.agent["type"] == "user_reference"
     [command] = note_commands.parse(event.note_content)
     assert command == note_commands.Approve("act-1a2b3c4d")
+
+
+def test_the_resolve_webhook_is_the_event_pagerduty_sends_for_the_fakes_incident() -> None:
+    # The world relays each incident the fake PagerDuty resolves as PagerDuty's v3 event: the
+    # receiver reads the incident from it as from PagerDuty's own.
+    pagerduty = FakePagerDuty()
+    incident_id = pagerduty.add_incident("key-1", "[FIRING:1] RiskManagerDown")
+    pagerduty.incidents[incident_id]["status"] = "resolved"
+    event = parse_pagerduty(json.loads(json.dumps(status_event(pagerduty.incidents[incident_id]))))
+    assert event.event_type == "incident.resolved"
+    assert event.incident is not None
+    assert (event.incident.id, event.incident.status, event.incident.incident_key) == (
+        incident_id,
+        "resolved",
+        "key-1",
+    )
+    assert event.incident.title == "[FIRING:1] RiskManagerDown"
+    assert event.incident.service == "EAFIX"
