@@ -183,8 +183,15 @@ def approve_by_note(receiver: Any, event: IncidentEvent, commands: list[Any]) ->
     for command in wanted:
         try:
             if isinstance(command, note_commands.Approve):
+                # Only a proposal of the note's own incident: a pasted id of another one
+                # approves nothing.
                 outcome = approval.approve(
-                    receiver.runtime, command.proposal_id, approver, "note", send
+                    receiver.runtime,
+                    command.proposal_id,
+                    approver,
+                    "note",
+                    send,
+                    incident_id=event.note_incident_id or "",
                 )
             elif event.note_incident_id:
                 outcome = approval.run_by_note(

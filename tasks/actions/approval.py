@@ -142,6 +142,7 @@ def approve(
     now: datetime | None = None,
     assignees: Sequence[str] | None = None,
     by_rule: str = "",
+    incident_id: str | None = None,
 ) -> Outcome:
     """Approve a proposal: check it is known, unexpired and `approver` may; then queue it once.
 
@@ -150,11 +151,13 @@ def approve(
     assignees may approve and `assignees` is None (not looked up yet: the receiver does not
     call PagerDuty), the worker looks them up and comes back here with them. `by_rule`: the
     policy approves it (AUTOMATIC), allowed when that rule is automatic for this action.
+    `incident_id`: the incident the approval came from (a note on it); a proposal of another
+    incident is unknown there, as on the incident page.
     """
     now = now or datetime.now(UTC)
     store = proposals(rt)
     proposal = store.get(proposal_id)
-    if proposal is None:
+    if proposal is None or (incident_id is not None and proposal.incident_id != incident_id):
         return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
     if proposal.status != WAITING:
         return _not_waiting(proposal)

@@ -338,3 +338,22 @@ def test_a_p0_incidents_closing_task_rides_the_urgent_lane(
     assert message["headers"]["task"] == CLOSE_INCIDENT
     assert answer["delivery_id"] in message["headers"]["argsrepr"]
     redis_client.delete(urgent)
+
+
+def test_a_note_approves_only_a_proposal_of_its_own_incident(
+    client: FlaskClient, pd_settings: Settings, redis_client
+) -> None:
+    from tasks.actions import approval
+
+    rt = Runtime(pd_settings)
+    redis_client.delete(f"{pd_settings.queue}-actions")
+    # A proposal of another incident: a note on PGR0VU2 naming its id (a typo, a paste from
+    # the wrong tab) must not approve it; that incident's own people decide it.
+    other = approval.propose(rt, "restart-service", "risk-manager", "POTHER1", "alice")
+    note = annotated("NOTE-CROSS", f"Approving.\n/approve {other.id}")
+    note["event"]["agent"] = {"id": "PALLOWED", "type": "user_reference", "summary": "Al"}
+    answer = post(client, note, webhook_id="wh-cross")
+    assert answer.status_code == 202
+    assert approval.proposals(rt).get(other.id).status == "proposed"  # type: ignore[union-attr]
+    assert redis_client.llen(f"{pd_settings.queue}-actions") == 0  # nothing queued to act
+    redis_client.delete(f"{pd_settings.queue}-actions")
