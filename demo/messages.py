@@ -86,6 +86,8 @@ class SlackOutbox:
         # The marker names the incident (`PINC0001/parent`): which thread, when several are open.
         where = f"{channel} ({key.partition('/')[0]})" if "/" in key else channel
         text = without_marker(str(body.get("text", "")))
+        # As Slack shows it: the fallback keeps mrkdwn's escapes of <, > and &.
+        text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
         rows = text.splitlines() or [""]
         ts = str(body.get("ts", ""))
         if method == "chat.postMessage":

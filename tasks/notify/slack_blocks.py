@@ -42,10 +42,13 @@ def marker_of(text: str) -> str | None:
 
 
 def plain(mrkdwn: str) -> str:
-    """Return a plain-text fallback of mrkdwn: links as their label, no bold, no escapes."""
+    """Return a plain-text fallback of mrkdwn: links as their label, no bold.
+
+    The escapes stay: Slack reads a message's `text` as mrkdwn too (and shows `&lt;` as
+    `<`), so an alert's `<!channel>` or `<https://...|label>` must stay escaped there.
+    """
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", mrkdwn)
-    text = re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"\1", text)
 
 
 def sections(mrkdwn: str) -> list[dict[str, Any]]:

@@ -108,7 +108,7 @@ def test_a_message_is_mrkdwn_sections_with_a_plain_fallback_ending_in_its_marker
         {"type": "section",
          "text": {"type": "mrkdwn", "text": "*[P0] Down &lt;now&gt;*\n<https://x|link>"}},
     ]  # fmt: skip
-    assert message.text == "[P0] Down <now>\nlink (https://x)\n[ref slack:PABC/parent]"
+    assert message.text == "[P0] Down &lt;now&gt;\nlink (https://x)\n[ref slack:PABC/parent]"
     assert marker_of(message.text) == "PABC/parent"
     assert marker_of("a message someone else wrote") is None
 
@@ -180,7 +180,7 @@ def test_mrkdwn_escapes_what_slack_reads_as_markup() -> None:
     assert slack_escape("a < b & c > d") == "a &lt; b &amp; c &gt; d"
     reply = Voice.of(builtin()).slack_note("[P1] <script> & more\nbody <@U1>")
     assert reply == "*[P1] &lt;script&gt; &amp; more*\nbody &lt;@U1&gt;"
-    assert plain(reply) == "[P1] <script> & more\nbody <@U1>"
+    assert plain(reply) == "[P1] &lt;script&gt; &amp; more\nbody &lt;@U1&gt;"
 
 
 def test_slacks_token_and_signing_secret_are_secrets_redaction_knows() -> None:
@@ -191,3 +191,13 @@ def test_slacks_token_and_signing_secret_are_secrets_redaction_knows() -> None:
     )
     assert "xoxb-1-abc" not in repr(settings) and "sign-xyz" not in repr(settings)
     assert {"xoxb-1-abc", "sign-xyz"} <= set(settings.secrets())
+
+
+def test_an_alerts_mention_or_link_stays_escaped_in_the_fallback_text_too() -> None:
+    # The fallback `text` is mrkdwn as well (Slack parses it, and notifications show it):
+    # an alert title's <!channel> or <https://evil|link> must not come alive there.
+    reply = Voice.of(builtin()).slack_note("[P1] <!channel> down\nsee <https://evil.example|fix>")
+    message = build("PABC/note:1", "#eafix-incidents", reply)
+    assert "<!channel>" not in message.text and "<https://evil.example" not in message.text
+    assert "&lt;!channel&gt;" in message.text
+    assert "(https://evil.example)" not in message.text
