@@ -642,7 +642,8 @@ def _csrf_ok(secret: str, scope: str) -> bool:
     given = request.form.get("csrf", "")
     if not cookie or not given or not secret:
         return False
-    return hmac.compare_digest(_csrf_token(secret, scope, cookie), given)
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+    return hmac.compare_digest(_csrf_token(secret, scope, cookie).encode(), given.encode())
 
 
 def _set_csrf_cookie(response: Response, cookie: str) -> None:

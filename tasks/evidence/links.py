@@ -39,7 +39,10 @@ def link_problem(
         deadline = int(expires)
     except ValueError:
         return "the link's expiry is not a number"
-    if not hmac.compare_digest(signature(bundle_id, deadline, secret), sig.lower()):
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+    if not hmac.compare_digest(
+        signature(bundle_id, deadline, secret).encode(), sig.lower().encode()
+    ):
         return "the link's signature does not match"
     if now.timestamp() > deadline:
         return "the link has expired"

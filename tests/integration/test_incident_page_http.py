@@ -285,3 +285,20 @@ def test_one_incidents_link_cannot_approve_another_incidents_proposal(
         "proposed"
     )
     assert redis_client.llen(f"{INTAKE_QUEUE}-actions") == 0
+
+
+def test_a_signature_or_csrf_token_with_non_ascii_characters_gets_403_not_500(
+    client: FlaskClient, made: MadeIncident
+) -> None:
+    # hmac.compare_digest refuses str with non-ASCII characters (TypeError): a 500.
+    spoiled = re.sub(r"sig=[0-9a-f]+", "sig=%C3%A9", made.path)
+    for suffix in ("", "/state.json", "/evidence.zip"):
+        assert client.get(spoiled.replace("?", f"{suffix}?", 1)).status_code == 403, suffix
+    bundle = re.sub(r"sig=[0-9a-f]+", "sig=%C3%A9", made.path).replace(
+        f"/incidents/{made.incident_id}?", f"/bundles/{made.run_id}/?", 1
+    )
+    assert client.get(bundle).status_code == 403
+    client.get(made.path)  # the CSRF cookie
+    action = made.path.replace("?", f"/proposals/{made.proposal_id}?", 1)
+    form = {"approver": "oncall@eafix.example", "decision": "approve", "csrf": "é" * 64}
+    assert client.post(action, data=form).status_code == 403
