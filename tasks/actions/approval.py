@@ -281,8 +281,9 @@ def run(
         return _refuse(rt, record, approver, via, str(exc), send, now, final=True)
     # Two people running the same workflow at 3 a.m., or PagerDuty retrying its POST, would
     # each propose anew: the first within the window runs, the others are told it did.
-    key = f"{incident_id}:{proposal.action}:{proposal.target}"
-    first = proposals(rt).claim_run(key, proposal.id, int(RUN_ONCE_WITHIN.total_seconds()))
+    first = proposals(rt).claim_run(
+        _run_key(proposal), proposal.id, int(RUN_ONCE_WITHIN.total_seconds())
+    )
     if first is not None:
         earlier = proposals(rt).get(first)
         who = earlier.approved_by or earlier.proposed_by if earlier is not None else "someone"
@@ -334,9 +335,19 @@ def _refuse(
         number = 1
     else:
         number = store.count_refusal(proposal.id, why)
+    if approver == proposal.proposed_by:
+        # A run (proposed and approved by one person) refused holds no claim: an allowed
+        # person's run next is no "already" of it. Someone else's refused approval of a
+        # proposal leaves its claim alone.
+        store.release_run(_run_key(proposal), proposal.id)
     rt.incidents.log(proposal.incident_id, f"action {proposal.id} refused: {why}", approver, now)
     send(ACTION_REFUSED, [proposal.id, number, approver, via, why])
     return Outcome("refused", f"refused: {why}; nothing ran", proposal.id)
+
+
+def _run_key(proposal: Proposal) -> str:
+    """Return what a run claims: the same action on the same target of an incident."""
+    return f"{proposal.incident_id}:{proposal.action}:{proposal.target}"
 
 
 def _not_waiting(proposal: Proposal) -> Outcome:

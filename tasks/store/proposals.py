@@ -182,6 +182,10 @@ class ProposalStore:
         held = self.redis.get(name)
         return held.decode() if held is not None else None
 
+    def release_run(self, key: str, proposal_id: str) -> None:
+        """Let go of the run claim of (incident, action, target) if `proposal_id` holds it."""
+        self.redis.eval(_UNLOCK, 1, f"{PREFIX}action-run:{key}", proposal_id)
+
     def claim_automatic(self, rule: str, target: str, proposal_id: str, seconds: int) -> str | None:
         """Claim an automatic rule's one run on `target` for `seconds` (SET NX EX).
 
