@@ -234,13 +234,34 @@ def refuse_unchecked(
     return _refuse(rt, proposal, approver, via, why, send, datetime.now(UTC))
 
 
-def deny(rt: Runtime, proposal_id: str, who: str, via: str, now: datetime | None = None) -> Outcome:
-    """Deny a waiting proposal for good; it never runs."""
+def deny(
+    rt: Runtime,
+    proposal_id: str,
+    who: str,
+    via: str,
+    now: datetime | None = None,
+    operator: bool = False,
+) -> Outcome:
+    """Deny a waiting proposal for good; it never runs.
+
+    A denial takes the standing of an approval: `who` must be one the action's `approvers`
+    name (or `anyone`). `operator`: the CLI at a terminal, trusted as it is for approvals.
+    """
     now = now or datetime.now(UTC)
     store = proposals(rt)
     proposal = store.get(proposal_id)
     if proposal is None:
         return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+    if not operator:
+        try:
+            action = resolve(rt.policy, proposal.action, proposal.target).action
+        except ActionRefused:  # no longer in the catalog: it cannot run anyway
+            action = None
+        if action is not None and not may_approve(action, who, ()):
+            allowed = ", ".join(action.approvers)
+            return Outcome(
+                "refused", f"{who} may not deny {action.name} (allowed: {allowed})", proposal.id
+            )
     if not store.close(proposal.id, "denied", who, f"denied by {who} via {via}"):
         latest = store.get(proposal.id)
         return _not_waiting(latest or proposal)

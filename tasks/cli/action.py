@@ -131,7 +131,7 @@ def approve_command(proposal_id: str, who: str) -> None:
 def deny_command(proposal_id: str, who: str) -> None:
     """Deny a proposal: it never runs."""
     rt = runtime_or_usage_error()
-    _answer(_redis(lambda: approval.deny(rt, proposal_id, who, VIA)))
+    _answer(_redis(lambda: approval.deny(rt, proposal_id, who, VIA, operator=True)))
 
 
 @action_group.command("run")

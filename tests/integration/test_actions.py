@@ -295,6 +295,22 @@ def test_a_denied_proposal_never_runs_even_when_approved_later(
     assert "status:       denied" in cli(fresh, "action", "show", proposal).output
 
 
+def test_only_an_allowed_approver_may_deny_from_slack_or_the_page_the_terminal_may(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("actions-deny-standing")
+    proposal = proposed_id(
+        cli(fresh, "action", "propose", "stop-trading", "--incident", incident, "--as", "bot")
+    )
+    rt = Runtime(fresh.settings())
+    refused = approval.deny(rt, proposal, "PINTRUDER", "slack")
+    assert refused.status == "refused" and "PINTRUDER may not deny stop-trading" in refused.message
+    assert "status:       proposed" in cli(fresh, "action", "show", proposal).output
+    denied = approval.deny(rt, proposal, ALLOWED, "incident page")
+    assert denied.status == "denied"
+    assert "status:       denied" in cli(fresh, "action", "show", proposal).output
+
+
 def test_an_expired_proposal_gets_a_note_and_nothing_runs(
     fresh: World, pagerduty: FakePagerDuty, action_worker: None
 ) -> None:
