@@ -74,8 +74,12 @@ def propose(
     incident_id: str,
     proposed_by: str,
     now: datetime | None = None,
+    announce: bool = True,
 ) -> Proposal:
-    """Record a proposal of a catalog action on a catalog target; raise ActionRefused if none."""
+    """Record a proposal of a catalog action on a catalog target; raise ActionRefused if none.
+
+    `announce`: show its Approve / Deny buttons in Slack; not for one approved at once (`run`).
+    """
     now = now or datetime.now(UTC)
     resolved = resolve(rt.policy, action_name, target)
     proposal = Proposal(
@@ -91,7 +95,8 @@ def propose(
     what = f"action {proposal.id} proposed: {proposal.action} on {proposal.target}"
     rt.incidents.log(incident_id, what, proposed_by, now)
     # Its Approve / Deny buttons in the incident's Slack thread (when it has one; once).
-    tell_slack(rt, {"what": "proposals", "incident_id": incident_id})
+    if announce:
+        tell_slack(rt, {"what": "proposals", "incident_id": incident_id})
     return proposal
 
 
@@ -287,7 +292,10 @@ def run(
     """
     now = now or datetime.now(UTC)
     try:
-        proposal = propose(rt, action_name, target, incident_id, approver, now)
+        # Announced after the approval below, only if it still waits (refused, or checking the
+        # assignees): a Slack worker quicker than the approval would show buttons for an action
+        # already running (its outcome's note reaches the thread).
+        proposal = propose(rt, action_name, target, incident_id, approver, now, announce=False)
     except ActionRefused as exc:
         record = Proposal(
             id=new_id(),
@@ -316,7 +324,10 @@ def run(
             first,
             proposal.id,
         )
-    return approve(rt, proposal.id, approver, via, send, now)
+    outcome = approve(rt, proposal.id, approver, via, send, now)
+    if outcome.status != "approved":  # it may still wait for someone allowed to approve it
+        tell_slack(rt, {"what": "proposals", "incident_id": incident_id})
+    return outcome
 
 
 def run_by_note(

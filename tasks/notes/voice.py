@@ -435,8 +435,11 @@ class Voice:
             )
         )
 
-    def management(self, priority: str, outcome: str, *, called: str = "", why: str = "") -> str:
-        """Render the management note: requested (from `called`), failed (`why`) or by hand."""
+    def management(
+        self, priority: str, outcome: str, *, called: str = "", why: str = "", emailed: str = ""
+    ) -> str:
+        """Render the management note: requested (from `called`), failed (`why`) or by hand
+        (management already e-mailed at `emailed`, or not)."""
         span = self.policy.sla[Priority(priority)].notify_management
         return self.render(
             "management.txt.j2",
@@ -445,6 +448,7 @@ class Voice:
             outcome=outcome,
             called=called,
             why=why,
+            emailed=emailed,
         )
 
     def status_update(
@@ -729,6 +733,8 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("management.txt.j2", lambda: voice.management("P1", "requested", called="PTEAM (team)")),
         ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),
         ("management.txt.j2", lambda: voice.management("P1", "by hand")),
+        ("management.txt.j2", lambda: voice.management(
+            "P1", "by hand", emailed="engineering-management@eafix.example")),
         *[("status_update.txt.j2", lambda status=status, following=following: voice.status_update(
             "PSAMPLE", status, "sample", following, "P1" if following else ""))
           for status, following in (

@@ -140,9 +140,11 @@ def summary(
 
 
 @contextmanager
-def told_first(rt: Runtime, notice: Notice, now: datetime) -> Iterator[None]:
+def told_first(rt: Runtime, notice: Notice, now: datetime) -> Iterator[tuple[str, ...]]:
     """Tell management `notice` by its channels (e-mail), then do the PagerDuty side inside.
 
+    Yields the addresses management's e-mail went to (none when it failed or the policy has
+    none), so the PagerDuty note does not ask a person to tell management what it was told.
     An e-mail failure is raised after the PagerDuty side is done, so the task retries the
     e-mail (the note and the request are once each) without the one waiting on the other.
     """
@@ -151,6 +153,7 @@ def told_first(rt: Runtime, notice: Notice, now: datetime) -> Iterator[None]:
         tell(rt, notice, now)
     except EmailUnavailable as exc:
         failure = exc
-    yield
+    emailed = recipients(notice.kind, notice.priority.split("/")[0], rt.policy)
+    yield () if failure is not None else emailed
     if failure is not None:
         raise failure

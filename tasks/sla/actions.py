@@ -58,8 +58,9 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         return after_hours.restore_urgency(rt, incident, deadline)
     else:
         # E-mail first, PagerDuty after; neither waits for the other's failure.
-        with management.told_first(rt, management.notification(rt, deadline, now), now):
-            note = notify_management(rt, incident, deadline)
+        notice = management.notification(rt, deadline, now)
+        with management.told_first(rt, notice, now) as emailed:
+            note = notify_management(rt, incident, deadline, emailed)
             post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
         return note.splitlines()[0]
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -165,8 +166,13 @@ def management_after_resolution(
     return note.splitlines()[0]
 
 
-def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
+def notify_management(
+    rt: Runtime, incident: IncidentRef, deadline: Deadline, emailed: tuple[str, ...] = ()
+) -> str:
     """Call management in with a responder request when the policy names them; return the note.
+
+    Without a request, the note asks a person to tell management only when it was not
+    e-mailed (`emailed`: the addresses it went to).
 
     PagerDuty refusing the request for good (402 without coordinated responding, 404) leaves a
     note asking for it by hand; a transient failure is raised, to be retried.
@@ -174,7 +180,7 @@ def notify_management(rt: Runtime, incident: IncidentRef, deadline: Deadline) ->
     priority = Priority(deadline.priority)
     management = rt.policy.pagerduty.management
     if management is None or priority not in management.request_for:
-        return rt.voice.management(str(priority), "by hand")
+        return rt.voice.management(str(priority), "by hand", emailed=", ".join(emailed))
     effect = f"{deadline.kind}@{deadline.due}:responder-request"
     message = management.message
     for name, value in (("priority", str(priority)), ("title", deadline.title or str(incident.id))):

@@ -173,10 +173,11 @@ def test_resolution_notification_within_15_minutes_of_fix(
          ["Wed 10:30 note: [P1 (PagerDuty: P2)] "
           "Management notification (30m): resolved before it fell due. "
           "Resolution summary for engineering management:"]),
-        ("P1 open at 30 minutes, no one named: asked for by hand", "P1", None, False,
+        ("P1 open at 30 minutes, no one named: the note says management was e-mailed", "P1",
+         None, False,
          ["Wed 10:30 note: [P1 (PagerDuty: P2)] "
-          "Management notification due (30m): tell engineering "
-          "management about this incident now."]),
+          "Management notification due (30m): engineering management was e-mailed "
+          "(engineering-management@eafix.example); no one is called in."]),
     ],
 )  # fmt: skip
 def test_management_p0_incidents_immediate_notification_p1_incidents_within_30_minutes(

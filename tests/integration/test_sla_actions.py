@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tasks.notify import management
+from tasks.notify.email import EmailUnavailable
 from tasks.pagerduty.client import IncidentRef, OutboxGateway
 from tasks.runtime import Runtime
 from tasks.settings import Settings
@@ -16,7 +18,7 @@ from tasks.store.sla_clock import deadlines_for
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import event
 from triage.models import Priority, parse_pagerduty
-from triage.policy import Management, builtin
+from triage.policy import Management, ManagementChannel, builtin
 from triage.sla import deadlines
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -190,9 +192,26 @@ def test_a_refused_responder_request_asks_for_it_by_hand(
     assert "402" in note["content"]
 
 
-def test_without_management_targets_the_deadline_leaves_a_note(
+def test_without_management_targets_the_note_says_management_was_emailed(
     rt, pagerduty: FakePagerDuty
 ) -> None:
+    """The default policy: no `pagerduty.management`, management's e-mail address. The e-mail
+    went before the note: the note says so, instead of asking a person to tell management."""
+    incident = pagerduty.add_incident("k-p0-note")
+    start(rt, incident, Priority.P0)
+    assert management_results(rt, T0) == [
+        "notify_management: [P0 (PagerDuty: P1)] "
+        "Management notification due (immediately): engineering management was e-mailed "
+        "(engineering-management@eafix.example); no one is called in."
+    ]
+    assert pagerduty.responder_requests == {}
+
+
+def test_without_management_targets_or_addresses_the_note_asks_a_person(
+    rt, pagerduty: FakePagerDuty
+) -> None:
+    communication = replace(rt.policy.communication, management=ManagementChannel())
+    rt.policy = replace(rt.policy, communication=communication)
     incident = pagerduty.add_incident("k-p0-note")
     start(rt, incident, Priority.P0)
     assert management_results(rt, T0) == [
@@ -200,7 +219,24 @@ def test_without_management_targets_the_deadline_leaves_a_note(
         "Management notification due (immediately): tell engineering "
         "management about this incident now."
     ]
-    assert pagerduty.responder_requests == {}
+
+
+def test_without_management_targets_a_failed_email_leaves_the_note_asking_a_person(
+    rt, pagerduty: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(rt: Runtime, notice: object, now: datetime) -> str:
+        raise EmailUnavailable("SMTP answered 451", 451)
+
+    monkeypatch.setattr(management, "CHANNELS", (refused,))
+    incident = pagerduty.add_incident("k-p0-note")
+    start(rt, incident, Priority.P0)
+    [deadline] = [
+        c.deadline for c in rt.clock.claim_due(T0) if c.deadline.kind == "notify_management"
+    ]
+    with pytest.raises(EmailUnavailable):  # raised after the note, to retry the e-mail
+        actions.act(rt, deadline, T0)
+    [note] = [n for n in pagerduty.notes_for(incident) if "anagement" in n["content"]]
+    assert "tell engineering management about this incident now." in note["content"]
 
 
 def test_the_outbox_writes_the_responder_request_pagerduty_received(

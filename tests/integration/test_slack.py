@@ -444,3 +444,39 @@ def test_a_worker_killed_between_slacks_post_and_its_once_record_does_not_post_t
                 worker.wait(timeout=30)
     assert len(slack.parents(INCIDENTS, f"[ref slack:{incident}/parent]")) == 1
     assert any(c.method == "conversations.history" for c in slack.calls)  # it looked first
+
+
+def test_an_action_run_at_once_queues_no_approve_buttons_for_slack(
+    pagerduty: FakePagerDuty, settings: Settings, redis_client: Any
+) -> None:
+    """`/run`, a workflow or `responder action run` proposes and approves in one step: its
+    proposal never waits for a click. Queuing the thread's "proposals" request for it let a
+    Slack worker that took the request before the approval post Approve / Deny buttons for
+    an action already running; a proposal that waits is still announced."""
+    runtime = Runtime(settings)
+    queued: list[dict[str, Any]] = []
+    runtime.send_task = lambda name, args, queue: queued.append(args[0])
+    incident = pagerduty.add_incident("k-run-at-once", "RiskManagerDown")
+    SlackThreads(runtime.redis).open(incident, "P1")
+    sent: list[str] = []
+
+    outcome = approval.run(
+        runtime, "stop-trading", None, incident, "PABC123", "note", lambda n, a: sent.append(n)
+    )
+    assert outcome.status == "approved", outcome.message
+    assert [r["what"] for r in queued] == []
+
+    waiting = approval.propose(runtime, "stop-trading", None, incident, "responder")
+    assert waiting.status == WAITING
+    assert [r["what"] for r in queued] == ["proposals"]
+    # Run by someone the action does not allow: refused, it waits for an approver's click.
+    actions = runtime.policy.actions
+    restart = replace(actions.catalog["restart-service"], approvers=("PALLOWED",))
+    catalog = {**actions.catalog, "restart-service": restart}
+    runtime.policy = replace(runtime.policy, actions=replace(actions, catalog=catalog))
+    refused = approval.run(
+        runtime, "restart-service", "risk-manager", incident, "PNOBODY", "note", lambda n, a: None
+    )
+    assert refused.status == "refused", refused.message
+    assert approval.proposals(runtime).get(refused.proposal_id).status == WAITING
+    assert [r["what"] for r in queued] == ["proposals", "proposals"]
