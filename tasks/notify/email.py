@@ -29,7 +29,7 @@ from typing import Protocol
 from tasks.notify.email_compose import Mail, build_message, message_id, worst_code
 from tasks.runtime import Runtime
 from tasks.settings import Settings
-from tasks.store.deliveries import IN_FLIGHT_SECONDS, PREFIX, current_attempt, pending_attempt
+from tasks.store.deliveries import PREFIX, current_attempt
 
 log = logging.getLogger(__name__)
 
@@ -179,24 +179,23 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
         return f"{mail.kind}: no recipients in the policy"
     record, step = f"email:{mail.key}", mail.kind
     owner = current_attempt.get()
-    state = rt.deliveries.effect_state(record, step)
-    if state is not None and state.startswith("done"):
+    seen = rt.deliveries.attempt(record, step, owner)
+    if seen.done:
         return f"{mail.kind}: already sent"
-    if state is not None and state.startswith("pending"):
-        other, since = pending_attempt(state)
-        if other != owner and (left := since + IN_FLIGHT_SECONDS - time.time()) > 0:
-            raise EmailUnavailable(
-                f"e-mail {mail.kind} held back: another attempt is in flight",
-                wait_seconds=left,
-                held_back=True,
-            )
+    if seen.in_flight_seconds > 0:
+        raise EmailUnavailable(
+            f"e-mail {mail.kind} held back: another attempt is in flight",
+            wait_seconds=seen.in_flight_seconds,
+            held_back=True,
+        )
+    if seen.interrupted_since is not None:
         log.warning(
             "e-mail %s %s: an earlier attempt may have sent it: sending again", *(step, record)
         )
     if not rt.settings.email_outbox_mode and (left_ms := rt.redis.pttl(BREAKER_KEY)) > 0:
         why = (rt.redis.get(BREAKER_KEY) or b"").decode("utf-8", "replace")
         raise EmailUnavailable(f"{why} (not tried again for {left_ms / 1000:.0f} s)", None)
-    if not rt.deliveries.claim_attempt(record, step, state, owner):
+    if not rt.deliveries.claim_attempt(record, step, seen.state, owner):
         raise EmailUnavailable(
             f"e-mail {mail.kind} held back: claimed a moment ago", wait_seconds=1.0, held_back=True
         )

@@ -32,7 +32,7 @@ from tasks.notify.slack_blocks import SlackMessage, build, channels_for, proposa
 from tasks.retries import decide
 from tasks.run.state import RunState, existing_run, run_key
 from tasks.runtime import Runtime
-from tasks.store.deliveries import IN_FLIGHT_SECONDS, current_attempt, pending_attempt
+from tasks.store.deliveries import current_attempt
 from tasks.store.proposals import WAITING, Proposal
 from tasks.store.slack import ChannelPace, SlackThreads, Thread
 
@@ -281,13 +281,13 @@ def post_once(
     """
     where = scope(incident_id)
     owner = current_attempt.get()
-    seen = rt.deliveries.effect_state(where, step)
-    if seen is not None and seen.startswith("done"):
+    seen = rt.deliveries.attempt(where, step, owner)
+    if seen.done:
         return None
-    if seen is not None and seen.startswith("pending"):
-        other, since = pending_attempt(seen)
-        if other != owner and (left := since + IN_FLIGHT_SECONDS - time.time()) > 0:
-            raise _held(f"Slack {step} held back: another attempt at it is in flight", left)
+    if seen.in_flight_seconds > 0:
+        why = f"Slack {step} held back: another attempt at it is in flight"
+        raise _held(why, seen.in_flight_seconds)
+    if (since := seen.interrupted_since) is not None:
         channel = SlackThreads(rt.redis).channel_id(message.channel)
         if channel.startswith("#"):
             # History is read by channel id only: a policy that names the channel, before
@@ -305,7 +305,7 @@ def post_once(
     pace = ChannelPace(rt.redis)
     if gateway.paced and (wait := pace.take(message.channel, urgent, f"{where}:{step}")) > 0:
         raise _held(f"Slack {step} held back: {message.channel} takes one message a second", wait)
-    if not rt.deliveries.claim_attempt(where, step, seen, owner):
+    if not rt.deliveries.claim_attempt(where, step, seen.state, owner):
         raise _held(f"Slack {step} held back: another attempt claimed it", 1.0)
     try:
         posted = gateway.post(message, thread_ts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
@@ -30,11 +29,9 @@ from tasks.runtime import Runtime
 from tasks.store import sla_clock
 from tasks.store.deliveries import (
     DEDUP_TTL,
-    IN_FLIGHT_SECONDS,
     PREFIX,
     Delivery,
     current_attempt,
-    pending_attempt,
 )
 from tasks.store.deliveries import run_id as make_run_id
 from tasks.store.slack import SlackThreads
@@ -357,17 +354,16 @@ def post_note_once(
     """
     ref = markers.reference(run_id, step)
     owner = current_attempt.get()
-    state = rt.deliveries.effect_state(run_id, step)
-    if state is not None and state.startswith("done"):
+    seen = rt.deliveries.attempt(run_id, step, owner)
+    if seen.done:
         return None
-    if state is not None and state.startswith("pending"):
-        other, since = pending_attempt(state)
-        if other != owner and (left := since + IN_FLIGHT_SECONDS - time.time()) > 0:
-            raise _in_flight(step, left)
+    if seen.in_flight_seconds > 0:
+        raise _in_flight(step, seen.in_flight_seconds)
+    if seen.interrupted_since is not None:
         if any(ref in text for text in rt.pagerduty.note_contents(incident)):
             rt.deliveries.mark_effect(run_id, step, "found after an interrupted attempt")
             return None
-    if not rt.deliveries.claim_attempt(run_id, step, state, owner):
+    if not rt.deliveries.claim_attempt(run_id, step, seen.state, owner):
         raise _in_flight(step, 1.0)  # another copy claimed it a moment ago
     body = markers.clip(rt.redact(content), markers.NOTE_LIMIT - len(ref) - 1)
     text = f"{body}\n{ref}"

@@ -155,6 +155,30 @@ def pending_attempt(state: str) -> tuple[str, float]:
         return parts[1], 0.0
 
 
+@dataclass(frozen=True)
+class EffectAttempt:
+    """Where an exactly-once effect stands for the attempt about to make it."""
+
+    state: str | None  # as stored: what `claim_attempt` compares against
+    done: bool
+    # > 0: another copy's attempt, pending this recently, may still be in flight: wait this long.
+    in_flight_seconds: float
+    # An earlier attempt (an older one, or this task's own before a retry) may have applied the
+    # effect: since when it was pending (0: not known). None: no such attempt.
+    interrupted_since: float | None
+
+
+def effect_attempt(state: str | None, owner: str, now: float) -> EffectAttempt:
+    """Return where an effect in `state` stands for `owner`'s attempt at wall-clock `now`."""
+    if state is None or not state.startswith("pending"):
+        return EffectAttempt(state, state is not None and state.startswith("done"), 0.0, None)
+    other, since = pending_attempt(state)
+    left = since + IN_FLIGHT_SECONDS - now
+    if other != owner and left > 0:
+        return EffectAttempt(state, False, left, None)
+    return EffectAttempt(state, False, 0.0, since)
+
+
 # A delivery id, wherever it stands (a task message names its delivery or run by it).
 DELIVERY_ID = re.compile(rb"(?P<received>\d{8}T\d{6}Z)-[0-9a-f]{8}")
 
@@ -422,6 +446,10 @@ class DeliveryStore:
         """Return None (never tried), "pending" (tried, outcome unknown) or "done:<detail>"."""
         value = self.redis.get(f"{PREFIX}effect:{run_id}:{step}")
         return value.decode() if value is not None else None
+
+    def attempt(self, run_id: str, step: str, owner: str) -> EffectAttempt:
+        """Return where side effect `step` of `run_id` stands for `owner`'s attempt now."""
+        return effect_attempt(self.effect_state(run_id, step), owner, time.time())
 
     def effect_done(self, run_id: str, step: str) -> bool:
         """Return True if side effect `step` of pipeline run `run_id` already happened."""
