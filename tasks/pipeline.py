@@ -52,7 +52,7 @@ from tasks.notify.email import EmailUnavailable
 from tasks.notify.email_compose import decide_smtp
 from tasks.notify.slack import SlackUnavailable
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
-from tasks.retries import MAX_DELAY_SECONDS, decide
+from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
 from tasks.run import joined_alerts, resolution, response
 from tasks.run.state import RunState, load_run
 from tasks.runtime import Runtime
@@ -208,8 +208,24 @@ def retry_or_give_up(
         raise task.retry(countdown=wait)
     attempt, first_failed = count_attempt(rt, task.request.id, "failure")
     verdict = decide(exc.status, exc.headers, attempt, rt.settings.pagerduty_retry_base_seconds)
-    failing_for = time.time() - first_failed
     cap = rt.settings.pagerduty_attempts
+    retry_or_dead_letter(task, rt, exc, verdict, attempt, first_failed, give_up, cap, **about)
+
+
+def retry_or_dead_letter(
+    task: Any,
+    rt: Runtime,
+    exc: Exception,
+    verdict: Verdict,
+    attempt: int,
+    first_failed: float,
+    give_up: Callable[[str], None],
+    cap: int = 0,
+    **about: str,
+) -> None:
+    """Retry as `verdict` says while the policy's `storm.give_up_after` (and `cap` attempts,
+    0: no cap) allow; else give up and dead-letter the task, saying why."""
+    failing_for = time.time() - first_failed
     in_time = failing_for + verdict.delay < rt.policy.storm.give_up_after.total_seconds()
     if verdict.retry and in_time and (cap <= 0 or attempt < cap):
         log.warning("%s; retrying in %.1f s (attempt %d)", exc, verdict.delay, attempt)
@@ -254,15 +270,7 @@ def retry_email_or_give_up(
         )
     attempt, first_failed = count_attempt(rt, task.request.id, "email-failure")
     verdict = decide_smtp(exc.code, attempt, rt.settings.smtp_retry_base_seconds)
-    failing_for = time.time() - first_failed
-    in_time = failing_for + verdict.delay < rt.policy.storm.give_up_after.total_seconds()
-    if verdict.retry and in_time:
-        log.warning("%s; retrying in %.1f s (attempt %d)", exc, verdict.delay, attempt)
-        raise task.retry(countdown=verdict.delay)
-    suffix = f"; gave up after {attempt} attempts in {failing_for:.0f} s" if verdict.retry else ""
-    why = f"{exc} ({verdict.reason}{suffix})"
-    give_up(why)
-    dead_letter(task, rt, why, **about)
+    retry_or_dead_letter(task, rt, exc, verdict, attempt, first_failed, give_up, **about)
 
 
 def retry_or_log(task: Any, rt: Runtime, exc: PagerDutyUnavailable, what: str, **about: str) -> str:
