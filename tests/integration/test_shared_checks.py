@@ -16,15 +16,22 @@ from tests.support import HealthServer
 
 
 def test_incidents_asking_at_once_share_one_health_check_of_each_service(
-    settings: Settings, health_server: HealthServer, redis_client: redis.Redis, tmp_path
+    settings: Settings, redis_client: redis.Redis, tmp_path
 ) -> None:
     rt = Runtime(replace(settings, bundle_dir=tmp_path))
-    target = Target(services=tuple(rt.policy.catalog.values()))
+    # A health server of its own: the session's also answers the session worker, which may
+    # still be checking the catalog for another test's run while these four ask.
+    health_server = HealthServer()
+    target = Target(
+        services=tuple(
+            replace(service, health_url=f"{health_server.base_url}/{service.name}/healthz")
+            for service in rt.policy.catalog.values()
+        )
+    )
     # Another test's run of this same check (a worker stopped mid-check) must not hold its
     # lock or its result into this one.
     for key in redis_client.scan_iter("responder:check:*"):
         redis_client.delete(key)
-    health_server.hits.clear()
     health_server.delay["gui-gateway"] = 0.5  # slow enough for the runs to overlap
     entries: list[dict] = []
     try:
@@ -41,7 +48,7 @@ def test_incidents_asking_at_once_share_one_health_check_of_each_service(
         for thread in threads:
             thread.join(timeout=30)
     finally:
-        health_server.delay.clear()
+        health_server.stop()
     assert len(entries) == 4 and {e["status"] for e in entries} == {"ok"}
     assert set(health_server.hits.values()) == {1}  # each service asked once, not four times
     assert all((tmp_path / f"run-{n}" / "http" / "health.json").is_file() for n in range(4))
