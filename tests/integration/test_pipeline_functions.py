@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from collectors import registry
 from tasks.pagerduty.client import outbox_incident_id
 from tasks.run import resolution, response
@@ -85,13 +87,28 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     assert delivery["pipeline"] == "done" and delivery["bundle_id"] == state.run_id
 
 
+# The market's hours decide whether the desk hears of a P1, so the alert fires at a fixed instant
+# on each side of them: the test's answer never depends on the hour it runs.
+MARKET_CLOSED = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # Saturday, 05:00 in New York
+MARKET_OPEN = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # Wednesday, 10:00 in New York
+
+
+@pytest.mark.parametrize(
+    ("fired", "clocks_left"),
+    [
+        (MARKET_CLOSED, ["notify_management"]),
+        # "Immediate notification for P0/P1 incidents during market hours": the desk's alert
+        # and, once resolved, its summary, still due at the next tick.
+        (MARKET_OPEN, ["desk_alert", "desk_summary", "notify_management"]),
+    ],
+    ids=["market closed", "market open"],
+)
 def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
-    intake_settings: Settings, redis_client, tmp_path: Path
+    intake_settings: Settings, redis_client, tmp_path: Path, fired: datetime, clocks_left: list[str]
 ) -> None:
     outbox = outbox_settings(intake_settings, tmp_path)
     client = create_app(outbox).test_client()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    fired = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     payload = sample_payload()
     payload["groupKey"] = f"outbox-clock-{fired.timestamp()}"  # a group of its own
     payload["alerts"][0]["startsAt"] = fired.isoformat()
@@ -111,7 +128,8 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     )
     resolved = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
     resolution.post_resolved_note(rt, resolved["delivery_id"])
-    first_line = closing.close_in_outbox(rt, resolved["delivery_id"], datetime.now(UTC))
+    closed_at = fired + timedelta(minutes=8)
+    first_line = closing.close_in_outbox(rt, resolved["delivery_id"], closed_at)
     noted = [json.loads(p.read_text()) for p in (tmp_path / "outbox").glob("*-note-*.json")]
     [said] = [n["json"]["note"]["content"] for n in noted if "[RESOLVED]" in str(n)]
     # The note says what happens next, as it happens: not "left to a person".
@@ -120,9 +138,10 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     assert first_line == "[P1 (PagerDuty: P2)] Resolved. Incident metrics against the SLA:"
     record = rt.incidents.get(incident.id) or {}
     assert record["status"] == "resolved"
-    # Every clock stopped but management's: a P1 resolved in 7 minutes still reaches it at 30.
-    left = [d.kind for d in rt.clock.pending() if d.incident_id == incident.id]
-    assert left == ["notify_management"]
+    # Every clock stopped but management's (a P1 resolved in 7 minutes still reaches it at 30)
+    # and, in market hours, the desk's.
+    left = sorted(d.kind for d in rt.clock.pending() if d.incident_id == incident.id)
+    assert left == clocks_left
     times = report.from_record(record, rt.incidents.history(incident.id))
     assert times is not None and times.resolved == fired + timedelta(minutes=7)
     [update] = [json.loads(p.read_text()) for p in outbox.outbox_dir.glob("*-status-update-*")]
