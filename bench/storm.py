@@ -44,6 +44,7 @@ import requests
 import yaml
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from tasks.lanes import urgent_worker_queues
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import CHANNELS as SLACK_CHANNELS
 from tests.fakes.slack import FakeSlack
@@ -160,7 +161,7 @@ class Parts:
     directory: Path
     env: dict[str, str]
     port: int
-    urgent_queue: str
+    urgent_queues: str  # the urgent worker's --queues, as `responder run` gives them
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts: Counter[str] = field(default_factory=Counter)
 
@@ -175,7 +176,7 @@ class Parts:
             ],
             "worker": [*worker, "--concurrency", "4", "--hostname", "storm@%h"],
             "urgent worker": [
-                *worker, "--concurrency", "2", "--queues", self.urgent_queue,
+                *worker, "--concurrency", "2", "--queues", self.urgent_queues,
                 "--hostname", "storm-urgent@%h",
             ],
             "beat": [
@@ -351,7 +352,7 @@ def main() -> None:
             RESPONDER_SLACK_API_URL=slack.base_url,
             RESPONDER_SLACK_CA_FILE=slack.ca_file,
         )
-    parts = Parts(directory, env, port, "responder-urgent")
+    parts = Parts(directory, env, port, urgent_worker_queues("responder"))
     client = redis.Redis.from_url(own_redis.url)
     stop = threading.Event()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from tasks.lanes import actions_queue, urgent_queue
+from tasks.lanes import actions_queue, notify_queue, urgent_queue
 from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
 from tasks.settings import Settings
 
@@ -39,6 +39,7 @@ def make_celery(settings: Settings) -> Celery:
     app.config_from_object("celeryconfig")
     urgent = urgent_queue(settings.queue)
     actions = actions_queue(settings.queue)
+    notify_urgent, notify = notify_queue(settings.queue, "P0"), notify_queue(settings.queue, "P3")
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -51,6 +52,9 @@ def make_celery(settings: Settings) -> Celery:
             # reads this queue too, so a storm of routine work never stands before them.
             Queue(actions, routing_key=actions),
             Queue(urgent, routing_key=urgent),
+            # Slack and e-mail: never read by the urgent worker (a hung server would hold its
+            # slots), read by this one before routine work, P0/P1's first.
+            *(Queue(q, routing_key=q) for q in (notify_urgent, notify)),
             Queue(settings.queue, routing_key=settings.queue),
         ),
         # Beat's own ticks must not wait behind a storm of routine work in the routine queue.

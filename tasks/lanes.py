@@ -60,6 +60,32 @@ def actions_queue(queue: str) -> str:
     return f"{queue}-actions"
 
 
+def notify_queue(queue: str, priority: str | None) -> str:
+    """Return the queue of Slack and e-mail sends for work of `priority`.
+
+    Never one an urgent worker reads: a hung chat or mail server holds a slot for its whole
+    timeout, and the urgent lane's few slots are for first notes. The P0/P1 one is read first.
+    """
+    return f"{queue}-notify-urgent" if lane_for(priority) is Lane.URGENT else f"{queue}-notify"
+
+
+# SLA deadlines whose first outside call is an e-mail (trading desk, management): they go on
+# the notify queues, not the urgent lane (tasks/notify/desk.py, tasks/notify/management.py).
+MAIL_FIRST_DEADLINES = frozenset({"desk_alert", "desk_summary", "notify_management"})
+
+
+def deadline_queue(queue: str, kind: str, priority: str | None) -> str:
+    """Return the queue an SLA deadline of `kind` and `priority` is acted on from."""
+    if kind in MAIL_FIRST_DEADLINES:
+        return notify_queue(queue, priority)
+    return queue_for(queue, priority)
+
+
+def urgent_worker_queues(queue: str) -> str:
+    """Return the `--queues` of an urgent worker: approved actions and the urgent lane only."""
+    return f"{actions_queue(queue)},{urgent_queue(queue)}"
+
+
 def queue_for(queue: str, priority: str | None) -> str:
     """Return the Celery queue for work of `priority`, given the routine queue's name."""
     return urgent_queue(queue) if lane_for(priority) is Lane.URGENT else queue
@@ -67,4 +93,5 @@ def queue_for(queue: str, priority: str | None) -> str:
 
 def lane_of_queue(queue: str, routing_key: str | None) -> Lane:
     """Return the lane of a task that came from queue `routing_key`."""
-    return Lane.URGENT if routing_key == urgent_queue(queue) else Lane.ROUTINE
+    urgent = (urgent_queue(queue), notify_queue(queue, "P0"))
+    return Lane.URGENT if routing_key in urgent else Lane.ROUTINE

@@ -27,6 +27,7 @@ from tasks.lanes import (
     Lane,
     actions_queue,
     current_lane,
+    deadline_queue,
     lane_of_queue,
     queue_for,
     urgent_queue,
@@ -415,7 +416,8 @@ def sla_tick(self: Any) -> int:
     claims = rt.clock.reclaim_stale(now, rt.settings.sla_claim_lease_seconds)
     claims += rt.clock.claim_due(now)
     for claim in claims:
-        queue = queue_for(rt.settings.queue, claim.deadline.priority)  # P0/P1: urgent lane
+        # P0/P1: the urgent lane; e-mails first: a notify queue, which no urgent worker reads.
+        queue = deadline_queue(rt.settings.queue, claim.deadline.kind, claim.deadline.priority)
         self.app.send_task(SLA_ACTION, args=[asdict(claim.deadline)], queue=queue)
         rt.clock.release([claim])  # at once: a failure further on re-sends only the rest
     return len(claims)

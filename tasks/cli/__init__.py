@@ -33,7 +33,7 @@ from tasks.cli.policy import classify_command, policy_group
 from tasks.cli.report import report_command
 from tasks.cli.sla import sla_command
 from tasks.cli.status import status_command
-from tasks.lanes import actions_queue, urgent_queue
+from tasks.lanes import urgent_worker_queues
 from tasks.notes.voice import TemplateProblem, Voice
 from tasks.runtime import Runtime, load_policy
 from tasks.settings import SettingsError, settings_from_env
@@ -123,7 +123,7 @@ def run(host: str, port: int, concurrency: int) -> None:
             "--workers", "2", "--config", "python:webhooks.gunicorn_config",
             "--access-logfile", "-", "webhooks:create_app()",
         ],
-        # Both lanes, urgent first.
+        # Every queue: actions, urgent, Slack and e-mail (notify), then routine.
         "worker": [
             *celery, "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
             "--hostname", "worker@%h",
@@ -131,7 +131,7 @@ def run(host: str, port: int, concurrency: int) -> None:
         # Capacity P2/P3 work cannot take: approved actions and the urgent queue only.
         "urgent worker": [
             *celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "--queues",
-            f"{actions_queue(settings.queue)},{urgent_queue(settings.queue)}",
+            urgent_worker_queues(settings.queue),
             "--hostname", "urgent@%h",
         ],
         # Its own process, as in production: a beat that dies is named and restarted alone.
