@@ -167,6 +167,7 @@ class Fitting:
     action: str
     target: str
     why: str
+    service: str | None = None  # the service whose evidence met the rule (may differ from target)
 
 
 def run_facts(
@@ -211,7 +212,9 @@ def fitting_proposals(policy: Policy, facts: RunFacts) -> list[Fitting]:
             if target is None or target not in policy.catalog:
                 continue
             why = rule.why if service is None else f"{rule.why} ({_seen(service, facts)})"
-            found.setdefault((action.name, target), Fitting(rule, action.name, target, why))
+            found.setdefault(
+                (action.name, target), Fitting(rule, action.name, target, why, service)
+            )
     return list(found.values())
 
 
@@ -252,3 +255,51 @@ def _seen(service: str, facts: RunFacts) -> str:
 def _shown(name: str) -> str:
     """Return a name as a message may quote it: short, one line, repr-escaped."""
     return repr(name[:60] + ("..." if len(name) > 60 else ""))
+
+
+def condition_of(rule: ProposalRule, service: str | None) -> dict[str, Any]:
+    """Return what a rule's proposal stands on, kept with it and checked again before it runs."""
+    facets = rule.when.service
+    return {
+        "service": service,
+        "container": list(facets.container) if facets else [],
+        "down": bool(facets.down) if facets else False,
+        "during_market_hours": rule.when.during_market_hours,
+    }
+
+
+def collectors_for(condition: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the collectors whose evidence shows whether `condition` still holds."""
+    if not condition.get("service"):
+        return ()
+    if condition.get("down"):
+        return ("docker", "http")
+    return ("docker",) if condition.get("container") else ()
+
+
+def unmet(condition: Mapping[str, Any], facts: RunFacts) -> tuple[bool | None, str]:
+    """Return (holds, why) for a stored proposal condition against fresh facts.
+
+    holds is True when it still holds, False when it no longer does (why says what changed),
+    None when the facts cannot tell (why says what is missing).
+    """
+    market = condition.get("during_market_hours")
+    if market is not None and market != facts.market_open:
+        return False, "the market is " + ("open" if facts.market_open else "closed") + " now"
+    service = condition.get("service")
+    if not service:
+        return True, ""
+    state = facts.containers.get(service)
+    health = facts.health.get(service)
+    if container := condition.get("container"):
+        if state is None:
+            return None, f"the container of {service} could not be checked"
+        if state not in container:
+            was = " or ".join(container)
+            return False, f"{service}'s container is {state} now (proposed when it was {was})"
+    if condition.get("down"):
+        if state is None and health is None:
+            return None, f"{service} could not be checked"
+        if not _down(service, facts):
+            return False, f"{service} is up now ({_seen(service, facts)})"
+    return True, ""

@@ -10,14 +10,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.actions import approval
+from tasks.actions import approval, recheck
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.actions.validation import run_validation
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
-from tasks.store.proposals import APPROVED, ENDED, Proposal
+from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal, once_key
 from triage.actions import ActionRefused, Resolved, check_url, describe_check, resolve
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,36 @@ def run_approved(rt: Runtime, proposal_id: str, owner: str) -> str:
     if proposal is None:
         return "unknown proposal"
     if proposal.status == APPROVED:
+        proposal = gate(rt, proposal)
+    if proposal.status == NOT_NEEDED:
+        return note_not_needed(rt, proposal)
+    if proposal.status == APPROVED:
         proposal = _act_once(rt, proposal, owner)
     if proposal.status not in ENDED:
         return proposal.status
     note = rt.voice.action_outcome(proposal.status, _facts(rt, proposal))
     post_note_once(rt, IncidentRef(proposal.incident_id, ""), proposal.id, "outcome", note)
+    return proposal.status
+
+
+def gate(rt: Runtime, proposal: Proposal) -> Proposal:
+    """Set an approved proposal aside when it is no longer needed; return its record.
+
+    Not once it began to act (its once-marker is set): what happened then is for `_act_once`
+    to say, and it never acts again anyway.
+    """
+    if rt.redis.exists(once_key(proposal.id)):
+        return proposal
+    why = recheck.no_longer_needed(rt, proposal)
+    return recheck.set_aside(rt, proposal, why, "responder") if why else proposal
+
+
+def note_not_needed(rt: Runtime, proposal: Proposal) -> str:
+    """Note on the incident that an approved action did not run, and why; return the status."""
+    note = rt.voice.action_not_needed(
+        proposal.action, proposal.target, proposal.approved_by, proposal.reason, proposal.id
+    )
+    post_note_once(rt, IncidentRef(proposal.incident_id, ""), proposal.id, "not_needed", note)
     return proposal.status
 
 

@@ -28,6 +28,7 @@ from tasks.store.proposals import (
 from triage.actions import (
     ActionRefused,
     Fitting,
+    condition_of,
     expired,
     may_approve,
     needs_assignees,
@@ -124,6 +125,7 @@ def propose_for_run(
             expires_at=(now + rt.policy.actions.proposal_ttl).isoformat(),
             rule=fit.rule.name,
             why=fit.why,
+            condition=condition_of(fit.rule, fit.service),
         )
         if store.add_once(proposal):
             what = (

@@ -11,12 +11,14 @@ from typing import Any
 import click
 from redis import RedisError
 
-from tasks.actions import approval
+from tasks.actions import approval, recheck
 from tasks.actions.approval import Outcome
 from tasks.celery_app import make_celery
 from tasks.cli.options import runtime_or_usage_error
 from tasks.lanes import actions_queue
+from tasks.names import ACT
 from tasks.runtime import Runtime
+from tasks.store.proposals import WAITING
 from triage.actions import ActionRefused
 
 VIA = "cli"
@@ -122,7 +124,26 @@ def propose_command(action: str, target: str | None, incident_id: str, who: str)
 def approve_command(proposal_id: str, who: str) -> None:
     """Approve a proposal: the worker runs it once, verifies it and notes the outcome."""
     rt = runtime_or_usage_error()
-    _answer(_redis(lambda: approval.approve(rt, proposal_id, who, VIA, _sender(rt))))
+    send = _sender(rt)
+    if (gone := _redis(lambda: _not_needed(rt, proposal_id, who, send))) is not None:
+        raise click.ClickException(gone)
+    _answer(_redis(lambda: approval.approve(rt, proposal_id, who, VIA, send)))
+
+
+def _not_needed(rt: Runtime, proposal_id: str, who: str, send: approval.Send) -> str | None:
+    """Check a waiting proposal is still needed (the worker checks again before it acts).
+
+    When not: set it aside, have the worker note it on the incident, and return the sentence.
+    """
+    proposal = approval.proposals(rt).get(proposal_id)
+    if proposal is None or proposal.status != WAITING:
+        return None  # approve() answers unknown, or who dealt with it
+    why = recheck.no_longer_needed(rt, proposal)
+    if not why:
+        return None
+    recheck.set_aside(rt, proposal, why, who)
+    send(ACT, [proposal.id])  # the worker notes it on the incident; nothing runs
+    return f"{proposal.id}: no longer needed: {why}; nothing ran"
 
 
 @action_group.command("deny")

@@ -543,6 +543,23 @@ class Voice:
             proposal_id=proposal_id,
         )
 
+    def action_not_needed(
+        self, action: str, target: str, approver: str, why: str, proposal_id: str
+    ) -> str:
+        """Render the note saying an approved action did not run: it is no longer needed."""
+        return self.render(
+            "action_not_needed.txt.j2",
+            action=action,
+            target=target,
+            approver=approver,
+            why=why,
+            proposal_id=proposal_id,
+        )
+
+    def actions_withdrawn(self, incident_id: str, withdrawn: list[dict[str, str]]) -> str:
+        """Render the note listing the proposals a resolved incident withdrew."""
+        return self.render("actions_withdrawn.txt.j2", incident_id=incident_id, withdrawn=withdrawn)
+
     def email_subject(
         self,
         kind: str,
@@ -774,6 +791,11 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
           for verified in ("passed", "failed")],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
+        *[("action_not_needed.txt.j2", lambda approver=approver: voice.action_not_needed(
+            "restart-service", "risk-manager", approver, "incident P1 is resolved", "act-1"))
+          for approver in ("sre-eval", "")],
+        ("actions_withdrawn.txt.j2", lambda: voice.actions_withdrawn("P1", [
+            {"id": "act-1", "action": "restart-service", "target": "risk-manager"}])),
         *_email_samples(voice, now, row, times),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from tasks.actions import recheck
 from tasks.evidence.links import bundle_path
 from tasks.notify import desk
 from tasks.pagerduty.client import IncidentRef, outbox_incident_id
@@ -26,6 +27,8 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
     resolved was reopened since, and gets no closing note.
     """
     record = rt.incidents.get(incident_id)
+    if record is not None and record.get("status") == "resolved":
+        withdraw_proposals(rt, incident_id, str(record.get("incident_key") or ""), now)
     run_id = (record or {}).get("run_id")  # set when our pipeline started the clock
     if record is None or not run_id:
         return "no run of ours for this incident"
@@ -52,6 +55,17 @@ def close(rt: Runtime, incident_id: str, resolved_at: datetime | None, now: date
     rt.clock.register(desk.summary_deadline(rt, incident_id, record, title, now))
     write_timeline(rt, incident_id, run_id)
     return content.splitlines()[0]
+
+
+def withdraw_proposals(rt: Runtime, incident_id: str, incident_key: str, now: datetime) -> int:
+    """Withdraw a resolved incident's waiting proposals; note what was withdrawn (once)."""
+    withdrawn = recheck.withdraw_waiting(rt, incident_id, now)
+    if withdrawn:
+        listed = [{"id": p.id, "action": p.action, "target": p.target} for p in withdrawn]
+        note = rt.voice.actions_withdrawn(incident_id, listed)
+        key = "proposals_withdrawn:" + ",".join(p.id for p in withdrawn)
+        post_note_once(rt, IncidentRef(incident_id, incident_key), incident_id, key, note)
+    return len(withdrawn)
 
 
 def close_resolved(rt: Runtime, delivery_id: str, now: datetime) -> str:

@@ -23,6 +23,10 @@ WAITING = "proposed"
 APPROVED = "approved"  # queued or running
 ENDED = ("done", "failed", "dry-run", "unknown")
 CLOSED = ("denied", "refused")
+# Nothing ran: at its approval or run its incident was resolved or its reason had gone
+# (tasks/actions/recheck.py); withdrawn: still waiting when its incident resolved.
+NOT_NEEDED = "not needed"
+WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Proposal:
     refusals: int = 0  # approvals refused so far (not allowed, expired)
     rule: str = ""  # the policy rule that proposed it ("": a person did)
     why: str = ""  # why the rule proposed it, with what the evidence showed
+    # What the rule's proposal stands on (triage.actions.condition_of), checked again before
+    # it runs; empty for a person's proposal.
+    condition: dict[str, Any] = field(default_factory=dict)
 
     @property
     def expires(self) -> datetime:

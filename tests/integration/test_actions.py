@@ -45,7 +45,7 @@ from tests.support import (
     worker_command,
 )
 from triage.actions import fitting_proposals, run_facts
-from triage.models import Classification, Priority
+from triage.models import Classification, Incident, IncidentEvent, Priority
 from triage.policy import builtin_text
 from triage.sla import deadlines
 from webhooks import create_app
@@ -898,3 +898,93 @@ def test_an_expired_proposal_approved_by_note_gets_a_note_and_nothing_runs(
     assert "approval by PALLOWED via note" in note and "Nothing ran." in note
     barrier(fresh, pagerduty)
     assert fresh.restarts() == []
+
+
+# An approval re-checks what it approves (issue 24, finding 9): a proposal runs only while its
+# incident is open and the reason its rule proposed it still holds; a resolved incident
+# withdraws what still waits.
+
+
+def resolve(rt: Runtime, incident: str) -> None:
+    """Record PagerDuty's word that `incident` resolved."""
+    event = Incident(id=incident, title="t", status="resolved", incident_key="")
+    at = datetime.now(UTC)
+    rt.incidents.apply(IncidentEvent(f"resolved-{incident}", "incident.resolved", at, event))
+
+
+def restart_proposal(rt: Runtime, incident: str, run_id: str) -> str:
+    """Propose restarting risk-manager as the run's rule does when its container exited."""
+    found = [{"name": "docker", "status": "ok", "tables": {"containers": [
+        {"service": "risk-manager", "state": "exited"}]}}]  # fmt: skip
+    fits = fitting_proposals(rt.policy, run_facts(rt.policy, Priority.P1, True, found))
+    [proposal] = approval.propose_for_run(rt, run_id, incident, fits, datetime.now(UTC))
+    assert proposal.condition["service"] == "risk-manager"
+    return proposal.id
+
+
+def test_a_restart_approved_after_the_container_came_back_is_no_longer_needed_and_nothing_runs(
+    exited: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("recheck-healthy")
+    rt = Runtime(exited.settings())
+    proposal = restart_proposal(rt, incident, "d-recheck-healthy")
+    container(exited, "risk-manager").state = "running"  # it recovered on its own
+    result = cli(exited, "action", "approve", proposal, "--as", "sre-eval")
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{proposal}: no longer needed: risk-manager's container is running now "
+        "(proposed when it was exited or dead); nothing ran" in result.output
+    )
+    note = wait_note(pagerduty, incident, "no longer needed")
+    assert "restart-service on risk-manager: approved by sre-eval: no longer needed" in note
+    assert exited.restarts() == []
+    history = "\n".join(e["what"] for e in rt.incidents.history(incident))
+    assert f"action {proposal} not run: restart-service on risk-manager: no longer needed" in (
+        history
+    )
+
+
+def test_a_restart_approved_while_the_container_is_still_exited_runs(
+    exited: World, pagerduty: FakePagerDuty, action_worker: None
+) -> None:
+    incident = pagerduty.add_incident("recheck-still-exited")
+    proposal = restart_proposal(Runtime(exited.settings()), incident, "d-recheck-exited")
+    result = cli(exited, "action", "approve", proposal, "--as", "sre-eval")
+    assert result.exit_code == 0, result.output
+    wait_note(pagerduty, incident, "[ACTION] restart-service on risk-manager: done")
+    assert len(exited.restarts()) == 1
+
+
+def test_an_approved_action_whose_incident_resolved_before_it_ran_runs_nothing(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("recheck-resolved")
+    rt = Runtime(fresh.settings())
+    proposal = approval.propose(rt, "stop-trading", None, incident, "bot", announce=False)
+    assert approval.proposals(rt).approve(proposal.id, ALLOWED, "workflow", datetime.now(UTC))
+    resolve(rt, incident)
+    assert act.run_approved(rt, proposal.id, "test") == "not needed"
+    note = wait_note(pagerduty, incident, "no longer needed")
+    assert f"no longer needed: incident {incident} is resolved. Nothing ran." in note
+    assert fresh.sim.emergency_calls == [] and not fresh.sim.trading_stopped
+
+
+def test_a_resolved_incident_withdraws_its_waiting_proposals_with_a_note_listing_them(
+    fresh: World, pagerduty: FakePagerDuty
+) -> None:
+    incident = pagerduty.add_incident("recheck-withdraw")
+    rt = Runtime(fresh.settings())
+    ids = [
+        proposed_id(
+            cli(fresh, "action", "propose", name, *target, "--incident", incident, "--as", "b")
+        )
+        for name, target in (("stop-trading", ()), ("restart-service", ("risk-manager",)))
+    ]
+    resolve(rt, incident)
+    assert closing.withdraw_proposals(rt, incident, "", datetime.now(UTC)) == 2
+    note = wait_note(pagerduty, incident, "withdrawn")
+    assert f"Incident {incident} resolved: 2 waiting proposals withdrawn; none will run" in note
+    assert all(i in note for i in ids)
+    result = cli(fresh, "action", "approve", ids[0], "--as", ALLOWED)
+    assert result.exit_code == 1 and "already withdrawn" in result.output
+    assert fresh.sim.emergency_calls == []
