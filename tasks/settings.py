@@ -158,6 +158,38 @@ class Settings:
 
 MIN_CLAIM_LEASE_SECONDS = 2.0
 
+SECONDS, WHOLE_SECONDS, DAYS = (
+    "a number of seconds",
+    "a whole number of seconds",
+    "a number of days",
+)
+# Every number an operator sets: the range it must lie in (both ends included) and what it is,
+# for the sentence that refuses it. Zero or a negative period would have beat queue work in a
+# tight loop (issue 24: a tick of -5 s queued 1,017 tasks in 15 s).
+RANGES: dict[str, tuple[float, float, str]] = {
+    "link_ttl_days": (0.01, 90, DAYS),
+    "bundle_retention_days": (0.01, 3650, DAYS),
+    "collector_timeout_seconds": (0.5, 120, SECONDS),
+    "incident_lookup_attempts": (1, 100, "a whole number"),
+    "incident_lookup_delay_seconds": (0.1, 300, SECONDS),
+    "delivery_retention_days": (0.01, 365, DAYS),
+    "pagerduty_attempts": (0, 100, "a whole number (0: no cap)"),
+    "pagerduty_retry_base_seconds": (0.05, 60, SECONDS),
+    "sla_claim_lease_seconds": (MIN_CLAIM_LEASE_SECONDS, 3600, SECONDS),
+    "pipeline_lease_seconds": (10, 86400, SECONDS),
+    "visibility_timeout_seconds": (5, 7 * 86400, WHOLE_SECONDS),
+    "task_time_limit_seconds": (2, 86400, WHOLE_SECONDS),
+    "task_soft_time_limit_seconds": (1, 86400, WHOLE_SECONDS),
+    "result_expires_seconds": (60, 30 * 86400, WHOLE_SECONDS),
+    "heartbeat_seconds": (1, 300, SECONDS),
+    "sla_tick_seconds": (0.5, 300, SECONDS),
+    "recover_seconds": (1, 300, SECONDS),
+    "worker_max_memory_kb": (50_000, 64_000_000, "a whole number of KiB"),
+    "smtp_port": (1, 65535, "a port number"),
+    "smtp_timeout_seconds": (0.5, 300, SECONDS),
+    "smtp_retry_base_seconds": (0.05, 600, SECONDS),
+}
+
 _ENV = {
     "RESPONDER_REDIS_URL": "redis_url",
     "RESPONDER_POLICY": "policy_path",
@@ -309,7 +341,9 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             continue
         kind = types[name]
         try:
-            values[name] = _convert(raw, kind)
+            values[name] = (
+                _number(raw, kind, *RANGES[name]) if name in RANGES else _convert(raw, kind)
+            )
             if name == "postgres_dsn":
                 check_postgres_dsn(raw)
             elif name in _URL_SCHEMES:
@@ -319,13 +353,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     basic = values.get("alertmanager_basic_auth")
     if isinstance(basic, Secret) and ":" not in basic.reveal():
         raise SettingsError("RESPONDER_ALERTMANAGER_BASIC_AUTH: expected user:password")
-    lease = values.get("sla_claim_lease_seconds")
-    if isinstance(lease, float) and not lease >= MIN_CLAIM_LEASE_SECONDS:  # NaN too
-        # A lease shorter than one tick's work would take live claims back and act twice.
-        raise SettingsError(
-            f"RESPONDER_SLA_CLAIM_LEASE: at least {MIN_CLAIM_LEASE_SECONDS:g} seconds, "
-            f"got {lease:g}"
-        )
+    # (A claim lease shorter than one tick's work would take live claims back and act twice:
+    # RANGES starts it at MIN_CLAIM_LEASE_SECONDS.)
     settings = Settings(**values)  # type: ignore[arg-type]
     limits = (
         settings.task_soft_time_limit_seconds,
@@ -339,6 +368,19 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             "a late-acked task running past the visibility timeout runs twice"
         )
     return settings
+
+
+def _number(raw: str, kind: object, low: float, high: float, what: str) -> float | int:
+    """Return `raw` as the setting's number; ValueError with the sentence when it is not one
+    from `low` to `high` (NaN and infinity are not)."""
+    refusal = ValueError(f"must be {what} from {low:g} to {high:g}, got {raw!r}")
+    try:
+        value: float | int = int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        raise refusal from None
+    if not low <= value <= high:  # NaN fails every comparison
+        raise refusal
+    return value
 
 
 def _convert(raw: str, kind: object) -> object:

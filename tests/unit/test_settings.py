@@ -1,8 +1,18 @@
 """Settings from the environment; secrets never print themselves."""
 
+from dataclasses import fields
+
 import pytest
 
-from tasks.settings import Secret, SettingsError, settings_from_env, shown_url
+from tasks.settings import (
+    _ENV,
+    RANGES,
+    Secret,
+    Settings,
+    SettingsError,
+    settings_from_env,
+    shown_url,
+)
 
 
 def test_defaults_mean_outbox_mode_and_no_unauthenticated_posts() -> None:
@@ -34,8 +44,16 @@ def test_secrets_list_includes_the_basic_auth_password_alone() -> None:
         ("RESPONDER_ALLOW_UNAUTHENTICATED", "maybe", "RESPONDER_ALLOW_UNAUTHENTICATED: expected 1"),
         ("RESPONDER_COLLECTOR_TIMEOUT", "fast", "RESPONDER_COLLECTOR_TIMEOUT:"),
         ("RESPONDER_ALERTMANAGER_BASIC_AUTH", "nocolon", "expected user:password"),
-        ("RESPONDER_SLA_CLAIM_LEASE", "0", "RESPONDER_SLA_CLAIM_LEASE: at least 2 seconds, got 0"),
-        ("RESPONDER_SLA_CLAIM_LEASE", "nan", "RESPONDER_SLA_CLAIM_LEASE: at least 2 seconds"),
+        (
+            "RESPONDER_SLA_CLAIM_LEASE",
+            "0",
+            "RESPONDER_SLA_CLAIM_LEASE: must be a number of seconds from 2 to 3600, got '0'",
+        ),
+        (
+            "RESPONDER_SLA_CLAIM_LEASE",
+            "nan",
+            "RESPONDER_SLA_CLAIM_LEASE: must be a number of seconds from 2",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
@@ -130,3 +148,55 @@ def test_urls_the_clients_take_are_accepted(variable: str, value: str) -> None:
 def test_a_url_is_shown_with_its_password_masked() -> None:
     shown = shown_url(f"redis://default:{PASSWORD}@redis.internal:6380/3")
     assert shown == "redis://default:***@redis.internal:6380/3"
+
+
+NUMERIC = sorted((variable, name) for variable, name in _ENV.items() if name in RANGES)
+
+
+def test_every_numeric_setting_has_a_range() -> None:
+    numeric = {f.name for f in fields(Settings) if f.type in ("int", "float")}
+    assert numeric == set(RANGES) == {name for _, name in NUMERIC}
+
+
+@pytest.mark.parametrize(("variable", "name"), NUMERIC)
+def test_a_numeric_setting_too_low_too_high_or_not_a_number_is_refused_with_the_sentence(
+    variable: str, name: str
+) -> None:
+    low, high, what = RANGES[name]
+    too_low = str(int(low) - 1 if float(low).is_integer() else low / 2)
+    too_high = str(int(high) + 1)
+    for raw in (too_low, too_high, "abc", "nan", "-5"):
+        with pytest.raises(SettingsError) as refused:
+            settings_from_env({variable: raw})
+        assert str(refused.value) == (
+            f"{variable}: must be {what} from {low:g} to {high:g}, got {raw!r}"
+        )
+
+
+@pytest.mark.parametrize(("variable", "name"), NUMERIC)
+def test_a_numeric_setting_at_either_end_of_its_range_is_taken(variable: str, name: str) -> None:
+    low, high, _ = RANGES[name]
+    for value in (low, high):
+        raw = str(int(value)) if float(value).is_integer() else str(value)
+        # The three Celery limits must also keep their order (soft < hard < visibility).
+        env = {
+            ("visibility_timeout_seconds", low): {"SOFT_TIME_LIMIT": "1", "TIME_LIMIT": "2"},
+            ("task_time_limit_seconds", low): {"SOFT_TIME_LIMIT": "1"},
+            ("task_time_limit_seconds", high): {"VISIBILITY_TIMEOUT": str(7 * 86400)},
+        }.get((name, value), {})
+        env = {
+            f"RESPONDER_TASK_{k}" if "LIMIT" in k else f"RESPONDER_{k}": v for k, v in env.items()
+        }
+        if (name, value) == ("task_soft_time_limit_seconds", high):
+            continue  # no hard limit in range lies above it: the order rule refuses it
+        env[variable] = raw
+        assert getattr(settings_from_env(env), name) == float(raw)
+
+
+def test_a_negative_sla_tick_is_refused_before_beat_can_loop_on_it() -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"^RESPONDER_SLA_TICK_SECONDS: must be a number of "
+        r"seconds from 0.5 to 300, got '-5'$",
+    ):
+        settings_from_env({"RESPONDER_SLA_TICK_SECONDS": "-5"})
