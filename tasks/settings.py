@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -268,6 +269,28 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
 }
 
 
+# URLs that carry credentials (PagerDuty's and Slack's tokens): https, but for a loopback host
+# (the tests' fakes), instead of sending a token in clear text and failing later.
+HTTPS_ONLY = ("pagerduty_api_url", "pagerduty_events_url", "slack_api_url")
+
+
+def check_https(url: str) -> None:
+    """Raise ValueError when `url` is plain http:// to a host that is not loopback."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme.lower() != "http" or host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(
+        f"must be https:// (it carries a token), got http:// to {host!r}; "
+        "plain http is for a loopback host only"
+    )
+
+
 def shown_url(url: str) -> str:
     """Return `url` fit to print: its password masked."""
     return maybe_sanitize_url(url, mask="***")
@@ -348,6 +371,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
                 check_postgres_dsn(raw)
             elif name in _URL_SCHEMES:
                 check_url(raw, _URL_SCHEMES[name])
+            if name in HTTPS_ONLY:
+                check_https(raw)
         except ValueError as exc:
             raise SettingsError(f"{variable}: {exc}") from None
     basic = values.get("alertmanager_basic_auth")

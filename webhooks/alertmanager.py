@@ -24,7 +24,7 @@ from tasks.names import NOTE_RESOLVED, RESPOND
 from tasks.store.deliveries import Claim, Coalescing, new_delivery_id
 from triage.classify import classify, most_severe
 from triage.models import parse_alertmanager
-from webhooks.auth import unauthenticated
+from webhooks.auth import proxy_header, unauthenticated
 from webhooks.errors import problem
 from webhooks.intake import (
     kept_headers,
@@ -109,7 +109,8 @@ class AlertmanagerEndpoint:
         """Authenticate, validate, record, classify and enqueue one Alertmanager notification."""
         receiver = self.receiver
         authorization, remote = environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR")
-        if rejection := unauthenticated(authorization, remote, receiver.settings):
+        forwarded = proxy_header(environ)
+        if rejection := unauthenticated(authorization, remote, receiver.settings, forwarded):
             return receiver.metrics.rejected(SOURCE, "unauthenticated", rejection)
         if rejection := require_json(environ.get("CONTENT_TYPE")):
             return receiver.metrics.rejected(SOURCE, "content_type", rejection)

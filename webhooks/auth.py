@@ -8,23 +8,38 @@ import hashlib
 import hmac
 import ipaddress
 import re
+from collections.abc import Mapping
 
 from flask import Response, request
 
 from tasks.settings import Settings
 from webhooks.errors import problem
 
+# Headers a proxy adds: a loopback peer that sends one relays a client from elsewhere.
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def proxy_header(environ: Mapping[str, object]) -> str:
+    """Return the first proxy header a WSGI request carries ("" when none)."""
+    for name in PROXY_HEADERS:
+        if environ.get("HTTP_" + name.upper().replace("-", "_")) is not None:
+            return name
+    return ""
+
 
 def reject_unauthenticated(settings: Settings) -> Response | None:
     """Return a 401 response when the current Flask request is not authenticated, else None."""
-    return unauthenticated(request.headers.get("Authorization"), request.remote_addr, settings)
+    forwarded = proxy_header(request.environ)
+    return unauthenticated(
+        request.headers.get("Authorization"), request.remote_addr, settings, forwarded
+    )
 
 
 def unauthenticated(
-    authorization: str | None, remote_addr: str | None, settings: Settings
+    authorization: str | None, remote_addr: str | None, settings: Settings, forwarded: str = ""
 ) -> Response | None:
     """Return a 401 response with a challenge when the credentials do not pass, else None."""
-    why = alertmanager_auth_problem(authorization, remote_addr, settings)
+    why = alertmanager_auth_problem(authorization, remote_addr, settings, forwarded)
     if why is None:
         return None
     response = problem(401, why, "Authorization")
@@ -33,9 +48,13 @@ def unauthenticated(
 
 
 def alertmanager_auth_problem(
-    authorization: str | None, remote_addr: str | None, settings: Settings
+    authorization: str | None, remote_addr: str | None, settings: Settings, forwarded: str = ""
 ) -> str | None:
-    """Return why a request is not authenticated, or None when it is."""
+    """Return why a request is not authenticated, or None when it is.
+
+    `forwarded`: the proxy header the request carries; such a request is never trusted as
+    loopback, whatever its peer address (a local proxy relays clients from anywhere).
+    """
     if authorization:
         scheme, _, credentials = authorization.partition(" ")
         scheme = scheme.lower()
@@ -45,7 +64,13 @@ def alertmanager_auth_problem(
             return _check_basic(credentials.strip(), settings)
         return f"unsupported Authorization scheme {scheme!r}; use Bearer or Basic"
     if settings.allow_unauthenticated and _is_loopback(remote_addr):
-        return None
+        if not forwarded:
+            return None
+        return (
+            f"authentication required: the request carries {forwarded}, so a proxy forwarded "
+            "it from elsewhere; RESPONDER_ALLOW_UNAUTHENTICATED trusts only direct loopback "
+            "posts: send the bearer token or basic auth"
+        )
     if not settings.alertmanager_token and not settings.alertmanager_basic_auth:
         return (
             "authentication required, and no credentials are configured: set "

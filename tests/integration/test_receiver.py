@@ -105,6 +105,24 @@ def test_unauthenticated_local_posts_need_the_explicit_setting(
     assert remote.status_code == 401  # the setting covers loopback only
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_a_loopback_post_a_proxy_forwarded_is_not_trusted_as_loopback_and_says_why(
+    intake_settings: Settings, header: str
+) -> None:
+    open_app = create_app(replace(intake_settings, allow_unauthenticated=True)).test_client()
+    forwarded = post(open_app, sample_payload(), headers={header: "203.0.113.7"})
+    assert forwarded.status_code == 401
+    assert f"the request carries {header}, so a proxy forwarded it" in forwarded.get_data(
+        as_text=True
+    )
+    with_token = post(
+        open_app,
+        sample_payload(),
+        headers={header: "203.0.113.7", "Authorization": f"Bearer {TOKEN}"},
+    )
+    assert with_token.status_code == 202
+
+
 def test_no_credentials_configured_means_every_post_is_refused(settings: Settings) -> None:
     bare = replace(settings, alertmanager_token=Secret(""))
     response = post(create_app(bare).test_client(), sample_payload(), headers={})

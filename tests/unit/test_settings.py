@@ -200,3 +200,21 @@ def test_a_negative_sla_tick_is_refused_before_beat_can_loop_on_it() -> None:
         r"seconds from 0.5 to 300, got '-5'$",
     ):
         settings_from_env({"RESPONDER_SLA_TICK_SECONDS": "-5"})
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["RESPONDER_PAGERDUTY_API_URL", "RESPONDER_PAGERDUTY_EVENTS_URL", "RESPONDER_SLACK_API_URL"],
+)
+def test_a_url_that_carries_a_token_must_be_https_unless_its_host_is_loopback(
+    variable: str,
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        settings_from_env({variable: "http://api.pagerduty.com"})
+    assert str(refused.value) == (
+        f"{variable}: must be https:// (it carries a token), got http:// to "
+        "'api.pagerduty.com'; plain http is for a loopback host only"
+    )
+    for local in ("http://127.0.0.1:8443", "http://[::1]:80/api/", "http://localhost:9"):
+        settings_from_env({variable: local})
+    settings_from_env({variable: "https://api.eu.pagerduty.com"})
