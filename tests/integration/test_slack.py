@@ -403,6 +403,7 @@ KILL_QUEUE = "responder-slack-kill"
 def kill_env(responder_env: dict[str, str], redis_client: Any) -> Iterator[dict[str, str]]:
     """A worker environment on queues of its own, with a short visibility timeout."""
     queues = [KILL_QUEUE, f"{KILL_QUEUE}-urgent", f"{KILL_QUEUE}-actions"]
+    queues += [f"{KILL_QUEUE}-notify", f"{KILL_QUEUE}-notify-urgent"]  # Slack's own queues
     redis_client.delete(*queues)
     yield {**os.environ, **responder_env, **LIMITS, "RESPONDER_QUEUE": KILL_QUEUE,
            "RESPONDER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}  # fmt: skip
