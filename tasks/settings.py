@@ -75,6 +75,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     link_secret: Secret = field(default_factory=lambda: Secret(""))
     link_ttl_days: float = 7.0
+    # How long a personal approval link lasts; 0: the policy's proposal_ttl.
+    approval_link_minutes: int = 0
     bundle_retention_days: float = 14.0
     collector_timeout_seconds: float = 5.0
     incident_lookup_attempts: int = 6
@@ -157,6 +159,7 @@ class Settings:
 
 
 MIN_CLAIM_LEASE_SECONDS = 2.0
+MAX_APPROVAL_LINK_MINUTES = 24 * 60  # a link that approves in someone's name lives a day at most
 
 _ENV = {
     "RESPONDER_REDIS_URL": "redis_url",
@@ -182,6 +185,7 @@ _ENV = {
     "RESPONDER_PUBLIC_URL": "public_url",
     "RESPONDER_LINK_SECRET": "link_secret",
     "RESPONDER_LINK_TTL_DAYS": "link_ttl_days",
+    "RESPONDER_APPROVAL_LINK_MINUTES": "approval_link_minutes",
     "RESPONDER_BUNDLE_RETENTION_DAYS": "bundle_retention_days",
     "RESPONDER_COLLECTOR_TIMEOUT": "collector_timeout_seconds",
     "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "incident_lookup_attempts",
@@ -325,6 +329,12 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         raise SettingsError(
             f"RESPONDER_SLA_CLAIM_LEASE: at least {MIN_CLAIM_LEASE_SECONDS:g} seconds, "
             f"got {lease:g}"
+        )
+    minutes = values.get("approval_link_minutes")
+    if isinstance(minutes, int) and not 0 <= minutes <= MAX_APPROVAL_LINK_MINUTES:
+        raise SettingsError(
+            f"RESPONDER_APPROVAL_LINK_MINUTES: expected 0 (the policy's proposal_ttl) to "
+            f"{MAX_APPROVAL_LINK_MINUTES} minutes, got {minutes}"
         )
     settings = Settings(**values)  # type: ignore[arg-type]
     limits = (
