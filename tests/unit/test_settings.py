@@ -130,3 +130,20 @@ def test_urls_the_clients_take_are_accepted(variable: str, value: str) -> None:
 def test_a_url_is_shown_with_its_password_masked() -> None:
     shown = shown_url(f"redis://default:{PASSWORD}@redis.internal:6380/3")
     assert shown == "redis://default:***@redis.internal:6380/3"
+
+
+@pytest.mark.parametrize("value", ["-1", "1441"])
+def test_an_approval_link_lifetime_outside_a_day_is_refused_naming_the_variable(
+    value: str,
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from_env({"RESPONDER_APPROVAL_LINK_MINUTES": value})
+    assert str(caught.value) == (
+        "RESPONDER_APPROVAL_LINK_MINUTES: expected 0 (the policy's proposal_ttl) to 1440 "
+        f"minutes, got {value}"
+    )
+
+
+def test_an_approval_link_lasts_the_proposal_ttl_unless_set() -> None:
+    assert settings_from_env({}).approval_link_minutes == 0
+    assert settings_from_env({"RESPONDER_APPROVAL_LINK_MINUTES": "15"}).approval_link_minutes == 15
