@@ -37,7 +37,9 @@ from tasks.names import (
     ACT,
     ACTION_ALREADY,
     ACTION_REFUSED,
+    ACTION_WAITS,
     ANSWER_NOTE,
+    APPROVAL_LINKS,
     APPROVE_IF_ASSIGNED,
     CLOSE_INCIDENT,
     GATHER,
@@ -48,6 +50,7 @@ from tasks.names import (
     SLACK_MESSAGE,
 )
 from tasks.notes.voice import TemplateProblem
+from tasks.notify import approval_links as approval_mail
 from tasks.notify import desk, slack_send
 from tasks.notify.email import EmailUnavailable
 from tasks.notify.email_compose import decide_smtp
@@ -580,6 +583,35 @@ def action_refused(
         return actions_act.note_refused(rt, proposal_id, number, approver, via, why)
     except PagerDutyUnavailable as exc:
         return retry_or_log(self, rt, exc, f"action {proposal_id} refusal note")
+
+
+@shared_task(bind=True, name=ACTION_WAITS, max_retries=None)
+def action_waits(
+    self: Any, proposal_id: str, count: int, required: int, approver: str, via: str
+) -> str:
+    """Note on the incident that an approval counted and the action waits for another person."""
+    rt = runtime_of(self.app)
+    try:
+        return actions_act.note_waits(rt, proposal_id, count, required, approver, via)
+    except PagerDutyUnavailable as exc:
+        return retry_or_log(self, rt, exc, f"action {proposal_id} approval note")
+
+
+@shared_task(bind=True, name=APPROVAL_LINKS, max_retries=None)
+def approval_links(self: Any, incident_id: str, proposal_ids: list[str]) -> str:
+    """E-mail each named approver of a set of proposals their own approval link, once."""
+    rt = runtime_of(self.app)
+    try:
+        return approval_mail.send_links(rt, incident_id, proposal_ids, _now())
+    except EmailUnavailable as exc:
+
+        def give_up(why: str) -> None:
+            log.error("approval links for %s not e-mailed: %s", incident_id, why)
+
+        retry_email_or_give_up(
+            self, rt, exc, give_up, incident_id=incident_id, step="approval links e-mail"
+        )
+        return "gave up"
 
 
 @shared_task(bind=True, name=SLACK_MESSAGE, max_retries=None)

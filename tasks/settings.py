@@ -76,6 +76,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     link_secret: Secret = field(default_factory=lambda: Secret(""))
     link_ttl_days: float = 7.0
+    # How long a personal approval link lasts; 0: the policy's proposal_ttl.
+    approval_link_minutes: int = 0
     bundle_retention_days: float = 14.0
     collector_timeout_seconds: float = 5.0
     incident_lookup_attempts: int = 6
@@ -158,6 +160,7 @@ class Settings:
 
 
 MIN_CLAIM_LEASE_SECONDS = 2.0
+MAX_APPROVAL_LINK_MINUTES = 24 * 60  # a link that approves in someone's name lives a day at most
 
 SECONDS, WHOLE_SECONDS, DAYS = (
     "a number of seconds",
@@ -189,6 +192,11 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "smtp_port": (1, 65535, "a port number"),
     "smtp_timeout_seconds": (0.5, 300, SECONDS),
     "smtp_retry_base_seconds": (0.05, 600, SECONDS),
+    "approval_link_minutes": (
+        0,
+        MAX_APPROVAL_LINK_MINUTES,
+        "a whole number of minutes (0: the policy's proposal_ttl)",
+    ),
 }
 
 _ENV = {
@@ -215,6 +223,7 @@ _ENV = {
     "RESPONDER_PUBLIC_URL": "public_url",
     "RESPONDER_LINK_SECRET": "link_secret",
     "RESPONDER_LINK_TTL_DAYS": "link_ttl_days",
+    "RESPONDER_APPROVAL_LINK_MINUTES": "approval_link_minutes",
     "RESPONDER_BUNDLE_RETENTION_DAYS": "bundle_retention_days",
     "RESPONDER_COLLECTOR_TIMEOUT": "collector_timeout_seconds",
     "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "incident_lookup_attempts",

@@ -7,7 +7,7 @@ ever becomes part of a URL, a container filter or an argument.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,6 +88,25 @@ def may_approve(action: Action, approver: str, assignees: Iterable[str] = ()) ->
 def needs_assignees(action: Action, approver: str) -> bool:
     """Return True when only the incident's assignees can tell whether `approver` may approve."""
     return not may_approve(action, approver) and ASSIGNED in {a.lower() for a in action.approvers}
+
+
+# Why an approval does not count toward an action's `approvals_required`.
+APPROVED_ALREADY = "approved it already"
+AUTHOR_NOT_SECOND = "proposed it, and its author never counts as a second approver"
+
+
+def uncounted_because(approvals: Sequence[str], approver: str, author: str) -> str:
+    """Say why `approver` does not count toward a proposal's approvals ("" when they do).
+
+    `approvals`: those counted so far. The same person twice counts once; the proposal's
+    author (who ran `/run` or proposed it) may be its first approver, never a later one.
+    """
+    who = approver.strip().lower()
+    if who in {a.strip().lower() for a in approvals}:
+        return APPROVED_ALREADY
+    if approvals and who == author.strip().lower():
+        return AUTHOR_NOT_SECOND
+    return ""
 
 
 def expired(expires_at: datetime, now: datetime) -> bool:

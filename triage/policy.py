@@ -325,6 +325,8 @@ class Action:
     http_path: str = ""
     docker: str = ""  # stop | start | restart
     needs_approval: bool = True
+    # How many different people must approve before it runs (the two-person rule: 2).
+    approvals_required: int = 1
     timeout: timedelta = timedelta(seconds=30)
     verify: tuple[ActionCheck, ...] = ()
     validation: Validation | None = None  # a validation: it checks every catalog service
@@ -770,6 +772,7 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
                     "goes with validation, and only with it",
                 )
             )
+        found += _approvals_problems(action, base)
         validation = action.get("validation")
         contracts = validation.get("contracts") if isinstance(validation, Mapping) else None
         for number, contract in enumerate(contracts if isinstance(contracts, list) else ()):
@@ -793,6 +796,31 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
                 )
     found += _proposal_rule_problems(actions, services)
     return found
+
+
+def _approvals_problems(
+    action: Mapping[str, Any], base: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return a problem when an action's `approvals_required` cannot be met or means nothing."""
+    required = action.get("approvals_required", 1)
+    if not isinstance(required, int) or isinstance(required, bool) or required < 2:
+        return []
+    where = (*base, "approvals_required")
+    if action.get("needs_approval") is False:
+        return [(where, "an action that needs no approval cannot need several")]
+    approvers = action.get("approvers")
+    named = [a for a in approvers if isinstance(a, str)] if isinstance(approvers, list) else []
+    open_kinds = {"anyone", "assigned"}
+    people = {a.lower() for a in named if a.lower() not in open_kinds}
+    if named and not open_kinds & {a.lower() for a in named} and len(people) < required:
+        return [
+            (
+                where,
+                f"needs {required} different approvers but approvers names only "
+                f"{len(people)}: name more, or anyone or assigned",
+            )
+        ]
+    return []
 
 
 def _proposal_rule_problems(
@@ -847,6 +875,15 @@ def _proposal_rule_problems(
         if "at_most_once_per" in rule and not rule.get("automatic"):
             found.append(
                 ((*base, "at_most_once_per"), "a limit on automatic runs needs automatic: true")
+            )
+        required = action.get("approvals_required", 1) if isinstance(action, Mapping) else 1
+        if rule.get("automatic") is True and isinstance(required, int) and required > 1:
+            found.append(
+                (
+                    (*base, "automatic"),
+                    f"{rule['action']} needs {required} different people to approve: "
+                    "the policy cannot approve it automatically",
+                )
             )
     return found
 
@@ -1149,6 +1186,7 @@ def _action(raw: Mapping[str, Any]) -> Action:
         http_path=http.get("path", ""),
         docker=raw.get("docker", ""),
         needs_approval=raw.get("needs_approval", True),
+        approvals_required=raw.get("approvals_required", 1),
         timeout=timeout or Action("", "", "", ()).timeout,
         verify=tuple(
             ActionCheck(

@@ -21,7 +21,14 @@ from webhooks.receiver import current_receiver
 blueprint = Blueprint("actions", __name__)
 
 # What each answer of the approval path is, as an HTTP status.
-STATUS = {"approved": 202, "checking": 202, "already": 409, "refused": 403, "unknown": 404}
+STATUS = {
+    "approved": 202,
+    "partly": 202,
+    "checking": 202,
+    "already": 409,
+    "refused": 403,
+    "unknown": 404,
+}
 
 
 @blueprint.post("/actions/<action>")

@@ -20,6 +20,7 @@ import re
 import secrets
 import zipfile
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,13 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from redis import RedisError
 
 from tasks.actions import approval
+from tasks.evidence.approval_links import (
+    IDENTITY,
+    SIGNATURE,
+    UNTIL,
+    approval_problem,
+    approval_query,
+)
 from tasks.evidence.links import (
     bundle_path,
     incident_query,
@@ -60,7 +68,6 @@ blueprint = Blueprint(
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PROPOSAL_IDS = re.compile(r"\baction (act-[0-9a-f]{8})\b")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
 CSRF_COOKIE = "responder_csrf"
 CONSOLE_COOKIE_PATH = "/incidents"
 PAGE_SIZE = 50  # open incidents per list page; a storm pages, it does not render thousands
@@ -72,15 +79,24 @@ _PRIORITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 SAID = {
     "approved": "Approved. The action is queued; its outcome appears here when it arrives.",
     "already": "Someone else acted on it already.",
-    "refused": "Refused: nothing runs.",
     "unknown": "No such proposal (unknown or past retention).",
     "denied": "Denied. It will not run.",
     "checking": "Checking with PagerDuty that you are assigned to the incident; the outcome "
     "appears here.",
-    "bad-approver": "Give your PagerDuty e-mail address to approve or deny.",
+    "partly": "Approval counted. This action needs a second, different person to approve "
+    "it before it runs; the page shows when it does.",
+    "refused": "Refused: not allowed. Nothing runs.",
+    "bad-decision": "Choose Approve or Deny.",
     "replayed": "Replay queued.",
     "not-replayed": "Not replayed.",
 }
+
+NOT_SIGNED_IN = (
+    "This link lets you read the incident, not approve or deny: it names nobody. Approve with "
+    "your personal approval link (e-mailed to you, or ask an operator for one), the Approve "
+    'button in Slack, a PagerDuty note "/approve <proposal id>", or `responder action '
+    "approve`."
+)
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -102,16 +118,49 @@ def _headers(response: Response) -> Response:
 # ---------------------------------------------------------------------------- the incident page
 
 
-def _signed(incident_id: str) -> tuple[Response | None, int]:
-    """Check the incident link's signature; return (a 403/404 answer or None, its expiry)."""
+@dataclass(frozen=True)
+class Access:
+    """What a verified link grants: reading until `expires`, and approving as `identity`
+    when it is a personal approval link ("" for a read link, which approves nothing)."""
+
+    expires: int
+    identity: str = ""
+
+    def query(self, incident_id: str, secret: str) -> str:
+        """Return the query string that keeps this access on the page's own links and forms."""
+        if self.identity:
+            return approval_query(incident_id, self.identity, self.expires, secret)
+        return incident_query(incident_id, self.expires, secret)
+
+
+def _access(incident_id: str) -> tuple[Response | None, Access]:
+    """Check the link's signature; return (a 403/404 answer or None, what it grants).
+
+    A personal approval link (`as`, `until`, `asig`) also opens the page; a read link
+    (`expires`, `sig`) only reads it.
+    """
     secret = current_receiver().settings.link_secret.reveal()
     if not _ID.match(incident_id):
-        return _error_page(404, "No such incident."), 0
+        return _error_page(404, "No such incident."), Access(0)
+    now = datetime.now(UTC)
+    if request.args.get(SIGNATURE) is not None:
+        identity = request.args.get(IDENTITY, "")
+        until = request.args.get(UNTIL)
+        why = approval_problem(incident_id, identity, until, request.args[SIGNATURE], secret, now)
+        if why is not None:
+            return _error_page(403, f"This link does not open the incident page: {why}."), Access(0)
+        return None, Access(int(until or 0), identity)
     expires, sig = request.args.get("expires"), request.args.get("sig")
-    why = link_problem(incident_subject(incident_id), expires, sig, secret, datetime.now(UTC))
+    why = link_problem(incident_subject(incident_id), expires, sig, secret, now)
     if why is not None:
-        return _error_page(403, f"This link does not open the incident page: {why}."), 0
-    return None, int(expires or 0)
+        return _error_page(403, f"This link does not open the incident page: {why}."), Access(0)
+    return None, Access(int(expires or 0))
+
+
+def _signed(incident_id: str) -> tuple[Response | None, int]:
+    """Check the link's signature; return (a 403/404 answer or None, its expiry)."""
+    refused, access = _access(incident_id)
+    return refused, access.expires
 
 
 def _error_page(status: int, message: str) -> Response:
@@ -122,9 +171,10 @@ def _error_page(status: int, message: str) -> Response:
 @blueprint.get("/incidents/<incident_id>")
 def incident_page(incident_id: str) -> Response:
     """Serve one incident's page when the link's signature is valid and unexpired."""
-    refused, expires = _signed(incident_id)
+    refused, access = _access(incident_id)
     if refused is not None:
         return refused
+    expires = access.expires
     receiver = current_receiver()
     now = datetime.now(UTC)
     try:
@@ -134,7 +184,7 @@ def incident_page(incident_id: str) -> Response:
     if page is None:
         return _error_page(404, f"The responder knows no incident {incident_id}.")
     secret = receiver.settings.link_secret.reveal()
-    query = incident_query(incident_id, expires, secret)
+    query = access.query(incident_id, secret)
     bundle_query = signed_query(page["run_id"], expires, secret) if page["run_id"] else ""
     token, cookie = _csrf(secret, f"incident/{incident_id}")
     said = request.args.get("said", "")
@@ -142,6 +192,7 @@ def incident_page(incident_id: str) -> Response:
         "incident.html",
         page=page,
         query=query,
+        signed_in_as=access.identity,
         bundle_query=bundle_query,
         csrf=token,
         said=SAID.get(said, ""),
@@ -197,21 +248,25 @@ def incident_archive(incident_id: str) -> Response:
 @blueprint.post("/incidents/<incident_id>/proposals/<proposal_id>")
 def decide(incident_id: str, proposal_id: str) -> Response:
     """Approve or deny a proposal from the page: CSRF-checked, then the one approval path."""
-    refused, expires = _signed(incident_id)
+    refused, access = _access(incident_id)
     if refused is not None:
         return refused
+    if not access.identity:
+        # A read link is posted in notes and Slack: whoever holds it is nobody in particular.
+        return _error_page(403, NOT_SIGNED_IN)
     receiver = current_receiver()
     secret = receiver.settings.link_secret.reveal()
     if not _csrf_ok(secret, f"incident/{incident_id}"):
         return _error_page(403, "The form is stale or came from elsewhere: reload the page.")
-    approver = (request.form.get("approver") or "").strip()
+    # Who approves is who the verified link names; a field in the form is never read.
+    approver = access.identity
     decision = request.form.get("decision", "")
-    back = {"said": "bad-approver", "about": proposal_id}
+    back = {"said": "bad-decision", "about": proposal_id}
     rt = receiver.runtime
     record = _json(rt, proposal_key(proposal_id)) if _ID.match(proposal_id) else None
     if record is None or record.get("incident_id") != incident_id:
         back["said"] = "unknown"
-    elif _EMAIL.match(approver) and decision in ("approve", "deny"):
+    elif decision in ("approve", "deny"):
         celery = receiver.messages.app
         queue = actions_queue(receiver.settings.queue)
 
@@ -226,7 +281,7 @@ def decide(incident_id: str, proposal_id: str) -> Response:
         except RedisError:
             return _error_page(503, "Cannot record the decision right now; try again.")
         back["said"] = outcome.status
-    query = incident_query(incident_id, expires, secret)
+    query = access.query(incident_id, secret)
     target = f"{url_for('incident_page.incident_page', incident_id=incident_id)}?{query}"
     return redirect(f"{target}&{urlencode(back)}#actions", 303)
 

@@ -53,7 +53,6 @@ PROPOSAL_WORDS = {
     "denied": "Denied",
     "refused": "Refused",
 }
-APPROVER_WORDS = {"assigned": "whoever the incident is assigned to", "anyone": "anyone"}
 MAX_TIMELINE = 500  # a storm's incident history is long; the page shows the latest entries
 
 
@@ -271,7 +270,7 @@ def impact(manifest: Mapping[str, Any], shown_services: Sequence[Mapping[str, An
 def proposals(
     policy: Policy, records: Iterable[Mapping[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
-    """Return the incident's action proposals, waiting ones first, with who may approve."""
+    """Return the incident's action proposals, waiting ones first (never who may approve)."""
     actions = policy.actions.catalog
     shown = []
     for record in records:
@@ -292,9 +291,8 @@ def proposals(
                 "action": record.get("action"),
                 "target": record.get("target"),
                 "description": action.does if action else "",
-                "approvers": [APPROVER_WORDS.get(a, a) for a in action.approvers] if action else [],
                 "status": status,
-                "status_words": PROPOSAL_WORDS.get(status, status),
+                "status_words": _status_words(status, record, action),
                 "waiting": waiting,
                 "expired": status == "proposed" and not waiting,
                 "expires_utc": utc_text(expires) if expires else "",
@@ -305,6 +303,16 @@ def proposals(
             }
         )
     return sorted(shown, key=lambda p: (not p["waiting"], str(p["id"])))
+
+
+def _status_words(status: str, record: Mapping[str, Any], action: Any) -> str:
+    """Say where a proposal is; one waiting for more approvers says how many it has."""
+    words = PROPOSAL_WORDS.get(status, status)
+    required = getattr(action, "approvals_required", 1)
+    approvals = record.get("approvals") or []
+    if status == "proposed" and required > 1:
+        words += f" (approved {len(approvals)} of {required})"
+    return words
 
 
 def timeline_kind(what: str) -> str:

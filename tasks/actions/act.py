@@ -229,6 +229,20 @@ def note_refused(
     return "noted"
 
 
+def note_waits(
+    rt: Runtime, proposal_id: str, count: int, required: int, approver: str, via: str
+) -> str:
+    """Post the note saying approval `count` of `required` counted and nothing ran (once)."""
+    proposal = proposals(rt).get(proposal_id)
+    if proposal is None:
+        return "unknown proposal"
+    note = rt.voice.action_waits(
+        proposal.action, proposal.target, count, required, approver, via, proposal.id
+    )
+    post_note_once(rt, IncidentRef(proposal.incident_id, ""), proposal.id, f"waits-{count}", note)
+    return "noted"
+
+
 def note_already(rt: Runtime, record_id: str, asker: str, via: str, message: str) -> str:
     """Post the note saying a repeated run was already done and runs nothing (once)."""
     proposal = proposals(rt).get(record_id)

@@ -7,12 +7,21 @@ Imported by the receiver, so it loads nothing of the worker's: tasks are sent by
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
+from tasks.lanes import actions_queue
+from tasks.names import (
+    ACT,
+    ACTION_ALREADY,
+    ACTION_REFUSED,
+    ACTION_WAITS,
+    APPROVAL_LINKS,
+    APPROVE_IF_ASSIGNED,
+)
 from tasks.notify.slack_queue import tell_slack
 from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
@@ -26,6 +35,8 @@ from tasks.store.proposals import (
     run_proposal_id,
 )
 from triage.actions import (
+    APPROVED_ALREADY,
+    AUTHOR_NOT_SECOND,
     ActionRefused,
     Fitting,
     condition_of,
@@ -35,6 +46,8 @@ from triage.actions import (
     resolve,
 )
 from triage.policy import ProposalRule, format_duration
+
+log = logging.getLogger(__name__)
 
 # A run (CLI `action run`, a workflow) of the same action on the same target of an incident
 # within this window is the same run: a retried POST or a second click acts no more.
@@ -47,8 +60,9 @@ AUTOMATIC = "policy (automatic)"
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an approval path answers: approved (the task is queued), checking (the worker
-    checks the approver is assigned to the incident; a note tells), already, refused, unknown."""
+    """What an approval path answers: approved (the task is queued), partly (approved by
+    fewer people than the action needs: it waits), checking (the worker checks the approver
+    is assigned to the incident; a note tells), already, refused, unknown."""
 
     status: str
     message: str
@@ -95,10 +109,29 @@ def propose(
     proposals(rt).add(proposal)
     what = f"action {proposal.id} proposed: {proposal.action} on {proposal.target}"
     rt.incidents.log(incident_id, what, proposed_by, now)
-    # Its Approve / Deny buttons in the incident's Slack thread (when it has one; once).
+    # Its Approve / Deny buttons in the incident's Slack thread (when it has one; once), and
+    # each named approver's own link to the page.
     if announce:
         tell_slack(rt, {"what": "proposals", "incident_id": incident_id})
+        offer_links(rt, incident_id, [proposal.id])
     return proposal
+
+
+def offer_links(rt: Runtime, incident_id: str, proposal_ids: Sequence[str]) -> bool:
+    """Queue the e-mails that give each named approver their own approval link; say if queued.
+
+    One task per set of proposals; the e-mails' once-records make a repeat send nothing.
+    """
+    if rt.send_task is None or not proposal_ids or not rt.settings.link_secret.reveal():
+        return False
+    try:
+        rt.send_task(
+            APPROVAL_LINKS, [incident_id, list(proposal_ids)], actions_queue(rt.settings.queue)
+        )
+    except Exception:  # the proposals stand: Slack, a note or the CLI still approve them
+        log.exception("cannot queue the approval links of incident %s", incident_id)
+        return False
+    return True
 
 
 def propose_for_run(
@@ -189,19 +222,50 @@ def approve(
             proposal.id,
         )
     if not by_rule and not may_approve(action, approver, assignees or ()):
-        allowed = ", ".join(action.approvers)
-        why = f"{approver} may not approve {action.name} (allowed: {allowed})"
+        # Who would be allowed is never said: not to the requester, not in a note or the
+        # timeline anyone with the page link reads. The policy file says it to operators.
+        why = not_allowed(approver, action.name)
         if assignees is not None:
-            now_assigned = ", ".join(assignees) or "nobody"
-            why = f"{approver} is not assigned to the incident (assigned: {now_assigned}); {why}"
+            why += " (not assigned to the incident)"
         return _refuse(rt, proposal, approver, via, why, send, now)
-    if not store.approve(proposal.id, approver, via, now):  # another approval came first
+    required = 1 if by_rule else action.approvals_required
+    said, written = store.add_approval(proposal.id, approver, via, now, required)
+    if said == APPROVED_ALREADY:
+        return Outcome(
+            "already",
+            f"{approver} approved {proposal.action} already; it waits for a second, "
+            "different approver",
+            proposal.id,
+        )
+    if said == AUTHOR_NOT_SECOND:
+        why = f"{not_allowed(approver, action.name)} as its second approver: {said}"
+        return _refuse(rt, proposal, approver, via, why, send, now)
+    if said == "not waiting" or written is None:  # another approval came first
         latest = store.get(proposal.id)
         return _not_waiting(latest) if latest is not None else Outcome("unknown", "vanished")
+    if said == "counted":
+        count = len(written.approvals)
+        what = (
+            f"action {proposal.id} approved {count} of {required}: {proposal.action} on "
+            f"{proposal.target} (via {via}); it runs when another person approves"
+        )
+        rt.incidents.log(proposal.incident_id, what, approver, now)
+        send(ACTION_WAITS, [proposal.id, count, required, approver, via])
+        return Outcome(
+            "partly",
+            f"approved {count} of {required}: {proposal.action} on {proposal.target} runs "
+            "when a second, different person approves",
+            proposal.id,
+        )
     what = f"action {proposal.id} approved: {proposal.action} on {proposal.target} (via {via})"
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACT, [proposal.id])
     return Outcome("approved", f"approved: {proposal.action} on {proposal.target}", proposal.id)
+
+
+def not_allowed(who: str, action_name: str) -> str:
+    """Say that `who` may not approve an action, and nothing of who may."""
+    return f"not allowed: {who} may not approve {action_name}"
 
 
 def approve_automatic(
@@ -265,10 +329,7 @@ def deny(
         except ActionRefused:  # no longer in the catalog: it cannot run anyway
             action = None
         if action is not None and not may_approve(action, who, ()):
-            allowed = ", ".join(action.approvers)
-            return Outcome(
-                "refused", f"{who} may not deny {action.name} (allowed: {allowed})", proposal.id
-            )
+            return Outcome("refused", f"not allowed: {who} may not deny {action.name}", proposal.id)
     if not store.close(proposal.id, "denied", who, f"denied by {who} via {via}"):
         latest = store.get(proposal.id)
         return _not_waiting(latest or proposal)

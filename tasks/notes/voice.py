@@ -560,6 +560,22 @@ class Voice:
         """Render the note listing the proposals a resolved incident withdrew."""
         return self.render("actions_withdrawn.txt.j2", incident_id=incident_id, withdrawn=withdrawn)
 
+    def action_waits(
+        self, action: str, target: str, count: int, required: int, approver: str, via: str,
+        proposal_id: str,
+    ) -> str:  # fmt: skip
+        """Render the note saying an approval counted and the action waits for more people."""
+        return self.render(
+            "action_waits.txt.j2",
+            action=action,
+            target=target,
+            count=count,
+            required=required,
+            approver=approver,
+            via=via,
+            proposal_id=proposal_id,
+        )
+
     def email_subject(
         self,
         kind: str,
@@ -799,6 +815,9 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         *_email_samples(voice, now, row, times),
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "shell", "", "PABC", "workflow", "no action named 'shell'", "act-2")),
+        *[("action_waits.txt.j2", lambda count=count, required=required: voice.action_waits(
+            "resume-trading", "gui-gateway", count, required, "dana@eafix.example", "note",
+            "act-3")) for count, required in ((1, 2), (1, 3))],
         *[("slack_incident.md.j2", lambda facts=facts, status=status: voice.slack_incident(
             facts, status)) for facts, status in (
             (_slack_facts(voice, first, due, now, True, True), {"word": "triggered", "by": ""}),
@@ -959,7 +978,7 @@ def _email_samples(
           for kind, outcome, count in (
               ("desk_alert", "", 0), ("desk_summary", "", 0), ("management", "resolved", 0),
               ("management", "requested", 0), ("management_summary", "", 1),
-              ("management_summary", "", 3))],
+              ("management_summary", "", 3), ("approval_link", "", 1), ("approval_link", "", 2))],
         *[(f"email_desk_alert.{part}.j2", lambda facts=facts: voice.email("desk_alert", **facts))
           for facts in (alert, {**alert, "market": {**market, "open": False},
                                 "bundle": "/var/bundles/1"}) for part in ("txt", "html")],
@@ -976,6 +995,15 @@ def _email_samples(
         *[(f"email_management_summary.{part}.j2", lambda facts=facts: voice.email(
             "management_summary", **facts))
           for facts in (digest, {**digest, "incidents": listed[:1]}) for part in ("txt", "html")],
+        *[(f"email_approval_link.{part}.j2", lambda proposals=proposals: voice.email(
+            "approval_link", incident_id="PABC123", who="dana@eafix.example", minutes=30,
+            link="https://r/incidents/PABC123?as=dana%40eafix.example&until=1&asig=ab",
+            proposals=proposals))
+          for proposals in (
+              [{"id": "act-1", "action": "stop-trading", "target": "gui-gateway", "why": "x"}],
+              [{"id": "act-1", "action": "restart-service", "target": "risk-manager", "why": ""},
+               {"id": "act-2", "action": "stop-trading", "target": "gui-gateway", "why": "y"}])
+          for part in ("txt", "html")],
         *[("desk_call.txt.j2", lambda outcome=outcome: voice.desk_call(
             "P0", outcome, "3 open positions at risk", called="PDESK (user)", why="HTTP 402"))
           for outcome in ("requested", "failed")],

@@ -580,6 +580,8 @@ def propose_actions(
     fitting = fitting_proposals(rt.policy, facts)
     made = approval.propose_for_run(rt, state.run_id, state.incident_id, fitting, now)
     rules = {rule.name: rule for rule in rt.policy.actions.propose}
+    # Those an automatic rule approves below are no longer waiting when the e-mails go out.
+    approval.offer_links(rt, state.incident_id, [p.id for p in made])
     shown = []
     for p in made:
         rule = rules.get(p.rule)

@@ -15,6 +15,7 @@ import redis
 
 from tasks.store.deliveries import PREFIX
 from tasks.store.incidents import RETENTION_SECONDS
+from triage.actions import uncounted_because
 
 INDEX_KEY = f"{PREFIX}actions"  # proposal ids scored by when they were proposed
 
@@ -57,6 +58,7 @@ class Proposal:
     # What the rule's proposal stands on (triage.actions.condition_of), checked again before
     # it runs; empty for a person's proposal.
     condition: dict[str, Any] = field(default_factory=dict)
+    approvals: list[str] = field(default_factory=list)  # who approved so far (two-person rule)
 
     @property
     def expires(self) -> datetime:
@@ -156,6 +158,40 @@ class ProposalStore:
             return replace(p, status=APPROVED, approved_by=approver, approved_at=_iso(at), via=via)
 
         return self.update(proposal_id, change) is not None
+
+    def add_approval(
+        self, proposal_id: str, approver: str, via: str, at: datetime, required: int
+    ) -> tuple[str, Proposal | None]:
+        """Count one approval of a waiting proposal; approve it when `required` people have.
+
+        Return (what happened, the record): "approved" (it runs now), "counted" (it waits
+        for more), an uncounted reason (triage.actions.uncounted_because) or "not waiting".
+        """
+        said = ["not waiting"]
+
+        def change(p: Proposal) -> Proposal | None:
+            if p.status != WAITING:
+                said[0] = "not waiting"
+                return None
+            if why := uncounted_because(p.approvals, approver, p.proposed_by):
+                said[0] = why
+                return None
+            approvals = [*p.approvals, approver]
+            if len(approvals) < required:
+                said[0] = "counted"
+                return replace(p, approvals=approvals)
+            said[0] = "approved"
+            return replace(
+                p,
+                status=APPROVED,
+                approvals=approvals,
+                approved_by=" and ".join(approvals),
+                approved_at=_iso(at),
+                via=via,
+            )
+
+        written = self.update(proposal_id, change)
+        return said[0], written
 
     def close(self, proposal_id: str, status: str, by: str, reason: str) -> bool:
         """Deny or refuse a waiting proposal for good; False when it is not waiting now."""

@@ -86,6 +86,7 @@ def world(
             action["approvers"] = ["PALLOWED", ALLOWED]
         if action["name"] == "resume-trading":  # whoever the incident is assigned to
             action["approvers"] = ["assigned"]
+            action["approvals_required"] = 1  # one assignee (the two-person rule: its own tests)
         if action["name"] == "restart-service":  # short: the kill test's worker has 4 s
             action["timeout"] = "3s"
             action["verify"] = [{"health": "ok", "within": "5s"}]
@@ -271,7 +272,8 @@ def test_an_approver_the_action_does_not_allow_gets_a_note_and_nothing_runs(
     assert result.exit_code == 1
     assert "PINTRUDER may not approve stop-trading" in result.output
     note = wait_note(pagerduty, incident, "REFUSED")
-    assert "PINTRUDER may not approve stop-trading (allowed: PALLOWED, " in note
+    assert "REFUSED: not allowed: PINTRUDER may not approve stop-trading." in note
+    assert "PALLOWED" not in note and ALLOWED not in note  # who may is never said
     assert "Nothing ran." in note
     barrier(fresh, pagerduty)
     assert fresh.sim.emergency_calls == [] and not fresh.sim.trading_stopped
@@ -695,7 +697,8 @@ def test_an_approver_not_assigned_to_the_incident_gets_a_note_and_nothing_runs(
     )
     assert note_by(receiver, incident, f"/approve {proposal}", "unassigned", "PBOB").ok
     note = wait_note(pagerduty, incident, "REFUSED")
-    assert "PBOB is not assigned to the incident (assigned: PDANA)" in note
+    assert "not allowed: PBOB may not approve resume-trading (not assigned to the incident)" in note
+    assert "PDANA" not in note  # who is assigned is never said
     assert "Nothing ran." in note
     barrier(fresh, pagerduty)
     assert fresh.sim.emergency_calls == []
@@ -744,7 +747,7 @@ def test_a_run_note_restarts_a_service_once_and_a_repeat_answers_already_done(
     ("text", "author", "says"),
     [
         ("/run reboot-everything", "PALLOWED", "REFUSED: no action named 'reboot-everything'"),
-        ("/run stop-trading", "PINTRUDER", "REFUSED: PINTRUDER may not approve stop-trading"),
+        ("/run stop-trading", "PINTRUDER", "REFUSED: not allowed: PINTRUDER may not approve"),
         ("/run restart-service http://evil.example/x", "PALLOWED", "no catalog service named"),
         ("/run restart-service evil-container", "PALLOWED", "no catalog service named"),
     ],

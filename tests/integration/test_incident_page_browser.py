@@ -25,6 +25,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from werkzeug.serving import make_server
 
+from tasks.evidence.approval_links import approval_link
 from tasks.runtime import Runtime
 from tasks.settings import Secret
 from tests.fakes.pagerduty import FakePagerDuty
@@ -37,6 +38,7 @@ from tests.integration.test_actions import (  # noqa: F401 - fixtures, shared wi
 from tests.support import PROJECT, PUBLIC_URL, QuietHandler, post_alert, sample_payload, wait_for
 from tests.support.incident_page import MadeIncident, make_incident
 from webhooks import create_app
+from webhooks.incident_page import CSRF_COOKIE, _csrf_token
 
 SCREENSHOTS = PROJECT / "var" / "screenshots"
 SIZES = {"desktop": (1366, 768, False), "phone": (390, 844, True)}
@@ -188,20 +190,65 @@ def test_the_timeline_shows_the_escalation(
     assert any("proposed: stop-trading" in k.text for k in kinds)
 
 
+def personal(world: World, made: MadeIncident, email: str) -> str:  # noqa: F811
+    """Return `email`'s personal approval link to the incident's page (a path)."""
+    expires = int((datetime.now(UTC) + timedelta(minutes=30)).timestamp())
+    secret = world.settings().link_secret.reveal()
+    return approval_link("", made.incident_id, email, expires, secret)
+
+
 def test_the_approval_form_is_usable_from_the_keyboard(
-    browser: WebDriver, base_url: str, made: MadeIncident
+    browser: WebDriver,
+    base_url: str,
+    made: MadeIncident,
+    world: World,  # noqa: F811
 ) -> None:
-    browser.get(base_url + made.path + "#actions")
-    field = browser.find_element(By.CSS_SELECTOR, f"#proposal-{made.proposal_id} input.approver")
-    field.click()
-    field.send_keys(Keys.TAB)
+    browser.get(base_url + personal(world, made, ALLOWED) + "#actions")
+    approve = browser.find_element(By.CSS_SELECTOR, f"#proposal-{made.proposal_id} .approve")
+    browser.execute_script("arguments[0].focus()", approve)
     focused = browser.switch_to.active_element
-    assert (focused.tag_name, focused.text) == ("button", "Approve")
+    assert (focused.tag_name, focused.text) == ("button", f"Approve as {ALLOWED}")
     focused.send_keys(Keys.TAB)
     assert browser.switch_to.active_element.text == "Deny"
 
 
-def test_approving_from_the_page_runs_the_action_once_and_shows_its_outcome(
+def test_a_visitor_with_the_page_link_sees_no_form_cannot_post_one_and_learns_no_approver(
+    browser: WebDriver,
+    base_url: str,
+    runtime: Runtime,
+    fake_pagerduty: FakePagerDuty,
+    world: World,  # noqa: F811
+) -> None:
+    made = new_incident(runtime, fake_pagerduty, "plain link")
+    browser.get(base_url + made.path + "#actions")
+    assert not browser.find_elements(By.CSS_SELECTOR, "form.decide")
+    assert "it approves nothing" in text_of(browser, "#how-to-approve")
+    # The form's fields posted by hand from this browser (its CSRF cookie, a valid token).
+    cookie = browser.get_cookie(CSRF_COOKIE)["value"]  # type: ignore[index]
+    secret = world.settings().link_secret.reveal()
+    token = _csrf_token(secret, f"incident/{made.incident_id}", cookie)
+    action = made.path.replace("?", f"/proposals/{made.proposal_id}?", 1)
+    posted = browser.execute_async_script(
+        """
+        var done = arguments[arguments.length - 1];
+        var body = new URLSearchParams({approver: arguments[1], decision: "approve",
+                                        csrf: arguments[2]});
+        fetch(arguments[0], {method: "POST", body: body, credentials: "same-origin",
+                             redirect: "manual"})
+          .then(function (r) { return r.text().then(function (t) { done([r.status, t]); }); });
+        """,
+        action,
+        ALLOWED,
+        token,
+    )
+    assert posted[0] == 403
+    for said in (posted[1], browser.page_source):
+        assert ALLOWED not in said and "PALLOWED" not in said
+    record = runtime.redis.get(f"responder:action:{made.proposal_id}")
+    assert b'"status": "proposed"' in record  # type: ignore[operator]
+
+
+def test_the_allowed_persons_own_link_approves_in_chromium_and_the_action_runs_once(
     browser: WebDriver,
     base_url: str,
     made: MadeIncident,
@@ -210,22 +257,20 @@ def test_approving_from_the_page_runs_the_action_once_and_shows_its_outcome(
 ) -> None:
     world.sim.trading_stopped = False
     world.sim.emergency_calls.clear()
-    browser.get(base_url + made.path + "#actions")
     form = f"#proposal-{made.proposal_id} form.decide"
-    # Someone the action does not allow: refused, nothing runs, the form stays.
-    field = browser.find_element(By.CSS_SELECTOR, f"{form} input.approver")
-    field.send_keys("intruder@eafix.example")
+    # Someone with a link of their own whom the action does not allow: refused, named nobody.
+    browser.get(base_url + personal(world, made, "intruder@eafix.example") + "#actions")
+    assert "intruder@eafix.example" in text_of(browser, "#signed-in")
     browser.find_element(By.CSS_SELECTOR, f"{form} button.approve").click()
     wait_for(lambda: "said=refused" in browser.current_url, what="the refusal")
-    assert "Refused: nothing runs." in text_of(browser, "#actions .said")
-    assert "intruder@eafix.example may not approve stop-trading" in text_of(
+    assert "Refused: not allowed. Nothing runs." in text_of(browser, "#actions .said")
+    assert "not allowed: intruder@eafix.example may not approve stop-trading" in text_of(
         browser, f"#proposal-{made.proposal_id} .refusal"
     )
-    # The e-mail is remembered; the allowed approver types theirs over it and approves.
-    field = browser.find_element(By.CSS_SELECTOR, f"{form} input.approver")
-    assert field.get_attribute("value") == "intruder@eafix.example"
-    field.clear()
-    field.send_keys(ALLOWED)
+    assert ALLOWED not in browser.page_source and "PALLOWED" not in browser.page_source
+    # The allowed person opens their own link and approves: it runs, once.
+    browser.get(base_url + personal(world, made, ALLOWED) + "#actions")
+    assert f"Signed in as {ALLOWED}" in text_of(browser, "#signed-in")
     browser.find_element(By.CSS_SELECTOR, f"{form} button.approve").click()
     wait_for(lambda: "said=approved" in browser.current_url, what="the approval")
     outcome = f"#outcome-{made.proposal_id}"

@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 from flask.testing import FlaskClient
 
+from tasks.evidence.approval_links import approval_link
 from tasks.evidence.links import incident_link
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.support import INTAKE_QUEUE, LINK_SECRET, PD_TOKEN
 from tests.support.incident_page import PLANTED_PASSWORD, MadeIncident, make_incident
+from triage.policy import builtin_text
 from webhooks import create_app
 
 CONSOLE_TOKEN = "console-token-3e9a"
@@ -142,12 +145,27 @@ def test_the_poll_says_status_deadlines_and_proposals(
     assert state["proposals"][0]["waiting"]
 
 
-def test_approving_needs_the_pages_csrf_token_then_goes_down_the_approval_path(
+def personal(made: MadeIncident, email: str, incident_id: str = "", minutes: int = 30) -> str:
+    """Return `email`'s personal approval link to the incident's page (a path)."""
+    expires = int(time.time()) + minutes * 60
+    return approval_link("", incident_id or made.incident_id, email, expires, LINK_SECRET)
+
+
+def decide_path(path: str, proposal_id: str) -> str:
+    """Return the approve/deny form's target for a page link."""
+    return path.replace("?", f"/proposals/{proposal_id}?", 1)
+
+
+def test_approving_needs_a_personal_link_and_the_pages_csrf_token_then_goes_down_the_path(
     client: FlaskClient, made: MadeIncident, redis_client: redis.Redis, page_settings: Settings
 ) -> None:
-    html = client.get(made.path).get_data(as_text=True)
-    action = made.path.replace("?", f"/proposals/{made.proposal_id}?", 1)
-    form = {"approver": "oncall@eafix.example", "decision": "approve"}
+    link = personal(made, "oncall@eafix.example")
+    html = client.get(link).get_data(as_text=True)
+    assert "Signed in as <strong>oncall@eafix.example</strong>" in html
+    assert 'class="decide"' in html and 'name="approver"' not in html
+    action = decide_path(link, made.proposal_id)
+    # A typed identity is never read: the link's is the one that approves.
+    form = {"approver": "someone-else@eafix.example", "decision": "approve"}
     forged = client.post(action, data={**form, "csrf": "0" * 64})
     assert forged.status_code == 403
     unsigned = client.post(action.split("?")[0], data={**form, "csrf": csrf_of(html)})
@@ -159,6 +177,7 @@ def test_approving_needs_the_pages_csrf_token_then_goes_down_the_approval_path(
     answer = client.post(action, data={**form, "csrf": csrf_of(html)})
     assert answer.status_code == 303
     assert "said=approved" in answer.headers["Location"]
+    assert "asig=" in answer.headers["Location"]  # back to the page, still signed in
     record = json.loads(redis_client.get(f"responder:action:{made.proposal_id}"))
     assert record["status"] == "approved" and record["via"] == "incident page"
     assert record["approved_by"] == "oncall@eafix.example"
@@ -177,23 +196,124 @@ def test_approving_needs_the_pages_csrf_token_then_goes_down_the_approval_path(
     assert "Approved, running" in shown
 
 
-def test_denying_from_the_page_closes_the_proposal_and_a_bad_email_changes_nothing(
+def test_the_read_link_shows_no_form_and_the_form_posted_by_hand_with_it_gets_403(
     client: FlaskClient, made: MadeIncident, redis_client: redis.Redis
 ) -> None:
-    token = csrf_of(client.get(made.path).get_data(as_text=True))
-    action = made.path.replace("?", f"/proposals/{made.proposal_id}?", 1)
-    bad = client.post(action, data={"approver": "not an e-mail", "decision": "deny", "csrf": token})
-    assert "said=bad-approver" in bad.headers["Location"]
+    html = client.get(made.path).get_data(as_text=True)
+    assert 'class="decide"' not in html and "Signed in as" not in html
+    assert "This page link lets you read the incident; it approves nothing." in html
+    # The CSRF token a signed-in page of the same browser would carry: CSRF is not the lock.
+    token = csrf_of(client.get(personal(made, "oncall@eafix.example")).get_data(as_text=True))
+    for decision in ("approve", "deny"):
+        form = {"approver": "oncall@eafix.example", "decision": decision, "csrf": token}
+        answer = client.post(decide_path(made.path, made.proposal_id), data=form)
+        assert answer.status_code == 403
+        said = answer.get_data(as_text=True)
+        assert "lets you read the incident, not approve or deny" in said
+        assert "oncall@eafix.example" not in said
     assert json.loads(redis_client.get(f"responder:action:{made.proposal_id}"))["status"] == (
         "proposed"
     )
-    denied = client.post(
-        action, data={"approver": "lead@eafix.example", "decision": "deny", "csrf": token}
+    assert redis_client.llen(f"{INTAKE_QUEUE}-actions") == 0
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda path: path.replace("as=oncall%40", "as=intruder%40"),
+        lambda path: path.replace("asig=", "asig=0"),
+        lambda path: re.sub(r"until=\d+", "until=1999999999", path),
+        lambda path: path.replace("/PHTTP01?", "/PHTTP02?"),
+        lambda path: re.sub(r"asig=[0-9a-f]+", "asig=%C3%A9", path),
+    ],
+    ids=["another-identity", "tampered-signature", "moved-expiry", "another-incident", "non-ascii"],
+)
+def test_a_tampered_personal_link_opens_nothing_and_approves_nothing(
+    client: FlaskClient, made: MadeIncident, redis_client: redis.Redis, spoil
+) -> None:
+    link = spoil(personal(made, "oncall@eafix.example"))
+    answer = client.get(link)
+    assert answer.status_code == 403
+    assert "the approval link is invalid" in answer.get_data(as_text=True)
+    posted = client.post(decide_path(link, made.proposal_id), data={"decision": "approve"})
+    assert posted.status_code == 403
+    assert json.loads(redis_client.get(f"responder:action:{made.proposal_id}"))["status"] == (
+        "proposed"
     )
+
+
+def test_a_personal_link_turned_from_the_read_links_signature_opens_nothing(
+    client: FlaskClient, made: MadeIncident
+) -> None:
+    read = dict(part.split("=", 1) for part in made.path.split("?", 1)[1].split("&"))
+    forged = (
+        f"/incidents/{made.incident_id}?as=oncall%40eafix.example&until={read['expires']}"
+        f"&asig={read['sig']}"
+    )
+    assert client.get(forged).status_code == 403
+    # And the other way: an approval signature offered as a read link's.
+    approve = dict(
+        part.split("=", 1)
+        for part in personal(made, "oncall@eafix.example").split("?")[1].split("&")
+    )
+    turned = f"/incidents/{made.incident_id}?expires={approve['until']}&sig={approve['asig']}"
+    assert client.get(turned).status_code == 403
+
+
+def test_an_expired_personal_link_says_it_expired(client: FlaskClient, made: MadeIncident) -> None:
+    answer = client.get(personal(made, "oncall@eafix.example", minutes=-1))
+    assert answer.status_code == 403
+    assert "the approval link has expired" in answer.get_data(as_text=True)
+
+
+def test_denying_from_the_page_closes_the_proposal_as_the_links_person(
+    client: FlaskClient, made: MadeIncident, redis_client: redis.Redis
+) -> None:
+    link = personal(made, "lead@eafix.example")
+    token = csrf_of(client.get(link).get_data(as_text=True))
+    action = decide_path(link, made.proposal_id)
+    bad = client.post(action, data={"decision": "maybe", "csrf": token})
+    assert "said=bad-decision" in bad.headers["Location"]
+    assert json.loads(redis_client.get(f"responder:action:{made.proposal_id}"))["status"] == (
+        "proposed"
+    )
+    denied = client.post(action, data={"decision": "deny", "csrf": token})
     assert "said=denied" in denied.headers["Location"]
     record = json.loads(redis_client.get(f"responder:action:{made.proposal_id}"))
     assert record["status"] == "denied" and record["approved_by"] == "lead@eafix.example"
     assert redis_client.llen(f"{INTAKE_QUEUE}-actions") == 0
+
+
+def test_a_refusal_on_the_page_says_not_allowed_and_the_page_and_poll_name_no_approver(
+    page_settings: Settings, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    policy = yaml.safe_load(builtin_text())
+    for action in policy["actions"]["catalog"]:
+        if action["name"] == "stop-trading":
+            action["approvers"] = ["PDANA01", "dana@eafix.example"]
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    settings = replace(page_settings, policy_path=str(path))
+    client = create_app(settings).test_client()
+    made = make_incident(Runtime(settings), "PHTTP03", datetime.now(UTC))
+    link = personal(made, "intruder@eafix.example")
+    token = csrf_of(client.get(link).get_data(as_text=True))
+    answer = client.post(
+        decide_path(link, made.proposal_id), data={"decision": "approve", "csrf": token}
+    )
+    assert "said=refused" in answer.headers["Location"]
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "Refused: not allowed. Nothing runs." in page
+    assert "not allowed: intruder@eafix.example may not approve stop-trading" in page
+    state = client.get(made.path.replace("?", "/state.json?", 1)).get_data(as_text=True)
+    plain = client.get(made.path).get_data(as_text=True)
+    queued = "".join(m.decode() for m in redis_client.lrange(f"{INTAKE_QUEUE}-actions", 0, -1))
+    assert "action_refused" in queued
+    for said in (page, state, plain, queued):
+        assert "PDANA01" not in said and "dana@eafix.example" not in said
+    assert json.loads(redis_client.get(f"responder:action:{made.proposal_id}"))["status"] == (
+        "proposed"
+    )
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -275,11 +395,12 @@ def test_one_incidents_link_cannot_approve_another_incidents_proposal(
     client: FlaskClient, made: MadeIncident, page_settings: Settings, redis_client: redis.Redis
 ) -> None:
     other = make_incident(Runtime(page_settings), "PHTTP02", datetime.now(UTC))
-    token = csrf_of(client.get(made.path).get_data(as_text=True))
-    # PHTTP01's signed link, PHTTP02's proposal.
-    action = made.path.replace("?", f"/proposals/{other.proposal_id}?", 1)
-    form = {"approver": "oncall@eafix.example", "decision": "approve", "csrf": token}
-    answer = client.post(action, data=form)
+    link = personal(made, "oncall@eafix.example")
+    token = csrf_of(client.get(link).get_data(as_text=True))
+    # PHTTP01's personal link, PHTTP02's proposal.
+    answer = client.post(
+        decide_path(link, other.proposal_id), data={"decision": "approve", "csrf": token}
+    )
     assert "said=unknown" in answer.headers["Location"]
     assert json.loads(redis_client.get(f"responder:action:{other.proposal_id}"))["status"] == (
         "proposed"
@@ -298,7 +419,7 @@ def test_a_signature_or_csrf_token_with_non_ascii_characters_gets_403_not_500(
         f"/incidents/{made.incident_id}?", f"/bundles/{made.run_id}/?", 1
     )
     assert client.get(bundle).status_code == 403
-    client.get(made.path)  # the CSRF cookie
-    action = made.path.replace("?", f"/proposals/{made.proposal_id}?", 1)
-    form = {"approver": "oncall@eafix.example", "decision": "approve", "csrf": "é" * 64}
-    assert client.post(action, data=form).status_code == 403
+    link = personal(made, "oncall@eafix.example")
+    client.get(link)  # the CSRF cookie
+    form = {"decision": "approve", "csrf": "é" * 64}
+    assert client.post(decide_path(link, made.proposal_id), data=form).status_code == 403

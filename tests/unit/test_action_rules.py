@@ -13,6 +13,8 @@ from tasks.actions.execute import verify
 from tasks.store.proposals import run_proposal_id
 from triage.actions import (
     ALL_SERVICES,
+    APPROVED_ALREADY,
+    AUTHOR_NOT_SECOND,
     ActionRefused,
     call_url,
     check_passed,
@@ -24,6 +26,7 @@ from triage.actions import (
     needs_assignees,
     resolve,
     run_facts,
+    uncounted_because,
 )
 from triage.models import Priority
 from triage.policy import ActionCheck, ContractCheck, builtin, load_file
@@ -351,3 +354,35 @@ def test_the_default_policy_ships_the_two_proposal_rules_and_none_automatic() ->
         ("stop-trading-risk-down", "stop-trading"),
     ]
     assert not any(r.automatic for r in rules)
+
+
+# The two-person rule: who counts toward an action's approvals_required.
+@pytest.mark.parametrize(
+    ("approvals", "approver", "author", "why"),
+    [
+        ([], "dana@eafix.example", "responder (rule x)", ""),
+        ([], "dana@eafix.example", "dana@eafix.example", ""),  # the author may be the first
+        (["dana@eafix.example"], "lee@eafix.example", "responder", ""),
+        (["dana@eafix.example"], "Dana@EAFIX.example", "responder", APPROVED_ALREADY),
+        (["lee@eafix.example"], "dana@eafix.example", "dana@eafix.example", AUTHOR_NOT_SECOND),
+        (["PDANA"], "PDANA", "PDANA", APPROVED_ALREADY),  # ran /run, then /approve: still one
+    ],
+    ids=[
+        "first",
+        "author-first",
+        "second-person",
+        "same-twice",
+        "author-second",
+        "run-then-approve",
+    ],
+)
+def test_the_same_person_twice_counts_once_and_the_author_is_never_the_second_approver(
+    approvals: list[str], approver: str, author: str, why: str
+) -> None:
+    assert uncounted_because(approvals, approver, author) == why
+
+
+def test_the_builtin_policy_needs_two_people_to_resume_trading_and_one_to_stop_it() -> None:
+    catalog = builtin().actions.catalog
+    assert catalog["stop-trading"].approvals_required == 1
+    assert catalog["resume-trading"].approvals_required == 2

@@ -218,3 +218,20 @@ def test_a_url_that_carries_a_token_must_be_https_unless_its_host_is_loopback(
     for local in ("http://127.0.0.1:8443", "http://[::1]:80/api/", "http://localhost:9"):
         settings_from_env({variable: local})
     settings_from_env({variable: "https://api.eu.pagerduty.com"})
+
+
+@pytest.mark.parametrize("value", ["-1", "1441"])
+def test_an_approval_link_lifetime_outside_a_day_is_refused_naming_the_variable(
+    value: str,
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from_env({"RESPONDER_APPROVAL_LINK_MINUTES": value})
+    assert str(caught.value) == (
+        "RESPONDER_APPROVAL_LINK_MINUTES: must be a whole number of minutes (0: the policy's "
+        f"proposal_ttl) from 0 to 1440, got {value!r}"
+    )
+
+
+def test_an_approval_link_lasts_the_proposal_ttl_unless_set() -> None:
+    assert settings_from_env({}).approval_link_minutes == 0
+    assert settings_from_env({"RESPONDER_APPROVAL_LINK_MINUTES": "15"}).approval_link_minutes == 15

@@ -8,7 +8,6 @@
   // The server's clock, not the reader's: a laptop that is minutes off must not move deadlines.
   var offset = Date.parse(page.getAttribute("data-now")) - Date.now();
   var POLL_MS = 5000;
-  var EMAIL_KEY = "eafix-responder-approver";
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
@@ -114,25 +113,7 @@
       });
   }
 
-  // Ask for the approver's e-mail once: remembered in this browser, filled into every form.
-  function approverMemory() {
-    var remembered = "";
-    try { remembered = window.localStorage.getItem(EMAIL_KEY) || ""; } catch (e) { /* private */ }
-    var inputs = document.querySelectorAll("input.approver");
-    for (var i = 0; i < inputs.length; i++) {
-      if (remembered && !inputs[i].value) { inputs[i].value = remembered; }
-    }
-    var forms = document.querySelectorAll("form.decide");
-    for (var j = 0; j < forms.length; j++) {
-      forms[j].addEventListener("submit", function (event) {
-        var input = event.target.querySelector("input.approver");
-        try { window.localStorage.setItem(EMAIL_KEY, input.value.trim()); } catch (e) { /* */ }
-      });
-    }
-  }
-
   localTimes();
-  approverMemory();
   tick();
   window.setInterval(tick, 1000);
   window.setInterval(poll, POLL_MS);
