@@ -142,8 +142,10 @@ def _eta(line: str, args: str) -> Parsed:
     if text in _NO_ETA:
         return SetEta(None)
     match = _DURATION.fullmatch(text)
-    if text and match is not None and (match.group(1) or match.group(2)):
-        hours, minutes = int(match.group(1) or 0), int(match.group(2) or 0)
+    counts = (match.group(1) or "", match.group(2) or "") if match is not None else ("", "")
+    # More digits than any ETA has is a typo (and int() refuses past 4300 of them).
+    if text and any(counts) and max(map(len, counts)) <= 6:
+        hours, minutes = int(counts[0] or 0), int(counts[1] or 0)
         if 0 < hours * 60 + minutes <= 14 * 24 * 60:  # beyond two weeks is a typo, not an ETA
             return SetEta(timedelta(hours=hours, minutes=minutes))
     return Malformed(line, "expected how long until resolved, such as 30m, 2h or 1h30m, or unknown")
