@@ -15,6 +15,7 @@ from tasks.actions import approval
 from tasks.actions.approval import Outcome
 from tasks.celery_app import make_celery
 from tasks.cli.options import runtime_or_usage_error
+from tasks.cli.terminal import say
 from tasks.lanes import actions_queue
 from tasks.runtime import Runtime
 from triage.actions import ActionRefused
@@ -51,15 +52,15 @@ def list_command(as_json: bool) -> None:
             }
             for a in rt.policy.actions.catalog.values()
         ]
-        click.echo(json.dumps({"catalog": catalog, "proposals": [asdict(p) for p in recent]}))
+        say(json.dumps({"catalog": catalog, "proposals": [asdict(p) for p in recent]}))
         return
-    click.echo("Catalog:")
+    say("Catalog:")
     for action in rt.policy.actions.catalog.values():
         target = action.service or ("<every service>" if action.validation else "<catalog service>")
-        click.echo(f"  {action.name:<16} {target:<18} {action.call:<32} {action.does}")
-    click.echo("Proposals:" if recent else "No proposals yet.")
+        say(f"  {action.name:<16} {target:<18} {action.call:<32} {action.does}")
+    say("Proposals:" if recent else "No proposals yet.")
     for p in recent:
-        click.echo(
+        say(
             f"  {p.id}  {p.proposed_at[:19].replace('T', ' ')}  {p.status:<9} {p.action} "
             f"on {p.target}  incident {p.incident_id}"
         )
@@ -80,19 +81,19 @@ def show_command(proposal_id: str, as_json: bool) -> None:
         if f"action {proposal.id} " in entry["what"]
     ]
     if as_json:
-        click.echo(json.dumps({**asdict(proposal), "history": history}, indent=2))
+        say(json.dumps({**asdict(proposal), "history": history}, indent=2))
         return
     record = asdict(proposal)
     checks = record.pop("checks")
     for name, value in record.items():
         if value not in ("", 0, 0.0) or name in ("status", "id"):
-            click.echo(f"{name + ':':<13} {value}")
+            say(f"{name + ':':<13} {value}")
     for check in checks:
         mark = "OK" if check["passed"] else "FAILED"
-        click.echo(f"check:        {mark} {check['check']} ({check['last']}, {check['seconds']} s)")
-    click.echo("history:")
+        say(f"check:        {mark} {check['check']} ({check['last']}, {check['seconds']} s)")
+    say("history:")
     for entry in history:
-        click.echo(f"  {entry['at'][:19].replace('T', ' ')}  {entry['by']}: {entry['what']}")
+        say(f"  {entry['at'][:19].replace('T', ' ')}  {entry['by']}: {entry['what']}")
 
 
 @action_group.command("propose")
@@ -109,7 +110,7 @@ def propose_command(action: str, target: str | None, incident_id: str, who: str)
         proposal = _redis(lambda: approval.propose(rt, action, target, incident_id, who))
     except ActionRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
-    click.echo(
+    say(
         f"proposed {proposal.id}: {proposal.action} on {proposal.target}, "
         f"until {proposal.expires_at[:16].replace('T', ' ')} UTC; "
         f"approve with: responder action approve {proposal.id} --as NAME"
@@ -162,7 +163,7 @@ def _answer(outcome: Outcome) -> None:
     text = f"{outcome.proposal_id}: {outcome.message}" if outcome.proposal_id else outcome.message
     if outcome.status not in ("approved", "checking", "denied"):
         raise click.ClickException(text)
-    click.echo(text)
+    say(text)
 
 
 def _redis(call: Any) -> Any:
