@@ -16,6 +16,13 @@ _FLIPPED = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "==": "==", "!=": "!="}
 _LOOSER = re.compile(r"(?<![\w:])(and|or|unless)(?![\w:])", re.IGNORECASE)
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE)
 _OPENERS = {"(": ")", "{": "}", "[": "]"}
+# A name: from the first name character of a run of word characters to the run's end, not a
+# function call. Tried once per run (the lookbehind), not from each of its characters: the
+# expression can be the alert's own (its generatorURL), so a long run must not cost its square.
+_NAMES = re.compile(r"(?<![\w:])(?>[\w:]*?([A-Za-z_:][\w:]*+))(?!\()")
+_CLOSING = {"{": "}", '"': '"', "'": "'"}
+_INCREASE = "increase("
+_WINDOW = re.compile(r"\[(\w++)\]")
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,45 @@ def split_threshold(expression: str) -> Threshold | None:
     return None
 
 
+def _without_selectors(text: str) -> str:
+    """Return text without `{...}` selectors and quoted strings, each to its first closing.
+
+    The scan once made by `re.sub(r"\\{[^}]*\\}|\"[^\"]*\"|'[^']*'", "", text)`, without trying
+    again from every opening when no closing follows (no closing after one: none after later).
+    """
+    kept, at, index, unclosed = [], 0, 0, set()
+    while index < len(text):
+        closing = _CLOSING.get(text[index])
+        if closing is None or closing in unclosed:
+            index += 1
+            continue
+        end = text.find(closing, index + 1)
+        if end == -1:
+            unclosed.add(closing)
+            index += 1
+            continue
+        kept.append(text[at:index])
+        at = index = end + 1
+    return "".join(kept) + text[at:]
+
+
+def _increase_window(bare: str) -> str | None:
+    """Return the range of the first `increase(...[5m]` whose first `[` opens a word range.
+
+    As `re.search(r"increase\\([^\\[]*\\[(\\w+)\\]", bare)`, but every `increase(` before the
+    same `[` shares its answer, so each `[` is tried once.
+    """
+    at = bare.find(_INCREASE)
+    while at != -1:
+        bracket = bare.find("[", at + len(_INCREASE))
+        if bracket == -1:
+            return None
+        if window := _WINDOW.match(bare, bracket):
+            return window.group(1)
+        at = bare.find(_INCREASE, bracket + 1)
+    return None
+
+
 def _is_number(text: str) -> bool:
     return _NUMBER.fullmatch(text) is not None
 
@@ -119,8 +165,8 @@ def _is_number(text: str) -> bool:
 def unit_of(expression: str) -> str:
     """Return a human axis label for an expression's values, from the names in it ("" unknown)."""
     text = re.sub(r"\s+", "", expression)
-    bare = re.sub(r"\{[^}]*\}|\"[^\"]*\"|'[^']*'", "", text)  # no label matchers or strings
-    names = re.findall(r"[A-Za-z_:][\w:]*(?![\w:(])", bare)
+    bare = _without_selectors(text)  # no label matchers or strings
+    names = _NAMES.findall(bare)
     metric = next((n for n in names if "_" in n and n not in _KEYWORDS), "")
     if metric == "" and "up" in names:
         return "targets up" if re.match(r"(sum|count)\(", bare) else "up (1) / down (0)"
@@ -129,8 +175,8 @@ def unit_of(expression: str) -> str:
     if "histogram_quantile(" in bare and metric.endswith("_seconds_bucket"):
         return "seconds"
     counted = _words(metric.removesuffix("_total"))
-    if window := re.search(r"increase\([^\[]*\[(\w+)\]", bare):
-        return f"{counted} per {window.group(1)}"
+    if window := _increase_window(bare):
+        return f"{counted} per {window}"
     if re.search(r"(?<![\w:])i?rate\(", bare):
         return f"{counted} per second"
     for suffix, unit in (("_seconds", "seconds"), ("_bytes", "bytes"), ("_ratio", "ratio")):

@@ -222,13 +222,20 @@ def _idle_reason(event: IncidentEvent) -> str:
         # PagerDuty trimmed has lost the marker, and is known by its opening instead.
         own = markers.is_ours(event.note_content)
         opening = markers.opening(event.note_content) if event.note_trimmed else None
+        authors: set[str] = set()
         try:
             deliveries = current_receiver().runtime.deliveries
             own = own or deliveries.is_own_note(event.note_id)
             own = own or (opening is not None and deliveries.is_own_note(opening))
+            authors = deliveries.own_authors()
         except RedisError:
             pass  # recording fails next and answers 503
-        return "ignored: our own note" if own else NOTE_ADDED
+        if own:
+            return "ignored: our own note"
+        # Commands count only in a note a person wrote: not in a copy of ours, cut or not.
+        author = str((event.agent or {}).get("id") or "")
+        refused = note_commands.refusal(event.note_content, author, authors)
+        return f"ignored: not a person's note: {refused}" if refused else NOTE_ADDED
     if event.event_type in UPDATES_INCIDENT:
         return f"not started: incident record updated ({event.event_type})"
     if event.event_type in STARTS_RESPONSE:

@@ -33,6 +33,7 @@ from tasks.cli.policy import classify_command, policy_group
 from tasks.cli.report import report_command
 from tasks.cli.sla import sla_command
 from tasks.cli.status import status_command
+from tasks.cli.terminal import say
 from tasks.lanes import urgent_worker_queues
 from tasks.notes.voice import TemplateProblem, Voice
 from tasks.runtime import Runtime, load_policy
@@ -105,17 +106,17 @@ def run(host: str, port: int, concurrency: int) -> None:
         READY_FILE_VARIABLE: str(ready_file),
     }
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
-    click.echo(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
+    say(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
     if policy.slack.enabled:
         slack = "Slack's Web API" if settings.slack_token else f"outbox {settings.outbox_dir}/slack"
-        click.echo(f"responder: Slack messages go to {slack} (RESPONDER_SLACK_TOKEN)")
+        say(f"responder: Slack messages go to {slack} (RESPONDER_SLACK_TOKEN)")
     mail = (
         f"outbox {settings.outbox_dir / 'email'} as .eml files (no RESPONDER_SMTP_HOST)"
         if settings.email_outbox_mode
         else f"SMTP {settings.smtp_host}:{settings.smtp_port}"
     )
-    click.echo(f"responder: e-mails go to {mail}; each one sent is logged by the worker")
-    click.echo(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
+    say(f"responder: e-mails go to {mail}; each one sent is logged by the worker")
+    say(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
     parts = {
         "receiver": [
@@ -146,7 +147,7 @@ def run(host: str, port: int, concurrency: int) -> None:
         stopping = True
 
     def listening(name: str, addresses: str) -> None:
-        click.echo(f"responder: listening on {addresses} (Ctrl-C stops everything)")
+        say(f"responder: listening on {addresses} (Ctrl-C stops everything)")
 
     # Handlers first: a Ctrl-C while the children start must still stop them all.
     signal.signal(signal.SIGINT, stop)
@@ -246,7 +247,7 @@ class Supervisor:
             delay = self.backoff[name]
             self.backoff[name] = min(delay * 2, self.MAX_BACKOFF)
             self.restart_at[name] = now + delay
-            click.echo(
+            say(
                 f"responder: the {name} exited ({child.returncode}); restarting it in {delay:g} s",
                 err=True,
             )
@@ -254,7 +255,7 @@ class Supervisor:
             if now >= when:
                 del self.restart_at[name]
                 self.start(name)
-                click.echo(f"responder: the {name} started again", err=True)
+                say(f"responder: the {name} started again", err=True)
 
     def stop_all(self) -> None:
         """Stop every part, killing those that do not stop in time."""

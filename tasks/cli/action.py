@@ -17,6 +17,7 @@ from tasks.actions import approval, recheck
 from tasks.actions.approval import Outcome
 from tasks.celery_app import make_celery
 from tasks.cli.options import runtime_or_usage_error
+from tasks.cli.terminal import say
 from tasks.evidence.approval_links import approval_link, identity_of
 from tasks.lanes import actions_queue
 from tasks.names import ACT
@@ -58,15 +59,15 @@ def list_command(as_json: bool) -> None:
             }
             for a in rt.policy.actions.catalog.values()
         ]
-        click.echo(json.dumps({"catalog": catalog, "proposals": [asdict(p) for p in recent]}))
+        say(json.dumps({"catalog": catalog, "proposals": [asdict(p) for p in recent]}))
         return
-    click.echo("Catalog:")
+    say("Catalog:")
     for action in rt.policy.actions.catalog.values():
         target = action.service or ("<every service>" if action.validation else "<catalog service>")
-        click.echo(f"  {action.name:<16} {target:<18} {action.call:<32} {action.does}")
-    click.echo("Proposals:" if recent else "No proposals yet.")
+        say(f"  {action.name:<16} {target:<18} {action.call:<32} {action.does}")
+    say("Proposals:" if recent else "No proposals yet.")
     for p in recent:
-        click.echo(
+        say(
             f"  {p.id}  {p.proposed_at[:19].replace('T', ' ')}  {p.status:<9} {p.action} "
             f"on {p.target}  incident {p.incident_id}"
         )
@@ -87,19 +88,19 @@ def show_command(proposal_id: str, as_json: bool) -> None:
         if f"action {proposal.id} " in entry["what"]
     ]
     if as_json:
-        click.echo(json.dumps({**asdict(proposal), "history": history}, indent=2))
+        say(json.dumps({**asdict(proposal), "history": history}, indent=2))
         return
     record = asdict(proposal)
     checks = record.pop("checks")
     for name, value in record.items():
         if value not in ("", 0, 0.0) or name in ("status", "id"):
-            click.echo(f"{name + ':':<13} {value}")
+            say(f"{name + ':':<13} {value}")
     for check in checks:
         mark = "OK" if check["passed"] else "FAILED"
-        click.echo(f"check:        {mark} {check['check']} ({check['last']}, {check['seconds']} s)")
-    click.echo("history:")
+        say(f"check:        {mark} {check['check']} ({check['last']}, {check['seconds']} s)")
+    say("history:")
     for entry in history:
-        click.echo(f"  {entry['at'][:19].replace('T', ' ')}  {entry['by']}: {entry['what']}")
+        say(f"  {entry['at'][:19].replace('T', ' ')}  {entry['by']}: {entry['what']}")
 
 
 @action_group.command("propose")
@@ -116,7 +117,7 @@ def propose_command(action: str, target: str | None, incident_id: str, who: str)
         proposal = _redis(lambda: approval.propose(rt, action, target, incident_id, who))
     except ActionRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
-    click.echo(
+    say(
         f"proposed {proposal.id}: {proposal.action} on {proposal.target}, "
         f"until {proposal.expires_at[:16].replace('T', ' ')} UTC; "
         f"approve with: responder action approve {proposal.id} --as NAME"
@@ -199,10 +200,10 @@ def link_command(incident_id: str, email: str, minutes: int | None, as_json: boo
     link = approval_link(rt.settings.public_url, incident_id, identity, expires, secret)
     if as_json:
         until = datetime.fromtimestamp(expires, UTC).isoformat()
-        click.echo(json.dumps({"link": link, "for": identity, "expires_at": until}))
+        say(json.dumps({"link": link, "for": identity, "expires_at": until}))
         return
-    click.echo(f"approval link for {identity}, valid {minutes} minutes (send it to them alone):")
-    click.echo(link)
+    say(f"approval link for {identity}, valid {minutes} minutes (send it to them alone):")
+    say(link)
 
 
 def _sender(rt: Runtime) -> approval.Send:
@@ -221,7 +222,7 @@ def _answer(outcome: Outcome) -> None:
     text = f"{outcome.proposal_id}: {outcome.message}" if outcome.proposal_id else outcome.message
     if outcome.status not in ("approved", "partly", "checking", "denied"):
         raise click.ClickException(text)
-    click.echo(text)
+    say(text)
 
 
 def _redis(call: Any) -> Any:

@@ -11,6 +11,7 @@ import click
 
 from tasks.celery_app import make_celery
 from tasks.cli.options import runtime_or_usage_error, window_start
+from tasks.cli.terminal import say
 from tasks.lanes import queue_for
 from tasks.names import CLOSE_INCIDENT, RESPOND
 from tasks.runtime import Runtime
@@ -73,15 +74,13 @@ def describe_dead_letter(letter: DeadLetter) -> dict[str, Any]:
 def _print_dead_letters(runtime: Runtime, as_json: bool) -> None:
     rows = [describe_dead_letter(letter) for letter in runtime.dead_letters.list()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        say(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("nothing failed for good")
+        say("nothing failed for good")
     for row in rows:
         about = row["delivery_id"] or row["incident_id"] or "-"
-        click.echo(
-            f"{row['failed_at'][:19]}  {row['step'] or row['task']:<16} {about}  {row['reason']}"
-        )
+        say(f"{row['failed_at'][:19]}  {row['step'] or row['task']:<16} {about}  {row['reason']}")
 
 
 @click.command("deliveries")
@@ -97,16 +96,14 @@ def deliveries_command(since: str | None, source: str | None, failed: bool, as_j
         return
     rows = [describe(d) for d in _select(runtime, None, window_start(since), source)]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        say(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("no deliveries")
+        say("no deliveries")
         return
     for row in rows:
         flag = "dup" if row["duplicate"] else row["priority"] or "-"
-        click.echo(
-            f"{row['id']}  {row['source']:<12} {flag:<4} {row['what'][:40]:<40} {row['pipeline']}"
-        )
+        say(f"{row['id']}  {row['source']:<12} {flag:<4} {row['what'][:40]:<40} {row['pipeline']}")
 
 
 @dataclass(frozen=True)
@@ -167,11 +164,11 @@ def replay_command(
     ]
     celery = None if dry_run else make_celery(runtime.settings)
     for plan in plans:
-        click.echo(_replay_one(runtime, celery, plan, dry_run))
+        say(_replay_one(runtime, celery, plan, dry_run))
     skipped = sum(plan.action == "skip" for plan in plans)
     if since:
         ran = "would run" if dry_run else "replayed"
-        click.echo(f"{len(plans) - skipped} {ran}, {skipped} skipped")
+        say(f"{len(plans) - skipped} {ran}, {skipped} skipped")
     # The exit status rule (README, CLI): a delivery asked for and not run, by its id or in a
     # window, was refused: 1, whether it was named or found (a dry run exits as the run would).
     if skipped:
@@ -182,17 +179,17 @@ def _replay_dead_letters(runtime: Runtime, dry_run: bool) -> None:
     """Send each dead letter's task again with its arguments; once-markers keep effects single."""
     letters = runtime.dead_letters.list()
     if not letters:
-        click.echo("nothing failed for good")
+        say("nothing failed for good")
         return
     celery = None if dry_run else make_celery(runtime.settings)
     for letter in letters:
         about = letter.delivery_id or letter.incident_id or "-"
         if celery is None:
-            click.echo(f"would send {letter.task} again for {about}: {letter.reason}")
+            say(f"would send {letter.task} again for {about}: {letter.reason}")
             continue
         celery.send_task(letter.task, args=letter.args, queue=letter.queue)
         runtime.dead_letters.take([letter.id])
-        click.echo(f"sent {letter.task} again for {about} (it failed: {letter.reason})")
+        say(f"sent {letter.task} again for {about} (it failed: {letter.reason})")
 
 
 def _replay_one(runtime: Runtime, celery: Any, plan: ReplayPlan, dry_run: bool) -> str:

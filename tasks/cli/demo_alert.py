@@ -13,6 +13,7 @@ import click
 import requests
 
 from tasks.cli.options import settings_or_usage_error
+from tasks.cli.terminal import say
 
 SAMPLE = "alertmanager.json"
 
@@ -69,7 +70,7 @@ def demo_alert_command(url: str | None, demo_id: str | None, print_only: bool) -
     now = datetime.now(UTC)
     payload = fresh_alert(_started_of(demo_id), now) if demo_id else fresh_alert(now)
     if print_only:
-        click.echo(json.dumps(payload, indent=2))
+        say(json.dumps(payload, indent=2))
         return
     settings = settings_or_usage_error()
     target = (url or settings.public_url).rstrip("/") + "/webhooks/alertmanager"
@@ -85,7 +86,7 @@ def demo_alert_command(url: str | None, demo_id: str | None, print_only: bool) -
         ) from None
     if answer.status_code >= 300:
         raise click.ClickException(f"{target} answered {answer.status_code}: {answer.text.strip()}")
-    click.echo(answer.text.strip())
+    say(answer.text.strip())
     if not demo_id:
         started = payload["alerts"][0]["labels"]["demo"]
-        click.echo(f"resolve it with: responder demo-alert --resolve {started}", err=True)
+        say(f"resolve it with: responder demo-alert --resolve {started}", err=True)

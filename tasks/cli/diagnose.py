@@ -10,6 +10,7 @@ import click
 
 from collectors.contract import Target
 from tasks.cli.options import runtime_or_usage_error
+from tasks.cli.terminal import say
 from tasks.evidence import bundle
 from tasks.evidence.links import bundle_path
 from tasks.run.response import collect_into_bundle
@@ -38,7 +39,7 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
         )
     plan = policy.plan[Priority(priority)]
     if dry_run:
-        click.echo(f"would run for {service} at {priority}: {', '.join(plan) or '(nothing)'}")
+        say(f"would run for {service} at {priority}: {', '.join(plan) or '(nothing)'}")
         return
     services = (policy.catalog[service], *(s for n, s in policy.catalog.items() if n != service))
     target = Target(services, alert_name=f"diagnose {service}", affected=(service,))
@@ -47,11 +48,11 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
     entries = []
     for number, name in enumerate(plan, 1):
         if not as_json:
-            click.echo(f"[{number}/{len(plan)}] {name} ...", nl=False)
+            say(f"[{number}/{len(plan)}] {name} ...", nl=False)
         entry = collect_into_bundle(runtime, bundle_id, name, target)
         entries.append(entry)
         if not as_json:
-            click.echo(f" {entry['status']} ({entry['duration_seconds']:.2f} s)")
+            say(f" {entry['status']} ({entry['duration_seconds']:.2f} s)")
     header = {
         "bundle_id": bundle_id,
         "title": f"diagnose {service}",
@@ -64,12 +65,12 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
     )
     bundle.archive(folder)
     if as_json:
-        click.echo(json.dumps({**manifest, "path": str(folder.resolve())}, indent=2))
+        say(json.dumps({**manifest, "path": str(folder.resolve())}, indent=2))
         return
-    click.echo("")
+    say("")
     for entry in sorted(entries, key=lambda e: e["status"] == "ok"):
-        click.echo(f"{entry['status'].upper():<8} {entry['name']:<11} {entry['summary']}")
-    click.echo(f"\nbundle: {folder.resolve()}")
+        say(f"{entry['status'].upper():<8} {entry['name']:<11} {entry['summary']}")
+    say(f"\nbundle: {folder.resolve()}")
 
 
 def _who() -> str:

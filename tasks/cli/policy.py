@@ -11,6 +11,7 @@ import click
 
 from collectors.registry import available
 from tasks.cli.options import ConfigurationError, WholeSummaryGroup, settings_or_usage_error
+from tasks.cli.terminal import say
 from tasks.notes.voice import Voice
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
@@ -90,10 +91,10 @@ def policy_check(file: str | None) -> None:
     policy, problems = check_policy(text, source)
     if problems:
         for problem in problems:
-            click.echo(str(problem))
+            say(str(problem))
         raise SystemExit(ConfigurationError.exit_code)  # a broken policy, as in every command
     assert policy is not None
-    click.echo(
+    say(
         f"{source}: OK ({len(policy.rules)} rules, {len(policy.catalog)} services, "
         f"{len(policy.actions.catalog)} actions, {_proposal_summary(policy)}, "
         f"market {_market_summary(policy)})"
@@ -109,39 +110,39 @@ def policy_show(as_json: bool) -> None:
     if policy is None:
         raise ConfigurationError("\n".join(str(p) for p in problems))
     if as_json:
-        click.echo(json.dumps(_policy_data(policy), indent=2))
+        say(json.dumps(_policy_data(policy), indent=2))
         return
-    click.echo(f"Policy: {source}")
-    click.echo(f"Market hours: {_market_summary(policy)}")
+    say(f"Policy: {source}")
+    say(f"Market hours: {_market_summary(policy)}")
     holidays = ", ".join(sorted(d.isoformat() for d in policy.market_hours.holidays)) or "none"
-    click.echo(f"Holidays: {holidays}\n")
-    click.echo(f"{'':4}{'acknowledge':<13}{'respond':<10}{'resolve':<22}{'updates':<9}management")
+    say(f"Holidays: {holidays}\n")
+    say(f"{'':4}{'acknowledge':<13}{'respond':<10}{'resolve':<22}{'updates':<9}management")
     for priority, row in policy.sla.items():
-        click.echo(
+        say(
             f"{priority.value:<4}{row.acknowledge!s:<13}{row.respond!s:<10}{row.resolve!s:<22}"
             f"{row.update_every!s:<9}{row.notify_management}"
         )
-    click.echo(f"\nRules (the most severe match wins; no match: {_fallback_summary(policy)}):")
+    say(f"\nRules (the most severe match wins; no match: {_fallback_summary(policy)}):")
     for rule in policy.rules:
         only = " (fallback: only when no other rule matches)" if rule.fallback else ""
-        click.echo(f"  {rule.priority}  {rule.name:<38} {rule.runbook}{only}")
-    click.echo("\nCatalog:")
+        say(f"  {rule.priority}  {rule.name:<38} {rule.runbook}{only}")
+    say("\nCatalog:")
     for service in policy.catalog.values():
         path = "trading path" if service.trading_path else "off the trading path"
-        click.echo(f"  {service.name:<18} {service.health_url:<40} {path}")
+        say(f"  {service.name:<18} {service.health_url:<40} {path}")
         if service.why:
-            click.echo(f"  {'':<18} why: {service.why}")
-    click.echo("\nPlan:")
+            say(f"  {'':<18} why: {service.why}")
+    say("\nPlan:")
     for priority, names in policy.plan.items():
-        click.echo(f"  {priority}  {', '.join(names) or '(nothing)'}")
+        say(f"  {priority}  {', '.join(names) or '(nothing)'}")
     resolved = policy.on_resolved
-    click.echo(
+    say(
         f"\nA whole group resolved: stop {', '.join(resolved.stop_clocks) or 'no clocks'}; "
         f"validate with {', '.join(resolved.validate) or 'nothing'}; the incident is "
         + ("resolved when every check passed" if resolved.resolve_incident else "left to a person")
     )
     storm = _storm_data(policy)
-    click.echo(
+    say(
         f"\nStorms: P2/P3 use at most {storm['routine_budget_share']:.0%} of PagerDuty's budget; "
         f"evidence refreshed at most every {storm['evidence_refresh']}; joined alerts noted "
         f"every {storm['joined_alerts_every']}; failing writes given up after "
@@ -166,15 +167,15 @@ def classify_command(payload: Any, at: str | None, as_json: bool) -> None:
         where = f" ({exc.field})" if isinstance(exc, PayloadError) else ""
         raise click.ClickException(f"{payload.name}: cannot classify{where}: {exc}") from None
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        say(json.dumps(results, indent=2))
         return
     market = "open" if is_market_open(now, policy.market_hours) else "closed"
-    click.echo(f"At {now:%Y-%m-%d %H:%M %Z} the market is {market} (policy {source}).")
+    say(f"At {now:%Y-%m-%d %H:%M %Z} the market is {market} (policy {source}).")
     for result in results:
-        click.echo(f"\n{result['subject']}: {result['priority']} by rule {result['rule']}")
-        click.echo(f"  why: {result['reason']}")
+        say(f"\n{result['subject']}: {result['priority']} by rule {result['rule']}")
+        say(f"  why: {result['reason']}")
         for name in ("acknowledge", "respond", "resolve", "next_update", "notify_management"):
-            click.echo(f"  {name.replace('_', ' '):<18} {result['deadlines'][name]}")
+            say(f"  {name.replace('_', ' '):<18} {result['deadlines'][name]}")
 
 
 def classify_payload(

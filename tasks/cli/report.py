@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from tasks.cli.options import runtime_or_usage_error, window_start
+from tasks.cli.terminal import say
 from triage import report
 
 
@@ -35,9 +36,9 @@ def report_command(since: str, as_json: bool) -> None:
             "incidents": len(times),
             "priorities": [row.to_dict() for row in rows],
         }
-        click.echo(json.dumps(payload, indent=2))
+        say(json.dumps(payload, indent=2))
         return
-    click.echo(f"{len(times)} incidents since {start:%Y-%m-%d %H:%M} UTC ({since})")
+    say(f"{len(times)} incidents since {start:%Y-%m-%d %H:%M} UTC ({since})")
     # A template the policy overrides that cannot render is configuration: the group says so
     # and exits 2, as for any broken policy.
-    click.echo(runtime.voice.report(rows))
+    say(runtime.voice.report(rows))

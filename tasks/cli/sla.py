@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from tasks.cli.options import runtime_or_usage_error
+from tasks.cli.terminal import say
 from tasks.store.sla_clock import left
 
 
@@ -19,14 +20,14 @@ def sla_command(as_json: bool) -> None:
     pending = runtime_or_usage_error().clock.pending()
     now = datetime.now(UTC)
     if as_json:
-        click.echo(json.dumps([{**asdict(d), "left": left(d, now)} for d in pending], indent=2))
+        say(json.dumps([{**asdict(d), "left": left(d, now)} for d in pending], indent=2))
         return
     if not pending:
-        click.echo("no running SLA clocks")
+        say("no running SLA clocks")
         return
     for deadline in pending:
         due = deadline.due[:16].replace("T", " ")
-        click.echo(
+        say(
             f"{deadline.incident_id:<12} {deadline.priority}  {deadline.kind:<18} {due} UTC  "
             f"{left(deadline, now):<10} {deadline.title[:50]}"
         )

@@ -9,6 +9,7 @@ import click
 
 from tasks.backlog import Backlog, read_backlog
 from tasks.cli.options import runtime_or_usage_error
+from tasks.cli.terminal import say
 from tasks.lanes import Lane
 
 BEHIND_SECONDS = 60.0  # urgent work waiting longer than this is worth saying so
@@ -20,10 +21,10 @@ def status_command(as_json: bool) -> None:
     """Show queues per lane, the oldest waiting work, workers, PagerDuty budget, dead letters."""
     backlog = read_backlog(runtime_or_usage_error())
     if as_json:
-        click.echo(json.dumps(asdict(backlog), indent=2))
+        say(json.dumps(asdict(backlog), indent=2))
         return
     for line in describe(backlog):
-        click.echo(line)
+        say(line)
 
 
 def describe(backlog: Backlog) -> list[str]:

@@ -11,8 +11,9 @@ import re
 NOTE_LIMIT = 24_000  # PagerDuty documents no limit; stay well below anything plausible.
 # A trimmed webhook copy keeps at least this much of the note, far below any plausible trim.
 OPENING_CHARS = 80
-# Every note we post ends with this reference to (pipeline run, step).
-_REFERENCE = re.compile(r"\[ref [^\]\s/]+/[^\]\s]+\]\s*$")
+# Every note we post ends with this reference to (pipeline run, step). Matched whole from the
+# last `[ref ` on: searched for anywhere, `[ref a/` repeated cost time quadratic in the note.
+_REFERENCE = re.compile(r"\[ref [^\]\s/]++/[^\]\s]++\]")
 
 
 def reference(run_id: str, step: str) -> str:
@@ -22,7 +23,10 @@ def reference(run_id: str, step: str) -> str:
 
 def is_ours(content: str) -> bool:
     """Return True when a note's content ends with our reference marker."""
-    return _REFERENCE.search(content) is not None
+    tail = content.rstrip()
+    # The marker holds no space, so no `[ref ` after its own start: it is the last one.
+    start = tail.rfind("[ref ")
+    return start >= 0 and _REFERENCE.fullmatch(tail, start) is not None
 
 
 def opening(content: str) -> str | None:

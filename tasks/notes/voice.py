@@ -21,6 +21,7 @@ from jinja2 import meta
 from collectors.contract import Evidence, Status
 from tasks.notes.bundle_view import index_view
 from tasks.notes.markers import clip
+from tasks.notes.quoting import quote_commands
 from triage import note_commands
 from triage.classify import most_severe
 from triage.incident_status import StatusNow
@@ -81,14 +82,14 @@ class Voice:
         if self._used is not None:
             self._used.setdefault(name, set()).update(context)
         try:
-            return _chomp(self._env.get_template(name).render(**context))
+            return _quoted(name, self._env.get_template(name).render(**context))
         except jinja2.TemplateError as exc:
             problem = f"{name}: {_describe(exc)}"
             if self._env is self._builtin or self._used is not None:
                 raise TemplateProblem(problem) from exc
             log.error("note template override failed, the built-in one is used: %s", problem)
         try:
-            return _chomp(self._builtin.get_template(name).render(**context))
+            return _quoted(name, self._builtin.get_template(name).render(**context))
         except jinja2.TemplateError as exc:
             raise TemplateProblem(f"{name}: {_describe(exc)}") from exc
 
@@ -1064,6 +1065,17 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
 def slack_escape(text: object) -> str:
     """Return text safe inside Slack mrkdwn: &, < and > are Slack's markup, escaped so."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _quoted(name: str, text: str) -> str:
+    """Return a rendered text chomped and, unless HTML, with no line that reads as a command.
+
+    The whole text, not each value: a value does not know whether it starts a line, and two
+    values (or a value and an override's words) can make a line together. HTML (the bundle
+    page, e-mail's HTML part) is not where a note is copied from: its text part is quoted.
+    """
+    text = _chomp(text)
+    return text if name.endswith(".html.j2") else quote_commands(text)
 
 
 def _chomp(text: str) -> str:

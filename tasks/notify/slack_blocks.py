@@ -17,7 +17,7 @@ BLOCK_LIMIT = 50  # Block Kit: a message holds at most 50 blocks
 TEXT_LIMIT = 4000  # Slack cuts a message's `text` longer than this (its documented advice)
 APPROVE, DENY = "approve", "deny"  # the buttons' action_id
 PROPOSAL_BLOCK = "proposal:"  # block_id prefix of a proposal's buttons
-_MARKER = re.compile(r"\[ref slack:([^\]\s]+)\]\s*$")
+_MARKER = re.compile(r"\[ref slack:([^\]\s]++)\]")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,10 @@ def marker(key: str) -> str:
 
 def marker_of(text: str) -> str | None:
     """Return the key of the marker that ends `text`, or None when it has none."""
-    found = _MARKER.search(text or "")
+    # Matched from the last `[ref ` only (the marker holds no space): linear in the text.
+    tail = (text or "").rstrip()
+    start = tail.rfind("[ref ")
+    found = _MARKER.fullmatch(tail, start) if start >= 0 else None
     return found.group(1) if found else None
 
 
@@ -47,8 +50,10 @@ def plain(mrkdwn: str) -> str:
     The escapes stay: Slack reads a message's `text` as mrkdwn too (and shows `&lt;` as
     `<`), so an alert's `<!channel>` or `<https://...|label>` must stay escaped there.
     """
-    text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", mrkdwn)
-    return re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"\1", text)
+    # A link's label holds no `<` (Slack escapes it): with `[^<>]` a text of many `<a|` and no
+    # `>` is read once, not once from each `<`.
+    text = re.sub(r"<([^|<>]++)\|([^<>]++)>", r"\2 (\1)", mrkdwn)
+    return re.sub(r"(?<![\w*])\*([^*\n]++)\*(?![\w*])", r"\1", text)
 
 
 def sections(mrkdwn: str) -> list[dict[str, Any]]:

@@ -378,6 +378,11 @@ def post_note_once(
     note_id = str(note.get("id", ""))
     rt.deliveries.mark_effect(run_id, step, note_id)
     rt.deliveries.remember_own_note(note_id)
+    # Whoever PagerDuty says posted it (the From user, or the token's): its notes are ours.
+    author = note.get("user")
+    rt.deliveries.remember_own_author(
+        str(author.get("id") or "") if isinstance(author, dict) else ""
+    )
     if incident.id:
         rt.incidents.log(incident.id, f"note: {body.splitlines()[0]}", "responder")
         if step not in NOT_FOR_SLACK:  # the same words in the incident's Slack thread

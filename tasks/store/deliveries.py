@@ -24,6 +24,9 @@ from triage.models import Classification, Priority
 PREFIX = "responder:"
 INDEX_KEY = PREFIX + "deliveries"
 OWN_NOTES_KEY = PREFIX + "own-notes"
+# The PagerDuty users our notes were posted as (the `user` of each note PagerDuty created):
+# a note by one of them is ours, whatever its content says.
+OWN_AUTHORS_KEY = PREFIX + "own-note-authors"
 DEDUP_TTL = timedelta(hours=48)  # PagerDuty retries for up to 48 h; Alertmanager resends sooner.
 DELIVERY_RETENTION = timedelta(days=7)
 
@@ -495,6 +498,16 @@ class DeliveryStore:
     def is_own_note(self, note: str) -> bool:
         """Return True if we posted the note with this id or opening."""
         return self.redis.zscore(OWN_NOTES_KEY, note) is not None
+
+    def remember_own_author(self, user_id: str) -> None:
+        """Remember the PagerDuty user a note of ours was posted as."""
+        if user_id:
+            self.redis.sadd(OWN_AUTHORS_KEY, user_id)
+
+    def own_authors(self) -> set[str]:
+        """Return the PagerDuty users our notes were posted as."""
+        return {str(member, "utf-8", "replace") if isinstance(member, bytes) else str(member)
+                for member in self.redis.smembers(OWN_AUTHORS_KEY)}  # fmt: skip
 
 
 # Group updates in a storm repeat the group's alerts: a 20-alert body of 8 KB packs to 0.6 KB

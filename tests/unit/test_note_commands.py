@@ -40,6 +40,7 @@ EXPECTED_RUN = (
         ("/eta unknown", [SetEta(None)]),
         ("/eta soon", [Malformed("/eta soon", EXPECTED_ETA)]),
         ("/eta 400h", [Malformed("/eta 400h", EXPECTED_ETA)]),
+        (f"/eta {'1' * 5000}h", [Malformed(f"/eta {'1' * 5000}h", EXPECTED_ETA)]),
         ("/status fixed it", [Malformed("/status fixed it", EXPECTED_WORD)]),
         ("/status resolved",
          [Malformed("/status resolved",
