@@ -83,6 +83,10 @@ class Settings:
     pagerduty_attempts: int = 0  # 0: no cap; the policy's storm.give_up_after decides
     pagerduty_retry_base_seconds: float = 1.0
     sla_claim_lease_seconds: float = 60.0
+    # A signed PagerDuty event older than this (by its occurred_at), or further ahead of our
+    # clock than the skew, is recorded and never acted on: a captured event cannot be replayed.
+    pagerduty_event_max_age_seconds: float = 600.0
+    pagerduty_event_max_skew_seconds: float = 60.0
     # A delivery queued or running this long with no task message behind it is queued again.
     pipeline_lease_seconds: float = 120.0
     # Celery on Redis: a message unacknowledged this long is delivered again, so every task
@@ -190,6 +194,8 @@ _ENV = {
     "RESPONDER_PAGERDUTY_ATTEMPTS": "pagerduty_attempts",
     "RESPONDER_PAGERDUTY_RETRY_BASE": "pagerduty_retry_base_seconds",
     "RESPONDER_SLA_CLAIM_LEASE": "sla_claim_lease_seconds",
+    "RESPONDER_PAGERDUTY_EVENT_MAX_AGE_SECONDS": "pagerduty_event_max_age_seconds",
+    "RESPONDER_PAGERDUTY_EVENT_MAX_SKEW_SECONDS": "pagerduty_event_max_skew_seconds",
     "RESPONDER_PIPELINE_LEASE": "pipeline_lease_seconds",
     "RESPONDER_VISIBILITY_TIMEOUT": "visibility_timeout_seconds",
     "RESPONDER_TASK_TIME_LIMIT": "task_time_limit_seconds",
@@ -217,6 +223,15 @@ _ENV = {
     "RESPONDER_SMTP_CA_FILE": "smtp_ca_file",
     "RESPONDER_SMTP_TIMEOUT": "smtp_timeout_seconds",
     "RESPONDER_SMTP_RETRY_BASE": "smtp_retry_base_seconds",
+}
+
+
+# The replay window's bounds. Past 48 h the event-id memory (DEDUP_TTL) is gone, so an older
+# limit would let a replay through as new; under a minute, PagerDuty's own delivery delays
+# would be refused.
+_EVENT_AGE_RANGES: dict[str, tuple[float, float, str]] = {
+    "pagerduty_event_max_age_seconds": (60.0, 172800.0, "at most the 48 h event ids are kept"),
+    "pagerduty_event_max_skew_seconds": (0.0, 600.0, "clocks a few seconds apart"),
 }
 
 
@@ -326,6 +341,13 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             f"RESPONDER_SLA_CLAIM_LEASE: at least {MIN_CLAIM_LEASE_SECONDS:g} seconds, "
             f"got {lease:g}"
         )
+    for name, (low, high, why) in _EVENT_AGE_RANGES.items():
+        value = values.get(name)
+        if isinstance(value, float) and not low <= value <= high:  # NaN too
+            variable = next(v for v, n in _ENV.items() if n == name)
+            raise SettingsError(
+                f"{variable}: from {low:g} to {high:g} seconds ({why}), got {value:g}"
+            )
     settings = Settings(**values)  # type: ignore[arg-type]
     limits = (
         settings.task_soft_time_limit_seconds,

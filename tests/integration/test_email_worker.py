@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +33,14 @@ MANAGERS = "engineering-management@eafix.example"
 # Last Wednesday 10:00 New York time, the market open: the incident's own moment, whatever day
 # the test runs on (the desk hears of P0/P1 incidents raised during market hours).
 WEDNESDAY_10AM = datetime(2026, 11, 25, 10, 0, tzinfo=NEW_YORK)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Open the replay window: these tests post events of a fixed Wednesday, as recorded."""
+    from tests.integration.test_pagerduty_webhook import HISTORY
+
+    return replace(settings, **HISTORY)
 
 
 @pytest.fixture
