@@ -58,7 +58,7 @@ blueprint = Blueprint(
     static_url_path="/incidents/static",
 )
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _PROPOSAL_IDS = re.compile(r"\baction (act-[0-9a-f]{8})\b")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
 CSRF_COOKIE = "responder_csrf"
