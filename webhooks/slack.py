@@ -70,8 +70,8 @@ def parse_click(raw: bytes) -> dict[str, str] | str:
     try:
         payload = strict_json.loads(field)
     except PayloadError as exc:
-        where = "" if exc.field == "(body)" else f" at {exc.field}"
-        return f"the payload field is not usable JSON{where}: {exc.problem}"
+        where = "" if exc.field == "(body)" else f" (at {exc.field})"
+        return f"expected a form field payload holding JSON{where}: {exc.problem}"
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         return "only block_actions interactions (the Approve / Deny buttons) are handled"
     actions = payload.get("actions")
