@@ -86,6 +86,10 @@ class Settings:
     pagerduty_attempts: int = 0  # 0: no cap; the policy's storm.give_up_after decides
     pagerduty_retry_base_seconds: float = 1.0
     sla_claim_lease_seconds: float = 60.0
+    # A signed PagerDuty event older than this (by its occurred_at), or further ahead of our
+    # clock than the skew, is recorded and never acted on: a captured event cannot be replayed.
+    pagerduty_event_max_age_seconds: float = 600.0
+    pagerduty_event_max_skew_seconds: float = 60.0
     # A delivery queued or running this long with no task message behind it is queued again.
     pipeline_lease_seconds: float = 120.0
     # Celery on Redis: a message unacknowledged this long is delivered again, so every task
@@ -192,6 +196,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "smtp_port": (1, 65535, "a port number"),
     "smtp_timeout_seconds": (0.5, 300, SECONDS),
     "smtp_retry_base_seconds": (0.05, 600, SECONDS),
+    # At most the 48 h the event ids are kept; a few seconds of clock skew between hosts.
+    "pagerduty_event_max_age_seconds": (60, 172800, SECONDS),
+    "pagerduty_event_max_skew_seconds": (0, 600, SECONDS),
     "approval_link_minutes": (
         0,
         MAX_APPROVAL_LINK_MINUTES,
@@ -232,6 +239,8 @@ _ENV = {
     "RESPONDER_PAGERDUTY_ATTEMPTS": "pagerduty_attempts",
     "RESPONDER_PAGERDUTY_RETRY_BASE": "pagerduty_retry_base_seconds",
     "RESPONDER_SLA_CLAIM_LEASE": "sla_claim_lease_seconds",
+    "RESPONDER_PAGERDUTY_EVENT_MAX_AGE_SECONDS": "pagerduty_event_max_age_seconds",
+    "RESPONDER_PAGERDUTY_EVENT_MAX_SKEW_SECONDS": "pagerduty_event_max_skew_seconds",
     "RESPONDER_PIPELINE_LEASE": "pipeline_lease_seconds",
     "RESPONDER_VISIBILITY_TIMEOUT": "visibility_timeout_seconds",
     "RESPONDER_TASK_TIME_LIMIT": "task_time_limit_seconds",
@@ -262,6 +271,9 @@ _ENV = {
 }
 
 
+# The replay window's bounds. Past 48 h the event-id memory (DEDUP_TTL) is gone, so an older
+# limit would let a replay through as new; under a minute, PagerDuty's own delivery delays
+# would be refused.
 # The schemes each URL setting's client accepts. A value none of them can use is refused at
 # start-up, naming the variable, instead of surfacing later as a worker's traceback.
 _URL_SCHEMES: dict[str, tuple[str, ...]] = {

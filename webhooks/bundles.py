@@ -13,7 +13,7 @@ from webhooks.errors import problem
 from webhooks.receiver import current_receiver
 
 blueprint = Blueprint("bundles", __name__)
-_BUNDLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_BUNDLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _LOCAL_LINK = re.compile(r'(href|src)="\./([^"?#]*)"')
 
 

@@ -66,7 +66,7 @@ blueprint = Blueprint(
     static_url_path="/incidents/static",
 )
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _PROPOSAL_IDS = re.compile(r"\baction (act-[0-9a-f]{8})\b")
 CSRF_COOKIE = "responder_csrf"
 CONSOLE_COOKIE_PATH = "/incidents"

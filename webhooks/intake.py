@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -15,6 +14,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_input_stream
 
 from tasks.store.deliveries import Recorded
+from triage import strict_json
 from triage.models import PayloadError
 from webhooks.errors import problem
 from webhooks.receiver import Receiver
@@ -63,13 +63,9 @@ def parse_or_400(
 ) -> Parsed | Response:
     """Parse the body with `parse`; a 400 naming the field when it is not what it should be."""
     try:
-        return parse(json.loads(raw))
+        return parse(strict_json.loads(raw))
     except PayloadError as exc:
         bad = problem(400, exc.problem, exc.field)
-    except ValueError as exc:
-        bad = problem(400, f"body is not valid JSON: {exc}", "(body)")
-    except RecursionError:
-        bad = problem(400, "body is not usable JSON: it nests too deeply", "(body)")
     return receiver.metrics.rejected(source, "invalid", bad)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -19,6 +19,7 @@ from tasks.sla import incident_events
 from tasks.store.deliveries import Claim, new_delivery_id
 from triage import note_commands
 from triage.classify import classify
+from triage.event_age import age_problem
 from triage.models import (
     STARTS_RESPONSE,
     UPDATES_INCIDENT,
@@ -43,6 +44,7 @@ blueprint = Blueprint("pagerduty", __name__)
 SOURCE = "pagerduty"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Webhook-Id", "X-Webhook-Subscription")
 NOTE_ADDED = "not started: a note was added"
+PING = "pagey.ping"  # PagerDuty's test event (it may carry no occurred_at)
 SLACK_STATUS_EVENTS = frozenset(
     {
         "incident.acknowledged",
@@ -90,6 +92,15 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         return event
 
     now = datetime.now(UTC)
+    settings = receiver.settings
+    too_old = age_problem(
+        event.occurred_at,
+        now,
+        timedelta(seconds=settings.pagerduty_event_max_age_seconds),
+        timedelta(seconds=settings.pagerduty_event_max_skew_seconds),
+    )
+    if too_old is not None and event.event_type != PING:  # a ping acts on nothing
+        return refuse_by_age(receiver, event, raw, too_old, now)
     incident = event.incident
     classification = (
         classify(incident, receiver.runtime.policy, now)
@@ -127,8 +138,9 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         source=SOURCE,
         raw_body=raw,
         headers=kept_headers(request.headers, KEPT_HEADERS),
-        # Retries repeat X-Webhook-Id; the event id stands in when a proxy drops the header.
-        dedup_keys=[(request.headers.get("X-Webhook-Id") or event.id, "start" if starts else "-")],
+        # The signed event id, never the X-Webhook-Id header: the signature does not cover
+        # headers, so a captured body with a new header id would be new each time.
+        dedup_keys=[(event.id, "start" if starts else "-")],
         fields={
             "event_id": event.id,
             "event_type": event.event_type,
@@ -161,6 +173,45 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
         priority=_priority(classification),
         duplicate=recorded.duplicate,
     ), 202
+
+
+def refuse_by_age(
+    receiver: Any, event: IncidentEvent, raw: bytes, why: str, now: datetime
+) -> Response | tuple[Response, int]:
+    """Record a signed event too old (or too far ahead) to act on; answer 200 saying why.
+
+    A 2xx, not a 4xx: PagerDuty drops a 4xx without retrying but disables the subscription
+    after three in a row, so the backlog it delivers late after an outage of ours would turn
+    the responder deaf for 24 h; a 5xx would be retried for 48 h and stay stale. The event is
+    stored, so an operator sees it in `responder deliveries`; nothing runs, no note command
+    is taken, the incident record is left as it is. A repeat of its event id is the usual
+    duplicate.
+    """
+    recorded = record_or_503(
+        receiver,
+        delivery_id=new_delivery_id(now),
+        source=SOURCE,
+        raw_body=raw,
+        headers=kept_headers(request.headers, KEPT_HEADERS),
+        dedup_keys=[(event.id, "-")],
+        fields={
+            "event_id": event.id,
+            "event_type": event.event_type,
+            "incident_id": event.incident.id if event.incident else event.note_incident_id,
+            "refused": why,
+        },
+        now=now,
+        idle_reason=f"refused: {why}",
+    )
+    if isinstance(recorded, Response):
+        return recorded
+    if recorded.duplicate:
+        receiver.metrics.accepted(SOURCE, recorded, [])
+        answer = {"delivery_id": recorded.delivery_id, "priority": None, "duplicate": True}
+        return jsonify(answer), 202
+    log.warning("PagerDuty event %s refused: %s", event.id, why)
+    refused = problem(200, why, "event.occurred_at", delivery_id=recorded.delivery_id)
+    return receiver.metrics.rejected(SOURCE, "stale", refused)
 
 
 def approve_by_note(receiver: Any, event: IncidentEvent, commands: list[Any]) -> None:
@@ -215,7 +266,7 @@ def _priority(classification: Classification | None) -> str | None:
 
 def _idle_reason(event: IncidentEvent) -> str:
     """Say why an event that starts nothing was only recorded."""
-    if event.event_type == "pagey.ping":
+    if event.event_type == PING:
         return "not started: ping"
     if event.event_type == "incident.annotated":
         # The marker catches our note when its webhook beats us remembering its id; a copy

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 from typing import Any
@@ -24,6 +23,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from tasks.actions import approval
 from tasks.lanes import actions_queue
 from tasks.notify.slack_queue import tell_slack
+from tasks.store.seen_requests import first_delivery
+from triage import strict_json
+from triage.models import PayloadError
 from webhooks.errors import problem
 from webhooks.intake import read_body
 from webhooks.receiver import current_receiver
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("slack", __name__)
 
 MAX_AGE_SECONDS = 5 * 60  # Slack's advice: refuse requests older than five minutes
+# A timestamp passes MAX_AGE_SECONDS either side of our clock: ten minutes in all, and a
+# minute more for the clocks' drift.
+REPLAY_WINDOW_SECONDS = 2 * MAX_AGE_SECONDS + 60
 APPROVE, DENY = "approve", "deny"  # the buttons' action_id (tasks/notify/slack_blocks.py)
 PROPOSAL_BLOCK = "proposal:"
 
@@ -59,9 +64,14 @@ def parse_click(raw: bytes) -> dict[str, str] | str:
     """Return a button click's facts (action, proposal, user, channel, ts), or what is wrong."""
     try:
         form = parse_qs(raw.decode("utf-8"), strict_parsing=True)
-        payload = json.loads(form["payload"][0])
+        field = form["payload"][0]
     except (UnicodeDecodeError, ValueError, KeyError, IndexError):
         return "expected a form field payload holding JSON"
+    try:
+        payload = strict_json.loads(field)
+    except PayloadError as exc:
+        where = "" if exc.field == "(body)" else f" (at {exc.field})"
+        return f"expected a form field payload holding JSON{where}: {exc.problem}"
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         return "only block_actions interactions (the Approve / Deny buttons) are handled"
     actions = payload.get("actions")
@@ -111,10 +121,22 @@ def receive_slack() -> Response | tuple[Response, int]:
     if why is not None:
         log.warning("Slack interaction refused: %s", why)
         return problem(401, why, "X-Slack-Signature")
+    rt = receiver.runtime
+    # The signature covers the timestamp and the body: the same signature again is the same
+    # request sent twice. Remembered for as long as its timestamp passes the check above.
+    signature = request.headers.get("X-Slack-Signature", "").strip()
+    try:
+        first = first_delivery(rt.redis, "slack", signature, REPLAY_WINDOW_SECONDS)
+    except RedisError:
+        return problem(503, "cannot record the click right now; click again")
+    if not first:
+        log.warning("Slack interaction refused: a replay of a request already received")
+        return problem(
+            409, "this signed request was received before; nothing ran", "X-Slack-Signature"
+        )
     click = parse_click(raw)
     if isinstance(click, str):
         return problem(400, click, "payload")
-    rt = receiver.runtime
     approver = rt.policy.slack.approvers.get(click["user"])
     if approver is None:
         why = (

@@ -277,6 +277,11 @@ class RestGateway(IncidentWrites):
             raise PagerDutyUnavailable(self._why(name, f"HTTP {status}"), status, headers) from None
         except pagerduty.Error as exc:
             raise PagerDutyUnavailable(self._why(name, type(exc).__name__)) from None
+        except (UnicodeError, TypeError, ValueError) as exc:
+            # The request could not be encoded, so it never left: as final as a 400. Only the
+            # type is told: a UnicodeEncodeError's repr holds the whole body, routing key too.
+            why = self._why(name, f"{type(exc).__name__}: the request could not be encoded")
+            raise PagerDutyUnavailable(why, 400) from None
 
     def _why(self, call: str, detail: str) -> str:
         return self.redact(f"PagerDuty {call} failed: {detail}")

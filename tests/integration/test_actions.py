@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from tasks.run import response
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
-from tasks.sla import closing
+from tasks.sla import closing, incident_events
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import annotated, sign
@@ -45,7 +46,7 @@ from tests.support import (
     worker_command,
 )
 from triage.actions import fitting_proposals, run_facts
-from triage.models import Classification, Incident, IncidentEvent, Priority
+from triage.models import Classification, Incident, IncidentEvent, Priority, parse_pagerduty
 from triage.policy import builtin_text
 from triage.sla import deadlines
 from webhooks import create_app
@@ -357,16 +358,33 @@ def test_a_target_outside_the_catalog_gets_a_note_and_nothing_runs(
     assert fresh.engine.acted() == []
 
 
+def known_incident(world: World, incident: str) -> str:
+    """Record the incident as the receiver does from PagerDuty's incident.triggered webhook."""
+    payload = {
+        "event": {
+            "id": f"evt-{incident}",
+            "event_type": "incident.triggered",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "data": {"id": incident, "type": "incident", "title": "x", "status": "triggered"},
+        }
+    }
+    incident_events.apply_event(Runtime(world.settings()), parse_pagerduty(payload))
+    return incident
+
+
+def workflow(receiver: str, action: str, request_id: str = "", **body: object) -> requests.Response:
+    """POST what a PagerDuty workflow run sends: a request_id of its own unless given."""
+    body.setdefault("approver", ALLOWED)
+    body["request_id"] = request_id or uuid.uuid4().hex
+    headers = {"Authorization": f"Bearer {ACTIONS_TOKEN}"}
+    return requests.post(f"{receiver}/actions/{action}", json=body, headers=headers, timeout=10)
+
+
 def test_a_pagerduty_workflow_approves_stop_trading_and_it_runs_once(
     fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
 ) -> None:
-    incident = pagerduty.add_incident("actions-workflow")
-    answer = requests.post(
-        f"{receiver}/actions/stop-trading",
-        json={"incident_id": incident, "approver": ALLOWED},
-        headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"},
-        timeout=10,
-    )
+    incident = known_incident(fresh, pagerduty.add_incident("actions-workflow"))
+    answer = workflow(receiver, "stop-trading", incident_id=incident)
     assert answer.status_code == 202, answer.text
     proposal = answer.json()["proposal_id"]
     note = wait_note(pagerduty, incident, "[ACTION] stop-trading on gui-gateway: done")
@@ -379,15 +397,10 @@ def test_a_pagerduty_workflow_approves_stop_trading_and_it_runs_once(
 def test_a_workflow_run_twice_or_retried_acts_once_and_says_already(
     fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
 ) -> None:
-    incident = pagerduty.add_incident("actions-workflow-twice")
+    incident = known_incident(fresh, pagerduty.add_incident("actions-workflow-twice"))
 
-    def run_workflow() -> requests.Response:
-        return requests.post(
-            f"{receiver}/actions/stop-trading",
-            json={"incident_id": incident, "approver": ALLOWED},
-            headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"},
-            timeout=10,
-        )
+    def run_workflow() -> requests.Response:  # each run of the workflow: a new request_id
+        return workflow(receiver, "stop-trading", incident_id=incident)
 
     first, second = run_workflow(), run_workflow()
     assert first.status_code == 202, first.text
@@ -405,13 +418,8 @@ def test_a_workflow_run_twice_or_retried_acts_once_and_says_already(
 def test_a_workflow_naming_an_unknown_action_is_refused_with_a_note(
     fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
 ) -> None:
-    incident = pagerduty.add_incident("actions-workflow-unknown")
-    answer = requests.post(
-        f"{receiver}/actions/drop-database",
-        json={"incident_id": incident, "approver": ALLOWED, "target": "postgres"},
-        headers={"Authorization": f"Bearer {ACTIONS_TOKEN}"},
-        timeout=10,
-    )
+    incident = known_incident(fresh, pagerduty.add_incident("actions-workflow-unknown"))
+    answer = workflow(receiver, "drop-database", incident_id=incident, target="postgres")
     assert answer.status_code == 403
     assert "no action named 'drop-database'" in answer.json()["message"]
     wait_note(pagerduty, incident, "REFUSED: no action named 'drop-database'")
@@ -432,6 +440,24 @@ def test_a_workflow_naming_an_unknown_action_is_refused_with_a_note(
             400,
             "target must be a string",
         ),
+        (
+            {"Authorization": f"Bearer {ACTIONS_TOKEN}"},
+            {"incident_id": "P1", "approver": "a"},
+            400,
+            "request_id is required",
+        ),
+        (  # Arabic-Indic digits pass str.isalnum
+            {"Authorization": f"Bearer {ACTIONS_TOKEN}"},
+            {"incident_id": "P\u0661\u0662\u0663", "approver": "a", "request_id": "r1"},
+            400,
+            "ASCII letters and digits",
+        ),
+        (
+            {"Authorization": f"Bearer {ACTIONS_TOKEN}"},
+            {"incident_id": "PNOSUCH1", "approver": "a", "request_id": "r1"},
+            404,
+            "unknown incident PNOSUCH1: the responder has no record of it; nothing ran",
+        ),
     ],
 )
 def test_the_workflow_endpoint_rejects_what_is_wrong_and_says_what(
@@ -443,6 +469,43 @@ def test_the_workflow_endpoint_rejects_what_is_wrong_and_says_what(
     assert answer.status_code == status
     assert says in answer.json()["error"]
     assert fresh.sim.emergency_calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nests deeper than 32 levels"),
+        (b'{"incident_id": "P1", "approver": "a", "request_id": "r", "n": Infinity}', "Infinity"),
+        (b'{"incident_id": "P1", "approver": "\\ud800", "request_id": "r"}', "lone UTF-16"),
+    ],
+)
+def test_the_workflow_endpoint_answers_400_to_bodies_no_reader_can_use(
+    fresh: World, receiver: str, body: bytes, says: str
+) -> None:
+    headers = {"Authorization": f"Bearer {ACTIONS_TOKEN}", "Content-Type": "application/json"}
+    answer = requests.post(
+        f"{receiver}/actions/stop-trading", data=body, headers=headers, timeout=10
+    )
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["error"]
+    assert fresh.sim.emergency_calls == []
+
+
+def test_a_workflow_request_sent_again_is_refused_and_acts_once(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = known_incident(fresh, pagerduty.add_incident("actions-workflow-replay"))
+    first = workflow(receiver, "stop-trading", "run-7f3a", incident_id=incident)
+    assert first.status_code == 202, first.text
+    wait_note(pagerduty, incident, "[ACTION] stop-trading on gui-gateway: done")
+    again = workflow(receiver, "stop-trading", "run-7f3a", incident_id=incident)
+    assert again.status_code == 409
+    assert again.json() == {
+        "error": "request_id 'run-7f3a' was received before; nothing ran",
+        "field": "request_id",
+    }
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == ["stop-trading"]
 
 
 def test_the_workflow_endpoint_answers_503_while_no_token_is_configured(world: World) -> None:

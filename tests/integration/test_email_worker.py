@@ -8,13 +8,16 @@ two retries; a 550 is a dead letter naming the reason and a note asking for it b
 from __future__ import annotations
 
 import json
+import threading
 import time
-from dataclasses import asdict
+from collections.abc import Iterator
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.serving import make_server
 
 from tasks.celery_app import make_celery
 from tasks.lanes import urgent_queue
@@ -25,7 +28,7 @@ from tasks.store.sla_clock import Deadline
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.smtp import SmtpServer
 from tests.integration.test_worker_kill import kill_env as kill_env  # the kill test's fixture
-from tests.support import wait_for
+from tests.support import QuietHandler, wait_for
 from tests.support.clock import NEW_YORK
 
 DESK = "trading-desk@eafix.example"
@@ -33,6 +36,20 @@ MANAGERS = "engineering-management@eafix.example"
 # Last Wednesday 10:00 New York time, the market open: the incident's own moment, whatever day
 # the test runs on (the desk hears of P0/P1 incidents raised during market hours).
 WEDNESDAY_10AM = datetime(2026, 11, 25, 10, 0, tzinfo=NEW_YORK)
+
+
+@pytest.fixture
+def receiver(settings: Settings) -> Iterator[str]:
+    """A receiver of its own with the replay window open: these tests post a fixed Wednesday's
+    events, as recorded."""
+    from tests.integration.test_pagerduty_webhook import HISTORY
+    from webhooks import create_app
+
+    app = create_app(replace(settings, **HISTORY))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.settings import Secret, Settings
-from tests.integration.test_pagerduty_webhook import EVENT, SECRET, sign
+from tests.integration.test_pagerduty_webhook import EVENT, HISTORY, SECRET, sign
 from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
@@ -62,7 +62,9 @@ def mutated(draw: st.DrawFn, original: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def client(settings: Settings, redis_url: str) -> Iterator[FlaskClient]:
-    fuzz = replace(settings, queue=FUZZ_QUEUE, pagerduty_webhook_secrets=(Secret(SECRET),))
+    # The example's recorded occurred_at: without HISTORY every mutant would stop at its age.
+    secrets = (Secret(SECRET),)
+    fuzz = replace(settings, queue=FUZZ_QUEUE, pagerduty_webhook_secrets=secrets, **HISTORY)
     yield create_app(fuzz).test_client()
     redis.Redis.from_url(redis_url).delete(FUZZ_QUEUE)
 

@@ -32,6 +32,14 @@ EVENT = json.loads((PROJECT / "examples" / "pagerduty-incident-triggered.json").
 
 
 EVENT_AGENT = EVENT["event"]["agent"]["summary"]
+# Tests that post recorded events (the example's occurred_at is a fixed day) open the replay
+# window this wide; tests/integration/test_pagerduty_replay.py tests the window itself.
+HISTORY = {"pagerduty_event_max_age_seconds": 10 * 365 * 86400.0}
+
+
+def now_iso() -> str:
+    """Return the current time as PagerDuty writes occurred_at."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
@@ -42,13 +50,15 @@ def event(event_type: str = "incident.triggered", **data: Any) -> dict[str, Any]
     payload = copy.deepcopy(EVENT)
     payload["event"]["event_type"] = event_type
     payload["event"]["id"] = f"evt-{event_type}-{data.pop('event_id', 1)}"
+    payload["event"]["occurred_at"] = now_iso()  # sent as it happens, as PagerDuty does
     payload["event"]["data"].update(data)
     return payload
 
 
 @pytest.fixture
 def pd_settings(intake_settings: Settings) -> Settings:
-    return replace(intake_settings, pagerduty_webhook_secrets=(Secret(OLD_SECRET), Secret(SECRET)))
+    secrets = (Secret(OLD_SECRET), Secret(SECRET))
+    return replace(intake_settings, pagerduty_webhook_secrets=secrets, **HISTORY)
 
 
 @pytest.fixture
@@ -193,7 +203,9 @@ def test_acknowledged_and_resolved_update_the_incident_record(
 
 def annotated(note_id: str, content: str = "note text", trimmed: bool = False) -> dict[str, Any]:
     payload = copy.deepcopy(EVENT)
-    payload["event"].update(event_type="incident.annotated", id=f"evt-note-{note_id}")
+    payload["event"].update(
+        event_type="incident.annotated", id=f"evt-note-{note_id}", occurred_at=now_iso()
+    )
     payload["event"]["data"] = {
         "incident": {"id": "PGR0VU2", "type": "incident_reference", "summary": "x"},
         "id": note_id,

@@ -259,7 +259,7 @@ def test_json_nested_too_deeply_is_400(client: FlaskClient) -> None:
     )
     assert response.status_code == 400
     assert response.get_json() == {
-        "error": "body is not usable JSON: it nests too deeply",
+        "error": "body is not usable JSON: it nests deeper than 32 levels",
         "field": "(body)",
     }
 

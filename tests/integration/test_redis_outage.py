@@ -15,7 +15,7 @@ import redis
 
 from tasks.lanes import urgent_queue
 from tasks.settings import Secret, Settings
-from tests.integration.test_pagerduty_webhook import EVENT, SECRET, sign
+from tests.integration.test_pagerduty_webhook import EVENT, HISTORY, SECRET, sign
 from tests.support import TOKEN, sample_payload, wait_for
 from webhooks import create_app
 
@@ -67,7 +67,12 @@ def test_redis_down_gives_503_then_recovers_without_restarting(
     private_redis: PrivateRedis, settings: Settings
 ) -> None:
     app = create_app(
-        replace(settings, redis_url=private_redis.url, pagerduty_webhook_secrets=(Secret(SECRET),))
+        replace(
+            settings,
+            redis_url=private_redis.url,
+            pagerduty_webhook_secrets=(Secret(SECRET),),
+            **HISTORY,  # EVENT as recorded
+        )
     )
     client = app.test_client()
     bearer = {"Authorization": f"Bearer {TOKEN}"}

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -202,8 +203,22 @@ def slack_click(
     message: Message | None = None,
 ) -> requests.Response:
     """POST a button click as Slack sends it: a form field `payload`, signed v0."""
+    body, headers = click_request(proposal_id, user, action, secret, sent_at, message)
+    return requests.post(f"{receiver}/webhooks/slack", data=body, headers=headers, timeout=10)
+
+
+def click_request(
+    proposal_id: str,
+    user: str,
+    action: str = "approve",
+    secret: str = SLACK_SIGNING_SECRET,
+    sent_at: float | None = None,
+    message: Message | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """Return a click's body and signed headers; each click has its own trigger_id."""
     payload = {
         "type": "block_actions",
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
         "user": {"id": user, "username": "dana"},
         "channel": {"id": message.channel if message else "C0INCIDENTS"},
         "message": {"ts": message.ts if message else "1.0",
@@ -219,7 +234,7 @@ def slack_click(
         "X-Slack-Request-Timestamp": stamp,
         "X-Slack-Signature": f"v0={digest.hexdigest()}",
     }
-    return requests.post(f"{receiver}/webhooks/slack", data=body, headers=headers, timeout=10)
+    return body, headers
 
 
 def test_a_signed_click_approves_once_and_refusals_run_nothing(
@@ -255,15 +270,23 @@ def test_a_signed_click_approves_once_and_refusals_run_nothing(
         assert reason in answer.json()["error"]
     assert approval.proposals(rt).get(proposal.id).status == WAITING  # nothing ran
 
-    first = slack_click(receiver, proposal.id, user, message=shown)
+    captured = click_request(proposal.id, user, message=shown)
+    first = requests.post(f"{receiver}/webhooks/slack", data=captured[0], headers=captured[1])
     assert first.status_code == 200 and first.json()["status"] == "approved", first.text
     second = slack_click(receiver, proposal.id, user, message=shown)
     assert second.json()["status"] == "already"
     assert second.json()["text"].startswith(f"already done by <@{user}>")
+    # The first click captured and sent again, within Slack's five minutes: refused unread.
+    replayed = requests.post(f"{receiver}/webhooks/slack", data=captured[0], headers=captured[1])
+    assert replayed.status_code == 409, replayed.text
+    assert replayed.json() == {
+        "error": "this signed request was received before; nothing ran",
+        "field": "X-Slack-Signature",
+    }
     record = approval.proposals(rt).get(proposal.id)
     assert (record.approved_by, record.via) == (approver, "slack")
     told = wait_for(lambda: len(slack.ephemeral) >= 2 and slack.ephemeral, what="the answers")
-    assert [t["user"] for t in told] == [user, user]
+    assert [t["user"] for t in told] == [user, user]  # none for the replay
     assert "already done by" in told[1]["text"]
     # The proposal's message loses its buttons and says who approved.
     wait_for(

@@ -96,6 +96,9 @@ def test_a_click_names_its_action_proposal_user_and_message() -> None:
         (click_body(actions=[{"action_id": "approve", "block_id": "proposal:a", "value": "b"}]),
          "names no proposal"),
         (click_body(user={}), "no user"),
+        (click_body(user={"id": "U1\ud800"}),
+         "(at user.id): not valid Unicode: holds a lone UTF-16 surrogate"),
+        (b"payload=" + b"%5B" * 5000, "nests deeper than 32 levels"),
     ],
 )  # fmt: skip
 def test_a_click_that_is_not_one_of_our_buttons_is_refused(body: bytes, problem: str) -> None:
