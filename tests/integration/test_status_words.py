@@ -18,7 +18,7 @@ from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.sla import note_answers
 from tests.fakes.pagerduty import FakePagerDuty
-from tests.integration.test_pagerduty_webhook import SECRET, annotated, event, post
+from tests.integration.test_pagerduty_webhook import HISTORY, SECRET, annotated, event, post
 from tests.support import INTAKE_QUEUE
 from triage.incident_status import status_now
 from webhooks import create_app
@@ -29,7 +29,8 @@ DANA = {"id": "PU1", "type": "user_reference", "summary": "Dana On-Call"}
 
 @pytest.fixture
 def pd_settings(intake_settings: Settings) -> Settings:
-    return replace(intake_settings, pagerduty_webhook_secrets=(Secret(SECRET),))
+    # The happenings are recorded history (T0): the replay window is opened to take them.
+    return replace(intake_settings, pagerduty_webhook_secrets=(Secret(SECRET),), **HISTORY)
 
 
 @pytest.fixture
