@@ -327,9 +327,11 @@ class Approvals:
                         f"note in {self.approve_after:g} seconds"
                     )
                 )
-        for proposal_id, due in sorted(self.due.items(), key=lambda item: item[1]):
+        for proposal_id, due in sorted(self.due.items(), key=self._runbook_order):
             if proposal_id in self.sent or time.monotonic() < due:
                 continue
+            if self._still_running():
+                break  # one at a time: the person reads each outcome before the next approval
             self.sent.add(proposal_id)
             try:
                 done = self.approver.approve(progress.incident_id, proposal_id)
@@ -348,6 +350,25 @@ class Approvals:
                 )
             )
         return lines
+
+    def _runbook_order(self, item: tuple[str, float]) -> tuple[int, float]:
+        """Order approvals as the runbook does: Safety Measures (stop trading) before the
+        containment that may mend the cause (a restart), then by when each was due."""
+        proposal = self.approver.store.get(item[0])
+        return (0 if proposal and proposal.action == "stop-trading" else 1, item[1])
+
+    def _still_running(self) -> bool:
+        """Return True while an approval the demo sent has not ended: an action approved after
+        another one mended the cause would rightly be answered "no longer needed"."""
+        for proposal_id in self.sent:
+            proposal = self.approver.store.get(proposal_id)
+            if proposal is None:
+                continue
+            # (A refused approval leaves it waiting, counted: that one is over.)
+            pending = proposal.status == WAITING and not proposal.refusals
+            if proposal.status == APPROVED or pending:
+                return True
+        return False
 
 
 def _proposed(proposal: Proposal) -> str:

@@ -172,7 +172,8 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
         if p.incident_id == incident
     }
     assert set(records) == {"restart-service", "stop-trading"}, transcript
-    assert all((p.status, p.verified) == ("done", "passed") for p in records.values())
+    outcomes = {a: (p.status, p.verified, p.reason or p.answer) for a, p in records.items()}
+    assert all(o[:2] == ("done", "passed") for o in outcomes.values()), (outcomes, transcript)
     assert records["stop-trading"].rule == "stop-trading-risk-down"
     restart = records["restart-service"]
     assert (restart.rule, restart.target) == ("restart-exited-container", "risk-manager")
