@@ -121,6 +121,9 @@ class Settings:
     # Each SMTP socket operation (connect, every command) gives up after this long.
     smtp_timeout_seconds: float = 10.0
     smtp_retry_base_seconds: float = 2.0
+    # A request's whole body must arrive within this long (webhooks/body_deadline.py): a client
+    # that sends a few bytes and waits is answered 408 instead of holding the receiver.
+    body_read_seconds: float = 10.0
 
     @property
     def outbox_mode(self) -> bool:
@@ -157,6 +160,8 @@ class Settings:
 
 
 MIN_CLAIM_LEASE_SECONDS = 2.0
+# Long enough for a 256 KB body on a slow link; short enough that slow clients cost little.
+BODY_READ_SECONDS_RANGE = (0.5, 60.0)
 
 _ENV = {
     "RESPONDER_REDIS_URL": "redis_url",
@@ -217,6 +222,7 @@ _ENV = {
     "RESPONDER_SMTP_CA_FILE": "smtp_ca_file",
     "RESPONDER_SMTP_TIMEOUT": "smtp_timeout_seconds",
     "RESPONDER_SMTP_RETRY_BASE": "smtp_retry_base_seconds",
+    "RESPONDER_BODY_READ_SECONDS": "body_read_seconds",
 }
 
 
@@ -325,6 +331,12 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         raise SettingsError(
             f"RESPONDER_SLA_CLAIM_LEASE: at least {MIN_CLAIM_LEASE_SECONDS:g} seconds, "
             f"got {lease:g}"
+        )
+    body_read = values.get("body_read_seconds")
+    low, high = BODY_READ_SECONDS_RANGE
+    if isinstance(body_read, float) and not low <= body_read <= high:  # NaN too
+        raise SettingsError(
+            f"RESPONDER_BODY_READ_SECONDS: from {low:g} to {high:g} seconds, got {body_read:g}"
         )
     settings = Settings(**values)  # type: ignore[arg-type]
     limits = (

@@ -14,6 +14,7 @@ from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
 from webhooks import actions, alertmanager, bundles, incident_page, ops, pagerduty, slack
+from webhooks.body_deadline import BodyDeadline
 from webhooks.errors import register_error_handlers
 from webhooks.metrics import ReceiverMetrics
 from webhooks.receiver import EXTENSION, Receiver
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, {alertmanager.ROUTE: endpoint}
     )
+    # Outermost, so that every route's body is read against the same deadline.
+    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_read_seconds)  # type: ignore[method-assign]
     # Requests to the route never reach Flask; listing it lets Flask answer a path with a
     # doubled slash (`/webhooks//alertmanager`) with a 308 to it, as when it was a view.
     app.add_url_rule(alertmanager.ROUTE, "alertmanager", endpoint.flask_view, methods=["POST"])
