@@ -21,6 +21,8 @@ worker_connections = 1000
 # A request here takes milliseconds and a body at most RESPONDER_BODY_READ_SECONDS (10 s by
 # default): a stop need not wait gunicorn's default 30 s for a worker that has not finished.
 graceful_timeout = 10
+# Signed links are capabilities: the access and error logs mask every query value.
+logger_class = "webhooks.access_log.QueryMaskingLogger"
 
 
 def when_ready(server: Any) -> None:
