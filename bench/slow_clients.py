@@ -181,7 +181,11 @@ def main() -> None:
             f"{name:<14} {row['rps']:>8.0f} {row['p50_ms']:>9.2f} {row['p99_ms']:>9.2f} "
             f"{row['non_2xx']:>8.0f} {row['timeouts']:>9.0f}"
         )
-    print(f"p99 with slow clients / quiet: {loaded['p99_ms'] / quiet['p99_ms']:.2f} (goal <= 2)")
+    if loaded["rps"] > 0:
+        ratio = loaded["p99_ms"] / quiet["p99_ms"]
+        print(f"p99 with slow clients / quiet: {ratio:.2f} (goal <= 2)")
+    else:
+        print("p99 with slow clients / quiet: no request answered while the slow clients held on")
     answered = [t for t in health if t != float("inf")]
     if answered:
         print(
