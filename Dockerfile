@@ -12,4 +12,6 @@ RUN pip install --no-cache-dir . && useradd --create-home responder \
 USER responder
 ENV RESPONDER_BUNDLE_DIR=/var/lib/responder/bundles RESPONDER_OUTBOX_DIR=/var/lib/responder/outbox
 EXPOSE 8080
-CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "webhooks:create_app()"]
+# Workers, worker class (gevent) and logger: webhooks/gunicorn_config.py, as compose's web.
+CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--access-logfile", "-", \
+     "--config", "python:webhooks.gunicorn_config", "webhooks:create_app()"]

@@ -128,6 +128,9 @@ class Settings:
     # Each SMTP socket operation (connect, every command) gives up after this long.
     smtp_timeout_seconds: float = 10.0
     smtp_retry_base_seconds: float = 2.0
+    # A request's whole body must arrive within this long (webhooks/body_deadline.py): a client
+    # that sends a few bytes and waits is answered 408 instead of holding the receiver.
+    body_read_seconds: float = 10.0
 
     @property
     def outbox_mode(self) -> bool:
@@ -199,6 +202,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     # At most the 48 h the event ids are kept; a few seconds of clock skew between hosts.
     "pagerduty_event_max_age_seconds": (60, 172800, SECONDS),
     "pagerduty_event_max_skew_seconds": (0, 600, SECONDS),
+    # Long enough for a 256 KB body on a slow link; short enough that slow clients cost little.
+    "body_read_seconds": (0.5, 60, SECONDS),
     "approval_link_minutes": (
         0,
         MAX_APPROVAL_LINK_MINUTES,
@@ -268,6 +273,7 @@ _ENV = {
     "RESPONDER_SMTP_CA_FILE": "smtp_ca_file",
     "RESPONDER_SMTP_TIMEOUT": "smtp_timeout_seconds",
     "RESPONDER_SMTP_RETRY_BASE": "smtp_retry_base_seconds",
+    "RESPONDER_BODY_READ_SECONDS": "body_read_seconds",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -14,6 +15,8 @@ from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
 from webhooks import actions, alertmanager, bundles, incident_page, ops, pagerduty, slack
+from webhooks.access_log import MASK_QUERIES
+from webhooks.body_deadline import BodyDeadline
 from webhooks.errors import register_error_handlers
 from webhooks.metrics import ReceiverMetrics
 from webhooks.receiver import EXTENSION, Receiver
@@ -26,6 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or settings_from_env(os.environ)
     # No app-wide static route: the incident page's blueprint serves its own, with its headers.
     app = Flask(__name__, static_folder=None)
+    # Werkzeug's development server logs each request line: signed links stay out of it too.
+    logging.getLogger("werkzeug").addFilter(MASK_QUERIES)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     runtime = Runtime(settings)
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
@@ -51,6 +56,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, {alertmanager.ROUTE: endpoint}
     )
+    # Outermost, so that every route's body is read against the same deadline.
+    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_read_seconds)  # type: ignore[method-assign]
     # Requests to the route never reach Flask; listing it lets Flask answer a path with a
     # doubled slash (`/webhooks//alertmanager`) with a 308 to it, as when it was a view.
     app.add_url_rule(alertmanager.ROUTE, "alertmanager", endpoint.flask_view, methods=["POST"])

@@ -17,7 +17,6 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from flask import Response, request
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from tasks.lanes import queue_for
 from tasks.names import NOTE_RESOLVED, RESPOND
@@ -29,7 +28,7 @@ from webhooks.errors import problem
 from webhooks.intake import (
     kept_headers,
     parse_or_400,
-    read_body,
+    read_body_or_problem,
     record_or_503,
     require_json,
 )
@@ -114,15 +113,9 @@ class AlertmanagerEndpoint:
             return receiver.metrics.rejected(SOURCE, "unauthenticated", rejection)
         if rejection := require_json(environ.get("CONTENT_TYPE")):
             return receiver.metrics.rejected(SOURCE, "content_type", rejection)
-        try:
-            raw = read_body(environ, self.max_body_bytes)
-        except RequestEntityTooLarge:  # by its Content-Length, or by what a chunked body held
-            too_large = problem(413, "request body too large", "(body)")
-            return receiver.metrics.rejected(SOURCE, "too_large", too_large)
-        except HTTPException as exc:  # e.g. ClientDisconnected: a body cut short
-            why = f"cannot read the body ({type(exc).__name__}): it ended early or was invalid"
-            unreadable = problem(exc.code or 400, why, "(body)")
-            return receiver.metrics.rejected(SOURCE, "unreadable", unreadable)
+        raw = read_body_or_problem(receiver, SOURCE, environ, self.max_body_bytes)
+        if isinstance(raw, Response):
+            return raw
         group = parse_or_400(receiver, SOURCE, raw, parse_alertmanager)
         if isinstance(group, Response):
             return group

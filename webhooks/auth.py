@@ -119,6 +119,23 @@ def _is_loopback(remote_addr: str | None) -> bool:
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
+def pagerduty_signatures(header: str | None) -> list[str] | str:
+    """Return the well-formed v1 signatures of X-PagerDuty-Signature, or why there are none.
+
+    Needs no body, so a request without a usable signature is refused before its body is read.
+    """
+    if not header or not header.strip():
+        return "missing X-PagerDuty-Signature header"
+    entries = [part.strip() for part in header.split(",")]
+    signatures = [e[3:].lower() for e in entries if e.startswith("v1=")]
+    if not signatures:
+        return "no v1= signature in X-PagerDuty-Signature"
+    well_formed = [s for s in signatures if _HEX_SHA256.fullmatch(s)]
+    if not well_formed:
+        return "malformed v1 signature: expected 64 hex digits"
+    return well_formed
+
+
 def pagerduty_signature_problem(
     raw_body: bytes, header: str | None, secrets: list[str]
 ) -> tuple[int, str] | None:
@@ -128,15 +145,9 @@ def pagerduty_signature_problem(
     PagerDuty sending two signatures) rejects nothing. 400 for a missing or malformed header,
     403 for a signature that matches no secret.
     """
-    if not header or not header.strip():
-        return 400, "missing X-PagerDuty-Signature header"
-    entries = [part.strip() for part in header.split(",")]
-    signatures = [e[3:].lower() for e in entries if e.startswith("v1=")]
-    if not signatures:
-        return 400, "no v1= signature in X-PagerDuty-Signature"
-    well_formed = [s for s in signatures if _HEX_SHA256.fullmatch(s)]
-    if not well_formed:
-        return 400, "malformed v1 signature: expected 64 hex digits"
+    well_formed = pagerduty_signatures(header)
+    if isinstance(well_formed, str):
+        return 400, well_formed
     for secret in secrets:
         expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
         if any(hmac.compare_digest(expected, candidate) for candidate in well_formed):

@@ -27,5 +27,5 @@ def register_error_handlers(app: Flask) -> None:
             413: "request body too large",
         }
         error = messages.get(exc.code or 500, exc.description or exc.name)
-        field = "(body)" if exc.code == 413 else None
+        field = "(body)" if exc.code in (408, 413) else None  # 408: a body too slow to arrive
         return problem(exc.code or 500, error, field)

@@ -11,6 +11,19 @@ from prometheus_client import multiprocess
 # Set by `responder run` (tasks/cli): it says "listening" only once this file is written.
 READY_FILE_VARIABLE = "RESPONDER_RUN_READY_FILE"
 
+# The production server, the same for `responder run`, compose and the Dockerfile. gevent: a
+# connection waiting on a slow client costs a greenlet, not one of the two workers (issue 24,
+# finding 2; the measurements are in docs/hardening/intake.md). Bodies still get a deadline
+# (RESPONDER_BODY_READ_SECONDS), so slow clients cannot pile up to worker_connections either.
+workers = 2
+worker_class = "gevent"
+worker_connections = 1000
+# A request here takes milliseconds and a body at most RESPONDER_BODY_READ_SECONDS (10 s by
+# default): a stop need not wait gunicorn's default 30 s for a worker that has not finished.
+graceful_timeout = 10
+# Signed links are capabilities: the access and error logs mask every query value.
+logger_class = "webhooks.access_log.QueryMaskingLogger"
+
 
 def when_ready(server: Any) -> None:
     """Write the addresses gunicorn is bound to where `responder run` waits for them."""

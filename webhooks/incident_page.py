@@ -57,6 +57,7 @@ from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 from webhooks import incident_page_view as view
 from webhooks.errors import problem
 from webhooks.receiver import current_receiver
+from webhooks.security_headers import protect
 
 blueprint = Blueprint(
     "incident_page",
@@ -107,12 +108,7 @@ CSP = (
 @blueprint.after_request
 def _headers(response: Response) -> Response:
     """Add the page's security headers to every answer of this blueprint."""
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"  # the URL carries the signature
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers.setdefault("Cache-Control", "private, no-store")
-    return response
+    return protect(response, CSP)
 
 
 # ---------------------------------------------------------------------------- the incident page

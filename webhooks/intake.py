@@ -9,13 +9,14 @@ from wsgiref.types import WSGIEnvironment
 
 from flask import Response
 from redis import RedisError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_input_stream
 
 from tasks.store.deliveries import Recorded
 from triage import strict_json
 from triage.models import PayloadError
+from webhooks.body_deadline import SlowBody
 from webhooks.errors import problem
 from webhooks.receiver import Receiver
 
@@ -43,6 +44,24 @@ def read_body(environ: WSGIEnvironment, max_bytes: int) -> bytes:
     if len(body) > max_bytes:
         raise RequestEntityTooLarge()
     return body
+
+
+def read_body_or_problem(
+    receiver: Receiver, source: str, environ: WSGIEnvironment, max_bytes: int
+) -> bytes | Response:
+    """Return the whole body, or the rejection saying why it could not be read (413, 408, 400)."""
+    try:
+        return read_body(environ, max_bytes)
+    except RequestEntityTooLarge:  # by its Content-Length, or by what a chunked body held
+        too_large = problem(413, "request body too large", "(body)")
+        return receiver.metrics.rejected(source, "too_large", too_large)
+    except SlowBody as exc:  # a few bytes, then silence: webhooks/body_deadline.py
+        slow = problem(408, str(exc.description), "(body)")
+        return receiver.metrics.rejected(source, "slow_body", slow)
+    except HTTPException as exc:  # e.g. ClientDisconnected: a body cut short
+        why = f"cannot read the body ({type(exc).__name__}): it ended early or was invalid"
+        unreadable = problem(exc.code or 400, why, "(body)")
+        return receiver.metrics.rejected(source, "unreadable", unreadable)
 
 
 def record_or_503(receiver: Receiver, **record: Any) -> Recorded | Response:

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from redis import RedisError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from tasks.actions import approval
 from tasks.lanes import actions_queue, queue_for
@@ -27,12 +26,12 @@ from triage.models import (
     IncidentEvent,
     parse_pagerduty,
 )
-from webhooks.auth import pagerduty_signature_problem
+from webhooks.auth import pagerduty_signature_problem, pagerduty_signatures
 from webhooks.errors import problem
 from webhooks.intake import (
     kept_headers,
     parse_or_400,
-    read_body,
+    read_body_or_problem,
     record_or_503,
     require_json,
 )
@@ -62,12 +61,6 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
     metrics = receiver.metrics
     if rejection := require_json(request.content_type):
         return metrics.rejected(SOURCE, "content_type", rejection)
-    try:
-        # Not request.get_data(): it returns a chunked body cut at the limit, not a 413.
-        raw = read_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"])
-    except RequestEntityTooLarge:
-        too_large = problem(413, "request body too large", "(body)")
-        return metrics.rejected(SOURCE, "too_large", too_large)
     secrets = receiver.settings.pagerduty_webhook_secrets
     if not secrets:
         # A configuration gap, not the sender's fault: 503 keeps PagerDuty retrying (48 h).
@@ -80,6 +73,16 @@ def receive_pagerduty() -> Response | tuple[Response, int]:
                 "(RESPONDER_PAGERDUTY_WEBHOOK_SECRETS); retry later",
             ),  # fmt: skip
         )
+    # Whatever needs no body is checked before reading one: a client without a usable
+    # signature never gets to hold the receiver while it sends its body slowly.
+    if isinstance(why := pagerduty_signatures(request.headers.get("X-PagerDuty-Signature")), str):
+        return metrics.rejected(SOURCE, "invalid", problem(400, why, "X-PagerDuty-Signature"))
+    # Not request.get_data(): it returns a chunked body cut at the limit, not a 413.
+    raw = read_body_or_problem(
+        receiver, SOURCE, request.environ, current_app.config["MAX_CONTENT_LENGTH"]
+    )
+    if isinstance(raw, Response):
+        return raw
     signature = pagerduty_signature_problem(
         raw, request.headers.get("X-PagerDuty-Signature"), [s.reveal() for s in secrets]
     )

@@ -120,9 +120,10 @@ def run(host: str, port: int, concurrency: int) -> None:
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
     parts = {
         "receiver": [
+            # Workers, worker class and logger: webhooks/gunicorn_config.py, as compose's.
             sys.executable, "-m", "gunicorn", "--bind", bind_address(host, port),
-            "--workers", "2", "--config", "python:webhooks.gunicorn_config",
-            "--access-logfile", "-", "webhooks:create_app()",
+            "--config", "python:webhooks.gunicorn_config", "--access-logfile", "-",
+            "webhooks:create_app()",
         ],
         # Every queue: actions, urgent, Slack and e-mail (notify), then routine.
         "worker": [

@@ -138,3 +138,24 @@ def test_an_expired_link_is_403(settings: Settings, tmp_path: Path) -> None:
     answer = client.get(urlsplit(link).path + "?" + urlsplit(link).query)
     assert answer.status_code == 403 and answer.get_json()["error"] == "the link has expired"
     assert parse_qs(urlsplit(link).query)["expires"] == ["1000000"]
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda p: p,  # the HTML view
+        lambda p: p.replace("/?", "/manifest.json?"),  # a file of the bundle
+        lambda p: p.replace("sig=", "sig=0"),  # a refusal
+    ],
+    ids=["page", "file", "refusal"],
+)
+def test_every_bundle_answer_forbids_scripts_sniffing_framing_and_referrers(served, mangle) -> None:
+    client, path = served
+    with client.get(mangle(path)) as answer:
+        headers = answer.headers
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "script-src" not in csp  # so no script runs: default-src 'none' covers it
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
