@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
+from gevent.monkey import MonkeyPatchWarning
 from prometheus_client import multiprocess
+
+# gunicorn's master imports ssl itself (gunicorn.sock) before a gevent worker patches, so gevent
+# warns in every worker. Harmless here: patching replaces the ssl module's classes in place, so
+# redis-py's `ssl.SSLContext` (rediss://) is gevent's; the one direct import gevent names as left
+# unpatched, redis.asyncio, the receiver never uses. Only this warning is silenced.
+warnings.filterwarnings(
+    "ignore",
+    message="Monkey-patching ssl after ssl has already been imported",
+    category=MonkeyPatchWarning,
+)
 
 # Set by `responder run` (tasks/cli): it says "listening" only once this file is written.
 READY_FILE_VARIABLE = "RESPONDER_RUN_READY_FILE"
