@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import requests
-import yaml
 
 from bench.storm import (
     TOKEN,
@@ -39,10 +37,11 @@ from bench.storm import (
     group_payload,
     incident_key,
     pct,
+    responder_env,
+    storm_policy,
 )
 from tasks.lanes import urgent_worker_queues
 from tests.fakes.pagerduty import FakePagerDuty
-from triage.policy import builtin_text
 
 PD_TOKEN = "hung-chat-pd-token"
 # One P0 and one P1 rule of the built-in policy, by the labels Alertmanager sends.
@@ -67,25 +66,8 @@ def main() -> None:
     pagerduty = FakePagerDuty(token=PD_TOKEN).start()
     targets = HealthyTargets()
     slack, smtp = HangingTargets(), HangingTargets()  # accept, never answer
-    policy = yaml.safe_load(builtin_text())
-    for service in policy["catalog"]:
-        service["health_url"] = f"{targets.base}/{service['name']}/healthz"
-    (directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
-    (directory / "metrics").mkdir()
     port = free_port()
-    env = {
-        **os.environ,
-        "RESPONDER_REDIS_URL": own_redis.url,
-        "RESPONDER_POLICY": str(directory / "policy.yaml"),
-        "RESPONDER_ALERTMANAGER_TOKEN": TOKEN,
-        "RESPONDER_PAGERDUTY_TOKEN": PD_TOKEN,
-        "RESPONDER_PAGERDUTY_FROM": "responder@eafix.example",
-        "RESPONDER_PAGERDUTY_API_URL": pagerduty.base_url,
-        "RESPONDER_PAGERDUTY_CA_FILE": pagerduty.ca_file,
-        "RESPONDER_BUNDLE_DIR": str(directory / "bundles"),
-        "RESPONDER_OUTBOX_DIR": str(directory / "outbox"),
-        "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
-    }
+    env = responder_env(directory, storm_policy(targets), own_redis, pagerduty)
     if args.chat == "hung":
         smtp_port = smtp.base.rsplit(":", 1)[1]
         env.update(

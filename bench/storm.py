@@ -295,6 +295,36 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
 
 
+def storm_policy(targets: HealthyTargets | HangingTargets) -> dict[str, Any]:
+    """Return the built-in policy with every catalog service's health served by `targets`."""
+    policy = yaml.safe_load(builtin_text())
+    for service in policy["catalog"]:
+        service["health_url"] = f"{targets.base}/{service['name']}/healthz"
+    return policy
+
+
+def responder_env(
+    directory: Path, policy: dict[str, Any], own_redis: OwnRedis, pagerduty: FakePagerDuty
+) -> dict[str, str]:
+    """Write `policy` under `directory` and return the environment the bench's responder runs
+    with: its own Redis, the fake PagerDuty over TLS, bundles, outbox and metrics under it."""
+    (directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    (directory / "metrics").mkdir()
+    return {
+        **os.environ,
+        "RESPONDER_REDIS_URL": own_redis.url,
+        "RESPONDER_POLICY": str(directory / "policy.yaml"),
+        "RESPONDER_ALERTMANAGER_TOKEN": TOKEN,
+        "RESPONDER_PAGERDUTY_TOKEN": pagerduty.token,
+        "RESPONDER_PAGERDUTY_FROM": "responder@eafix.example",
+        "RESPONDER_PAGERDUTY_API_URL": pagerduty.base_url,
+        "RESPONDER_PAGERDUTY_CA_FILE": pagerduty.ca_file,
+        "RESPONDER_BUNDLE_DIR": str(directory / "bundles"),
+        "RESPONDER_OUTBOX_DIR": str(directory / "outbox"),
+        "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=10_000)
@@ -320,28 +350,14 @@ def main() -> None:
         key: pagerduty.add_incident(incident_key(key), "storm") for key in [*groups, P0_GROUP]
     }
 
-    policy = yaml.safe_load(builtin_text())
-    for service in policy["catalog"]:
-        service["health_url"] = f"{targets.base}/{service['name']}/healthz"
     slack = FakeSlack().start() if args.slack else None
+    policy = storm_policy(targets)
     for entry in policy["communication"]["slack"]["channels"].values():
         entry["channel"] = SLACK_CHANNELS[entry["channel"]]  # by id, as the README advises
-    (directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
-    (directory / "metrics").mkdir()
     port = free_port()
     env = {
-        **os.environ,
-        "RESPONDER_REDIS_URL": own_redis.url,
-        "RESPONDER_POLICY": str(directory / "policy.yaml"),
-        "RESPONDER_ALERTMANAGER_TOKEN": TOKEN,
-        "RESPONDER_PAGERDUTY_TOKEN": PD_TOKEN,
-        "RESPONDER_PAGERDUTY_FROM": "responder@eafix.example",
-        "RESPONDER_PAGERDUTY_API_URL": pagerduty.base_url,
-        "RESPONDER_PAGERDUTY_CA_FILE": pagerduty.ca_file,
-        "RESPONDER_BUNDLE_DIR": str(directory / "bundles"),
-        "RESPONDER_OUTBOX_DIR": str(directory / "outbox"),
+        **responder_env(directory, policy, own_redis, pagerduty),
         "RESPONDER_COLLECTOR_TIMEOUT": "5",
-        "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
         "RESPONDER_SMTP_HOST": "127.0.0.1",
         "RESPONDER_SMTP_PORT": str(mailbox.port),
         "RESPONDER_SMTP_STARTTLS": "0",
