@@ -49,7 +49,7 @@ test: $(VENV)/.dev-installed test-services lint
 
 ## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds
 test-unit: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit -m "not integration" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
