@@ -33,8 +33,12 @@ def facts_of(subject: Alert | Incident) -> Facts:
             "title": subject.title,
         }
         return Facts({}, {}, {k: v for k, v in fields.items() if v}, subject.service)
-    service = subject.labels.get("service") or subject.labels.get("job", "").removeprefix("eafix-")
-    return Facts(subject.labels, subject.annotations, {}, service)
+    return Facts(subject.labels, subject.annotations, {}, service_of(subject.labels))
+
+
+def service_of(labels: Mapping[str, str]) -> str:
+    """Return the service an alert's labels name: `service`, else its `job` (eafix-<name>)."""
+    return labels.get("service") or labels.get("job", "").removeprefix("eafix-")
 
 
 def classify(subject: Alert | Incident, policy: Policy, now: datetime) -> Classification:

@@ -23,6 +23,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from triage.models import Priority
+from triage.topology import Topology, find_cycle
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -216,6 +217,8 @@ class Service:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     # The runbook's trading flow test on this service: `tick` (POST) and/or `signal` (GET).
     flow_test: Mapping[str, str] = field(default_factory=dict)
+    # The catalog services it depends on (its upstreams): the topology correlation walks.
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -481,6 +484,41 @@ class SlackPolicy:
         return any((self.incidents, self.trading, self.dev))
 
 
+CORRELATION_MODES = ("off", "shadow", "on")
+
+
+@dataclass(frozen=True)
+class CorrelationRule:
+    """When a new alert group belongs to an open incident instead of starting its own.
+
+    It applies to the firing alerts `match` passes that carry every `group_by` label (a missing
+    key means the rule does not apply: never a catch-all bucket). They join an incident whose
+    firing members share those labels' values, while the incident is younger than
+    `max_lifetime` and was last joined within `window` (a sliding window), and only when at
+    least `min_firing` such members fire. `max_distance`: the topology hops between their
+    services that still count as related (0: the same service); None: the shared keys alone.
+    """
+
+    name: str
+    match: tuple[tuple[str, Matcher], ...]
+    group_by: tuple[str, ...]
+    window: timedelta
+    max_lifetime: timedelta
+    max_distance: int | None = None
+    min_firing: int = 1
+
+
+@dataclass(frozen=True)
+class CorrelationPolicy:
+    """The correlation rules and what is done with their decisions: off, shadow or on.
+
+    In shadow mode the decisions are made and recorded, and nothing acts on them.
+    """
+
+    mode: str = "shadow"
+    rules: tuple[CorrelationRule, ...] = ()
+
+
 def _default_severity_fallback() -> Mapping[str, Priority]:
     # Without a `severity_fallback` in the file a critical alert still pages: never a silent P3.
     return {"critical": Priority.P1, "warning": Priority.P2}
@@ -513,6 +551,12 @@ class Policy:
     actions: ActionPolicy = field(default_factory=ActionPolicy)
     slack: SlackPolicy = field(default_factory=SlackPolicy)  # communication.slack
     communication: Communication = field(default_factory=Communication)
+    correlation: CorrelationPolicy = field(default_factory=CorrelationPolicy)
+
+    @property
+    def topology(self) -> Topology:
+        """Return the catalog's topology: each service and the services it depends on."""
+        return Topology.of({name: s.depends_on for name, s in self.catalog.items()})
 
     def summarised(self) -> tuple[Priority, ...]:
         """Return the priorities whose management hears of them in a next-business-day summary."""
@@ -728,6 +772,8 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
             found += _regex_problems(block, base)
     found += _duplicates(raw.get("catalog"), "catalog", "service")
     found += _flow_test_problems(raw.get("catalog"))
+    found += _depends_on_problems(raw.get("catalog"))
+    found += _correlation_problems(raw.get("correlation"))
     found += _action_problems(raw.get("actions"), raw.get("catalog"))
     return found
 
@@ -899,6 +945,60 @@ def _flow_test_problems(catalog: Any) -> list[tuple[tuple[str | int, ...], str]]
                 where = ("catalog", index, "flow_test", step)
                 found.append((where, f"the trading flow test's {step} is {first[step]}'s already"))
             first.setdefault(step, str(entry.get("name")))
+    return found
+
+
+def _depends_on_problems(catalog: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return a problem for each dependency on a name not in the catalog, and for a cycle."""
+    entries = [e for e in catalog if isinstance(e, Mapping)] if isinstance(catalog, list) else []
+    names = {e.get("name") for e in entries}
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    edges: dict[str, list[str]] = {}
+    for index, entry in enumerate(catalog if isinstance(catalog, list) else ()):
+        upstreams = entry.get("depends_on") if isinstance(entry, Mapping) else None
+        if not isinstance(upstreams, list) or not isinstance(entry.get("name"), str):
+            continue
+        edges[entry["name"]] = [u for u in upstreams if isinstance(u, str)]
+        for number, upstream in enumerate(upstreams):
+            if isinstance(upstream, str) and upstream not in names:
+                where = ("catalog", index, "depends_on", number)
+                found.append((where, f"no catalog service named {upstream!r}"))
+    if cycle := find_cycle(edges):
+        # Named at the service that closes the loop, the last edge the walk took.
+        index = next(i for i, e in enumerate(catalog) if e.get("name") == cycle[-2])
+        where = ("catalog", index, "depends_on")
+        found.append((where, f"a dependency cycle: {' -> '.join(cycle)}"))
+    return found
+
+
+def _correlation_problems(section: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return what the schema cannot see in the correlation rules: duplicate names, bad
+    regexes, a window longer than the lifetime it slides within."""
+    if not isinstance(section, Mapping):
+        return []
+    rules = section.get("rules")
+    found = [
+        (("correlation", *path), m) for path, m in _duplicates(rules, "rules", "correlation rule")
+    ]
+    for index, rule in enumerate(rules if isinstance(rules, list) else ()):
+        if not isinstance(rule, Mapping):
+            continue
+        base: tuple[str | int, ...] = ("correlation", "rules", index)
+        # The match block is a classification rule's `labels`: the same matchers, same checks.
+        checked = _regex_problems({"labels": rule.get("match")}, ())
+        found += [((*base, "match", *path[1:]), message) for path, message in checked]
+        try:
+            window, lifetime = (parse_span(rule[k]).duration for k in ("window", "max_lifetime"))
+        except (KeyError, ValueError, TypeError):
+            continue  # the schema names a missing or malformed duration
+        if window > lifetime:
+            found.append(
+                (
+                    (*base, "window"),
+                    f"the window ({rule['window']}) must not be longer than "
+                    f"max_lifetime ({rule['max_lifetime']})",
+                )
+            )
     return found
 
 
@@ -1079,6 +1179,31 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         actions=_actions(raw.get("actions", {})),
         slack=_slack(raw.get("communication", {}).get("slack", {})),
         communication=_communication(raw.get("communication", {})),
+        correlation=_correlation(raw.get("correlation", {})),
+    )
+
+
+# YAML 1.1 reads a bare `on` and `off` as booleans; both spellings mean the same mode.
+_MODE_OF_BOOLEAN = {True: "on", False: "off"}
+
+
+def _correlation(raw: Mapping[str, Any]) -> CorrelationPolicy:
+    return CorrelationPolicy(
+        mode=_MODE_OF_BOOLEAN.get(mode, mode)
+        if (mode := raw.get("mode")) is not None
+        else "shadow",
+        rules=tuple(
+            CorrelationRule(
+                name=rule["name"],
+                match=tuple((k, _matcher(v)) for k, v in rule.get("match", {}).items()),
+                group_by=tuple(rule.get("group_by", ())),
+                window=parse_span(rule["window"]).duration,
+                max_lifetime=parse_span(rule["max_lifetime"]).duration,
+                max_distance=rule.get("max_distance"),
+                min_firing=rule.get("min_firing", 1),
+            )
+            for rule in raw.get("rules", ())
+        ),
     )
 
 
@@ -1326,6 +1451,7 @@ def _service(raw: Mapping[str, Any]) -> Service:
         key_metrics=tuple(raw.get("key_metrics", ())),
         endpoints=dict(raw.get("endpoints", {})),
         flow_test=dict(raw.get("flow_test", {})),
+        depends_on=tuple(raw.get("depends_on", ())),
     )
 
 
