@@ -3,7 +3,8 @@ responder (receiver, worker, beat) and a fake PagerDuty. Used by `make demo` and
 session-scoped, by the end-to-end tests.
 
 Prometheus scrapes the simulator every second with EAFIX's alert rules (`for` shortened to 0s so
-a scenario fires in seconds); Alertmanager groups by alert name and sends each group both to the
+a scenario fires in seconds); Alertmanager groups by alert name, mutes what another alert explains
+(the inhibit_rules of examples/alertmanager.yml) and sends each group both to the
 responder (bearer auth) and to the fake PagerDuty's Events API, which opens the incident the
 way PagerDuty would (dedup key = sha256 of the group key).
 
