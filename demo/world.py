@@ -3,7 +3,8 @@ responder (receiver, worker, beat) and a fake PagerDuty. Used by `make demo` and
 session-scoped, by the end-to-end tests.
 
 Prometheus scrapes the simulator every second with EAFIX's alert rules (`for` shortened to 0s so
-a scenario fires in seconds); Alertmanager groups by alert name and sends each group both to the
+a scenario fires in seconds); Alertmanager groups by alert name, mutes what another alert explains
+(the inhibit_rules of examples/alertmanager.yml) and sends each group both to the
 responder (bearer auth) and to the fake PagerDuty's Events API, which opens the incident the
 way PagerDuty would (dedup key = sha256 of the group key).
 
@@ -44,6 +45,8 @@ from triage.policy import builtin_text
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED_RULES = PROJECT.parent / "shared" / "eafix" / "alert-rules.yml"
 OWN_RULES = Path(__file__).resolve().parent / "alert-rules.yml"
+# The Alertmanager configuration operators start from; the world runs its inhibit_rules as they are.
+EXAMPLE_ALERTMANAGER = PROJECT / "examples" / "alertmanager.yml"
 TOKEN = "demo-alertmanager-token"
 PD_TOKEN = "demo-pagerduty-token"
 LINK_SECRET = "demo-link-secret"  # signs the incident page's links the notes carry
@@ -98,6 +101,11 @@ def rules_text() -> str:
         for rule in group["rules"]:
             rule["for"] = ABSENT_FOR if "absent(" in str(rule.get("expr", "")) else "0s"
     return yaml.safe_dump(rules, sort_keys=False)
+
+
+def inhibit_rules() -> list[dict[str, Any]]:
+    """Return the inhibit_rules of the example Alertmanager configuration."""
+    return yaml.safe_load(EXAMPLE_ALERTMANAGER.read_text())["inhibit_rules"]
 
 
 @dataclass
@@ -327,6 +335,7 @@ class World:
                     ],
                 }
             ],
+            "inhibit_rules": inhibit_rules(),
         }
         (self.directory / "alertmanager.yml").write_text(yaml.safe_dump(config))
         address = self.urls["alertmanager"].removeprefix("http://")

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -36,8 +37,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_alertmanager(tmp_path: Path, receiver: str, credentials: str) -> Iterator[str]:
-    """Run Alertmanager routing everything to the receiver; yield its API URL."""
+def start_alertmanager(
+    tmp_path: Path, receiver: str, credentials: str, extra: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """Run Alertmanager routing everything to the receiver, with `extra` top-level sections
+    replacing ours; yield its API URL."""
     config = {
         "route": {
             "receiver": "responder",
@@ -59,6 +63,7 @@ def start_alertmanager(tmp_path: Path, receiver: str, credentials: str) -> Itera
             }
         ],
     }
+    config |= extra or {}
     (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     binary = alertmanager_binary()  # before the log opens: a failure leaks no file
