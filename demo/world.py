@@ -88,15 +88,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rules_text() -> str:
-    """Return EAFIX's alert rules with `for` set to 0s (absent(): 15s), from shared/ or the
-    demo's own."""
+def rules_path() -> Path:
+    """Return EAFIX's alert rules: shared/'s (required in CI), else the demo's own copy."""
     source = Path(os.environ.get("RESPONDER_EAFIX_RULES", SHARED_RULES))
     if not source.is_file():
         if os.environ.get("CI", "").lower() == "true":
             raise WorldError(f"EAFIX's alert rules are required in CI and missing: {source}")
         source = OWN_RULES
-    rules = yaml.safe_load(source.read_text())
+    return source
+
+
+def rules_text() -> str:
+    """Return EAFIX's alert rules with `for` set to 0s (absent(): 15s), from shared/ or the
+    demo's own."""
+    rules = yaml.safe_load(rules_path().read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
             rule["for"] = ABSENT_FOR if "absent(" in str(rule.get("expr", "")) else "0s"

@@ -3,7 +3,6 @@ an alert that explains others mutes them, and nothing it does not explain."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ import pytest
 import requests
 import yaml
 
-from demo.world import EXAMPLE_ALERTMANAGER, SHARED_RULES, inhibit_rules
+from demo.world import EXAMPLE_ALERTMANAGER, inhibit_rules, rules_path
 from tasks.store.deliveries import DeliveryStore
 from tests.integration.test_alertmanager_binary import alertmanager_binary, start_alertmanager
 from tests.support import TOKEN, wait_for
@@ -165,19 +164,11 @@ def test_the_example_configuration_passes_amtool_check_config() -> None:
     assert "4 inhibit rules" in result.stdout
 
 
-def eafix_rules() -> Path:
-    """Return EAFIX's alert rules, found as the demo world finds them; fail when missing."""
-    path = Path(os.environ.get("RESPONDER_EAFIX_RULES", SHARED_RULES))
-    if not path.is_file():
-        pytest.fail(f"EAFIX's alert rules are missing: {path} (set RESPONDER_EAFIX_RULES)")
-    return path
-
-
 def test_every_alert_the_inhibit_rules_name_is_one_eafix_raises() -> None:
     # A misspelt name in a matcher mutes nothing, silently: the rules must name real alerts.
     raised = {
         rule["alert"]
-        for group in yaml.safe_load(eafix_rules().read_text())["groups"]
+        for group in yaml.safe_load(rules_path().read_text())["groups"]
         for rule in group["rules"]
     }
     named = {
