@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.lanes import actions_queue
+from tasks.lanes import notify_queue
 from tasks.names import (
     ACT,
     ACTION_ALREADY,
@@ -124,10 +124,11 @@ def offer_links(rt: Runtime, incident_id: str, proposal_ids: Sequence[str]) -> b
     """
     if rt.send_task is None or not proposal_ids or not rt.settings.link_secret.reveal():
         return False
+    # An e-mail, so never on a queue the urgent worker reads (a hung SMTP server would hold one
+    # of its slots for a whole timeout); the urgent notify queue, as someone waits to approve.
+    queue = notify_queue(rt.settings.queue, "P0")
     try:
-        rt.send_task(
-            APPROVAL_LINKS, [incident_id, list(proposal_ids)], actions_queue(rt.settings.queue)
-        )
+        rt.send_task(APPROVAL_LINKS, [incident_id, list(proposal_ids)], queue)
     except Exception:  # the proposals stand: Slack, a note or the CLI still approve them
         log.exception("cannot queue the approval links of incident %s", incident_id)
         return False

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tasks.actions.approval import offer_links
 from tasks.celery_app import make_celery
 from tasks.lanes import Lane, deadline_queue, lane_of_queue, notify_queue, urgent_worker_queues
 from tasks.notify.slack_queue import tell_slack
 from tasks.runtime import Runtime
-from tasks.settings import Settings
+from tasks.settings import Secret, Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +62,14 @@ def test_a_worker_on_every_queue_reads_p0_p1_sends_before_routine_work() -> None
 def test_p0_p1_sends_draw_on_the_urgent_share_of_the_budget() -> None:
     assert lane_of_queue("responder", "responder-notify-urgent") is Lane.URGENT
     assert lane_of_queue("responder", "responder-notify") is Lane.ROUTINE
+
+
+def test_personal_approval_links_are_e_mailed_from_a_notify_queue_never_the_urgent_workers() -> (
+    None
+):
+    rt = Runtime(Settings(link_secret=Secret("k")))
+    sent: list[tuple[str, str]] = []
+    rt.send_task = lambda name, args, queue: sent.append((name, queue))
+    assert offer_links(rt, "PINC1", ["act-1"])
+    assert [queue for _, queue in sent] == ["responder-notify-urgent"]
+    assert sent[0][1] not in urgent_worker_queues("responder").split(",")
