@@ -118,8 +118,10 @@ def tie_text(member: ReplayedMember) -> str:
 
 def _print_incident(incident: ReplayedIncident) -> None:
     count = len(incident.members)
-    span = f"{incident.first_seen:%Y-%m-%d %H:%M:%S} to {incident.last_joined:%H:%M:%S} UTC"
-    say(f"incident {incident.id}: {count} member{'s' if count != 1 else ''}, {span}")
+    # Times as the delivery log stores them, in UTC; a 24 h window can cross midnight.
+    began, joined = incident.first_seen, incident.last_joined
+    span = f"began {began:%Y-%m-%d %H:%M:%S}, last joined {joined:%m-%d %H:%M:%S}"
+    say(f"incident {incident.id}: {count} member{'s' if count != 1 else ''}, {span} UTC")
     if incident.origin:
         downstream = ", ".join(symptoms(incident)) or "none"
         say(f"  probable origin: {incident.origin}; downstream symptoms: {downstream}")
@@ -128,7 +130,7 @@ def _print_incident(incident: ReplayedIncident) -> None:
     for m in incident.members:
         state = "firing" if m.firing else "resolved"
         service = m.service or "(no service)"
-        say(f"  {m.at:%H:%M:%S}  {m.name:<28} {service:<18} {state:<8}  {tie_text(m)}")
+        say(f"  {m.at:%m-%d %H:%M:%S}  {m.name:<28} {service:<18} {state:<8}  {tie_text(m)}")
 
 
 @click.command("correlate")
