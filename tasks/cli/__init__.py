@@ -20,6 +20,7 @@ import click
 from redis import RedisError
 
 from tasks.cli.action import action_group
+from tasks.cli.correlate import correlate_command
 from tasks.cli.deliveries import deliveries_command, replay_command
 from tasks.cli.demo_alert import demo_alert_command
 from tasks.cli.diagnose import diagnose_command
@@ -75,6 +76,7 @@ main.add_command(report_command)
 main.add_command(status_command)
 main.add_command(demo_alert_command)
 main.add_command(action_group)
+main.add_command(correlate_command)
 
 
 @main.command()
