@@ -199,8 +199,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "smtp_port": (1, 65535, "a port number"),
     "smtp_timeout_seconds": (0.5, 300, SECONDS),
     "smtp_retry_base_seconds": (0.05, 600, SECONDS),
-    # At most the 48 h the event ids are kept; a few seconds of clock skew between hosts.
-    "pagerduty_event_max_age_seconds": (60, 172800, SECONDS),
+    # The event ids are kept 48 h: an event accepted up to the skew early must still be
+    # remembered when it is as old as the limit, so the limit stops an hour short (47 h).
+    "pagerduty_event_max_age_seconds": (60, 169200, SECONDS),
     "pagerduty_event_max_skew_seconds": (0, 600, SECONDS),
     # Long enough for a 256 KB body on a slow link; short enough that slow clients cost little.
     "body_read_seconds": (0.5, 60, SECONDS),

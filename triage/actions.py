@@ -93,6 +93,17 @@ def needs_assignees(action: Action, approver: str) -> bool:
 # Why an approval does not count toward an action's `approvals_required`.
 APPROVED_ALREADY = "approved it already"
 AUTHOR_NOT_SECOND = "proposed it, and its author never counts as a second approver"
+# One person holds an e-mail (a personal link) and a PagerDuty id (a note): counted across the
+# two, she could approve twice. The approvals of one proposal must all name people one way.
+OTHER_KIND = (
+    "is named by {kind}, the first approval by {first}: one person holds both an e-mail and a "
+    "PagerDuty id, so every approval of a two-person action must come the way the first did"
+)
+
+
+def identity_kind(identity: str) -> str:
+    """Return how an approver is named: "an e-mail" or "a PagerDuty id" (or a Slack mapping)."""
+    return "an e-mail" if "@" in identity else "a PagerDuty id"
 
 
 def uncounted_because(approvals: Sequence[str], approver: str, author: str) -> str:
@@ -106,6 +117,8 @@ def uncounted_because(approvals: Sequence[str], approver: str, author: str) -> s
         return APPROVED_ALREADY
     if approvals and who == author.strip().lower():
         return AUTHOR_NOT_SECOND
+    if approvals and identity_kind(approver) != identity_kind(approvals[0]):
+        return OTHER_KIND.format(kind=identity_kind(approver), first=identity_kind(approvals[0]))
     return ""
 
 

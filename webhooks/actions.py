@@ -8,6 +8,7 @@ worker; this process only sends its task by name.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from typing import Any
 
@@ -18,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from tasks.actions.approval import run
 from tasks.lanes import actions_queue
 from tasks.store.deliveries import DEDUP_TTL
-from tasks.store.seen_requests import first_delivery
+from tasks.store.seen_requests import first_delivery, forget_delivery
 from triage import strict_json
 from triage.models import PayloadError
 from webhooks.errors import problem
@@ -26,6 +27,7 @@ from webhooks.intake import read_body, require_json
 from webhooks.receiver import current_receiver
 
 blueprint = Blueprint("actions", __name__)
+log = logging.getLogger(__name__)
 
 _INCIDENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 # A workflow run's request_id is remembered as long as PagerDuty retries a delivery.
@@ -104,8 +106,19 @@ def approve_by_workflow(action: str) -> Response | tuple[Response, int]:
             "workflow",
             send,
         )
-    except RedisError:
-        return problem(503, "cannot record the approval right now; retry")
+    except Exception as exc:
+        # Redis or the broker failed mid-way: the sender retries the same request_id, which
+        # must then be taken, not refused as a replay (a second run of the same action on
+        # the same target within 10 minutes answers "already" and acts no more).
+        try:
+            forget_delivery(rt.redis, "actions", fields["request_id"])
+        except RedisError:
+            log.warning(
+                "cannot forget request %r after %s", fields["request_id"], type(exc).__name__
+            )
+        if isinstance(exc, RedisError):
+            return problem(503, "cannot record the approval right now; retry")
+        raise
     answer = {
         "status": outcome.status,
         "message": outcome.message,

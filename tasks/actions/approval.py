@@ -241,6 +241,9 @@ def approve(
     if said == AUTHOR_NOT_SECOND:
         why = f"{not_allowed(approver, action.name)} as its second approver: {said}"
         return _refuse(rt, proposal, approver, via, why, send, now)
+    if said not in ("counted", "approved", "not waiting"):  # e.g. named another way
+        why = f"{not_allowed(approver, action.name)} as its next approver: {approver} {said}"
+        return _refuse(rt, proposal, approver, via, why, send, now)
     if said == "not waiting" or written is None:  # another approval came first
         latest = store.get(proposal.id)
         return _not_waiting(latest) if latest is not None else Outcome("unknown", "vanished")

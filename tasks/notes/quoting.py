@@ -8,9 +8,17 @@ is written, and the words stay visible as what the alert said.
 
 from __future__ import annotations
 
+import unicodedata
+
 from triage.note_commands import reads_as_command
 
 QUOTE = "> "
+
+
+def _visible(line: str) -> str:
+    """Return `line` without format and control characters (zero-width spaces, BOMs, NULs):
+    an editor or a sanitiser may drop them and leave a bare command behind."""
+    return "".join(c for c in line if unicodedata.category(c) not in ("Cf", "Cc") or c in "\t")
 
 
 def quote_commands(text: str) -> str:
@@ -19,7 +27,7 @@ def quote_commands(text: str) -> str:
         return text
     quoted = []
     for line in text.splitlines(keepends=True):
-        if reads_as_command(line):
+        if reads_as_command(line) or reads_as_command(_visible(line)):
             body = line.lstrip()
             line = line[: len(line) - len(body)] + QUOTE + body
         quoted.append(line)

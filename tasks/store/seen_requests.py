@@ -20,3 +20,9 @@ def seen_key(kind: str, request_id: str) -> str:
 def first_delivery(client: redis.Redis, kind: str, request_id: str, window_seconds: int) -> bool:
     """Remember the request for `window_seconds`; return True the first time only."""
     return bool(client.set(seen_key(kind, request_id), "1", nx=True, ex=max(window_seconds, 1)))
+
+
+def forget_delivery(client: redis.Redis, kind: str, request_id: str) -> None:
+    """Forget a request whose handling failed before it acted, so that the sender's retry of
+    the same request is taken instead of refused as a replay."""
+    client.delete(seen_key(kind, request_id))

@@ -23,8 +23,10 @@ import redis
 import requests
 import yaml
 from click.testing import CliRunner, Result
+from redis import RedisError
 from werkzeug.serving import make_server
 
+import webhooks.actions
 from collectors.contract import Target
 from demo.simulator import SERVICES, Simulator
 from tasks.actions import act, approval
@@ -504,6 +506,30 @@ def test_a_workflow_request_sent_again_is_refused_and_acts_once(
         "error": "request_id 'run-7f3a' was received before; nothing ran",
         "field": "request_id",
     }
+    barrier(fresh, pagerduty)
+    assert fresh.sim.emergency_calls == ["stop-trading"]
+
+
+def test_a_workflow_request_that_failed_mid_way_is_taken_when_the_sender_retries_it(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str, monkeypatch
+) -> None:
+    # Redis failed after the request_id was remembered: the answer is 503, and PagerDuty's
+    # retry of the same request must run the action, not be refused as a replay.
+    incident = known_incident(fresh, pagerduty.add_incident("actions-workflow-retry"))
+    real_run = webhooks.actions.run
+    failures = iter([RedisError("connection reset mid-way")])
+
+    def run_failing_once(*args: object, **kwargs: object) -> object:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(webhooks.actions, "run", run_failing_once)
+    failed = workflow(receiver, "stop-trading", "run-retry-1", incident_id=incident)
+    assert failed.status_code == 503
+    retried = workflow(receiver, "stop-trading", "run-retry-1", incident_id=incident)
+    assert retried.status_code == 202, retried.text
+    wait_note(pagerduty, incident, "[ACTION] stop-trading on gui-gateway: done")
     barrier(fresh, pagerduty)
     assert fresh.sim.emergency_calls == ["stop-trading"]
 

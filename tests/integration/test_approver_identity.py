@@ -23,8 +23,8 @@ from tasks.settings import Settings
 from tests.fakes.smtp import SmtpServer
 from triage.policy import builtin_text
 
-DANA, LEE = "dana@eafix.example", "lee@eafix.example"
-ALLOWED = (DANA, "PDANA01", LEE)
+DANA, LEE, KIM = "dana@eafix.example", "lee@eafix.example", "kim@eafix.example"
+ALLOWED = (DANA, "PDANA01", LEE, KIM)
 
 
 @pytest.fixture
@@ -91,12 +91,15 @@ def test_resuming_trading_waits_for_a_second_different_person_then_runs_once(
     author = approval.approve(rt, proposal.id, DANA, "note", sent)  # the author as second
     assert author.status == "refused" and "author never counts" in author.message
     assert approval.proposals(rt).get(proposal.id).status == "proposed"  # type: ignore[union-attr]
-    second = approval.approve(rt, proposal.id, "PDANA01", "slack", sent)
+    # Dana again, by her PagerDuty id: one person holds both, so it does not count.
+    other_name = approval.approve(rt, proposal.id, "PDANA01", "note", sent)
+    assert other_name.status == "refused" and "the way the first did" in other_name.message
+    second = approval.approve(rt, proposal.id, KIM, "incident page", sent)
     assert second.status == "approved"
     record = approval.proposals(rt).get(proposal.id)
-    assert record is not None and record.approvals == [LEE, "PDANA01"]
-    assert record.approved_by == f"{LEE} and PDANA01"
-    assert sent.names() == ["action_waits", "action_refused", "act"]
+    assert record is not None and record.approvals == [LEE, KIM]
+    assert record.approved_by == f"{LEE} and {KIM}"
+    assert sent.names() == ["action_waits", "action_refused", "action_refused", "act"]
     whats = [e["what"] for e in rt.incidents.history("PTWO0001")]
     assert any("approved 1 of 2: resume-trading" in w for w in whats)
 
@@ -128,11 +131,11 @@ def test_each_named_approver_gets_their_own_link_once_per_set_of_proposals(
         for name in ("stop-trading", "resume-trading")
     ]
     said = send_links(rt, "PLINKS01", made, now)
-    assert said == "approval links: 2 sent, 0 sent before"  # Dana and Lee; PDANA01 has none
-    assert send_links(rt, "PLINKS01", made, now) == "approval links: 0 sent, 2 sent before"
-    assert [r.rcpt_tos for r in mailbox.received] == [(DANA,), (LEE,)]
+    assert said == "approval links: 3 sent, 0 sent before"  # Dana, Lee, Kim; PDANA01 has none
+    assert send_links(rt, "PLINKS01", made, now) == "approval links: 0 sent, 3 sent before"
+    assert [r.rcpt_tos for r in mailbox.received] == [(DANA,), (LEE,), (KIM,)]
     secret = rt.settings.link_secret.reveal()
-    for person, received in zip((DANA, LEE), mailbox.received, strict=True):
+    for person, received in zip((DANA, LEE, KIM), mailbox.received, strict=True):
         text = received.part("plain")
         [link] = [line for line in text.splitlines() if "/incidents/PLINKS01?" in line]
         args = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
@@ -141,9 +144,8 @@ def test_each_named_approver_gets_their_own_link_once_per_set_of_proposals(
             approval_problem("PLINKS01", person, args["until"], args["asig"], secret, now) is None
         )
         assert "stop-trading" in text and "resume-trading" in text
-        other = LEE if person == DANA else DANA
-        assert other not in text
+        assert not any(other in text for other in (DANA, LEE, KIM) if other != person)
     # The page's timeline says links went out, never to whom.
     history = json.dumps(rt.incidents.history("PLINKS01"))
-    assert "personal approval links e-mailed (2 approvers)" in history
-    assert DANA not in history and LEE not in history
+    assert "personal approval links e-mailed (3 approvers)" in history
+    assert not any(person in history for person in (DANA, LEE, KIM))

@@ -15,6 +15,7 @@ from triage.actions import (
     ALL_SERVICES,
     APPROVED_ALREADY,
     AUTHOR_NOT_SECOND,
+    OTHER_KIND,
     ActionRefused,
     call_url,
     check_passed,
@@ -366,6 +367,20 @@ def test_the_default_policy_ships_the_two_proposal_rules_and_none_automatic() ->
         (["dana@eafix.example"], "Dana@EAFIX.example", "responder", APPROVED_ALREADY),
         (["lee@eafix.example"], "dana@eafix.example", "dana@eafix.example", AUTHOR_NOT_SECOND),
         (["PDANA"], "PDANA", "PDANA", APPROVED_ALREADY),  # ran /run, then /approve: still one
+        (["PLEE01"], "PDANA01", "responder", ""),
+        # Dana's note (her PagerDuty id), then her personal link (her e-mail): she is one person.
+        (
+            ["PDANA01"],
+            "dana@eafix.example",
+            "responder",
+            OTHER_KIND.format(kind="an e-mail", first="a PagerDuty id"),
+        ),
+        (
+            ["lee@eafix.example"],
+            "PDANA01",
+            "responder",
+            OTHER_KIND.format(kind="a PagerDuty id", first="an e-mail"),
+        ),
     ],
     ids=[
         "first",
@@ -374,6 +389,9 @@ def test_the_default_policy_ships_the_two_proposal_rules_and_none_automatic() ->
         "same-twice",
         "author-second",
         "run-then-approve",
+        "two-pagerduty-ids",
+        "an-email-after-a-pagerduty-id",
+        "a-pagerduty-id-after-an-email",
     ],
 )
 def test_the_same_person_twice_counts_once_and_the_author_is_never_the_second_approver(

@@ -166,3 +166,11 @@ def test_every_note_we_post_opens_as_ours_so_a_copy_without_its_marker_is_known(
         seen.add(name)
         assert refusal(text, "PDANA", set()) == "opens as a note of ours", (name, text[:80])
     assert {"first_response.txt.j2", "evidence.txt.j2", "command_answer.txt.j2"} <= seen
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u2060", "\x00"])
+def test_a_command_behind_an_invisible_character_is_quoted_too(invisible: str) -> None:
+    # An editor or a sanitiser may drop the invisible character and leave a bare command.
+    quoted = quote_commands(f"x\n{invisible}/run resume-trading")
+    assert quoted.splitlines()[1].startswith("> ")
+    assert parse(quoted.replace(invisible, "")) == []
