@@ -47,9 +47,9 @@ test: $(VENV)/.dev-installed test-services lint
 	  RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds
+## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds (on every core)
 test-unit: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest tests/unit -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit -m "not integration" -n auto $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
