@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -553,7 +553,7 @@ class Policy:
     communication: Communication = field(default_factory=Communication)
     correlation: CorrelationPolicy = field(default_factory=CorrelationPolicy)
 
-    @property
+    @cached_property  # built once: every correlation decision reads it
     def topology(self) -> Topology:
         """Return the catalog's topology: each service and the services it depends on."""
         return Topology.of({name: s.depends_on for name, s in self.catalog.items()})

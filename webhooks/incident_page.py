@@ -153,12 +153,6 @@ def _access(incident_id: str) -> tuple[Response | None, Access]:
     return None, Access(int(expires or 0))
 
 
-def _signed(incident_id: str) -> tuple[Response | None, int]:
-    """Check the link's signature; return (a 403/404 answer or None, its expiry)."""
-    refused, access = _access(incident_id)
-    return refused, access.expires
-
-
 def _error_page(status: int, message: str) -> Response:
     """Return a small HTML error page (a person clicked a link; JSON would not help)."""
     return Response(render_template("incident_error.html", status=status, message=message), status)
@@ -204,7 +198,7 @@ def incident_page(incident_id: str) -> Response:
 @blueprint.get("/incidents/<incident_id>/state.json")
 def incident_state(incident_id: str) -> Response | tuple[Response, int]:
     """Return what the page polls: status, deadlines, proposals and timeline size."""
-    refused, _ = _signed(incident_id)
+    refused, _ = _access(incident_id)
     if refused is not None:
         return problem(refused.status_code, "this link does not open the incident", "sig")
     try:
@@ -219,7 +213,7 @@ def incident_state(incident_id: str) -> Response | tuple[Response, int]:
 @blueprint.get("/incidents/<incident_id>/evidence.zip")
 def incident_archive(incident_id: str) -> Response:
     """Return the incident's latest bundle folder as a zip, built now (it is capped in size)."""
-    refused, _ = _signed(incident_id)
+    refused, _ = _access(incident_id)
     if refused is not None:
         return refused
     rt = current_receiver().runtime

@@ -125,7 +125,11 @@ class ProposalStore:
     def recent(self, limit: int = 50) -> list[Proposal]:
         """Return the latest proposals, newest first."""
         ids = [i.decode() for i in self.redis.zrevrange(INDEX_KEY, 0, limit - 1)]
-        return [p for p in map(self.get, ids) if p is not None]
+        if not ids:
+            return []
+        # One round trip: resolving an incident reads up to a thousand of them.
+        found = self.redis.mget([proposal_key(i) for i in ids])
+        return [Proposal(**json.loads(raw)) for raw in found if raw is not None]
 
     def update(
         self, proposal_id: str, change: Callable[[Proposal], Proposal | None]
@@ -148,16 +152,6 @@ class ProposalStore:
             return changed
 
         return self.redis.transaction(attempt, key, value_from_callable=True)  # type: ignore[no-any-return]
-
-    def approve(self, proposal_id: str, approver: str, via: str, at: datetime) -> bool:
-        """Mark a waiting proposal approved by `approver`; False when it is not waiting now."""
-
-        def change(p: Proposal) -> Proposal | None:
-            if p.status != WAITING:
-                return None
-            return replace(p, status=APPROVED, approved_by=approver, approved_at=_iso(at), via=via)
-
-        return self.update(proposal_id, change) is not None
 
     def add_approval(
         self, proposal_id: str, approver: str, via: str, at: datetime, required: int

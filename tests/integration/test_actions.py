@@ -1053,7 +1053,10 @@ def test_an_approved_action_whose_incident_resolved_before_it_ran_runs_nothing(
     incident = pagerduty.add_incident("recheck-resolved")
     rt = Runtime(fresh.settings())
     proposal = approval.propose(rt, "stop-trading", None, incident, "bot", announce=False)
-    assert approval.proposals(rt).approve(proposal.id, ALLOWED, "workflow", datetime.now(UTC))
+    said, _ = approval.proposals(rt).add_approval(
+        proposal.id, ALLOWED, "workflow", datetime.now(UTC), 1
+    )
+    assert said == "approved"
     resolve(rt, incident)
     assert act.run_approved(rt, proposal.id, "test") == "not needed"
     note = wait_note(pagerduty, incident, "no longer needed")
