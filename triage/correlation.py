@@ -16,6 +16,7 @@ from triage.topology import Topology
 
 JOIN = "join"
 NEW = "new"
+FLAP = "flap"  # a group that resolved came back within the flap window: to its own incident
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def _tie(
                 continue
             hops = None
             if rule.max_distance is not None:
-                hops = topology.distance(alert.service, member.service)
+                hops = _distance(rule, alert, member, topology)
                 if hops is None or hops > rule.max_distance:
                     continue
             related.add(number)
@@ -185,6 +186,18 @@ def _tie(
     return min(ties, key=lambda t: (t.hops or 0, t.member_service, t.group_service)), ""
 
 
+def _distance(
+    rule: CorrelationRule, alert: Member, member: Member, topology: Topology
+) -> int | None:
+    """Return the hops between two alerts: 0 when either is about the whole flow."""
+    if rule.everywhere and any(
+        all(matcher.matches(a.labels.get(name)) for name, matcher in rule.everywhere)
+        for a in (alert, member)
+    ):
+        return 0
+    return topology.distance(alert.service, member.service)
+
+
 def _how(rule: CorrelationRule) -> str:
     parts = []
     if rule.group_by:
@@ -197,13 +210,15 @@ def _how(rule: CorrelationRule) -> str:
 def _joined(incident: OpenIncident, tie: Tie, now: datetime) -> str:
     """Say why the group joined, for the notes and the record."""
     parts = [f"joins {incident.id} by rule {tie.rule}"]
-    if tie.hops is not None:
-        edge = f"{tie.group_service or '(no service)'} is {tie.hops} hop"
+    if tie.hops is not None and not (tie.group_service and tie.member_service):
+        parts.append("an alert about the whole flow is related to every service")
+    elif tie.hops is not None:
+        edge = f"{tie.group_service} is {tie.hops} hop"
         edge += f"{'s' if tie.hops != 1 else ''} from {tie.member_service}, firing in it"
         parts.append(edge)
     if tie.shared:
         parts.append("shared " + ", ".join(f"{k}={v}" for k, v in tie.shared))
     idle = now - incident.last_joined
-    when = f"{format_duration(idle)} ago" if idle > timedelta(0) else "just now"
+    when = f"{format_duration(idle)} ago" if idle >= timedelta(seconds=1) else "just now"
     parts.append(f"last joined {when}, within the {format_duration(tie.window)} window")
     return "; ".join(parts)

@@ -505,6 +505,9 @@ class CorrelationRule:
     window: timedelta
     max_lifetime: timedelta
     max_distance: int | None = None
+    # Alerts these matchers pass are about the whole flow (EAFIXCompleteOutage names no
+    # service): 0 hops from every service, so they tie to what they explain.
+    everywhere: tuple[tuple[str, Matcher], ...] = ()
     min_firing: int = 1
 
 
@@ -517,6 +520,14 @@ class CorrelationPolicy:
 
     mode: str = "shadow"
     rules: tuple[CorrelationRule, ...] = ()
+    # When Alertmanager pages PagerDuty: merge a joining group's incident into the one it joins
+    # (PagerDuty resolves it and stops its escalation); False only links them, with notes.
+    merge: bool = True
+    # How long after a join its note waits, for other groups of the same outage to join it too.
+    note_after: timedelta = timedelta(seconds=20)
+    # A group that resolved and fires again within this goes back to its incident (flapping);
+    # zero: never.
+    flap_window: timedelta = timedelta(minutes=15)
 
 
 def _default_severity_fallback() -> Mapping[str, Priority]:
@@ -985,8 +996,9 @@ def _correlation_problems(section: Any) -> list[tuple[tuple[str | int, ...], str
             continue
         base: tuple[str | int, ...] = ("correlation", "rules", index)
         # The match block is a classification rule's `labels`: the same matchers, same checks.
-        checked = _regex_problems({"labels": rule.get("match")}, ())
-        found += [((*base, "match", *path[1:]), message) for path, message in checked]
+        for block in ("match", "everywhere"):
+            checked = _regex_problems({"labels": rule.get(block)}, ())
+            found += [((*base, block, *path[1:]), message) for path, message in checked]
         try:
             window, lifetime = (parse_span(rule[k]).duration for k in ("window", "max_lifetime"))
         except (KeyError, ValueError, TypeError):
@@ -1192,6 +1204,13 @@ def _correlation(raw: Mapping[str, Any]) -> CorrelationPolicy:
         mode=_MODE_OF_BOOLEAN.get(mode, mode)
         if (mode := raw.get("mode")) is not None
         else "shadow",
+        merge=bool(raw.get("merge", True)),
+        note_after=parse_span(raw["note_after"]).duration
+        if "note_after" in raw
+        else timedelta(seconds=20),
+        flap_window=parse_span(raw["flap_window"]).duration
+        if "flap_window" in raw
+        else timedelta(minutes=15),
         rules=tuple(
             CorrelationRule(
                 name=rule["name"],
@@ -1201,6 +1220,7 @@ def _correlation(raw: Mapping[str, Any]) -> CorrelationPolicy:
                 max_lifetime=parse_span(rule["max_lifetime"]).duration,
                 max_distance=rule.get("max_distance"),
                 min_firing=rule.get("min_firing", 1),
+                everywhere=tuple((k, _matcher(v)) for k, v in rule.get("everywhere", {}).items()),
             )
             for rule in raw.get("rules", ())
         ),

@@ -197,7 +197,7 @@ def test_two_unrelated_problems_stay_two_incidents_under_the_builtin_policy() ->
     assert "flow-outage: no firing alert of the group matches" in second.why
 
 
-def test_the_builtin_policy_makes_an_outage_along_the_flow_one_incident_in_shadow_mode() -> None:
+def test_the_builtin_policy_makes_an_outage_along_the_flow_one_incident() -> None:
     policy = builtin()
     risk = Member.of({"alertname": "RiskManagerDown", "category": "risk-management",
                       "service": "risk-manager"}, True)  # fmt: skip
@@ -218,7 +218,7 @@ def test_the_builtin_policy_makes_an_outage_along_the_flow_one_incident_in_shado
         for name in ("data-ingestor", "execution-engine")
     )
     decision = correlate(AlertGroup("trading", trading), [open_], policy, NOW)
-    assert (decision.action, decision.incident, decision.shadow) == (JOIN, "INC-RISK", True)
+    assert (decision.action, decision.incident, decision.shadow) == (JOIN, "INC-RISK", False)
     assert decision.tie is not None
     assert (decision.tie.group_service, decision.tie.member_service, decision.tie.hops) == (
         "execution-engine", "risk-manager", 1,
@@ -227,6 +227,25 @@ def test_the_builtin_policy_makes_an_outage_along_the_flow_one_incident_in_shado
         "joins INC-RISK by rule flow-outage; execution-engine is 1 hop from risk-manager, "
         "firing in it; last joined 2m ago, within the 10m window"
     )
+
+
+def test_an_alert_about_the_whole_flow_is_zero_hops_from_every_service_both_ways() -> None:
+    policy = builtin()
+    complete = Member.of({"alertname": "EAFIXCompleteOutage", "category": "outage",
+                          "scope": "complete"}, True)  # fmt: skip
+    risk = Member.of({"alertname": "RiskManagerDown", "category": "risk-management",
+                      "service": "risk-manager"}, True)  # fmt: skip
+    since = NOW - timedelta(minutes=1)
+    joins_service = correlate(
+        AlertGroup("complete", (complete,)), [OpenIncident("INC-RISK", (risk,), since, since)],
+        policy, NOW,
+    )  # fmt: skip
+    service_joins = correlate(
+        AlertGroup("risk", (risk,)), [OpenIncident("INC-ALL", (complete,), since, since)],
+        policy, NOW,
+    )  # fmt: skip
+    assert (joins_service.action, joins_service.tie and joins_service.tie.hops) == (JOIN, 0)
+    assert (service_joins.action, service_joins.tie and service_joins.tie.hops) == (JOIN, 0)
 
 
 def test_correlation_off_decides_nothing() -> None:

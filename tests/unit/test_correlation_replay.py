@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from triage.correlation import AlertGroup, Member
-from triage.correlation_replay import group_of, replay
+from triage.correlation import FLAP, JOIN, NEW, AlertGroup, Member
+from triage.correlation_replay import Ledger, group_of, replay
 from triage.models import parse_alertmanager
 from triage.policy import CorrelationPolicy, builtin
 
@@ -117,6 +118,20 @@ CASES = [
         ["risk-manager", "risk-manager"],
     ),
     (
+        "a group that resolves and fires again within the flap window goes back to its incident",
+        BUILTIN,
+        [at(0, "g-rm", RM), at(5, "g-rm", replace(RM, firing=False)), at(8, "g-rm", RM)],
+        [["RiskManagerDown"]],
+        ["risk-manager"],
+    ),
+    (
+        "a flap window of zero never counts a group as flapping",
+        replace(BUILTIN, correlation=replace(BUILTIN.correlation, flap_window=timedelta(0))),
+        [at(0, "g-rm", RM), at(5, "g-rm", replace(RM, firing=False)), at(8, "g-rm", RM)],
+        [["RiskManagerDown"], ["RiskManagerDown"]],
+        ["risk-manager", "risk-manager"],
+    ),
+    (
         "a delivery with nothing firing starts nothing",
         BUILTIN,
         [at(0, "g-rm", replace(RM, firing=False))],
@@ -203,3 +218,50 @@ def test_an_alertmanager_notification_becomes_a_group_of_its_alerts() -> None:
         ("risk-manager", "2", False),
     ]
     assert group.alerts[0].first_seen == T0
+
+
+def test_a_flapping_group_is_told_how_long_it_was_gone_and_how_often_it_came_back() -> None:
+    ledger, policy = Ledger(), replace(BUILTIN, correlation=replace(BUILTIN.correlation, mode="on"))
+    resolved = replace(RM, firing=False)
+    seen = []
+    for minutes, member in ((0, RM), (2, resolved), (5, RM), (6, resolved), (9, RM)):
+        moment, group = at(minutes, "g-rm", member)
+        seen.append(ledger.observe(group, moment, policy, lambda: "inc-1").decision)
+    decisions = [d for d in seen if d is not None]
+    assert [d.action for d in decisions] == [NEW, FLAP, FLAP]
+    assert decisions[1].why == (
+        "flapping: RiskManagerDown resolved 3m before and fired again, once within the 15m "
+        "flap window"
+    )
+    assert decisions[2].why.endswith(
+        "3m before and fired again, 2 times within the 15m flap window"
+    )
+    assert [i.id for i in ledger.incidents] == ["inc-1"]
+
+
+def test_in_shadow_mode_the_ledger_builds_the_same_incidents_and_says_shadow() -> None:
+    shadow = replace(BUILTIN, correlation=replace(BUILTIN.correlation, mode="shadow"))
+    ledger, names = Ledger(), iter(["inc-1", "inc-2"])
+    first = ledger.observe(AlertGroup("g-rm", (RM,)), T0, shadow, lambda: next(names))
+    joined = ledger.observe(AlertGroup("g-ee", (EE,)), T0, shadow, lambda: next(names))
+    assert first.decision is not None and joined.decision is not None
+    assert (joined.decision.action, joined.decision.shadow, joined.decision.incident) == (
+        JOIN,
+        True,
+        "inc-1",
+    )
+    assert [i.id for i in ledger.incidents] == ["inc-1"]
+
+
+def test_the_ledger_survives_a_round_trip_through_json_unchanged() -> None:
+    ledger = Ledger()
+    policy = replace(BUILTIN, correlation=replace(BUILTIN.correlation, mode="on"))
+    for moment, group in [
+        at(0, "g-rm", RM),
+        at(1, "g-ee", EE),
+        at(2, "g-ee", replace(EE, firing=False)),
+    ]:
+        ledger.observe(group, moment, policy, lambda: f"inc-{len(ledger.incidents) + 1}")
+    ledger.incidents[0].facts["run_id"] = "run-1"
+    again = Ledger.from_dict(json.loads(json.dumps(ledger.to_dict())))
+    assert again == ledger
