@@ -57,7 +57,7 @@ from tasks.notify.email_compose import decide_smtp
 from tasks.notify.slack import SlackUnavailable
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
-from tasks.run import joined_alerts, resolution, response
+from tasks.run import correlating, joined_alerts, resolution, response
 from tasks.run.state import RunState, load_run
 from tasks.runtime import Runtime
 from tasks.sla import actions, closing, note_answers
@@ -294,6 +294,10 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
     state = response.prepare_run(rt, delivery_id, run, _now())
     if state is None:
         return "nothing to respond to"
+    if correlating.place(rt, state, _now()).get("acts"):
+        joined = respond_joined(self, rt, state)
+        if joined is not None:
+            return joined
     incident = None
     routine = current_lane.get() is Lane.ROUTINE
     if routine:  # until its first note is out, other incidents' follow-ups wait for it
@@ -333,6 +337,51 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         seconds = int(self.app.conf.task_time_limit) + 60  # the SLA actions' lock
         follow_first_note(rt, state, incident, self.request.id or "-", seconds, _now())
     return state.run_id
+
+
+def respond_joined(task: Any, rt: Runtime, state: RunState) -> str | None:
+    """Answer a run whose group joined an open incident: no first note, no clock of its own.
+
+    Return None when it must be answered on its own after all (the incident it joins is
+    resolved, or has no PagerDuty incident after every lookup); the caller then does.
+    """
+    lead = correlating.lead_run(rt, state.correlation)
+    why_alone = correlating.why_alone(rt, lead)
+    if why_alone == correlating.NOT_YET:
+        retry_lookup(task, rt)  # retries while lookups remain
+        why_alone = "the incident it joins had no PagerDuty incident after every lookup"
+    if (
+        not why_alone
+        and rt.policy.pagerduty.incident != "trigger"
+        and response.resolve_incident(rt, state) is None
+    ):
+        retry_lookup(task, rt)  # Alertmanager's incident for the group: to merge it (or not)
+    if why_alone or lead is None:
+        correlating.answer_alone(rt, state, why_alone)
+        return None
+    try:
+        needs_evidence = correlating.join(rt, state, lead, _now())
+    except PagerDutyUnavailable as exc:
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+            # PagerDuty refused the merge for good (the target resolved meanwhile): answer
+            # the group on its own rather than leave it without a response.
+            correlating.answer_alone(rt, state, f"PagerDuty refused to merge: {exc}")
+            return None
+        retry_or_give_up(
+            task,
+            rt,
+            exc,
+            lambda why: response.record_failure(rt, state, "join", why),
+            delivery_id=state.delivery_id,
+            incident_id=state.incident_id or "",
+            step="join",
+        )
+        return "gave up"
+    if needs_evidence and not rt.deliveries.effect_done(state.run_id, "fanout"):
+        queue = queue_for(rt.settings.queue, state.classification.priority)
+        task.app.send_task(GATHER, args=[state.run_id], queue=queue)
+        rt.deliveries.mark_effect(state.run_id, "fanout")
+    return f"joined {state.incident_id}"
 
 
 def follow_first_note(

@@ -128,6 +128,10 @@ def test_policy(tmp_path_factory: pytest.TempPathFactory, health_server: HealthS
         "targets": [{"id": "PDESK01", "type": "escalation_policy_reference"}],
         "market_hours_only": False,
     }
+    # Tests send many unrelated groups on the same few services within seconds: with
+    # correlation on they would join one another. Correlation acting is tested with its own
+    # policy (tests/integration/test_correlation_live.py); here it decides and records only.
+    policy["correlation"]["mode"] = "shadow"
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path

@@ -107,8 +107,12 @@ class Voice:
         incident: Incident | None = None,
         security_team: str | None = None,
         security_before: bool = False,
+        correlation: Mapping[str, Any] | None = None,
     ) -> str:
         """Render the note posted at once: priority and why, market state, deadlines, what fired.
+
+        `correlation`: where correlation placed the group, when it says something a person
+        should read (shadow mode's "would have joined", or a join that could not be made).
 
         `security_team` names whom a responder request calls in ("" when the policy names no
         one: by hand); None when no rule that pages the security team matched.
@@ -146,6 +150,7 @@ class Voice:
                 incident=incident,
                 security_team=security_team,
                 security_before=security_before,
+                correlation=correlation,
                 runbook_url=self.policy.runbook_url,
                 delivery_id=delivery_id,
             )
@@ -328,8 +333,16 @@ class Voice:
         refresh: timedelta,
         now: datetime,
         shown: int = 20,
+        *,
+        correlated: Sequence[Mapping[str, Any]] = (),
+        origin: Mapping[str, Any] | None = None,
     ) -> str:
-        """Render the one note listing the alerts that joined an incident's run meanwhile."""
+        """Render the one note listing the alerts that joined an incident's run meanwhile.
+
+        `correlated`: the groups correlation tied in (name, tie, merged or linked incident,
+        covered: whether the incident's evidence already covers their services); `origin`:
+        the probable origin and the downstream symptoms, when the topology names one.
+        """
         worst = most_severe(c for _, c in alerts) or alerts[0][1]
         return clip(
             self.render(
@@ -341,7 +354,32 @@ class Voice:
                 shown=shown,
                 delivery_ids=list(delivery_ids),
                 now=now,
+                correlated=list(correlated),
+                origin=origin,
             )
+        )
+
+    def priority_raised(
+        self, priority: str, was: str, name: str, tie: Mapping[str, Any] | None, due: Deadlines
+    ) -> str:
+        """Render the note saying a joining group raised the incident's priority, with the new
+        priority's deadlines from now."""
+        return self.render(
+            "priority_raised.txt.j2",
+            priority=priority,
+            was=was,
+            alert=name,
+            tie=tie,
+            due=due,
+            targets=self.policy.sla[due.priority],
+        )
+
+    def correlation_linked(
+        self, priority: str, title: str, target: str, tie: Mapping[str, Any] | None
+    ) -> str:
+        """Render the note on a joining group's own incident, pointing to the one it joined."""
+        return self.render(
+            "correlation_linked.txt.j2", priority=priority, title=title, target=target, tie=tie
         )
 
     def resolved(
@@ -727,6 +765,16 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("first_response.txt.j2", lambda: voice.first_response(
             "Sample", first, due, "d1", now, alerts=listed, security_team="PSEC",
             security_before=True)),
+        *[("first_response.txt.j2", lambda c=c: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, correlation=c))
+          for c in ({"action": "join", "mode": "shadow", "joins": "PSAMPLE", "origin": "a",
+                     "tie": {"rule": "flow-outage", "service": "a", "tied_to": "b", "hops": 1,
+                             "window": "10m"}},
+                    {"action": "join", "mode": "on", "alone": "its incident was resolved",
+                     "origin": "", "tie": None},
+                    {"action": "flap", "mode": "on", "joins": "PSAMPLE", "why": "flapping: X",
+                     "alone": "the incident it joins, PSAMPLE, is resolved"},
+                    {"action": "flap", "mode": "shadow", "why": "flapping: X"})],
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
@@ -752,6 +800,22 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             [(alert, first), (plain, first)], ["d1", "d2"], timedelta(minutes=10), now, 1)),
         ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
             [(alert, first)], ["d1"], timedelta(minutes=10), now)),
+        ("joined_alerts.txt.j2", lambda: voice.joined_alerts(
+            [(alert, first)], ["d1"], timedelta(minutes=10), now, correlated=[
+                {"name": "Sample", "priority": "P1", "covered": True, "merged": "PSAMPLE2",
+                 "tie": {"rule": "flow-outage", "service": "a", "tied_to": "b", "hops": 1,
+                         "window": "10m"}},
+                {"name": "Again", "priority": "P1", "covered": True, "flapping": "flapping: X"},
+                {"name": "Bare", "priority": "P1", "covered": False, "linked": "PSAMPLE3",
+                 "tie": {"rule": "by-host", "service": "", "tied_to": "", "hops": None,
+                         "window": "10m"}}],
+            origin={"service": "a", "symptoms": ["b"]})),
+        ("priority_raised.txt.j2", lambda: voice.priority_raised(
+            "P0", "P1", "Sample",
+            {"rule": "flow-outage", "service": "a", "tied_to": "b", "hops": 1, "window": "10m"},
+            deadlines(Priority.P0, now, voice.policy))),
+        ("correlation_linked.txt.j2", lambda: voice.correlation_linked(
+            "P1", "Sample", "PSAMPLE", None)),
         ("resolved.txt.j2", lambda: voice.resolved([ended, alert], "d1")),
         *[("resolved.txt.j2", lambda outcome=outcome, stopped=stopped: voice.resolved(
             [ended], "d1", {"stopped": stopped, "incident": outcome, "checks": [

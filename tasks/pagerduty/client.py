@@ -122,6 +122,10 @@ class PagerDutyGateway(Protocol):
         """Post a status update to the incident's subscribers."""
         ...
 
+    def merge(self, target: IncidentRef, sources: Sequence[IncidentRef]) -> None:
+        """Merge `sources` into the open incident `target`: PagerDuty resolves them."""
+        ...
+
     def request_responders(
         self,
         incident: IncidentRef,
@@ -159,6 +163,10 @@ class IncidentWrites:
     def status_update(self, incident: IncidentRef, message: str) -> None:
         """POST /incidents/{id}/status_updates."""
         self._apply(status_update_write(incident, message))
+
+    def merge(self, target: IncidentRef, sources: Sequence[IncidentRef]) -> None:
+        """PUT /incidents/{id}/merge with the sources' references."""
+        self._apply(merge_write(target, sources))
 
     def request_responders(
         self,
@@ -411,7 +419,7 @@ class IncidentWrite:
     kind: str  # names the outbox file
     method: str  # PUT or POST
     path: str
-    body: dict[str, Any]  # as the client takes it; see wire_body for what it sends
+    body: Any  # as the client takes it (an object, or a list it wraps); see wire_body
 
 
 def priority_write(incident: IncidentRef, priority_id: str) -> IncidentWrite:
@@ -447,6 +455,13 @@ def status_update_write(incident: IncidentRef, message: str) -> IncidentWrite:
     return IncidentWrite("POST status update", "status-update", "POST", path, {"message": message})
 
 
+def merge_write(target: IncidentRef, sources: Sequence[IncidentRef]) -> IncidentWrite:
+    """Return the PUT that merges `sources` into `target` (the client wraps the list in
+    `source_incidents`, as PagerDuty's spec has it)."""
+    references = [{"id": source.id, "type": "incident_reference"} for source in sources]
+    return IncidentWrite("PUT merge", "merge", "PUT", f"/incidents/{target.id}/merge", references)
+
+
 def responder_request_write(
     incident: IncidentRef, requester_id: str, targets: Sequence[tuple[str, str]], message: str
 ) -> IncidentWrite:
@@ -456,7 +471,7 @@ def responder_request_write(
     return IncidentWrite("POST responder request", "responder-request", "POST", path, body)
 
 
-def wire_body(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+def wire_body(method: str, path: str, body: Any) -> Any:
     """Return `body` as the PagerDuty client sends it: wrapped where its rules wrap it."""
     canonical = canonical_path(API_URL, path)
     wrapper, _ = entity_wrappers(method, canonical)

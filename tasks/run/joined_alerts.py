@@ -9,7 +9,9 @@ worker that dies in between leaves it to be sent again, never lost.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from tasks.run import correlating
 from tasks.run.response import (
     IncidentNotFound,
     find_incident,
@@ -77,14 +79,18 @@ def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
     delivery_ids = [d.decode() for d in rt.redis.lrange(batch, 0, -1)]
     alerts: list[tuple[Alert, Classification]] = []
     seen: set[str] = set()
+    correlated: list[dict[str, Any]] = []
     for delivery_id in delivery_ids:
         delivery = rt.deliveries.load(delivery_id)
         if delivery is None:
             continue
-        for alert, classification in fresh_firing_alerts(delivery):
+        fresh = fresh_firing_alerts(delivery)
+        for alert, classification in fresh:
             if alert.dedup_key not in seen:
                 seen.add(alert.dedup_key)
                 alerts.append((alert, classification))
+        if tied := correlating.tied_in(rt, delivery, fresh):
+            correlated.append(tied)
     if not alerts:
         done(rt, batch)
         return "no new firing alerts"
@@ -92,7 +98,10 @@ def post_joined_note(rt: Runtime, batch: str, now: datetime) -> str:
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={incident_key}")
     refresh = rt.policy.storm.evidence_refresh
-    content = rt.voice.joined_alerts(alerts, delivery_ids, refresh, now)
+    origin = correlating.origin_of(rt, correlated) if correlated else None
+    content = rt.voice.joined_alerts(
+        alerts, delivery_ids, refresh, now, correlated=correlated, origin=origin
+    )
     step = "joined_note"
     note_id = post_note_once(rt, incident, batch.removeprefix(BATCH_PREFIX), step, content)
     for delivery_id in delivery_ids if note_id is not None else ():

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from collectors.contract import Status, Target
 from collectors.registry import run_collector
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
+from tasks.run import correlating
 from tasks.run.response import IncidentNotFound, collector_context, find_incident, post_note_once
 from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
@@ -39,6 +41,8 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={delivery.incident_key}")
     cleared = all(alert.status == "resolved" for alert in group.alerts)
+    if cleared and correlating.still_fires(rt, delivery, datetime.now(UTC)):
+        cleared = False  # other groups of its correlated incident still fire: nothing settles
     settled = settle(rt, delivery_id, incident) if cleared else None
     content = rt.voice.resolved(resolved, delivery_id, settled)
     note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)

@@ -308,12 +308,25 @@ def post_first_note(
         incident=state.pagerduty_incident,
         security_team=security.called if security else None,
         security_before=before,
+        correlation=_said_of_correlation(rt, state),
     )
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:
         rt.deliveries.update(state.delivery_id, first_note=note_id)
         if incident.id:  # after the note: Slack never delays PagerDuty's first word
             tell_slack_first(rt, state, incident.id, now or datetime.now(UTC))
+
+
+def _said_of_correlation(rt: Runtime, state: RunState) -> dict[str, Any] | None:
+    """Return what the first note says of correlation: a shadow join it would have made
+    (naming the incident it would have joined), or a join it could not make; else None."""
+    placed = state.correlation
+    told = placed.get("alone") or placed.get("mode") == "shadow"
+    if placed.get("action") not in ("join", "flap") or not told:
+        return None
+    lead = existing_run(rt, str(placed.get("incident", "")))
+    joins = (lead.incident_id or lead.title) if lead is not None else ""
+    return {**placed, "joins": joins}
 
 
 def tell_slack_first(rt: Runtime, state: RunState, incident_id: str, now: datetime) -> None:

@@ -39,6 +39,8 @@ class RunState:
     expression: str = ""
     rules: list[str] = field(default_factory=list)  # the rules that classified what it answers
     failures: dict[str, str] = field(default_factory=dict)
+    # Where correlation placed the run's alert group, decided once (tasks.run.correlating).
+    correlation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def incident(self) -> IncidentRef:

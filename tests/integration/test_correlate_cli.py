@@ -69,7 +69,7 @@ def test_correlate_prints_the_incidents_the_recorded_deliveries_would_make(
     result = run("correlate", "--since", "1h")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "(correlation mode shadow; replayed by its rules whatever the mode)" in out
+    assert "(correlation mode on; replayed by its rules whatever the mode)" in out
     assert "5 Alertmanager deliveries in the last 1h: 2 incidents" in out
     assert "incident #1: 3 members" in out and "incident #2: 1 member," in out
     assert (
@@ -90,7 +90,7 @@ def test_correlate_json_lists_members_and_ties_for_scripts(env, settings: Settin
     result = run("correlate", "--json")  # the default window, 24h, holds them all
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert answer["mode"] == "shadow" and answer["deliveries"] == 5
+    assert answer["mode"] == "on" and answer["deliveries"] == 5
     assert answer["unreadable"] == []
     flow, disk = answer["incidents"]
     assert flow["origin"] == "risk-manager"
