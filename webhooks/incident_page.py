@@ -48,11 +48,13 @@ from tasks.lanes import actions_queue, queue_for
 from tasks.names import RESPOND
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from tasks.store.correlation import CorrelationLedger
 from tasks.store.deliveries import COMPRESSED_SUFFIX, delivery_key
 from tasks.store.deliveries import INDEX_KEY as DELIVERIES_KEY
 from tasks.store.incidents import STARTED_KEY, history_key, incident_key
 from tasks.store.proposals import proposal_key
 from tasks.store.sla_clock import KINDS
+from triage.correlation_replay import finished
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 from webhooks import incident_page_view as view
 from webhooks.errors import problem
@@ -306,6 +308,7 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
         ]
     services = view.services(policy, run.get("affected") or run.get("services") or [], manifest)
     alerts = run.get("alerts") or []
+    held = CorrelationLedger(rt.redis).read().find(run_id) if run_id else None
     started = planned.get("triggered_at")
     fired = [
         {"at": started, "what": f"alert fired: {a.get('name')} ({a.get('priority')})", "by": ""}
@@ -327,6 +330,7 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
         "evidence": evidence,
         "collecting": not manifest,
         "alerts": alerts,
+        "correlated": view.correlated(finished(held, policy) if held is not None else None),
         "timeline": view.timeline(history, timeline_file, fired, now=now),
         "bundle_created_utc": (
             view.utc_text(datetime.fromisoformat(manifest["created_at"]))

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from triage.correlation_replay import ReplayedIncident, symptoms, tie_text
 from triage.policy import Policy
 from triage.sla import next_market_change
 
@@ -380,3 +381,24 @@ def timeline(
             }
     ordered = sorted(seen.values(), key=lambda e: e["at"])
     return ordered[-limit:]
+
+
+def correlated(incident: ReplayedIncident | None) -> dict[str, Any] | None:
+    """Return the alerts correlation tied into the incident, with how each came in; None when
+    the incident holds one group's alerts only."""
+    if incident is None or len({m.group for m in incident.members}) < 2:
+        return None
+    return {
+        "origin": incident.origin or "",
+        "symptoms": symptoms(incident),
+        "members": [
+            {
+                "name": m.name,
+                "service": m.service or "(no service)",
+                "firing": m.firing,
+                "at": utc_text(m.at),
+                "how": tie_text(m),
+            }
+            for m in incident.members
+        ],
+    }

@@ -17,9 +17,19 @@ import click
 
 from tasks.cli.options import runtime_or_usage_error, window_start
 from tasks.cli.terminal import say
+from tasks.run.state import existing_run
 from tasks.runtime import Runtime
+from tasks.store.correlation import CorrelationLedger
 from triage.correlation import AlertGroup, Tie
-from triage.correlation_replay import ReplayedIncident, ReplayedMember, group_of, replay
+from triage.correlation_replay import (
+    ReplayedIncident,
+    ReplayedMember,
+    finished,
+    group_of,
+    replay,
+    symptoms,
+    tie_text,
+)
 from triage.models import PayloadError, parse_alertmanager
 from triage.policy import format_duration
 
@@ -95,27 +105,6 @@ def incident_fields(incident: ReplayedIncident) -> dict[str, Any]:
     }
 
 
-def symptoms(incident: ReplayedIncident) -> list[str]:
-    """Return the incident's alerting services other than its probable origin, in order seen."""
-    services = dict.fromkeys(m.service for m in incident.members if m.service)
-    return [s for s in services if s != incident.origin]
-
-
-def tie_text(member: ReplayedMember) -> str:
-    """Say how a member came into its incident: the rule, the edge, the shared key, the window."""
-    tie = member.tie
-    if tie is None:
-        return member.how
-    parts = [f"rule {tie.rule}"]
-    if tie.hops is not None:
-        hops = f"{tie.hops} hop{'s' if tie.hops != 1 else ''}"
-        parts.append(f"edge {tie.group_service} -> {tie.member_service} ({hops})")
-    if tie.shared:
-        parts.append("shared " + ", ".join(f"{k}={v}" for k, v in tie.shared))
-    parts.append(f"window {format_duration(tie.window)}")
-    return ", ".join(parts)
-
-
 def _print_incident(incident: ReplayedIncident) -> None:
     count = len(incident.members)
     # Times as the delivery log stores them, in UTC; a 24 h window can cross midnight.
@@ -138,11 +127,19 @@ def _print_incident(incident: ReplayedIncident) -> None:
     "--since", default="24h", show_default=True, help="Replay deliveries received in this window."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def correlate_command(since: str, as_json: bool) -> None:
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Show the incidents correlation holds now (what it decided live), not a replay.",
+)
+def correlate_command(since: str, as_json: bool, live: bool) -> None:
     """Replay stored Alertmanager deliveries through the correlation rules; act on nothing."""
     start = window_start(since)
     runtime = runtime_or_usage_error()
     policy = runtime.policy
+    if live:
+        _print_live(runtime, as_json)
+        return
     history = read_history(runtime, start)
     incidents = replay(history.groups, policy)
     if as_json:
@@ -174,3 +171,26 @@ def correlate_command(since: str, as_json: bool) -> None:
     # As `responder replay`: a delivery of the period that could not be replayed fails the run.
     if history.unreadable:
         raise SystemExit(1)
+
+
+def _print_live(runtime: Runtime, as_json: bool) -> None:
+    """Print the live ledger: each incident correlation holds, its members and their ties."""
+    policy = runtime.policy
+    held = CorrelationLedger(runtime.redis).read().incidents
+    incidents = [finished(b, policy) for b in held]
+    pagerduty = {b.id: _pagerduty_id(runtime, b.id) for b in held}
+    if as_json:
+        fields = [{**incident_fields(i), "pagerduty": pagerduty[i.id]} for i in incidents]
+        say(json.dumps({"mode": policy.correlation.mode, "incidents": fields}, indent=2))
+        return
+    made = f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''}"
+    say(f"correlation mode {policy.correlation.mode}: {made} held live (the last 4 h at most)")
+    for incident in incidents:
+        say()
+        _print_incident(incident)
+        say(f"  PagerDuty incident: {pagerduty[incident.id] or 'not known yet'}")
+
+
+def _pagerduty_id(runtime: Runtime, run_id: str) -> str:
+    run = existing_run(runtime, run_id)
+    return (run.incident_id or "") if run is not None else ""
