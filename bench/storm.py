@@ -9,6 +9,11 @@ minute, queue depth over time, memory, and every 2xx delivery's fate.
 
     .venv/bin/python -m bench.storm [--deliveries 10000] [--seconds 60] [--groups 200]
         [--targets healthy|hanging] [--kill-worker-at S] [--restart-redis-at S] [--slack]
+        [--flow-groups K]
+
+`--flow-groups K` makes K of the groups outages along the trading flow (TradingServiceDown on
+its services), which the built-in correlation rule joins into one incident: their PagerDuty
+incidents are merged, and a merged incident counts as noted.
 
 `--slack` adds the fake Slack Web API (a thread per incident, one message a second per
 channel) and reports when the P0's thread and the P3s' threads came out.
@@ -263,6 +268,23 @@ def alert(name: str, labels: dict[str, str], fingerprint: str, summary: str) -> 
     }
 
 
+COSMETIC_ALERT = "GatewayStaticAssetErrors"
+FLOW_ALERT = "TradingServiceDown"
+FLOW = ("data-ingestor", "indicator-engine", "signal-generator", "execution-engine")
+
+
+def storm_alert(n: int, flow: bool) -> dict[str, Any]:
+    """Return the storm's n-th alert: a P3 cosmetic one, or a service of the flow down."""
+    if flow:
+        labels = {"category": "outage", "scope": "partial", "severity": "critical"}
+        labels["job"] = f"eafix-{FLOW[n % len(FLOW)]}"
+        labels["instance"] = f"flow-{n}"
+        return alert(FLOW_ALERT, labels, f"{n:016x}", f"{FLOW[n % len(FLOW)]} is down")
+    labels = {"category": "cosmetic", "service": "gui-gateway", "severity": "warning"}
+    labels["instance"] = f"asset-{n}"
+    return alert(COSMETIC_ALERT, labels, f"{n:016x}", "static asset errors on the GUI gateway")
+
+
 def group_payload(group_key: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
     first = alerts[0]["labels"]
     return {
@@ -335,6 +357,12 @@ def main() -> None:
     parser.add_argument("--restart-redis-at", type=float, default=None)
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--slack", action="store_true", help="post to the fake Slack too")
+    parser.add_argument(
+        "--flow-groups",
+        type=int,
+        default=0,
+        help="this many groups are outages along the trading flow (correlation joins them)",
+    )
     args = parser.parse_args()
 
     directory = Path(tempfile.mkdtemp(prefix="bench-storm-"))
@@ -344,7 +372,9 @@ def main() -> None:
     mailbox = SmtpServer().start()  # the trading desk's and management's e-mails
     targets = HangingTargets() if args.targets == "hanging" else HealthyTargets()
     groups = [
-        f'{{}}:{{alertname="GatewayStaticAssetErrors", storm="{g}"}}' for g in range(args.groups)
+        f'{{}}:{{alertname="{FLOW_ALERT if g < args.flow_groups else COSMETIC_ALERT}", '
+        f'storm="{g}"}}'
+        for g in range(args.groups)
     ]
     incidents = {
         key: pagerduty.add_incident(incident_key(key), "storm") for key in [*groups, P0_GROUP]
@@ -492,19 +522,7 @@ def storm(
                 pool.submit(send, json.dumps(group_payload(P0_GROUP, [p0])).encode(), True)
                 p0_done = True
             group = groups[n % len(groups)]
-            alerts_of[group].append(
-                alert(
-                    "GatewayStaticAssetErrors",
-                    {
-                        "category": "cosmetic",
-                        "service": "gui-gateway",
-                        "severity": "warning",
-                        "instance": f"asset-{n}",
-                    },
-                    f"{n:016x}",
-                    "static asset errors on the GUI gateway",
-                )  # fmt: skip
-            )
+            alerts_of[group].append(storm_alert(n, flow=FLOW_ALERT in group))
             pool.submit(send, json.dumps(group_payload(group, alerts_of[group][-20:])).encode())
     sent_for = time.monotonic() - t0
 
@@ -519,7 +537,10 @@ def storm(
             held = client.hlen("unacked")
         except redis.RedisError:
             continue
-        noted = sum(1 for i in incidents.values() if first_note(pagerduty, i) is not None)
+        merged = {source for _, sources in list(pagerduty.merges) for source in sources}
+        noted = sum(
+            1 for i in incidents.values() if i in merged or first_note(pagerduty, i) is not None
+        )
         if depth == 0 and held == 0 and noted == len(incidents):
             drained_at = time.monotonic() - t0
             break
@@ -573,7 +594,8 @@ def storm(
         "redis_after": int(client.info("memory")["used_memory"]),
         "rss_peak": rss_peak[0],
         "fates": fates,
-        "without_first_note": len(incidents) - len(first_note_of),
+        "merged": len(merged_sources := {s for _, ss in pagerduty.merges for s in ss}),
+        "without_first_note": len(incidents) - len(first_note_of) - len(merged_sources),
         "restarts": dict(parts.restarts),
         "t0": t0,
         "p0_sent_at": p0_sent[0] if p0_sent else None,
@@ -671,7 +693,8 @@ def print_report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(
         f"first notes: {r['first_notes']} of {r['incidents']} incidents "
         f"(the last P3 one {r['first_note_latest']:.1f} s into the storm); "
-        f"without a first note after draining: {r['without_first_note']}"
+        f"merged into another by correlation: {r['merged']}; "
+        f"neither after draining: {r['without_first_note']}"
     )
     if args.kill_worker_at is not None:
         after = r["first_note_latest"] - args.kill_worker_at

@@ -55,6 +55,12 @@ def main() -> int:
         help="open: the market trades around the clock (default); clock: EAFIX's market hours",
     )
     parser.add_argument(
+        "--pagerduty",
+        choices=("attach", "trigger"),
+        default="attach",
+        help="attach: Alertmanager pages PagerDuty (default); trigger: the responder opens them",
+    )
+    parser.add_argument(
         "--no-approve", action="store_true", help="approve nothing: leave the proposals to you"
     )
     args = parser.parse_args()
@@ -66,7 +72,9 @@ def main() -> int:
     say("starting the world: EAFIX simulator and its Docker engine, fake PagerDuty, responder, "
         "Prometheus, Alertmanager")  # fmt: skip
     try:
-        world = World(DIRECTORY.resolve(), redis_url, market=args.market).start()
+        world = World(
+            DIRECTORY.resolve(), redis_url, market=args.market, pagerduty_mode=args.pagerduty
+        ).start()
     except WorldError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

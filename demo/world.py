@@ -125,6 +125,12 @@ class World:
     redis_url: str
     queue: str = "responder-world"
     market: str = "clock"
+    # attach: Alertmanager pages PagerDuty itself; trigger: the responder opens the incidents.
+    pagerduty_mode: str = "attach"
+    # False: Alertmanager without the example's inhibit_rules (correlation alone ties alerts).
+    inhibit: bool = True
+    # Policy sections to change before the responder starts, e.g. {"correlation": {"mode": "on"}}.
+    policy_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     simulator: Simulator = field(init=False)
     docker: FakeDockerEngine = field(init=False)
     pagerduty: FakePagerDuty = field(init=False)
@@ -252,6 +258,9 @@ class World:
             service["health_url"] = f"{self.simulator.url(service['name'])}/healthz"
         if self.market == "open":
             policy["market_hours"].update(ALWAYS_OPEN)
+        policy["pagerduty"]["incident"] = self.pagerduty_mode
+        for section, values in self.policy_overrides.items():
+            policy[section].update(values)
         (self.directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         shutil.rmtree(self.directory / "metrics", ignore_errors=True)
         (self.directory / "metrics").mkdir()
@@ -313,6 +322,13 @@ class World:
         )  # fmt: skip
 
     def _start_alertmanager(self) -> None:
+        pagerduty = [
+            {
+                "routing_key": ROUTING_KEY,
+                "url": f"{self.pagerduty.base_url}/v2/enqueue",
+                "http_config": {"tls_config": {"ca_file": self.pagerduty.ca_file}},
+            }
+        ]
         config = {
             "route": {
                 "receiver": "responder-and-pagerduty",
@@ -331,16 +347,11 @@ class World:
                             "http_config": {"authorization": {"credentials": TOKEN}},
                         }
                     ],
-                    "pagerduty_configs": [
-                        {
-                            "routing_key": ROUTING_KEY,
-                            "url": f"{self.pagerduty.base_url}/v2/enqueue",
-                            "http_config": {"tls_config": {"ca_file": self.pagerduty.ca_file}},
-                        }
-                    ],
+                    # In trigger mode the responder opens the incidents (Events API v2).
+                    "pagerduty_configs": pagerduty if self.pagerduty_mode == "attach" else [],
                 }
             ],
-            "inhibit_rules": inhibit_rules(),
+            "inhibit_rules": inhibit_rules() if self.inhibit else [],
         }
         (self.directory / "alertmanager.yml").write_text(yaml.safe_dump(config))
         address = self.urls["alertmanager"].removeprefix("http://")
