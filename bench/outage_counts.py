@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,18 @@ def count(world: World, since: float) -> dict[str, Any]:
     emails = list((outbox / "email").rglob("*.eml")) if (outbox / "email").is_dir() else []
     store = redis.Redis.from_url(world.redis_url)
     proposals = store.zcard(INDEX_KEY)
+    # The first note's delay after the first delivery, on one clock (the wall's).
+    offset = time.time() - time.monotonic()
+    received = [
+        datetime.fromisoformat(json.loads(raw)["received_at"]).timestamp()
+        for key in store.scan_iter("responder:delivery:*")
+        if store.type(key) == b"hash" and (raw := store.hget(key, "meta"))
+    ]
+    firsts = [
+        c["at"] + offset
+        for c in notes
+        if "/first_note]" in str((c.get("body") or {}).get("note", {}).get("content", ""))
+    ]
     return {
         "pagerduty_incidents": len(incidents),
         "open_incidents": sum(1 for i in incidents if i["status"] != "resolved"),
@@ -64,6 +77,9 @@ def count(world: World, since: float) -> dict[str, Any]:
         "slack_messages": len(slack),
         "emails": len(emails),
         "rejected_by_spec": sum(1 for c in calls if c["error"]),
+        "first_note_seconds": round(min(firsts) - min(received), 2)
+        if firsts and received
+        else None,
     }
 
 

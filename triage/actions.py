@@ -250,6 +250,13 @@ def fitting_proposals(policy: Policy, facts: RunFacts) -> list[Fitting]:
     return list(found.values())
 
 
+def origin_first(fitting: list[Fitting], origin: str | None) -> list[Fitting]:
+    """Return the proposals with, for each action, the one on the probable origin first: the
+    actions keep the rules' order (containment before restarts), the targets the topology's."""
+    rank = {action: n for n, action in reversed(list(enumerate(f.action for f in fitting)))}
+    return sorted(fitting, key=lambda f: (rank[f.action], f.target != origin))
+
+
 def _matching(policy: Policy, condition: ServiceCondition, facts: RunFacts) -> list[str]:
     """Return the catalog services whose evidence meets `condition`, in catalog order."""
     matched = []

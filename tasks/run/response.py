@@ -27,6 +27,7 @@ from tasks.run.security import SECURITY_REQUEST, request_security_team, security
 from tasks.run.state import RunState, existing_run, load_run, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock
+from tasks.store.correlation import CorrelationLedger
 from tasks.store.deliveries import (
     DEDUP_TTL,
     PREFIX,
@@ -35,7 +36,7 @@ from tasks.store.deliveries import (
 )
 from tasks.store.deliveries import run_id as make_run_id
 from tasks.store.slack import SlackThreads
-from triage.actions import fitting_proposals, run_facts
+from triage.actions import fitting_proposals, origin_first, run_facts
 from triage.classify import classify
 from triage.communication import DESK_ALERT, desk_told
 from triage.models import (
@@ -595,7 +596,10 @@ def propose_actions(
         return []
     market_open = is_market_open(now, rt.policy.market_hours)
     facts = run_facts(rt.policy, state.classification.priority, market_open, entries)
-    fitting = fitting_proposals(rt.policy, facts)
+    # Of the same action on several services, the probable origin's first (the topology's).
+    held = CorrelationLedger(rt.redis).read().find(state.run_id)
+    origin = rt.policy.topology.probable_origin(held.services()) if held is not None else None
+    fitting = origin_first(fitting_proposals(rt.policy, facts), origin)
     made = approval.propose_for_run(rt, state.run_id, state.incident_id, fitting, now)
     rules = {rule.name: rule for rule in rt.policy.actions.propose}
     # Those an automatic rule approves below are no longer waiting when the e-mails go out.

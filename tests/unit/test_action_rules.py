@@ -17,6 +17,7 @@ from triage.actions import (
     AUTHOR_NOT_SECOND,
     OTHER_KIND,
     ActionRefused,
+    Fitting,
     call_url,
     check_passed,
     check_url,
@@ -25,6 +26,7 @@ from triage.actions import (
     fitting_proposals,
     may_approve,
     needs_assignees,
+    origin_first,
     resolve,
     run_facts,
     uncounted_because,
@@ -404,3 +406,31 @@ def test_the_builtin_policy_needs_two_people_to_resume_trading_and_one_to_stop_i
     catalog = builtin().actions.catalog
     assert catalog["stop-trading"].approvals_required == 1
     assert catalog["resume-trading"].approvals_required == 2
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        (
+            "risk-manager",
+            [("stop-trading", "gui-gateway"), ("restart-service", "risk-manager"),
+             ("restart-service", "execution-engine"), ("restart-service", "gui-gateway")],
+        ),
+        (
+            None,
+            [("stop-trading", "gui-gateway"), ("restart-service", "execution-engine"),
+             ("restart-service", "risk-manager"), ("restart-service", "gui-gateway")],
+        ),
+    ],
+    ids=["the origin's restart comes first, containment still before it", "no origin: rules order"],
+)  # fmt: skip
+def test_proposals_name_the_probable_origin_first_within_each_action(origin, expected) -> None:
+    rule = builtin().actions.propose[0]
+    fitting = [
+        Fitting(rule, action, target, "why")
+        for action, target in [("stop-trading", "gui-gateway"),
+                               ("restart-service", "execution-engine"),
+                               ("restart-service", "risk-manager"),
+                               ("restart-service", "gui-gateway")]
+    ]  # fmt: skip
+    assert [(f.action, f.target) for f in origin_first(fitting, origin)] == expected
