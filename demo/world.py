@@ -186,7 +186,17 @@ class World:
     @property
     def env(self) -> dict[str, str]:
         """Return the responder's environment in this world."""
+        # Trigger mode: the responder opens incidents through the fake's Events API v2.
+        events = (
+            {
+                "RESPONDER_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
+                "RESPONDER_PAGERDUTY_EVENTS_URL": self.pagerduty.base_url,
+            }
+            if self.pagerduty_mode == "trigger"
+            else {}
+        )
         return {
+            **events,
             "RESPONDER_REDIS_URL": self.redis_url,
             "RESPONDER_QUEUE": self.queue,
             "RESPONDER_POLICY": str(self.directory / "policy.yaml"),

@@ -20,7 +20,7 @@ from tasks.run.response import post_note_once, resolve_incident, set_incident_pr
 from tasks.run.state import RunState, existing_run, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock
-from tasks.store.correlation import CorrelationLedger
+from tasks.store.correlation import CorrelationLedger, LedgerBusy
 from tasks.store.deliveries import JOINED_DUE_KEY, Delivery, joined_key
 from triage.correlation import FLAP, JOIN, NEW
 from triage.correlation_replay import Ledger, LedgerIncident, Observation, group_of
@@ -36,18 +36,22 @@ LINKED = "linked"
 
 def kept_for(policy: Policy) -> timedelta:
     """Return how long the ledger keeps an incident after its last member resolved."""
-    lifetimes = [rule.max_lifetime for rule in policy.correlation.rules]
-    return max(lifetimes, default=timedelta(hours=4))
+    kept = [rule.max_lifetime for rule in policy.correlation.rules]
+    return max([*kept, policy.correlation.flap_window], default=timedelta(hours=4))
 
 
 def place(rt: Runtime, state: RunState, now: datetime) -> dict[str, Any]:
     """Place the run's alert group in the ledger once; return the recorded placement.
 
-    {} when correlation is off or the run has no Alertmanager group (a PagerDuty webhook's
-    incident is answered as before). A retry returns what the first attempt recorded.
+    {} when correlation is off, the run has no Alertmanager group (a PagerDuty webhook's
+    incident is answered as before) or is an operator's replay (a fresh response, on purpose).
+    A retry returns what the first attempt recorded. A ledger that stays locked costs the
+    group its correlation, never its first note: it is answered on its own, and says so.
     """
     if state.correlation or rt.policy.correlation.mode == "off" or not state.alerts:
         return state.correlation
+    if state.run > 1:
+        return {}
     delivery = rt.deliveries.load(state.delivery_id)
     if delivery is None:
         return {}
@@ -63,7 +67,11 @@ def place(rt: Runtime, state: RunState, now: datetime) -> dict[str, Any]:
             )
         return seen
 
-    seen = CorrelationLedger(rt.redis).update(apply, now, kept_for(rt.policy))
+    try:
+        seen = CorrelationLedger(rt.redis).update(apply, now, kept_for(rt.policy))
+    except LedgerBusy as exc:
+        log.warning("run %s is answered on its own: %s", state.run_id, exc)
+        seen = Observation(None, None)
     placement = _placement(seen, state.run_id, rt.policy, now)
     state.correlation = placement
     save_run(rt, state)
@@ -77,8 +85,8 @@ def place(rt: Runtime, state: RunState, now: datetime) -> dict[str, Any]:
 def _placement(seen: Observation, run_id: str, policy: Policy, now: datetime) -> dict[str, Any]:
     """Say where the run went, as the run state, the delivery and the notes keep it."""
     incident = seen.incident
-    if incident is None:
-        return {"action": NEW, "incident": run_id, "why": "nothing of the group fires"}
+    if incident is None:  # nothing of the group fires, or the ledger stayed locked
+        return {"action": NEW, "incident": run_id, "why": "not placed in the ledger"}
     decision = seen.decision
     if decision is None:  # placed by an earlier attempt, or its group was still in an incident
         action = NEW if incident.id == run_id else JOIN
@@ -264,7 +272,11 @@ def still_fires(rt: Runtime, delivery: Delivery, now: datetime) -> bool:
     of another group after this delivery (then the group's resolution settles nothing)."""
     if (kept := delivery.record.get("correlated_still_fires")) is not None:
         return bool(kept)  # a retry: the first attempt took the group out of the ledger
-    incident = follow(rt, delivery, now)
+    try:
+        incident = follow(rt, delivery, now)
+    except LedgerBusy as exc:  # the resolution is noted and settled as without correlation
+        log.warning("delivery %s: the ledger was not updated: %s", delivery.id, exc)
+        return False
     fires = rt.policy.correlation.mode == "on" and incident is not None and incident.fires()
     rt.deliveries.update(delivery.id, correlated_still_fires=fires)
     return fires

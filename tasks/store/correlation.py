@@ -35,8 +35,9 @@ class LedgerBusy(RuntimeError):
 class CorrelationLedger:
     """Load, change and save the ledger, one change at a time."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, wait_seconds: float = WAIT_SECONDS) -> None:
         self.redis = client
+        self.wait_seconds = wait_seconds
 
     def read(self) -> Ledger:
         """Return the ledger as it stands (for reading only: changes go through `change`)."""
@@ -46,9 +47,9 @@ class CorrelationLedger:
     @contextmanager
     def change(self) -> Iterator[Ledger]:
         """Yield the ledger under its lock; save it when the block ends without an error."""
-        lock = self.redis.lock(LOCK_KEY, timeout=LOCK_SECONDS, blocking_timeout=WAIT_SECONDS)
+        lock = self.redis.lock(LOCK_KEY, timeout=LOCK_SECONDS, blocking_timeout=self.wait_seconds)
         if not lock.acquire():
-            raise LedgerBusy(f"the correlation ledger stayed locked for {WAIT_SECONDS} s")
+            raise LedgerBusy(f"the correlation ledger stayed locked for {self.wait_seconds:g} s")
         try:
             ledger = self.read()
             yield ledger
