@@ -15,6 +15,7 @@ URGENT_HOUSEKEEPING = (
     "tasks.pipeline.recover",
     "tasks.pipeline.heartbeat",
     "tasks.pipeline.sla_audit",
+    "tasks.pipeline.watchdog_check",
 )
 
 
@@ -29,6 +30,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
         # "N more alerts" notes of incidents whose runs deliveries joined; the SLA's cadence.
         # Deadlines that came due and whose action never ran are queued again.
         "sla-audit": {"task": "tasks.pipeline.sla_audit", "schedule": settings.sla_audit_seconds},
+        # Alertmanager's always-firing Watchdog stopped arriving: page once (policy watchdog).
+        "watchdog-check": {
+            "task": "tasks.pipeline.watchdog_check",
+            "schedule": settings.watchdog_check_seconds,
+        },
         "joined-tick": {
             "task": "tasks.pipeline.joined_tick",
             "schedule": settings.sla_tick_seconds,

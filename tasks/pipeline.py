@@ -60,7 +60,7 @@ from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
 from tasks.run import joined_alerts, resolution, response
 from tasks.run.state import RunState, load_run
 from tasks.runtime import Runtime
-from tasks.sla import actions, audit, closing, note_answers
+from tasks.sla import actions, audit, closing, note_answers, watchdog
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
 from tasks.store.sla_clock import Deadline
@@ -563,6 +563,17 @@ def sla_gave_up(rt: Runtime, due: Deadline, why: str, email: bool = False) -> No
     """Record a deadline's action as failed for good; the auditor does not queue it again."""
     actions.gave_up(rt, due, why, email=email)
     rt.clock.acted(due)
+
+
+@shared_task(bind=True, name="tasks.pipeline.watchdog_check")
+def watchdog_check(self: Any) -> str:
+    """Page once when Alertmanager's Watchdog alert stopped arriving (safe to run twice)."""
+    rt = runtime_of(self.app)
+    try:
+        return watchdog.check(rt, _now())
+    except PagerDutyUnavailable as exc:  # the next check, seconds away, tries again
+        log.error("the monitoring pipeline is silent and the page failed: %s", exc)
+        return "page failed"
 
 
 @shared_task(bind=True, name="tasks.pipeline.sla_audit")

@@ -110,6 +110,8 @@ class Settings:
     sla_audit_seconds: float = 60.0
     # ... and queues again those whose action has not run (or retried) for this long.
     sla_audit_grace_seconds: float = 900.0
+    # How often beat looks whether Alertmanager's Watchdog alert has gone silent.
+    watchdog_check_seconds: float = 15.0
     worker_max_memory_kb: int = 200_000
     queue: str = "responder"
     # Bearer token a PagerDuty incident workflow sends to POST /actions/<action>; unset: 503.
@@ -207,6 +209,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     # Renewed every third of it: under 3 s a slow Redis reply could hand beat over twice.
     "beat_lease_seconds": (3, 300, SECONDS),
     "sla_audit_seconds": (5, 3600, SECONDS),
+    "watchdog_check_seconds": (1, 300, SECONDS),
     # Past a task's time limit plus a retry's longest wait (tasks/retries.py: 60 s): checked below.
     "sla_audit_grace_seconds": (120, 7 * 86400, SECONDS),
     "worker_max_memory_kb": (50_000, 64_000_000, "a whole number of KiB"),
@@ -273,6 +276,7 @@ _ENV = {
     "RESPONDER_BEAT_LEASE_SECONDS": "beat_lease_seconds",
     "RESPONDER_SLA_AUDIT_SECONDS": "sla_audit_seconds",
     "RESPONDER_SLA_AUDIT_GRACE_SECONDS": "sla_audit_grace_seconds",
+    "RESPONDER_WATCHDOG_CHECK_SECONDS": "watchdog_check_seconds",
     "RESPONDER_WORKER_MAX_MEMORY_KB": "worker_max_memory_kb",
     "RESPONDER_QUEUE": "queue",
     "RESPONDER_ACTIONS_TOKEN": "actions_token",
