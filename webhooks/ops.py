@@ -6,6 +6,8 @@ import json
 
 from flask import Blueprint, Response, jsonify
 from redis import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from webhooks.auth import reject_unauthenticated
 from webhooks.errors import problem
@@ -41,8 +43,13 @@ def readyz() -> tuple[Response, int]:
         checks["last_heartbeat"] = beat.decode() if beat else "none yet"
         watchdog = runtime.watchdog.last_seen()
         checks["last_watchdog"] = watchdog.isoformat() if watchdog else "none yet"
-    except RedisError as exc:
-        checks["redis"] = f"cannot record deliveries: {type(exc).__name__}"
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        checks["record_deliveries"] = "no"
+        ready = False
+    except RedisError as exc:  # answers, takes no writes: READONLY, OOM, MISCONF
+        checks["redis"] = f"refuses writes: {type(exc).__name__}"
+        checks["record_deliveries"] = "no"
         ready = False
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 
