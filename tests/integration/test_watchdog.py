@@ -6,6 +6,7 @@ fake PagerDuty; beat's check runs on the controllable clock (tests/support/clock
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import redis
 import yaml
 
+from demo.world import OWN_RULES, WATCHDOG_RULES, binary, rules_text
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.sla.watchdog import DEDUP_KEY
@@ -129,3 +131,22 @@ def test_a_silence_after_the_close_pages_at_the_next_open_and_not_before(
     assert [line[:9] for line in timeline.lines] == ["Sun 17:00"]
     [event] = pagerduty.events
     assert "no Watchdog alert for 48h2m (since 21:58 UTC)" in event["payload"]["summary"]
+
+
+def test_the_watchdog_rules_of_the_examples_and_the_demo_pass_promtool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EAFIX's rules without a Watchdog: the demo world adds the examples' one.
+    without = tmp_path / "eafix-rules.yml"
+    without.write_text("groups: [{name: g, rules: [{alert: RiskManagerDown, expr: 'up == 0'}]}]\n")
+    monkeypatch.setenv("RESPONDER_EAFIX_RULES", str(without))
+    world_rules = tmp_path / "world-rules.yml"
+    world_rules.write_text(rules_text())
+    alerts = [
+        r["alert"] for g in yaml.safe_load(world_rules.read_text())["groups"] for r in g["rules"]
+    ]
+    assert alerts == ["RiskManagerDown", "Watchdog"]
+    promtool = str(Path(binary("prometheus")).with_name("promtool"))
+    files = [str(WATCHDOG_RULES), str(OWN_RULES), str(world_rules)]
+    result = subprocess.run([promtool, "check", "rules", *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
