@@ -6,8 +6,10 @@ environment); ticks are counted in each beat's own log.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -15,10 +17,12 @@ from typing import Any
 
 import pytest
 import redis
+from click.testing import CliRunner
 from prometheus_client import generate_latest
 
 from tasks.backlog import read_backlog
 from tasks.celery_app import make_celery
+from tasks.cli import main
 from tasks.lanes import urgent_queue
 from tasks.runtime import Runtime
 from tasks.settings import settings_from_env
@@ -58,6 +62,7 @@ def test_of_two_beats_against_one_redis_only_the_lease_holder_sends_ticks(
     processes: Processes,  # noqa: F811
     redis_client: redis.Redis,
     quiet_queues: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = processes.beat("beat-a")
     processes.beat("beat-b")
@@ -65,6 +70,13 @@ def test_of_two_beats_against_one_redis_only_the_lease_holder_sends_ticks(
     wait_for(lambda: processes.ticks("beat-a") >= 10, what="ten ticks from the lease holder")
     assert processes.ticks("beat-b") == 0
     assert holder_pid(redis_client) == first.pid
+    # `responder status` names the holder, from another process, as an operator would ask.
+    monkeypatch.setenv("RESPONDER_REDIS_URL", processes.env["RESPONDER_REDIS_URL"])
+    human = CliRunner().invoke(main, ["status"])
+    assert human.exit_code == 0, human.output
+    assert f"(pid {first.pid}) holds the beat lease since" in human.output
+    data = json.loads(CliRunner().invoke(main, ["status", "--json"]).output)
+    assert data["beat"]["pid"] == first.pid and data["beat"]["host"] == socket.gethostname()
 
 
 def test_a_beat_killed_with_sigkill_is_taken_over_by_the_standby_once_its_lease_runs_out(
