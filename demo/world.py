@@ -47,6 +47,8 @@ SHARED_RULES = PROJECT.parent / "shared" / "eafix" / "alert-rules.yml"
 OWN_RULES = Path(__file__).resolve().parent / "alert-rules.yml"
 # The Alertmanager configuration operators start from; the world runs its inhibit_rules as they are.
 EXAMPLE_ALERTMANAGER = PROJECT / "examples" / "alertmanager.yml"
+# Alertmanager's always-firing Watchdog, added to EAFIX's rules when they do not have it.
+WATCHDOG_RULES = PROJECT / "examples" / "watchdog-rules.yml"
 TOKEN = "demo-alertmanager-token"
 PD_TOKEN = "demo-pagerduty-token"
 LINK_SECRET = "demo-link-secret"  # signs the incident page's links the notes carry
@@ -102,6 +104,9 @@ def rules_text() -> str:
     """Return EAFIX's alert rules with `for` set to 0s (absent(): 15s), from shared/ or the
     demo's own."""
     rules = yaml.safe_load(rules_path().read_text())
+    names = {rule.get("alert") for group in rules["groups"] for rule in group["rules"]}
+    if "Watchdog" not in names:
+        rules["groups"] += yaml.safe_load(WATCHDOG_RULES.read_text())["groups"]
     for group in rules["groups"]:
         for rule in group["rules"]:
             rule["for"] = ABSENT_FOR if "absent(" in str(rule.get("expr", "")) else "0s"
@@ -269,6 +274,8 @@ class World:
         if self.market == "open":
             policy["market_hours"].update(ALWAYS_OPEN)
         policy["pagerduty"]["incident"] = self.pagerduty_mode
+        # Watching the watcher: Alertmanager repeats the Watchdog every minute (below).
+        policy["watchdog"] = {"interval": "5m", "market_hours_only": True}
         for section, values in self.policy_overrides.items():
             policy[section].update(values)
         (self.directory / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
@@ -346,8 +353,28 @@ class World:
                 "group_wait": "1s",
                 "group_interval": "5s",
                 "repeat_interval": "4h",
+                # The Watchdog to the responder alone, as examples/alertmanager.yml routes it.
+                "routes": [
+                    {
+                        "matchers": ['alertname="Watchdog"'],
+                        "receiver": "responder-watchdog",
+                        "group_wait": "0s",
+                        "group_interval": "1m",
+                        "repeat_interval": "1m",
+                    }
+                ],
             },
             "receivers": [
+                {
+                    "name": "responder-watchdog",
+                    "webhook_configs": [
+                        {
+                            "url": f"{self.urls['responder']}/webhooks/alertmanager",
+                            "send_resolved": False,
+                            "http_config": {"authorization": {"credentials": TOKEN}},
+                        }
+                    ],
+                },
                 {
                     "name": "responder-and-pagerduty",
                     "webhook_configs": [
@@ -359,7 +386,7 @@ class World:
                     ],
                     # In trigger mode the responder opens the incidents (Events API v2).
                     "pagerduty_configs": pagerduty if self.pagerduty_mode == "attach" else [],
-                }
+                },
             ],
             "inhibit_rules": inhibit_rules() if self.inhibit else [],
         }

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from tasks import recovery
 from tasks.lanes import Lane, urgent_queue
 from tasks.runtime import Runtime
+from tasks.store.beat_lease import LeaseHolder, lease_holder
 from tasks.store.deliveries import DELIVERY_ID, JOINED_DUE_KEY, STATS_KEY
 
 
@@ -24,6 +25,8 @@ class Backlog:
     coalesced: int  # deliveries that joined a running incident instead of starting one
     dead_letters: int
     joined_notes_due: int
+    sla_requeued: int = 0  # due SLA deadlines the auditor found not acted on, queued again
+    beat: LeaseHolder | None = None  # the beat that holds the lease: the one that schedules
 
 
 def read_backlog(rt: Runtime, now: datetime | None = None) -> Backlog:
@@ -43,6 +46,8 @@ def read_backlog(rt: Runtime, now: datetime | None = None) -> Backlog:
         coalesced=int(rt.redis.hget(STATS_KEY, "coalesced") or 0),
         dead_letters=rt.dead_letters.count(),
         joined_notes_due=int(rt.redis.zcard(JOINED_DUE_KEY)),
+        sla_requeued=int(rt.redis.hget(STATS_KEY, "sla_requeued") or 0),
+        beat=lease_holder(rt.redis),
     )
 
 

@@ -14,6 +14,8 @@ URGENT_HOUSEKEEPING = (
     "tasks.pipeline.joined_tick",
     "tasks.pipeline.recover",
     "tasks.pipeline.heartbeat",
+    "tasks.pipeline.sla_audit",
+    "tasks.pipeline.watchdog_check",
 )
 
 
@@ -26,6 +28,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
         # Work a dead worker held comes back; stalled deliveries are queued again (every 30 s).
         "recover": {"task": "tasks.pipeline.recover", "schedule": settings.recover_seconds},
         # "N more alerts" notes of incidents whose runs deliveries joined; the SLA's cadence.
+        # Deadlines that came due and whose action never ran are queued again.
+        "sla-audit": {"task": "tasks.pipeline.sla_audit", "schedule": settings.sla_audit_seconds},
+        # Alertmanager's always-firing Watchdog stopped arriving: page once (policy watchdog).
+        "watchdog-check": {
+            "task": "tasks.pipeline.watchdog_check",
+            "schedule": settings.watchdog_check_seconds,
+        },
         "joined-tick": {
             "task": "tasks.pipeline.joined_tick",
             "schedule": settings.sla_tick_seconds,
@@ -78,6 +87,8 @@ def make_celery(settings: Settings) -> Celery:
         # A worker process is replaced once it grows past this (KiB): bounded memory in a storm.
         worker_max_memory_per_child=settings.worker_max_memory_kb,
         beat_schedule=beat_schedule(settings),
+        # Every host may run beat; the one holding the beat lease sends (tasks/beat.py).
+        beat_scheduler="tasks.beat:LeasedScheduler",
     )
     app.conf.responder_settings = settings
     # Import for side effect: registers the pipeline's shared tasks with this app.

@@ -60,7 +60,7 @@ from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
 from tasks.run import correlating, joined_alerts, resolution, response
 from tasks.run.state import RunState, load_run
 from tasks.runtime import Runtime
-from tasks.sla import actions, closing, note_answers
+from tasks.sla import actions, audit, closing, note_answers, watchdog
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
 from tasks.store.sla_clock import Deadline
@@ -578,17 +578,20 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
     due = Deadline.from_dict(deadline)
     owner = self.request.id or "-"
     seconds = int(self.app.conf.task_time_limit) + 60
+    rt.clock.acting(due, _now())  # each try: the SLA auditor leaves a running action alone
     with actions.acting_alone(rt, due, owner, seconds) as alone:
         if not alone:  # another copy is acting: look again once it is done
             raise self.retry(countdown=SLA_LOCK_RETRY_SECONDS)
         try:
-            return actions.act(rt, due, _now())
+            done = actions.act(rt, due, _now())
+            rt.clock.acted(due)
+            return done
         except PagerDutyUnavailable as exc:
             retry_or_give_up(
                 self,
                 rt,
                 exc,
-                lambda why: actions.gave_up(rt, due, why),
+                lambda why: sla_gave_up(rt, due, why),
                 incident_id=due.incident_id,
                 step=f"SLA {due.kind}",
             )
@@ -598,11 +601,39 @@ def sla_action(self: Any, deadline: dict[str, Any]) -> str:
                 self,
                 rt,
                 exc,
-                lambda why: actions.gave_up(rt, due, why, email=True),
+                lambda why: sla_gave_up(rt, due, why, email=True),
                 incident_id=due.incident_id,
                 step=f"SLA {due.kind} e-mail",
             )
             return "gave up"
+
+
+def sla_gave_up(rt: Runtime, due: Deadline, why: str, email: bool = False) -> None:
+    """Record a deadline's action as failed for good; the auditor does not queue it again."""
+    actions.gave_up(rt, due, why, email=email)
+    rt.clock.acted(due)
+
+
+@shared_task(bind=True, name="tasks.pipeline.watchdog_check")
+def watchdog_check(self: Any) -> str:
+    """Page once when Alertmanager's Watchdog alert stopped arriving (safe to run twice)."""
+    rt = runtime_of(self.app)
+    try:
+        return watchdog.check(rt, _now())
+    except PagerDutyUnavailable as exc:  # the next check, seconds away, tries again
+        log.error("the monitoring pipeline is silent and the page failed: %s", exc)
+        return "page failed"
+
+
+@shared_task(bind=True, name="tasks.pipeline.sla_audit")
+def sla_audit(self: Any) -> int:
+    """Queue again the due SLA deadlines whose action never ran (safe to run twice at once)."""
+    rt = runtime_of(self.app)
+
+    def send(name: str, args: list[Any], queue: str) -> None:
+        self.app.send_task(name, args=args, queue=queue)
+
+    return audit.audit(rt, _now(), send)
 
 
 ACTION_BUSY_RETRY_SECONDS = 2.0

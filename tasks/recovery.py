@@ -20,14 +20,21 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
+from kombu.transport import redis as kombu_redis
 from kombu.utils.json import dumps, loads
 
 from tasks.store.deliveries import DELIVERY_ID, INDEX_KEY, PREFIX, delivery_key
 
 log = logging.getLogger(__name__)
 
-UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> [message, exchange, key]
-UNACKED_INDEX_KEY = "unacked_index"  # delivery tag -> when it was delivered
+# kombu's Redis transport keeps a message a worker took in a hash, delivery tag -> [message,
+# exchange, routing key], and when it was delivered in a sorted set. Their names are transport
+# options kombu documents (`unacked_key`, `unacked_index_key`), read here from its Channel so
+# that a new default is followed; the layout is private, and the contract test
+# (tests/integration/test_kombu_contract.py) fails the day the installed kombu changes it.
+# The responder sets neither option nor `global_keyprefix`: the class defaults are the keys.
+UNACKED_KEY: str = kombu_redis.Channel.unacked_key
+UNACKED_INDEX_KEY: str = kombu_redis.Channel.unacked_index_key
 WORKER_PREFIX = f"{PREFIX}worker:"
 HEARTBEAT_SECONDS = 2.0
 # A worker silent this long is gone: seven beats in a row failed, not one slow Redis reply.
@@ -114,6 +121,8 @@ def _restore(client: redis.Redis, tag: str) -> str | None:
         pipe.zrem(UNACKED_INDEX_KEY, tag)
         pipe.hdel(UNACKED_KEY, tag)
         if raw:
+            # The routing key is the queue's name: each queue is bound by its own name
+            # (tasks.celery_app), as kombu's own restore would find through the exchange.
             message, _exchange, queue = loads(raw)
             message.get("headers", {})["redelivered"] = True
             message.get("properties", {}).get("delivery_info", {})["redelivered"] = True

@@ -17,6 +17,7 @@ from tasks.store.dead_letters import DeadLetters
 from tasks.store.deliveries import DeliveryStore
 from tasks.store.incidents import IncidentStore
 from tasks.store.sla_clock import SlaClock
+from tasks.store.watchdog import WatchdogMarks
 from triage import policy as policy_module
 from triage.policy import Policy
 
@@ -68,6 +69,11 @@ class Runtime:
     def clock(self) -> SlaClock:
         """Return the SLA deadline index."""
         return SlaClock(self.redis)
+
+    @cached_property
+    def watchdog(self) -> WatchdogMarks:
+        """Return the Watchdog alert's marks: last arrival, the page of a silence."""
+        return WatchdogMarks(self.redis)
 
     @cached_property
     def policy(self) -> Policy:

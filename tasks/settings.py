@@ -103,6 +103,15 @@ class Settings:
     # Beat's frequent ticks log their routine lines at INFO only when asked (tasks/quiet_ticks.py).
     log_ticks: bool = False
     recover_seconds: float = 5.0
+    # Beat on every host: the one holding this Redis lease sends the periodic tasks; another
+    # takes over within this long of the holder's death (tasks/beat.py).
+    beat_lease_seconds: float = 10.0
+    # The SLA auditor looks this often for deadlines that came due and were not acted on ...
+    sla_audit_seconds: float = 60.0
+    # ... and queues again those whose action has not run (or retried) for this long.
+    sla_audit_grace_seconds: float = 900.0
+    # How often beat looks whether Alertmanager's Watchdog alert has gone silent.
+    watchdog_check_seconds: float = 15.0
     worker_max_memory_kb: int = 200_000
     queue: str = "responder"
     # Bearer token a PagerDuty incident workflow sends to POST /actions/<action>; unset: 503.
@@ -167,6 +176,8 @@ class Settings:
 
 
 MIN_CLAIM_LEASE_SECONDS = 2.0
+# The longest wait between two tries of a task (tasks/retries.py's MAX_DELAY_SECONDS).
+AUDIT_RETRY_WAIT = 60.0
 MAX_APPROVAL_LINK_MINUTES = 24 * 60  # a link that approves in someone's name lives a day at most
 
 SECONDS, WHOLE_SECONDS, DAYS = (
@@ -195,6 +206,12 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "heartbeat_seconds": (1, 300, SECONDS),
     "sla_tick_seconds": (0.5, 300, SECONDS),
     "recover_seconds": (1, 300, SECONDS),
+    # Renewed every third of it: under 3 s a slow Redis reply could hand beat over twice.
+    "beat_lease_seconds": (3, 300, SECONDS),
+    "sla_audit_seconds": (5, 3600, SECONDS),
+    "watchdog_check_seconds": (1, 300, SECONDS),
+    # Past a task's time limit plus a retry's longest wait (tasks/retries.py: 60 s): checked below.
+    "sla_audit_grace_seconds": (120, 7 * 86400, SECONDS),
     "worker_max_memory_kb": (50_000, 64_000_000, "a whole number of KiB"),
     "smtp_port": (1, 65535, "a port number"),
     "smtp_timeout_seconds": (0.5, 300, SECONDS),
@@ -256,6 +273,10 @@ _ENV = {
     "RESPONDER_SLA_TICK_SECONDS": "sla_tick_seconds",
     "RESPONDER_LOG_TICKS": "log_ticks",
     "RESPONDER_RECOVER_SECONDS": "recover_seconds",
+    "RESPONDER_BEAT_LEASE_SECONDS": "beat_lease_seconds",
+    "RESPONDER_SLA_AUDIT_SECONDS": "sla_audit_seconds",
+    "RESPONDER_SLA_AUDIT_GRACE_SECONDS": "sla_audit_grace_seconds",
+    "RESPONDER_WATCHDOG_CHECK_SECONDS": "watchdog_check_seconds",
     "RESPONDER_WORKER_MAX_MEMORY_KB": "worker_max_memory_kb",
     "RESPONDER_QUEUE": "queue",
     "RESPONDER_ACTIONS_TOKEN": "actions_token",
@@ -419,6 +440,13 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             "need RESPONDER_TASK_SOFT_TIME_LIMIT < RESPONDER_TASK_TIME_LIMIT < "
             f"RESPONDER_VISIBILITY_TIMEOUT, got {limits[0]} < {limits[1]} < {limits[2]}: "
             "a late-acked task running past the visibility timeout runs twice"
+        )
+    if settings.sla_audit_grace_seconds <= settings.task_time_limit_seconds + AUDIT_RETRY_WAIT:
+        raise SettingsError(
+            "need RESPONDER_SLA_AUDIT_GRACE_SECONDS > RESPONDER_TASK_TIME_LIMIT + "
+            f"{AUDIT_RETRY_WAIT:g}, got {settings.sla_audit_grace_seconds:g} <= "
+            f"{settings.task_time_limit_seconds} + {AUDIT_RETRY_WAIT:g}: the SLA auditor would "
+            "queue again actions that are still running or waiting to retry"
         )
     return settings
 

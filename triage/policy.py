@@ -282,6 +282,20 @@ class StormPolicy:
 
 
 @dataclass(frozen=True)
+class WatchdogPolicy:
+    """Watching the watcher: Alertmanager's always-firing alert must keep arriving."""
+
+    # No arrival for this long (during market hours, when `market_hours_only`) opens a P1.
+    interval: timedelta
+    market_hours_only: bool = True
+    alertname: str = "Watchdog"
+
+
+DEFAULT_WATCHDOG_ALERTNAME = WatchdogPolicy(timedelta(0)).alertname
+MIN_WATCHDOG_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
 class ActionCheck:
     """One check that an action worked, on its target, passing within `within`.
 
@@ -563,6 +577,14 @@ class Policy:
     slack: SlackPolicy = field(default_factory=SlackPolicy)  # communication.slack
     communication: Communication = field(default_factory=Communication)
     correlation: CorrelationPolicy = field(default_factory=CorrelationPolicy)
+    # None: the silence of Alertmanager's Watchdog alert is not watched (arrivals are still
+    # noted, never an incident).
+    watchdog: WatchdogPolicy | None = None
+
+    @property
+    def watchdog_alertname(self) -> str:
+        """Return the name of the always-firing alert the receiver notes instead of handling."""
+        return self.watchdog.alertname if self.watchdog else DEFAULT_WATCHDOG_ALERTNAME
 
     @cached_property  # built once: every correlation decision reads it
     def topology(self) -> Topology:
@@ -737,6 +759,21 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 (
                     ("market_hours", "business_day_ends"),
                     f"the business day must end after it starts ({starts:%H:%M}), got {ends:%H:%M}",
+                )
+            )
+    watchdog = raw.get("watchdog")
+    interval = watchdog.get("interval") if isinstance(watchdog, Mapping) else None
+    if isinstance(interval, str):
+        try:
+            too_short = parse_span(interval).duration < MIN_WATCHDOG_INTERVAL
+        except ValueError:
+            too_short = False  # the schema names a malformed duration
+        if too_short:
+            found.append(
+                (
+                    ("watchdog", "interval"),
+                    f"expected at least 1m (shorter would page between two of Alertmanager's "
+                    f"repeats of the Watchdog), got {interval!r}",
                 )
             )
     sla = raw.get("sla")
@@ -1181,6 +1218,7 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         source=source,
         pagerduty=_pagerduty(raw.get("pagerduty", {})),
         storm=_storm(raw.get("storm", {})),
+        watchdog=_watchdog(raw["watchdog"]) if "watchdog" in raw else None,
         on_resolved=_on_resolved(raw.get("on_resolved", {})),
         note_templates=raw.get("notes", {}).get("templates", ""),
         business_hours_only={
@@ -1374,6 +1412,15 @@ def _on_resolved(raw: Mapping[str, Any]) -> ResolvedPolicy:
         stop_clocks=tuple(raw.get("stop_clocks", defaults.stop_clocks)),
         validate=tuple(raw.get("validate", defaults.validate)),
         resolve_incident=raw.get("resolve_incident", defaults.resolve_incident),
+    )
+
+
+def _watchdog(raw: Mapping[str, Any]) -> WatchdogPolicy:
+    defaults = WatchdogPolicy(timedelta(0))
+    return WatchdogPolicy(
+        interval=parse_span(raw["interval"]).duration,
+        market_hours_only=raw.get("market_hours_only", defaults.market_hours_only),
+        alertname=raw.get("alertname", defaults.alertname),
     )
 
 

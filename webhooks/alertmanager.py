@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from flask import Response, request
+from redis import RedisError
 from werkzeug.datastructures import EnvironHeaders
 
 from tasks.lanes import queue_for
 from tasks.names import NOTE_RESOLVED, RESPOND
 from tasks.store.deliveries import Claim, Coalescing, new_delivery_id
 from triage.classify import classify, most_severe
-from triage.models import parse_alertmanager
+from triage.models import AlertGroup, parse_alertmanager
 from webhooks.auth import proxy_header, unauthenticated
 from webhooks.errors import problem
 from webhooks.intake import (
@@ -104,6 +105,29 @@ class AlertmanagerEndpoint:
         response.headers["Allow"] = "OPTIONS, POST"
         return response
 
+    def watchdog(self, group: AlertGroup, now: datetime) -> Response | bytes | None:
+        """Note a firing Watchdog alert's arrival; answer a group of Watchdog alerts alone.
+
+        Alertmanager's always-firing alert proves the pipeline works: it is never an incident
+        and never pages. A group that holds other alerts too goes on (route Watchdog on its
+        own, as examples/alertmanager.yml does). None: not a Watchdog-only group.
+        """
+        name = self.receiver.runtime.policy.watchdog_alertname
+        ours = [a for a in group.alerts if a.name == name]
+        if not ours:
+            return None
+        if any(a.status == "firing" for a in ours):
+            try:
+                self.receiver.runtime.watchdog.arrived(now)
+            except RedisError as exc:
+                log.error("cannot note a Watchdog arrival: %s", type(exc).__name__)
+                return self.receiver.metrics.rejected(
+                    SOURCE, "unavailable", problem(503, "cannot note the Watchdog now; retry")
+                )
+        if len(ours) < len(group.alerts):
+            return None
+        return json.dumps({"watchdog": True, "noted_at": now.isoformat()}).encode()
+
     def receive(self, environ: WSGIEnvironment) -> Response | bytes:
         """Authenticate, validate, record, classify and enqueue one Alertmanager notification."""
         receiver = self.receiver
@@ -122,6 +146,8 @@ class AlertmanagerEndpoint:
 
         now = datetime.now(UTC)
         policy = receiver.runtime.policy
+        if watched := self.watchdog(group, now):
+            return watched
         classified = [(alert, classify(alert, policy, now)) for alert in group.alerts]
         firing = [c for a, c in classified if a.status == "firing"]
         overall = most_severe(firing) or most_severe(c for _, c in classified)

@@ -182,6 +182,16 @@ class BacklogCollector:
             "responder_dead_letters", "Work that failed for good, waiting for an operator.",
             value=backlog.dead_letters,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "responder_sla_deadlines_requeued",
+            "Due SLA deadlines the auditor found not acted on and queued again.",
+            value=backlog.sla_requeued,
+        )
+        yield GaugeMetricFamily(
+            "responder_beat_lease_held",
+            "1 while a beat holds the beat lease (one schedules for every host), else 0.",
+            value=1 if backlog.beat else 0,
+        )
         yield GaugeMetricFamily(
             "responder_joined_notes_due",
             'Incidents whose "more alerts" note is scheduled.',

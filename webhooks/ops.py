@@ -6,6 +6,8 @@ import json
 
 from flask import Blueprint, Response, jsonify
 from redis import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from webhooks.auth import reject_unauthenticated
 from webhooks.errors import problem
@@ -14,25 +16,40 @@ from webhooks.receiver import current_receiver
 blueprint = Blueprint("ops", __name__)
 
 
+PROBE_KEY = "responder:readyz-probe"
+
+
 @blueprint.get("/healthz")
 def healthz() -> Response:
-    """Answer 200 while the process serves requests."""
+    """Answer 200 while the process serves requests (liveness; a load balancer asks /readyz)."""
     return jsonify(status="ok")
 
 
 @blueprint.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Answer 200 when Redis answers and the policy is loaded, else 503 saying which failed."""
+    """Answer 200 when this host can record a delivery now, else 503 saying what failed.
+
+    For a load balancer: a write, not a ping, because a Redis that answers but takes no writes
+    (a replica after a failover, READONLY; a full disk) cannot record a delivery either.
+    """
     runtime = current_receiver().runtime
     checks: dict[str, str] = {"policy": runtime.policy.source}
     ready = True
     try:
-        runtime.redis.ping()
+        runtime.redis.set(PROBE_KEY, "1", ex=60)
         checks["redis"] = "ok"
+        checks["record_deliveries"] = "ok"
         beat = runtime.redis.get("responder:heartbeat")
         checks["last_heartbeat"] = beat.decode() if beat else "none yet"
-    except RedisError as exc:
+        watchdog = runtime.watchdog.last_seen()
+        checks["last_watchdog"] = watchdog.isoformat() if watchdog else "none yet"
+    except (RedisConnectionError, RedisTimeoutError) as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
+        checks["record_deliveries"] = "no"
+        ready = False
+    except RedisError as exc:  # answers, takes no writes: READONLY, OOM, MISCONF
+        checks["redis"] = f"refuses writes: {type(exc).__name__}"
+        checks["record_deliveries"] = "no"
         ready = False
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 

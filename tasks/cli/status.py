@@ -35,6 +35,14 @@ def describe(backlog: Backlog) -> list[str]:
         waiting = f", oldest waiting {age:.0f} s" if age is not None else ""
         lines.append(f"{lane.value:<8} lane: {backlog.queued[lane]} queued{waiting}")
     lines.append(f"workers: {backlog.workers} alive, holding {backlog.held} tasks")
+    if backlog.beat:
+        beat = backlog.beat
+        lines.append(
+            f"beat: {beat.host} (pid {beat.pid}) holds the beat lease since {beat.since}, "
+            f"{beat.expires_in_seconds:.1f} s left unless renewed"
+        )
+    else:
+        lines.append("WARNING: no beat holds the beat lease: no SLA clock, no recovery")
     lines.append(
         f"PagerDuty: {backlog.budget_used} of {backlog.budget_limit} requests used in the last 60 s"
     )
@@ -43,6 +51,10 @@ def describe(backlog: Backlog) -> list[str]:
         f"{backlog.joined_notes_due}; dead letters: {backlog.dead_letters}"
         + (" (responder deliveries --failed)" if backlog.dead_letters else "")
     )
+    if backlog.sla_requeued:
+        lines.append(
+            f"SLA auditor: {backlog.sla_requeued} due deadlines were not acted on and queued again"
+        )
     if backlog.workers == 0:
         lines.append("WARNING: no worker is alive: nothing is being processed")
     urgent_age = backlog.oldest_seconds[Lane.URGENT] or 0.0

@@ -561,6 +561,13 @@ class Voice:
         """Render the summary of an Events API trigger (PagerDuty caps it at 1024 characters)."""
         return self.render("event_summary.txt.j2", priority=priority, title=title)[:1024]
 
+    def watchdog_silent(self, alertname: str, since: datetime, silent_for: str) -> str:
+        """Render the summary of the page sent when the Watchdog alert stops arriving."""
+        return self.render(
+            "watchdog_silent.txt.j2",
+            priority="P1", alertname=alertname, since=since, silent_for=silent_for,
+        )[:1024]  # fmt: skip
+
     def action_outcome(self, outcome: str, facts: Mapping[str, Any]) -> str:
         """Render what became of an approved action: done, failed, dry-run or unknown.
 
@@ -860,6 +867,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         *[("closing.txt.j2", lambda t=t: voice.closing(t)) for t in times],
         ("report.txt.j2", lambda: voice.report([row])),
         ("event_summary.txt.j2", lambda: voice.event_summary("P1", "Sample")),
+        ("watchdog_silent.txt.j2", lambda: voice.watchdog_silent("Watchdog", now, "7m")),
         *[("action_outcome.txt.j2", lambda outcome=outcome, checks=checks, verified=verified:
             voice.action_outcome(
                 outcome, {**_ACTION_FACTS, "checks": checks, "verified": verified}))

@@ -48,6 +48,13 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 return batches
 """
 
+# Batches sent before ARGV[1] and not done: re-scored at ARGV[2] (a new lease) as they are taken.
+_TAKE_STALE = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, batch in ipairs(stale) do redis.call('ZADD', KEYS[1], ARGV[2], batch) end
+return stale
+"""
+
 
 def take_due(rt: Runtime, now: float, lease_seconds: float) -> list[str]:
     """Return the batches to send now: newly due ones, and ones sent a lease ago not yet done."""
@@ -56,9 +63,12 @@ def take_due(rt: Runtime, now: float, lease_seconds: float) -> list[str]:
     fresh = [
         b.decode() for b in script(keys=[JOINED_DUE_KEY, PENDING_KEY, BATCH_SEQ_KEY], args=args)
     ]
-    stale = [b.decode() for b in rt.redis.zrangebyscore(PENDING_KEY, "-inf", now - lease_seconds)]
-    if stale:
-        rt.redis.zadd(PENDING_KEY, dict.fromkeys(stale, now))  # sent again: a new lease
+    # Sent again with a new lease, taken in one script: two ticks (beats overlapping around a
+    # lease takeover) never both take the same stale batch.
+    taken = rt.redis.register_script(_TAKE_STALE)(
+        keys=[PENDING_KEY], args=[now - lease_seconds, now]
+    )
+    stale = [b.decode() for b in taken]
     return fresh + [b for b in stale if b not in fresh]
 
 

@@ -8,6 +8,11 @@ A claim moves the deadline into a second sorted set until the tick has enqueued 
 (`release`). A tick that died in between leaves it there; a later tick takes claims older than
 the lease back (`reclaim_stale`), so the action is enqueued at least once, and the actions'
 own markers keep their effect to once.
+
+A claimed deadline also goes into the due log until its action has run (`acted`); each try of
+the action touches it (`acting`). The SLA auditor takes entries left untouched past a grace
+time (`unacted`): an action message lost after the tick released its claim (a queue lost with
+a Redis that restarted without its last writes, a purge) is queued again instead of missed.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ log = logging.getLogger(__name__)
 
 INDEX_KEY = f"{PREFIX}deadlines"
 CLAIMED_KEY = f"{PREFIX}deadlines-claimed"
+DUE_LOG_KEY = f"{PREFIX}deadlines-due"  # incident|kind|due -> last touched (claim, each try)
+DUE_DETAIL_KEY = f"{PREFIX}deadlines-due-detail"  # incident|kind|due -> the deadline's detail
+DUE_REQUEUES_KEY = f"{PREFIX}deadlines-due-requeues"  # incident|kind|due -> times queued again
 KINDS = (
     "acknowledge",
     "respond",
@@ -39,7 +47,8 @@ KINDS = (
 
 # Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive. The
 # deadline's detail (key prefix ARGV[3]) goes into the claimed set, KEYS[2], scored by the
-# claim time: ARGV[1] again, the moment the tick claims at.
+# claim time: ARGV[1] again, the moment the tick claims at; and into the due log (KEYS[3],
+# KEYS[4]) under incident|kind|due, until its action has run.
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local claimed = {}
@@ -48,6 +57,13 @@ for _, member in ipairs(due) do
     local detail = redis.call('GET', ARGV[3] .. member)
     if detail then
       redis.call('ZADD', KEYS[2], ARGV[1], detail)
+      -- One another version wrote and cannot be read is dropped by the caller, loudly.
+      local ok, parsed = pcall(cjson.decode, detail)
+      if ok and type(parsed) == 'table' and type(parsed['due']) == 'string' then
+        local occurrence = member .. '|' .. parsed['due']
+        redis.call('ZADD', KEYS[3], ARGV[1], occurrence)
+        redis.call('HSET', KEYS[4], occurrence, detail)
+      end
       claimed[#claimed + 1] = detail
     end
   end
@@ -84,6 +100,11 @@ class Deadline:
     def member(self) -> str:
         """Return the deadline's member in the sorted set."""
         return f"{self.incident_id}|{self.kind}"
+
+    @property
+    def occurrence(self) -> str:
+        """Return the deadline's entry in the due log: this kind, for this incident, this due."""
+        return f"{self.member}|{self.due}"
 
 
 class Claim(NamedTuple):
@@ -126,7 +147,8 @@ class SlaClock:
     def claim_due(self, now: datetime, limit: int = 100) -> list[Claim]:
         """Take the deadlines due by `now`; each is returned to exactly one caller."""
         details = self._claim(
-            keys=[INDEX_KEY, CLAIMED_KEY], args=[now.timestamp(), limit, _detail_key("")]
+            keys=[INDEX_KEY, CLAIMED_KEY, DUE_LOG_KEY, DUE_DETAIL_KEY],
+            args=[now.timestamp(), limit, _detail_key("")],
         )
         return self._parse(details)
 
@@ -141,6 +163,42 @@ class SlaClock:
         stamp = now.timestamp()
         details = self._reclaim(keys=[CLAIMED_KEY], args=[stamp - lease, stamp, limit])
         return self._parse(details)
+
+    def acting(self, deadline: Deadline, now: datetime) -> None:
+        """Note that the deadline's action runs (or tries again) now: the auditor leaves it."""
+        self.redis.zadd(DUE_LOG_KEY, {deadline.occurrence: now.timestamp()}, xx=True)
+
+    def acted(self, deadline: Deadline) -> None:
+        """Take a deadline whose action has run (or given up for good) off the due log."""
+        self._forget(deadline.occurrence)
+
+    def _forget(self, occurrence: str | bytes) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.zrem(DUE_LOG_KEY, occurrence)
+            pipe.hdel(DUE_DETAIL_KEY, occurrence)
+            pipe.hdel(DUE_REQUEUES_KEY, occurrence)
+            pipe.execute()
+
+    def unacted(self, now: datetime, grace: float, limit: int = 100) -> list[tuple[Deadline, int]]:
+        """Take the due deadlines whose action has not run for `grace` seconds, each by one
+        caller (touched at `now`); return each with how often it was queued again before."""
+        stamp = now.timestamp()
+        taken = self._reclaim(keys=[DUE_LOG_KEY], args=[stamp - grace, stamp, limit])
+        if not taken:
+            return []
+        with self.redis.pipeline() as pipe:
+            pipe.hmget(DUE_DETAIL_KEY, taken)
+            for occurrence in taken:
+                pipe.hincrby(DUE_REQUEUES_KEY, occurrence, 1)
+            details, *tries = pipe.execute()
+        found = []
+        for occurrence, detail, times in zip(taken, details, tries, strict=True):
+            try:
+                found.append((Deadline.from_dict(json.loads(detail)), int(times) - 1))
+            except (TypeError, ValueError):
+                log.error("dropping a due SLA deadline that cannot be read: %r", occurrence)
+                self._forget(occurrence)
+        return found
 
     def _parse(self, details: list[bytes]) -> list[Claim]:
         claims = []

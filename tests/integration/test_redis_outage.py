@@ -106,3 +106,20 @@ def test_redis_down_gives_503_then_recovers_without_restarting(
     assert stored.zcard("responder:deliveries") == 2
     # The sample is P1: both on the urgent lane.
     assert stored.llen(urgent_queue(settings.queue)) == 2
+
+
+def test_a_redis_that_answers_but_takes_no_writes_makes_the_host_not_ready(
+    private_redis: PrivateRedis, settings: Settings
+) -> None:
+    # A primary demoted to a replica (after a failover) answers PING and refuses every write:
+    # a load balancer must stop sending webhooks here, which a ping alone would not tell it.
+    client = create_app(replace(settings, redis_url=private_redis.url)).test_client()
+    assert client.get("/readyz").status_code == 200
+    redis.Redis.from_url(private_redis.url).replicaof("127.0.0.1", "1")  # nobody: read-only
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["redis"] == "refuses writes: ReadOnlyError"
+    assert ready.get_json()["checks"]["record_deliveries"] == "no"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    refused = client.post("/webhooks/alertmanager", json=sample_payload(), headers=bearer)
+    assert refused.status_code == 503  # and Alertmanager retries, here or elsewhere

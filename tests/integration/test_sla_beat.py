@@ -36,6 +36,8 @@ def beat_env(responder_env: dict[str, str], redis_url: str) -> Iterator[dict[str
         "RESPONDER_SLA_TICK_SECONDS": str(TICK_SECONDS),
         "RESPONDER_SLA_CLAIM_LEASE": str(LEASE_SECONDS),
         "RESPONDER_LOG_TICKS": "1",  # the tests count ticks in beat's and the worker's logs
+        # A beat killed by a test hands over to the next one within this long.
+        "RESPONDER_BEAT_LEASE_SECONDS": "3",
     }
     client = redis.Redis.from_url(redis_url)
     client.delete(QUEUE)
@@ -68,13 +70,20 @@ class Processes:
                 command, cwd=PROJECT, env=self.env, stdout=out, stderr=out, start_new_session=True
             )
         self.running.append(process)
-        wait_for(lambda: self.ticks(name) >= 1, timeout=60, what=f"beat {name} to tick")
+        wait_for(lambda: self.started(name), timeout=60, what=f"beat {name} to tick or stand by")
         return process
+
+    def log_text(self, name: str) -> str:
+        log = self.folder / f"{name}.log"
+        return log.read_text() if log.exists() else ""
+
+    def started(self, name: str) -> bool:
+        """Return True once beat `name` ticks, or stands by while another holds the lease."""
+        return self.ticks(name) >= 1 or "beat: standing by" in self.log_text(name)
 
     def ticks(self, name: str) -> int:
         """Return how many SLA ticks beat `name` has sent so far."""
-        log = self.folder / f"{name}.log"
-        return log.read_text().count("(tasks.pipeline.sla_tick)") if log.exists() else 0
+        return self.log_text(name).count("(tasks.pipeline.sla_tick)")
 
     def kill(self, process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)

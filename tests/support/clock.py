@@ -18,7 +18,7 @@ from tasks.pipeline import follow_first_note
 from tasks.run import response
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
-from tasks.sla import actions, incident_events
+from tasks.sla import actions, incident_events, watchdog
 from tests.fakes.pagerduty import Call, FakePagerDuty
 from tests.support import PROJECT
 from triage.models import parse_pagerduty
@@ -105,6 +105,11 @@ def tick(rt: Runtime, now: datetime) -> list[str]:
     ]
 
 
+def watchdog_tick(rt: Runtime, now: datetime) -> str:
+    """Do what beat's `watchdog_check` task does at `now`; return what it did."""
+    return watchdog.check(rt, now)
+
+
 @dataclass
 class Timeline:
     """What the fake PagerDuty received, line by line, at the simulated moment of each write."""
@@ -135,6 +140,8 @@ def describe(call: Call) -> str:
     body: Any = call.body or {}
     if call.method == "GET":
         return ""
+    if call.path.endswith("/enqueue"):
+        return f"event {body['event_action']} {body['dedup_key']}: {body['payload']['summary']}"
     if call.path.endswith("/notes"):
         return "note: " + body["note"]["content"].splitlines()[0]
     if call.path.endswith("/status_updates"):

@@ -4,8 +4,10 @@ from dataclasses import fields
 
 import pytest
 
+from tasks.retries import MAX_DELAY_SECONDS
 from tasks.settings import (
     _ENV,
+    AUDIT_RETRY_WAIT,
     RANGES,
     Secret,
     Settings,
@@ -182,7 +184,12 @@ def test_a_numeric_setting_at_either_end_of_its_range_is_taken(variable: str, na
         env = {
             ("visibility_timeout_seconds", low): {"SOFT_TIME_LIMIT": "1", "TIME_LIMIT": "2"},
             ("task_time_limit_seconds", low): {"SOFT_TIME_LIMIT": "1"},
-            ("task_time_limit_seconds", high): {"VISIBILITY_TIMEOUT": str(7 * 86400)},
+            ("task_time_limit_seconds", high): {
+                "VISIBILITY_TIMEOUT": str(7 * 86400),
+                "SLA_AUDIT_GRACE_SECONDS": str(7 * 86400),
+            },
+            # The SLA auditor's grace must outlast a task's time limit and a retry's wait.
+            ("sla_audit_grace_seconds", low): {"SOFT_TIME_LIMIT": "1", "TIME_LIMIT": "2"},
         }.get((name, value), {})
         env = {
             f"RESPONDER_TASK_{k}" if "LIMIT" in k else f"RESPONDER_{k}": v for k, v in env.items()
@@ -191,6 +198,15 @@ def test_a_numeric_setting_at_either_end_of_its_range_is_taken(variable: str, na
             continue  # no hard limit in range lies above it: the order rule refuses it
         env[variable] = raw
         assert getattr(settings_from_env(env), name) == float(raw)
+
+
+def test_an_sla_audit_grace_within_a_task_time_limit_and_a_retry_wait_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^need RESPONDER_SLA_AUDIT_GRACE_SECONDS > "):
+        settings_from_env({"RESPONDER_SLA_AUDIT_GRACE_SECONDS": "300"})  # limit 300 + 60
+
+
+def test_the_sla_audit_grace_counts_the_longest_retry_wait_there_is() -> None:
+    assert AUDIT_RETRY_WAIT == MAX_DELAY_SECONDS
 
 
 def test_a_negative_sla_tick_is_refused_before_beat_can_loop_on_it() -> None:
