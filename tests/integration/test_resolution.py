@@ -192,10 +192,14 @@ def test_validation_in_outbox_mode_an_incident_whose_validation_failed_stays_ope
     runtime.policy = rt.policy  # the simulator's catalog
     fired = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
     key = f"outbox-resolution-{datetime.now(UTC).timestamp()}"
-    firing = create_app(outbox).test_client().post(
-        "/webhooks/alertmanager",
-        json=group(key, ["firing"], fired),
-        headers={"Authorization": f"Bearer {TOKEN}"},
+    firing = (
+        create_app(outbox)
+        .test_client()
+        .post(
+            "/webhooks/alertmanager",
+            json=group(key, ["firing"], fired),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
     )
     state = response.prepare_run(runtime, firing.get_json()["delivery_id"], 1, fired)
     assert state is not None
@@ -205,10 +209,14 @@ def test_validation_in_outbox_mode_an_incident_whose_validation_failed_stays_ope
     if broken:
         eafix.inject(broken)
 
-    resolved = create_app(outbox).test_client().post(
-        "/webhooks/alertmanager",
-        json=group(key, ["resolved"], fired),
-        headers={"Authorization": f"Bearer {TOKEN}"},
+    resolved = (
+        create_app(outbox)
+        .test_client()
+        .post(
+            "/webhooks/alertmanager",
+            json=group(key, ["resolved"], fired),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
     )
     delivery_id = resolved.get_json()["delivery_id"]
     resolution.post_resolved_note(runtime, delivery_id)
