@@ -107,12 +107,14 @@ class Voice:
         incident: Incident | None = None,
         security_team: str | None = None,
         security_before: bool = False,
+        opened: bool = False,
     ) -> str:
         """Render the note posted at once: priority and why, market state, deadlines, what fired.
 
         `security_team` names whom a responder request calls in ("" when the policy names no
         one: by hand); None when no rule that pages the security team matched.
         `security_before`: an earlier run of the incident called them in already.
+        `opened`: the responder opened the incident (Events API), so it may lower its urgency.
         """
         targets = self.policy.sla[due.priority]
         moments = (
@@ -140,7 +142,7 @@ class Voice:
                     for what, at, target in moments
                 ],
                 update_every=str(targets.update_every),
-                after_hours=self.after_hours(due, now),
+                after_hours=self.after_hours(due, now, opened),
                 alerts=list(alerts),
                 truncated=truncated,
                 incident=incident,
@@ -257,14 +259,22 @@ class Voice:
         is_open, change = next_market_change(now, self.policy.market_hours)
         return {"open": is_open, "change": self.local(change)}
 
-    def after_hours(self, due: Deadlines, now: datetime) -> dict[str, Any] | None:
-        """Return when a held incident's actions begin and what its urgency does; None: now."""
+    def after_hours(
+        self, due: Deadlines, now: datetime, opened: bool = True
+    ) -> dict[str, Any] | None:
+        """Return when a held incident's actions begin and what its urgency does; None: now.
+
+        Its urgency goes low only if the responder opened it (`opened`): a page PagerDuty
+        sent high, someone meant high.
+        """
         held = self.policy.business_hours_only.get(due.priority)
         if held is None or not due.deferred or now >= due.starts:
             return None
+        lowers = held.urgency_outside == "low"
         return {
             "starts": self.local(due.starts),
-            "urgency_low": held.urgency_outside == "low",
+            "urgency_low": lowers and opened,
+            "urgency_kept": lowers and not opened,
             "high_again": held.urgency_at_opening == "high",
         }
 

@@ -308,6 +308,7 @@ def post_first_note(
         incident=state.pagerduty_incident,
         security_team=security.called if security else None,
         security_before=before,
+        opened=rt.deliveries.effect_done(state.run_id, "trigger"),  # its urgency may go low
     )
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:
