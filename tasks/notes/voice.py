@@ -29,6 +29,7 @@ from triage.incident_status import StatusNow
 from triage.models import Alert, Classification, Incident, ListedAlert, Priority
 from triage.note_commands import Malformed
 from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Policy, format_duration
+from triage.rejudge import Change, Judgement
 from triage.report import Compliance, IncidentTimes, PriorityMetrics
 from triage.sla import Deadlines, deadlines, next_market_change
 
@@ -412,6 +413,41 @@ class Voice:
             status=status,
         )
 
+    def rejudged(
+        self,
+        judgement: Judgement,
+        title: str,
+        at: datetime,
+        due: Deadlines | None = None,
+        acknowledged_by: str = "",
+    ) -> str:
+        """Render the note of an incident judged again at the market's open or close: its new
+        priority and why, and the deadlines `due` of the new priority when it was applied."""
+        applied = judgement.change in (Change.RISE, Change.FALL)
+        now = judgement.now.priority
+        moments = []
+        if due is not None:
+            targets = self.policy.sla[due.priority]
+            moments = [
+                {"what": what, "due": getattr(due, what), "target": str(getattr(targets, what))}
+                for what in ("acknowledge", "respond", "resolve")
+                if not (what == "acknowledge" and acknowledged_by)  # done already
+            ]
+        return self.render(
+            "rejudged.txt.j2",
+            shown=str(now if applied else judgement.was),
+            was=str(judgement.was),
+            now=str(now),
+            change=judgement.change.value,
+            market_open=judgement.market_open,
+            at=self.local(at),
+            title=title,
+            reason=judgement.now.reason,
+            deadlines=moments,
+            update_every=str(self.policy.sla[now].update_every),
+            acknowledged_by=acknowledged_by or "someone",
+        )
+
     def sla_gave_up(self, priority: str, kind: str, why: str, by_hand: str) -> str:
         """Render the note saying an SLA action failed for good, and what to do by hand."""
         return self.render(
@@ -774,6 +810,14 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "acknowledge", now, "5m", 2)),
         ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "resolve", now, "5m", 3)),
         ("sla_respond.txt.j2", lambda: voice.sla_respond("P1", now, "5m", "triggered")),
+        *(
+            ("rejudged.txt.j2", lambda change=change: voice.rejudged(  # type: ignore[misc]
+                Judgement(Priority.P3, first, change, True), "MarketDataStale", now,
+                deadlines(Priority.P1, now, voice.policy), "" if change != Change.FALL_HELD
+                else "Dana",
+            ))
+            for change in (Change.RISE, Change.FALL, Change.FALL_HELD)
+        ),
         ("sla_gave_up.txt.j2", lambda: voice.sla_gave_up("P1", "next_update", "refused", "act")),
         ("management.txt.j2", lambda: voice.management("P1", "requested", called="PTEAM (team)")),
         ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),

@@ -38,6 +38,9 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     incident = find_incident(rt, delivery.incident_key, open_only=False)
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={delivery.incident_key}")
+    if incident.id:  # judged again at the market's open or close, a cleared alert counts no more
+        ended = {a.fingerprint: a.ends_at or a.starts_at for a in resolved}
+        rt.incidents.clear_alerts(incident.id, ended)
     cleared = all(alert.status == "resolved" for alert in group.alerts)
     settled = settle(rt, delivery_id, incident) if cleared else None
     content = rt.voice.resolved(resolved, delivery_id, settled)
