@@ -91,3 +91,66 @@ def test_market_data_feed_interruption_a_feed_that_cleared_before_the_open_chang
     assert not [line for line in timeline.lines if line.startswith("Sun")]
     assert pagerduty.incidents[incident]["urgency"] == "low"
     assert not [d for d in rt.clock.pending() if d.incident_id == incident and d.kind == "rejudge"]
+
+
+FRIDAY_10AM = datetime(2026, 11, 27, 10, 0, tzinfo=NEW_YORK)
+FRIDAY_5PM = datetime(2026, 11, 27, 17, 0, tzinfo=NEW_YORK)  # the market closes
+SATURDAY_10AM = datetime(2026, 11, 28, 10, 0, tzinfo=NEW_YORK)
+
+
+# raised when, acknowledged by whom (or None), judged when -> the note's second line, the
+# PagerDuty priority written then (or None), our priority after
+CASES = [
+    ("a fall at the close while nobody acknowledged it is applied",
+     FRIDAY_10AM, None, FRIDAY_5PM,
+     "Lowered: no one has acknowledged it; the P3 SLA counts from now.", "PRIO3", "P3"),
+    ("a fall at the close after a person acknowledged it is theirs to decide",
+     FRIDAY_10AM, "Dana", FRIDAY_5PM,
+     "Not lowered: Dana acknowledged it, so a person decides. It stays P1; under the policy it "
+     "would now be P3.", None, "P1"),
+    ("a rise at the open is acted on though a person acknowledged it",
+     SATURDAY_10AM, "Dana", SUNDAY_5PM,
+     "Raised at once: PagerDuty priority P1 (PagerDuty: P2), urgency high; the P1 SLA counts "
+     "from now.", "PRIO1", "P1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "raised", "acknowledged_by", "judged", "says", "written", "after"),
+    CASES,
+    ids=[row[0] for row in CASES],
+)
+def test_market_data_feed_interruption_a_rise_at_once_a_fall_only_while_nobody_acknowledged(
+    rt: Runtime,
+    pagerduty: FakePagerDuty,
+    case: str,
+    raised: datetime,
+    acknowledged_by: str | None,
+    judged: datetime,
+    says: str,
+    written: str | None,
+    after: str,
+) -> None:
+    incident = pagerduty.add_incident(f"k-{case[:20]}", STALE)
+    priority = received(rt, STALE, raised, "high")
+    delivery_id = record_trigger(rt, incident, STALE, priority, raised)
+    timeline = Timeline(pagerduty)
+    respond(rt, delivery_id, raised)
+    if acknowledged_by:
+        record_event(rt, incident, "acknowledged", raised + STEP, by=acknowledged_by)
+    timeline.run(rt, judged - timedelta(minutes=10), judged - STEP, STEP)  # the ticks before
+    timeline.lines.clear()
+    timeline.run(rt, judged, judged, STEP)
+
+    judging = [line for line in timeline.lines if "Judged again" in line]
+    assert len(judging) == 1, timeline.lines
+    [note] = [n["content"] for n in pagerduty.notes_for(incident) if "Judged again" in n["content"]]
+    assert note.splitlines()[1] == says, case
+    priorities = [line.split()[-1] for line in timeline.lines if " priority PRIO" in line]
+    assert priorities == ([written] if written else []), case
+    record = rt.incidents.get(incident) or {}
+    assert record["sla_priority"] == after, case
+    # An acknowledged incident is not asked to be acknowledged again.
+    kinds = {d.kind for d in rt.clock.pending() if d.incident_id == incident}
+    assert ("acknowledge" in kinds) is (acknowledged_by is None and after != priority), case
+    assert "rejudge" in kinds, case  # judged again at the next open or close
