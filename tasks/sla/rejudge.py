@@ -144,4 +144,3 @@ def set_priority(rt: Runtime, incident: IncidentRef, priority: Priority, effect:
     rt.pagerduty.set_priority(incident, match["id"])
     rt.deliveries.mark_effect(incident.id, effect, match["id"])
     return f"priority {wanted}"
-

@@ -3,18 +3,23 @@ priority depends on the market's hours is classified again when the market opens
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tasks.run import judged_again, resolution
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
+from tests.support import TOKEN, sample_payload
 from tests.support.clock import NEW_YORK, Timeline, record_event, record_trigger, respond
 from triage.classify import classify
 from triage.models import Incident
+from webhooks import create_app
 
 STEP = timedelta(minutes=5)
 SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=NEW_YORK)
@@ -154,3 +159,54 @@ def test_market_data_feed_interruption_a_rise_at_once_a_fall_only_while_nobody_a
     kinds = {d.kind for d in rt.clock.pending() if d.incident_id == incident}
     assert ("acknowledge" in kinds) is (acknowledged_by is None and after != priority), case
     assert "rejudge" in kinds, case  # judged again at the next open or close
+
+
+def stale_group(key: str, statuses: list[str]) -> dict[str, Any]:
+    """Return an Alertmanager group of MarketDataStale alerts, one per status."""
+    payload = sample_payload(groupKey=key)
+    template = payload["alerts"][0]
+    labels = {"alertname": "MarketDataStale", "category": "market-data",
+              "service": "data-ingestor", "severity": "critical"}  # fmt: skip
+    payload["alerts"] = [
+        {
+            **template,
+            "labels": {**labels, "instance": f"i{number}"},
+            "fingerprint": f"{key[-6:]}{number}",
+            "startsAt": SATURDAY_NOON.isoformat(),
+            "status": status,
+            **({"endsAt": SUNDAY_4PM.isoformat()} if status == "resolved" else {}),
+        }
+        for number, status in enumerate(statuses)
+    ]
+    payload["status"] = "resolved" if set(statuses) == {"resolved"} else "firing"
+    return payload
+
+
+def test_market_data_feed_interruption_only_the_alerts_still_firing_are_judged_again(
+    intake_settings: Settings, pagerduty: FakePagerDuty, redis_client
+) -> None:
+    rt = Runtime(intake_settings)
+    client = create_app(intake_settings).test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    key = f"rejudge-{datetime.now(UTC).timestamp()}"
+    incident = pagerduty.add_incident(hashlib.sha256(key.encode()).hexdigest(), STALE)
+
+    def post(statuses: list[str]) -> str:
+        sent = client.post(
+            "/webhooks/alertmanager", json=stale_group(key, statuses), headers=headers
+        )
+        return str(sent.get_json()["delivery_id"])
+
+    run_id = f"{post(['firing', 'firing'])}-r1"
+    firing = judged_again.firing_subjects(rt, run_id, incident)
+    assert [alert.labels["instance"] for alert in firing] == ["i0", "i1"]
+    [due] = judged_again.next_deadline(rt, incident, run_id, STALE, "P3", SATURDAY_NOON)
+    assert (due.kind, datetime.fromisoformat(due.due)) == ("rejudge", SUNDAY_5PM)
+
+    resolution.post_resolved_note(rt, post(["resolved", "firing"]))  # one cleared at 16:00
+    firing = judged_again.firing_subjects(rt, run_id, incident)
+    assert [alert.labels["instance"] for alert in firing] == ["i1"]
+
+    resolution.post_resolved_note(rt, post(["resolved", "resolved"]))  # the whole group
+    assert judged_again.firing_subjects(rt, run_id, incident) == []
+    assert judged_again.next_deadline(rt, incident, run_id, STALE, "P3", SATURDAY_NOON) == []
