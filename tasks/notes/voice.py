@@ -422,7 +422,9 @@ class Voice:
         acknowledged_by: str = "",
     ) -> str:
         """Render the note of an incident judged again at the market's open or close: its new
-        priority and why, and the deadlines `due` of the new priority when it was applied."""
+        priority and why, and the deadlines `due` of the new priority when it was applied.
+
+        `acknowledged_by` names who acknowledged it ("": nobody has)."""
         applied = judgement.change in (Change.RISE, Change.FALL)
         now = judgement.now.priority
         moments = []
@@ -446,6 +448,7 @@ class Voice:
             deadlines=moments,
             update_every=str(self.policy.sla[now].update_every),
             acknowledged_by=acknowledged_by or "someone",
+            paged=due is None or not due.deferred,  # a held P2/P3 is not paged at night
         )
 
     def sla_gave_up(self, priority: str, kind: str, why: str, by_hand: str) -> str:

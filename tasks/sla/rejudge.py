@@ -40,14 +40,14 @@ def act(rt: Runtime, deadline: Deadline, record: dict[str, Any], now: datetime) 
     if judged is None:  # cleared since: nothing to judge, and nothing later either
         return "nothing of it fires any more: nothing changes"
     was = Priority(record.get("sla_priority") or deadline.priority)
-    acknowledged = bool(record.get("acknowledged_at"))
+    acknowledged = acknowledged_now(record)
     judgement = decide(was, judged, acknowledged, market_open_at(now, rt.policy))
     applied = judgement.change in (Change.RISE, Change.FALL)
     step = f"{deadline.kind}@{deadline.due}"
     done = f"still {was}"
     if judgement.change is not Change.SAME:
         due = deadlines(judged.priority, now, rt.policy) if applied else None
-        by = str(record.get("acknowledged_by") or "") if acknowledged else ""
+        by = str(record.get("acknowledged_by") or "someone") if acknowledged else ""
         note = rt.voice.rejudged(judgement, deadline.title, now, due, by)
         # The note first: whoever sees the page change finds why beside it.
         post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -83,14 +83,14 @@ def apply(
     step = f"{deadline.kind}@{deadline.due}"
     priority = judgement.now.priority
     set_priority(rt, incident, priority, f"{step}:priority")
-    if judgement.change is Change.RISE:
+    if judgement.change is Change.RISE and not due.deferred:  # a held P2/P3 waits, unpaged
         effect = f"{step}:urgency"
         if not rt.deliveries.effect_done(deadline.incident_id, effect):
             if record.get("urgency") != "high":
                 rt.pagerduty.set_urgency(incident, "high")
                 rt.incidents.log(deadline.incident_id, "urgency set to high", "responder")
             rt.deliveries.mark_effect(deadline.incident_id, effect)
-    acknowledged = bool(record.get("acknowledged_at"))
+    acknowledged = acknowledged_now(record)
     rt.clock.cancel(deadline.incident_id, REPLACED)
     found = [
         d
@@ -122,6 +122,15 @@ def apply(
     market = "market open" if judgement.market_open else "market closed"
     what = f"judged again: {judgement.was} -> {priority} ({market})"
     rt.incidents.log(deadline.incident_id, what, "responder")
+
+
+def acknowledged_now(record: dict[str, Any]) -> bool:
+    """Return True when a person acknowledged the incident in its current cycle (since its
+    clock started: an acknowledgement before a reopen does not count)."""
+    at, started = record.get("acknowledged_at"), record.get("sla_started_at")
+    if not at:
+        return False
+    return not started or datetime.fromisoformat(at) >= datetime.fromisoformat(started)
 
 
 def set_priority(rt: Runtime, incident: IncidentRef, priority: Priority, effect: str) -> str:
