@@ -63,6 +63,9 @@ class Span:
     next_business_day: bool = False
     market_clock: bool = False
     business_clock: bool = False
+    # Counted day and night and kept then, even for a priority held for business hours: the
+    # runbook's P3 "Respond < 24 hours" falls due on a Saturday too.
+    calendar_clock: bool = False
     summary: bool = False  # "next business day summary": one summary at the next opening
 
     def __str__(self) -> str:
@@ -75,6 +78,8 @@ class Span:
         text = format_duration(self.duration)
         if self.market_clock:
             return f"{text} of market hours"
+        if self.calendar_clock:
+            return f"{text}, day and night"
         return f"{text} of business hours" if self.business_clock else text
 
     @property
@@ -1103,7 +1108,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 def parse_span(value: str | Mapping[str, str]) -> Span:
     """Parse `5m`, `2h`, `immediately`, `5 business days`, `next business day`, `next business
-    day summary`, `{within: 2h, clock: market_hours}` or `{within: 1h, clock: business_hours}`."""
+    day summary`, `{within: 2h, clock: market_hours}`, `{within: 1h, clock: business_hours}` or
+    `{within: 24h, clock: calendar}`."""
     if isinstance(value, Mapping):
         inner = parse_span(value["within"])
         clock = value.get("clock")
@@ -1113,6 +1119,7 @@ def parse_span(value: str | Mapping[str, str]) -> Span:
             duration=inner.duration,
             market_clock=clock == "market_hours",
             business_clock=clock == "business_hours",
+            calendar_clock=clock == "calendar",
         )
     text = str(value).strip().lower()
     if text == "immediately":

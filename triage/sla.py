@@ -96,7 +96,9 @@ def deadlines(priority: Priority, triggered_at: datetime, policy: Policy) -> Dea
     start = active_from(priority, triggered_at, policy)
 
     def due(span: Span) -> datetime:
-        return act_at(priority, add_span(start, span, hours), policy)
+        ends = add_span(start, span, hours)
+        # A calendar span is kept where it falls; the others wait for business hours if held.
+        return ends if span.calendar_clock else act_at(priority, ends, policy)
 
     summary = targets.notify_management.summary
     held = policy.business_hours_only.get(priority) if start > triggered_at else None

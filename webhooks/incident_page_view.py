@@ -23,6 +23,7 @@ DEADLINE_LABELS = {
     "notify_management": "Tell management",
     "lower_urgency": "Urgency lowered (after hours)",
     "restore_urgency": "Urgency high again",
+    "rejudge": "Judged again (the market opens or closes)",
 }
 # Which moment of the incident record meets a deadline.
 MET_BY = {"acknowledge": "acknowledged", "respond": "acknowledged", "resolve": "resolved"}

@@ -29,6 +29,7 @@ from triage.incident_status import StatusNow
 from triage.models import Alert, Classification, Incident, ListedAlert, Priority
 from triage.note_commands import Malformed
 from triage.policy import DEFAULT_RULE, SEVERITY_FALLBACK_RULE, Policy, format_duration
+from triage.rejudge import Change, Judgement
 from triage.report import Compliance, IncidentTimes, PriorityMetrics
 from triage.sla import Deadlines, deadlines, next_market_change
 
@@ -108,6 +109,7 @@ class Voice:
         security_team: str | None = None,
         security_before: bool = False,
         correlation: Mapping[str, Any] | None = None,
+        opened: bool = False,
     ) -> str:
         """Render the note posted at once: priority and why, market state, deadlines, what fired.
 
@@ -117,6 +119,7 @@ class Voice:
         `security_team` names whom a responder request calls in ("" when the policy names no
         one: by hand); None when no rule that pages the security team matched.
         `security_before`: an earlier run of the incident called them in already.
+        `opened`: the responder opened the incident (Events API), so it may lower its urgency.
         """
         targets = self.policy.sla[due.priority]
         moments = (
@@ -144,7 +147,7 @@ class Voice:
                     for what, at, target in moments
                 ],
                 update_every=str(targets.update_every),
-                after_hours=self.after_hours(due, now),
+                after_hours=self.after_hours(due, now, opened),
                 alerts=list(alerts),
                 truncated=truncated,
                 incident=incident,
@@ -262,14 +265,22 @@ class Voice:
         is_open, change = next_market_change(now, self.policy.market_hours)
         return {"open": is_open, "change": self.local(change)}
 
-    def after_hours(self, due: Deadlines, now: datetime) -> dict[str, Any] | None:
-        """Return when a held incident's actions begin and what its urgency does; None: now."""
+    def after_hours(
+        self, due: Deadlines, now: datetime, opened: bool = True
+    ) -> dict[str, Any] | None:
+        """Return when a held incident's actions begin and what its urgency does; None: now.
+
+        Its urgency goes low only if the responder opened it (`opened`): a page PagerDuty
+        sent high, someone meant high.
+        """
         held = self.policy.business_hours_only.get(due.priority)
         if held is None or not due.deferred or now >= due.starts:
             return None
+        lowers = held.urgency_outside == "low"
         return {
             "starts": self.local(due.starts),
-            "urgency_low": held.urgency_outside == "low",
+            "urgency_low": lowers and opened,
+            "urgency_kept": lowers and not opened,
             "high_again": held.urgency_at_opening == "high",
         }
 
@@ -438,6 +449,44 @@ class Voice:
             due=due,
             late=late,
             status=status,
+        )
+
+    def rejudged(
+        self,
+        judgement: Judgement,
+        title: str,
+        at: datetime,
+        due: Deadlines | None = None,
+        acknowledged_by: str = "",
+    ) -> str:
+        """Render the note of an incident judged again at the market's open or close: its new
+        priority and why, and the deadlines `due` of the new priority when it was applied.
+
+        `acknowledged_by` names who acknowledged it ("": nobody has)."""
+        applied = judgement.change in (Change.RISE, Change.FALL)
+        now = judgement.now.priority
+        moments = []
+        if due is not None:
+            targets = self.policy.sla[due.priority]
+            moments = [
+                {"what": what, "due": getattr(due, what), "target": str(getattr(targets, what))}
+                for what in ("acknowledge", "respond", "resolve")
+                if not (what == "acknowledge" and acknowledged_by)  # done already
+            ]
+        return self.render(
+            "rejudged.txt.j2",
+            shown=str(now if applied else judgement.was),
+            was=str(judgement.was),
+            now=str(now),
+            change=judgement.change.value,
+            market_open=judgement.market_open,
+            at=self.local(at),
+            title=title,
+            reason=judgement.now.reason,
+            deadlines=moments,
+            update_every=str(self.policy.sla[now].update_every),
+            acknowledged_by=acknowledged_by or "someone",
+            paged=due is None or not due.deferred,  # a held P2/P3 is not paged at night
         )
 
     def sla_gave_up(self, priority: str, kind: str, why: str, by_hand: str) -> str:
@@ -835,6 +884,14 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "acknowledge", now, "5m", 2)),
         ("sla_missed.txt.j2", lambda: voice.sla_missed("P1", "resolve", now, "5m", 3)),
         ("sla_respond.txt.j2", lambda: voice.sla_respond("P1", now, "5m", "triggered")),
+        *(
+            ("rejudged.txt.j2", lambda change=change: voice.rejudged(  # type: ignore[misc]
+                Judgement(Priority.P3, first, change, True), "MarketDataStale", now,
+                deadlines(Priority.P1, now, voice.policy), "" if change != Change.FALL_HELD
+                else "Dana",
+            ))
+            for change in (Change.RISE, Change.FALL, Change.FALL_HELD)
+        ),
         ("sla_gave_up.txt.j2", lambda: voice.sla_gave_up("P1", "next_update", "refused", "act")),
         ("management.txt.j2", lambda: voice.management("P1", "requested", called="PTEAM (team)")),
         ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),

@@ -241,6 +241,9 @@ def _raise_priority(
         found = sla_clock.deadlines_for(target.id, lead.run_id, lead.title, due.to_dict())
         rt.clock.register(found)
         rt.incidents.mark_clock(target.id, str(wanted), due.triggered_at.isoformat(), lead.run_id)
+        # Judging the incident again at the market's next open or close reads its first run's
+        # alerts only: it could lower what a joined member raised. A person decides from here.
+        rt.clock.cancel(target.id, [sla_clock.REJUDGE])
 
 
 def headline_of(state: RunState) -> str:

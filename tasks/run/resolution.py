@@ -40,6 +40,9 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     incident = find_incident(rt, delivery.incident_key, open_only=False)
     if incident is None:
         raise IncidentNotFound(f"no PagerDuty incident with incident_key={delivery.incident_key}")
+    if incident.id:  # judged again at the market's open or close, a cleared alert counts no more
+        ended = {a.fingerprint: a.ends_at or a.starts_at for a in resolved}
+        rt.incidents.clear_alerts(incident.id, ended)
     cleared = all(alert.status == "resolved" for alert in group.alerts)
     if cleared and correlating.still_fires(rt, delivery, datetime.now(UTC)):
         cleared = False  # other groups of its correlated incident still fire: nothing settles
@@ -71,6 +74,13 @@ def settle(rt: Runtime, delivery_id: str, incident: IncidentRef) -> dict[str, An
     return found
 
 
+def validation_failed(rt: Runtime, delivery_id: str) -> bool:
+    """Return True when the Validation run for a resolved group's delivery found a problem."""
+    kept = rt.redis.get(f"{PREFIX}settled:{delivery_id}")
+    checks = json.loads(kept)["checks"] if kept is not None else []
+    return any(check["status"] != Status.OK.value for check in checks)
+
+
 def validate(rt: Runtime) -> list[dict[str, str]]:
     """Run the policy's validation collectors on every catalog service, at once; never raise."""
     names = rt.policy.on_resolved.validate
@@ -91,13 +101,15 @@ def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[s
     not pass", "outbox" (outbox mode closes its own incident), or "refused: <why>" when
     PagerDuty refused it for good (a retryable failure is raised, and the task tries again).
     """
+    failed = any(check["status"] != Status.OK.value for check in checks)
     if rt.settings.outbox_mode:
         # No PagerDuty to resolve it and no webhook to say so: the outbox incident is closed
-        # by the whole group's resolution (tasks/sla/closing.close_in_outbox).
-        return "outbox"
+        # by the whole group's resolution (tasks/sla/closing.close_in_outbox), unless the
+        # Validation failed: then it stays open, as the note says.
+        return "left: a check did not pass" if failed else "outbox"
     if not rt.policy.on_resolved.resolve_incident or incident.id is None:
         return "left to a person"
-    if any(check["status"] != Status.OK.value for check in checks):
+    if failed:
         return "left: a check did not pass"
     done = rt.deliveries.effect_state(incident.id, RESOLVE_EFFECT) or ""
     if done.startswith("done:"):

@@ -23,6 +23,7 @@ from tasks.notes.voice import headline
 from tasks.notify.slack_blocks import channels_for
 from tasks.notify.slack_queue import tell_slack
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.run import judged_again
 from tasks.run.security import SECURITY_REQUEST, request_security_team, security_call
 from tasks.run.state import RunState, existing_run, load_run, run_key, save_run
 from tasks.runtime import Runtime
@@ -258,6 +259,11 @@ def start_clock(rt: Runtime, state: RunState) -> None:
                 state.incident_id, state.title, state.incident_key, state.deadlines.triggered_at
             )
         found = sla_clock.deadlines_for(state.incident_id, state.run_id, state.title, due)
+        # Judged again at the market's next open or close, when that changes its priority.
+        found += judged_again.next_deadline(
+            rt, state.incident_id, state.run_id, state.title, due["priority"],
+            state.deadlines.triggered_at,
+        )  # fmt: skip
         # "Trading Desk: Immediate notification for P0/P1 incidents during market hours": an
         # e-mail at the clock's next tick (tasks.notify.desk).
         triggered = state.deadlines.triggered_at
@@ -310,6 +316,7 @@ def post_first_note(
         security_team=security.called if security else None,
         security_before=before,
         correlation=_said_of_correlation(rt, state),
+        opened=rt.deliveries.effect_done(state.run_id, "trigger"),  # its urgency may go low
     )
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:

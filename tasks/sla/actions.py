@@ -15,10 +15,10 @@ from tasks.retries import decide
 from tasks.run.response import post_note_once
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
-from tasks.sla import after_hours, status_updates, summary
+from tasks.sla import after_hours, rejudge, status_updates, summary
 from tasks.store.deliveries import PREFIX
 from tasks.store.incidents import escalations_key
-from tasks.store.sla_clock import SUMMARY, Deadline
+from tasks.store.sla_clock import REJUDGE, SUMMARY, Deadline
 from triage import report
 from triage.models import Priority
 from triage.policy import format_duration
@@ -56,6 +56,8 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         return after_hours.lower_urgency(rt, incident, deadline, record, now)
     elif deadline.kind == "restore_urgency":
         return after_hours.restore_urgency(rt, incident, deadline)
+    elif deadline.kind == REJUDGE:  # the market opened or closed: classified again
+        return rejudge.act(rt, deadline, record, now)
     else:
         # E-mail first, PagerDuty after; neither waits for the other's failure.
         notice = management.notification(rt, deadline, now)
@@ -75,6 +77,7 @@ BY_HAND = {
     "respond": "check on the responder",
     "lower_urgency": "set its urgency to low by hand",
     "restore_urgency": "set its urgency to high by hand",
+    REJUDGE: "judge its priority again by hand (the market opened or closed)",
     "desk_alert": "e-mail the trading desk by hand",
     "desk_call": "phone the trading desk by hand",
     "desk_summary": "e-mail the trading desk the summary by hand",

@@ -1,6 +1,7 @@
 """P2 "Page during business hours", P3 "Handle during business hours": the PagerDuty urgency of
 an incident raised outside them is low until the next business opening, so that PagerDuty pages
-no one at night; at the opening it goes back to high when the policy says so. Both are SLA clock
+no one at night, when the responder opened it itself (a page PagerDuty sent high is never
+lowered); at the opening it goes back to high when the policy says so. Both are SLA clock
 deadlines (`lower_urgency` at the trigger, `restore_urgency` at the opening), with the clock's
 retries and once-markers; the response acts on the first at once."""
 
@@ -15,16 +16,29 @@ from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
 from triage.sla import is_business_hours
 
+TRIGGER_EFFECT = "trigger"  # tasks.run.response.trigger_incident's once-marker, per run
+
 
 def lower_urgency(
     rt: Runtime, incident: IncidentRef, deadline: Deadline, record: Mapping[str, Any], now: datetime
 ) -> str:
-    """Set a held incident's urgency to low until the business opening, once."""
+    """Set a held incident's urgency to low until the business opening, once.
+
+    Only an incident the responder opened itself (trigger mode): one that PagerDuty or
+    Alertmanager's receiver opened got its urgency from PagerDuty's service, on purpose.
+    """
     if is_business_hours(now, rt.policy.market_hours):  # acted on late: the opening has come
         return "business hours have begun"
+    if not opened_by_responder(rt, deadline.run_id):
+        return "urgency kept: the responder did not open this incident"
     if record.get("urgency") == "low":
         return "urgency already low"
     return _set_urgency(rt, incident, deadline, "low", "urgency set to low until business hours")
+
+
+def opened_by_responder(rt: Runtime, run_id: str) -> bool:
+    """Return True when the run opened its incident itself, through the Events API."""
+    return bool(run_id) and rt.deliveries.effect_done(run_id, TRIGGER_EFFECT)
 
 
 def restore_urgency(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:

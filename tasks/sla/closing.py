@@ -11,6 +11,7 @@ from tasks.actions import recheck
 from tasks.evidence.links import bundle_path
 from tasks.notify import desk
 from tasks.pagerduty.client import IncidentRef, outbox_incident_id
+from tasks.run.resolution import validation_failed
 from tasks.run.response import post_note_once
 from tasks.run.state import existing_run
 from tasks.runtime import Runtime
@@ -100,6 +101,9 @@ def close_in_outbox(rt: Runtime, delivery_id: str, now: datetime) -> str:
     group = parse_alertmanager(delivery.payload())
     if group.firing or group.status != "resolved" or group.truncated_alerts:
         return "alerts still firing"  # (alerts Alertmanager left out may still fire)
+    if validation_failed(rt, delivery_id):
+        # The resolved note said it stays open: the alerts cleared, the system is not well.
+        return "left open: the Validation found a problem"
     incident = Incident(
         id=outbox_incident_id(delivery.incident_key),
         title=group.alerts[0].name,

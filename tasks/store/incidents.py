@@ -49,6 +49,11 @@ def history_key(incident_id: str) -> str:
     return f"{PREFIX}incident-history:{incident_id}"
 
 
+def cleared_alerts_key(incident_id: str) -> str:
+    """Return the Redis key of the alerts of an incident Alertmanager reported resolved."""
+    return f"{PREFIX}cleared-alerts:{incident_id}"
+
+
 def escalations_key(incident_id: str) -> str:
     """Return the Redis key counting how far the responder has escalated an incident."""
     return f"{PREFIX}escalations:{incident_id}"
@@ -170,6 +175,25 @@ class IncidentStore:
             return True
 
         return bool(self.redis.transaction(update, key, value_from_callable=True))
+
+    def clear_alerts(self, incident_id: str, ended: dict[str, datetime]) -> None:
+        """Record alerts of the incident Alertmanager reported resolved: fingerprint, when it ended.
+
+        An alert that fires again starts after its end: the start tells the two apart.
+        """
+        if not ended:
+            return
+        key = cleared_alerts_key(incident_id)
+        stamps = {fingerprint: at.astimezone(UTC).isoformat() for fingerprint, at in ended.items()}
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping=stamps)
+            pipe.expire(key, RETENTION_SECONDS)
+            pipe.execute()
+
+    def cleared_alerts(self, incident_id: str) -> dict[str, datetime]:
+        """Return the incident's alerts reported resolved, by fingerprint, with when each ended."""
+        raw = self.redis.hgetall(cleared_alerts_key(incident_id))
+        return {k.decode(): datetime.fromisoformat(v.decode()) for k, v in raw.items()}
 
     def get(self, incident_id: str) -> dict[str, Any] | None:
         """Return one incident record, or None."""

@@ -43,7 +43,9 @@ KINDS = (
     "notify_management",
     "lower_urgency",
     "restore_urgency",
+    "rejudge",  # classify again at the next market open or close (tasks.sla.rejudge)
 )
+REJUDGE = "rejudge"
 
 # Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive. The
 # deadline's detail (key prefix ARGV[3]) goes into the claimed set, KEYS[2], scored by the

@@ -25,11 +25,27 @@ def rt(settings: Settings, redis_client, tmp_path: Path) -> Runtime:
     return Runtime(replace(settings, bundle_dir=tmp_path))
 
 
+LOWERED = [
+    "Sat 02:00 urgency low",  # PagerDuty pages no one at night
+    "PagerDuty urgency is low until then and high again from then.",
+]
+# "Never lower a page PagerDuty sent high": PagerDuty's service chose it.
+KEPT = [None, "PagerDuty urgency stays as PagerDuty set it (the responder lowers only the urgency "
+        "of an incident it opened)."]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("opened_by_responder", "urgency"),
+    [(True, LOWERED), (False, KEPT)],
+    ids=["the responder opened it: urgency low", "PagerDuty opened it: never lowered"],
+)
 def test_a_p2_raised_saturday_2am_new_york_waits_for_monday_9am(
-    rt: Runtime, pagerduty: FakePagerDuty
+    rt: Runtime, pagerduty: FakePagerDuty, opened_by_responder: bool, urgency: list[str | None]
 ) -> None:
     incident = pagerduty.add_incident("k-saturday", TITLE)
     delivery_id = record_trigger(rt, incident, TITLE, "P2", SATURDAY_2AM)
+    if opened_by_responder:  # as trigger mode's Events API call leaves its run
+        rt.deliveries.mark_effect(f"{delivery_id}-r1", "trigger", "k-saturday")
     timeline = Timeline(pagerduty)
 
     state = respond(rt, delivery_id, SATURDAY_2AM)
@@ -37,9 +53,10 @@ def test_a_p2_raised_saturday_2am_new_york_waits_for_monday_9am(
     timeline.run(rt, SATURDAY_2AM + MINUTES, MONDAY_9AM + timedelta(hours=2), MINUTES)
     print("\n".join(["", *timeline.lines]))  # the run, as `pytest -s` shows it
 
+    lowered = [urgency[0]] if urgency[0] else []
     assert timeline.lines == [
         f"Sat 02:00 note: [P2 (PagerDuty: P3)] {TITLE}",
-        "Sat 02:00 urgency low",  # PagerDuty pages no one at night
+        *lowered,
         "Sat 02:00 priority PRIO2",
         # Nothing for 55 hours, then the business opening:
         "Mon 09:00 status update: Status: Investigating",  # the first, when the clock starts
@@ -60,7 +77,6 @@ def test_a_p2_raised_saturday_2am_new_york_waits_for_monday_9am(
     )
     assert first[4] == (
         "Outside business hours: escalations, responder requests and status updates start "
-        "Mon 09:00 New York time, when the SLA clock starts; PagerDuty urgency is low until "
-        "then and high again from then."
+        f"Mon 09:00 New York time, when the SLA clock starts; {urgency[1]}"
     )
     assert state.deadlines.starts == MONDAY_9AM

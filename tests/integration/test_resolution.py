@@ -4,17 +4,20 @@ EAFIX (the demo simulator), and the PagerDuty incident resolved only when the po
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from demo.simulator import Simulator
-from tasks.run import resolution
+from tasks.run import resolution, response
 from tasks.runtime import Runtime
-from tasks.settings import Settings
+from tasks.settings import Secret, Settings
+from tasks.sla import closing
 from tasks.store.sla_clock import deadlines_for
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.support import TOKEN, sample_payload
@@ -158,3 +161,71 @@ def test_a_retried_resolution_notes_once_and_ticks_eafix_once(
     resolution.post_resolved_note(rt, delivery["delivery_id"])
     resolution.post_resolved_note(rt, delivery["delivery_id"])
     assert len(pagerduty.notes_for(incident)) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "broken", "status", "says"),
+    [
+        ("validation passed: the outbox's incident is closed", "", "resolved",
+         "the outbox's incident is closed now"),
+        ("validation FAILED: the outbox's incident stays open", "gateway-down", "triggered",
+         "a check did not pass. Resolve it once the system is well."),
+    ],
+)  # fmt: skip
+def test_validation_in_outbox_mode_an_incident_whose_validation_failed_stays_open(
+    intake_settings: Settings,
+    rt: Runtime,
+    eafix: Simulator,
+    tmp_path: Path,
+    case: str,
+    broken: str,
+    status: str,
+    says: str,
+) -> None:
+    outbox = replace(
+        intake_settings,
+        pagerduty_token=Secret(""),
+        outbox_dir=tmp_path / "outbox",
+        bundle_dir=tmp_path / "bundles",
+    )
+    runtime = Runtime(outbox)
+    runtime.policy = rt.policy  # the simulator's catalog
+    fired = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    key = f"outbox-resolution-{datetime.now(UTC).timestamp()}"
+    firing = (
+        create_app(outbox)
+        .test_client()
+        .post(
+            "/webhooks/alertmanager",
+            json=group(key, ["firing"], fired),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    )
+    state = response.prepare_run(runtime, firing.get_json()["delivery_id"], 1, fired)
+    assert state is not None
+    incident = response.resolve_incident(runtime, state)
+    assert incident is not None and incident.id
+    response.start_clock(runtime, state)
+    if broken:
+        eafix.inject(broken)
+
+    resolved = (
+        create_app(outbox)
+        .test_client()
+        .post(
+            "/webhooks/alertmanager",
+            json=group(key, ["resolved"], fired),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    )
+    delivery_id = resolved.get_json()["delivery_id"]
+    resolution.post_resolved_note(runtime, delivery_id)
+    closing.close_in_outbox(runtime, delivery_id, fired + timedelta(minutes=33))
+
+    assert (runtime.incidents.get(incident.id) or {})["status"] == status, case
+    notes = [json.loads(p.read_text()) for p in (tmp_path / "outbox").glob("*-note-*.json")]
+    [said] = [n["json"]["note"]["content"] for n in notes if "[RESOLVED]" in str(n)]
+    assert says in said, said
+    # Left open, its resolve clock still runs: the runbook's "< 8 hours" is not met yet.
+    running = {d.kind for d in runtime.clock.pending() if d.incident_id == incident.id}
+    assert ("resolve" in running) is (status == "triggered"), running

@@ -352,8 +352,8 @@ def test_the_most_severe_rule_wins_over_file_order() -> None:
         ("[FIRING:1] EAFIXCompleteOutage", "high", CLOSED, "P1",
          "complete-outage-outside-market-hours"),
         ("[FIRING:1] SignalLatencyDegraded", "low", OPEN, "P2", "performance-degradation"),
-        ("Disk almost full on backup host", "high", OPEN, "P2", "high-urgency-page"),
-        ("Disk almost full on backup host", "low", OPEN, "P3", "default"),
+        ("Disk almost full on backup host", "high", OPEN, "P1", "high-urgency-page"),
+        ("Disk almost full on backup host", "low", OPEN, "P3", "low-urgency-page"),
     ],
 )  # fmt: skip
 def test_pagerduty_incidents_classify_by_title_and_urgency(title, urgency, now, priority, rule):
@@ -405,3 +405,31 @@ def test_incident_classification_is_total_and_deterministic(title, urgency, prio
     first = classify(incident, POLICY, now)
     assert first.rule in RULES
     assert classify(incident, POLICY, now) == first
+
+
+# "Never lower a page PagerDuty sent high": what no bullet names keeps the urgency PagerDuty's
+# service gave it, as a priority: high pages now, low waits for business hours.
+@pytest.mark.parametrize(
+    ("case", "urgency", "high_is", "priority", "rule"),
+    [
+        ("a high-urgency page no bullet names is P1, day or night", "high", "P1", "P1",
+         "high-urgency-page"),
+        ("a low-urgency page no bullet names is P3", "low", "P1", "P3", "low-urgency-page"),
+        ("the policy may set what high means", "high", "P2", "P2", "high-urgency-page"),
+        ("a bullet that matches decides over the urgency", "low", "P1", "P1",
+         "reconciliation-failure"),
+    ],
+)  # fmt: skip
+def test_an_unmatched_pagerduty_incident_takes_its_priority_from_its_urgency(
+    case: str, urgency: str, high_is: str, priority: str, rule: str
+) -> None:
+    text = builtin_text().replace(
+        "  - name: high-urgency-page\n    priority: P1",
+        f"  - name: high-urgency-page\n    priority: {high_is}",
+    )
+    policy = load(text)
+    title = "PositionReconciliationFailed" if case.startswith("a bullet") else "Disk almost full"
+    incident = Incident(id="PX", title=title, status="triggered", urgency=urgency)
+    for now in (OPEN, CLOSED):
+        result = classify(incident, policy, now)
+        assert (result.priority.value, result.rule) == (priority, rule), case

@@ -21,7 +21,7 @@ def test_builtin_policy_encodes_the_runbook_tables() -> None:
         "5m", "15m", "1h of business hours", "4h of business hours",
     ]  # fmt: skip
     assert [str(policy.sla[p].respond) for p in Priority] == [
-        "15m", "30m", "4h of business hours", "1 business day",
+        "15m", "30m", "4h of business hours", "24h, day and night",
     ]  # fmt: skip
     assert [str(policy.sla[p].resolve) for p in Priority] == [
         "2h of market hours", "8h of market hours", "24h", "5 business days",

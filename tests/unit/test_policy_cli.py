@@ -27,7 +27,7 @@ def run(monkeypatch):
 def test_check_passes_the_builtin_policy(run) -> None:
     result = run("policy", "check")
     assert result.exit_code == 0
-    assert result.output.startswith("builtin:default_policy.yaml: OK (20 rules, 6 services")
+    assert result.output.startswith("builtin:default_policy.yaml: OK (21 rules, 6 services")
 
 
 def test_check_lists_every_error_with_its_line_and_exits_2(run) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from triage.models import Priority
-from triage.policy import builtin
+from triage.policy import Policy, builtin, builtin_text, load
 from triage.sla import (
     Deadlines,
     deadlines,
@@ -140,9 +140,9 @@ MONDAY_9AM = utc(2026, 11, 30, 14, 0)  # the next business opening
         ("P3 raised Saturday 02:00: responds the next business day", "P3",
          SATURDAY_2AM, MONDAY_9AM, utc(2026, 11, 30, 18, 0), utc(2026, 12, 1, 14, 0),
          utc(2026, 12, 7, 14, 0)),
-        ("P3 raised Christmas Eve 16:00: around the holidays", "P3",
+        ("P3 raised Christmas Eve 16:00: around the holidays, responds on Christmas Day", "P3",
          utc(2026, 12, 24, 21, 0), utc(2026, 12, 24, 21, 0), utc(2026, 12, 28, 17, 0),
-         utc(2026, 12, 28, 21, 0), utc(2027, 1, 4, 21, 0)),
+         utc(2026, 12, 25, 21, 0), utc(2027, 1, 4, 21, 0)),
         ("P1 is paged at any hour", "P1",
          SATURDAY_2AM, SATURDAY_2AM, utc(2026, 11, 28, 7, 15), utc(2026, 11, 28, 7, 30),
          utc(2026, 11, 30, 6, 0)),
@@ -211,3 +211,35 @@ def test_deadlines_survive_their_stored_form_and_an_older_one() -> None:
     assert Deadlines.from_dict(due.to_dict()) == due
     older = {k: v for k, v in due.to_dict().items() if k not in ("active_from", "management")}
     assert Deadlines.from_dict(older).starts == SATURDAY_2AM  # acted on as it came
+
+
+FRIDAY_4PM = utc(2026, 11, 27, 21, 0)  # Friday 16:00 New York (EST), business hours
+
+
+def _p3_respond(clock: str) -> Policy:
+    """Return the built-in policy with P3's respond target written the `clock` way."""
+    span = {"calendar": "{within: 24h, clock: calendar}", "business": "1 business day"}[clock]
+    text = builtin_text().replace("respond: {within: 24h, clock: calendar}", f"respond: {span}")
+    assert "clock: calendar}," in builtin_text()  # the line replaced is still there
+    return load(text)
+
+
+@pytest.mark.parametrize(
+    ("case", "clock", "triggered", "respond"),
+    [
+        ("a Friday 16:00 P3 is due Saturday 16:00 on the calendar (the default)", "calendar",
+         FRIDAY_4PM, utc(2026, 11, 28, 21, 0)),
+        ("a Friday 16:00 P3 is due Monday 16:00 counted in business days", "business",
+         FRIDAY_4PM, utc(2026, 11, 30, 21, 0)),
+        ("a Saturday 02:00 P3 counts its 24 hours from Monday 09:00, when its clock starts",
+         "calendar", SATURDAY_2AM, utc(2026, 12, 1, 14, 0)),
+    ],
+)  # fmt: skip
+def test_p3_respond_within_24_hours(
+    case: str, clock: str, triggered: datetime, respond: datetime
+) -> None:
+    assert deadlines(Priority.P3, triggered, _p3_respond(clock)).respond == respond, case
+
+
+def test_p3_respond_within_24_hours_is_the_built_in_default() -> None:
+    assert deadlines(Priority.P3, FRIDAY_4PM, POLICY).respond == utc(2026, 11, 28, 21, 0)
