@@ -5,9 +5,12 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from tasks.broker_guard import guard_detached_channels
 from tasks.lanes import actions_queue, notify_queue, urgent_queue
 from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
+from tasks.patient_task import PatientTask
 from tasks.settings import Settings
+from tasks.store.redis_client import celery_transport_options
 
 URGENT_HOUSEKEEPING = (
     "tasks.pipeline.sla_tick",
@@ -35,11 +38,20 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
 
 def make_celery(settings: Settings) -> Celery:
     """Return a Celery app configured from `celeryconfig`, with broker and backend from settings."""
-    app = Celery("responder")
+    guard_detached_channels()  # a worker must not exit on a broker restart (see the module)
+    # Every task (shared ones included) is a PatientTask: it rides out a Redis restart.
+    app = Celery("responder", task_cls=PatientTask)
     app.config_from_object("celeryconfig")
     urgent = urgent_queue(settings.queue)
     actions = actions_queue(settings.queue)
     notify_urgent, notify = notify_queue(settings.queue, "P0"), notify_queue(settings.queue, "P3")
+    # kombu's Sentinel transport (and Celery's Sentinel result backend) ask the Sentinels for
+    # this master on every connection: the broker follows a failover by itself.
+    sentinel = celery_transport_options(
+        settings.redis_url,
+        settings.redis_sentinel_master,
+        settings.redis_sentinel_password.reveal(),
+    )
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -68,9 +80,11 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds,
             "queue_order_strategy": "priority",
+            **sentinel,
         },
         result_backend_transport_options={
-            "visibility_timeout": settings.visibility_timeout_seconds
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            **sentinel,
         },
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
