@@ -30,8 +30,12 @@ class PatientTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
     """A task that retries after a short backoff when it loses its Redis connection."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
+        if self.request_stack.top is None:  # called as a function: no message to retry
             return super().__call__(*args, **kwargs)
+        # A worker (or apply) has pushed the message's request: run the body under it, as
+        # Celery's own tracer does for a task class with its own __call__.
+        try:
+            return self.run(*args, **kwargs)
         except LOST_REDIS as exc:
             attempt = int(self.request.retries or 0) + 1
             delay = redis_backoff(attempt)
@@ -40,9 +44,9 @@ class PatientTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                 attempt, delay,
             )  # fmt: skip
             self._wait_for_redis()
-            # Its own retry count, not the task's max_retries: a PagerDuty give-up policy
-            # must not end a task for a Redis outage it rode out.
-            raise self.retry(exc=exc, countdown=delay, max_retries=None) from None
+            # Within the task's max_retries: unbounded for the pipeline's tasks (None), three
+            # for beat's ticks, whose next tick comes anyway.
+            raise self.retry(exc=exc, countdown=delay) from None
 
     def _wait_for_redis(self) -> None:
         """Return once Redis answers PING, or after WAIT_FOR_REDIS_SECONDS."""

@@ -48,6 +48,11 @@ class DirectCommands:
         if not reconnect and not local.open:
             raise redis.ConnectionError("the connection that wrote is gone")
         try:
+            if not local.open:
+                # Opened here, not by send_packed_command: a Sentinel-managed connection asks
+                # the Sentinels for the master in connect() alone (the other way it would
+                # go to its default address, localhost:6379).
+                connection.connect()
             reply = self._send(connection, args)
         except redis.ConnectionError:
             # A stale socket fails this way (a timeout is not retried: it would only double
@@ -57,6 +62,7 @@ class DirectCommands:
                 local.open = False
                 raise
             local.open = False
+            connection.connect()
             reply = self._send(connection, args)
         local.open = True
         return reply

@@ -79,8 +79,8 @@ class RedisServer:
         ]  # fmt: skip
         if self.replica_of is not None:
             command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
         wait_until(self.client().ping, 10, f"redis-server on port {self.port}")
         return self
 
@@ -152,10 +152,10 @@ class SentinelSet:
                 f"sentinel failover-timeout {self.master_name} 3000\n"
                 f"sentinel parallel-syncs {self.master_name} 1\n"
             )
-            log = (folder / "sentinel.log").open("ab")
-            self.sentinel_processes.append(
-                subprocess.Popen([_binary(), str(conf), "--sentinel"], stdout=log, stderr=log)
-            )
+            with (folder / "sentinel.log").open("ab") as log:
+                self.sentinel_processes.append(
+                    subprocess.Popen([_binary(), str(conf), "--sentinel"], stdout=log, stderr=log)
+                )
         wait_until(self._all_known, 30, "the Sentinels to find the replica and each other")
         return self
 
@@ -193,11 +193,20 @@ class SentinelSet:
     def failover(self, timeout: float = 30) -> int:
         """Have the Sentinels promote the replica (SENTINEL FAILOVER); return the new port.
 
-        Returns once every Sentinel names the new primary and it accepts writes.
+        Returns once every Sentinel names the new primary, it accepts writes, and the old one
+        replicates it: until then the old primary still takes writes, which the switch loses
+        (asynchronous replication; what RESPONDER_REDIS_WAIT_REPLICAS guards a 2xx against).
         """
         before = self.master_port()
         self.sentinel().execute_command("SENTINEL FAILOVER", self.master_name)
-        return self._await_new_master(before, timeout)
+        after = self._await_new_master(before, timeout)
+        demoted = self.server_on(before).client()
+        wait_until(
+            lambda: demoted.info("replication").get("master_link_status") == "up",
+            timeout,
+            "the old primary to replicate the new one",
+        )
+        return after
 
     def kill_master(self, timeout: float = 30) -> int:
         """Kill the primary's process; return the new primary's port once promoted."""
