@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, bootsteps
 from kombu import Queue
 
+from tasks import recovery
 from tasks.broker_guard import guard_detached_channels
 from tasks.lanes import actions_queue, notify_queue, urgent_queue
 from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
@@ -34,6 +37,20 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
             "schedule": settings.sla_tick_seconds,
         },
     }
+
+
+class ForgetHeldOnReconnect(bootsteps.StartStopStep):  # type: ignore[misc]
+    """On each broker connection, the heartbeat stops claiming messages of the last one.
+
+    A consumer step's start() runs on every (re)connect, before the event loop delivers a
+    message on the new connection: only messages of the lost connection are forgotten.
+    """
+
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, consumer: Any) -> None:
+        """Forget the held messages (none on the first connection)."""
+        recovery.forget_held()
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -93,6 +110,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_max_memory_per_child=settings.worker_max_memory_kb,
         beat_schedule=beat_schedule(settings),
     )
+    app.steps["consumer"].add(ForgetHeldOnReconnect)
     app.conf.responder_settings = settings
     # Import for side effect: registers the pipeline's shared tasks with this app.
     app.conf.imports = ("tasks.pipeline",)

@@ -133,6 +133,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         return
     client = open_redis(settings, socket_timeout=2, socket_connect_timeout=2)
     _held = recovery.HeldMessages(client, getattr(sender, "hostname", None) or socket.gethostname())
+    recovery.hold(_held)
     _held.start()
 
 
