@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, bootsteps
 from kombu import Queue
 
+from tasks import recovery
+from tasks.broker_guard import guard_detached_channels
 from tasks.lanes import actions_queue, notify_queue, urgent_queue
 from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
+from tasks.patient_task import PatientTask
 from tasks.settings import Settings
+from tasks.store.redis_client import celery_transport_options
 
 URGENT_HOUSEKEEPING = (
     "tasks.pipeline.sla_tick",
@@ -42,13 +48,36 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     }
 
 
+class ForgetHeldOnReconnect(bootsteps.StartStopStep):  # type: ignore[misc]
+    """On each broker connection, the heartbeat stops claiming messages of the last one.
+
+    A consumer step's start() runs on every (re)connect, before the event loop delivers a
+    message on the new connection: only messages of the lost connection are forgotten.
+    """
+
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, consumer: Any) -> None:
+        """Forget the held messages (none on the first connection)."""
+        recovery.forget_held()
+
+
 def make_celery(settings: Settings) -> Celery:
     """Return a Celery app configured from `celeryconfig`, with broker and backend from settings."""
-    app = Celery("responder")
+    guard_detached_channels()  # a worker must not exit on a broker restart (see the module)
+    # Every task (shared ones included) is a PatientTask: it rides out a Redis restart.
+    app = Celery("responder", task_cls=PatientTask)
     app.config_from_object("celeryconfig")
     urgent = urgent_queue(settings.queue)
     actions = actions_queue(settings.queue)
     notify_urgent, notify = notify_queue(settings.queue, "P0"), notify_queue(settings.queue, "P3")
+    # kombu's Sentinel transport (and Celery's Sentinel result backend) ask the Sentinels for
+    # this master on every connection: the broker follows a failover by itself.
+    sentinel = celery_transport_options(
+        settings.redis_url,
+        settings.redis_sentinel_master,
+        settings.redis_sentinel_password.reveal(),
+    )
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -77,9 +106,11 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds,
             "queue_order_strategy": "priority",
+            **sentinel,
         },
         result_backend_transport_options={
-            "visibility_timeout": settings.visibility_timeout_seconds
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            **sentinel,
         },
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
@@ -90,6 +121,7 @@ def make_celery(settings: Settings) -> Celery:
         # Every host may run beat; the one holding the beat lease sends (tasks/beat.py).
         beat_scheduler="tasks.beat:LeasedScheduler",
     )
+    app.steps["consumer"].add(ForgetHeldOnReconnect)
     app.conf.responder_settings = settings
     # Import for side effect: registers the pipeline's shared tasks with this app.
     app.conf.imports = ("tasks.pipeline",)

@@ -14,7 +14,6 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from celery import Celery, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun, task_received, worker_init, worker_ready
@@ -59,7 +58,7 @@ from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
 from tasks.run import correlating, joined_alerts, resolution, response
 from tasks.run.state import RunState, load_run
-from tasks.runtime import Runtime
+from tasks.runtime import Runtime, open_redis
 from tasks.sla import actions, audit, closing, note_answers, watchdog
 from tasks.store.dead_letters import DeadLetter
 from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
@@ -132,8 +131,9 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     settings = getattr(getattr(app, "conf", None), "responder_settings", None)
     if settings is None:
         return
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client = open_redis(settings, socket_timeout=2, socket_connect_timeout=2)
     _held = recovery.HeldMessages(client, getattr(sender, "hostname", None) or socket.gethostname())
+    recovery.hold(_held)
     _held.start()
 
 

@@ -58,6 +58,16 @@ class HeldMessages:
         with self._lock:
             self._tags.add(tag)
 
+    def forget(self) -> None:
+        """Stop claiming every message taken so far: the broker connection they came on is gone.
+
+        A message can only be acknowledged on the connection that delivered it. After a
+        reconnect its ack fails (Celery logs "Couldn't ack"), so a heartbeat still listing it
+        would keep `recover` from giving it back until kombu's visibility timeout (an hour).
+        """
+        with self._lock:
+            self._tags.clear()
+
     def beat(self) -> None:
         """Publish the tags still unacknowledged; forget the rest (their tasks are done)."""
         with self._lock:
@@ -85,6 +95,21 @@ class HeldMessages:
     def start(self) -> None:
         """Beat in a daemon thread, for as long as the process lives."""
         threading.Thread(target=self.run, name="responder-heartbeat", daemon=True).start()
+
+
+_current: HeldMessages | None = None  # this worker process's, once it is ready
+
+
+def hold(held: HeldMessages) -> None:
+    """Make `held` this process's heartbeat: the one a broker reconnect makes forget."""
+    global _current
+    _current = held
+
+
+def forget_held() -> None:
+    """Forget what this process's heartbeat claims (called on each broker connection)."""
+    if _current is not None:
+        _current.forget()
 
 
 def live_tags(client: redis.Redis) -> set[str]:

@@ -49,3 +49,14 @@ def _seconds(headers: Mapping[str, str], name: str) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+# A task that lost its Redis connection waits this long before its next attempt: a restart
+# takes about a second, a Sentinel failover a few; the cap keeps it far below any lease.
+REDIS_RETRY_BASE_SECONDS = 0.5
+REDIS_RETRY_MAX_SECONDS = 10.0
+
+
+def redis_backoff(attempt: int, base: float = REDIS_RETRY_BASE_SECONDS) -> float:
+    """Return the wait before retry `attempt` (from 1) of a task that lost Redis (doubling)."""
+    return min(base * 2 ** max(attempt - 1, 0), REDIS_RETRY_MAX_SECONDS)

@@ -14,8 +14,9 @@ from tasks.pagerduty.budget import RequestBudget
 from tasks.pagerduty.client import PagerDutyGateway, make_gateway
 from tasks.settings import Settings
 from tasks.store.dead_letters import DeadLetters
-from tasks.store.deliveries import DeliveryStore
+from tasks.store.deliveries import DeliveryStore, Replication
 from tasks.store.incidents import IncidentStore
+from tasks.store.redis_client import connect
 from tasks.store.sla_clock import SlaClock
 from tasks.store.watchdog import WatchdogMarks
 from triage import policy as policy_module
@@ -25,6 +26,16 @@ if TYPE_CHECKING:
     from tasks.notes.voice import Voice
     from tasks.notify.email import EmailGateway
     from tasks.notify.slack import SlackGateway
+
+
+def open_redis(settings: Settings, **options: Any) -> redis.Redis:
+    """Return a new client of the responder's own Redis (through Sentinel when configured)."""
+    return connect(
+        settings.redis_url,
+        master=settings.redis_sentinel_master,
+        sentinel_password=settings.redis_sentinel_password.reveal(),
+        **options,
+    )
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -46,14 +57,15 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         """Return the Redis client for state (deliveries, dedup, effects)."""
-        return redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
+        return open_redis(self.settings, socket_timeout=5, socket_connect_timeout=2)
 
     @cached_property
     def deliveries(self) -> DeliveryStore:
         """Return the delivery log."""
-        return DeliveryStore(self.redis, timedelta(days=self.settings.delivery_retention_days))
+        replication = Replication(self.settings.redis_wait_replicas, self.settings.redis_wait_ms)
+        return DeliveryStore(
+            self.redis, timedelta(days=self.settings.delivery_retention_days), replication
+        )
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

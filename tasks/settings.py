@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from kombu.utils.url import maybe_sanitize_url
 
+from tasks.store.redis_client import SENTINEL_SCHEME, is_sentinel_url, parse_sentinel_url
+
 
 class Secret:
     """A secret string that never shows itself in repr, str or an f-string."""
@@ -54,6 +56,12 @@ class Settings:
     """Everything the receiver, the workers and the CLI are configured with."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    # With a sentinel:// URL: the master the Sentinels monitor, and their own password if any.
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: Secret = field(default_factory=lambda: Secret(""))
+    # > 0: a webhook is answered 2xx only once WAIT saw its record on this many replicas.
+    redis_wait_replicas: int = 0
+    redis_wait_ms: int = 500
     policy_path: str = ""
     alertmanager_token: Secret = field(default_factory=lambda: Secret(""))
     alertmanager_basic_auth: Secret = field(default_factory=lambda: Secret(""))
@@ -222,6 +230,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "pagerduty_event_max_skew_seconds": (0, 600, SECONDS),
     # Long enough for a 256 KB body on a slow link; short enough that slow clients cost little.
     "body_read_seconds": (0.5, 60, SECONDS),
+    # A 2xx waits for the record to reach this many replicas; a Sentinel set runs a few.
+    "redis_wait_replicas": (0, 10, "a whole number of replicas (0: no WAIT)"),
+    # Alertmanager gives a webhook 10 s by default: the wait must stay well inside it.
+    "redis_wait_ms": (1, 5000, "a whole number of milliseconds"),
     "approval_link_minutes": (
         0,
         MAX_APPROVAL_LINK_MINUTES,
@@ -231,6 +243,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
 
 _ENV = {
     "RESPONDER_REDIS_URL": "redis_url",
+    "RESPONDER_REDIS_SENTINEL_MASTER": "redis_sentinel_master",
+    "RESPONDER_REDIS_SENTINEL_PASSWORD": "redis_sentinel_password",
+    "RESPONDER_REDIS_WAIT_REPLICAS": "redis_wait_replicas",
+    "RESPONDER_REDIS_WAIT_MS": "redis_wait_ms",
     "RESPONDER_POLICY": "policy_path",
     "RESPONDER_ALERTMANAGER_TOKEN": "alertmanager_token",
     "RESPONDER_ALERTMANAGER_BASIC_AUTH": "alertmanager_basic_auth",
@@ -305,8 +321,9 @@ _ENV = {
 # The schemes each URL setting's client accepts. A value none of them can use is refused at
 # start-up, naming the variable, instead of surfacing later as a worker's traceback.
 _URL_SCHEMES: dict[str, tuple[str, ...]] = {
-    # Broker, result backend and state: kombu, Celery's backend and redis-py all take these.
-    "redis_url": ("redis", "rediss"),
+    # Broker, result backend and state: kombu, Celery's backend and redis-py all take these
+    # (sentinel:// through tasks/store/redis_client.py and kombu's Sentinel transport).
+    "redis_url": ("redis", "rediss", "sentinel"),
     "target_redis_url": ("redis", "rediss", "unix"),  # redis-py alone (the collector)
     "prometheus_url": ("http", "https"),
     "pagerduty_api_url": ("http", "https"),
@@ -341,8 +358,8 @@ def check_https(url: str) -> None:
 
 
 def shown_url(url: str) -> str:
-    """Return `url` fit to print: its password masked."""
-    return maybe_sanitize_url(url, mask="***")
+    """Return `url` fit to print: its password masked (in each address of a Sentinel URL)."""
+    return ";".join(maybe_sanitize_url(part, mask="***") for part in url.split(";"))
 
 
 def check_url(url: str, schemes: tuple[str, ...]) -> None:
@@ -351,6 +368,9 @@ def check_url(url: str, schemes: tuple[str, ...]) -> None:
     The messages never repeat the value: a mistyped URL may carry its password anywhere.
     """
     scheme = _scheme(url, schemes)
+    if scheme == SENTINEL_SCHEME:
+        parse_sentinel_url(url)
+        return
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - urllib checks the port only when asked for it
@@ -427,6 +447,13 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     basic = values.get("alertmanager_basic_auth")
     if isinstance(basic, Secret) and ":" not in basic.reveal():
         raise SettingsError("RESPONDER_ALERTMANAGER_BASIC_AUTH: expected user:password")
+    if is_sentinel_url(str(values.get("redis_url", ""))) and not values.get(
+        "redis_sentinel_master"
+    ):
+        raise SettingsError(
+            "RESPONDER_REDIS_SENTINEL_MASTER: needed with a sentinel:// RESPONDER_REDIS_URL "
+            "(the name of the master the Sentinels monitor)"
+        )
     # (A claim lease shorter than one tick's work would take live claims back and act twice:
     # RANGES starts it at MIN_CLAIM_LEASE_SECONDS.)
     settings = Settings(**values)  # type: ignore[arg-type]

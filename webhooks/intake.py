@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_input_stream
 
-from tasks.store.deliveries import Recorded
+from tasks.store.deliveries import NotReplicated, Recorded
 from triage import strict_json
 from triage.models import PayloadError
 from webhooks.body_deadline import SlowBody
@@ -68,6 +68,15 @@ def record_or_503(receiver: Receiver, **record: Any) -> Recorded | Response:
     """Record and enqueue the delivery; 503 when Redis cannot be reached (the sender retries)."""
     try:
         return receiver.runtime.deliveries.record(**record)
+    except NotReplicated as exc:
+        # A 2xx must survive a failover: unconfirmed on replicas, the sender retries (and the
+        # retry, finding the record, dedups).
+        log.error("%s delivery %s not replicated: %s", record["source"], exc.delivery_id, exc)
+        return receiver.metrics.rejected(
+            record["source"],
+            "unreplicated",
+            problem(503, f"recorded, but not confirmed on replicas: {exc}; retry"),
+        )
     except RedisError as exc:
         log.error("cannot record %s delivery: %s", record["source"], type(exc).__name__)
         return receiver.metrics.rejected(

@@ -255,6 +255,24 @@ NO_COALESCING = Coalescing()
 
 
 @dataclass(frozen=True)
+class Replication:
+    """How many replicas must hold a recorded delivery before it is acknowledged (WAIT)."""
+
+    replicas: int = 0  # 0: no WAIT, a single node's 2xx
+    timeout_ms: int = 500
+
+
+class NotReplicated(redis.RedisError):
+    """The delivery was recorded on the primary, but WAIT saw too few replicas hold it."""
+
+    def __init__(self, delivery_id: str, reached: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"the delivery reached {reached} of {wanted} replica(s) within {timeout_ms} ms"
+        )
+        self.delivery_id, self.reached, self.wanted = delivery_id, reached, wanted
+
+
+@dataclass(frozen=True)
 class Recorded:
     """The outcome of recording a delivery."""
 
@@ -314,9 +332,15 @@ class Delivery:
 class DeliveryStore:
     """Record, read and update deliveries; the receiver writes, workers and the CLI read."""
 
-    def __init__(self, client: redis.Redis, retention: timedelta = DELIVERY_RETENTION) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        retention: timedelta = DELIVERY_RETENTION,
+        replication: Replication | None = None,
+    ) -> None:
         self.redis = client
         self.retention = retention
+        self.replication = replication or Replication()
         self._record = client.register_script(_RECORD)
         self._claim = client.register_script(_CLAIM_ATTEMPT)
         self._direct = DirectCommands(client)
@@ -395,7 +419,23 @@ class DeliveryStore:
                 *pairs,
             ],
         )
+        self._wait_for_replicas(delivery_id)
         return Recorded(delivery_id, frozenset(json.loads(fresh)), bool(started), pipeline.decode())
+
+    def _wait_for_replicas(self, delivery_id: str) -> None:
+        """Raise NotReplicated unless WAIT sees the record on enough replicas in time.
+
+        On the connection that recorded it: WAIT counts the replicas that hold every write of
+        its own connection. Asked on another (reconnect=False) it would confirm nothing.
+        """
+        wanted = self.replication.replicas
+        if wanted <= 0:
+            return
+        timeout_ms = self.replication.timeout_ms
+        reached = int(self._direct.execute("WAIT", wanted, timeout_ms, reconnect=False))
+        if reached < wanted:
+            # Still recorded on the primary: the sender's retry finds it and dedups.
+            raise NotReplicated(delivery_id, reached, wanted, timeout_ms)
 
     def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
         """Run the recording script on a direct connection (see tasks/store/redis_direct.py)."""

@@ -33,23 +33,36 @@ class DirectCommands:
         self._connection_kwargs = pool.connection_kwargs
         self._local = threading.local()
 
-    def execute(self, *args: Any) -> Any:
-        """Send one command and return its reply; redis-py's errors as it raises them."""
+    def execute(self, *args: Any, reconnect: bool = True) -> Any:
+        """Send one command and return its reply; redis-py's errors as it raises them.
+
+        `reconnect=False` sends it on this thread's connection as it stands, never on a new
+        one: for a command about what this connection wrote before (WAIT).
+        """
         local = self._local
         # A forked child (gunicorn with --preload) must not share its parent's socket.
         if getattr(local, "pid", None) != os.getpid():
             local.connection = self._connection_class(**self._connection_kwargs)
             local.pid, local.open = os.getpid(), False
         connection = local.connection
+        if not reconnect and not local.open:
+            raise redis.ConnectionError("the connection that wrote is gone")
         try:
+            if not local.open:
+                # Opened here, not by send_packed_command: a Sentinel-managed connection asks
+                # the Sentinels for the master in connect() alone (the other way it would
+                # go to its default address, localhost:6379).
+                connection.connect()
             reply = self._send(connection, args)
         except redis.ConnectionError:
             # A stale socket fails this way (a timeout is not retried: it would only double
             # the wait). The connection is closed now; a new one tells whether Redis is there,
             # and one just opened for this call has told already.
-            if not local.open:
+            if not local.open or not reconnect:
+                local.open = False
                 raise
             local.open = False
+            connection.connect()
             reply = self._send(connection, args)
         local.open = True
         return reply

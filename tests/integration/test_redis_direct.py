@@ -48,3 +48,19 @@ def test_a_forked_child_opens_its_own_connection(redis_client: redis.Redis) -> N
 
     assert child_id != parent_id
     assert direct.execute("CLIENT", "ID") == parent_id  # the parent's socket was left alone
+
+
+def test_a_command_about_earlier_writes_is_never_sent_on_a_new_connection(
+    redis_client: redis.Redis,
+) -> None:
+    # WAIT counts the replicas holding this connection's writes: on a new one it would
+    # confirm writes it never made, so the receiver would answer 2xx for nothing.
+    direct = DirectCommands(redis_client)
+    with pytest.raises(redis.ConnectionError, match="the connection that wrote is gone"):
+        direct.execute("WAIT", 0, 0, reconnect=False)  # nothing written on it yet
+    first_id = direct.execute("CLIENT", "ID")
+    assert direct.execute("WAIT", 0, 0, reconnect=False) == 0  # the same connection: sent
+    redis_client.client_kill_filter(_id=str(first_id))
+    with pytest.raises(redis.ConnectionError):
+        direct.execute("WAIT", 0, 0, reconnect=False)  # not retried on a new connection
+    assert direct.execute("CLIENT", "ID") != first_id  # other commands reconnect as before

@@ -65,7 +65,7 @@ def responder(monkeypatch: pytest.MonkeyPatch):
         (
             "RESPONDER_REDIS_URL",
             "not-a-url",
-            "not a URL: expected one starting with redis:// or rediss://",
+            "not a URL: expected one starting with redis://, rediss:// or sentinel://",
         ),
         (
             "RESPONDER_REDIS_URL",

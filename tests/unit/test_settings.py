@@ -72,12 +72,12 @@ PASSWORD = "hunter2-5e1f"
         (
             "RESPONDER_REDIS_URL",
             "not-a-url",
-            "not a URL: expected one starting with redis:// or rediss://",
+            "not a URL: expected one starting with redis://, rediss:// or sentinel://",
         ),
         (
             "RESPONDER_REDIS_URL",
             f"http://:{PASSWORD}@127.0.0.1:6379/0",
-            "scheme 'http://' is not one of redis:// or rediss://",
+            "scheme 'http://' is not one of redis://, rediss:// or sentinel://",
         ),
         (
             "RESPONDER_REDIS_URL",
@@ -93,6 +93,33 @@ PASSWORD = "hunter2-5e1f"
             "the database 'abc' is not a number (redis://host:port/NUMBER)",
         ),
         ("RESPONDER_REDIS_URL", "redis:///0", "no host after redis://"),
+        # Celery's Sentinel form: the bad address is named by its place, never shown.
+        (
+            "RESPONDER_REDIS_URL",
+            f"sentinel://:{PASSWORD}@h1:26379;sentinel://h2:{PASSWORD}/0",
+            "Sentinel address 2 of 2: the port is not a number from 0 to 65535",
+        ),
+        (
+            "RESPONDER_REDIS_URL",
+            f"sentinel://:{PASSWORD}@h1:26379;redis://h2:26379/0",
+            "Sentinel address 2 of 2 does not start with sentinel://",
+        ),
+        (
+            "RESPONDER_REDIS_URL",
+            "sentinel://h1:26379;;sentinel://h3:26379/0",
+            "Sentinel address 2 of 3 is empty (addresses are separated by ';')",
+        ),
+        (
+            "RESPONDER_REDIS_URL",
+            "sentinel://h1:26379/0;sentinel://h2:26379/0",
+            "Sentinel address 1 of 2: only the last address may name the database",
+        ),
+        ("RESPONDER_REDIS_URL", "sentinel://:26379/0", "Sentinel address 1 of 1: no host"),
+        (
+            "RESPONDER_REDIS_URL",
+            f"sentinel://:{PASSWORD}@h1:26379/zero",
+            "the database is not a number (sentinel://host:port/NUMBER)",
+        ),
         ("RESPONDER_TARGET_REDIS_URL", "127.0.0.1:6379", "not a URL"),
         ("RESPONDER_PROMETHEUS_URL", "prometheus:9090", "not a URL"),
         ("RESPONDER_PROMETHEUS_URL", "http://", "no host after http://"),

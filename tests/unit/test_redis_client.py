@@ -1,0 +1,94 @@
+"""Sentinel URLs, the settings that go with them, and the backoff of a task that lost Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.retries import REDIS_RETRY_MAX_SECONDS, redis_backoff
+from tasks.settings import SettingsError, settings_from_env, shown_url
+from tasks.store.redis_client import (
+    SentinelUrl,
+    celery_transport_options,
+    is_sentinel_url,
+    parse_sentinel_url,
+)
+
+THREE = "sentinel://h1:26379;sentinel://h2:26380;sentinel://h3/2"
+
+
+@pytest.mark.parametrize(
+    ("url", "parsed"),
+    [
+        (THREE, SentinelUrl((("h1", 26379), ("h2", 26380), ("h3", 26379)), 2, None, None)),
+        ("sentinel://10.0.0.5", SentinelUrl((("10.0.0.5", 26379),), 0, None, None)),
+        # The first password given is the master's (kombu reads it from the same place).
+        (
+            "sentinel://:s%40cret@h1:26379;sentinel://h2:26379/0",
+            SentinelUrl((("h1", 26379), ("h2", 26379)), 0, None, "s@cret"),
+        ),
+        (
+            "SENTINEL://app:pw@h1:1;sentinel://h2:2/5",
+            SentinelUrl((("h1", 1), ("h2", 2)), 5, "app", "pw"),
+        ),
+    ],
+)
+def test_a_sentinel_url_names_every_sentinel_the_database_and_the_masters_password(
+    url: str, parsed: SentinelUrl
+) -> None:
+    assert is_sentinel_url(url)
+    assert parse_sentinel_url(url) == parsed
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://h:6380/1", "unix:///run/redis.sock"]
+)
+def test_a_plain_redis_url_is_not_a_sentinel_url_and_needs_no_transport_options(url: str) -> None:
+    assert not is_sentinel_url(url)
+    assert celery_transport_options(url, "mymaster", "pw") == {}
+
+
+@pytest.mark.parametrize(
+    ("password", "options"),
+    [
+        ("", {"master_name": "responder"}),
+        ("s3", {"master_name": "responder", "sentinel_kwargs": {"password": "s3"}}),
+    ],
+)
+def test_the_broker_follows_the_master_by_name_with_the_sentinels_own_password(
+    password: str, options: dict[str, object]
+) -> None:
+    assert celery_transport_options(THREE, "responder", password) == options
+
+
+def test_a_sentinel_url_without_the_masters_name_is_refused() -> None:
+    with pytest.raises(SettingsError, match="RESPONDER_REDIS_SENTINEL_MASTER: needed"):
+        settings_from_env({"RESPONDER_REDIS_URL": THREE})
+
+
+def test_a_sentinel_url_with_its_master_is_taken_and_its_password_secret() -> None:
+    settings = settings_from_env(
+        {
+            "RESPONDER_REDIS_URL": THREE,
+            "RESPONDER_REDIS_SENTINEL_MASTER": "responder",
+            "RESPONDER_REDIS_SENTINEL_PASSWORD": "sentinel-pass-77",
+        }
+    )
+    assert (settings.redis_url, settings.redis_sentinel_master) == (THREE, "responder")
+    assert "sentinel-pass-77" not in repr(settings)
+    assert "sentinel-pass-77" in settings.secrets()  # redacted wherever text is written
+
+
+def test_a_sentinel_url_is_shown_with_its_password_masked_in_each_address() -> None:
+    shown = shown_url("sentinel://:pw-1@h1:26379;sentinel://:pw-2@h2:26379/0")
+    assert "pw-1" not in shown and "pw-2" not in shown
+    assert shown.count("sentinel://") == 2
+
+
+@pytest.mark.parametrize(
+    ("attempt", "seconds"),
+    [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (6, REDIS_RETRY_MAX_SECONDS), (40, 10.0)],
+)
+def test_a_task_that_lost_redis_waits_a_doubling_backoff_capped_at_ten_seconds(
+    attempt: int, seconds: float
+) -> None:
+    assert redis_backoff(attempt) == seconds
