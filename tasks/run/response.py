@@ -236,18 +236,25 @@ def set_incident_priority(rt: Runtime, state: RunState, incident: IncidentRef) -
         return
     if rt.deliveries.effect_done(state.run_id, "priority"):
         return
+    found = priority_id(rt, wanted)
+    if found is None:
+        rt.deliveries.mark_effect(state.run_id, "priority", f"the account has no priority {wanted}")
+        return
+    rt.pagerduty.set_priority(incident, found)
+    rt.deliveries.mark_effect(state.run_id, "priority", found)
+
+
+def priority_id(rt: Runtime, name: str) -> str | None:
+    """Return the id of the account's PagerDuty priority called `name` (None: it has none);
+    the account's list is asked once an hour."""
     cached = rt.redis.get(f"{PREFIX}pagerduty-priorities")
     if cached is None:
         found = rt.pagerduty.priorities()
         rt.redis.set(f"{PREFIX}pagerduty-priorities", json.dumps(found), ex=PRIORITY_CACHE_SECONDS)
     else:
         found = json.loads(cached)
-    match = next((p for p in found if p.get("name") == wanted), None)
-    if match is None:
-        rt.deliveries.mark_effect(state.run_id, "priority", f"the account has no priority {wanted}")
-        return
-    rt.pagerduty.set_priority(incident, match["id"])
-    rt.deliveries.mark_effect(state.run_id, "priority", match["id"])
+    match = next((p for p in found if p.get("name") == name), None)
+    return str(match["id"]) if match is not None else None
 
 
 def start_clock(rt: Runtime, state: RunState) -> None:

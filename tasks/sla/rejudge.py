@@ -11,17 +11,15 @@ now be and a person decides. Each effect has its once-marker, keyed by the deadl
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from tasks.pagerduty.client import IncidentRef
 from tasks.run import judged_again
-from tasks.run.response import PRIORITY_CACHE_SECONDS, post_note_once
+from tasks.run.response import post_note_once, priority_id
 from tasks.run.state import existing_run, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock
-from tasks.store.deliveries import PREFIX
 from tasks.store.sla_clock import REJUDGE, Deadline
 from triage.communication import DESK_ALERT, desk_told
 from triage.models import Priority
@@ -140,16 +138,10 @@ def set_priority(rt: Runtime, incident: IncidentRef, priority: Priority, effect:
         return "not set: the policy sets no priority"
     if rt.deliveries.effect_done(incident.id, effect):
         return "set before"
-    cached = rt.redis.get(f"{PREFIX}pagerduty-priorities")
-    if cached is None:
-        found = rt.pagerduty.priorities()
-        rt.redis.set(f"{PREFIX}pagerduty-priorities", json.dumps(found), ex=PRIORITY_CACHE_SECONDS)
-    else:
-        found = json.loads(cached)
-    match = next((p for p in found if p.get("name") == wanted), None)
-    if match is None:
+    found = priority_id(rt, wanted)
+    if found is None:
         rt.deliveries.mark_effect(incident.id, effect, f"the account has no priority {wanted}")
         return f"the account has no priority {wanted}"
-    rt.pagerduty.set_priority(incident, match["id"])
-    rt.deliveries.mark_effect(incident.id, effect, match["id"])
+    rt.pagerduty.set_priority(incident, found)
+    rt.deliveries.mark_effect(incident.id, effect, found)
     return f"priority {wanted}"

@@ -11,9 +11,9 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,36 @@ def ledger(redis_client: redis.Redis) -> Iterator[None]:
     redis_client.delete(LEDGER_KEY)
 
 
+@dataclass(frozen=True)
+class OnWorld:
+    """A test's policy with correlation on, the settings that use it, and its own worker."""
+
+    policy: Path
+    settings: Settings
+    worker: Callable[[], AbstractContextManager[None]]
+
+
+@pytest.fixture
+def correlation_on(
+    settings: Settings,
+    responder_env: dict[str, str],
+    test_policy: Path,
+    tmp_path: Path,
+    ledger: None,
+) -> Callable[..., OnWorld]:
+    """Return a maker of a world named `name` with correlation on (`changes` to the policy's
+    sections; `extra` to the settings)."""
+
+    def make(name: str, extra: dict[str, Any] | None = None, **changes: Any) -> OnWorld:
+        policy = policy_file(test_policy, tmp_path, name, **changes)
+        queue = f"responder-correlation-{name}"
+        on = replace(settings, policy_path=str(policy), queue=queue, **(extra or {}))
+        log = tmp_path / f"{name}.log"
+        return OnWorld(policy, on, lambda: own_worker(responder_env, policy, queue, log))
+
+    return make
+
+
 def post(settings: Settings, payload: dict[str, Any]) -> str:
     """Post an Alertmanager notification to the receiver; return its delivery id."""
     answer = (
@@ -163,17 +193,12 @@ def notes(pagerduty: FakePagerDuty, incident_id: str) -> list[str]:
 
 
 def test_an_outage_along_the_flow_is_one_incident_merged_into_with_its_origin_named(
-    settings: Settings,
-    responder_env: dict[str, str],
-    test_policy: Path,
     pagerduty: FakePagerDuty,
     redis_client: redis.Redis,
-    ledger: None,
-    tmp_path: Path,
+    correlation_on: Callable[..., OnWorld],
 ) -> None:
-    queue = "responder-correlation-attach"
-    policy = policy_file(test_policy, tmp_path, "attach")
-    on = replace(settings, policy_path=str(policy), queue=queue)
+    world = correlation_on("attach")
+    policy, on = world.policy, world.settings
     first, risk, gateway = (
         execution_engine_down("attach"),
         risk_manager_down("attach"),
@@ -182,7 +207,7 @@ def test_an_outage_along_the_flow_is_one_incident_merged_into_with_its_origin_na
     # Alertmanager's own PagerDuty receiver opened one incident per group, as it does.
     ids = {incident_key(p): pagerduty.add_incident(incident_key(p)) for p in (first, risk, gateway)}
     target = ids[incident_key(first)]
-    with own_worker(responder_env, policy, queue, tmp_path / "attach.log"):
+    with world.worker():
         delivered = [post(on, first)]
         wait_for(lambda: any(FIRST_NOTE in n for n in notes(pagerduty, target)), 60, "1st note")
         delivered += [post(on, risk), post(on, gateway)]
@@ -262,16 +287,11 @@ def test_an_outage_along_the_flow_is_one_incident_merged_into_with_its_origin_na
 
 
 def test_two_unrelated_problems_at_once_stay_two_incidents(
-    settings: Settings,
-    responder_env: dict[str, str],
-    test_policy: Path,
     pagerduty: FakePagerDuty,
-    ledger: None,
-    tmp_path: Path,
+    correlation_on: Callable[..., OnWorld],
 ) -> None:
-    queue = "responder-correlation-unrelated"
-    policy = policy_file(test_policy, tmp_path, "unrelated")
-    on = replace(settings, policy_path=str(policy), queue=queue)
+    world = correlation_on("unrelated")
+    on = world.settings
     latency = group(
         "SignalLatencyHigh",
         "unrelated",
@@ -285,7 +305,7 @@ def test_two_unrelated_problems_at_once_stay_two_incidents(
               "the backup host's disk is 95% full", "disk-unrelated"),
     )  # fmt: skip
     ids = [pagerduty.add_incident(incident_key(p)) for p in (latency, disk)]
-    with own_worker(responder_env, policy, queue, tmp_path / "unrelated.log"):
+    with world.worker():
         for payload in (latency, disk):
             post(on, payload)
         for incident_id in ids:
@@ -298,26 +318,17 @@ def test_two_unrelated_problems_at_once_stay_two_incidents(
 
 
 def test_in_trigger_mode_a_joining_group_opens_no_incident_and_pages_once(
-    settings: Settings,
-    responder_env: dict[str, str],
-    test_policy: Path,
     pagerduty: FakePagerDuty,
-    ledger: None,
-    tmp_path: Path,
+    correlation_on: Callable[..., OnWorld],
 ) -> None:
-    queue = "responder-correlation-trigger"
-    policy = policy_file(
-        test_policy, tmp_path, "trigger", pagerduty={"incident": "trigger", "set_priority": True}
+    world = correlation_on(
+        "trigger",
+        {"pagerduty_routing_key": Secret("R" * 32), "pagerduty_events_url": pagerduty.base_url},
+        pagerduty={"incident": "trigger", "set_priority": True},
     )
-    on = replace(
-        settings,
-        policy_path=str(policy),
-        queue=queue,
-        pagerduty_routing_key=Secret("R" * 32),
-        pagerduty_events_url=pagerduty.base_url,
-    )
+    on = world.settings
     first, risk = execution_engine_down("trigger"), risk_manager_down("trigger")
-    with own_worker(responder_env, policy, queue, tmp_path / "trigger.log"):
+    with world.worker():
         post(on, first)
         target = wait_for(lambda: pagerduty.incident_id_for_key(incident_key(first)), 60, "page")
         wait_for(lambda: any(FIRST_NOTE in n for n in notes(pagerduty, target)), 60, "1st note")
@@ -356,19 +367,14 @@ def test_shadow_mode_acts_on_nothing_and_the_first_note_says_would_have_joined(
 
 
 def test_a_resolved_incident_is_never_joined_the_group_is_answered_on_its_own(
-    settings: Settings,
-    responder_env: dict[str, str],
-    test_policy: Path,
     pagerduty: FakePagerDuty,
-    ledger: None,
-    tmp_path: Path,
+    correlation_on: Callable[..., OnWorld],
 ) -> None:
-    queue = "responder-correlation-resolved"
-    policy = policy_file(test_policy, tmp_path, "resolved")
-    on = replace(settings, policy_path=str(policy), queue=queue)
+    world = correlation_on("resolved")
+    on = world.settings
     first, risk = execution_engine_down("resolved"), risk_manager_down("resolved")
     ids = [pagerduty.add_incident(incident_key(p)) for p in (first, risk)]
-    with own_worker(responder_env, policy, queue, tmp_path / "resolved.log"):
+    with world.worker():
         post(on, first)
         wait_for(lambda: any(FIRST_NOTE in n for n in notes(pagerduty, ids[0])), 60, "1st note")
         pagerduty.incidents[ids[0]]["status"] = "resolved"  # a person resolved it meanwhile
@@ -381,16 +387,11 @@ def test_a_resolved_incident_is_never_joined_the_group_is_answered_on_its_own(
 
 
 def test_a_group_that_resolves_and_fires_again_goes_back_to_its_incident_as_flapping(
-    settings: Settings,
-    responder_env: dict[str, str],
-    test_policy: Path,
     pagerduty: FakePagerDuty,
-    ledger: None,
-    tmp_path: Path,
+    correlation_on: Callable[..., OnWorld],
 ) -> None:
-    queue = "responder-correlation-flapping"
-    policy = policy_file(test_policy, tmp_path, "flapping")
-    on = replace(settings, policy_path=str(policy), queue=queue)
+    world = correlation_on("flapping")
+    on = world.settings
     firing = execution_engine_down("flapping")
     resolved = json.loads(json.dumps(firing))
     resolved["status"] = "resolved"
@@ -398,7 +399,7 @@ def test_a_group_that_resolves_and_fires_again_goes_back_to_its_incident_as_flap
     again = json.loads(json.dumps(firing))
     again["alerts"][0]["startsAt"] = "2026-11-27T14:36:00.000Z"
     incident = pagerduty.add_incident(incident_key(firing))
-    with own_worker(responder_env, policy, queue, tmp_path / "flapping.log"):
+    with world.worker():
         post(on, firing)
         wait_for(lambda: any(FIRST_NOTE in n for n in notes(pagerduty, incident)), 60, "1st note")
         post(on, resolved)
