@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
+
+from tasks.settings import Settings
 
 
 def signature(bundle_id: str, expires: int, secret: str) -> str:
@@ -70,3 +72,18 @@ def incident_link(public_url: str, incident_id: str, expires: int, secret: str) 
     """Return the signed link to an incident's page."""
     query = incident_query(incident_id, expires, secret)
     return f"{public_url.rstrip('/')}/incidents/{incident_id}?{query}"
+
+
+def bundle_location(
+    settings: Settings, bundle_id: str, now: datetime, incident_id: str | None = None
+) -> str:
+    """Return the signed link to the incident's page (which shows the bundle), to the bundle
+    when no incident is known, or the bundle's path when links are not configured."""
+    secret = settings.link_secret.reveal()
+    if not secret:
+        folder = bundle_path(settings.bundle_dir, bundle_id).resolve()
+        return f"{folder} on the responder host (bundle {bundle_id})"
+    expires = int((now + timedelta(days=settings.link_ttl_days)).timestamp())
+    if incident_id:
+        return incident_link(settings.public_url, incident_id, expires, secret)
+    return bundle_link(settings.public_url, bundle_id, expires, secret)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from tasks.evidence.approval_links import approval_link, identity_of
-from tasks.notify.email import send_once
 from tasks.notify.email_compose import Mail
+from tasks.notify.email_send import send_once
 from tasks.runtime import Runtime
 from tasks.store.proposals import WAITING, Proposal, ProposalStore
 from triage.policy import Action

@@ -17,11 +17,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from tasks.notify.email import send_once
+from tasks.evidence.links import bundle_location
 from tasks.notify.email_compose import Mail
+from tasks.notify.email_send import send_once
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
-from tasks.run.response import bundle_location, post_note_once
+from tasks.run.response import post_note_once
 from tasks.run.security import describe_targets
 from tasks.run.state import RunState, existing_run, run_key
 from tasks.runtime import Runtime
@@ -99,7 +100,7 @@ def send_alert(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         "market": rt.voice.market(triggered),
         "acknowledge": due.acknowledge,
         "resolve": due.resolve,
-        "bundle": bundle_location(rt, deadline.run_id or deadline.incident_id, now),
+        "bundle": bundle_location(rt.settings, deadline.run_id or deadline.incident_id, now),
     }
     text, html = rt.voice.email("desk_alert", **facts)
     subject = rt.voice.email_subject(DESK_ALERT, priority=priority, title=facts["title"])
@@ -138,7 +139,7 @@ def send_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         "moments": rt.voice.desk_moments(times),
         "timeline": timeline[:TIMELINE_LINES],
         "more": max(len(timeline) - TIMELINE_LINES, 0),
-        "bundle": bundle_location(rt, run_key_id, now),
+        "bundle": bundle_location(rt.settings, run_key_id, now),
     }
     text, html = rt.voice.email("desk_summary", **facts)
     subject = rt.voice.email_subject(DESK_SUMMARY, priority=deadline.priority, title=facts["title"])

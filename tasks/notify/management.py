@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tasks.notify.email import EmailUnavailable, send_once
+from tasks.evidence.links import bundle_location
+from tasks.notify.email import EmailUnavailable
 from tasks.notify.email_compose import Mail
-from tasks.run.response import bundle_location
+from tasks.notify.email_send import send_once
 from tasks.run.security import describe_targets
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
@@ -102,7 +103,7 @@ def notification(
         "outcome": outcome,
         "span": str(rt.policy.sla[priority].notify_management),
         "moments": rt.voice.desk_moments(times) if times is not None else [],
-        "bundle": bundle_location(rt, deadline.run_id or deadline.incident_id, now),
+        "bundle": bundle_location(rt.settings, deadline.run_id or deadline.incident_id, now),
     }
     text, html = rt.voice.email(MANAGEMENT, **facts)
     subject = rt.voice.email_subject(

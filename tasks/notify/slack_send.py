@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from tasks.actions.approval import proposals
+from tasks.evidence.links import bundle_location
 from tasks.lanes import Lane, current_lane
 from tasks.notify.slack import Posted, SlackGateway, SlackUnavailable
 from tasks.notify.slack_blocks import SlackMessage, build, channels_for, proposal_buttons
@@ -109,14 +110,11 @@ def first(rt: Runtime, gateway: SlackGateway, incident_id: str, run_id: str, now
 
 def facts_of(rt: Runtime, state: RunState, incident_id: str, now: datetime) -> dict[str, Any]:
     """Return the parent's facts: the first note's, and where the incident and bundle are."""
-    # Imported here: response imports this module's queue side, not the other way round.
-    from tasks.run.response import bundle_location
-
     record = rt.incidents.get(incident_id) or {}
     incident_url = str(record.get("html_url") or "")
     if not incident_url and state.pagerduty_incident is not None:
         incident_url = state.pagerduty_incident.html_url
-    bundle = bundle_location(rt, state.run_id, now)
+    bundle = bundle_location(rt.settings, state.run_id, now)
     return rt.voice.incident_facts(
         state.title,
         state.classification,

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 from collectors.contract import CollectorContext, Evidence, Status, Target
 from collectors.registry import run_collector
 from tasks.actions import approval
-from tasks.evidence import bundle, links
-from tasks.evidence.links import bundle_path
+from tasks.evidence import bundle
+from tasks.evidence.links import bundle_location, bundle_path
 from tasks.evidence.shared_checks import run_shared
 from tasks.notes import markers
 from tasks.notes.voice import headline
@@ -221,7 +221,9 @@ def trigger_incident(rt: Runtime, state: RunState, now: datetime) -> bool:
                 "delivery": state.delivery_id,
             },
         },
-        "links": [{"href": bundle_location(rt, state.run_id, now), "text": "Evidence bundle"}],
+        "links": [
+            {"href": bundle_location(rt.settings, state.run_id, now), "text": "Evidence bundle"}
+        ],
     }
     rt.deliveries.begin_effect(state.run_id, "trigger")
     rt.pagerduty.trigger(event)
@@ -572,7 +574,7 @@ def finish_run(
         state.classification,
         state.alert_name,
         evidence,
-        bundle_location(rt, run_id, now, state.incident_id),
+        bundle_location(rt.settings, run_id, now, state.incident_id),
         top_error_lines(folder),
         proposals=propose_actions(rt, state, entries, now, send),
     )
@@ -651,21 +653,6 @@ def top_error_lines(folder: Path, count: int = 3) -> list[str]:
         lines += [f"{service}: {line}" for line in path.read_text("utf-8").splitlines() if line]
     # Lines start with their timestamp (docker logs --timestamps): the latest sort last.
     return sorted(lines, key=lambda line: line.split(": ", 1)[1])[-count:]
-
-
-def bundle_location(
-    rt: Runtime, bundle_id: str, now: datetime, incident_id: str | None = None
-) -> str:
-    """Return the signed link to the incident's page (which shows the bundle), to the bundle
-    when no incident is known, or the bundle's path when links are not configured."""
-    secret = rt.settings.link_secret.reveal()
-    if not secret:
-        folder = bundle_path(rt.settings.bundle_dir, bundle_id).resolve()
-        return f"{folder} on the responder host (bundle {bundle_id})"
-    expires = int((now + timedelta(days=rt.settings.link_ttl_days)).timestamp())
-    if incident_id:
-        return links.incident_link(rt.settings.public_url, incident_id, expires, secret)
-    return links.bundle_link(rt.settings.public_url, bundle_id, expires, secret)
 
 
 def record_failure(rt: Runtime, state: RunState, step: str, reason: str) -> None:

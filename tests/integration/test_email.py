@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tasks.notify.email import EmailUnavailable, OutboxEmail, SmtpGateway, send_once
+from tasks.notify.email import EmailUnavailable, OutboxEmail, SmtpGateway
 from tasks.notify.email_compose import Mail, build_message, message_id
+from tasks.notify.email_send import send_once
 from tasks.run.state import run_key
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
