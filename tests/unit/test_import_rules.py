@@ -21,7 +21,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("collectors", ("collectors",)),
     ("message", ("tasks.enqueue",)),
     ("store", ("tasks.store",)),
-    ("basics", ("tasks.settings", "tasks.lanes", "tasks.names", "tasks.retries")),
+    ("basics", ("tasks.settings", "tasks.lanes", "tasks.names", "tasks.retries",
+                "tasks.broker_guard")),
     ("services", ("tasks.pagerduty", "tasks.evidence", "tasks.notes", "tasks.notify.email",
                   "tasks.notify.email_compose", "tasks.notify.slack", "tasks.notify.slack_blocks")),
     ("runtime", ("tasks.runtime",)),
@@ -30,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("actions and senders", ("tasks.actions", "tasks.notify")),
     ("sla", ("tasks.sla",)),
     ("worker", ("tasks.pipeline", "tasks.celery", "tasks.celery_app", "tasks.quiet_ticks",
-                "tasks.beat", "tasks.backlog", "tasks.recovery")),
+                "tasks.beat", "tasks.backlog", "tasks.recovery", "tasks.patient_task")),
     ("entry points", ("tasks.cli", "webhooks", "tasks")),
 )  # fmt: skip
 
