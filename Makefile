@@ -16,17 +16,33 @@ RESPONDER_DEMO_REDIS_URL ?= redis://127.0.0.1:6379/11
 RESPONDER_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit lint format test-services bench bench-storm demo demo-stop clean
+.PHONY: run test test-unit lint format lock test-services bench bench-storm demo demo-stop clean
 
-$(BIN)/responder: pyproject.toml
+# Installs take the exact versions of requirements.lock (the ones the suite ran with);
+# pyproject.toml keeps its ranges for library users. `make lock` renews the lock.
+$(BIN)/responder: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -c requirements.lock -e .
 	@touch $@
 
 $(VENV)/.dev-installed: $(BIN)/responder
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	@touch $@
+
+LOCK_VENV ?= var/lock-venv
+## lock: renew requirements.lock: the newest releases pyproject.toml's ranges allow, installed
+## into a fresh venv and frozen; then `make test` runs with them
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q -e '.[dev]'
+	{ grep '^#' requirements.lock; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^#'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf $(LOCK_VENV)
+	@echo "requirements.lock renewed: review git diff requirements.lock, then make test"
 
 ## run: receiver + workers + beat on $(HOST):$(PORT), default 127.0.0.1:8080
 ## (make run PORT=9000 HOST=0.0.0.0; outbox mode without a PagerDuty token)
