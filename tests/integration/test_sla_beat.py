@@ -19,8 +19,8 @@ import redis
 
 from tasks.store.sla_clock import Deadline, SlaClock
 from tests.fakes.pagerduty import FakePagerDuty
-from tests.integration.test_worker_kill import start_worker
 from tests.support import PROJECT, wait_for
+from tests.support.workers import start_worker
 
 QUEUE = "responder-beat"
 TICK_SECONDS = 0.5
@@ -52,7 +52,7 @@ class Processes:
         self.running: list[subprocess.Popen[bytes]] = []
 
     def worker(self) -> subprocess.Popen[bytes]:
-        process = start_worker(self.env, self.folder / "worker.log")
+        process = start_worker(self.env, self.folder / "worker.log", "beat-worker", concurrency=3)
         self.running.append(process)
         return process
 

@@ -1,4 +1,4 @@
-"""Helpers the tests share: constants, waiting, payloads, a health server, worker commands.
+"""Helpers the tests share: constants, waiting, payloads, a health server (workers: workers.py).
 
 Fixtures live in `tests/conftest.py`; everything here is plain code any test may import.
 """
@@ -6,7 +6,6 @@ Fixtures live in `tests/conftest.py`; everything here is plain code any test may
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import Counter
@@ -41,15 +40,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "conditi
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
-
-
-def worker_command(hostname: str, concurrency: int = 1) -> list[str]:
-    """Return the command of a test's own Celery worker (no gossip, no mingle: it starts fast)."""
-    return [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-        "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
-        "--hostname", f"{hostname}@%h",
-    ]  # fmt: skip
 
 
 def sample_payload(**changes: Any) -> dict[str, Any]:
