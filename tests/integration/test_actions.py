@@ -146,7 +146,7 @@ def wait_note(pagerduty: FakePagerDuty, incident: str, text: str) -> str:
     """Wait for the action note on `incident` that contains `text`; return it."""
     found = wait_for(
         lambda: [c for c in action_notes(pagerduty, incident) if text in c],
-        timeout=30,
+        timeout=120,
         what=f"a note saying {text!r}",
     )
     return found[0]

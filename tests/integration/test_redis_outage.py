@@ -40,7 +40,7 @@ class PrivateRedis:
              "--appendonly", "no", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(self._answers, timeout=10, what="the private redis-server")
+        wait_for(self._answers, timeout=120, what="the private redis-server")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -166,10 +166,10 @@ def test_a_part_that_dies_is_named_and_started_again(running: Running) -> None:
                 return child
         return None
 
-    wait_for(urgent_worker, timeout=30, what="the urgent worker").kill()
+    wait_for(urgent_worker, timeout=120, what="the urgent worker").kill()
     wait_for(
         lambda: "responder: the urgent worker started again" in running.output(),
-        timeout=30,
+        timeout=120,
         what="the urgent worker's restart",
     )
     assert "responder: the urgent worker exited (-9); restarting it in 1 s" in running.output()
