@@ -221,7 +221,7 @@ def test_a_worker_killed_after_the_server_took_the_email_sends_it_again_with_its
         assert state.startswith(b"pending")  # the worker never learnt of the 250
         assert give_back_held(redis_client, "kill-first"), "the killed worker held nothing"
         second = start_worker(kill_env, log, "kill-second", concurrency=3)
-        wait_for(lambda: len(mailbox.to(DESK)) >= 2, timeout=60, what="the e-mail sent again")
+        wait_for(lambda: len(mailbox.to(DESK)) >= 2, what="the e-mail sent again")
         wait_for(
             lambda: (redis_client.get("responder:effect:email:PKILL:desk_alert") or b"").startswith(
                 b"done"

@@ -38,7 +38,7 @@ def test_p0s_enqueued_behind_500_p3_tasks_run_first(
     log = tmp_path / "worker.log"
     worker = start_worker({**responder_env, "RESPONDER_QUEUE": QUEUE}, log, "lanes")
     try:
-        wait_for(lambda: len(received(log)) >= 4, timeout=60, what="the worker to take tasks")
+        wait_for(lambda: len(received(log)) >= 4, what="the worker to take tasks")
     finally:
         stop_worker(worker)
         client.delete(QUEUE, urgent_queue(QUEUE))

@@ -38,9 +38,9 @@ def test_the_tasks_a_killed_worker_held_are_given_back_without_the_visibility_ti
     worker = start_worker(env, tmp_path / "worker.log", "doomed")
     log = tmp_path / "worker.log"
     try:
-        wait_for(lambda: b"Retry in 30" in log.read_bytes(), timeout=60, what="the lookup retry")
+        wait_for(lambda: b"Retry in 30" in log.read_bytes(), what="the lookup retry")
         # Alive, it holds its message (a countdown), and nothing is taken from it.
-        wait_for(lambda: recovery.live_tags(redis_client), timeout=60, what="its heartbeat")
+        wait_for(lambda: recovery.live_tags(redis_client), what="its heartbeat")
         assert recovery.reclaim_orphans(redis_client, time.time() + 60) == []
         assert redis_client.hlen("unacked") == 1
     finally:

@@ -68,7 +68,7 @@ class Processes:
                 command, cwd=PROJECT, env=self.env, stdout=out, stderr=out, start_new_session=True
             )
         self.running.append(process)
-        wait_for(lambda: self.ticks(name) >= 1, timeout=60, what=f"beat {name} to tick")
+        wait_for(lambda: self.ticks(name) >= 1, what=f"beat {name} to tick")
         return process
 
     def ticks(self, name: str) -> int:

@@ -461,7 +461,7 @@ def test_a_worker_killed_between_slacks_post_and_its_once_record_does_not_post_t
         second = start_worker(kill_env, log, "kill-second", concurrency=3)
         parent = parent_of(slack, incident)
         wait_for(lambda: any(" evidence: " in m.text for m in slack.replies(parent)),
-                 timeout=60, what="the fresh worker to go on in the thread")  # fmt: skip
+                 what="the fresh worker to go on in the thread")  # fmt: skip
     finally:
         for worker in (first, second):
             if worker is not None:
