@@ -58,9 +58,11 @@ class PrivateRedis:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+    try:
+        server.start()
+        yield server
+    finally:  # also when it never answered: no redis-server is left behind
+        server.stop()
 
 
 def test_redis_down_gives_503_then_recovers_without_restarting(
