@@ -153,10 +153,12 @@ def test_a_deadline_missed_while_everything_was_down_fires_once_on_restart(
     incident = pagerduty.add_incident("k-beat-restart")
     worker = processes.worker()
     beat = processes.beat("beat-a")
-    due = datetime.now(UTC) + timedelta(seconds=2)
-    SlaClock(redis_client).register([acknowledge_deadline(incident, due)])
     processes.kill(beat)
     processes.kill(worker)
+    # Registered once both are dead: registered before the kills, a busy machine that took
+    # over two seconds to kill them let the live ones claim it first.
+    due = datetime.now(UTC) + timedelta(seconds=1)
+    SlaClock(redis_client).register([acknowledge_deadline(incident, due)])
     time.sleep(max((due - datetime.now(UTC)).total_seconds(), 0) + 1)  # due passes; nothing runs
     assert escalations(pagerduty, incident) == 0
     assert [d.incident_id for d in SlaClock(redis_client).pending()] == [incident]
