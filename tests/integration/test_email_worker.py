@@ -206,7 +206,7 @@ def test_a_worker_killed_after_the_server_took_the_email_sends_it_again_with_its
     """The window SMTP leaves (docs/email.md): the server has the message, the worker dies
     before it learns so. The task comes back and sends it again, with the same Message-ID, so
     the duplicate is recognisable; then it is done, and nothing is sent a third time."""
-    from tests.integration.test_worker_kill import QUEUE
+    from tests.integration.test_worker_kill import LIMITS, QUEUE
 
     mailbox.script("PKILL", ["hold:4"])  # stored, then the 250 waits: the worker dies first
     log = tmp_path / "workers.log"
@@ -219,7 +219,12 @@ def test_a_worker_killed_after_the_server_took_the_email_sends_it_again_with_its
         kill_worker(first)
         state = redis_client.get("responder:effect:email:PKILL:desk_alert") or b""
         assert state.startswith(b"pending")  # the worker never learnt of the 250
-        assert give_back_held(redis_client, "kill-first"), "the killed worker held nothing"
+        wait_for(
+            lambda: give_back_held(
+                redis_client, "kill-first", int(LIMITS["RESPONDER_TASK_TIME_LIMIT"])
+            ),
+            what="the killed worker's messages, past the time limit, to be given back",
+        )
         second = start_worker(kill_env, log, "kill-second", concurrency=3)
         wait_for(lambda: len(mailbox.to(DESK)) >= 2, what="the e-mail sent again")
         wait_for(

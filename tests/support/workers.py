@@ -77,14 +77,18 @@ def kill_worker(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=STOP_SECONDS)
 
 
-def give_back_held(client: redis.Redis, name: str) -> list[str]:
+def give_back_held(client: redis.Redis, name: str, time_limit: float) -> list[str]:
     """Give back what the dead worker `name` held, as beat's `recover` does once its heartbeat
-    has expired; return the queues the messages went back to.
+    has expired, but only messages delivered over `time_limit` seconds ago; return the queues
+    they went back to (none yet: poll it with wait_for).
 
-    The heartbeat expires after recovery.HEARTBEAT_TTL_SECONDS; a kill test need not wait for
-    it (nor for kombu's visibility timeout): the worker is dead, its heartbeat is removed here.
+    Not sooner: a task comes back to a second worker only once the dead attempt is past its hard
+    time limit, the invariant kombu's visibility timeout (above every time limit) and `recover`
+    (after a heartbeat's expiry) keep; a second attempt before it finds the first's effects
+    still pending. The heartbeat itself (recovery.HEARTBEAT_TTL_SECONDS) need not be waited for:
+    the worker is dead, its heartbeat is removed here.
     """
     client.delete(f"{recovery.WORKER_PREFIX}{name}@{socket.gethostname()}")
-    # As a `recover` run GRACE_SECONDS from now would: the dead worker's last messages may be
-    # younger than the grace that protects a living worker's newest ones.
-    return recovery.reclaim_orphans(client, time.time() + recovery.GRACE_SECONDS)
+    # reclaim_orphans takes messages delivered GRACE_SECONDS before the `now` it is given.
+    now = time.time() + recovery.GRACE_SECONDS - (time_limit + 1)  # +1: delivered, then begun
+    return recovery.reclaim_orphans(client, now)
