@@ -2,12 +2,13 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md celeryconfig.py ./
+COPY pyproject.toml README.md celeryconfig.py requirements.lock ./
 COPY triage triage
 COPY webhooks webhooks
 COPY tasks tasks
 COPY collectors collectors
-RUN pip install --no-cache-dir . && useradd --create-home responder \
+# The exact versions the suite ran with (requirements.lock, renewed by `make lock`).
+RUN pip install --no-cache-dir -c requirements.lock . && useradd --create-home responder \
     && mkdir -p /var/lib/responder && chown responder /var/lib/responder
 USER responder
 ENV RESPONDER_BUNDLE_DIR=/var/lib/responder/bundles RESPONDER_OUTBOX_DIR=/var/lib/responder/outbox

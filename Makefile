@@ -16,17 +16,33 @@ RESPONDER_DEMO_REDIS_URL ?= redis://127.0.0.1:6379/11
 RESPONDER_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit lint format test-services bench bench-storm demo demo-stop clean
+.PHONY: run test test-unit test-clock lint format lock test-services bench bench-storm demo demo-stop clean
 
-$(BIN)/responder: pyproject.toml
+# Installs take the exact versions of requirements.lock (the ones the suite ran with);
+# pyproject.toml keeps its ranges for library users. `make lock` renews the lock.
+$(BIN)/responder: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -c requirements.lock -e .
 	@touch $@
 
 $(VENV)/.dev-installed: $(BIN)/responder
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	@touch $@
+
+LOCK_VENV ?= var/lock-venv
+## lock: renew requirements.lock: the newest releases pyproject.toml's ranges allow, installed
+## into a fresh venv and frozen; then `make test` runs with them
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q -e '.[dev]'
+	{ grep '^#' requirements.lock; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^#'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf $(LOCK_VENV)
+	@echo "requirements.lock renewed: review git diff requirements.lock, then make test"
 
 ## run: receiver + workers + beat on $(HOST):$(PORT), default 127.0.0.1:8080
 ## (make run PORT=9000 HOST=0.0.0.0; outbox mode without a PagerDuty token)
@@ -50,6 +66,29 @@ test: $(VENV)/.dev-installed test-services lint
 ## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds (on every core)
 test-unit: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest tests/unit -m "not integration" -n auto $(PYTEST_ARGS)
+
+# The wall clock at two instants (UTC): a Wednesday 10:00 and a Saturday 10:00 in New York.
+CLOCK_OPEN ?= 2026-12-09 15:00:00
+CLOCK_CLOSED ?= 2026-12-12 15:00:00
+# The tests whose subject is the hour (market and business hours, the SLA clock, what is said
+# when); tests that run Prometheus or Alertmanager are left out: Go binaries ignore faketime,
+# and two clocks days apart are no test of either.
+CLOCK_TESTS ?= tests/unit $(addprefix tests/integration/test_,$(addsuffix .py,business_hours \
+  closing communication email email_worker end_to_end incident_page_http pagerduty_replay \
+  pipeline_functions report_cli resolution sla_actions sla_clock slack))
+
+## test-clock: the tests whose subject is the hour, once with the market open and once with it
+## closed (Debian's faketime sets the wall clock of pytest and what it starts, not Redis's)
+test-clock: $(VENV)/.dev-installed test-services
+	@command -v faketime >/dev/null || scripts/install-test-services faketime
+	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
+	  dsn=$$($(BIN)/python scripts/ensure-postgres "$(RESPONDER_TEST_POSTGRES_DSN)") && \
+	  for at in "$(CLOCK_OPEN)" "$(CLOCK_CLOSED)"; do \
+	    echo "== the wall clock at $$at UTC"; \
+	    RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" \
+	    FAKETIME_DONT_FAKE_MONOTONIC=1 PYTHONPATH="$(CURDIR)/tests/faketime" \
+	    faketime "$$at" $(BIN)/python -m pytest $(CLOCK_TESTS) $(PYTEST_ARGS) || exit 1; \
+	  done
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -32,15 +30,14 @@ from tests.support import (
     LINK_SECRET,
     PD_TOKEN,
     PD_WEBHOOK_SECRET,
-    PROJECT,
     PUBLIC_URL,
     SLACK_APPROVER,
     SLACK_SIGNING_SECRET,
     TOKEN,
     HealthServer,
     QuietHandler,
-    wait_for,
 )
+from tests.support.workers import start_worker, stop_worker
 from triage.policy import builtin_text
 
 DEFAULT_TEST_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"  # README, Makefile
@@ -233,32 +230,15 @@ def worker(
 ) -> Iterator[Path]:
     """Start a real Celery worker process; yield the path of its log."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**os.environ, **responder_env}
     # Messages left by receiver tests that ran without a worker would be consumed first.
     redis.Redis.from_url(responder_env["RESPONDER_REDIS_URL"]).delete(
         "responder", "unacked", "unacked_index"
     )
-    command = [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-        "--concurrency", "3", "--without-gossip", "--without-mingle", "--hostname", "test@%h",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=log)
+    process = start_worker(responder_env, log_path, "test", concurrency=3)
     try:
-        wait_for(
-            lambda: b"ready." in log_path.read_bytes() or process.poll() is not None,
-            timeout=60,
-            what="the Celery worker to start",
-        )
-        if process.poll() is not None:
-            pytest.fail(f"Celery worker exited at start:\n{log_path.read_text()[-3000:]}")
         yield log_path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_worker(process)
 
 
 @pytest.fixture(scope="session")

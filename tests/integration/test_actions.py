@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import signal
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -40,13 +36,12 @@ from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_pagerduty_webhook import annotated, sign
 from tests.support import (
-    PROJECT,
     QuietHandler,
     post_alert,
     sample_payload,
     wait_for,
-    worker_command,
 )
+from tests.support.workers import give_back_held, kill_worker, start_worker, stop_worker
 from triage.actions import fitting_proposals, run_facts
 from triage.models import Classification, Incident, IncidentEvent, Priority, parse_pagerduty
 from triage.policy import builtin_text
@@ -106,28 +101,6 @@ def world(
     sim.stop()
 
 
-def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
-    """Start a worker in its own session (one signal reaches every pool child)."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            worker_command(name),
-            cwd=PROJECT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    wait_for(lambda: b" ready." in log.read_bytes(), timeout=60, what="the worker to start")
-    return process
-
-
-def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    """Stop a worker this test started (its own process group only)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def action_worker(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # One process: tasks run in the order they were sent, so a later note is a barrier.
@@ -173,7 +146,7 @@ def wait_note(pagerduty: FakePagerDuty, incident: str, text: str) -> str:
     """Wait for the action note on `incident` that contains `text`; return it."""
     found = wait_for(
         lambda: [c for c in action_notes(pagerduty, incident) if text in c],
-        timeout=30,
+        timeout=120,
         what=f"a note saying {text!r}",
     )
     return found[0]
@@ -617,7 +590,7 @@ def test_an_action_past_the_task_time_limit_is_noted_as_unknown_and_never_run_ag
     assert fresh.engine.acted() == []
 
 
-VISIBILITY_TIMEOUT = 6  # short, so the killed worker's unacked message comes back soon
+VISIBILITY_TIMEOUT = 6  # above the time limit; give_back_held does not wait for it
 KILL_QUEUE = "responder-actions-kill"
 
 
@@ -646,12 +619,15 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         wait_for(lambda: fresh.restarts(), what="the restart to reach the engine")
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
+        kill_worker(first)
         assert action_notes(pagerduty, incident) == []
         fresh.engine.action_delay = 0.0
-        # The killed worker's message stays unacked until the visibility timeout passes.
-        time.sleep(VISIBILITY_TIMEOUT + 1)
+        wait_for(
+            lambda: give_back_held(
+                redis_client, "kill-first", int(env["RESPONDER_TASK_TIME_LIMIT"])
+            ),
+            what="the killed worker's messages, past the time limit, to be given back",
+        )
         second = start_worker(env, log, "kill-second")
         note = wait_note(pagerduty, incident, "outcome UNKNOWN")
     finally:

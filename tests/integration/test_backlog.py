@@ -7,16 +7,19 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from click.testing import CliRunner
 
+from tasks.backlog import read_backlog
 from tasks.cli import main
-from tasks.lanes import urgent_queue
+from tasks.lanes import Lane, urgent_queue
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.store.dead_letters import DeadLetter
+from tasks.store.deliveries import DELIVERY_ID
 from tests.support import TOKEN, sample_payload
 from webhooks import create_app
 
@@ -44,19 +47,28 @@ def test_metrics_and_status_show_the_waiting_work_the_budget_and_the_dead_letter
     client = create_app(ours).test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     # P1: it waits on the urgent lane.
-    assert (
-        client.post("/webhooks/alertmanager", json=sample_payload(), headers=headers).status_code
-        == 202
-    )
+    posted_at = time.time()
+    answer = client.post("/webhooks/alertmanager", json=sample_payload(), headers=headers)
+    assert answer.status_code == 202
     rt = Runtime(ours)
     rt.budget.take()
     letter = DeadLetter("t-1", "tasks.pipeline.gather", ["r"], QUEUE, "HTTP 400", time.time())
     rt.dead_letters.add(letter)
 
     text = client.get("/metrics").get_data(as_text=True)
+    waited = time.time() - posted_at
     assert metric(text, "responder_queue_depth", '{lane="urgent"}') == 1
     assert metric(text, "responder_queue_depth", '{lane="routine"}') == 0
-    assert metric(text, "responder_oldest_waiting_seconds", '{lane="urgent"}') >= 0
+    # The delivery id dates it to the second: it has waited since then, no longer.
+    age = metric(text, "responder_oldest_waiting_seconds", '{lane="urgent"}')
+    assert 0 <= age <= waited + 1
+    assert metric(text, "responder_oldest_waiting_seconds", '{lane="routine"}') == 0
+    # On a clock of the test's own, the age is exact: the delivery was received 90 s ago.
+    stamp = DELIVERY_ID.search(answer.get_json()["delivery_id"].encode())
+    assert stamp is not None
+    received = datetime.strptime(stamp["received"].decode(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    later = read_backlog(rt, received + timedelta(seconds=90))
+    assert later.oldest_seconds == {Lane.URGENT: 90.0, Lane.ROUTINE: None}
     assert metric(text, "responder_pagerduty_requests_remaining") <= 959
     assert metric(text, "responder_dead_letters") == 1
     assert metric(text, "responder_deliveries_coalesced_total") == 0

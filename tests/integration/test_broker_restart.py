@@ -19,8 +19,9 @@ from tasks import recovery
 from tasks.celery_app import make_celery
 from tasks.lanes import urgent_queue
 from tasks.settings import settings_from_env
-from tests.support import PROJECT, wait_for, worker_command
+from tests.support import PROJECT, wait_for
 from tests.support.redis_servers import RedisServer
+from tests.support.workers import worker_command
 
 HEARTBEAT = "responder:heartbeat"
 

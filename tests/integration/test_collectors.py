@@ -23,6 +23,7 @@ from collectors.registry import run_collector
 from collectors.service_health import collect as check_health
 from tasks.evidence import bundle
 from tests.fakes.docker_engine import FakeContainer, FakeDockerEngine
+from tests.support import wait_for
 from triage.policy import Service
 
 CANARY = "CANARY-9f3e71"
@@ -75,7 +76,7 @@ def test_postgres_reports_waiting_locks_and_hides_query_secrets(
     waiter = threading.Thread(target=wait_for_the_lock)
     waiter.start()
     try:
-        time.sleep(0.5)
+        wait_for(lambda: locks_waiting(postgres_dsn), what="the query to wait for the lock")
         ctx = context(postgres_dsn=postgres_dsn)
         evidence = postgres.collect(Target(SERVICES), ctx)
     finally:
@@ -86,6 +87,16 @@ def test_postgres_reports_waiting_locks_and_hides_query_secrets(
     assert "1 locks waiting" in evidence.summary
     assert any("responder_lock_probe" in str(r["query"]) for r in evidence.tables["active"])
     assert CANARY not in stored(tmp_path, evidence, ctx)
+
+
+def locks_waiting(dsn: str) -> int:
+    """Return how many sessions of this database wait for a lock (the probe's, once blocked)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def test_postgres_dead_target_fails_with_the_reason_and_no_password(tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -30,7 +28,8 @@ from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.store.correlation import LEDGER_KEY, CorrelationLedger
 from tests.fakes.pagerduty import FakePagerDuty
-from tests.support import PROJECT, TOKEN, sample_payload, wait_for, worker_command
+from tests.support import TOKEN, sample_payload, wait_for
+from tests.support.workers import start_worker, stop_worker
 from triage.correlation_replay import group_of, replay
 from triage.models import parse_alertmanager
 from triage.policy import load_file
@@ -96,7 +95,6 @@ def own_worker(
 ) -> Iterator[None]:
     """Run a real worker with beat inside, on its own policy and queue."""
     env = {
-        **os.environ,
         **responder_env,
         "RESPONDER_POLICY": str(policy),
         "RESPONDER_QUEUE": queue,
@@ -105,26 +103,12 @@ def own_worker(
         "RESPONDER_PAGERDUTY_EVENTS_URL": responder_env["RESPONDER_PAGERDUTY_API_URL"],
     }
     queues = [queue, urgent_queue(queue), notify_queue(queue, "P0"), notify_queue(queue, "P3")]
-    command = worker_command(log.stem, concurrency=3) + [
-        "-B", "--schedule", str(log.with_suffix(".beat")), "--queues", ",".join(queues),
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=out, stderr=out)
+    extra = ["-B", "--schedule", str(log.with_suffix(".beat")), "--queues", ",".join(queues)]
+    process = start_worker(env, log, log.stem, concurrency=3, extra=extra)
     try:
-        wait_for(
-            lambda: b" ready." in log.read_bytes() or process.poll() is not None,
-            timeout=60,
-            what="the correlation test's worker to start",
-        )
-        if process.poll() is not None:
-            pytest.fail(f"worker exited at start:\n{log.read_text()[-3000:]}")
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_worker(process)
 
 
 def policy_file(test_policy: Path, directory: Path, name: str, **changes: Any) -> Path:

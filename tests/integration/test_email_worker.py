@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from tests.fakes.smtp import SmtpServer
 from tests.integration.test_worker_kill import kill_env as kill_env  # the kill test's fixture
 from tests.support import QuietHandler, wait_for
 from tests.support.clock import NEW_YORK
+from tests.support.workers import give_back_held, kill_worker, start_worker, stop_worker
 
 DESK = "trading-desk@eafix.example"
 MANAGERS = "engineering-management@eafix.example"
@@ -206,26 +206,27 @@ def test_a_worker_killed_after_the_server_took_the_email_sends_it_again_with_its
     """The window SMTP leaves (docs/email.md): the server has the message, the worker dies
     before it learns so. The task comes back and sends it again, with the same Message-ID, so
     the duplicate is recognisable; then it is done, and nothing is sent a third time."""
-    import os
-    import signal
-
-    from tests.integration.test_worker_kill import QUEUE, VISIBILITY_TIMEOUT, start_worker
+    from tests.integration.test_worker_kill import LIMITS, QUEUE
 
     mailbox.script("PKILL", ["hold:4"])  # stored, then the 250 waits: the worker dies first
     log = tmp_path / "workers.log"
-    first = start_worker(kill_env, log)
+    first = start_worker(kill_env, log, "kill-first", concurrency=3)
     second = None
     try:
         app = make_celery(settings_from_env(kill_env))  # the kill test's queue
         app.send_task(SLA_ACTION, args=[desk_alert("PKILL")], queue=urgent_queue(QUEUE))
         wait_for(lambda: mailbox.to(DESK), what="the server to have the message")
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
+        kill_worker(first)
         state = redis_client.get("responder:effect:email:PKILL:desk_alert") or b""
         assert state.startswith(b"pending")  # the worker never learnt of the 250
-        time.sleep(VISIBILITY_TIMEOUT + 1)  # the killed worker's message comes back after it
-        second = start_worker(kill_env, log)
-        wait_for(lambda: len(mailbox.to(DESK)) >= 2, timeout=60, what="the e-mail sent again")
+        wait_for(
+            lambda: give_back_held(
+                redis_client, "kill-first", int(LIMITS["RESPONDER_TASK_TIME_LIMIT"])
+            ),
+            what="the killed worker's messages, past the time limit, to be given back",
+        )
+        second = start_worker(kill_env, log, "kill-second", concurrency=3)
+        wait_for(lambda: len(mailbox.to(DESK)) >= 2, what="the e-mail sent again")
         wait_for(
             lambda: (redis_client.get("responder:effect:email:PKILL:desk_alert") or b"").startswith(
                 b"done"
@@ -234,9 +235,8 @@ def test_a_worker_killed_after_the_server_took_the_email_sends_it_again_with_its
         )
     finally:
         for worker in (first, second):
-            if worker is not None and worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(timeout=30)
+            if worker is not None:
+                stop_worker(worker)
     sent, again = mailbox.to(DESK)
     assert sent.message["Message-ID"] == again.message["Message-ID"]
     assert mailbox.attempts["PKILL"] == 2

@@ -7,6 +7,7 @@ import html
 import json
 import re
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -188,6 +189,11 @@ def test_replay_runs_a_stored_delivery_again(
     assert "no delivery 'no-such-delivery'" in unknown.output
 
 
+def pagerduty_time(at: datetime) -> str:
+    """Return `at` as PagerDuty writes occurred_at."""
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_acted_on(
     worker: Path, receiver: str, pagerduty: FakePagerDuty, redis_client
 ) -> None:
@@ -201,6 +207,10 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
         incident_key="pd-only-incident",
         title="[FIRING:1] TradingServiceDown data-ingestor",
     )
+    # Both events carry times of the test's choosing, so the closing note's figures do not
+    # depend on how long the pipeline took in between (one second on a busy machine).
+    triggered_at = datetime.now(UTC) - timedelta(seconds=60)
+    payload["event"]["occurred_at"] = pagerduty_time(triggered_at)
     body = json.dumps(payload).encode()
     headers = {
         "Content-Type": "application/json",
@@ -232,6 +242,7 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
     assert delivery(receiver, answer.json()["delivery_id"])["pipeline"] == "ignored: our own note"
     # Resolved: the clocks stop, the timeline goes into the bundle, a closing note follows.
     resolved = event("incident.resolved", id=incident, status="resolved", event_id=2)
+    resolved["event"]["occurred_at"] = pagerduty_time(triggered_at + timedelta(seconds=42))
     resolved_body = json.dumps(resolved).encode()
     requests.post(
         f"{receiver}/webhooks/pagerduty",
@@ -246,7 +257,7 @@ def test_a_pagerduty_triggered_incident_gets_both_notes_and_our_notes_are_not_ac
     assert notes[2]["content"].startswith(
         "[P1 (PagerDuty: P2)] Resolved. Incident metrics against the SLA:"
     )
-    assert "- never acknowledged; resolved after 0s (SLA 15m: met)" in notes[2]["content"]
+    assert "- never acknowledged; resolved after 42s (SLA 15m: met)" in notes[2]["content"]
 
 
 def test_a_resolved_group_is_noted_and_validated_without_a_new_run(

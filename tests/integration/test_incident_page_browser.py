@@ -148,9 +148,9 @@ def test_countdowns_move_and_a_deadline_that_passes_turns_red_and_says_overdue(
     row = "#deadline-next_update"
     first = text_of(browser, f"{row} .left")
     assert first.startswith("in ")
-    wait_for(lambda: text_of(browser, f"{row} .left") != first, timeout=10, what="a tick")
+    wait_for(lambda: text_of(browser, f"{row} .left") != first, timeout=120, what="a tick")
     wait_for(
-        lambda: "overdue" in text_of(browser, f"{row} .left"), timeout=30, what="overdue words"
+        lambda: "overdue" in text_of(browser, f"{row} .left"), timeout=120, what="overdue words"
     )
     cls = browser.find_element(By.CSS_SELECTOR, row).get_attribute("class")
     assert "deadline-overdue" in cls
@@ -274,7 +274,7 @@ def test_the_allowed_persons_own_link_approves_in_chromium_and_the_action_runs_o
     browser.find_element(By.CSS_SELECTOR, f"{form} button.approve").click()
     wait_for(lambda: "said=approved" in browser.current_url, what="the approval")
     outcome = f"#outcome-{made.proposal_id}"
-    wait_for(lambda: text_of(browser, outcome).startswith("Done"), timeout=45, what="the outcome")
+    wait_for(lambda: text_of(browser, outcome).startswith("Done"), timeout=120, what="the outcome")
     assert "Verification passed." in text_of(browser, outcome)
     assert text_of(browser, f"#pstatus-{made.proposal_id}") == "Done"
     assert not browser.find_elements(By.CSS_SELECTOR, f"{form}:not([hidden])")

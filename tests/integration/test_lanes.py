@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +13,8 @@ from tasks.enqueue import TaskMessages
 from tasks.lanes import urgent_queue
 from tasks.names import RESPOND
 from tasks.settings import Settings
-from tests.support import PROJECT, wait_for, worker_command
+from tests.support import wait_for
+from tests.support.workers import start_worker, stop_worker
 
 QUEUE = "responder-lanes-test"
 
@@ -37,15 +36,11 @@ def test_p0s_enqueued_behind_500_p3_tasks_run_first(
             pipe.lpush(message.queue, message.payload)
         pipe.execute()
     log = tmp_path / "worker.log"
-    env = {**os.environ, **responder_env, "RESPONDER_QUEUE": QUEUE}
-    command = worker_command("lanes")
-    with log.open("wb") as out:
-        worker = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=out, stderr=out)
+    worker = start_worker({**responder_env, "RESPONDER_QUEUE": QUEUE}, log, "lanes")
     try:
-        wait_for(lambda: len(received(log)) >= 4, timeout=60, what="the worker to take tasks")
+        wait_for(lambda: len(received(log)) >= 4, what="the worker to take tasks")
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
         client.delete(QUEUE, urgent_queue(QUEUE))
     assert received(log)[:2] == [message.task_id for message in urgent]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import PROJECT
+from tests.support import PROJECT
 from triage.policy import builtin_text
 
 

@@ -91,7 +91,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             result = answer.get("data", {}).get("result", [])
             return bool(result) and float(result[0]["value"][1]) >= 2
 
-        wait_for(scraped_twice, timeout=30, what="Prometheus to scrape itself twice")
+        wait_for(scraped_twice, timeout=120, what="Prometheus to scrape itself twice")
         yield url
     finally:
         process.terminate()

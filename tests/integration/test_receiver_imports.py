@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import PROJECT
+from tests.support import PROJECT
 
 
 def test_the_receiver_process_loads_no_task_module_collector_or_bundle_writer() -> None:

@@ -40,7 +40,7 @@ class PrivateRedis:
              "--appendonly", "no", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(self._answers, timeout=10, what="the private redis-server")
+        wait_for(self._answers, timeout=120, what="the private redis-server")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -58,9 +58,11 @@ class PrivateRedis:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+    try:
+        server.start()
+        yield server
+    finally:  # also when it never answered: no redis-server is left behind
+        server.stop()
 
 
 def test_redis_down_gives_503_then_recovers_without_restarting(

@@ -105,13 +105,13 @@ def running(
 
 def test_listening_is_said_once_the_port_accepts_connections(running: Running) -> None:
     said = f"responder: listening on http://127.0.0.1:{running.port} (Ctrl-C stops everything)"
-    wait_for(lambda: said in running.output(), timeout=60, what="the listening line")
+    wait_for(lambda: said in running.output(), what="the listening line")
     # Said only after gunicorn bound the port: a connection now must be accepted.
     socket.create_connection(("127.0.0.1", running.port), timeout=5).close()
 
 
 def test_a_note_links_to_the_bundle_on_the_port_it_runs_on(running: Running) -> None:
-    wait_for(lambda: "responder: listening on" in running.output(), timeout=60, what="listening")
+    wait_for(lambda: "responder: listening on" in running.output(), what="listening")
     base = f"http://127.0.0.1:{running.port}"
     assert f"responder: links in notes point at {base} (RESPONDER_PUBLIC_URL)" in running.output()
     payload = sample_payload(groupKey="run-public-url")
@@ -127,27 +127,26 @@ def test_a_note_links_to_the_bundle_on_the_port_it_runs_on(running: Running) -> 
                     return word
         return None
 
-    link = wait_for(evidence_link, timeout=60, what="the evidence note with its page link")
+    link = wait_for(evidence_link, what="the evidence note with its page link")
     assert link.startswith((f"{base}/incidents/", f"{base}/bundles/")), link
     assert requests.get(link, timeout=10).status_code == 200
 
 
 def test_the_internal_ticks_stay_out_of_the_foreground(running: Running) -> None:
     base = f"http://127.0.0.1:{running.port}"
-    wait_for(lambda: "responder: listening on" in running.output(), timeout=60, what="listening")
+    wait_for(lambda: "responder: listening on" in running.output(), what="listening")
 
     def heartbeat_seen() -> bool:
         checks = requests.get(f"{base}/readyz", timeout=5).json()["checks"]
         return checks.get("last_heartbeat", "none yet") != "none yet"
 
     # Beat sent the heartbeat and a worker ran it: their lines would be in the output by now.
-    wait_for(heartbeat_seen, timeout=60, what="beat's heartbeat to run")
+    wait_for(heartbeat_seen, what="beat's heartbeat to run")
     # Real work still shows: a delivery's response task, received and done.
     payload = sample_payload(groupKey="run-quiet-ticks")
     requests.post(f"{base}/webhooks/alertmanager", json=payload, timeout=10).raise_for_status()
     wait_for(
         lambda: re.search(r"tasks\.pipeline\.respond\[\S+\] succeeded", running.output()),
-        timeout=60,
         what="the response task's line",
     )
     output = running.output()
@@ -158,7 +157,7 @@ def test_the_internal_ticks_stay_out_of_the_foreground(running: Running) -> None
 
 
 def test_a_part_that_dies_is_named_and_started_again(running: Running) -> None:
-    wait_for(lambda: "responder: listening on" in running.output(), timeout=60, what="listening")
+    wait_for(lambda: "responder: listening on" in running.output(), what="listening")
 
     def urgent_worker() -> psutil.Process | None:
         for child in psutil.Process(running.process.pid).children():
@@ -166,17 +165,17 @@ def test_a_part_that_dies_is_named_and_started_again(running: Running) -> None:
                 return child
         return None
 
-    wait_for(urgent_worker, timeout=30, what="the urgent worker").kill()
+    wait_for(urgent_worker, timeout=120, what="the urgent worker").kill()
     wait_for(
         lambda: "responder: the urgent worker started again" in running.output(),
-        timeout=30,
+        timeout=120,
         what="the urgent worker's restart",
     )
     assert "responder: the urgent worker exited (-9); restarting it in 1 s" in running.output()
 
 
 def test_ctrl_c_stops_every_part(running: Running) -> None:
-    wait_for(lambda: "responder: listening on" in running.output(), timeout=60, what="listening")
+    wait_for(lambda: "responder: listening on" in running.output(), what="listening")
     parts = psutil.Process(running.process.pid).children(recursive=True)
     assert running.stop() == 0
     assert not [p for p in parts if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
@@ -194,7 +193,6 @@ def test_a_receiver_that_cannot_bind_is_named_and_never_said_listening(
             # gunicorn tries to bind five times, a second apart, then exits 1.
             wait_for(
                 lambda: "responder: the receiver exited (1)" in run.output(),
-                timeout=60,
                 what="the receiver to give up on the taken port",
             )
         finally:

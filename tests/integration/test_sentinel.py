@@ -17,8 +17,9 @@ from tasks.celery_app import make_celery
 from tasks.runtime import Runtime, open_redis
 from tasks.settings import Settings
 from tasks.store.deliveries import INDEX_KEY
-from tests.support import PROJECT, TOKEN, sample_payload, wait_for, worker_command
+from tests.support import PROJECT, TOKEN, sample_payload, wait_for
 from tests.support.redis_servers import RedisServer, SentinelSet
+from tests.support.workers import worker_command
 from webhooks import create_app
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -19,8 +19,8 @@ import redis
 
 from tasks.store.sla_clock import Deadline, SlaClock
 from tests.fakes.pagerduty import FakePagerDuty
-from tests.integration.test_worker_kill import start_worker
 from tests.support import PROJECT, wait_for
+from tests.support.workers import start_worker
 
 QUEUE = "responder-beat"
 TICK_SECONDS = 0.5
@@ -54,7 +54,7 @@ class Processes:
         self.running: list[subprocess.Popen[bytes]] = []
 
     def worker(self) -> subprocess.Popen[bytes]:
-        process = start_worker(self.env, self.folder / "worker.log")
+        process = start_worker(self.env, self.folder / "worker.log", "beat-worker", concurrency=3)
         self.running.append(process)
         return process
 
@@ -70,7 +70,7 @@ class Processes:
                 command, cwd=PROJECT, env=self.env, stdout=out, stderr=out, start_new_session=True
             )
         self.running.append(process)
-        wait_for(lambda: self.started(name), timeout=60, what=f"beat {name} to tick or stand by")
+        wait_for(lambda: self.started(name), what=f"beat {name} to tick or stand by")
         return process
 
     def log_text(self, name: str) -> str:
@@ -162,10 +162,12 @@ def test_a_deadline_missed_while_everything_was_down_fires_once_on_restart(
     incident = pagerduty.add_incident("k-beat-restart")
     worker = processes.worker()
     beat = processes.beat("beat-a")
-    due = datetime.now(UTC) + timedelta(seconds=2)
-    SlaClock(redis_client).register([acknowledge_deadline(incident, due)])
     processes.kill(beat)
     processes.kill(worker)
+    # Registered once both are dead: registered before the kills, a busy machine that took
+    # over two seconds to kill them let the live ones claim it first.
+    due = datetime.now(UTC) + timedelta(seconds=1)
+    SlaClock(redis_client).register([acknowledge_deadline(incident, due)])
     time.sleep(max((due - datetime.now(UTC)).total_seconds(), 0) + 1)  # due passes; nothing runs
     assert escalations(pagerduty, incident) == 0
     assert [d.incident_id for d in SlaClock(redis_client).pending()] == [incident]

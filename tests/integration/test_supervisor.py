@@ -54,7 +54,7 @@ def test_a_part_is_announced_ready_once_it_writes_its_file_not_by_a_stale_one(
         supervisor.start("receiver")
         assert supervisor.newly_ready() == []  # the stale file went at start
         go.touch()
-        announced = wait_for(supervisor.newly_ready, timeout=30, what="the part's ready file")
+        announced = wait_for(supervisor.newly_ready, timeout=120, what="the part's ready file")
         assert announced == [("receiver", "http://127.0.0.1:8080")]
         assert supervisor.newly_ready() == []  # once
     finally:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,27 +15,15 @@ from werkzeug.serving import make_server
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.integration.test_end_to_end import delivery, incident_key
-from tests.support import PROJECT, QuietHandler, post_alert, sample_payload, wait_for
+from tests.support import QuietHandler, post_alert, sample_payload, wait_for
+from tests.support.workers import give_back_held, kill_worker, start_worker, stop_worker
 from webhooks import create_app
 
 QUEUE = "responder-kill"
-VISIBILITY_TIMEOUT = 6  # short, so the killed worker's unacked messages come back soon
+# Above the time limit, as the settings require. The tests do not wait for it: give_back_held
+# returns the killed worker's messages once they are past the time limit, as `recover` would.
+VISIBILITY_TIMEOUT = 6
 LIMITS = {"RESPONDER_TASK_SOFT_TIME_LIMIT": "4", "RESPONDER_TASK_TIME_LIMIT": "5"}
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-        "--concurrency", "3", "--without-gossip", "--without-mingle",
-        "--hostname", f"kill-{time.monotonic_ns()}@%h",
-    ]  # fmt: skip
-    with log.open("ab") as out:
-        # Its own session, so one signal reaches the main process and every pool child.
-        process = subprocess.Popen(
-            command, cwd=PROJECT, env=env, stdout=out, stderr=out, start_new_session=True
-        )
-    wait_for(lambda: b" ready." in log.read_bytes(), timeout=60, what="the worker to start")
-    return process
 
 
 @pytest.fixture
@@ -80,17 +64,20 @@ def test_kill_9_mid_pipeline_then_a_fresh_worker_posts_one_evidence_note(
     incident = pagerduty.add_incident(incident_key(payload))
     health_server.delay["risk-manager"] = 3  # the http collector waits out its 2 s timeout
     log = tmp_path / "workers.log"
-    first = start_worker(kill_env, log)
+    first = start_worker(kill_env, log, "kill-first", concurrency=3)
     second = None
     try:
         delivery_id = post_alert(kill_receiver, payload).json()["delivery_id"]
         wait_for(lambda: len(pagerduty.notes_for(incident)) >= 1, what="the first-response note")
-        os.killpg(first.pid, signal.SIGKILL)  # mid-pipeline: the collectors are running
-        first.wait(timeout=10)
+        kill_worker(first)  # mid-pipeline: the collectors are running
         assert len(pagerduty.notes_for(incident)) == 1, "evidence came before the kill"
-        # The killed worker's messages stay unacked until the visibility timeout passes.
-        time.sleep(VISIBILITY_TIMEOUT + 1)
-        second = start_worker(kill_env, log)
+        wait_for(
+            lambda: give_back_held(
+                redis_client, "kill-first", int(LIMITS["RESPONDER_TASK_TIME_LIMIT"])
+            ),
+            what="the killed worker's messages, past the time limit, to be given back",
+        )
+        second = start_worker(kill_env, log, "kill-second", concurrency=3)
         wait_for(
             lambda: delivery(kill_receiver, delivery_id)["pipeline"] == "done",
             timeout=90,
@@ -99,9 +86,8 @@ def test_kill_9_mid_pipeline_then_a_fresh_worker_posts_one_evidence_note(
     finally:
         health_server.delay.clear()
         for worker in (first, second):
-            if worker is not None and worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(timeout=30)
+            if worker is not None:
+                stop_worker(worker)
     contents = [n["content"] for n in pagerduty.notes_for(incident)]
     assert sum(" evidence: " in c.splitlines()[0] for c in contents) == 1
     assert sum(c.startswith("[P1 (PagerDuty: P2)] SignalLatencyHigh: ") for c in contents) == 1
