@@ -57,12 +57,16 @@ class TradingImpact:
     failed_orders: int = 0
     reconciliation_failed: bool = False
     checked: bool = False  # the trading collector ran and read at least one endpoint
+    # The positions endpoint answered: without it, positions are unknown, never "none".
+    positions_read: bool = False
 
     def reasons(self) -> list[str]:
         """Return the impacts found, by the names the policy's `call.when` uses."""
         found = []
         if self.open_positions:
             found.append("positions_at_risk")
+        elif not self.positions_read:
+            found.append("positions_unknown")
         if self.failed_orders:
             found.append("orders_failing")
         return found
@@ -76,7 +80,11 @@ class TradingImpact:
             parts.append(f"{self.failed_orders} orders failing")
         if self.reconciliation_failed:
             parts.append("position reconciliation failing")
-        return ", ".join(parts) or ("no trading impact found" if self.checked else "not checked")
+        if not self.checked:
+            return "not checked: open positions unknown"
+        if not self.positions_read:
+            parts.append("open positions unknown (unreadable)")
+        return ", ".join(parts) or "no trading impact found"
 
 
 def trading_impact(entries: Iterable[Mapping[str, Any]]) -> TradingImpact:
@@ -93,6 +101,7 @@ def trading_impact(entries: Iterable[Mapping[str, Any]]) -> TradingImpact:
                 r.get("endpoint") == "reconcile" and r.get("problem") for r in rows
             ),
             checked=bool(read),
+            positions_read=any(r.get("endpoint") == "positions" for r in read),
         )
     return TradingImpact()
 
