@@ -42,6 +42,10 @@ def recipients(kind: str, priority: Priority | str, policy: Policy) -> tuple[str
         desk = communication.trading_desk
         return desk.email if Priority(priority) in desk.notify else ()
     if kind == MANAGEMENT:
+        cto = communication.cto
+        # The runbook's "CTO: [Phone - P0 Only]": management's notice of a P0 reaches the CTO too.
+        if cto is not None and Priority(priority) in cto.priorities:
+            return communication.management.email + cto.email
         return communication.management.email
     if kind == MANAGEMENT_SUMMARY:
         management = communication.management

@@ -71,7 +71,9 @@ def test_no_desk_address_in_the_policy_tells_the_desk_nothing() -> None:
         (DESK_ALERT, "P0", DESK),
         (DESK_SUMMARY, "P1", DESK),
         (DESK_ALERT, "P2", ()),
-        (MANAGEMENT, "P0", MANAGERS),
+        # Internal contacts, "CTO: [Phone - P0 Only]": management's notice of a P0 reaches
+        # the CTO's address too (communication.contacts.cto), of a P1 it does not.
+        (MANAGEMENT, "P0", (*MANAGERS, "cto@eafix.example")),
         (MANAGEMENT, "P1", MANAGERS),
         (MANAGEMENT_SUMMARY, "P2", MANAGERS),
     ],
@@ -84,7 +86,7 @@ def test_management_summary_by_email_can_be_turned_off() -> None:
     communication = POLICY.communication
     off = replace(communication, management=replace(communication.management, summary=False))
     assert recipients(MANAGEMENT_SUMMARY, "P2", replace(POLICY, communication=off)) == ()
-    assert recipients(MANAGEMENT, "P0", replace(POLICY, communication=off)) == MANAGERS
+    assert recipients(MANAGEMENT, "P1", replace(POLICY, communication=off)) == MANAGERS
 
 
 CALLING = replace(
