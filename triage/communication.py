@@ -63,6 +63,7 @@ class TradingImpact:
     checked: bool = False  # the trading collector ran and read at least one endpoint
     # The positions endpoint answered: without it, positions are unknown, never "none".
     positions_read: bool = False
+    ran: bool = False  # the trading collector ran (even when no endpoint answered)
 
     def reasons(self) -> list[str]:
         """Return the impacts found, by the names the policy's `call.when` uses."""
@@ -84,7 +85,7 @@ class TradingImpact:
             parts.append(f"{self.failed_orders} orders failing")
         if self.reconciliation_failed:
             parts.append("position reconciliation failing")
-        if not self.checked:
+        if not self.checked and not self.ran:
             return "not checked: open positions unknown"
         if not self.positions_read:
             parts.append("open positions unknown (unreadable)")
@@ -106,6 +107,7 @@ def trading_impact(entries: Iterable[Mapping[str, Any]]) -> TradingImpact:
             ),
             checked=bool(read),
             positions_read=any(r.get("endpoint") == "positions" for r in read),
+            ran=True,
         )
     return TradingImpact()
 

@@ -155,11 +155,14 @@ def test_the_trading_impact_is_read_from_the_trading_collectors_table() -> None:
         {"endpoint": "positions", "error": "ConnectTimeout", "problem": True},
     ]
     impact = trading_impact([{"name": "http"}, {"name": "trading", "tables": {"endpoints": rows}}])
-    assert impact == TradingImpact(2, 2, reconciliation_failed=True, **READ)
+    assert impact == TradingImpact(2, 2, reconciliation_failed=True, **READ, ran=True)
     assert impact.describe() == (
         "2 open positions at risk, 2 orders failing, position reconciliation failing"
     )
     assert trading_impact([]).describe() == "not checked: open positions unknown"
+    nothing = [{"endpoint": "positions", "http_status": 503, "problem": True}]
+    down = trading_impact([{"name": "trading", "tables": {"endpoints": nothing}}])
+    assert down.describe() == "open positions unknown (unreadable)"
     unread = trading_impact([{"name": "trading", "tables": {"endpoints": rows[1:]}}])
     assert unread.describe() == (
         "2 orders failing, position reconciliation failing, open positions unknown (unreadable)"
