@@ -11,7 +11,10 @@ complete-outage, approvals off) and counts, over the first `--seconds` after the
 - the seconds from the first Alertmanager delivery to the first P0 first note.
 
     .venv/bin/python -m bench.outage_counts [--pagerduty attach|trigger] [--seconds 300]
-      [--correlation off|shadow|on] [--no-inhibit]
+      [--correlation off|shadow|on] [--no-inhibit] [--notes]
+
+`--notes` also prints the first line of every note the fake PagerDuty received, in order, and
+the proposals made (action, target, why): what the on-call engineer reads.
 
 Prints one table; `--json` prints the same as JSON. Uses RESPONDER_DEMO_REDIS_URL (default
 redis://127.0.0.1:6379/9); its `responder:*` keys are wiped first.
@@ -32,7 +35,7 @@ import redis
 import requests
 
 from demo.world import World
-from tasks.store.proposals import INDEX_KEY
+from tasks.store.proposals import INDEX_KEY, ProposalStore
 
 
 def _calls(world: World) -> dict[str, Any]:
@@ -83,6 +86,23 @@ def count(world: World, since: float) -> dict[str, Any]:
     }
 
 
+def first_lines(world: World, since: float) -> list[str]:
+    """Return the first line of every note posted since `since`, in the order received."""
+    lines = []
+    for call in _calls(world)["calls"]:
+        if call["at"] < since or call["method"] != "POST" or not call["path"].endswith("/notes"):
+            continue
+        content = str((call.get("body") or {}).get("note", {}).get("content", ""))
+        lines.append(f"{call['at'] - since:6.1f}s  {content.splitlines()[0] if content else ''}")
+    return lines
+
+
+def proposals_made(world: World) -> list[str]:
+    """Return each proposal in the responder's store: action, target and why."""
+    store = ProposalStore(redis.Redis.from_url(world.redis_url))
+    return [f"{p.action} on {p.target}: {p.why}" for p in reversed(store.recent())]
+
+
 def main() -> int:
     """Run the world once and print the counts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,6 +114,7 @@ def main() -> int:
         "--no-inhibit", action="store_true", help="Alertmanager without the inhibit_rules"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--notes", action="store_true", help="print each note's first line")
     args = parser.parse_args()
     redis_url = os.environ.get("RESPONDER_DEMO_REDIS_URL", "redis://127.0.0.1:6379/9")
     directory = Path(tempfile.mkdtemp(prefix="outage-counts-"))
@@ -112,6 +133,8 @@ def main() -> int:
         world.inject(args.scenario)
         time.sleep(args.seconds)
         counts = count(world, started)
+        notes = first_lines(world, started) if args.notes else []
+        proposals = proposals_made(world) if args.notes else []
     finally:
         world.stop()
     counts = {
@@ -127,6 +150,10 @@ def main() -> int:
     else:
         for name, value in counts.items():
             print(f"{name:<22} {value}")
+    for line in notes:
+        print(line)
+    for line in proposals:
+        print(f"proposal: {line}")
     return 0
 
 

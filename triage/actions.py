@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from triage.communication import trading_impact
 from triage.models import Priority
 from triage.policy import (
     Action,
@@ -189,6 +190,8 @@ class RunFacts:
     market_open: bool
     containers: Mapping[str, str] = field(default_factory=dict)  # service -> container state
     health: Mapping[str, str] = field(default_factory=dict)  # service -> its health ("ok", ...)
+    rule: str = ""  # the classification rule that gave the priority
+    positions: str = "unknown"  # open, none or unknown: what the trading collector could read
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,11 @@ class Fitting:
 
 
 def run_facts(
-    policy: Policy, priority: Priority, market_open: bool, entries: Iterable[Mapping[str, Any]]
+    policy: Policy,
+    priority: Priority,
+    market_open: bool,
+    entries: Iterable[Mapping[str, Any]],
+    rule: str = "",
 ) -> RunFacts:
     """Read the facts proposal rules use from a run's manifest entries (the collectors' tables).
 
@@ -212,6 +219,7 @@ def run_facts(
     """
     containers: dict[str, str] = {}
     health: dict[str, str] = {}
+    entries = list(entries)
     for entry in entries:
         if entry.get("status") == "skipped":
             continue
@@ -222,7 +230,15 @@ def run_facts(
         for row in tables.get("services") or ():
             if isinstance(row, Mapping) and row.get("service") in policy.catalog:
                 health[str(row["service"])] = str(row.get("health", "unknown"))
-    return RunFacts(priority, market_open, containers, health)
+    return RunFacts(priority, market_open, containers, health, rule, positions_of(entries))
+
+
+def positions_of(entries: Iterable[Mapping[str, Any]]) -> str:
+    """Say what the trading collector read of open positions: open, none or unknown."""
+    impact = trading_impact(entries)
+    if not impact.positions_read:
+        return "unknown"
+    return "open" if impact.open_positions else "none"
 
 
 def fitting_proposals(policy: Policy, facts: RunFacts) -> list[Fitting]:
@@ -238,16 +254,60 @@ def fitting_proposals(policy: Policy, facts: RunFacts) -> list[Fitting]:
             continue
         if when.during_market_hours is not None and when.during_market_hours != facts.market_open:
             continue
+        if when.rules and facts.rule not in when.rules:
+            continue
+        if when.positions and facts.positions not in when.positions:
+            continue
         services = [None] if when.service is None else _matching(policy, when.service, facts)
         for service in services:
-            target = action.service or service
+            chosen, how = first_answering(policy, action, service, facts)
+            target = chosen.service or service
             if target is None or target not in policy.catalog:
                 continue
             why = rule.why if service is None else f"{rule.why} ({_seen(service, facts)})"
+            if when.positions:
+                why += f"; open positions: {facts.positions}"
             found.setdefault(
-                (action.name, target), Fitting(rule, action.name, target, why, service)
+                (chosen.name, target),
+                Fitting(rule, chosen.name, target, why + how, service),
             )
     return list(found.values())
+
+
+def first_answering(
+    policy: Policy, action: Action, service: str | None, facts: RunFacts
+) -> tuple[Action, str]:
+    """Return the first of an action and its catalog `otherwise` ways whose target answers,
+    and a clause saying so ("" when the action has no other way).
+
+    An HTTP action's target answers when its health check read ok; a Docker action's when the
+    Docker engine reported its container. When none answers, the first is kept and said to be
+    unanswered: a person may still try it.
+    """
+    catalog = policy.actions.catalog
+    ways = [action, *(catalog[name] for name in action.otherwise if name in catalog)]
+    if len(ways) == 1:
+        return action, ""
+    tried = []
+    for way in ways:
+        target = way.service or service
+        if target is None:
+            continue
+        answers, seen = _answers(way, target, facts)
+        if answers:
+            skipped = f", not {'; '.join(tried)}" if tried else ""
+            return way, f"; by {way.name} on {target}, which answers ({seen}){skipped}"
+        tried.append(f"{way.name} ({target}: {seen})")
+    return action, f"; no way answers ({'; '.join(tried)}): {action.name} is proposed anyway"
+
+
+def _answers(action: Action, target: str, facts: RunFacts) -> tuple[bool, str]:
+    """Return whether an action's target answers, from the run's evidence, and what was seen."""
+    if action.docker:
+        state = facts.containers.get(target)
+        return state is not None, f"container {state}" if state else "container not seen"
+    health = facts.health.get(target)
+    return health == "ok", f"health {health}" if health else "health not checked"
 
 
 def origin_first(fitting: list[Fitting], origin: str | None) -> list[Fitting]:

@@ -42,6 +42,10 @@ def recipients(kind: str, priority: Priority | str, policy: Policy) -> tuple[str
         desk = communication.trading_desk
         return desk.email if Priority(priority) in desk.notify else ()
     if kind == MANAGEMENT:
+        cto = communication.cto
+        # The runbook's "CTO: [Phone - P0 Only]": management's notice of a P0 reaches the CTO too.
+        if cto is not None and Priority(priority) in cto.priorities:
+            return communication.management.email + cto.email
         return communication.management.email
     if kind == MANAGEMENT_SUMMARY:
         management = communication.management
@@ -57,12 +61,17 @@ class TradingImpact:
     failed_orders: int = 0
     reconciliation_failed: bool = False
     checked: bool = False  # the trading collector ran and read at least one endpoint
+    # The positions endpoint answered: without it, positions are unknown, never "none".
+    positions_read: bool = False
+    ran: bool = False  # the trading collector ran (even when no endpoint answered)
 
     def reasons(self) -> list[str]:
         """Return the impacts found, by the names the policy's `call.when` uses."""
         found = []
         if self.open_positions:
             found.append("positions_at_risk")
+        elif not self.positions_read:
+            found.append("positions_unknown")
         if self.failed_orders:
             found.append("orders_failing")
         return found
@@ -76,7 +85,11 @@ class TradingImpact:
             parts.append(f"{self.failed_orders} orders failing")
         if self.reconciliation_failed:
             parts.append("position reconciliation failing")
-        return ", ".join(parts) or ("no trading impact found" if self.checked else "not checked")
+        if not self.checked and not self.ran:
+            return "not checked: open positions unknown"
+        if not self.positions_read:
+            parts.append("open positions unknown (unreadable)")
+        return ", ".join(parts) or "no trading impact found"
 
 
 def trading_impact(entries: Iterable[Mapping[str, Any]]) -> TradingImpact:
@@ -93,6 +106,8 @@ def trading_impact(entries: Iterable[Mapping[str, Any]]) -> TradingImpact:
                 r.get("endpoint") == "reconcile" and r.get("problem") for r in rows
             ),
             checked=bool(read),
+            positions_read=any(r.get("endpoint") == "positions" for r in read),
+            ran=True,
         )
     return TradingImpact()
 

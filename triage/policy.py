@@ -352,6 +352,9 @@ class Action:
     timeout: timedelta = timedelta(seconds=30)
     verify: tuple[ActionCheck, ...] = ()
     validation: Validation | None = None  # a validation: it checks every catalog service
+    # The catalog's next ways to do the same, in order: a proposal takes the first whose
+    # target answers (the gateway's stop-trading, then stopping the execution engine).
+    otherwise: tuple[str, ...] = ()
 
     @property
     def named_at_approval(self) -> bool:
@@ -386,6 +389,8 @@ class ProposalCondition:
     priorities: tuple[Priority, ...] = ()
     during_market_hours: bool | None = None
     service: ServiceCondition | None = None
+    rules: tuple[str, ...] = ()  # the classification rule that gave the priority is one of these
+    positions: tuple[str, ...] = ()  # open, none or unknown (unreadable), per the trading collector
 
 
 @dataclass(frozen=True)
@@ -425,11 +430,13 @@ class DeskCall:
     """Whom a PagerDuty responder request calls in (PagerDuty places the phone call) when the
     trading collector finds a critical trading impact, and which impacts count."""
 
-    requester_id: str
-    targets: tuple[tuple[str, str], ...]  # (id, user_reference | escalation_policy_reference)
+    # No targets: nobody is called in by PagerDuty; the note asks a person to phone `phone`.
+    requester_id: str = ""
+    targets: tuple[tuple[str, str], ...] = ()  # (id, user_reference | escalation_policy_reference)
     when: frozenset[str] = frozenset({"positions_at_risk", "orders_failing"})
     market_hours_only: bool = True  # the runbook's "Trading Desk: [Phone - Market Hours Only]"
     message: str = "EAFIX {priority} incident with trading impact ({impact}): {title}"
+    phone: str = ""  # the desk's number, for the note when a person must call
 
 
 @dataclass(frozen=True)
@@ -451,12 +458,23 @@ class ManagementChannel:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """A person the runbook's contacts call in for some priorities only (the CTO: P0): e-mailed
+    with management's notice, and called in by a PagerDuty responder request when one is set."""
+
+    email: tuple[str, ...] = ()
+    priorities: frozenset[Priority] = frozenset({Priority.P0})
+    request: Management | None = None  # None: e-mail only
+
+
+@dataclass(frozen=True)
 class Communication:
     """The runbook's External Communication: the trading desk and management, by e-mail."""
 
     email: EmailPolicy = field(default_factory=EmailPolicy)
     trading_desk: TradingDesk = field(default_factory=TradingDesk)
     management: ManagementChannel = field(default_factory=ManagementChannel)
+    cto: Contact | None = None  # the runbook's "CTO: [Phone] (P0 only)"
 
 
 # The classifications no rule of the policy gives: their names are reserved.
@@ -872,6 +890,9 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
                 )
             )
         found += _approvals_problems(action, base)
+        for number, other in enumerate(action.get("otherwise") or ()):
+            if other not in {a.get("name") for a in entries if isinstance(a, Mapping)}:
+                found.append(((*base, "otherwise", number), f"no action named {other!r}"))
         validation = action.get("validation")
         contracts = validation.get("contracts") if isinstance(validation, Mapping) else None
         for number, contract in enumerate(contracts if isinstance(contracts, list) else ()):
@@ -1315,17 +1336,35 @@ def _communication(raw: Mapping[str, Any]) -> Communication:
             email=tuple(management.get("email", ())),
             summary=management.get("summary", defaults.management.summary),
         ),
+        cto=_contact(raw["contacts"]["cto"]) if "cto" in raw.get("contacts", {}) else None,
+    )
+
+
+def _contact(raw: Mapping[str, Any]) -> Contact:
+    request = raw.get("request")
+    return Contact(
+        email=tuple(raw.get("email", ())),
+        priorities=frozenset(Priority(p) for p in raw.get("priorities", ("P0",))),
+        request=Management(
+            requester_id=request["requester_id"],
+            targets=tuple((t["id"], t["type"]) for t in request["targets"]),
+            request_for=frozenset(Priority(p) for p in raw.get("priorities", ("P0",))),
+            message="EAFIX {priority} incident: the CTO is called in (P0 only): {title}",
+        )
+        if request is not None
+        else None,
     )
 
 
 def _desk_call(raw: Mapping[str, Any]) -> DeskCall:
-    defaults = DeskCall("", ())
+    defaults = DeskCall()
     return DeskCall(
-        requester_id=raw["requester_id"],
-        targets=tuple((t["id"], t["type"]) for t in raw["targets"]),
+        requester_id=raw.get("requester_id", ""),
+        targets=tuple((t["id"], t["type"]) for t in raw.get("targets", ())),
         when=frozenset(raw.get("when", defaults.when)),
         market_hours_only=raw.get("market_hours_only", defaults.market_hours_only),
         message=raw.get("message", defaults.message),
+        phone=raw.get("phone", ""),
     )
 
 
@@ -1350,6 +1389,8 @@ def _proposal_rule(raw: Mapping[str, Any]) -> ProposalRule:
         when=ProposalCondition(
             priorities=tuple(Priority(p) for p in when.get("priority", ())),
             during_market_hours=when.get("during_market_hours"),
+            rules=tuple(when.get("rule", ())),
+            positions=tuple(when.get("positions", ())),
             service=ServiceCondition(
                 names=tuple(service.get("name", ())),
                 container=tuple(service.get("container", ())),
@@ -1388,6 +1429,7 @@ def _action(raw: Mapping[str, Any]) -> Action:
             for check in raw.get("verify", ())
         ),
         validation=_validation(raw["validation"]) if "validation" in raw else None,
+        otherwise=tuple(raw.get("otherwise", ())),
     )
 
 

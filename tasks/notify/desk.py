@@ -176,6 +176,14 @@ def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         return "no call: nothing to call about"
     record = rt.incidents.get(deadline.incident_id) or {}
     incident = IncidentRef(deadline.incident_id, str(record.get("incident_key") or ""))
+    if not call.targets:
+        # Nobody for PagerDuty to call: the note's first line asks a person to, with the number.
+        note = rt.voice.desk_call(deadline.priority, "phone", impact.describe(), called=call.phone)
+        if not rt.deliveries.effect_done(deadline.incident_id, DESK_CALL_EFFECT):
+            rt.deliveries.mark_effect(deadline.incident_id, DESK_CALL_EFFECT, "asked by note")
+            rt.incidents.log(deadline.incident_id, note.splitlines()[0], "responder")
+        post_note_once(rt, incident, deadline.run_id or deadline.incident_id, DESK_CALL, note)
+        return note.splitlines()[0]
     called = describe_targets(call.targets)
     if rt.deliveries.effect_done(deadline.incident_id, DESK_CALL_EFFECT):
         return "the trading desk was called already"

@@ -611,7 +611,9 @@ def propose_actions(
     if not state.incident_id or not rt.policy.actions.propose:
         return []
     market_open = is_market_open(now, rt.policy.market_hours)
-    facts = run_facts(rt.policy, state.classification.priority, market_open, entries)
+    facts = run_facts(
+        rt.policy, state.classification.priority, market_open, entries, state.classification.rule
+    )
     # Of the same action on several services, the probable origin's first (the topology's).
     held = CorrelationLedger(rt.redis).read().find(state.run_id)
     origin = rt.policy.topology.probable_origin(held.services()) if held is not None else None

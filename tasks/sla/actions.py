@@ -13,6 +13,7 @@ from tasks.notify import desk, management
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.response import post_note_once
+from tasks.run.security import describe_targets
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.sla import after_hours, rejudge, status_updates, summary
@@ -63,6 +64,8 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         notice = management.notification(rt, deadline, now)
         with management.told_first(rt, notice, now) as emailed:
             note = notify_management(rt, incident, deadline, emailed)
+            if cto := call_cto(rt, incident, deadline):
+                note += "\n" + cto
             post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
         return note.splitlines()[0]
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
@@ -205,6 +208,33 @@ def notify_management(
         if incident.id:
             rt.incidents.log(incident.id, f"responders requested from {called}", "responder")
     return rt.voice.management(str(priority), "requested", called=called)
+
+
+def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
+    """Call the CTO in (a responder request, once) for the priorities the policy's contact
+    names; return the note's line saying so ("" when the CTO is not called by PagerDuty)."""
+    cto = rt.policy.communication.cto
+    priority = Priority(deadline.priority.split("/")[0])
+    if cto is None or cto.request is None or priority not in cto.priorities:
+        return ""
+    request = cto.request
+    called = describe_targets(request.targets)
+    effect = f"{deadline.kind}@{deadline.due}:cto-request"
+    if not rt.deliveries.effect_done(deadline.incident_id, effect):
+        message = request.message.replace("{priority}", str(priority))
+        message = message.replace("{title}", deadline.title or str(incident.id))
+        try:
+            rt.pagerduty.request_responders(
+                incident, request.requester_id, request.targets, message
+            )
+        except PagerDutyUnavailable as exc:
+            if decide(exc.status, exc.headers, 1).retry:
+                raise
+            return f"The CTO could not be called in ({exc}): phone the CTO by hand (P0 only)."
+        rt.deliveries.mark_effect(deadline.incident_id, effect)
+        if incident.id:
+            rt.incidents.log(incident.id, f"CTO called in: {called}", "responder")
+    return f"The CTO is called in by a PagerDuty responder request to {called} (P0 only)."
 
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:

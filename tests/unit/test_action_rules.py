@@ -43,7 +43,8 @@ def test_the_builtin_catalog_ships_the_runbooks_actions_each_changing_one_needin
 ):
     actions = POLICY.actions
     assert sorted(actions.catalog) == [
-        "isolate-service", "restart-service", "resume-trading", "stop-trading", "validate",
+        "isolate-service", "restart-service", "resume-trading", "stop-execution-engine",
+        "stop-trading", "validate",
     ]  # fmt: skip
     changing = [a for a in actions.catalog.values() if a.validation is None]
     assert all(a.needs_approval and a.verify for a in changing)
@@ -350,11 +351,13 @@ def test_assigned_lets_approve_exactly_the_incidents_current_assignees() -> None
     assert not needs_assignees(plain, "PDANA") and not may_approve(plain, "PDANA", ["PDANA"])
 
 
-def test_the_default_policy_ships_the_two_proposal_rules_and_none_automatic() -> None:
+def test_the_default_policy_ships_its_proposal_rules_and_none_automatic() -> None:
     rules = POLICY.actions.propose
     assert [(r.name, r.action) for r in rules] == [
         ("restart-exited-container", "restart-service"),
         ("stop-trading-risk-down", "stop-trading"),
+        ("stop-trading-p0-on-trading-path", "stop-trading"),
+        ("stop-trading-complete-outage", "stop-trading"),
     ]
     assert not any(r.automatic for r in rules)
 
@@ -434,3 +437,80 @@ def test_proposals_name_the_probable_origin_first_within_each_action(origin, exp
                                ("restart-service", "gui-gateway")]
     ]  # fmt: skip
     assert [(f.action, f.target) for f in origin_first(fitting, origin)] == expected
+
+
+# Safety Measures ("If trading must be stopped immediately"): stop-trading for every runbook P0
+# on the trading path while the market trades, by the first way whose target answers.
+def trading(positions: str) -> dict:
+    """Return the trading collector's entry: positions open, none, or unreadable (503)."""
+    rows = {
+        "open": [{"endpoint": "positions", "http_status": 200, "open_positions": 2}],
+        "none": [{"endpoint": "positions", "http_status": 200, "open_positions": 0}],
+        "unknown": [{"endpoint": "positions", "http_status": 503}],
+    }[positions]
+    return {"name": "trading", "status": "ok", "tables": {"endpoints": rows}}
+
+
+GATEWAY_UP = {"gui-gateway": "ok"}
+ALL_DOWN = {s: "down (503)" for s in POLICY.catalog}
+ENGINE_SEEN = {"execution-engine": "exited"}
+
+
+@pytest.mark.parametrize(
+    ("line", "rule", "market_open", "positions", "health", "containers", "expected"),
+    [
+        ("risk management system failure", "risk-management-failure", True, "none",
+         GATEWAY_UP, {}, ("stop-trading", "gui-gateway")),
+        ("data corruption affecting positions", "data-corruption", True, "open",
+         GATEWAY_UP, {}, ("stop-trading", "gui-gateway")),
+        ("security breach with active exploitation (an unauthorized trade)", "security-breach",
+         True, "none", GATEWAY_UP, {}, ("stop-trading", "gui-gateway")),
+        ("complete outage with positions open", "complete-outage", True, "open",
+         GATEWAY_UP, {}, ("stop-trading", "gui-gateway")),
+        ("complete outage, positions unreadable, gateway down: stop the execution engine",
+         "complete-outage", True, "unknown", ALL_DOWN, ENGINE_SEEN,
+         ("stop-execution-engine", "execution-engine")),
+        ("complete outage with no open position: nothing to stop", "complete-outage", True,
+         "none", GATEWAY_UP, {}, None),
+        ("a P0 while the market is closed: no trading to stop", "data-corruption", False, "open",
+         GATEWAY_UP, {}, None),
+    ],
+)  # fmt: skip
+def test_safety_measures_stop_trading_for_every_p0_on_the_trading_path_by_a_way_that_answers(
+    line: str,
+    rule: str,
+    market_open: bool,
+    positions: str,
+    health: dict[str, str],
+    containers: dict[str, str],
+    expected: tuple[str, str] | None,
+) -> None:
+    found = [*entries(containers, health), trading(positions)]
+    facts = run_facts(POLICY, Priority.P0, market_open, found, rule)
+    stops = [
+        (f.action, f.target)
+        for f in fitting_proposals(POLICY, facts)
+        if f.action in ("stop-trading", "stop-execution-engine")
+    ]
+    assert stops == ([expected] if expected else []), line
+
+
+def test_the_proposal_says_which_way_to_stop_trading_it_took_and_why() -> None:
+    found = [*entries(ENGINE_SEEN, ALL_DOWN), trading("unknown")]
+    facts = run_facts(POLICY, Priority.P0, True, found, "complete-outage")
+    [fit] = [f for f in fitting_proposals(POLICY, facts) if f.action == "stop-execution-engine"]
+    # Risk management is down too in a complete outage: the first rule that fits says why.
+    assert fit.why == (
+        "P0 during market hours with risk management down (risk-manager: health down (503)); "
+        "by stop-execution-engine "
+        "on execution-engine, which answers (container exited), not stop-trading (gui-gateway: "
+        "health down (503))"
+    )
+    # Neither way answers: the first is proposed anyway, and the note says so.
+    facts = run_facts(POLICY, Priority.P0, True, [trading("unknown")], "complete-outage")
+    [fit] = fitting_proposals(POLICY, facts)
+    assert (fit.action, fit.target) == ("stop-trading", "gui-gateway")
+    assert fit.why.endswith(
+        "no way answers (stop-trading (gui-gateway: health not checked); stop-execution-engine "
+        "(execution-engine: container not seen)): stop-trading is proposed anyway"
+    )

@@ -71,7 +71,9 @@ def test_no_desk_address_in_the_policy_tells_the_desk_nothing() -> None:
         (DESK_ALERT, "P0", DESK),
         (DESK_SUMMARY, "P1", DESK),
         (DESK_ALERT, "P2", ()),
-        (MANAGEMENT, "P0", MANAGERS),
+        # Internal contacts, "CTO: [Phone - P0 Only]": management's notice of a P0 reaches
+        # the CTO's address too (communication.contacts.cto), of a P1 it does not.
+        (MANAGEMENT, "P0", (*MANAGERS, "cto@eafix.example")),
         (MANAGEMENT, "P1", MANAGERS),
         (MANAGEMENT_SUMMARY, "P2", MANAGERS),
     ],
@@ -84,7 +86,7 @@ def test_management_summary_by_email_can_be_turned_off() -> None:
     communication = POLICY.communication
     off = replace(communication, management=replace(communication.management, summary=False))
     assert recipients(MANAGEMENT_SUMMARY, "P2", replace(POLICY, communication=off)) == ()
-    assert recipients(MANAGEMENT, "P0", replace(POLICY, communication=off)) == MANAGERS
+    assert recipients(MANAGEMENT, "P1", replace(POLICY, communication=off)) == MANAGERS
 
 
 CALLING = replace(
@@ -99,20 +101,42 @@ CALLING = replace(
 )
 
 
+NO_CALL = replace(
+    POLICY,
+    communication=replace(
+        POLICY.communication,
+        trading_desk=replace(POLICY.communication.trading_desk, call=None),
+    ),
+)
+READ = {"checked": True, "positions_read": True}
+
+
 @pytest.mark.parametrize(
     ("case", "impact", "priority", "at", "policy", "reasons"),
     [
-        ("open positions during a P0 in market hours", TradingImpact(3, 0, checked=True), "P0",
+        ("open positions during a P0 in market hours", TradingImpact(3, 0, **READ), "P0",
          WEDNESDAY_10AM, CALLING, ["positions_at_risk"]),
-        ("orders failing during a P1", TradingImpact(0, 2, checked=True), "P1", WEDNESDAY_10AM,
+        ("orders failing during a P1", TradingImpact(0, 2, **READ), "P1", WEDNESDAY_10AM,
          CALLING, ["orders_failing"]),
-        ("both", TradingImpact(1, 1, checked=True), "P0", WEDNESDAY_10AM, CALLING,
+        ("both", TradingImpact(1, 1, **READ), "P0", WEDNESDAY_10AM, CALLING,
          ["positions_at_risk", "orders_failing"]),
-        ("nothing at risk", TradingImpact(0, 0, checked=True), "P0", WEDNESDAY_10AM, CALLING, []),
+        ("nothing at risk", TradingImpact(0, 0, **READ), "P0", WEDNESDAY_10AM, CALLING, []),
         ("the market is closed: phone in market hours only", TradingImpact(3, 0), "P0",
          SATURDAY_2AM, CALLING, []),
         ("a P2 does not call the desk", TradingImpact(3, 0), "P2", WEDNESDAY_10AM, CALLING, []),
-        ("no one to call in the policy", TradingImpact(3, 0), "P0", WEDNESDAY_10AM, POLICY, []),
+        ("no call in the policy", TradingImpact(3, 0), "P0", WEDNESDAY_10AM, NO_CALL, []),
+        # Runbook: "Phone call for critical trading impacts": positions nobody can read may be
+        # at risk; the built-in policy calls for them too (a policy listing `when` may not).
+        ("unreadable positions in a P0, built-in policy", TradingImpact(), "P0", WEDNESDAY_10AM,
+         POLICY, ["positions_unknown"]),
+        ("unreadable positions in a P1, built-in policy",
+         TradingImpact(0, 0, checked=True), "P1", WEDNESDAY_10AM, POLICY, ["positions_unknown"]),
+        ("unreadable positions, a policy that calls for positions at risk only", TradingImpact(),
+         "P0", WEDNESDAY_10AM, CALLING, []),
+        ("positions read and none open, built-in policy", TradingImpact(0, 0, **READ), "P0",
+         WEDNESDAY_10AM, POLICY, []),
+        ("unreadable positions while the market is closed", TradingImpact(), "P0", SATURDAY_2AM,
+         POLICY, []),
     ],
 )  # fmt: skip
 def test_phone_call_for_critical_trading_impacts(
@@ -131,11 +155,18 @@ def test_the_trading_impact_is_read_from_the_trading_collectors_table() -> None:
         {"endpoint": "positions", "error": "ConnectTimeout", "problem": True},
     ]
     impact = trading_impact([{"name": "http"}, {"name": "trading", "tables": {"endpoints": rows}}])
-    assert impact == TradingImpact(2, 2, reconciliation_failed=True, checked=True)
+    assert impact == TradingImpact(2, 2, reconciliation_failed=True, **READ, ran=True)
     assert impact.describe() == (
         "2 open positions at risk, 2 orders failing, position reconciliation failing"
     )
-    assert trading_impact([]).describe() == "not checked"
+    assert trading_impact([]).describe() == "not checked: open positions unknown"
+    nothing = [{"endpoint": "positions", "http_status": 503, "problem": True}]
+    down = trading_impact([{"name": "trading", "tables": {"endpoints": nothing}}])
+    assert down.describe() == "open positions unknown (unreadable)"
+    unread = trading_impact([{"name": "trading", "tables": {"endpoints": rows[1:]}}])
+    assert unread.describe() == (
+        "2 orders failing, position reconciliation failing, open positions unknown (unreadable)"
+    )
     assert judge("executions", executions, {}) == ("3 recent executions, 2 failed", True)
 
 

@@ -396,3 +396,25 @@ def test_without_a_pagerduty_name_a_priority_is_ours_alone() -> None:
 
     policy = changed(POLICY, pagerduty=changed(POLICY.pagerduty, priorities={}))
     assert Voice.of(policy).with_pagerduty("P0") == "P0"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "extra", "first_line"),
+    [
+        # "Trading Desk: [Phone - Market Hours Only]": nobody for PagerDuty to call in, so the
+        # note's first line asks a person to phone, with the policy's number.
+        ("phone", {"called": "+1 212 555 0100"},
+         "[P0 (PagerDuty: P1)] Phone the trading desk now: +1 212 555 0100. Critical trading "
+         "impact (not checked: open positions unknown); the policy names nobody for PagerDuty "
+         "to call in (communication.trading_desk.call.targets)."),
+        ("requested", {"called": "PDESK01 (escalation policy)"},
+         "[P0 (PagerDuty: P1)] Trading desk: critical trading impact (not checked: open "
+         "positions unknown): called in by a PagerDuty responder request to PDESK01 "
+         "(escalation policy)."),
+    ],
+)  # fmt: skip
+def test_phone_call_for_critical_trading_impacts_the_note_says_who_calls(
+    outcome: str, extra: dict[str, str], first_line: str
+) -> None:
+    note = VOICE.desk_call("P0", outcome, "not checked: open positions unknown", **extra)
+    assert note.splitlines()[0] == first_line

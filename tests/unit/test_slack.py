@@ -144,8 +144,9 @@ def test_a_proposal_has_approve_and_deny_buttons_naming_it() -> None:
 @pytest.mark.parametrize(
     ("priority", "market_open", "channels"),
     [
-        ("P0", True, {"incidents", "trading"}),
-        ("P0", False, {"incidents"}),  # the desk hears of P0/P1 while the market trades
+        # P0 is "all hands": #eafix-dev hears of it too, the desk only while the market trades.
+        ("P0", True, {"incidents", "trading", "dev"}),
+        ("P0", False, {"incidents", "dev"}),
         ("P1", True, {"incidents", "trading", "dev"}),
         ("P1", False, {"incidents", "dev"}),
         ("P2", True, {"incidents"}),
