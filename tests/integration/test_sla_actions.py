@@ -202,7 +202,7 @@ def test_without_management_targets_the_note_says_management_was_emailed(
     assert management_results(rt, T0) == [
         "notify_management: [P0 (PagerDuty: P1)] "
         "Management notification due (immediately): engineering management was e-mailed "
-        "(engineering-management@eafix.example); no one is called in."
+        "(engineering-management@eafix.example, cto@eafix.example); no one is called in."
     ]
     assert pagerduty.responder_requests == {}
 
@@ -210,7 +210,8 @@ def test_without_management_targets_the_note_says_management_was_emailed(
 def test_without_management_targets_or_addresses_the_note_asks_a_person(
     rt, pagerduty: FakePagerDuty
 ) -> None:
-    communication = replace(rt.policy.communication, management=ManagementChannel())
+    # Nobody to e-mail: neither management nor the CTO, whom a P0 reaches too.
+    communication = replace(rt.policy.communication, management=ManagementChannel(), cto=None)
     rt.policy = replace(rt.policy, communication=communication)
     incident = pagerduty.add_incident("k-p0-note")
     start(rt, incident, Priority.P0)
