@@ -148,6 +148,9 @@ class Settings:
     # A request's whole body must arrive within this long (webhooks/body_deadline.py): a client
     # that sends a few bytes and waits is answered 408 instead of holding the receiver.
     body_read_seconds: float = 10.0
+    # How every process writes its log: "text" (Celery's and gunicorn's own lines) or "json",
+    # one JSON object a line for a log shipper (tasks/log_format.py).
+    log_format: str = "text"
 
     @property
     def outbox_mode(self) -> bool:
@@ -312,7 +315,22 @@ _ENV = {
     "RESPONDER_SMTP_TIMEOUT": "smtp_timeout_seconds",
     "RESPONDER_SMTP_RETRY_BASE": "smtp_retry_base_seconds",
     "RESPONDER_BODY_READ_SECONDS": "body_read_seconds",
+    "RESPONDER_LOG_FORMAT": "log_format",
 }
+
+# Settings that take one of a few words.
+_CHOICES: dict[str, tuple[str, ...]] = {"log_format": ("text", "json")}
+
+# A secret may come from a file instead (RESPONDER_<NAME>_FILE: Docker's and Kubernetes'
+# secrets are files), so that it is in no process's environment and no `docker inspect`.
+FILE_SUFFIX = "_FILE"
+SECRET_TYPES = ("Secret", "tuple[Secret, ...]")
+
+
+def secret_variables() -> list[str]:
+    """Return the variables of every secret setting, each of which also takes `<NAME>_FILE`."""
+    types = {f.name: f.type for f in fields(Settings)}
+    return [variable for variable, name in _ENV.items() if types[name] in SECRET_TYPES]
 
 
 # The replay window's bounds. Past 48 h the event-id memory (DEDUP_TTL) is gone, so an older
@@ -426,6 +444,7 @@ def _scheme(url: str, schemes: tuple[str, ...]) -> str:
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping; unset variables keep their defaults."""
     types = {f.name: f.type for f in fields(Settings)}
+    environ = _with_secret_files(environ)
     values: dict[str, object] = {}
     for variable, name in _ENV.items():
         raw = environ.get(variable)
@@ -436,6 +455,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             values[name] = (
                 _number(raw, kind, *RANGES[name]) if name in RANGES else _convert(raw, kind)
             )
+            if name in _CHOICES and raw not in _CHOICES[name]:
+                raise ValueError(f"expected one of {', '.join(_CHOICES[name])}, got {raw!r}")
             if name == "postgres_dsn":
                 check_postgres_dsn(raw)
             elif name in _URL_SCHEMES:
@@ -476,6 +497,33 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
             "queue again actions that are still running or waiting to retry"
         )
     return settings
+
+
+def _with_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """Return `environ` with each secret given as RESPONDER_<NAME>_FILE read into RESPONDER_<NAME>.
+
+    Errors name the variables and the path, never what the file holds.
+    """
+    read: dict[str, str] = {}
+    for variable in secret_variables():
+        path = environ.get(variable + FILE_SUFFIX, "")
+        if not path:
+            continue
+        if environ.get(variable):
+            raise SettingsError(
+                f"{variable} and {variable}{FILE_SUFFIX}: both are set; set one of them "
+                "(the value, or the path of a file holding it)"
+            )
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            raise SettingsError(
+                f"{variable}{FILE_SUFFIX}: cannot read {path!r}: {reason}"
+            ) from None
+        # `echo secret > file` and editors end the file with a newline that is no part of it.
+        read[variable] = text.rstrip("\r\n")
+    return {**environ, **read} if read else environ
 
 
 def _number(raw: str, kind: object, low: float, high: float, what: str) -> float | int:

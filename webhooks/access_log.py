@@ -9,10 +9,13 @@ line still says which kind of link was used.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import Any
 
 from gunicorn.glogging import Logger
+
+from tasks.log_format import JSON, log_format_of, use_json_lines
 
 # A parameter's name up to its `=`, then its value up to the next separator. Linear: no
 # nested repetition, and each part stops at characters the other cannot start with.
@@ -60,3 +63,6 @@ class QueryMaskingLogger(Logger):
         # The same filter object each time: setup runs again on reload, and adds nothing twice.
         self.access_log.addFilter(MASK_QUERIES)
         self.error_log.addFilter(MASK_QUERIES)
+        if log_format_of(os.environ) == JSON:
+            # The application's own loggers reach the root one: JSON lines there too.
+            use_json_lines(self.error_log, self.access_log, logging.getLogger())

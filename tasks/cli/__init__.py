@@ -6,6 +6,7 @@ receiver as its own process).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -36,6 +37,7 @@ from tasks.cli.sla import sla_command
 from tasks.cli.status import status_command
 from tasks.cli.terminal import say
 from tasks.lanes import urgent_worker_queues
+from tasks.log_format import CELERY_QUIET_VARIABLE, JSON, use_json_lines
 from tasks.notes.voice import TemplateProblem, Voice
 from tasks.runtime import Runtime, load_policy
 from tasks.settings import SettingsError, settings_from_env
@@ -43,6 +45,8 @@ from triage.policy import PolicyError
 
 # Where the receiver says it is bound: `webhooks/gunicorn_config.py` reads the same name.
 READY_FILE_VARIABLE = "RESPONDER_RUN_READY_FILE"
+# `responder run`'s own lines, when the logs are JSON lines.
+RUN_LOG = logging.getLogger("responder.run")
 
 
 class ResponderGroup(WholeSummaryGroup):
@@ -107,23 +111,60 @@ def run(host: str, port: int, concurrency: int) -> None:
         "RESPONDER_PUBLIC_URL": public_url,
         READY_FILE_VARIABLE: str(ready_file),
     }
+    tell: Callable[..., None] = say
+    if settings.log_format == JSON:
+        # Celery's banners are printed, not logged: only `celery --quiet` leaves them out.
+        environment[CELERY_QUIET_VARIABLE] = "1"
+        use_json_lines(logging.getLogger())
+        RUN_LOG.setLevel(logging.INFO)
+        tell = log_line
+
     mode = "outbox " + str(settings.outbox_dir) if settings.outbox_mode else "PagerDuty API"
-    say(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
+    tell(f"responder: policy {policy.source}; PagerDuty writes go to {mode}")
     if policy.slack.enabled:
         slack = "Slack's Web API" if settings.slack_token else f"outbox {settings.outbox_dir}/slack"
-        say(f"responder: Slack messages go to {slack} (RESPONDER_SLACK_TOKEN)")
+        tell(f"responder: Slack messages go to {slack} (RESPONDER_SLACK_TOKEN)")
     mail = (
         f"outbox {settings.outbox_dir / 'email'} as .eml files (no RESPONDER_SMTP_HOST)"
         if settings.email_outbox_mode
         else f"SMTP {settings.smtp_host}:{settings.smtp_port}"
     )
-    say(f"responder: e-mails go to {mail}; each one sent is logged by the worker")
-    say(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
+    tell(f"responder: e-mails go to {mail}; each one sent is logged by the worker")
+    tell(f"responder: links in notes point at {public_url} (RESPONDER_PUBLIC_URL)")
+    parts = process_commands(
+        queue=settings.queue, bind=bind_address(host, port), concurrency=concurrency, var=var
+    )
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    def listening(name: str, addresses: str) -> None:
+        tell(f"responder: listening on {addresses} (Ctrl-C stops everything)")
+
+    # Handlers first: a Ctrl-C while the children start must still stop them all.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    supervisor = Supervisor(parts, environment, ready_files={"receiver": ready_file}, tell=tell)
+    try:
+        sys.exit(supervisor.run(lambda: stopping, on_ready=listening))
+    finally:
+        shutil.rmtree(ready_file.parent, ignore_errors=True)
+
+
+def log_line(message: object = "", err: bool = False, nl: bool = True) -> None:
+    """Log one of `responder run`'s lines (say's signature), for JSON lines."""
+    RUN_LOG.info("%s", message)
+
+
+def process_commands(queue: str, bind: str, concurrency: int, var: Path) -> dict[str, list[str]]:
+    """Return the command of each part `responder run` starts (compose runs the same ones)."""
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
-    parts = {
+    return {
         "receiver": [
             # Workers, worker class and logger: webhooks/gunicorn_config.py, as compose's.
-            sys.executable, "-m", "gunicorn", "--bind", bind_address(host, port),
+            sys.executable, "-m", "gunicorn", "--bind", bind,
             "--config", "python:webhooks.gunicorn_config", "--access-logfile", "-",
             "webhooks:create_app()",
         ],
@@ -135,7 +176,7 @@ def run(host: str, port: int, concurrency: int) -> None:
         # Capacity P2/P3 work cannot take: approved actions and the urgent queue only.
         "urgent worker": [
             *celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "--queues",
-            urgent_worker_queues(settings.queue),
+            urgent_worker_queues(queue),
             "--hostname", "urgent@%h",
         ],
         # Its own process, as in production: a beat that dies is named and restarted alone.
@@ -143,23 +184,6 @@ def run(host: str, port: int, concurrency: int) -> None:
             *celery, "beat", "--loglevel", "INFO", "--schedule", str(var / "celerybeat-schedule"),
         ],
     }  # fmt: skip
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    def listening(name: str, addresses: str) -> None:
-        say(f"responder: listening on {addresses} (Ctrl-C stops everything)")
-
-    # Handlers first: a Ctrl-C while the children start must still stop them all.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    supervisor = Supervisor(parts, environment, ready_files={"receiver": ready_file})
-    try:
-        sys.exit(supervisor.run(lambda: stopping, on_ready=listening))
-    finally:
-        shutil.rmtree(ready_file.parent, ignore_errors=True)
 
 
 def local_url(host: str, port: int) -> str:
@@ -190,8 +214,10 @@ class Supervisor:
         parts: dict[str, list[str]],
         environment: dict[str, str],
         ready_files: dict[str, Path] | None = None,
+        tell: Callable[..., None] = say,
     ) -> None:
         self.parts = parts
+        self.tell = tell  # the CLI's lines, or log records when the logs are JSON lines
         self.environment = environment
         # A part with a ready file writes it once it serves (gunicorn: once it is bound).
         self.ready_files = ready_files or {}
@@ -250,7 +276,7 @@ class Supervisor:
             delay = self.backoff[name]
             self.backoff[name] = min(delay * 2, self.MAX_BACKOFF)
             self.restart_at[name] = now + delay
-            say(
+            self.tell(
                 f"responder: the {name} exited ({child.returncode}); restarting it in {delay:g} s",
                 err=True,
             )
@@ -258,7 +284,7 @@ class Supervisor:
             if now >= when:
                 del self.restart_at[name]
                 self.start(name)
-                say(f"responder: the {name} started again", err=True)
+                self.tell(f"responder: the {name} started again", err=True)
 
     def stop_all(self) -> None:
         """Stop every part, killing those that do not stop in time."""

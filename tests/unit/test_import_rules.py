@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("message", ("tasks.enqueue",)),
     ("store", ("tasks.store",)),
     ("basics", ("tasks.settings", "tasks.lanes", "tasks.names", "tasks.retries",
-                "tasks.broker_guard")),
+                "tasks.broker_guard", "tasks.log_format")),
     ("services", ("tasks.pagerduty", "tasks.evidence", "tasks.notes", "tasks.notify.email",
                   "tasks.notify.email_compose", "tasks.notify.slack", "tasks.notify.slack_blocks")),
     ("runtime", ("tasks.runtime",)),
