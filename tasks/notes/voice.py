@@ -20,7 +20,7 @@ import jinja2.bccache
 from jinja2 import meta
 
 from collectors.contract import Evidence, Status
-from tasks.notes.bundle_view import index_view
+from tasks.notes.bundle_view import check_counts, index_view
 from tasks.notes.markers import clip
 from tasks.notes.quoting import quote_commands
 from triage import note_commands
@@ -312,15 +312,12 @@ class Voice:
         Each proposal: id, action, target, why, rule, expires (datetime), and `ran` ("" while it
         waits for a person; what became of it when the policy approved it automatically).
         """
-        ran = [e for e in evidence if e.status is not Status.SKIPPED]
         return clip(
             self.render(
                 "evidence.txt.j2",
                 priority=str(classification.priority),
                 title=title,
-                ran=len(ran),
-                problems=sum(e.status is not Status.OK for e in ran),
-                skipped=len(evidence) - len(ran),
+                **check_counts(e.status.value for e in evidence),
                 evidence=[
                     {
                         "status": item.status.value,

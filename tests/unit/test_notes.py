@@ -500,3 +500,40 @@ def test_immediate_notification_for_p0_p1_incidents_emails_name_pagerdutys_prior
 ) -> None:
     said = VOICE.email_subject(kind, priority="P0", title="Down", outcome=outcome)
     assert said == f"[EAFIX] {subject}"
+
+
+# The runbook's "Evidence collection" told twice, in the note and on the bundle's page:
+# how the checks ended -> the count both say
+@pytest.mark.parametrize(
+    ("statuses", "said"),
+    [
+        (["failed", "timeout", "ok"] + ["skipped"] * 5, "2 of 3 checks found problems (5 skipped)"),
+        (["ok", "ok"], "all 2 checks passed"),
+        (["ok", "skipped"], "all 1 checks passed (1 skipped)"),
+        (["failed"], "1 of 1 checks found problems"),
+    ],
+    ids=["problems and skipped", "all passed", "passed and skipped", "one problem"],
+)  # fmt: skip
+def test_evidence_collection_the_note_and_the_bundle_page_count_the_checks_alike(
+    statuses: list[str], said: str
+) -> None:
+    from pathlib import Path
+
+    evidence = [
+        Evidence(collector=f"c{n}", status=Status(status), summary="s")
+        for n, status in enumerate(statuses)
+    ]
+    group = Classification(Priority.P1, "r", "why")
+    note = VOICE.evidence(group, "T", evidence, "/b").splitlines()[0]
+    assert note == f"[P1 (PagerDuty: P2)] T evidence: {said}"
+    manifest = {
+        "created_at": "2026-11-29T14:00:00+00:00",
+        "classification": {"priority": "P1", "rule": "r", "reason": "why"},
+        "collectors": [
+            {"name": f"c{n}", "status": status, "summary": "s", "duration_seconds": 0,
+             "files": [], "tables": {}}
+            for n, status in enumerate(statuses)
+        ],
+    }  # fmt: skip
+    page = VOICE.bundle_index(manifest, Path("/none"))
+    assert f"<b>{said[0].upper()}{said[1:]}</b>" in page
