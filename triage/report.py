@@ -137,7 +137,11 @@ def _metrics(
     for incident in group:
         due = deadlines(priority, incident.started, policy)
         if incident.acknowledged is not None:
-            to_ack.append(incident.acknowledged - incident.started)
+            # Resolved without an acknowledgement: the acknowledge SLA is judged at the
+            # resolution, as the closing note judges it, but nobody acknowledged it, so it has
+            # no time to acknowledge (the closing note says "never acknowledged").
+            if not incident.acknowledged_by_resolving:
+                to_ack.append(incident.acknowledged - incident.started)
             ack_met += incident.acknowledged <= due.acknowledge
             ack_judged += 1
         elif now > due.acknowledge:

@@ -326,6 +326,9 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
         "reason": classification.get("reason", ""),
         "market": view.market(policy, now),
         "services": services,
+        "services_measured": view.measured(
+            manifest.get("created_at"), now, str(state.get("status") or "")
+        ),
         "impact": view.impact(manifest, services),
         "evidence": evidence,
         "collecting": not manifest,

@@ -255,6 +255,21 @@ def services(
     return shown
 
 
+def measured(created_at: Any, now: datetime, status: str) -> str:
+    """Say when the services' health was measured: the bundle's moment, before any resolution.
+
+    A health read while the incident fired still shows "down (503)" after the fix; the page
+    says when it was read, so nobody takes it for the service's state now.
+    """
+    moment = _moment(created_at) if created_at else None
+    if moment is None:
+        return "Not measured yet: the evidence is still being collected."
+    when = f"Measured {utc_text(moment)} ({ago((now - moment).total_seconds())})"
+    if status == "resolved":
+        return f"{when}, while the incident fired: not checked since it was resolved."
+    return f"{when}."
+
+
 def impact(manifest: Mapping[str, Any], shown_services: Sequence[Mapping[str, Any]]) -> str:
     """Say the trading impact in plain words, from the trading collector or the services."""
     for entry in manifest.get("collectors", []):

@@ -6,7 +6,7 @@ The page itself is the template `templates/bundle_index.html.j2`, rendered by `V
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,23 @@ def index_view(manifest: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         "run": manifest.get("run"),
         "deadlines": deadlines,
         "collectors": collectors,
-        "problems": sum(c["status"] in ("failed", "timeout") for c in collectors),
+        **check_counts(c["status"] for c in collectors),
         "archive": ARCHIVE,
+    }
+
+
+def check_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """Count checks as the evidence note and the bundle page both say them.
+
+    `ran`: the checks that ran (not skipped); `problems`: those of them that did not pass;
+    `skipped`: the rest. One count for both, so the note and the page never disagree.
+    """
+    listed = [str(status) for status in statuses]
+    ran = [status for status in listed if status != "skipped"]
+    return {
+        "ran": len(ran),
+        "problems": sum(status != "ok" for status in ran),
+        "skipped": len(listed) - len(ran),
     }
 
 

@@ -20,7 +20,7 @@ import jinja2.bccache
 from jinja2 import meta
 
 from collectors.contract import Evidence, Status
-from tasks.notes.bundle_view import index_view
+from tasks.notes.bundle_view import check_counts, index_view
 from tasks.notes.markers import clip
 from tasks.notes.quoting import quote_commands
 from triage import note_commands
@@ -312,15 +312,12 @@ class Voice:
         Each proposal: id, action, target, why, rule, expires (datetime), and `ran` ("" while it
         waits for a person; what became of it when the policy approved it automatically).
         """
-        ran = [e for e in evidence if e.status is not Status.SKIPPED]
         return clip(
             self.render(
                 "evidence.txt.j2",
                 priority=str(classification.priority),
                 title=title,
-                ran=len(ran),
-                problems=sum(e.status is not Status.OK for e in ran),
-                skipped=len(evidence) - len(ran),
+                **check_counts(e.status.value for e in evidence),
                 evidence=[
                     {
                         "status": item.status.value,
@@ -403,7 +400,8 @@ class Voice:
 
         `settled` is what was done when the whole group cleared (None: alerts still fire):
         `stopped` clocks, validation `checks` ({collector, status, summary}) and what became of
-        the `incident` ("resolved", "left to a person", "left: ...", "refused: ...").
+        the `incident` ("resolved", "left to a person", "left: ...", "already resolved...",
+        "refused: ...").
         """
         listed = []
         for alert in alerts:
@@ -495,13 +493,19 @@ class Voice:
             "sla_gave_up.txt.j2", priority=priority, kind=kind, why=why, by_hand=by_hand
         )
 
-    def management_resolved(self, priority: str, times: IncidentTimes | None) -> str:
-        """Render management's notification of an incident resolved before it fell due."""
+    def management_resolved(
+        self, priority: str, times: IncidentTimes | None, emailed: str = ""
+    ) -> str:
+        """Render management's notification of an incident resolved before it fell due.
+
+        `emailed`: the addresses the summary was e-mailed to (none: a person passes it on).
+        """
         span = self.policy.sla[Priority(priority)].notify_management
         return self.render(
             "management_resolved.txt.j2",
             priority=priority,
             span=str(span),
+            emailed=emailed,
             moments=self._moments(times) if times is not None else [],
         )
 
@@ -547,10 +551,14 @@ class Voice:
         impact: str,
         next_update: datetime | None,
         priority: str = "",
+        services: Sequence[str] = (),
+        user_impact: str = "",
     ) -> str:
         """Render the runbook's status update (Status / Impact / Actions / ETA / Next Update).
 
         `status` holds the runbook's word and what people said; no `next_update`: the last one.
+        `impact` is the alert's title; with `services` affected and the `user_impact` (trading)
+        it makes the runbook's "Impact: [Service affected, user impact]".
         """
         return self.render(
             "status_update.txt.j2",
@@ -558,6 +566,8 @@ class Voice:
             priority=priority,
             status=status.word,
             impact=impact,
+            services=list(services),
+            user_impact=user_impact,
             actions=status.text,
             by=status.by,
             acknowledged=status.acknowledged,
@@ -877,7 +887,8 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             [ended], "d1", {"stopped": stopped, "incident": outcome, "checks": [
                 {"collector": "http", "status": "ok", "summary": "6/6 healthy"}]}))
           for outcome, stopped in (("resolved", ["acknowledge"]), ("left: a check failed", []),
-                                   ("outbox", []),
+                                   ("outbox", []), ("already resolved", []),
+                                   ("already resolved: a check did not pass", []),
                                    ("refused: HTTP 403", []), ("left to a person", []))],
         ("security_refused.txt.j2", lambda: voice.security_refused(
             "P1", "PSEC (escalation policy)", "HTTP 402")),
@@ -899,7 +910,8 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("management.txt.j2", lambda: voice.management(
             "P1", "by hand", emailed="engineering-management@eafix.example")),
         *[("status_update.txt.j2", lambda status=status, following=following: voice.status_update(
-            "PSAMPLE", status, "sample", following, "P1" if following else ""))
+            "PSAMPLE", status, "sample", following, "P1" if following else "",
+            ["gui-gateway"] if following else (), "no trading impact found"))
           for status, following in (
             (StatusNow("Investigating"), now),
             (StatusNow("Investigating", acknowledged=True), now),
@@ -913,6 +925,8 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
             [Malformed("/eta soon", "expected a duration"), Malformed("/status x", "?")], "")),
         ("management_resolved.txt.j2", lambda: voice.management_resolved("P1", times[2])),
         ("management_resolved.txt.j2", lambda: voice.management_resolved("P1", None)),
+        ("management_resolved.txt.j2", lambda: voice.management_resolved(
+            "P1", times[2], "engineering-management@eafix.example")),
         *[("management_summary.txt.j2", lambda listed=listed: voice.management_summary(
             now - timedelta(days=1), now, [row], listed)) for listed in (
             [{"id": "PSAMPLE", "priority": "P2", "title": "Sample", "status": "resolved",

@@ -134,7 +134,7 @@ def send_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         "title": deadline.title or str(record.get("title") or deadline.incident_id),
         "reason": state.classification.reason if state else "see the incident",
         "incident_id": deadline.incident_id,
-        "impact": _impact(rt, deadline.run_id).describe(),
+        "impact": run_impact(rt, deadline.run_id).describe(),
         "closing": rt.voice.closing(times),
         "moments": rt.voice.desk_moments(times),
         "timeline": timeline[:TIMELINE_LINES],
@@ -158,7 +158,7 @@ def send_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     return send_once(rt, mail, now)
 
 
-def _impact(rt: Runtime, run_id: str) -> TradingImpact:
+def run_impact(rt: Runtime, run_id: str) -> TradingImpact:
     """Return the trading impact the run's evidence showed (none checked: nothing known)."""
     kept = rt.redis.get(f"{run_key(run_id)}:entries") if run_id else None
     return trading_impact(json.loads(kept)) if kept else TradingImpact()
@@ -171,7 +171,7 @@ def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     asking for the call by hand; a transient failure is raised, to be retried.
     """
     call = rt.policy.communication.trading_desk.call
-    impact = _impact(rt, deadline.run_id)
+    impact = run_impact(rt, deadline.run_id)
     if call is None or not impact.reasons():
         return "no call: nothing to call about"
     record = rt.incidents.get(deadline.incident_id) or {}

@@ -94,6 +94,14 @@ class PagerDutyGateway(Protocol):
         """Return the ids of the users the incident is assigned to now; None: cannot be known."""
         ...
 
+    def status(self, incident: IncidentRef) -> str | None:
+        """Return the incident's status in PagerDuty ("triggered", "acknowledged", "resolved").
+
+        None: it cannot be known (no id, or outbox mode). A failed read raises
+        `PagerDutyUnavailable`.
+        """
+        ...
+
     def trigger(self, event: dict[str, Any]) -> str:
         """Send an Events API v2 trigger (dedup_key, payload, links); return the dedup key."""
         ...
@@ -239,6 +247,14 @@ class RestGateway(IncidentWrites):
         people = [a.get("assignee") for a in found.get("assignments") or () if isinstance(a, dict)]
         return [str(p["id"]) for p in people if isinstance(p, dict) and p.get("id")]
 
+    def status(self, incident: IncidentRef) -> str | None:
+        """GET /incidents/{id} and return its `status`; None without an id."""
+        if incident.id is None:
+            return None
+        found = self._call("GET incident", lambda: self.client.rget(f"/incidents/{incident.id}"))
+        status = found.get("status") if isinstance(found, dict) else None
+        return str(status) if status else None
+
     def trigger(self, event: dict[str, Any]) -> str:
         """POST /v2/enqueue through `pagerduty.EventsApiV2Client`."""
         if self.events is None:
@@ -337,6 +353,10 @@ class OutboxGateway(IncidentWrites):
     def priorities(self) -> list[dict[str, Any]]:
         """Return no priorities: without a token the account cannot be asked."""
         return []
+
+    def status(self, incident: IncidentRef) -> str | None:
+        """Return None: without a token PagerDuty cannot be asked."""
+        return None
 
     def assignees(self, incident: IncidentRef) -> list[str] | None:
         """Return None: without a token nobody can tell who is assigned to the incident."""

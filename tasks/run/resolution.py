@@ -98,8 +98,10 @@ def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[s
     """Resolve the PagerDuty incident once, if the policy says so and every check passed.
 
     Return what became of it: "resolved", "left to a person" (the policy), "left: a check did
-    not pass", "outbox" (outbox mode closes its own incident), or "refused: <why>" when
-    PagerDuty refused it for good (a retryable failure is raised, and the task tries again).
+    not pass", "outbox" (outbox mode closes its own incident), "already resolved" (PagerDuty
+    says so: Alertmanager's own receiver or a person resolved it; with ": a check did not pass"
+    when the Validation failed), or "refused: <why>" when PagerDuty refused it for good (a
+    retryable failure is raised, and the task tries again).
     """
     failed = any(check["status"] != Status.OK.value for check in checks)
     if rt.settings.outbox_mode:
@@ -107,13 +109,19 @@ def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[s
         # by the whole group's resolution (tasks/sla/closing.close_in_outbox), unless the
         # Validation failed: then it stays open, as the note says.
         return "left: a check did not pass" if failed else "outbox"
-    if not rt.policy.on_resolved.resolve_incident or incident.id is None:
+    if incident.id is None:
         return "left to a person"
-    if failed:
-        return "left: a check did not pass"
     done = rt.deliveries.effect_state(incident.id, RESOLVE_EFFECT) or ""
     if done.startswith("done:"):
         return done.removeprefix("done:")
+    # Ask PagerDuty before saying the incident stays open: Alertmanager's own PagerDuty
+    # receiver resolves it when the alerts clear, and a person may have resolved it already.
+    if pagerduty_status(rt, incident) == "resolved":
+        return "already resolved: a check did not pass" if failed else "already resolved"
+    if not rt.policy.on_resolved.resolve_incident:
+        return "left to a person"
+    if failed:
+        return "left: a check did not pass"
     try:
         rt.pagerduty.resolve(incident)
     except PagerDutyUnavailable as exc:
@@ -125,3 +133,13 @@ def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[s
         rt.incidents.log(incident.id, "resolved: every alert cleared and validated", "responder")
     rt.deliveries.mark_effect(incident.id, RESOLVE_EFFECT, outcome)
     return outcome
+
+
+def pagerduty_status(rt: Runtime, incident: IncidentRef) -> str | None:
+    """Return the incident's status as PagerDuty shows it now; None when it cannot be read."""
+    try:
+        return rt.pagerduty.status(incident)
+    except PagerDutyUnavailable as exc:
+        if decide(exc.status, exc.headers, 1).retry:
+            raise
+        return None  # the note then says what the responder did, not what PagerDuty shows

@@ -164,10 +164,11 @@ def management_after_resolution(
     resolution summary then, instead of nothing; no one is called in for a resolved incident.
     """
     times = report.from_record(record, rt.incidents.history(deadline.incident_id))
-    note = rt.voice.management_resolved(deadline.priority, times)
     step = f"{deadline.kind}@{deadline.due}"  # the same step as when it is open: one of the two
     notice = management.notification(rt, deadline, now, times)
-    with management.told_first(rt, notice, now):
+    with management.told_first(rt, notice, now) as emailed:
+        # Said after the e-mail: a summary already e-mailed is not handed to a person to pass on.
+        note = rt.voice.management_resolved(deadline.priority, times, ", ".join(emailed))
         post_note_once(rt, incident, deadline.run_id or deadline.incident_id, step, note)
     return note.splitlines()[0]
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from tasks.notify.desk import run_impact
 from tasks.notify.slack_queue import tell_slack
 from tasks.pagerduty.client import IncidentRef
+from tasks.run.state import existing_run
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
 from triage.incident_status import status_now
@@ -22,7 +24,12 @@ def post_on_cadence(rt: Runtime, incident: IncidentRef, deadline: Deadline, now:
     next_at = next_status_update(Priority(deadline.priority), due, now, rt.policy)
     record = rt.incidents.get(deadline.incident_id) or {}
     message = rt.voice.status_update(
-        deadline.incident_id, status_now(record, now), deadline.title, next_at, deadline.priority
+        deadline.incident_id,
+        status_now(record, now),
+        deadline.title,
+        next_at,
+        deadline.priority,
+        *impact(rt, deadline.run_id),
     )
     effect = f"{deadline.kind}@{deadline.due}:status-update"
     if not rt.deliveries.effect_done(deadline.incident_id, effect):
@@ -47,7 +54,9 @@ def post_resolution(
     if rt.deliveries.effect_done(run_id, effect):
         return "resolution update already posted"
     priority = str(record.get("sla_priority") or "")
-    message = rt.voice.status_update(str(incident.id), status, title, None, priority)
+    message = rt.voice.status_update(
+        str(incident.id), status, title, None, priority, *impact(rt, run_id)
+    )
     rt.pagerduty.status_update(incident, message)
     if incident.id:
         rt.incidents.log(incident.id, f"status update posted: {status.word}", "responder")
@@ -57,3 +66,10 @@ def post_resolution(
         tell_slack(rt, {**request, "text": rt.redact(message)})
         tell_slack(rt, {"what": "status", "incident_id": incident.id})
     return f"status update posted: {status.word}"
+
+
+def impact(rt: Runtime, run_id: str) -> tuple[list[str], str]:
+    """Return the runbook's Impact of a run: the services affected and the trading impact."""
+    state = existing_run(rt, run_id) if run_id else None
+    services = (state.affected or state.services) if state else []
+    return list(services), run_impact(rt, run_id).describe()

@@ -78,6 +78,10 @@ def _line(record: dict[str, Any], times: report.IncidentTimes) -> dict[str, Any]
         "title": str(record.get("title") or ""),
         "status": str(record.get("status") or "triggered"),
         "started": times.started,
-        "acknowledged": times.acknowledged - times.started if times.acknowledged else None,
+        "acknowledged": (
+            times.acknowledged - times.started
+            if times.acknowledged and not times.acknowledged_by_resolving
+            else None  # resolved without an acknowledgement: "not acknowledged"
+        ),
         "resolved": times.resolved - times.started if times.resolved else None,
     }

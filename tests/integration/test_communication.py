@@ -290,10 +290,12 @@ def test_one_summary_covers_a_business_days_incidents_each_noted_once(
         "P3                1         -               -         -               -",
     ]
     assert lines[6:9] == [
-        f"- {first} [P2] ServiceDown: resolved, raised Mon 10:00 New York time; "
+        f"- {first} [P2 (PagerDuty: P3)] ServiceDown: resolved, raised Mon 10:00 New York time; "
         "acknowledged after 20m; resolved after 1h",
-        f"- {second} [P3] GatewayStaticAssetErrors: triggered, raised Mon 14:00 New York time; "
+        f"- {second} [P3 (PagerDuty: P4)] GatewayStaticAssetErrors: triggered, "
+        "raised Mon 14:00 New York time; "
         "not acknowledged",
-        f"- {third} [P2] IndicatorDataQuality: triggered, raised Mon 20:00 New York time; "
+        f"- {third} [P2 (PagerDuty: P3)] IndicatorDataQuality: triggered, "
+        "raised Mon 20:00 New York time; "
         "not acknowledged",
     ]

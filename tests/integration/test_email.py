@@ -61,10 +61,10 @@ def test_p0_during_market_hours_the_desk_is_emailed_at_once_then_a_summary_after
     fixed = WEDNESDAY_10AM + timedelta(minutes=40)
     incident, _ = lifetime(rt, pagerduty, "P0", WEDNESDAY_10AM, fixed, fixed + timedelta(hours=1))
     assert subjects(mailbox, DESK) == [
-        "Wed 10:00 [EAFIX] P0 incident during market hours: EAFIX alert",
+        "Wed 10:00 [EAFIX] P0 (PagerDuty: P1) incident during market hours: EAFIX alert",
         # Due at the resolution, sent at the clock's next tick (every 5 minutes here; every
         # few seconds for real): "within 1 hour of resolution".
-        "Wed 10:45 [EAFIX] Resolved P0: EAFIX alert - summary for the trading desk",
+        "Wed 10:45 [EAFIX] Resolved P0 (PagerDuty: P1): EAFIX alert - summary for the trading desk",
     ]
     alert, summary = mailbox.to(DESK)
     assert alert.rcpt_tos == (DESK,) and alert.mail_from == "eafix-responder@eafix.example"
@@ -105,11 +105,12 @@ def test_the_desk_hears_of_p0_p1_incidents_during_market_hours_only(
 @pytest.mark.parametrize(
     ("case", "priority", "fixed_after", "told"),
     [
-        ("P0: at once", "P0", None, ["Wed 10:00 [EAFIX] P0 incident for management: EAFIX alert"]),
+        ("P0: at once", "P0", None,
+         ["Wed 10:00 [EAFIX] P0 (PagerDuty: P1) incident for management: EAFIX alert"]),
         ("P1 open at 30 minutes", "P1", None,
-         ["Wed 10:30 [EAFIX] P1 incident for management: EAFIX alert"]),
+         ["Wed 10:30 [EAFIX] P1 (PagerDuty: P2) incident for management: EAFIX alert"]),
         ("P1 resolved in 20 minutes: its resolution at 30", "P1", 20,
-         ["Wed 10:30 [EAFIX] Resolved P1 for management: EAFIX alert"]),
+         ["Wed 10:30 [EAFIX] Resolved P1 (PagerDuty: P2) for management: EAFIX alert"]),
     ],
 )  # fmt: skip
 def test_management_hears_of_p0_at_once_and_p1_within_30_minutes_by_email_too(
@@ -177,7 +178,9 @@ def test_p2_p3_incidents_of_a_business_day_are_one_summary_email_at_the_next_ope
     assert text.startswith("[P2/P3] Next business day summary for management: 25 incidents")
     assert all(f"- {incident} [" in text for incident in raised)
     assert html.count("<tr><td>") == 2 + 25  # a row per priority, a row per incident
-    assert f"<td>{raised[0]}</td><td>P3</td><td>Storm0</td><td>resolved</td>" in html
+    assert (
+        f"<td>{raised[0]}</td><td>P3 (PagerDuty: P4)</td><td>Storm0</td><td>resolved</td>" in html
+    )
     # The notes on PagerDuty say the same.
     [note] = [n for n in pagerduty.notes_for(raised[0]) if "Next business day" in n["content"]]
     assert note["content"].startswith(text.splitlines()[0])

@@ -96,7 +96,10 @@ def test_a_p0_during_market_hours_emails_the_desk_at_once_and_a_summary_after_re
 
     wait_for(lambda: desk_mails(1), what="the desk's e-mail")
     [alert] = mailbox.to(DESK)
-    assert alert.message["Subject"] == f"[EAFIX] P0 incident during market hours: {title}"
+    assert (
+        alert.message["Subject"]
+        == f"[EAFIX] P0 (PagerDuty: P1) incident during market hours: {title}"
+    )
     assert alert.part("plain") and "<html>" in alert.part("html")
     wait_for(lambda: mailbox.to(MANAGERS), what="management's e-mail (P0: at once)")
 
@@ -110,7 +113,8 @@ def test_a_p0_during_market_hours_emails_the_desk_at_once_and_a_summary_after_re
     wait_for(lambda: redis_client.zcard("responder:deadlines") == 0, what="no deadline left")
     alert, summary = mailbox.to(DESK)
     assert (
-        summary.message["Subject"] == f"[EAFIX] Resolved P0: {title} - summary for the trading desk"
+        summary.message["Subject"]
+        == f"[EAFIX] Resolved P0 (PagerDuty: P1): {title} - summary for the trading desk"
     )
     assert summary.message["In-Reply-To"] == alert.message["Message-ID"]
     assert "- resolved after 40m (SLA 2h of market hours: met)" in summary.part("plain")

@@ -73,8 +73,10 @@ def test_report_figures_equal_the_ones_computed_by_hand(
         "resolve_sla": {"met": 0, "judged": 1, "percent": 0.0},  # 8h of market hours have passed
     }  # fmt: skip
     assert rows["P2"] == {
-        "priority": "P2", "incidents": 3, "acknowledged": 2, "resolved": 1,
-        "mtta_seconds": 4500,  # (2h for PC, acknowledged by resolving + 30m for PD) / 2
+        "priority": "P2", "incidents": 3, "acknowledged": 1, "resolved": 1,
+        # 30m for PD alone: PC was never acknowledged, so it has no time to acknowledge (its
+        # acknowledge SLA is judged at its resolution, as its closing note judges it)
+        "mtta_seconds": 1800,
         "mttr_seconds": 7200,
         "acknowledge_sla": {"met": 1, "judged": 3, "percent": 33.3},
         "resolve_sla": {"met": 1, "judged": 3, "percent": 33.3},
@@ -84,7 +86,7 @@ def test_report_figures_equal_the_ones_computed_by_hand(
     human = CliRunner().invoke(main, ["report", "--since", f"{days}d"]).output.splitlines()
     assert human[0].startswith("6 incidents since ")
     assert human[2].split() == ["P0", "2", "6m30s", "1/2", "(50%)", "2h15m", "1/2", "(50%)"]
-    assert human[4].split() == ["P2", "3", "1h15m", "1/3", "(33.3%)", "2h", "1/3", "(33.3%)"]
+    assert human[4].split() == ["P2", "3", "30m", "1/3", "(33.3%)", "2h", "1/3", "(33.3%)"]
 
 
 def test_report_rejects_a_window_it_cannot_read(settings: Settings, monkeypatch) -> None:

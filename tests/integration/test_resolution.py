@@ -229,3 +229,52 @@ def test_validation_in_outbox_mode_an_incident_whose_validation_failed_stays_ope
     # Left open, its resolve clock still runs: the runbook's "< 8 hours" is not met yet.
     running = {d.kind for d in runtime.clock.pending() if d.incident_id == incident.id}
     assert ("resolve" in running) is (status == "triggered"), running
+
+
+# "Resolution: Immediate notification when resolved", when Alertmanager's own PagerDuty
+# receiver resolved the incident first: the note says what PagerDuty shows, never "stays open".
+# the policy resolves incidents, what broke meanwhile -> the note's last words
+ALREADY = [
+    ("policy off, validation passed", False, "",
+     "already resolved (PagerDuty says so: Alertmanager's PagerDuty receiver or a person "
+     "resolved it); every check passed."),
+    ("policy on, validation passed", True, "",
+     "every check passed."),
+    ("validation failed", True, "gateway-down",
+     "but a check did not pass: look at the system before trusting it."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "resolve_incident", "broken", "ends"), ALREADY, ids=[row[0] for row in ALREADY]
+)
+def test_resolution_notification_reads_the_incidents_state_from_pagerduty(
+    intake_settings: Settings,
+    rt: Runtime,
+    eafix: Simulator,
+    pagerduty: FakePagerDuty,
+    case: str,
+    resolve_incident: bool,
+    broken: str,
+    ends: str,
+) -> None:
+    on_resolved = replace(rt.policy.on_resolved, resolve_incident=resolve_incident)
+    rt.policy = replace(rt.policy, on_resolved=on_resolved)
+    fired = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    key = f"resolution-already-{datetime.now(UTC).timestamp()}"
+    incident = pagerduty.add_incident(hashlib.sha256(key.encode()).hexdigest())
+    pagerduty.incidents[incident]["status"] = "resolved"  # Alertmanager's receiver got there first
+    if broken:
+        eafix.inject(broken)
+
+    resolve(intake_settings, rt, group(key, ["resolved"], fired))
+
+    [note] = pagerduty.notes_for(incident)
+    said = note["content"]
+    assert "stays open" not in said, case
+    assert "The PagerDuty incident is already resolved" in said and ends in said, said
+    # PagerDuty was asked, and nothing tried to resolve it a second time.
+    assert any(
+        c.method == "GET" and c.path.endswith(f"/incidents/{incident}") for c in pagerduty.calls
+    )
+    assert not [c for c in pagerduty.calls if c.method == "PUT" and c.path.endswith(incident)], case

@@ -102,7 +102,9 @@ def test_update_template_status_investigating_identified_monitoring_resolved(
         incident, status_now(rt.incidents.get(incident) or {}, now), "RiskCheckErrors", now
     )
     assert update.splitlines()[1:5] == [
-        f"Status: {status}", "Impact: RiskCheckErrors", f"Actions: {actions}", f"ETA: {eta}",
+        f"Status: {status}",
+        "Impact: RiskCheckErrors; user impact: not known yet (see the evidence note)",
+        f"Actions: {actions}", f"ETA: {eta}",
     ], case  # fmt: skip
 
 

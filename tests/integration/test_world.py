@@ -192,8 +192,8 @@ def test_risk_manager_down_is_mended_by_an_action_approved_through_a_pagerduty_n
     assert len(threads) == 1, transcript
     assert f"Slack #trading-operations ({incident}) post: :rotating_light: P0" in transcript
     assert (
-        "e-mail to trading-desk@eafix.example: [EAFIX] P0 incident during market hours: "
-        "RiskManagerDown" in transcript
+        "e-mail to trading-desk@eafix.example: [EAFIX] P0 (PagerDuty: P1) incident during "
+        "market hours: RiskManagerDown" in transcript
     ), transcript
     # Once through the Docker Engine API, and that is what mended the service.
     restarts = [r for r in world.docker.acted() if "/restart" in r]

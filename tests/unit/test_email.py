@@ -274,4 +274,6 @@ def test_the_html_part_escapes_what_the_alert_says_and_the_text_part_keeps_it() 
     text, html = Voice.of(POLICY).email("desk_alert", **facts)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; down" in html
     assert 'href="https://r/b/1?x=&#34;&gt;&lt;script&gt;"' in html
-    assert text.startswith("P0 incident during market hours: <script>alert(1)</script> & down")
+    assert text.startswith(
+        "P0 (PagerDuty: P1) incident during market hours: <script>alert(1)</script> & down"
+    )

@@ -170,3 +170,24 @@ def test_an_incident_link_is_signed_apart_from_bundle_links() -> None:
     bundle_sig = bundle_link("", "PABC123", expires, "s3cret").rsplit("sig=", 1)[1]
     assert link_problem(incident_subject("PABC123"), str(expires), bundle_sig, "s3cret", NOW)
     assert link_problem("PABC123", str(expires), sig, "s3cret", NOW)
+
+
+# The runbook's Validation is what says a service is well after the fix; the page's health is
+# the evidence's, so it says when it was measured. bundle written, incident status -> words
+@pytest.mark.parametrize(
+    ("created_at", "status", "words"),
+    [
+        ("2026-11-29T13:05:00+00:00", "triggered",
+         "Measured Sun 29 Nov 13:05 UTC (10 min 00 s ago)."),
+        ("2026-11-29T13:05:00+00:00", "resolved",
+         "Measured Sun 29 Nov 13:05 UTC (10 min 00 s ago), while the incident fired: not checked "
+         "since it was resolved."),
+        (None, "triggered", "Not measured yet: the evidence is still being collected."),
+    ],
+    ids=["open", "resolved after the measurement", "not measured yet"],
+)  # fmt: skip
+def test_validation_a_health_read_before_the_fix_says_when_it_was_measured(
+    created_at: str | None, status: str, words: str
+) -> None:
+    now = datetime(2026, 11, 29, 13, 15, tzinfo=UTC)
+    assert view.measured(created_at, now, status) == words

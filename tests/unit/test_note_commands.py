@@ -107,10 +107,21 @@ def test_status_investigating_identified_monitoring_resolved(
 ) -> None:
     now = T0 + timedelta(minutes=20)
     next_update = None if status == "Resolved" else now + timedelta(minutes=30)
-    update = VOICE.status_update("PX1", status_now(record, now), "RiskCheckErrors", next_update)
+    update = VOICE.status_update(
+        "PX1",
+        status_now(record, now),
+        "RiskCheckErrors",
+        next_update,
+        "",
+        ["risk-manager"],
+        "2 open positions at risk",
+    )
     lines = update.splitlines()
+    impact = (
+        "Impact: risk-manager affected (RiskCheckErrors); user impact: 2 open positions at risk"
+    )
     assert lines[1:5] == [
-        f"Status: {status}", "Impact: RiskCheckErrors", f"Actions: {actions}", f"ETA: {eta}",
+        f"Status: {status}", impact, f"Actions: {actions}", f"ETA: {eta}",
     ], case  # fmt: skip
     last = "Next Update: none, this is the last" if next_update is None else "Next Update: "
     assert lines[5].startswith(last), case

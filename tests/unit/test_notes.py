@@ -202,8 +202,21 @@ CHECK_FAILED = [{"collector": "flow", "status": "failed", "summary": "tick refus
             {"stopped": [], "checks": CHECKS_OK, "incident": "refused: HTTP 403"},
             ["Resolving the PagerDuty incident failed (HTTP 403): resolve it by hand."],
         ),
+        (
+            {"stopped": [], "checks": CHECKS_OK, "incident": "already resolved"},
+            ["The PagerDuty incident is already resolved (PagerDuty says so: Alertmanager's "
+             "PagerDuty receiver or a person resolved it); every check passed."],
+        ),
+        (
+            {"stopped": [], "checks": CHECK_FAILED,
+             "incident": "already resolved: a check did not pass"},
+            ["The PagerDuty incident is already resolved (PagerDuty says so: Alertmanager's "
+             "PagerDuty receiver or a person resolved it), but a check did not pass: look at "
+             "the system before trusting it."],
+        ),
     ],
-    ids=["left to a person", "resolved by policy", "a check failed", "PagerDuty refused"],
+    ids=["left to a person", "resolved by policy", "a check failed", "PagerDuty refused",
+         "PagerDuty already resolved it", "PagerDuty already resolved it, a check failed"],
 )  # fmt: skip
 def test_resolution_immediate_notification_says_what_was_validated_and_done(
     settled: dict, said: list[str]
@@ -418,3 +431,109 @@ def test_phone_call_for_critical_trading_impacts_the_note_says_who_calls(
 ) -> None:
     note = VOICE.desk_call("P0", outcome, "not checked: open positions unknown", **extra)
     assert note.splitlines()[0] == first_line
+
+
+# The runbook's update template, "Impact: [Service affected, user impact]":
+# services the alert names, the alert's title, the trading impact -> the Impact line
+@pytest.mark.parametrize(
+    ("services", "title", "user_impact", "line"),
+    [
+        (["risk-manager"], "RiskCheckErrors", "2 open positions at risk",
+         "Impact: risk-manager affected (RiskCheckErrors); user impact: 2 open positions at risk"),
+        (["gui-gateway", "execution-engine"], "EAFIXCompleteOutage",
+         "open positions unknown (unreadable)",
+         "Impact: gui-gateway, execution-engine affected (EAFIXCompleteOutage); user impact: "
+         "open positions unknown (unreadable)"),
+        ([], "SignalLatencyHigh", "no trading impact found",
+         "Impact: SignalLatencyHigh; user impact: no trading impact found"),
+        ([], "SignalLatencyHigh", "",
+         "Impact: SignalLatencyHigh; user impact: not known yet (see the evidence note)"),
+    ],
+    ids=["one service, positions at risk", "a complete outage", "no service named",
+         "the run's evidence is gone"],
+)  # fmt: skip
+def test_update_template_impact_service_affected_user_impact(
+    services: list[str], title: str, user_impact: str, line: str
+) -> None:
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+    update = VOICE.status_update(
+        "PX", StatusNow("Investigating"), title, now, "P1", services, user_impact
+    )
+    assert update.splitlines()[:3] == ["INCIDENT UPDATE - PX [P1 (PagerDuty: P2)]",
+                                       "Status: Investigating", line]  # fmt: skip
+
+
+# "Management: P1 incidents: Within 30 minutes", resolved before it fell due: whoever was
+# e-mailed -> the note's last line (a summary already e-mailed is not handed on by a person)
+@pytest.mark.parametrize(
+    ("emailed", "last"),
+    [
+        ("engineering-management@eafix.example",
+         "This summary was e-mailed to engineering management "
+         "(engineering-management@eafix.example); no one is called in for a resolved incident."),
+        ("", "No responder request for a resolved incident: pass this summary on to engineering "
+             "management."),
+    ],
+    ids=["e-mailed", "no e-mail"],
+)  # fmt: skip
+def test_management_p1_incidents_within_30_minutes_resolved_before_it_fell_due(
+    emailed: str, last: str
+) -> None:
+    note = VOICE.management_resolved("P1", None, emailed)
+    assert note.splitlines()[0].startswith("[P1 (PagerDuty: P2)] Management notification (30m)")
+    assert note.splitlines()[-1] == last
+
+
+# "Immediate notification for P0/P1 incidents": every e-mail names our priority and PagerDuty's
+# kind, outcome -> the subject
+@pytest.mark.parametrize(
+    ("kind", "outcome", "subject"),
+    [
+        ("desk_alert", "", "P0 (PagerDuty: P1) incident during market hours: Down"),
+        ("desk_summary", "", "Resolved P0 (PagerDuty: P1): Down - summary for the trading desk"),
+        ("management", "notify", "P0 (PagerDuty: P1) incident for management: Down"),
+        ("management", "resolved", "Resolved P0 (PagerDuty: P1) for management: Down"),
+    ],
+)  # fmt: skip
+def test_immediate_notification_for_p0_p1_incidents_emails_name_pagerdutys_priority_too(
+    kind: str, outcome: str, subject: str
+) -> None:
+    said = VOICE.email_subject(kind, priority="P0", title="Down", outcome=outcome)
+    assert said == f"[EAFIX] {subject}"
+
+
+# The runbook's "Evidence collection" told twice, in the note and on the bundle's page:
+# how the checks ended -> the count both say
+@pytest.mark.parametrize(
+    ("statuses", "said"),
+    [
+        (["failed", "timeout", "ok"] + ["skipped"] * 5, "2 of 3 checks found problems (5 skipped)"),
+        (["ok", "ok"], "all 2 checks passed"),
+        (["ok", "skipped"], "all 1 checks passed (1 skipped)"),
+        (["failed"], "1 of 1 checks found problems"),
+    ],
+    ids=["problems and skipped", "all passed", "passed and skipped", "one problem"],
+)  # fmt: skip
+def test_evidence_collection_the_note_and_the_bundle_page_count_the_checks_alike(
+    statuses: list[str], said: str
+) -> None:
+    from pathlib import Path
+
+    evidence = [
+        Evidence(collector=f"c{n}", status=Status(status), summary="s")
+        for n, status in enumerate(statuses)
+    ]
+    group = Classification(Priority.P1, "r", "why")
+    note = VOICE.evidence(group, "T", evidence, "/b").splitlines()[0]
+    assert note == f"[P1 (PagerDuty: P2)] T evidence: {said}"
+    manifest = {
+        "created_at": "2026-11-29T14:00:00+00:00",
+        "classification": {"priority": "P1", "rule": "r", "reason": "why"},
+        "collectors": [
+            {"name": f"c{n}", "status": status, "summary": "s", "duration_seconds": 0,
+             "files": [], "tables": {}}
+            for n, status in enumerate(statuses)
+        ],
+    }  # fmt: skip
+    page = VOICE.bundle_index(manifest, Path("/none"))
+    assert f"<b>{said[0].upper()}{said[1:]}</b>" in page

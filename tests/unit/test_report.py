@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tasks.notes.voice import Voice
 from triage.models import Priority
 from triage.policy import builtin
@@ -126,3 +128,32 @@ def test_unreadable_or_zoneless_moments_are_skipped_not_fatal() -> None:
     assert times.acknowledged_by_resolving
     assert from_record({**record, "sla_started_at": "2026-11-25T15:00:00"}) is None
     assert from_record({**record, "sla_priority": "P9"}) is None
+
+
+# The runbook's Incident Metrics "MTTA (Mean Time to Acknowledge)": what the closing note says
+# of one P1 -> the report's row (an incident nobody acknowledged has no time to acknowledge)
+@pytest.mark.parametrize(
+    ("record", "closing", "row"),
+    [
+        ({"resolved_at": at(19 / 60)},
+         "- never acknowledged; resolved after 19s (SLA 15m: met)",
+         ["P1", "1", "-", "1/1", "(100%)", "19s", "1/1", "(100%)"]),
+        ({"acknowledged_at": at(2), "resolved_at": at(20)},
+         "- acknowledged after 2m (SLA 15m: met)",
+         ["P1", "1", "2m", "1/1", "(100%)", "20m", "1/1", "(100%)"]),
+        ({"resolved_at": at(30)},
+         "- never acknowledged; resolved after 30m (SLA 15m: MISSED)",
+         ["P1", "1", "-", "0/1", "(0%)", "30m", "1/1", "(100%)"]),
+    ],
+    ids=["never acknowledged, resolved in 19s", "acknowledged", "never acknowledged, late"],
+)  # fmt: skip
+def test_incident_metrics_mtta_counts_only_incidents_a_person_acknowledged(
+    record: dict[str, str], closing: str, row: list[str]
+) -> None:
+    full = {"id": "PX", "sla_priority": "P1", "sla_started_at": at(0), "status": "resolved"}
+    times = from_record({**full, **record})
+    assert times is not None
+    voice = Voice.of(builtin())
+    assert voice.closing(times).splitlines()[1] == closing
+    p1 = metrics([times], builtin(), T0 + timedelta(hours=1))[1]
+    assert voice.report([p1]).splitlines()[1].split() == row
