@@ -20,6 +20,8 @@ from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "sentinel"
 DEFAULT_SENTINEL_PORT = 26379
+SENTINEL_SOCKET_TIMEOUT = 10.0  # seconds; kombu's BRPOP returns within 1 s when all is well
+SENTINEL_CONNECT_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,16 @@ def celery_transport_options(url: str, master: str, sentinel_password: str = "")
     """Return kombu's Sentinel transport options for `url` (none for a plain Redis URL)."""
     if not is_sentinel_url(url):
         return {}
-    options: dict[str, Any] = {"master_name": master}
+    options: dict[str, Any] = {
+        "master_name": master,
+        # A primary whose host drops off the network sends no RST: without these a consumer
+        # blocked on its socket waits forever (the cross-host bench saw the survivor's workers
+        # stop consuming). Timeouts turn the silence into a ConnectionError and a reconnect,
+        # which asks the Sentinels for the new primary.
+        "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+    }
     if sentinel_password:
         options["sentinel_kwargs"] = {"password": sentinel_password}
     return options

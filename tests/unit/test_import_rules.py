@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("actions and senders", ("tasks.actions", "tasks.notify")),
     ("sla", ("tasks.sla",)),
     ("worker", ("tasks.pipeline", "tasks.celery", "tasks.celery_app", "tasks.quiet_ticks",
-                "tasks.beat", "tasks.backlog", "tasks.recovery", "tasks.patient_task")),
+                "tasks.beat", "tasks.backlog", "tasks.recovery", "tasks.patient_task",
+                "tasks.topology")),
     ("entry points", ("tasks.cli", "webhooks", "tasks")),
 )  # fmt: skip
 

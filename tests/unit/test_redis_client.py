@@ -47,11 +47,15 @@ def test_a_plain_redis_url_is_not_a_sentinel_url_and_needs_no_transport_options(
     assert celery_transport_options(url, "mymaster", "pw") == {}
 
 
+# A primary cut off the network sends no RST: the broker must time its sockets out.
+TIMEOUTS = {"socket_timeout": 10.0, "socket_connect_timeout": 3.0, "socket_keepalive": True}
+
+
 @pytest.mark.parametrize(
     ("password", "options"),
     [
-        ("", {"master_name": "responder"}),
-        ("s3", {"master_name": "responder", "sentinel_kwargs": {"password": "s3"}}),
+        ("", {"master_name": "responder", **TIMEOUTS}),
+        ("s3", {"master_name": "responder", "sentinel_kwargs": {"password": "s3"}, **TIMEOUTS}),
     ],
 )
 def test_the_broker_follows_the_master_by_name_with_the_sentinels_own_password(

@@ -1,0 +1,62 @@
+"""The failover bench, short, across three network namespaces (root only): the host holding
+the Redis primary and the beat lease is cut off mid-storm; what must hold afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.support import PROJECT
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="builds network namespaces (ip netns): needs root, as CI has"
+)
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("failover") / "figures.json"
+    command = [
+        sys.executable, "-m", "bench.failover", "--deliveries", "200", "--seconds", "15",
+        "--groups", "20", "--cut-at", "5", "--drain-timeout", "150", "--prefix", "fot",
+        "--net", "10.78.0", "--json", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return dict(json.loads(out.read_text()))
+
+
+def test_cut_host_held_primary_and_lease_and_survivor_took_over(figures: dict[str, Any]) -> None:
+    assert figures["cut_host"] == 0
+    assert figures["cut_beat_holder"] == "fot-h1"
+    assert figures["failover_seconds"] is not None
+    assert figures["beat_holder_after"] == "fot-h2"
+
+
+def test_every_2xx_delivery_is_recorded_none_noted_twice_no_worker_exits(
+    figures: dict[str, Any],
+) -> None:
+    assert figures["accepted"] > 0
+    assert "missing" not in figures["fates"]
+    assert figures["duplicate_notes"] == 0
+    assert figures["survivor_parts_exited"] == 0
+    assert figures["survivor_unrecoverable_errors"] == 0
+    assert figures["survivor_responder_running"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known failure (docs/failover.md): after the cut the survivor's workers resume only "
+    "after about two minutes and one delivery (the P0's) stays queued",
+)
+def test_every_incident_noted_and_the_sla_clock_ticks_within_15_s(
+    figures: dict[str, Any],
+) -> None:
+    assert figures["without_first_note"] == 0
+    assert figures["p0_first_note_after_delivery"] is not None
+    assert figures["beat_task_after_cut"] is not None and figures["beat_task_after_cut"] < 15
