@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +160,23 @@ def correlation_on(
     return make
 
 
+@pytest.fixture(scope="module")
+def on_world(
+    settings: Settings,
+    responder_env: dict[str, str],
+    test_policy: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OnWorld]:
+    """One worker for the tests that share the plain policy with correlation on: their groups
+    are their own (each test's name is in its group keys), and each starts from an empty
+    ledger (`ledger`)."""
+    folder = tmp_path_factory.mktemp("correlation-on")
+    policy = policy_file(test_policy, folder, "on")
+    queue = "responder-correlation-on"
+    with own_worker(responder_env, policy, queue, folder / "on.log"):
+        yield OnWorld(policy, replace(settings, policy_path=str(policy), queue=queue), nullcontext)
+
+
 def post(settings: Settings, payload: dict[str, Any]) -> str:
     """Post an Alertmanager notification to the receiver; return its delivery id."""
     answer = (
@@ -179,9 +196,10 @@ def notes(pagerduty: FakePagerDuty, incident_id: str) -> list[str]:
 def test_an_outage_along_the_flow_is_one_incident_merged_into_with_its_origin_named(
     pagerduty: FakePagerDuty,
     redis_client: redis.Redis,
-    correlation_on: Callable[..., OnWorld],
+    on_world: OnWorld,
+    ledger: None,
 ) -> None:
-    world = correlation_on("attach")
+    world = on_world
     policy, on = world.policy, world.settings
     first, risk, gateway = (
         execution_engine_down("attach"),
@@ -272,9 +290,10 @@ def test_an_outage_along_the_flow_is_one_incident_merged_into_with_its_origin_na
 
 def test_two_unrelated_problems_at_once_stay_two_incidents(
     pagerduty: FakePagerDuty,
-    correlation_on: Callable[..., OnWorld],
+    on_world: OnWorld,
+    ledger: None,
 ) -> None:
-    world = correlation_on("unrelated")
+    world = on_world
     on = world.settings
     latency = group(
         "SignalLatencyHigh",
@@ -352,9 +371,10 @@ def test_shadow_mode_acts_on_nothing_and_the_first_note_says_would_have_joined(
 
 def test_a_resolved_incident_is_never_joined_the_group_is_answered_on_its_own(
     pagerduty: FakePagerDuty,
-    correlation_on: Callable[..., OnWorld],
+    on_world: OnWorld,
+    ledger: None,
 ) -> None:
-    world = correlation_on("resolved")
+    world = on_world
     on = world.settings
     first, risk = execution_engine_down("resolved"), risk_manager_down("resolved")
     ids = [pagerduty.add_incident(incident_key(p)) for p in (first, risk)]
@@ -372,9 +392,10 @@ def test_a_resolved_incident_is_never_joined_the_group_is_answered_on_its_own(
 
 def test_a_group_that_resolves_and_fires_again_goes_back_to_its_incident_as_flapping(
     pagerduty: FakePagerDuty,
-    correlation_on: Callable[..., OnWorld],
+    on_world: OnWorld,
+    ledger: None,
 ) -> None:
-    world = correlation_on("flapping")
+    world = on_world
     on = world.settings
     firing = execution_engine_down("flapping")
     resolved = json.loads(json.dumps(firing))

@@ -23,7 +23,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("failover") / "figures.json"
     command = [
         sys.executable, "-m", "bench.failover", "--deliveries", "200", "--seconds", "15",
-        "--groups", "20", "--cut-at", "5", "--drain-timeout", "150", "--prefix", "fot",
+        "--groups", "20", "--cut-at", "5", "--drain-timeout", "40", "--prefix", "fot",
         "--net", "10.78.0", "--json", str(out),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=600)
