@@ -55,13 +55,15 @@ run: $(BIN)/responder
 test-services:
 	scripts/install-test-services
 
-## test: lint, install the services the tests need, run the whole suite
+## test: lint, install the services the tests need, run the whole suite: what needs no server on
+## every core, then the integration tests one at a time (they share Redis, a worker, the fakes)
 ## (Redis and PostgreSQL: the ones at the addresses above, or throwaway ones under var/)
 test: $(VENV)/.dev-installed test-services lint
 	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
 	  dsn=$$($(BIN)/python scripts/ensure-postgres "$(RESPONDER_TEST_POSTGRES_DSN)") && \
-	  RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" \
-	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+	  export RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" && \
+	  $(BIN)/python -m pytest -m "not integration" -n auto $(PYTEST_ARGS) && \
+	  $(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 ## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds (on every core)
 test-unit: $(VENV)/.dev-installed

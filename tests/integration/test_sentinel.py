@@ -112,18 +112,35 @@ def test_receiver_store_and_worker_follow_the_primary_through_failover_and_its_d
     assert open_redis(sentinel_settings).zcard(INDEX_KEY) == 3
 
 
-@pytest.fixture
-def primary_and_replica(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
-    primary = RedisServer(tmp_path / "primary").start()
-    replica = RedisServer(tmp_path / "replica", replica_of=primary.port).start()
-    wait_for(
-        lambda: replica.client().info("replication").get("master_link_status") == "up",
-        timeout=20,
-        what="the replica to sync",
-    )
+@pytest.fixture(scope="module")
+def replicated_pair(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """One primary and its replica for the WAIT table (started once: seconds each time)."""
+    folder = tmp_path_factory.mktemp("replicated")
+    primary = RedisServer(folder / "primary").start()
+    replica = RedisServer(folder / "replica", replica_of=primary.port).start()
     yield primary, replica
     replica.stop()
     primary.stop()
+
+
+@pytest.fixture
+def primary_and_replica(
+    replicated_pair: tuple[RedisServer, RedisServer],
+) -> tuple[RedisServer, RedisServer]:
+    """The pair, emptied, with the replica in sync again (a case may have paused it)."""
+    primary, replica = replicated_pair
+    primary.client().flushall()
+    wait_for(
+        lambda: (
+            replica.client().info("replication").get("master_link_status") == "up"
+            and replica.client().dbsize() == 0
+        ),
+        timeout=20,
+        what="the replica to sync",
+    )
+    return primary, replica
 
 
 @pytest.mark.parametrize(
