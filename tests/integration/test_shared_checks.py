@@ -18,7 +18,9 @@ from tests.support import HealthServer
 def test_incidents_asking_at_once_share_one_health_check_of_each_service(
     settings: Settings, redis_client: redis.Redis, tmp_path
 ) -> None:
-    rt = Runtime(replace(settings, bundle_dir=tmp_path))
+    # The others wait for a runner's check as long as twice the collector timeout: ample here,
+    # so that a machine too busy to finish one check in the tests' 5 s is not seen as a hang.
+    rt = Runtime(replace(settings, bundle_dir=tmp_path, collector_timeout_seconds=10))
     # A health server of its own: the session's also answers the session worker, which may
     # still be checking the catalog for another test's run while these four ask.
     health_server = HealthServer()

@@ -29,7 +29,15 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     # module's tests, whose fixtures clear them again.
     # Its market trades around the clock: the runbook's market-hours answers are the same
     # whenever the tests run (the clock's own answers are unit-tested in tests/unit).
-    started = World(tmp_path_factory.mktemp("world"), redis_url, market="open").start()
+    # The scenarios run back to back in one world: an alert of the last one still firing would
+    # (rightly) correlate with the next and take it into its incident. Correlation acting on a
+    # whole outage is tested in test_correlation_live.py and counted by bench/outage_counts.py.
+    started = World(
+        tmp_path_factory.mktemp("world"),
+        redis_url,
+        market="open",
+        policy_overrides={"correlation": {"mode": "shadow"}},
+    ).start()
     yield started
     started.stop()
 
