@@ -189,13 +189,8 @@ def notify_management(
     if management is None or priority not in management.request_for:
         return rt.voice.management(str(priority), "by hand", emailed=", ".join(emailed))
     effect = f"{deadline.kind}@{deadline.due}:responder-request"
-    message = management.message
-    for name, value in (("priority", str(priority)), ("title", deadline.title or str(incident.id))):
-        message = message.replace("{" + name + "}", value)
-    called = ", ".join(
-        f"{target_id} ({kind.removesuffix('_reference').replace('_', ' ')})"
-        for target_id, kind in management.targets
-    )
+    message = request_message(management.message, priority, deadline.title or str(incident.id))
+    called = describe_targets(management.targets)
     if not rt.deliveries.effect_done(deadline.incident_id, effect):
         try:
             rt.pagerduty.request_responders(
@@ -211,6 +206,11 @@ def notify_management(
     return rt.voice.management(str(priority), "requested", called=called)
 
 
+def request_message(template: str, priority: Priority, title: str) -> str:
+    """Return a responder request's message with the policy's {priority} and {title} filled."""
+    return template.replace("{priority}", str(priority)).replace("{title}", title)
+
+
 def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
     """Call the CTO in (a responder request, once) for the priorities the policy's contact
     names; return the note's line saying so ("" when the CTO is not called by PagerDuty)."""
@@ -222,8 +222,7 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
     called = describe_targets(request.targets)
     effect = f"{deadline.kind}@{deadline.due}:cto-request"
     if not rt.deliveries.effect_done(deadline.incident_id, effect):
-        message = request.message.replace("{priority}", str(priority))
-        message = message.replace("{title}", deadline.title or str(incident.id))
+        message = request_message(request.message, priority, deadline.title or str(incident.id))
         try:
             rt.pagerduty.request_responders(
                 incident, request.requester_id, request.targets, message
