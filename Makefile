@@ -47,9 +47,8 @@ lock:
 ## run: receiver + workers + beat on $(HOST):$(PORT), default 127.0.0.1:8080
 ## (make run PORT=9000 HOST=0.0.0.0; outbox mode without a PagerDuty token)
 run: $(BIN)/responder
-	@url=$$(scripts/ensure-redis "$(RESPONDER_REDIS_URL)") && \
-	  RESPONDER_REDIS_URL="$$url" \
-	  RESPONDER_ALLOW_UNAUTHENTICATED="$${RESPONDER_ALLOW_UNAUTHENTICATED:-1}" \
+	@RESPONDER_ALLOW_UNAUTHENTICATED="$${RESPONDER_ALLOW_UNAUTHENTICATED:-1}" \
+	  scripts/run-with-redis "$(RESPONDER_REDIS_URL)" \
 	  $(BIN)/responder run --host "$(HOST)" --port "$(PORT)"
 
 test-services:

@@ -343,6 +343,10 @@ class OutboxGateway(IncidentWrites):
             "json": wire_body("POST", path, {"content": content}),
         }
         written = self._write("note", call)
+        # What `make run` shows of PagerDuty without a token: the note itself, as the on-call
+        # engineer would read it, not only the escaped JSON in the file.
+        shown = "\n".join("    " + line for line in content.splitlines())
+        log.info("PagerDuty outbox: note on %s (%s):\n%s", incident.id, written, shown)
         return {"id": written.stem, "content": content, "outbox_file": str(written)}
 
     def trigger(self, event: dict[str, Any]) -> str:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_loader
 
 import pytest
 
 from tests.support import PROJECT
+from tests.support.redis_servers import free_port
 
 ENSURE_REDIS = PROJECT / "scripts" / "ensure-redis"
+RUN_WITH_REDIS = PROJECT / "scripts" / "run-with-redis"
 
 
 def make_dry_run(target: str, *args: str, **environment: str) -> str:
@@ -77,3 +81,56 @@ def test_its_messages_mask_the_password() -> None:
     loader.exec_module(script)
     assert script.shown("redis://:hunter2@cache:6379/0") == "redis://:***@cache:6379/0"
     assert script.shown("redis://cache:6379/0") == "redis://cache:6379/0"
+
+
+def redis_answers(port: int) -> bool:
+    """Return whether a Redis answers PING on 127.0.0.1:port."""
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, timeout=10
+    )
+    return done.stdout.strip() == "PONG"
+
+
+def test_make_run_says_loudly_it_started_a_redis_and_stops_it_on_ctrl_c(tmp_path: Path) -> None:
+    # `make run` with no Redis at RESPONDER_REDIS_URL used to start one quietly and leave it
+    # running after Ctrl-C. The command here stands for `responder run`: it stops on SIGINT.
+    port = free_port()
+    stand_in = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    pass\n"
+    process = subprocess.Popen(
+        [str(RUN_WITH_REDIS), f"redis://127.0.0.1:{free_port()}/0", sys.executable, "-c",
+         f"import os; print(os.environ['RESPONDER_REDIS_URL'], flush=True)\n{stand_in}"],
+        cwd=tmp_path,
+        env={**os.environ, "RESPONDER_LOCAL_REDIS_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C reaches the terminal's process group: this one
+        # A terminal's Ctrl-C is not ignored; a test runner's children may inherit SIG_IGN.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    told = process.stdout.readline().strip()  # the stand-in is running, with the URL it got
+    assert told == f"redis://127.0.0.1:{port}/0"
+    assert redis_answers(port)
+    os.killpg(process.pid, signal.SIGINT)
+    _, errors = process.communicate(timeout=30)
+    assert f"STARTED A REDIS OF OUR OWN on 127.0.0.1:{port}" in errors
+    assert "stopping the Redis make run started" in errors
+    assert not (tmp_path / "var" / "redis" / "started-by-run.pid").exists()
+    # redis-server exits on SIGTERM after a save; wait for it rather than for a fixed time.
+    for _ in range(100):
+        if not redis_answers(port):
+            break
+        subprocess.run(["sleep", "0.1"], check=True)
+    assert not redis_answers(port)
+
+
+def test_make_run_leaves_a_redis_that_answered_alone(tmp_path: Path, redis_url: str) -> None:
+    done = subprocess.run(
+        [str(RUN_WITH_REDIS), redis_url, sys.executable, "-c",
+         "import os; print(os.environ['RESPONDER_REDIS_URL'])"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True,
+    )
+    assert done.stdout.strip() == redis_url
+    assert "STARTED" not in done.stderr
+    assert not (tmp_path / "var" / "redis" / "started-by-run.pid").exists()
