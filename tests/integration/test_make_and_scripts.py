@@ -6,9 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_loader
+from pathlib import Path
 
 import pytest
 
@@ -97,8 +97,13 @@ def test_make_run_says_loudly_it_started_a_redis_and_stops_it_on_ctrl_c(tmp_path
     port = free_port()
     stand_in = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    pass\n"
     process = subprocess.Popen(
-        [str(RUN_WITH_REDIS), f"redis://127.0.0.1:{free_port()}/0", sys.executable, "-c",
-         f"import os; print(os.environ['RESPONDER_REDIS_URL'], flush=True)\n{stand_in}"],
+        [
+            str(RUN_WITH_REDIS),
+            f"redis://127.0.0.1:{free_port()}/0",
+            sys.executable,
+            "-c",
+            f"import os; print(os.environ['RESPONDER_REDIS_URL'], flush=True)\n{stand_in}",
+        ],
         cwd=tmp_path,
         env={**os.environ, "RESPONDER_LOCAL_REDIS_PORT": str(port)},
         stdout=subprocess.PIPE,
@@ -127,9 +132,18 @@ def test_make_run_says_loudly_it_started_a_redis_and_stops_it_on_ctrl_c(tmp_path
 
 def test_make_run_leaves_a_redis_that_answered_alone(tmp_path: Path, redis_url: str) -> None:
     done = subprocess.run(
-        [str(RUN_WITH_REDIS), redis_url, sys.executable, "-c",
-         "import os; print(os.environ['RESPONDER_REDIS_URL'])"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True,
+        [
+            str(RUN_WITH_REDIS),
+            redis_url,
+            sys.executable,
+            "-c",
+            "import os; print(os.environ['RESPONDER_REDIS_URL'])",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     assert done.stdout.strip() == redis_url
     assert "STARTED" not in done.stderr
