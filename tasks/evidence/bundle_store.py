@@ -37,15 +37,18 @@ def file_key(name: str) -> str:
     return str(path)
 
 
-def object_key(prefix: str, bundle_id: str, name: str = "") -> str:
-    """Return the S3 key of bundle `bundle_id`'s file `name` (its folder's key when no name).
+def folder_key(prefix: str, bundle_id: str) -> str:
+    """Return the S3 key under which bundle `bundle_id`'s files are kept (ending in "/").
 
-    The bundle id passes the same check as a local folder's (links.bundle_path), and every
-    part of `name` is a plain file name: no key is made from unchecked text.
+    The bundle id passes the same check as a local folder's (links.bundle_path).
     """
     folder = bundle_path(Path(), bundle_id).name
-    key = f"{prefix}/{folder}/" if prefix else f"{folder}/"
-    return key + file_key(name) if name else key
+    return f"{prefix}/{folder}/" if prefix else f"{folder}/"
+
+
+def object_key(prefix: str, bundle_id: str, name: str) -> str:
+    """Return the S3 key of bundle `bundle_id`'s file `name`: no key is made of unchecked text."""
+    return folder_key(prefix, bundle_id) + file_key(name)
 
 
 def content_type(name: str) -> tuple[str, str | None]:
@@ -190,7 +193,7 @@ class S3Bundles:
 
     def location(self, bundle_id: str) -> str:
         """Return the bundle's s3:// URL."""
-        return f"s3://{self.bucket}/{object_key(self.prefix, bundle_id)}"
+        return f"s3://{self.bucket}/{folder_key(self.prefix, bundle_id)}"
 
     def publish(self, folder: Path, bundle_id: str, names: Iterable[str] | None = None) -> None:
         """Upload files of `folder` (all when None) under the bundle's key.
@@ -263,7 +266,7 @@ class S3Bundles:
 
     def names(self, bundle_id: str) -> list[str]:
         """List the bundle's objects, as names relative to its key."""
-        folder = object_key(self.prefix, bundle_id)
+        folder = folder_key(self.prefix, bundle_id)
         return sorted(key[len(folder) :] for key, _ in self._objects(folder))
 
     def _objects(self, prefix: str) -> Iterator[tuple[str, float]]:
