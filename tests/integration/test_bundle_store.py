@@ -238,3 +238,27 @@ def test_a_store_that_refuses_the_bundle_leaves_the_note_saying_where_it_is(
     record = rt.deliveries.get(delivery_id)
     assert record is not None and record["bundle_path"] == f"{socket.gethostname()}:{folder}"
     assert "NoSuchBucket" in record["failures"]["bundle_store"]
+
+
+def test_a_receiver_whose_store_does_not_answer_says_503_after_checking_the_link(
+    intake_settings: Settings, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = replace(
+        intake_settings,
+        bundle_store="s3://bundles-down/x",
+        s3_endpoint_url=f"http://127.0.0.1:{port}",
+        s3_access_key_id=Secret("id"),
+        s3_secret_access_key=Secret("key"),
+    )
+    client = create_app(down).test_client()
+    secret = down.link_secret.reveal()
+    expires = int(datetime.now(UTC).timestamp()) + 600
+    refused = client.get(f"/bundles/r1/manifest.json?{signed_query('r1', expires, 'wrong')}")
+    assert refused.status_code == 403  # the link is checked first: no store call for it
+    answer = client.get(f"/bundles/r1/manifest.json?{signed_query('r1', expires, secret)}")
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "the bundle store does not answer; retry"
+    assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
