@@ -3,11 +3,13 @@ by one host's worker, served by another receiver process whose own folder is emp
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
 from tests.support import PROJECT, TOKEN, sample_payload, wait_for
+from tests.support.incident_page import make_incident
 from webhooks import create_app
 
 
@@ -262,3 +265,26 @@ def test_a_receiver_whose_store_does_not_answer_says_503_after_checking_the_link
     assert answer.status_code == 503
     assert answer.get_json()["error"] == "the bundle store does not answer; retry"
     assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_the_incident_page_and_its_zip_read_the_bundle_from_the_store(
+    intake_settings: Settings, s3: S3Server, tmp_path: Path, redis_client
+) -> None:
+    writer = store_settings(intake_settings, s3, tmp_path / "host-a", "page")
+    made = make_incident(Runtime(writer), "PS3PAGE1", datetime.now(UTC))
+    folder = tmp_path / "host-a" / "bundles" / made.run_id
+    make_bundle_store(writer).publish(folder, made.run_id)  # as finish_run does
+    # Another host's receiver: same store, same Redis, its own folder empty.
+    reader = store_settings(intake_settings, s3, tmp_path / "host-b", "page")
+    client = create_app(reader).test_client()
+
+    page = client.get(made.path)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "order router lost its connection to the gateway" in html  # a log tail, from S3
+    archive = client.get(made.path.replace("?", "/evidence.zip?", 1))
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.data)) as packed:
+        names = set(packed.namelist())
+    assert {f"{made.run_id}/manifest.json", f"{made.run_id}/docker/execution-engine.log"} <= names
+    assert not (tmp_path / "host-b" / "bundles").exists()
