@@ -767,7 +767,9 @@ def prune_bundles(self: Any) -> int:
     """Delete bundles older than the retention; return how many went."""
     rt = runtime_of(self.app)
     cutoff = _now().timestamp() - rt.settings.bundle_retention_days * 86400
-    return bundle.prune(rt.settings.bundle_dir, cutoff)
+    # With a shared store the local folder is this host's working copy: both are pruned.
+    removed = bundle.prune(rt.settings.bundle_dir, cutoff)
+    return rt.bundles.prune(cutoff) if rt.bundles.shared else removed
 
 
 @shared_task(bind=True, name="tasks.pipeline.heartbeat")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from collectors.redact import make_redactor
+from tasks.evidence.bundle_store import BundleStore, make_bundle_store
 from tasks.pagerduty.budget import RequestBudget
 from tasks.pagerduty.client import PagerDutyGateway, make_gateway
 from tasks.settings import Settings
@@ -91,6 +92,11 @@ class Runtime:
     def policy(self) -> Policy:
         """Return the loaded policy."""
         return load_policy(self.settings)
+
+    @cached_property
+    def bundles(self) -> BundleStore:
+        """Return where bundles are kept: the local folder, or the S3 store every host reads."""
+        return make_bundle_store(self.settings)
 
     @cached_property
     def voice(self) -> Voice:

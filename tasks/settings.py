@@ -80,6 +80,15 @@ class Settings:
     docker_url: str = ""
     compose_project: str = "eafix"
     bundle_dir: Path = Path("var/bundles")
+    # Where bundles are kept for the receiver to serve: "" keeps them in bundle_dir (one host);
+    # s3://bucket/prefix puts them in an S3-compatible store every host reads, and bundle_dir
+    # becomes each worker's working copy (docs/bundles.md).
+    bundle_store: str = ""
+    s3_endpoint_url: str = ""  # "": AWS itself; a MinIO, Ceph or other S3-compatible server
+    s3_region: str = ""  # "": boto3's own (AWS_REGION / AWS_DEFAULT_REGION, ~/.aws/config)
+    # Unset: boto3's chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ~/.aws, an instance role).
+    s3_access_key_id: Secret = field(default_factory=lambda: Secret(""))
+    s3_secret_access_key: Secret = field(default_factory=lambda: Secret(""))
     outbox_dir: Path = Path("var/outbox")
     public_url: str = "http://127.0.0.1:8080"
     link_secret: Secret = field(default_factory=lambda: Secret(""))
@@ -268,6 +277,11 @@ _ENV = {
     "RESPONDER_DOCKER_URL": "docker_url",
     "RESPONDER_COMPOSE_PROJECT": "compose_project",
     "RESPONDER_BUNDLE_DIR": "bundle_dir",
+    "RESPONDER_BUNDLE_STORE": "bundle_store",
+    "RESPONDER_S3_ENDPOINT_URL": "s3_endpoint_url",
+    "RESPONDER_S3_REGION": "s3_region",
+    "RESPONDER_S3_ACCESS_KEY_ID": "s3_access_key_id",
+    "RESPONDER_S3_SECRET_ACCESS_KEY": "s3_secret_access_key",
     "RESPONDER_OUTBOX_DIR": "outbox_dir",
     "RESPONDER_PUBLIC_URL": "public_url",
     "RESPONDER_LINK_SECRET": "link_secret",
@@ -348,6 +362,7 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "pagerduty_events_url": ("http", "https"),
     "slack_api_url": ("http", "https"),
     "public_url": ("http", "https"),
+    "s3_endpoint_url": ("http", "https"),
     "docker_url": ("unix", "tcp", "http", "https", "ssh"),
     "postgres_dsn": ("postgresql", "postgres"),
 }
@@ -408,6 +423,37 @@ def check_url(url: str, schemes: tuple[str, ...]) -> None:
             )
 
 
+S3_SCHEME = "s3://"
+# S3's bucket naming rules (3-63 of a-z 0-9 . -, a letter or digit at each end); a prefix of
+# safe key characters, so that no label text or odd byte can ever shape a key.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_S3_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+){1,3}\Z")
+
+
+def parse_bundle_store(value: str) -> tuple[str, str]:
+    """Return (bucket, prefix) of an s3://bucket[/prefix] bundle store; ValueError naming what
+    is wrong (the prefix has no leading or trailing slash; "" for the bucket's root)."""
+    if not value.startswith(S3_SCHEME):
+        raise ValueError(
+            f"expected s3://bucket/prefix (or nothing, for RESPONDER_BUNDLE_DIR), got {value!r}"
+        )
+    bucket, _, prefix = value[len(S3_SCHEME) :].partition("/")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise ValueError(
+            f"bucket {bucket!r} is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-', "
+            "starting and ending with a letter or digit)"
+        )
+    parts = [part for part in prefix.split("/") if part]
+    for part in parts:
+        if not _PREFIX_PART.match(part):
+            raise ValueError(
+                f"prefix part {part!r} must be letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
+    return bucket, "/".join(parts)
+
+
 def check_postgres_dsn(dsn: str) -> None:
     """Raise ValueError saying what is wrong with a libpq URL or key=value string."""
     if "://" in dsn:
@@ -461,6 +507,10 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
                 check_postgres_dsn(raw)
             elif name in _URL_SCHEMES:
                 check_url(raw, _URL_SCHEMES[name])
+            elif name == "bundle_store":
+                parse_bundle_store(raw)
+            elif name == "s3_region" and not _S3_REGION.match(raw):
+                raise ValueError(f"not a region name (like eu-west-2), got {raw!r}")
             if name in HTTPS_ONLY:
                 check_https(raw)
         except ValueError as exc:
@@ -474,6 +524,12 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         raise SettingsError(
             "RESPONDER_REDIS_SENTINEL_MASTER: needed with a sentinel:// RESPONDER_REDIS_URL "
             "(the name of the master the Sentinels monitor)"
+        )
+    keys = [values.get(n) for n in ("s3_access_key_id", "s3_secret_access_key")]
+    if bool(keys[0]) != bool(keys[1]):
+        raise SettingsError(
+            "RESPONDER_S3_ACCESS_KEY_ID and RESPONDER_S3_SECRET_ACCESS_KEY: set both or neither "
+            "(neither: boto3 finds credentials itself, e.g. AWS_ACCESS_KEY_ID)"
         )
     # (A claim lease shorter than one tick's work would take live claims back and act twice:
     # RANGES starts it at MIN_CLAIM_LEASE_SECONDS.)

@@ -16,13 +16,13 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import re
 import secrets
 import zipfile
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,8 +37,8 @@ from tasks.evidence.approval_links import (
     approval_problem,
     approval_query,
 )
+from tasks.evidence.bundle_store import BundleStoreError
 from tasks.evidence.links import (
-    bundle_path,
     incident_query,
     incident_subject,
     link_problem,
@@ -61,6 +61,7 @@ from webhooks.errors import problem
 from webhooks.receiver import current_receiver
 from webhooks.security_headers import protect
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint(
     "incident_page",
     __name__,
@@ -223,15 +224,21 @@ def incident_archive(incident_id: str) -> Response:
     run_id = str(record.get("run_id") or "")
     if not run_id or not _ID.match(run_id):
         return _error_page(404, "No evidence bundle for this incident yet.")
-    folder = bundle_path(rt.settings.bundle_dir, run_id).resolve()
-    if not folder.is_dir():
-        return _error_page(404, "No evidence bundle for this incident yet.")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            # The stored tar.gz holds the same files; a hidden one is a partial write.
-            if path.is_file() and not path.name.startswith(".") and path.suffix != ".gz":
-                archive.write(path, f"{run_id}/{path.relative_to(folder)}")
+    store = rt.bundles
+    try:
+        # The stored tar.gz holds the same files; a hidden one is a partial write.
+        names = [name for name in store.names(run_id) if not name.endswith(".gz")]
+        if not names:
+            return _error_page(404, "No evidence bundle for this incident yet.")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in names:
+                stored = store.open(run_id, name)
+                if stored is not None:
+                    archive.writestr(f"{run_id}/{name}", b"".join(stored.chunks))
+    except BundleStoreError as exc:
+        log.warning("incident %s: the bundle store did not answer: %s", incident_id, exc)
+        return _error_page(503, "The evidence store does not answer right now; try again.")
     response = Response(buffer.getvalue(), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{run_id}.zip"'
     return response
@@ -287,12 +294,12 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
     run_id = str(record.get("run_id") or "")
     run = _json(rt, f"responder:run:{run_id}") if run_id and _ID.match(run_id) else None
     manifest: dict[str, Any] = {}
-    folder: Path | None = None
+    bundle: str | None = None  # the run's bundle id, once the store holds some of it
     timeline_file: list[dict[str, Any]] = []
     if run_id and _ID.match(run_id):
-        folder = bundle_path(rt.settings.bundle_dir, run_id)
-        manifest = _file_json(folder / "manifest.json") or {}
-        timeline_file = _file_json(folder / "timeline.json") or []
+        manifest = _stored_json(rt, run_id, "manifest.json") or {}
+        timeline_file = _stored_json(rt, run_id, "timeline.json") or []
+        bundle = run_id if manifest or _stored_names(rt, run_id) else None
     run = run or {}
     classification = manifest.get("classification") or run.get("classification") or {}
     planned = manifest.get("deadlines") or run.get("deadlines") or {}
@@ -302,9 +309,9 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
     evidence = view.evidence(manifest)
     for item in evidence:
         item["log_views"] = [
-            {"name": name, "lines": view.log_lines(_text(folder, name))}
+            {"name": name, "lines": view.log_lines(_text(rt, bundle, name))}
             for name in item["logs"]
-            if folder is not None
+            if bundle is not None
         ]
     services = view.services(policy, run.get("affected") or run.get("services") or [], manifest)
     alerts = run.get("alerts") or []
@@ -318,7 +325,7 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
     return {
         **state,
         "id": incident_id,
-        "run_id": run_id if folder is not None and folder.is_dir() else "",
+        "run_id": bundle or "",
         "title": record.get("title") or manifest.get("title") or run.get("title") or incident_id,
         "html_url": record.get("html_url") or "",
         "priority": view.priority(policy, str(classification.get("priority") or "")),
@@ -651,25 +658,35 @@ def _loads(raw: bytes | None) -> Any:
         return raw.decode(errors="replace") if raw is not None else None
 
 
-def _file_json(path: Path) -> Any:
+def _stored_json(rt: Runtime, bundle_id: str, name: str) -> Any:
+    """Return a JSON file of the bundle from the store; None when absent, unreadable or the
+    store does not answer (the page shows what Redis knows)."""
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        stored = rt.bundles.open(bundle_id, name)
+        return None if stored is None else json.loads(b"".join(stored.chunks))
+    except (BundleStoreError, ValueError) as exc:
+        log.warning("bundle %s: %s not read: %s", bundle_id, name, exc)
         return None
 
 
-def _text(folder: Path | None, name: str) -> str:
+def _stored_names(rt: Runtime, bundle_id: str) -> list[str]:
+    """Return the bundle's files in the store; [] when the store does not answer."""
+    try:
+        return rt.bundles.names(bundle_id)
+    except BundleStoreError as exc:
+        log.warning("bundle %s: not listed: %s", bundle_id, exc)
+        return []
+
+
+def _text(rt: Runtime, bundle_id: str | None, name: str) -> str:
     """Return the tail of a bundle file (already redacted when written)."""
-    if folder is None or ".." in Path(name).parts or name.startswith("/"):
+    if bundle_id is None:
         return ""
     try:
-        with (folder / name).open("rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - MAX_LOG_CHARS))
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
+        tail = rt.bundles.tail(bundle_id, name, MAX_LOG_CHARS)
+    except (BundleStoreError, ValueError):  # ValueError: a name that is no bundle file
         return ""
+    return "" if tail is None else tail.decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------------- CSRF

@@ -12,6 +12,7 @@ from collectors.contract import Target
 from tasks.cli.options import runtime_or_usage_error
 from tasks.cli.terminal import say
 from tasks.evidence import bundle
+from tasks.evidence.bundle_store import BundleStoreError
 from tasks.evidence.links import bundle_path
 from tasks.run.response import collect_into_bundle
 from triage.models import Priority
@@ -64,13 +65,21 @@ def diagnose_command(service: str, priority: str, dry_run: bool, as_json: bool) 
         folder, header, entries, datetime.now(UTC), runtime.voice.bundle_index
     )
     bundle.archive(folder)
+    where = str(folder.resolve())
+    if runtime.bundles.shared:
+        try:
+            runtime.bundles.publish(folder, bundle_id)
+            where = runtime.bundles.location(bundle_id)
+        except BundleStoreError as exc:
+            # The bundle is still here: say so, and why the store did not take it.
+            say(f"not stored in the bundle store: {runtime.redact(str(exc))}", err=True)
     if as_json:
-        say(json.dumps({**manifest, "path": str(folder.resolve())}, indent=2))
+        say(json.dumps({**manifest, "path": where}, indent=2))
         return
     say("")
     for entry in sorted(entries, key=lambda e: e["status"] == "ok"):
         say(f"{entry['status'].upper():<8} {entry['name']:<11} {entry['summary']}")
-    say(f"\nbundle: {folder.resolve()}")
+    say(f"\nbundle: {where}")
 
 
 def _who() -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from tasks.settings import Settings
+from tasks.settings import Settings, parse_bundle_store
 
 
 def signature(bundle_id: str, expires: int, secret: str) -> str:
@@ -80,6 +80,10 @@ def bundle_location(
     """Return the signed link to the incident's page (which shows the bundle), to the bundle
     when no incident is known, or the bundle's path when links are not configured."""
     secret = settings.link_secret.reveal()
+    if not secret and settings.bundle_store:
+        bucket, prefix = parse_bundle_store(settings.bundle_store)
+        folder = bundle_path(Path(), bundle_id).name
+        return f"s3://{'/'.join(p for p in (bucket, prefix, folder) if p)}/ (bundle {bundle_id})"
     if not secret:
         folder = bundle_path(settings.bundle_dir, bundle_id).resolve()
         return f"{folder} on the responder host (bundle {bundle_id})"

@@ -305,9 +305,13 @@ class Voice:
         bundle_location: str,
         error_lines: Sequence[str] = (),
         proposals: Sequence[Mapping[str, Any]] = (),
+        stranded: Mapping[str, str] | None = None,
     ) -> str:
         """Render the evidence note: what failed first, what is healthy, top errors, the bundle,
         and the actions the policy's rules propose (id, why, how to approve, when it expires).
+
+        `stranded`: the bundle store refused the bundle; host, path and why (the note says
+        where the evidence is instead of a link that would not open it).
 
         Each proposal: id, action, target, why, rule, expires (datetime), and `ran` ("" while it
         waits for a person; what became of it when the policy approved it automatically).
@@ -329,6 +333,7 @@ class Voice:
                 ],
                 error_lines=list(error_lines),
                 bundle=bundle_location,
+                stranded=dict(stranded) if stranded else None,
                 proposals=[dict(p) for p in proposals],
                 ttl=self.policy.actions.proposal_ttl,
             )
@@ -844,6 +849,9 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
+        ("evidence.txt.j2", lambda: voice.evidence(
+            first, "Sample", [failed], "/incidents/P1?sig=1", stranded={
+                "host": "host-a", "path": "/var/bundles/r1", "why": "writing x: AccessDenied"})),
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed], "/bundles/1", proposals=[
                 {"id": "act-1a2b3c4d", "action": "restart-service", "target": "risk-manager",

@@ -25,6 +25,7 @@ from tasks.notify.slack_queue import tell_slack
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.run import judged_again
 from tasks.run.security import SECURITY_REQUEST, request_security_team, security_call
+from tasks.run.shared_bundle import fetch_bundle, publish_bundle, stranded
 from tasks.run.state import RunState, existing_run, load_run, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock
@@ -523,7 +524,17 @@ def collect_into_bundle(
     )
     folder = bundle_path(rt.settings.bundle_dir, bundle_id)
     stored = bundle.store_files(folder, evidence.files, rt.redact)
-    return bundle.manifest_entry(evidence, stored, rt.redact)
+    entry = bundle.manifest_entry(evidence, stored, rt.redact)
+    if rt.bundles.shared:
+        # Published now: the run may be finished on another host, which fetches them.
+        names = [*stored, *(["omitted.txt"] if (folder / "omitted.txt").is_file() else [])]
+        if why := publish_bundle(rt, folder, bundle_id, names):
+            place = stranded(folder, why)
+            entry["summary"] += (
+                f" (its files are not in the shared store ({why}): "
+                f"they are on host {place['host']} in {place['path']})"
+            )
+    return entry
 
 
 def collector_context(rt: Runtime) -> CollectorContext:
@@ -553,6 +564,7 @@ def finish_run(
     """
     state = load_run(rt, run_id)
     folder = bundle_path(rt.settings.bundle_dir, run_id)
+    fetch_bundle(rt, run_id, folder)  # the files collectors on other hosts published
     header = {
         "bundle_id": run_id,
         "delivery_id": state.delivery_id,
@@ -568,7 +580,12 @@ def finish_run(
         "alerts": state.fingerprints,
     }
     bundle.write_manifest(folder, header, entries, now, rt.voice.bundle_index)
-    rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=str(folder.resolve()))
+    # A store that refuses the bundle never costs the note: the note says where it is instead.
+    place = stranded(folder, why) if (why := publish_bundle(rt, folder, run_id)) else None
+    where = f"{place['host']}:{place['path']}" if place else rt.bundles.location(run_id)
+    rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=where)
+    if place:
+        record_failure(rt, state, "bundle_store", why)
     evidence = [_evidence_of(entry) for entry in entries]
     content = rt.voice.evidence(
         state.classification,
@@ -577,6 +594,7 @@ def finish_run(
         bundle_location(rt.settings, run_id, now, state.incident_id),
         top_error_lines(folder),
         proposals=propose_actions(rt, state, entries, now, send),
+        stranded=place,
     )
     incident = state.incident
     if incident.id is None and not rt.settings.outbox_mode:
@@ -592,6 +610,8 @@ def finish_run(
             tell_slack(rt, request, priority)
     # Packed after the note: the on-call engineer should not wait for gzip.
     bundle.archive(folder)
+    if place is None:
+        publish_bundle(rt, folder, run_id, [bundle.ARCHIVE])
     rt.deliveries.update(state.delivery_id, pipeline="done")
     return run_id
 

@@ -13,6 +13,7 @@ from tasks.notify import desk
 from tasks.pagerduty.client import IncidentRef, outbox_incident_id
 from tasks.run.resolution import validation_failed
 from tasks.run.response import post_note_once
+from tasks.run.shared_bundle import publish_bundle
 from tasks.run.state import existing_run
 from tasks.runtime import Runtime
 from tasks.sla import incident_events, status_updates
@@ -127,3 +128,5 @@ def write_timeline(rt: Runtime, incident_id: str, run_id: str) -> None:
     # Like every bundle file: no secret, whatever a person's note or a service's answer held.
     text = rt.redact(json.dumps(events, indent=2))
     (folder / "timeline.json").write_text(text, encoding="utf-8")
+    # The timeline is a file of the bundle: the incident page reads it from the store.
+    publish_bundle(rt, folder, run_id, ["timeline.json"])

@@ -17,7 +17,7 @@ OURS = {*RUNTIME, "celeryconfig", "demo", "bench", "tests"}
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {"yaml": "pyyaml", "prometheus_api_client": "prometheus-api-client"}
 # Installed with a declared dependency that exists to provide them.
-PROVIDED = {"werkzeug": "flask"}
+PROVIDED = {"werkzeug": "flask", "botocore": "boto3"}
 
 
 def imported_modules() -> set[str]:

@@ -24,12 +24,19 @@ EXPECTED_SECRETS = {
     "RESPONDER_SLACK_TOKEN",
     "RESPONDER_SLACK_SIGNING_SECRET",
     "RESPONDER_SMTP_PASSWORD",
+    "RESPONDER_S3_ACCESS_KEY_ID",
+    "RESPONDER_S3_SECRET_ACCESS_KEY",
 }
 
 # A value each secret setting accepts (the DSN and basic auth have a shape to keep).
 VALUES = {
     "RESPONDER_ALERTMANAGER_BASIC_AUTH": "alertmanager:s3cret-pass",
     "RESPONDER_POSTGRES_DSN": "postgresql://reader:s3cret-pass@db.internal:5432/eafix",
+}
+# The S3 key pair is taken whole or not at all: each half is tested with the other set.
+PARTNER = {
+    "RESPONDER_S3_ACCESS_KEY_ID": {"RESPONDER_S3_SECRET_ACCESS_KEY": "other-half"},
+    "RESPONDER_S3_SECRET_ACCESS_KEY": {"RESPONDER_S3_ACCESS_KEY_ID": "other-half"},
 }
 
 
@@ -44,8 +51,9 @@ def test_each_secret_is_read_from_its_file_without_the_trailing_newline(
     value = VALUES.get(variable, "s3cret-value")
     path = tmp_path / "secret"
     path.write_text(value + "\n")
-    from_file = settings_from_env({f"{variable}_FILE": str(path)})
-    from_value = settings_from_env({variable: value})
+    partner = PARTNER.get(variable, {})
+    from_file = settings_from_env({f"{variable}_FILE": str(path), **partner})
+    from_value = settings_from_env({variable: value, **partner})
     assert from_file == from_value
     assert from_file.secrets() and value in from_file.secrets()
 
