@@ -11,7 +11,8 @@ the second. Counts, the same way on any version of the code:
   run in threads of their own and are not counted);
 - modules: the distinct modules of ours those functions live in;
 - hops: the distinct calls that cross from one module of ours into another (caller module,
-  callee module and function), in the order first made.
+  callee module and function), in the order first made;
+- edges: the distinct (caller module, callee module) pairs among the hops.
 
     RESPONDER_REDIS_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/journey.py [--hops]
 
@@ -117,8 +118,9 @@ def main() -> None:
     notes = sorted((work / "outbox").glob("*.json"))[before:]
     modules = dict.fromkeys(module for module, _ in journey.functions)
     print(f"notes posted: {len(notes)} (run {run_id})")
-    counts = (len(journey.functions), len(modules), len(journey.hops))
-    print("functions: {}  modules: {}  hops: {}".format(*counts))
+    edges = dict.fromkeys((source, module) for source, module, _ in journey.hops)
+    counts = (len(journey.functions), len(modules), len(journey.hops), len(edges))
+    print("functions: {}  modules: {}  hops: {}  edges: {}".format(*counts))
     for package in ("webhooks", "tasks", "triage"):
         mine = [f for f in journey.functions if f[0].split(".")[0] == package]
         inside = {m for m in modules if m.split(".")[0] == package}
@@ -126,6 +128,8 @@ def main() -> None:
     if args.hops:
         for source, module, function in journey.hops:
             print(f"  {source} -> {module}.{function}")
+        for source, module in edges:
+            print(f"  edge {source} -> {module}")
         print("modules:", ", ".join(modules))
 
 
