@@ -1,7 +1,8 @@
 """The worker side, in rooms by job. At the top: the Celery app (`celery`, `celery_app`), the
 task names (`names`) and the thin tasks (`pipeline`), enqueueing (`enqueue`), the retry
 decision (`retries`), the lanes, recovery of dead workers' tasks, the backlog, settings, the
-per-process runtime and the quieting of beat's frequent ticks in the log (`quiet_ticks`).
+per-process runtime, the queueing of Slack work (`slack_queue`) and the quieting of beat's
+frequent ticks in the log (`quiet_ticks`).
 Below: `store`, `pagerduty`, `evidence`, `notes`, `run`, `sla`, `cli`.
 
 `celery -A tasks worker` finds the app in `tasks.celery`.

@@ -1,6 +1,7 @@
 """The response pipeline as Celery tasks: first note, collectors in parallel, bundle, evidence note.
 
-Each task takes ids, declares its retries and calls plain functions in `tasks.run.response`.
+Each task takes ids, declares its retries and calls plain functions in `tasks.run` (`prepare`,
+`first_response`, `evidence_note`, ...).
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ from tasks.notify.email import EmailUnavailable
 from tasks.notify.email_compose import decide_smtp
 from tasks.notify.slack import SlackUnavailable
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.pagerduty.incidents import IncidentNotFound
 from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
-from tasks.run import correlating, joined_alerts, resolution, response
-from tasks.run.state import RunState, load_run
+from tasks.run import correlating, evidence_note, first_response, joined_alerts, prepare, resolution
+from tasks.run.state import RunState, load_run, record_failure
 from tasks.runtime import Runtime, open_redis
 from tasks.sla import actions, audit, closing, note_answers, watchdog
 from tasks.store.dead_letters import DeadLetter
@@ -291,7 +293,7 @@ def retry_or_log(task: Any, rt: Runtime, exc: PagerDutyUnavailable, what: str, *
 def respond(self: Any, delivery_id: str, run: int) -> str:
     """Start the response to a delivery: find the incident, post the first note, fan out."""
     rt = runtime_of(self.app)
-    state = response.prepare_run(rt, delivery_id, run, _now())
+    state = prepare.prepare_run(rt, delivery_id, run, _now())
     if state is None:
         return "nothing to respond to"
     if correlating.place(rt, state, _now()).get("acts"):
@@ -304,14 +306,14 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         rt.budget.first_response_begins(state.run_id)
     try:
         with writing_first_response():
-            incident = response.resolve_incident(rt, state)
-        if incident is None and response.trigger_incident(rt, state, _now()):
+            incident = first_response.resolve_incident(rt, state)
+        if incident is None and first_response.trigger_incident(rt, state, _now()):
             raise self.retry(countdown=min(rt.settings.incident_lookup_delay_seconds, 1.0))
         if incident is None:
             retry_lookup(self, rt)
         with writing_first_response():
-            response.post_first_note(rt, state, incident, _now())
-            response.call_in_security(rt, state, incident)  # once per incident
+            first_response.post_first_note(rt, state, incident, _now())
+            first_response.call_in_security(rt, state, incident)  # once per incident
     except PagerDutyUnavailable as exc:
         # The first note is posted before the security team is called in: name what failed.
         noted = rt.deliveries.effect_done(state.run_id, "first_note")
@@ -320,7 +322,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
             self,
             rt,
             exc,
-            lambda why: response.record_failure(rt, state, step, why),
+            lambda why: record_failure(rt, state, step, why),
             delivery_id=state.delivery_id,
             incident_id=state.incident_id or "",
             step=step.replace("_", " "),
@@ -332,7 +334,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         queue = queue_for(rt.settings.queue, state.classification.priority)  # the run's lane
         self.app.send_task(GATHER, args=[state.run_id], queue=queue)
         rt.deliveries.mark_effect(state.run_id, "fanout")
-    response.start_clock(rt, state)
+    first_response.start_clock(rt, state)
     if incident is not None:
         seconds = int(self.app.conf.task_time_limit) + 60  # the SLA actions' lock
         follow_first_note(rt, state, incident, self.request.id or "-", seconds, _now())
@@ -353,7 +355,7 @@ def respond_joined(task: Any, rt: Runtime, state: RunState) -> str | None:
     if (
         not why_alone
         and rt.policy.pagerduty.incident != "trigger"
-        and response.resolve_incident(rt, state) is None
+        and first_response.resolve_incident(rt, state) is None
     ):
         retry_lookup(task, rt)  # Alertmanager's incident for the group: to merge it (or not)
     if why_alone or lead is None:
@@ -371,7 +373,7 @@ def respond_joined(task: Any, rt: Runtime, state: RunState) -> str | None:
             task,
             rt,
             exc,
-            lambda why: response.record_failure(rt, state, "join", why),
+            lambda why: record_failure(rt, state, "join", why),
             delivery_id=state.delivery_id,
             incident_id=state.incident_id or "",
             step="join",
@@ -397,13 +399,13 @@ def follow_first_note(
     steps: dict[str, Callable[[], object]] = {
         "urgency": lambda: actions.act_early(rt, state, "lower_urgency", owner, seconds, now),
         "status_update": lambda: actions.act_early(rt, state, "next_update", owner, seconds, now),
-        "priority": lambda: response.set_incident_priority(rt, state, incident),
+        "priority": lambda: first_response.set_incident_priority(rt, state, incident),
     }
     for step, run in steps.items():
         try:
             run()
         except PagerDutyUnavailable as exc:
-            response.record_failure(rt, state, step, str(exc))
+            record_failure(rt, state, step, str(exc))
 
 
 @shared_task(bind=True, name=GATHER, max_retries=None)
@@ -411,8 +413,8 @@ def gather(self: Any, run_id: str) -> str:
     """Run the run's collectors at once, write the bundle, then post the evidence note."""
     rt = runtime_of(self.app)
     try:
-        entries = response.gather_evidence(rt, run_id)
-        done = response.finish_run(rt, run_id, entries, _now(), actions_sender(self.app, rt))
+        entries = evidence_note.gather_evidence(rt, run_id)
+        done = evidence_note.finish_run(rt, run_id, entries, _now(), actions_sender(self.app, rt))
         # "Phone call for critical trading impacts": the evidence says whether trading is hit.
         desk.register_call(rt, load_run(rt, run_id), entries, _now())
         return done
@@ -420,7 +422,7 @@ def gather(self: Any, run_id: str) -> str:
         state = load_run(rt, run_id)
 
         def give_up(why: str) -> None:
-            response.record_failure(rt, state, "evidence_note", why)
+            record_failure(rt, state, "evidence_note", why)
             # Finished, though failed: nothing is to requeue it as stalled.
             rt.deliveries.update(state.delivery_id, pipeline=f"failed: evidence note: {why}")
 
@@ -444,7 +446,7 @@ def note_resolved(self: Any, delivery_id: str) -> str:
         noted = resolution.post_resolved_note(rt, delivery_id)
         closing.close_in_outbox(rt, delivery_id, _now())  # PagerDuty's webhook does it there
         return noted
-    except response.IncidentNotFound as exc:
+    except IncidentNotFound as exc:
         retry_lookup(self, rt)
         rt.deliveries.update(delivery_id, failures={"resolved_note": str(exc)})
         return "gave up"
@@ -556,7 +558,7 @@ def joined_note(self: Any, batch: str) -> str:
     rt = runtime_of(self.app)
     try:
         return joined_alerts.post_joined_note(rt, batch, _now())
-    except response.IncidentNotFound as exc:
+    except IncidentNotFound as exc:
         retry_lookup(self, rt)
         log.error("%s: %s; the joined alerts get no note", batch, exc)
         joined_alerts.done(rt, batch)

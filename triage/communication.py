@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from triage.models import Priority
-from triage.policy import Policy
+from triage.policy import Policy, SlackPolicy
 from triage.sla import is_market_open
 
 DESK_ALERT = "desk_alert"  # the trading desk's e-mail at once
@@ -128,3 +128,16 @@ def desk_call_reasons(
     if call.market_hours_only and not is_market_open(now, policy.market_hours):
         return []
     return [reason for reason in impact.reasons() if reason in call.when]
+
+
+def channels_for(policy: SlackPolicy, priority: str, market_open: bool) -> dict[str, str]:
+    """Return which channels hear of an incident: {"incidents"|"trading"|"dev": channel}."""
+    chosen = {}
+    for kind, channel in (
+        ("incidents", policy.incidents),
+        ("trading", policy.trading),
+        ("dev", policy.dev),
+    ):
+        if channel is not None and channel.wants(priority, market_open):
+            chosen[kind] = channel.channel
+    return chosen

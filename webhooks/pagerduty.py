@@ -13,8 +13,8 @@ from tasks.actions import approval
 from tasks.lanes import actions_queue, queue_for
 from tasks.names import ANSWER_NOTE, CLOSE_INCIDENT, RESPOND
 from tasks.notes import markers
-from tasks.notify.slack_queue import tell_slack
 from tasks.sla import incident_events
+from tasks.slack_queue import tell_slack
 from tasks.store.deliveries import Claim, new_delivery_id
 from triage import note_commands
 from triage.classify import classify

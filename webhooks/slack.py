@@ -22,7 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from tasks.actions import approval
 from tasks.lanes import actions_queue
-from tasks.notify.slack_queue import tell_slack
+from tasks.slack_queue import tell_slack
 from tasks.store.seen_requests import first_delivery
 from triage import strict_json
 from triage.models import PayloadError

@@ -15,7 +15,7 @@ from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.actions.validation import run_validation
 from tasks.pagerduty.client import IncidentRef
-from tasks.run.response import post_note_once
+from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal, once_key
 from triage.actions import ActionRefused, Resolved, check_url, describe_check, resolve

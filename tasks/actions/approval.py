@@ -22,8 +22,8 @@ from tasks.names import (
     APPROVAL_LINKS,
     APPROVE_IF_ASSIGNED,
 )
-from tasks.notify.slack_queue import tell_slack
 from tasks.runtime import Runtime
+from tasks.slack_queue import tell_slack
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from tasks.store.proposals import (
     APPROVED,

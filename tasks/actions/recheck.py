@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from collectors.contract import Target
 from collectors.registry import run_collector
 from tasks.actions.approval import proposals
-from tasks.run.response import collector_context
+from tasks.evidence.collect import collector_context
 from tasks.runtime import Runtime
 from tasks.store.proposals import APPROVED, NOT_NEEDED, WAITING, WITHDRAWN, Proposal
 from triage.actions import collectors_for, run_facts, unmet

@@ -17,7 +17,7 @@ import requests
 from collectors.contract import Status, Target
 from collectors.registry import run_collector
 from tasks.actions.execute import Answer
-from tasks.run.response import collector_context
+from tasks.evidence.collect import collector_context
 from tasks.runtime import Runtime
 from triage.actions import contract_problem, describe_contract
 from triage.policy import ContractCheck, Validation, service_endpoint

@@ -13,8 +13,8 @@ from tasks.cli.options import runtime_or_usage_error
 from tasks.cli.terminal import say
 from tasks.evidence import bundle
 from tasks.evidence.bundle_store import BundleStoreError
+from tasks.evidence.collect import collect_into_bundle
 from tasks.evidence.links import bundle_path
-from tasks.run.response import collect_into_bundle
 from triage.models import Priority
 
 

@@ -4,7 +4,7 @@ call for critical trading impacts", "Email summary within 1 hour of resolution".
 Each is a deadline of the SLA clock (durable, on the incident's lane, locked while acted on,
 retried, dead-lettered), acted on by `act`:
 - `desk_alert`, due when the incident triggered (registered with the run's other deadlines,
-  `tasks.run.response.start_clock`): an e-mail at the next tick, seconds later;
+  `tasks.run.first_response.start_clock`): an e-mail at the next tick, seconds later;
 - `desk_call`, due when the evidence shows open positions at risk or orders failing: a
   PagerDuty responder request to the policy's target (PagerDuty places the call), once;
 - `desk_summary`, due when the incident resolves: what happened, the impact, the timeline,
@@ -20,10 +20,14 @@ from typing import Any
 from tasks.evidence.links import bundle_location
 from tasks.notify.email_compose import Mail
 from tasks.notify.email_send import send_once
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
-from tasks.retries import decide
-from tasks.run.response import post_note_once
-from tasks.run.security import describe_targets
+from tasks.pagerduty.client import IncidentRef
+from tasks.pagerduty.notes import post_note_once
+from tasks.pagerduty.responders import (
+    ResponderRequest,
+    describe_targets,
+    request_message,
+    request_responders_once,
+)
 from tasks.run.state import RunState, existing_run, run_key
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
@@ -185,24 +189,23 @@ def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         post_note_once(rt, incident, deadline.run_id or deadline.incident_id, DESK_CALL, note)
         return note.splitlines()[0]
     called = describe_targets(call.targets)
-    if rt.deliveries.effect_done(deadline.incident_id, DESK_CALL_EFFECT):
+    values = {
+        "priority": deadline.priority,
+        "title": deadline.title or deadline.incident_id,
+        "impact": impact.describe(),
+    }
+    request = ResponderRequest(
+        call.requester_id, call.targets, request_message(call.message, values)
+    )
+    timeline = f"trading desk called: {called}"
+    asked = request_responders_once(
+        rt, incident, DESK_CALL_EFFECT, request, timeline, detail=called
+    )
+    if asked.how == "already":
         return "the trading desk was called already"
-    message = call.message
-    for name, value in (
-        ("priority", deadline.priority),
-        ("title", deadline.title or deadline.incident_id),
-        ("impact", impact.describe()),
-    ):
-        message = message.replace("{" + name + "}", value)
-    try:
-        rt.pagerduty.request_responders(incident, call.requester_id, call.targets, message)
-    except PagerDutyUnavailable as exc:
-        if decide(exc.status, exc.headers, 1).retry:
-            raise
-        note = rt.voice.desk_call(deadline.priority, "failed", impact.describe(), why=str(exc))
+    if asked.how == "refused":
+        note = rt.voice.desk_call(deadline.priority, "failed", impact.describe(), why=asked.why)
     else:
-        rt.deliveries.mark_effect(deadline.incident_id, DESK_CALL_EFFECT, called)
-        rt.incidents.log(deadline.incident_id, f"trading desk called: {called}", "responder")
         note = rt.voice.desk_call(deadline.priority, "requested", impact.describe(), called=called)
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, DESK_CALL, note)
     return note.splitlines()[0]

@@ -48,6 +48,11 @@ class EmailUnavailable(RuntimeError):
         self.wait_seconds = wait_seconds
         self.held_back = held_back  # another attempt is in flight: wait, it is no failure
 
+    @property
+    def surely_not_applied(self) -> bool:
+        """Return whether it is known not to have been delivered (`tasks.store.effects`)."""
+        return self.surely_not_sent
+
 
 class EmailGateway(Protocol):
     """Sends one message; calls `accepted` the moment it is accepted, before anything else."""

@@ -17,12 +17,13 @@ the 250) is known not to have delivered, and clears the claim.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tasks.notify.email import BREAKER_KEY, BREAKER_SECONDS, EmailUnavailable
 from tasks.notify.email_compose import Mail, build_message, message_id
 from tasks.runtime import Runtime
-from tasks.store.deliveries import current_attempt
+from tasks.store.effects import IN_FLIGHT, HeldWhy, once
 
 log = logging.getLogger(__name__)
 
@@ -42,42 +43,53 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
     if not mail.to:
         return f"{mail.kind}: no recipients in the policy"
     record, step = f"email:{mail.key}", mail.kind
-    owner = current_attempt.get()
-    seen = rt.deliveries.attempt(record, step, owner)
-    if seen.done:
-        return f"{mail.kind}: already sent"
-    if seen.in_flight_seconds > 0:
-        raise EmailUnavailable(
-            f"e-mail {mail.kind} held back: another attempt is in flight",
-            wait_seconds=seen.in_flight_seconds,
-            held_back=True,
+    from_address = sender(rt)
+    mid = message_id(mail.kind, mail.key, from_address)
+
+    def held(why: HeldWhy, wait: float) -> EmailUnavailable:
+        said = "another attempt is in flight" if why == IN_FLIGHT else "claimed a moment ago"
+        return EmailUnavailable(
+            f"e-mail {mail.kind} held back: {said}", wait_seconds=wait, held_back=True
         )
-    if seen.interrupted_since is not None:
+
+    def cannot_look(since: float) -> None:
+        # SMTP has no way to ask whether the server has it: sent again, same Message-ID.
         log.warning(
             "e-mail %s %s: an earlier attempt may have sent it: sending again", *(step, record)
         )
-    if not rt.settings.email_outbox_mode and (left_ms := rt.redis.pttl(BREAKER_KEY)) > 0:
-        why = (rt.redis.get(BREAKER_KEY) or b"").decode("utf-8", "replace")
-        raise EmailUnavailable(f"{why} (not tried again for {left_ms / 1000:.0f} s)", None)
-    if not rt.deliveries.claim_attempt(record, step, seen.state, owner):
-        raise EmailUnavailable(
-            f"e-mail {mail.kind} held back: claimed a moment ago", wait_seconds=1.0, held_back=True
-        )
-    from_address = sender(rt)
-    message = build_message(mail.redacted(rt.redact), from_address, now or datetime.now(UTC))
-    mid = message_id(mail.kind, mail.key, from_address)
-    try:
-        where = rt.email.send(message, lambda: rt.deliveries.mark_effect(record, step, mid))
-    except EmailUnavailable as exc:
-        if exc.surely_not_sent:  # the retry sends without a doubt about a duplicate
-            rt.deliveries.clear_pending_effect(record, step)
-        if exc.code is None:  # unreachable or silent: spare the other attempts the timeout
-            rt.redis.set(BREAKER_KEY, str(exc)[:500], ex=BREAKER_SECONDS, nx=True)
-        raise
+
+    def breaker_closed() -> None:
+        if not rt.settings.email_outbox_mode and (left_ms := rt.redis.pttl(BREAKER_KEY)) > 0:
+            why = (rt.redis.get(BREAKER_KEY) or b"").decode("utf-8", "replace")
+            raise EmailUnavailable(f"{why} (not tried again for {left_ms / 1000:.0f} s)", None)
+
+    def send(done: Callable[[str], None]) -> tuple[str, str]:
+        message = build_message(mail.redacted(rt.redact), from_address, now or datetime.now(UTC))
+        try:
+            where = rt.email.send(message, lambda: done(mid))  # done at the 250, before QUIT
+        except EmailUnavailable as exc:
+            if exc.code is None:  # unreachable or silent: spare the other attempts the timeout
+                rt.redis.set(BREAKER_KEY, str(exc)[:500], ex=BREAKER_SECONDS, nx=True)
+            raise
+        return where, str(message["Subject"])
+
+    sent = once(
+        rt.deliveries,
+        record,
+        step,
+        send,
+        record=lambda sent: mid,
+        held=held,
+        find=cannot_look,
+        before_claim=breaker_closed,
+    )
+    if not sent.applied or sent.value is None:
+        return f"{mail.kind}: already sent"
+    where, subject = sent.value
     if mail.incident_id:
         rt.incidents.log(
             mail.incident_id, f"e-mail {mail.kind} sent to {', '.join(mail.to)}", "responder"
         )
     # At INFO: `make run` shows each e-mail, and where the outbox wrote it.
-    log.info("e-mail %s %r to %s: %s", mail.kind, message["Subject"], ", ".join(mail.to), where)
+    log.info("e-mail %s %r to %s: %s", mail.kind, subject, ", ".join(mail.to), where)
     return f"{mail.kind}: e-mailed {', '.join(mail.to)}"

@@ -22,7 +22,7 @@ from tasks.evidence.links import bundle_location
 from tasks.notify.email import EmailUnavailable
 from tasks.notify.email_compose import Mail
 from tasks.notify.email_send import send_once
-from tasks.run.security import describe_targets
+from tasks.pagerduty.responders import describe_targets
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
 from triage.communication import MANAGEMENT, MANAGEMENT_SUMMARY, recipients

@@ -1,5 +1,5 @@
 """Slack messages as data: Block Kit blocks and their plain-text fallback, the marker a retry
-finds its message by, the Approve / Deny buttons, and which channels hear of an incident.
+finds its message by, and the Approve / Deny buttons.
 
 Pure: no network, clock or Redis; the texts come rendered from the note templates (Voice).
 """
@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-
-from triage.policy import SlackPolicy
 
 SECTION_LIMIT = 3000  # Block Kit: a section's text holds at most 3000 characters
 BLOCK_LIMIT = 50  # Block Kit: a message holds at most 50 blocks
@@ -130,16 +128,3 @@ def proposal_buttons(proposal_id: str, action: str, target: str) -> list[dict[st
             ],
         }
     ]
-
-
-def channels_for(policy: SlackPolicy, priority: str, market_open: bool) -> dict[str, str]:
-    """Return which channels hear of an incident: {"incidents"|"trading"|"dev": channel}."""
-    chosen = {}
-    for kind, channel in (
-        ("incidents", policy.incidents),
-        ("trading", policy.trading),
-        ("dev", policy.dev),
-    ):
-        if channel is not None and channel.wants(priority, market_open):
-            chosen[kind] = channel.channel
-    return chosen

@@ -11,10 +11,10 @@ A request names an incident and what to say:
 - `click`: the answer to a button click, to the clicker alone, and the proposal's message
   showing what became of it.
 
-Exactly once, as for PagerDuty notes: a post is claimed pending before it is sent (a
-compare-and-set in the delivery log's once-records), marked done with its ts after; a retry
-that finds its own or a dead attempt pending looks for the message by the marker that ends
-its text (conversations.history, or the thread's replies) before posting again.
+Exactly once, as for PagerDuty notes (`tasks.store.effects.once`): a post is claimed pending
+before it is sent, marked done with its ts after; a retry that finds its own or a dead attempt
+pending looks for the message by the marker that ends its text (conversations.history, or the
+thread's replies) before posting again.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +30,14 @@ from tasks.actions.approval import proposals
 from tasks.evidence.links import bundle_location
 from tasks.lanes import Lane, current_lane
 from tasks.notify.slack import Posted, SlackGateway, SlackUnavailable
-from tasks.notify.slack_blocks import SlackMessage, build, channels_for, proposal_buttons
+from tasks.notify.slack_blocks import SlackMessage, build, proposal_buttons
 from tasks.retries import decide
 from tasks.run.state import RunState, existing_run, run_key
 from tasks.runtime import Runtime
-from tasks.store.deliveries import current_attempt
+from tasks.store.effects import IN_FLIGHT, HeldWhy, once
 from tasks.store.proposals import WAITING, Proposal
 from tasks.store.slack import ChannelPace, SlackThreads, Thread
+from triage.communication import channels_for
 
 log = logging.getLogger(__name__)
 LOOKBACK_SECONDS = 120.0  # a lookup reads the history from this long before the attempt
@@ -278,14 +280,17 @@ def post_once(
     waiting for its slot leaves no pending record behind.
     """
     where = scope(incident_id)
-    owner = current_attempt.get()
-    seen = rt.deliveries.attempt(where, step, owner)
-    if seen.done:
-        return None
-    if seen.in_flight_seconds > 0:
-        why = f"Slack {step} held back: another attempt at it is in flight"
-        raise _held(why, seen.in_flight_seconds)
-    if (since := seen.interrupted_since) is not None:
+    pace = ChannelPace(rt.redis)
+
+    def held(why: HeldWhy, wait: float) -> SlackUnavailable:
+        said = (
+            "another attempt at it is in flight"
+            if why == IN_FLIGHT
+            else "another attempt claimed it"
+        )
+        return _held(f"Slack {step} held back: {said}", wait)
+
+    def find(since: float) -> tuple[Posted, str] | None:
         channel = SlackThreads(rt.redis).channel_id(message.channel)
         if channel.startswith("#"):
             # History is read by channel id only: a policy that names the channel, before
@@ -297,24 +302,33 @@ def post_once(
                 channel,
             )
         elif found := gateway.find(channel, message.key, since - LOOKBACK_SECONDS, thread_ts):
-            rt.deliveries.mark_effect(where, step, f"{found.channel} {found.ts} (found)")
-            return found
-    urgent = current_lane.get() is Lane.URGENT
-    pace = ChannelPace(rt.redis)
-    if gateway.paced and (wait := pace.take(message.channel, urgent, f"{where}:{step}")) > 0:
-        raise _held(f"Slack {step} held back: {message.channel} takes one message a second", wait)
-    if not rt.deliveries.claim_attempt(where, step, seen.state, owner):
-        raise _held(f"Slack {step} held back: another attempt claimed it", 1.0)
-    try:
-        posted = gateway.post(message, thread_ts)
-    except SlackUnavailable as exc:
-        if exc.status == 429:  # every worker waits for this channel, not only this one
-            pace.block(message.channel, decide(429, exc.headers, 1).delay)
-        if exc.surely_not_applied:  # the retry posts without reading the history first
-            rt.deliveries.clear_pending_effect(where, step)
-        raise
-    rt.deliveries.mark_effect(where, step, f"{posted.channel} {posted.ts}")
-    return posted
+            return found, f"{found.channel} {found.ts} (found)"
+        return None
+
+    def take_pace() -> None:
+        urgent = current_lane.get() is Lane.URGENT
+        if gateway.paced and (wait := pace.take(message.channel, urgent, f"{where}:{step}")) > 0:
+            why = f"Slack {step} held back: {message.channel} takes one message a second"
+            raise _held(why, wait)
+
+    def post(done: Callable[[str], None]) -> Posted:
+        try:
+            return gateway.post(message, thread_ts)
+        except SlackUnavailable as exc:
+            if exc.status == 429:  # every worker waits for this channel, not only this one
+                pace.block(message.channel, decide(429, exc.headers, 1).delay)
+            raise
+
+    return once(
+        rt.deliveries,
+        where,
+        step,
+        post,
+        record=lambda posted: f"{posted.channel} {posted.ts}",
+        held=held,
+        find=find,
+        before_claim=take_pace,
+    ).value
 
 
 def _held(why: str, wait: float) -> SlackUnavailable:

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tasks.pagerduty.client import IncidentRef
-from tasks.run.response import post_note_once, resolve_incident, set_incident_priority
+from tasks.pagerduty.notes import post_note_once
+from tasks.run.first_response import resolve_incident, set_incident_priority
 from tasks.run.state import RunState, existing_run, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock

@@ -11,13 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tasks.pagerduty.incidents import IncidentNotFound, find_incident
+from tasks.pagerduty.notes import post_note_once
 from tasks.run import correlating
-from tasks.run.response import (
-    IncidentNotFound,
-    find_incident,
-    fresh_firing_alerts,
-    post_note_once,
-)
+from tasks.run.prepare import fresh_firing_alerts
 from tasks.runtime import Runtime
 from tasks.store.deliveries import JOINED_DUE_KEY, PREFIX, claim_key, parse_claim
 from triage.models import Alert, Classification

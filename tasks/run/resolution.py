@@ -11,10 +11,12 @@ from typing import Any
 
 from collectors.contract import Status, Target
 from collectors.registry import run_collector
+from tasks.evidence.collect import collector_context
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.pagerduty.incidents import IncidentNotFound, find_incident
+from tasks.pagerduty.notes import post_note_once
 from tasks.retries import decide
 from tasks.run import correlating
-from tasks.run.response import IncidentNotFound, collector_context, find_incident, post_note_once
 from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from triage.models import parse_alertmanager

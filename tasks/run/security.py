@@ -8,11 +8,15 @@ once per incident, as the management request of the SLA clock is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
-from tasks.retries import decide
+from tasks.pagerduty.client import IncidentRef
+from tasks.pagerduty.responders import (
+    ResponderRequest,
+    describe_targets,
+    request_message,
+    request_responders_once,
+)
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from triage.policy import Policy
@@ -38,14 +42,6 @@ def security_call(policy: Policy, state: RunState) -> SecurityCall | None:
     return SecurityCall(rule.name, describe_targets(team.targets) if team else "")
 
 
-def describe_targets(targets: Sequence[tuple[str, str]]) -> str:
-    """Name responder-request targets as a note does: `PSEC789 (escalation policy)`."""
-    return ", ".join(
-        f"{target_id} ({kind.removesuffix('_reference').replace('_', ' ')})"
-        for target_id, kind in targets
-    )
-
-
 def request_security_team(rt: Runtime, state: RunState, incident: IncidentRef) -> str | None:
     """Ask the policy's security team to join the incident, once per incident.
 
@@ -57,16 +53,13 @@ def request_security_team(rt: Runtime, state: RunState, incident: IncidentRef) -
     team = rt.policy.pagerduty.security
     if call is None or team is None or incident.id is None:
         return None
-    if rt.deliveries.effect_done(incident.id, SECURITY_REQUEST):
-        return None
     priority = str(state.classification.priority)
-    message = team.message.replace("{priority}", priority).replace("{title}", state.title)
-    try:
-        rt.pagerduty.request_responders(incident, team.requester_id, team.targets, message)
-    except PagerDutyUnavailable as exc:
-        if decide(exc.status, exc.headers, 1).retry:
-            raise
-        return rt.voice.security_refused(priority, call.called, str(exc))
-    rt.deliveries.mark_effect(incident.id, SECURITY_REQUEST, call.called)
-    rt.incidents.log(incident.id, f"security team requested from {call.called}", "responder")
+    message = request_message(team.message, {"priority": priority, "title": state.title})
+    request = ResponderRequest(team.requester_id, team.targets, message)
+    timeline = f"security team requested from {call.called}"
+    asked = request_responders_once(
+        rt, incident, SECURITY_REQUEST, request, timeline, detail=call.called
+    )
+    if asked.how == "refused":
+        return rt.voice.security_refused(priority, call.called, asked.why)
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from triage.models import Classification, Incident, ListedAlert
 from triage.sla import Deadlines
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,3 +97,11 @@ def existing_run(rt: Runtime, run_id: str) -> RunState | None:
     """Return a run's state, or None when it was never saved (or expired)."""
     raw = rt.redis.get(run_key(run_id))
     return RunState.from_json(raw) if raw is not None else None
+
+
+def record_failure(rt: Runtime, state: RunState, step: str, reason: str) -> None:
+    """Record why a step of the run could not be done, on the run and its delivery."""
+    log.warning("run %s: %s failed: %s", state.run_id, step, reason)
+    state.failures[step] = reason
+    save_run(rt, state)
+    rt.deliveries.update(state.delivery_id, failures=state.failures)

@@ -11,9 +11,13 @@ from typing import Any
 
 from tasks.notify import desk, management
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
-from tasks.retries import decide
-from tasks.run.response import post_note_once
-from tasks.run.security import describe_targets
+from tasks.pagerduty.notes import post_note_once
+from tasks.pagerduty.responders import (
+    ResponderRequest,
+    describe_targets,
+    request_message,
+    request_responders_once,
+)
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.sla import after_hours, rejudge, status_updates, summary
@@ -189,26 +193,16 @@ def notify_management(
     if management is None or priority not in management.request_for:
         return rt.voice.management(str(priority), "by hand", emailed=", ".join(emailed))
     effect = f"{deadline.kind}@{deadline.due}:responder-request"
-    message = request_message(management.message, priority, deadline.title or str(incident.id))
+    values = {"priority": str(priority), "title": deadline.title or str(incident.id)}
+    message = request_message(management.message, values)
     called = describe_targets(management.targets)
-    if not rt.deliveries.effect_done(deadline.incident_id, effect):
-        try:
-            rt.pagerduty.request_responders(
-                incident, management.requester_id, management.targets, message
-            )
-        except PagerDutyUnavailable as exc:
-            if decide(exc.status, exc.headers, 1).retry:
-                raise
-            return rt.voice.management(str(priority), "failed", why=str(exc))
-        rt.deliveries.mark_effect(deadline.incident_id, effect)
-        if incident.id:
-            rt.incidents.log(incident.id, f"responders requested from {called}", "responder")
+    request = ResponderRequest(management.requester_id, management.targets, message)
+    asked = request_responders_once(
+        rt, incident, effect, request, f"responders requested from {called}"
+    )
+    if asked.how == "refused":
+        return rt.voice.management(str(priority), "failed", why=asked.why)
     return rt.voice.management(str(priority), "requested", called=called)
-
-
-def request_message(template: str, priority: Priority, title: str) -> str:
-    """Return a responder request's message with the policy's {priority} and {title} filled."""
-    return template.replace("{priority}", str(priority)).replace("{title}", title)
 
 
 def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
@@ -221,19 +215,17 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
     request = cto.request
     called = describe_targets(request.targets)
     effect = f"{deadline.kind}@{deadline.due}:cto-request"
-    if not rt.deliveries.effect_done(deadline.incident_id, effect):
-        message = request_message(request.message, priority, deadline.title or str(incident.id))
-        try:
-            rt.pagerduty.request_responders(
-                incident, request.requester_id, request.targets, message
-            )
-        except PagerDutyUnavailable as exc:
-            if decide(exc.status, exc.headers, 1).retry:
-                raise
-            return f"The CTO could not be called in ({exc}): phone the CTO by hand (P0 only)."
-        rt.deliveries.mark_effect(deadline.incident_id, effect)
-        if incident.id:
-            rt.incidents.log(incident.id, f"CTO called in: {called}", "responder")
+    values = {"priority": str(priority), "title": deadline.title or str(incident.id)}
+    message = request_message(request.message, values)
+    asked = request_responders_once(
+        rt,
+        incident,
+        effect,
+        ResponderRequest(request.requester_id, request.targets, message),
+        f"CTO called in: {called}",
+    )
+    if asked.how == "refused":
+        return f"The CTO could not be called in ({asked.why}): phone the CTO by hand (P0 only)."
     return f"The CTO is called in by a PagerDuty responder request to {called} (P0 only)."
 
 

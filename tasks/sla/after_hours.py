@@ -16,7 +16,7 @@ from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
 from triage.sla import is_business_hours
 
-TRIGGER_EFFECT = "trigger"  # tasks.run.response.trigger_incident's once-marker, per run
+TRIGGER_EFFECT = "trigger"  # tasks.run.first_response.trigger_incident's once-marker, per run
 
 
 def lower_urgency(

@@ -9,11 +9,11 @@ from datetime import datetime
 
 from tasks.actions import recheck
 from tasks.evidence.links import bundle_path
+from tasks.evidence.shared_bundle import publish_bundle
 from tasks.notify import desk
 from tasks.pagerduty.client import IncidentRef, outbox_incident_id
+from tasks.pagerduty.notes import post_note_once
 from tasks.run.resolution import validation_failed
-from tasks.run.response import post_note_once
-from tasks.run.shared_bundle import publish_bundle
 from tasks.run.state import existing_run
 from tasks.runtime import Runtime
 from tasks.sla import incident_events, status_updates

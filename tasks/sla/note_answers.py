@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.pagerduty.client import IncidentRef
-from tasks.run.response import post_note_once
+from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.sla import incident_events
 from triage import note_commands

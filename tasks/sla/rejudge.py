@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from tasks.pagerduty.client import IncidentRef
+from tasks.pagerduty.incidents import priority_id
+from tasks.pagerduty.notes import post_note_once
 from tasks.run import judged_again
-from tasks.run.response import post_note_once, priority_id
 from tasks.run.state import existing_run, save_run
 from tasks.runtime import Runtime
 from tasks.store import sla_clock

@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from tasks.notify.desk import run_impact
-from tasks.notify.slack_queue import tell_slack
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.state import existing_run
 from tasks.runtime import Runtime
+from tasks.slack_queue import tell_slack
 from tasks.store.sla_clock import Deadline
 from triage.incident_status import status_now
 from triage.models import Priority

@@ -9,7 +9,7 @@ from typing import Any
 
 from tasks.notify import management
 from tasks.pagerduty.client import IncidentRef
-from tasks.run.response import post_note_once
+from tasks.pagerduty.notes import post_note_once
 from tasks.run.state import existing_run
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline

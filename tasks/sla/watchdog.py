@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 
 from tasks.pagerduty.client import PagerDutyUnavailable
-from tasks.run.response import SEVERITY
+from tasks.pagerduty.incidents import SEVERITY
 from tasks.runtime import Runtime
 from triage.policy import format_duration
 from triage.watchdog import silence

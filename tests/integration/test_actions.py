@@ -27,7 +27,8 @@ from collectors.contract import Target
 from demo.simulator import SERVICES, Simulator
 from tasks.actions import act, approval
 from tasks.cli import main
-from tasks.run import response
+from tasks.evidence import collect
+from tasks.run import proposals
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
@@ -856,7 +857,7 @@ def evidence_of_run(rt: Runtime, run_id: str, incident: str) -> tuple[RunState, 
         list(rt.policy.catalog), incident,
     )  # fmt: skip
     target = Target(services=tuple(rt.policy.catalog.values()))
-    return state, [response.collect_into_bundle(rt, run_id, "docker", target)]
+    return state, [collect.collect_into_bundle(rt, run_id, "docker", target)]
 
 
 def test_an_automatic_rule_runs_once_and_not_again_within_its_limit(
@@ -870,7 +871,7 @@ def test_an_automatic_rule_runs_once_and_not_again_within_its_limit(
     def send(name: str, args: list) -> None:
         sent.append((name, args))
 
-    [shown] = response.propose_actions(rt, state, entries, datetime.now(UTC), send)
+    [shown] = proposals.propose_actions(rt, state, entries, datetime.now(UTC), send)
     assert (shown["action"], shown["target"]) == ("restart-service", "risk-manager")
     assert shown["automatic"] and shown["rule"] == "restart-exited-container"
     assert sent == [("tasks.pipeline.act", [shown["id"]])]
@@ -884,13 +885,13 @@ def test_an_automatic_rule_runs_once_and_not_again_within_its_limit(
 
     # The evidence task retried: the same proposal, nothing approved again.
     sent.clear()
-    assert response.propose_actions(rt, state, entries, datetime.now(UTC), send) == [shown]
+    assert proposals.propose_actions(rt, state, entries, datetime.now(UTC), send) == [shown]
     assert sent == []
 
     # It exits again within the hour: a new run proposes it for a person, runs nothing itself.
     container(exited, "risk-manager").state = "exited"
     state2, entries2 = evidence_of_run(rt, "auto-r2", incident)
-    [waiting] = response.propose_actions(rt, state2, entries2, datetime.now(UTC), send)
+    [waiting] = proposals.propose_actions(rt, state2, entries2, datetime.now(UTC), send)
     assert not waiting["automatic"] and sent == []
     assert (
         "not automatic this time: rule restart-exited-container runs it at most once per 1h"
@@ -906,7 +907,7 @@ def test_an_automatic_action_in_a_dry_run_runs_nothing(
     rt = automatic_runtime(exited, tmp_path, actions_dry_run=True)
     incident = pagerduty.add_incident("actions-automatic-dry")
     state, entries = evidence_of_run(rt, "auto-dry-r1", incident)
-    [shown] = response.propose_actions(rt, state, entries, datetime.now(UTC), lambda n, a: None)
+    [shown] = proposals.propose_actions(rt, state, entries, datetime.now(UTC), lambda n, a: None)
     assert shown["automatic"]
     assert act.run_approved(rt, shown["id"], "test") == "dry-run"
     assert "DRY RUN, nothing ran" in wait_note(pagerduty, incident, "restart-service")

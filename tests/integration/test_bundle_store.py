@@ -22,7 +22,7 @@ from bench.shared_bundles import BUCKET, S3Server, bundles_written_in, open_bund
 from tasks.evidence import bundle
 from tasks.evidence.bundle_store import BundleStoreError, S3Bundles, make_bundle_store
 from tasks.evidence.links import signed_query
-from tasks.run import response
+from tasks.run import evidence_note, first_response, prepare
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
 from tests.support import PROJECT, TOKEN, sample_payload, wait_for
@@ -133,15 +133,15 @@ def run_pipeline(settings: Settings, others: Settings) -> tuple[Runtime, str, st
         headers={"Authorization": f"Bearer {TOKEN}"},
     ).get_json()
     rt, elsewhere = Runtime(settings), Runtime(others)
-    state = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    state = prepare.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
     assert state is not None and len(state.collectors) >= 2
-    incident = response.resolve_incident(rt, state)
-    response.post_first_note(rt, state, incident)
+    incident = first_response.resolve_incident(rt, state)
+    first_response.post_first_note(rt, state, incident)
     entries = [
-        response.collect_evidence(elsewhere if n % 2 else rt, state.run_id, name)
+        evidence_note.collect_evidence(elsewhere if n % 2 else rt, state.run_id, name)
         for n, name in enumerate(state.collectors)
     ]
-    response.finish_run(rt, state.run_id, entries, datetime.now(UTC))
+    evidence_note.finish_run(rt, state.run_id, entries, datetime.now(UTC))
     return rt, state.run_id, accepted["delivery_id"]
 
 

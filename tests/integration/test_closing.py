@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tasks.pagerduty.client import IncidentRef
-from tasks.run import response
+from tasks.run import first_response
 from tasks.run.state import RunState, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Settings
@@ -43,7 +43,7 @@ def start_run(rt: Runtime, run_id: str, incident: str, priority: Priority) -> No
         incident_id=incident,
     )  # fmt: skip
     save_run(rt, state)
-    response.start_clock(rt, state)
+    first_response.start_clock(rt, state)
 
 
 def test_closing_note_and_timeline(

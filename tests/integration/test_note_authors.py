@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tasks.pagerduty.client import IncidentRef
-from tasks.run import response
+from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.integration.test_pagerduty_webhook import OLD_SECRET, SECRET, annotated, delivery, post
@@ -40,7 +40,7 @@ def test_a_copy_of_our_note_that_lost_its_opening_and_marker_commands_nothing(
     incident = IncidentRef(pagerduty.add_incident("cut-key"), "cut-key")
     classification = Classification(Priority.P1, "r", "why")
     content = rt.voice.evidence(classification, "Risk", [], "/b", error_lines=LOG_LINES)
-    response.post_note_once(rt, incident, "run-cut", "first_note", content)
+    post_note_once(rt, incident, "run-cut", "first_note", content)
     [posted] = [note["content"] for note in pagerduty.notes_for(incident.id)]
     assert "> /run resume-trading" in posted  # the alert's words, quoted
     # Cut by hand (no `trimmed` flag): the opening and the marker are gone.

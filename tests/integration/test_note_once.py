@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
-from tasks.run import response
+from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.store.deliveries import current_attempt
@@ -39,7 +39,7 @@ def test_a_second_copy_waits_while_the_first_ones_attempt_may_be_in_flight(
     assert rt.deliveries.claim_attempt("r1", "first_note", None, "task-a")  # A is posting...
     as_copy("task-b")
     with pytest.raises(PagerDutyUnavailable) as waited:
-        response.post_note_once(rt, incident, "r1", "first_note", "[P1] hello")
+        post_note_once(rt, incident, "r1", "first_note", "[P1] hello")
     assert waited.value.held_back  # ...so B waits, as for the budget, and posts nothing
     assert pagerduty.calls == []
 
@@ -50,12 +50,12 @@ def test_an_attempt_pending_long_ago_is_looked_up_before_posting(
     incident = IncidentRef(pagerduty.add_incident("k-old"), "k-old")
     redis_client.set("responder:effect:r2:first_note", "pending:task-a:1000.0")  # A died then
     as_copy("task-b")
-    note_id = response.post_note_once(rt, incident, "r2", "first_note", "[P1] hello")
+    note_id = post_note_once(rt, incident, "r2", "first_note", "[P1] hello")
     assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in pagerduty.calls] == [
         ("GET", "notes"),
         ("POST", "notes"),
     ]
-    assert note_id and response.post_note_once(rt, incident, "r2", "first_note", "x") is None
+    assert note_id and post_note_once(rt, incident, "r2", "first_note", "x") is None
     assert len(pagerduty.notes_for(incident.id)) == 1
 
 

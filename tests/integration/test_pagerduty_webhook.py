@@ -19,7 +19,8 @@ from tasks.lanes import urgent_queue
 from tasks.names import CLOSE_INCIDENT
 from tasks.notes import markers as notes
 from tasks.pagerduty.client import IncidentRef
-from tasks.run import response
+from tasks.pagerduty.notes import post_note_once
+from tasks.run import first_response, prepare
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.store.deliveries import dedup_key
@@ -230,7 +231,7 @@ def test_a_long_note_of_ours_trimmed_in_its_webhook_is_still_ours(
     rt = Runtime(pd_settings)
     incident = IncidentRef(pagerduty.add_incident("trim-key"), "trim-key")
     content = "[P1] SignalLatencyHigh evidence: 2 of 4 checks found problems\n" + "- line\n" * 60
-    response.post_note_once(rt, incident, "run-trim", "evidence_note", content)
+    post_note_once(rt, incident, "run-trim", "evidence_note", content)
     [posted] = [note["content"] for note in pagerduty.notes_for(incident.id)]
     # Its webhook beat us storing the note's id, and PagerDuty cut the marker off the end.
     trimmed_copy = posted[:200]
@@ -327,9 +328,9 @@ def test_a_reopened_incident_runs_again_with_its_clocks_from_the_reopen(
     answer = post(client, reopened, webhook_id="wh-re").get_json()
     assert delivery(client, answer["delivery_id"])["pipeline"] == "queued"
     # What the worker does first with that delivery: the run's deadlines count from the reopen.
-    state = response.prepare_run(rt, answer["delivery_id"], 1, datetime.now(UTC))
+    state = prepare.prepare_run(rt, answer["delivery_id"], 1, datetime.now(UTC))
     assert state is not None
-    response.start_clock(rt, state)
+    first_response.start_clock(rt, state)
     acknowledge = next(d for d in rt.clock.pending() if d.kind == "acknowledge")
     assert acknowledge.incident_id == "PGR0VU2"
     assert acknowledge.due.startswith("2026-11-25T16:")

@@ -11,7 +11,7 @@ import pytest
 
 from collectors import registry
 from tasks.pagerduty.client import outbox_incident_id
-from tasks.run import resolution, response
+from tasks.run import evidence_note, first_response, prepare, resolution
 from tasks.run.state import RunState, run_key, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
@@ -51,16 +51,16 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     ).get_json()
     rt = Runtime(outbox)
 
-    state = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    state = prepare.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
     assert state is not None and state.collectors[:3] == ["http", "trading", "prometheus"]
     assert state.affected == ["signal-generator"]
     assert state.expression.startswith("histogram_quantile(0.99")
     assert state.services[0] == "signal-generator"  # the alert's own service is checked first
-    incident = response.resolve_incident(rt, state)
-    response.post_first_note(rt, state, incident)
-    response.post_first_note(rt, state, incident)  # a retried task must not post twice
-    entries = [response.collect_evidence(rt, state.run_id, name) for name in state.collectors]
-    response.finish_run(rt, state.run_id, entries, datetime.now(UTC))
+    incident = first_response.resolve_incident(rt, state)
+    first_response.post_first_note(rt, state, incident)
+    first_response.post_first_note(rt, state, incident)  # a retried task must not post twice
+    entries = [evidence_note.collect_evidence(rt, state.run_id, name) for name in state.collectors]
+    evidence_note.finish_run(rt, state.run_id, entries, datetime.now(UTC))
 
     calls = [json.loads(p.read_text()) for p in sorted((tmp_path / "outbox").glob("*.json"))]
     outbox_id = outbox_incident_id(state.incident_key)  # the incident trigger mode would open
@@ -117,11 +117,11 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     # No EAFIX runs here: with a Validation, its failure would rightly leave the incident open
     # (test_resolution.py); this test is about the clock, so the policy validates nothing.
     rt.policy = replace(rt.policy, on_resolved=replace(rt.policy.on_resolved, validate=()))
-    state = response.prepare_run(rt, accepted["delivery_id"], 1, fired)
+    state = prepare.prepare_run(rt, accepted["delivery_id"], 1, fired)
     assert state is not None
-    incident = response.resolve_incident(rt, state)
+    incident = first_response.resolve_incident(rt, state)
     assert incident is not None and incident.id == outbox_incident_id(state.incident_key)
-    response.start_clock(rt, state)
+    first_response.start_clock(rt, state)
     running = {d.kind for d in rt.clock.pending() if d.incident_id == incident.id}
     assert running >= {"acknowledge", "resolve"}
 
@@ -156,10 +156,10 @@ def test_in_outbox_mode_the_clock_runs_and_a_resolved_group_closes_the_incident(
     payload["status"] = "firing"
     payload["alerts"][0].update(status="firing", startsAt=refired.isoformat(), endsAt="")
     again = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
-    second = response.prepare_run(rt, again["delivery_id"], 1, refired)
+    second = prepare.prepare_run(rt, again["delivery_id"], 1, refired)
     assert second is not None
-    response.resolve_incident(rt, second)
-    response.start_clock(rt, second)
+    first_response.resolve_incident(rt, second)
+    first_response.start_clock(rt, second)
     assert (rt.incidents.get(incident.id) or {})["status"] == "triggered"
     assert rt.redis.get(escalations_key(incident.id)) is None  # level 2 first, again
     running = {d.kind for d in rt.clock.pending() if d.incident_id == incident.id}
@@ -176,7 +176,7 @@ def test_an_unknown_collector_in_the_plan_is_a_skipped_entry(
         deadlines=deadlines(Priority.P1, T0, builtin()), collectors=["nosuch"], services=[],
     )  # fmt: skip
     save_run(rt, state)
-    entry = response.collect_evidence(rt, "r1", "nosuch")
+    entry = evidence_note.collect_evidence(rt, "r1", "nosuch")
     assert entry["status"] == "skipped"
     assert "no collector named 'nosuch'" in entry["summary"]
 
@@ -197,9 +197,9 @@ def test_a_runs_collectors_wait_at_the_same_time_in_one_task(
         services=[],
     )  # fmt: skip
     save_run(rt, state)
-    entries = response.gather_evidence(rt, "r-threads")
+    entries = evidence_note.gather_evidence(rt, "r-threads")
     assert [(e["summary"], e["status"]) for e in entries] == [("met the other collector", "ok")] * 2
-    assert response.gather_evidence(rt, "r-threads") == entries  # kept: a retry does not rerun
+    assert evidence_note.gather_evidence(rt, "r-threads") == entries  # kept: a retry does not rerun
 
 
 def test_a_run_saved_by_the_previous_version_gets_its_facts_from_the_delivery(
@@ -210,12 +210,12 @@ def test_a_run_saved_by_the_previous_version_gets_its_facts_from_the_delivery(
     auth = {"Authorization": f"Bearer {TOKEN}"}
     payload = sample_payload(groupKey=f"legacy-{datetime.now(UTC).timestamp()}")
     accepted = client.post("/webhooks/alertmanager", json=payload, headers=auth).get_json()
-    state = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    state = prepare.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
     assert state is not None
     saved = json.loads(state.to_json())  # as the previous version kept it: lines, no facts
     del saved["alerts"], saved["truncated_alerts"], saved["pagerduty_incident"]
     saved["subjects"] = ["Alerts (1 firing):"]
     rt.redis.set(run_key(state.run_id), json.dumps(saved))
-    again = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    again = prepare.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
     assert again is not None and [a.name for a in again.alerts] == ["SignalLatencyHigh"]
     assert again.deadlines == state.deadlines  # the rest of the run stands

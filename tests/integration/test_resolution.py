@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from demo.simulator import Simulator
-from tasks.run import resolution, response
+from tasks.run import first_response, prepare, resolution
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.sla import closing
@@ -201,11 +201,11 @@ def test_validation_in_outbox_mode_an_incident_whose_validation_failed_stays_ope
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
     )
-    state = response.prepare_run(runtime, firing.get_json()["delivery_id"], 1, fired)
+    state = prepare.prepare_run(runtime, firing.get_json()["delivery_id"], 1, fired)
     assert state is not None
-    incident = response.resolve_incident(runtime, state)
+    incident = first_response.resolve_incident(runtime, state)
     assert incident is not None and incident.id
-    response.start_clock(runtime, state)
+    first_response.start_clock(runtime, state)
     if broken:
         eafix.inject(broken)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tasks.run import response
+from tasks.run import first_response, prepare
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
@@ -47,12 +47,12 @@ def respond(settings: Settings, rt: Runtime, payload: dict[str, Any]) -> Any:
     client = create_app(settings).test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     accepted = client.post("/webhooks/alertmanager", json=payload, headers=headers).get_json()
-    state = response.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
+    state = prepare.prepare_run(rt, accepted["delivery_id"], 1, datetime.now(UTC))
     assert state is not None
-    incident = response.resolve_incident(rt, state)
-    response.post_first_note(rt, state, incident)
-    response.call_in_security(rt, state, incident)
-    response.call_in_security(rt, state, incident)  # a retried task calls nobody twice
+    incident = first_response.resolve_incident(rt, state)
+    first_response.post_first_note(rt, state, incident)
+    first_response.call_in_security(rt, state, incident)
+    first_response.call_in_security(rt, state, incident)  # a retried task calls nobody twice
     return state
 
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 import redis
 
 from collectors.contract import Evidence, Status, Target
+from tasks.evidence import collect
 from tasks.evidence.shared_checks import SHARE_SECONDS, run_shared
-from tasks.run import response
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.support import HealthServer
@@ -40,7 +40,7 @@ def test_incidents_asking_at_once_share_one_health_check_of_each_service(
         threads = [
             threading.Thread(
                 target=lambda n=n: entries.append(
-                    response.collect_into_bundle(rt, f"run-{n}", "http", target, shared=True)
+                    collect.collect_into_bundle(rt, f"run-{n}", "http", target, shared=True)
                 )
             )
             for n in range(4)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.run import response
+from tasks.run import first_response, prepare
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tests.fakes.pagerduty import FakePagerDuty
@@ -41,16 +41,16 @@ def test_trigger_then_attach_and_set_priority(
     )
     rt = Runtime(trigger)
     now = datetime.now(UTC)
-    state = response.prepare_run(rt, accepted["delivery_id"], 1, now)
-    assert response.resolve_incident(rt, state) is None
+    state = prepare.prepare_run(rt, accepted["delivery_id"], 1, now)
+    assert first_response.resolve_incident(rt, state) is None
 
-    assert response.trigger_incident(rt, state, now) is True
-    assert response.trigger_incident(rt, state, now) is False  # once per run
-    incident = response.resolve_incident(rt, state)
+    assert first_response.trigger_incident(rt, state, now) is True
+    assert first_response.trigger_incident(rt, state, now) is False  # once per run
+    incident = first_response.resolve_incident(rt, state)
     assert incident is not None and incident.id
-    response.post_first_note(rt, state, incident)
-    response.set_incident_priority(rt, state, incident)
-    response.set_incident_priority(rt, state, incident)  # once: no second PUT
+    first_response.post_first_note(rt, state, incident)
+    first_response.set_incident_priority(rt, state, incident)
+    first_response.set_incident_priority(rt, state, incident)  # once: no second PUT
 
     [event] = pagerduty.events
     assert event["dedup_key"] == state.incident_key

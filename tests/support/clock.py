@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tasks.pipeline import follow_first_note
-from tasks.run import response
+from tasks.run import first_response, prepare
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.sla import actions, incident_events, watchdog
@@ -87,11 +87,11 @@ def record_event(rt: Runtime, incident_id: str, kind: str, at: datetime, by: str
 
 def respond(rt: Runtime, delivery_id: str, now: datetime) -> RunState:
     """Do what the `respond` task does for a delivery, at `now`: first note, clock, follow-ups."""
-    state = response.prepare_run(rt, delivery_id, 1, now)
+    state = prepare.prepare_run(rt, delivery_id, 1, now)
     assert state is not None, "nothing to respond to"
-    incident = response.resolve_incident(rt, state)
-    response.post_first_note(rt, state, incident, now)
-    response.start_clock(rt, state)
+    incident = first_response.resolve_incident(rt, state)
+    first_response.post_first_note(rt, state, incident, now)
+    first_response.start_clock(rt, state)
     assert incident is not None
     follow_first_note(rt, state, incident, "test-respond", 60, now)
     return state

@@ -10,7 +10,7 @@ import pytest
 
 from collectors import deployments
 from collectors.contract import CollectorContext, Target
-from tasks.run.response import affected_services, named_services, services_named_in
+from tasks.run.prepare import affected_services, named_services, services_named_in
 from tests.unit.test_classify import alert
 from triage.policy import builtin
 

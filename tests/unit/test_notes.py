@@ -255,7 +255,7 @@ def test_evidence_note_shows_the_top_error_lines_before_the_bundle() -> None:
 
 
 def test_top_error_lines_are_the_latest_across_services(tmp_path) -> None:
-    from tasks.run.response import top_error_lines
+    from tasks.run.evidence_note import top_error_lines
 
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "a.errors.log").write_text(

@@ -11,9 +11,9 @@ import yaml
 from tasks.actions.approval import offer_links
 from tasks.celery_app import make_celery
 from tasks.lanes import Lane, deadline_queue, lane_of_queue, notify_queue, urgent_worker_queues
-from tasks.notify.slack_queue import tell_slack
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
+from tasks.slack_queue import tell_slack
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import pytest
 
 from collectors.contract import Status, Target
 from collectors.registry import run_collector
-from tasks.run.response import collector_context
+from tasks.evidence.collect import collector_context
 from tasks.runtime import Runtime
 from tasks.settings import settings_from_env
 

@@ -19,7 +19,6 @@ from tasks.notify.slack_blocks import (
     SECTION_LIMIT,
     TEXT_LIMIT,
     build,
-    channels_for,
     marker,
     marker_of,
     plain,
@@ -27,6 +26,7 @@ from tasks.notify.slack_blocks import (
     sections,
 )
 from tasks.retries import decide
+from triage.communication import channels_for
 from triage.policy import builtin
 from webhooks.slack import parse_click, signature_problem
 
