@@ -22,7 +22,8 @@ from bench.shared_bundles import BUCKET, S3Server, bundles_written_in, open_bund
 from tasks.evidence import bundle
 from tasks.evidence.bundle_store import BundleStoreError, S3Bundles, make_bundle_store
 from tasks.evidence.links import signed_query
-from tasks.run import evidence_note, first_response, prepare
+from tasks.run import evidence_note as evidence_run
+from tasks.run import first_response, prepare
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
 from tests.support import PROJECT, TOKEN, sample_payload, wait_for
@@ -138,10 +139,10 @@ def run_pipeline(settings: Settings, others: Settings) -> tuple[Runtime, str, st
     incident = first_response.resolve_incident(rt, state)
     first_response.post_first_note(rt, state, incident)
     entries = [
-        evidence_note.collect_evidence(elsewhere if n % 2 else rt, state.run_id, name)
+        evidence_run.collect_evidence(elsewhere if n % 2 else rt, state.run_id, name)
         for n, name in enumerate(state.collectors)
     ]
-    evidence_note.finish_run(rt, state.run_id, entries, datetime.now(UTC))
+    evidence_run.finish_run(rt, state.run_id, entries, datetime.now(UTC))
     return rt, state.run_id, accepted["delivery_id"]
 
 

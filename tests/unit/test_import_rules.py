@@ -71,6 +71,8 @@ PACKAGE_CYCLES_KNOWN: dict[frozenset[str], str] = {
     "(slack, email); notify's senders take the runtime",
     frozenset({"tasks.pagerduty", "tasks.runtime"}): "the runtime builds pagerduty's client "
     "and budgets; pagerduty's runtime services (notes, incidents, responders) take the runtime",
+    frozenset({"tasks.evidence", "tasks.runtime"}): "the runtime builds evidence's bundle "
+    "store; evidence's runtime services (collect, shared_bundle) take the runtime",
 }
 
 
