@@ -6,7 +6,6 @@ Imported by the receiver, so it loads nothing of the worker's: tasks are sent by
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from tasks.names import (
 )
 from tasks.notify.slack_queue import tell_slack
 from tasks.runtime import Runtime
-from tasks.store.deliveries import DEDUP_TTL, PREFIX
+from tasks.store import runs
 from tasks.store.proposals import (
     APPROVED,
     ENDED,
@@ -144,9 +143,8 @@ def propose_for_run(
     each id is derived from the run, the action and the target, so none is made twice.
     """
     store = proposals(rt)
-    key = f"{PREFIX}run-proposals:{run_id}"
-    if (kept := rt.redis.get(key)) is not None:
-        return [p for p in map(store.get, json.loads(kept)) if p is not None]
+    if (kept := runs.proposal_ids(rt.redis, run_id)) is not None:
+        return [p for p in map(store.get, kept) if p is not None]
     made = []
     for fit in fitting:
         proposal = Proposal(
@@ -168,9 +166,9 @@ def propose_for_run(
             )
             rt.incidents.log(incident_id, what, "responder", now)
         made.append(store.get(proposal.id) or proposal)
-    if not rt.redis.set(key, json.dumps([p.id for p in made]), nx=True, ex=DEDUP_TTL):
+    if (first := runs.keep_proposal_ids(rt.redis, run_id, [p.id for p in made])) is not None:
         # Another copy of the task recorded the run's proposals a moment earlier: use those.
-        return [p for p in map(store.get, json.loads(rt.redis.get(key) or "[]")) if p is not None]
+        return [p for p in map(store.get, first) if p is not None]
     return made
 
 

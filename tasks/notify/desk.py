@@ -13,7 +13,6 @@ retried, dead-lettered), acted on by `act`:
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +23,9 @@ from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.response import post_note_once
 from tasks.run.security import describe_targets
-from tasks.run.state import RunState, existing_run, run_key
+from tasks.run.state import RunState, existing_run
 from tasks.runtime import Runtime
+from tasks.store import runs
 from tasks.store.sla_clock import Deadline
 from triage import report
 from triage.communication import (
@@ -160,8 +160,8 @@ def send_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
 
 def run_impact(rt: Runtime, run_id: str) -> TradingImpact:
     """Return the trading impact the run's evidence showed (none checked: nothing known)."""
-    kept = rt.redis.get(f"{run_key(run_id)}:entries") if run_id else None
-    return trading_impact(json.loads(kept)) if kept else TradingImpact()
+    kept = runs.entries(rt.redis, run_id) if run_id else None
+    return trading_impact(kept) if kept else TradingImpact()
 
 
 def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:

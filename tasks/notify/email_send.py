@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from tasks.notify.email import BREAKER_KEY, BREAKER_SECONDS, EmailUnavailable
+from tasks.notify.email import BREAKER_SECONDS, EmailUnavailable
 from tasks.notify.email_compose import Mail, build_message, message_id
 from tasks.runtime import Runtime
+from tasks.store import services
 from tasks.store.deliveries import current_attempt
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,9 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
         log.warning(
             "e-mail %s %s: an earlier attempt may have sent it: sending again", *(step, record)
         )
-    if not rt.settings.email_outbox_mode and (left_ms := rt.redis.pttl(BREAKER_KEY)) > 0:
-        why = (rt.redis.get(BREAKER_KEY) or b"").decode("utf-8", "replace")
-        raise EmailUnavailable(f"{why} (not tried again for {left_ms / 1000:.0f} s)", None)
+    if not rt.settings.email_outbox_mode and (failing := services.smtp_failing(rt.redis)):
+        why, left = failing
+        raise EmailUnavailable(f"{why} (not tried again for {left:.0f} s)", None)
     if not rt.deliveries.claim_attempt(record, step, seen.state, owner):
         raise EmailUnavailable(
             f"e-mail {mail.kind} held back: claimed a moment ago", wait_seconds=1.0, held_back=True
@@ -72,7 +73,7 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
         if exc.surely_not_sent:  # the retry sends without a doubt about a duplicate
             rt.deliveries.clear_pending_effect(record, step)
         if exc.code is None:  # unreachable or silent: spare the other attempts the timeout
-            rt.redis.set(BREAKER_KEY, str(exc)[:500], ex=BREAKER_SECONDS, nx=True)
+            services.trip_smtp_breaker(rt.redis, str(exc), BREAKER_SECONDS)
         raise
     if mail.incident_id:
         rt.incidents.log(

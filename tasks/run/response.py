@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -25,13 +24,11 @@ from tasks.notify.slack_queue import tell_slack
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.run import judged_again
 from tasks.run.security import SECURITY_REQUEST, request_security_team, security_call
-from tasks.run.state import RunState, existing_run, load_run, run_key, save_run
+from tasks.run.state import RunState, existing_run, load_run, save_run
 from tasks.runtime import Runtime
-from tasks.store import sla_clock
+from tasks.store import runs, services, sla_clock
 from tasks.store.correlation import CorrelationLedger
 from tasks.store.deliveries import (
-    DEDUP_TTL,
-    PREFIX,
     Delivery,
     current_attempt,
 )
@@ -249,12 +246,10 @@ def set_incident_priority(rt: Runtime, state: RunState, incident: IncidentRef) -
 def priority_id(rt: Runtime, name: str) -> str | None:
     """Return the id of the account's PagerDuty priority called `name` (None: it has none);
     the account's list is asked once an hour."""
-    cached = rt.redis.get(f"{PREFIX}pagerduty-priorities")
-    if cached is None:
+    found = services.cached_priorities(rt.redis)
+    if found is None:
         found = rt.pagerduty.priorities()
-        rt.redis.set(f"{PREFIX}pagerduty-priorities", json.dumps(found), ex=PRIORITY_CACHE_SECONDS)
-    else:
-        found = json.loads(cached)
+        services.cache_priorities(rt.redis, found, PRIORITY_CACHE_SECONDS)
     match = next((p for p in found if p.get("name") == name), None)
     return str(match["id"]) if match is not None else None
 
@@ -453,9 +448,8 @@ def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
     collectors hang, and its evidence takes as long as the slowest one. Entries are kept, so a
     retry of the evidence note does not collect again.
     """
-    key = f"{run_key(run_id)}:entries"
-    if (kept := rt.redis.get(key)) is not None:
-        return list(json.loads(kept))
+    if (kept := runs.entries(rt.redis, run_id)) is not None:
+        return kept
     state = load_run(rt, run_id)
     names = state.collectors
     # Each collector keeps its own timeout; this bounds one that does not (a stuck library).
@@ -470,7 +464,7 @@ def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
     ]
     order = {name: n for n, name in enumerate(state.collectors)}  # the plan's order
     entries.sort(key=lambda entry: order.get(entry["name"], len(order)))
-    rt.redis.set(key, json.dumps(entries), ex=DEDUP_TTL)
+    runs.keep_entries(rt.redis, run_id, entries)
     return entries
 
 
