@@ -17,7 +17,7 @@ from tasks.actions.validation import run_validation
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
-from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal, once_key
+from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal
 from triage.actions import ActionRefused, Resolved, check_url, describe_check, resolve
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def gate(rt: Runtime, proposal: Proposal) -> Proposal:
     Not once it began to act (its once-marker is set): what happened then is for `_act_once`
     to say, and it never acts again anyway.
     """
-    if rt.redis.exists(once_key(proposal.id)):
+    if proposals(rt).began(proposal.id):
         return proposal
     why = recheck.no_longer_needed(rt, proposal)
     return recheck.set_aside(rt, proposal, why, "responder") if why else proposal

@@ -17,8 +17,6 @@ from tasks.run.security import describe_targets
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.sla import after_hours, rejudge, status_updates, summary
-from tasks.store.deliveries import PREFIX
-from tasks.store.incidents import escalations_key
 from tasks.store.sla_clock import REJUDGE, SUMMARY, Deadline
 from triage import report
 from triage.models import Priority
@@ -99,15 +97,13 @@ def acting_alone(rt: Runtime, deadline: Deadline, owner: str, seconds: int) -> I
     (a claim taken back while its first copy still runs) from passing those checks together.
     The same task redelivered after its worker died (`owner` is the task id) takes it again.
     """
-    key = f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}"
-    taken = rt.redis.set(key, owner, nx=True, ex=seconds)
-    if not taken and rt.redis.get(key) != owner.encode():
+    if not rt.clock.hold_acting(deadline, owner, seconds):
         yield False
         return
     try:
         yield True
     finally:
-        rt.redis.delete(key)
+        rt.clock.release_acting(deadline)
 
 
 def act_early(
@@ -239,17 +235,16 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     """Escalate one level further than the responder has before; once per deadline."""
-    key = escalations_key(str(incident.id))
     effect = f"{step}:escalate"
     done = rt.deliveries.effect_state(str(incident.id), effect) or ""
     if done.startswith("done:"):
         return int(done.removeprefix("done:"))
-    escalated = int(rt.redis.get(key) or 0)
+    escalated = rt.incidents.escalations(str(incident.id))
     level = escalated + 2  # level 1 is where PagerDuty starts
     rt.pagerduty.escalate(incident, level)
     if incident.id:
         rt.incidents.log(incident.id, f"escalated to level {level}", "responder")
     # Counted only once PagerDuty took it, so a failed attempt does not skip a level.
-    rt.redis.set(key, escalated + 1, ex=7 * 86400)
+    rt.incidents.count_escalation(str(incident.id), escalated + 1)
     rt.deliveries.mark_effect(str(incident.id), effect, str(level))
     return level

@@ -478,6 +478,10 @@ class DeliveryStore:
         """Return a new pipeline run number for the delivery."""
         return int(self.redis.hincrby(delivery_key(delivery_id), "runs", 1))
 
+    def incident_claim(self, incident: str) -> ClaimHolder | None:
+        """Return which delivery holds an incident's run, at what priority, or None."""
+        return parse_claim(self.redis.get(claim_key(incident)))
+
     def count_requeue(self, delivery_id: str) -> int:
         """Count one requeue of a stalled delivery; return how many it has had."""
         return int(self.redis.hincrby(delivery_key(delivery_id), "requeues", 1))

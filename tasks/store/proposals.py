@@ -204,6 +204,10 @@ class ProposalStore:
         )
         return written.refusals if written is not None else 0
 
+    def began(self, proposal_id: str) -> bool:
+        """Return True when an approved action began to act (its once-marker is set)."""
+        return bool(self.redis.exists(once_key(proposal_id)))
+
     def begin(self, proposal_id: str, owner: str) -> bool:
         """Set the once-marker before acting; False when an earlier attempt set it already."""
         return bool(self.redis.set(once_key(proposal_id), owner, nx=True, ex=RETENTION_SECONDS))

@@ -166,6 +166,17 @@ class SlaClock:
         details = self._reclaim(keys=[CLAIMED_KEY], args=[stamp - lease, stamp, limit])
         return self._parse(details)
 
+    def hold_acting(self, deadline: Deadline, owner: str, seconds: int) -> bool:
+        """Take the lock on acting on one deadline for `seconds`; True when `owner` holds it."""
+        key = f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}"
+        if self.redis.set(key, owner, nx=True, ex=seconds):
+            return True
+        return bool(self.redis.get(key) == owner.encode())
+
+    def release_acting(self, deadline: Deadline) -> None:
+        """Let go of the lock on acting on one deadline."""
+        self.redis.delete(f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}")
+
     def acting(self, deadline: Deadline, now: datetime) -> None:
         """Note that the deadline's action runs (or tries again) now: the auditor leaves it."""
         self.redis.zadd(DUE_LOG_KEY, {deadline.occurrence: now.timestamp()}, xx=True)
