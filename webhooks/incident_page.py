@@ -45,6 +45,7 @@ from tasks.evidence.links import (
 )
 from tasks.lanes import actions_queue, queue_for
 from tasks.names import RESPOND
+from tasks.notes import lines
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.store import incident_reads, runs
@@ -305,7 +306,11 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
     held = CorrelationLedger(rt.redis).read().find(run_id) if run_id else None
     started = planned.get("triggered_at")
     fired = [
-        {"at": started, "what": f"alert fired: {a.get('name')} ({a.get('priority')})", "by": ""}
+        {
+            "at": started,
+            "what": lines.timeline("alert_fired", name=a.get("name"), priority=a.get("priority")),
+            "by": "",
+        }
         for a in alerts
         if started
     ]

@@ -14,6 +14,7 @@ from tasks.actions import approval, recheck
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.actions.validation import run_validation
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
@@ -149,10 +150,10 @@ def _finish(
             verified=verified,
         ),
     )
-    what = (
-        f"action {proposal.id} {status}: {proposal.action} on {proposal.target}: "
-        f"{answer.ran} answered {answer.answer} in {answer.seconds:.1f} s; verification {verified}"
-    )
+    what = lines.timeline(
+        "action_ran", p=proposal, status=status, ran=answer.ran, answer=answer.answer,
+        seconds=answer.seconds, verified=verified,
+    )  # fmt: skip
     rt.incidents.log(proposal.incident_id, what, "responder")
     return written or proposal
 

@@ -21,6 +21,7 @@ from tasks.names import (
     APPROVAL_LINKS,
     APPROVE_IF_ASSIGNED,
 )
+from tasks.notes import lines
 from tasks.notify.slack_queue import tell_slack
 from tasks.runtime import Runtime
 from tasks.store import runs
@@ -106,7 +107,7 @@ def propose(
         expires_at=(now + rt.policy.actions.proposal_ttl).isoformat(),
     )
     proposals(rt).add(proposal)
-    what = f"action {proposal.id} proposed: {proposal.action} on {proposal.target}"
+    what = lines.timeline("action_proposed", p=proposal)
     rt.incidents.log(incident_id, what, proposed_by, now)
     # Its Approve / Deny buttons in the incident's Slack thread (when it has one; once), and
     # each named approver's own link to the page.
@@ -160,10 +161,7 @@ def propose_for_run(
             condition=condition_of(fit.rule, fit.service),
         )
         if store.add_once(proposal):
-            what = (
-                f"action {proposal.id} proposed: {proposal.action} on {proposal.target} "
-                f"by rule {fit.rule.name}: {fit.why}"
-            )
+            what = lines.timeline("action_proposed", p=proposal, rule=fit.rule.name, why=fit.why)
             rt.incidents.log(incident_id, what, "responder", now)
         made.append(store.get(proposal.id) or proposal)
     if (first := runs.keep_proposal_ids(rt.redis, run_id, [p.id for p in made])) is not None:
@@ -247,9 +245,8 @@ def approve(
         return _not_waiting(latest) if latest is not None else Outcome("unknown", "vanished")
     if said == "counted":
         count = len(written.approvals)
-        what = (
-            f"action {proposal.id} approved {count} of {required}: {proposal.action} on "
-            f"{proposal.target} (via {via}); it runs when another person approves"
+        what = lines.timeline(
+            "action_approved_partly", p=proposal, count=count, required=required, via=via
         )
         rt.incidents.log(proposal.incident_id, what, approver, now)
         send(ACTION_WAITS, [proposal.id, count, required, approver, via])
@@ -259,7 +256,7 @@ def approve(
             "when a second, different person approves",
             proposal.id,
         )
-    what = f"action {proposal.id} approved: {proposal.action} on {proposal.target} (via {via})"
+    what = lines.timeline("action_approved", p=proposal, via=via)
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACT, [proposal.id])
     return Outcome("approved", f"approved: {proposal.action} on {proposal.target}", proposal.id)
@@ -283,11 +280,7 @@ def approve_automatic(
     held = store.claim_automatic(rule.name, proposal.target, proposal.id, seconds)
     if held is not None:
         limit = format_duration(rule.at_most_once_per)
-        what = (
-            f"action {proposal.id} not run automatically: rule {rule.name} ran "
-            f"{proposal.action} on {proposal.target} within {limit} ({held}); "
-            "it waits for a person"
-        )
+        what = lines.timeline("action_held", p=proposal, rule=rule.name, limit=limit, held=held)
         rt.incidents.log(proposal.incident_id, what, "responder", now)
         return ""
     via = f"automatic (rule {rule.name})"
@@ -335,7 +328,7 @@ def deny(
     if not store.close(proposal.id, "denied", who, f"denied by {who} via {via}"):
         latest = store.get(proposal.id)
         return _not_waiting(latest or proposal)
-    what = f"action {proposal.id} denied: {proposal.action} on {proposal.target} (via {via})"
+    what = lines.timeline("action_denied", p=proposal, via=via)
     rt.incidents.log(proposal.incident_id, what, who, now)
     return Outcome("denied", f"denied: {proposal.action} on {proposal.target}", proposal.id)
 
@@ -437,7 +430,8 @@ def _refuse(
         # person's run next is no "already" of it. Someone else's refused approval of a
         # proposal leaves its claim alone.
         store.release_run(_run_key(proposal), proposal.id)
-    rt.incidents.log(proposal.incident_id, f"action {proposal.id} refused: {why}", approver, now)
+    what = lines.timeline("action_refused", p=proposal, why=why)
+    rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACTION_REFUSED, [proposal.id, number, approver, via, why])
     return Outcome("refused", f"refused: {why}; nothing ran", proposal.id)
 

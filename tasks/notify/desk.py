@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from tasks.evidence.links import bundle_location
+from tasks.notes import lines
 from tasks.notify.email_compose import Mail
 from tasks.notify.email_send import send_once
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
@@ -187,13 +188,12 @@ def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     called = describe_targets(call.targets)
     if rt.deliveries.effect_done(deadline.incident_id, DESK_CALL_EFFECT):
         return "the trading desk was called already"
-    message = call.message
-    for name, value in (
-        ("priority", deadline.priority),
-        ("title", deadline.title or deadline.incident_id),
-        ("impact", impact.describe()),
-    ):
-        message = message.replace("{" + name + "}", value)
+    message = lines.policy_message(
+        call.message,
+        priority=deadline.priority,
+        title=deadline.title or deadline.incident_id,
+        impact=impact.describe(),
+    )
     try:
         rt.pagerduty.request_responders(incident, call.requester_id, call.targets, message)
     except PagerDutyUnavailable as exc:
@@ -202,7 +202,8 @@ def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         note = rt.voice.desk_call(deadline.priority, "failed", impact.describe(), why=str(exc))
     else:
         rt.deliveries.mark_effect(deadline.incident_id, DESK_CALL_EFFECT, called)
-        rt.incidents.log(deadline.incident_id, f"trading desk called: {called}", "responder")
+        what = lines.timeline("desk_called", called=called)
+        rt.incidents.log(deadline.incident_id, what, "responder")
         note = rt.voice.desk_call(deadline.priority, "requested", impact.describe(), called=called)
     post_note_once(rt, incident, deadline.run_id or deadline.incident_id, DESK_CALL, note)
     return note.splitlines()[0]

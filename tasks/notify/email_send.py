@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from tasks.notes import lines
 from tasks.notify.email import BREAKER_SECONDS, EmailUnavailable
 from tasks.notify.email_compose import Mail, build_message, message_id
 from tasks.runtime import Runtime
@@ -76,9 +77,8 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
             services.trip_smtp_breaker(rt.redis, str(exc), BREAKER_SECONDS)
         raise
     if mail.incident_id:
-        rt.incidents.log(
-            mail.incident_id, f"e-mail {mail.kind} sent to {', '.join(mail.to)}", "responder"
-        )
+        what = lines.timeline("email_sent", kind=mail.kind, to=mail.to)
+        rt.incidents.log(mail.incident_id, what, "responder")
     # At INFO: `make run` shows each e-mail, and where the outbox wrote it.
     log.info("e-mail %s %r to %s: %s", mail.kind, message["Subject"], ", ".join(mail.to), where)
     return f"{mail.kind}: e-mailed {', '.join(mail.to)}"

@@ -15,6 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once, resolve_incident, set_incident_priority
 from tasks.run.state import RunState, existing_run, save_run
@@ -179,7 +180,8 @@ def _merge_or_link(
     if how == MERGED:
         rt.deliveries.begin_effect(state.run_id, how)
         rt.pagerduty.merge(target, [own])
-        rt.incidents.log(str(target.id), f"merged {own.id} ({state.alert_name})", "responder")
+        what = lines.timeline("merged", incident_id=own.id, alert_name=state.alert_name)
+        rt.incidents.log(str(target.id), what, "responder")
     else:
         content = rt.voice.correlation_linked(
             str(state.classification.priority),

@@ -10,6 +10,7 @@ from typing import Any
 
 from collectors.contract import Status, Target
 from collectors.registry import run_collector
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run import correlating
@@ -128,7 +129,7 @@ def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[s
         outcome = f"refused: {exc}"
     else:
         outcome = "resolved"
-        rt.incidents.log(incident.id, "resolved: every alert cleared and validated", "responder")
+        rt.incidents.log(incident.id, lines.timeline("resolved_validated"), "responder")
     rt.deliveries.mark_effect(incident.id, RESOLVE_EFFECT, outcome)
     return outcome
 

@@ -17,7 +17,7 @@ from tasks.actions import approval
 from tasks.evidence import bundle
 from tasks.evidence.links import bundle_location, bundle_path
 from tasks.evidence.shared_checks import run_shared
-from tasks.notes import markers
+from tasks.notes import lines, markers
 from tasks.notes.voice import headline
 from tasks.notify.slack_blocks import channels_for
 from tasks.notify.slack_queue import tell_slack
@@ -409,7 +409,8 @@ def post_note_once(
         str(author.get("id") or "") if isinstance(author, dict) else ""
     )
     if incident.id:
-        rt.incidents.log(incident.id, f"note: {body.splitlines()[0]}", "responder")
+        what = lines.timeline("note_posted", first_line=body.splitlines()[0])
+        rt.incidents.log(incident.id, what, "responder")
         if step not in NOT_FOR_SLACK:  # the same words in the incident's Slack thread
             request = {"what": "note", "incident_id": incident.id, "key": f"{run_id}/{step}"}
             tell_slack(rt, {**request, "text": body})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.run.state import RunState
@@ -60,7 +61,7 @@ def request_security_team(rt: Runtime, state: RunState, incident: IncidentRef) -
     if rt.deliveries.effect_done(incident.id, SECURITY_REQUEST):
         return None
     priority = str(state.classification.priority)
-    message = team.message.replace("{priority}", priority).replace("{title}", state.title)
+    message = lines.policy_message(team.message, priority=priority, title=state.title)
     try:
         rt.pagerduty.request_responders(incident, team.requester_id, team.targets, message)
     except PagerDutyUnavailable as exc:
@@ -68,5 +69,6 @@ def request_security_team(rt: Runtime, state: RunState, incident: IncidentRef) -
             raise
         return rt.voice.security_refused(priority, call.called, str(exc))
     rt.deliveries.mark_effect(incident.id, SECURITY_REQUEST, call.called)
-    rt.incidents.log(incident.id, f"security team requested from {call.called}", "responder")
+    what = lines.timeline("security_requested", called=call.called)
+    rt.incidents.log(incident.id, what, "responder")
     return None

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.notes import lines
 from tasks.notify import desk, management
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
@@ -198,13 +199,14 @@ def notify_management(
             return rt.voice.management(str(priority), "failed", why=str(exc))
         rt.deliveries.mark_effect(deadline.incident_id, effect)
         if incident.id:
-            rt.incidents.log(incident.id, f"responders requested from {called}", "responder")
+            what = lines.timeline("responders_requested", called=called)
+            rt.incidents.log(incident.id, what, "responder")
     return rt.voice.management(str(priority), "requested", called=called)
 
 
 def request_message(template: str, priority: Priority, title: str) -> str:
     """Return a responder request's message with the policy's {priority} and {title} filled."""
-    return template.replace("{priority}", str(priority)).replace("{title}", title)
+    return lines.policy_message(template, priority=str(priority), title=title)
 
 
 def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
@@ -229,7 +231,7 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
             return f"The CTO could not be called in ({exc}): phone the CTO by hand (P0 only)."
         rt.deliveries.mark_effect(deadline.incident_id, effect)
         if incident.id:
-            rt.incidents.log(incident.id, f"CTO called in: {called}", "responder")
+            rt.incidents.log(incident.id, lines.timeline("cto_called", called=called), "responder")
     return f"The CTO is called in by a PagerDuty responder request to {called} (P0 only)."
 
 
@@ -243,7 +245,7 @@ def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     level = escalated + 2  # level 1 is where PagerDuty starts
     rt.pagerduty.escalate(incident, level)
     if incident.id:
-        rt.incidents.log(incident.id, f"escalated to level {level}", "responder")
+        rt.incidents.log(incident.id, lines.timeline("escalated", level=level), "responder")
     # Counted only once PagerDuty took it, so a failed attempt does not skip a level.
     rt.incidents.count_escalation(str(incident.id), escalated + 1)
     rt.deliveries.mark_effect(str(incident.id), effect, str(level))

@@ -1,0 +1,119 @@
+"""One-line texts from templates: the incident timeline's lines say exactly what they said as
+f-strings (the page and `responder action show` read their words), and a policy's responder
+request message fills its placeholders, old `{priority}` and Jinja `{{ priority }}` alike."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tasks.notes import lines
+from tasks.notes.lines import TEMPLATES
+from tasks.store.proposals import Proposal
+
+P = Proposal(
+    "act-1a2b3c4d", "stop-trading", "gui-gateway", "PINC1", "dana", "2026-01-05T10:00:00+00:00",
+    "2026-01-05T11:00:00+00:00",
+)  # fmt: skip
+
+TIMELINE: list[tuple[str, dict[str, Any], str]] = [
+    ("note_posted", {"first_line": "EAFIX P1 first response"}, "note: EAFIX P1 first response"),
+    ("email_sent", {"kind": "desk_alert", "to": ("a@x", "b@y")},
+     "e-mail desk_alert sent to a@x, b@y"),
+    ("approval_links_sent", {"count": 1}, "personal approval links e-mailed (1 approver)"),
+    ("approval_links_sent", {"count": 3}, "personal approval links e-mailed (3 approvers)"),
+    ("desk_called", {"called": "PDESK (user)"}, "trading desk called: PDESK (user)"),
+    ("security_requested", {"called": "PSEC (escalation policy)"},
+     "security team requested from PSEC (escalation policy)"),
+    ("responders_requested", {"called": "PMGT (user)"}, "responders requested from PMGT (user)"),
+    ("cto_called", {"called": "PCTO (user)"}, "CTO called in: PCTO (user)"),
+    ("escalated", {"level": 3}, "escalated to level 3"),
+    ("merged", {"incident_id": "PB", "alert_name": "OrdersFailing"}, "merged PB (OrdersFailing)"),
+    ("status_update_posted", {}, "status update posted"),
+    ("status_update_posted", {"word": "monitoring"}, "status update posted: monitoring"),
+    ("urgency_raised", {}, "urgency set to high"),
+    ("urgency_lowered_after_hours", {}, "urgency set to low until business hours"),
+    ("urgency_restored_business_hours", {}, "urgency set to high: business hours"),
+    ("judged_again", {"was": "P2", "now": "P1", "market_open": True},
+     "judged again: P2 -> P1 (market open)"),
+    ("judged_again", {"was": "P1", "now": "P2", "market_open": False},
+     "judged again: P1 -> P2 (market closed)"),
+    ("judged_again_left", {"would_be": "P2", "was": "P1"},
+     "judged again: would now be P2; left P1 (acknowledged)"),
+    ("resolved_validated", {}, "resolved: every alert cleared and validated"),
+    ("note_added", {}, "note added"),
+    ("status_said", {"word": "identified"}, "status identified"),
+    ("eta_said", {"eta": datetime(2026, 1, 5, 14, 30)}, "ETA 2026-01-05 14:30 UTC"),
+    ("eta_said", {"eta": None}, "ETA unknown"),
+    ("action_proposed", {"p": P}, "action act-1a2b3c4d proposed: stop-trading on gui-gateway"),
+    ("action_proposed", {"p": P, "rule": "stop-on-loss", "why": "orders failing"},
+     "action act-1a2b3c4d proposed: stop-trading on gui-gateway by rule stop-on-loss: "
+     "orders failing"),
+    ("action_approved", {"p": P, "via": "cli"},
+     "action act-1a2b3c4d approved: stop-trading on gui-gateway (via cli)"),
+    ("action_approved_partly", {"p": P, "count": 1, "required": 2, "via": "slack"},
+     "action act-1a2b3c4d approved 1 of 2: stop-trading on gui-gateway (via slack); it runs "
+     "when another person approves"),
+    ("action_denied", {"p": P, "via": "incident page"},
+     "action act-1a2b3c4d denied: stop-trading on gui-gateway (via incident page)"),
+    ("action_refused", {"p": P, "why": "not allowed"}, "action act-1a2b3c4d refused: not allowed"),
+    ("action_held", {"p": P, "rule": "r", "limit": "1h", "held": "act-99"},
+     "action act-1a2b3c4d not run automatically: rule r ran stop-trading on gui-gateway within "
+     "1h (act-99); it waits for a person"),
+    ("action_ran", {"p": P, "status": "done", "ran": "POST http://gw/stop", "answer": "200",
+                    "seconds": 0.25, "verified": "passed"},
+     "action act-1a2b3c4d done: stop-trading on gui-gateway: POST http://gw/stop answered 200 in "
+     "0.2 s; verification passed"),
+    ("action_not_needed", {"p": P, "why": "the alert cleared"},
+     "action act-1a2b3c4d not run: stop-trading on gui-gateway: no longer needed: the alert "
+     "cleared"),
+    ("action_withdrawn", {"p": P},
+     "action act-1a2b3c4d withdrawn: stop-trading on gui-gateway: the incident resolved"),
+    ("alert_fired", {"name": "OrdersFailing", "priority": "P1"}, "alert fired: OrdersFailing (P1)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("line", "facts", "said"), TIMELINE, ids=lambda v: str(v)[:30])
+def test_a_timeline_line_says_what_it_always_said(line: str, facts: dict[str, Any], said: str):
+    assert lines.timeline(line, **facts) == said
+
+
+def test_every_timeline_line_of_the_template_is_checked_here() -> None:
+    source = (TEMPLATES / "_timeline.txt.j2").read_text("utf-8")
+    defined = set(re.findall(r"\{% macro (\w+)\(", source))
+    assert defined == {line for line, _, _ in TIMELINE}
+
+
+def test_a_line_missing_a_fact_fails_rather_than_saying_less() -> None:
+    with pytest.raises(Exception, match="called"):
+        lines.timeline("desk_called")
+
+
+@pytest.mark.parametrize(
+    ("message", "facts", "said"),
+    [
+        ("EAFIX {priority} security incident: {title}", {"priority": "P0", "title": "Orders"},
+         "EAFIX P0 security incident: Orders"),
+        ("EAFIX {{ priority }} incident: {{ title }}", {"priority": "P1", "title": "Orders"},
+         "EAFIX P1 incident: Orders"),
+        ("Desk: {impact} ({title})", {"priority": "P1", "title": "T", "impact": "orders failing"},
+         "Desk: orders failing (T)"),
+        # A placeholder the message has no value for stays as written, as it always did.
+        ("{priority}: {impact}", {"priority": "P2", "title": "T"}, "P2: {impact}"),
+        # Braces in the text or in a value are text, never a template.
+        ("{priority} {# not a comment", {"priority": "P3"}, "P3 {# not a comment"),
+        ("{title}", {"title": "{{ 7 * 7 }} {% if %}"}, "{{ 7 * 7 }} {% if %}"),
+    ],
+)  # fmt: skip
+def test_a_policy_message_fills_its_placeholders(
+    message: str, facts: dict[str, str], said: str
+) -> None:
+    assert lines.policy_message(message, **facts) == said
+
+
+def test_a_policy_message_renders_sandboxed() -> None:
+    with pytest.raises(Exception, match="unsafe|not safely|access"):
+        lines.policy_message("{{ title.__class__.__mro__ }}", title="T")
