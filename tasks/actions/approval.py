@@ -7,8 +7,8 @@ Imported by the receiver, so it loads nothing of the worker's: tasks are sent by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,11 +65,21 @@ class Outcome:
     is assigned to the incident; a note tells), already, refused, unknown."""
 
     status: str
-    message: str
+    answer: str  # the macro of notes' _approval_answers.txt.j2 that says it
+    facts: Mapping[str, Any] = field(default_factory=dict)
     proposal_id: str = ""
     # The record of this very request when it differs from `proposal_id` (a repeated run
     # names the first run's proposal; its own record says it was a duplicate).
     record_id: str = ""
+
+    @property
+    def message(self) -> str:
+        """Return what the outcome says, naming people as they are named."""
+        return self.said()
+
+    def said(self, name: Callable[[str], str] = lines.as_named) -> str:
+        """Return what the outcome says, each person it names shown by `name`."""
+        return lines.approval_answer(self.answer, name=name, **self.facts)
 
     @property
     def ok(self) -> bool:
@@ -195,7 +205,7 @@ def approve(
     store = proposals(rt)
     proposal = store.get(proposal_id)
     if proposal is None or (incident_id is not None and proposal.incident_id != incident_id):
-        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+        return Outcome("unknown", "unknown", {"proposal_id": proposal_id})
     if proposal.status != WAITING:
         return _not_waiting(proposal)
     try:
@@ -212,12 +222,8 @@ def approve(
             return _refuse(rt, proposal, approver, via, why, send, now)
     elif assignees is None and needs_assignees(action, approver):
         send(APPROVE_IF_ASSIGNED, [proposal.id, approver, via])
-        return Outcome(
-            "checking",
-            f"checking that {approver} is assigned to incident {proposal.incident_id}; "
-            "a note on the incident says what happens",
-            proposal.id,
-        )
+        facts = {"approver": approver, "incident_id": proposal.incident_id}
+        return Outcome("checking", "checking", facts, proposal.id)
     if not by_rule and not may_approve(action, approver, assignees or ()):
         # Who would be allowed is never said: not to the requester, not in a note or the
         # timeline anyone with the page link reads. The policy file says it to operators.
@@ -228,12 +234,8 @@ def approve(
     required = 1 if by_rule else action.approvals_required
     said, written = store.add_approval(proposal.id, approver, via, now, required)
     if said == APPROVED_ALREADY:
-        return Outcome(
-            "already",
-            f"{approver} approved {proposal.action} already; it waits for a second, "
-            "different approver",
-            proposal.id,
-        )
+        facts = {"approver": approver, "action": proposal.action}
+        return Outcome("already", "approved_already_by_you", facts, proposal.id)
     if said == AUTHOR_NOT_SECOND:
         why = f"{not_allowed(approver, action.name)} as its second approver: {said}"
         return _refuse(rt, proposal, approver, via, why, send, now)
@@ -250,16 +252,12 @@ def approve(
         )
         rt.incidents.log(proposal.incident_id, what, approver, now)
         send(ACTION_WAITS, [proposal.id, count, required, approver, via])
-        return Outcome(
-            "partly",
-            f"approved {count} of {required}: {proposal.action} on {proposal.target} runs "
-            "when a second, different person approves",
-            proposal.id,
-        )
+        facts = {"p": proposal, "count": count, "required": required}
+        return Outcome("partly", "partly", facts, proposal.id)
     what = lines.timeline("action_approved", p=proposal, via=via)
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACT, [proposal.id])
-    return Outcome("approved", f"approved: {proposal.action} on {proposal.target}", proposal.id)
+    return Outcome("approved", "approved", {"p": proposal}, proposal.id)
 
 
 def not_allowed(who: str, action_name: str) -> str:
@@ -294,7 +292,7 @@ def refuse_unchecked(
     """Refuse an approval whose approver could not be checked (e.g. no PagerDuty to ask)."""
     proposal = proposals(rt).get(proposal_id)
     if proposal is None:
-        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+        return Outcome("unknown", "unknown", {"proposal_id": proposal_id})
     if proposal.status != WAITING:
         return _not_waiting(proposal)
     return _refuse(rt, proposal, approver, via, why, send, datetime.now(UTC))
@@ -317,20 +315,21 @@ def deny(
     store = proposals(rt)
     proposal = store.get(proposal_id)
     if proposal is None:
-        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+        return Outcome("unknown", "unknown", {"proposal_id": proposal_id})
     if not operator:
         try:
             action = resolve(rt.policy, proposal.action, proposal.target).action
         except ActionRefused:  # no longer in the catalog: it cannot run anyway
             action = None
         if action is not None and not may_approve(action, who, ()):
-            return Outcome("refused", f"not allowed: {who} may not deny {action.name}", proposal.id)
+            facts = {"who": who, "action": action.name}
+            return Outcome("refused", "may_not_deny", facts, proposal.id)
     if not store.close(proposal.id, "denied", who, f"denied by {who} via {via}"):
         latest = store.get(proposal.id)
         return _not_waiting(latest or proposal)
     what = lines.timeline("action_denied", p=proposal, via=via)
     rt.incidents.log(proposal.incident_id, what, who, now)
-    return Outcome("denied", f"denied: {proposal.action} on {proposal.target}", proposal.id)
+    return Outcome("denied", "denied", {"p": proposal}, proposal.id)
 
 
 def run(
@@ -375,13 +374,9 @@ def run(
         earlier = proposals(rt).get(first)
         who = earlier.approved_by or earlier.proposed_by if earlier is not None else "someone"
         proposals(rt).close(proposal.id, "duplicate", approver, f"a second run of {first}")
-        return Outcome(
-            "already",
-            f"already approved by {who} ({first}): {proposal.action} on {proposal.target} "
-            f"runs once within {int(RUN_ONCE_WITHIN.total_seconds() // 60)} minutes",
-            first,
-            proposal.id,
-        )
+        minutes = int(RUN_ONCE_WITHIN.total_seconds() // 60)
+        facts = {"who": who, "first": first, "p": proposal, "minutes": minutes}
+        return Outcome("already", "run_already", facts, first, proposal.id)
     outcome = approve(rt, proposal.id, approver, via, send, now)
     if outcome.status != "approved":  # it may still wait for someone allowed to approve it
         tell_slack(rt, {"what": "proposals", "incident_id": incident_id})
@@ -433,7 +428,7 @@ def _refuse(
     what = lines.timeline("action_refused", p=proposal, why=why)
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACTION_REFUSED, [proposal.id, number, approver, via, why])
-    return Outcome("refused", f"refused: {why}; nothing ran", proposal.id)
+    return Outcome("refused", "refused", {"why": why}, proposal.id)
 
 
 def _run_key(proposal: Proposal) -> str:
@@ -443,15 +438,8 @@ def _run_key(proposal: Proposal) -> str:
 
 def _not_waiting(proposal: Proposal) -> Outcome:
     if proposal.status == APPROVED or proposal.status in ENDED:
-        return Outcome(
-            "already",
-            f"already done by {proposal.approved_by} (via {proposal.via}, {proposal.status}); "
-            "nothing runs again",
-            proposal.id,
-        )
-    return Outcome(
-        "already", f"already {proposal.status}: {proposal.reason}; nothing runs", proposal.id
-    )
+        return Outcome("already", "done_already", {"p": proposal}, proposal.id)
+    return Outcome("already", "closed_already", {"p": proposal}, proposal.id)
 
 
 def _clipped(name: str) -> str:

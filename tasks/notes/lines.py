@@ -10,6 +10,7 @@ purpose (Jinja2 only), so that the receiver's approval path uses it without load
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,20 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 @cache
 def _lines() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,  # a misspelt fact fails, it is never blank
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # plain text: a timeline entry is escaped where it is shown
     )
+    env.filters["pyrepr"] = repr  # an id someone typed, shown quoted as they typed it
+    return env
+
+
+def as_named(person: str) -> str:
+    """Return a person as the responder names them: as they are."""
+    return person
 
 
 @cache
@@ -47,9 +55,10 @@ def timeline(line: str, /, **facts: Any) -> str:
     return _macro("_timeline.txt.j2", line, facts)
 
 
-def approval_answer(answer: str, /, **facts: Any) -> str:
-    """Return an approval's `answer` (a macro of _approval_answers.txt.j2), filled."""
-    return _macro("_approval_answers.txt.j2", answer, facts)
+def approval_answer(answer: str, /, name: Callable[[str], str] = as_named, **facts: Any) -> str:
+    """Return an approval's `answer` (a macro of _approval_answers.txt.j2), filled; `name`
+    shows each person it names (Slack: as a mention)."""
+    return _macro("_approval_answers.txt.j2", answer, {**facts, "name": name})
 
 
 def policy_message(text: str, /, **facts: str) -> str:

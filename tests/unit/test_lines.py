@@ -13,6 +13,7 @@ import pytest
 from tasks.notes import lines
 from tasks.notes.lines import TEMPLATES
 from tasks.store.proposals import Proposal
+from webhooks.slack import slack_mentions
 
 P = Proposal(
     "act-1a2b3c4d", "stop-trading", "gui-gateway", "PINC1", "dana", "2026-01-05T10:00:00+00:00",
@@ -117,3 +118,68 @@ def test_a_policy_message_fills_its_placeholders(
 def test_a_policy_message_renders_sandboxed() -> None:
     with pytest.raises(Exception, match="unsafe|not safely|access"):
         lines.policy_message("{{ title.__class__.__mro__ }}", title="T")
+
+
+DONE = Proposal(
+    "act-1a2b3c4d", "stop-trading", "gui-gateway", "PINC1", "dana", "2026-01-05T10:00:00+00:00",
+    "2026-01-05T11:00:00+00:00", status="done", approved_by="erin and femi", via="cli",
+)  # fmt: skip
+DENIED = Proposal(
+    "act-1a2b3c4d", "stop-trading", "gui-gateway", "PINC1", "dana", "2026-01-05T10:00:00+00:00",
+    "2026-01-05T11:00:00+00:00", status="denied", approved_by="erin",
+    reason="denied by erin via slack",
+)  # fmt: skip
+ANSWERS: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown", {"proposal_id": "act-x"}, "no proposal 'act-x' (unknown or past retention)"),
+    ("vanished", {}, "vanished"),
+    ("checking", {"approver": "erin", "incident_id": "PINC1"},
+     "checking that erin is assigned to incident PINC1; a note on the incident says what "
+     "happens"),
+    ("approved_already_by_you", {"approver": "erin", "action": "stop-trading"},
+     "erin approved stop-trading already; it waits for a second, different approver"),
+    ("partly", {"p": P, "count": 1, "required": 2},
+     "approved 1 of 2: stop-trading on gui-gateway runs when a second, different person "
+     "approves"),
+    ("approved", {"p": P}, "approved: stop-trading on gui-gateway"),
+    ("may_not_deny", {"who": "erin", "action": "stop-trading"},
+     "not allowed: erin may not deny stop-trading"),
+    ("denied", {"p": P}, "denied: stop-trading on gui-gateway"),
+    ("run_already", {"who": "erin", "first": "act-00000001", "p": P, "minutes": 10},
+     "already approved by erin (act-00000001): stop-trading on gui-gateway runs once within 10 "
+     "minutes"),
+    ("refused", {"why": "not allowed"}, "refused: not allowed; nothing ran"),
+    ("done_already", {"p": DONE},
+     "already done by erin and femi (via cli, done); nothing runs again"),
+    ("closed_already", {"p": DENIED}, "already denied: denied by erin via slack; nothing runs"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("answer", "facts", "said"), ANSWERS, ids=lambda v: str(v)[:30])
+def test_an_approval_answer_says_what_it_always_said(
+    answer: str, facts: dict[str, Any], said: str
+) -> None:
+    assert lines.approval_answer(answer, **facts) == said
+
+
+def test_every_approval_answer_of_the_template_is_checked_here() -> None:
+    source = (TEMPLATES / "_approval_answers.txt.j2").read_text("utf-8")
+    assert set(re.findall(r"\{% macro (\w+)\(", source)) == {a for a, _, _ in ANSWERS}
+
+
+@pytest.mark.parametrize(
+    ("answer", "facts", "said"),
+    [
+        ("done_already", {"p": DONE},
+         "already done by <@U1> and femi (via cli, done); nothing runs again"),
+        ("closed_already", {"p": DENIED},
+         "already denied: denied by <@U1> via slack; nothing runs"),
+        ("run_already", {"who": "erin", "first": "act-00000001", "p": P, "minutes": 10},
+         "already approved by <@U1> (act-00000001): stop-trading on gui-gateway runs once "
+         "within 10 minutes"),
+    ],
+)  # fmt: skip
+def test_an_answer_to_slack_names_approvers_as_mentions(
+    answer: str, facts: dict[str, Any], said: str
+) -> None:
+    mention = slack_mentions({"U1": "erin"})
+    assert lines.approval_answer(answer, name=mention, **facts) == said
