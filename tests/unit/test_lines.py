@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tasks.notes import lines
+from collectors.contract import Evidence, Status
+from tasks.notes import lines, vocabulary
+from tasks.notes.bundle_view import index_view
 from tasks.notes.lines import TEMPLATES
+from tasks.notes.voice import Voice
 from tasks.store.proposals import Proposal
+from triage.models import Classification, Priority
+from triage.policy import builtin
+from webhooks import incident_page_view
 from webhooks.slack import slack_mentions
 
 P = Proposal(
@@ -183,3 +190,21 @@ def test_an_answer_to_slack_names_approvers_as_mentions(
 ) -> None:
     mention = slack_mentions({"U1": "erin"})
     assert lines.approval_answer(answer, name=mention, **facts) == said
+
+
+def test_notes_bundle_view_and_page_tell_checks_in_one_order_with_one_vocabulary() -> None:
+    entries = [
+        {"name": name, "status": status, "summary": "", "files": [], "duration_seconds": 1.0}
+        for name, status in [("git", "skipped"), ("http", "ok"), ("host", "timeout"),
+                             ("docker", "failed"), ("prometheus", "ok")]
+    ]  # fmt: skip
+    told = ["docker", "host", "http", "prometheus", "git"]
+    page = incident_page_view.evidence({"collectors": entries})
+    assert [row["name"] for row in page] == told
+    assert [row["label"] for row in page] == [vocabulary.collector_label(n) for n in told]
+    bundle = index_view({"collectors": entries}, Path("/nonexistent"))["collectors"]
+    assert [c["label"] for c in bundle] == [row["label"] for row in page]
+    assert [c["status_label"] for c in bundle] == [row["status_words"] for row in page]
+    evidence = [Evidence(e["name"], Status(e["status"]), "") for e in entries]
+    note = Voice.of(builtin()).evidence(Classification(Priority.P1, "r", "why"), "T", evidence, "")
+    assert [line.split()[2] for line in note.splitlines() if line.startswith("- ")] == told
