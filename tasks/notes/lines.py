@@ -29,6 +29,7 @@ def _lines() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # plain text: a timeline entry is escaped where it is shown
+        auto_reload=False,  # compiled once per process, as `voice` does
     )
     env.filters["pyrepr"] = repr  # an id someone typed, shown quoted as they typed it
     return env
