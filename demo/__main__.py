@@ -23,6 +23,7 @@ from demo import messages
 from demo.simulator import SCENARIOS
 from demo.story import POLL_SECONDS, Line, Story, Watcher, printed
 from demo.world import World, WorldError
+from tasks.store import keyspace
 
 DIRECTORY = Path("var/demo")
 # After the story's end, how long to keep telling the messages that follow it (two SLA ticks).
@@ -66,8 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     redis_url = os.environ.get("RESPONDER_DEMO_REDIS_URL", "redis://127.0.0.1:6379/11")
     state = redis.Redis.from_url(redis_url)
-    for key in state.scan_iter("responder:*"):
-        state.delete(key)
+    keyspace.forget_everything(state)
 
     say("starting the world: EAFIX simulator and its Docker engine, fake PagerDuty, responder, "
         "Prometheus, Alertmanager")  # fmt: skip

@@ -39,6 +39,7 @@ import yaml
 from demo.approve import NoteApprover, Person, deliver, status_event
 from demo.docker_engine import FakeContainer, FakeDockerEngine
 from demo.simulator import SERVICES, Simulator
+from tasks.store import keyspace
 from tests.fakes.pagerduty import FakePagerDuty
 from triage.policy import builtin_text
 
@@ -152,8 +153,7 @@ class World:
         # Its incidents are new too: claims of an earlier run's incidents (same group keys)
         # would have the new deliveries join runs that no longer exist.
         state = redis.Redis.from_url(self.redis_url)
-        for key in state.scan_iter("responder:*"):
-            state.delete(key)
+        keyspace.forget_everything(state)
         state.close()
         try:
             self.pagerduty = FakePagerDuty(token=PD_TOKEN).start()

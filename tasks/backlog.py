@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from tasks import recovery
 from tasks.lanes import Lane, urgent_queue
 from tasks.runtime import Runtime
+from tasks.store import worker_marks
 from tasks.store.beat_lease import LeaseHolder, lease_holder
-from tasks.store.deliveries import DELIVERY_ID, JOINED_DUE_KEY, STATS_KEY
+from tasks.store.deliveries import DELIVERY_ID
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def read_backlog(rt: Runtime, now: datetime | None = None) -> Backlog:
     queues = {Lane.ROUTINE: rt.settings.queue, Lane.URGENT: urgent_queue(rt.settings.queue)}
     queued = {lane: int(rt.redis.llen(queue)) for lane, queue in queues.items()}
     oldest = {lane: _oldest_age(rt, queue, now) for lane, queue in queues.items()}
-    workers = sum(1 for _ in rt.redis.scan_iter(f"{recovery.WORKER_PREFIX}*", count=100))
+    workers = len(worker_marks.worker_keys(rt.redis))
     return Backlog(
         queued=queued,
         oldest_seconds=oldest,
@@ -43,10 +44,10 @@ def read_backlog(rt: Runtime, now: datetime | None = None) -> Backlog:
         workers=workers,
         budget_used=rt.budget.used(),
         budget_limit=rt.budget.limit,
-        coalesced=int(rt.redis.hget(STATS_KEY, "coalesced") or 0),
+        coalesced=rt.deliveries.stat("coalesced"),
         dead_letters=rt.dead_letters.count(),
-        joined_notes_due=int(rt.redis.zcard(JOINED_DUE_KEY)),
-        sla_requeued=int(rt.redis.hget(STATS_KEY, "sla_requeued") or 0),
+        joined_notes_due=rt.deliveries.joined_notes_due(),
+        sla_requeued=rt.deliveries.stat("sla_requeued"),
         beat=lease_holder(rt.redis),
     )
 

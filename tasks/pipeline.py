@@ -62,8 +62,9 @@ from tasks.run import correlating, evidence_note, first_response, joined_alerts,
 from tasks.run.state import RunState, load_run, record_failure
 from tasks.runtime import Runtime, open_redis
 from tasks.sla import actions, audit, closing, note_answers, watchdog
+from tasks.store import worker_marks
 from tasks.store.dead_letters import DeadLetter
-from tasks.store.deliveries import PREFIX, current_attempt, delivery_key
+from tasks.store.deliveries import current_attempt
 from tasks.store.sla_clock import Deadline
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,6 @@ log = logging.getLogger(__name__)
 JOINED_LEASE_MARGIN_SECONDS = 3600.0
 RECONCILE_EVERY_SECONDS = 30
 MAX_REQUEUES = 3  # a delivery requeued this often and still stalled is failed for good
-SUSPECTS_KEY = f"{PREFIX}stalled-suspects"  # found stalled by the last pass
 RECONCILE_HORIZON_SECONDS = 6 * 3600  # deliveries older than this are not looked at again
 SLA_LOCK_RETRY_SECONDS = 5.0
 
@@ -169,14 +169,7 @@ def count_attempt(rt: Runtime, task_id: str | None, what: str) -> tuple[int, flo
     Kept in Redis, not in the task's retry count: a retry that only waited for PagerDuty's
     budget is not an attempt.
     """
-    key = f"{PREFIX}attempts:{task_id or '-'}"
-    with rt.redis.pipeline() as pipe:
-        pipe.hincrby(key, what, 1)
-        pipe.hsetnx(key, f"{what}:first", time.time())
-        pipe.hget(key, f"{what}:first")
-        pipe.expire(key, 2 * 86400)
-        count, _, first, _ = pipe.execute()
-    return int(count), float(first)
+    return worker_marks.count_attempt(rt.redis, task_id, what)
 
 
 def retry_lookup(task: Any, rt: Runtime) -> None:
@@ -483,7 +476,7 @@ def recover(self: Any) -> int:
     rt = runtime_of(self.app)
     now = time.time()
     count = len(recovery.reclaim_orphans(rt.redis, now))
-    if rt.redis.set(f"{PREFIX}reconcile-lock", "1", nx=True, ex=RECONCILE_EVERY_SECONDS):
+    if worker_marks.take_reconcile_turn(rt.redis, RECONCILE_EVERY_SECONDS):
         count += requeue_stalled(self.app, rt, now)
     return count
 
@@ -497,16 +490,14 @@ def requeue_stalled(app: Celery, rt: Runtime, now: float) -> int:
     """
     lease = rt.settings.pipeline_lease_seconds
     stalled = recovery.stalled_deliveries(rt.redis, now, lease, RECONCILE_HORIZON_SECONDS)
-    suspects_before = {m.decode() for m in rt.redis.smembers(SUSPECTS_KEY)}
-    rt.redis.delete(SUSPECTS_KEY)
+    suspects_before = worker_marks.take_suspects(rt.redis)
     if not stalled:
         return 0
     queues = [rt.settings.queue, urgent_queue(rt.settings.queue)]
     referenced = recovery.referenced_deliveries(rt.redis, queues)
     unreferenced = [(d, p) for d, p in stalled if d.encode() not in referenced]
-    if fresh := [d for d, _ in unreferenced if d not in suspects_before]:
-        rt.redis.sadd(SUSPECTS_KEY, *fresh)
-        rt.redis.expire(SUSPECTS_KEY, 3 * RECONCILE_EVERY_SECONDS)
+    fresh = [d for d, _ in unreferenced if d not in suspects_before]
+    worker_marks.keep_suspects(rt.redis, fresh, 3 * RECONCILE_EVERY_SECONDS)
     requeued = 0
     for delivery_id, pipeline in unreferenced:
         if delivery_id in suspects_before:
@@ -521,7 +512,7 @@ def requeue(app: Celery, rt: Runtime, delivery_id: str, pipeline: str) -> None:
     classification = delivery.classification if delivery else None
     queue = queue_for(rt.settings.queue, classification.priority if classification else None)
     runs = delivery.runs if delivery else 1
-    tries = int(rt.redis.hincrby(delivery_key(delivery_id), "requeues", 1))
+    tries = rt.deliveries.count_requeue(delivery_id)
     if tries > MAX_REQUEUES:
         why = f"stalled {pipeline} {MAX_REQUEUES} times with no task behind it"
         rt.deliveries.update(delivery_id, pipeline=f"failed: {why}")
@@ -779,5 +770,5 @@ def heartbeat(self: Any) -> str:
     """Record that beat and a worker are alive, for /readyz and operators."""
     rt = runtime_of(self.app)
     stamp = _now().isoformat()
-    rt.redis.set("responder:heartbeat", stamp, ex=300)
+    worker_marks.record_heartbeat(rt.redis, stamp)
     return stamp

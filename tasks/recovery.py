@@ -23,7 +23,8 @@ import redis
 from kombu.transport import redis as kombu_redis
 from kombu.utils.json import dumps, loads
 
-from tasks.store.deliveries import DELIVERY_ID, INDEX_KEY, PREFIX, delivery_key
+from tasks.store import worker_marks
+from tasks.store.deliveries import DELIVERY_ID, pipelines_received_between
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 # The responder sets neither option nor `global_keyprefix`: the class defaults are the keys.
 UNACKED_KEY: str = kombu_redis.Channel.unacked_key
 UNACKED_INDEX_KEY: str = kombu_redis.Channel.unacked_index_key
-WORKER_PREFIX = f"{PREFIX}worker:"
 HEARTBEAT_SECONDS = 2.0
 # A worker silent this long is gone: seven beats in a row failed, not one slow Redis reply.
 HEARTBEAT_TTL_SECONDS = 15
@@ -49,7 +49,7 @@ class HeldMessages:
 
     def __init__(self, client: redis.Redis, hostname: str) -> None:
         self.redis = client
-        self.key = f"{WORKER_PREFIX}{hostname}"
+        self.key = worker_marks.worker_key(hostname)
         self._tags: set[str] = set()
         self._lock = threading.Lock()
 
@@ -114,9 +114,7 @@ def forget_held() -> None:
 
 def live_tags(client: redis.Redis) -> set[str]:
     """Return the delivery tags that living workers say they hold."""
-    keys = list(client.scan_iter(f"{WORKER_PREFIX}*", count=100))
-    values = client.mget(keys) if keys else []
-    return {tag for value in values if value for tag in json.loads(value)}
+    return worker_marks.held_tags(client)
 
 
 def reclaim_orphans(client: redis.Redis, now: float) -> list[str]:
@@ -176,16 +174,5 @@ def stalled_deliveries(
     client: redis.Redis, now: float, lease_seconds: float, horizon_seconds: float
 ) -> list[tuple[str, str]]:
     """Return (delivery id, pipeline) of deliveries still queued or running past the lease."""
-    ids = client.zrangebyscore(INDEX_KEY, now - horizon_seconds, now - lease_seconds)
-    if not ids:
-        return []
-    with client.pipeline(transaction=False) as pipe:
-        for delivery_id in ids:
-            pipe.hget(delivery_key(delivery_id.decode()), "pipeline")
-        states = pipe.execute()
-    stalled = []
-    for delivery_id, state in zip(ids, states, strict=True):
-        pipeline = json.loads(state) if state else ""
-        if pipeline in ("queued", "running"):
-            stalled.append((delivery_id.decode(), pipeline))
-    return stalled
+    received = pipelines_received_between(client, now - horizon_seconds, now - lease_seconds)
+    return [(delivery_id, p) for delivery_id, p in received if p in ("queued", "running")]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import redis
 from redis.sentinel import SentinelConnectionPool
 
-from tasks import recovery
+from tasks.store import worker_marks
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def redis_primary(client: redis.Redis) -> RedisPrimary:
 
 def worker_beats(client: redis.Redis) -> list[WorkerBeat]:
     """Return every worker whose heartbeat key is live, by name."""
-    keys = sorted(client.scan_iter(f"{recovery.WORKER_PREFIX}*", count=100))
+    keys = worker_marks.worker_keys(client)
     if not keys:
         return []
     with client.pipeline(transaction=False) as pipe:
@@ -62,6 +62,6 @@ def worker_beats(client: redis.Redis) -> list[WorkerBeat]:
     for key, value, ttl in zip(keys, answers[::2], answers[1::2], strict=True):
         if value is None:  # lapsed between the scan and the read
             continue
-        name = key.decode()[len(recovery.WORKER_PREFIX) :]
+        name = worker_marks.worker_name(key)
         workers.append(WorkerBeat(name, len(json.loads(value)), max(int(ttl), 0) / 1000))
     return workers

@@ -20,7 +20,6 @@ import logging
 import re
 import secrets
 import zipfile
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,14 +45,11 @@ from tasks.evidence.links import (
 )
 from tasks.lanes import actions_queue, queue_for
 from tasks.names import RESPOND
+from tasks.notes import lines
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from tasks.store import incident_reads, runs
 from tasks.store.correlation import CorrelationLedger
-from tasks.store.deliveries import COMPRESSED_SUFFIX, delivery_key
-from tasks.store.deliveries import INDEX_KEY as DELIVERIES_KEY
-from tasks.store.incidents import STARTED_KEY, history_key, incident_key
-from tasks.store.proposals import proposal_key
-from tasks.store.sla_clock import KINDS
 from triage.correlation_replay import finished
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
 from webhooks import incident_page_view as view
@@ -71,7 +67,6 @@ blueprint = Blueprint(
 )
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
-_PROPOSAL_IDS = re.compile(r"\baction (act-[0-9a-f]{8})\b")
 CSRF_COOKIE = "responder_csrf"
 CONSOLE_COOKIE_PATH = "/incidents"
 PAGE_SIZE = 50  # open incidents per list page; a storm pages, it does not render thousands
@@ -220,7 +215,7 @@ def incident_archive(incident_id: str) -> Response:
     if refused is not None:
         return refused
     rt = current_receiver().runtime
-    record = _hash(rt, incident_key(incident_id))
+    record = incident_reads.record(rt.redis, incident_id)
     run_id = str(record.get("run_id") or "")
     if not run_id or not _ID.match(run_id):
         return _error_page(404, "No evidence bundle for this incident yet.")
@@ -262,7 +257,7 @@ def decide(incident_id: str, proposal_id: str) -> Response:
     decision = request.form.get("decision", "")
     back = {"said": "bad-decision", "about": proposal_id}
     rt = receiver.runtime
-    record = _json(rt, proposal_key(proposal_id)) if _ID.match(proposal_id) else None
+    record = approval.proposals(rt).record(proposal_id) if _ID.match(proposal_id) else None
     if record is None or record.get("incident_id") != incident_id:
         back["said"] = "unknown"
     elif decision in ("approve", "deny"):
@@ -287,12 +282,12 @@ def decide(incident_id: str, proposal_id: str) -> Response:
 
 def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any] | None:
     """Read everything the page shows of one incident; None when nothing is known of it."""
-    record = _hash(rt, incident_key(incident_id))
-    history = _history(rt, incident_id)
+    record = incident_reads.record(rt.redis, incident_id)
+    history = incident_reads.history(rt.redis, incident_id, view.MAX_TIMELINE)
     if not record and not history:
         return None
     run_id = str(record.get("run_id") or "")
-    run = _json(rt, f"responder:run:{run_id}") if run_id and _ID.match(run_id) else None
+    run = runs.state_record(rt.redis, run_id) if run_id and _ID.match(run_id) else None
     manifest: dict[str, Any] = {}
     bundle: str | None = None  # the run's bundle id, once the store holds some of it
     timeline_file: list[dict[str, Any]] = []
@@ -318,7 +313,11 @@ def read_incident(rt: Runtime, incident_id: str, now: datetime) -> dict[str, Any
     held = CorrelationLedger(rt.redis).read().find(run_id) if run_id else None
     started = planned.get("triggered_at")
     fired = [
-        {"at": started, "what": f"alert fired: {a.get('name')} ({a.get('priority')})", "by": ""}
+        {
+            "at": started,
+            "what": lines.timeline("alert_fired", name=a.get("name"), priority=a.get("priority")),
+            "by": "",
+        }
         for a in alerts
         if started
     ]
@@ -361,22 +360,17 @@ def read_state(
 ) -> dict[str, Any] | None:
     """Read what changes while the page is open: status, deadlines, proposals (one poll)."""
     if record is None or history is None:
-        with rt.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(incident_key(incident_id))
-            pipe.lrange(history_key(incident_id), -view.MAX_TIMELINE, -1)
-            raw_record, raw_history = pipe.execute()
-        record = _decode_hash(raw_record)
-        history = _decode_history(raw_history)
+        record, history = incident_reads.record_and_history(
+            rt.redis, incident_id, view.MAX_TIMELINE
+        )
         if not record and not history:
             return None
     if planned is None:
         run_id = str(record.get("run_id") or "")
-        run = _json(rt, f"responder:run:{run_id}") if run_id and _ID.match(run_id) else None
+        run = runs.state_record(rt.redis, run_id) if run_id and _ID.match(run_id) else None
         planned = (run or {}).get("deadlines") or {}
-    running = _running_deadlines(rt, incident_id)
-    ids = list(dict.fromkeys(_PROPOSAL_IDS.findall(" ".join(e["what"] for e in history))))
-    raw = rt.redis.mget([proposal_key(i) for i in ids]) if ids else []
-    records = [json.loads(r) for r in raw if r is not None]
+    running = incident_reads.running_deadlines(rt.redis, incident_id)
+    records = approval.proposals(rt).for_incident(incident_id)
     deadlines = view.deadlines(planned, running, record, now)
     status = str(record.get("status") or "triggered")
     return {
@@ -394,19 +388,6 @@ def read_state(
         "proposals": view.proposals(rt.policy, records, now),
         "timeline_count": len(history),
     }
-
-
-def _running_deadlines(rt: Runtime, incident_id: str) -> dict[str, str]:
-    """Return the due times the SLA clock holds now for the incident, by kind."""
-    raw = rt.redis.mget([f"responder:deadline:{incident_id}|{kind}" for kind in KINDS])
-    found = {}
-    for kind, detail in zip(KINDS, raw, strict=True):
-        if detail is not None:
-            try:
-                found[kind] = str(json.loads(detail)["due"])
-            except (ValueError, KeyError, TypeError):
-                continue
-    return found
 
 
 # ------------------------------------------------------------------------------ the list page
@@ -512,24 +493,16 @@ def replay_refusal(delivery: dict[str, Any]) -> str | None:
 def read_list(rt: Runtime, now: datetime, page: int) -> dict[str, Any]:
     """Read a page of open incidents (latest clocks first, capped) and recent deliveries."""
     policy = rt.policy
-    total = int(rt.redis.zcard(STARTED_KEY))
+    total = incident_reads.clocks_count(rt.redis)
     start = (page - 1) * PAGE_SIZE
-    ids = [i.decode() for i in rt.redis.zrevrange(STARTED_KEY, start, start + PAGE_SIZE - 1)]
     fields = ["status", "title", "sla_priority", "acknowledged_by", "run_id"]
-    with rt.redis.pipeline(transaction=False) as pipe:
-        for incident_id in ids:
-            pipe.hmget(incident_key(incident_id), fields)
-            pipe.mget([f"responder:deadline:{incident_id}|{kind}" for kind in KINDS])
-        answers = pipe.execute()
+    listed = incident_reads.latest_clocks(rt.redis, start, PAGE_SIZE, fields)
     secret = rt.settings.link_secret.reveal()
     expires = int((now + timedelta(days=rt.settings.link_ttl_days)).timestamp())
     incidents = []
-    for index, incident_id in enumerate(ids):
-        values = [json.loads(v) if v is not None else None for v in answers[2 * index]]
-        record = dict(zip(fields, values, strict=True))
+    for incident_id, record, due in listed:
         if record["status"] == "resolved":
             continue
-        due = [json.loads(d) for d in answers[2 * index + 1] if d is not None]
         soonest = min(due, key=lambda d: d["due"], default=None)
         next_due = None
         if soonest is not None:
@@ -579,83 +552,27 @@ def read_list(rt: Runtime, now: datetime, page: int) -> dict[str, Any]:
 
 def _recent_deliveries(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     """Return the latest deliveries' metadata and pipeline state (never their bodies)."""
-    ids = [i.decode() for i in rt.redis.zrevrange(DELIVERIES_KEY, 0, RECENT_DELIVERIES - 1)]
-    names = ["meta", "meta" + COMPRESSED_SUFFIX.decode(), "pipeline", "bundle_id", "incident_id"]
-    with rt.redis.pipeline(transaction=False) as pipe:
-        for delivery_id in ids:
-            pipe.hmget(delivery_key(delivery_id), names)
-        answers = pipe.execute()
     shown = []
-    for delivery_id, (meta, packed, pipeline, bundle_id, incident_id) in zip(
-        ids, answers, strict=True
-    ):
-        if meta is None and packed is not None:
-            meta = zlib.decompress(packed)
-        info = json.loads(meta) if meta else {}
+    for delivery in incident_reads.recent_deliveries(rt.redis, RECENT_DELIVERIES):
+        info = delivery["meta"]
         received = info.get("received_at", "")
         moment = datetime.fromisoformat(received) if received else None
         shown.append(
             {
-                "id": delivery_id,
+                "id": delivery["id"],
                 "source": info.get("source", "?"),
                 "priority": (info.get("classification") or {}).get("priority", ""),
                 "received_utc": view.utc_text(moment) if moment else "",
                 "received_ago": view.ago((now - moment).total_seconds()) if moment else "",
-                "pipeline": _loads(pipeline) or "",
-                "bundle_id": _loads(bundle_id) or "",
-                "incident_id": _loads(incident_id) or "",
+                "pipeline": delivery["pipeline"] or "",
+                "bundle_id": delivery["bundle_id"] or "",
+                "incident_id": delivery["incident_id"] or "",
             }
         )
     return shown
 
 
 # ---------------------------------------------------------------------------- small readers
-
-
-def _hash(rt: Runtime, key: str) -> dict[str, Any]:
-    return _decode_hash(rt.redis.hgetall(key))
-
-
-def _decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
-    found = {}
-    for name, value in raw.items():
-        try:
-            found[name.decode()] = json.loads(value)
-        except ValueError:
-            continue
-    return found
-
-
-def _history(rt: Runtime, incident_id: str) -> list[dict[str, Any]]:
-    return _decode_history(rt.redis.lrange(history_key(incident_id), -view.MAX_TIMELINE, -1))
-
-
-def _decode_history(raw: list[bytes]) -> list[dict[str, Any]]:
-    entries = []
-    for line in dict.fromkeys(raw):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and "at" in entry and "what" in entry:
-            entries.append(entry)
-    return entries
-
-
-def _json(rt: Runtime, key: str) -> dict[str, Any] | None:
-    raw = rt.redis.get(key)
-    try:
-        found = json.loads(raw) if raw is not None else None
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None
-
-
-def _loads(raw: bytes | None) -> Any:
-    try:
-        return json.loads(raw) if raw is not None else None
-    except ValueError:
-        return raw.decode(errors="replace") if raw is not None else None
 
 
 def _stored_json(rt: Runtime, bundle_id: str, name: str) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tasks.notes.vocabulary import collector_label, status_rank, status_words
 from triage.correlation_replay import ReplayedIncident, symptoms, tie_text
 from triage.policy import Policy
 from triage.sla import next_market_change
@@ -27,19 +28,6 @@ DEADLINE_LABELS = {
 }
 # Which moment of the incident record meets a deadline.
 MET_BY = {"acknowledge": "acknowledged", "respond": "acknowledged", "resolve": "resolved"}
-COLLECTOR_LABELS = {
-    "http": "Service health",
-    "trading": "Trading impact",
-    "prometheus": "Metrics (Prometheus)",
-    "redis": "Redis",
-    "postgres": "PostgreSQL",
-    "host": "Host",
-    "git": "Recent deployments",
-    "docker": "Containers",
-    "flow": "Trading flow test",
-}
-STATUS_WORDS = {"failed": "Failed", "timeout": "Timed out", "skipped": "Skipped", "ok": "OK"}
-STATUS_ORDER = {"failed": 0, "timeout": 1, "skipped": 3, "ok": 2}
 INCIDENT_STATUS = {
     "triggered": "Triggered, not acknowledged",
     "acknowledged": "Acknowledged",
@@ -169,9 +157,9 @@ def evidence(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": entry.get("name", "?"),
-                "label": COLLECTOR_LABELS.get(entry.get("name", ""), entry.get("name", "?")),
+                "label": collector_label(entry.get("name", "?")),
                 "status": entry.get("status", "?"),
-                "status_words": STATUS_WORDS.get(entry.get("status", ""), entry.get("status")),
+                "status_words": status_words(entry.get("status", "")),
                 "summary": entry.get("summary", ""),
                 "took": f"{float(entry.get('duration_seconds', 0.0)):.1f} s",
                 "plots": _plots(files, entry.get("plots") or []),
@@ -180,7 +168,7 @@ def evidence(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "tables": _tables(entry.get("tables") or {}),
             }
         )
-    return sorted(rows, key=lambda r: STATUS_ORDER.get(r["status"], 9))
+    return sorted(rows, key=lambda r: status_rank(r["status"]))
 
 
 def _plots(files: Sequence[str], described: Sequence[Any]) -> list[dict[str, str]]:

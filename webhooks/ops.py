@@ -9,14 +9,12 @@ from redis import RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tasks.store import worker_marks
 from webhooks.auth import reject_unauthenticated
 from webhooks.errors import problem
 from webhooks.receiver import current_receiver
 
 blueprint = Blueprint("ops", __name__)
-
-
-PROBE_KEY = "responder:readyz-probe"
 
 
 @blueprint.get("/healthz")
@@ -36,11 +34,10 @@ def readyz() -> tuple[Response, int]:
     checks: dict[str, str] = {"policy": runtime.policy.source}
     ready = True
     try:
-        runtime.redis.set(PROBE_KEY, "1", ex=60)
+        worker_marks.probe_write(runtime.redis)
         checks["redis"] = "ok"
         checks["record_deliveries"] = "ok"
-        beat = runtime.redis.get("responder:heartbeat")
-        checks["last_heartbeat"] = beat.decode() if beat else "none yet"
+        checks["last_heartbeat"] = worker_marks.last_heartbeat(runtime.redis) or "none yet"
         watchdog = runtime.watchdog.last_seen()
         checks["last_watchdog"] = watchdog.isoformat() if watchdog else "none yet"
     except (RedisConnectionError, RedisTimeoutError) as exc:

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -155,7 +156,7 @@ def receive_slack() -> Response | tuple[Response, int]:
             outcome = approval.approve(rt, click["proposal_id"], approver, "slack", send)
         else:
             outcome = approval.deny(rt, click["proposal_id"], approver, "slack")
-        answer = _in_slack_words(outcome.message, rt.policy.slack.approvers)
+        answer = outcome.said(slack_mentions(rt.policy.slack.approvers))
         proposal = approval.proposals(rt).get(click["proposal_id"])
         if proposal is not None and click["channel"]:
             request_ = {
@@ -177,8 +178,14 @@ def receive_slack() -> Response | tuple[Response, int]:
     return jsonify(status=outcome.status, text=answer, proposal_id=outcome.proposal_id)
 
 
-def _in_slack_words(message: str, approvers: dict[str, str] | Any) -> str:
-    """Name approvers as Slack mentions (`<@U123>` shows as the person's name)."""
-    for user, identity in approvers.items():
-        message = message.replace(f"by {identity} ", f"by <@{user}> ")
-    return message
+def slack_mentions(approvers: Mapping[str, str]) -> Callable[[str], str]:
+    """Return how an answer to Slack names a person: an approver as a mention (`<@U123>`
+    shows as the person's name), anyone else as they are named."""
+    users = {identity: user for user, identity in approvers.items()}
+
+    def name(person: str) -> str:
+        return " and ".join(
+            f"<@{users[one]}>" if one in users else one for one in person.split(" and ")
+        )
+
+    return name

@@ -14,10 +14,11 @@ from tasks.actions import approval, recheck
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.actions.validation import run_validation
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
-from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal, once_key
+from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal
 from triage.actions import ActionRefused, Resolved, check_url, describe_check, resolve
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def gate(rt: Runtime, proposal: Proposal) -> Proposal:
     Not once it began to act (its once-marker is set): what happened then is for `_act_once`
     to say, and it never acts again anyway.
     """
-    if rt.redis.exists(once_key(proposal.id)):
+    if proposals(rt).began(proposal.id):
         return proposal
     why = recheck.no_longer_needed(rt, proposal)
     return recheck.set_aside(rt, proposal, why, "responder") if why else proposal
@@ -149,10 +150,10 @@ def _finish(
             verified=verified,
         ),
     )
-    what = (
-        f"action {proposal.id} {status}: {proposal.action} on {proposal.target}: "
-        f"{answer.ran} answered {answer.answer} in {answer.seconds:.1f} s; verification {verified}"
-    )
+    what = lines.timeline(
+        "action_ran", p=proposal, status=status, ran=answer.ran, answer=answer.answer,
+        seconds=answer.seconds, verified=verified,
+    )  # fmt: skip
     rt.incidents.log(proposal.incident_id, what, "responder")
     return written or proposal
 

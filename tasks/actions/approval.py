@@ -6,10 +6,9 @@ Imported by the receiver, so it loads nothing of the worker's: tasks are sent by
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,9 +21,10 @@ from tasks.names import (
     APPROVAL_LINKS,
     APPROVE_IF_ASSIGNED,
 )
+from tasks.notes import lines
 from tasks.runtime import Runtime
 from tasks.slack_queue import tell_slack
-from tasks.store.deliveries import DEDUP_TTL, PREFIX
+from tasks.store import runs
 from tasks.store.proposals import (
     APPROVED,
     ENDED,
@@ -65,11 +65,21 @@ class Outcome:
     is assigned to the incident; a note tells), already, refused, unknown."""
 
     status: str
-    message: str
+    answer: str  # the macro of notes' _approval_answers.txt.j2 that says it
+    facts: Mapping[str, Any] = field(default_factory=dict)
     proposal_id: str = ""
     # The record of this very request when it differs from `proposal_id` (a repeated run
     # names the first run's proposal; its own record says it was a duplicate).
     record_id: str = ""
+
+    @property
+    def message(self) -> str:
+        """Return what the outcome says, naming people as they are named."""
+        return self.said()
+
+    def said(self, name: Callable[[str], str] = lines.as_named) -> str:
+        """Return what the outcome says, each person it names shown by `name`."""
+        return lines.approval_answer(self.answer, name=name, **self.facts)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +117,7 @@ def propose(
         expires_at=(now + rt.policy.actions.proposal_ttl).isoformat(),
     )
     proposals(rt).add(proposal)
-    what = f"action {proposal.id} proposed: {proposal.action} on {proposal.target}"
+    what = lines.timeline("action_proposed", p=proposal)
     rt.incidents.log(incident_id, what, proposed_by, now)
     # Its Approve / Deny buttons in the incident's Slack thread (when it has one; once), and
     # each named approver's own link to the page.
@@ -144,9 +154,8 @@ def propose_for_run(
     each id is derived from the run, the action and the target, so none is made twice.
     """
     store = proposals(rt)
-    key = f"{PREFIX}run-proposals:{run_id}"
-    if (kept := rt.redis.get(key)) is not None:
-        return [p for p in map(store.get, json.loads(kept)) if p is not None]
+    if (kept := runs.proposal_ids(rt.redis, run_id)) is not None:
+        return [p for p in map(store.get, kept) if p is not None]
     made = []
     for fit in fitting:
         proposal = Proposal(
@@ -162,15 +171,12 @@ def propose_for_run(
             condition=condition_of(fit.rule, fit.service),
         )
         if store.add_once(proposal):
-            what = (
-                f"action {proposal.id} proposed: {proposal.action} on {proposal.target} "
-                f"by rule {fit.rule.name}: {fit.why}"
-            )
+            what = lines.timeline("action_proposed", p=proposal, rule=fit.rule.name, why=fit.why)
             rt.incidents.log(incident_id, what, "responder", now)
         made.append(store.get(proposal.id) or proposal)
-    if not rt.redis.set(key, json.dumps([p.id for p in made]), nx=True, ex=DEDUP_TTL):
+    if (first := runs.keep_proposal_ids(rt.redis, run_id, [p.id for p in made])) is not None:
         # Another copy of the task recorded the run's proposals a moment earlier: use those.
-        return [p for p in map(store.get, json.loads(rt.redis.get(key) or "[]")) if p is not None]
+        return [p for p in map(store.get, first) if p is not None]
     return made
 
 
@@ -199,7 +205,7 @@ def approve(
     store = proposals(rt)
     proposal = store.get(proposal_id)
     if proposal is None or (incident_id is not None and proposal.incident_id != incident_id):
-        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+        return Outcome("unknown", "unknown", {"proposal_id": proposal_id})
     if proposal.status != WAITING:
         return _not_waiting(proposal)
     try:
@@ -216,12 +222,8 @@ def approve(
             return _refuse(rt, proposal, approver, via, why, send, now)
     elif assignees is None and needs_assignees(action, approver):
         send(APPROVE_IF_ASSIGNED, [proposal.id, approver, via])
-        return Outcome(
-            "checking",
-            f"checking that {approver} is assigned to incident {proposal.incident_id}; "
-            "a note on the incident says what happens",
-            proposal.id,
-        )
+        facts = {"approver": approver, "incident_id": proposal.incident_id}
+        return Outcome("checking", "checking", facts, proposal.id)
     if not by_rule and not may_approve(action, approver, assignees or ()):
         # Who would be allowed is never said: not to the requester, not in a note or the
         # timeline anyone with the page link reads. The policy file says it to operators.
@@ -232,12 +234,8 @@ def approve(
     required = 1 if by_rule else action.approvals_required
     said, written = store.add_approval(proposal.id, approver, via, now, required)
     if said == APPROVED_ALREADY:
-        return Outcome(
-            "already",
-            f"{approver} approved {proposal.action} already; it waits for a second, "
-            "different approver",
-            proposal.id,
-        )
+        facts = {"approver": approver, "action": proposal.action}
+        return Outcome("already", "approved_already_by_you", facts, proposal.id)
     if said == AUTHOR_NOT_SECOND:
         why = f"{not_allowed(approver, action.name)} as its second approver: {said}"
         return _refuse(rt, proposal, approver, via, why, send, now)
@@ -249,22 +247,17 @@ def approve(
         return _not_waiting(latest) if latest is not None else Outcome("unknown", "vanished")
     if said == "counted":
         count = len(written.approvals)
-        what = (
-            f"action {proposal.id} approved {count} of {required}: {proposal.action} on "
-            f"{proposal.target} (via {via}); it runs when another person approves"
+        what = lines.timeline(
+            "action_approved_partly", p=proposal, count=count, required=required, via=via
         )
         rt.incidents.log(proposal.incident_id, what, approver, now)
         send(ACTION_WAITS, [proposal.id, count, required, approver, via])
-        return Outcome(
-            "partly",
-            f"approved {count} of {required}: {proposal.action} on {proposal.target} runs "
-            "when a second, different person approves",
-            proposal.id,
-        )
-    what = f"action {proposal.id} approved: {proposal.action} on {proposal.target} (via {via})"
+        facts = {"p": proposal, "count": count, "required": required}
+        return Outcome("partly", "partly", facts, proposal.id)
+    what = lines.timeline("action_approved", p=proposal, via=via)
     rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACT, [proposal.id])
-    return Outcome("approved", f"approved: {proposal.action} on {proposal.target}", proposal.id)
+    return Outcome("approved", "approved", {"p": proposal}, proposal.id)
 
 
 def not_allowed(who: str, action_name: str) -> str:
@@ -285,11 +278,7 @@ def approve_automatic(
     held = store.claim_automatic(rule.name, proposal.target, proposal.id, seconds)
     if held is not None:
         limit = format_duration(rule.at_most_once_per)
-        what = (
-            f"action {proposal.id} not run automatically: rule {rule.name} ran "
-            f"{proposal.action} on {proposal.target} within {limit} ({held}); "
-            "it waits for a person"
-        )
+        what = lines.timeline("action_held", p=proposal, rule=rule.name, limit=limit, held=held)
         rt.incidents.log(proposal.incident_id, what, "responder", now)
         return ""
     via = f"automatic (rule {rule.name})"
@@ -303,7 +292,7 @@ def refuse_unchecked(
     """Refuse an approval whose approver could not be checked (e.g. no PagerDuty to ask)."""
     proposal = proposals(rt).get(proposal_id)
     if proposal is None:
-        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+        return Outcome("unknown", "unknown", {"proposal_id": proposal_id})
     if proposal.status != WAITING:
         return _not_waiting(proposal)
     return _refuse(rt, proposal, approver, via, why, send, datetime.now(UTC))
@@ -326,20 +315,21 @@ def deny(
     store = proposals(rt)
     proposal = store.get(proposal_id)
     if proposal is None:
-        return Outcome("unknown", f"no proposal {proposal_id!r} (unknown or past retention)")
+        return Outcome("unknown", "unknown", {"proposal_id": proposal_id})
     if not operator:
         try:
             action = resolve(rt.policy, proposal.action, proposal.target).action
         except ActionRefused:  # no longer in the catalog: it cannot run anyway
             action = None
         if action is not None and not may_approve(action, who, ()):
-            return Outcome("refused", f"not allowed: {who} may not deny {action.name}", proposal.id)
+            facts = {"who": who, "action": action.name}
+            return Outcome("refused", "may_not_deny", facts, proposal.id)
     if not store.close(proposal.id, "denied", who, f"denied by {who} via {via}"):
         latest = store.get(proposal.id)
         return _not_waiting(latest or proposal)
-    what = f"action {proposal.id} denied: {proposal.action} on {proposal.target} (via {via})"
+    what = lines.timeline("action_denied", p=proposal, via=via)
     rt.incidents.log(proposal.incident_id, what, who, now)
-    return Outcome("denied", f"denied: {proposal.action} on {proposal.target}", proposal.id)
+    return Outcome("denied", "denied", {"p": proposal}, proposal.id)
 
 
 def run(
@@ -384,13 +374,9 @@ def run(
         earlier = proposals(rt).get(first)
         who = earlier.approved_by or earlier.proposed_by if earlier is not None else "someone"
         proposals(rt).close(proposal.id, "duplicate", approver, f"a second run of {first}")
-        return Outcome(
-            "already",
-            f"already approved by {who} ({first}): {proposal.action} on {proposal.target} "
-            f"runs once within {int(RUN_ONCE_WITHIN.total_seconds() // 60)} minutes",
-            first,
-            proposal.id,
-        )
+        minutes = int(RUN_ONCE_WITHIN.total_seconds() // 60)
+        facts = {"who": who, "first": first, "p": proposal, "minutes": minutes}
+        return Outcome("already", "run_already", facts, first, proposal.id)
     outcome = approve(rt, proposal.id, approver, via, send, now)
     if outcome.status != "approved":  # it may still wait for someone allowed to approve it
         tell_slack(rt, {"what": "proposals", "incident_id": incident_id})
@@ -439,9 +425,10 @@ def _refuse(
         # person's run next is no "already" of it. Someone else's refused approval of a
         # proposal leaves its claim alone.
         store.release_run(_run_key(proposal), proposal.id)
-    rt.incidents.log(proposal.incident_id, f"action {proposal.id} refused: {why}", approver, now)
+    what = lines.timeline("action_refused", p=proposal, why=why)
+    rt.incidents.log(proposal.incident_id, what, approver, now)
     send(ACTION_REFUSED, [proposal.id, number, approver, via, why])
-    return Outcome("refused", f"refused: {why}; nothing ran", proposal.id)
+    return Outcome("refused", "refused", {"why": why}, proposal.id)
 
 
 def _run_key(proposal: Proposal) -> str:
@@ -451,15 +438,8 @@ def _run_key(proposal: Proposal) -> str:
 
 def _not_waiting(proposal: Proposal) -> Outcome:
     if proposal.status == APPROVED or proposal.status in ENDED:
-        return Outcome(
-            "already",
-            f"already done by {proposal.approved_by} (via {proposal.via}, {proposal.status}); "
-            "nothing runs again",
-            proposal.id,
-        )
-    return Outcome(
-        "already", f"already {proposal.status}: {proposal.reason}; nothing runs", proposal.id
-    )
+        return Outcome("already", "done_already", {"p": proposal}, proposal.id)
+    return Outcome("already", "closed_already", {"p": proposal}, proposal.id)
 
 
 def _clipped(name: str) -> str:

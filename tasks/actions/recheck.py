@@ -15,6 +15,7 @@ from collectors.contract import Target
 from collectors.registry import run_collector
 from tasks.actions.approval import proposals
 from tasks.evidence.collect import collector_context
+from tasks.notes import lines
 from tasks.runtime import Runtime
 from tasks.store.proposals import APPROVED, NOT_NEEDED, WAITING, WITHDRAWN, Proposal
 from triage.actions import collectors_for, run_facts, unmet
@@ -63,10 +64,7 @@ def set_aside(rt: Runtime, proposal: Proposal, why: str, by: str) -> Proposal:
     written = proposals(rt).update(proposal.id, change)
     if written is None:
         return proposals(rt).get(proposal.id) or proposal
-    what = (
-        f"action {proposal.id} not run: {proposal.action} on {proposal.target}: "
-        f"no longer needed: {why}"
-    )
+    what = lines.timeline("action_not_needed", p=proposal, why=why)
     rt.incidents.log(proposal.incident_id, what, by)
     return written
 
@@ -85,7 +83,7 @@ def withdraw_waiting(rt: Runtime, incident_id: str, now: datetime) -> list[Propo
             return replace(p, status=WITHDRAWN, reason=f"incident {incident_id} resolved")
 
         if (written := store.update(proposal.id, change)) is not None:
-            what = f"action {proposal.id} withdrawn: {proposal.action} on {proposal.target}"
-            rt.incidents.log(incident_id, f"{what}: the incident resolved", "responder", now)
+            what = lines.timeline("action_withdrawn", p=proposal)
+            rt.incidents.log(incident_id, what, "responder", now)
             withdrawn.append(written)
     return withdrawn

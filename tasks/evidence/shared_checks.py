@@ -21,7 +21,7 @@ from collections.abc import Callable
 import redis
 
 from collectors.contract import Evidence, Status, Target
-from tasks.store.deliveries import PREFIX
+from tasks.store.services import shared_check_key
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def check_key(name: str, target: Target) -> str:
     if name in KEYED_ON_THE_ALERT:
         facts += [target.alert_name, target.started_at.isoformat() if target.started_at else ""]
     digest = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
-    return f"{PREFIX}check:{digest}"
+    return shared_check_key(digest)
 
 
 MAX_SHARED_BYTES = 1_000_000  # a larger result (many plots) is not worth keeping in Redis

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tasks.notes.vocabulary import COLLECTOR_LABELS, STATUS_WORDS, status_rank
 from triage.policy import format_duration
 
 ARCHIVE = "bundle.tar.gz"  # tasks.evidence.bundle.ARCHIVE, which packs it
 FOLDED_LOG_CHARS = 20_000
-_ORDER = {"failed": 0, "timeout": 1, "skipped": 2, "ok": 3}
 
 # What the HTML view calls the manifest's keys and values: no reader should meet `triggered_at`.
 LABELS: dict[str, str] = {
@@ -31,21 +31,9 @@ LABELS: dict[str, str] = {
     "management": "Management hears by",
     "lower_urgency": "Urgency lowered",
     "restore_urgency": "Urgency back to high",
-    # collectors (collectors.registry)
-    "http": "Service health",
-    "trading": "Trading impact",
-    "prometheus": "Prometheus metrics",
-    "redis": "Redis",
-    "postgres": "PostgreSQL",
-    "host": "This host",
-    "git": "Recent deployments",
-    "docker": "Containers",
-    "flow": "Trading flow test",
-    # statuses
-    "ok": "OK",
-    "failed": "Failed",
-    "timeout": "Timed out",
-    "skipped": "Skipped",
+    # collectors and how their checks ended: the one vocabulary
+    **COLLECTOR_LABELS,
+    **STATUS_WORDS,
     # management's ways (Deadlines.management)
     "notify": "a note or responder request",
     "summary": "the summary at the next opening",
@@ -95,7 +83,7 @@ def index_view(manifest: Mapping[str, Any], folder: Path) -> dict[str, Any]:
             }
         )
     collectors = []
-    for entry in sorted(manifest.get("collectors", []), key=lambda c: _ORDER.get(c["status"], 9)):
+    for entry in sorted(manifest.get("collectors", []), key=lambda c: status_rank(c["status"])):
         plots = {p["file"]: p for p in entry.get("plots", [])}
         files = list(entry.get("files", []))
         collectors.append(

@@ -23,6 +23,7 @@ from collectors.contract import Evidence, Status
 from tasks.notes.bundle_view import check_counts, index_view
 from tasks.notes.markers import clip
 from tasks.notes.quoting import quote_commands
+from tasks.notes.vocabulary import status_rank
 from triage import note_commands
 from triage.classify import most_severe
 from triage.incident_status import StatusNow
@@ -39,7 +40,6 @@ TEMPLATES = Path(__file__).with_name("templates")
 # The policy setting that chose a priority when no rule matched, by the classification's rule.
 _FALLBACKS = {SEVERITY_FALLBACK_RULE: "severity_fallback", DEFAULT_RULE: "default_priority"}
 SHOWN_LABELS = ("service", "severity", "category", "scope", "job", "instance")
-_STATUS_ORDER = {Status.FAILED: 0, Status.TIMEOUT: 1, Status.OK: 2, Status.SKIPPED: 3}
 
 
 class TemplateProblem(ValueError):
@@ -329,7 +329,7 @@ class Voice:
                         "seconds": item.duration_seconds,
                         "summary": item.summary,
                     }
-                    for item in sorted(evidence, key=lambda e: _STATUS_ORDER[e.status])
+                    for item in sorted(evidence, key=lambda e: status_rank(e.status))
                 ],
                 error_lines=list(error_lines),
                 bundle=bundle_location,

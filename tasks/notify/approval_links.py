@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from tasks.evidence.approval_links import approval_link, identity_of
+from tasks.notes import lines
 from tasks.notify.email_compose import Mail
 from tasks.notify.email_send import send_once
 from tasks.runtime import Runtime
@@ -91,6 +92,6 @@ def send_links(rt: Runtime, incident_id: str, proposal_ids: Sequence[str], now: 
         if not send_once(rt, mail, now).endswith("already sent"):
             sent += 1
     if sent:
-        what = f"personal approval links e-mailed ({sent} approver{'s' if sent != 1 else ''})"
+        what = lines.timeline("approval_links_sent", count=sent)
         rt.incidents.log(incident_id, what, "responder", now)
     return f"approval links: {sent} sent, {len(people) - sent} sent before"

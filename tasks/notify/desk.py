@@ -13,11 +13,11 @@ retried, dead-lettered), acted on by `act`:
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from tasks.evidence.links import bundle_location
+from tasks.notes import lines
 from tasks.notify.email_compose import Mail
 from tasks.notify.email_send import send_once
 from tasks.pagerduty.client import IncidentRef
@@ -28,8 +28,9 @@ from tasks.pagerduty.responders import (
     request_message,
     request_responders_once,
 )
-from tasks.run.state import RunState, existing_run, run_key
+from tasks.run.state import RunState, existing_run
 from tasks.runtime import Runtime
+from tasks.store import runs
 from tasks.store.sla_clock import Deadline
 from triage import report
 from triage.communication import (
@@ -164,8 +165,8 @@ def send_summary(rt: Runtime, deadline: Deadline, now: datetime) -> str:
 
 def run_impact(rt: Runtime, run_id: str) -> TradingImpact:
     """Return the trading impact the run's evidence showed (none checked: nothing known)."""
-    kept = rt.redis.get(f"{run_key(run_id)}:entries") if run_id else None
-    return trading_impact(json.loads(kept)) if kept else TradingImpact()
+    kept = runs.entries(rt.redis, run_id) if run_id else None
+    return trading_impact(kept) if kept else TradingImpact()
 
 
 def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
@@ -197,7 +198,7 @@ def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
     request = ResponderRequest(
         call.requester_id, call.targets, request_message(call.message, values)
     )
-    timeline = f"trading desk called: {called}"
+    timeline = lines.timeline("desk_called", called=called)
     asked = request_responders_once(
         rt, incident, DESK_CALL_EFFECT, request, timeline, detail=called
     )

@@ -18,7 +18,6 @@ from typing import Protocol
 
 from tasks.notify.email_compose import worst_code
 from tasks.settings import Settings
-from tasks.store.deliveries import PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,6 @@ log = logging.getLogger(__name__)
 # many seconds fail at once instead of each holding a worker slot for the whole timeout: one
 # attempt probes the server, the others back off. A 4xx or 5xx answer does not trip it.
 BREAKER_SECONDS = 30
-BREAKER_KEY = f"{PREFIX}smtp-failing"
 
 
 class EmailUnavailable(RuntimeError):

@@ -20,9 +20,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from tasks.notify.email import BREAKER_KEY, BREAKER_SECONDS, EmailUnavailable
+from tasks.notes import lines
+from tasks.notify.email import BREAKER_SECONDS, EmailUnavailable
 from tasks.notify.email_compose import Mail, build_message, message_id
 from tasks.runtime import Runtime
+from tasks.store import services
 from tasks.store.effects import IN_FLIGHT, HeldWhy, once
 
 log = logging.getLogger(__name__)
@@ -59,9 +61,9 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
         )
 
     def breaker_closed() -> None:
-        if not rt.settings.email_outbox_mode and (left_ms := rt.redis.pttl(BREAKER_KEY)) > 0:
-            why = (rt.redis.get(BREAKER_KEY) or b"").decode("utf-8", "replace")
-            raise EmailUnavailable(f"{why} (not tried again for {left_ms / 1000:.0f} s)", None)
+        if not rt.settings.email_outbox_mode and (failing := services.smtp_failing(rt.redis)):
+            why, left = failing
+            raise EmailUnavailable(f"{why} (not tried again for {left:.0f} s)", None)
 
     def send(done: Callable[[str], None]) -> tuple[str, str]:
         message = build_message(mail.redacted(rt.redact), from_address, now or datetime.now(UTC))
@@ -69,7 +71,7 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
             where = rt.email.send(message, lambda: done(mid))  # done at the 250, before QUIT
         except EmailUnavailable as exc:
             if exc.code is None:  # unreachable or silent: spare the other attempts the timeout
-                rt.redis.set(BREAKER_KEY, str(exc)[:500], ex=BREAKER_SECONDS, nx=True)
+                services.trip_smtp_breaker(rt.redis, str(exc), BREAKER_SECONDS)
             raise
         return where, str(message["Subject"])
 
@@ -87,9 +89,8 @@ def send_once(rt: Runtime, mail: Mail, now: datetime | None = None) -> str:
         return f"{mail.kind}: already sent"
     where, subject = sent.value
     if mail.incident_id:
-        rt.incidents.log(
-            mail.incident_id, f"e-mail {mail.kind} sent to {', '.join(mail.to)}", "responder"
-        )
+        what = lines.timeline("email_sent", kind=mail.kind, to=mail.to)
+        rt.incidents.log(mail.incident_id, what, "responder")
     # At INFO: `make run` shows each e-mail, and where the outbox wrote it.
     log.info("e-mail %s %r to %s: %s", mail.kind, subject, ", ".join(mail.to), where)
     return f"{mail.kind}: e-mailed {', '.join(mail.to)}"

@@ -19,7 +19,6 @@ thread's replies) before posting again.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -32,8 +31,9 @@ from tasks.lanes import Lane, current_lane
 from tasks.notify.slack import Posted, SlackGateway, SlackUnavailable
 from tasks.notify.slack_blocks import SlackMessage, build, proposal_buttons
 from tasks.retries import decide
-from tasks.run.state import RunState, existing_run, run_key
+from tasks.run.state import RunState, existing_run
 from tasks.runtime import Runtime
+from tasks.store import runs
 from tasks.store.effects import IN_FLIGHT, HeldWhy, once
 from tasks.store.proposals import WAITING, Proposal
 from tasks.store.slack import ChannelPace, SlackThreads, Thread
@@ -249,8 +249,7 @@ def mention(channel: str) -> str:
 
 def trading_findings(rt: Runtime, run_id: str) -> tuple[list[dict[str, Any]], str]:
     """Return what the `trading` collector found, in the desk's words, or why there is nothing."""
-    kept = rt.redis.get(f"{run_key(run_id)}:entries")
-    entries = json.loads(kept) if kept else []
+    entries = runs.entries(rt.redis, run_id) or []
     entry = next((e for e in entries if e.get("name") == "trading"), None)
     if entry is None:
         return [], "no trading check ran for this incident"

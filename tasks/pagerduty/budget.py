@@ -16,7 +16,7 @@ import math
 import redis
 
 from tasks.lanes import Lane, current_lane, first_response
-from tasks.store.deliveries import PREFIX
+from tasks.store.services import budget_key
 
 FOLLOW_UP_SHARE = 0.8  # of the routine share, what routine writes other than first notes use
 FOLLOW_UP_WAIT = 0.5  # seconds a follow-up waits, at a time, for first responses in progress
@@ -92,7 +92,7 @@ class RequestBudget:
         # Routine follow-ups (priority, evidence notes) stop short of the routine share: in a
         # storm of new incidents, their first notes go first.
         self.follow_up_ceiling = max(1, math.floor(routine * FOLLOW_UP_SHARE))
-        self.key = f"{PREFIX}budget:{name}"
+        self.key = budget_key(name)
         self._keys = [
             self.key,
             f"{self.key}:blocked-until",

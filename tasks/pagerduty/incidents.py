@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from tasks.pagerduty.client import IncidentRef
 from tasks.runtime import Runtime
-from tasks.store.deliveries import PREFIX
+from tasks.store import services
 
 # Our priorities as the Events API's severities, for an incident the responder opens itself.
 SEVERITY = {"P0": "critical", "P1": "error", "P2": "warning", "P3": "info"}
@@ -33,11 +31,9 @@ def find_incident(rt: Runtime, incident_key: str, open_only: bool = True) -> Inc
 def priority_id(rt: Runtime, name: str) -> str | None:
     """Return the id of the account's PagerDuty priority called `name` (None: it has none);
     the account's list is asked once an hour."""
-    cached = rt.redis.get(f"{PREFIX}pagerduty-priorities")
-    if cached is None:
+    found = services.cached_priorities(rt.redis)
+    if found is None:
         found = rt.pagerduty.priorities()
-        rt.redis.set(f"{PREFIX}pagerduty-priorities", json.dumps(found), ex=PRIORITY_CACHE_SECONDS)
-    else:
-        found = json.loads(cached)
+        services.cache_priorities(rt.redis, found, PRIORITY_CACHE_SECONDS)
     match = next((p for p in found if p.get("name") == name), None)
     return str(match["id"]) if match is not None else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tasks.notes import markers
+from tasks.notes import lines, markers
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.runtime import Runtime
 from tasks.slack_queue import tell_slack
@@ -65,7 +65,8 @@ def post_note_once(
         str(author.get("id") or "") if isinstance(author, dict) else ""
     )
     if incident.id:
-        rt.incidents.log(incident.id, f"note: {body.splitlines()[0]}", "responder")
+        what = lines.timeline("note_posted", first_line=body.splitlines()[0])
+        rt.incidents.log(incident.id, what, "responder")
         if step not in NOT_FOR_SLACK:  # the same words in the incident's Slack thread
             request = {"what": "note", "incident_id": incident.id, "key": f"{run_id}/{step}"}
             tell_slack(rt, {**request, "text": body})

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.runtime import Runtime
@@ -40,10 +41,8 @@ def describe_targets(targets: Sequence[tuple[str, str]]) -> str:
 
 
 def request_message(template: str, values: Mapping[str, str]) -> str:
-    """Return a request's message with the policy's `{name}` placeholders filled, in order."""
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", value)
-    return template
+    """Return a request's message with the policy's `{name}` placeholders filled."""
+    return lines.policy_message(template, **values)
 
 
 def request_responders_once(

@@ -15,14 +15,15 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.first_response import resolve_incident, set_incident_priority
 from tasks.run.state import RunState, existing_run, save_run
 from tasks.runtime import Runtime
-from tasks.store import sla_clock
+from tasks.store import joined_batches, sla_clock
 from tasks.store.correlation import CorrelationLedger, LedgerBusy
-from tasks.store.deliveries import JOINED_DUE_KEY, Delivery, joined_key
+from tasks.store.deliveries import Delivery
 from triage.correlation import FLAP, JOIN, NEW
 from triage.correlation_replay import Ledger, LedgerIncident, Observation, group_of
 from triage.models import Priority, parse_alertmanager
@@ -180,7 +181,8 @@ def _merge_or_link(
     if how == MERGED:
         rt.deliveries.begin_effect(state.run_id, how)
         rt.pagerduty.merge(target, [own])
-        rt.incidents.log(str(target.id), f"merged {own.id} ({state.alert_name})", "responder")
+        what = lines.timeline("merged", incident_id=own.id, alert_name=state.alert_name)
+        rt.incidents.log(str(target.id), what, "responder")
     else:
         content = rt.voice.correlation_linked(
             str(state.classification.priority),
@@ -201,10 +203,7 @@ def _list_for_note(rt: Runtime, state: RunState, lead: RunState, now: datetime) 
     if rt.deliveries.effect_done(state.run_id, "joined_listed"):
         return
     due = (now + rt.policy.correlation.note_after).timestamp()
-    with rt.redis.pipeline() as pipe:
-        pipe.rpush(joined_key(lead.incident_key), state.delivery_id)
-        pipe.zadd(JOINED_DUE_KEY, {lead.incident_key: due}, lt=True)
-        pipe.execute()
+    joined_batches.list_for_note(rt.redis, lead.incident_key, state.delivery_id, due)
     rt.deliveries.mark_effect(state.run_id, "joined_listed")
 
 

@@ -3,7 +3,6 @@ once with the run's proposals, the trading desk's Slack post queued."""
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +16,10 @@ from tasks.evidence.links import bundle_location, bundle_path
 from tasks.evidence.shared_bundle import fetch_bundle, publish_bundle, stranded
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.proposals import propose_actions
-from tasks.run.state import RunState, load_run, record_failure, run_key
+from tasks.run.state import RunState, load_run, record_failure
 from tasks.runtime import Runtime
 from tasks.slack_queue import tell_slack
-from tasks.store.deliveries import DEDUP_TTL
+from tasks.store import runs
 
 
 def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
@@ -30,9 +29,8 @@ def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
     collectors hang, and its evidence takes as long as the slowest one. Entries are kept, so a
     retry of the evidence note does not collect again.
     """
-    key = f"{run_key(run_id)}:entries"
-    if (kept := rt.redis.get(key)) is not None:
-        return list(json.loads(kept))
+    if (kept := runs.entries(rt.redis, run_id)) is not None:
+        return kept
     state = load_run(rt, run_id)
     names = state.collectors
     # Each collector keeps its own timeout; this bounds one that does not (a stuck library).
@@ -47,7 +45,7 @@ def gather_evidence(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
     ]
     order = {name: n for n, name in enumerate(state.collectors)}  # the plan's order
     entries.sort(key=lambda entry: order.get(entry["name"], len(order)))
-    rt.redis.set(key, json.dumps(entries), ex=DEDUP_TTL)
+    runs.keep_entries(rt.redis, run_id, entries)
     return entries
 
 

@@ -4,7 +4,6 @@ a person answering the alert stopped, and the incident resolved if the policy sa
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -12,13 +11,14 @@ from typing import Any
 from collectors.contract import Status, Target
 from collectors.registry import run_collector
 from tasks.evidence.collect import collector_context
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.pagerduty.incidents import IncidentNotFound, find_incident
 from tasks.pagerduty.notes import post_note_once
 from tasks.retries import decide
 from tasks.run import correlating
 from tasks.runtime import Runtime
-from tasks.store.deliveries import DEDUP_TTL, PREFIX
+from tasks.store import runs
 from triage.models import parse_alertmanager
 
 RESOLVE_EFFECT = "resolve"  # the once-marker of resolving the PagerDuty incident, per incident
@@ -64,22 +64,21 @@ def settle(rt: Runtime, delivery_id: str, incident: IncidentRef) -> dict[str, An
     Return what was done, for the note. The clocks and checks are kept per delivery, so a
     retried task (the note failed) posts what the first attempt found and ticks EAFIX once.
     """
-    key = f"{PREFIX}settled:{delivery_id}"
-    if (kept := rt.redis.get(key)) is not None:
-        found = dict(json.loads(kept))
+    if (kept := runs.settled(rt.redis, delivery_id)) is not None:
+        found = kept
     else:
         stop = rt.policy.on_resolved.stop_clocks
         stopped = rt.clock.cancel(incident.id, stop) if incident.id and stop else 0
         found = {"stopped": list(stop) if stopped else [], "checks": validate(rt)}
-        rt.redis.set(key, json.dumps(found), ex=DEDUP_TTL)
+        runs.keep_settled(rt.redis, delivery_id, found)
     found["incident"] = resolve_if_validated(rt, incident, found["checks"])
     return found
 
 
 def validation_failed(rt: Runtime, delivery_id: str) -> bool:
     """Return True when the Validation run for a resolved group's delivery found a problem."""
-    kept = rt.redis.get(f"{PREFIX}settled:{delivery_id}")
-    checks = json.loads(kept)["checks"] if kept is not None else []
+    kept = runs.settled(rt.redis, delivery_id)
+    checks = kept["checks"] if kept is not None else []
     return any(check["status"] != Status.OK.value for check in checks)
 
 
@@ -132,7 +131,7 @@ def resolve_if_validated(rt: Runtime, incident: IncidentRef, checks: list[dict[s
         outcome = f"refused: {exc}"
     else:
         outcome = "resolved"
-        rt.incidents.log(incident.id, "resolved: every alert cleared and validated", "responder")
+        rt.incidents.log(incident.id, lines.timeline("resolved_validated"), "responder")
     rt.deliveries.mark_effect(incident.id, RESOLVE_EFFECT, outcome)
     return outcome
 

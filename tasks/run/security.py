@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.responders import (
     ResponderRequest,
@@ -56,7 +57,7 @@ def request_security_team(rt: Runtime, state: RunState, incident: IncidentRef) -
     priority = str(state.classification.priority)
     message = request_message(team.message, {"priority": priority, "title": state.title})
     request = ResponderRequest(team.requester_id, team.targets, message)
-    timeline = f"security team requested from {call.called}"
+    timeline = lines.timeline("security_requested", called=call.called)
     asked = request_responders_once(
         rt, incident, SECURITY_REQUEST, request, timeline, detail=call.called
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from tasks.pagerduty.client import IncidentRef
 from tasks.runtime import Runtime
-from tasks.store.deliveries import DEDUP_TTL, PREFIX
+from tasks.store import runs
 from triage.models import Classification, Incident, ListedAlert
 from triage.sla import Deadlines
 
@@ -75,19 +75,14 @@ class RunState:
         return cls(**data)
 
 
-def run_key(run_id: str) -> str:
-    """Return the Redis key holding a run's state."""
-    return f"{PREFIX}run:{run_id}"
-
-
 def save_run(rt: Runtime, state: RunState) -> None:
     """Store a run's state."""
-    rt.redis.set(run_key(state.run_id), state.to_json(), ex=DEDUP_TTL)
+    runs.save_state(rt.redis, state.run_id, state.to_json())
 
 
 def load_run(rt: Runtime, run_id: str) -> RunState:
     """Load a run's state; raise KeyError when it is gone."""
-    raw = rt.redis.get(run_key(run_id))
+    raw = runs.state_text(rt.redis, run_id)
     if raw is None:
         raise KeyError(f"pipeline run {run_id} not found")
     return RunState.from_json(raw)
@@ -95,7 +90,7 @@ def load_run(rt: Runtime, run_id: str) -> RunState:
 
 def existing_run(rt: Runtime, run_id: str) -> RunState | None:
     """Return a run's state, or None when it was never saved (or expired)."""
-    raw = rt.redis.get(run_key(run_id))
+    raw = runs.state_text(rt.redis, run_id)
     return RunState.from_json(raw) if raw is not None else None
 
 

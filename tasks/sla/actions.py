@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.notes import lines
 from tasks.notify import desk, management
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.pagerduty.notes import post_note_once
@@ -21,8 +22,6 @@ from tasks.pagerduty.responders import (
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
 from tasks.sla import after_hours, rejudge, status_updates, summary
-from tasks.store.deliveries import PREFIX
-from tasks.store.incidents import escalations_key
 from tasks.store.sla_clock import REJUDGE, SUMMARY, Deadline
 from triage import report
 from triage.models import Priority
@@ -103,15 +102,13 @@ def acting_alone(rt: Runtime, deadline: Deadline, owner: str, seconds: int) -> I
     (a claim taken back while its first copy still runs) from passing those checks together.
     The same task redelivered after its worker died (`owner` is the task id) takes it again.
     """
-    key = f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}"
-    taken = rt.redis.set(key, owner, nx=True, ex=seconds)
-    if not taken and rt.redis.get(key) != owner.encode():
+    if not rt.clock.hold_acting(deadline, owner, seconds):
         yield False
         return
     try:
         yield True
     finally:
-        rt.redis.delete(key)
+        rt.clock.release_acting(deadline)
 
 
 def act_early(
@@ -198,7 +195,7 @@ def notify_management(
     called = describe_targets(management.targets)
     request = ResponderRequest(management.requester_id, management.targets, message)
     asked = request_responders_once(
-        rt, incident, effect, request, f"responders requested from {called}"
+        rt, incident, effect, request, lines.timeline("responders_requested", called=called)
     )
     if asked.how == "refused":
         return rt.voice.management(str(priority), "failed", why=asked.why)
@@ -222,7 +219,7 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
         incident,
         effect,
         ResponderRequest(request.requester_id, request.targets, message),
-        f"CTO called in: {called}",
+        lines.timeline("cto_called", called=called),
     )
     if asked.how == "refused":
         return f"The CTO could not be called in ({asked.why}): phone the CTO by hand (P0 only)."
@@ -231,17 +228,16 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
     """Escalate one level further than the responder has before; once per deadline."""
-    key = escalations_key(str(incident.id))
     effect = f"{step}:escalate"
     done = rt.deliveries.effect_state(str(incident.id), effect) or ""
     if done.startswith("done:"):
         return int(done.removeprefix("done:"))
-    escalated = int(rt.redis.get(key) or 0)
+    escalated = rt.incidents.escalations(str(incident.id))
     level = escalated + 2  # level 1 is where PagerDuty starts
     rt.pagerduty.escalate(incident, level)
     if incident.id:
-        rt.incidents.log(incident.id, f"escalated to level {level}", "responder")
+        rt.incidents.log(incident.id, lines.timeline("escalated", level=level), "responder")
     # Counted only once PagerDuty took it, so a failed attempt does not skip a level.
-    rt.redis.set(key, escalated + 1, ex=7 * 86400)
+    rt.incidents.count_escalation(str(incident.id), escalated + 1)
     rt.deliveries.mark_effect(str(incident.id), effect, str(level))
     return level

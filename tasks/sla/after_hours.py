@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
@@ -33,7 +34,8 @@ def lower_urgency(
         return "urgency kept: the responder did not open this incident"
     if record.get("urgency") == "low":
         return "urgency already low"
-    return _set_urgency(rt, incident, deadline, "low", "urgency set to low until business hours")
+    what = lines.timeline("urgency_lowered_after_hours")
+    return _set_urgency(rt, incident, deadline, "low", what)
 
 
 def opened_by_responder(rt: Runtime, run_id: str) -> bool:
@@ -43,7 +45,8 @@ def opened_by_responder(rt: Runtime, run_id: str) -> bool:
 
 def restore_urgency(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
     """Set the incident's urgency back to high at its business opening, once."""
-    return _set_urgency(rt, incident, deadline, "high", "urgency set to high: business hours")
+    what = lines.timeline("urgency_restored_business_hours")
+    return _set_urgency(rt, incident, deadline, "high", what)
 
 
 def _set_urgency(

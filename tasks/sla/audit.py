@@ -22,7 +22,6 @@ from tasks.lanes import deadline_queue
 from tasks.names import SLA_ACTION
 from tasks.runtime import Runtime
 from tasks.store.dead_letters import DeadLetter
-from tasks.store.deliveries import STATS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +44,11 @@ def audit(rt: Runtime, now: datetime, send: Callable[[str, list[Any], str], None
             )  # fmt: skip
             rt.dead_letters.add(letter)
             rt.clock.acted(deadline)
-            rt.redis.hincrby(STATS_KEY, DEAD_LETTERED_STAT, 1)
+            rt.deliveries.count_stat(DEAD_LETTERED_STAT)
             log.error("incident %s: %s; dead-lettered", deadline.incident_id, why)
             continue
         send(SLA_ACTION, args, queue)
-        rt.redis.hincrby(STATS_KEY, REQUEUED_STAT, 1)
+        rt.deliveries.count_stat(REQUEUED_STAT)
         requeued += 1
         log.warning(
             "incident %s: SLA %s due %s was not acted on: queued again",

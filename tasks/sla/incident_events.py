@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 from tasks.lanes import queue_for
+from tasks.notes import lines
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import KINDS
 from triage import note_commands
@@ -46,7 +47,8 @@ def apply_event(rt: Runtime, event: IncidentEvent, person_note: bool = False) ->
             rt.clock.cancel(event.incident.id, stopped)
         return newest
     if person_note and event.note_incident_id:
-        rt.incidents.log(event.note_incident_id, "note added", event.agent_name, event.occurred_at)
+        what = lines.timeline("note_added")
+        rt.incidents.log(event.note_incident_id, what, event.agent_name, event.occurred_at)
         apply_note_commands(rt, event)
     return False
 
@@ -64,12 +66,12 @@ def apply_note_commands(rt: Runtime, event: IncidentEvent) -> list[Parsed]:
         if isinstance(command, SetStatus):
             said = {"word": command.word, "text": command.text, "by": by}
             if rt.incidents.say(incident, "status", said, at):
-                rt.incidents.log(incident, f"status {command.word}", by, at)
+                rt.incidents.log(incident, lines.timeline("status_said", word=command.word), by, at)
         elif isinstance(command, SetEta):
             eta = at + command.within if command.within is not None else None
             told = {"eta": eta.isoformat() if eta else None, "by": by}
             if rt.incidents.say(incident, "eta", told, at):
-                what = f"ETA {eta:%Y-%m-%d %H:%M} UTC" if eta else "ETA unknown"
+                what = lines.timeline("eta_said", eta=eta)
                 rt.incidents.log(incident, what, by, at)
         elif isinstance(command, Approve | RunAction):
             pass  # the receiver takes it down the one approval path (webhooks/pagerduty.py)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.incidents import priority_id
 from tasks.pagerduty.notes import post_note_once
@@ -53,11 +54,8 @@ def act(rt: Runtime, deadline: Deadline, record: dict[str, Any], now: datetime) 
         if due is not None:
             apply(rt, incident, deadline, judgement, due, record, now)
         else:
-            rt.incidents.log(
-                deadline.incident_id,
-                f"judged again: would now be {judged.priority}; left {was} (acknowledged)",
-                "responder",
-            )
+            what = lines.timeline("judged_again_left", would_be=judged.priority, was=was)
+            rt.incidents.log(deadline.incident_id, what, "responder")
         done = note.splitlines()[0]
     current = judged.priority if applied else was
     rt.clock.register(
@@ -87,7 +85,8 @@ def apply(
         if not rt.deliveries.effect_done(deadline.incident_id, effect):
             if record.get("urgency") != "high":
                 rt.pagerduty.set_urgency(incident, "high")
-                rt.incidents.log(deadline.incident_id, "urgency set to high", "responder")
+                what = lines.timeline("urgency_raised")
+                rt.incidents.log(deadline.incident_id, what, "responder")
             rt.deliveries.mark_effect(deadline.incident_id, effect)
     acknowledged = acknowledged_now(record)
     rt.clock.cancel(deadline.incident_id, REPLACED)
@@ -118,8 +117,9 @@ def apply(
     if (state := existing_run(rt, deadline.run_id)) is not None:
         state.classification, state.deadlines = judgement.now, due
         save_run(rt, state)
-    market = "market open" if judgement.market_open else "market closed"
-    what = f"judged again: {judgement.was} -> {priority} ({market})"
+    what = lines.timeline(
+        "judged_again", was=judgement.was, now=priority, market_open=judgement.market_open
+    )
     rt.incidents.log(deadline.incident_id, what, "responder")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from tasks.notes import lines
 from tasks.notify.desk import run_impact
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.state import existing_run
@@ -34,7 +35,8 @@ def post_on_cadence(rt: Runtime, incident: IncidentRef, deadline: Deadline, now:
     effect = f"{deadline.kind}@{deadline.due}:status-update"
     if not rt.deliveries.effect_done(deadline.incident_id, effect):
         rt.pagerduty.status_update(incident, message)
-        rt.incidents.log(deadline.incident_id, "status update posted", "responder")
+        what = lines.timeline("status_update_posted")
+        rt.incidents.log(deadline.incident_id, what, "responder")
         rt.deliveries.mark_effect(deadline.incident_id, effect)
         key = f"{deadline.incident_id}/{effect}"
         tell_slack(rt, {"what": "note", "incident_id": deadline.incident_id, "key": key,
@@ -59,7 +61,8 @@ def post_resolution(
     )
     rt.pagerduty.status_update(incident, message)
     if incident.id:
-        rt.incidents.log(incident.id, f"status update posted: {status.word}", "responder")
+        what = lines.timeline("status_update_posted", word=status.word)
+        rt.incidents.log(incident.id, what, "responder")
     rt.deliveries.mark_effect(run_id, effect)
     if incident.id:  # the thread hears it, and its parent says resolved
         request = {"what": "note", "incident_id": incident.id, "key": f"{run_id}/{effect}"}

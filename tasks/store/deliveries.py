@@ -478,6 +478,26 @@ class DeliveryStore:
         """Return a new pipeline run number for the delivery."""
         return int(self.redis.hincrby(delivery_key(delivery_id), "runs", 1))
 
+    def incident_claim(self, incident: str) -> ClaimHolder | None:
+        """Return which delivery holds an incident's run, at what priority, or None."""
+        return parse_claim(self.redis.get(claim_key(incident)))
+
+    def count_requeue(self, delivery_id: str) -> int:
+        """Count one requeue of a stalled delivery; return how many it has had."""
+        return int(self.redis.hincrby(delivery_key(delivery_id), "requeues", 1))
+
+    def stat(self, name: str) -> int:
+        """Return one of the delivery counters (`coalesced`, `sla_requeued`, ...)."""
+        return int(self.redis.hget(STATS_KEY, name) or 0)
+
+    def count_stat(self, name: str) -> None:
+        """Add one to a delivery counter."""
+        self.redis.hincrby(STATS_KEY, name, 1)
+
+    def joined_notes_due(self) -> int:
+        """Return how many incidents have a "more alerts" note due."""
+        return int(self.redis.zcard(JOINED_DUE_KEY))
+
     def list_ids(self, since: datetime | None = None) -> list[str]:
         """Return the ids of stored deliveries, oldest first, optionally received since `since`."""
         # The index is trimmed now and then (see _RECORD): what is past retention is gone.
@@ -548,6 +568,23 @@ class DeliveryStore:
         """Return the PagerDuty users our notes were posted as."""
         return {str(member, "utf-8", "replace") if isinstance(member, bytes) else str(member)
                 for member in self.redis.smembers(OWN_AUTHORS_KEY)}  # fmt: skip
+
+
+def pipelines_received_between(
+    client: redis.Redis, low: float, high: float
+) -> list[tuple[str, str]]:
+    """Return (delivery id, pipeline state) of the deliveries received between two instants."""
+    ids = client.zrangebyscore(INDEX_KEY, low, high)
+    if not ids:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for delivery_id in ids:
+            pipe.hget(delivery_key(delivery_id.decode()), "pipeline")
+        states = pipe.execute()
+    return [
+        (delivery_id.decode(), json.loads(state) if state else "")
+        for delivery_id, state in zip(ids, states, strict=True)
+    ]
 
 
 # Group updates in a storm repeat the group's alerts: a 20-alert body of 8 KB packs to 0.6 KB

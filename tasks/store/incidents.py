@@ -65,6 +65,14 @@ class IncidentStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
+    def escalations(self, incident_id: str) -> int:
+        """Return how many levels the responder has escalated an incident so far."""
+        return int(self.redis.get(escalations_key(incident_id)) or 0)
+
+    def count_escalation(self, incident_id: str, escalated: int) -> None:
+        """Record that the responder has escalated an incident `escalated` levels (a week)."""
+        self.redis.set(escalations_key(incident_id), escalated, ex=7 * 86400)
+
     def apply(self, event: IncidentEvent) -> bool:
         """Apply an incident event; return True when it is the newest the record has seen.
 

@@ -71,6 +71,11 @@ def proposal_key(proposal_id: str) -> str:
     return f"{PREFIX}action:{proposal_id}"
 
 
+def _incident_index_key(incident_id: str) -> str:
+    """Return the key of an incident's proposal ids, scored by when each was proposed."""
+    return f"{PREFIX}incident-actions:{incident_id}"
+
+
 def once_key(proposal_id: str) -> str:
     """Return the key set just before an approved action acts: it never acts twice."""
     return f"{PREFIX}action-once:{proposal_id}"
@@ -106,6 +111,7 @@ class ProposalStore:
             pipe.set(proposal_key(proposal.id), json.dumps(asdict(proposal)), ex=RETENTION_SECONDS)
             pipe.zadd(INDEX_KEY, {proposal.id: stamp})
             pipe.zremrangebyscore(INDEX_KEY, "-inf", stamp - RETENTION_SECONDS)
+            self._index_by_incident(pipe, proposal, stamp)
             pipe.execute()
 
     def add_once(self, proposal: Proposal) -> bool:
@@ -114,8 +120,35 @@ class ProposalStore:
         raw = json.dumps(asdict(proposal))
         if not self.redis.set(proposal_key(proposal.id), raw, nx=True, ex=RETENTION_SECONDS):
             return False
-        self.redis.zadd(INDEX_KEY, {proposal.id: stamp})
+        with self.redis.pipeline() as pipe:
+            pipe.zadd(INDEX_KEY, {proposal.id: stamp})
+            self._index_by_incident(pipe, proposal, stamp)
+            pipe.execute()
         return True
+
+    @staticmethod
+    def _index_by_incident(pipe: redis.client.Pipeline, proposal: Proposal, stamp: float) -> None:
+        # The incident's page lists its proposals from this index, not from its timeline.
+        if not proposal.incident_id:
+            return
+        key = _incident_index_key(proposal.incident_id)
+        pipe.zadd(key, {proposal.id: stamp})
+        pipe.expire(key, RETENTION_SECONDS)
+
+    def for_incident(self, incident_id: str) -> list[dict[str, Any]]:
+        """Return the records of an incident's proposals as stored, oldest first (one read)."""
+        ids = self.redis.zrange(_incident_index_key(incident_id), 0, -1)
+        found = self.redis.mget([proposal_key(i.decode()) for i in ids]) if ids else []
+        return [json.loads(raw) for raw in found if raw is not None]
+
+    def record(self, proposal_id: str) -> dict[str, Any] | None:
+        """Return one proposal's record as stored (a mapping), or None when unknown."""
+        raw = self.redis.get(proposal_key(proposal_id))
+        try:
+            found = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
 
     def get(self, proposal_id: str) -> Proposal | None:
         """Return one proposal, or None when it is unknown (or past retention)."""
@@ -203,6 +236,10 @@ class ProposalStore:
             proposal_id, lambda p: replace(p, refusals=p.refusals + 1, reason=reason)
         )
         return written.refusals if written is not None else 0
+
+    def began(self, proposal_id: str) -> bool:
+        """Return True when an approved action began to act (its once-marker is set)."""
+        return bool(self.redis.exists(once_key(proposal_id)))
 
     def begin(self, proposal_id: str, owner: str) -> bool:
         """Set the once-marker before acting; False when an earlier attempt set it already."""

@@ -116,7 +116,8 @@ class Claim(NamedTuple):
     raw: bytes
 
 
-def _detail_key(member: str) -> str:
+def deadline_detail_key(member: str) -> str:
+    """Return the key of one running deadline's detail, by its member (`<incident>|<kind>`)."""
     return f"{PREFIX}deadline:{member}"
 
 
@@ -134,7 +135,7 @@ class SlaClock:
             for deadline in deadlines:
                 due = datetime.fromisoformat(deadline.due).timestamp()
                 pipe.zadd(INDEX_KEY, {deadline.member: due})
-                pipe.set(_detail_key(deadline.member), json.dumps(asdict(deadline)))
+                pipe.set(deadline_detail_key(deadline.member), json.dumps(asdict(deadline)))
             pipe.execute()
 
     def cancel(self, incident_id: str, kinds: Iterable[str] = KINDS) -> int:
@@ -142,7 +143,7 @@ class SlaClock:
         members = [f"{incident_id}|{kind}" for kind in kinds]
         with self.redis.pipeline() as pipe:
             pipe.zrem(INDEX_KEY, *members)
-            pipe.delete(*(_detail_key(m) for m in members))
+            pipe.delete(*(deadline_detail_key(m) for m in members))
             removed, _ = pipe.execute()
         return int(removed)
 
@@ -150,7 +151,7 @@ class SlaClock:
         """Take the deadlines due by `now`; each is returned to exactly one caller."""
         details = self._claim(
             keys=[INDEX_KEY, CLAIMED_KEY, DUE_LOG_KEY, DUE_DETAIL_KEY],
-            args=[now.timestamp(), limit, _detail_key("")],
+            args=[now.timestamp(), limit, deadline_detail_key("")],
         )
         return self._parse(details)
 
@@ -165,6 +166,17 @@ class SlaClock:
         stamp = now.timestamp()
         details = self._reclaim(keys=[CLAIMED_KEY], args=[stamp - lease, stamp, limit])
         return self._parse(details)
+
+    def hold_acting(self, deadline: Deadline, owner: str, seconds: int) -> bool:
+        """Take the lock on acting on one deadline for `seconds`; True when `owner` holds it."""
+        key = f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}"
+        if self.redis.set(key, owner, nx=True, ex=seconds):
+            return True
+        return bool(self.redis.get(key) == owner.encode())
+
+    def release_acting(self, deadline: Deadline) -> None:
+        """Let go of the lock on acting on one deadline."""
+        self.redis.delete(f"{PREFIX}sla-acting:{deadline.member}:{deadline.due}")
 
     def acting(self, deadline: Deadline, now: datetime) -> None:
         """Note that the deadline's action runs (or tries again) now: the auditor leaves it."""
@@ -216,7 +228,7 @@ class SlaClock:
     def pending(self) -> list[Deadline]:
         """Return every running deadline, soonest first."""
         members = [m.decode() for m in self.redis.zrange(INDEX_KEY, 0, -1)]
-        details = self.redis.mget([_detail_key(m) for m in members]) if members else []
+        details = self.redis.mget([deadline_detail_key(m) for m in members]) if members else []
         return [Deadline.from_dict(json.loads(d)) for d in details if d is not None]
 
 

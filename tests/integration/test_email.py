@@ -23,10 +23,10 @@ import trustme
 from tasks.notify.email import EmailUnavailable, OutboxEmail, SmtpGateway
 from tasks.notify.email_compose import Mail, build_message, message_id
 from tasks.notify.email_send import send_once
-from tasks.run.state import run_key
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.store.deliveries import current_attempt
+from tasks.store.runs import entries_key
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.smtp import Received, SmtpServer
 from tests.integration.test_communication import MINUTES, WEDNESDAY_10AM, lifetime, resolve
@@ -195,7 +195,7 @@ def desk_evidence(rt: Runtime, run_id: str, open_positions: int, failed_orders: 
          "failed_orders": failed_orders, "problem": failed_orders > 0, "finding": "executions"},
     ]  # fmt: skip
     entries = [{"name": "trading", "status": "ok", "summary": "", "tables": {"endpoints": rows}}]
-    rt.redis.set(f"{run_key(run_id)}:entries", json.dumps(entries))
+    rt.redis.set(entries_key(run_id), json.dumps(entries))
     return entries
 
 

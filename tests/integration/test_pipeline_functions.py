@@ -12,11 +12,12 @@ import pytest
 from collectors import registry
 from tasks.pagerduty.client import outbox_incident_id
 from tasks.run import evidence_note, first_response, prepare, resolution
-from tasks.run.state import RunState, run_key, save_run
+from tasks.run.state import RunState, save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.sla import closing
 from tasks.store.incidents import escalations_key
+from tasks.store.runs import run_key
 from tests.fakes import barrier_collector
 from tests.support import TOKEN, sample_payload
 from triage import report

@@ -29,11 +29,12 @@ from tasks.names import SLACK_MESSAGE
 from tasks.notify import slack_send
 from tasks.notify.slack import SlackUnavailable
 from tasks.notify.slack_blocks import build
-from tasks.run.state import run_key, save_run
+from tasks.run.state import save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.store.deliveries import current_attempt
 from tasks.store.proposals import WAITING
+from tasks.store.runs import entries_key
 from tasks.store.slack import ChannelPace, SlackThreads
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack, Message
@@ -375,7 +376,7 @@ def test_the_trading_desk_hears_the_trading_impact_only_while_the_market_trades(
     entries = [
         {"name": "trading", "status": "failed", "summary": "", "tables": {"endpoints": rows}}
     ]
-    redis_client.set(f"{run_key(state.run_id)}:entries", json.dumps(entries))
+    redis_client.set(entries_key(state.run_id), json.dumps(entries))
 
     trading = {"what": "trading", "incident_id": incident_id, "run_id": state.run_id}
     done = send_as_worker(runtime, trading, at)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tasks import recovery
+from tasks.store import worker_marks
 from tasks.store.redis_client import connect
 from tasks.topology import RedisPrimary, redis_primary, worker_beats
 from tests.support.redis_servers import RedisServer, SentinelSet
@@ -42,8 +42,8 @@ def test_plain_url_primary_and_live_workers(tmp_path: Path) -> None:
             "url",
             0,
         )
-        client.set(f"{recovery.WORKER_PREFIX}w@b", json.dumps(["t1"]), ex=15)
-        client.set(f"{recovery.WORKER_PREFIX}w@a", json.dumps(["t2", "t3"]), ex=15)
+        client.set(worker_marks.worker_key("w@b"), json.dumps(["t1"]), ex=15)
+        client.set(worker_marks.worker_key("w@a"), json.dumps(["t2", "t3"]), ex=15)
         beats = worker_beats(client)
         assert [(b.name, b.holding) for b in beats] == [("w@a", 2), ("w@b", 1)]
         assert all(0 < b.expires_in_seconds <= 15 for b in beats)

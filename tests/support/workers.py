@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from tasks import recovery
+from tasks.store import worker_marks
 from tests.support import PROJECT, wait_for
 
 START_SECONDS = 120  # generous: a worker imports Celery and matplotlib, slow on a busy machine
@@ -94,7 +95,7 @@ def give_back_held(client: redis.Redis, name: str, time_limit: float) -> list[st
     still pending. The heartbeat itself (recovery.HEARTBEAT_TTL_SECONDS) need not be waited for:
     the worker is dead, its heartbeat is removed here.
     """
-    client.delete(f"{recovery.WORKER_PREFIX}{name}@{socket.gethostname()}")
+    client.delete(worker_marks.worker_key(f"{name}@{socket.gethostname()}"))
     # reclaim_orphans takes messages delivered GRACE_SECONDS before the `now` it is given.
     now = time.time() + recovery.GRACE_SECONDS - (time_limit + 1)  # +1: delivered, then begun
     return recovery.reclaim_orphans(client, now)

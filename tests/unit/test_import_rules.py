@@ -52,7 +52,9 @@ ONLY: dict[str, tuple[str, ...]] = {
 # Sideways or below, yet never: package -> the prefixes of ours it must not import.
 NEVER: dict[str, tuple[str, ...]] = {
     # The receiver and the CLI approve through it: it sends tasks by name, loads no worker part.
-    "tasks.actions.approval": ("tasks.notes", "collectors"),
+    # Of the notes only their one-line texts (tasks.notes.lines: Jinja2 and nothing else).
+    "tasks.actions.approval": ("tasks.notes.voice", "tasks.notes.bundle_view",
+                               "tasks.notes.markers", "tasks.notes.quoting", "collectors"),
     # Queues Slack work from the receiver, the pipeline and the approval path: by name only.
     "tasks.slack_queue": ("tasks.notify", "tasks.notes", "collectors"),
     # The CLI starts the receiver as its own process and sends tasks by name.
