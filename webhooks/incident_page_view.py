@@ -37,6 +37,8 @@ COLLECTOR_LABELS = {
     "git": "Recent deployments",
     "docker": "Containers",
     "flow": "Trading flow test",
+    "network": "Network connectivity",
+    "performance": "Queues and latency",
 }
 STATUS_WORDS = {"failed": "Failed", "timeout": "Timed out", "skipped": "Skipped", "ok": "OK"}
 STATUS_ORDER = {"failed": 0, "timeout": 1, "skipped": 3, "ok": 2}

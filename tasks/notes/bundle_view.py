@@ -41,6 +41,8 @@ LABELS: dict[str, str] = {
     "git": "Recent deployments",
     "docker": "Containers",
     "flow": "Trading flow test",
+    "network": "Network connectivity",
+    "performance": "Queues and latency",
     # statuses
     "ok": "OK",
     "failed": "Failed",
