@@ -14,6 +14,7 @@ HTTP status, exit code), never nothing.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -71,6 +72,7 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         status=Status.FAILED if failed else Status.OK,
         summary=summarise(rows, why_not),
         tables={"probes": rows},
+        files={"network/probes.json": json.dumps(rows, indent=2)},
     )
 
 

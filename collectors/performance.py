@@ -13,6 +13,7 @@ and which edge is slow.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -57,11 +58,7 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         row["threshold"] = diagnostics.edge_latency.over
     over = [r for r in (*queue_rows, *edge_rows) if r["state"] == "over"]
     errors = [e for e in (queue_error, edge_error) if e]
-    return Evidence(
-        collector=NAME,
-        status=Status.FAILED if over or len(errors) == 2 else Status.OK,
-        summary=summarise(queue_rows, edge_rows, queue_error, edge_error, diagnostics),
-        tables={
+    tables = {
             "queues": queue_rows,
             "edges": edge_rows,
             "queries": [
@@ -78,7 +75,13 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
                     "error": edge_error,
                 },
             ],
-        },  # fmt: skip
+    }  # fmt: skip
+    return Evidence(
+        collector=NAME,
+        status=Status.FAILED if over or len(errors) == 2 else Status.OK,
+        summary=summarise(queue_rows, edge_rows, queue_error, edge_error, diagnostics),
+        tables=tables,
+        files={"performance/queues_and_edges.json": json.dumps(tables, indent=2)},
     )
 
 
