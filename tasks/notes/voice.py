@@ -1014,6 +1014,18 @@ def _sample_manifests(now: datetime, policy: Policy) -> list[dict[str, Any]]:
          "files": ["prometheus/q0.png", "prometheus/q1.png"], "tables": {}, "plots": [plot]},
         {"name": "docker", "status": "failed", "summary": "<b>down</b>", "duration_seconds": 0.2,
          "files": ["docker/x.errors.log"], "tables": {}},
+        {"name": "network", "status": "failed", "summary": "1/2 probes", "duration_seconds": 1.0,
+         "files": [], "tables": {"probes": [
+             {"from": "responder", "target": "broker-api", "address": "api.example:443",
+              "check": "tcp connect", "reached": False, "why": "timed out"},
+             {"from": "responder", "target": "redis", "address": "redis:6379",
+              "check": "tcp connect", "reached": True, "why": "connected"}]}},
+        {"name": "performance", "status": "failed", "summary": "deep", "duration_seconds": 0.3,
+         "files": [], "tables": {
+             "queues": [{"name": "signal-generator", "shown": "250", "state": "over",
+                         "threshold": 100.0}],
+             "edges": [{"name": "a -> b", "shown": "no data", "state": "no data",
+                        "threshold": 1.0}]}},
     ]  # fmt: skip
     base = {
         "created_at": now.isoformat(),

@@ -119,10 +119,11 @@ def test_network_connectivity_docker_exec_container_ping_and_curl_from_inside_th
         ("broker-api", True, "HTTP 200"),
         ("market-feed", False, "exit 1"),
     ]
-    assert engine.executed() == [
-        ["ping", "-c", "1", "-W", "2", "no-such-host.invalid"],
+    # Run at once, so in any order: these three argument lists, nothing else.
+    assert sorted(engine.executed()) == [
         ["curl", "-sS", "-I", "-o", "/dev/stdout", "-m", "2", f"{answering.base_url}/broker/"],
         ["nc", "-z", "-w", "2", "127.0.0.1", str(closed_port)],
+        ["ping", "-c", "1", "-W", "2", "no-such-host.invalid"],
     ]
     # A container that is not running refuses the exec; the row says so.
     engine.set_state("risk-manager", "exited", 1)

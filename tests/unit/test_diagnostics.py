@@ -400,3 +400,49 @@ def test_a_bad_diagnostics_section_is_named_by_field(
     with pytest.raises(PolicyError) as raised:
         load(_with(diagnostics, latency))
     assert message in str(raised.value)
+
+
+# --- how the evidence shows them ------------------------------------------------------------------
+
+
+def test_the_bundle_page_tables_every_probe_queue_and_edge_with_the_findings_marked() -> None:
+    import html
+    import re
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from tasks.evidence.bundle import manifest_entry
+    from tasks.notes.voice import Voice
+
+    rows = [
+        {"from": "responder", "target": "broker-api", "address": "api.external-broker.com:443",
+         "check": "tcp connect", "reached": False, "why": "timed out"},
+        {"from": "risk-manager container", "target": "signal-generator",
+         "address": "signal-generator", "check": "ping (docker exec)", "reached": True,
+         "why": "rtt 0.1 ms"},
+    ]  # fmt: skip
+    probes = network.Evidence("network", Status.FAILED, network.summarise(rows), {"probes": rows})
+    queues = judge_series(["signal-generator"], {"signal-generator": 250.0}, 100.0, "")
+    edges = judge_series(["a -> b"], {"a -> b": 7.1}, 1.0, "seconds")
+    for row in queues:
+        row["threshold"] = 100.0
+    for row in edges:
+        row["threshold"] = 1.0
+    rca = performance.Evidence("performance", Status.FAILED, "deep", {"queues": queues,
+                                                                      "edges": edges})  # fmt: skip
+    manifest = {
+        "created_at": datetime(2026, 12, 7, 12, tzinfo=UTC).isoformat(),
+        "title": "SignalLatencyHigh",
+        "classification": {"priority": "P1", "rule": "signal-latency-over-5s", "reason": ""},
+        "collectors": [manifest_entry(e, [], lambda t: t) for e in (probes, rca)],
+    }
+    page = Voice.of(builtin()).bundle_index(manifest, Path("/none"))
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert "2 of 2 checks found problems" in text
+    assert "Network connectivity" in text and "Queues and latency" in text
+    assert "responder broker-api api.external-broker.com:443 tcp connect FAILED: timed out" in text
+    assert "risk-manager container signal-generator signal-generator ping (docker exec) " \
+           "reached: rtt 0.1 ms" in text  # fmt: skip
+    assert "signal-generator 250 100" in text and "a -> b 7.1 s 1 s" in text
+    failed_rows = re.findall(r'<tr class="failed"><td>([^<]*)</td>', page)
+    assert failed_rows == ["responder", "signal-generator", "a -&gt; b"]
