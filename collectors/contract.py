@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from triage.diagnostics import Diagnostics
 from triage.policy import Service
 
 
@@ -43,6 +44,8 @@ class CollectorContext:
     docker_url: str = ""
     compose_project: str = "eafix"
     redact: Callable[[str], str] = lambda text: text
+    # The policy's network dependencies and Prometheus queries (network, performance).
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
 @dataclass

@@ -128,7 +128,8 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
             files.update(query_files)
             plotted += row.pop("plot", [])
     except requests.RequestException as exc:
-        return Evidence(NAME, Status.FAILED, ctx.redact(f"Prometheus unreachable: {_why(exc)}"))
+        why = unreachable_reason(exc)
+        return Evidence(NAME, Status.FAILED, ctx.redact(f"Prometheus unreachable: {why}"))
     finally:
         client._session.close()
     failed = [r for r in rows if r["error"]]
@@ -160,7 +161,7 @@ def query(
             expression, window.start, window.end, f"{window.step_seconds}s"
         )
     except PrometheusApiClientException as exc:
-        row["error"] = _api_error(exc)
+        row["error"] = api_error(exc)
         return row, {}
     row["series"] = len(matrix)
     row["now"] = _first_value(instant)
@@ -293,7 +294,8 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _api_error(exc: PrometheusApiClientException) -> str:
+def api_error(exc: PrometheusApiClientException) -> str:
+    """Return Prometheus's own reason for a failed query, as a row or summary says it."""
     match = re.search(r'"error":"([^"]+)"', str(exc))
     return f"query failed: {match.group(1)}" if match else "query failed"
 
@@ -306,5 +308,6 @@ def _same(one: str, other: str) -> bool:
     return bool(one) and _normal(one) == _normal(other)
 
 
-def _why(exc: requests.RequestException) -> str:
+def unreachable_reason(exc: requests.RequestException) -> str:
+    """Return why Prometheus could not be reached: refused, or the exception's name."""
     return "connection refused" if "refused" in str(exc).lower() else type(exc).__name__

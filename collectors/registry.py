@@ -27,6 +27,8 @@ BUILTIN: dict[str, str] = {
     "git": "collectors.deployments",
     "docker": "collectors.containers",
     "flow": "collectors.trading_flow",
+    "network": "collectors.network",
+    "performance": "collectors.performance",
 }
 
 

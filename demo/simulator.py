@@ -42,6 +42,14 @@ SERVICES = (
     "execution-engine",
 )
 TRADING_PATH = set(SERVICES)  # the gateway too: it serves /emergency/stop-trading
+# The trading flow's hops (the catalog's depends_on): a message goes from upstream to service.
+EDGES = (
+    ("data-ingestor", "indicator-engine"),
+    ("indicator-engine", "signal-generator"),
+    ("signal-generator", "risk-manager"),
+    ("risk-manager", "execution-engine"),
+)
+SLOW_EDGE = ("indicator-engine", "signal-generator")  # where signal-latency's 7 s are spent
 
 # scenario -> (what it breaks, the alert the rules raise)
 SCENARIOS = {
@@ -132,6 +140,21 @@ class Simulator:
         self.auth_failures = Counter(
             "eafix_auth_failures", "Failed logins and API-key checks.", registry=reg["gui-gateway"]
         )
+        # Root Cause Analysis 3 and 4: each service's inbound queue, each hop's latency (the
+        # receiving service measures it).
+        self.queue_depth = {
+            name: Gauge("eafix_queue_depth", "Messages waiting in the service's inbound queue.",
+                        ["service"], registry=reg[name]).labels(name)
+            for name in SERVICES
+        }  # fmt: skip
+        self.edge_latency = {
+            (up, down): Histogram(
+                "eafix_edge_latency_seconds", "Time a message takes from upstream to service.",
+                ["upstream", "service"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 10),
+                registry=reg[down],
+            ).labels(up, down)
+            for up, down in EDGES
+        }  # fmt: skip
 
     # --- running ---------------------------------------------------------------------
 
@@ -243,6 +266,13 @@ class Simulator:
             slow = "signal-latency" in active
             latency = random.uniform(6.5, 7.5) if slow else random.uniform(0.02, 0.2)
             self.latency.observe(latency)
+            for edge, histogram in self.edge_latency.items():
+                hop = latency if slow and edge == SLOW_EDGE else random.uniform(0.002, 0.02)
+                histogram.observe(hop)
+            for name, depth in self.queue_depth.items():
+                # Behind the slow hop messages pile up; elsewhere a few wait at most.
+                backed_up = slow and name == SLOW_EDGE[1]
+                depth.set(random.randint(240, 260) if backed_up else random.randint(0, 5))
             self.signals.append(
                 {"at": _iso(now), "pair": "EURUSD", "side": "buy", "latency_s": round(latency, 3)}
             )

@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import requests
 import yaml
 
 from demo.approve import NoteApprover, Person, deliver, status_event
-from demo.docker_engine import FakeContainer, FakeDockerEngine
+from demo.docker_engine import FakeContainer, FakeDockerEngine, host_network_exec
 from demo.simulator import SERVICES, Simulator
 from tasks.store import keyspace
 from tests.fakes.pagerduty import FakePagerDuty
@@ -274,6 +275,15 @@ class World:
         if self.market == "open":
             policy["market_hours"].update(ALWAYS_OPEN)
         policy["pagerduty"]["incident"] = self.pagerduty_mode
+        # The world's own external dependencies: the simulated broker link (the execution
+        # engine's port) and the world's Redis, never the runbook's real broker.
+        redis_address = urlsplit(self.redis_url)
+        policy["diagnostics"]["external_dependencies"] = [
+            {"name": "broker-api", "url": f"{self.simulator.url('execution-engine')}/healthz",
+             "runbook": "Network/Connectivity: curl -I https://api.external-broker.com/"},
+            {"name": "redis", "tcp": f"{redis_address.hostname}:{redis_address.port or 6379}",
+             "runbook": "Initial Diagnosis 6: Check Redis connectivity (redis-cli ping)"},
+        ]  # fmt: skip
         # Watching the watcher: Alertmanager repeats the Watchdog every minute (below).
         policy["watchdog"] = {"interval": "5m", "market_hours_only": True}
         for section, values in self.policy_overrides.items():
@@ -465,6 +475,8 @@ def containers_for(simulator: Simulator) -> FakeDockerEngine:
          for name in SERVICES],
         on_change=container_changed,
     )  # fmt: skip
+    # The `network` collector's probes from inside a container reach what the host reaches.
+    engine.exec_handler = host_network_exec
 
     def service_changed(service: str, running: bool) -> None:
         container = engine.container(service)

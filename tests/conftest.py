@@ -129,6 +129,13 @@ def test_policy(tmp_path_factory: pytest.TempPathFactory, health_server: HealthS
     # correlation on they would join one another. Correlation acting is tested with its own
     # policy (tests/integration/test_correlation_live.py); here it decides and records only.
     policy["correlation"]["mode"] = "shadow"
+    # The network checks reach this machine only: the broker is the health server's path, the
+    # TCP dependency its port (tests/integration/test_diagnostics.py probes the failures).
+    address = health_server.base_url.removeprefix("http://")
+    policy["diagnostics"]["external_dependencies"] = [
+        {"name": "broker-api", "url": f"{health_server.base_url}/broker-api/"},
+        {"name": "redis", "tcp": address},
+    ]
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path

@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
+from triage.diagnostics import Diagnostics, LatencyTest, diagnostics_of, latency_test_of
 from triage.models import Priority
 from triage.topology import Topology, find_cycle
 
@@ -332,6 +333,8 @@ class Validation:
     health: bool = False  # every catalog service's health URL reads ok
     flow: bool = False  # the catalog's trading flow test: a simulated tick makes a signal
     contracts: tuple[ContractCheck, ...] = ()
+    # 4. the performance test: p99 latency from Prometheus under the threshold (None: not run)
+    latency: LatencyTest | None = None
 
 
 @dataclass(frozen=True)
@@ -603,6 +606,8 @@ class Policy:
     # None: the silence of Alertmanager's Watchdog alert is not watched (arrivals are still
     # noted, never an incident).
     watchdog: WatchdogPolicy | None = None
+    # The runbook's network checks, queue depths and per-edge latency (triage.diagnostics).
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
     @property
     def watchdog_alertname(self) -> str:
@@ -846,6 +851,26 @@ def semantic_problems(raw: Any) -> list[tuple[tuple[str | int, ...], str]]:
     found += _depends_on_problems(raw.get("catalog"))
     found += _correlation_problems(raw.get("correlation"))
     found += _action_problems(raw.get("actions"), raw.get("catalog"))
+    found += _diagnostics_problems(raw.get("diagnostics"), raw.get("catalog"))
+    return found
+
+
+def _diagnostics_problems(section: Any, catalog: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Return a problem for a probing container that is not a catalog service's, and for a
+    dependency named twice."""
+    if not isinstance(section, Mapping):
+        return []
+    entries = [e for e in catalog if isinstance(e, Mapping)] if isinstance(catalog, list) else []
+    names = {e.get("name") for e in entries}
+    found = _duplicates(section.get("external_dependencies"), "diagnostics.external_dependencies",
+                        "dependency")  # fmt: skip
+    found = [(("diagnostics", "external_dependencies", *path[1:]), m) for path, m in found]
+    network = section.get("network")
+    probing = network.get("from_containers") if isinstance(network, Mapping) else None
+    for index, name in enumerate(probing if isinstance(probing, list) else ()):
+        if isinstance(name, str) and name not in names:
+            where = ("diagnostics", "network", "from_containers", index)
+            found.append((where, f"{name!r} is not a catalog service"))
     return found
 
 
@@ -1258,7 +1283,15 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         slack=_slack(raw.get("communication", {}).get("slack", {})),
         communication=_communication(raw.get("communication", {})),
         correlation=_correlation(raw.get("correlation", {})),
+        diagnostics=diagnostics_of(raw.get("diagnostics", {}), seconds_of),
     )
+
+
+def seconds_of(value: float | int | str) -> float:
+    """Return a threshold in seconds: a number is seconds, a text a duration such as 2s."""
+    if isinstance(value, int | float):
+        return float(value)
+    return parse_span(value).duration.total_seconds()
 
 
 # YAML 1.1 reads a bare `on` and `off` as booleans; both spellings mean the same mode.
@@ -1446,6 +1479,7 @@ def _validation(raw: Mapping[str, Any]) -> Validation:
             )
             for c in raw.get("contracts", ())
         ),
+        latency=latency_test_of(raw.get("latency", False), seconds_of),
     )
 
 

@@ -2,7 +2,9 @@
 
 Every catalog service's health (the `http` collector), the trading flow test (the `flow`
 collector: the catalog's test tick, then the signal it makes) and the contract checks the
-policy lists (a GET on a catalog service, its JSON judged by `triage.actions`). Checks only:
+policy lists (a GET on a catalog service, its JSON judged by `triage.actions`), and the
+performance test (Validation 4: the p99 latency Prometheus measures, under the policy's
+threshold; no data is said, never passed). Checks only:
 nothing but the runbook's own test tick is sent, and every URL comes from the policy.
 """
 
@@ -15,11 +17,13 @@ from typing import Any
 import requests
 
 from collectors.contract import Status, Target
+from collectors.performance import measure
 from collectors.registry import run_collector
 from tasks.actions.execute import Answer
 from tasks.evidence.collect import collector_context
 from tasks.runtime import Runtime
 from triage.actions import contract_problem, describe_contract
+from triage.diagnostics import LatencyTest, judge_latency
 from triage.policy import ContractCheck, Validation, service_endpoint
 
 READ_TIMEOUT_SECONDS = 5.0  # one contract check's GET
@@ -33,6 +37,7 @@ def run_validation(rt: Runtime, validation: Validation) -> tuple[Answer, list[di
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="validate") as pool:
         health = pool.submit(run_collector, "http", target, ctx) if validation.health else None
         flow = pool.submit(run_collector, "flow", target, ctx) if validation.flow else None
+        latency = pool.submit(_latency, rt, validation.latency) if validation.latency else None
         contracts = list(pool.map(lambda c: _contract(rt, c), validation.contracts))
     checks: list[dict[str, Any]] = []
     if health is not None:
@@ -49,6 +54,8 @@ def run_validation(rt: Runtime, validation: Validation) -> tuple[Answer, list[di
             )
         )  # fmt: skip
     checks += contracts
+    if latency is not None:
+        checks.append(latency.result())
     checks = [{**c, "last": rt.redact(c["last"])} for c in checks]
     passed = sum(c["passed"] for c in checks)
     what = ", ".join(
@@ -57,6 +64,7 @@ def run_validation(rt: Runtime, validation: Validation) -> tuple[Answer, list[di
             "health of every catalog service" if validation.health else "",
             "the trading flow test" if validation.flow else "",
             f"{len(validation.contracts)} contract checks" if validation.contracts else "",
+            "the p99 latency test" if validation.latency else "",
         )
         if part
     )
@@ -101,5 +109,21 @@ def _contract(rt: Runtime, contract: ContractCheck) -> dict[str, Any]:
     return _check(describe_contract(contract), not problem, time.monotonic() - started, last)
 
 
+def _latency(rt: Runtime, test: LatencyTest) -> dict[str, Any]:
+    """Measure the p99 latency now and judge it against the policy's threshold."""
+    started = time.monotonic()
+    measured, why = measure(rt.settings.prometheus_url, test.query, READ_TIMEOUT_SECONDS)
+    verdict = judge_latency(measured, test.p99_under_seconds, why)
+    check = _check(
+        f"performance: p99 latency under {test.p99_under_seconds:g} s",
+        verdict.passed,
+        time.monotonic() - started,
+        verdict.line,
+    )
+    return {**check, "result": verdict.result, "measured": verdict.measured}
+
+
 def _check(name: str, passed: bool, seconds: float, last: str) -> dict[str, Any]:
-    return {"check": name, "passed": bool(passed), "seconds": round(seconds, 3), "last": last}
+    # `result` has a third value, "no data" (the latency test measured nothing): not a pass.
+    return {"check": name, "passed": bool(passed), "seconds": round(seconds, 3), "last": last,
+            "result": "passed" if passed else "failed"}  # fmt: skip

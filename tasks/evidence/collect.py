@@ -63,4 +63,5 @@ def collector_context(rt: Runtime) -> CollectorContext:
         git_repo=rt.settings.deploy_repo,
         docker_url=rt.settings.docker_url,
         compose_project=rt.settings.compose_project,
+        diagnostics=rt.policy.diagnostics,
     )

@@ -103,6 +103,7 @@ def index_view(manifest: Mapping[str, Any], folder: Path) -> dict[str, Any]:
                     for name in files
                     if name.endswith(".log")
                 ],
+                "findings": findings(entry["name"], entry.get("tables", {})),
             }
         )
     return {
@@ -120,6 +121,45 @@ def index_view(manifest: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         **check_counts(c["status"] for c in collectors),
         "archive": ARCHIVE,
     }
+
+
+def findings(collector: str, tables: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the tables the page shows for the network and queues-and-latency checks.
+
+    Each: a title, its column heads and rows of cells, a row marked bad when it is a finding
+    (a probe that did not reach its target, a deep queue, a slow edge).
+    """
+    shown: list[dict[str, Any]] = []
+    if collector == "network" and tables.get("probes"):
+        shown.append({
+            "title": "Network probes",
+            "head": ["From", "To", "Address", "Check", "Result"],
+            "rows": [{"bad": not row.get("reached"),
+                      "cells": [row.get("from", ""), row.get("target", ""), row.get("address", ""),
+                                row.get("check", ""),
+                                ("reached: " if row.get("reached") else "FAILED: ")
+                                + str(row.get("why", ""))]}
+                     for row in tables["probes"]],
+        })  # fmt: skip
+    if collector == "performance":
+        for key, title, unit in (
+            ("queues", "Queue depths", ""),
+            ("edges", "Edge latency (p99)", " s"),
+        ):
+            if tables.get(key):
+                shown.append({
+                    "title": title,
+                    "head": ["Queue" if key == "queues" else "Edge", "Now", "Finding when over"],
+                    "rows": [{"bad": row.get("state") == "over",
+                              "cells": [row.get("name", ""), row.get("shown", ""),
+                                        f"{_number(row.get('threshold'))}{unit}"]}
+                             for row in tables[key]],
+                })  # fmt: skip
+    return shown
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value or "")
 
 
 def check_counts(statuses: Iterable[str]) -> dict[str, int]:

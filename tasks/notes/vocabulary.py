@@ -28,6 +28,8 @@ COLLECTOR_LABELS: dict[str, str] = {
     "git": "Recent deployments",
     "docker": "Containers",
     "flow": "Trading flow test",
+    "network": "Network connectivity",
+    "performance": "Queues and latency",
 }
 
 _RANK = {status.value: rank for rank, status in enumerate(STATUS_ORDER)}

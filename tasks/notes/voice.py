@@ -954,10 +954,12 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
               ("done", _CHECKS[:1], "passed"), ("done", _CHECKS, "failed"), ("done", [], ""),
               ("failed", [], "not run"), ("dry-run", [], "not run"),
               ("unknown", [], "not run"))],
-        *[("action_outcome.txt.j2", lambda verified=verified: voice.action_outcome(
-            "done", {**_ACTION_FACTS, "action": "validate", "kind": "validation",
-                     "checks": _CHECKS, "verified": verified}))
-          for verified in ("passed", "failed")],
+        *[("action_outcome.txt.j2", lambda verified=verified, checks=checks:
+            voice.action_outcome("done", {**_ACTION_FACTS, "action": "validate",
+                                          "kind": "validation", "checks": checks,
+                                          "verified": verified}))
+          for verified, checks in (("passed", _CHECKS), ("failed", _CHECKS),
+                                   ("failed", [*_CHECKS, _NO_DATA]))],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         *[("action_not_needed.txt.j2", lambda approver=approver: voice.action_not_needed(
@@ -1020,6 +1022,18 @@ def _sample_manifests(now: datetime, policy: Policy) -> list[dict[str, Any]]:
          "files": ["prometheus/q0.png", "prometheus/q1.png"], "tables": {}, "plots": [plot]},
         {"name": "docker", "status": "failed", "summary": "<b>down</b>", "duration_seconds": 0.2,
          "files": ["docker/x.errors.log"], "tables": {}},
+        {"name": "network", "status": "failed", "summary": "1/2 probes", "duration_seconds": 1.0,
+         "files": [], "tables": {"probes": [
+             {"from": "responder", "target": "broker-api", "address": "api.example:443",
+              "check": "tcp connect", "reached": False, "why": "timed out"},
+             {"from": "responder", "target": "redis", "address": "redis:6379",
+              "check": "tcp connect", "reached": True, "why": "connected"}]}},
+        {"name": "performance", "status": "failed", "summary": "deep", "duration_seconds": 0.3,
+         "files": [], "tables": {
+             "queues": [{"name": "signal-generator", "shown": "250", "state": "over",
+                         "threshold": 100.0}],
+             "edges": [{"name": "a -> b", "shown": "no data", "state": "no data",
+                        "threshold": 1.0}]}},
     ]  # fmt: skip
     base = {
         "created_at": now.isoformat(),
@@ -1164,9 +1178,19 @@ def _email_samples(
 
 
 _CHECKS = [
-    {"check": "health ok", "passed": True, "seconds": 0.4, "last": "HTTP 200"},
-    {"check": "GET /s says trading=stopped", "passed": False, "seconds": 10, "last": "HTTP 200"},
+    {"check": "health ok", "passed": True, "seconds": 0.4, "last": "HTTP 200", "result": "passed"},
+    {
+        "check": "GET /s says trading=stopped",
+        "passed": False,
+        "seconds": 10,
+        "last": "HTTP 200",
+        "result": "failed",
+    },
 ]
+# Validation 4 with nothing measured: said as NO DATA, and not a pass.
+_NO_DATA = {"check": "performance: p99 latency under 1 s", "passed": False, "seconds": 0.1,
+            "last": "no data: Prometheus has no samples for the query; threshold 1 s",
+            "result": "no data", "measured": None}  # fmt: skip
 _ACTION_FACTS: dict[str, Any] = {
     "action": "restart-service",
     "target": "risk-manager",

@@ -22,6 +22,7 @@ def test_diagnose_runs_the_plan_and_writes_a_bundle(
     statuses = {c["name"]: c["status"] for c in manifest["collectors"]}
     assert statuses == {
         "http": "ok", "prometheus": "skipped", "docker": "skipped", "redis": "ok", "host": "ok",
+        "performance": "skipped",
     }  # fmt: skip
     assert (
         (Path(manifest["path"]) / "summary.md")
@@ -34,7 +35,7 @@ def test_diagnose_runs_the_plan_and_writes_a_bundle(
     dry = CliRunner().invoke(main, ["diagnose", "risk-manager", "--dry-run"])
     assert dry.output == (
         "would run for risk-manager at P1: "
-        "http, trading, prometheus, docker, postgres, redis, host, git\n"
+        "http, trading, prometheus, docker, postgres, redis, host, git, network, performance\n"
     )
     unknown = CliRunner().invoke(main, ["diagnose", "$(id)"])
     assert unknown.exit_code == 2 and "is not in the catalog" in unknown.output

@@ -51,7 +51,7 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
     assert "acknowledge by" in first and "(15m" in first  # ", overdue by": an old sample
     # Nothing but the services and Redis in this test's world: the rest say why they skipped.
     assert evidence.startswith(
-        "[P1 (PagerDuty: P2)] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)"
+        "[P1 (PagerDuty: P2)] SignalLatencyHigh evidence: all 5 checks passed (5 skipped)"
     )
     assert "OK http" in evidence and "OK redis" in evidence and "OK trading" in evidence
     # (durations vary: the first use of a collector imports its client library)
@@ -80,8 +80,10 @@ def test_sample_alert_gets_both_notes_and_a_bundle(
         "redis",
         "host",
         "git",
+        "network",
+        "performance",
     }
-    for unconfigured in ("prometheus", "docker", "postgres", "git"):
+    for unconfigured in ("prometheus", "docker", "postgres", "git", "performance"):
         assert by_name.pop(unconfigured)["status"] == "skipped"
     for entry in by_name.values():
         assert entry["status"] == "ok"

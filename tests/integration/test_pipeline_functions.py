@@ -72,7 +72,7 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
         "[P1 (PagerDuty: P2)] SignalLatencyHigh: p99 signal latency is 7.2s (over 5s)"
     )
     assert evidence.startswith(
-        "[P1 (PagerDuty: P2)] SignalLatencyHigh evidence: all 4 checks passed (4 skipped)"
+        "[P1 (PagerDuty: P2)] SignalLatencyHigh evidence: all 5 checks passed (5 skipped)"
     )
 
     manifest = json.loads((tmp_path / "bundles" / state.run_id / "manifest.json").read_text())
@@ -80,6 +80,7 @@ def test_outbox_mode_writes_both_notes_and_a_bundle(
     assert statuses == {
         "http": "ok", "trading": "ok", "prometheus": "skipped", "docker": "skipped",
         "postgres": "skipped", "redis": "ok", "host": "ok", "git": "skipped",
+        "network": "ok", "performance": "skipped",
     }  # fmt: skip
     assert manifest["classification"]["rule"] == "signal-latency-over-5s"
     assert (tmp_path / "bundles" / state.run_id / "http" / "health.json").is_file()

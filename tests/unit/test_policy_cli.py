@@ -49,7 +49,8 @@ def test_check_names_collectors_that_are_not_installed(run, tmp_path: Path) -> N
     assert result.exit_code == 2
     assert result.output == (
         f"{policy}:19: plan.P1[1]: no collector named 'tarot' "
-        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
+        "(installed: docker, flow, git, host, http, network, performance, postgres, prometheus, "
+        "redis, trading)\n"
     )
 
 
@@ -63,7 +64,8 @@ def test_check_names_validation_collectors_that_are_not_installed(run, tmp_path:
     assert result.exit_code == 2
     assert result.output == (
         f"{policy}:21: on_resolved.validate[1]: no collector named 'tarot' "
-        "(installed: docker, flow, git, host, http, postgres, prometheus, redis, trading)\n"
+        "(installed: docker, flow, git, host, http, network, performance, postgres, prometheus, "
+        "redis, trading)\n"
     )
 
 
