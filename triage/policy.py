@@ -355,17 +355,22 @@ class Action:
     # The catalog's next ways to do the same, in order: a proposal takes the first whose
     # target answers (the gateway's stop-trading, then stopping the execution engine).
     otherwise: tuple[str, ...] = ()
+    # A command a person runs (the responder cannot deploy): a fixed template whose only
+    # placeholder is {revision}, filled with a checked git sha (triage.actions.manual_command).
+    manual_command: str = ""
 
     @property
     def named_at_approval(self) -> bool:
         """Return True when the approval names which catalog service it acts on."""
-        return not self.service and self.validation is None
+        return not self.service and self.validation is None and not self.manual_command
 
     @property
     def call(self) -> str:
         """Return what it does to its target: `POST /emergency/stop-trading`, `docker stop`."""
         if self.validation is not None:
             return "checks only (validation)"
+        if self.manual_command:
+            return f"run by a person: {self.manual_command}"
         return f"{self.http_method} {self.http_path}" if self.http_path else f"docker {self.docker}"
 
 
@@ -391,6 +396,9 @@ class ProposalCondition:
     service: ServiceCondition | None = None
     rules: tuple[str, ...] = ()  # the classification rule that gave the priority is one of these
     positions: tuple[str, ...] = ()  # open, none or unknown (unreadable), per the trading collector
+    # A deploy (a commit in the deploy repo, per the git collector) this long or less before
+    # the alert started; None: not a condition.
+    deployed_within: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -872,12 +880,32 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
         service = target.get("service") if isinstance(target, Mapping) else None
         if isinstance(service, str) and service not in services:
             found.append(((*base, "target", "service"), f"no catalog service named {service!r}"))
-        if sum(kind in action for kind in ("http", "docker", "validation")) != 1:
+        if sum(kind in action for kind in ("http", "docker", "validation", "manual")) != 1:
             found.append(
                 (
                     base,
                     "expected exactly one of http (a call to a path on the "
-                    "target), docker (stop, start or restart its container) or validation",
+                    "target), docker (stop, start or restart its container), validation "
+                    "or manual (a command a person runs)",
+                )
+            )
+        deployment = isinstance(target, Mapping) and target.get("deployment") is True
+        if deployment != ("manual" in action):
+            found.append(
+                (
+                    (*base, "target"),
+                    "a manual command acts on the deployment: target {deployment: true} "
+                    "goes with manual, and only with it",
+                )
+            )
+        manual = action.get("manual")
+        command = manual.get("command") if isinstance(manual, Mapping) else None
+        if isinstance(command, str) and _placeholders(command) != ["revision"]:
+            found.append(
+                (
+                    (*base, "manual", "command"),
+                    "expected a fixed command with one placeholder, {revision} (the git "
+                    "sha to return to), and no other braces",
                 )
             )
         every = isinstance(target, Mapping) and target.get("all_services") is True
@@ -916,6 +944,13 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
                 )
     found += _proposal_rule_problems(actions, services)
     return found
+
+
+def _placeholders(command: str) -> list[str]:
+    """Return the {names} of a command template, and "?" for a brace that opens none."""
+    names = re.findall(r"\{([^{}]*)\}", command)
+    stray = re.sub(r"\{[^{}]*\}", "", command)
+    return names + (["?"] if "{" in stray or "}" in stray else [])
 
 
 def _approvals_problems(
@@ -977,6 +1012,15 @@ def _proposal_rule_problems(
                     (*base, "when"),
                     f"{rule['action']} acts on a service the rule must pick: expected "
                     "a service condition (its container or down)",
+                )
+            )
+        rollback = isinstance(target, Mapping) and target.get("deployment") is True
+        if rollback and "deployed_within" not in when:
+            found.append(
+                (
+                    (*base, "when"),
+                    f"{rule['action']} returns to the revision before a deploy: expected "
+                    "deployed_within (how soon before the alert a deploy counts)",
                 )
             )
         if service is not None:
@@ -1391,6 +1435,9 @@ def _proposal_rule(raw: Mapping[str, Any]) -> ProposalRule:
             during_market_hours=when.get("during_market_hours"),
             rules=tuple(when.get("rule", ())),
             positions=tuple(when.get("positions", ())),
+            deployed_within=(
+                parse_span(when["deployed_within"]).duration if "deployed_within" in when else None
+            ),
             service=ServiceCondition(
                 names=tuple(service.get("name", ())),
                 container=tuple(service.get("container", ())),
@@ -1430,6 +1477,7 @@ def _action(raw: Mapping[str, Any]) -> Action:
         ),
         validation=_validation(raw["validation"]) if "validation" in raw else None,
         otherwise=tuple(raw.get("otherwise", ())),
+        manual_command=raw.get("manual", {}).get("command", ""),
     )
 
 

@@ -52,6 +52,7 @@ PROPOSAL_WORDS = {
     "failed": "Failed",
     "dry-run": "Dry run (nothing ran)",
     "unknown": "Outcome unknown: check by hand",
+    "by hand": "Approved: a person runs it",
     "denied": "Denied",
     "refused": "Refused",
 }
@@ -296,7 +297,9 @@ def proposals(
         status = str(record.get("status", ""))
         waiting = status == "proposed" and expires is not None and expires > now
         outcome = ""
-        if status in ("done", "failed", "dry-run", "unknown"):
+        if status == "by hand":
+            outcome = f"{PROPOSAL_WORDS[status]}: {record.get('command') or record.get('ran')}"
+        elif status in ("done", "failed", "dry-run", "unknown"):
             outcome = f"{PROPOSAL_WORDS.get(status, status)}: {record.get('answer') or ''}".strip()
             if record.get("verified"):
                 outcome += f" Verification {record['verified']}."

@@ -17,7 +17,7 @@ from tasks.actions.validation import run_validation
 from tasks.pagerduty.client import IncidentRef
 from tasks.run.response import post_note_once
 from tasks.runtime import Runtime
-from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal, once_key
+from tasks.store.proposals import APPROVED, BY_HAND, ENDED, NOT_NEEDED, Proposal, once_key
 from triage.actions import ActionRefused, Resolved, check_url, describe_check, resolve
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,11 @@ def _act_once(rt: Runtime, proposal: Proposal, owner: str) -> Proposal:
             return _finish(rt, proposal, "unknown", answer, [], "not run")
         proposal = store.update(proposal.id, lambda p: replace(p, started_at=started.isoformat()))
         assert proposal is not None
+        if resolved.action.manual_command:
+            # The responder cannot deploy: the approval hands the exact command to a person.
+            ran = proposal.command or resolved.action.manual_command
+            answer = Answer(True, ran, "not run by the responder: a person runs it", 0.0)
+            return _finish(rt, proposal, BY_HAND, answer, [], "not run")
         if rt.settings.actions_dry_run:
             answer = Answer(True, describe_call(resolved, rt.settings), "nothing (dry run)", 0.0)
             return _finish(rt, proposal, "dry-run", answer, [], "not run")

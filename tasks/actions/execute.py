@@ -39,6 +39,8 @@ def describe_call(resolved: Resolved, settings: Settings) -> str:
     """Say what the action calls, e.g. `POST http://gui-gateway:8080/emergency/stop-trading`."""
     if resolved.action.validation is not None:
         return "validation: health, flow and contract checks (checks only)"
+    if resolved.action.manual_command:
+        return f"by a person: {resolved.action.manual_command}"
     if resolved.action.http_path:
         return f"{resolved.action.http_method} {shown_url(call_url(resolved))}"
     return f"docker {resolved.action.docker} {_compose_name(resolved, settings)}"
@@ -50,7 +52,9 @@ def perform(resolved: Resolved, settings: Settings) -> Answer:
     ran = describe_call(resolved, settings)
     timeout = resolved.action.timeout.total_seconds()
     try:
-        if resolved.action.http_path:
+        if resolved.action.manual_command:  # never run here: a person runs it (act.py)
+            ok, answer = False, "a manual command: the responder runs nothing"
+        elif resolved.action.http_path:
             ok, answer = _http(resolved, timeout)
         else:
             ok, answer = _docker(resolved, settings, timeout)

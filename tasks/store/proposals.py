@@ -22,7 +22,9 @@ INDEX_KEY = f"{PREFIX}actions"  # proposal ids scored by when they were proposed
 # Where a proposal is: waiting for a person, or what became of it.
 WAITING = "proposed"
 APPROVED = "approved"  # queued or running
-ENDED = ("done", "failed", "dry-run", "unknown")
+# "by hand": a manual action (a rollback) was approved for a person to run; nothing ran here.
+BY_HAND = "by hand"
+ENDED = ("done", "failed", "dry-run", "unknown", BY_HAND)
 CLOSED = ("denied", "refused")
 # Nothing ran: at its approval or run its incident was resolved or its reason had gone
 # (tasks/actions/recheck.py); withdrawn: still waiting when its incident resolved.
@@ -59,6 +61,7 @@ class Proposal:
     # it runs; empty for a person's proposal.
     condition: dict[str, Any] = field(default_factory=dict)
     approvals: list[str] = field(default_factory=list)  # who approved so far (two-person rule)
+    command: str = ""  # a manual action's exact command: a person runs it, the responder never
 
     @property
     def expires(self) -> datetime:
