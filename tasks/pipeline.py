@@ -56,7 +56,7 @@ from tasks.notify.email_compose import decide_smtp
 from tasks.notify.slack import SlackUnavailable
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
-from tasks.run import correlating, joined_alerts, resolution, response
+from tasks.run import correlating, joined_alerts, resolution, response, watching
 from tasks.run.state import RunState, load_run
 from tasks.runtime import Runtime, open_redis
 from tasks.sla import actions, audit, closing, note_answers, watchdog
@@ -298,6 +298,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         joined = respond_joined(self, rt, state)
         if joined is not None:
             return joined
+    watching.judge(rt, state, _now())  # a new incident: the same group back soon is raised
     incident = None
     routine = current_lane.get() is Lane.ROUTINE
     if routine:  # until its first note is out, other incidents' follow-ups wait for it

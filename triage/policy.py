@@ -575,6 +575,17 @@ class CorrelationPolicy:
     flap_window: timedelta = timedelta(minutes=15)
 
 
+@dataclass(frozen=True)
+class WatchPeriod:
+    """Post-Incident "Increased monitoring for 24 hours": the same alert group firing again
+    this soon after its incident resolved opens an incident one step more urgent."""
+
+    within: timedelta = timedelta(hours=24)  # zero: no watch period
+    # The most urgent a raise makes it: P0 is the runbook's own criteria (all hands), which a
+    # recurrence alone does not meet; P1 already pages at once. A P0 stays P0.
+    highest: Priority = Priority.P1
+
+
 def _default_severity_fallback() -> Mapping[str, Priority]:
     # Without a `severity_fallback` in the file a critical alert still pages: never a silent P3.
     return {"critical": Priority.P1, "warning": Priority.P2}
@@ -608,6 +619,7 @@ class Policy:
     slack: SlackPolicy = field(default_factory=SlackPolicy)  # communication.slack
     communication: Communication = field(default_factory=Communication)
     correlation: CorrelationPolicy = field(default_factory=CorrelationPolicy)
+    watch_period: WatchPeriod = field(default_factory=WatchPeriod)
     # None: the silence of Alertmanager's Watchdog alert is not watched (arrivals are still
     # noted, never an incident).
     watchdog: WatchdogPolicy | None = None
@@ -1302,6 +1314,15 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         slack=_slack(raw.get("communication", {}).get("slack", {})),
         communication=_communication(raw.get("communication", {})),
         correlation=_correlation(raw.get("correlation", {})),
+        watch_period=_watch_period(raw.get("watch_period", {})),
+    )
+
+
+def _watch_period(raw: Mapping[str, Any]) -> WatchPeriod:
+    defaults = WatchPeriod()
+    return WatchPeriod(
+        within=parse_span(raw["within"]).duration if "within" in raw else defaults.within,
+        highest=Priority(raw.get("highest", defaults.highest)),
     )
 
 

@@ -110,8 +110,12 @@ class Voice:
         security_before: bool = False,
         correlation: Mapping[str, Any] | None = None,
         opened: bool = False,
+        watch: Mapping[str, Any] | None = None,
     ) -> str:
         """Render the note posted at once: priority and why, market state, deadlines, what fired.
+
+        `watch`: the same alert group fired again within the watch period after its incident
+        resolved (tasks.run.watching): the sentence, the earlier incident, the raise.
 
         `correlation`: where correlation placed the group, when it says something a person
         should read (shadow mode's "would have joined", or a join that could not be made).
@@ -154,6 +158,7 @@ class Voice:
                 security_team=security_team,
                 security_before=security_before,
                 correlation=correlation,
+                watch=watch,
                 runbook_url=self.policy.runbook_url,
                 delivery_id=delivery_id,
             )
@@ -841,6 +846,14 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
                     {"action": "flap", "mode": "on", "joins": "PSAMPLE", "why": "flapping: X",
                      "alone": "the incident it joins, PSAMPLE, is resolved"},
                     {"action": "flap", "mode": "shadow", "why": "flapping: X"})],
+        *[("first_response.txt.j2", lambda w=w: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, watch=w))
+          for w in ({"earlier": "PSAMPLE", "was": "P2", "priority": "P1",
+                     "sentence": "fired again 3h after PSAMPLE was resolved: watch period of "
+                                 "24h, P2 raised to P1"},
+                    {"earlier": "PSAMPLE", "was": "P1", "priority": "P1",
+                     "sentence": "fired again 3h after PSAMPLE was resolved: watch period of "
+                                 "24h, stays P1 (the watch period raises no higher than P1)"})],
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
@@ -945,7 +958,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
           for outcome, checks, verified in (
               ("done", _CHECKS[:1], "passed"), ("done", _CHECKS, "failed"), ("done", [], ""),
               ("failed", [], "not run"), ("dry-run", [], "not run"),
-              ("unknown", [], "not run"))],
+              ("unknown", [], "not run"), ("by hand", [], "not run"))],
         *[("action_outcome.txt.j2", lambda verified=verified: voice.action_outcome(
             "done", {**_ACTION_FACTS, "action": "validate", "kind": "validation",
                      "checks": _CHECKS, "verified": verified}))
