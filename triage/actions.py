@@ -161,6 +161,22 @@ def check_passed(check: ActionCheck, status: int | None, body: Any) -> bool:
     )
 
 
+def trading_resumed(reads: Iterable[tuple[ActionCheck, int | None, Any]]) -> bool | None:
+    """Return whether one read of each check of a way to stop trading shows trading again.
+
+    True when a check that answered no longer passes (the gateway says trading=active, the
+    stopped engine answers healthy); False when every check still passes; None when a check
+    failed without an answer and none showed trading: nothing can be told.
+    """
+    reads = list(reads)
+    if not reads:
+        return None
+    passed = [check_passed(check, status, body) for check, status, body in reads]
+    if any(not ok and status is not None for ok, (_, status, _) in zip(passed, reads, strict=True)):
+        return True
+    return False if all(passed) else None
+
+
 def contract_problem(contract: ContractCheck, status: int | None, body: Any) -> str:
     """Say what one read of a contract check's path got wrong ("" when it meets the contract)."""
     if status is None:

@@ -417,12 +417,30 @@ class ProposalRule:
 
 
 @dataclass(frozen=True)
+class StopAgain:
+    """Containment while the cause persists: after a way to stop trading ran, its checks are
+    read again every `every`; trading seen to resume while the incident's P0 cause still fires
+    proposes that way again, once per resumption."""
+
+    ways_of: str  # the catalog action whose ways (itself and its `otherwise`) stop trading
+    every: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
 class ActionPolicy:
     """The action catalog, the rules that propose its actions, and how long a proposal waits."""
 
     catalog: Mapping[str, Action] = field(default_factory=dict)
     proposal_ttl: timedelta = timedelta(minutes=30)
     propose: tuple[ProposalRule, ...] = ()
+    stop_again: StopAgain | None = None
+
+    def ways_to_stop(self) -> tuple[str, ...]:
+        """Return the catalog's ways to stop trading, in order ((): none is watched)."""
+        if self.stop_again is None or self.stop_again.ways_of not in self.catalog:
+            return ()
+        first = self.catalog[self.stop_again.ways_of]
+        return (first.name, *(n for n in first.otherwise if n in self.catalog))
 
 
 @dataclass(frozen=True)
@@ -955,6 +973,17 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
                     )
                 )
     found += _proposal_rule_problems(actions, services)
+    again = actions.get("stop_again")
+    named = (
+        {a.get("name") for a in entries if isinstance(a, Mapping)}
+        if isinstance(entries, list)
+        else set()
+    )
+    if isinstance(again, Mapping) and isinstance(again.get("ways_of"), str):
+        if again["ways_of"] not in named:
+            found.append(
+                (("actions", "stop_again", "ways_of"), f"no action named {again['ways_of']!r}")
+            )
     return found
 
 
@@ -1440,7 +1469,13 @@ def _actions(raw: Mapping[str, Any]) -> ActionPolicy:
         catalog={entry["name"]: _action(entry) for entry in raw.get("catalog", ())},
         proposal_ttl=ttl or defaults.proposal_ttl,
         propose=tuple(_proposal_rule(entry) for entry in raw.get("propose", ())),
+        stop_again=_stop_again(raw["stop_again"]) if "stop_again" in raw else None,
     )
+
+
+def _stop_again(raw: Mapping[str, Any]) -> StopAgain:
+    every = parse_span(raw["every"]).duration if "every" in raw else StopAgain("").every
+    return StopAgain(ways_of=raw["ways_of"], every=every)
 
 
 def _proposal_rule(raw: Mapping[str, Any]) -> ProposalRule:

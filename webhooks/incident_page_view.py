@@ -24,6 +24,7 @@ DEADLINE_LABELS = {
     "lower_urgency": "Urgency lowered (after hours)",
     "restore_urgency": "Urgency high again",
     "rejudge": "Judged again (the market opens or closes)",
+    "stop_again": "Trading checked again (stopped while the cause fires)",
 }
 # Which moment of the incident record meets a deadline.
 MET_BY = {"acknowledge": "acknowledged", "respond": "acknowledged", "resolve": "resolved"}

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.actions import approval, recheck
+from tasks.actions import approval, recheck, stop_again
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.actions.validation import run_validation
@@ -41,6 +41,9 @@ def run_approved(rt: Runtime, proposal_id: str, owner: str) -> str:
         return note_not_needed(rt, proposal)
     if proposal.status == APPROVED:
         proposal = _act_once(rt, proposal, owner)
+        if proposal.status == "done" and proposal.verified == "passed":
+            # Trading stopped: read again whether it resumes while the cause still fires.
+            stop_again.watch_from(rt, proposal, datetime.now(UTC))
     if proposal.status not in ENDED:
         return proposal.status
     note = rt.voice.action_outcome(proposal.status, _facts(rt, proposal))

@@ -19,7 +19,7 @@ from docker.errors import DockerException
 from collectors.containers import API_VERSION
 from tasks.settings import Settings
 from triage.actions import Resolved, call_url, check_passed, check_url, describe_check
-from triage.policy import shown_url
+from triage.policy import ActionCheck, shown_url
 
 POLL_SECONDS = 0.5  # between two reads of a check that has not passed yet
 READ_TIMEOUT_SECONDS = 2.0  # one read of a check's URL
@@ -131,6 +131,14 @@ def verify(
             }
         )
     return results
+
+
+def read_checks(
+    resolved: Resolved, read: Callable[[str], tuple[int | None, Any]] | None = None
+) -> list[tuple[ActionCheck, int | None, Any]]:
+    """Read each of the action's checks once, without waiting: (check, status, body)."""
+    read = read or _read
+    return [(c, *read(check_url(resolved.service, c))) for c in resolved.action.verify]
 
 
 def _read(url: str) -> tuple[int | None, Any]:

@@ -640,6 +640,34 @@ class Voice:
         """
         return clip(self.render("action_outcome.txt.j2", outcome=outcome, **facts))
 
+    def stop_again(
+        self,
+        priority: str,
+        title: str,
+        proposal: Any,
+        stopped: Any,
+        seen: str,
+        firing: Sequence[str],
+    ) -> str:
+        """Render the note of a way to stop trading proposed again: trading resumed while the
+        incident's P0 cause still fires. `proposal` and `stopped`: the new and the earlier
+        proposal records; `seen`: what the way's checks read now."""
+        return clip(
+            self.render(
+                "stop_again.txt.j2",
+                priority=priority,
+                title=title,
+                action=proposal.action,
+                target=proposal.target,
+                proposal_id=proposal.id,
+                stopped_id=stopped.id,
+                stopped_by=stopped.approved_by or stopped.proposed_by,
+                seen=seen,
+                firing=list(firing),
+                expires=proposal.expires,
+            )
+        )
+
     def action_refused(
         self, action: str, target: str, approver: str, via: str, why: str, proposal_id: str
     ) -> str:
@@ -790,6 +818,18 @@ class Voice:
             elif name in failures:
                 problems.append(failures[name].replace(name, filename or name, 1))
         return problems
+
+
+@dataclass(frozen=True)
+class _SampleProposal:
+    """A proposal's fields the stop-again note reads, for the samples."""
+
+    id: str
+    action: str
+    target: str
+    approved_by: str
+    proposed_by: str
+    expires: datetime
 
 
 def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
@@ -965,6 +1005,13 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
           for verified in ("passed", "failed")],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
+        ("stop_again.txt.j2", lambda: voice.stop_again(
+            "P0", "Sample", _SampleProposal("act-2", "stop-trading", "gui-gateway", "", "",
+                                            now + timedelta(minutes=30)),
+            _SampleProposal("act-1", "stop-trading", "gui-gateway", "oncall@eafix.example",
+                            "responder", now),
+            "GET /api/trading/status says trading=stopped: HTTP 200, trading=active",
+            ["RiskManagerDown"])),
         *[("action_not_needed.txt.j2", lambda approver=approver: voice.action_not_needed(
             "restart-service", "risk-manager", approver, "incident P1 is resolved", "act-1"))
           for approver in ("sre-eval", "")],

@@ -31,6 +31,7 @@ from triage.actions import (
     origin_first,
     resolve,
     run_facts,
+    trading_resumed,
     uncounted_because,
 )
 from triage.models import Priority
@@ -610,3 +611,39 @@ def test_a_rollback_acts_on_the_deployment_only() -> None:
     assert resolve(POLICY, "rollback-deploy", DEPLOYMENT).service.name == DEPLOYMENT
     with pytest.raises(ActionRefused, match="acts on the deployment"):
         resolve(POLICY, "rollback-deploy", "risk-manager")
+
+
+# Safety Measures while the cause persists: after a way to stop trading ran, one read of its
+# own checks tells whether trading resumed.
+STOPPED = ActionCheck(within=timedelta(seconds=10), get="/api/trading/status",
+                      expect={"trading": "stopped"})  # fmt: skip
+ENGINE_DOWN = ActionCheck(within=timedelta(seconds=30), health="down")
+
+
+@pytest.mark.parametrize(
+    ("line", "reads", "expected"),
+    [
+        ("the gateway says trading=active: resumed", [(STOPPED, 200, {"trading": "active"})],
+         True),
+        ("the gateway says trading=stopped: still stopped", [(STOPPED, 200,
+         {"trading": "stopped"})], False),
+        ("the gateway does not answer: nothing can be told", [(STOPPED, None, None)], None),
+        ("the gateway answers 503: it answered, and trading is not stopped there",
+         [(STOPPED, 503, None)], True),
+        ("the stopped execution engine answers healthy again: resumed",
+         [(ENGINE_DOWN, 200, {"status": "ok"})], True),
+        ("the execution engine still does not answer: still stopped",
+         [(ENGINE_DOWN, None, None)], False),
+        ("no check to read: nothing can be told", [], None),
+    ],
+)  # fmt: skip
+def test_safety_measures_trading_resumed_while_the_cause_persists_is_read_from_the_ways_checks(
+    line: str, reads: list, expected: bool | None
+) -> None:
+    assert trading_resumed(reads) is expected, line
+
+
+def test_the_builtin_policy_reads_trading_again_every_minute_by_each_way_to_stop_it() -> None:
+    again = POLICY.actions.stop_again
+    assert again is not None and again.every == timedelta(minutes=1)
+    assert POLICY.actions.ways_to_stop() == ("stop-trading", "stop-execution-engine")
