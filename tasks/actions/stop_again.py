@@ -24,7 +24,13 @@ from tasks.runtime import Runtime
 from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from tasks.store.proposals import Proposal, run_proposal_id
 from tasks.store.sla_clock import STOP_AGAIN, Deadline
-from triage.actions import ActionRefused, describe_check, resolve, trading_resumed
+from triage.actions import (
+    ActionRefused,
+    check_passed,
+    describe_check,
+    resolve,
+    trading_resumed,
+)
 from triage.sla import is_market_open
 
 log = logging.getLogger(__name__)
@@ -80,7 +86,9 @@ def check(rt: Runtime, deadline: Deadline, record: dict[str, Any], now: datetime
         _next(rt, incident_id, record, now)  # still stopped, unknown, or no trading now
         return "still stopped" if resumed is False else "nothing told; read again later"
     seen = "; ".join(
-        f"{describe_check(c)}: {'no answer' if status is None else f'HTTP {status}'}{_said(body)}"
+        f"its check {describe_check(c)} "
+        f"{'still passes' if check_passed(c, status, body) else 'no longer passes'} "
+        f"({'no answer' if status is None else f'HTTP {status}'}{_said(body)})"
         for c, status, body in reads
     )
     names = [str(getattr(s, "name", "") or getattr(s, "title", "")) for s in firing]
@@ -117,14 +125,8 @@ def propose_again(
         offer_links(rt, stopped.incident_id, [again_id])
     made = store.get(again_id) or proposal
     record = rt.incidents.get(stopped.incident_id) or {}
-    note = rt.voice.stop_again(
-        str(record.get("sla_priority") or "P0"),
-        str(record.get("title") or ""),
-        made,
-        stopped,
-        seen,
-        firing,
-    )
+    priority = str(record.get("sla_priority") or "P0")
+    note = rt.voice.stop_again(priority, made, stopped, seen, firing)
     post_note_once(rt, IncidentRef(stopped.incident_id, ""), again_id, "stop_again", note)
     return made
 

@@ -643,7 +643,6 @@ class Voice:
     def stop_again(
         self,
         priority: str,
-        title: str,
         proposal: Any,
         stopped: Any,
         seen: str,
@@ -656,7 +655,6 @@ class Voice:
             self.render(
                 "stop_again.txt.j2",
                 priority=priority,
-                title=title,
                 action=proposal.action,
                 target=proposal.target,
                 proposal_id=proposal.id,
@@ -1006,12 +1004,12 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
         ("stop_again.txt.j2", lambda: voice.stop_again(
-            "P0", "Sample", _SampleProposal("act-2", "stop-trading", "gui-gateway", "", "",
+            "P0", _SampleProposal("act-2", "stop-trading", "gui-gateway", "", "",
                                             now + timedelta(minutes=30)),
             _SampleProposal("act-1", "stop-trading", "gui-gateway", "oncall@eafix.example",
                             "responder", now),
-            "GET /api/trading/status says trading=stopped: HTTP 200, trading=active",
-            ["RiskManagerDown"])),
+            "its check GET /api/trading/status says trading=stopped no longer passes "
+            "(HTTP 200, trading=active)", ["RiskManagerDown"])),
         *[("action_not_needed.txt.j2", lambda approver=approver: voice.action_not_needed(
             "restart-service", "risk-manager", approver, "incident P1 is resolved", "act-1"))
           for approver in ("sre-eval", "")],

@@ -1,15 +1,23 @@
 """Safety Measures while the cause persists, live: stop-trading approved and run by a real
-worker, trading resumed at the gateway while RiskManagerDown still fires, and the worker's
-own beat reading trading again: stop-trading is proposed again, once per resumption; once the
-alert clears, the watch ends."""
+worker, trading resumed at the gateway while RiskManagerDown still fires, and the SLA clock's
+`stop_again` deadline acted on by that worker: stop-trading is proposed again, once per
+resumption; once the alert clears, the watch ends.
+
+The test ticks the clock itself, for its own incident only, as beat's `sla_tick` does (claim,
+send `sla_action`, release): a beat would also act on deadlines a slow task of an earlier test
+registered after that test ended, and post to incidents the fake PagerDuty has forgotten."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +26,10 @@ import yaml
 from click.testing import CliRunner
 
 from demo.simulator import Simulator
+from tasks.celery_app import make_celery
 from tasks.cli import main
+from tasks.lanes import deadline_queue
+from tasks.names import SLA_ACTION
 from tasks.settings import settings_from_env
 from tasks.store.sla_clock import STOP_AGAIN, SlaClock
 from tests.fakes.pagerduty import FakePagerDuty
@@ -29,6 +40,7 @@ from webhooks import create_app
 
 QUEUE = "responder-containment-again"
 AGAIN = "Trading resumed while the cause still fires"
+LOG = "TEST_WORKER_LOG"  # where the fixture's environment names the worker's log
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +55,9 @@ def sim() -> Iterator[Simulator]:
 def env(
     sim: Simulator, responder_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
-    """Run a worker with beat inside, on the built-in policy pointed at the simulator, the
-    market open every day (this test must not depend on the day it runs) and trading read
-    again every second; yield its environment."""
+    """Run a worker on the built-in policy pointed at the simulator, the market open every
+    day (this test must not depend on the day it runs) and trading read again every second;
+    yield its environment."""
     policy = yaml.safe_load(builtin_text())
     for service in policy["catalog"]:
         service["health_url"] = f"{sim.url(service['name'])}/healthz"
@@ -62,17 +74,39 @@ def env(
         **responder_env,
         "RESPONDER_POLICY": str(path),
         "RESPONDER_QUEUE": QUEUE,
-        "RESPONDER_SLA_TICK_SECONDS": "0.5",
     }
     client = redis.Redis.from_url(worker_env["RESPONDER_REDIS_URL"])
     for key in client.scan_iter(f"{QUEUE}*"):  # what an earlier run left on its queues
         client.delete(key)
     log = folder / "worker.log"
-    process = start_worker(
-        worker_env, log, "again", concurrency=3, extra=["-B", "--schedule", str(folder / "beat")]
-    )
-    yield worker_env
+    process = start_worker(worker_env, log, "again", concurrency=3)
+    yield {**worker_env, LOG: str(log)}
     stop_worker(process)
+
+
+@contextmanager
+def ticking(env: dict[str, str], incident: str) -> Iterator[None]:
+    """Tick the SLA clock every 0.3 s, as beat does, acting on `incident`'s stop_again only."""
+    app = make_celery(settings_from_env(env))
+    clock = SlaClock(redis.Redis.from_url(env["RESPONDER_REDIS_URL"]))
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(0.3):
+            for claim in clock.claim_due(datetime.now(UTC)):
+                found = claim.deadline
+                if found.incident_id == incident and found.kind == STOP_AGAIN:
+                    queue = deadline_queue(QUEUE, found.kind, found.priority)
+                    app.send_task(SLA_ACTION, args=[asdict(found)], queue=queue)
+                clock.release([claim])
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=10)
 
 
 def risk_manager_down(starts: datetime) -> dict[str, Any]:
@@ -139,36 +173,38 @@ def test_safety_measures_trading_resumed_while_the_cause_persists_is_stopped_aga
     first = re.search(r"stop-trading on gui-gateway \((act-[0-9a-f]{8})\)", evidence)
     assert first is not None, evidence
 
-    # Stopped; then a person resumes trading at the gateway while RiskManagerDown still fires.
-    stopped_by(env, pagerduty, incident, first.group(1), 1)
-    assert sim.trading_stopped
-    sim.trading_stopped = False
-    [again] = wait_notes(pagerduty, incident, AGAIN)
-    second = re.search(r"is proposed again \((act-[0-9a-f]{8})\)", again)
-    assert second is not None and second.group(1) != first.group(1), again
-    assert f"stop-trading ran before ({first.group(1)}, approved by oncall)" in again
-    assert "trading=active" in again and "Still firing: RiskManagerDown" in again
+    with ticking(env, incident):
+        # Stopped; then a person resumes trading at the gateway while RiskManagerDown still fires.
+        stopped_by(env, pagerduty, incident, first.group(1), 1)
+        assert sim.trading_stopped
+        sim.trading_stopped = False
+        [again] = wait_notes(pagerduty, incident, AGAIN)
+        second = re.search(r"is proposed again \((act-[0-9a-f]{8})\)", again)
+        assert second is not None and second.group(1) != first.group(1), again
+        assert f"stop-trading ran before ({first.group(1)}, approved by oncall)" in again
+        assert "trading=active" in again and "no longer passes (HTTP 200, trading=active)" in again
+        assert "Still firing: RiskManagerDown." in again
 
-    # Approved and run again, then resumed a second time: one more proposal, a new one.
-    stopped_by(env, pagerduty, incident, second.group(1), 2)
-    assert len(notes(pagerduty, incident, AGAIN)) == 1  # nothing more while it stayed stopped
-    sim.trading_stopped = False
-    thrice = wait_notes(pagerduty, incident, AGAIN, 2)
-    third = re.search(r"is proposed again \((act-[0-9a-f]{8})\)", thrice[1])
-    assert third is not None and third.group(1) not in (first.group(1), second.group(1))
+        # Approved and run again, then resumed a second time: one more proposal, a new one.
+        stopped_by(env, pagerduty, incident, second.group(1), 2)
+        assert len(notes(pagerduty, incident, AGAIN)) == 1  # nothing more while it stayed stopped
+        sim.trading_stopped = False
+        thrice = wait_notes(pagerduty, incident, AGAIN, 2)
+        third = re.search(r"is proposed again \((act-[0-9a-f]{8})\)", thrice[1])
+        assert third is not None and third.group(1) not in (first.group(1), second.group(1))
 
-    # The alert clears: the watch ends (no next read is registered), and nothing is proposed.
-    stopped_by(env, pagerduty, incident, third.group(1), 3)
-    clock = SlaClock(redis_client)
-    cleared = copy.deepcopy(firing)
-    cleared["status"] = "resolved"
-    cleared["alerts"][0].update(status="resolved", endsAt=datetime.now(UTC).isoformat())
-    assert post(cleared).status_code == 202
-    wait_for(
-        lambda: (
-            not [d for d in clock.pending() if d.incident_id == incident and d.kind == STOP_AGAIN]
-        ),
-        timeout=120,
-        what="the watch to end once the alert cleared",
-    )
+        # The alert clears: the watch ends (no next read is registered), and nothing is proposed.
+        stopped_by(env, pagerduty, incident, third.group(1), 3)
+        cleared = copy.deepcopy(firing)
+        cleared["status"] = "resolved"
+        cleared["alerts"][0].update(status="resolved", endsAt=datetime.now(UTC).isoformat())
+        assert post(cleared).status_code == 202
+        log = Path(env[LOG])
+        wait_for(
+            lambda: "the cause cleared: the watch ends" in log.read_text(),
+            timeout=120,
+            what="the worker's read of trading to find the alert cleared",
+        )
+    pending = SlaClock(redis_client).pending()
+    assert not [d for d in pending if d.incident_id == incident and d.kind == STOP_AGAIN]
     assert len(notes(pagerduty, incident, AGAIN)) == 2
