@@ -57,17 +57,40 @@ def first_note(pagerduty: FakePagerDuty, incident: str) -> str:
     return str(found[0])
 
 
-def evidence_note(pagerduty: FakePagerDuty, incident: str) -> None:
-    """Wait for an incident's evidence note: its run has nothing left to post after it."""
+def settled(pagerduty: FakePagerDuty, incident: str, log: Path, delivery_id: str) -> None:
+    """Wait for an incident's evidence note and for its `respond` task to have ended (its
+    status update and priority follow the first note): nothing of the run posts later, into
+    a test after this one."""
     wait_for(
         lambda: any(" evidence: " in n["content"] for n in pagerduty.notes_for(incident)),
         timeout=120,
         what=f"the evidence note on {incident}",
     )
+    run = f"{delivery_id}-r1"
+    wait_for(
+        lambda: any(
+            "tasks.pipeline.respond[" in line and "succeeded" in line and f"'{run}'" in line
+            for line in log.read_text().splitlines()
+        ),
+        timeout=120,
+        what=f"the respond task of {delivery_id} to end",
+    )
+
+
+def fired(receiver: str, payload: dict[str, Any]) -> str:
+    """Post a notification; return its delivery id."""
+    answer = post_alert(receiver, payload)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["delivery_id"])
 
 
 def fire_resolve_fire(
-    receiver: str, pagerduty: FakePagerDuty, test: str, values: tuple[str, str], gap: timedelta
+    receiver: str,
+    pagerduty: FakePagerDuty,
+    log: Path,
+    test: str,
+    values: tuple[str, str],
+    gap: timedelta,
 ) -> tuple[str, str, str]:
     """Fire a group, resolve it (Alertmanager's end time `gap` before now), fire it again now;
     return the earlier incident, the new one, and the new incident's first note."""
@@ -75,8 +98,7 @@ def fire_resolve_fire(
     first = degraded(test, values[0], now - gap - timedelta(minutes=30))
     key = incident_key(first)
     earlier = pagerduty.add_incident(key, "[FIRING:1] SignalLatencyHigh")
-    assert post_alert(receiver, first).status_code == 202
-    evidence_note(pagerduty, earlier)
+    settled(pagerduty, earlier, log, fired(receiver, first))
     assert post_alert(receiver, resolved(first, now - gap)).status_code == 202
     wait_for(
         lambda: any(
@@ -87,9 +109,9 @@ def fire_resolve_fire(
     )
     pagerduty.incidents[earlier]["status"] = "resolved"  # PagerDuty opens a new one next
     later = pagerduty.add_incident(key, "[FIRING:1] SignalLatencyHigh")
-    assert post_alert(receiver, degraded(test, values[1], now)).status_code == 202
+    delivery_id = fired(receiver, degraded(test, values[1], now))
     note = first_note(pagerduty, later)
-    evidence_note(pagerduty, later)
+    settled(pagerduty, later, log, delivery_id)
     return earlier, later, note
 
 
@@ -101,7 +123,7 @@ def test_monitoring_a_p2_firing_again_3h_after_its_incident_resolved_is_p1_and_l
     redis_client: redis.Redis,
 ) -> None:
     earlier, later, note = fire_resolve_fire(
-        receiver, pagerduty, "watch-p2", ("3.1", "3.2"), timedelta(hours=3)
+        receiver, pagerduty, worker, "watch-p2", ("3.1", "3.2"), timedelta(hours=3)
     )
     head = note.splitlines()
     assert head[0].startswith("[P1 (PagerDuty: P2)] ")
@@ -152,7 +174,7 @@ def test_monitoring_the_raise_has_a_ceiling_and_an_end(
     watch_line: str | None,
 ) -> None:
     test = "watch-" + case.split(":")[0].replace(" ", "-")
-    _, _, note = fire_resolve_fire(receiver, pagerduty, test, values, gap)
+    _, _, note = fire_resolve_fire(receiver, pagerduty, worker, test, values, gap)
     assert note.startswith(first_line), case
     if watch_line is None:
         assert "Watch period" not in note, case
