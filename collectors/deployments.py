@@ -1,4 +1,8 @@
-"""The `git` collector: recent deployments, the commits of the last 24 h in the configured repo."""
+"""The `git` collector: recent deployments, the commits of the last 24 h in the configured repo.
+
+Each commit of the deploy repository is a deploy; its full sha and its first parent's (the
+revision before it) are what a rollback proposal returns to (triage.actions.deploys_of).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from collectors.contract import CollectorContext, Evidence, Status, Target
 NAME = "git"
 SINCE = "24 hours ago"
 FIELD_SEPARATOR = "\x1f"
+FIELDS = ("commit", "date", "author", "revision", "parents", "subject")
 
 
 def collect(target: Target, ctx: CollectorContext) -> Evidence:
@@ -22,7 +27,7 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
     # An argv list (no shell) with fixed arguments; `--` ends the options before no paths.
     command = [
         "git", "-C", ctx.git_repo, "log", f"--since={SINCE}", "--max-count=50",
-        f"--pretty=format:%h{FIELD_SEPARATOR}%cI{FIELD_SEPARATOR}%an{FIELD_SEPARATOR}%s", "--",
+        f"--pretty=format:{FIELD_SEPARATOR.join(('%h', '%cI', '%an', '%H', '%P', '%s'))}", "--",
     ]  # fmt: skip
     try:
         done = subprocess.run(
@@ -36,13 +41,7 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         return Evidence(
             NAME, Status.FAILED, ctx.redact(f"git log failed: {done.stderr.strip()[:200]}")
         )
-    commits = [
-        dict(
-            zip(("commit", "date", "author", "subject"), line.split(FIELD_SEPARATOR), strict=False)
-        )
-        for line in done.stdout.splitlines()
-        if line
-    ]
+    commits = [commit_row(line) for line in done.stdout.splitlines() if line]
     latest = f"; latest {commits[0]['commit']} {commits[0]['subject'][:60]!r}" if commits else ""
     return Evidence(
         collector=NAME,
@@ -51,3 +50,12 @@ def collect(target: Target, ctx: CollectorContext) -> Evidence:
         tables={"commits": commits},
         files={"git/recent-commits.json": json.dumps(commits, indent=2)},
     )
+
+
+def commit_row(line: str) -> dict[str, str]:
+    """Return one `git log` line as a row: the subject keeps any separator it holds."""
+    values = line.split(FIELD_SEPARATOR, len(FIELDS) - 1)
+    row = dict(zip(FIELDS, values, strict=False))
+    # The first parent is the revision the deploy replaced: where a rollback returns to.
+    row["parent"] = (row.pop("parents", "").split() or [""])[0]
+    return row

@@ -58,7 +58,15 @@ from tasks.notify.slack import SlackUnavailable
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.pagerduty.incidents import IncidentNotFound
 from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
-from tasks.run import correlating, evidence_note, first_response, joined_alerts, prepare, resolution
+from tasks.run import (
+    correlating,
+    evidence_note,
+    first_response,
+    joined_alerts,
+    prepare,
+    resolution,
+    watching,
+)
 from tasks.run.state import RunState, load_run, record_failure
 from tasks.runtime import Runtime, open_redis
 from tasks.sla import actions, audit, closing, note_answers, watchdog
@@ -293,6 +301,7 @@ def respond(self: Any, delivery_id: str, run: int) -> str:
         joined = respond_joined(self, rt, state)
         if joined is not None:
             return joined
+    watching.judge(rt, state, _now())  # a new incident: the same group back soon is raised
     incident = None
     routine = current_lane.get() is Lane.ROUTINE
     if routine:  # until its first note is out, other incidents' follow-ups wait for it

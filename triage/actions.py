@@ -7,9 +7,10 @@ ever becomes part of a URL, a container filter or an argument.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from triage.communication import trading_impact
@@ -22,6 +23,7 @@ from triage.policy import (
     ProposalRule,
     Service,
     ServiceCondition,
+    format_duration,
     service_endpoint,
 )
 
@@ -30,6 +32,10 @@ ANYONE = "anyone"
 ASSIGNED = "assigned"
 # The target of a validation: every catalog service (it names no single one).
 ALL_SERVICES = "all-services"
+# The target of a manual command (a rollback): the deployment, run by a person.
+DEPLOYMENT = "deployment"
+# What a revision put into a command may be: a git sha, nothing else (never label text).
+REVISION = re.compile(r"[0-9a-f]{7,40}")
 
 
 class ActionRefused(ValueError):
@@ -57,6 +63,10 @@ def resolve(policy: Policy, action_name: str, target: str | None) -> Resolved:
         if target and target != ALL_SERVICES:
             raise ActionRefused(f"{action.name} checks every catalog service, not {_shown(target)}")
         return Resolved(action, Service(ALL_SERVICES, ""))
+    if action.manual_command:
+        if target and target != DEPLOYMENT:
+            raise ActionRefused(f"{action.name} acts on the deployment, not {_shown(target)}")
+        return Resolved(action, Service(DEPLOYMENT, ""))
     if action.named_at_approval:
         if not target:
             raise ActionRefused(f"{action.name} needs a catalog service to act on")
@@ -151,6 +161,22 @@ def check_passed(check: ActionCheck, status: int | None, body: Any) -> bool:
     )
 
 
+def trading_resumed(reads: Iterable[tuple[ActionCheck, int | None, Any]]) -> bool | None:
+    """Return whether one read of each check of a way to stop trading shows trading again.
+
+    True when a check that answered no longer passes (the gateway says trading=active, the
+    stopped engine answers healthy); False when every check still passes; None when a check
+    failed without an answer and none showed trading: nothing can be told.
+    """
+    reads = list(reads)
+    if not reads:
+        return None
+    passed = [check_passed(check, status, body) for check, status, body in reads]
+    if any(not ok and status is not None for ok, (_, status, _) in zip(passed, reads, strict=True)):
+        return True
+    return False if all(passed) else None
+
+
 def contract_problem(contract: ContractCheck, status: int | None, body: Any) -> str:
     """Say what one read of a contract check's path got wrong ("" when it meets the contract)."""
     if status is None:
@@ -182,6 +208,63 @@ def describe_check(check: ActionCheck) -> str:
     return f"GET {check.get} says {wanted}"
 
 
+def manual_command(action: Action, revision: str) -> str:
+    """Return the exact command a person runs: the catalog's template with a checked git sha.
+
+    Raise ActionRefused when `revision` is not a lowercase hex sha of 7 to 40 digits.
+    """
+    if not REVISION.fullmatch(revision):
+        raise ActionRefused(f"{action.name} needs a git sha, not {_shown(revision)}")
+    return action.manual_command.replace("{revision}", revision)
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """One deploy the git collector saw: its revision, the one before it, and when."""
+
+    revision: str
+    parent: str
+    at: datetime
+    subject: str = ""
+
+
+def deploys_of(entries: Iterable[Mapping[str, Any]]) -> tuple[Deploy, ...]:
+    """Read the deploys (commits of the deploy repository) from the git collector's table.
+
+    A row without a sha, a parent sha or a readable time is left out: no rollback stands on it.
+    """
+    found = []
+    for entry in entries:
+        if entry.get("name") != "git" or entry.get("status") != "ok":
+            continue
+        for row in (entry.get("tables") or {}).get("commits") or ():
+            if not isinstance(row, Mapping):
+                continue
+            revision, parent = str(row.get("revision", "")), str(row.get("parent", ""))
+            if not (REVISION.fullmatch(revision) and REVISION.fullmatch(parent)):
+                continue
+            try:
+                at = datetime.fromisoformat(str(row.get("date", "")))
+            except ValueError:
+                continue
+            if at.tzinfo is None:
+                continue
+            found.append(Deploy(revision, parent, at, str(row.get("subject", ""))[:80]))
+    return tuple(found)
+
+
+def recent_deploys(
+    deploys: Iterable[Deploy], alert_at: datetime | None, window: timedelta
+) -> list[Deploy]:
+    """Return the deploys at most `window` before the alert started, oldest first.
+
+    A deploy after the alert started did not cause it; without the alert's time, none counts.
+    """
+    if alert_at is None:
+        return []
+    return sorted((d for d in deploys if alert_at - window <= d.at <= alert_at), key=lambda d: d.at)
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What a run found, as proposal rules read it: only catalog services appear here."""
@@ -192,6 +275,8 @@ class RunFacts:
     health: Mapping[str, str] = field(default_factory=dict)  # service -> its health ("ok", ...)
     rule: str = ""  # the classification rule that gave the priority
     positions: str = "unknown"  # open, none or unknown: what the trading collector could read
+    deploys: tuple[Deploy, ...] = ()  # what the git collector saw of the deploy repository
+    alert_at: datetime | None = None  # when the run's first alert started
 
 
 @dataclass(frozen=True)
@@ -203,6 +288,7 @@ class Fitting:
     target: str
     why: str
     service: str | None = None  # the service whose evidence met the rule (may differ from target)
+    command: str = ""  # a manual action's exact command, for the person who runs it
 
 
 def run_facts(
@@ -211,6 +297,7 @@ def run_facts(
     market_open: bool,
     entries: Iterable[Mapping[str, Any]],
     rule: str = "",
+    alert_at: datetime | None = None,
 ) -> RunFacts:
     """Read the facts proposal rules use from a run's manifest entries (the collectors' tables).
 
@@ -230,7 +317,16 @@ def run_facts(
         for row in tables.get("services") or ():
             if isinstance(row, Mapping) and row.get("service") in policy.catalog:
                 health[str(row["service"])] = str(row.get("health", "unknown"))
-    return RunFacts(priority, market_open, containers, health, rule, positions_of(entries))
+    return RunFacts(
+        priority,
+        market_open,
+        containers,
+        health,
+        rule,
+        positions_of(entries),
+        deploys_of(entries),
+        alert_at,
+    )
 
 
 def positions_of(entries: Iterable[Mapping[str, Any]]) -> str:
@@ -258,6 +354,14 @@ def fitting_proposals(policy: Policy, facts: RunFacts) -> list[Fitting]:
             continue
         if when.positions and facts.positions not in when.positions:
             continue
+        if when.deployed_within is not None:
+            recent = recent_deploys(facts.deploys, facts.alert_at, when.deployed_within)
+            if not recent:
+                continue
+            if action.manual_command:
+                fit = _rollback(rule, action, recent, facts)
+                found.setdefault((fit.action, fit.target), fit)
+                continue
         services = [None] if when.service is None else _matching(policy, when.service, facts)
         for service in services:
             chosen, how = first_answering(policy, action, service, facts)
@@ -272,6 +376,19 @@ def fitting_proposals(policy: Policy, facts: RunFacts) -> list[Fitting]:
                 Fitting(rule, chosen.name, target, why + how, service),
             )
     return list(found.values())
+
+
+def _rollback(rule: ProposalRule, action: Action, recent: list[Deploy], facts: RunFacts) -> Fitting:
+    """Return the proposal to return to the revision before the first recent deploy."""
+    first, last = recent[0], recent[-1]
+    assert facts.alert_at is not None  # recent deploys are measured from it
+    before = format_duration(facts.alert_at - last.at)
+    seen = f"deploy {last.revision[:12]} {last.subject!r} {before} before the alert"
+    if len(recent) > 1:
+        seen += f", the first of {len(recent)} recent deploys {first.revision[:12]}"
+    command = manual_command(action, first.parent)
+    why = f"{rule.why} ({seen}); back to {first.parent[:12]}, run by a person: {command}"
+    return Fitting(rule, action.name, DEPLOYMENT, why, None, command)
 
 
 def first_answering(

@@ -358,17 +358,22 @@ class Action:
     # The catalog's next ways to do the same, in order: a proposal takes the first whose
     # target answers (the gateway's stop-trading, then stopping the execution engine).
     otherwise: tuple[str, ...] = ()
+    # A command a person runs (the responder cannot deploy): a fixed template whose only
+    # placeholder is {revision}, filled with a checked git sha (triage.actions.manual_command).
+    manual_command: str = ""
 
     @property
     def named_at_approval(self) -> bool:
         """Return True when the approval names which catalog service it acts on."""
-        return not self.service and self.validation is None
+        return not self.service and self.validation is None and not self.manual_command
 
     @property
     def call(self) -> str:
         """Return what it does to its target: `POST /emergency/stop-trading`, `docker stop`."""
         if self.validation is not None:
             return "checks only (validation)"
+        if self.manual_command:
+            return f"run by a person: {self.manual_command}"
         return f"{self.http_method} {self.http_path}" if self.http_path else f"docker {self.docker}"
 
 
@@ -394,6 +399,9 @@ class ProposalCondition:
     service: ServiceCondition | None = None
     rules: tuple[str, ...] = ()  # the classification rule that gave the priority is one of these
     positions: tuple[str, ...] = ()  # open, none or unknown (unreadable), per the trading collector
+    # A deploy (a commit in the deploy repo, per the git collector) this long or less before
+    # the alert started; None: not a condition.
+    deployed_within: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -412,12 +420,30 @@ class ProposalRule:
 
 
 @dataclass(frozen=True)
+class StopAgain:
+    """Containment while the cause persists: after a way to stop trading ran, its checks are
+    read again every `every`; trading seen to resume while the incident's P0 cause still fires
+    proposes that way again, once per resumption."""
+
+    ways_of: str  # the catalog action whose ways (itself and its `otherwise`) stop trading
+    every: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
 class ActionPolicy:
     """The action catalog, the rules that propose its actions, and how long a proposal waits."""
 
     catalog: Mapping[str, Action] = field(default_factory=dict)
     proposal_ttl: timedelta = timedelta(minutes=30)
     propose: tuple[ProposalRule, ...] = ()
+    stop_again: StopAgain | None = None
+
+    def ways_to_stop(self) -> tuple[str, ...]:
+        """Return the catalog's ways to stop trading, in order ((): none is watched)."""
+        if self.stop_again is None or self.stop_again.ways_of not in self.catalog:
+            return ()
+        first = self.catalog[self.stop_again.ways_of]
+        return (first.name, *(n for n in first.otherwise if n in self.catalog))
 
 
 @dataclass(frozen=True)
@@ -570,6 +596,17 @@ class CorrelationPolicy:
     flap_window: timedelta = timedelta(minutes=15)
 
 
+@dataclass(frozen=True)
+class WatchPeriod:
+    """Post-Incident "Increased monitoring for 24 hours": the same alert group firing again
+    this soon after its incident resolved opens an incident one step more urgent."""
+
+    within: timedelta = timedelta(hours=24)  # zero: no watch period
+    # The most urgent a raise makes it: P0 is the runbook's own criteria (all hands), which a
+    # recurrence alone does not meet; P1 already pages at once. A P0 stays P0.
+    highest: Priority = Priority.P1
+
+
 def _default_severity_fallback() -> Mapping[str, Priority]:
     # Without a `severity_fallback` in the file a critical alert still pages: never a silent P3.
     return {"critical": Priority.P1, "warning": Priority.P2}
@@ -603,6 +640,7 @@ class Policy:
     slack: SlackPolicy = field(default_factory=SlackPolicy)  # communication.slack
     communication: Communication = field(default_factory=Communication)
     correlation: CorrelationPolicy = field(default_factory=CorrelationPolicy)
+    watch_period: WatchPeriod = field(default_factory=WatchPeriod)
     # None: the silence of Alertmanager's Watchdog alert is not watched (arrivals are still
     # noted, never an incident).
     watchdog: WatchdogPolicy | None = None
@@ -897,12 +935,32 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
         service = target.get("service") if isinstance(target, Mapping) else None
         if isinstance(service, str) and service not in services:
             found.append(((*base, "target", "service"), f"no catalog service named {service!r}"))
-        if sum(kind in action for kind in ("http", "docker", "validation")) != 1:
+        if sum(kind in action for kind in ("http", "docker", "validation", "manual")) != 1:
             found.append(
                 (
                     base,
                     "expected exactly one of http (a call to a path on the "
-                    "target), docker (stop, start or restart its container) or validation",
+                    "target), docker (stop, start or restart its container), validation "
+                    "or manual (a command a person runs)",
+                )
+            )
+        deployment = isinstance(target, Mapping) and target.get("deployment") is True
+        if deployment != ("manual" in action):
+            found.append(
+                (
+                    (*base, "target"),
+                    "a manual command acts on the deployment: target {deployment: true} "
+                    "goes with manual, and only with it",
+                )
+            )
+        manual = action.get("manual")
+        command = manual.get("command") if isinstance(manual, Mapping) else None
+        if isinstance(command, str) and _placeholders(command) != ["revision"]:
+            found.append(
+                (
+                    (*base, "manual", "command"),
+                    "expected a fixed command with one placeholder, {revision} (the git "
+                    "sha to return to), and no other braces",
                 )
             )
         every = isinstance(target, Mapping) and target.get("all_services") is True
@@ -940,7 +998,25 @@ def _action_problems(actions: Any, catalog: Any) -> list[tuple[tuple[str | int, 
                     )
                 )
     found += _proposal_rule_problems(actions, services)
+    again = actions.get("stop_again")
+    named = (
+        {a.get("name") for a in entries if isinstance(a, Mapping)}
+        if isinstance(entries, list)
+        else set()
+    )
+    if isinstance(again, Mapping) and isinstance(again.get("ways_of"), str):
+        if again["ways_of"] not in named:
+            found.append(
+                (("actions", "stop_again", "ways_of"), f"no action named {again['ways_of']!r}")
+            )
     return found
+
+
+def _placeholders(command: str) -> list[str]:
+    """Return the {names} of a command template, and "?" for a brace that opens none."""
+    names = re.findall(r"\{([^{}]*)\}", command)
+    stray = re.sub(r"\{[^{}]*\}", "", command)
+    return names + (["?"] if "{" in stray or "}" in stray else [])
 
 
 def _approvals_problems(
@@ -1002,6 +1078,15 @@ def _proposal_rule_problems(
                     (*base, "when"),
                     f"{rule['action']} acts on a service the rule must pick: expected "
                     "a service condition (its container or down)",
+                )
+            )
+        rollback = isinstance(target, Mapping) and target.get("deployment") is True
+        if rollback and "deployed_within" not in when:
+            found.append(
+                (
+                    (*base, "when"),
+                    f"{rule['action']} returns to the revision before a deploy: expected "
+                    "deployed_within (how soon before the alert a deploy counts)",
                 )
             )
         if service is not None:
@@ -1284,6 +1369,15 @@ def _build(raw: Mapping[str, Any], source: str) -> Policy:
         communication=_communication(raw.get("communication", {})),
         correlation=_correlation(raw.get("correlation", {})),
         diagnostics=diagnostics_of(raw.get("diagnostics", {}), seconds_of),
+        watch_period=_watch_period(raw.get("watch_period", {})),
+    )
+
+
+def _watch_period(raw: Mapping[str, Any]) -> WatchPeriod:
+    defaults = WatchPeriod()
+    return WatchPeriod(
+        within=parse_span(raw["within"]).duration if "within" in raw else defaults.within,
+        highest=Priority(raw.get("highest", defaults.highest)),
     )
 
 
@@ -1408,7 +1502,13 @@ def _actions(raw: Mapping[str, Any]) -> ActionPolicy:
         catalog={entry["name"]: _action(entry) for entry in raw.get("catalog", ())},
         proposal_ttl=ttl or defaults.proposal_ttl,
         propose=tuple(_proposal_rule(entry) for entry in raw.get("propose", ())),
+        stop_again=_stop_again(raw["stop_again"]) if "stop_again" in raw else None,
     )
+
+
+def _stop_again(raw: Mapping[str, Any]) -> StopAgain:
+    every = parse_span(raw["every"]).duration if "every" in raw else StopAgain("").every
+    return StopAgain(ways_of=raw["ways_of"], every=every)
 
 
 def _proposal_rule(raw: Mapping[str, Any]) -> ProposalRule:
@@ -1424,6 +1524,9 @@ def _proposal_rule(raw: Mapping[str, Any]) -> ProposalRule:
             during_market_hours=when.get("during_market_hours"),
             rules=tuple(when.get("rule", ())),
             positions=tuple(when.get("positions", ())),
+            deployed_within=(
+                parse_span(when["deployed_within"]).duration if "deployed_within" in when else None
+            ),
             service=ServiceCondition(
                 names=tuple(service.get("name", ())),
                 container=tuple(service.get("container", ())),
@@ -1463,6 +1566,7 @@ def _action(raw: Mapping[str, Any]) -> Action:
         ),
         validation=_validation(raw["validation"]) if "validation" in raw else None,
         otherwise=tuple(raw.get("otherwise", ())),
+        manual_command=raw.get("manual", {}).get("command", ""),
     )
 
 

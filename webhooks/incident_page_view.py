@@ -25,6 +25,7 @@ DEADLINE_LABELS = {
     "lower_urgency": "Urgency lowered (after hours)",
     "restore_urgency": "Urgency high again",
     "rejudge": "Judged again (the market opens or closes)",
+    "stop_again": "Trading checked again (stopped while the cause fires)",
 }
 # Which moment of the incident record meets a deadline.
 MET_BY = {"acknowledge": "acknowledged", "respond": "acknowledged", "resolve": "resolved"}
@@ -40,6 +41,7 @@ PROPOSAL_WORDS = {
     "failed": "Failed",
     "dry-run": "Dry run (nothing ran)",
     "unknown": "Outcome unknown: check by hand",
+    "by hand": "Approved: a person runs it",
     "denied": "Denied",
     "refused": "Refused",
 }
@@ -284,7 +286,9 @@ def proposals(
         status = str(record.get("status", ""))
         waiting = status == "proposed" and expires is not None and expires > now
         outcome = ""
-        if status in ("done", "failed", "dry-run", "unknown"):
+        if status == "by hand":
+            outcome = f"{PROPOSAL_WORDS[status]}: {record.get('command') or record.get('ran')}"
+        elif status in ("done", "failed", "dry-run", "unknown"):
             outcome = f"{PROPOSAL_WORDS.get(status, status)}: {record.get('answer') or ''}".strip()
             if record.get("verified"):
                 outcome += f" Verification {record['verified']}."

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasks.actions import approval, recheck
+from tasks.actions import approval, recheck, stop_again
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.actions.validation import run_validation
@@ -18,7 +18,7 @@ from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
-from tasks.store.proposals import APPROVED, ENDED, NOT_NEEDED, Proposal
+from tasks.store.proposals import APPROVED, BY_HAND, ENDED, NOT_NEEDED, Proposal
 from triage.actions import ActionRefused, Resolved, check_url, describe_check, resolve
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ def run_approved(rt: Runtime, proposal_id: str, owner: str) -> str:
         return note_not_needed(rt, proposal)
     if proposal.status == APPROVED:
         proposal = _act_once(rt, proposal, owner)
+        if proposal.status == "done" and proposal.verified == "passed":
+            # Trading stopped: read again whether it resumes while the cause still fires.
+            stop_again.watch_from(rt, proposal, datetime.now(UTC))
     if proposal.status not in ENDED:
         return proposal.status
     note = rt.voice.action_outcome(proposal.status, _facts(rt, proposal))
@@ -93,6 +96,11 @@ def _act_once(rt: Runtime, proposal: Proposal, owner: str) -> Proposal:
             return _finish(rt, proposal, "unknown", answer, [], "not run")
         proposal = store.update(proposal.id, lambda p: replace(p, started_at=started.isoformat()))
         assert proposal is not None
+        if resolved.action.manual_command:
+            # The responder cannot deploy: the approval hands the exact command to a person.
+            ran = proposal.command or resolved.action.manual_command
+            answer = Answer(True, ran, "not run by the responder: a person runs it", 0.0)
+            return _finish(rt, proposal, BY_HAND, answer, [], "not run")
         if rt.settings.actions_dry_run:
             answer = Answer(True, describe_call(resolved, rt.settings), "nothing (dry run)", 0.0)
             return _finish(rt, proposal, "dry-run", answer, [], "not run")

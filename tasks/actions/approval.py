@@ -107,6 +107,12 @@ def propose(
     """
     now = now or datetime.now(UTC)
     resolved = resolve(rt.policy, action_name, target)
+    if resolved.action.manual_command:
+        # Its command needs a revision the git check read; a person has none to give here.
+        raise ActionRefused(
+            f"{resolved.action.name} is proposed by the policy when the git check finds a "
+            "recent deploy (the revision before it fills the command): run it from there"
+        )
     proposal = Proposal(
         id=new_id(),
         action=resolved.action.name,
@@ -169,6 +175,7 @@ def propose_for_run(
             rule=fit.rule.name,
             why=fit.why,
             condition=condition_of(fit.rule, fit.service),
+            command=fit.command,
         )
         if store.add_once(proposal):
             what = lines.timeline("action_proposed", p=proposal, rule=fit.rule.name, why=fit.why)

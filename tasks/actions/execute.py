@@ -19,7 +19,7 @@ from docker.errors import DockerException
 from collectors.containers import API_VERSION
 from tasks.settings import Settings
 from triage.actions import Resolved, call_url, check_passed, check_url, describe_check
-from triage.policy import shown_url
+from triage.policy import ActionCheck, shown_url
 
 POLL_SECONDS = 0.5  # between two reads of a check that has not passed yet
 READ_TIMEOUT_SECONDS = 2.0  # one read of a check's URL
@@ -39,6 +39,8 @@ def describe_call(resolved: Resolved, settings: Settings) -> str:
     """Say what the action calls, e.g. `POST http://gui-gateway:8080/emergency/stop-trading`."""
     if resolved.action.validation is not None:
         return "validation: health, flow and contract checks (checks only)"
+    if resolved.action.manual_command:
+        return f"by a person: {resolved.action.manual_command}"
     if resolved.action.http_path:
         return f"{resolved.action.http_method} {shown_url(call_url(resolved))}"
     return f"docker {resolved.action.docker} {_compose_name(resolved, settings)}"
@@ -50,7 +52,9 @@ def perform(resolved: Resolved, settings: Settings) -> Answer:
     ran = describe_call(resolved, settings)
     timeout = resolved.action.timeout.total_seconds()
     try:
-        if resolved.action.http_path:
+        if resolved.action.manual_command:  # never run here: a person runs it (act.py)
+            ok, answer = False, "a manual command: the responder runs nothing"
+        elif resolved.action.http_path:
             ok, answer = _http(resolved, timeout)
         else:
             ok, answer = _docker(resolved, settings, timeout)
@@ -127,6 +131,14 @@ def verify(
             }
         )
     return results
+
+
+def read_checks(
+    resolved: Resolved, read: Callable[[str], tuple[int | None, Any]] | None = None
+) -> list[tuple[ActionCheck, int | None, Any]]:
+    """Read each of the action's checks once, without waiting: (check, status, body)."""
+    read = read or _read
+    return [(c, *read(check_url(resolved.service, c))) for c in resolved.action.verify]
 
 
 def _read(url: str) -> tuple[int | None, Any]:

@@ -110,8 +110,12 @@ class Voice:
         security_before: bool = False,
         correlation: Mapping[str, Any] | None = None,
         opened: bool = False,
+        watch: Mapping[str, Any] | None = None,
     ) -> str:
         """Render the note posted at once: priority and why, market state, deadlines, what fired.
+
+        `watch`: the same alert group fired again within the watch period after its incident
+        resolved (tasks.run.watching): the sentence, the earlier incident, the raise.
 
         `correlation`: where correlation placed the group, when it says something a person
         should read (shadow mode's "would have joined", or a join that could not be made).
@@ -154,6 +158,7 @@ class Voice:
                 security_team=security_team,
                 security_before=security_before,
                 correlation=correlation,
+                watch=watch,
                 runbook_url=self.policy.runbook_url,
                 delivery_id=delivery_id,
             )
@@ -640,6 +645,32 @@ class Voice:
         """
         return clip(self.render("action_outcome.txt.j2", outcome=outcome, **facts))
 
+    def stop_again(
+        self,
+        priority: str,
+        proposal: Any,
+        stopped: Any,
+        seen: str,
+        firing: Sequence[str],
+    ) -> str:
+        """Render the note of a way to stop trading proposed again: trading resumed while the
+        incident's P0 cause still fires. `proposal` and `stopped`: the new and the earlier
+        proposal records; `seen`: what the way's checks read now."""
+        return clip(
+            self.render(
+                "stop_again.txt.j2",
+                priority=priority,
+                action=proposal.action,
+                target=proposal.target,
+                proposal_id=proposal.id,
+                stopped_id=stopped.id,
+                stopped_by=stopped.approved_by or stopped.proposed_by,
+                seen=seen,
+                firing=list(firing),
+                expires=proposal.expires,
+            )
+        )
+
     def action_refused(
         self, action: str, target: str, approver: str, via: str, why: str, proposal_id: str
     ) -> str:
@@ -792,6 +823,18 @@ class Voice:
         return problems
 
 
+@dataclass(frozen=True)
+class _SampleProposal:
+    """A proposal's fields the stop-again note reads, for the samples."""
+
+    id: str
+    action: str
+    target: str
+    approved_by: str
+    proposed_by: str
+    expires: datetime
+
+
 def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
     """Return renders with representative facts that take every branch of each template."""
     now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -846,6 +889,14 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
                     {"action": "flap", "mode": "on", "joins": "PSAMPLE", "why": "flapping: X",
                      "alone": "the incident it joins, PSAMPLE, is resolved"},
                     {"action": "flap", "mode": "shadow", "why": "flapping: X"})],
+        *[("first_response.txt.j2", lambda w=w: voice.first_response(
+            "Sample", first, due, "d1", now, alerts=listed, watch=w))
+          for w in ({"earlier": "PSAMPLE", "was": "P2", "priority": "P1",
+                     "sentence": "fired again 3h after PSAMPLE was resolved: watch period of "
+                                 "24h, P2 raised to P1"},
+                    {"earlier": "PSAMPLE", "was": "P1", "priority": "P1",
+                     "sentence": "fired again 3h after PSAMPLE was resolved: watch period of "
+                                 "24h, stays P1 (the watch period raises no higher than P1)"})],
         ("evidence.txt.j2", lambda: voice.evidence(
             first, "Sample", [failed, skipped], "https://responder/b/1", ["svc: ERROR sample"])),
         ("evidence.txt.j2", lambda: voice.evidence(first, "Sample", [], "/bundles/1")),
@@ -953,7 +1004,7 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
           for outcome, checks, verified in (
               ("done", _CHECKS[:1], "passed"), ("done", _CHECKS, "failed"), ("done", [], ""),
               ("failed", [], "not run"), ("dry-run", [], "not run"),
-              ("unknown", [], "not run"))],
+              ("unknown", [], "not run"), ("by hand", [], "not run"))],
         *[("action_outcome.txt.j2", lambda verified=verified, checks=checks:
             voice.action_outcome("done", {**_ACTION_FACTS, "action": "validate",
                                           "kind": "validation", "checks": checks,
@@ -962,6 +1013,13 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
                                    ("failed", [*_CHECKS, _NO_DATA]))],
         ("action_refused.txt.j2", lambda: voice.action_refused(
             "restart-service", "risk-manager", "PABC", "cli", "not allowed", "act-1")),
+        ("stop_again.txt.j2", lambda: voice.stop_again(
+            "P0", _SampleProposal("act-2", "stop-trading", "gui-gateway", "", "",
+                                            now + timedelta(minutes=30)),
+            _SampleProposal("act-1", "stop-trading", "gui-gateway", "oncall@eafix.example",
+                            "responder", now),
+            "its check GET /api/trading/status says trading=stopped no longer passes "
+            "(HTTP 200, trading=active)", ["RiskManagerDown"])),
         *[("action_not_needed.txt.j2", lambda approver=approver: voice.action_not_needed(
             "restart-service", "risk-manager", approver, "incident P1 is resolved", "act-1"))
           for approver in ("sre-eval", "")],

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.evidence.links import bundle_location
+from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.incidents import SEVERITY, find_incident, priority_id
 from tasks.pagerduty.notes import post_note_once
@@ -147,10 +148,16 @@ def post_first_note(
         security_before=before,
         correlation=_said_of_correlation(rt, state),
         opened=rt.deliveries.effect_done(state.run_id, "trigger"),  # its urgency may go low
+        watch=state.watch,
     )
     note_id = post_note_once(rt, incident, state.run_id, "first_note", content)
     if note_id is not None:
         rt.deliveries.update(state.delivery_id, first_note=note_id)
+        if state.watch and incident.id:  # each incident's timeline links the other
+            said = lines.timeline("watch_period", sentence=state.watch["sentence"])
+            rt.incidents.log(incident.id, said, "responder")
+            again = lines.timeline("watch_period_fired_again", incident_id=incident.id)
+            rt.incidents.log(str(state.watch["earlier"]), again, "responder")
         if incident.id:  # after the note: Slack never delays PagerDuty's first word
             tell_slack_first(rt, state, incident.id, now or datetime.now(UTC))
 

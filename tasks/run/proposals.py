@@ -31,7 +31,12 @@ def propose_actions(
         return []
     market_open = is_market_open(now, rt.policy.market_hours)
     facts = run_facts(
-        rt.policy, state.classification.priority, market_open, entries, state.classification.rule
+        rt.policy,
+        state.classification.priority,
+        market_open,
+        entries,
+        state.classification.rule,
+        alert_at=state.deadlines.triggered_at,
     )
     # Of the same action on several services, the probable origin's first (the topology's).
     held = CorrelationLedger(rt.redis).read().find(state.run_id)

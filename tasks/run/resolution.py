@@ -16,7 +16,7 @@ from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.pagerduty.incidents import IncidentNotFound, find_incident
 from tasks.pagerduty.notes import post_note_once
 from tasks.retries import decide
-from tasks.run import correlating
+from tasks.run import correlating, watching
 from tasks.runtime import Runtime
 from tasks.store import runs
 from triage.models import parse_alertmanager
@@ -53,6 +53,8 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
     note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
     if cleared:
         rt.incidents.forget_id(delivery.incident_key)  # it may fire again as a new incident
+        if incident.id:  # the watch period runs from here (Post-Incident monitoring)
+            watching.remember(rt, delivery, group, incident.id, datetime.now(UTC))
     if note_id is not None:
         rt.deliveries.update(delivery_id, resolved_note=note_id)
     return note_id or "already noted"

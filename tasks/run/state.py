@@ -44,6 +44,9 @@ class RunState:
     failures: dict[str, str] = field(default_factory=dict)
     # Where correlation placed the run's alert group, decided once (tasks.run.correlating).
     correlation: dict[str, Any] = field(default_factory=dict)
+    # What the watch period found, decided once (tasks.run.watching): None not judged yet,
+    # {} nothing (no recurrence within the period).
+    watch: dict[str, Any] | None = None
 
     @property
     def incident(self) -> IncidentRef:

@@ -21,8 +21,8 @@ from tasks.pagerduty.responders import (
 )
 from tasks.run.state import RunState
 from tasks.runtime import Runtime
-from tasks.sla import after_hours, rejudge, status_updates, summary
-from tasks.store.sla_clock import REJUDGE, SUMMARY, Deadline
+from tasks.sla import after_hours, rejudge, status_updates, stop_again, summary
+from tasks.store.sla_clock import REJUDGE, STOP_AGAIN, SUMMARY, Deadline
 from triage import report
 from triage.models import Priority
 from triage.policy import format_duration
@@ -62,6 +62,8 @@ def act(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         return after_hours.restore_urgency(rt, incident, deadline)
     elif deadline.kind == REJUDGE:  # the market opened or closed: classified again
         return rejudge.act(rt, deadline, record, now)
+    elif deadline.kind == STOP_AGAIN:  # trading was stopped: has it resumed?
+        return stop_again.check(rt, deadline, record, now)
     else:
         # E-mail first, PagerDuty after; neither waits for the other's failure.
         notice = management.notification(rt, deadline, now)
@@ -84,6 +86,7 @@ BY_HAND = {
     "lower_urgency": "set its urgency to low by hand",
     "restore_urgency": "set its urgency to high by hand",
     REJUDGE: "judge its priority again by hand (the market opened or closed)",
+    STOP_AGAIN: "check by hand whether trading resumed while the cause still fires",
     "desk_alert": "e-mail the trading desk by hand",
     "desk_call": "phone the trading desk by hand",
     "desk_summary": "e-mail the trading desk the summary by hand",

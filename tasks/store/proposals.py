@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from tasks.store.deliveries import PREFIX
+from tasks.store.deliveries import DEDUP_TTL, PREFIX
 from tasks.store.incidents import RETENTION_SECONDS
 from triage.actions import uncounted_because
 
@@ -22,7 +22,9 @@ INDEX_KEY = f"{PREFIX}actions"  # proposal ids scored by when they were proposed
 # Where a proposal is: waiting for a person, or what became of it.
 WAITING = "proposed"
 APPROVED = "approved"  # queued or running
-ENDED = ("done", "failed", "dry-run", "unknown")
+# "by hand": a manual action (a rollback) was approved for a person to run; nothing ran here.
+BY_HAND = "by hand"
+ENDED = ("done", "failed", "dry-run", "unknown", BY_HAND)
 CLOSED = ("denied", "refused")
 # Nothing ran: at its approval or run its incident was resolved or its reason had gone
 # (tasks/actions/recheck.py); withdrawn: still waiting when its incident resolved.
@@ -59,6 +61,7 @@ class Proposal:
     # it runs; empty for a person's proposal.
     condition: dict[str, Any] = field(default_factory=dict)
     approvals: list[str] = field(default_factory=list)  # who approved so far (two-person rule)
+    command: str = ""  # a manual action's exact command: a person runs it, the responder never
 
     @property
     def expires(self) -> datetime:
@@ -244,6 +247,14 @@ class ProposalStore:
     def begin(self, proposal_id: str, owner: str) -> bool:
         """Set the once-marker before acting; False when an earlier attempt set it already."""
         return bool(self.redis.set(once_key(proposal_id), owner, nx=True, ex=RETENTION_SECONDS))
+
+    def remember_stop(self, incident_id: str, proposal_id: str) -> None:
+        """Name the stop whose checks the incident's watch reads again (actions.stop_again)."""
+        self.redis.set(f"{PREFIX}stop-again:{incident_id}", proposal_id, ex=DEDUP_TTL)
+
+    def stop_to_read_again(self, incident_id: str) -> str:
+        """Return the id of the stop the incident's watch reads again ("" when none)."""
+        return (self.redis.get(f"{PREFIX}stop-again:{incident_id}") or b"").decode()
 
     def claim_run(self, key: str, proposal_id: str, seconds: int) -> str | None:
         """Claim one immediate run of (incident, action, target) for `seconds`.

@@ -44,8 +44,10 @@ KINDS = (
     "lower_urgency",
     "restore_urgency",
     "rejudge",  # classify again at the next market open or close (tasks.sla.rejudge)
+    "stop_again",  # trading stopped: read again whether it resumed (tasks.actions.stop_again)
 )
 REJUDGE = "rejudge"
+STOP_AGAIN = "stop_again"
 
 # Take every member due by ARGV[1] (at most ARGV[2]); ZREM makes each claim exclusive. The
 # deadline's detail (key prefix ARGV[3]) goes into the claimed set, KEYS[2], scored by the

@@ -1062,3 +1062,39 @@ def test_a_resolved_incident_withdraws_its_waiting_proposals_with_a_note_listing
     result = cli(fresh, "action", "approve", ids[0], "--as", ALLOWED)
     assert result.exit_code == 1 and "already withdrawn" in result.output
     assert fresh.sim.emergency_calls == []
+
+
+# Temporary Fixes, "4. Rollback - Return to known good state": the responder cannot deploy.
+def test_rollback_approved_by_note_is_handed_to_a_person_with_the_exact_command_and_runs_nothing(
+    fresh: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-rollback")
+    rt = Runtime(fresh.settings())
+    alert_at = datetime.now(UTC)
+    before, deployed = "1" * 40, "2" * 40
+    at = (alert_at - timedelta(minutes=12)).isoformat()
+    row = {"commit": deployed[:7], "date": at, "revision": deployed, "parent": before}
+    git = {"name": "git", "status": "ok", "tables": {"commits": [row]}}
+    facts = run_facts(rt.policy, Priority.P1, True, [git], alert_at=alert_at)
+    fits = [f for f in fitting_proposals(rt.policy, facts) if f.action == "rollback-deploy"]
+    [proposal] = approval.propose_for_run(rt, "d-rollback-r1", incident, fits, alert_at)
+    command = f"git checkout {before} && make docker-build && make docker-up"
+    assert proposal.command == command and proposal.target == "deployment"
+
+    assert note_by(receiver, incident, f"/approve {proposal.id}", "rb-1").status_code == 202
+    note = wait_note(
+        pagerduty, incident, "[ACTION] rollback-deploy: approved, TO BE RUN BY A PERSON"
+    )
+    assert f"Run exactly:\n{command}\n" in note
+    assert "Approved by PALLOWED via note" in note
+    record = approval.proposals(rt).get(proposal.id)
+    assert record is not None and record.status == "by hand" and record.verified == "not run"
+    assert record.ran == command
+    # Nothing was called: no container acted on, no emergency endpoint.
+    assert fresh.engine.acted() == [] and fresh.sim.emergency_calls == []
+    history = "\n".join(e["what"] for e in rt.incidents.history(incident))
+    assert f"action {proposal.id} by hand: rollback-deploy on deployment: {command}" in history
+    # A person cannot propose it by hand: the revision comes from the git check only.
+    refused = cli(fresh, "action", "run", "rollback-deploy", "--incident", incident, "--as", "x")
+    assert refused.exit_code != 0
+    wait_note(pagerduty, incident, "rollback-deploy is proposed by the policy when the git check")

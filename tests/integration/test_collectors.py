@@ -118,10 +118,19 @@ def test_git_lists_the_last_day_of_commits(tmp_path: Path) -> None:
     subprocess.run(
         [*git, "commit", "-q", "--allow-empty", "-m", "Deploy risk-manager 2.4.1"], check=True
     )
+    subprocess.run(
+        [*git, "commit", "-q", "--allow-empty", "-m", "Deploy risk-manager 2.4.2\x1fnext"],
+        check=True,
+    )
     evidence = deployments.collect(Target(SERVICES), context(git_repo=str(repo)))
     assert evidence.status is Status.OK
-    assert evidence.summary.startswith("1 commits in the last 24 h; latest ")
-    assert evidence.tables["commits"][0]["subject"] == "Deploy risk-manager 2.4.1"
+    assert evidence.summary.startswith("2 commits in the last 24 h; latest ")
+    latest, first = evidence.tables["commits"]
+    assert first["subject"] == "Deploy risk-manager 2.4.1"
+    # A separator in a subject stays in the subject; each deploy names the revision before it.
+    assert latest["subject"] == "Deploy risk-manager 2.4.2\x1fnext"
+    assert latest["parent"] == first["revision"] and len(first["revision"]) == 40
+    assert first["parent"] == ""  # the first commit replaced nothing: no rollback from it
     missing = deployments.collect(Target(SERVICES), context(git_repo=str(tmp_path / "nope")))
     assert missing.status is Status.FAILED and "not a git repository" in missing.summary
 

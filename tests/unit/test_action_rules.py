@@ -15,6 +15,7 @@ from triage.actions import (
     ALL_SERVICES,
     APPROVED_ALREADY,
     AUTHOR_NOT_SECOND,
+    DEPLOYMENT,
     OTHER_KIND,
     ActionRefused,
     Fitting,
@@ -24,11 +25,13 @@ from triage.actions import (
     contract_problem,
     expired,
     fitting_proposals,
+    manual_command,
     may_approve,
     needs_assignees,
     origin_first,
     resolve,
     run_facts,
+    trading_resumed,
     uncounted_because,
 )
 from triage.models import Priority
@@ -43,10 +46,13 @@ def test_the_builtin_catalog_ships_the_runbooks_actions_each_changing_one_needin
 ):
     actions = POLICY.actions
     assert sorted(actions.catalog) == [
-        "isolate-service", "restart-service", "resume-trading", "stop-execution-engine",
-        "stop-trading", "validate",
+        "isolate-service", "restart-service", "resume-trading", "rollback-deploy",
+        "stop-execution-engine", "stop-trading", "validate",
     ]  # fmt: skip
-    changing = [a for a in actions.catalog.values() if a.validation is None]
+    # A rollback is run by a person (the responder cannot deploy): nothing for it to verify.
+    changing = [
+        a for a in actions.catalog.values() if a.validation is None and not a.manual_command
+    ]
     assert all(a.needs_approval and a.verify for a in changing)
     validate = actions.catalog["validate"]
     assert not validate.needs_approval  # checks only
@@ -358,6 +364,7 @@ def test_the_default_policy_ships_its_proposal_rules_and_none_automatic() -> Non
         ("stop-trading-risk-down", "stop-trading"),
         ("stop-trading-p0-on-trading-path", "stop-trading"),
         ("stop-trading-complete-outage", "stop-trading"),
+        ("rollback-recent-deploy", "rollback-deploy"),
     ]
     assert not any(r.automatic for r in rules)
 
@@ -514,3 +521,129 @@ def test_the_proposal_says_which_way_to_stop_trading_it_took_and_why() -> None:
         "no way answers (stop-trading (gui-gateway: health not checked); stop-execution-engine "
         "(execution-engine: container not seen)): stop-trading is proposed anyway"
     )
+
+
+# Temporary Fixes, "4. Rollback - Return to known good state", after "Check recent deployments"
+# (`git log --since="24 hours ago"`): a deploy within the policy's window (30m) before the
+# alert proposes returning to the revision before it, by the catalog's exact command.
+ALERT_AT = datetime(2027, 3, 3, 14, 0, tzinfo=UTC)
+SHA = {n: (c * 40) for n, c in zip(("a", "b", "c", "d"), "abcd", strict=True)}
+
+
+def git(*commits: tuple[str, str, timedelta]) -> dict:
+    """Return the git collector's entry: (revision, parent, time before the alert), newest first."""
+    rows = [
+        {"commit": rev[:7], "date": (ALERT_AT - before).isoformat(), "author": "dev",
+         "revision": rev, "parent": parent, "subject": f"Deploy {rev[:4]}"}
+        for rev, parent, before in commits
+    ]  # fmt: skip
+    return {"name": "git", "status": "ok", "tables": {"commits": rows}}
+
+
+M = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("line", "entry", "alert_at", "expected_revision"),
+    [
+        ("a deploy 12 minutes before the alert: back to the revision before it",
+         git((SHA["b"], SHA["a"], 12 * M)), ALERT_AT, SHA["a"]),
+        ("a deploy exactly at the window's edge (30 minutes) still counts",
+         git((SHA["b"], SHA["a"], 30 * M)), ALERT_AT, SHA["a"]),
+        ("a deploy 31 minutes before: outside the window, nothing proposed",
+         git((SHA["b"], SHA["a"], 31 * M)), ALERT_AT, None),
+        ("a deploy after the alert started did not cause it", git((SHA["b"], SHA["a"], -5 * M)),
+         ALERT_AT, None),
+        ("two deploys in the window: back to before the first of them",
+         git((SHA["c"], SHA["b"], 5 * M), (SHA["b"], SHA["a"], 20 * M)), ALERT_AT, SHA["a"]),
+        ("no commit in the window", git(), ALERT_AT, None),
+        ("a parent that is not a sha (text, not git's) is never put into a command",
+         git((SHA["b"], "main; rm -rf /", 5 * M)), ALERT_AT, None),
+        ("the git check did not run (skipped): no deploy is known",
+         {"name": "git", "status": "skipped", "tables": {}}, ALERT_AT, None),
+        ("the alert's start is unknown: no deploy counts", git((SHA["b"], SHA["a"], 5 * M)),
+         None, None),
+    ],
+)  # fmt: skip
+def test_rollback_return_to_known_good_state_when_a_deploy_came_shortly_before_the_alert(
+    line: str, entry: dict, alert_at: datetime | None, expected_revision: str | None
+) -> None:
+    facts = run_facts(POLICY, Priority.P1, True, [entry], "partial-outage", alert_at=alert_at)
+    rollbacks = [f for f in fitting_proposals(POLICY, facts) if f.action == "rollback-deploy"]
+    if expected_revision is None:
+        assert rollbacks == [], line
+        return
+    [fit] = rollbacks
+    assert fit.target == DEPLOYMENT, line
+    assert fit.command == (
+        f"git checkout {expected_revision} && make docker-build && make docker-up"
+    ), line
+    assert fit.command in fit.why, line  # the proposal shows the command exactly
+
+
+def test_the_rollback_proposal_says_which_deploy_and_that_a_person_runs_it() -> None:
+    facts = run_facts(
+        POLICY, Priority.P1, True, [git((SHA["b"], SHA["a"], 12 * M))], "", alert_at=ALERT_AT
+    )
+    [fit] = fitting_proposals(POLICY, facts)
+    assert fit.why == (
+        f"a deploy shortly before the alert (deploy {SHA['b'][:12]} 'Deploy bbbb' 12m before "
+        f"the alert); back to {SHA['a'][:12]}, run by a person: git checkout {SHA['a']} && "
+        "make docker-build && make docker-up"
+    )
+
+
+@pytest.mark.parametrize(
+    "revision",
+    ["main", "HEAD~1", "abc", "ABCDEF1", "a" * 41, "abcdef1 && curl evil", "$(id)", ""],
+)
+def test_a_rollback_command_takes_a_git_sha_and_nothing_else(revision: str) -> None:
+    action = POLICY.actions.catalog["rollback-deploy"]
+    with pytest.raises(ActionRefused, match="needs a git sha"):
+        manual_command(action, revision)
+    assert manual_command(action, "abcdef1") == (
+        "git checkout abcdef1 && make docker-build && make docker-up"
+    )
+
+
+def test_a_rollback_acts_on_the_deployment_only() -> None:
+    assert resolve(POLICY, "rollback-deploy", None).service.name == DEPLOYMENT
+    assert resolve(POLICY, "rollback-deploy", DEPLOYMENT).service.name == DEPLOYMENT
+    with pytest.raises(ActionRefused, match="acts on the deployment"):
+        resolve(POLICY, "rollback-deploy", "risk-manager")
+
+
+# Safety Measures while the cause persists: after a way to stop trading ran, one read of its
+# own checks tells whether trading resumed.
+STOPPED = ActionCheck(within=timedelta(seconds=10), get="/api/trading/status",
+                      expect={"trading": "stopped"})  # fmt: skip
+ENGINE_DOWN = ActionCheck(within=timedelta(seconds=30), health="down")
+
+
+@pytest.mark.parametrize(
+    ("line", "reads", "expected"),
+    [
+        ("the gateway says trading=active: resumed", [(STOPPED, 200, {"trading": "active"})],
+         True),
+        ("the gateway says trading=stopped: still stopped", [(STOPPED, 200,
+         {"trading": "stopped"})], False),
+        ("the gateway does not answer: nothing can be told", [(STOPPED, None, None)], None),
+        ("the gateway answers 503: it answered, and trading is not stopped there",
+         [(STOPPED, 503, None)], True),
+        ("the stopped execution engine answers healthy again: resumed",
+         [(ENGINE_DOWN, 200, {"status": "ok"})], True),
+        ("the execution engine still does not answer: still stopped",
+         [(ENGINE_DOWN, None, None)], False),
+        ("no check to read: nothing can be told", [], None),
+    ],
+)  # fmt: skip
+def test_safety_measures_trading_resumed_while_the_cause_persists_is_read_from_the_ways_checks(
+    line: str, reads: list, expected: bool | None
+) -> None:
+    assert trading_resumed(reads) is expected, line
+
+
+def test_the_builtin_policy_reads_trading_again_every_minute_by_each_way_to_stop_it() -> None:
+    again = POLICY.actions.stop_again
+    assert again is not None and again.every == timedelta(minutes=1)
+    assert POLICY.actions.ways_to_stop() == ("stop-trading", "stop-execution-engine")

@@ -40,6 +40,9 @@ TIMELINE: list[tuple[str, dict[str, Any], str]] = [
     ("cto_called", {"called": "PCTO (user)"}, "CTO called in: PCTO (user)"),
     ("escalated", {"level": 3}, "escalated to level 3"),
     ("merged", {"incident_id": "PB", "alert_name": "OrdersFailing"}, "merged PB (OrdersFailing)"),
+    ("watch_period", {"sentence": "fired again 3h after PA was resolved"},
+     "watch period: fired again 3h after PA was resolved"),
+    ("watch_period_fired_again", {"incident_id": "PB"}, "watch period: fired again as PB"),
     ("status_update_posted", {}, "status update posted"),
     ("status_update_posted", {"word": "monitoring"}, "status update posted: monitoring"),
     ("urgency_raised", {}, "urgency set to high"),
@@ -60,6 +63,8 @@ TIMELINE: list[tuple[str, dict[str, Any], str]] = [
     ("action_proposed", {"p": P, "rule": "stop-on-loss", "why": "orders failing"},
      "action act-1a2b3c4d proposed: stop-trading on gui-gateway by rule stop-on-loss: "
      "orders failing"),
+    ("action_proposed_again", {"p": P, "why": "trading resumed"},
+     "action act-1a2b3c4d proposed: stop-trading on gui-gateway: trading resumed"),
     ("action_approved", {"p": P, "via": "cli"},
      "action act-1a2b3c4d approved: stop-trading on gui-gateway (via cli)"),
     ("action_approved_partly", {"p": P, "count": 1, "required": 2, "via": "slack"},
