@@ -12,6 +12,7 @@ from tasks.broker_guard import guard_detached_channels
 from tasks.lanes import actions_queue, notify_queue, urgent_queue
 from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
 from tasks.patient_task import PatientTask
+from tasks.runtime import Runtime, SendTask
 from tasks.settings import Settings
 from tasks.store.redis_client import celery_transport_options
 
@@ -127,3 +128,21 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.imports = ("tasks.pipeline",)
     app.set_default()
     return app
+
+
+def sender_of(app: Celery) -> SendTask:
+    """Return a sender of tasks by name through `app`: what a Runtime queues work with."""
+
+    def send(name: str, args: list[Any], queue: str) -> None:
+        app.send_task(name, args=args, queue=queue)
+
+    return send
+
+
+def runtime_of(app: Celery) -> Runtime:
+    """Return the process's Runtime for `app`, built with its sender on first use."""
+    runtime = getattr(app, "_responder_runtime", None)
+    if runtime is None:
+        runtime = Runtime(app.conf.responder_settings, send_task=sender_of(app))
+        app._responder_runtime = runtime  # type: ignore[attr-defined]
+    return runtime

@@ -1,38 +1,36 @@
-"""The response pipeline as Celery tasks: first note, collectors in parallel, bundle, evidence note.
+"""The responder's Celery tasks, and nothing else: each takes ids, declares its retries and
+calls a plain function that does the work (`tasks.respond_flow`, `tasks.run`, `tasks.sla`,
+`tasks.actions`, `tasks.notify`).
 
-Each task takes ids, declares its retries and calls plain functions in `tasks.run` (`prepare`,
-`first_response`, `evidence_note`, ...).
+Around them: the worker's signals (`tasks.worker_signals`, connected by importing it here), the
+retry and dead-letter engine (`tasks.dead_letter`), the requeueing of stalled deliveries
+(`tasks.requeue`) and the runtime of the process (`tasks.celery_app.runtime_of`).
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import task_prerun, task_received, worker_init, worker_ready
 
-from collectors import plots
-from tasks import recovery
+import tasks.worker_signals  # noqa: F401 - connects the worker's signals on import
+from tasks import requeue, respond_flow
 from tasks.actions import act as actions_act
-from tasks.evidence import bundle
-from tasks.lanes import (
-    Lane,
-    actions_queue,
-    current_lane,
-    deadline_queue,
-    lane_of_queue,
-    queue_for,
-    urgent_queue,
-    writing_first_response,
+from tasks.celery_app import runtime_of, sender_of
+from tasks.dead_letter import (
+    retry_email_or_give_up,
+    retry_lookup,
+    retry_or_give_up,
+    retry_or_log,
 )
+from tasks.evidence import bundle
+from tasks.lanes import actions_queue, deadline_queue, queue_for
 from tasks.names import (
     ACT,
     ACTION_ALREADY,
@@ -49,30 +47,17 @@ from tasks.names import (
     SLA_ACTION,
     SLACK_MESSAGE,
 )
-from tasks.notes.voice import TemplateProblem
 from tasks.notify import approval_links as approval_mail
 from tasks.notify import desk, slack_send
 from tasks.notify.email import EmailUnavailable
-from tasks.notify.email_compose import decide_smtp
 from tasks.notify.slack import SlackUnavailable
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.pagerduty.incidents import IncidentNotFound
-from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
-from tasks.run import (
-    correlating,
-    evidence_note,
-    first_response,
-    joined_alerts,
-    prepare,
-    resolution,
-    watching,
-)
-from tasks.run.state import RunState, load_run, record_failure
-from tasks.runtime import Runtime, open_redis
+from tasks.run import evidence_note, joined_alerts, resolution
+from tasks.run.state import load_run, record_failure
+from tasks.runtime import Runtime
 from tasks.sla import actions, audit, closing, note_answers, watchdog
 from tasks.store import worker_marks
-from tasks.store.dead_letters import DeadLetter
-from tasks.store.deliveries import current_attempt
 from tasks.store.sla_clock import Deadline
 
 log = logging.getLogger(__name__)
@@ -81,333 +66,33 @@ log = logging.getLogger(__name__)
 # Only a tick that died between taking and sending leaves one behind (a dead worker's task
 # comes back by itself), while a live task may wait for budget or retry that long.
 JOINED_LEASE_MARGIN_SECONDS = 3600.0
-RECONCILE_EVERY_SECONDS = 30
-MAX_REQUEUES = 3  # a delivery requeued this often and still stalled is failed for good
-RECONCILE_HORIZON_SECONDS = 6 * 3600  # deliveries older than this are not looked at again
 SLA_LOCK_RETRY_SECONDS = 5.0
-
-
-def runtime_of(app: Celery) -> Runtime:
-    """Return the process's Runtime for `app`, building it on first use."""
-    runtime = getattr(app, "_responder_runtime", None)
-    if runtime is None:
-        runtime = Runtime(app.conf.responder_settings)
-
-        def send(name: str, args: list[Any], queue: str) -> None:
-            app.send_task(name, args=args, queue=queue)
-
-        runtime.send_task = send
-        app._responder_runtime = runtime  # type: ignore[attr-defined]
-    return runtime
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-BOTTLENECK_SECONDS = 5.0  # a write waiting longer than this for budget is worth a log line
-
-
-_held: recovery.HeldMessages | None = None  # this worker process's heartbeat
-
-
-@worker_init.connect
-def _check_note_templates(sender: Any = None, **_: Any) -> None:
-    """Refuse to start with a note template that cannot render: fail now, not at 3 a.m."""
-    app = getattr(sender, "app", None)
-    if getattr(getattr(app, "conf", None), "responder_settings", None) is None:
-        return
-    try:
-        runtime_of(app).voice  # noqa: B018 - checks every template as it loads them
-    except TemplateProblem as exc:
-        log.critical("the worker cannot start: note templates: %s", exc)
-        raise SystemExit(2) from None  # an Exception would be logged by Celery, and ignored
-
-
-@worker_init.connect
-def _warm_plots(sender: Any = None, **_: Any) -> None:
-    """Load the plotting library before the pool forks: no first alert waits for it."""
-    try:
-        plots.warm()
-    except Exception:  # a plot that cannot be drawn is the collector's to report, not a start
-        log.exception("plots could not be warmed up; the first plot will load matplotlib")
-
-
-@worker_ready.connect
-def _start_heartbeat(sender: Any = None, **_: Any) -> None:
-    """Publish which messages this worker holds, every few seconds, while it lives."""
-    global _held
-    app = getattr(sender, "app", None)
-    settings = getattr(getattr(app, "conf", None), "responder_settings", None)
-    if settings is None:
-        return
-    client = open_redis(settings, socket_timeout=2, socket_connect_timeout=2)
-    _held = recovery.HeldMessages(client, getattr(sender, "hostname", None) or socket.gethostname())
-    recovery.hold(_held)
-    _held.start()
-
-
-@task_received.connect
-def _note_received(request: Any = None, **_: Any) -> None:
-    """Count a message this worker took as held until its task is acknowledged."""
-    message = getattr(request, "message", None)
-    if _held is not None and message is not None and message.delivery_tag:
-        _held.received(str(message.delivery_tag))
-
-
-# No stop on `worker_shutting_down`: a warm shutdown still runs its tasks to the end, and a
-# silent heartbeat would have `recover` hand them to another worker meanwhile. The daemon
-# thread ends with the process; kombu gives back what is left at shutdown.
-
-
-@task_prerun.connect
-def _enter_lane(task: Any = None, **_: Any) -> None:
-    """Draw on the budget of the lane the task came from (its queue)."""
-    settings = getattr(task.app.conf, "responder_settings", None) if task else None
-    if task is not None:
-        current_attempt.set(task.request.id or "-")  # whose attempt a pending effect is
-    if settings is not None:
-        routing_key = (task.request.delivery_info or {}).get("routing_key")
-        current_lane.set(lane_of_queue(settings.queue, routing_key))
-
-
-def count_attempt(rt: Runtime, task_id: str | None, what: str) -> tuple[int, float]:
-    """Count one attempt at `what` by a task (retries keep its id); return (count, first at).
-
-    Kept in Redis, not in the task's retry count: a retry that only waited for PagerDuty's
-    budget is not an attempt.
-    """
-    return worker_marks.count_attempt(rt.redis, task_id, what)
-
-
-def retry_lookup(task: Any, rt: Runtime) -> None:
-    """Retry `task` after the lookup delay while lookups of its incident remain; else return."""
-    if count_attempt(rt, task.request.id, "lookup")[0] < rt.settings.incident_lookup_attempts:
-        raise task.retry(countdown=rt.settings.incident_lookup_delay_seconds)
-
-
-def retry_or_give_up(
-    task: Any,
-    rt: Runtime,
-    exc: PagerDutyUnavailable,
-    give_up: Callable[[str], None],
-    **about: str,
-) -> None:
-    """Retry a failed PagerDuty write, wait for budget, or give up: record why, dead-letter it.
-
-    A write our own budget held back waits for it (a countdown of the budget's wait), as long
-    as it takes: that is not a failure. 429 waits PagerDuty's `ratelimit-reset`; 5xx and
-    network failures back off until the policy's `storm.give_up_after` has passed since the
-    first failure (or `RESPONDER_PAGERDUTY_ATTEMPTS`, when set, is spent); other 4xx are final.
-    Each wait is a Celery countdown, far below the visibility timeout. `about` names the
-    delivery, incident and step for the dead-letter entry.
-    """
-    if exc.held_back:
-        wait = min(exc.wait_seconds, MAX_DELAY_SECONDS) + random.uniform(0, 0.5)  # spread out
-        if wait > BOTTLENECK_SECONDS:
-            log.warning(
-                "the responder is the bottleneck (%s lane): %s; %s waits %.1f s",
-                current_lane.get(),
-                exc,
-                task.name,
-                wait,
-            )
-        raise task.retry(countdown=wait)
-    attempt, first_failed = count_attempt(rt, task.request.id, "failure")
-    verdict = decide(exc.status, exc.headers, attempt, rt.settings.pagerduty_retry_base_seconds)
-    cap = rt.settings.pagerduty_attempts
-    retry_or_dead_letter(task, rt, exc, verdict, attempt, first_failed, give_up, cap, **about)
-
-
-def retry_or_dead_letter(
-    task: Any,
-    rt: Runtime,
-    exc: Exception,
-    verdict: Verdict,
-    attempt: int,
-    first_failed: float,
-    give_up: Callable[[str], None],
-    cap: int = 0,
-    **about: str,
-) -> None:
-    """Retry as `verdict` says while the policy's `storm.give_up_after` (and `cap` attempts,
-    0: no cap) allow; else give up and dead-letter the task, saying why."""
-    failing_for = time.time() - first_failed
-    in_time = failing_for + verdict.delay < rt.policy.storm.give_up_after.total_seconds()
-    if verdict.retry and in_time and (cap <= 0 or attempt < cap):
-        log.warning("%s; retrying in %.1f s (attempt %d)", exc, verdict.delay, attempt)
-        raise task.retry(countdown=verdict.delay)
-    suffix = f"; gave up after {attempt} attempts in {failing_for:.0f} s" if verdict.retry else ""
-    why = f"{exc} ({verdict.reason}{suffix})"
-    give_up(why)
-    dead_letter(task, rt, why, **about)
-
-
-def dead_letter(task: Any, rt: Runtime, why: str, **about: str) -> None:
-    """Record the failing task in the dead-letter set, with why, for an operator to replay."""
-    rt.dead_letters.add(
-        DeadLetter(
-            id=task.request.id or f"{task.name}:{time.time()}",
-            task=task.name,
-            args=list(task.request.args or []),
-            queue=(task.request.delivery_info or {}).get("routing_key") or rt.settings.queue,
-            reason=why,
-            failed_at=time.time(),
-            **about,
-        )
+def task_carrier(task: Any, rt: Runtime) -> respond_flow.Carrier:
+    """Return what a response run by the bound task `task` is carried by: its retries, its app."""
+    return respond_flow.Carrier(
+        now=_now,
+        send=sender_of(task.app),
+        owner=task.request.id or "-",
+        lock_seconds=int(task.app.conf.task_time_limit) + 60,  # the SLA actions' lock
+        retry=lambda countdown: task.retry(countdown=countdown),
+        retry_lookup=lambda: retry_lookup(task, rt),
+        retry_or_give_up=lambda exc, give_up, **about: retry_or_give_up(
+            task, rt, exc, give_up, **about
+        ),
     )
-
-
-def retry_email_or_give_up(
-    task: Any,
-    rt: Runtime,
-    exc: EmailUnavailable,
-    give_up: Callable[[str], None],
-    **about: str,
-) -> None:
-    """Retry a failed e-mail, wait for another attempt in flight, or give up and dead-letter it.
-
-    `decide_smtp`: a 4xx reply or a network failure (refused, reset, timed out) backs off and
-    tries again until the policy's `storm.give_up_after` has passed since the first failure;
-    a 5xx reply is final. `about` names the incident and step for the dead-letter entry.
-    """
-    if exc.held_back:
-        raise task.retry(
-            countdown=min(exc.wait_seconds, MAX_DELAY_SECONDS) + random.uniform(0, 0.5)
-        )
-    attempt, first_failed = count_attempt(rt, task.request.id, "email-failure")
-    verdict = decide_smtp(exc.code, attempt, rt.settings.smtp_retry_base_seconds)
-    retry_or_dead_letter(task, rt, exc, verdict, attempt, first_failed, give_up, **about)
-
-
-def retry_or_log(task: Any, rt: Runtime, exc: PagerDutyUnavailable, what: str, **about: str) -> str:
-    """Retry a failed PagerDuty write, or give up saying in the log that `what` failed."""
-
-    def give_up(why: str) -> None:
-        log.error("%s failed: %s", what, why)
-
-    retry_or_give_up(task, rt, exc, give_up, step=what, **about)
-    return "gave up"
 
 
 @shared_task(bind=True, name=RESPOND, max_retries=None)
 def respond(self: Any, delivery_id: str, run: int) -> str:
     """Start the response to a delivery: find the incident, post the first note, fan out."""
     rt = runtime_of(self.app)
-    state = prepare.prepare_run(rt, delivery_id, run, _now())
-    if state is None:
-        return "nothing to respond to"
-    if correlating.place(rt, state, _now()).get("acts"):
-        joined = respond_joined(self, rt, state)
-        if joined is not None:
-            return joined
-    watching.judge(rt, state, _now())  # a new incident: the same group back soon is raised
-    incident = None
-    routine = current_lane.get() is Lane.ROUTINE
-    if routine:  # until its first note is out, other incidents' follow-ups wait for it
-        rt.budget.first_response_begins(state.run_id)
-    try:
-        with writing_first_response():
-            incident = first_response.resolve_incident(rt, state)
-        if incident is None and first_response.trigger_incident(rt, state, _now()):
-            raise self.retry(countdown=min(rt.settings.incident_lookup_delay_seconds, 1.0))
-        if incident is None:
-            retry_lookup(self, rt)
-        with writing_first_response():
-            first_response.post_first_note(rt, state, incident, _now())
-            first_response.call_in_security(rt, state, incident)  # once per incident
-    except PagerDutyUnavailable as exc:
-        # The first note is posted before the security team is called in: name what failed.
-        noted = rt.deliveries.effect_done(state.run_id, "first_note")
-        step = "security_request" if noted else "first_note"
-        retry_or_give_up(
-            self,
-            rt,
-            exc,
-            lambda why: record_failure(rt, state, step, why),
-            delivery_id=state.delivery_id,
-            incident_id=state.incident_id or "",
-            step=step.replace("_", " "),
-        )
-    if routine:  # posted or given up for good (a retry that waits raised before this)
-        rt.budget.first_response_ends(state.run_id)
-    # The evidence starts before the clock's follow-ups: they must not delay it.
-    if not rt.deliveries.effect_done(state.run_id, "fanout"):
-        queue = queue_for(rt.settings.queue, state.classification.priority)  # the run's lane
-        self.app.send_task(GATHER, args=[state.run_id], queue=queue)
-        rt.deliveries.mark_effect(state.run_id, "fanout")
-    first_response.start_clock(rt, state)
-    if incident is not None:
-        seconds = int(self.app.conf.task_time_limit) + 60  # the SLA actions' lock
-        follow_first_note(rt, state, incident, self.request.id or "-", seconds, _now())
-    return state.run_id
-
-
-def respond_joined(task: Any, rt: Runtime, state: RunState) -> str | None:
-    """Answer a run whose group joined an open incident: no first note, no clock of its own.
-
-    Return None when it must be answered on its own after all (the incident it joins is
-    resolved, or has no PagerDuty incident after every lookup); the caller then does.
-    """
-    lead = correlating.lead_run(rt, state.correlation)
-    why_alone = correlating.why_alone(rt, lead)
-    if why_alone == correlating.NOT_YET:
-        retry_lookup(task, rt)  # retries while lookups remain
-        why_alone = "the incident it joins had no PagerDuty incident after every lookup"
-    if (
-        not why_alone
-        and rt.policy.pagerduty.incident != "trigger"
-        and first_response.resolve_incident(rt, state) is None
-    ):
-        retry_lookup(task, rt)  # Alertmanager's incident for the group: to merge it (or not)
-    if why_alone or lead is None:
-        correlating.answer_alone(rt, state, why_alone)
-        return None
-    try:
-        needs_evidence = correlating.join(rt, state, lead, _now())
-    except PagerDutyUnavailable as exc:
-        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-            # PagerDuty refused the merge for good (the target resolved meanwhile): answer
-            # the group on its own rather than leave it without a response.
-            correlating.answer_alone(rt, state, f"PagerDuty refused to merge: {exc}")
-            return None
-        retry_or_give_up(
-            task,
-            rt,
-            exc,
-            lambda why: record_failure(rt, state, "join", why),
-            delivery_id=state.delivery_id,
-            incident_id=state.incident_id or "",
-            step="join",
-        )
-        return "gave up"
-    if needs_evidence and not rt.deliveries.effect_done(state.run_id, "fanout"):
-        queue = queue_for(rt.settings.queue, state.classification.priority)
-        task.app.send_task(GATHER, args=[state.run_id], queue=queue)
-        rt.deliveries.mark_effect(state.run_id, "fanout")
-    return f"joined {state.incident_id}"
-
-
-def follow_first_note(
-    rt: Runtime, state: RunState, incident: IncidentRef, owner: str, seconds: int, now: datetime
-) -> None:
-    """After the first note: the urgency outside business hours, the first status update, the
-    priority. A failure is recorded and the rest go on: the notes matter more, and the first two
-    are the clock's deadlines too, which beat takes up when this fails.
-
-    None of them draws on the first responses' share of the budget: in a storm, other
-    incidents' first notes come before this one's status update (the runbook gives it 15 min).
-    """
-    steps: dict[str, Callable[[], object]] = {
-        "urgency": lambda: actions.act_early(rt, state, "lower_urgency", owner, seconds, now),
-        "status_update": lambda: actions.act_early(rt, state, "next_update", owner, seconds, now),
-        "priority": lambda: first_response.set_incident_priority(rt, state, incident),
-    }
-    for step, run in steps.items():
-        try:
-            run()
-        except PagerDutyUnavailable as exc:
-            record_failure(rt, state, step, str(exc))
+    return respond_flow.respond(task_carrier(self, rt), rt, delivery_id, run)
 
 
 @shared_task(bind=True, name=GATHER, max_retries=None)
@@ -482,61 +167,7 @@ def sla_tick(self: Any) -> int:
 @shared_task(bind=True, name="tasks.pipeline.recover")
 def recover(self: Any) -> int:
     """Give back what dead workers held; every half minute, queue stalled deliveries again."""
-    rt = runtime_of(self.app)
-    now = time.time()
-    count = len(recovery.reclaim_orphans(rt.redis, now))
-    if worker_marks.take_reconcile_turn(rt.redis, RECONCILE_EVERY_SECONDS):
-        count += requeue_stalled(self.app, rt, now)
-    return count
-
-
-def requeue_stalled(app: Celery, rt: Runtime, now: float) -> int:
-    """Queue again each delivery stuck queued or running with no task message behind it.
-
-    The queues and the unacked set cannot be read in one step, so a message moving between
-    them can be missed once: a delivery is requeued only when two passes in a row found it
-    stalled with nothing behind it. One requeued MAX_REQUEUES times is failed for good.
-    """
-    lease = rt.settings.pipeline_lease_seconds
-    stalled = recovery.stalled_deliveries(rt.redis, now, lease, RECONCILE_HORIZON_SECONDS)
-    suspects_before = worker_marks.take_suspects(rt.redis)
-    if not stalled:
-        return 0
-    queues = [rt.settings.queue, urgent_queue(rt.settings.queue)]
-    referenced = recovery.referenced_deliveries(rt.redis, queues)
-    unreferenced = [(d, p) for d, p in stalled if d.encode() not in referenced]
-    fresh = [d for d, _ in unreferenced if d not in suspects_before]
-    worker_marks.keep_suspects(rt.redis, fresh, 3 * RECONCILE_EVERY_SECONDS)
-    requeued = 0
-    for delivery_id, pipeline in unreferenced:
-        if delivery_id in suspects_before:
-            requeue(app, rt, delivery_id, pipeline)
-            requeued += 1
-    return requeued
-
-
-def requeue(app: Celery, rt: Runtime, delivery_id: str, pipeline: str) -> None:
-    """Send a stalled delivery's next task again, or fail it after MAX_REQUEUES tries."""
-    delivery = rt.deliveries.load(delivery_id)
-    classification = delivery.classification if delivery else None
-    queue = queue_for(rt.settings.queue, classification.priority if classification else None)
-    runs = delivery.runs if delivery else 1
-    tries = rt.deliveries.count_requeue(delivery_id)
-    if tries > MAX_REQUEUES:
-        why = f"stalled {pipeline} {MAX_REQUEUES} times with no task behind it"
-        rt.deliveries.update(delivery_id, pipeline=f"failed: {why}")
-        args = [delivery_id, runs]
-        letter = DeadLetter(f"stalled:{delivery_id}", RESPOND, args, queue, why, time.time())
-        rt.dead_letters.add(replace(letter, delivery_id=delivery_id, step="pipeline"))
-        log.error("delivery %s %s: dead-lettered", delivery_id, why)
-        return
-    run_id = delivery.run_id if delivery else ""
-    if pipeline == "running" and run_id and rt.deliveries.effect_done(run_id, "fanout"):
-        app.send_task(GATHER, args=[run_id], queue=queue)
-    else:
-        app.send_task(RESPOND, args=[delivery_id, runs], queue=queue)
-    rt.deliveries.update(delivery_id, requeued_at=datetime.now(UTC).isoformat())
-    log.warning("delivery %s was %s with no task behind it: queued again", delivery_id, pipeline)
+    return requeue.recover(runtime_of(self.app), sender_of(self.app), time.time())
 
 
 @shared_task(bind=True, name="tasks.pipeline.joined_tick")

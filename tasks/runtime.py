@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from tasks.notify.slack import SlackGateway
 
 
+# Sends a task by name to a queue: (name, args, queue).
+SendTask = Callable[[str, list[Any], str], None]
+
+
 def open_redis(settings: Settings, **options: Any) -> redis.Redis:
     """Return a new client of the responder's own Redis (through Sentinel when configured)."""
     return connect(
@@ -49,11 +53,16 @@ def load_policy(settings: Settings) -> Policy:
 class Runtime:
     """What tasks and the receiver share in one process; nothing connects until first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, send_task: SendTask | None = None) -> None:
         self.settings = settings
-        # Sends a task by name to a queue: (name, args, queue). Set where a Celery app is at
-        # hand (a worker, the receiver); None elsewhere, where messages are not queued.
-        self.send_task: Callable[[str, list[Any], str], None] | None = None
+        # Given where a Celery app is at hand (a worker, the receiver, the CLI's approvals);
+        # None elsewhere, where messages are not queued.
+        self._send_task = send_task
+
+    @property
+    def send_task(self) -> SendTask | None:
+        """Return the sender of tasks by name, or None where no messages are queued."""
+        return self._send_task
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from tasks.backlog import read_backlog
-from tasks.celery_app import make_celery
+from tasks.celery_app import make_celery, sender_of
 from tasks.enqueue import TaskMessages
 from tasks.runtime import Runtime
 from tasks.settings import Settings, settings_from_env
@@ -32,15 +31,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Werkzeug's development server logs each request line: signed links stay out of it too.
     logging.getLogger("werkzeug").addFilter(MASK_QUERIES)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    runtime = Runtime(settings)
+    celery = make_celery(settings)
+    # It queues Slack's messages (the parent's status, a click's answer) through the app.
+    runtime = Runtime(settings, send_task=sender_of(celery))
     runtime.policy  # noqa: B018 - load now: a bad policy must stop start-up, not a request
     metrics = ReceiverMetrics()
-    celery = make_celery(settings)
-
-    def send_task(name: str, args: list[Any], queue: str) -> None:
-        celery.send_task(name, args=args, queue=queue)
-
-    runtime.send_task = send_task  # Slack's messages: the parent's status, a click's answer
     app.extensions[EXTENSION] = Receiver(settings, runtime, metrics, TaskMessages(celery))
     register_error_handlers(app)
     metrics.install(app)

@@ -110,9 +110,8 @@ def show_command(proposal_id: str, as_json: bool) -> None:
 @as_option
 def propose_command(action: str, target: str | None, incident_id: str, who: str) -> None:
     """Propose ACTION (on catalog service TARGET) for someone allowed to approve."""
-    rt = runtime_or_usage_error()
-    celery = make_celery(rt.settings)  # the proposal's buttons go to the incident's Slack thread
-    rt.send_task = lambda name, args, queue: celery.send_task(name, args=args, queue=queue)
+    # It queues work: the proposal's buttons go to the incident's Slack thread.
+    rt = runtime_or_usage_error(queue_tasks=True)
     try:
         proposal = _redis(lambda: approval.propose(rt, action, target, incident_id, who))
     except ActionRefused as exc:

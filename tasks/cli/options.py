@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 from redis import RedisError
 
+from tasks.celery_app import make_celery, sender_of
 from tasks.runtime import Runtime
 from tasks.settings import Settings, SettingsError, settings_from_env, shown_url
 from triage.policy import parse_span
@@ -51,9 +52,13 @@ def redis_unreachable(redis_url: str, exc: RedisError) -> click.ClickException:
     return click.ClickException(f"cannot reach Redis at {shown_url(redis_url)} ({detail})")
 
 
-def runtime_or_usage_error() -> Runtime:
-    """Return a Runtime on the environment's settings and policy (nothing connects yet)."""
-    runtime = Runtime(settings_or_usage_error())
+def runtime_or_usage_error(queue_tasks: bool = False) -> Runtime:
+    """Return a Runtime on the environment's settings and policy (nothing connects yet).
+
+    With `queue_tasks`, it queues work (Slack's messages) through a Celery app of its own.
+    """
+    settings = settings_or_usage_error()
+    runtime = Runtime(settings, send_task=sender_of(make_celery(settings)) if queue_tasks else None)
     # Loaded now, as the server does at start: a broken policy stops every command the same
     # way (exit 2), not only those that happen to read it.
     runtime.policy  # noqa: B018

@@ -9,10 +9,10 @@ from pathlib import Path
 import redis
 
 from tasks import recovery
-from tasks.celery_app import make_celery
+from tasks.celery_app import make_celery, sender_of
 from tasks.lanes import urgent_queue
 from tasks.names import RESPOND
-from tasks.pipeline import MAX_REQUEUES, requeue_stalled
+from tasks.requeue import MAX_REQUEUES, requeue_stalled
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.support import TOKEN, sample_payload, wait_for
@@ -74,18 +74,17 @@ def test_a_delivery_with_no_task_behind_it_is_queued_again(
     other["alerts"][0]["fingerprint"] = "0000recovery0001"  # another alert: not a duplicate
     waiting = client.post("/webhooks/alertmanager", json=other, headers=headers).get_json()
     waiting = waiting["delivery_id"]
-    rt = Runtime(ours)
-    celery = make_celery(ours)
+    rt, send = Runtime(ours), sender_of(make_celery(ours))
     later = time.time() + ours.pipeline_lease_seconds + 1
     # Two passes in a row must find it (a message moving between queue and workers is missed
     # once); the waiting one still has its message all along.
-    assert requeue_stalled(celery, rt, later) == 0
-    assert requeue_stalled(celery, rt, later + 30) == 1
+    assert requeue_stalled(rt, send, later) == 0
+    assert requeue_stalled(rt, send, later + 30) == 1
     queued = redis_client.lrange(urgent_queue(QUEUE), 0, -1)
     assert sum(lost.encode() in m for m in queued) == 1
     assert sum(waiting.encode() in m for m in queued) == 1
     assert rt.deliveries.get(lost)["requeued_at"]
-    assert requeue_stalled(celery, rt, later + 60) == 0  # now its message is there
+    assert requeue_stalled(rt, send, later + 60) == 0  # now its message is there
     redis_client.delete(QUEUE, urgent_queue(QUEUE))
 
 
@@ -100,11 +99,11 @@ def test_a_delivery_that_stalls_again_and_again_is_failed_for_good(
         json=sample_payload(groupKey='{}:{alertname="SignalLatencyHigh", stalls="yes"}'),
         headers={"Authorization": f"Bearer {TOKEN}"},
     ).get_json()
-    rt, celery = Runtime(ours), make_celery(ours)
+    rt, send = Runtime(ours), sender_of(make_celery(ours))
     later = time.time() + ours.pipeline_lease_seconds + 1
     for n in range(2 * (MAX_REQUEUES + 1)):  # its task vanishes every time
         redis_client.delete(urgent_queue(QUEUE))
-        requeue_stalled(celery, rt, later + 30 * n)
+        requeue_stalled(rt, send, later + 30 * n)
     delivery = rt.deliveries.get(answer["delivery_id"])
     assert delivery["pipeline"].startswith("failed: stalled queued 3 times")
     [letter] = rt.dead_letters.list()

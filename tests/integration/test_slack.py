@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from tasks.actions import approval
-from tasks.celery_app import make_celery
+from tasks.celery_app import make_celery, sender_of
 from tasks.names import SLACK_MESSAGE
 from tasks.notify import slack_send
 from tasks.notify.slack import SlackUnavailable
@@ -60,10 +60,7 @@ INCIDENTS, TRADING, DEV = "#eafix-incidents", "#trading-operations", "#eafix-dev
 @pytest.fixture
 def rt(settings: Settings, redis_client: Any) -> Iterator[Runtime]:
     """A runtime of the test's own that queues tasks to the session worker, as a worker does."""
-    runtime = Runtime(settings)
-    celery = make_celery(settings)
-    runtime.send_task = lambda name, args, queue: celery.send_task(name, args=args, queue=queue)
-    yield runtime
+    yield Runtime(settings, send_task=sender_of(make_celery(settings)))
 
 
 def p0_payload(tag: str) -> dict[str, Any]:
@@ -358,9 +355,8 @@ def test_the_trading_desk_hears_the_trading_impact_only_while_the_market_trades(
     settings: Settings,
     redis_client: Any,
 ) -> None:
-    runtime = Runtime(settings)
     queued: list[dict[str, Any]] = []
-    runtime.send_task = lambda name, args, queue: queued.append(args[0])
+    runtime = Runtime(settings, send_task=lambda name, args, queue: queued.append(args[0]))
     incident = pagerduty.add_incident(f"k-desk-{desk_hears}", "RiskManagerDown")
     incident_id = incident
     state = clock.respond(runtime, clock.record_trigger(runtime, incident_id, "RiskManagerDown",
@@ -486,11 +482,13 @@ def test_an_action_run_at_once_queues_no_approve_buttons_for_slack(
     proposal never waits for a click. Queuing the thread's "proposals" request for it let a
     Slack worker that took the request before the approval post Approve / Deny buttons for
     an action already running; a proposal that waits is still announced."""
-    runtime = Runtime(settings)
     queued: list[dict[str, Any]] = []
     # Slack's requests only (a proposal also queues its approvers' e-mailed links).
-    runtime.send_task = lambda name, args, queue: (
-        queued.append(args[0]) if name == SLACK_MESSAGE else None
+    runtime = Runtime(
+        settings,
+        send_task=lambda name, args, queue: (
+            queued.append(args[0]) if name == SLACK_MESSAGE else None
+        ),
     )
     incident = pagerduty.add_incident("k-run-at-once", "RiskManagerDown")
     SlackThreads(runtime.redis).open(incident, "P1")

@@ -1,22 +1,24 @@
 """The controllable clock: a response started at a chosen moment, beat's SLA ticks at chosen
 moments, and what the fake PagerDuty received at each, as a timeline a test reads line by line.
 
-The functions called are those the Celery tasks call (`respond`, `sla_tick` + `sla_action`),
-with `now` passed in instead of read from the clock; only the broker is left out.
+The functions called are those the Celery tasks call (`tasks.respond_flow.respond`, `sla_tick`
++ `sla_action`), with `now` passed in instead of read from the clock; only the broker is left
+out: the tasks the response queues (its evidence) are kept in a list, and it never retries.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
-from tasks.pipeline import follow_first_note
-from tasks.run import first_response, prepare
-from tasks.run.state import RunState
+from tasks import respond_flow
+from tasks.pagerduty.client import PagerDutyUnavailable
+from tasks.run.state import RunState, existing_run
 from tasks.runtime import Runtime
 from tasks.sla import actions, incident_events, watchdog
 from tests.fakes.pagerduty import Call, FakePagerDuty
@@ -85,16 +87,42 @@ def record_event(rt: Runtime, incident_id: str, kind: str, at: datetime, by: str
     return delivery_id
 
 
-def respond(rt: Runtime, delivery_id: str, now: datetime) -> RunState:
-    """Do what the `respond` task does for a delivery, at `now`: first note, clock, follow-ups."""
-    state = prepare.prepare_run(rt, delivery_id, 1, now)
-    assert state is not None, "nothing to respond to"
-    incident = first_response.resolve_incident(rt, state)
-    first_response.post_first_note(rt, state, incident, now)
-    first_response.start_clock(rt, state)
-    assert incident is not None
-    follow_first_note(rt, state, incident, "test-respond", 60, now)
+def respond(
+    rt: Runtime,
+    delivery_id: str,
+    now: datetime,
+    queued: list[tuple[str, list[Any], str]] | None = None,
+) -> RunState:
+    """Do what the `respond` task does for a delivery, at `now`: first note, clock, follow-ups.
+
+    The tasks it queues (its evidence) are added to `queued` (name, args, queue), not run.
+    """
+    sent = queued if queued is not None else []
+    carrier = respond_flow.Carrier(
+        now=lambda: now,
+        send=lambda name, args, queue: sent.append((name, args, queue)),
+        owner="test-respond",
+        lock_seconds=60,
+        retry=_no_retry,
+        retry_lookup=_no_lookup_left,
+        retry_or_give_up=_raise,
+    )
+    result = respond_flow.respond(carrier, rt, delivery_id, 1)
+    state = existing_run(rt, result)
+    assert state is not None, f"the response ended without a run of its own: {result}"
     return state
+
+
+def _no_retry(countdown: float) -> NoReturn:
+    raise AssertionError(f"the response asked to be retried in {countdown} s")
+
+
+def _no_lookup_left() -> NoReturn:
+    raise AssertionError("the response found no PagerDuty incident: record one before it")
+
+
+def _raise(exc: PagerDutyUnavailable, give_up: Callable[[str], None], **about: str) -> None:
+    raise exc  # a failed write fails the test, as it did the response
 
 
 def tick(rt: Runtime, now: datetime) -> list[str]:

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("services", ("tasks.pagerduty", "tasks.evidence", "tasks.notes", "tasks.notify.email",
                   "tasks.notify.email_compose", "tasks.notify.slack", "tasks.notify.slack_blocks")),
     ("runtime", ("tasks.runtime",)),
+    ("retry engine", ("tasks.dead_letter",)),
     ("queue side", ("tasks.slack_queue", "tasks.actions.approval")),
     ("runtime services", ("tasks.pagerduty.notes", "tasks.pagerduty.incidents",
                           "tasks.pagerduty.responders", "tasks.evidence.collect",
@@ -35,9 +36,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("run", ("tasks.run",)),
     ("actions and senders", ("tasks.actions", "tasks.notify")),
     ("sla", ("tasks.sla",)),
+    ("flows", ("tasks.respond_flow",)),
     ("worker", ("tasks.pipeline", "tasks.celery", "tasks.celery_app", "tasks.quiet_ticks",
                 "tasks.beat", "tasks.backlog", "tasks.recovery", "tasks.patient_task",
-                "tasks.topology")),
+                "tasks.topology", "tasks.worker_signals", "tasks.requeue")),
     ("entry points", ("tasks.cli", "webhooks", "tasks")),
 )  # fmt: skip
 

@@ -22,9 +22,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 def test_a_slack_message_is_queued_on_a_notify_queue_never_on_the_urgent_lane(
     priority: str,
 ) -> None:
-    rt = Runtime(Settings())
     sent: list[tuple[str, str]] = []
-    rt.send_task = lambda name, args, queue: sent.append((name, queue))
+    rt = Runtime(Settings(), send_task=lambda name, args, queue: sent.append((name, queue)))
     assert tell_slack(rt, {"what": "first", "incident_id": "P1"}, priority)
     assert [queue for _, queue in sent] == [notify_queue("responder", priority)]
     assert sent[0][1] not in urgent_worker_queues("responder").split(",")
@@ -67,9 +66,11 @@ def test_p0_p1_sends_draw_on_the_urgent_share_of_the_budget() -> None:
 def test_personal_approval_links_are_e_mailed_from_a_notify_queue_never_the_urgent_workers() -> (
     None
 ):
-    rt = Runtime(Settings(link_secret=Secret("k")))
     sent: list[tuple[str, str]] = []
-    rt.send_task = lambda name, args, queue: sent.append((name, queue))
+    rt = Runtime(
+        Settings(link_secret=Secret("k")),
+        send_task=lambda name, args, queue: sent.append((name, queue)),
+    )
     assert offer_links(rt, "PINC1", ["act-1"])
     assert [queue for _, queue in sent] == ["responder-notify-urgent"]
     assert sent[0][1] not in urgent_worker_queues("responder").split(",")
