@@ -20,8 +20,13 @@ from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "sentinel"
 DEFAULT_SENTINEL_PORT = 26379
-SENTINEL_SOCKET_TIMEOUT = 10.0  # seconds; kombu's BRPOP returns within 1 s when all is well
-SENTINEL_CONNECT_TIMEOUT = 3.0
+# A reply from the primary on a dead socket: a worker blocked in an acknowledgement waits this
+# long before it reconnects (10 s held the routine worker 10 s after the cut). kombu's BRPOP
+# returns within 1 s when all is well, and no broker command of ours blocks for longer.
+SENTINEL_SOCKET_TIMEOUT = 5.0
+# A TCP handshake with a primary on the local network; until the Sentinels have promoted a
+# replica they name the dead one, and each reconnect attempt pays this (3 s: 3 s each).
+SENTINEL_CONNECT_TIMEOUT = 1.0
 # Asking a Sentinel for the master is one small reply on the local network. A Sentinel on a
 # host that is cut off answers nothing (packets dropped, no RST), and every new connection
 # asks the Sentinels in the URL's order, the dead one first: its timeout is paid on each

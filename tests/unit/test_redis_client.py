@@ -52,8 +52,8 @@ def test_a_plain_redis_url_is_not_a_sentinel_url_and_needs_no_transport_options(
 # silent BRPOP within seconds, and ask the Sentinels (one of which may be the dead host's)
 # with a short timeout of their own, password or not.
 TIMEOUTS = {
-    "socket_timeout": 10.0,
-    "socket_connect_timeout": 3.0,
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 1.0,
     "socket_keepalive": True,
     "health_check_interval": 2,
 }
