@@ -232,8 +232,14 @@ def wait_until(check: Any, timeout: float, what: str) -> Any:
     raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def sentinel_url(network: Network) -> str:
-    return ";".join(f"sentinel://{network.address(n)}:{SENTINEL_PORT}" for n in range(3)) + "/0"
+def sentinel_url(network: Network, first: int = 0) -> str:
+    """Return the Sentinel URL with host `first`'s own Sentinel first, then the others.
+
+    A client asks the Sentinels in order, and a Sentinel on a host cut off costs a timeout
+    on every new connection; the local one lives and dies with the responder that asks it.
+    """
+    order = [first, *(n for n in range(3) if n != first)]
+    return ";".join(f"sentinel://{network.address(n)}:{SENTINEL_PORT}" for n in order) + "/0"
 
 
 def master_named(network: Network, hosts: list[int]) -> str | None:
@@ -262,7 +268,7 @@ def responder_env(directory: Path, network: Network, pagerduty: FakePagerDuty,
     folder = directory / network.names[number]
     return {
         **os.environ,
-        "RESPONDER_REDIS_URL": sentinel_url(network),
+        "RESPONDER_REDIS_URL": sentinel_url(network, first=number),
         "RESPONDER_REDIS_SENTINEL_MASTER": MASTER,
         "RESPONDER_REDIS_WAIT_REPLICAS": "1",
         "RESPONDER_POLICY": str(policy_file),
@@ -347,6 +353,7 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
     accepted: list[str] = []
     retried = [0]
     p0: dict[str, float] = {}
+    p0_tries: list[dict[str, Any]] = []
     local = threading.local()
 
     def send(payload: bytes, start: int, is_p0: bool = False) -> None:
@@ -355,6 +362,7 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
         if is_p0:
             p0["sent"] = time.monotonic()
         for attempt in range(5):
+            began = time.monotonic()
             try:
                 answer = session.post(receivers[(start + attempt) % 2], data=payload,
                                       headers=headers, timeout=(1, 10))  # fmt: skip
@@ -362,6 +370,9 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
             except requests.RequestException:
                 session = local.session = requests.Session()
                 status = 0
+            if is_p0:  # when each try began and ended, from the cut is worked out in drain()
+                p0_tries.append({"receiver": (start + attempt) % 2 + 1, "status": status,
+                                 "began": began, "ended": time.monotonic()})  # fmt: skip
             with lock:
                 if attempt == 0:
                     first_try[status] += 1
@@ -412,7 +423,8 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
             pool.submit(send, json.dumps(group_payload(group, alerts_of[group][-20:])).encode(), n)
     sent_for = time.monotonic() - t0
     return {"t0": t0, "first_try": first_try, "final": final, "accepted": accepted,
-            "retried": retried[0], "p0": p0, "cut": cut, "sent_for": sent_for}  # fmt: skip
+            "retried": retried[0], "p0": p0, "p0_tries": p0_tries, "cut": cut,
+            "sent_for": sent_for}  # fmt: skip
 
 
 def cut_primary(network: Network, client: redis.Redis) -> dict[str, Any]:
@@ -506,6 +518,11 @@ def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDut
         "p0_first_note_after_failover_end": (p0_first - max(end, p0["sent"]))
         if p0_first and end and "sent" in p0 else None,
         "p0_sent_during_failover": bool(end and cut and cut["at"] <= p0.get("sent", 0) <= end),
+        # Each try of the P0 (receiver 1 or 2, status, 0: no answer), in seconds from the cut.
+        "p0_tries": [
+            {**t, "began": t["began"] - cut["at"], "ended": t["ended"] - cut["at"]}
+            for t in storm["p0_tries"]
+        ] if cut else [],
         "beat_holder_after": getattr(lease_holder(client), "host", None),
         "cut_wall": cut.get("wall"),
         "beat_task_after_cut": (cut["tick"] - cut["at"]) if "tick" in cut else None,
@@ -552,6 +569,10 @@ def report(figures: dict[str, Any]) -> None:
           f"{sec(f['p0_first_note_after_2xx'])} after its 2xx, "
           f"{sec(f['p0_first_note_after_failover_end'])} after the later of its delivery and "
           "the failover's end")  # fmt: skip
+    tries = ", ".join(f"h{t['receiver']} {t['status'] or 'no answer'} "
+                      f"({t['began']:.1f}-{t['ended']:.1f} s)" for t in f["p0_tries"])  # fmt: skip
+    print(f"P0's tries (seconds from the cut; failover ended at "
+          f"{sec(f['failover_seconds'])}): {tries}")  # fmt: skip
     print(f"SLA clock: the first sla_tick a survivor's worker finished ran "
           f"{sec(f['sla_tick_after_cut'])} after the cut; the first heartbeat (also beat's, on "
           f"the urgent lane) {sec(f['beat_task_after_cut'])} after it; the survivor's beat "
