@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -326,8 +327,13 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
             if number == 0:
                 wait_until(lambda: lease_holder(client) or None, 60, "the beat lease")
         storm = send_storm(args, network, client, incidents, groups)
-        figures = drain(args, client, pagerduty, incidents, storm)
         survivor = directory / network.names[1] / "responder.log"
+
+        def ticked() -> bool:
+            cut_wall = storm["cut"].get("wall", 0.0)
+            return any(t > cut_wall for t in celery_times(survivor, *SLA_TICK_DONE))
+
+        figures = drain(args, client, pagerduty, incidents, storm, ticked)
         figures.update(after_cut(survivor, storm, responders[1]))
         figures["status"] = subprocess.run(
             [str(Path(sys.executable).parent / "responder"), "status"],
@@ -474,8 +480,10 @@ def watch_ticks(client: redis.Redis, cut: dict[str, Any]) -> None:
 
 
 def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDuty,
-          incidents: dict[str, str], storm: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """Wait until every incident is noted (or merged) and the queues are empty; return figures."""
+          incidents: dict[str, str], storm: dict[str, Any],
+          ticked: Callable[[], bool]) -> dict[str, Any]:  # fmt: skip
+    """Wait until every incident is noted (or merged), the queues are empty and the survivor's
+    SLA clock has ticked (`ticked`); return the figures."""
     deadline = time.monotonic() + args.drain_timeout
     drained_at = None
     while time.monotonic() < deadline:
@@ -487,7 +495,7 @@ def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDut
             continue
         merged = {s for _, sources in list(pagerduty.merges) for s in sources}
         noted = sum(1 for i in incidents.values() if i in merged or first_note(pagerduty, i))
-        if depth == 0 and held == 0 and noted == len(incidents):
+        if depth == 0 and held == 0 and noted == len(incidents) and ticked():
             drained_at = time.monotonic() - storm["t0"]
             break
     t0, cut, p0 = storm["t0"], storm["cut"], storm["p0"]
