@@ -15,8 +15,10 @@ NET.1. Traffic goes only to addresses created here.
 
 The storm sends alternately to the two receivers; a delivery that is not answered 2xx is sent
 again through the other receiver after a second (as Alertmanager retries, behind a load
-balancer), at most five times. At --cut-at seconds the host holding the Redis primary and the
-beat lease loses its link (ip link set down) and every process in its namespace is SIGKILLed.
+balancer), at most five times. Like nginx's passive health check (max_fails 1, fail_timeout
+10 s), a receiver that did not answer is left out for 10 s (--blind: never left out).
+At --cut-at seconds the host holding the Redis primary and the beat lease loses its link
+(ip link set down) and every process in its namespace is SIGKILLed.
 
 `--cleanup` only removes what an earlier run left (namespaces, their processes, the bridge).
 """
@@ -68,6 +70,7 @@ MASTER = "responder"
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
 RECEIVER_PORT = 8080
+BALANCER_FAIL_TIMEOUT = 10.0  # seconds a receiver that did not answer is left out (nginx's)
 SLA_TICK_DONE = (b"Task tasks.pipeline.sla_tick[", b"] succeeded in")  # a worker ran one
 CELERY_STAMP = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): ")
 
@@ -361,6 +364,14 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
     p0: dict[str, float] = {}
     p0_tries: list[dict[str, Any]] = []
     local = threading.local()
+    down_until = [0.0, 0.0]  # the balancer's view: a receiver that did not answer is left out
+
+    def pick(preferred: int) -> int:
+        """Return the receiver to try: the preferred one unless the balancer left it out."""
+        if args.blind or time.monotonic() >= down_until[preferred]:
+            return preferred
+        other = 1 - preferred
+        return other if time.monotonic() >= down_until[other] else preferred
 
     def send(payload: bytes, start: int, is_p0: bool = False) -> None:
         session = getattr(local, "session", None) or requests.Session()
@@ -368,16 +379,20 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
         if is_p0:
             p0["sent"] = time.monotonic()
         for attempt in range(5):
+            receiver = pick((start + attempt) % 2)
             began = time.monotonic()
             try:
-                answer = session.post(receivers[(start + attempt) % 2], data=payload,
-                                      headers=headers, timeout=(1, 10))  # fmt: skip
+                answer = session.post(receivers[receiver], data=payload, headers=headers,
+                                      timeout=(1, 10))  # fmt: skip
                 status = answer.status_code
             except requests.RequestException:
                 session = local.session = requests.Session()
                 status = 0
+                # nginx's passive health check (max_fails 1, fail_timeout 10 s): no answer
+                # leaves the receiver out for 10 s; a 503 is an answer and does not.
+                down_until[receiver] = time.monotonic() + BALANCER_FAIL_TIMEOUT
             if is_p0:  # when each try began and ended, from the cut is worked out in drain()
-                p0_tries.append({"receiver": (start + attempt) % 2 + 1, "status": status,
+                p0_tries.append({"receiver": receiver + 1, "status": status,
                                  "began": began, "ended": time.monotonic()})  # fmt: skip
             with lock:
                 if attempt == 0:
@@ -607,6 +622,8 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=240.0)
     parser.add_argument("--prefix", default="fo", help="names of the namespaces and bridge")
     parser.add_argument("--net", default="10.77.0", help="the /24 the hosts live in")
+    parser.add_argument("--blind", action="store_true",
+                        help="alternate blindly, the dead receiver too (no balancer)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--cleanup", action="store_true", help="only remove a run's leftovers")
     args = parser.parse_args()
