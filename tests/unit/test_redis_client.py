@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.retries import REDIS_RETRY_MAX_SECONDS, redis_backoff
+from tasks.runtime import state_timeouts
 from tasks.settings import SettingsError, settings_from_env, shown_url
 from tasks.store.redis_client import (
     SentinelUrl,
@@ -121,3 +122,30 @@ def test_a_task_that_lost_redis_waits_a_doubling_backoff_capped_at_ten_seconds(
     attempt: int, seconds: float
 ) -> None:
     assert redis_backoff(attempt) == seconds
+
+
+@pytest.mark.parametrize(
+    ("environment", "timeouts"),
+    [
+        # One Redis: a slow reply must not become a 503.
+        ({}, {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}),
+        # Through Sentinel: a cut-off primary's pooled connections cost little; WAIT on top.
+        (
+            {"RESPONDER_REDIS_URL": THREE, "RESPONDER_REDIS_SENTINEL_MASTER": "responder"},
+            {"socket_timeout": 2.0, "socket_connect_timeout": 1.0},
+        ),
+        (
+            {
+                "RESPONDER_REDIS_URL": THREE,
+                "RESPONDER_REDIS_SENTINEL_MASTER": "responder",
+                "RESPONDER_REDIS_WAIT_REPLICAS": "1",
+                "RESPONDER_REDIS_WAIT_MS": "1500",
+            },
+            {"socket_timeout": 3.5, "socket_connect_timeout": 1.0},
+        ),
+    ],
+)
+def test_the_state_client_times_out_sooner_through_sentinel_and_waits_out_its_wait(
+    environment: dict[str, str], timeouts: dict[str, float]
+) -> None:
+    assert state_timeouts(settings_from_env(environment)) == timeouts
