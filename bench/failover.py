@@ -347,7 +347,19 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
     finally:
         hosts.stop()
         targets.stop()
-        pagerduty.stop()
+        stop_within(pagerduty.stop, 10.0)
+
+
+def stop_within(stop: Callable[[], None], seconds: float) -> None:
+    """Call `stop` in a thread and go on after `seconds` at the latest.
+
+    The fake PagerDuty's serving thread does each TLS handshake inside accept(), without a
+    timeout: a worker on the cut host that had just connected leaves it waiting for ever,
+    and its shutdown() with it. It is a daemon thread: it ends with the bench.
+    """
+    stopping = threading.Thread(target=stop, daemon=True)
+    stopping.start()
+    stopping.join(seconds)
 
 
 def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
