@@ -15,8 +15,10 @@ NET.1. Traffic goes only to addresses created here.
 
 The storm sends alternately to the two receivers; a delivery that is not answered 2xx is sent
 again through the other receiver after a second (as Alertmanager retries, behind a load
-balancer), at most five times. At --cut-at seconds the host holding the Redis primary and the
-beat lease loses its link (ip link set down) and every process in its namespace is SIGKILLed.
+balancer), at most five times. Like nginx's passive health check (max_fails 1, fail_timeout
+10 s), a receiver that did not answer is left out for 10 s (--blind: never left out).
+At --cut-at seconds the host holding the Redis primary and the beat lease loses its link
+(ip link set down) and every process in its namespace is SIGKILLed.
 
 `--cleanup` only removes what an earlier run left (namespaces, their processes, the bridge).
 """
@@ -35,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +70,8 @@ MASTER = "responder"
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
 RECEIVER_PORT = 8080
+BALANCER_FAIL_TIMEOUT = 10.0  # seconds a receiver that did not answer is left out (nginx's)
+SLA_TICK_DONE = (b"Task tasks.pipeline.sla_tick[", b"] succeeded in")  # a worker ran one
 CELERY_STAMP = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): ")
 
 
@@ -231,8 +236,14 @@ def wait_until(check: Any, timeout: float, what: str) -> Any:
     raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def sentinel_url(network: Network) -> str:
-    return ";".join(f"sentinel://{network.address(n)}:{SENTINEL_PORT}" for n in range(3)) + "/0"
+def sentinel_url(network: Network, first: int = 0) -> str:
+    """Return the Sentinel URL with host `first`'s own Sentinel first, then the others.
+
+    A client asks the Sentinels in order, and a Sentinel on a host cut off costs a timeout
+    on every new connection; the local one lives and dies with the responder that asks it.
+    """
+    order = [first, *(n for n in range(3) if n != first)]
+    return ";".join(f"sentinel://{network.address(n)}:{SENTINEL_PORT}" for n in order) + "/0"
 
 
 def master_named(network: Network, hosts: list[int]) -> str | None:
@@ -261,7 +272,7 @@ def responder_env(directory: Path, network: Network, pagerduty: FakePagerDuty,
     folder = directory / network.names[number]
     return {
         **os.environ,
-        "RESPONDER_REDIS_URL": sentinel_url(network),
+        "RESPONDER_REDIS_URL": sentinel_url(network, first=number),
         "RESPONDER_REDIS_SENTINEL_MASTER": MASTER,
         "RESPONDER_REDIS_WAIT_REPLICAS": "1",
         "RESPONDER_POLICY": str(policy_file),
@@ -274,14 +285,17 @@ def responder_env(directory: Path, network: Network, pagerduty: FakePagerDuty,
         "RESPONDER_OUTBOX_DIR": str(folder / "outbox"),
         "RESPONDER_PUBLIC_URL": f"http://{network.address(number)}:{RECEIVER_PORT}",
         "RESPONDER_COLLECTOR_TIMEOUT": "5",
+        # Celery's lines for beat's ticks, which `responder run` keeps out of its log by
+        # default: the first sla_tick a worker finished after the cut is the SLA clock's return.
+        "RESPONDER_LOG_TICKS": "1",
     }
 
 
-def celery_times(log: Path, needle: bytes) -> list[float]:
-    """Return the wall-clock times of the Celery log lines of `log` that contain `needle`."""
+def celery_times(log: Path, *needles: bytes) -> list[float]:
+    """Return the wall-clock times of the Celery log lines of `log` that contain every needle."""
     times = []
     for line in log.read_bytes().splitlines():
-        if needle in line and (found := CELERY_STAMP.match(line)):
+        if all(n in line for n in needles) and (found := CELERY_STAMP.match(line)):
             stamp = datetime.strptime(found.group(1).decode(), "%Y-%m-%d %H:%M:%S,%f")
             times.append(stamp.timestamp())  # Celery logs local time, as fromtimestamp reads
     return times
@@ -316,8 +330,13 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
             if number == 0:
                 wait_until(lambda: lease_holder(client) or None, 60, "the beat lease")
         storm = send_storm(args, network, client, incidents, groups)
-        figures = drain(args, client, pagerduty, incidents, storm)
         survivor = directory / network.names[1] / "responder.log"
+
+        def ticked() -> bool:
+            cut_wall = storm["cut"].get("wall", 0.0)
+            return any(t > cut_wall for t in celery_times(survivor, *SLA_TICK_DONE))
+
+        figures = drain(args, client, pagerduty, incidents, storm, ticked)
         figures.update(after_cut(survivor, storm, responders[1]))
         figures["status"] = subprocess.run(
             [str(Path(sys.executable).parent / "responder"), "status"],
@@ -328,7 +347,19 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
     finally:
         hosts.stop()
         targets.stop()
-        pagerduty.stop()
+        stop_within(pagerduty.stop, 10.0)
+
+
+def stop_within(stop: Callable[[], None], seconds: float) -> None:
+    """Call `stop` in a thread and go on after `seconds` at the latest.
+
+    The fake PagerDuty's serving thread does each TLS handshake inside accept(), without a
+    timeout: a worker on the cut host that had just connected leaves it waiting for ever,
+    and its shutdown() with it. It is a daemon thread: it ends with the bench.
+    """
+    stopping = threading.Thread(target=stop, daemon=True)
+    stopping.start()
+    stopping.join(seconds)
 
 
 def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
@@ -343,7 +374,16 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
     accepted: list[str] = []
     retried = [0]
     p0: dict[str, float] = {}
+    p0_tries: list[dict[str, Any]] = []
     local = threading.local()
+    down_until = [0.0, 0.0]  # the balancer's view: a receiver that did not answer is left out
+
+    def pick(preferred: int) -> int:
+        """Return the receiver to try: the preferred one unless the balancer left it out."""
+        if args.blind or time.monotonic() >= down_until[preferred]:
+            return preferred
+        other = 1 - preferred
+        return other if time.monotonic() >= down_until[other] else preferred
 
     def send(payload: bytes, start: int, is_p0: bool = False) -> None:
         session = getattr(local, "session", None) or requests.Session()
@@ -351,13 +391,21 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
         if is_p0:
             p0["sent"] = time.monotonic()
         for attempt in range(5):
+            receiver = pick((start + attempt) % 2)
+            began = time.monotonic()
             try:
-                answer = session.post(receivers[(start + attempt) % 2], data=payload,
-                                      headers=headers, timeout=(1, 10))  # fmt: skip
+                answer = session.post(receivers[receiver], data=payload, headers=headers,
+                                      timeout=(1, 10))  # fmt: skip
                 status = answer.status_code
             except requests.RequestException:
                 session = local.session = requests.Session()
                 status = 0
+                # nginx's passive health check (max_fails 1, fail_timeout 10 s): no answer
+                # leaves the receiver out for 10 s; a 503 is an answer and does not.
+                down_until[receiver] = time.monotonic() + BALANCER_FAIL_TIMEOUT
+            if is_p0:  # when each try began and ended, from the cut is worked out in drain()
+                p0_tries.append({"receiver": receiver + 1, "status": status,
+                                 "began": began, "ended": time.monotonic()})  # fmt: skip
             with lock:
                 if attempt == 0:
                     first_try[status] += 1
@@ -408,7 +456,8 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
             pool.submit(send, json.dumps(group_payload(group, alerts_of[group][-20:])).encode(), n)
     sent_for = time.monotonic() - t0
     return {"t0": t0, "first_try": first_try, "final": final, "accepted": accepted,
-            "retried": retried[0], "p0": p0, "cut": cut, "sent_for": sent_for}  # fmt: skip
+            "retried": retried[0], "p0": p0, "p0_tries": p0_tries, "cut": cut,
+            "sent_for": sent_for}  # fmt: skip
 
 
 def cut_primary(network: Network, client: redis.Redis) -> dict[str, Any]:
@@ -458,8 +507,10 @@ def watch_ticks(client: redis.Redis, cut: dict[str, Any]) -> None:
 
 
 def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDuty,
-          incidents: dict[str, str], storm: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """Wait until every incident is noted (or merged) and the queues are empty; return figures."""
+          incidents: dict[str, str], storm: dict[str, Any],
+          ticked: Callable[[], bool]) -> dict[str, Any]:  # fmt: skip
+    """Wait until every incident is noted (or merged), the queues are empty and the survivor's
+    SLA clock has ticked (`ticked`); return the figures."""
     deadline = time.monotonic() + args.drain_timeout
     drained_at = None
     while time.monotonic() < deadline:
@@ -471,7 +522,7 @@ def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDut
             continue
         merged = {s for _, sources in list(pagerduty.merges) for s in sources}
         noted = sum(1 for i in incidents.values() if i in merged or first_note(pagerduty, i))
-        if depth == 0 and held == 0 and noted == len(incidents):
+        if depth == 0 and held == 0 and noted == len(incidents) and ticked():
             drained_at = time.monotonic() - storm["t0"]
             break
     t0, cut, p0 = storm["t0"], storm["cut"], storm["p0"]
@@ -502,6 +553,11 @@ def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDut
         "p0_first_note_after_failover_end": (p0_first - max(end, p0["sent"]))
         if p0_first and end and "sent" in p0 else None,
         "p0_sent_during_failover": bool(end and cut and cut["at"] <= p0.get("sent", 0) <= end),
+        # Each try of the P0 (receiver 1 or 2, status, 0: no answer), in seconds from the cut.
+        "p0_tries": [
+            {**t, "began": t["began"] - cut["at"], "ended": t["ended"] - cut["at"]}
+            for t in storm["p0_tries"]
+        ] if cut else [],
         "beat_holder_after": getattr(lease_holder(client), "host", None),
         "cut_wall": cut.get("wall"),
         "beat_task_after_cut": (cut["tick"] - cut["at"]) if "tick" in cut else None,
@@ -509,12 +565,15 @@ def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDut
 
 
 def after_cut(log: Path, storm: dict[str, Any], process: subprocess.Popen[bytes]) -> dict[str, Any]:
-    """Return when the survivor's beat took the lease and whether any of its parts exited."""
+    """Return when the survivor's beat took the lease, when its SLA clock ticked again, and
+    whether any of its parts exited."""
     cut_wall = storm["cut"].get("wall", 0.0)
     taken = [t for t in celery_times(log, b"beat: holding the beat lease") if t > cut_wall]
+    ticked = [t for t in celery_times(log, *SLA_TICK_DONE) if t > cut_wall]
     text = log.read_bytes()
     return {
         "lease_taken_after_cut": (min(taken) - cut_wall) if taken else None,
+        "sla_tick_after_cut": (min(ticked) - cut_wall) if ticked else None,
         "survivor_parts_exited": text.count(b" exited ("),
         "survivor_unrecoverable_errors": text.count(b"Unrecoverable error"),
         "survivor_responder_running": process.poll() is None,
@@ -545,9 +604,14 @@ def report(figures: dict[str, Any]) -> None:
           f"{sec(f['p0_first_note_after_2xx'])} after its 2xx, "
           f"{sec(f['p0_first_note_after_failover_end'])} after the later of its delivery and "
           "the failover's end")  # fmt: skip
-    print(f"beat: the first urgent-lane beat task (heartbeat, as sla_tick) ran "
-          f"{sec(f['beat_task_after_cut'])} after the cut; the survivor's beat took the lease "
-          f"{sec(f['lease_taken_after_cut'])} after it; now held by "
+    tries = ", ".join(f"h{t['receiver']} {t['status'] or 'no answer'} "
+                      f"({t['began']:.1f}-{t['ended']:.1f} s)" for t in f["p0_tries"])  # fmt: skip
+    print(f"P0's tries (seconds from the cut; failover ended at "
+          f"{sec(f['failover_seconds'])}): {tries}")  # fmt: skip
+    print(f"SLA clock: the first sla_tick a survivor's worker finished ran "
+          f"{sec(f['sla_tick_after_cut'])} after the cut; the first heartbeat (also beat's, on "
+          f"the urgent lane) {sec(f['beat_task_after_cut'])} after it; the survivor's beat "
+          f"took the lease {sec(f['lease_taken_after_cut'])} after it; now held by "
           f"{f['beat_holder_after']}")  # fmt: skip
     print(f"survivor: parts exited {f['survivor_parts_exited']}, 'Unrecoverable error' "
           f"{f['survivor_unrecoverable_errors']}, responder run still running: "
@@ -570,6 +634,8 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=240.0)
     parser.add_argument("--prefix", default="fo", help="names of the namespaces and bridge")
     parser.add_argument("--net", default="10.77.0", help="the /24 the hosts live in")
+    parser.add_argument("--blind", action="store_true",
+                        help="alternate blindly, the dead receiver too (no balancer)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--cleanup", action="store_true", help="only remove a run's leftovers")
     args = parser.parse_args()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 RENEWALS_PER_LEASE = 3
 
 
+def missed_on_takeover(passed: Mapping[str, float], now: float, window: float) -> list[str]:
+    """Return the jobs a beat sends at once on taking the lease over, sorted by name.
+
+    `passed` maps each job this beat let pass while standing by to when (monotonic). The
+    holder that died renewed the lease at most `window` seconds ago (a lease and a look): a
+    job that came due since may never have been sent, and would otherwise wait out its whole
+    period once more (the SLA tick 5 s, the heartbeat 10 s, an hourly job an hour). Every
+    periodic job is safe to run twice (once-markers), so sending one early costs nothing.
+    """
+    return sorted(name for name, at in passed.items() if now - at <= window)
+
+
 class LeasedScheduler(PersistentScheduler):
     """Celery's file-backed scheduler, sending due tasks only while it holds the beat lease."""
 
@@ -34,6 +47,7 @@ class LeasedScheduler(PersistentScheduler):
         self._valid_until = 0.0  # monotonic: past it, a holder that could not renew stops
         self._next_look = 0.0
         self._said: bool | None = None  # what the log last said: holding (True) or standing by
+        self._passed: dict[str, float] = {}  # job -> when (monotonic) it came due, standing by
         super().__init__(*args, **kwargs)
 
     @property
@@ -61,6 +75,7 @@ class LeasedScheduler(PersistentScheduler):
             if holding:
                 # Counted from before the call: Redis started the expiry later than this.
                 self._valid_until = now + self.lease.milliseconds / 1000 - self.look_every
+        taking_over = holding and self._said is False  # it stood by, and said so
         if holding != self._said:
             if holding:
                 log.info("beat: holding the beat lease (%s); sending periodic tasks", self.who())
@@ -68,6 +83,20 @@ class LeasedScheduler(PersistentScheduler):
                 log.info("beat: standing by; the beat lease is held by %s", self.who())
             self._said = holding
         self._holding = holding
+        if taking_over:
+            self.send_missed(now)
+
+    def send_missed(self, now: float) -> None:
+        """Send at once the jobs the last holder may have left unsent (missed_on_takeover)."""
+        window = self.lease.milliseconds / 1000 + self.look_every
+        names = missed_on_takeover(self._passed, now, window)
+        self._passed.clear()
+        log.info("beat: took the beat lease over; sending now: %s", ", ".join(names) or "none")
+        for name in names:
+            if entry := self.schedule.get(name):
+                # Celery's apply_entry logs and survives a failed send; the entry is not
+                # advanced, so the job keeps its regular next run as well.
+                super().apply_entry(entry, producer=self.producer)
 
     def who(self) -> str:
         """Return the lease holder as host:pid, for the log."""
@@ -88,9 +117,11 @@ class LeasedScheduler(PersistentScheduler):
         return max(min(delay, self._next_look - time.monotonic()), 0.0)
 
     def apply_entry(self, entry: Any, producer: Any = None) -> None:
-        """Send the due task while holding the lease; a standby only advanced its schedule."""
+        """Send the due task while holding the lease; a standby notes when it let one pass."""
         if self._holding:
             super().apply_entry(entry, producer=producer)
+        else:
+            self._passed[entry.name] = time.monotonic()
 
     def close(self) -> None:
         """Save the schedule and give the lease up, so a standby takes over at its next look."""

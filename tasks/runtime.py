@@ -17,7 +17,7 @@ from tasks.settings import Settings
 from tasks.store.dead_letters import DeadLetters
 from tasks.store.deliveries import DeliveryStore, Replication
 from tasks.store.incidents import IncidentStore
-from tasks.store.redis_client import connect
+from tasks.store.redis_client import connect, is_sentinel_url
 from tasks.store.sla_clock import SlaClock
 from tasks.store.watchdog import WatchdogMarks
 from triage import policy as policy_module
@@ -41,6 +41,22 @@ def open_redis(settings: Settings, **options: Any) -> redis.Redis:
         sentinel_password=settings.redis_sentinel_password.reveal(),
         **options,
     )
+
+
+# The state client's socket timeouts. On one Redis, generous: a slow reply (a fork for a
+# snapshot, a storm) must not turn into 503s. Through Sentinel, short: after a failover each
+# process's pooled connections to the cut-off primary each wait this long on first use
+# (respond tasks held the urgent worker's slots 5 s each in the failover bench), and the
+# Sentinels name the new primary by then. WAIT blocks up to RESPONDER_REDIS_WAIT_MS on top.
+STATE_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+SENTINEL_STATE_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+
+
+def state_timeouts(settings: Settings) -> dict[str, float]:
+    """Return the socket timeouts of the state client (see STATE_TIMEOUTS), WAIT included."""
+    chosen = SENTINEL_STATE_TIMEOUTS if is_sentinel_url(settings.redis_url) else STATE_TIMEOUTS
+    waits = settings.redis_wait_ms / 1000 if settings.redis_wait_replicas else 0.0
+    return {**chosen, "socket_timeout": chosen["socket_timeout"] + waits}
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -67,7 +83,7 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         """Return the Redis client for state (deliveries, dedup, effects)."""
-        return open_redis(self.settings, socket_timeout=5, socket_connect_timeout=2)
+        return open_redis(self.settings, **state_timeouts(self.settings))
 
     @cached_property
     def deliveries(self) -> DeliveryStore:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from wsgiref.types import WSGIEnvironment
 
 from flask import Response
 from redis import RedisError
+from redis.sentinel import MasterNotFoundError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_input_stream
@@ -22,6 +24,35 @@ from webhooks.receiver import Receiver
 
 log = logging.getLogger(__name__)
 Parsed = TypeVar("Parsed")
+
+# While the Sentinels are between primaries (the old one down, a replica not yet promoted:
+# ~5 s in the failover bench) nothing can be recorded anywhere. A delivery that arrives then
+# waits up to this long for the new primary instead of a 503 that leaves it to the sender's
+# next try (in the bench, the P0's came 3.7 s after the promotion). Short enough for a sender's
+# timeout; a longer failover still gets its 503.
+FAILOVER_GRACE_SECONDS = 5.0
+FAILOVER_POLL_SECONDS = 0.25
+
+
+def record_through_failover(
+    record: Callable[[], Recorded],
+    grace: float = FAILOVER_GRACE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Recorded:
+    """Return record()'s result, trying again while the Sentinels name no primary, up to `grace`.
+
+    Only MasterNotFoundError (no Sentinel names a primary that is up) is waited out: it says
+    a failover is under way and that nothing was written. Other errors raise at once.
+    """
+    deadline = clock() + grace
+    while True:
+        try:
+            return record()
+        except MasterNotFoundError:
+            if clock() >= deadline:
+                raise
+            sleep(FAILOVER_POLL_SECONDS)
 
 
 def require_json(content_type: str | None) -> Response | None:
@@ -67,7 +98,7 @@ def read_body_or_problem(
 def record_or_503(receiver: Receiver, **record: Any) -> Recorded | Response:
     """Record and enqueue the delivery; 503 when Redis cannot be reached (the sender retries)."""
     try:
-        return receiver.runtime.deliveries.record(**record)
+        return record_through_failover(lambda: receiver.runtime.deliveries.record(**record))
     except NotReplicated as exc:
         # A 2xx must survive a failover: unconfirmed on replicas, the sender retries (and the
         # retry, finding the record, dedups).

@@ -158,6 +158,13 @@ def log_line(message: object = "", err: bool = False, nl: bool = True) -> None:
     RUN_LOG.info("%s", message)
 
 
+# Nothing reads Celery's events (`responder status` reads the responder's own heartbeat keys;
+# health checks use remote control, `inspect ping`), and mingle's start-up exchange, gossip
+# and the event heartbeat are each broker traffic on every reconnect: after a Sentinel
+# failover they held the worker's return to its queues for seconds (docs/failover.md).
+WORKER_QUIET = ("--without-mingle", "--without-gossip", "--without-heartbeat")
+
+
 def process_commands(queue: str, bind: str, concurrency: int, var: Path) -> dict[str, list[str]]:
     """Return the command of each part `responder run` starts (compose runs the same ones)."""
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]
@@ -171,12 +178,12 @@ def process_commands(queue: str, bind: str, concurrency: int, var: Path) -> dict
         # Every queue: actions, urgent, Slack and e-mail (notify), then routine.
         "worker": [
             *celery, "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
-            "--hostname", "worker@%h",
+            *WORKER_QUIET, "--hostname", "worker@%h",
         ],
         # Capacity P2/P3 work cannot take: approved actions and the urgent queue only.
         "urgent worker": [
             *celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "--queues",
-            urgent_worker_queues(queue),
+            urgent_worker_queues(queue), *WORKER_QUIET,
             "--hostname", "urgent@%h",
         ],
         # Its own process, as in production: a beat that dies is named and restarted alone.

@@ -20,8 +20,23 @@ from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "sentinel"
 DEFAULT_SENTINEL_PORT = 26379
-SENTINEL_SOCKET_TIMEOUT = 10.0  # seconds; kombu's BRPOP returns within 1 s when all is well
-SENTINEL_CONNECT_TIMEOUT = 3.0
+# A reply from the primary on a dead socket: a worker blocked in an acknowledgement waits this
+# long before it reconnects (10 s held the routine worker 10 s after the cut). kombu's BRPOP
+# returns within 1 s when all is well, and no broker command of ours blocks for longer.
+SENTINEL_SOCKET_TIMEOUT = 5.0
+# A TCP handshake with a primary on the local network; until the Sentinels have promoted a
+# replica they name the dead one, and each reconnect attempt pays this (3 s: 3 s each).
+SENTINEL_CONNECT_TIMEOUT = 1.0
+# Asking a Sentinel for the master is one small reply on the local network. A Sentinel on a
+# host that is cut off answers nothing (packets dropped, no RST), and every new connection
+# asks the Sentinels in the URL's order, the dead one first: its timeout is paid on each
+# reconnect, so it must be short (the 10 s above cost 10 s per reconnect, several in a row).
+SENTINEL_ASK_TIMEOUT = 1.0
+# kombu 5.7 drops a BRPOP connection whose reply is overdue by brpop_timeout (1 s) plus this,
+# checking every this many seconds: a consumer on a half-open socket recovers within about
+# 1 + 2 x 2 = 5 s instead of kombu's default 51 s (its ``health_check_interval``, 25). redis-py
+# also PINGs a connection idle for longer than this before using it.
+BROKER_HEALTH_CHECK_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -90,9 +105,7 @@ def connect(
     if not master:
         raise ValueError("a sentinel:// URL needs the master's name")
     parsed = parse_sentinel_url(url)
-    asking = {k: v for k, v in options.items() if k.startswith("socket_")}
-    if sentinel_password:
-        asking["password"] = sentinel_password
+    asking = sentinel_kwargs(sentinel_password)
     sentinel = Sentinel(
         list(parsed.sentinels),
         sentinel_kwargs=asking,
@@ -102,6 +115,23 @@ def connect(
         **options,
     )
     return sentinel.master_for(master)
+
+
+def sentinel_kwargs(sentinel_password: str = "") -> dict[str, Any]:
+    """Return the connection options of a client of the Sentinels themselves (not the master).
+
+    redis-py (and kombu, and Celery's result backend) give a Sentinel client only what this
+    says when it is given: without the timeouts a Sentinel whose host is cut off holds a new
+    connection until TCP gives up on the SYN (127 s with Linux's tcp_syn_retries 6).
+    """
+    asking: dict[str, Any] = {
+        "socket_timeout": SENTINEL_ASK_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_ASK_TIMEOUT,
+        "socket_keepalive": True,
+    }
+    if sentinel_password:
+        asking["password"] = sentinel_password
+    return asking
 
 
 def celery_transport_options(url: str, master: str, sentinel_password: str = "") -> dict[str, Any]:
@@ -117,7 +147,9 @@ def celery_transport_options(url: str, master: str, sentinel_password: str = "")
         "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
         "socket_connect_timeout": SENTINEL_CONNECT_TIMEOUT,
         "socket_keepalive": True,
+        # The event loop's BRPOP and pub/sub sockets have no socket timeout: kombu's own
+        # health check is what notices that they went silent (see the constant).
+        "health_check_interval": BROKER_HEALTH_CHECK_SECONDS,
+        "sentinel_kwargs": sentinel_kwargs(sentinel_password),
     }
-    if sentinel_password:
-        options["sentinel_kwargs"] = {"password": sentinel_password}
     return options

@@ -143,9 +143,15 @@ class FakePagerDuty:
         os.close(handle)
         authority.cert_pem.write_to_path(ca_path)
         self.ca_file = ca_path
-        self._server = make_server(
-            host, port, self, threaded=True, ssl_context=context, request_handler=QuietHandler
+        self._server = make_server(host, port, self, threaded=True, request_handler=QuietHandler)
+        # TLS as werkzeug's ssl_context would set it up, but with the handshake in each
+        # request's thread (on its first read), not inside accept() in the serving thread:
+        # a client that connects and falls silent (its host cut off the network, in the
+        # failover bench) held every later connection, and shutdown(), for ever.
+        self._server.socket = context.wrap_socket(
+            self._server.socket, server_side=True, do_handshake_on_connect=False
         )
+        self._server.ssl_context = context
         self.base_url = f"https://{host}:{self._server.server_port}"
         try:
             self._load_specs()

@@ -93,6 +93,10 @@ def test_a_beat_killed_with_sigkill_is_taken_over_by_the_standby_once_its_lease_
     assert holder_pid(redis_client) == second.pid
     assert "beat: holding the beat lease" in processes.log_text("beat-b")
     assert processes.ticks("beat-a") == ticks_of_the_dead
+    # The ticks the dead holder may have left unsent go at once, not a period later.
+    took_over = processes.log_text("beat-b").split("beat: took the beat lease over; sending now:")
+    assert len(took_over) == 2
+    assert "sla-tick" in took_over[1].splitlines()[0]
 
 
 def test_a_beat_stopped_cleanly_gives_the_lease_up_to_the_standby(

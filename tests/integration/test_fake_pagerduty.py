@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,15 @@ def test_requests_off_the_spec_are_rejected_with_400(fake: FakePagerDuty, header
 def test_a_wrong_token_is_401(fake: FakePagerDuty) -> None:
     answer = client(fake, Authorization="Token token=wrong").get("/incidents")
     assert answer.status_code == 401
+
+
+def test_a_client_that_connects_and_falls_silent_holds_up_no_other(fake: FakePagerDuty) -> None:
+    # A worker on a host cut off mid-handshake (the failover bench): the fake's serving
+    # thread must go on accepting, and stop() must return.
+    host, port = fake.base_url.removeprefix("https://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))):
+        answer = client(fake, Authorization="Token token=wrong").get("/incidents")
+        assert answer.status_code == 401
 
 
 def test_failures_can_be_injected_for_the_next_calls(fake: FakePagerDuty) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tasks.retries import REDIS_RETRY_MAX_SECONDS, redis_backoff
+from tasks.runtime import state_timeouts
 from tasks.settings import SettingsError, settings_from_env, shown_url
 from tasks.store.redis_client import (
     SentinelUrl,
     celery_transport_options,
+    connect,
     is_sentinel_url,
     parse_sentinel_url,
 )
@@ -47,21 +49,45 @@ def test_a_plain_redis_url_is_not_a_sentinel_url_and_needs_no_transport_options(
     assert celery_transport_options(url, "mymaster", "pw") == {}
 
 
-# A primary cut off the network sends no RST: the broker must time its sockets out.
-TIMEOUTS = {"socket_timeout": 10.0, "socket_connect_timeout": 3.0, "socket_keepalive": True}
+# A primary cut off the network sends no RST: the broker must time its sockets out, notice a
+# silent BRPOP within seconds, and ask the Sentinels (one of which may be the dead host's)
+# with a short timeout of their own, password or not.
+TIMEOUTS = {
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 1.0,
+    "socket_keepalive": True,
+    "health_check_interval": 2,
+}
+ASKING = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0, "socket_keepalive": True}
 
 
 @pytest.mark.parametrize(
     ("password", "options"),
     [
-        ("", {"master_name": "responder", **TIMEOUTS}),
-        ("s3", {"master_name": "responder", "sentinel_kwargs": {"password": "s3"}, **TIMEOUTS}),
+        ("", {"master_name": "responder", "sentinel_kwargs": ASKING, **TIMEOUTS}),
+        (
+            "s3",
+            {
+                "master_name": "responder",
+                "sentinel_kwargs": {**ASKING, "password": "s3"},
+                **TIMEOUTS,
+            },
+        ),
     ],
 )
 def test_the_broker_follows_the_master_by_name_with_the_sentinels_own_password(
     password: str, options: dict[str, object]
 ) -> None:
     assert celery_transport_options(THREE, "responder", password) == options
+
+
+def test_a_state_client_asks_the_sentinels_with_their_short_timeout_whatever_the_masters() -> None:
+    client = connect(THREE, master="responder", socket_timeout=5, socket_connect_timeout=2)
+    master = client.connection_pool.connection_kwargs  # the master's, as given
+    assert (master["socket_timeout"], master["socket_connect_timeout"]) == (5, 2)
+    asked = client.connection_pool.sentinel_manager.sentinels[0].connection_pool
+    assert asked.connection_kwargs["socket_timeout"] == 1.0
+    assert asked.connection_kwargs["socket_connect_timeout"] == 1.0
 
 
 def test_a_sentinel_url_without_the_masters_name_is_refused() -> None:
@@ -96,3 +122,30 @@ def test_a_task_that_lost_redis_waits_a_doubling_backoff_capped_at_ten_seconds(
     attempt: int, seconds: float
 ) -> None:
     assert redis_backoff(attempt) == seconds
+
+
+@pytest.mark.parametrize(
+    ("environment", "timeouts"),
+    [
+        # One Redis: a slow reply must not become a 503.
+        ({}, {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}),
+        # Through Sentinel: a cut-off primary's pooled connections cost little; WAIT on top.
+        (
+            {"RESPONDER_REDIS_URL": THREE, "RESPONDER_REDIS_SENTINEL_MASTER": "responder"},
+            {"socket_timeout": 2.0, "socket_connect_timeout": 1.0},
+        ),
+        (
+            {
+                "RESPONDER_REDIS_URL": THREE,
+                "RESPONDER_REDIS_SENTINEL_MASTER": "responder",
+                "RESPONDER_REDIS_WAIT_REPLICAS": "1",
+                "RESPONDER_REDIS_WAIT_MS": "1500",
+            },
+            {"socket_timeout": 3.5, "socket_connect_timeout": 1.0},
+        ),
+    ],
+)
+def test_the_state_client_times_out_sooner_through_sentinel_and_waits_out_its_wait(
+    environment: dict[str, str], timeouts: dict[str, float]
+) -> None:
+    assert state_timeouts(settings_from_env(environment)) == timeouts
