@@ -811,6 +811,43 @@ def test_a_run_note_restarts_a_service_once_and_a_repeat_answers_already_done(
     assert len(fresh.restarts()) == 1
 
 
+@pytest.fixture
+def linked(fresh: World) -> Iterator[World]:
+    """The engine's stop and start stop and start the simulated service, as the demo world's."""
+
+    def changed(c: FakeContainer) -> None:
+        if c.state == "running":
+            fresh.sim.start_service(c.service)
+        else:
+            fresh.sim.stop_service(c.service)
+
+    fresh.engine.on_change = changed
+    yield fresh
+    fresh.engine.on_change = None
+    fresh.engine.set_state("risk-manager", "running")
+    fresh.sim.start_service("risk-manager")
+
+
+def test_safety_measures_docker_compose_stop_isolates_the_service_once_and_sees_it_down(
+    linked: World, pagerduty: FakePagerDuty, action_worker: None, receiver: str
+) -> None:
+    incident = pagerduty.add_incident("actions-isolate")
+    health = f"{linked.sim.url('risk-manager')}/healthz"
+    assert requests.get(health, timeout=10).status_code == 200
+    text = "Isolating it.\n/run isolate-service risk-manager"
+    assert note_by(receiver, incident, text, "isolate-1").status_code == 202
+    done = wait_note(pagerduty, incident, "[ACTION] isolate-service on risk-manager: done")
+    assert "Approved by PALLOWED via note; proposed by PALLOWED." in done
+    assert "Verification passed:\n- OK health down (HTTP 503 after " in done
+    # One `docker stop` of that one container, through the Engine API; nothing else acted.
+    [stop] = linked.engine.acted()
+    assert re.fullmatch(
+        rf"POST /v[\d.]+/containers/{container(linked, 'risk-manager').id}/stop.*", stop
+    )
+    assert container(linked, "risk-manager").state == "exited"
+    assert requests.get(health, timeout=10).status_code == 503
+
+
 @pytest.mark.parametrize(
     ("text", "author", "says"),
     [
