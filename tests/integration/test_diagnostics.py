@@ -14,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from collectors import network, performance
+from collectors import network, performance, service_health
 from collectors.contract import CollectorContext, Status, Target
 from demo.docker_engine import FakeContainer, FakeDockerEngine, host_network_exec
 from demo.simulator import SERVICES, Simulator
@@ -79,6 +79,40 @@ def test_network_connectivity_from_the_responder_says_why_each_probe_failed_and_
     assert evidence.summary.startswith("1/4 probes reached their target; ")
     assert "broker-backup from responder: HTTP 503" in evidence.summary
     assert "market-feed from responder: connection refused" in evidence.summary
+
+
+# The reserved top-level domain `.invalid` never resolves (RFC 6761): the lookup is real.
+UNRESOLVED = "signal-generator.eafix.invalid"
+
+
+def test_service_failures_validate_service_discovery_a_name_that_does_not_resolve_is_named(
+    answering: HealthServer,
+) -> None:
+    healthy = Service("risk-manager", f"{answering.base_url}/healthz")
+    lost = Service("signal-generator", f"http://{UNRESOLVED}:8083/healthz")
+    health = service_health.collect(
+        Target((healthy, lost)), CollectorContext(redis_url="", timeout_seconds=5)
+    )
+    rows = {row["service"]: row for row in health.tables["services"]}
+    assert rows["risk-manager"]["health"] == "ok"
+    assert rows["signal-generator"]["health"] == "unreachable"
+    # Either of the resolver's two answers for a name it cannot resolve, never a bare type.
+    assert rows["signal-generator"]["error"] in (
+        "cannot connect: name or service not known",
+        "cannot connect: temporary failure in name resolution",
+    )
+    assert health.status is Status.FAILED
+    assert (
+        health.summary
+        == f"1/2 services healthy; signal-generator {rows['signal-generator']['error']}"
+    )
+    # The network check's own probe of a dependency whose name does not resolve says so too.
+    dependency = Dependency("broker-api", UNRESOLVED, 443, f"https://{UNRESOLVED}/")
+    ctx = CollectorContext(
+        redis_url="", timeout_seconds=5, diagnostics=Diagnostics(NetworkCheck((dependency,), 2.0))
+    )
+    [row] = network.collect(Target(()), ctx).tables["probes"]
+    assert (row["target"], row["reached"], row["why"]) == ("broker-api", False, "host not found")
 
 
 @pytest.fixture
