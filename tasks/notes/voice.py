@@ -554,6 +554,10 @@ class Voice:
             emailed=emailed,
         )
 
+    def cto_call(self, outcome: str, *, called: str = "", why: str = "") -> str:
+        """Render the line saying the CTO was called in (`called`) or could not be (`why`)."""
+        return self.render("management_cto.txt.j2", outcome=outcome, called=called, why=why)
+
     def status_update(
         self,
         incident: str,
@@ -966,6 +970,8 @@ def _samples(voice: Voice) -> list[tuple[str, Callable[[], str]]]:
         ("management.txt.j2", lambda: voice.management("P1", "requested", called="PTEAM (team)")),
         ("management.txt.j2", lambda: voice.management("P1", "failed", why="402")),
         ("management.txt.j2", lambda: voice.management("P1", "by hand")),
+        ("management_cto.txt.j2", lambda: voice.cto_call("requested", called="PCTO001 (user)")),
+        ("management_cto.txt.j2", lambda: voice.cto_call("failed", why="HTTP 402")),
         ("management.txt.j2", lambda: voice.management(
             "P1", "by hand", emailed="engineering-management@eafix.example")),
         *[("status_update.txt.j2", lambda status=status, following=following: voice.status_update(

@@ -225,8 +225,8 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
         lines.timeline("cto_called", called=called),
     )
     if asked.how == "refused":
-        return f"The CTO could not be called in ({asked.why}): phone the CTO by hand (P0 only)."
-    return f"The CTO is called in by a PagerDuty responder request to {called} (P0 only)."
+        return rt.voice.cto_call("failed", why=asked.why)
+    return rt.voice.cto_call("requested", called=called)
 
 
 def escalate(rt: Runtime, incident: IncidentRef, step: str) -> int:
