@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -38,6 +37,7 @@ from tests.support import (
     TOKEN,
     HealthServer,
     QuietHandler,
+    worker_redis_url,
 )
 from tests.support.workers import start_worker, stop_worker
 from triage.policy import builtin_text
@@ -59,19 +59,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
-
-
-def worker_redis_url(url: str, worker: str | None) -> str:
-    """Return the Redis URL of one pytest-xdist worker: database N + its index (gw1: N + 1).
-
-    Each worker has a database of its own, so its Celery queues, its worker heartbeats and its
-    `responder:*` keys are its own, and clearing them touches no other worker's test.
-    """
-    if worker is None or not worker.startswith("gw"):
-        return url
-    parts = urlsplit(url)
-    db = int(parts.path.strip("/") or 0) + int(worker[2:])
-    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture(scope="session")
