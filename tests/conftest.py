@@ -37,6 +37,7 @@ from tests.support import (
     TOKEN,
     HealthServer,
     QuietHandler,
+    clear_responder_keys,
     worker_redis_url,
 )
 from tests.support.workers import start_worker, stop_worker
@@ -109,9 +110,7 @@ def postgres_dsn() -> Iterator[str]:
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """Return a client of the test Redis with the responder's keys cleared before the test."""
     client = redis.Redis.from_url(redis_url)
-    # Only our keys: Celery's own (_kombu.binding.*) must survive for the running worker.
-    for key in client.scan_iter("responder:*"):
-        client.delete(key)
+    clear_responder_keys(client)
     yield client
     client.close()
 

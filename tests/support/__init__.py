@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -59,6 +60,13 @@ def worker_redis_url(url: str, worker: str | None) -> str:
     parts = urlsplit(url)
     db = int(parts.path.strip("/") or 0) + int(worker[2:])
     return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def clear_responder_keys(client: redis.Redis) -> None:
+    """Delete every `responder:*` key of the client's database (Celery's own keys stay: a
+    running worker needs its `_kombu.binding.*`)."""
+    for key in client.scan_iter("responder:*"):
+        client.delete(key)
 
 
 def sample_payload(**changes: Any) -> dict[str, Any]:
