@@ -9,14 +9,19 @@ ifneq ($(origin HOST),command line)
 HOST := 127.0.0.1
 endif
 PORT ?= 8080
-RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
+# The tests' Redis database; pytest-xdist worker N of the integration run takes this one + N
+# (12 and 13 with the default two workers), so that each has its own queues and keys.
+RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/12
+# Integration test processes: each with its own Redis database, Celery worker and fakes; a
+# test file runs whole on one of them (its module fixtures, a world or a Prometheus, start once).
+TEST_WORKERS ?= 2
 # The demo world's Redis: it deletes every responder:* key of this database at start.
 RESPONDER_DEMO_REDIS_URL ?= redis://127.0.0.1:6379/11
 # A server where the tests may create (and drop) a database of their own.
 RESPONDER_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit test-clock lint format lock test-services bench bench-storm demo demo-stop clean
+.PHONY: run test test-nightly test-unit test-clock lint format lock test-services bench bench-storm demo demo-stop clean
 
 # Installs take the exact versions of requirements.lock (the ones the suite ran with);
 # pyproject.toml keeps its ranges for library users. `make lock` renews the lock.
@@ -55,14 +60,21 @@ test-services:
 	scripts/install-test-services
 
 ## test: lint, install the services the tests need, run the whole suite: what needs no server on
-## every core, then the integration tests one at a time (they share Redis, a worker, the fakes)
+## every core, then the integration tests on TEST_WORKERS processes, a file at a time each (each
+## process has its own Redis database, worker and fakes); the 15 slowest tests at the end
 ## (Redis and PostgreSQL: the ones at the addresses above, or throwaway ones under var/)
 test: $(VENV)/.dev-installed test-services lint
 	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
 	  dsn=$$($(BIN)/python scripts/ensure-postgres "$(RESPONDER_TEST_POSTGRES_DSN)") && \
 	  export RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" && \
 	  $(BIN)/python -m pytest -m "not integration" -n auto $(PYTEST_ARGS) && \
-	  $(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile --durations=15 \
+	    $(PYTEST_ARGS)
+
+## test-nightly: `make test` with twenty times the property tests' examples (Hypothesis's
+## nightly profile: 2,000 a test instead of 100)
+test-nightly:
+	HYPOTHESIS_PROFILE=nightly $(MAKE) test
 
 ## test-unit: the unit suite alone: no Redis, no server, no subprocess; seconds (on every core)
 test-unit: $(VENV)/.dev-installed

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import redis
 import yaml
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from werkzeug.serving import make_server
@@ -36,11 +37,22 @@ from tests.support import (
     TOKEN,
     HealthServer,
     QuietHandler,
+    clear_responder_keys,
+    worker_redis_url,
 )
 from tests.support.workers import start_worker, stop_worker
 from triage.policy import builtin_text
 
 DEFAULT_TEST_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"  # README, Makefile
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/12"  # Makefile; xdist worker N uses db 12 + N
+
+# Property tests: every run tries a hundred examples of each (Hypothesis's own default), enough
+# to find what a change breaks at once; `make test-nightly` (HYPOTHESIS_PROFILE=nightly) tries
+# two thousand, more than any test asked for before the profiles. No test sets max_examples
+# itself, so that the profile decides.
+hypothesis_settings.register_profile("suite", max_examples=100)
+hypothesis_settings.register_profile("nightly", max_examples=2000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,13 +63,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url(request: pytest.FixtureRequest) -> str:
     """Return the URL of the real Redis the tests use; fail (never skip) when it is missing."""
-    url = os.environ.get("RESPONDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    given = os.environ.get("RESPONDER_TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    url = worker_redis_url(given, worker)
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        pytest.fail(f"Redis is required at {url} ({exc}); run the tests with `make test`")
+        pytest.fail(
+            f"Redis is required at {url} ({exc}; pytest-xdist worker {worker} takes the "
+            "database of RESPONDER_TEST_REDIS_URL plus its index); run the tests with `make test`"
+        )
     return url
 
 
@@ -93,9 +110,7 @@ def postgres_dsn() -> Iterator[str]:
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """Return a client of the test Redis with the responder's keys cleared before the test."""
     client = redis.Redis.from_url(redis_url)
-    # Only our keys: Celery's own (_kombu.binding.*) must survive for the running worker.
-    for key in client.scan_iter("responder:*"):
-        client.delete(key)
+    clear_responder_keys(client)
     yield client
     client.close()
 

@@ -28,7 +28,7 @@ from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
 from tasks.store.correlation import LEDGER_KEY, CorrelationLedger
 from tests.fakes.pagerduty import FakePagerDuty
-from tests.support import TOKEN, sample_payload, wait_for
+from tests.support import TOKEN, clear_responder_keys, sample_payload, wait_for
 from tests.support.workers import start_worker, stop_worker
 from triage.correlation_replay import group_of, replay
 from triage.models import parse_alertmanager
@@ -173,6 +173,12 @@ def on_world(
     folder = tmp_path_factory.mktemp("correlation-on")
     policy = policy_file(test_policy, folder, "on")
     queue = "responder-correlation-on"
+    # Module fixtures start before the first test clears the keys, and this worker's beat acts
+    # at once on what it finds: deadlines of whatever file ran before on this test process
+    # would reach the fake PagerDuty, reset for this test, as calls on incidents it never had.
+    state = redis.Redis.from_url(responder_env["RESPONDER_REDIS_URL"])
+    clear_responder_keys(state)
+    state.close()
     with own_worker(responder_env, policy, queue, folder / "on.log"):
         yield OnWorld(policy, replace(settings, policy_path=str(policy), queue=queue), nullcontext)
 

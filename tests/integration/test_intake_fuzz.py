@@ -76,7 +76,7 @@ def assert_handled(response) -> None:
         assert body["error"]  # every rejection names the problem
 
 
-@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=st.one_of(mutated(sample_payload()), json_values))
 def test_alertmanager_endpoint_never_fails(client: FlaskClient, payload: Any) -> None:
     response = client.post(
@@ -87,7 +87,7 @@ def test_alertmanager_endpoint_never_fails(client: FlaskClient, payload: Any) ->
     assert_handled(response)
 
 
-@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=st.one_of(mutated(EVENT), json_values), webhook_id=st.text(max_size=40))
 def test_pagerduty_endpoint_never_fails(client: FlaskClient, payload: Any, webhook_id: str) -> None:
     body = json.dumps(payload).encode()
@@ -97,7 +97,7 @@ def test_pagerduty_endpoint_never_fails(client: FlaskClient, payload: Any, webho
     assert_handled(client.post("/webhooks/pagerduty", data=body, headers=headers))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(
     raw=st.binary(max_size=300),
     content_type=st.sampled_from(["application/json", "text/plain", ""]),

@@ -63,6 +63,18 @@ def test_make_test_hands_pytest_the_services_it_ensured() -> None:
     assert 'RESPONDER_TEST_REDIS_URL="$url" RESPONDER_TEST_POSTGRES_DSN="$dsn"' in printed
 
 
+def test_make_test_runs_the_integration_files_on_two_processes_and_names_the_slowest() -> None:
+    # Each process takes a database of its own (tests/support: worker_redis_url); a file runs
+    # whole on one process, so that its module fixtures start once.
+    printed = make_dry_run("test", "TEST_WORKERS=2")
+    assert "pytest -m integration -n 2 --dist loadfile --durations=15" in printed
+    assert "pytest -m integration -n 3 " in make_dry_run("test", "TEST_WORKERS=3")
+
+
+def test_make_test_nightly_runs_make_test_with_the_nightly_hypothesis_profile() -> None:
+    assert "HYPOTHESIS_PROFILE=nightly make test" in make_dry_run("test-nightly")
+
+
 def test_a_url_it_cannot_parse_is_passed_on_for_the_responder_to_refuse() -> None:
     # `make run` with RESPONDER_REDIS_URL=redis://host:port/0 used to end in this script's
     # traceback; the responder says what is wrong with the setting, the same in every command.

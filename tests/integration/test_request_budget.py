@@ -33,9 +33,7 @@ arrivals = st.lists(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(calls=arrivals)
 def test_the_budget_never_grants_more_than_its_limit_in_any_window(
     redis_client: redis.Redis, calls: list[tuple[float, tuple[Lane, bool]]]

@@ -19,7 +19,7 @@ import pytest
 import redis
 import requests
 
-from tests.support import LINK_SECRET, sample_payload, wait_for
+from tests.support import LINK_SECRET, clear_responder_keys, sample_payload, wait_for
 
 RESPONDER = str(Path(sys.executable).with_name("responder"))
 QUEUE = "responder-run-test"  # its own lanes: the session worker takes none of this work
@@ -93,8 +93,7 @@ def running(
     """Run the whole responder in the foreground, with RESPONDER_PUBLIC_URL unset."""
     # Its beat acts on whatever state it finds: deadlines other tests left would add notes.
     state = redis.Redis.from_url(redis_url)
-    for key in state.scan_iter("responder:*"):
-        state.delete(key)
+    clear_responder_keys(state)
     state.close()
     run = start(tmp_path_factory.mktemp("run"), free_port(), redis_url, test_policy)
     try:

@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -45,6 +47,26 @@ def wait_for(check: Callable[[], Any], timeout: float = 120, what: str = "condit
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
+
+
+def worker_redis_url(url: str, worker: str | None) -> str:
+    """Return the Redis URL of one pytest-xdist worker: database N + its index (gw1: N + 1).
+
+    Each worker has a database of its own, so its Celery queues, its worker heartbeats and its
+    `responder:*` keys are its own, and clearing them touches no other worker's test.
+    """
+    if worker is None or not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0) + int(worker[2:])
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def clear_responder_keys(client: redis.Redis) -> None:
+    """Delete every `responder:*` key of the client's database (Celery's own keys stay: a
+    running worker needs its `_kombu.binding.*`)."""
+    for key in client.scan_iter("responder:*"):
+        client.delete(key)
 
 
 def sample_payload(**changes: Any) -> dict[str, Any]:

@@ -155,12 +155,29 @@ class Timeline:
         self.lines += [f"{when} {what}" for what in map(describe, calls) if what]
 
     def run(self, rt: Runtime, start: datetime, until: datetime, step: timedelta) -> None:
-        """Tick from `start` to `until` (both included), noting each tick's writes."""
+        """Tick from `start` to `until` (both included) every `step`, noting each tick's writes.
+
+        Ticks at which no deadline is due are skipped: such a tick claims nothing and writes
+        nothing, so the timeline is the same as ticking every step, in far fewer ticks (a
+        weekend in minutes is 3,000 ticks, with a handful of deadlines in it).
+        """
         now = start
         while now <= until:
             tick(rt, now)
             self.note(now)
-            now += step
+            now = next_tick(rt, now + step, start, step)
+
+
+def next_tick(rt: Runtime, now: datetime, start: datetime, step: timedelta) -> datetime:
+    """Return the first tick of the grid `start + k * step`, from `now` on, at which a running
+    deadline is due (one far past any end when none runs)."""
+    pending = [datetime.fromisoformat(d.due) for d in rt.clock.pending()]
+    if not pending:
+        return datetime.max.replace(tzinfo=now.tzinfo)
+    due = min(pending)
+    if due <= now:
+        return now
+    return start + -((start - due) // step) * step  # the grid's first tick at or after `due`
 
 
 def describe(call: Call) -> str:

@@ -383,7 +383,7 @@ _moments = st.datetimes(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(deadline=None)
 @given(
     labels=st.dictionaries(_keys, _text, max_size=6),
     annotations=st.dictionaries(_keys, _text, max_size=3),
@@ -398,7 +398,7 @@ def test_classification_is_total_and_deterministic(labels, annotations, now) -> 
     assert classify(subject, POLICY, now) == first
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(title=_text, urgency=_text, priority=_text, service=_text, now=_moments)
 def test_incident_classification_is_total_and_deterministic(title, urgency, priority, service, now):
     incident = Incident("P1", title, "triggered", urgency, priority, service)

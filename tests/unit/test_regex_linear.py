@@ -108,7 +108,7 @@ def test_redaction_masks_adversarial_shapes_as_the_old_pattern_did(text: str) ->
     assert REDACT(text) == old_redact(text)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mixes)
 def test_redaction_masks_any_mix_of_its_tokens_as_the_old_pattern_did(text: str) -> None:
     assert REDACT(text) == old_redact(text)
@@ -142,7 +142,7 @@ def test_a_long_note_line_reads_as_the_old_parser_read_it(line: str) -> None:
     note_commands.parse(line)  # and the commands' own patterns answer too
 
 
-@settings(max_examples=400, deadline=None)
+@settings(deadline=None)
 @given(mixes)
 def test_any_note_reads_as_the_old_parser_read_it(content: str) -> None:
     assert new_command_lines(content) == old_command_lines(content)
@@ -165,7 +165,7 @@ def test_our_markers_are_found_at_the_end_as_before(text: str) -> None:
     assert slack_blocks.marker_of(text) == (old.group(1) if old else None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(mixes)
 def test_markers_of_any_mix_are_found_as_before(text: str) -> None:
     assert markers.is_ours(text) == (OLD_REFERENCE.search(text) is not None)
@@ -190,7 +190,7 @@ def test_an_alert_expression_reads_as_before(expression: str) -> None:
     assert new_unit_of(expression) == old_unit_of(expression)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(mixes)
 def test_any_expression_reads_as_before(expression: str) -> None:
     assert new_unit_of(expression) == old_unit_of(expression)
