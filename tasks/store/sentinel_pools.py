@@ -27,12 +27,19 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 import weakref
 from typing import Any
 
+import redis
 from redis.sentinel import SentinelConnectionPool, SentinelConnectionPoolProxy
 
 _PATCHED = "_responder_pools_follow_together"
+# How often a worker process asks the Sentinels whether the master moved, at most: one small
+# reply from the host's own Sentinel. A process that does not ask learns of a failover only
+# when a command on a connection to the old primary times out (2 s for the state client).
+MASTER_CHECK_SECONDS = 1.0
+_checked_at = [float("-inf")]
 _pools: weakref.WeakSet[SentinelConnectionPool] = weakref.WeakSet()
 _lock = threading.Lock()
 
@@ -68,6 +75,26 @@ def follow_failovers_together() -> None:
     SentinelConnectionPool.__init__ = __init__  # type: ignore[method-assign]
     SentinelConnectionPoolProxy.get_master_address = get_master_address  # type: ignore[method-assign]
     os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+def check_master(client: redis.Redis, every: float = MASTER_CHECK_SECONDS) -> bool:
+    """Ask the Sentinels for the master through `client`'s pool, at most every `every` seconds;
+    a new master moves every pool of the process to it. Return True when it asked.
+
+    Pool processes forked before a failover hold idle connections to the old primary that no
+    error of theirs has dropped yet: asked before each task, their first command after the
+    promotion goes to the new primary instead of waiting out its socket timeout.
+    """
+    pool = client.connection_pool
+    now = time.monotonic()
+    if not isinstance(pool, SentinelConnectionPool) or now - _checked_at[0] < every:
+        return False
+    _checked_at[0] = now
+    try:
+        pool.get_master_address()  # drops this pool's idle connections if it moved; tells others
+    except redis.RedisError:
+        pass  # no Sentinel answers, or none names a master yet: the command will say so
+    return True
 
 
 def tell_pools(proxy: SentinelConnectionPoolProxy, address: Any) -> int:

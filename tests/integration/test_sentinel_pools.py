@@ -13,6 +13,7 @@ import redis
 from kombu import Connection
 
 from tasks.store.redis_client import celery_transport_options, connect
+from tasks.store.sentinel_pools import check_master
 from tests.support.redis_servers import SentinelSet
 
 
@@ -53,3 +54,23 @@ def test_every_pool_leaves_a_silent_primary_once_one_pool_learns_of_the_new_one(
         assert on_new.mget(
             "responder:test:first", "responder:test:second", "responder:test:kombu"
         ) == [b"1", b"2", b"3"]
+
+
+def test_asking_before_a_task_moves_every_pool_without_a_failed_command(
+    sentinel_set: SentinelSet,
+) -> None:
+    state = connect(sentinel_set.url, master=sentinel_set.master_name, socket_timeout=3)
+    options = celery_transport_options(sentinel_set.url, sentinel_set.master_name)
+    with Connection(sentinel_set.url, transport_options=options) as broker:
+        channel = broker.default_channel
+        state.ping()
+        channel.client.ping()
+        new = sentinel_set.pause_master()
+
+        # What a worker does before each task (at most once a second) and its heartbeat
+        # thread every beat: ask the Sentinels; no command has failed yet.
+        assert check_master(state, every=0)
+        assert state.connection_pool.master_address[1] == new
+        assert channel.client.connection_pool.master_address[1] == new
+        channel.client.set("responder:test:after-check", "1")
+        assert redis.Redis(port=new).get("responder:test:after-check") == b"1"

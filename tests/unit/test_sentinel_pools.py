@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import redis
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelConnectionPoolProxy
 
-from tasks.store.sentinel_pools import follow_failovers_together, tell_pools
+from tasks.store.sentinel_pools import check_master, follow_failovers_together, tell_pools
 
 OLD, NEW = ("10.0.0.11", 6379), ("10.0.0.12", 6379)
 
@@ -43,3 +44,16 @@ def test_installing_twice_wraps_once() -> None:
     wrapped = SentinelConnectionPoolProxy.get_master_address
     follow_failovers_together()
     assert SentinelConnectionPoolProxy.get_master_address is wrapped
+
+
+def test_a_plain_redis_client_is_never_asked_about_a_master() -> None:
+    assert check_master(redis.Redis(port=1), every=0) is False
+
+
+def test_the_master_is_asked_at_most_once_a_period_and_a_silent_sentinel_is_no_error() -> None:
+    follow_failovers_together()
+    # A Sentinel on a port nothing listens on: the question fails, quietly.
+    client = Sentinel([("127.0.0.1", 1)], sentinel_kwargs={"socket_connect_timeout": 0.2})
+    master = client.master_for("responder")
+    assert check_master(master, every=0) is True
+    assert check_master(master, every=3600) is False  # asked just now
