@@ -19,6 +19,8 @@ balancer), at most five times. Like nginx's passive health check (max_fails 1, f
 10 s), a receiver that did not answer is left out for 10 s (--blind: never left out).
 At --cut-at seconds the host holding the Redis primary and the beat lease loses its link
 (ip link set down) and every process in its namespace is SIGKILLed.
+Both responders keep their bundles in one S3 store (moto's server on NET.1); after the drain
+every bundle the cut host finished is opened through the survivor's receiver by a signed link.
 
 `--cleanup` only removes what an earlier run left (namespaces, their processes, the bridge).
 """
