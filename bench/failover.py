@@ -19,6 +19,8 @@ balancer), at most five times. Like nginx's passive health check (max_fails 1, f
 10 s), a receiver that did not answer is left out for 10 s (--blind: never left out).
 At --cut-at seconds the host holding the Redis primary and the beat lease loses its link
 (ip link set down) and every process in its namespace is SIGKILLed.
+Both responders keep their bundles in one S3 store (moto's server on NET.1); after the drain
+every bundle the cut host finished is opened through the survivor's receiver by a signed link.
 
 `--cleanup` only removes what an earlier run left (namespaces, their processes, the bridge).
 """
@@ -47,6 +49,7 @@ import redis
 import requests
 from werkzeug.serving import make_server
 
+from bench.shared_bundles import S3Server, bundles_written_in, open_bundle
 from bench.storm import (
     COSMETIC_ALERT,
     P0_GROUP,
@@ -70,6 +73,7 @@ MASTER = "responder"
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
 RECEIVER_PORT = 8080
+LINK_SECRET = "bench-failover-link-secret"  # signs the links the bench opens bundles by
 BALANCER_FAIL_TIMEOUT = 10.0  # seconds a receiver that did not answer is left out (nginx's)
 SLA_TICK_DONE = (b"Task tasks.pipeline.sla_tick[", b"] succeeded in")  # a worker ran one
 CELERY_STAMP = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): ")
@@ -130,6 +134,29 @@ class Network:
         ns = self.names[number]
         return ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c",
                 f'hostname {ns} && exec "$@"', "sh"]  # fmt: skip
+
+
+IFNAMSIZ = 15  # Linux's longest interface name; the longest of ours is "<prefix>-h3-v"
+
+
+def run_names(pid: int) -> tuple[str, str]:
+    """Return a namespace prefix and a /24 derived from `pid`, so that two runs at once (two
+    test sessions, two helpers) build apart: prefix `f<pid>`, net 10.<100..227>.<0..255>."""
+    prefix = f"f{pid}"
+    assert len(f"{prefix}-h3-v") <= IFNAMSIZ, prefix  # pid_max is at most 4194304: 7 digits
+    return prefix, f"10.{100 + (pid >> 8) % 128}.{pid % 256}"
+
+
+def unused_run_names(pid: int) -> tuple[str, str]:
+    """Return run_names for `pid`, or for the next numbers while a namespace or route of that
+    name or net already exists on this machine (another run's, or one left behind)."""
+    namespaces = sh("ip", "netns", "list", check=False).stdout
+    routes = sh("ip", "route", "show", check=False).stdout
+    for candidate in range(pid, pid + 1000):
+        prefix, net = run_names(candidate)
+        if f"{prefix}-h" not in namespaces and f"{net}.0/24" not in routes:
+            return prefix, net
+    raise SystemExit("no unused namespace prefix and net near this pid")
 
 
 def kill_namespace(ns: str) -> None:
@@ -267,11 +294,13 @@ def healthy(address: str) -> bool:
 
 
 def responder_env(directory: Path, network: Network, pagerduty: FakePagerDuty,
-                  policy_file: Path, number: int) -> dict[str, str]:  # fmt: skip
-    """Return the environment of host `number`'s responder."""
+                  policy_file: Path, number: int, store: S3Server) -> dict[str, str]:  # fmt: skip
+    """Return the environment of host `number`'s responder: bundles in the shared `store`."""
     folder = directory / network.names[number]
     return {
         **os.environ,
+        **store.settings("failover"),
+        "RESPONDER_LINK_SECRET": LINK_SECRET,
         "RESPONDER_REDIS_URL": sentinel_url(network, first=number),
         "RESPONDER_REDIS_SENTINEL_MASTER": MASTER,
         "RESPONDER_REDIS_WAIT_REPLICAS": "1",
@@ -306,6 +335,9 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
     hosts = Hosts(network, directory)
     pagerduty = FakePagerDuty(token=PD_TOKEN).start(host=network.gateway)
     targets = Targets(network.gateway)
+    # In the root namespace, on the bridge's address, which every host reaches: the store
+    # outlives the host that is cut, as a real object store outlives any one responder host.
+    store = S3Server(network.gateway, log=directory / "s3.log")
     groups = [f'{{}}:{{alertname="{COSMETIC_ALERT}", storm="{g}"}}' for g in range(args.groups)]
     incidents = {k: pagerduty.add_incident(incident_key(k), "storm") for k in [*groups, P0_GROUP]}
     policy_file = directory / "policy.yaml"
@@ -323,7 +355,7 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
         run_parts = [str(Path(sys.executable).parent / "responder"), "run", "--concurrency", "2"]
         responders = {}
         for number in (0, 1):  # h1 first, so that its beat takes the lease
-            env = responder_env(directory, network, pagerduty, policy_file, number)
+            env = responder_env(directory, network, pagerduty, policy_file, number, store)
             command = [*run_parts, "--host", network.address(number)]
             responders[number] = hosts.start(number, "responder", command, env)
             wait_until(lambda n=number: healthy(network.address(n)), 90, f"receiver {number + 1}")
@@ -338,15 +370,17 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
 
         figures = drain(args, client, pagerduty, incidents, storm, ticked)
         figures.update(after_cut(survivor, storm, responders[1]))
+        figures.update(dead_host_bundles(network, directory, storm["cut"].get("host", 0)))
         figures["status"] = subprocess.run(
             [str(Path(sys.executable).parent / "responder"), "status"],
-            env=responder_env(directory, network, pagerduty, policy_file, 1),
+            env=responder_env(directory, network, pagerduty, policy_file, 1, store),
             capture_output=True, text=True, timeout=60,
         ).stdout.splitlines()  # fmt: skip
         return figures
     finally:
         hosts.stop()
         targets.stop()
+        store.stop()
         stop_within(pagerduty.stop, 10.0)
 
 
@@ -564,6 +598,25 @@ def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDut
     }  # fmt: skip
 
 
+def dead_host_bundles(network: Network, directory: Path, cut: int) -> dict[str, Any]:
+    """Open every bundle the cut host finished through the surviving responder's receiver, by
+    a signed link, as a reader of the note would; return how many were written and opened."""
+    survivor = 1 if cut == 0 else 0  # hosts 0 and 1 run a responder
+    written = bundles_written_in(directory / network.names[cut] / "bundles")
+    receiver = f"http://{network.address(survivor)}:{RECEIVER_PORT}"
+    opened = []
+    for bundle_id in written:
+        try:
+            opened.append(open_bundle(receiver, bundle_id, LINK_SECRET))
+        except (requests.RequestException, ValueError) as error:  # no answer, or not JSON
+            opened.append({"bundle_id": bundle_id, "served": False, "error": repr(error)})
+    return {
+        "dead_host_bundles": len(written),
+        "dead_host_bundles_served": sum(1 for o in opened if o["served"]),
+        "dead_host_bundles_not_served": [o for o in opened if not o["served"]],
+    }
+
+
 def after_cut(log: Path, storm: dict[str, Any], process: subprocess.Popen[bytes]) -> dict[str, Any]:
     """Return when the survivor's beat took the lease, when its SLA clock ticked again, and
     whether any of its parts exited."""
@@ -616,6 +669,10 @@ def report(figures: dict[str, Any]) -> None:
     print(f"survivor: parts exited {f['survivor_parts_exited']}, 'Unrecoverable error' "
           f"{f['survivor_unrecoverable_errors']}, responder run still running: "
           f"{f['survivor_responder_running']}")  # fmt: skip
+    print(f"bundles written by the dead host: {f['dead_host_bundles']}, opened through the "
+          f"survivor: {f['dead_host_bundles_served']}")  # fmt: skip
+    for failed in f["dead_host_bundles_not_served"][:5]:
+        print(f"  not opened: {failed}")
     drained = f"{f['drained_at']:.1f} s" if f["drained_at"] is not None else "not in time"
     print(f"drained at {drained}")
     print("responder status on the survivor after the storm:")

@@ -14,7 +14,8 @@ from tasks.names import ACT, ACTION_ALREADY, ACTION_REFUSED, APPROVE_IF_ASSIGNED
 from tasks.patient_task import PatientTask
 from tasks.runtime import Runtime, SendTask
 from tasks.settings import Settings
-from tasks.store.redis_client import celery_transport_options
+from tasks.store.redis_client import celery_transport_options, is_sentinel_url
+from tasks.store.sentinel_pools import follow_failovers_together
 
 URGENT_HOUSEKEEPING = (
     "tasks.pipeline.sla_tick",
@@ -66,6 +67,9 @@ class ForgetHeldOnReconnect(bootsteps.StartStopStep):  # type: ignore[misc]
 def make_celery(settings: Settings) -> Celery:
     """Return a Celery app configured from `celeryconfig`, with broker and backend from settings."""
     guard_detached_channels()  # a worker must not exit on a broker restart (see the module)
+    if is_sentinel_url(settings.redis_url):
+        # kombu's pools and the state client's leave a cut primary together (see the module)
+        follow_failovers_together()
     # Every task (shared ones included) is a PatientTask: it rides out a Redis restart.
     app = Celery("responder", task_cls=PatientTask)
     app.config_from_object("celeryconfig")

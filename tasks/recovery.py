@@ -25,6 +25,7 @@ from kombu.utils.json import dumps, loads
 
 from tasks.store import worker_marks
 from tasks.store.deliveries import DELIVERY_ID, pipelines_received_between
+from tasks.store.sentinel_pools import check_master
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class HeldMessages:
         """Beat every few seconds; a failed beat is logged and tried again."""
         while True:
             try:
+                # The worker's main process (the consumer's acks, the BRPOPs) leaves a replaced
+                # primary here, before its event loop meets an idle connection to it.
+                check_master(self.redis)
                 self.beat()
             except redis.RedisError as exc:
                 log.warning("worker heartbeat failed: %s", type(exc).__name__)

@@ -19,6 +19,7 @@ from tasks.lanes import current_lane, lane_of_queue
 from tasks.notes.voice import TemplateProblem
 from tasks.runtime import open_redis
 from tasks.store.deliveries import current_attempt
+from tasks.store.sentinel_pools import check_master
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +84,11 @@ def _enter_lane(task: Any = None, **_: Any) -> None:
     if settings is not None:
         routing_key = (task.request.delivery_info or {}).get("routing_key")
         current_lane.set(lane_of_queue(settings.queue, routing_key))
+
+
+@task_prerun.connect
+def _follow_the_primary(task: Any = None, **_: Any) -> None:
+    """Leave a primary the Sentinels replaced before the task's first command (at most every
+    second; see tasks/store/sentinel_pools.py)."""
+    if task is not None and getattr(task.app.conf, "responder_settings", None) is not None:
+        check_master(runtime_of(task.app).redis)

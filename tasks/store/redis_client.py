@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.sentinel import Sentinel
 
+from tasks.store.sentinel_pools import follow_failovers_together
+
 SENTINEL_SCHEME = "sentinel"
 DEFAULT_SENTINEL_PORT = 26379
 # A reply from the primary on a dead socket: a worker blocked in an acknowledgement waits this
@@ -104,6 +106,7 @@ def connect(
         return redis.Redis.from_url(url, **options)
     if not master:
         raise ValueError("a sentinel:// URL needs the master's name")
+    follow_failovers_together()  # this client's pools and the process's others, together
     parsed = parse_sentinel_url(url)
     asking = sentinel_kwargs(sentinel_password)
     sentinel = Sentinel(

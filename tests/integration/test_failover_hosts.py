@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench.failover import unused_run_names
 from tests.support import PROJECT
 
 pytestmark = pytest.mark.skipif(
@@ -19,23 +20,49 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def names() -> tuple[str, str]:
+    """Return this session's namespace prefix and /24: two runs at once must not share them
+    (each run's cleanup removes the namespaces of its prefix, the other run's too)."""
+    return unused_run_names(os.getpid())
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory: pytest.TempPathFactory, names: tuple[str, str]) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("failover") / "figures.json"
+    prefix, net = names
     command = [
         sys.executable, "-m", "bench.failover", "--deliveries", "200", "--seconds", "15",
-        "--groups", "20", "--cut-at", "5", "--drain-timeout", "40", "--prefix", "fot",
-        "--net", "10.78.0", "--json", str(out),
+        "--groups", "20", "--cut-at", "5", "--drain-timeout", "40", "--prefix", prefix,
+        "--net", net, "--json", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    try:
+        done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    finally:  # a bench killed by the timeout leaves its namespaces: remove this run's only
+        subprocess.run([*command[:3], "--cleanup", "--prefix", prefix, "--net", net],
+                       cwd=PROJECT, capture_output=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return dict(json.loads(out.read_text()))
 
 
-def test_cut_host_held_primary_and_lease_and_survivor_took_over(figures: dict[str, Any]) -> None:
+def test_cut_host_held_primary_and_lease_and_survivor_took_over(
+    figures: dict[str, Any], names: tuple[str, str]
+) -> None:
+    prefix, _ = names
     assert figures["cut_host"] == 0
-    assert figures["cut_beat_holder"] == "fot-h1"
+    assert figures["cut_beat_holder"] == f"{prefix}-h1"
     assert figures["failover_seconds"] is not None
-    assert figures["beat_holder_after"] == "fot-h2"
+    assert figures["beat_holder_after"] == f"{prefix}-h2"
+
+
+def test_every_bundle_the_dead_host_finished_opens_through_the_survivor(
+    figures: dict[str, Any],
+) -> None:
+    # The cut host wrote bundles before the cut (the storm's first deliveries open every
+    # incident's run); each opens by a signed link through the survivor's receiver, page and
+    # manifest, from the shared S3 store, as the note's reader would open it.
+    assert figures["dead_host_bundles"] > 0
+    assert figures["dead_host_bundles_not_served"] == []
+    assert figures["dead_host_bundles_served"] == figures["dead_host_bundles"]
 
 
 def test_every_2xx_delivery_is_recorded_none_noted_twice_no_worker_exits(

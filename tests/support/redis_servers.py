@@ -214,6 +214,13 @@ class SentinelSet:
         self.server_on(before).stop()
         return self._await_new_master(before, timeout)
 
+    def pause_master(self, timeout: float = 30) -> int:
+        """Pause the primary (SIGSTOP: connected, answering nothing, as a host cut off the
+        network); return the new primary's port once promoted. `resume` it afterwards."""
+        before = self.master_port()
+        self.server_on(before).pause()
+        return self._await_new_master(before, timeout)
+
     def _await_new_master(self, before: int, timeout: float) -> int:
         def promoted() -> int | None:
             ports = set()
