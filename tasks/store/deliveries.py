@@ -176,7 +176,9 @@ def effect_attempt(state: str | None, owner: str, now: float) -> EffectAttempt:
     if state is None or not state.startswith("pending"):
         return EffectAttempt(state, state is not None and state.startswith("done"), 0.0, None)
     other, since = pending_attempt(state)
-    left = since + IN_FLIGHT_SECONDS - now
+    # At most the window: a stamp ahead of this clock (another host's, or rounded up to the
+    # millisecond) must not hold this attempt back longer than an attempt can be in flight.
+    left = min(since + IN_FLIGHT_SECONDS - now, IN_FLIGHT_SECONDS)
     if other != owner and left > 0:
         return EffectAttempt(state, False, left, None)
     return EffectAttempt(state, False, 0.0, since)

@@ -32,6 +32,11 @@ NOW = 1_000_000.0
             id="this task's own attempt (a retry): interrupted, look before acting",
         ),
         pytest.param(
+            f"pending:t2:{NOW + 5:.3f}", "t1",
+            EffectAttempt(f"pending:t2:{NOW + 5:.3f}", False, IN_FLIGHT_SECONDS, None),
+            id="another host's clock ahead: wait no longer than an attempt can be in flight",
+        ),
+        pytest.param(
             "pending", "t1", EffectAttempt("pending", False, 0.0, 0.0),
             id="an old plain pending: interrupted, since unknown",
         ),
