@@ -14,7 +14,7 @@ PORT ?= 8080
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/12
 # Integration test processes: each with its own Redis database, Celery worker and fakes; a
 # test file runs whole on one of them (its module fixtures, a world or a Prometheus, start once).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 # The demo world's Redis: it deletes every responder:* key of this database at start.
 RESPONDER_DEMO_REDIS_URL ?= redis://127.0.0.1:6379/11
 # A server where the tests may create (and drop) a database of their own.

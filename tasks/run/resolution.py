@@ -50,11 +50,13 @@ def post_resolved_note(rt: Runtime, delivery_id: str) -> str:
         cleared = False  # other groups of its correlated incident still fire: nothing settles
     settled = settle(rt, delivery_id, incident) if cleared else None
     content = rt.voice.resolved(resolved, delivery_id, settled)
-    note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
+    # Before the note, not after: a worker that dies after posting it is never asked back here
+    # (the note is done), and an alert firing again the moment the note shows must find both.
     if cleared:
         rt.incidents.forget_id(delivery.incident_key)  # it may fire again as a new incident
         if incident.id:  # the watch period runs from here (Post-Incident monitoring)
             watching.remember(rt, delivery, group, incident.id, datetime.now(UTC))
+    note_id = post_note_once(rt, incident, delivery_id, "resolved_note", content)
     if note_id is not None:
         rt.deliveries.update(delivery_id, resolved_note=note_id)
     return note_id or "already noted"
