@@ -63,9 +63,7 @@ def test_make_test_hands_pytest_the_services_it_ensured() -> None:
     assert 'RESPONDER_TEST_REDIS_URL="$url" RESPONDER_TEST_POSTGRES_DSN="$dsn"' in printed
 
 
-def test_make_test_runs_the_integration_files_on_the_processes_asked_for_and_names_the_slowest() -> (
-    None
-):
+def test_make_test_runs_integration_files_on_the_processes_asked_and_names_the_slowest() -> None:
     # Each process takes a database of its own (tests/support: worker_redis_url); a file runs
     # whole on one process, so that its module fixtures start once.
     printed = make_dry_run("test", "TEST_WORKERS=2")
