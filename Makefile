@@ -88,7 +88,8 @@ CLOCK_CLOSED ?= 2026-12-12 15:00:00
 # and two clocks days apart are no test of either.
 CLOCK_TESTS ?= tests/unit $(addprefix tests/integration/test_,$(addsuffix .py,business_hours \
   closing communication email email_worker end_to_end incident_page_http pagerduty_replay \
-  pipeline_functions report_cli resolution sla_actions sla_clock slack))
+  pipeline_functions report_cli resolution sla_actions sla_clock slack containment_again \
+  watch_period rejudge sla_deadlines_pass))
 
 ## test-clock: the tests whose subject is the hour, once with the market open and once with it
 ## closed (Debian's faketime sets the wall clock of pytest and what it starts, not Redis's)
