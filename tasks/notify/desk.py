@@ -25,7 +25,6 @@ from tasks.pagerduty.notes import post_note_once
 from tasks.pagerduty.responders import (
     ResponderRequest,
     describe_targets,
-    request_message,
     request_responders_once,
 )
 from tasks.run.state import RunState, existing_run
@@ -196,7 +195,7 @@ def call_desk(rt: Runtime, deadline: Deadline, now: datetime) -> str:
         "impact": impact.describe(),
     }
     request = ResponderRequest(
-        call.requester_id, call.targets, request_message(call.message, values)
+        call.requester_id, call.targets, lines.policy_message(call.message, **values)
     )
     timeline = lines.timeline("desk_called", called=called)
     asked = request_responders_once(

@@ -5,11 +5,10 @@ words the note from what happened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tasks.notes import lines
 from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.runtime import Runtime
@@ -38,11 +37,6 @@ def describe_targets(targets: Sequence[tuple[str, str]]) -> str:
         f"{target_id} ({kind.removesuffix('_reference').replace('_', ' ')})"
         for target_id, kind in targets
     )
-
-
-def request_message(template: str, values: Mapping[str, str]) -> str:
-    """Return a request's message with the policy's `{name}` placeholders filled."""
-    return lines.policy_message(template, **values)
 
 
 def request_responders_once(

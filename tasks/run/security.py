@@ -15,7 +15,6 @@ from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.responders import (
     ResponderRequest,
     describe_targets,
-    request_message,
     request_responders_once,
 )
 from tasks.run.state import RunState
@@ -55,7 +54,7 @@ def request_security_team(rt: Runtime, state: RunState, incident: IncidentRef) -
     if call is None or team is None or incident.id is None:
         return None
     priority = str(state.classification.priority)
-    message = request_message(team.message, {"priority": priority, "title": state.title})
+    message = lines.policy_message(team.message, priority=priority, title=state.title)
     request = ResponderRequest(team.requester_id, team.targets, message)
     timeline = lines.timeline("security_requested", called=call.called)
     asked = request_responders_once(

@@ -16,7 +16,6 @@ from tasks.pagerduty.notes import post_note_once
 from tasks.pagerduty.responders import (
     ResponderRequest,
     describe_targets,
-    request_message,
     request_responders_once,
 )
 from tasks.run.state import RunState
@@ -194,7 +193,7 @@ def notify_management(
         return rt.voice.management(str(priority), "by hand", emailed=", ".join(emailed))
     effect = f"{deadline.kind}@{deadline.due}:responder-request"
     values = {"priority": str(priority), "title": deadline.title or str(incident.id)}
-    message = request_message(management.message, values)
+    message = lines.policy_message(management.message, **values)
     called = describe_targets(management.targets)
     request = ResponderRequest(management.requester_id, management.targets, message)
     asked = request_responders_once(
@@ -216,7 +215,7 @@ def call_cto(rt: Runtime, incident: IncidentRef, deadline: Deadline) -> str:
     called = describe_targets(request.targets)
     effect = f"{deadline.kind}@{deadline.due}:cto-request"
     values = {"priority": str(priority), "title": deadline.title or str(incident.id)}
-    message = request_message(request.message, values)
+    message = lines.policy_message(request.message, **values)
     asked = request_responders_once(
         rt,
         incident,
