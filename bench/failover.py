@@ -58,6 +58,7 @@ from bench.storm import (
     Quiet,
     alert,
     delivery_fates,
+    drained,
     first_note,
     group_payload,
     incident_key,
@@ -549,14 +550,7 @@ def drain(args: argparse.Namespace, client: redis.Redis, pagerduty: FakePagerDut
     drained_at = None
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        try:
-            depth = client.llen("responder") + client.llen("responder-urgent")
-            held = client.hlen("unacked")
-        except redis.RedisError:
-            continue
-        merged = {s for _, sources in list(pagerduty.merges) for s in sources}
-        noted = sum(1 for i in incidents.values() if i in merged or first_note(pagerduty, i))
-        if depth == 0 and held == 0 and noted == len(incidents) and ticked():
+        if drained(client, pagerduty, incidents) and ticked():
             drained_at = time.monotonic() - storm["t0"]
             break
     t0, cut, p0 = storm["t0"], storm["cut"], storm["p0"]

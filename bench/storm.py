@@ -532,16 +532,7 @@ def storm(
     deadline = time.monotonic() + args.drain_timeout
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        try:
-            depth = client.llen("responder") + client.llen("responder-urgent")
-            held = client.hlen("unacked")
-        except redis.RedisError:
-            continue
-        merged = {source for _, sources in list(pagerduty.merges) for source in sources}
-        noted = sum(
-            1 for i in incidents.values() if i in merged or first_note(pagerduty, i) is not None
-        )
-        if depth == 0 and held == 0 and noted == len(incidents):
+        if drained(client, pagerduty, incidents):
             drained_at = time.monotonic() - t0
             break
     sampling.set()
@@ -638,6 +629,21 @@ def print_slack(
             f"slack: P3 threads from {min(others):.0f} s to {max(others):.0f} s after the storm "
             f"began (median {pct(others, 0.5):.0f} s)"
         )
+
+
+def drained(client: redis.Redis, pagerduty: FakePagerDuty, incidents: dict[str, str]) -> bool:
+    """Return whether a storm has drained: both lanes empty, no message held by a worker, and
+    every incident first-noted or merged into another (False while Redis does not answer)."""
+    try:
+        depth = client.llen("responder") + client.llen("responder-urgent")
+        held = client.hlen("unacked")
+    except redis.RedisError:
+        return False
+    merged = {source for _, sources in list(pagerduty.merges) for source in sources}
+    noted = sum(
+        1 for i in incidents.values() if i in merged or first_note(pagerduty, i) is not None
+    )
+    return depth == 0 and held == 0 and noted == len(incidents)
 
 
 def first_note(pagerduty: FakePagerDuty, incident: str) -> float | None:
