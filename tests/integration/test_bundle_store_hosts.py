@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.failover import Network
+from bench.failover import Network, unused_run_names
 from bench.shared_bundles import S3Server, bundles_written_in, open_bundle
 from tests.support import PROJECT, wait_for
 
@@ -51,8 +51,8 @@ rt.bundles.publish(folder, bundle_id)
 @pytest.fixture
 def network() -> Iterator[Network]:
     """Build two hosts on a bridge; remove them, and whatever runs in them, afterwards."""
-    hosts = Network("b27x", "10.81.27", hosts=2)
-    hosts.remove()  # what an interrupted run may have left
+    # Names and a /24 of this run's own, as the failover test's: two runs at once build apart.
+    hosts = Network(*unused_run_names(os.getpid()), hosts=2)
     hosts.build()
     try:
         yield hosts
