@@ -88,3 +88,4 @@ def test_a_worker_holding_an_unacked_message_stays_up_across_a_redis_restart(
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait(timeout=20)  # reaped: never left running for the GC to warn of

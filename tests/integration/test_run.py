@@ -49,6 +49,7 @@ class Running:
             for child in psutil.Process(self.process.pid).children(recursive=True):
                 child.kill()
             self.process.kill()
+            self.process.wait(timeout=60)
             raise
 
 

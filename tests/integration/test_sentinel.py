@@ -66,6 +66,7 @@ def sentinel_worker(
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=20)  # reaped: never left running for the GC to warn of
 
 
 def record_read_and_run(client: FlaskClient, settings: Settings) -> None:
