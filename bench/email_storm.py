@@ -28,8 +28,8 @@ from pathlib import Path
 
 import redis
 
-from tasks.notify.email import EmailUnavailable
-from tasks.notify.email_compose import Mail
+from tasks.gateways.email import EmailUnavailable
+from tasks.gateways.email_compose import Mail
 from tasks.notify.email_send import send_once
 from tasks.runtime import Runtime
 from tasks.settings import settings_from_env

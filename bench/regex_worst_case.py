@@ -51,7 +51,7 @@ def runners(code: Path) -> dict[str, Callable[[str], object]]:
     redact = importlib.import_module("collectors.redact").make_redactor([])
     parse = importlib.import_module("triage.note_commands").parse
     is_ours = importlib.import_module("tasks.notes.markers").is_ours
-    slack = importlib.import_module("tasks.notify.slack_blocks")
+    slack = importlib.import_module("tasks.gateways.slack_blocks")
     unit_of = importlib.import_module("collectors.promql").unit_of
     by_prefix = {
         "redact": redact,

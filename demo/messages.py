@@ -1,8 +1,8 @@
 """What the responder tells people, as `make demo` prints it: the Slack messages and the e-mails.
 
 The demo world sets neither a Slack token nor an SMTP host, so the responder writes each Slack
-Web API call it would make to `<outbox>/slack/*.json` (tasks/notify/slack.py's OutboxGateway)
-and each e-mail, as it would be sent, to `<outbox>/email/<day>/*.eml` (tasks/notify/email.py's
+Web API call it would make to `<outbox>/slack/*.json` (tasks/gateways/slack.py's OutboxGateway)
+and each e-mail, as it would be sent, to `<outbox>/email/<day>/*.eml` (tasks/gateways/email.py's
 OutboxEmail). These watchers read what is new there, once each file is whole (both writers
 write then rename), and say it in a line an engineer reads at a glance: the channel, whether
 it opens a thread, replies in one or updates a message, and its text; an e-mail's recipients,
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.story import Line
-from tasks.notify.slack_blocks import marker_of
+from tasks.gateways.slack_blocks import marker_of
 
 DETAIL_LINES = 4  # lines of a message shown under its headline; the rest is counted
 LINE_WIDTH = 140  # characters of one shown line

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tasks.gateways.email import EmailUnavailable
+from tasks.gateways.email_compose import decide_smtp
+from tasks.gateways.pagerduty import PagerDutyUnavailable
 from tasks.lanes import current_lane
-from tasks.notify.email import EmailUnavailable
-from tasks.notify.email_compose import decide_smtp
-from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.retries import MAX_DELAY_SECONDS, Verdict, decide
 from tasks.runtime import Runtime
 from tasks.store import worker_marks

@@ -30,6 +30,9 @@ from tasks.dead_letter import (
     retry_or_log,
 )
 from tasks.evidence import bundle
+from tasks.gateways.email import EmailUnavailable
+from tasks.gateways.pagerduty import PagerDutyUnavailable
+from tasks.gateways.slack import SlackUnavailable
 from tasks.lanes import actions_queue, deadline_queue, queue_for
 from tasks.names import (
     ACT,
@@ -49,9 +52,6 @@ from tasks.names import (
 )
 from tasks.notify import approval_links as approval_mail
 from tasks.notify import desk, slack_send
-from tasks.notify.email import EmailUnavailable
-from tasks.notify.slack import SlackUnavailable
-from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.pagerduty.incidents import IncidentNotFound
 from tasks.run import evidence_note, joined_alerts, resolution
 from tasks.run.state import load_run, record_failure

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from tasks.gateways.pagerduty import IncidentRef, PagerDutyUnavailable
 from tasks.lanes import Lane, current_lane, queue_for, writing_first_response
 from tasks.names import GATHER
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.run import correlating, first_response, prepare, watching
 from tasks.run.state import RunState, record_failure
 from tasks.runtime import Runtime, SendTask

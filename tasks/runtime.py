@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from collectors.redact import make_redactor
-from tasks.evidence.bundle_store import BundleStore, make_bundle_store
-from tasks.pagerduty.budget import RequestBudget
-from tasks.pagerduty.client import PagerDutyGateway, make_gateway
+from tasks.gateways.bundle_store import BundleStore, make_bundle_store
+from tasks.gateways.pagerduty import PagerDutyGateway, make_gateway
+from tasks.gateways.request_budget import RequestBudget
 from tasks.settings import Settings
 from tasks.store.dead_letters import DeadLetters
 from tasks.store.deliveries import DeliveryStore, Replication
@@ -24,9 +24,9 @@ from triage import policy as policy_module
 from triage.policy import Policy
 
 if TYPE_CHECKING:
+    from tasks.gateways.email import EmailGateway
+    from tasks.gateways.slack import SlackGateway
     from tasks.notes.voice import Voice
-    from tasks.notify.email import EmailGateway
-    from tasks.notify.slack import SlackGateway
 
 
 # Sends a task by name to a queue: (name, args, queue).
@@ -148,14 +148,14 @@ class Runtime:
     def slack(self) -> SlackGateway:
         """Return the Slack gateway (Web API, or the outbox without a bot token)."""
         # Imported here: the receiver shares this class and never loads slack_sdk.
-        from tasks.notify.slack import make_slack_gateway
+        from tasks.gateways.slack import make_slack_gateway
 
         return make_slack_gateway(self.settings, self.redact)
 
     @cached_property
     def email(self) -> EmailGateway:
         """Return the e-mail gateway (SMTP, or the outbox without a host)."""
-        from tasks.notify.email import make_email_gateway  # the receiver never sends e-mail
+        from tasks.gateways.email import make_email_gateway  # the receiver never sends e-mail
 
         return make_email_gateway(self.settings, self.redact)
 

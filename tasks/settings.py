@@ -143,7 +143,7 @@ class Settings:
     slack_signing_secret: Secret = field(default_factory=lambda: Secret(""))
     slack_api_url: str = "https://slack.com/api/"
     slack_ca_file: str = ""  # a private CA bundle (a TLS-re-signing proxy, the tests' fake)
-    # E-mail through SMTP (tasks/notify/email.py); no host: e-mails go to the outbox as .eml.
+    # E-mail through SMTP (tasks/gateways/email.py); no host: e-mails go to the outbox as .eml.
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_starttls: bool = True

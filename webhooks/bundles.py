@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 
-from tasks.evidence.bundle_store import BundleStoreError, content_type, file_key
 from tasks.evidence.links import link_problem, signed_query
+from tasks.gateways.bundle_store import BundleStoreError, content_type, file_key
 from webhooks.errors import problem
 from webhooks.receiver import current_receiver
 from webhooks.security_headers import protect

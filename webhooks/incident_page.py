@@ -36,13 +36,13 @@ from tasks.evidence.approval_links import (
     approval_problem,
     approval_query,
 )
-from tasks.evidence.bundle_store import BundleStoreError
 from tasks.evidence.links import (
     incident_query,
     incident_subject,
     link_problem,
     signed_query,
 )
+from tasks.gateways.bundle_store import BundleStoreError
 from tasks.lanes import actions_queue, queue_for
 from tasks.names import RESPOND
 from tasks.notes import lines

@@ -38,7 +38,7 @@ MAX_AGE_SECONDS = 5 * 60  # Slack's advice: refuse requests older than five minu
 # A timestamp passes MAX_AGE_SECONDS either side of our clock: ten minutes in all, and a
 # minute more for the clocks' drift.
 REPLAY_WINDOW_SECONDS = 2 * MAX_AGE_SECONDS + 60
-APPROVE, DENY = "approve", "deny"  # the buttons' action_id (tasks/notify/slack_blocks.py)
+APPROVE, DENY = "approve", "deny"  # the buttons' action_id (tasks/gateways/slack_blocks.py)
 PROPOSAL_BLOCK = "proposal:"
 
 

@@ -14,8 +14,8 @@ from tasks.actions import approval, recheck, stop_again
 from tasks.actions.approval import proposals
 from tasks.actions.execute import Answer, describe_call, perform, verify
 from tasks.actions.validation import run_validation
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.store.proposals import APPROVED, BY_HAND, ENDED, NOT_NEEDED, Proposal

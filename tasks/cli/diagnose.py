@@ -12,9 +12,8 @@ from collectors.contract import Target
 from tasks.cli.options import runtime_or_usage_error
 from tasks.cli.terminal import say
 from tasks.evidence import bundle
-from tasks.evidence.bundle_store import BundleStoreError
 from tasks.evidence.collect import collect_into_bundle
-from tasks.evidence.links import bundle_path
+from tasks.gateways.bundle_store import BundleStoreError, bundle_path
 from triage.models import Priority
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from collectors.contract import CollectorContext, Evidence, Target
 from collectors.registry import run_collector
 from tasks.evidence import bundle
-from tasks.evidence.links import bundle_path
 from tasks.evidence.shared_bundle import publish_bundle, stranded
 from tasks.evidence.shared_checks import run_shared
+from tasks.gateways.bundle_store import bundle_path
 from tasks.runtime import Runtime
 
 

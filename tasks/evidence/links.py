@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from tasks.gateways.bundle_store import bundle_path
 from tasks.settings import Settings, parse_bundle_store
 
 
@@ -49,13 +50,6 @@ def link_problem(
     if now.timestamp() > deadline:
         return "the link has expired"
     return None
-
-
-def bundle_path(root: Path, bundle_id: str) -> Path:
-    """Return the folder of bundle `bundle_id` under `root`."""
-    if not bundle_id or "/" in bundle_id or bundle_id.startswith("."):
-        raise ValueError(f"invalid bundle id {bundle_id!r}")
-    return root / bundle_id
 
 
 def incident_subject(incident_id: str) -> str:

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from tasks.evidence.bundle_store import BundleStoreError
+from tasks.gateways.bundle_store import BundleStoreError
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from tasks.evidence.approval_links import approval_link, identity_of
+from tasks.gateways.email_compose import Mail
 from tasks.notes import lines
-from tasks.notify.email_compose import Mail
 from tasks.notify.email_send import send_once
 from tasks.runtime import Runtime
 from tasks.store.proposals import WAITING, Proposal, ProposalStore

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from tasks.evidence.links import bundle_location
+from tasks.gateways.email_compose import Mail
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
-from tasks.notify.email_compose import Mail
 from tasks.notify.email_send import send_once
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.pagerduty.responders import (
     ResponderRequest,

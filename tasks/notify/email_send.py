@@ -20,9 +20,9 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from tasks.gateways.email import BREAKER_SECONDS, EmailUnavailable
+from tasks.gateways.email_compose import Mail, build_message, message_id
 from tasks.notes import lines
-from tasks.notify.email import BREAKER_SECONDS, EmailUnavailable
-from tasks.notify.email_compose import Mail, build_message, message_id
 from tasks.runtime import Runtime
 from tasks.store import services
 from tasks.store.effects import IN_FLIGHT, HeldWhy, once

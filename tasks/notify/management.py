@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from tasks.evidence.links import bundle_location
-from tasks.notify.email import EmailUnavailable
-from tasks.notify.email_compose import Mail
+from tasks.gateways.email import EmailUnavailable
+from tasks.gateways.email_compose import Mail
 from tasks.notify.email_send import send_once
 from tasks.pagerduty.responders import describe_targets
 from tasks.runtime import Runtime

@@ -27,9 +27,9 @@ from typing import Any
 
 from tasks.actions.approval import proposals
 from tasks.evidence.links import bundle_location
+from tasks.gateways.slack import Posted, SlackGateway, SlackUnavailable
+from tasks.gateways.slack_blocks import SlackMessage, build, proposal_buttons
 from tasks.lanes import Lane, current_lane
-from tasks.notify.slack import Posted, SlackGateway, SlackUnavailable
-from tasks.notify.slack_blocks import SlackMessage, build, proposal_buttons
 from tasks.retries import decide
 from tasks.run.state import RunState, existing_run
 from tasks.runtime import Runtime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.pagerduty.client import IncidentRef
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.runtime import Runtime
 from tasks.store import services
 

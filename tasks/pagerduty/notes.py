@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tasks.gateways.pagerduty import IncidentRef, PagerDutyUnavailable
 from tasks.notes import lines, markers
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.runtime import Runtime
 from tasks.slack_queue import tell_slack
 from tasks.store.effects import HeldWhy, once

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.gateways.pagerduty import IncidentRef, PagerDutyUnavailable
 from tasks.retries import decide
 from tasks.runtime import Runtime
 

@@ -15,8 +15,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.first_response import resolve_incident, set_incident_priority
 from tasks.run.state import RunState, existing_run, save_run

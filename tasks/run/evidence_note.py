@@ -12,8 +12,9 @@ from collectors.contract import Evidence, Status, Target
 from tasks.actions import approval
 from tasks.evidence import bundle
 from tasks.evidence.collect import collect_into_bundle
-from tasks.evidence.links import bundle_location, bundle_path
+from tasks.evidence.links import bundle_location
 from tasks.evidence.shared_bundle import fetch_bundle, publish_bundle, stranded
+from tasks.gateways.bundle_store import bundle_path
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.proposals import propose_actions
 from tasks.run.state import RunState, load_run, record_failure

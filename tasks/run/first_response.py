@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.evidence.links import bundle_location
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.incidents import SEVERITY, find_incident, priority_id
 from tasks.pagerduty.notes import post_note_once
 from tasks.run import judged_again

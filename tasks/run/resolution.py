@@ -11,8 +11,8 @@ from typing import Any
 from collectors.contract import Status, Target
 from collectors.registry import run_collector
 from tasks.evidence.collect import collector_context
+from tasks.gateways.pagerduty import IncidentRef, PagerDutyUnavailable
 from tasks.notes import lines
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.pagerduty.incidents import IncidentNotFound, find_incident
 from tasks.pagerduty.notes import post_note_once
 from tasks.retries import decide

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.responders import (
     ResponderRequest,
     describe_targets,

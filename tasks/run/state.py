@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.pagerduty.client import IncidentRef
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.runtime import Runtime
 from tasks.store import runs
 from triage.models import Classification, Incident, ListedAlert

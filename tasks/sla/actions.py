@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasks.gateways.pagerduty import IncidentRef, PagerDutyUnavailable
 from tasks.notes import lines
 from tasks.notify import desk, management
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
 from tasks.pagerduty.notes import post_note_once
 from tasks.pagerduty.responders import (
     ResponderRequest,

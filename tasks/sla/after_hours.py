@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
-from tasks.pagerduty.client import IncidentRef
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
 from triage.sla import is_business_hours

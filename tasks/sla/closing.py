@@ -8,10 +8,10 @@ import json
 from datetime import datetime
 
 from tasks.actions import recheck
-from tasks.evidence.links import bundle_path
 from tasks.evidence.shared_bundle import publish_bundle
+from tasks.gateways.bundle_store import bundle_path
+from tasks.gateways.pagerduty import IncidentRef, outbox_incident_id
 from tasks.notify import desk
-from tasks.pagerduty.client import IncidentRef, outbox_incident_id
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.resolution import validation_failed
 from tasks.run.state import existing_run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.pagerduty.client import IncidentRef
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.sla import incident_events

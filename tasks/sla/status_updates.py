@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
 from tasks.notify.desk import run_impact
-from tasks.pagerduty.client import IncidentRef
 from tasks.run.state import existing_run
 from tasks.runtime import Runtime
 from tasks.slack_queue import tell_slack

@@ -11,8 +11,8 @@ from typing import Any
 from tasks.actions.approval import offer_links, proposals
 from tasks.actions.execute import read_checks
 from tasks.actions.stop_again import read_again_later
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notes import lines
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.judged_again import firing_subjects
 from tasks.runtime import Runtime

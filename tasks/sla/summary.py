@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.notify import management
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.state import existing_run
 from tasks.runtime import Runtime

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from tasks.pagerduty.client import PagerDutyUnavailable
+from tasks.gateways.pagerduty import PagerDutyUnavailable
 from tasks.pagerduty.incidents import SEVERITY
 from tasks.runtime import Runtime
 from triage.policy import format_duration

@@ -20,8 +20,8 @@ import requests
 
 from bench.shared_bundles import BUCKET, S3Server, bundles_written_in, open_bundle
 from tasks.evidence import bundle
-from tasks.evidence.bundle_store import BundleStoreError, S3Bundles, make_bundle_store
 from tasks.evidence.links import signed_query
+from tasks.gateways.bundle_store import BundleStoreError, S3Bundles, make_bundle_store
 from tasks.run import evidence_note as evidence_run
 from tasks.run import first_response, prepare
 from tasks.runtime import Runtime

@@ -28,7 +28,7 @@ import os, sys
 from datetime import UTC, datetime
 from collectors.contract import Evidence, Status
 from tasks.evidence import bundle
-from tasks.evidence.links import bundle_path
+from tasks.gateways.bundle_store import bundle_path
 from tasks.runtime import Runtime
 from tasks.settings import settings_from_env
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.pagerduty.client import IncidentRef
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.run import first_response
 from tasks.run.state import RunState, save_run
 from tasks.runtime import Runtime

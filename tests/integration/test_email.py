@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tasks.notify.email import EmailUnavailable, OutboxEmail, SmtpGateway
-from tasks.notify.email_compose import Mail, build_message, message_id
+from tasks.gateways.email import EmailUnavailable, OutboxEmail, SmtpGateway
+from tasks.gateways.email_compose import Mail, build_message, message_id
 from tasks.notify.email_send import send_once
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings
@@ -375,7 +375,7 @@ def test_no_secret_reaches_an_email(rt: Runtime, mailbox: SmtpServer) -> None:
 def test_email_and_pagerduty_do_not_wait_for_each_others_failures(
     rt: Runtime, pagerduty: FakePagerDuty, mailbox: SmtpServer
 ) -> None:
-    from tasks.pagerduty.client import PagerDutyUnavailable
+    from tasks.gateways.pagerduty import PagerDutyUnavailable
     from tasks.sla import actions
 
     rt.policy = replace(rt.policy, pagerduty=replace(rt.policy.pagerduty, management=MANAGEMENT))

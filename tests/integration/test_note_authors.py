@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from flask.testing import FlaskClient
 
-from tasks.pagerduty.client import IncidentRef
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings

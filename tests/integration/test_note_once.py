@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tasks.pagerduty.client import IncidentRef, PagerDutyUnavailable
+from tasks.gateways.pagerduty import IncidentRef, PagerDutyUnavailable
 from tasks.pagerduty.notes import post_note_once
 from tasks.runtime import Runtime
 from tasks.settings import Settings

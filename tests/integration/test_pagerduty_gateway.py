@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tasks.pagerduty.budget import RequestBudget
-from tasks.pagerduty.client import IncidentRef, OutboxGateway, PagerDutyUnavailable, make_gateway
+from tasks.gateways.pagerduty import IncidentRef, OutboxGateway, PagerDutyUnavailable, make_gateway
+from tasks.gateways.request_budget import RequestBudget
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from tasks.gateways.pagerduty import IncidentRef
 from tasks.lanes import urgent_queue
 from tasks.names import CLOSE_INCIDENT
 from tasks.notes import markers as notes
-from tasks.pagerduty.client import IncidentRef
 from tasks.pagerduty.notes import post_note_once
 from tasks.run import first_response, prepare
 from tasks.runtime import Runtime

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collectors import registry
-from tasks.pagerduty.client import outbox_incident_id
+from tasks.gateways.pagerduty import outbox_incident_id
 from tasks.run import evidence_note, first_response, prepare, resolution
 from tasks.run.state import RunState, save_run
 from tasks.runtime import Runtime

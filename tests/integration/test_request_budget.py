@@ -10,8 +10,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tasks.gateways.request_budget import RequestBudget
 from tasks.lanes import Lane, first_response, writing_first_response
-from tasks.pagerduty.budget import RequestBudget
 
 LIMIT, WINDOW, SHARE = 12, 60.0, 0.5
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tasks import respond_flow
+from tasks.gateways.pagerduty import PagerDutyUnavailable
 from tasks.lanes import queue_for
 from tasks.names import GATHER
-from tasks.pagerduty.client import PagerDutyUnavailable
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tests.fakes.pagerduty import FakePagerDuty

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tasks.gateways.email import EmailUnavailable
+from tasks.gateways.pagerduty import IncidentRef, OutboxGateway
 from tasks.notify import management
-from tasks.notify.email import EmailUnavailable
-from tasks.pagerduty.client import IncidentRef, OutboxGateway
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.sla import actions

@@ -25,10 +25,10 @@ import requests
 
 from tasks.actions import approval
 from tasks.celery_app import make_celery, sender_of
+from tasks.gateways.slack import SlackUnavailable
+from tasks.gateways.slack_blocks import build
 from tasks.names import SLACK_MESSAGE
 from tasks.notify import slack_send
-from tasks.notify.slack import SlackUnavailable
-from tasks.notify.slack_blocks import build
 from tasks.run.state import save_run
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from tasks import respond_flow
-from tasks.pagerduty.client import PagerDutyUnavailable
+from tasks.gateways.pagerduty import PagerDutyUnavailable
 from tasks.run.state import RunState, existing_run
 from tasks.runtime import Runtime
 from tasks.sla import actions, incident_events, watchdog

@@ -17,7 +17,8 @@ from collectors.contract import Evidence, Status
 from collectors.plots import Series, draw, plot_window
 from tasks.actions import approval
 from tasks.evidence import bundle
-from tasks.evidence.links import bundle_path, incident_link
+from tasks.evidence.links import incident_link
+from tasks.gateways.bundle_store import bundle_path
 from tasks.runtime import Runtime
 from tasks.store.sla_clock import Deadline
 from triage.models import Incident, IncidentEvent

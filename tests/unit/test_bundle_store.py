@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.evidence.bundle_store import (
+from tasks.evidence.links import bundle_location
+from tasks.gateways.bundle_store import (
     LocalBundles,
     S3Bundles,
     content_type,
@@ -17,7 +18,6 @@ from tasks.evidence.bundle_store import (
     make_bundle_store,
     object_key,
 )
-from tasks.evidence.links import bundle_location
 from tasks.notes.voice import Voice
 from tasks.settings import Secret, Settings, SettingsError, parse_bundle_store, settings_from_env
 from triage.models import Classification, Priority

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from demo.messages import EmailOutbox, SlackOutbox, told_email, trimmed, without_marker
-from tasks.notify.email import OutboxEmail
-from tasks.notify.email_compose import Mail, build_message
-from tasks.notify.slack import OutboxGateway
-from tasks.notify.slack_blocks import build
+from tasks.gateways.email import OutboxEmail
+from tasks.gateways.email_compose import Mail, build_message
+from tasks.gateways.slack import OutboxGateway
+from tasks.gateways.slack_blocks import build
 
 
 def test_the_slack_thread_its_replies_its_update_and_a_channel_post_as_they_were_written(

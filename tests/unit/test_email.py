@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collectors.trading_impact import impact_counts, judge
-from tasks.notify.email_compose import Mail, build_message, decide_smtp, message_id, worst_code
+from tasks.gateways.email_compose import Mail, build_message, decide_smtp, message_id, worst_code
 from tasks.settings import SettingsError, settings_from_env
 from triage.communication import (
     DESK_ALERT,

@@ -15,9 +15,9 @@ OURS = ("triage", "collectors", "webhooks", "tasks")
 
 # The layers, bottom to top: a module may import from its own layer or one below it. A module
 # belongs to the layer of its longest matching prefix, so a package may hold modules of two
-# layers: `pagerduty` and `evidence` their clients and files (services) and what takes the
-# runtime (runtime services); `notify` its gateways (services) and senders; `actions` its queue
-# side (`approval`, which the receiver may use) and the rest.
+# layers: `evidence` its files (services) and what takes the runtime (runtime services);
+# `actions` its queue side (`approval`, which the receiver may use) and the rest. The runtime
+# builds the gateways and takes nothing above it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("triage",)),
     ("collectors", ("collectors",)),
@@ -25,13 +25,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store", ("tasks.store",)),
     ("basics", ("tasks.settings", "tasks.lanes", "tasks.names", "tasks.retries",
                 "tasks.broker_guard", "tasks.log_format")),
-    ("services", ("tasks.pagerduty", "tasks.evidence", "tasks.notes", "tasks.notify.email",
-                  "tasks.notify.email_compose", "tasks.notify.slack", "tasks.notify.slack_blocks")),
+    ("gateways", ("tasks.gateways",)),
+    ("services", ("tasks.evidence", "tasks.notes")),
     ("runtime", ("tasks.runtime",)),
     ("retry engine", ("tasks.dead_letter",)),
     ("queue side", ("tasks.slack_queue", "tasks.actions.approval")),
-    ("runtime services", ("tasks.pagerduty.notes", "tasks.pagerduty.incidents",
-                          "tasks.pagerduty.responders", "tasks.evidence.collect",
+    ("runtime services", ("tasks.pagerduty", "tasks.evidence.collect",
                           "tasks.evidence.shared_bundle")),
     ("run", ("tasks.run",)),
     ("actions and senders", ("tasks.actions", "tasks.notify")),
@@ -47,8 +46,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # the package's modules in the package's own layer (not its runtime services above).
 ONLY: dict[str, tuple[str, ...]] = {
     "tasks.store": ("triage", "tasks.enqueue"),
-    "tasks.pagerduty": ("tasks.store", "tasks.settings", "tasks.retries", "tasks.lanes"),
-    "tasks.evidence": ("collectors.contract", "triage", "tasks.store", "tasks.settings"),
+    "tasks.gateways": ("tasks.store", "tasks.settings", "tasks.retries", "tasks.lanes"),
+    "tasks.evidence": (
+        "collectors.contract",
+        "triage",
+        "tasks.store",
+        "tasks.settings",
+        "tasks.gateways",
+    ),
     "tasks.notes": ("collectors.contract", "triage"),
 }
 # Sideways or below, yet never: package -> the prefixes of ours it must not import.
@@ -58,26 +63,14 @@ NEVER: dict[str, tuple[str, ...]] = {
     "tasks.actions.approval": ("tasks.notes.voice", "tasks.notes.bundle_view",
                                "tasks.notes.markers", "tasks.notes.quoting", "collectors"),
     # Queues Slack work from the receiver, the pipeline and the approval path: by name only.
-    "tasks.slack_queue": ("tasks.notify", "tasks.notes", "collectors"),
+    "tasks.slack_queue": ("tasks.notify", "tasks.gateways.slack", "tasks.notes", "collectors"),
     # The CLI starts the receiver as its own process and sends tasks by name.
     "tasks.cli": ("webhooks", "tasks.pipeline"),
     # The receiver enqueues by task name: never the worker's modules.
     "webhooks": ("tasks.pipeline", "tasks.run", "tasks.sla.actions", "tasks.cli",
                  "tasks.evidence.bundle", "collectors.registry", "tasks.actions.act",
-                 "tasks.actions.execute", "tasks.notify.slack", "tasks.notify.slack_send"),
+                 "tasks.actions.execute", "tasks.gateways.slack", "tasks.notify.slack_send"),
 }  # fmt: skip
-
-# The one place for known exceptions: pairs of packages that import each other although no
-# module cycle joins them, each because the package holds modules of two layers, with the
-# runtime between them. See docs/architecture.md.
-PACKAGE_CYCLES_KNOWN: dict[frozenset[str], str] = {
-    frozenset({"tasks.notify", "tasks.runtime"}): "the runtime builds notify's gateways "
-    "(slack, email); notify's senders take the runtime",
-    frozenset({"tasks.pagerduty", "tasks.runtime"}): "the runtime builds pagerduty's client "
-    "and budgets; pagerduty's runtime services (notes, incidents, responders) take the runtime",
-    frozenset({"tasks.evidence", "tasks.runtime"}): "the runtime builds evidence's bundle "
-    "store; evidence's runtime services (collect, shared_bundle) take the runtime",
-}
 
 
 def module_name(path: Path) -> str:
@@ -221,16 +214,9 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     return packages
 
 
-def package_cycles(graph: dict[str, set[str]]) -> list[str]:
-    """Return each pair of packages that import each other, unless it is a known exception."""
-    packages = package_graph(graph)
-    pairs = {
-        frozenset({a, b})
-        for a, names in packages.items()
-        for b in names
-        if a in packages.get(b, ())
-    }
-    return sorted(" <-> ".join(sorted(p)) for p in pairs if p not in PACKAGE_CYCLES_KNOWN)
+def package_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return each knot of packages that import each other, directly or through others."""
+    return cycles(package_graph(graph))
 
 
 def test_every_import_goes_down_the_layers_and_keeps_its_package_rules() -> None:
@@ -245,18 +231,10 @@ def test_no_module_import_cycle() -> None:
     assert found == []
 
 
-def test_no_package_imports_one_that_imports_it_but_the_known_exceptions() -> None:
-    assert package_cycles(import_graph()) == []
-
-
-def test_every_known_package_exception_is_still_needed() -> None:
-    packages = package_graph(import_graph())
-    stale = [
-        sorted(pair)
-        for pair in PACKAGE_CYCLES_KNOWN
-        if not all(b in packages.get(a, ()) for a in pair for b in pair - {a})
-    ]
-    assert stale == []
+def test_no_package_import_cycle() -> None:
+    found = package_cycles(import_graph())
+    print("\n".join(" -> ".join(c) for c in found))
+    assert found == []
 
 
 def test_every_module_has_a_layer() -> None:
@@ -269,11 +247,12 @@ def test_every_module_has_a_layer() -> None:
     [
         ("triage.classify", "tasks.settings", "layer basics above core"),
         ("collectors.host", "tasks.run.first_response", "layer run above collectors"),
-        ("tasks.store.deliveries", "tasks.pagerduty.client", "layer services above store"),
+        ("tasks.store.deliveries", "tasks.gateways.pagerduty", "layer gateways above store"),
         ("tasks.store.effects", "tasks.runtime", "layer runtime above store"),
-        ("tasks.notify.email", "tasks.runtime", "layer runtime above services"),
-        ("tasks.pagerduty.client", "tasks.pagerduty.notes", "layer runtime services above "
-         "services"),
+        ("tasks.gateways.email", "tasks.runtime", "layer runtime above gateways"),
+        ("tasks.gateways.pagerduty", "tasks.pagerduty.notes", "layer runtime services above "
+         "gateways"),
+        ("tasks.gateways.slack", "tasks.evidence.links", "layer services above gateways"),
         ("tasks.pagerduty.notes", "tasks.run.state", "layer run above runtime services"),
         ("tasks.evidence.collect", "tasks.run.evidence_note", "layer run above runtime services"),
         ("tasks.run.first_response", "tasks.notify.slack_send", "layer actions and senders above "
@@ -284,10 +263,10 @@ def test_every_module_has_a_layer() -> None:
         ("tasks.notes", "tasks.store.deliveries", "tasks.notes may import only "
          "collectors.contract, triage"),
         ("tasks.evidence.bundle", "tasks.runtime", "tasks.evidence may import only "
-         "collectors.contract, triage, tasks.store, tasks.settings"),
+         "collectors.contract, triage, tasks.store, tasks.settings, tasks.gateways"),
         ("webhooks.alertmanager", "tasks.pipeline", "webhooks never imports it"),
         ("webhooks.actions", "tasks.actions.act", "webhooks never imports it"),
-        ("tasks.slack_queue", "tasks.notify.slack", "tasks.slack_queue never imports it"),
+        ("tasks.slack_queue", "tasks.gateways.slack", "tasks.slack_queue never imports it"),
     ],
 )  # fmt: skip
 def test_an_import_against_the_rules_is_named_with_why(module: str, name: str, why: str) -> None:
@@ -305,21 +284,24 @@ def test_an_import_cycle_is_caught() -> None:
     assert cycles(graph) == [["tasks.store.deliveries", "tasks.store.slack"]]
 
 
-def test_a_new_pair_of_packages_importing_each_other_is_caught() -> None:
+def test_a_new_knot_of_packages_is_caught() -> None:
+    # evidence and notes reading each other; the runtime, which reads notes and which
+    # evidence's collection takes, is tied in with them.
     graph = import_graph()
     graph["tasks.evidence.links"] = graph["tasks.evidence.links"] | {"tasks.notes.voice"}
     graph["tasks.notes.voice"] = graph["tasks.notes.voice"] | {"tasks.evidence.bundle"}
-    assert package_cycles(graph) == ["tasks.evidence <-> tasks.notes"]
+    assert package_cycles(graph) == [["tasks.evidence", "tasks.notes", "tasks.runtime"]]
 
 
 def test_the_imports_inside_functions_count() -> None:
     # runtime builds the e-mail gateway lazily, inside a method: the graph still sees it.
-    assert "tasks.notify.email" in import_graph()["tasks.runtime"]
+    assert "tasks.gateways.email" in import_graph()["tasks.runtime"]
 
 
-def test_run_importing_notify_again_is_caught_though_it_goes_down_the_layers() -> None:
-    # notify's senders read the run; a gateway import back makes the two packages one knot.
+def test_the_runtime_importing_evidence_again_is_caught_though_it_goes_down_the_layers() -> None:
+    # evidence holds files (below the runtime) and collection (which takes the runtime): the
+    # runtime reading one of its files again ties the two packages into one knot.
     graph = import_graph()
-    graph["tasks.run.first_response"] |= {"tasks.notify.slack_blocks"}
+    graph["tasks.runtime"] |= {"tasks.evidence.links"}
     assert violations(graph) == []
-    assert package_cycles(graph) == ["tasks.notify <-> tasks.run"]
+    assert package_cycles(graph) == [["tasks.evidence", "tasks.runtime"]]

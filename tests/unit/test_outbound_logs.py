@@ -9,7 +9,7 @@ import traceback
 import pagerduty
 import pytest
 
-from tasks.pagerduty.client import PagerDutyUnavailable, RestGateway
+from tasks.gateways.pagerduty import PagerDutyUnavailable, RestGateway
 from tasks.retries import decide
 
 CANARY = "CANARY-ROUTING-KEY-7e1d0c4b9a2f"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.pagerduty.client import IncidentRef, OutboxGateway
+from tasks.gateways.pagerduty import IncidentRef, OutboxGateway
 
 
 def test_each_note_written_to_the_outbox_is_logged_whole_and_readable(
@@ -16,7 +16,7 @@ def test_each_note_written_to_the_outbox_is_logged_whole_and_readable(
     # Before, `make run` printed Slack messages and e-mails but left the notes escaped in JSON.
     gateway = OutboxGateway(tmp_path, "responder@eafix.example")
     content = 'P0 TradingServiceDown: "gateway" down\nEvidence: 2 of 8 checks found problems'
-    with caplog.at_level(logging.INFO, logger="tasks.pagerduty.client"):
+    with caplog.at_level(logging.INFO, logger="tasks.gateways.pagerduty"):
         written = gateway.create_note(IncidentRef("outbox-abc", "k"), content)
     [record] = caplog.records
     assert record.getMessage() == (

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from collectors import promql
 from collectors.redact import MASK, make_redactor
+from tasks.gateways import slack_blocks
 from tasks.notes import markers
-from tasks.notify import slack_blocks
 from triage import note_commands
 
 # The patterns as they were (main before issue 24): the oracles.

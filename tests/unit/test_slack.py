@@ -13,9 +13,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from tasks.notes.voice import Voice, slack_escape
-from tasks.notify.slack import ShortRateLimitRetryHandler
-from tasks.notify.slack_blocks import (
+from tasks.gateways.slack import ShortRateLimitRetryHandler
+from tasks.gateways.slack_blocks import (
     SECTION_LIMIT,
     TEXT_LIMIT,
     build,
@@ -25,6 +24,7 @@ from tasks.notify.slack_blocks import (
     proposal_buttons,
     sections,
 )
+from tasks.notes.voice import Voice, slack_escape
 from tasks.retries import decide
 from triage.communication import channels_for
 from triage.policy import builtin

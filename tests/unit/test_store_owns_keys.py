@@ -74,7 +74,7 @@ def test_no_module_outside_the_store_spells_a_redis_key(module: str, path: Path)
         ('key = f"responder:run:{run_id}"', "webhooks.incident_page", "spells a key"),
         ('key = f"responder:{kind}:x"', "tasks.sla.actions", "spells a key"),
         ('pattern = "responder:*"', "demo.world", "spells a key"),
-        ("from tasks.store.deliveries import PREFIX", "tasks.notify.email", "builds keys"),
+        ("from tasks.store.deliveries import PREFIX", "tasks.gateways.email", "builds keys"),
         ("from tasks.store.incidents import incident_key", "webhooks.incident_page", "reads key"),
         ("from tasks.store.deliveries import INDEX_KEY", "tasks.cli.status", "reads key"),
     ],

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import pagerduty
 from pagerduty.rest_api_v2_client import canonical_path, entity_wrappers
 
-from tasks.pagerduty.budget import RequestBudget
+from tasks.gateways.request_budget import RequestBudget
 from tasks.retries import decide
 from tasks.settings import Settings
 

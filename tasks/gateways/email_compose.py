@@ -1,6 +1,6 @@
 """E-mails as data, and the pure decisions around them: the message, its Message-ID, retries.
 
-Nothing here talks to a server: `tasks.notify.email` sends what `build_message` builds, and
+Nothing here talks to a server: `tasks.gateways.email` sends what `build_message` builds, and
 asks `decide_smtp` whether a failure is worth another try.
 """
 

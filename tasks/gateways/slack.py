@@ -37,8 +37,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from tasks.notify.slack_blocks import SlackMessage, marker_of
-from tasks.pagerduty.client import PagerDutyUnavailable
+from tasks.gateways.pagerduty import PagerDutyUnavailable
+from tasks.gateways.slack_blocks import SlackMessage, marker_of
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from tasks.notify.email_compose import worst_code
+from tasks.gateways.email_compose import worst_code
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)

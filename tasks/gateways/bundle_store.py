@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from tasks.evidence.links import bundle_path
 from tasks.settings import Settings, parse_bundle_store
 
 CHUNK_BYTES = 64 * 1024
 # A file name of the bundle: what collectors, the manifest and the archive write (checked in
 # store_files), never "..", never absolute, never hidden (".x.part" is a write in progress).
 _NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]{0,254}\Z")
+
+
+def bundle_path(root: Path, bundle_id: str) -> Path:
+    """Return the folder of bundle `bundle_id` under `root`."""
+    if not bundle_id or "/" in bundle_id or bundle_id.startswith("."):
+        raise ValueError(f"invalid bundle id {bundle_id!r}")
+    return root / bundle_id
 
 
 class BundleStoreError(Exception):
@@ -40,7 +46,7 @@ def file_key(name: str) -> str:
 def folder_key(prefix: str, bundle_id: str) -> str:
     """Return the S3 key under which bundle `bundle_id`'s files are kept (ending in "/").
 
-    The bundle id passes the same check as a local folder's (links.bundle_path).
+    The bundle id passes the same check as a local folder's (bundle_path).
     """
     folder = bundle_path(Path(), bundle_id).name
     return f"{prefix}/{folder}/" if prefix else f"{folder}/"
