@@ -15,10 +15,11 @@ NET.1. Traffic goes only to addresses created here.
 
 The storm sends alternately to the two receivers; a delivery that is not answered 2xx is sent
 again through the other receiver after a second (as Alertmanager retries, behind a load
-balancer), at most five times. Like nginx's passive health check (max_fails 1, fail_timeout
-10 s), a receiver that did not answer is left out for 10 s (--blind: never left out).
-At --cut-at seconds the host holding the Redis primary and the beat lease loses its link
-(ip link set down) and every process in its namespace is SIGKILLed.
+balancer), for --retry-for seconds (30). Like nginx's passive health check (max_fails 1,
+fail_timeout 10 s), a receiver that did not answer is left out for 10 s (--blind: never).
+At --cut-at seconds, or later once both responders finished a bundle, the host holding the
+Redis primary and the beat lease loses its link (ip link set down) and every process in its
+namespace is SIGKILLed; the P0 goes at half time, after the cut.
 Both responders keep their bundles in one S3 store (moto's server on NET.1); after the drain
 every bundle the cut host finished is opened through the survivor's receiver by a signed link.
 
@@ -362,7 +363,12 @@ def run(args: argparse.Namespace, network: Network, directory: Path) -> dict[str
             wait_until(lambda n=number: healthy(network.address(n)), 90, f"receiver {number + 1}")
             if number == 0:
                 wait_until(lambda: lease_holder(client) or None, 60, "the beat lease")
-        storm = send_storm(args, network, client, incidents, groups)
+
+        def both_finished_a_bundle() -> bool:
+            return all(bundles_written_in(directory / network.names[n] / "bundles")
+                       for n in (0, 1))  # fmt: skip
+
+        storm = send_storm(args, network, client, incidents, groups, both_finished_a_bundle)
         survivor = directory / network.names[1] / "responder.log"
 
         def ticked() -> bool:
@@ -398,8 +404,12 @@ def stop_within(stop: Callable[[], None], seconds: float) -> None:
 
 
 def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
-               incidents: dict[str, str], groups: list[str]) -> dict[str, Any]:  # fmt: skip
-    """Send the storm alternately through both receivers; cut the primary's host on time."""
+               incidents: dict[str, str], groups: list[str],
+               ready_to_cut: Callable[[], bool]) -> dict[str, Any]:  # fmt: skip
+    """Send the storm alternately through both receivers; cut the primary's host at --cut-at,
+    or later, once `ready_to_cut` (both responders finished a bundle: the cut host's must be
+    opened through the survivor afterwards, however slow the machine is today); the P0 goes
+    at half time, after the cut."""
     receivers = [f"http://{network.address(n)}:{RECEIVER_PORT}/webhooks/alertmanager"
                  for n in (0, 1)]  # fmt: skip
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -425,7 +435,12 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
         local.session = session
         if is_p0:
             p0["sent"] = time.monotonic()
-        for attempt in range(5):
+        # Like Alertmanager, which retries a failed notification until the group's next flush
+        # (minutes): a second apart, for --retry-for seconds, not a fixed number of times that a
+        # failover on a slow machine can outlast.
+        give_up = time.monotonic() + args.retry_for
+        attempt = 0
+        while True:
             receiver = pick((start + attempt) % 2)
             began = time.monotonic()
             try:
@@ -451,13 +466,30 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
                         p0["accepted"] = time.monotonic()
                     return
                 retried[0] += 1
+            if time.monotonic() + 1.0 > give_up:
+                break
             time.sleep(1.0)
+            attempt += 1
         with lock:
             final[status] += 1
 
     alerts_of: dict[str, list[dict[str, Any]]] = {g: [] for g in groups}
     interval = args.seconds / args.deliveries
     cut: dict[str, Any] = {}
+    ready = False
+
+    def cut_now() -> None:
+        cut.update(cut_primary(network, client))
+        threading.Thread(target=watch_failover, args=(network, cut), daemon=True).start()
+        threading.Thread(target=watch_ticks, args=(client, cut), daemon=True).start()
+
+    def p0_payload() -> bytes:
+        labels = {"category": "data-corruption", "service": "risk-manager",
+                  "severity": "critical"}  # fmt: skip
+        sent = alert("PositionChecksumMismatch", labels, "p0-storm-00000001",
+                     "position checksum mismatch")  # fmt: skip
+        return json.dumps(group_payload(P0_GROUP, [sent])).encode()
+
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=48) as pool:
         p0_done = False
@@ -466,29 +498,19 @@ def send_storm(args: argparse.Namespace, network: Network, client: redis.Redis,
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
             elapsed = time.monotonic() - t0
-            if not cut and elapsed >= args.cut_at:
-                cut = cut_primary(network, client)
-                threading.Thread(target=watch_failover, args=(network, cut), daemon=True).start()
-                threading.Thread(target=watch_ticks, args=(client, cut), daemon=True).start()
-            if not p0_done and elapsed >= args.seconds / 2:
-                labels = {"category": "data-corruption", "service": "risk-manager",
-                          "severity": "critical"}  # fmt: skip
-                payload = group_payload(
-                    P0_GROUP,
-                    [
-                        alert(
-                            "PositionChecksumMismatch",
-                            labels,
-                            "p0-storm-00000001",
-                            "position checksum mismatch",
-                        )
-                    ],
-                )
-                pool.submit(send, json.dumps(payload).encode(), n, True)
+            if not cut and elapsed >= args.cut_at and (ready or (ready := ready_to_cut())):
+                cut_now()
+            if not p0_done and cut and elapsed >= args.seconds / 2:
+                pool.submit(send, p0_payload(), n, True)
                 p0_done = True
             group = groups[n % len(groups)]
             alerts_of[group].append(storm_alert(n, flow=False))
             pool.submit(send, json.dumps(group_payload(group, alerts_of[group][-20:])).encode(), n)
+        if not cut:  # a slow machine: the storm was sent before both hosts finished a bundle
+            wait_until(ready_to_cut, 90, "a bundle finished on both responders")
+            cut_now()
+        if not p0_done:
+            pool.submit(send, p0_payload(), args.deliveries, True)
     sent_for = time.monotonic() - t0
     return {"t0": t0, "first_try": first_try, "final": final, "accepted": accepted,
             "retried": retried[0], "p0": p0, "p0_tries": p0_tries, "cut": cut,
@@ -683,6 +705,12 @@ def main() -> None:
     parser.add_argument("--down-after-ms", type=int, default=3000,
                         help="Sentinel's down-after-milliseconds")  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=240.0)
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=30.0,
+        help="how long the sender retries a delivery, a second apart",
+    )
     parser.add_argument("--prefix", default="fo", help="names of the namespaces and bridge")
     parser.add_argument("--net", default="10.77.0", help="the /24 the hosts live in")
     parser.add_argument("--blind", action="store_true",
