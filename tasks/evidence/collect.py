@@ -12,6 +12,7 @@ from tasks.evidence import bundle
 from tasks.evidence.shared_bundle import publish_bundle, stranded
 from tasks.evidence.shared_checks import run_shared
 from tasks.gateways.bundle_store import bundle_path
+from tasks.notes.lines import bundle_line
 from tasks.runtime import Runtime
 
 
@@ -45,9 +46,8 @@ def collect_into_bundle(
         names = [*stored, *(["omitted.txt"] if (folder / "omitted.txt").is_file() else [])]
         if why := publish_bundle(rt, folder, bundle_id, names):
             place = stranded(folder, why)
-            entry["summary"] += (
-                f" (its files are not in the shared store ({why}): "
-                f"they are on host {place['host']} in {place['path']})"
+            entry["summary"] += bundle_line(
+                "files_not_shared", why=why, host=place["host"], path=place["path"]
             )
     return entry
 

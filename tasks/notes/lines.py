@@ -1,10 +1,12 @@
 """One-line texts: the lines the responder writes into an incident's timeline, the answers an
-approval gives, and the policy's own messages (responder requests) filled in.
+approval gives, what a bundle's manifest adds to a collector's summary, and the policy's own
+messages (responder requests) filled in.
 
-Rendered with Jinja2 like every text the responder writes, from `templates/_timeline.txt.j2`
-and `templates/_approval_answers.txt.j2` (one macro per line). Not overridable by a policy:
-the incident page and `responder action show` recognise these lines by their words. Light on
-purpose (Jinja2 only), so that the receiver's approval path uses it without loading `voice`.
+Rendered with Jinja2 like every text the responder writes, from `templates/_timeline.txt.j2`,
+`templates/_approval_answers.txt.j2` and `templates/_bundle_lines.txt.j2` (one macro per
+line). Not overridable by a policy: the incident page and `responder action show` recognise
+these lines by their words. Light on purpose (Jinja2 only), so that the receiver's approval
+path uses it without loading `voice`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ def _macro(template: str, name: str, facts: dict[str, Any]) -> str:
 def timeline(line: str, /, **facts: Any) -> str:
     """Return the incident timeline's `line` (a macro of _timeline.txt.j2), filled."""
     return _macro("_timeline.txt.j2", line, facts)
+
+
+def bundle_line(line: str, /, **facts: Any) -> str:
+    """Return what a bundle's manifest adds to a collector's summary (a macro of
+    _bundle_lines.txt.j2), filled."""
+    return _macro("_bundle_lines.txt.j2", line, facts)
 
 
 def approval_answer(answer: str, /, name: Callable[[str], str] = as_named, **facts: Any) -> str:

@@ -213,3 +213,13 @@ def test_notes_bundle_view_and_page_tell_checks_in_one_order_with_one_vocabulary
     evidence = [Evidence(e["name"], Status(e["status"]), "") for e in entries]
     note = Voice.of(builtin()).evidence(Classification(Priority.P1, "r", "why"), "T", evidence, "")
     assert [line.split()[2] for line in note.splitlines() if line.startswith("- ")] == told
+
+
+def test_a_collectors_files_the_shared_store_refused_are_said_to_be_on_their_host() -> None:
+    said = lines.bundle_line(
+        "files_not_shared", why="AccessDenied", host="resp-1", path="/var/lib/responder/b/r1"
+    )
+    assert said == (
+        " (its files are not in the shared store (AccessDenied): they are on host resp-1 in "
+        "/var/lib/responder/b/r1)"
+    )
