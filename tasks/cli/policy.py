@@ -12,6 +12,7 @@ import click
 from collectors.registry import available
 from tasks.cli.options import ConfigurationError, WholeSummaryGroup, settings_or_usage_error
 from tasks.cli.terminal import say
+from tasks.notes.lines import policy_message_problem
 from tasks.notes.voice import Voice
 from triage.classify import classify
 from triage.models import PayloadError, parse_alertmanager, parse_pagerduty
@@ -69,6 +70,19 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
         )
         for index, name in enumerate(policy.on_resolved.validate)
         if name not in available()
+    ]
+    messages = [
+        (["pagerduty", "management", "message"], policy.pagerduty.management),
+        (["pagerduty", "security", "message"], policy.pagerduty.security),
+        (
+            ["communication", "trading_desk", "call", "message"],
+            policy.communication.trading_desk.call,
+        ),
+    ]
+    problems += [
+        Problem(source, line_of(text, path), ".".join(path), problem)
+        for path, holder in messages
+        if holder is not None and (problem := policy_message_problem(holder.message))
     ]
     templates_line = line_of(text, ["notes", "templates"])
     problems += [

@@ -86,3 +86,14 @@ def policy_message(text: str, /, **facts: str) -> str:
             for i, part in enumerate(parts)
         )
     return _policy_texts().from_string(source).render(**facts)
+
+
+def policy_message_problem(text: str) -> str | None:
+    """Return why a policy's message cannot be rendered (Jinja syntax), or None."""
+    if "{{" not in text and "{%" not in text:
+        return None  # the `{priority}` style: every other brace stays text, nothing to break
+    try:
+        _policy_texts().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"not a valid template: {exc.message} (line {exc.lineno} of the message)"
+    return None

@@ -167,3 +167,37 @@ def test_check_accepts_templates_beside_the_policy(run, tmp_path: Path) -> None:
     path = policy_with_templates(tmp_path, "[{{ priority }}] Resolved.\n")
     result = run("policy", "check", str(path))
     assert result.exit_code == 0, result.output
+
+
+def test_check_names_a_policy_message_jinja_cannot_read(run, tmp_path: Path) -> None:
+    # A responder request's message in Jinja's syntax, its block never closed: found when the
+    # policy is checked, not at 3 a.m. when the first P0 asks for management.
+    text = (POLICIES / "good" / "minimal.yaml").read_text() + (
+        "pagerduty:\n"
+        "  management:\n"
+        "    requester_id: PUSER01\n"
+        "    targets: [{id: PEP0001, type: escalation_policy_reference}]\n"
+        '    message: "EAFIX {{ priority }} {% if title %}{{ title }}"\n'
+    )
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text)
+    result = run("policy", "check", str(policy))
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        f"{policy}:24: pagerduty.management.message: not a valid template: Unexpected end of "
+        "template."
+    )
+
+
+def test_check_leaves_a_message_in_the_placeholder_style_alone(run, tmp_path: Path) -> None:
+    text = (POLICIES / "good" / "minimal.yaml").read_text() + (
+        "pagerduty:\n"
+        "  management:\n"
+        "    requester_id: PUSER01\n"
+        "    targets: [{id: PEP0001, type: escalation_policy_reference}]\n"
+        '    message: "EAFIX {priority} {impact} {# stays text: {title}"\n'
+    )
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text)
+    result = run("policy", "check", str(policy))
+    assert result.exit_code == 0, result.output
