@@ -5,6 +5,7 @@ The helpers they use, and that tests import, are in `tests/support`.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -55,11 +56,20 @@ hypothesis_settings.register_profile("nightly", max_examples=2000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under tests/integration: `-m "not integration"` runs the unit suite."""
+# Each test file's seconds in a recent whole run (scripts/file-seconds renews it).
+FILE_SECONDS = Path(__file__).resolve().parent / "file_seconds.json"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration: `-m "not integration"` runs the unit suite.
+    Then order the files slowest first, each file's tests in their own order: `make test`
+    hands whole files to its processes in this order (--dist loadfile --no-loadscope-reorder),
+    so that the long ones start first and the short ones fill in at the end."""
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+    seconds = json.loads(FILE_SECONDS.read_text()) if FILE_SECONDS.is_file() else {}
+    items.sort(key=lambda item: -seconds.get(item.path.relative_to(config.rootpath).as_posix(), 0))
 
 
 @pytest.fixture(scope="session")
