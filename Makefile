@@ -1,6 +1,10 @@
 # Everything runs from the project's own .venv; nothing is needed beyond python3 and Debian's apt.
 VENV ?= .venv
 PYTHON ?= python3
+# Python caches compiled modules (__pycache__, ignored by git) even where the shell says not to:
+# each process the tests start (Celery workers, the CLI, gunicorn) would compile the project
+# again, 0.35 s of CPU each, and the unit suite took 25 s instead of 20.
+export PYTHONDONTWRITEBYTECODE :=
 BIN := $(VENV)/bin
 RESPONDER_REDIS_URL ?= redis://127.0.0.1:6379/0
 # make run HOST=... PORT=...; a HOST the shell exports (zsh sets one to the machine's name)
@@ -12,16 +16,17 @@ PORT ?= 8080
 # The tests' Redis database; pytest-xdist worker N of the integration run takes this one + N
 # (12 and 13 with the default two workers), so that each has its own queues and keys.
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/12
-# Integration test processes: each with its own Redis database, Celery worker and fakes; a
-# test file runs whole on one of them (its module fixtures, a world or a Prometheus, start once).
-TEST_WORKERS ?= 3
+# Test processes of `make test`: each with its own Redis database (the base above + its index),
+# Celery worker and fakes; a test file runs whole on one of them (its module fixtures, a world
+# or a Prometheus, start once). Up to 4 from database 12 (Redis has 16, the demo takes 11).
+TEST_WORKERS ?= 4
 # The demo world's Redis: it deletes every responder:* key of this database at start.
 RESPONDER_DEMO_REDIS_URL ?= redis://127.0.0.1:6379/11
 # A server where the tests may create (and drop) a database of their own.
 RESPONDER_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: run test test-nightly test-unit test-clock lint format lock test-services bench bench-storm demo demo-stop clean
+.PHONY: run test test-order test-nightly test-unit test-clock lint format lock test-services bench bench-storm demo demo-stop clean
 
 # Installs take the exact versions of requirements.lock (the ones the suite ran with);
 # pyproject.toml keeps its ranges for library users. `make lock` renews the lock.
@@ -59,17 +64,22 @@ run: $(BIN)/responder
 test-services:
 	scripts/install-test-services
 
-## test: lint, install the services the tests need, run the whole suite: what needs no server on
-## every core, then the integration tests on TEST_WORKERS processes, a file at a time each (each
-## process has its own Redis database, worker and fakes); the 15 slowest tests at the end
-## (Redis and PostgreSQL: the ones at the addresses above, or throwaway ones under var/)
+## test: lint, install the services the tests need, run the whole suite on TEST_WORKERS
+## processes, a file at a time each, the slowest files first (tests/file_seconds.json) and the
+## unit files filling in at the end; the 15 slowest tests at the end, a JUnit report in
+## var/test-report.xml (Redis and PostgreSQL: the ones at the addresses above, or throwaway
+## ones under var/)
 test: $(VENV)/.dev-installed test-services lint
 	@url=$$(scripts/ensure-redis "$(RESPONDER_TEST_REDIS_URL)") && \
 	  dsn=$$($(BIN)/python scripts/ensure-postgres "$(RESPONDER_TEST_POSTGRES_DSN)") && \
 	  export RESPONDER_TEST_REDIS_URL="$$url" RESPONDER_TEST_POSTGRES_DSN="$$dsn" && \
-	  $(BIN)/python -m pytest -m "not integration" -n auto $(PYTEST_ARGS) && \
-	  $(BIN)/python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile --durations=15 \
-	    $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	    --durations=15 --junitxml=var/test-report.xml $(PYTEST_ARGS)
+
+## test-order: renew tests/file_seconds.json (the order `make test` starts files in) from the
+## last `make test`'s report
+test-order:
+	scripts/file-seconds var/test-report.xml
 
 ## test-nightly: `make test` with twenty times the property tests' examples (Hypothesis's
 ## nightly profile: 2,000 a test instead of 100)

@@ -50,26 +50,27 @@ def check_policy(text: str, source: str) -> tuple[Policy | None, list[Problem]]:
         return None, exc.problems
     if not source.startswith("builtin:"):
         policy = relative_to(policy, source)
+    installed = available()  # read once: each call scans the installed packages' entry points
     problems = [
         Problem(
             source,
             line_of(text, ["plan", priority.value, index]),
             f"plan.{priority.value}[{index}]",
-            f"no collector named {name!r} (installed: {', '.join(available())})",
+            f"no collector named {name!r} (installed: {', '.join(installed)})",
         )
         for priority, names in policy.plan.items()
         for index, name in enumerate(names)
-        if name not in available()
+        if name not in installed
     ]
     problems += [
         Problem(
             source,
             line_of(text, ["on_resolved", "validate", index]),
             f"on_resolved.validate[{index}]",
-            f"no collector named {name!r} (installed: {', '.join(available())})",
+            f"no collector named {name!r} (installed: {', '.join(installed)})",
         )
         for index, name in enumerate(policy.on_resolved.validate)
-        if name not in available()
+        if name not in installed
     ]
     messages = [
         (["pagerduty", "management", "message"], policy.pagerduty.management),

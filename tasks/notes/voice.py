@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -813,7 +814,7 @@ class Voice:
                 continue
             try:
                 source, filename, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
-                undeclared = meta.find_undeclared_variables(self._env.parse(source))
+                undeclared = names_read(source)
             except jinja2.TemplateError:
                 undeclared, filename = set(), name  # the render failed on it: said below
             if unknown := sorted(undeclared - passed):
@@ -1291,6 +1292,14 @@ class _CompiledTemplates(jinja2.BytecodeCache):
 
 
 _COMPILED = _CompiledTemplates()
+# Parses only, for the names a template reads: the syntax is every voice's (_environment).
+_PARSER = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+
+
+@lru_cache(maxsize=512)  # a template's source is checked by every Voice.check of a process
+def names_read(source: str) -> frozenset[str]:
+    """Return the names a template's source reads from its context; TemplateError if broken."""
+    return frozenset(meta.find_undeclared_variables(_PARSER.parse(source)))
 
 
 def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:

@@ -63,12 +63,14 @@ def test_make_test_hands_pytest_the_services_it_ensured() -> None:
     assert 'RESPONDER_TEST_REDIS_URL="$url" RESPONDER_TEST_POSTGRES_DSN="$dsn"' in printed
 
 
-def test_make_test_runs_integration_files_on_the_processes_asked_and_names_the_slowest() -> None:
+def test_make_test_runs_whole_files_on_the_processes_asked_in_order_and_names_the_slowest() -> None:
     # Each process takes a database of its own (tests/support: worker_redis_url); a file runs
-    # whole on one process, so that its module fixtures start once.
-    printed = make_dry_run("test", "TEST_WORKERS=2")
-    assert "pytest -m integration -n 2 --dist loadfile --durations=15" in printed
-    assert "pytest -m integration -n 3 " in make_dry_run("test", "TEST_WORKERS=3")
+    # whole on one process, so that its module fixtures start once; files go out in the order
+    # collected (slowest first, tests/conftest.py), not xdist's by number of tests.
+    printed = " ".join(make_dry_run("test", "TEST_WORKERS=2").replace("\\\n", " ").split())
+    assert "pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15" in printed
+    assert "--junitxml=var/test-report.xml" in printed
+    assert "pytest -n 3 " in make_dry_run("test", "TEST_WORKERS=3")
 
 
 def test_make_test_nightly_runs_make_test_with_the_nightly_hypothesis_profile() -> None:

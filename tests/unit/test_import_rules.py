@@ -123,6 +123,7 @@ def within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
+@cache  # asked for every import of every module, by several tests
 def layer_of(module: str) -> int:
     """Return the index of the module's layer: the one with its longest matching prefix."""
     matches = [
