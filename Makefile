@@ -13,8 +13,8 @@ ifneq ($(origin HOST),command line)
 HOST := 127.0.0.1
 endif
 PORT ?= 8080
-# The tests' Redis database; pytest-xdist worker N of the integration run takes this one + N
-# (12 and 13 with the default two workers), so that each has its own queues and keys.
+# The tests' Redis database; pytest-xdist worker N of `make test` takes this one + N
+# (12 to 15 with the default four), so that each has its own queues and keys.
 RESPONDER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/12
 # Test processes of `make test`: each with its own Redis database (the base above + its index),
 # Celery worker and fakes; a test file runs whole on one of them (its module fixtures, a world
