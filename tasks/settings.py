@@ -119,6 +119,9 @@ class Settings:
     sla_tick_seconds: float = 5.0
     # Beat's frequent ticks log their routine lines at INFO only when asked (tasks/quiet_ticks.py).
     log_ticks: bool = False
+    # A worker draws a throwaway plot before its pool forks, so that no alert waits for
+    # matplotlib to load (0.8 s of CPU a start); the tests, which start many workers, skip it.
+    warm_plots: bool = True
     recover_seconds: float = 5.0
     # Beat on every host: the one holding this Redis lease sends the periodic tasks; another
     # takes over within this long of the holder's death (tasks/beat.py).
@@ -305,6 +308,7 @@ _ENV = {
     "RESPONDER_HEARTBEAT_SECONDS": "heartbeat_seconds",
     "RESPONDER_SLA_TICK_SECONDS": "sla_tick_seconds",
     "RESPONDER_LOG_TICKS": "log_ticks",
+    "RESPONDER_WARM_PLOTS": "warm_plots",
     "RESPONDER_RECOVER_SECONDS": "recover_seconds",
     "RESPONDER_BEAT_LEASE_SECONDS": "beat_lease_seconds",
     "RESPONDER_SLA_AUDIT_SECONDS": "sla_audit_seconds",

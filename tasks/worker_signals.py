@@ -42,6 +42,11 @@ def _check_note_templates(sender: Any = None, **_: Any) -> None:
 @worker_init.connect
 def _warm_plots(sender: Any = None, **_: Any) -> None:
     """Load the plotting library before the pool forks: no first alert waits for it."""
+    settings = getattr(
+        getattr(getattr(sender, "app", None), "conf", None), "responder_settings", None
+    )
+    if settings is not None and not settings.warm_plots:
+        return
     try:
         plots.warm()
     except Exception:  # a plot that cannot be drawn is the collector's to report, not a start

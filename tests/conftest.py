@@ -225,6 +225,9 @@ def responder_env(
         "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "20",
         "RESPONDER_INCIDENT_LOOKUP_DELAY": "0.5",
         "RESPONDER_COLLECTOR_TIMEOUT": "2",
+        # Workers start by the dozen here: each skips the plot warm-up (a first plot loads
+        # matplotlib itself; tests/unit/test_worker_signals.py shows the switch).
+        "RESPONDER_WARM_PLOTS": "0",
         "RESPONDER_PAGERDUTY_RETRY_BASE": "0.2",
         "RESPONDER_LINK_SECRET": LINK_SECRET,
         "RESPONDER_PUBLIC_URL": PUBLIC_URL,
