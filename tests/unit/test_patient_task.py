@@ -26,7 +26,9 @@ def test_a_task_that_loses_redis_retries_and_then_succeeds(
 ) -> None:
     attempts: list[int] = []
 
-    @eager_app.task(bind=True, max_retries=None)  # as the pipeline's tasks
+    # shared=False: a shared task would be added to every app made later in this process (the
+    # celeryconfig test's), and the two parametrized copies then clash by name.
+    @eager_app.task(bind=True, max_retries=None, shared=False)  # as the pipeline's tasks
     def flaky(self: PatientTask) -> str:
         attempts.append(self.request.retries)
         if len(attempts) < 4:
@@ -40,7 +42,7 @@ def test_a_task_that_loses_redis_retries_and_then_succeeds(
 def test_a_tick_that_keeps_losing_redis_gives_up_after_its_retries(eager_app: Celery) -> None:
     attempts: list[int] = []
 
-    @eager_app.task(bind=True)  # Celery's default: three retries, as beat's ticks
+    @eager_app.task(bind=True, shared=False)  # Celery's default: three retries, as beat's ticks
     def tick(self: PatientTask) -> str:
         attempts.append(self.request.retries)
         raise redis.ConnectionError("still down")
@@ -53,7 +55,7 @@ def test_a_tick_that_keeps_losing_redis_gives_up_after_its_retries(eager_app: Ce
 def test_a_task_that_fails_for_another_reason_is_not_retried(eager_app: Celery) -> None:
     attempts: list[int] = []
 
-    @eager_app.task(bind=True)
+    @eager_app.task(bind=True, shared=False)
     def broken(self: PatientTask) -> str:
         attempts.append(self.request.retries)
         raise ValueError("a bug, not an outage")
