@@ -169,18 +169,24 @@ def test_check_accepts_templates_beside_the_policy(run, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def policy_asking_management_with(message: str, folder: Path) -> Path:
+    """Write the minimal policy with a management request whose message is `message`."""
+    policy = folder / "p.yaml"
+    policy.write_text(
+        (POLICIES / "good" / "minimal.yaml").read_text()
+        + "pagerduty:\n  management:\n    requester_id: PUSER01\n"
+        + "    targets: [{id: PEP0001, type: escalation_policy_reference}]\n"
+        + f"    message: {json.dumps(message)}\n"
+    )
+    return policy
+
+
 def test_check_names_a_policy_message_jinja_cannot_read(run, tmp_path: Path) -> None:
     # A responder request's message in Jinja's syntax, its block never closed: found when the
     # policy is checked, not at 3 a.m. when the first P0 asks for management.
-    text = (POLICIES / "good" / "minimal.yaml").read_text() + (
-        "pagerduty:\n"
-        "  management:\n"
-        "    requester_id: PUSER01\n"
-        "    targets: [{id: PEP0001, type: escalation_policy_reference}]\n"
-        '    message: "EAFIX {{ priority }} {% if title %}{{ title }}"\n'
+    policy = policy_asking_management_with(
+        "EAFIX {{ priority }} {% if title %}{{ title }}", tmp_path
     )
-    policy = tmp_path / "p.yaml"
-    policy.write_text(text)
     result = run("policy", "check", str(policy))
     assert result.exit_code == 2
     assert result.output.startswith(
@@ -190,14 +196,8 @@ def test_check_names_a_policy_message_jinja_cannot_read(run, tmp_path: Path) -> 
 
 
 def test_check_leaves_a_message_in_the_placeholder_style_alone(run, tmp_path: Path) -> None:
-    text = (POLICIES / "good" / "minimal.yaml").read_text() + (
-        "pagerduty:\n"
-        "  management:\n"
-        "    requester_id: PUSER01\n"
-        "    targets: [{id: PEP0001, type: escalation_policy_reference}]\n"
-        '    message: "EAFIX {priority} {impact} {# stays text: {title}"\n'
+    policy = policy_asking_management_with(
+        "EAFIX {priority} {impact} {# stays text: {title}", tmp_path
     )
-    policy = tmp_path / "p.yaml"
-    policy.write_text(text)
     result = run("policy", "check", str(policy))
     assert result.exit_code == 0, result.output
