@@ -26,7 +26,7 @@ from tasks.run import evidence_note as evidence_run
 from tasks.run import first_response, prepare
 from tasks.runtime import Runtime
 from tasks.settings import Secret, Settings, settings_from_env
-from tests.support import PROJECT, TOKEN, sample_payload, wait_for
+from tests.support import PROJECT, TOKEN, answers_health, sample_payload, stop_server, wait_for
 from tests.support.incident_page import make_incident
 from webhooks import create_app
 
@@ -173,24 +173,10 @@ def receiver_b(responder_env: dict[str, str], s3: S3Server, tmp_path: Path) -> I
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _up(url, server), what="receiver B to serve")
+        wait_for(lambda: answers_health(url, server, "receiver-b.log"), what="receiver B to serve")
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=60)
-
-
-def _up(url: str, server: subprocess.Popen[bytes]) -> bool:
-    """Return True once the receiver answers /healthz; fail at once if it exited."""
-    assert server.poll() is None, "receiver B exited: see receiver-b.log"
-    try:
-        return requests.get(f"{url}/healthz", timeout=2).ok
-    except requests.RequestException:
-        return False
+        stop_server(server)
 
 
 def test_a_bundle_written_on_one_host_is_served_by_another_receiver_with_an_empty_folder(

@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from bench.failover import Network, unused_run_names
 from bench.shared_bundles import S3Server, bundles_written_in, open_bundle
-from tests.support import PROJECT, wait_for
+from tests.support import PROJECT, answers_health, stop_server, wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="builds network namespaces (ip netns): needs root, as CI has"
@@ -94,19 +93,13 @@ def test_a_bundle_of_a_host_that_was_cut_off_opens_through_the_survivor(
             )  # fmt: skip
         url = f"http://{network.address(1)}:{PORT}"
         try:
-            wait_for(lambda: _up(url, receiver), timeout=120, what="host 2's receiver")
+            wait_for(
+                lambda: answers_health(url, receiver, "receiver-h2.log"),
+                timeout=120,
+                what="host 2's receiver",
+            )
             opened = open_bundle(url, "run-on-h1", SECRET)
             assert opened["served"], opened
             assert not (tmp_path / "h2" / "bundles").exists()  # not from host 2's own disk
         finally:
-            receiver.terminate()
-            receiver.wait(timeout=60)
-
-
-def _up(url: str, process: subprocess.Popen[bytes]) -> bool:
-    """Return True once the receiver answers; fail at once if it exited."""
-    assert process.poll() is None, "host 2's receiver exited: see receiver-h2.log"
-    try:
-        return requests.get(f"{url}/healthz", timeout=2).ok
-    except requests.RequestException:
-        return False
+            stop_server(receiver)

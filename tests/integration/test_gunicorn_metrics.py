@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import PROJECT, TOKEN, sample_payload, wait_for
+from tests.support import PROJECT, TOKEN, answers_health, sample_payload, stop_server, wait_for
 
 
 @pytest.fixture
@@ -42,17 +42,12 @@ def gunicorn(
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _up(url), what="gunicorn to serve")
+        wait_for(lambda: answers_health(url), what="gunicorn to serve")
         yield url, metrics_dir
     finally:
         # A graceful stop waits up to the graceful timeout for a connection a test left
         # half-read (the 413 on a chunked body); on a busy machine more. Not what is tested.
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=60)
+        stop_server(server)
         redis_client.delete("responder-gunicorn-test")
 
 
@@ -115,10 +110,3 @@ def test_a_chunked_body_past_256_kb_is_413(gunicorn: tuple[str, Path]) -> None:
     )
     assert answer.status_code == 413, answer.text
     assert answer.json() == {"error": "request body too large", "field": "(body)"}
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=5).status_code == 200
-    except requests.RequestException:  # not up yet, or slow to answer on a busy machine
-        return False

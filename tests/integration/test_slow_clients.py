@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tasks.evidence.links import incident_link
-from tests.support import LINK_SECRET, PROJECT, TOKEN, sample_payload, wait_for
+from tests.support import LINK_SECRET, PROJECT, TOKEN, answers_health, sample_payload, wait_for
 
 QUEUE = "responder-slow-clients-test"  # no worker: nothing here runs
 SLOW_HEAD = (
@@ -81,7 +81,7 @@ def start_server(
             )  # fmt: skip
         )
         server = Server(f"http://127.0.0.1:{port}", access_log)
-        wait_for(lambda: _up(server.url), what="gunicorn to serve")
+        wait_for(lambda: answers_health(server.url), what="gunicorn to serve")
         return server
 
     yield start
@@ -182,10 +182,3 @@ def test_the_access_log_never_holds_a_signed_link(start_server) -> None:
 def _lines(path: Path, count: int) -> str | None:
     text = path.read_text() if path.exists() else ""
     return text if text.count("sig=") >= count else None
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-    except requests.RequestException:  # not listening yet, or its first answer still coming
-        return False

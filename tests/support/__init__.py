@@ -6,6 +6,7 @@ Fixtures live in `tests/conftest.py`; everything here is plain code any test may
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -47,6 +48,27 @@ def wait_for(check: Callable[[], Any], timeout: float = 120, what: str = "condit
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
+
+
+def answers_health(url: str, process: subprocess.Popen[bytes] | None = None, log: str = "") -> bool:
+    """Return True once the receiver at `url` answers /healthz with 200 (poll it with wait_for);
+    fail at once if `process`, the server a test started, has exited, naming its `log`."""
+    if process is not None:
+        assert process.poll() is None, f"the receiver at {url} exited: see {log}"
+    try:
+        return requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    except requests.RequestException:  # not listening yet, or slow to answer on a busy machine
+        return False
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server a test started: SIGTERM, then SIGKILL if it is still there after 60 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=60)
 
 
 def worker_redis_url(url: str, worker: str | None) -> str:
