@@ -18,6 +18,7 @@ from tasks.celery_app import runtime_of
 from tasks.lanes import current_lane, lane_of_queue
 from tasks.notes.voice import TemplateProblem
 from tasks.runtime import open_redis
+from tasks.settings import Settings
 from tasks.store.deliveries import current_attempt
 from tasks.store.sentinel_pools import check_master
 
@@ -26,14 +27,18 @@ log = logging.getLogger(__name__)
 _held: recovery.HeldMessages | None = None  # this worker process's heartbeat
 
 
+def _settings_of(sender: Any) -> Settings | None:
+    """Return the responder's settings of the worker that sent a signal (None: not ours)."""
+    return getattr(getattr(getattr(sender, "app", None), "conf", None), "responder_settings", None)
+
+
 @worker_init.connect
 def _check_note_templates(sender: Any = None, **_: Any) -> None:
     """Refuse to start with a note template that cannot render: fail now, not at 3 a.m."""
-    app = getattr(sender, "app", None)
-    if getattr(getattr(app, "conf", None), "responder_settings", None) is None:
+    if _settings_of(sender) is None:
         return
     try:
-        runtime_of(app).voice  # noqa: B018 - checks every template as it loads them
+        runtime_of(sender.app).voice  # noqa: B018 - checks every template as it loads them
     except TemplateProblem as exc:
         log.critical("the worker cannot start: note templates: %s", exc)
         raise SystemExit(2) from None  # an Exception would be logged by Celery, and ignored
@@ -42,9 +47,7 @@ def _check_note_templates(sender: Any = None, **_: Any) -> None:
 @worker_init.connect
 def _warm_plots(sender: Any = None, **_: Any) -> None:
     """Load the plotting library before the pool forks: no first alert waits for it."""
-    settings = getattr(
-        getattr(getattr(sender, "app", None), "conf", None), "responder_settings", None
-    )
+    settings = _settings_of(sender)
     if settings is not None and not settings.warm_plots:
         return
     try:
@@ -57,8 +60,7 @@ def _warm_plots(sender: Any = None, **_: Any) -> None:
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     """Publish which messages this worker holds, every few seconds, while it lives."""
     global _held
-    app = getattr(sender, "app", None)
-    settings = getattr(getattr(app, "conf", None), "responder_settings", None)
+    settings = _settings_of(sender)
     if settings is None:
         return
     client = open_redis(settings, socket_timeout=2, socket_connect_timeout=2)
@@ -83,7 +85,7 @@ def _note_received(request: Any = None, **_: Any) -> None:
 @task_prerun.connect
 def _enter_lane(task: Any = None, **_: Any) -> None:
     """Draw on the budget of the lane the task came from (its queue)."""
-    settings = getattr(task.app.conf, "responder_settings", None) if task else None
+    settings = _settings_of(task)
     if task is not None:
         current_attempt.set(task.request.id or "-")  # whose attempt a pending effect is
     if settings is not None:
@@ -95,5 +97,5 @@ def _enter_lane(task: Any = None, **_: Any) -> None:
 def _follow_the_primary(task: Any = None, **_: Any) -> None:
     """Leave a primary the Sentinels replaced before the task's first command (at most every
     second; see tasks/store/sentinel_pools.py)."""
-    if task is not None and getattr(task.app.conf, "responder_settings", None) is not None:
+    if _settings_of(task) is not None:
         check_master(runtime_of(task.app).redis)

@@ -676,15 +676,25 @@ class Policy:
         return next((paging[name] for name in names if name in paging), None)
 
 
+def _read_yaml(text: str, loader_class: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, Any]:
+    """Return the node tree of `text` and the values built from it: the text is read once."""
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
 def _parse(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     """Return the YAML node tree and the values of `text`; PolicyError if it is not YAML."""
     try:
-        return yaml.compose(text, Loader=YAML_LOADER), yaml.load(text, Loader=YAML_LOADER)
+        return _read_yaml(text, YAML_LOADER)
     except yaml.YAMLError:
         pass
     # Refused: PyYAML's own parser words why better (what it expected, what it found).
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+        return _read_yaml(text, yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
