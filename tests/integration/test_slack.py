@@ -294,6 +294,15 @@ def test_a_signed_click_approves_once_and_refusals_run_nothing(
         lambda: "Approved" in shown.text and not any(b["type"] == "actions" for b in shown.blocks),
         what="the proposal's new state",
     )
+    # Each click's task updates the message after its answer: the test ends when both have, so
+    # that no update of this test's reaches Slack during the next one.
+    wait_for(
+        lambda: (
+            [c.params.get("ts") for c in slack.calls if c.method == "chat.update"]
+            == [shown.ts, shown.ts]
+        ),
+        what="both clicks' updates of the proposal's message",
+    )
 
 
 def test_a_post_whose_answer_was_lost_is_found_by_its_marker_not_posted_again(
