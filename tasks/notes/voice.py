@@ -1292,14 +1292,25 @@ class _CompiledTemplates(jinja2.BytecodeCache):
 
 
 _COMPILED = _CompiledTemplates()
-# Parses only, for the names a template reads: the syntax is every voice's (_environment).
-_PARSER = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
 
 
 @lru_cache(maxsize=512)  # a template's source is checked by every Voice.check of a process
 def names_read(source: str) -> frozenset[str]:
     """Return the names a template's source reads from its context; TemplateError if broken."""
-    return frozenset(meta.find_undeclared_variables(_PARSER.parse(source)))
+    return frozenset(meta.find_undeclared_variables(_parser().parse(source)))
+
+
+@lru_cache(maxsize=1)
+def _parser() -> jinja2.Environment:
+    """Return an environment that only parses: a voice's syntax and every filter it has.
+
+    Finding the names a template reads compiles it, and compiling fails on a filter the
+    environment does not know: without a voice's filters, every template that uses one
+    (most do) would go unchecked.
+    """
+    env = _environment(jinja2.DictLoader({}))
+    env.filters.update(local=str, with_pagerduty=str)  # never called: a voice's own, by name
+    return env
 
 
 def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:

@@ -8,7 +8,7 @@ import pytest
 from collectors.contract import Evidence, Status
 from tasks.notes import markers as notes
 from tasks.notes.markers import clip
-from tasks.notes.voice import Voice, headline
+from tasks.notes.voice import TEMPLATES, Voice, headline, names_read
 from tests.unit.test_classify import alert
 from triage.classify import classify
 from triage.incident_status import StatusNow
@@ -313,6 +313,12 @@ def test_a_policy_template_directory_overrides_a_note_by_file_name(tmp_path) -> 
             "{% if false %}{{ incident_url }}{% endif %}Resolved",
             "uses 'incident_url', which this note does not have",
         ),
+        # The same in a template that uses the voice's filters, as most built-in ones do.
+        (
+            "closing.txt.j2",
+            "{{ priority|with_pagerduty }}{% if false %}{{ incident_url|local }}{% endif %}",
+            "uses 'incident_url', which this note does not have",
+        ),
         ("evidence.txt.j2", "{{ bundle.nosuch }}", "has no attribute 'nosuch'"),
         ("status_update.txt.j2", "{% if %}", "line 1: "),
         ("first_reponse.txt.j2", "typo", "not a template the responder writes"),
@@ -324,6 +330,14 @@ def test_a_broken_override_is_an_error_that_names_the_template(
     (tmp_path / name).write_text(text)
     problems = Voice(POLICY, str(tmp_path)).check()
     assert len(problems) == 1 and name in problems[0] and problem in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in TEMPLATES.glob("*.j2") if not p.name.startswith("_"))
+)
+def test_the_names_each_built_in_note_template_reads_are_found(name: str) -> None:
+    # Raises, as a check would swallow, if a filter the template uses is unknown to the parser.
+    assert names_read((TEMPLATES / name).read_text())
 
 
 def test_a_missing_override_directory_is_an_error(tmp_path) -> None:
