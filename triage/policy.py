@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -702,6 +702,9 @@ def _parse(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         raise PolicyError([Problem(source, line, "(file)", f"not valid YAML: {problem}")]) from None
 
 
+# The policy is frozen, so callers of one process (a worker's runtimes, the CLI's commands,
+# the tests') share the copy parsed from the same text; a refusal is not kept, it is raised.
+@lru_cache(maxsize=64)
 def load(text: str, source: str = "<policy>") -> Policy:
     """Parse and validate policy YAML text; raise PolicyError listing every problem."""
     root, raw = _parse(text, source)
