@@ -54,6 +54,10 @@ DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/12"  # Makefile; xdist worker N
 hypothesis_settings.register_profile("suite", max_examples=100)
 hypothesis_settings.register_profile("nightly", max_examples=2000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+# Workers start by the dozen here, also inside the `responder run`s and benches the tests
+# start: each skips the plot warm-up, 0.8 s of CPU (a first plot loads matplotlib itself;
+# tests/unit/test_worker_signals.py shows the switch). Every process a test starts inherits it.
+os.environ.setdefault("RESPONDER_WARM_PLOTS", "0")
 
 
 # Each test file's seconds in a recent whole run (scripts/file-seconds renews it).
@@ -225,9 +229,6 @@ def responder_env(
         "RESPONDER_INCIDENT_LOOKUP_ATTEMPTS": "20",
         "RESPONDER_INCIDENT_LOOKUP_DELAY": "0.5",
         "RESPONDER_COLLECTOR_TIMEOUT": "2",
-        # Workers start by the dozen here: each skips the plot warm-up (a first plot loads
-        # matplotlib itself; tests/unit/test_worker_signals.py shows the switch).
-        "RESPONDER_WARM_PLOTS": "0",
         "RESPONDER_PAGERDUTY_RETRY_BASE": "0.2",
         "RESPONDER_LINK_SECRET": LINK_SECRET,
         "RESPONDER_PUBLIC_URL": PUBLIC_URL,

@@ -9,10 +9,12 @@ store, and publishing does nothing.
 from __future__ import annotations
 
 import mimetypes
+import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -348,15 +350,29 @@ def make_bundle_store(settings: Settings) -> BundleStore:
     """
     if not settings.bundle_store:
         return LocalBundles(settings.bundle_dir)
+    bucket, prefix = parse_bundle_store(settings.bundle_store)
+    client = _s3_client(
+        settings.s3_endpoint_url or None,
+        settings.s3_access_key_id.reveal() or None,
+        settings.s3_secret_access_key.reveal() or None,
+        settings.s3_region or None,
+        os.getpid(),
+    )
+    return S3Bundles(client, bucket, prefix)
+
+
+# One client per address and key in a process: making one reads botocore's service models,
+# about 0.1 s, and a client is safe to share between threads. Keyed on the process too: a
+# client made before a fork keeps its connections, which a pool child must not share.
+@lru_cache(maxsize=8)
+def _s3_client(
+    endpoint: str | None, key_id: str | None, secret: str | None, region: str | None, pid: int
+) -> Any:
     import boto3
     from botocore.config import Config
 
-    bucket, prefix = parse_bundle_store(settings.bundle_store)
-    endpoint = settings.s3_endpoint_url or None
     session = boto3.session.Session(
-        aws_access_key_id=settings.s3_access_key_id.reveal() or None,
-        aws_secret_access_key=settings.s3_secret_access_key.reveal() or None,
-        region_name=settings.s3_region or None,
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region
     )
     config = Config(
         connect_timeout=5,
@@ -365,4 +381,4 @@ def make_bundle_store(settings: Settings) -> BundleStore:
         # MinIO, Ceph and test servers answer on one host name: bucket in the path, not the host.
         s3={"addressing_style": "path"} if endpoint else {},
     )
-    return S3Bundles(session.client("s3", endpoint_url=endpoint, config=config), bucket, prefix)
+    return session.client("s3", endpoint_url=endpoint, config=config)
