@@ -293,7 +293,9 @@ class Simulator:
             if "risk-check-errors" in active:
                 self.risk_checks_failed.inc(3)
             if "auth-spike" in active:
-                self.auth_failures.inc(25)
+                # 400 a second: AuthFailureSpike's 5-minute rate passes 5 a second in about
+                # 4 s, where 100 a second took 15 s of every demo and test that injects it.
+                self.auth_failures.inc(100)
             if "indicator-nan" in active:
                 self.nan_values.inc(5)
             if "noisy-logs" in active:

@@ -3,12 +3,20 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import jinja2
 import pytest
 
 from collectors.contract import Evidence, Status
 from tasks.notes import markers as notes
 from tasks.notes.markers import clip
-from tasks.notes.voice import TEMPLATES, Voice, headline, names_read
+from tasks.notes.voice import (
+    TEMPLATES,
+    Voice,
+    _CompiledTemplates,
+    _environment,
+    headline,
+    names_read,
+)
 from tests.unit.test_classify import alert
 from triage.classify import classify
 from triage.incident_status import StatusNow
@@ -551,3 +559,28 @@ def test_evidence_collection_the_note_and_the_bundle_page_count_the_checks_alike
     }  # fmt: skip
     page = VOICE.bundle_index(manifest, Path("/none"))
     assert f"<b>{said[0].upper()}{said[1:]}</b>" in page
+
+
+def test_compiled_templates_are_kept_on_disk_for_the_next_process(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loader = jinja2.DictLoader({"t.txt.j2": "hello {{ name }}"})
+    first = _environment(loader, _CompiledTemplates(tmp_path))
+    assert first.get_template("t.txt.j2").render(name="x") == "hello x"
+    assert len(list(tmp_path.glob("*.cache"))) == 1
+
+    def compile_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again although the disk holds its code")
+
+    monkeypatch.setattr(jinja2.Environment, "compile", compile_again)
+    # A fresh cache, as a new process has: the code comes from the folder.
+    later = _environment(loader, _CompiledTemplates(tmp_path))
+    assert later.get_template("t.txt.j2").render(name="y") == "hello y"
+
+
+def test_a_folder_that_cannot_keep_compiled_templates_leaves_them_in_memory(tmp_path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    env = _environment(jinja2.DictLoader({"t.txt.j2": "hi"}), _CompiledTemplates(not_a_folder))
+    assert env.get_template("t.txt.j2").render() == "hi"
+    assert env.get_template("t.txt.j2").render() == "hi"
