@@ -40,11 +40,14 @@ def test_a_part_is_announced_ready_once_it_writes_its_file_not_by_a_stale_one(
     ready = tmp_path / "ready"
     ready.write_text("http://127.0.0.1:1 (a last run's)")
     go = tmp_path / "go"
-    # The part writes its file only once the test says so.
+    # The part writes its file only once the test says so, whole, as the receiver does
+    # (webhooks/gunicorn_config.when_ready): written in place, an empty file could be read.
     script = (
         "import pathlib, time\n"
         f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n"
-        f"pathlib.Path({str(ready)!r}).write_text('http://127.0.0.1:8080')\n"
+        f"partial = pathlib.Path({str(ready) + '.partial'!r})\n"
+        "partial.write_text('http://127.0.0.1:8080')\n"
+        f"partial.replace({str(ready)!r})\n"
         "time.sleep(60)\n"
     )
     supervisor = Supervisor(
