@@ -17,6 +17,7 @@ MANIFEST_SCHEMA = "eafix-responder/bundle-manifest"
 MANIFEST_VERSION = 1
 FILE_CAP_BYTES = 1_000_000  # a text file past this is cut at a line; a binary one is left out
 BUNDLE_CAP_BYTES = 20_000_000
+MANIFEST_FILES = ("manifest.json", "summary.md", "index.html")  # what write_manifest writes
 ARCHIVE = "bundle.tar.gz"  # tasks.notes.bundle_view links to it by this name
 
 

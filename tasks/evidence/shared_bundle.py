@@ -31,17 +31,16 @@ def publish_bundle(
     return ""
 
 
-def fetch_bundle(rt: Runtime, bundle_id: str, folder: Path) -> str:
-    """Copy into `folder` what other hosts published of the bundle; return "" or why not."""
+def fetch_bundle(rt: Runtime, bundle_id: str, folder: Path) -> frozenset[str]:
+    """Copy into `folder` what other hosts published of the bundle; return the names the
+    shared store holds of it (none: a store on this host's disk, or one that did not answer)."""
     if not rt.bundles.shared:
-        return ""
+        return frozenset()
     try:
-        rt.bundles.fetch(bundle_id, folder)
+        return frozenset(rt.bundles.fetch(bundle_id, folder))
     except BundleStoreError as exc:
-        why = rt.redact(str(exc))
-        log.warning("bundle %s: other hosts' files not fetched: %s", bundle_id, why)
-        return why
-    return ""
+        log.warning("bundle %s: other hosts' files not fetched: %s", bundle_id, rt.redact(str(exc)))
+        return frozenset()
 
 
 def stranded(folder: Path, why: str) -> dict[str, str]:

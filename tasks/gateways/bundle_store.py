@@ -87,7 +87,8 @@ class BundleStore(Protocol):
         ...
 
     def fetch(self, bundle_id: str, folder: Path) -> list[str]:
-        """Copy into `folder` the bundle's files it lacks (other hosts' collectors); list them."""
+        """Copy into `folder` the bundle's files it lacks (other hosts' collectors); return the
+        names of every file the store holds of the bundle, sorted."""
         ...
 
     def open(self, bundle_id: str, name: str) -> StoredFile | None:
@@ -136,22 +137,22 @@ class LocalBundles:
         target = bundle_path(self.root, bundle_id)
         if folder.resolve() == target.resolve():
             return
-        for name in _local_names(folder) if names is None else names:
+        for name in local_names(folder) if names is None else names:
             (target / file_key(name)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / name, target / name)
 
     def fetch(self, bundle_id: str, folder: Path) -> list[str]:
-        """Copy missing files from the store's folder (none when it is `folder` itself)."""
+        """Copy missing files from the store's folder (none when it is `folder` itself); return
+        the names it holds."""
         source = bundle_path(self.root, bundle_id)
+        held = local_names(source)
         if folder.resolve() == source.resolve():
-            return []
-        copied = []
-        for name in _local_names(source):
+            return held
+        for name in held:
             if not (folder / name).exists():
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source / name, folder / name)
-                copied.append(name)
-        return copied
+        return held
 
     def open(self, bundle_id: str, name: str) -> StoredFile | None:
         """Open a file of the bundle folder."""
@@ -170,14 +171,14 @@ class LocalBundles:
 
     def names(self, bundle_id: str) -> list[str]:
         """Return the bundle folder's files."""
-        return _local_names(bundle_path(self.root, bundle_id))
+        return local_names(bundle_path(self.root, bundle_id))
 
     def prune(self, cutoff: float) -> int:
         """Leave pruning to bundle.prune over RESPONDER_BUNDLE_DIR, which is this store."""
         return 0
 
 
-def _local_names(folder: Path) -> list[str]:
+def local_names(folder: Path) -> list[str]:
     """Return the relative names of a folder's files, leaving out partial (hidden) writes."""
     if not folder.is_dir():
         return []
@@ -209,7 +210,7 @@ class S3Bundles:
         A name no key may be made of is not uploaded; the others are, then the error names it.
         """
         refused = []
-        for name in _local_names(folder) if names is None else names:
+        for name in local_names(folder) if names is None else names:
             try:
                 key = object_key(self.prefix, bundle_id, name)
             except ValueError:
@@ -224,17 +225,17 @@ class S3Bundles:
             raise BundleStoreError(f"file names not fit for a key, left out: {refused!r}")
 
     def fetch(self, bundle_id: str, folder: Path) -> list[str]:
-        """Download the bundle's files that `folder` lacks."""
-        copied = []
-        for name in self.names(bundle_id):
+        """Download the bundle's files that `folder` lacks; return the names the store holds."""
+        with _store_errors(f"listing {folder_key(self.prefix, bundle_id)}"):
+            held = self.names(bundle_id)
+        for name in held:
             if (folder / name).exists():
                 continue
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             key = object_key(self.prefix, bundle_id, name)
             with _store_errors(f"reading {key}"):
                 self.client.download_file(self.bucket, key, str(folder / name))
-            copied.append(name)
-        return copied
+        return held
 
     def open(self, bundle_id: str, name: str) -> StoredFile | None:
         """Open an object for streaming; its body is read as the response is sent."""

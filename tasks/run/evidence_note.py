@@ -14,7 +14,7 @@ from tasks.evidence import bundle
 from tasks.evidence.collect import collect_into_bundle
 from tasks.evidence.links import bundle_location
 from tasks.evidence.shared_bundle import fetch_bundle, publish_bundle, stranded
-from tasks.gateways.bundle_store import bundle_path
+from tasks.gateways.bundle_store import bundle_path, local_names
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.proposals import propose_actions
 from tasks.run.state import RunState, load_run, record_failure
@@ -88,7 +88,7 @@ def finish_run(
     """
     state = load_run(rt, run_id)
     folder = bundle_path(rt.settings.bundle_dir, run_id)
-    fetch_bundle(rt, run_id, folder)  # the files collectors on other hosts published
+    in_store = fetch_bundle(rt, run_id, folder)  # and the files other hosts' collectors published
     header = {
         "bundle_id": run_id,
         "delivery_id": state.delivery_id,
@@ -104,8 +104,11 @@ def finish_run(
         "alerts": state.fingerprints,
     }
     bundle.write_manifest(folder, header, entries, now, rt.voice.bundle_index)
+    # What the store lacks, before the note: the manifest just written and any file a collector
+    # could not publish; not again what collectors published or what was just fetched.
+    lacking = [n for n in local_names(folder) if n not in in_store or n in bundle.MANIFEST_FILES]
     # A store that refuses the bundle never costs the note: the note says where it is instead.
-    place = stranded(folder, why) if (why := publish_bundle(rt, folder, run_id)) else None
+    place = stranded(folder, why) if (why := publish_bundle(rt, folder, run_id, lacking)) else None
     where = f"{place['host']}:{place['path']}" if place else rt.bundles.location(run_id)
     rt.deliveries.update(state.delivery_id, bundle_id=run_id, bundle_path=where)
     if place:

@@ -86,8 +86,10 @@ def test_a_published_bundle_is_listed_opened_tailed_fetched_and_pruned(
     other_host = tmp_path / "other" / "r1"
     (other_host / "docker").mkdir(parents=True)
     (other_host / "docker" / "api.log").write_text("this host's own copy")
-    assert store.fetch("r1", other_host) == ["empty.txt", "manifest.json"]
+    # Every name the store holds comes back; only the ones this host lacked were copied.
+    assert store.fetch("r1", other_host) == ["docker/api.log", "empty.txt", "manifest.json"]
     assert (other_host / "docker" / "api.log").read_text() == "this host's own copy"
+    assert (other_host / "manifest.json").read_text() == '{"bundle_id": "r1"}'
 
     now = datetime.now(UTC).timestamp()
     assert store.prune(cutoff=now - 3600) == 0  # written just now: kept
@@ -209,6 +211,30 @@ def test_a_bundle_written_on_one_host_is_served_by_another_receiver_with_an_empt
         assert answer.content == (tmp_path / "host-a" / "bundles" / run_id / name).read_bytes()
     assert not (tmp_path / "host-b" / "bundles").exists()  # nothing came from B's own disk
     assert bundles_written_in(tmp_path / "host-a" / "bundles") == [run_id]
+
+
+def test_finishing_a_bundle_uploads_only_what_the_store_lacks(
+    intake_settings: Settings, s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads: list[list[str]] = []
+    publish = S3Bundles.publish
+
+    def recorded(self: S3Bundles, folder: Path, bundle_id: str, names=None) -> None:
+        names = None if names is None else list(names)
+        uploads.append(["(all)"] if names is None else sorted(names))
+        publish(self, folder, bundle_id, names)
+
+    monkeypatch.setattr(S3Bundles, "publish", recorded)
+    host_a = store_settings(intake_settings, s3, tmp_path / "host-a", "once")
+    host_c = store_settings(intake_settings, s3, tmp_path / "host-c", "once")
+    rt, run_id, _ = run_pipeline(host_a, host_c)
+
+    # Each collector published its files on its own host; the finish adds the manifest before
+    # the note and the archive after it, and sends none of the collectors' files again.
+    assert uploads[-2:] == [sorted(bundle.MANIFEST_FILES), [bundle.ARCHIVE]]
+    sent = [name for names in uploads for name in names]
+    assert len(sent) == len(set(sent)), sent
+    assert set(sent) == set(rt.bundles.names(run_id))
 
 
 def test_a_store_that_refuses_the_bundle_leaves_the_note_saying_where_it_is(
