@@ -132,6 +132,13 @@ return {starts and 1 or 0, encoded, pipeline}
 
 
 # Set the effect's state to ARGV[2] only if it is still ARGV[1] ("" for none).
+# A task that finishes after its delivery's record expired (or was deleted) must not write a
+# record of only its own fields: no id to load it by, and no expiry, so kept for ever.
+_UPDATE_KEPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[1], unpack(ARGV))
+"""
+
 _CLAIM_ATTEMPT = """
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
@@ -345,6 +352,7 @@ class DeliveryStore:
         self.replication = replication or Replication()
         self._record = client.register_script(_RECORD)
         self._claim = client.register_script(_CLAIM_ATTEMPT)
+        self._update_kept = client.register_script(_UPDATE_KEPT)
         self._direct = DirectCommands(client)
         self._dedup_seconds = int(DEDUP_TTL.total_seconds())
         self._retention_seconds = int(retention.total_seconds())
@@ -471,10 +479,10 @@ class DeliveryStore:
         return Delivery.from_record(record) if record is not None else None
 
     def update(self, delivery_id: str, **fields: Any) -> None:
-        """Set fields of a stored delivery (pipeline state, incident, bundle)."""
-        self.redis.hset(
-            delivery_key(delivery_id), mapping={k: json.dumps(v) for k, v in fields.items()}
-        )
+        """Set fields of a stored delivery (pipeline state, incident, bundle); a delivery no
+        longer kept (expired, deleted) stays gone."""
+        pairs = [part for name, value in fields.items() for part in (name, json.dumps(value))]
+        self._update_kept(keys=[delivery_key(delivery_id)], args=pairs)
 
     def next_run(self, delivery_id: str) -> int:
         """Return a new pipeline run number for the delivery."""

@@ -130,6 +130,19 @@ def test_deliveries_expire_after_the_retention_and_leave_the_listing(
     assert 0 < redis_client.ttl(delivery_key("d-new-1")) <= 2 * 86400
 
 
+def test_a_task_finishing_after_its_delivery_expired_writes_no_partial_record(
+    redis_client: redis.Redis,
+) -> None:
+    store = DeliveryStore(redis_client)
+    record(store, "d-kept-1")
+    store.update("d-kept-1", first_note="NOTE1")
+    assert store.get("d-kept-1")["first_note"] == "NOTE1"  # type: ignore[index]
+    redis_client.delete(delivery_key("d-kept-1"))  # as its retention would
+    store.update("d-kept-1", evidence_note="NOTE2")
+    assert not redis_client.exists(delivery_key("d-kept-1"))
+    assert store.load("d-kept-1") is None  # not a record of one field, with no id to load
+
+
 def test_the_index_is_trimmed_by_deliveries_whose_id_ends_in_0(redis_client: redis.Redis) -> None:
     store = DeliveryStore(redis_client, retention=timedelta(days=2))
     redis_client.zadd(INDEX_KEY, {"d-past": (datetime.now(UTC) - timedelta(days=3)).timestamp()})
