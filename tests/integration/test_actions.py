@@ -625,13 +625,14 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
         kill_worker(first)
         assert action_notes(pagerduty, incident) == []
         fresh.engine.action_delay = 0.0
+        # Started now, while the time limit passes: it takes what is given back.
+        second = start_worker(env, log, "kill-second")
         wait_for(
             lambda: give_back_held(
                 redis_client, "kill-first", int(env["RESPONDER_TASK_TIME_LIMIT"])
             ),
             what="the killed worker's messages, past the time limit, to be given back",
         )
-        second = start_worker(env, log, "kill-second")
         note = wait_note(pagerduty, incident, "outcome UNKNOWN")
     finally:
         for worker in (first, second):

@@ -223,13 +223,14 @@ def test_a_worker_killed_after_the_server_took_the_email_sends_it_again_with_its
         kill_worker(first)
         state = redis_client.get("responder:effect:email:PKILL:desk_alert") or b""
         assert state.startswith(b"pending")  # the worker never learnt of the 250
+        # Started now, while the time limit passes: it takes what is given back.
+        second = start_worker(kill_env, log, "kill-second", concurrency=3)
         wait_for(
             lambda: give_back_held(
                 redis_client, "kill-first", int(LIMITS["RESPONDER_TASK_TIME_LIMIT"])
             ),
             what="the killed worker's messages, past the time limit, to be given back",
         )
-        second = start_worker(kill_env, log, "kill-second", concurrency=3)
         wait_for(lambda: len(mailbox.to(DESK)) >= 2, what="the e-mail sent again")
         wait_for(
             lambda: (redis_client.get("responder:effect:email:PKILL:desk_alert") or b"").startswith(

@@ -466,13 +466,14 @@ def test_a_worker_killed_between_slacks_post_and_its_once_record_does_not_post_t
         wait_for(lambda: slack.parents(INCIDENTS, f"[ref slack:{incident}/parent]"),
                  what="Slack to post the parent")  # fmt: skip
         kill_worker(first)  # before the answer, so before the once-record
+        # Started now, while the time limit passes: it takes what is given back.
+        second = start_worker(kill_env, log, "kill-second", concurrency=3)
         wait_for(
             lambda: give_back_held(
                 redis_client, "kill-first", int(LIMITS["RESPONDER_TASK_TIME_LIMIT"])
             ),
             what="the killed worker's messages, past the time limit, to be given back",
         )
-        second = start_worker(kill_env, log, "kill-second", concurrency=3)
         parent = parent_of(slack, incident)
         wait_for(lambda: any(" evidence: " in m.text for m in slack.replies(parent)),
                  what="the fresh worker to go on in the thread")  # fmt: skip

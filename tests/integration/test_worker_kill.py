@@ -71,13 +71,14 @@ def test_kill_9_mid_pipeline_then_a_fresh_worker_posts_one_evidence_note(
         wait_for(lambda: len(pagerduty.notes_for(incident)) >= 1, what="the first-response note")
         kill_worker(first)  # mid-pipeline: the collectors are running
         assert len(pagerduty.notes_for(incident)) == 1, "evidence came before the kill"
+        # Started now, while the time limit passes: it takes what is given back.
+        second = start_worker(kill_env, log, "kill-second", concurrency=3)
         wait_for(
             lambda: give_back_held(
                 redis_client, "kill-first", int(LIMITS["RESPONDER_TASK_TIME_LIMIT"])
             ),
             what="the killed worker's messages, past the time limit, to be given back",
         )
-        second = start_worker(kill_env, log, "kill-second", concurrency=3)
         wait_for(
             lambda: delivery(kill_receiver, delivery_id)["pipeline"] == "done",
             timeout=90,
