@@ -782,8 +782,19 @@ class Voice:
 
         The samples take every branch of the built-in templates; rendering catches a misspelt
         attribute on the paths they take, and the names each template uses are compared with
-        those its note passes, which catches a misspelt name in any branch.
+        those its note passes, which catches a misspelt name in any branch. A process checks
+        the same policy with the same override sources once (every runtime asks).
         """
+        key = (id(self.policy), self.overrides, _override_sources(self.overrides))
+        if (kept := _CHECKED.get(key)) is not None and kept[0] is self.policy:
+            return list(kept[1])
+        problems = self._check()
+        if len(_CHECKED) >= 64:  # a long-lived process meets few policies; tests meet many
+            del _CHECKED[next(iter(_CHECKED))]
+        _CHECKED[key] = (self.policy, tuple(problems))  # the policy kept: its id stays its own
+        return problems
+
+    def _check(self) -> list[str]:
         problems = []
         known = {p.name for p in TEMPLATES.glob("*.j2") if not p.name.startswith("_")}
         if self.overrides:
@@ -1323,6 +1334,23 @@ class _CompiledTemplates(jinja2.BytecodeCache):
 
 
 _COMPILED = _CompiledTemplates()
+# Voice.check's answers: (id of the policy, override folder, its sources) -> (policy, problems).
+_CheckKey = tuple[int, str, tuple[tuple[str, str], ...] | None]
+_CHECKED: dict[_CheckKey, tuple[Policy, tuple[str, ...]]] = {}
+
+
+def _override_sources(folder: str) -> tuple[tuple[str, str], ...] | None:
+    """Return (name, text) of every file of an override folder; None when it is not one."""
+    if not folder:
+        return ()
+    path = Path(folder)
+    if not path.is_dir():
+        return None
+    return tuple(
+        (p.name, p.read_text(encoding="utf-8", errors="replace"))
+        for p in sorted(path.iterdir())
+        if p.is_file()
+    )
 
 
 @lru_cache(maxsize=512)  # a template's source is checked by every Voice.check of a process

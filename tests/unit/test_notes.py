@@ -584,3 +584,14 @@ def test_a_folder_that_cannot_keep_compiled_templates_leaves_them_in_memory(tmp_
     env = _environment(jinja2.DictLoader({"t.txt.j2": "hi"}), _CompiledTemplates(not_a_folder))
     assert env.get_template("t.txt.j2").render() == "hi"
     assert env.get_template("t.txt.j2").render() == "hi"
+
+
+def test_a_check_kept_for_the_same_sources_is_done_again_once_an_override_changes(
+    tmp_path,
+) -> None:
+    (tmp_path / "closing.txt.j2").write_text("Resolved")
+    assert Voice(POLICY, str(tmp_path)).check() == []
+    assert Voice(POLICY, str(tmp_path)).check() == []  # the same sources: the kept answer
+    (tmp_path / "closing.txt.j2").write_text("{{ nosuch }}")
+    (problem,) = Voice(POLICY, str(tmp_path)).check()
+    assert "closing.txt.j2: uses 'nosuch'" in problem
