@@ -610,6 +610,7 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
     redis_client.delete(KILL_QUEUE, f"{KILL_QUEUE}-actions", f"{KILL_QUEUE}-urgent")
     incident = pagerduty.add_incident("actions-killed")
     fresh.engine.action_delay = 8.0  # the restart is in flight when the worker dies
+    restarted = container(fresh, "risk-manager").restarts
     log = tmp_path / "workers.log"
     first = start_worker(env, log, "kill-first")
     second = None
@@ -639,6 +640,13 @@ def test_a_worker_killed_mid_action_does_not_run_it_again_and_says_the_outcome_i
             if worker is not None:
                 stop_worker(worker)
         redis_client.delete(KILL_QUEUE, f"{KILL_QUEUE}-actions", f"{KILL_QUEUE}-urgent")
+        # The dead worker's request is still at the engine, asleep for action_delay: once this
+        # test ended sooner than that, its restart landed in the next test, which had just
+        # made the container exit, and found it running.
+        wait_for(
+            lambda: container(fresh, "risk-manager").restarts > restarted,
+            what="the restart in flight at the engine to end",
+        )
     assert "outcome UNKNOWN: the worker running it stopped after it began to act" in note
     assert "It is not run again." in note
     assert "- health ok at http://127.0.0.1:" in note

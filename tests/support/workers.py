@@ -84,10 +84,14 @@ def kill_worker(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=STOP_SECONDS)
 
 
-def give_back_held(client: redis.Redis, name: str, time_limit: float) -> list[str]:
+def give_back_held(client: redis.Redis, name: str, time_limit: float) -> bool:
     """Give back what the dead worker `name` held, as beat's `recover` does once its heartbeat
-    has expired, but only messages delivered over `time_limit` seconds ago; return the queues
-    they went back to (none yet: poll it with wait_for).
+    has expired, but only messages delivered over `time_limit` seconds ago; return True once
+    every message it held is back (poll it with wait_for).
+
+    Every one, not the first: a worker may take a message moments before it dies, which comes
+    of age a poll or two after the others; given back alone, those others would leave it held
+    for ever (a kill test's fresh worker waited 90 s for a `gather` left so).
 
     Not sooner: a task comes back to a second worker only once the dead attempt is past its hard
     time limit, the invariant kombu's visibility timeout (above every time limit) and `recover`
@@ -98,4 +102,8 @@ def give_back_held(client: redis.Redis, name: str, time_limit: float) -> list[st
     client.delete(worker_marks.worker_key(f"{name}@{socket.gethostname()}"))
     # reclaim_orphans takes messages delivered GRACE_SECONDS before the `now` it is given.
     now = time.time() + recovery.GRACE_SECONDS - (time_limit + 1)  # +1: delivered, then begun
-    return recovery.reclaim_orphans(client, now)
+    recovery.reclaim_orphans(client, now)
+    # What a living worker took is in its heartbeat within HEARTBEAT_SECONDS; the rest is the
+    # dead worker's, not yet of age.
+    unacked = {tag.decode() for tag in client.hkeys(recovery.UNACKED_KEY)}
+    return not unacked - recovery.live_tags(client)
