@@ -62,9 +62,12 @@ def requeue_stalled(rt: Runtime, send: SendTask, now: float) -> int:
 def requeue(rt: Runtime, send: SendTask, delivery_id: str, pipeline: str) -> None:
     """Send a stalled delivery's next task again, or fail it after MAX_REQUEUES tries."""
     delivery = rt.deliveries.load(delivery_id)
-    classification = delivery.classification if delivery else None
+    if delivery is None:  # expired since it was listed: counting a requeue would make a stub
+        log.info("delivery %s is no longer kept: nothing to queue again", delivery_id)
+        return
+    classification = delivery.classification
     queue = queue_for(rt.settings.queue, classification.priority if classification else None)
-    runs = delivery.runs if delivery else 1
+    runs = delivery.runs
     tries = rt.deliveries.count_requeue(delivery_id)
     if tries > MAX_REQUEUES:
         why = f"stalled {pipeline} {MAX_REQUEUES} times with no task behind it"
@@ -74,7 +77,7 @@ def requeue(rt: Runtime, send: SendTask, delivery_id: str, pipeline: str) -> Non
         rt.dead_letters.add(replace(letter, delivery_id=delivery_id, step="pipeline"))
         log.error("delivery %s %s: dead-lettered", delivery_id, why)
         return
-    run_id = delivery.run_id if delivery else ""
+    run_id = delivery.run_id
     if pipeline == "running" and run_id and rt.deliveries.effect_done(run_id, "fanout"):
         send(GATHER, [run_id], queue)
     else:

@@ -8,7 +8,9 @@ a worker starts, never a blank in a note at 3 a.m.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -790,7 +792,7 @@ class Voice:
             return list(kept[1])
         problems = self._check()
         if len(_CHECKED) >= 64:  # a long-lived process meets few policies; tests meet many
-            del _CHECKED[next(iter(_CHECKED))]
+            _CHECKED.pop(next(iter(_CHECKED), None), None)  # type: ignore[arg-type]
         _CHECKED[key] = (self.policy, tuple(problems))  # the policy kept: its id stays its own
         return problems
 
@@ -1308,8 +1310,10 @@ class _CompiledTemplates(jinja2.BytecodeCache):
         elif (disk := self._on_disk()) is not None:
             try:
                 disk.load_bytecode(bucket)  # a stale or foreign file leaves the bucket empty
-            except OSError as exc:
-                log.debug("compiled template not read from disk: %s", exc)
+            except Exception as exc:  # a damaged file (pickle's, marshal's errors) must cost
+                # a compile, never a note: it is written over below.
+                log.info("compiled template not read from disk, compiled again: %s", exc)
+                bucket.reset()
             if bucket.code is not None:
                 self._code[bucket.key] = bucket.bytecode_to_string()
 
@@ -1327,7 +1331,7 @@ class _CompiledTemplates(jinja2.BytecodeCache):
             self._disk_tried = True
             try:
                 folder = None if self._folder is None else str(self._folder)
-                self._disk = jinja2.FileSystemBytecodeCache(folder)
+                self._disk = jinja2.FileSystemBytecodeCache(folder, _cache_file_pattern())
             except (OSError, RuntimeError) as exc:  # Jinja2 found no folder it deems safe
                 log.info("compiled templates are kept in memory only: %s", exc)
         return self._disk
@@ -1339,6 +1343,22 @@ _CheckKey = tuple[int, str, tuple[tuple[str, str], ...] | None]
 _CHECKED: dict[_CheckKey, tuple[Policy, tuple[str, ...]]] = {}
 
 
+def _cache_file_pattern() -> str:
+    """Return the name of a compiled template's file: its key, after what compiled it.
+
+    Jinja2 keys a compiled template on its name, file and source only; the versions of Jinja2
+    and Python and the environment's options go in the name too, so that code compiled by an
+    older install, or with other options, is never run after an upgrade in place.
+    """
+    env = _environment(jinja2.DictLoader({}), None)
+    made_by = (
+        jinja2.__version__, sys.version, env.trim_blocks, env.lstrip_blocks,
+        env.keep_trailing_newline, env.autoescape("t.html.j2"), env.autoescape("t.txt.j2"),
+        sorted(env.filters), env.undefined.__name__,
+    )  # fmt: skip
+    return f"responder-{hashlib.sha256(repr(made_by).encode()).hexdigest()[:16]}-%s.cache"
+
+
 def _override_sources(folder: str) -> tuple[tuple[str, str], ...] | None:
     """Return (name, text) of every file of an override folder; None when it is not one."""
     if not folder:
@@ -1346,11 +1366,15 @@ def _override_sources(folder: str) -> tuple[tuple[str, str], ...] | None:
     path = Path(folder)
     if not path.is_dir():
         return None
-    return tuple(
-        (p.name, p.read_text(encoding="utf-8", errors="replace"))
-        for p in sorted(path.iterdir())
-        if p.is_file()
-    )
+    sources = []
+    for file in sorted(path.rglob("*")):  # templates may include others from subfolders
+        name = file.relative_to(path).as_posix()
+        try:
+            if file.is_file():
+                sources.append((name, file.read_text(encoding="utf-8", errors="replace")))
+        except OSError as exc:  # an unreadable README beside them: its reason, not a crash
+            sources.append((name, f"(unreadable: {exc})"))
+    return tuple(sources)
 
 
 @lru_cache(maxsize=512)  # a template's source is checked by every Voice.check of a process
@@ -1373,7 +1397,7 @@ def _parser() -> jinja2.Environment:
 
 
 def _environment(
-    loader: jinja2.BaseLoader, compiled: jinja2.BytecodeCache = _COMPILED
+    loader: jinja2.BaseLoader, compiled: jinja2.BytecodeCache | None = _COMPILED
 ) -> jinja2.Environment:
     """Return a plain-text Jinja2 environment with the responder's filters."""
     env = jinja2.Environment(

@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import jinja2
+import jinja2.bccache
 import pytest
 
 from collectors.contract import Evidence, Status
@@ -595,3 +596,15 @@ def test_a_check_kept_for_the_same_sources_is_done_again_once_an_override_change
     (tmp_path / "closing.txt.j2").write_text("{{ nosuch }}")
     (problem,) = Voice(POLICY, str(tmp_path)).check()
     assert "closing.txt.j2: uses 'nosuch'" in problem
+
+
+def test_a_damaged_compiled_template_on_disk_is_compiled_again_and_written_over(
+    tmp_path,
+) -> None:
+    loader = jinja2.DictLoader({"t.txt.j2": "hello {{ name }}"})
+    _environment(loader, _CompiledTemplates(tmp_path)).get_template("t.txt.j2")
+    (kept,) = tmp_path.glob("*.cache")
+    kept.write_bytes(jinja2.bccache.bc_magic + b"not a pickle, not code")
+    later = _environment(loader, _CompiledTemplates(tmp_path))
+    assert later.get_template("t.txt.j2").render(name="z") == "hello z"
+    assert kept.read_bytes() != jinja2.bccache.bc_magic + b"not a pickle, not code"
