@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tasks.gateways.bundle_store import BundleStoreError
+from tasks.gateways.bundle_store import BundleStoreError, local_names
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,30 @@ def publish_bundle(
     return ""
 
 
-def fetch_bundle(rt: Runtime, bundle_id: str, folder: Path) -> frozenset[str]:
-    """Copy into `folder` what other hosts published of the bundle; return the names the
-    shared store holds of it (none: a store on this host's disk, or one that did not answer)."""
+def fetch_bundle(rt: Runtime, bundle_id: str, folder: Path) -> dict[str, int]:
+    """Copy into `folder` what other hosts published of the bundle; return the size of each
+    file the shared store holds of it (none: a store on this host's disk, or one that did not
+    answer)."""
     if not rt.bundles.shared:
-        return frozenset()
+        return {}
     try:
-        return frozenset(rt.bundles.fetch(bundle_id, folder))
+        return rt.bundles.fetch(bundle_id, folder)
     except BundleStoreError as exc:
         log.warning("bundle %s: other hosts' files not fetched: %s", bundle_id, rt.redact(str(exc)))
-        return frozenset()
+        return {}
+
+
+def not_in_store(folder: Path, in_store: Mapping[str, int], always: Iterable[str]) -> list[str]:
+    """Return the files of `folder` the store lacks, or holds at another size, and `always`.
+
+    Sizes, not only names: a collector retried on this host rewrote its files, and if its own
+    upload was refused the store still holds the first attempt's.
+    """
+    return [
+        name
+        for name in local_names(folder)
+        if name in always or in_store.get(name) != (folder / name).stat().st_size
+    ]
 
 
 def stranded(folder: Path, why: str) -> dict[str, str]:

@@ -86,9 +86,9 @@ class BundleStore(Protocol):
         """Copy the named files (all when None) of a local folder into the store."""
         ...
 
-    def fetch(self, bundle_id: str, folder: Path) -> list[str]:
+    def fetch(self, bundle_id: str, folder: Path) -> dict[str, int]:
         """Copy into `folder` the bundle's files it lacks (other hosts' collectors); return the
-        names of every file the store holds of the bundle, sorted."""
+        size of every file the store holds of the bundle, by name."""
         ...
 
     def open(self, bundle_id: str, name: str) -> StoredFile | None:
@@ -141,11 +141,11 @@ class LocalBundles:
             (target / file_key(name)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / name, target / name)
 
-    def fetch(self, bundle_id: str, folder: Path) -> list[str]:
+    def fetch(self, bundle_id: str, folder: Path) -> dict[str, int]:
         """Copy missing files from the store's folder (none when it is `folder` itself); return
-        the names it holds."""
+        the sizes of the files it holds."""
         source = bundle_path(self.root, bundle_id)
-        held = local_names(source)
+        held = {name: (source / name).stat().st_size for name in local_names(source)}
         if folder.resolve() == source.resolve():
             return held
         for name in held:
@@ -224,11 +224,11 @@ class S3Bundles:
         if refused:
             raise BundleStoreError(f"file names not fit for a key, left out: {refused!r}")
 
-    def fetch(self, bundle_id: str, folder: Path) -> list[str]:
-        """Download the bundle's files that `folder` lacks; return the names the store holds."""
-        with _store_errors(f"listing {folder_key(self.prefix, bundle_id)}"):
-            held = self.names(bundle_id)
-        for name in held:
+    def fetch(self, bundle_id: str, folder: Path) -> dict[str, int]:
+        """Download the bundle's files that `folder` lacks; return the sizes the store holds."""
+        prefix = folder_key(self.prefix, bundle_id)
+        held = {key[len(prefix) :]: size for key, _, size in self._objects(prefix)}
+        for name in sorted(held):
             if (folder / name).exists():
                 continue
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -276,24 +276,24 @@ class S3Bundles:
     def names(self, bundle_id: str) -> list[str]:
         """List the bundle's objects, as names relative to its key."""
         folder = folder_key(self.prefix, bundle_id)
-        return sorted(key[len(folder) :] for key, _ in self._objects(folder))
+        return sorted(key[len(folder) :] for key, _, _ in self._objects(folder))
 
-    def _objects(self, prefix: str) -> Iterator[tuple[str, float]]:
-        """Yield (key, last modified as Unix time) of every object under `prefix`."""
+    def _objects(self, prefix: str) -> Iterator[tuple[str, float, int]]:
+        """Yield (key, last modified as Unix time, size) of every object under `prefix`."""
         with _store_errors(f"listing {prefix or 'the bucket'}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield item["Key"], item["LastModified"].timestamp()
+                    yield item["Key"], item["LastModified"].timestamp(), int(item["Size"])
 
     def prune(self, cutoff: float) -> int:
         """Delete every bundle whose newest object was written before `cutoff`."""
         root = f"{self.prefix}/" if self.prefix else ""
         newest: dict[str, float] = {}
         keys: dict[str, list[str]] = {}
-        for key, modified in self._objects(root):
+        for key, modified, _ in self._objects(root):
             bundle_id = key[len(root) :].split("/", 1)[0]
             newest[bundle_id] = max(newest.get(bundle_id, 0.0), modified)
             keys.setdefault(bundle_id, []).append(key)

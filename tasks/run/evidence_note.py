@@ -13,8 +13,8 @@ from tasks.actions import approval
 from tasks.evidence import bundle
 from tasks.evidence.collect import collect_into_bundle
 from tasks.evidence.links import bundle_location
-from tasks.evidence.shared_bundle import fetch_bundle, publish_bundle, stranded
-from tasks.gateways.bundle_store import bundle_path, local_names
+from tasks.evidence.shared_bundle import fetch_bundle, not_in_store, publish_bundle, stranded
+from tasks.gateways.bundle_store import bundle_path
 from tasks.pagerduty.notes import post_note_once
 from tasks.run.proposals import propose_actions
 from tasks.run.state import RunState, load_run, record_failure
@@ -106,7 +106,7 @@ def finish_run(
     bundle.write_manifest(folder, header, entries, now, rt.voice.bundle_index)
     # What the store lacks, before the note: the manifest just written and any file a collector
     # could not publish; not again what collectors published or what was just fetched.
-    lacking = [n for n in local_names(folder) if n not in in_store or n in bundle.MANIFEST_FILES]
+    lacking = not_in_store(folder, in_store, always=bundle.MANIFEST_FILES)
     # A store that refuses the bundle never costs the note: the note says where it is instead.
     place = stranded(folder, why) if (why := publish_bundle(rt, folder, run_id, lacking)) else None
     where = f"{place['host']}:{place['path']}" if place else rt.bundles.location(run_id)

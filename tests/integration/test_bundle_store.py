@@ -86,8 +86,13 @@ def test_a_published_bundle_is_listed_opened_tailed_fetched_and_pruned(
     other_host = tmp_path / "other" / "r1"
     (other_host / "docker").mkdir(parents=True)
     (other_host / "docker" / "api.log").write_text("this host's own copy")
-    # Every name the store holds comes back; only the ones this host lacked were copied.
-    assert store.fetch("r1", other_host) == ["docker/api.log", "empty.txt", "manifest.json"]
+    # Every file the store holds comes back with its size; only the ones this host lacked
+    # were copied.
+    assert store.fetch("r1", other_host) == {
+        "docker/api.log": len("".join(f"line {n}\n" for n in range(1000))),
+        "empty.txt": 0,
+        "manifest.json": len('{"bundle_id": "r1"}'),
+    }
     assert (other_host / "docker" / "api.log").read_text() == "this host's own copy"
     assert (other_host / "manifest.json").read_text() == '{"bundle_id": "r1"}'
 

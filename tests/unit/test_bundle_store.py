@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks.evidence.links import bundle_location
+from tasks.evidence.shared_bundle import not_in_store
 from tasks.gateways.bundle_store import (
     LocalBundles,
     S3Bundles,
@@ -218,3 +219,23 @@ def test_a_bundle_the_store_refused_is_noted_with_its_host_path_and_why() -> Non
     assert "Incident page: https://r/incidents/P1?sig=1" in note
     stored = voice.evidence(classification, "X", [], "https://r/incidents/P1?sig=1")
     assert "NOT in the shared" not in stored and "Incident page: https://r/" in stored
+
+
+def test_the_finish_uploads_what_the_store_lacks_or_holds_at_another_size(tmp_path: Path) -> None:
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "api.log").write_text("the second attempt's log")  # rewritten here
+    (tmp_path / "redis.txt").write_text("published by its collector")
+    (tmp_path / "other-host.txt").write_text("fetched from the store")
+    (tmp_path / "refused.txt").write_text("its collector's upload was refused")
+    (tmp_path / "manifest.json").write_text("{}")
+    in_store = {
+        "docker/api.log": len("the first attempt's"),
+        "redis.txt": len("published by its collector"),
+        "other-host.txt": len("fetched from the store"),
+        "manifest.json": 2,  # an earlier finish's: written again all the same
+    }
+    assert not_in_store(tmp_path, in_store, always=("manifest.json",)) == [
+        "docker/api.log",
+        "manifest.json",
+        "refused.txt",
+    ]
