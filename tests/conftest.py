@@ -102,7 +102,8 @@ def postgres_dsn() -> Iterator[str]:
     admin = os.environ.get("RESPONDER_TEST_POSTGRES_DSN", DEFAULT_TEST_POSTGRES_DSN)
     options = conninfo_to_dict(admin)
     where = f"{options.get('host', 'localhost')}:{options.get('port', 5432)}"  # no password
-    name = f"responder_test_{secrets.token_hex(4)}"
+    # The pid names whose it is: the processes of one run create and drop theirs at any time.
+    name = f"responder_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

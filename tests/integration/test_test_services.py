@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -23,14 +24,25 @@ from tests.support import PROJECT
 ADMIN = os.environ.get("RESPONDER_TEST_POSTGRES_DSN", DEFAULT_TEST_POSTGRES_DSN)
 
 
-def run_postgres_tests(dsn: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class InnerRun:
+    """A pytest run of the PostgreSQL tests: its process id, exit code and output."""
+
+    pid: int
+    returncode: int
+    stdout: str
+
+
+def run_postgres_tests(dsn: str) -> InnerRun:
     """Run the collector's PostgreSQL tests with RESPONDER_TEST_POSTGRES_DSN=dsn."""
-    return subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "postgres",
          "tests/integration/test_collectors.py"],
         cwd=PROJECT, env={**os.environ, "RESPONDER_TEST_POSTGRES_DSN": dsn},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as process:  # fmt: skip
+        output, _ = process.communicate(timeout=300)
+    return InnerRun(process.pid, process.returncode, output)
 
 
 def databases() -> set[str]:
@@ -54,11 +66,12 @@ def own_admin_database(postgres_dsn: str) -> Iterator[str]:
 def test_the_postgres_tests_create_their_database_and_drop_it_with_its_tables(
     own_admin_database: str,
 ) -> None:
-    before = databases()
     inner = run_postgres_tests(own_admin_database)
     assert inner.returncode == 0, inner.stdout[-3000:]
     assert "passed" in inner.stdout and "skipped" not in inner.stdout
-    assert databases() == before  # the inner run's database is gone
+    # The inner run's database (named after its process) is gone. Not "the same databases as
+    # before": the other processes of this run make and drop theirs meanwhile.
+    assert {d for d in databases() if d.startswith(f"responder_test_{inner.pid}_")} == set()
     with psycopg.connect(own_admin_database) as conn:
         tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         assert tables.fetchall() == []  # nothing was made in the database it was given
