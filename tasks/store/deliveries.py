@@ -131,7 +131,6 @@ return {starts and 1 or 0, encoded, pipeline}
 """
 
 
-# Set the effect's state to ARGV[2] only if it is still ARGV[1] ("" for none).
 # A task that finishes after its delivery's record expired (or was deleted) must not write a
 # record of only its own fields: no id to load it by, and no expiry, so kept for ever.
 _UPDATE_KEPT = """
@@ -139,6 +138,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[1], unpack(ARGV))
 """
 
+# Set the effect's state to ARGV[2] only if it is still ARGV[1] ("" for none).
 _CLAIM_ATTEMPT = """
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
