@@ -226,8 +226,7 @@ class S3Bundles:
 
     def fetch(self, bundle_id: str, folder: Path) -> dict[str, int]:
         """Download the bundle's files that `folder` lacks; return the sizes the store holds."""
-        prefix = folder_key(self.prefix, bundle_id)
-        held = {key[len(prefix) :]: size for key, _, size in self._objects(prefix)}
+        held = self._sizes(bundle_id)
         for name in sorted(held):
             if (folder / name).exists():
                 continue
@@ -275,8 +274,12 @@ class S3Bundles:
 
     def names(self, bundle_id: str) -> list[str]:
         """List the bundle's objects, as names relative to its key."""
+        return sorted(self._sizes(bundle_id))
+
+    def _sizes(self, bundle_id: str) -> dict[str, int]:
+        """Return the size of each of the bundle's objects, by name relative to its key."""
         folder = folder_key(self.prefix, bundle_id)
-        return sorted(key[len(folder) :] for key, _, _ in self._objects(folder))
+        return {key[len(folder) :]: size for key, _, size in self._objects(folder)}
 
     def _objects(self, prefix: str) -> Iterator[tuple[str, float, int]]:
         """Yield (key, last modified as Unix time, size) of every object under `prefix`."""
