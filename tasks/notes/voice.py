@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -1300,14 +1300,12 @@ class _CompiledTemplates(jinja2.BytecodeCache):
     def __init__(self, folder: str | Path | None = None) -> None:
         self._code: dict[str, bytes] = {}
         self._folder = folder
-        self._disk: jinja2.FileSystemBytecodeCache | None = None
-        self._disk_tried = False
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         """Fill `bucket` with the code compiled earlier for its template, if any."""
         if (code := self._code.get(bucket.key)) is not None:
             bucket.bytecode_from_string(code)
-        elif (disk := self._on_disk()) is not None:
+        elif (disk := self._on_disk) is not None:
             try:
                 disk.load_bytecode(bucket)  # a stale or foreign file leaves the bucket empty
             except Exception as exc:  # a damaged file (pickle's, marshal's errors) must cost
@@ -1320,21 +1318,20 @@ class _CompiledTemplates(jinja2.BytecodeCache):
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         """Keep the code just compiled for `bucket`'s template."""
         self._code[bucket.key] = bucket.bytecode_to_string()
-        if (disk := self._on_disk()) is not None:
+        if (disk := self._on_disk) is not None:
             try:
                 disk.dump_bytecode(bucket)
             except OSError as exc:  # a full or read-only disk: compiled again next start
                 log.debug("compiled template not kept on disk: %s", exc)
 
+    @cached_property  # made at the first template, once: a refused folder is not tried again
     def _on_disk(self) -> jinja2.FileSystemBytecodeCache | None:
-        if not self._disk_tried:
-            self._disk_tried = True
-            try:
-                folder = None if self._folder is None else str(self._folder)
-                self._disk = jinja2.FileSystemBytecodeCache(folder, _cache_file_pattern())
-            except (OSError, RuntimeError) as exc:  # Jinja2 found no folder it deems safe
-                log.info("compiled templates are kept in memory only: %s", exc)
-        return self._disk
+        try:
+            folder = None if self._folder is None else str(self._folder)
+            return jinja2.FileSystemBytecodeCache(folder, _cache_file_pattern())
+        except (OSError, RuntimeError) as exc:  # Jinja2 found no folder it deems safe
+            log.info("compiled templates are kept in memory only: %s", exc)
+            return None
 
 
 _COMPILED = _CompiledTemplates()
