@@ -20,7 +20,15 @@ import pytest
 import requests
 
 from tasks.evidence.links import incident_link
-from tests.support import LINK_SECRET, PROJECT, TOKEN, answers_health, sample_payload, wait_for
+from tests.support import (
+    LINK_SECRET,
+    PROJECT,
+    TOKEN,
+    answers_health,
+    sample_payload,
+    stop_server,
+    wait_for,
+)
 
 QUEUE = "responder-slow-clients-test"  # no worker: nothing here runs
 SLOW_HEAD = (
@@ -89,8 +97,7 @@ def start_server(
     for process in processes:
         # Quick shutdown (SIGQUIT): a graceful one waits out graceful_timeout, 10 s, for the
         # greenlets still reading the slow bodies these tests leave behind.
-        process.send_signal(signal.SIGQUIT)
-        process.wait(timeout=30)
+        stop_server(process, signal.SIGQUIT)
     redis_client.delete(QUEUE)
 
 

@@ -6,6 +6,7 @@ Fixtures live in `tests/conftest.py`; everything here is plain code any test may
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -61,9 +62,10 @@ def answers_health(url: str, process: subprocess.Popen[bytes] | None = None, log
         return False
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server a test started: SIGTERM, then SIGKILL if it is still there after 60 s."""
-    process.terminate()
+def stop_server(process: subprocess.Popen[bytes], how: signal.Signals = signal.SIGTERM) -> None:
+    """Stop a server a test started: `how` (gunicorn: SIGTERM graceful, SIGQUIT quick), then
+    SIGKILL if it is still there after 60 s."""
+    process.send_signal(how)
     try:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
