@@ -30,14 +30,9 @@ def names() -> tuple[str, str]:
 def figures(tmp_path_factory: pytest.TempPathFactory, names: tuple[str, str]) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("failover") / "figures.json"
     prefix, net = names
-    # The drain ends as soon as everything is noted and the queues are empty; its deadline is
-    # the bench's own, past the pipeline lease (120 s). With 40 s, one run in eight here ended
-    # with a delivery still running (and an ack the failover made fail in the survivor's log):
-    # work the cut took with it comes back by `recover` or, at the latest, by the requeue of a
-    # delivery whose lease has passed (tasks/requeue.py), which 40 s did not wait for.
     command = [
         sys.executable, "-m", "bench.failover", "--deliveries", "200", "--seconds", "15",
-        "--groups", "20", "--cut-at", "5", "--drain-timeout", "240", "--prefix", prefix,
+        "--groups", "20", "--cut-at", "5", "--drain-timeout", "40", "--prefix", prefix,
         "--net", net, "--json", str(out),
     ]  # fmt: skip
     try:
